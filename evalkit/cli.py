@@ -1,0 +1,97 @@
+"""The `evalkit` command line.
+
+Exit codes are a contract for CI: 0 = ran (and every gate passed), 1 = a gate failed,
+2 = bad input or usage, reported as one line naming the file and the key or line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from evalkit import __version__
+from evalkit.console import console
+from evalkit.errors import EvalkitError
+
+DEFAULT_SUITE = Path("suites/default.yaml")
+EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors exit 2 through the same one-line path as every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise EvalkitError(f"usage: {message} (see `evalkit {self.prog.split()[-1]} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="evalkit", description="Preference evaluation for DPO checkpoints.")
+    parser.add_argument("--version", action="version", version=f"evalkit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    bench = commands.add_parser("bench", help="run a suite: build, train, score, write results and reports")
+    bench.add_argument(
+        "suite", nargs="?", type=Path, default=DEFAULT_SUITE, help=f"suite file (default {DEFAULT_SUITE})"
+    )
+    bench.add_argument("--out", type=Path, help="output directory (default: the suite's output_dir)")
+
+    report = commands.add_parser("report", help="render the reports of a results.json (no model needed)")
+    report.add_argument("results", type=Path, help="a results.json written by `evalkit bench`")
+    report.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "bench":
+            return _bench(args.suite, args.out)
+        return _report(args.results, args.out)
+    except EvalkitError as error:
+        console.print(f"[red]evalkit: error:[/red] {error}", soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        console.print("evalkit: interrupted; earlier outputs are left as they were")
+        return 130
+
+
+def _bench(suite: Path, out: Path | None) -> int:
+    _quiet_libraries()
+    from evalkit.bench import run_bench  # imports torch; `report` must not
+
+    run_bench(suite, out)
+    return EXIT_OK
+
+
+def _report(results_path: Path, out: Path | None) -> int:
+    from evalkit.report import write_reports
+    from evalkit.results import read_results
+
+    result = read_results(results_path)
+    for path in write_reports(result, out or results_path.parent):
+        console.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _quiet_libraries() -> None:
+    """Keep the terminal for evalkit's own progress: library progress bars and info logs off."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    import transformers
+
+    # Deprecation notices raised inside transformers by TRL's own calls: nothing a user can act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
+def entrypoint() -> None:
+    sys.exit(main())

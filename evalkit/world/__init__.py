@@ -1,0 +1,96 @@
+"""The embedded tiny world: everything `make bench` needs, built offline from a seed.
+
+`build_world` writes, under the spec's `dir`:
+- `base/`: a tokenizer with a chat template and a tiny base model (HF format, safetensors);
+- `pairs/train.jsonl` and `pairs/eval.jsonl`: a seeded, subset-stratified split of the pairs;
+- `world.json`: the settings it was built from. A later build with the same settings reuses
+  the directory; different settings rebuild it. The build happens in a sibling temporary
+  directory that is renamed into place, so an interrupted build never leaves a half world.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from evalkit.config import WorldSpec
+from evalkit.console import console
+from evalkit.data import Message, Text, split_pairs, write_pairs
+from evalkit.scoring import chat_token_ids
+from evalkit.world.model import build_model, pretrain
+from evalkit.world.pairs import generate_pairs
+from evalkit.world.tokenizer import train_tokenizer
+
+# Bump when the generator, tokenizer or pretraining changes, so cached worlds are rebuilt.
+WORLD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class World:
+    """Paths of a built world."""
+
+    dir: Path
+    base_model: Path
+    train_pairs: Path
+    eval_pairs: Path
+
+
+def world_paths(directory: Path) -> World:
+    return World(
+        dir=directory,
+        base_model=directory / "base",
+        train_pairs=directory / "pairs" / "train.jsonl",
+        eval_pairs=directory / "pairs" / "eval.jsonl",
+    )
+
+
+def build_world(spec: WorldSpec) -> World:
+    """Build the world described by `spec`, or reuse the cached one built from the same settings."""
+    world = world_paths(spec.dir)
+    manifest = {"format": WORLD_FORMAT, "spec": spec.model_dump(mode="json", exclude={"dir"})}
+    manifest_path = spec.dir / "world.json"
+    if manifest_path.is_file() and json.loads(manifest_path.read_text()).get("build") == manifest:
+        console.print(f"[dim]tiny world: reusing {spec.dir}[/dim]")
+        return world
+
+    started = time.perf_counter()
+    staging = spec.dir.with_name(f".{spec.dir.name}.building")
+    shutil.rmtree(staging, ignore_errors=True)
+    staged = world_paths(staging)
+
+    pairs = generate_pairs(spec.pairs_per_subset, spec.seed)
+    split = split_pairs(pairs, spec.eval_fraction, spec.seed)
+    write_pairs(split.train, staged.train_pairs)
+    write_pairs(split.held_out, staged.eval_pairs)
+
+    conversations = [_conversation(pair.prompt, reply) for pair in pairs for reply in (pair.chosen, pair.rejected)]
+    corpus = [message["content"] for conversation in conversations for message in conversation]
+    tokenizer = train_tokenizer(corpus, spec.vocab_size)
+    sequences = [chat_token_ids(tokenizer, conversation) for conversation in conversations]
+
+    torch.manual_seed(spec.seed)
+    model = build_model(tokenizer, spec.hidden_size, spec.num_layers)
+    final_loss = pretrain(model, sequences, spec.pretrain_steps, tokenizer.pad_token_id, spec.seed)
+    model.save_pretrained(staged.base_model)
+    tokenizer.save_pretrained(staged.base_model)
+
+    build = {"build": manifest, "pretrain_loss": round(final_loss, 4), "pairs": len(pairs)}
+    (staging / "world.json").write_text(json.dumps(build, indent=2) + "\n")
+    shutil.rmtree(spec.dir, ignore_errors=True)
+    spec.dir.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(spec.dir)
+    console.print(
+        f"tiny world: built {len(pairs)} pairs and a base model (loss {final_loss:.3f}) "
+        f"in {time.perf_counter() - started:.0f}s at {spec.dir}"
+    )
+    return world
+
+
+def _conversation(prompt: Text, reply: Text) -> list[Message]:
+    assert isinstance(prompt, list) and isinstance(reply, list), "world pairs are conversational"
+    return prompt + reply
