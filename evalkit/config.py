@@ -222,5 +222,10 @@ def _spec_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def _suggestion(name: str, known: list[str]) -> str:
+    """' (did you mean ...?)' for a near miss: a typo, or a key with an extra prefix or suffix
+    (`lora_alpha` for `alpha`, `rank` for `r`); empty when nothing is close."""
     close = difflib.get_close_matches(name, known, n=1)
+    if not close:
+        affixed = [k for k in known if name.startswith(k) or name.endswith(k) or k.startswith(name)]
+        close = sorted(affixed, key=len, reverse=True)[:1]
     return f" (did you mean {close[0]!r}?)" if close else ""

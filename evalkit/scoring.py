@@ -176,7 +176,8 @@ def _sequence_logps(
     targets = input_ids[:, 1:]  # (B, T-1)
     token_logps = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
     mask = completion_mask[:, 1:].to(device)  # (B, T-1)
-    sums = torch.where(mask.bool(), token_logps, 0.0).sum(dim=-1)  # (B,); where, not *, so padding never adds NaN
+    # `where`, not a product, so that padding can never add NaN; float64 sums keep the batch-size noise < 1e-6.
+    sums = torch.where(mask.bool(), token_logps.double(), 0.0).sum(dim=-1)  # (B,)
     return sums.cpu().double().tolist(), mask.sum(dim=-1).cpu().tolist()
 
 

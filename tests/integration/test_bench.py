@@ -1,0 +1,76 @@
+"""`evalkit bench` end to end on the embedded default suite, in a temporary directory."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evalkit.cli import main
+from evalkit.results import read_results
+
+DEFAULT_SUITE = Path(__file__).parents[2] / "suites" / "default.yaml"
+
+
+def relocated_default(tmp_path: Path, **overrides: dict) -> Path:
+    """The default suite with its world and outputs moved under `tmp_path`, and sections overridden."""
+    text = DEFAULT_SUITE.read_text()
+    text = text.replace(".evalkit/world", str(tmp_path / "world")).replace("reports/default", str(tmp_path / "out"))
+    raw = yaml.safe_load(text)
+    for section, values in overrides.items():
+        raw[section] |= values
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_reduced_default_suite_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = relocated_default(
+        tmp_path,
+        world={"pairs_per_subset": 16, "pretrain_steps": 60},
+        train={"epochs": 1},
+    )
+    assert main(["bench", str(suite)]) == 0
+    out = tmp_path / "out"
+    result = read_results(out / "results.json")
+
+    assert [m.name for m in result.models] == ["base", "aligned"]
+    assert [m.kind for m in result.models] == ["model", "adapter"]
+    assert result.datasets[0].n_pairs == 12 and result.datasets[0].subsets == ["arithmetic", "format", "helpfulness"]
+    assert result.training is not None and result.training.steps > 0
+    for metric in ("rewards/accuracies", "rewards/margins", "loss", "preference/accuracy"):
+        assert result.value("tinyworld", "aligned", metric) is not None
+        assert result.value("tinyworld", "aligned", metric, subset="format") is not None
+
+    rows = [json.loads(line) for line in (out / "pairs" / "tinyworld.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 * 12
+    aligned = [r for r in rows if r["model"] == "aligned"]
+    base = {r["id"]: r for r in rows if r["model"] == "base"}
+    for r in aligned:  # the aligned model's reference log-probs are the base model's own
+        assert r["ref_logp_chosen"] == base[r["id"]]["logp_chosen"]
+        assert r["margin"] == pytest.approx(r["reward_chosen"] - r["reward_rejected"])
+    assert "## tinyworld: headline (12 pairs)" in (out / "report.md").read_text()
+    assert "evalkit · default" in capsys.readouterr().err
+
+    # A second run reuses the cached world and gives the same numbers.
+    assert main(["bench", str(suite), "--out", str(tmp_path / "again")]) == 0
+    assert "tiny world: reusing" in capsys.readouterr().err
+    assert read_results(tmp_path / "again" / "results.json").metrics == result.metrics
+
+    # The report renders from a copied results.json alone.
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(out / "results.json", copy / "results.json")
+    assert main(["report", str(copy / "results.json")]) == 0
+    assert (copy / "report.md").read_text() == (out / "report.md").read_text()
+
+
+def test_full_default_suite_learns_the_preference(tmp_path: Path) -> None:
+    """The walking skeleton's promise, at full size: the base has no preference, DPO learns it."""
+    assert main(["bench", str(relocated_default(tmp_path))]) == 0
+    result = read_results(tmp_path / "out" / "results.json")
+    base_accuracy = result.value("tinyworld", "base", "preference/accuracy")
+    aligned_reward_accuracy = result.value("tinyworld", "aligned", "rewards/accuracies")
+    assert base_accuracy is not None and 0.35 <= base_accuracy <= 0.65
+    assert aligned_reward_accuracy is not None and aligned_reward_accuracy >= 0.8

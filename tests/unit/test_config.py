@@ -1,0 +1,115 @@
+from pathlib import Path
+
+import pytest
+
+from evalkit.config import Suite, load_suite, parse_suite
+from evalkit.errors import EvalkitError
+
+SUITES = sorted(Path(__file__).parents[2].joinpath("suites").glob("*.yaml"))
+
+MINIMAL = """
+name: demo
+output_dir: out
+datasets:
+  - name: d
+    path: pairs.jsonl
+models:
+  - name: base
+    path: models/base
+  - name: tuned
+    path: models/tuned
+reference: base
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_suite_loads_with_defaults(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path, MINIMAL))
+    assert suite.model_names == ["base", "tuned"]
+    assert suite.scoring.max_length == 1024
+    assert suite.scoring.beta == 0.1
+    assert suite.world is None and suite.train is None
+
+
+@pytest.mark.parametrize("path", SUITES, ids=[p.name for p in SUITES])
+def test_every_shipped_suite_validates(path: Path) -> None:
+    assert isinstance(load_suite(path), Suite)
+
+
+def test_unknown_top_level_key_names_file_key_and_suggestion(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "refrence: base\n")
+    with pytest.raises(EvalkitError) as error:
+        load_suite(path)
+    assert str(error.value) == f"{path}: refrence: unknown key (did you mean 'reference'?)"
+
+
+def test_unknown_nested_key_names_the_key_path(tmp_path: Path) -> None:
+    text = MINIMAL + "train:\n  base: base\n  output: tuned\n  data: t.jsonl\n  lora:\n    rank: 8\n"
+    with pytest.raises(EvalkitError, match=r"train\.lora\.rank: unknown key \(did you mean 'r'\?\)"):
+        load_suite(write(tmp_path, text))
+
+
+def test_unknown_key_inside_a_list_item(tmp_path: Path) -> None:
+    text = MINIMAL.replace("    path: models/base", "    path: models/base\n    dtyp: float32")
+    with pytest.raises(EvalkitError, match=r"models\.0\.dtyp: unknown key \(did you mean 'dtype'\?\)"):
+        load_suite(write(tmp_path, text))
+
+
+def test_enumerations_are_checked_at_load(tmp_path: Path) -> None:
+    text = MINIMAL.replace("    path: models/base", "    path: models/base\n    dtype: float8")
+    with pytest.raises(EvalkitError, match=r"models\.0\.dtype: .*'float32'"):
+        load_suite(write(tmp_path, text))
+
+
+def test_reference_must_name_a_model(tmp_path: Path) -> None:
+    with pytest.raises(EvalkitError, match=r"reference: no model named 'bsae' \(did you mean 'base'\?\)"):
+        load_suite(write(tmp_path, MINIMAL.replace("reference: base", "reference: bsae")))
+
+
+def test_duplicate_model_names_are_rejected() -> None:
+    raw = {
+        "name": "x",
+        "output_dir": "o",
+        "datasets": [{"name": "d", "path": "p.jsonl"}],
+        "models": [{"name": "m", "path": "a"}, {"name": "m", "path": "b"}],
+    }
+    with pytest.raises(EvalkitError, match="duplicate name 'm'"):
+        parse_suite(raw, source="s.yaml")
+
+
+def test_train_output_must_differ_from_base(tmp_path: Path) -> None:
+    text = MINIMAL + "train:\n  base: base\n  output: base\n  data: t.jsonl\n"
+    with pytest.raises(EvalkitError, match="train.output must differ from train.base"):
+        load_suite(write(tmp_path, text))
+
+
+def test_missing_required_key(tmp_path: Path) -> None:
+    with pytest.raises(EvalkitError, match=r"suite.yaml: name: required key is missing"):
+        load_suite(write(tmp_path, MINIMAL.replace("name: demo\n", "")))
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "name: demo\nmodels: [unclosed\n")
+    with pytest.raises(EvalkitError, match=rf"^{path}:\d+: invalid YAML"):
+        load_suite(path)
+
+
+def test_missing_file() -> None:
+    with pytest.raises(EvalkitError, match="nope.yaml: suite file not found"):
+        load_suite("nope.yaml")
+
+
+def test_top_level_must_be_a_mapping(tmp_path: Path) -> None:
+    with pytest.raises(EvalkitError, match="expected a mapping"):
+        load_suite(write(tmp_path, "- just\n- a list\n"))
+
+
+def test_peft_style_key_suggests_the_suite_key(tmp_path: Path) -> None:
+    text = MINIMAL + "train:\n  base: base\n  output: tuned\n  data: t.jsonl\n  lora:\n    lora_alpha: 16\n"
+    with pytest.raises(EvalkitError, match=r"train\.lora\.lora_alpha: unknown key \(did you mean 'alpha'\?\)"):
+        load_suite(write(tmp_path, text))
