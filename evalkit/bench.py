@@ -32,7 +32,6 @@ from evalkit.results import (
     SCHEMA_VERSION,
     DatasetInfo,
     Environment,
-    Metric,
     ModelInfo,
     RunResult,
     ScoringInfo,
@@ -96,9 +95,7 @@ def run_bench(suite_path: Path, output_dir: Path | None = None) -> RunResult:
         if loaded is not reference:
             del loaded  # one policy in memory at a time, beside the reference
 
-    metrics = [
-        Metric(**vars(m)) for name, rows in scores.items() for m in compute_metrics(name, rows, suite.scoring.beta)
-    ]
+    metrics = [m for name, rows in scores.items() for m in compute_metrics(name, rows, suite.scoring.beta)]
     dataset_infos = []
     for spec_d in suite.datasets:
         pairs_file = Path("pairs") / f"{spec_d.name}.jsonl"

@@ -14,10 +14,10 @@ With log-probs ℓ under the policy and ℓ_ref under the reference, for each pa
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
+from evalkit.results import Metric
 from evalkit.scoring import PairScore
 
 ALL_SUBSETS = "all"
@@ -36,22 +36,9 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
 """Direction of each metric; None where neither direction is good in itself."""
 
 
-@dataclass(frozen=True)
-class MetricValue:
-    """One number of the tidy metrics table."""
-
-    dataset: str
-    subset: str
-    model: str
-    metric: str
-    value: float
-    n: int
-    higher_is_better: bool | None
-
-
-def compute_metrics(dataset: str, scores: Sequence[PairScore], beta: float) -> list[MetricValue]:
+def compute_metrics(dataset: str, scores: Sequence[PairScore], beta: float) -> list[Metric]:
     """Metrics of every model in `scores`, over all pairs and per subset."""
-    out: list[MetricValue] = []
+    out: list[Metric] = []
     for model in dict.fromkeys(s.model for s in scores):
         rows = [s for s in scores if s.model == model]
         groups = {ALL_SUBSETS: rows}
@@ -59,7 +46,17 @@ def compute_metrics(dataset: str, scores: Sequence[PairScore], beta: float) -> l
             groups[name] = [s for s in rows if s.subset == name]
         for subset, members in groups.items():
             for metric, value in pooled_metrics(members, beta).items():
-                out.append(MetricValue(dataset, subset, model, metric, value, len(members), HIGHER_IS_BETTER[metric]))
+                out.append(
+                    Metric(
+                        dataset=dataset,
+                        subset=subset,
+                        model=model,
+                        metric=metric,
+                        value=value,
+                        n=len(members),
+                        higher_is_better=HIGHER_IS_BETTER[metric],
+                    )
+                )
     return out
 
 
