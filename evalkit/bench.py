@@ -1,12 +1,14 @@
 """The composition root: runs a suite from start to finish.
 
-This is the only module that loads real models. It wires the stages in pipeline order: build
-the tiny world (when the suite has one), train (when asked), score every model on every
-dataset, compute metrics, and write `results.json`, the per-pair scores and the reports.
+This is the only module that loads real models (through `checkpoints`). It wires the stages in
+pipeline order: build the tiny world (when the suite has one), train (when asked), score every
+model on every dataset, compute metrics, and write `results.json`, the per-pair scores and the
+reports. `evalkit score` uses the same `score_suite`.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib.metadata
 import json
@@ -16,15 +18,16 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from rich.table import Table
+from transformers import PreTrainedModel
 
 from evalkit import __version__
-from evalkit.config import DatasetSpec, ModelSpec, Suite, load_suite
+from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release
+from evalkit.config import DatasetSpec, Suite, load_suite
 from evalkit.console import console
-from evalkit.data import PreferencePair, load_pairs
+from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_like_hub_id
 from evalkit.errors import EvalkitError
 from evalkit.metrics import compute_metrics
 from evalkit.report import summary_table, write_reports
@@ -32,6 +35,7 @@ from evalkit.results import (
     SCHEMA_VERSION,
     DatasetInfo,
     Environment,
+    Metric,
     ModelInfo,
     RunResult,
     ScoringInfo,
@@ -54,17 +58,16 @@ from evalkit.train import TrainingRun, train_dpo
 from evalkit.world import build_world
 
 PACKAGES = ["evalkit", "torch", "transformers", "trl", "peft", "datasets", "accelerate"]
-WEIGHT_FILES = ("*.safetensors", "*.bin", "config.json", "adapter_config.json")
 
 
 @dataclass
-class LoadedModel:
-    """A checkpoint in memory, with the tokenizer it must be scored with."""
+class ScoredSuite:
+    """Per-pair scores of every model on every dataset, with what tokenization did."""
 
-    spec: ModelSpec
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    info: ModelInfo
+    pairs: dict[str, list[PreferencePair]]
+    scores: dict[str, list[PairScore]]
+    audits: list[TokenizationAudit]
+    models: list[ModelInfo]
 
 
 def run_bench(suite_path: Path, output_dir: Path | None = None) -> RunResult:
@@ -75,38 +78,23 @@ def run_bench(suite_path: Path, output_dir: Path | None = None) -> RunResult:
 
     if suite.world is not None:
         build_world(suite.world)
-    _check_inputs(suite)
+    check_inputs(suite)
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
+    training = _train(suite) if suite.train is not None else None
+    scored = score_suite(suite, datasets)
 
-    training = _train(suite, out_dir) if suite.train is not None else None
-
-    reference = _load_model(suite.model(suite.reference)) if suite.reference else None
-    scores: dict[str, list[PairScore]] = {name: [] for name in datasets}
-    reference_cache: dict[str, list[CompletionLogps]] = {}
-    audits: list[TokenizationAudit] = []
-    model_infos: list[ModelInfo] = []
-    for spec in suite.models:
-        loaded = reference if reference is not None and spec.name == reference.spec.name else _load_model(spec)
-        model_infos.append(loaded.info)
-        for name, pairs in datasets.items():
-            rows, audit = _score_dataset(suite, name, pairs, loaded, reference, reference_cache)
-            scores[name].extend(rows)
-            audits.append(audit)
-        if loaded is not reference:
-            del loaded  # one policy in memory at a time, beside the reference
-
-    metrics = [m for name, rows in scores.items() for m in compute_metrics(name, rows, suite.scoring.beta)]
+    metrics = [m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, suite.scoring.beta)]
     dataset_infos = []
-    for spec_d in suite.datasets:
-        pairs_file = Path("pairs") / f"{spec_d.name}.jsonl"
-        write_jsonl(_pair_rows(scores[spec_d.name], suite.scoring.beta), out_dir / pairs_file)
+    for spec in suite.datasets:
+        pairs_file = Path("pairs") / f"{spec.name}.jsonl"
+        write_jsonl(pair_rows(scored.scores[spec.name], suite.scoring.beta), out_dir / pairs_file)
         dataset_infos.append(
             DatasetInfo(
-                name=spec_d.name,
-                path=str(spec_d.path),
-                fingerprint=_sha256_files([spec_d.path]),
-                n_pairs=len(datasets[spec_d.name]),
-                subsets=sorted({p.subset for p in datasets[spec_d.name]}),
+                name=spec.name,
+                path=spec.path,
+                fingerprint=dataset_fingerprint(spec),
+                n_pairs=len(datasets[spec.name]),
+                subsets=sorted({p.subset for p in datasets[spec.name]}),
                 pairs_file=str(pairs_file),
             )
         )
@@ -120,14 +108,14 @@ def run_bench(suite_path: Path, output_dir: Path | None = None) -> RunResult:
             name=suite.name,
             description=suite.description,
             path=str(suite_path),
-            sha256=_sha256_files([suite_path]),
+            sha256=hashlib.sha256(suite_path.read_bytes()).hexdigest(),
         ),
         environment=_environment(),
         reference=suite.reference,
         scoring=ScoringInfo(**suite.scoring.model_dump()),
-        models=model_infos,
+        models=scored.models,
         datasets=dataset_infos,
-        audit=audits,
+        audit=scored.audits,
         training=_training_info(suite, training),
         metrics=metrics,
     )
@@ -138,62 +126,80 @@ def run_bench(suite_path: Path, output_dir: Path | None = None) -> RunResult:
     return result
 
 
-def _check_inputs(suite: Suite) -> None:
-    """Fail before any heavy work when a file the suite names is missing."""
+def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
+    """`evalkit score`: per-pair rows of the suite's first model, written to `out` as JSON Lines."""
+    check_inputs(suite)
+    datasets = {d.name: load_pairs(d) for d in suite.datasets}
+    scored = score_suite(suite, datasets)
+    policy = suite.models[0].name
+    rows = [r for rows in scored.scores.values() for r in rows if r.model == policy]
+    records = pair_rows(rows, suite.scoring.beta)
+    write_jsonl(records, out)
+    metrics = [m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, suite.scoring.beta)]
+    console.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy]))
+    console.print(f"wrote {len(records)} pairs to {out}")
+    return records
+
+
+def _score_summary(model: str, metrics: list[Metric], audits: list[TokenizationAudit]) -> Table:
+    table = Table(title=f"evalkit score · {model}", title_justify="left")
+    for column in ("dataset", "metric", "value", "n"):
+        table.add_column(column, justify="left" if column in ("dataset", "metric") else "right")
+    for m in metrics:
+        if m.model == model and m.subset == "all":
+            table.add_row(m.dataset, m.metric, f"{m.value:.4f}", str(m.n))
+    for a in audits:
+        table.add_row(a.dataset, "audit: completion truncated", str(a.truncated), str(a.n_pairs))
+        table.add_row(
+            a.dataset, "audit: prompt fills max_length (left out)", str(len(a.prompt_too_long)), str(a.n_pairs)
+        )
+        table.add_row(a.dataset, "audit: prompt not a token prefix", str(a.prompt_not_prefix), str(a.n_pairs))
+    return table
+
+
+def check_inputs(suite: Suite) -> None:
+    """Fail before any heavy work when a file or directory the suite names is missing."""
     produced = suite.train.output if suite.train is not None else None
     for d in suite.datasets:
-        if not d.path.is_file():
-            raise EvalkitError(f"datasets.{d.name}.path: file not found: {d.path}")
+        if not Path(d.path).exists() and not looks_like_hub_id(d.path):
+            raise EvalkitError(f"datasets.{d.name}.path: file not found (nor a hub dataset id): {d.path}")
     for m in suite.models:
-        if m.name != produced and not m.path.is_dir():
-            raise EvalkitError(f"models.{m.name}.path: directory not found: {m.path}")
+        if m.name != produced and not is_loadable(m.path):
+            raise EvalkitError(f"models.{m.name}.path: directory not found (nor a hub model id): {m.path}")
     if suite.train is not None and not suite.train.data.is_file():
         raise EvalkitError(f"train.data: file not found: {suite.train.data}")
 
 
-def _train(suite: Suite, out_dir: Path) -> TrainingRun:
+def score_suite(suite: Suite, datasets: dict[str, list[PreferencePair]]) -> ScoredSuite:
+    """Score every model of the suite on every dataset, one policy in memory beside the reference."""
+    reference = load_model(suite.model(suite.reference)) if suite.reference else None
+    scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
+    reference_cache: dict[str, list[CompletionLogps]] = {}
+    for spec in suite.models:
+        is_reference = reference is not None and spec.name == reference.spec.name
+        loaded = reference if is_reference and reference is not None else load_model(spec, reference)
+        try:
+            scored.models.append(loaded.info)
+            for name, pairs in datasets.items():
+                rows, audit = _score_dataset(suite, name, pairs, loaded, reference, reference_cache)
+                scored.scores[name].extend(rows)
+                scored.audits.append(audit)
+        finally:
+            if loaded is not reference:
+                release(loaded)
+                del loaded
+                gc.collect()
+    return scored
+
+
+def _train(suite: Suite) -> TrainingRun:
     assert suite.train is not None
     spec = suite.train
-    pairs = load_pairs(DatasetSpec(name="train", path=spec.data))
-    output = suite.model(spec.output).path
+    pairs = load_pairs(DatasetSpec(name="train", path=str(spec.data)))
     console.print(f"training {spec.output!r} from {spec.base!r} with DPO on {len(pairs)} pairs")
-    return train_dpo(spec, suite.model(spec.base).path, output, pairs)
-
-
-def _load_model(spec: ModelSpec) -> LoadedModel:
-    """Load a model directory or a PEFT adapter directory (onto the base its config names)."""
-    dtype = getattr(torch, spec.dtype)
-    adapter_config = spec.path / "adapter_config.json"
-    if adapter_config.is_file():
-        from peft import PeftModel
-
-        base_path = json.loads(adapter_config.read_text()).get("base_model_name_or_path")
-        if not base_path or not Path(base_path).is_dir():
-            raise EvalkitError(
-                f"{adapter_config}: base_model_name_or_path {base_path!r} is not a model directory; "
-                "expected the path of the adapter's base model"
-            )
-        base = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
-        model = cast(PreTrainedModel, PeftModel.from_pretrained(base, spec.path))
-        kind, files = "adapter", [*_weight_files(Path(base_path)), *_weight_files(spec.path)]
-    else:
-        base_path = None
-        model = AutoModelForCausalLM.from_pretrained(spec.path, dtype=dtype)
-        kind, files = "model", _weight_files(spec.path)
-    tokenizer_dir = spec.path if (spec.path / "tokenizer_config.json").is_file() else Path(base_path or spec.path)
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token  # only fills padding, which scoring masks out
-    torch.nn.Module.to(model, _device()).eval()  # PreTrainedModel.to is typed too narrowly for mypy
-    info = ModelInfo(
-        name=spec.name,
-        path=str(spec.path),
-        kind=kind,
-        base=base_path,
-        dtype=spec.dtype,
-        fingerprint=_sha256_files(files),
-    )
-    return LoadedModel(spec, model, tokenizer, info)
+    # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
+    base = Path(suite.model(spec.base).path)
+    return train_dpo(spec, base.resolve() if base.exists() else base, Path(suite.model(spec.output).path), pairs)
 
 
 def _score_dataset(
@@ -223,14 +229,14 @@ def _score_dataset(
     key = _tokens_key(scorable, settings.max_length)
     ref: list[CompletionLogps] | None = None
     if reference is policy:
-        own = reference_cache.get(key) or _score(policy, scorable, suite, label)
+        own = reference_cache.get(key) or _score(policy.model, policy, scorable, suite, label)
         reference_cache[key] = own
     else:
-        own = _score(policy, scorable, suite, label)
+        own = _score(policy.model, policy, scorable, suite, label)
         if reference is not None:
             # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
             if key not in reference_cache:
-                reference_cache[key] = _score(reference, scorable, suite, f"reference for {label}")
+                reference_cache[key] = _reference_scores(policy, reference, scorable, suite, label)
             ref = reference_cache[key]
     audit = TokenizationAudit(
         dataset=dataset,
@@ -244,6 +250,15 @@ def _score_dataset(
     return pair_scores(policy.spec.name, scorable, own, ref), audit
 
 
+def _reference_scores(
+    policy: LoadedModel, reference: LoadedModel, pairs: list[TokenizedPair], suite: Suite, label: str
+) -> list[CompletionLogps]:
+    if policy.shares_reference:
+        with policy.as_reference() as model:
+            return _score(model, policy, pairs, suite, f"reference for {label} (adapter disabled)")
+    return _score(reference.model, policy, pairs, suite, f"reference for {label}")
+
+
 def _tokens_key(pairs: list[TokenizedPair], max_length: int) -> str:
     digest = hashlib.sha256(str(max_length).encode())
     for p in pairs:
@@ -251,13 +266,15 @@ def _tokens_key(pairs: list[TokenizedPair], max_length: int) -> str:
     return digest.hexdigest()
 
 
-def _score(model: LoadedModel, pairs: list[TokenizedPair], suite: Suite, label: str) -> list[CompletionLogps]:
-    pad_id = model.tokenizer.pad_token_id
+def _score(
+    model: PreTrainedModel, tokens_from: LoadedModel, pairs: list[TokenizedPair], suite: Suite, label: str
+) -> list[CompletionLogps]:
+    pad_id = tokens_from.tokenizer.pad_token_id
     assert pad_id is not None
-    return score_pairs(model.model, pairs, suite.scoring.max_length, suite.scoring.batch_size, pad_id, label)
+    return score_pairs(model, pairs, suite.scoring.max_length, suite.scoring.batch_size, pad_id, label)
 
 
-def _pair_rows(rows: list[PairScore], beta: float) -> list[dict[str, object]]:
+def pair_rows(rows: list[PairScore], beta: float) -> list[dict[str, object]]:
     out = []
     for row in rows:
         record: dict[str, object] = dict(vars(row))
@@ -288,20 +305,6 @@ def _training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None
     )
 
 
-def _weight_files(directory: Path) -> list[Path]:
-    return sorted(p for pattern in WEIGHT_FILES for p in directory.glob(pattern))
-
-
-def _sha256_files(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.name.encode())
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def _environment() -> Environment:
     packages = {}
     for name in PACKAGES:
@@ -309,7 +312,7 @@ def _environment() -> Environment:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             packages[name] = "not installed"
-    device = f"cuda ({torch.cuda.get_device_name(0)})" if _device().type == "cuda" else "cpu"
+    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
     return Environment(
         python=platform.python_version(),
         platform=platform.platform(),
@@ -317,10 +320,6 @@ def _environment() -> Environment:
         device=device,
         git_sha=_git_sha(),
     )
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _git_sha() -> str | None:

@@ -38,6 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--out", type=Path, help="output directory (default: the suite's output_dir)")
 
+    score = commands.add_parser("score", help="score one model (and a reference) on one dataset, pair by pair")
+    score.add_argument("--model", required=True, help="model or adapter directory, or hub id")
+    score.add_argument("--data", required=True, help="preference pairs: JSONL/JSON/Parquet/CSV file, folder or hub id")
+    score.add_argument("--base", help="base model for an adapter (default: the one in adapter_config.json)")
+    score.add_argument("--ref", help="reference model for implicit rewards (default: none)")
+    score.add_argument("--beta", type=float, default=0.1, help="β of the implicit reward (default 0.1)")
+    score.add_argument("--max-length", type=int, default=1024, help="tokens kept per sequence (default 1024)")
+    score.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default 8)")
+    score.add_argument("--format", choices=["auto", "explicit", "conversational", "implicit"], default="auto")
+    score.add_argument("--split", default="train", help="split of a folder or hub dataset (default train)")
+    score.add_argument("--limit", type=int, help="score only the first N pairs")
+    score.add_argument("--out", type=Path, required=True, help="JSON Lines file for the per-pair scores")
+
     report = commands.add_parser("report", help="render the reports of a results.json (no model needed)")
     report.add_argument("results", type=Path, help="a results.json written by `evalkit bench`")
     report.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
@@ -50,6 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "bench":
             return _bench(args.suite, args.out)
+        if args.command == "score":
+            return _score(args)
         return _report(args.results, args.out)
     except EvalkitError as error:
         console.print(f"[red]evalkit: error:[/red] {error}", soft_wrap=True)
@@ -64,6 +79,33 @@ def _bench(suite: Path, out: Path | None) -> int:
     from evalkit.bench import run_bench  # imports torch; `report` must not
 
     run_bench(suite, out)
+    return EXIT_OK
+
+
+def _score(args: argparse.Namespace) -> int:
+    from evalkit.config import parse_suite
+
+    models = [{"name": "policy", "path": args.model, "base": args.base}]
+    if args.ref:
+        models.append({"name": "reference", "path": args.ref})
+    dataset = {"name": Path(args.data).stem or "data", "path": args.data, "format": args.format, "split": args.split}
+    if args.limit:
+        dataset["limit"] = args.limit
+    suite = parse_suite(
+        {
+            "name": "score",
+            "output_dir": str(args.out.parent),
+            "datasets": [dataset],
+            "models": models,
+            "reference": "reference" if args.ref else None,
+            "scoring": {"beta": args.beta, "max_length": args.max_length, "batch_size": args.batch_size},
+        },
+        source="evalkit score",
+    )
+    _quiet_libraries()
+    from evalkit.bench import run_score  # imports torch; `report` must not
+
+    run_score(suite, args.out)
     return EXIT_OK
 
 

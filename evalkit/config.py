@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from evalkit.errors import EvalkitError
 
-Dtype = Literal["float32", "bfloat16", "float16"]
+Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 
 
 class Spec(BaseModel):
@@ -79,26 +79,57 @@ class TrainSpec(Spec):
     """LoRA settings, or null for full fine-tuning (the reference is then a second copy of `base`)."""
 
 
+DataFormat = Literal["auto", "explicit", "conversational", "implicit"]
+
+
+class ColumnMap(Spec):
+    """Which columns of the data hold the prompt and the two answers."""
+
+    prompt: str = "prompt"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+
+
 class DatasetSpec(Spec):
-    """A file of preference pairs to score."""
+    """Preference pairs to score: a local file or folder, or a hub dataset."""
 
     name: str
-    path: Path
-    """JSONL, JSON, Parquet or CSV with `prompt`, `chosen`, `rejected` (strings or chat messages)."""
+    path: str
+    """A JSONL/JSON/Parquet/CSV file, a folder `datasets` can load, or a hub dataset id."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit); pin a commit for reproducible results."""
+    hub_config: str | None = None
+    """Hub dataset configuration name, for datasets that have several."""
+    split: str = "train"
+    """Split to read from a folder or hub dataset (a single file is always one split)."""
+    format: DataFormat = "auto"
+    """`explicit`: prompt/chosen/rejected strings. `conversational`: chosen/rejected message lists, the
+    prompt being their shared first messages or the prompt column. `implicit`: hh-rlhf dialogues, the
+    prompt running through the last `\n\nAssistant:`. `auto` picks from the first row."""
+    columns: ColumnMap = ColumnMap()
     id_column: str | None = None
     """Column holding a stable pair id; without one, ids are `<name>-<row>`."""
     subset_column: str | None = None
     """Column naming each pair's subset/category; metrics are reported per subset as well as overall."""
     limit: int | None = Field(None, ge=1)
-    """Score only the first `limit` rows."""
+    """Keep only the first `limit` rows."""
+    sample: int | None = Field(None, ge=1)
+    """Then draw this many rows at random (with `seed`), kept in file order."""
+    seed: int = 0
 
 
 class ModelSpec(Spec):
-    """A checkpoint to score: a model directory, or a PEFT adapter directory."""
+    """A checkpoint to score: a model directory, a PEFT adapter directory, or a hub id."""
 
     name: str
-    path: Path
+    path: str
+    """Local model or adapter directory, or a hub model id."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) when `path` is a hub id."""
+    base: str | None = None
+    """For adapters: the base model to load them onto, instead of the one in `adapter_config.json`."""
     dtype: Dtype = "float32"
+    """Weights dtype; `auto` keeps the checkpoint's own."""
 
 
 class ScoringSpec(Spec):

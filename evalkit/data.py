@@ -1,14 +1,25 @@
-"""Preference pairs from local files, as typed records.
+"""Preference pairs from local files, folders or hub datasets, as typed records.
 
-Files are read through `datasets` (JSONL/JSON/Parquet/CSV). Each row becomes a `PreferencePair`
-holding a prompt and two completions, either all strings ("standard" rows) or all lists of
-`{role, content}` messages ("conversational" rows, rendered later with the chat template).
+Rows are read through `datasets` and normalised into `PreferencePair`s holding a prompt and two
+completions, either all strings ("standard") or all `{role, content}` message lists
+("conversational", rendered later with the chat template). Three layouts are understood:
+
+- explicit: `prompt`, `chosen`, `rejected` strings;
+- conversational: `chosen`/`rejected` message lists. The prompt is the run of messages both
+  share (the layout of ultrafeedback-binarized), or else the `prompt` column (messages, or a
+  string taken as one user message);
+- implicit: hh-rlhf dialogues, `chosen`/`rejected` strings of `\\n\\nHuman: ...\\n\\nAssistant: ...`
+  with no prompt column. The prompt is everything through the last `\\n\\nAssistant:`, never the
+  character-level common prefix, which swallows shared first words of both answers into the
+  prompt or splits a word in two.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +31,9 @@ from evalkit.errors import EvalkitError
 Message: TypeAlias = dict[str, str]
 Text: TypeAlias = str | list[Message]
 
+ASSISTANT_MARKER = "\n\nAssistant:"
 _BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-REQUIRED_COLUMNS = ("prompt", "chosen", "rejected")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,8 @@ class PreferencePair:
     chosen: Text
     rejected: Text
     subset: str = "all"
+    prompt_text: str | None = None
+    """For conversational rows: the plain-text prompt, used with tokenizers that have no chat template."""
 
     @property
     def is_conversational(self) -> bool:
@@ -40,36 +54,76 @@ class PreferencePair:
 
 
 def load_pairs(spec: DatasetSpec) -> list[PreferencePair]:
-    """Load and check the pairs a dataset spec names; bad rows are `EvalkitError`s naming file and row."""
-    rows = read_rows(spec.path)
-    if spec.limit is not None:
-        rows = rows[: spec.limit]
-    return [_to_pair(row, index, spec) for index, row in enumerate(rows)]
+    """Load the pairs a dataset spec names; bad rows are `EvalkitError`s naming the source and row."""
+    rows = read_rows(spec)
+    where = _describe_source(spec)
+    return [_to_pair(row, index, spec, where) for index, row in rows]
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """All rows of a local data file, as dictionaries."""
-    builder = _BUILDERS.get(path.suffix.lower())
-    if builder is None:
-        raise EvalkitError(f"{path}: unsupported file type {path.suffix!r}; expected one of {sorted(_BUILDERS)}")
-    if not path.is_file():
-        raise EvalkitError(f"{path}: data file not found")
-    if builder == "json":
-        _check_json(path)
+def read_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
+    """(row number, row) for the rows the spec selects: its `limit`, then its seeded `sample`."""
+    table = _load_table(spec)
+    if len(table) == 0:
+        raise EvalkitError(f"{_describe_source(spec)}: no rows; expected preference pairs")
+    indices = list(range(min(len(table), spec.limit or len(table))))
+    if spec.sample is not None and spec.sample < len(indices):
+        indices = sorted(random.Random(spec.seed).sample(indices, spec.sample))
+    return list(zip(indices, table.select(indices), strict=True))
+
+
+def looks_like_hub_id(path: str) -> bool:
+    return _HUB_ID.match(path) is not None and not path.endswith(tuple(_BUILDERS))
+
+
+def _load_table(spec: DatasetSpec) -> Any:
     import datasets  # heavy import, deferred so that loading a suite stays fast
 
+    local = Path(spec.path)
+    if local.is_file():
+        builder = _BUILDERS.get(local.suffix.lower())
+        if builder is None:
+            raise EvalkitError(f"{local}: unsupported file type {local.suffix!r}; expected one of {sorted(_BUILDERS)}")
+        if builder == "json":
+            _check_json(local)
+        call: dict[str, Any] = {"path": builder, "data_files": str(local), "split": "train"}
+    elif local.is_dir() or looks_like_hub_id(spec.path):
+        call = {"path": spec.path, "name": spec.hub_config, "revision": spec.revision, "split": spec.split}
+    else:
+        raise EvalkitError(f"{spec.path}: data file not found (nor a hub dataset id)")
     try:
-        table = datasets.load_dataset(builder, data_files=str(path), split="train")
-    except Exception as exc:  # datasets wraps parser errors in several types; the message is what matters
-        raise EvalkitError(f"{path}: could not be read as {builder}: {str(exc).splitlines()[0]}") from None
-    if len(table) == 0:
-        raise EvalkitError(f"{path}: no rows; expected preference pairs")
-    return list(table)
+        return datasets.load_dataset(**call)
+    except Exception as exc:  # datasets raises many types (parser, hub, split); the message is what matters
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise EvalkitError(f"{_describe_source(spec)}: could not be read: {message}") from None
+
+
+def dataset_fingerprint(spec: DatasetSpec) -> str:
+    """sha256 of a local file's (or folder's) bytes; `id@revision` for a hub dataset."""
+    local = Path(spec.path)
+    if not local.exists():
+        return f"{spec.path}@{spec.revision or 'unpinned'}"
+    files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(str(path.relative_to(local) if path != local else path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _describe_source(spec: DatasetSpec) -> str:
+    if Path(spec.path).is_file():
+        return spec.path
+    revision = f"@{spec.revision}" if spec.revision else ""
+    return f"{spec.path}{revision} [{spec.split}]"
 
 
 def _check_json(path: Path) -> None:
     """Find the first malformed line of a JSON Lines file, so the error can name it."""
-    text = path.read_text(encoding="utf-8", errors="strict")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        bad_line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise EvalkitError(f"{path}:{bad_line}: not UTF-8 text") from None
     if not text.strip():
         raise EvalkitError(f"{path}: empty file; expected preference pairs")
     if path.suffix.lower() == ".json" or text.lstrip().startswith("["):
@@ -86,32 +140,102 @@ def _check_json(path: Path) -> None:
         except json.JSONDecodeError as exc:
             raise EvalkitError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
         if not isinstance(value, dict):
-            raise EvalkitError(f"{path}:{number}: expected a JSON object per line, got {type(value).__name__}")
+            raise EvalkitError(f"{path}:{number}: expected one JSON object per line, got {type(value).__name__}")
 
 
-def _to_pair(row: dict[str, Any], index: int, spec: DatasetSpec) -> PreferencePair:
-    where = f"{spec.path}: row {index + 1}"
-    missing = [c for c in REQUIRED_COLUMNS if c not in row or row[c] is None]
-    if missing:
-        raise EvalkitError(f"{where}: missing column {missing[0]!r}; expected {list(REQUIRED_COLUMNS)}")
-    fields = {c: _check_text(row[c], f"{where}: column {c!r}") for c in REQUIRED_COLUMNS}
-    if isinstance(fields["chosen"], list) != isinstance(fields["rejected"], list):
-        raise EvalkitError(f"{where}: 'chosen' and 'rejected' must both be strings or both be message lists")
-    if isinstance(fields["prompt"], list) != isinstance(fields["chosen"], list):
-        raise EvalkitError(f"{where}: 'prompt' must be a message list when the completions are, and vice versa")
-    pair_id = str(row[spec.id_column]) if spec.id_column else f"{spec.name}-{index}"
-    subset = str(row.get(spec.subset_column, "all")) if spec.subset_column else "all"
-    return PreferencePair(pair_id, fields["prompt"], fields["chosen"], fields["rejected"], subset)
+def _to_pair(row: dict[str, Any], index: int, spec: DatasetSpec, source: str) -> PreferencePair:
+    where = f"{source}: row {index + 1}"
+    columns = spec.columns
+    for key in (columns.chosen, columns.rejected):
+        if row.get(key) is None:
+            raise EvalkitError(f"{where}: missing column {key!r}; expected {columns.chosen!r} and {columns.rejected!r}")
+    chosen, rejected, prompt = row[columns.chosen], row[columns.rejected], row.get(columns.prompt)
+    layout = spec.format if spec.format != "auto" else _detect_format(chosen, prompt)
+    pair_id = str(row[spec.id_column]) if spec.id_column and row.get(spec.id_column) is not None else None
+    subset = str(row.get(spec.subset_column)) if spec.subset_column else "all"
+    if spec.subset_column and row.get(spec.subset_column) is None:
+        raise EvalkitError(f"{where}: missing column {spec.subset_column!r} (subset_column)")
+    fields = (pair_id or f"{spec.name}-{index}", subset)
+    if layout == "conversational":
+        return _conversational(*fields, prompt, chosen, rejected, where, columns.prompt)
+    if layout == "implicit":
+        return _implicit(
+            *fields, _string(chosen, where, columns.chosen), _string(rejected, where, columns.rejected), where
+        )
+    if prompt is None:
+        raise EvalkitError(f"{where}: missing column {columns.prompt!r}; expected explicit prompt/chosen/rejected")
+    return PreferencePair(
+        fields[0],
+        _string(prompt, where, columns.prompt),
+        _string(chosen, where, columns.chosen),
+        _string(rejected, where, columns.rejected),
+        subset,
+    )
 
 
-def _check_text(value: Any, where: str) -> Text:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+def _detect_format(chosen: Any, prompt: Any) -> str:
+    if isinstance(chosen, list):
+        return "conversational"
+    return "explicit" if prompt is not None else "implicit"
+
+
+def _conversational(
+    pair_id: str, subset: str, prompt: Any, chosen: Any, rejected: Any, where: str, prompt_column: str
+) -> PreferencePair:
+    chosen_messages = _messages(chosen, where, "chosen")
+    rejected_messages = _messages(rejected, where, "rejected")
+    # The shared run of messages is the prompt; each answer keeps at least its last message, so a pair
+    # whose answers are identical stays a (tied) pair instead of losing both completions.
+    limit = min(len(chosen_messages), len(rejected_messages)) - 1
+    shared = 0
+    while shared < limit and chosen_messages[shared] == rejected_messages[shared]:
+        shared += 1
+    prompt_text = prompt if isinstance(prompt, str) else None
+    if shared > 0:
+        prompt_messages = chosen_messages[:shared]
+    elif isinstance(prompt, str):
+        prompt_messages = [{"role": "user", "content": prompt}]
+    elif prompt is not None:
+        prompt_messages = _messages(prompt, where, prompt_column)
+    else:
+        raise EvalkitError(
+            f"{where}: chosen and rejected share no first messages and there is no {prompt_column!r} column; "
+            "expected a prompt"
+        )
+    return PreferencePair(
+        pair_id, prompt_messages, chosen_messages[shared:], rejected_messages[shared:], subset, prompt_text
+    )
+
+
+def _implicit(pair_id: str, subset: str, chosen: str, rejected: str, where: str) -> PreferencePair:
+    end = chosen.rfind(ASSISTANT_MARKER)
+    if end < 0:
+        raise EvalkitError(
+            f"{where}: no prompt column and no {ASSISTANT_MARKER!r} in 'chosen'; expected an hh-rlhf style "
+            "dialogue, or set the dataset's `format` and `columns`"
+        )
+    prompt = chosen[: end + len(ASSISTANT_MARKER)]
+    if not rejected.startswith(prompt):
+        raise EvalkitError(f"{where}: 'rejected' does not share the dialogue of 'chosen' up to its last Assistant turn")
+    return PreferencePair(pair_id, prompt, chosen[len(prompt) :], rejected[len(prompt) :], subset)
+
+
+def _string(value: Any, where: str, column: str) -> str:
+    if not isinstance(value, str):
+        raise EvalkitError(f"{where}: column {column!r}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _messages(value: Any, where: str, column: str) -> list[Message]:
+    if (
+        isinstance(value, list)
+        and value
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+        )
     ):
         return [{"role": m["role"], "content": m["content"]} for m in value]
-    raise EvalkitError(f"{where}: expected a string or a list of {{role, content}} messages")
+    raise EvalkitError(f"{where}: column {column!r}: expected a non-empty list of {{role, content}} messages")
 
 
 @dataclass(frozen=True)
@@ -137,7 +261,7 @@ def split_pairs(pairs: Sequence[PreferencePair], eval_fraction: float, seed: int
 
 
 def write_pairs(pairs: Sequence[PreferencePair], path: Path) -> None:
-    """Write pairs as JSON Lines in the `prompt`/`chosen`/`rejected` layout TRL reads."""
+    """Write pairs as JSON Lines in the explicit `prompt`/`chosen`/`rejected` layout TRL reads."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
         for pair in pairs:

@@ -8,7 +8,9 @@ equal the ones TRL computes during training:
   prefix of the two renderings (end-of-turn tokens are scored; merges across the boundary are
   handled);
 - standard rows: the EOS string is appended to each completion when missing, and prompt and
-  prompt+completion are encoded with the tokenizer's defaults.
+  prompt+completion are encoded with the tokenizer's defaults;
+- conversational rows scored with a tokenizer that has no chat template fall back to plain text:
+  the prompt string (or the last prompt message) and the last message of each answer.
 Sequences longer than `max_length` lose the end of their completion, as with TRL's default
 `keep_start`. A pair whose prompt alone fills `max_length` has nothing left to score; TRL drops
 such pairs silently, evalkit leaves them out of the metrics and reports them.
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -38,6 +40,8 @@ class TokenizedPair:
     rejected_ids: list[int]
     prompt_is_prefix: bool
     """False when the prompt rendered alone is not a token prefix of prompt+completion."""
+    doubled_bos: bool = False
+    """True when the sequence starts with two BOS tokens (a template and the tokenizer both added one)."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class CompletionLogps:
 
 def tokenize_pair(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase) -> TokenizedPair:
     """Token ids for `pair`, identical to what TRL's DPOTrainer feeds the model."""
+    if pair.is_conversational and tokenizer.chat_template is None:
+        pair = as_plain_text(pair)
     chosen, rejected = pair.chosen, pair.rejected
     if not pair.is_conversational:
         eos = tokenizer.eos_token or ""
@@ -64,6 +70,7 @@ def tokenize_pair(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase) -> T
     prompt_chosen_ids = _encode(tokenizer, _join(pair.prompt, chosen))
     prompt_rejected_ids = _encode(tokenizer, _join(pair.prompt, rejected))
     prompt_len = min(_common_prefix(prompt_ids, prompt_chosen_ids), _common_prefix(prompt_ids, prompt_rejected_ids))
+    bos = tokenizer.bos_token_id
     return TokenizedPair(
         id=pair.id,
         subset=pair.subset,
@@ -71,7 +78,15 @@ def tokenize_pair(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase) -> T
         chosen_ids=prompt_chosen_ids[prompt_len:],
         rejected_ids=prompt_rejected_ids[prompt_len:],
         prompt_is_prefix=prompt_len == len(prompt_ids),
+        doubled_bos=bos is not None and prompt_chosen_ids[:2] == [bos, bos],
     )
+
+
+def as_plain_text(pair: PreferencePair) -> PreferencePair:
+    """The plain-text form of a conversational pair: the prompt string and each answer's last message."""
+    assert isinstance(pair.prompt, list) and isinstance(pair.chosen, list) and isinstance(pair.rejected, list)
+    prompt = pair.prompt_text if pair.prompt_text is not None else pair.prompt[-1]["content"]
+    return PreferencePair(pair.id, prompt, pair.chosen[-1]["content"], pair.rejected[-1]["content"], pair.subset)
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, text: Text, add_generation_prompt: bool = False) -> list[int]:
@@ -119,12 +134,14 @@ def score_pairs(
     batch_size: int,
     pad_token_id: int,
     label: str,
+    padding_side: Literal["right", "left"] = "right",
 ) -> list[CompletionLogps]:
     """Summed completion log-probs of every pair under `model`, in the order of `pairs`.
 
-    Each batch holds the chosen and the rejected sequence of `batch_size` pairs, right-padded.
-    Every pair's numbers depend on its own tokens only (causal attention, padding masked), so
-    they do not change with the batch size or with the other pairs in the batch.
+    Each batch holds the chosen and the rejected sequence of `batch_size` pairs, padded on
+    `padding_side`. Every pair's numbers depend on its own tokens only (causal attention, padding
+    masked, positions counted from each sequence's first real token), so they do not change with
+    the batch size, the padding side or the other pairs in the batch.
     """
     assert all(fits(p, max_length) for p in pairs), "pairs whose prompt fills max_length cannot be scored"
     model.eval()
@@ -135,7 +152,7 @@ def score_pairs(
             batch = pairs[start : start + batch_size]
             sequences = [p.prompt_ids + p.chosen_ids for p in batch] + [p.prompt_ids + p.rejected_ids for p in batch]
             starts = [len(p.prompt_ids) for p in batch] * 2
-            logps, counts = _sequence_logps(model, sequences, starts, max_length, pad_token_id)
+            logps, counts = _sequence_logps(model, sequences, starts, max_length, pad_token_id, padding_side)
             half = len(batch)
             for i in range(half):
                 results.append(
@@ -157,6 +174,7 @@ def _sequence_logps(
     completion_starts: list[int],
     max_length: int,
     pad_token_id: int,
+    padding_side: str,
 ) -> tuple[list[float], list[int]]:
     """Sum of log p(token) over the completion part of each sequence, and the number of such tokens."""
     sequences = [ids[:max_length] for ids in sequences]
@@ -166,11 +184,16 @@ def _sequence_logps(
     attention_mask = torch.zeros_like(input_ids)  # (B, T)
     completion_mask = torch.zeros_like(input_ids)  # (B, T)
     for row, (ids, start) in enumerate(zip(sequences, completion_starts, strict=True)):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask[row, : len(ids)] = 1
-        completion_mask[row, start : len(ids)] = 1
-    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (B, T, V)
+        offset = width - len(ids) if padding_side == "left" else 0
+        input_ids[row, offset : offset + len(ids)] = torch.tensor(ids)
+        attention_mask[row, offset : offset + len(ids)] = 1
+        completion_mask[row, offset + start : offset + len(ids)] = 1
+    # Positions count real tokens only, so a left-padded sequence sees the positions it would alone.
+    position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # (B, T)
+    input_ids, attention_mask, position_ids = input_ids.to(device), attention_mask.to(device), position_ids.to(device)
+    logits = model(
+        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+    ).logits  # (B, T, V)
     # Position t predicts token t+1: drop the last logit and the first label.
     log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
     targets = input_ids[:, 1:]  # (B, T-1)

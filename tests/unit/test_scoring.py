@@ -29,8 +29,8 @@ class BigramModel(torch.nn.Module):
     )
     device = torch.device("cpu")
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, use_cache: bool) -> SimpleNamespace:
-        return SimpleNamespace(logits=torch.log(self.TABLE[input_ids]))
+    def forward(self, input_ids: torch.Tensor, **_: object) -> SimpleNamespace:
+        return SimpleNamespace(logits=torch.log(self.TABLE[input_ids]))  # (B, T, V)
 
 
 def pair(pair_id: str, prompt: list[int], chosen: list[int], rejected: list[int]) -> TokenizedPair:
@@ -112,3 +112,38 @@ def test_pair_scores_carry_reference_logps() -> None:
     (row,) = pair_scores("m", [p], [policy], [policy])
     assert row.model == "m" and row.ref_logp_chosen == row.logp_chosen
     assert pair_scores("m", [p], [policy], None)[0].ref_logp_chosen is None
+
+
+def test_left_and_right_padding_give_the_same_logps(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
+) -> None:
+    pairs = [tokenize_pair(p, tiny_tokenizer) for p in generate_pairs(4, seed=6)]
+    pad = tiny_tokenizer.pad_token_id
+    right = score_pairs(tiny_model, pairs, 1024, 8, pad, "t", padding_side="right")
+    left = score_pairs(tiny_model, pairs, 1024, 8, pad, "t", padding_side="left")
+    for a, b in zip(right, left, strict=True):
+        assert a.chosen == pytest.approx(b.chosen, abs=1e-5)
+        assert a.rejected == pytest.approx(b.rejected, abs=1e-5)
+
+
+def test_without_a_chat_template_messages_fall_back_to_plain_text(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    plain = tiny_tokenizer.__class__(
+        tokenizer_object=tiny_tokenizer.backend_tokenizer, eos_token="<|end|>", bos_token="<s>"
+    )
+    assert plain.chat_template is None
+    pair = PreferencePair(
+        "u",
+        [{"role": "user", "content": "Name a fruit."}],
+        [{"role": "assistant", "content": " An apple."}],
+        [{"role": "assistant", "content": " A car."}],
+        prompt_text="Name a fruit.",
+    )
+    as_text = tokenize_pair(PreferencePair("u", "Name a fruit.", " An apple.", " A car."), plain)
+    assert tokenize_pair(pair, plain) == as_text
+    assert plain.decode(as_text.chosen_ids) == " An apple.<|end|>"
+
+
+def test_doubled_bos_is_flagged(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    assert not tokenize_pair(PreferencePair("a", "Hello", " there", " you"), tiny_tokenizer).doubled_bos
+    # The text already starts with BOS and the tokenizer adds another.
+    assert tokenize_pair(PreferencePair("b", "<s>Hello", " there", " you"), tiny_tokenizer).doubled_bos

@@ -1,0 +1,175 @@
+"""Loading checkpoints into memory: the composition root's loader (only `bench` calls it).
+
+A model spec's `path` is a model directory, a PEFT adapter directory, or a hub id (with
+`revision`). An adapter is loaded onto the base named in its `adapter_config.json`, or the
+spec's `base`. When that base is the suite's reference, the adapter is attached to the
+reference model already in memory and the reference is that same model with the adapter
+disabled, exactly as TRL's DPOTrainer does with `peft_config` and no `ref_model`: one copy of
+the base weights, however many adapters are scored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from evalkit.config import ModelSpec
+from evalkit.errors import EvalkitError
+from evalkit.results import ModelInfo
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "config.json", "adapter_config.json")
+
+
+@dataclass
+class LoadedModel:
+    """A checkpoint in memory, with the tokenizer it must be scored with."""
+
+    spec: ModelSpec
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    info: ModelInfo
+    shares_reference: bool = False
+    """True for an adapter attached to the reference model: its reference is itself, adapter disabled."""
+
+    @contextlib.contextmanager
+    def as_reference(self) -> Iterator[PreTrainedModel]:
+        """This model with its adapter disabled (only for `shares_reference` models)."""
+        assert self.shares_reference
+        with cast(Any, self.model).disable_adapter():
+            yield self.model
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def is_loadable(path: str) -> bool:
+    """A local directory, or something shaped like a hub id (checked when it loads)."""
+    from evalkit.data import looks_like_hub_id
+
+    return Path(path).is_dir() or (not Path(path).exists() and looks_like_hub_id(path))
+
+
+def load_model(spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedModel:
+    """Load `spec`; an adapter on the reference's base is attached to the reference in memory."""
+    where = f"models.{spec.name}"
+    adapter = _adapter_config(spec)
+    if adapter is None:
+        model = _from_pretrained(spec.path, spec.revision, spec.dtype, where)
+        base_path, shares_reference = None, False
+        tokenizer = _tokenizer(spec.path, spec.revision, where)
+    else:
+        from peft import PeftModel
+
+        base_path = spec.base or adapter.get("base_model_name_or_path")
+        if not base_path:
+            raise EvalkitError(f"{where}: the adapter names no base model; set `base` on the model")
+        shares_reference = reference is not None and _same_checkpoint(base_path, None, spec.dtype, reference.spec)
+        if reference is not None and shares_reference:
+            base = reference.model
+        elif not is_loadable(base_path):
+            raise EvalkitError(
+                f"{where}: the adapter's base model {base_path!r} is not a directory here (nor a hub id); "
+                "set `base` on the model to where the base lives"
+            )
+        else:
+            base = _from_pretrained(base_path, None, spec.dtype, f"{where}.base")
+        try:
+            model = cast(PreTrainedModel, PeftModel.from_pretrained(base, spec.path, revision=spec.revision))
+        except (OSError, ValueError) as exc:
+            raise EvalkitError(f"{where}: cannot load the adapter {spec.path!r}: {_first_line(exc)}") from None
+        tokenizer = _tokenizer(spec.path, spec.revision, where, fallback=base_path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token  # only fills padding, which scoring masks out
+    torch.nn.Module.to(model, device()).eval()  # PreTrainedModel.to is typed too narrowly for mypy
+    info = ModelInfo(
+        name=spec.name,
+        path=spec.path,
+        kind="adapter" if adapter is not None else "model",
+        base=base_path,
+        dtype=spec.dtype,
+        fingerprint=_fingerprint(spec.path, model, base_path),
+    )
+    return LoadedModel(spec, model, tokenizer, info, shares_reference)
+
+
+def release(loaded: LoadedModel) -> None:
+    """Detach an adapter that was attached to the reference, leaving the reference as it was."""
+    if loaded.shares_reference:
+        cast(Any, loaded.model).unload()
+
+
+def _adapter_config(spec: ModelSpec) -> dict[str, Any] | None:
+    local = Path(spec.path) / "adapter_config.json"
+    if local.is_file():
+        try:
+            config = json.loads(local.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise EvalkitError(f"{local}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        return config if isinstance(config, dict) else {}
+    if Path(spec.path).exists():
+        return None
+    try:  # a hub id: an adapter repository has an adapter_config.json
+        from peft import PeftConfig
+
+        return dict(PeftConfig.from_pretrained(spec.path, revision=spec.revision).to_dict())
+    except Exception:  # not an adapter (or not reachable): load it as a model, which reports properly
+        return None
+
+
+def _same_checkpoint(path: str, revision: str | None, dtype: str, reference: ModelSpec) -> bool:
+    if dtype != reference.dtype or revision != reference.revision:
+        return False
+    if Path(path).exists() and Path(reference.path).exists():
+        return Path(path).resolve() == Path(reference.path).resolve()
+    return path == reference.path
+
+
+def _from_pretrained(path: str, revision: str | None, dtype: str, where: str) -> PreTrainedModel:
+    torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
+    try:
+        return cast(PreTrainedModel, AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype))
+    except (OSError, ValueError) as exc:
+        raise EvalkitError(f"{where}: cannot load a model from {path!r}: {_first_line(exc)}") from None
+
+
+def _tokenizer(path: str, revision: str | None, where: str, fallback: str | None = None) -> PreTrainedTokenizerBase:
+    """The checkpoint's own tokenizer; an adapter without one uses its base's."""
+    candidates = [(path, revision)] + ([(fallback, None)] if fallback else [])
+    error: Exception | None = None
+    for source, rev in candidates:
+        try:
+            return cast(PreTrainedTokenizerBase, AutoTokenizer.from_pretrained(source, revision=rev))
+        except (OSError, ValueError) as exc:
+            error = exc
+    raise EvalkitError(f"{where}: cannot load a tokenizer from {path!r}: {_first_line(error)}")
+
+
+def _fingerprint(path: str, model: PreTrainedModel, base_path: str | None) -> str:
+    """sha256 over the weight and config files of local checkpoints; `id@commit` for hub ones."""
+    digest = hashlib.sha256()
+    for directory in [base_path, path] if base_path else [path]:
+        local = Path(directory)
+        if local.is_dir():
+            for file in sorted(p for pattern in WEIGHT_FILES for p in local.glob(pattern)):
+                digest.update(file.name.encode())
+                with file.open("rb") as handle:
+                    for block in iter(lambda: handle.read(1 << 20), b""):
+                        digest.update(block)
+        else:
+            commit = getattr(getattr(model, "config", None), "_commit_hash", None)
+            digest.update(f"{directory}@{commit or 'unknown'}".encode())
+    return digest.hexdigest()
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc).strip() if exc is not None else ""
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,100 @@
+"""`evalkit score` end to end on tiny checkpoints saved to disk."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+from evalkit.cli import main
+from evalkit.world.pairs import generate_pairs
+
+REQUIRED = {"id", "logp_chosen", "logp_rejected", "n_tokens_chosen", "n_tokens_rejected", "truncated"}
+WITH_REFERENCE = {"ref_logp_chosen", "ref_logp_rejected", "reward_chosen", "reward_rejected", "margin"}
+
+
+@pytest.fixture()
+def checkpoints(
+    tmp_path: Path, tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
+) -> dict[str, Path]:
+    from peft import LoraConfig, get_peft_model
+
+    base = tmp_path / "base"
+    tiny_model.save_pretrained(base)
+    tiny_tokenizer.save_pretrained(base)
+    torch.manual_seed(9)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    adapter = tmp_path / "adapter"
+    get_peft_model(LlamaForCausalLM.from_pretrained(base), lora).save_pretrained(adapter)
+    data = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in generate_pairs(4, seed=3)]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"base": base, "adapter": adapter, "data": data}
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_score_writes_one_row_per_pair_and_does_not_depend_on_batch_size(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    outputs = {}
+    for size in (1, 3, 8):
+        out = tmp_path / f"scores-{size}.jsonl"
+        argv = ["score", "--model", str(checkpoints["adapter"]), "--ref", str(checkpoints["base"])]
+        argv += ["--data", str(checkpoints["data"]), "--batch-size", str(size), "--out", str(out)]
+        assert main(argv) == 0
+        outputs[size] = read(out)
+    rows = outputs[1]
+    assert len(rows) == 12 and set(rows[0]) >= REQUIRED | WITH_REFERENCE
+    for size in (3, 8):
+        for a, b in zip(rows, outputs[size], strict=True):
+            assert a["id"] == b["id"]
+            for key in ("logp_chosen", "logp_rejected", "ref_logp_chosen", "ref_logp_rejected"):
+                assert a[key] == pytest.approx(b[key], abs=1e-5)
+    for r in rows:
+        assert r["reward_chosen"] == pytest.approx(0.1 * (r["logp_chosen"] - r["ref_logp_chosen"]))
+        assert r["margin"] == pytest.approx(r["reward_chosen"] - r["reward_rejected"])
+
+
+def test_score_without_reference_truncates_and_reports_prompts_too_long(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With the tiny tokenizer the 4 arithmetic prompts are 12-17 tokens and their answers 8-9; the 8 other
+    # prompts are 23-48 tokens. At max_length 20: 4 pairs scored (one whole, 12 + 8 = 20), 8 left out.
+    out = tmp_path / "scores.jsonl"
+    argv = ["score", "--model", str(checkpoints["base"]), "--data", str(checkpoints["data"])]
+    assert main([*argv, "--max-length", "20", "--out", str(out)]) == 0
+    rows = read(out)
+    assert set(rows[0]) >= REQUIRED and "margin" not in rows[0]
+    assert len(rows) == 4 and all(r["id"] in {"pairs-0", "pairs-1", "pairs-2", "pairs-3"} for r in rows)
+    assert sorted(r["truncated"] for r in rows) == [False, True, True, True]
+    err = capsys.readouterr().err
+    assert "8 pairs have a prompt that fills max_length=20" in err
+
+
+def test_score_reads_a_hub_shaped_folder_of_hh_rlhf_dialogues(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "hh-rlhf" / "data"
+    folder.mkdir(parents=True)
+    dialogue = "\n\nHuman: What is 2 plus 2?\n\nAssistant:"
+    frame = pd.DataFrame([{"chosen": dialogue + " 2 + 2 = 4.", "rejected": dialogue + " 2 + 2 = 5."}] * 3)
+    frame.to_parquet(folder / "test-00000-of-00001.parquet")
+    out = tmp_path / "hh.jsonl"
+    argv = ["score", "--model", str(checkpoints["base"]), "--data", str(tmp_path / "hh-rlhf"), "--split", "test"]
+    assert main([*argv, "--out", str(out)]) == 0
+    assert len(read(out)) == 3
+
+
+def test_malformed_data_exits_2_naming_the_line(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n{"prompt": "a", "chosen": "b",\n')
+    out = tmp_path / "never.jsonl"
+    assert main(["score", "--model", str(checkpoints["base"]), "--data", str(bad), "--out", str(out)]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines == [f"evalkit: error: {bad}:2: invalid JSON: Expecting property name enclosed in double quotes"]
+    assert not out.exists()

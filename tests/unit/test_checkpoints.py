@@ -1,0 +1,117 @@
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+from evalkit import checkpoints
+from evalkit.checkpoints import is_loadable, load_model, release
+from evalkit.config import ModelSpec
+from evalkit.errors import EvalkitError
+from evalkit.scoring import score_pairs, tokenize_pair
+from evalkit.world.pairs import generate_pairs
+
+
+@pytest.fixture()
+def base_dir(tmp_path: Path, tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast) -> Path:
+    path = tmp_path / "base"
+    tiny_model.save_pretrained(path)
+    tiny_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture()
+def adapter_dir(tmp_path: Path, base_dir: Path) -> Path:
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(4)
+    base = LlamaForCausalLM.from_pretrained(base_dir)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    path = tmp_path / "adapter"
+    get_peft_model(base, lora).save_pretrained(path)
+    return path
+
+
+def logps(loaded: checkpoints.LoadedModel, model: Any = None) -> list[float]:
+    pairs = [tokenize_pair(p, loaded.tokenizer) for p in generate_pairs(2, seed=0)]
+    scores = score_pairs(model or loaded.model, pairs, 1024, 8, loaded.tokenizer.pad_token_id, "t")
+    return [s.chosen for s in scores]
+
+
+def test_model_directory_loads_with_a_content_fingerprint(base_dir: Path) -> None:
+    first = load_model(ModelSpec(name="b", path=str(base_dir)))
+    again = load_model(ModelSpec(name="b", path=str(base_dir)))
+    assert first.info.kind == "model" and first.info.base is None
+    assert first.info.fingerprint == again.info.fingerprint
+    config = json.loads((base_dir / "config.json").read_text())
+    (base_dir / "config.json").write_text(json.dumps(config | {"rms_norm_eps": 1e-5}))
+    assert load_model(ModelSpec(name="b", path=str(base_dir))).info.fingerprint != first.info.fingerprint
+
+
+def test_adapter_loads_onto_the_base_its_config_names(base_dir: Path, adapter_dir: Path) -> None:
+    base = load_model(ModelSpec(name="b", path=str(base_dir)))
+    adapter = load_model(ModelSpec(name="a", path=str(adapter_dir)))
+    assert adapter.info.kind == "adapter" and Path(adapter.info.base or "").resolve() == base_dir.resolve()
+    assert not adapter.shares_reference  # no reference given: its own copy of the base
+    assert logps(adapter) != pytest.approx(logps(base), abs=1e-3)
+
+
+def test_adapter_base_can_be_overridden(base_dir: Path, adapter_dir: Path, tmp_path: Path) -> None:
+    config_path = adapter_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps(config | {"base_model_name_or_path": str(tmp_path / "moved-away")}))
+    with pytest.raises(EvalkitError, match=r"models\.a: the adapter's base model .*moved-away.*set `base`"):
+        load_model(ModelSpec(name="a", path=str(adapter_dir)))
+    adapter = load_model(ModelSpec(name="a", path=str(adapter_dir), base=str(base_dir)))
+    assert adapter.info.base == str(base_dir)
+
+
+def test_adapter_on_the_reference_shares_its_weights_and_releases_them(base_dir: Path, adapter_dir: Path) -> None:
+    reference = load_model(ModelSpec(name="base", path=str(base_dir)))
+    before = logps(reference)
+    adapter = load_model(ModelSpec(name="a", path=str(adapter_dir)), reference=reference)
+    assert adapter.shares_reference
+    with adapter.as_reference() as disabled:
+        assert logps(adapter, disabled) == pytest.approx(before, abs=1e-6)  # the reference: adapter off
+    assert logps(adapter) != pytest.approx(before, abs=1e-3)
+    release(adapter)
+    assert not any("lora" in name for name, _ in reference.model.named_modules())
+    assert logps(reference) == pytest.approx(before, abs=1e-6)
+
+
+def test_hub_ids_load_with_their_revision(
+    monkeypatch: pytest.MonkeyPatch, tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
+) -> None:
+    calls: list[tuple[str, str, Any]] = []
+
+    def fake(kind: str, obj: Any) -> Any:
+        def from_pretrained(path: str, revision: str | None = None, **_: Any) -> Any:
+            calls.append((kind, path, revision))
+            return obj
+
+        return from_pretrained
+
+    monkeypatch.setattr(checkpoints.AutoModelForCausalLM, "from_pretrained", fake("model", tiny_model))
+    monkeypatch.setattr(checkpoints.AutoTokenizer, "from_pretrained", fake("tokenizer", tiny_tokenizer))
+    monkeypatch.setattr(checkpoints, "_adapter_config", lambda spec: None)
+    loaded = load_model(ModelSpec(name="m", path="HuggingFaceTB/SmolLM3-3B", revision="a1b2c3"))
+    assert calls == [
+        ("model", "HuggingFaceTB/SmolLM3-3B", "a1b2c3"),
+        ("tokenizer", "HuggingFaceTB/SmolLM3-3B", "a1b2c3"),
+    ]
+    assert loaded.info.path == "HuggingFaceTB/SmolLM3-3B"
+
+
+def test_what_counts_as_loadable(base_dir: Path, tmp_path: Path) -> None:
+    assert is_loadable(str(base_dir))
+    assert is_loadable("gpt2") and is_loadable("HuggingFaceTB/SmolLM3-3B")
+    assert not is_loadable(str(tmp_path / "missing" / "dir"))
+    assert not is_loadable("./checkpoints/nope")
+
+
+def test_unloadable_model_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EvalkitError, match=r"models\.m: cannot load a model from"):
+        load_model(ModelSpec(name="m", path=str(tmp_path / "empty")))
