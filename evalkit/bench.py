@@ -10,31 +10,28 @@ from __future__ import annotations
 
 import gc
 import hashlib
-import importlib.metadata
 import json
-import platform
-import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
 from rich.table import Table
 from transformers import PreTrainedModel
 
 from evalkit import __version__
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release
-from evalkit.config import DatasetSpec, Suite, load_suite
+from evalkit.config import ModelSpec, Suite, load_suite
 from evalkit.console import console
-from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_like_hub_id
+from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_like_hub_id, split_pairs, write_pairs
 from evalkit.errors import EvalkitError
 from evalkit.metrics import compute_metrics
+from evalkit.provenance import environment
 from evalkit.report import summary_table, write_reports
 from evalkit.results import (
     SCHEMA_VERSION,
     DatasetInfo,
-    Environment,
     Metric,
     ModelInfo,
     RunResult,
@@ -57,8 +54,6 @@ from evalkit.scoring import (
 from evalkit.train import TrainingRun, train_dpo
 from evalkit.world import build_world
 
-PACKAGES = ["evalkit", "torch", "transformers", "trl", "peft", "datasets", "accelerate"]
-
 
 @dataclass
 class ScoredSuite:
@@ -70,17 +65,17 @@ class ScoredSuite:
     models: list[ModelInfo]
 
 
-def run_bench(suite_path: Path, output_dir: Path | None = None) -> RunResult:
+def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Sequence[str] = ()) -> RunResult:
     """Run the suite at `suite_path`; write results and reports; return the results."""
     started = time.perf_counter()
-    suite = load_suite(suite_path)
+    suite = load_suite(suite_path, overrides)
     out_dir = output_dir or suite.output_dir
 
     if suite.world is not None:
         build_world(suite.world)
     check_inputs(suite)
+    training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
-    training = _train(suite) if suite.train is not None else None
     scored = score_suite(suite, datasets)
 
     metrics = [m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, suite.scoring.beta)]
@@ -110,7 +105,7 @@ def run_bench(suite_path: Path, output_dir: Path | None = None) -> RunResult:
             path=str(suite_path),
             sha256=hashlib.sha256(suite_path.read_bytes()).hexdigest(),
         ),
-        environment=_environment(),
+        environment=environment(),
         reference=suite.reference,
         scoring=ScoringInfo(**suite.scoring.model_dump()),
         models=scored.models,
@@ -158,16 +153,23 @@ def _score_summary(model: str, metrics: list[Metric], audits: list[TokenizationA
 
 
 def check_inputs(suite: Suite) -> None:
-    """Fail before any heavy work when a file or directory the suite names is missing."""
-    produced = suite.train.output if suite.train is not None else None
+    """Fail before any heavy work when a file or directory the suite names is missing.
+
+    Training's outputs (the trained model, the held-out pairs) need not exist yet.
+    """
+    train = suite.train
+    produced_model = train.output if train is not None else None
+    produced_data = Path(train.heldout).resolve() if train is not None and train.heldout else None
     for d in suite.datasets:
+        if Path(d.path).resolve() == produced_data:
+            continue
         if not Path(d.path).exists() and not looks_like_hub_id(d.path):
             raise EvalkitError(f"datasets.{d.name}.path: file not found (nor a hub dataset id): {d.path}")
     for m in suite.models:
-        if m.name != produced and not is_loadable(m.path):
+        if m.name != produced_model and not is_loadable(m.path):
             raise EvalkitError(f"models.{m.name}.path: directory not found (nor a hub model id): {m.path}")
-    if suite.train is not None and not suite.train.data.is_file():
-        raise EvalkitError(f"train.data: file not found: {suite.train.data}")
+    if train is not None and not Path(train.data.path).exists() and not looks_like_hub_id(train.data.path):
+        raise EvalkitError(f"train.data.path: file not found (nor a hub dataset id): {train.data.path}")
 
 
 def score_suite(suite: Suite, datasets: dict[str, list[PreferencePair]]) -> ScoredSuite:
@@ -175,7 +177,7 @@ def score_suite(suite: Suite, datasets: dict[str, list[PreferencePair]]) -> Scor
     reference = load_model(suite.model(suite.reference)) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
     reference_cache: dict[str, list[CompletionLogps]] = {}
-    for spec in suite.models:
+    for spec in expand_checkpoints(suite.models):
         is_reference = reference is not None and spec.name == reference.spec.name
         loaded = reference if is_reference and reference is not None else load_model(spec, reference)
         try:
@@ -192,14 +194,48 @@ def score_suite(suite: Suite, datasets: dict[str, list[PreferencePair]]) -> Scor
     return scored
 
 
-def _train(suite: Suite) -> TrainingRun:
+def expand_checkpoints(models: Sequence[ModelSpec]) -> list[ModelSpec]:
+    """Models with `checkpoints: true` become one model per `checkpoint-<step>` directory, in step
+    order, named `<name>@<step>`, followed by the final model when the directory holds one."""
+    expanded: list[ModelSpec] = []
+    for spec in models:
+        if not spec.checkpoints:
+            expanded.append(spec)
+            continue
+        root = Path(spec.path)
+        steps = sorted(
+            (int(d.name.removeprefix("checkpoint-")), d)
+            for d in root.glob("checkpoint-*")
+            if d.is_dir() and d.name.removeprefix("checkpoint-").isdigit()
+        )
+        for step, directory in steps:
+            expanded.append(spec.model_copy(update={"name": f"{spec.name}@{step}", "path": str(directory)}))
+        has_final = (root / "adapter_config.json").is_file() or (root / "config.json").is_file()
+        if has_final:
+            expanded.append(spec)
+        if not steps and not has_final:
+            raise EvalkitError(f"models.{spec.name}.path: no checkpoint-* directories or saved model in {root}")
+    return expanded
+
+
+def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
+    """Train the suite's `train.output` model; with `eval_fraction`, hold out (and write) a seeded split."""
     assert suite.train is not None
     spec = suite.train
-    pairs = load_pairs(DatasetSpec(name="train", path=str(spec.data)))
-    console.print(f"training {spec.output!r} from {spec.base!r} with DPO on {len(pairs)} pairs")
-    # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
-    base = Path(suite.model(spec.base).path)
-    return train_dpo(spec, base.resolve() if base.exists() else base, Path(suite.model(spec.output).path), pairs)
+    pairs = load_pairs(spec.data)
+    eval_pairs = None
+    if spec.eval_fraction is not None and spec.heldout is not None:
+        split = split_pairs(pairs, spec.eval_fraction, spec.split_seed)
+        pairs, eval_pairs = split.train, split.held_out
+        write_pairs(eval_pairs, spec.heldout)
+    held_out = f", {len(eval_pairs)} held out to {spec.heldout}" if eval_pairs else ""
+    console.print(f"training {spec.output!r} from {spec.base!r} with DPO on {len(pairs)} pairs{held_out}")
+    base = suite.model(spec.base)
+    if Path(base.path).exists():
+        # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
+        base = base.model_copy(update={"path": str(Path(base.path).resolve())})
+    output = output_dir or Path(suite.model(spec.output).path)
+    return train_dpo(spec, base, output, pairs, eval_pairs)
 
 
 def _score_dataset(
@@ -303,28 +339,3 @@ def _training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None
         final_reward_accuracy=last.get("rewards/accuracies"),
         log_history=str(run.output_dir / "log_history.json"),
     )
-
-
-def _environment() -> Environment:
-    packages = {}
-    for name in PACKAGES:
-        try:
-            packages[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            packages[name] = "not installed"
-    device = f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu"
-    return Environment(
-        python=platform.python_version(),
-        platform=platform.platform(),
-        packages=packages,
-        device=device,
-        git_sha=_git_sha(),
-    )
-
-
-def _git_sha() -> str | None:
-    try:
-        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None

@@ -37,6 +37,26 @@ def build_parser() -> argparse.ArgumentParser:
         "suite", nargs="?", type=Path, default=DEFAULT_SUITE, help=f"suite file (default {DEFAULT_SUITE})"
     )
     bench.add_argument("--out", type=Path, help="output directory (default: the suite's output_dir)")
+    bench.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a suite key, e.g. --set scoring.batch_size=4 (repeatable)",
+    )
+
+    train = commands.add_parser("train", help="train the suite's DPO model (its `train` section) and save it")
+    train.add_argument("suite", type=Path, help="suite file with a `train` section")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a suite key, e.g. --set train.args.max_steps=10 (repeatable)",
+    )
+    train.add_argument("--out", type=Path, help="output directory (default: the trained model's path in the suite)")
 
     score = commands.add_parser("score", help="score one model (and a reference) on one dataset, pair by pair")
     score.add_argument("--model", required=True, help="model or adapter directory, or hub id")
@@ -62,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command == "bench":
-            return _bench(args.suite, args.out)
+            return _bench(args.suite, args.out, args.overrides)
+        if args.command == "train":
+            return _train(args.suite, args.out, args.overrides)
         if args.command == "score":
             return _score(args)
         return _report(args.results, args.out)
@@ -74,11 +96,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _bench(suite: Path, out: Path | None) -> int:
+def _bench(suite: Path, out: Path | None, overrides: list[str]) -> int:
     _quiet_libraries()
     from evalkit.bench import run_bench  # imports torch; `report` must not
 
-    run_bench(suite, out)
+    run_bench(suite, out, overrides)
+    return EXIT_OK
+
+
+def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
+    from evalkit.config import load_suite
+
+    suite = load_suite(suite_path, overrides)
+    if suite.train is None:
+        raise EvalkitError(f"{suite_path}: no `train` section; expected one to train from")
+    _quiet_libraries()
+    from evalkit.bench import check_inputs, run_training
+    from evalkit.world import build_world
+
+    if suite.world is not None:
+        build_world(suite.world)
+    check_inputs(suite)
+    run = run_training(suite, out)
+    console.print(f"trained {suite.train.output!r}: {run.steps} steps in {run.seconds:.0f}s, saved to {run.output_dir}")
     return EXIT_OK
 
 

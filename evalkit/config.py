@@ -8,9 +8,12 @@ suggestion, never a silently ignored option.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import re
 import types
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -47,36 +50,6 @@ class WorldSpec(Spec):
     """Transformer layers of the tiny base model."""
     pretrain_steps: int = Field(2000, ge=1)
     """Optimiser steps of next-token pretraining on the balanced corpus."""
-
-
-class LoraSpec(Spec):
-    """PEFT LoRA settings; the reference is then the base with the adapter disabled."""
-
-    r: int = Field(8, ge=1)
-    alpha: int = Field(16, ge=1)
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
-
-
-class TrainSpec(Spec):
-    """A DPO run through TRL's DPOTrainer that produces one of the suite's models."""
-
-    base: str
-    """Name of the model (in `models`) that training starts from; it is also the DPO reference."""
-    output: str
-    """Name of the model (in `models`) that training writes; its `path` is where the adapter is saved."""
-    data: Path
-    """Preference pairs to train on (JSONL/JSON/Parquet/CSV)."""
-    beta: float = Field(0.1, gt=0.0)
-    learning_rate: float = Field(5e-4, gt=0.0)
-    epochs: float = Field(1.0, gt=0.0)
-    batch_size: int = Field(8, ge=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
-    warmup_steps: int = Field(0, ge=0)
-    max_length: int | None = Field(1024, ge=2)
-    seed: int = 0
-    lora: LoraSpec | None = LoraSpec()
-    """LoRA settings, or null for full fine-tuning (the reference is then a second copy of `base`)."""
 
 
 DataFormat = Literal["auto", "explicit", "conversational", "implicit"]
@@ -118,6 +91,132 @@ class DatasetSpec(Spec):
     seed: int = 0
 
 
+class LoraSpec(Spec):
+    """PEFT LoRA settings; the reference is then the base with the adapter disabled (as in TRL)."""
+
+    r: int = Field(8, ge=1)
+    alpha: int = Field(16, ge=1)
+    """`lora_alpha` in PEFT."""
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """`lora_dropout` in PEFT."""
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    options: dict[str, Any] = {}
+    """Any other `peft.LoraConfig` field, by its PEFT name (checked when the suite loads)."""
+
+    @model_validator(mode="after")
+    def _check_options(self) -> LoraSpec:
+        from peft import LoraConfig  # deferred: only suites that train need PEFT loaded
+
+        _check_option_names(self.options, LoraConfig, "train.lora.options", reserved=_LORA_RESERVED)
+        return self
+
+
+class TrainDataSpec(DatasetSpec):
+    """The preference pairs to train on (same keys as a dataset; the name is optional)."""
+
+    name: str = "train"
+
+
+class TrainSpec(Spec):
+    """A DPO run through TRL's DPOTrainer that produces one of the suite's models."""
+
+    base: str
+    """Name of the model (in `models`) that training starts from."""
+    output: str
+    """Name of the model (in `models`) that training writes; its `path` is TRL's output directory."""
+    data: TrainDataSpec
+    eval_fraction: float | None = Field(None, gt=0.0, lt=1.0)
+    """Hold out this share of the pairs (seeded with `split_seed`): TRL evaluates on it while training,
+    and it is written to `heldout` for the suite's datasets to score."""
+    split_seed: int = 0
+    heldout: Path | None = None
+    """Where the held-out pairs are written (JSON Lines); required with `eval_fraction`."""
+    max_prompt_length: int | None = Field(None, ge=1)
+    """Prompts longer than this many tokens lose their beginning before TRL sees them (TRL 1.x
+    dropped this option; evalkit implements it)."""
+    tokenizer: str | None = None
+    """Tokenizer to train with (TRL's `processing_class`); default: the base model's."""
+    lora: LoraSpec | None = None
+    """LoRA settings, or null for full fine-tuning (the reference is then a frozen copy of `base`)."""
+    merge: bool = False
+    """Also save the adapter merged into the base, under `<output path>/merged`."""
+    args: dict[str, Any] = {}
+    """Any `trl.DPOConfig` option, by its TRL name (`beta`, `learning_rate`, `num_train_epochs`,
+    `per_device_train_batch_size`, `lr_scheduler_type`, `gradient_checkpointing`, `bf16`, ...)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _modernise(cls, raw: Any) -> Any:
+        """`data: file` is short for `data: {path: file}`; options that TRL renamed or dropped are
+        understood, with a one-line notice."""
+        if isinstance(raw, dict) and isinstance(raw.get("data"), str):
+            raw = {**raw, "data": {"path": raw["data"]}}
+        if not isinstance(raw, dict) or not isinstance(raw.get("args"), dict):
+            return raw
+        raw, args = dict(raw), dict(raw["args"])
+        for old, new in RENAMED_TRAIN_OPTIONS.items():
+            if old in args:
+                target = new.removeprefix("train.")
+                if new.startswith("train."):
+                    raw.setdefault(target, args.pop(old))
+                else:
+                    args.setdefault(target, args.pop(old))
+                notice(f"train.args.{old} is `{new}` in today's TRL/evalkit; using it as such")
+        raw["args"] = args
+        return raw
+
+    @model_validator(mode="after")
+    def _check_args(self) -> TrainSpec:
+        from trl import DPOConfig  # deferred: importing TRL takes seconds and only training needs it
+
+        for old, why in REMOVED_TRAIN_OPTIONS.items():
+            if old in self.args:
+                raise ValueError(f"train.args.{old}: {why}")
+        _check_option_names(self.args, DPOConfig, "train.args", reserved=_TRAIN_RESERVED)
+        if (self.eval_fraction is None) != (self.heldout is None):
+            raise ValueError("train.heldout: give both `eval_fraction` and `heldout`, or neither")
+        return self
+
+
+RENAMED_TRAIN_OPTIONS = {
+    "evaluation_strategy": "eval_strategy",
+    "max_prompt_length": "train.max_prompt_length",
+    "tokenizer": "train.tokenizer",
+}
+"""Old TRL/transformers option → where it lives now (`train.X`: a key of evalkit's train section)."""
+REMOVED_TRAIN_OPTIONS = {
+    "reference_free": "removed from TRL's DPOConfig; evalkit always trains against a reference",
+    "generate_during_eval": "removed from TRL's DPOConfig; use evalkit's generation samples instead",
+}
+_TRAIN_RESERVED = {
+    "output_dir": "train.output names the model whose `path` is the output directory",
+    "peft_config": "use train.lora",
+}
+_LORA_RESERVED = {
+    "lora_alpha": "use train.lora.alpha",
+    "lora_dropout": "use train.lora.dropout",
+    "r": "use train.lora.r",
+    "target_modules": "use train.lora.target_modules",
+    "task_type": "evalkit sets CAUSAL_LM",
+}
+
+
+def _check_option_names(options: dict[str, Any], config_class: Any, where: str, reserved: dict[str, str]) -> None:
+    known = [f.name for f in dataclasses.fields(config_class) if not f.name.startswith("_")]
+    for key in options:
+        if key in reserved:
+            raise ValueError(f"{where}.{key}: not set here; {reserved[key]}")
+        if key not in known:
+            raise ValueError(f"{where}.{key}: unknown {config_class.__name__} option{_suggestion(key, known)}")
+
+
+def notice(message: str) -> None:
+    """A one-line notice about the suite, on the terminal."""
+    from evalkit.console import console
+
+    console.print(f"[yellow]notice:[/yellow] {message}", soft_wrap=True)
+
+
 class ModelSpec(Spec):
     """A checkpoint to score: a model directory, a PEFT adapter directory, or a hub id."""
 
@@ -130,6 +229,9 @@ class ModelSpec(Spec):
     """For adapters: the base model to load them onto, instead of the one in `adapter_config.json`."""
     dtype: Dtype = "float32"
     """Weights dtype; `auto` keeps the checkpoint's own."""
+    checkpoints: bool = False
+    """Sweep a training output directory: score every `checkpoint-<step>` in it (as `<name>@<step>`)
+    and the final model, to see the metrics along training and pick the one to ship."""
 
 
 class ScoringSpec(Spec):
@@ -187,8 +289,9 @@ def _require_model(name: str, known: list[str], key: str) -> None:
         raise ValueError(f"{key}: no model named {name!r}{_suggestion(name, known)}; models are {known}")
 
 
-def load_suite(path: Path | str) -> Suite:
-    """Read and validate a suite file; every problem is an `EvalkitError` naming the file and key."""
+def load_suite(path: Path | str, overrides: Sequence[str] = ()) -> Suite:
+    """Read and validate a suite file, after `key.path=value` overrides; every problem is an
+    `EvalkitError` naming the file and key."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -205,7 +308,51 @@ def load_suite(path: Path | str) -> Suite:
         raise EvalkitError(f"{where}: invalid YAML: {problem}") from None
     if not isinstance(raw, dict):
         raise EvalkitError(f"{path}: expected a mapping of suite keys at the top level")
+    for override in overrides:
+        apply_override(raw, override)
     return parse_suite(raw, source=str(path))
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set `key.path=value` in a parsed suite (`--set`). The value is read as YAML (`0.1`, `true`,
+    `[a, b]`); a list item is named by its index or its `name` (`models.base.path=...`)."""
+    key_path, separator, text = override.partition("=")
+    if not separator or not key_path:
+        raise EvalkitError(f"--set {override}: expected key.path=value")
+    try:
+        value = yaml.safe_load(text) if text else ""
+    except yaml.YAMLError:
+        value = text
+    *parents, last = key_path.split(".")
+    node: Any = raw
+    for depth, part in enumerate(parents):
+        node = _child(node, part, ".".join(parents[: depth + 1]), override)
+    if isinstance(node, list):
+        node[_index(node, last, key_path, override)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise EvalkitError(f"--set {override}: {'.'.join(parents)} is a value, not a section")
+
+
+def _child(node: Any, part: str, where: str, override: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, where, override)]
+    if not isinstance(node, dict):
+        raise EvalkitError(f"--set {override}: {where} is a value, not a section")
+    if node.get(part) is None:
+        node[part] = {}
+    return node[part]
+
+
+def _index(items: list[Any], part: str, where: str, override: str) -> int:
+    if part.isdigit() and int(part) < len(items):
+        return int(part)
+    for position, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == part:
+            return position
+    names = [str(item.get("name")) for item in items if isinstance(item, dict)]
+    raise EvalkitError(f"--set {override}: {where}: no item {part!r}{_suggestion(part, names)}; items are {names}")
 
 
 def parse_suite(raw: dict[str, Any], source: str = "<suite>") -> Suite:
@@ -225,9 +372,12 @@ def _describe(error: Any) -> str:
     if error["type"] == "missing":
         return f"{key_path}: required key is missing"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "value_error" and not loc:
-        return message
+    if error["type"] == "value_error" and (not loc or _KEY_PATH.match(message)):
+        return message  # the validator named the key itself
     return f"{key_path}: {message} (got {error.get('input')!r})"
+
+
+_KEY_PATH = re.compile(r"^[\w-]+(\.[\w-]+)+: ")
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:

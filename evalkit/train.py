@@ -1,27 +1,46 @@
 """DPO training: a thin wrapper that composes TRL's `DPOTrainer`, never subclasses it.
 
-The suite's `train` section becomes a `DPOConfig` (and a `LoraConfig` when LoRA is asked for);
-TRL does the training. With LoRA and no reference model TRL uses the base with the adapter
-disabled as the reference, which is exactly what evalkit's scoring does afterwards. The output
-directory gets the adapter (or full model), the tokenizer and `log_history.json`.
+The suite's `train` section becomes a `DPOConfig` (every TRL option reachable under `args`) and,
+when asked, a `LoraConfig`; TRL does the training. What evalkit adds is what today's TRL lacks
+or gets wrong for the recipes users bring:
+- hh-rlhf style data without a prompt column arrives already split (see `evalkit.data`);
+- chat-message data meets a tokenizer without a chat template (GPT-2) as plain text, exactly as
+  evalkit scores it;
+- `max_prompt_length` (dropped from TRL) cuts prompts from the left before TRL sees them;
+- bf16 is switched on only where the device supports it (TRL turns it on whenever fp16 is off);
+- the output directory keeps the adapter or model, the tokenizer, `log_history.json`, and
+  `evalkit_train.json` (the resolved settings and an environment block).
+With LoRA and no reference model TRL's reference is the base with the adapter disabled, which
+is what evalkit's scoring uses afterwards.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from evalkit.config import TrainSpec
+from evalkit.config import ModelSpec, TrainSpec, notice
 from evalkit.console import progress_bar
 from evalkit.data import PreferencePair
+from evalkit.errors import EvalkitError
+from evalkit.provenance import environment
+from evalkit.scoring import as_plain_text, chat_token_ids
+
+CURVE_KEYS = (
+    "loss",
+    "eval_loss",
+    "rewards/accuracies",
+    "eval_rewards/accuracies",
+    "rewards/margins",
+    "eval_rewards/margins",
+)
 
 
 @dataclass(frozen=True)
@@ -34,63 +53,154 @@ class TrainingRun:
     log_history: list[dict[str, Any]]
 
 
-def train_dpo(spec: TrainSpec, base_path: Path, output_dir: Path, pairs: list[PreferencePair]) -> TrainingRun:
-    """Train `base_path` with DPO on `pairs` and save the result to `output_dir`."""
+def train_dpo(
+    spec: TrainSpec,
+    base: ModelSpec,
+    output_dir: Path,
+    pairs: list[PreferencePair],
+    eval_pairs: list[PreferencePair] | None = None,
+) -> TrainingRun:
+    """Train `base` with DPO on `pairs` (evaluating on `eval_pairs`) and save the result to `output_dir`."""
     # Imported here: TRL pulls in much of the HF stack, and only training needs it.
     from datasets import Dataset
-    from peft import LoraConfig
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOTrainer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    dataset = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
-    lora = (
-        LoraConfig(
-            r=spec.lora.r,
-            lora_alpha=spec.lora.alpha,
-            lora_dropout=spec.lora.dropout,
-            target_modules=spec.lora.target_modules,
-            task_type="CAUSAL_LM",
-        )
-        if spec.lora is not None
-        else None
+    tokenizer = _tokenizer(spec, base)
+    args = dpo_config(spec, output_dir, has_eval=bool(eval_pairs))
+    model = AutoModelForCausalLM.from_pretrained(
+        base.path, revision=base.revision, dtype="auto" if base.dtype == "auto" else getattr(torch, base.dtype)
     )
+    train_rows = trl_rows(pairs, tokenizer, spec.max_prompt_length)
+    eval_rows = trl_rows(eval_pairs, tokenizer, spec.max_prompt_length) if eval_pairs else None
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="evalkit-train-") as scratch:
-        args = DPOConfig(
-            output_dir=scratch,
-            beta=spec.beta,
-            learning_rate=spec.learning_rate,
-            num_train_epochs=spec.epochs,
-            per_device_train_batch_size=spec.batch_size,
-            gradient_accumulation_steps=spec.gradient_accumulation_steps,
-            warmup_steps=spec.warmup_steps,
-            max_length=spec.max_length,
-            seed=spec.seed,
-            # TRL turns bf16 on whenever fp16 is off; evalkit trains in fp32 unless asked otherwise.
-            bf16=False,
-            fp16=False,
-            logging_steps=1,
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            dataloader_pin_memory=torch.cuda.is_available(),
-        )
-        trainer = DPOTrainer(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            peft_config=lora,
-            callbacks=[_ProgressCallback()],
-        )
-        trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar shows them
-        trainer.train()
-        trainer.save_model(str(output_dir))
-    tokenizer.save_pretrained(output_dir)
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
+        processing_class=tokenizer,
+        peft_config=lora_config(spec),
+        callbacks=[_ProgressCallback()],
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar shows them
+    trainer.train()
+    trainer.save_model(str(output_dir))
     history = list(trainer.state.log_history)
-    (output_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(output_dir)
+        (output_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
+        resolved = {
+            "train": spec.model_dump(mode="json"),
+            "base": base.model_dump(mode="json"),
+            "dpo_config": {k: v for k, v in args.to_dict().items() if k in spec.args or k in _EVALKIT_DEFAULTS},
+            "environment": environment().model_dump(mode="json"),
+        }
+        (output_dir / "evalkit_train.json").write_text(json.dumps(resolved, indent=1, default=str) + "\n")
+        if spec.merge and spec.lora is not None:
+            merged = cast(Any, trainer.model).merge_and_unload()
+            merged.save_pretrained(output_dir / "merged")
+            tokenizer.save_pretrained(output_dir / "merged")
     return TrainingRun(output_dir, trainer.state.global_step, time.perf_counter() - started, history)
+
+
+_EVALKIT_DEFAULTS = {"bf16", "fp16", "report_to", "save_strategy", "logging_steps", "disable_tqdm", "eval_strategy"}
+
+
+def dpo_config(spec: TrainSpec, output_dir: Path, has_eval: bool) -> Any:
+    """The `DPOConfig` for `spec`: the suite's `args`, with evalkit's defaults where it says nothing."""
+    from trl import DPOConfig
+
+    args = dict(spec.args)
+    args.setdefault("report_to", [])
+    args.setdefault("save_strategy", "no")
+    args.setdefault("logging_steps", 1)
+    args.setdefault("disable_tqdm", True)
+    args.setdefault("dataloader_pin_memory", torch.cuda.is_available())
+    if has_eval:
+        args.setdefault("eval_strategy", "steps")
+        args.setdefault("eval_steps", 0.1)  # a ratio of the total steps: ten evaluations per run
+    bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if args.get("bf16", "auto") == "auto":
+        # TRL's DPOConfig turns bf16 on whenever fp16 is off, also on CPUs; evalkit only where supported.
+        args["bf16"] = bf16_supported and not args.get("fp16", False)
+    args.setdefault("fp16", False)
+    try:
+        return DPOConfig(output_dir=str(output_dir), **args)
+    except (TypeError, ValueError) as exc:
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EvalkitError(f"train.args: {message}") from None
+
+
+def lora_config(spec: TrainSpec) -> Any:
+    if spec.lora is None:
+        return None
+    from peft import LoraConfig
+
+    lora = spec.lora
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+        **lora.options,
+    )
+
+
+def trl_rows(
+    pairs: list[PreferencePair], tokenizer: PreTrainedTokenizerBase, max_prompt_length: int | None
+) -> list[dict[str, Any]]:
+    """Rows in TRL's explicit-prompt layout, as evalkit will score them."""
+    if pairs and pairs[0].is_conversational and tokenizer.chat_template is None:
+        notice("the tokenizer has no chat template: message pairs are trained as plain text (prompt, last answer)")
+        pairs = [as_plain_text(p) for p in pairs]
+    if max_prompt_length is not None:
+        pairs = [truncate_prompt(p, tokenizer, max_prompt_length) for p in pairs]
+    return [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+
+
+def truncate_prompt(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> PreferencePair:
+    """`pair` with its prompt cut from the left to at most `max_tokens` tokens.
+
+    The beginning goes, since the end of a prompt (the latest turn) matters most to the answer. A
+    text prompt keeps its last tokens; a message prompt loses its oldest messages, and the content
+    of the last one is cut from the left if it alone is too long.
+    """
+    prompt = pair.prompt
+    if isinstance(prompt, str):
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_tokens:
+            return pair
+        return _with_prompt(pair, _decode(tokenizer, ids[-max_tokens:]))
+    messages = list(prompt)
+    while len(messages) > 1 and len(chat_token_ids(tokenizer, messages, add_generation_prompt=True)) > max_tokens:
+        messages = messages[1:]
+    while len(chat_token_ids(tokenizer, messages, add_generation_prompt=True)) > max_tokens:
+        content_ids = tokenizer(messages[-1]["content"], add_special_tokens=False)["input_ids"]
+        if len(content_ids) <= 1:
+            break  # the template alone fills the budget: nothing more to cut
+        keep = max(1, len(content_ids) - (len(chat_token_ids(tokenizer, messages, True)) - max_tokens))
+        messages[-1] = {**messages[-1], "content": _decode(tokenizer, content_ids[-keep:])}
+    return pair if messages == prompt else _with_prompt(pair, messages)
+
+
+def _decode(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
+    return str(tokenizer.decode(ids))
+
+
+def _with_prompt(pair: PreferencePair, prompt: str | list[dict[str, str]]) -> PreferencePair:
+    return PreferencePair(pair.id, prompt, pair.chosen, pair.rejected, pair.subset, pair.prompt_text)
+
+
+def _tokenizer(spec: TrainSpec, base: ModelSpec) -> PreTrainedTokenizerBase:
+    source, revision = (spec.tokenizer, None) if spec.tokenizer else (base.path, base.revision)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+    except (OSError, ValueError) as exc:
+        raise EvalkitError(f"train: cannot load a tokenizer from {source!r}: {str(exc).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # TRL needs one; padding is masked out
+    return tokenizer
 
 
 class _ProgressCallback(TrainerCallback):
@@ -98,16 +208,31 @@ class _ProgressCallback(TrainerCallback):
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._bar = progress_bar()
-        self._bar.start()
         self._task = self._bar.add_task("DPO training", total=state.max_steps, status="")
+        if state.is_world_process_zero:
+            self._bar.start()
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any) -> None:
         if logs and "loss" in logs:
             accuracy = logs.get("rewards/accuracies", float("nan"))
             self._bar.update(self._task, status=f"loss {logs['loss']:.3f} acc {accuracy:.2f}")
+        elif logs and "eval_loss" in logs:
+            self._bar.update(self._task, status=f"eval loss {logs['eval_loss']:.3f}")
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._bar.update(self._task, completed=state.global_step)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._bar.stop()
+
+
+def training_curve(history: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Per logged step: loss, reward accuracy and margin, for training and evaluation."""
+    points: dict[int, dict[str, float]] = {}
+    for entry in history:
+        if "step" not in entry:
+            continue
+        values = {key: float(entry[key]) for key in CURVE_KEYS if key in entry}
+        if values:
+            points.setdefault(int(entry["step"]), {"step": float(entry["step"])}).update(values)
+    return [points[step] for step in sorted(points)]

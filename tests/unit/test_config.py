@@ -113,3 +113,76 @@ def test_peft_style_key_suggests_the_suite_key(tmp_path: Path) -> None:
     text = MINIMAL + "train:\n  base: base\n  output: tuned\n  data: t.jsonl\n  lora:\n    lora_alpha: 16\n"
     with pytest.raises(EvalkitError, match=r"train\.lora\.lora_alpha: unknown key \(did you mean 'alpha'\?\)"):
         load_suite(write(tmp_path, text))
+
+
+TRAIN = MINIMAL + "train:\n  base: base\n  output: tuned\n  data: t.jsonl\n"
+
+
+def test_train_args_are_checked_against_dpo_config(tmp_path: Path) -> None:
+    text = TRAIN + "  args:\n    learnig_rate: 0.1\n"
+    with pytest.raises(
+        EvalkitError, match=r"train\.args\.learnig_rate: unknown DPOConfig option \(did you mean 'learning_rate'\?\)"
+    ):
+        load_suite(write(tmp_path, text))
+
+
+def test_renamed_trl_options_are_understood_with_a_notice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = TRAIN + "  args:\n    evaluation_strategy: epoch\n    max_prompt_length: 64\n    tokenizer: tok/dir\n"
+    train = load_suite(write(tmp_path, text)).train
+    assert train is not None
+    assert train.args == {"eval_strategy": "epoch"}
+    assert train.max_prompt_length == 64 and train.tokenizer == "tok/dir"
+    err = capsys.readouterr().err
+    assert "train.args.evaluation_strategy is `eval_strategy`" in err
+    assert "train.args.max_prompt_length is `train.max_prompt_length`" in err
+
+
+def test_removed_trl_options_are_explained(tmp_path: Path) -> None:
+    with pytest.raises(EvalkitError, match=r"train\.args\.generate_during_eval: removed from TRL's DPOConfig"):
+        load_suite(write(tmp_path, TRAIN + "  args:\n    generate_during_eval: true\n"))
+    with pytest.raises(EvalkitError, match=r"train\.args\.output_dir: not set here"):
+        load_suite(write(tmp_path, TRAIN + "  args:\n    output_dir: x\n"))
+
+
+def test_lora_options_are_checked_against_lora_config(tmp_path: Path) -> None:
+    text = TRAIN + "  lora:\n    r: 4\n    options:\n      use_dora: true\n      fan_in_fan_ot: true\n"
+    with pytest.raises(
+        EvalkitError,
+        match=r"train\.lora\.options\.fan_in_fan_ot: unknown LoraConfig option \(did you mean 'fan_in_fan_out'\?\)",
+    ):
+        load_suite(write(tmp_path, text))
+
+
+def test_heldout_needs_eval_fraction(tmp_path: Path) -> None:
+    with pytest.raises(EvalkitError, match=r"train\.heldout: give both"):
+        load_suite(write(tmp_path, TRAIN + "  eval_fraction: 0.1\n"))
+
+
+def test_set_overrides_keys_by_index_or_name_with_yaml_values(tmp_path: Path) -> None:
+    path = write(tmp_path, TRAIN)
+    suite = load_suite(
+        path,
+        [
+            "scoring.batch_size=3",
+            "models.tuned.path=elsewhere",
+            "models.0.dtype=bfloat16",
+            "train.args.beta=0.5",
+            "train.lora.target_modules=[q_proj, v_proj]",
+        ],
+    )
+    assert suite.scoring.batch_size == 3
+    assert suite.model("tuned").path == "elsewhere" and suite.model("base").dtype == "bfloat16"
+    assert suite.train is not None and suite.train.args == {"beta": 0.5}
+    assert suite.train.lora is not None and suite.train.lora.target_modules == ["q_proj", "v_proj"]
+
+
+def test_bad_overrides_are_one_line_errors(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    with pytest.raises(
+        EvalkitError, match=r"--set models\.bsae\.path=x: models\.bsae: no item 'bsae' \(did you mean 'base'\?\)"
+    ):
+        load_suite(path, ["models.bsae.path=x"])
+    with pytest.raises(EvalkitError, match=r"--set scoring: expected key\.path=value"):
+        load_suite(path, ["scoring"])
+    with pytest.raises(EvalkitError, match=r"scoring\.batch_sise: unknown key \(did you mean 'batch_size'\?\)"):
+        load_suite(path, ["scoring.batch_sise=2"])

@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+from transformers import PreTrainedTokenizerFast
+
+from evalkit.config import TrainSpec
+from evalkit.data import PreferencePair
+from evalkit.errors import EvalkitError
+from evalkit.scoring import chat_token_ids
+from evalkit.train import dpo_config, training_curve, trl_rows, truncate_prompt
+
+
+def spec(**kwargs: object) -> TrainSpec:
+    return TrainSpec.model_validate({"base": "b", "output": "o", "data": "d.jsonl", **kwargs})
+
+
+def test_bf16_stays_off_without_device_support(tmp_path: Path) -> None:
+    # On this CPU-only machine TRL alone would switch bf16 on whenever fp16 is off.
+    for args in ({}, {"fp16": False}, {"bf16": "auto"}):
+        config = dpo_config(spec(args=args), tmp_path, has_eval=False)
+        assert config.bf16 is False and config.fp16 is False
+
+
+def test_evalkit_defaults_and_user_args(tmp_path: Path) -> None:
+    config = dpo_config(spec(args={"beta": 0.3, "save_strategy": "steps", "save_steps": 5}), tmp_path, has_eval=True)
+    assert config.beta == 0.3 and config.save_strategy == "steps" and config.save_steps == 5
+    assert config.report_to == [] and config.logging_steps == 1
+    assert config.eval_strategy == "steps" and config.eval_steps == 0.1
+    assert config.output_dir == str(tmp_path)
+
+
+def test_bad_option_values_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(EvalkitError, match=r"^train\.args: "):
+        dpo_config(spec(args={"lr_scheduler_type": "sideways"}), tmp_path, has_eval=False)
+
+
+def test_text_prompts_lose_their_beginning(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    pair = PreferencePair("p", "Ada asks: What is 3 plus 4?", " 7", " 8")
+    ids = tiny_tokenizer(pair.prompt, add_special_tokens=False)["input_ids"]
+    cut = truncate_prompt(pair, tiny_tokenizer, max_tokens=3)
+    assert cut.prompt == tiny_tokenizer.decode(ids[-3:]) and str(cut.prompt).endswith("?")
+    assert (cut.chosen, cut.rejected) == (" 7", " 8")
+    assert truncate_prompt(pair, tiny_tokenizer, max_tokens=len(ids)) is pair
+
+
+def test_message_prompts_drop_their_oldest_turns_first(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    prompt = [
+        {"role": "user", "content": "What is 2 plus 2?"},
+        {"role": "assistant", "content": "2 + 2 = 4."},
+        {"role": "user", "content": "Add 3 and 4."},
+    ]
+    pair = PreferencePair("p", prompt, [{"role": "assistant", "content": "7"}], [{"role": "assistant", "content": "8"}])
+    last_alone = len(chat_token_ids(tiny_tokenizer, prompt[-1:], add_generation_prompt=True))
+    cut = truncate_prompt(pair, tiny_tokenizer, max_tokens=last_alone)
+    assert cut.prompt == prompt[-1:]
+    tighter = truncate_prompt(pair, tiny_tokenizer, max_tokens=last_alone - 2)
+    rendered = chat_token_ids(tiny_tokenizer, tighter.prompt, add_generation_prompt=True)  # type: ignore[arg-type]
+    assert len(rendered) <= last_alone - 2 and tighter.prompt[0]["content"].endswith("4.")  # type: ignore[index]
+
+
+def test_messages_become_plain_text_for_a_tokenizer_without_template(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    plain = tiny_tokenizer.__class__(tokenizer_object=tiny_tokenizer.backend_tokenizer, eos_token="<|end|>")
+    pair = PreferencePair(
+        "p",
+        [{"role": "user", "content": "Name a fruit."}],
+        [{"role": "assistant", "content": " Apple."}],
+        [{"role": "assistant", "content": " Car."}],
+        prompt_text="Name a fruit.",
+    )
+    assert trl_rows([pair], plain, None) == [{"prompt": "Name a fruit.", "chosen": " Apple.", "rejected": " Car."}]
+    assert trl_rows([pair], tiny_tokenizer, None)[0]["prompt"] == pair.prompt
+
+
+def test_training_curve_merges_train_and_eval_logs_by_step() -> None:
+    history = [
+        {"step": 1, "loss": 0.69, "rewards/accuracies": 0.5, "epoch": 0.1},
+        {"step": 2, "loss": 0.6, "rewards/margins": 0.2},
+        {"step": 2, "eval_loss": 0.65, "eval_rewards/accuracies": 0.7},
+        {"step": 2, "train_runtime": 3.0},
+    ]
+    assert training_curve(history) == [
+        {"step": 1.0, "loss": 0.69, "rewards/accuracies": 0.5},
+        {"step": 2.0, "loss": 0.6, "rewards/margins": 0.2, "eval_loss": 0.65, "eval_rewards/accuracies": 0.7},
+    ]
