@@ -23,7 +23,7 @@ from transformers import PreTrainedModel
 from evalkit import __version__
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release
 from evalkit.config import ModelSpec, Suite, load_suite
-from evalkit.console import console
+from evalkit.console import console, is_main_process
 from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_like_hub_id, split_pairs, write_pairs
 from evalkit.errors import EvalkitError
 from evalkit.metrics import compute_metrics
@@ -227,7 +227,8 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
     if spec.eval_fraction is not None and spec.heldout is not None:
         split = split_pairs(pairs, spec.eval_fraction, spec.split_seed)
         pairs, eval_pairs = split.train, split.held_out
-        write_pairs(eval_pairs, spec.heldout)
+        if is_main_process():  # every process splits alike; one writes
+            write_pairs(eval_pairs, spec.heldout)
     held_out = f", {len(eval_pairs)} held out to {spec.heldout}" if eval_pairs else ""
     console.print(f"training {spec.output!r} from {spec.base!r} with DPO on {len(pairs)} pairs{held_out}")
     base = suite.model(spec.base)

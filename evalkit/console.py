@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console(stderr=True, highlight=False)
+
+def is_main_process() -> bool:
+    """False in the other processes of a `torchrun`/`accelerate launch` run, which stay quiet."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+console = Console(stderr=True, highlight=False, quiet=not is_main_process())
 
 
 def progress_bar() -> Progress:

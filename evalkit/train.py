@@ -207,10 +207,9 @@ class _ProgressCallback(TrainerCallback):
     """Shows DPO training on evalkit's progress bar, with the latest loss and reward accuracy."""
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self._bar = progress_bar()
+        self._bar = progress_bar()  # silent in the other processes of a distributed run
         self._task = self._bar.add_task("DPO training", total=state.max_steps, status="")
-        if state.is_world_process_zero:
-            self._bar.start()
+        self._bar.start()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any) -> None:
         if logs and "loss" in logs:

@@ -238,3 +238,42 @@ reference: base
     assert len(ours) == len(direct) == 7  # 27 pairs, batches of 4
     assert ours == pytest.approx(direct, abs=1e-6)
     assert len(set(ours)) > 1
+
+
+def test_training_runs_unchanged_in_two_processes(tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 -m evalkit train`: two gloo processes on CPU, one set of outputs."""
+    import os
+    import subprocess
+    import sys
+
+    world = build_world(WorldSpec(dir=tmp_path / "world", pairs_per_subset=12, pretrain_steps=20))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"""
+name: ddp
+output_dir: {tmp_path / "out"}
+train:
+  base: base
+  output: tuned
+  data: {world.train_pairs}
+  lora: {{r: 4, alpha: 8}}
+  args: {{max_steps: 3, per_device_train_batch_size: 2, learning_rate: 1.0e-3}}
+datasets: [{{name: eval, path: {world.eval_pairs}}}]
+models:
+  - {{name: base, path: {world.base_model}}}
+  - {{name: tuned, path: {tmp_path / "tuned"}}}
+"""
+    )
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    done = subprocess.run(
+        [*torchrun, "-m", "evalkit", "train", str(suite)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("trained 'tuned'") == 1  # only the main process speaks
+    history = json.loads((tmp_path / "tuned" / "log_history.json").read_text())
+    assert [e["step"] for e in history if "loss" in e] == [1, 2, 3]
+    assert (tmp_path / "tuned" / "adapter_model.safetensors").is_file()
