@@ -26,7 +26,7 @@ from evalkit.config import ModelSpec, Suite, load_suite
 from evalkit.console import console, is_main_process
 from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_like_hub_id, split_pairs, write_pairs
 from evalkit.errors import EvalkitError
-from evalkit.metrics import compute_metrics
+from evalkit.metrics import compare_models, compute_metrics, reliability_curves
 from evalkit.provenance import environment
 from evalkit.report import summary_table, write_reports
 from evalkit.results import (
@@ -51,7 +51,7 @@ from evalkit.scoring import (
     score_pairs,
     tokenize_pair,
 )
-from evalkit.train import TrainingRun, train_dpo
+from evalkit.train import TrainingRun, train_dpo, training_curve
 from evalkit.world import build_world
 
 
@@ -78,7 +78,12 @@ def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Seque
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets)
 
-    metrics = [m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, suite.scoring.beta)]
+    beta, statistics = suite.scoring.beta, suite.statistics
+    metrics, comparisons, reliability = [], [], []
+    for name, rows in scored.scores.items():
+        metrics += compute_metrics(name, rows, beta, statistics=statistics)
+        comparisons += compare_models(name, rows, beta, statistics=statistics)
+        reliability += reliability_curves(name, rows, beta, statistics=statistics)
     dataset_infos = []
     for spec in suite.datasets:
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"
@@ -108,11 +113,14 @@ def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Seque
         environment=environment(),
         reference=suite.reference,
         scoring=ScoringInfo(**suite.scoring.model_dump()),
+        statistics=statistics,
         models=scored.models,
         datasets=dataset_infos,
         audit=scored.audits,
         training=_training_info(suite, training),
         metrics=metrics,
+        comparisons=comparisons,
+        reliability=reliability,
     )
     write_results(result, out_dir / "results.json")
     written = write_reports(result, out_dir)
@@ -130,7 +138,12 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     rows = [r for rows in scored.scores.values() for r in rows if r.model == policy]
     records = pair_rows(rows, suite.scoring.beta)
     write_jsonl(records, out)
-    metrics = [m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, suite.scoring.beta)]
+    beta, statistics = suite.scoring.beta, suite.statistics
+    metrics, comparisons, reliability = [], [], []
+    for name, rows in scored.scores.items():
+        metrics += compute_metrics(name, rows, beta, statistics=statistics)
+        comparisons += compare_models(name, rows, beta, statistics=statistics)
+        reliability += reliability_curves(name, rows, beta, statistics=statistics)
     console.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy]))
     console.print(f"wrote {len(records)} pairs to {out}")
     return records
@@ -149,6 +162,7 @@ def _score_summary(model: str, metrics: list[Metric], audits: list[TokenizationA
             a.dataset, "audit: prompt fills max_length (left out)", str(len(a.prompt_too_long)), str(a.n_pairs)
         )
         table.add_row(a.dataset, "audit: prompt not a token prefix", str(a.prompt_not_prefix), str(a.n_pairs))
+        table.add_row(a.dataset, "audit: doubled BOS", str(a.doubled_bos), str(a.n_pairs))
     return table
 
 
@@ -283,6 +297,7 @@ def _score_dataset(
         truncated=sum(s.truncated for s in own),
         prompt_too_long=too_long,
         prompt_not_prefix=sum(not t.prompt_is_prefix for t in tokenized),
+        doubled_bos=sum(t.doubled_bos for t in tokenized),
     )
     return pair_scores(policy.spec.name, scorable, own, ref), audit
 
@@ -339,4 +354,5 @@ def _training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None
         final_loss=last.get("loss"),
         final_reward_accuracy=last.get("rewards/accuracies"),
         log_history=str(run.output_dir / "log_history.json"),
+        curve=training_curve(run.log_history),
     )

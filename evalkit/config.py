@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from evalkit.errors import EvalkitError
+from evalkit.results import Statistics
 
 Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 
@@ -234,6 +235,67 @@ class ModelSpec(Spec):
     and the final model, to see the metrics along training and pick the one to ship."""
 
 
+class PanelSource(Spec):
+    """Prompts drawn from one of the suite's datasets."""
+
+    dataset: str
+    n: int = Field(8, ge=1)
+    seed: int = 0
+
+
+class SamplingSpec(Spec):
+    """Seeded sampling instead of greedy decoding."""
+
+    k: int = Field(1, ge=1)
+    """Samples per prompt."""
+    temperature: float = Field(0.7, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int = 0
+
+
+class JudgeSpec(Spec):
+    """A judge of completions: a Python callable, or a reward model."""
+
+    name: str
+    callable: str | None = None
+    """`package.module:function`, called as `function(prompt, completion) -> float`."""
+    reward_model: str | None = None
+    """A sequence-classification checkpoint (directory or hub id); its first logit is the score."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JudgeSpec:
+        if (self.callable is None) == (self.reward_model is None):
+            raise ValueError(f"generation.judges.{self.name}: give exactly one of `callable` and `reward_model`")
+        return self
+
+
+class DriftSpec(Spec):
+    """KL(π‖π_ref) estimated from `samples` sampled completions per prompt (temperature 1)."""
+
+    samples: int = Field(4, ge=1)
+    seed: int = 0
+
+
+class GenerationSpec(Spec):
+    """Side-by-side samples on one prompt panel, for every model."""
+
+    prompts: list[str | list[dict[str, str]]] = []
+    """Fixed prompts: text (rendered with the model's chat template when it has one) or messages."""
+    from_dataset: PanelSource | None = None
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(8, ge=1)
+    sampling: SamplingSpec | None = None
+    """Null: greedy decoding (the default: reproducible and comparable)."""
+    judges: list[JudgeSpec] = []
+    drift: DriftSpec | None = None
+
+    @model_validator(mode="after")
+    def _has_prompts(self) -> GenerationSpec:
+        if not self.prompts and self.from_dataset is None:
+            raise ValueError("generation: no prompts; give `prompts`, `from_dataset`, or both")
+        return self
+
+
 class ScoringSpec(Spec):
     """How log-probs become rewards, and how pairs are batched."""
 
@@ -260,6 +322,9 @@ class Suite(Spec):
     reference: str | None = None
     """Name of the reference model for implicit rewards; without one only policy metrics are reported."""
     scoring: ScoringSpec = ScoringSpec()
+    statistics: Statistics = Statistics()
+    """Intervals and tests: confidence level, bootstrap resamples and seed, power, calibration bins."""
+    generation: GenerationSpec | None = None
 
     @model_validator(mode="after")
     def _check_names(self) -> Suite:
@@ -274,6 +339,10 @@ class Suite(Spec):
             _require_model(self.train.output, self.model_names, "train.output")
             if self.train.base == self.train.output:
                 raise ValueError("train.output must differ from train.base")
+        source = self.generation.from_dataset if self.generation is not None else None
+        if source is not None and source.dataset not in [d.name for d in self.datasets]:
+            hint = _suggestion(source.dataset, [d.name for d in self.datasets])
+            raise ValueError(f"generation.from_dataset.dataset: no dataset named {source.dataset!r}{hint}")
         return self
 
     @property

@@ -4,6 +4,10 @@ Everything the reports and gates need is here, so they work on a copied file wit
 torch. The file is versioned (`schema_version`, major.minor: readers accept any minor of their
 major) and its JSON Schema ships in `evalkit/schemas/results.schema.json`. Writes are atomic: a
 temporary file renamed into place, so a killed run never leaves a half-written result.
+
+Schema 1.1 added intervals (`ci_low`, `ci_high`) to every metric, paired `comparisons` between
+models, `reliability` curves and the `statistics` settings; a 1.0 file still reads, with no
+intervals and those lists empty.
 """
 
 from __future__ import annotations
@@ -15,16 +19,16 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from evalkit.errors import EvalkitError
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SuiteInfo(Record):
@@ -79,6 +83,20 @@ class TokenizationAudit(Record):
     """Ids of pairs whose prompt alone fills `max_length`: left out of the metrics, never silently."""
     prompt_not_prefix: int
     """Pairs whose rendered prompt is not a token prefix of prompt+completion."""
+    doubled_bos: int = 0
+    """Pairs whose sequence starts with two BOS tokens (a template and the tokenizer both added one)."""
+
+
+class CurvePoint(Record):
+    """TRL's logged values at one training step (training batch means; `eval_*` on the held-out split)."""
+
+    step: int
+    loss: float | None = None
+    eval_loss: float | None = None
+    reward_accuracy: float | None = None
+    eval_reward_accuracy: float | None = None
+    margin: float | None = None
+    eval_margin: float | None = None
 
 
 class TrainingInfo(Record):
@@ -89,16 +107,98 @@ class TrainingInfo(Record):
     final_reward_accuracy: float | None
     log_history: str
     """Path of TRL's full log history."""
+    curve: list[CurvePoint] = []
+    """Loss, reward accuracy and margin against step, for training and (when held out) evaluation."""
 
 
 class Metric(Record):
+    """One number of one (dataset, subset, model) cell, with its interval."""
+
     dataset: str
     subset: str
     model: str
     metric: str
     value: float
+    ci_low: float | None = None
+    """Lower end of the interval (see `Statistics`); None where undefined: one pair, or no spread."""
+    ci_high: float | None = None
     n: int
+    """Pairs the number was computed on (for a length bin: the pairs in that bin)."""
     higher_is_better: bool | None
+    """None where neither direction is good in itself (log-probs, correlations)."""
+
+
+class Flips(Record):
+    """Pairs an accuracy comparison turned around, from the baseline's verdict to the model's."""
+
+    wrong_to_right: int
+    right_to_wrong: int
+    wrong_to_right_ids: list[str]
+    right_to_wrong_ids: list[str]
+
+
+class Comparison(Record):
+    """`model` against `baseline` on one metric, on the pairs both scored: a paired difference."""
+
+    dataset: str
+    subset: str
+    model: str
+    baseline: str
+    metric: str
+    model_value: float
+    baseline_value: float
+    value: float
+    """The difference model − baseline (the mean of the per-pair differences)."""
+    ci_low: float | None
+    """Paired bootstrap interval of the difference; None where undefined (one pair, or no spread)."""
+    ci_high: float | None
+    n: int
+    """Pairs both models scored."""
+    higher_is_better: bool | None
+    test: Literal["mcnemar_exact", "wilcoxon_signed_rank"]
+    """McNemar's exact test for accuracies, Wilcoxon's signed-rank test for per-pair values."""
+    p_value: float
+    """Two-sided; 1.0 when the models agree on every pair. Not corrected for multiple comparisons."""
+    mde: float | None
+    """Minimum detectable effect: the smallest true difference this test finds with the stated power."""
+    flips: Flips | None = None
+    """For accuracies: the pairs that went wrong→right and right→wrong."""
+
+
+class ReliabilityBin(Record):
+    """One point of a reliability curve: the pairs whose confidence falls in [low, high).
+
+    The confidence of a pair is σ(|margin|), the probability the model gives the answer it
+    prefers; the pair counts as right when that answer is the chosen one (a tie, margin 0, is
+    half right: the model predicts a coin flip).
+    """
+
+    dataset: str
+    subset: str
+    model: str
+    low: float
+    high: float
+    n: int
+    confidence: float
+    """Mean confidence of the pairs in the bin."""
+    accuracy: float
+    ci_low: float | None
+    """Wilson interval of the accuracy."""
+    ci_high: float | None
+
+
+class Statistics(Record):
+    """How intervals, tests and power were computed; recorded so that a result can be reproduced."""
+
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+    """Of every interval; the tests' α is 1 − confidence_level."""
+    bootstrap_resamples: int = Field(2000, ge=1)
+    """Percentile bootstrap over pairs, for means, medians, correlations and calibration errors."""
+    bootstrap_seed: int = 0
+    power: float = Field(0.8, gt=0, lt=1)
+    """Of the minimum detectable effect."""
+    calibration_bins: int = Field(10, ge=1)
+    """Equal-width bins of confidence over [0.5, 1], for ECE and the reliability curve."""
 
 
 class ScoringInfo(Record):
@@ -116,17 +216,37 @@ class RunResult(Record):
     environment: Environment
     reference: str | None
     scoring: ScoringInfo
+    statistics: Statistics | None = None
+    """None in results written before intervals existed (schema 1.0)."""
     models: list[ModelInfo]
     datasets: list[DatasetInfo]
     audit: list[TokenizationAudit]
     training: TrainingInfo | None
     metrics: list[Metric]
+    comparisons: list[Comparison] = []
+    """Every later-listed model against every earlier-listed one, per dataset and subset."""
+    reliability: list[ReliabilityBin] = []
+    """Reliability-curve points of the models with rewards."""
+
+    def metric(self, dataset: str, model: str, metric: str, subset: str = "all") -> Metric | None:
+        """One metric record, or None when it was not computed."""
+        for m in self.metrics:
+            if (m.dataset, m.model, m.metric, m.subset) == (dataset, model, metric, subset):
+                return m
+        return None
 
     def value(self, dataset: str, model: str, metric: str, subset: str = "all") -> float | None:
         """The value of one metric, or None when it was not computed."""
-        for m in self.metrics:
-            if (m.dataset, m.model, m.metric, m.subset) == (dataset, model, metric, subset):
-                return m.value
+        found = self.metric(dataset, model, metric, subset)
+        return found.value if found is not None else None
+
+    def comparison(
+        self, dataset: str, model: str, baseline: str, metric: str, subset: str = "all"
+    ) -> Comparison | None:
+        """`model` against `baseline` on one metric, or None when it was not compared."""
+        for c in self.comparisons:
+            if (c.dataset, c.model, c.baseline, c.metric, c.subset) == (dataset, model, baseline, metric, subset):
+                return c
         return None
 
 

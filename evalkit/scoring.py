@@ -245,3 +245,18 @@ def pair_scores(
             )
         )
     return rows
+
+
+@torch.inference_mode()
+def sequence_logps(
+    model: PreTrainedModel, sequences: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_token_id: int
+) -> list[float]:
+    """Summed log-probs of each (prompt ids, completion ids) sequence's completion under `model`."""
+    model.eval()
+    out: list[float] = []
+    for start in range(0, len(sequences), batch_size):
+        batch = sequences[start : start + batch_size]
+        full = [prompt + completion for prompt, completion in batch]
+        logps, _ = _sequence_logps(model, full, [len(p) for p, _ in batch], max(map(len, full)), pad_token_id, "right")
+        out.extend(logps)
+    return out

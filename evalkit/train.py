@@ -31,16 +31,18 @@ from evalkit.console import progress_bar
 from evalkit.data import PreferencePair
 from evalkit.errors import EvalkitError
 from evalkit.provenance import environment
+from evalkit.results import CurvePoint
 from evalkit.scoring import as_plain_text, chat_token_ids
 
-CURVE_KEYS = (
-    "loss",
-    "eval_loss",
-    "rewards/accuracies",
-    "eval_rewards/accuracies",
-    "rewards/margins",
-    "eval_rewards/margins",
-)
+CURVE_KEYS = {
+    "loss": "loss",
+    "eval_loss": "eval_loss",
+    "rewards/accuracies": "reward_accuracy",
+    "eval_rewards/accuracies": "eval_reward_accuracy",
+    "rewards/margins": "margin",
+    "eval_rewards/margins": "eval_margin",
+}
+"""TRL log key → field of a training-curve point."""
 
 
 @dataclass(frozen=True)
@@ -225,13 +227,13 @@ class _ProgressCallback(TrainerCallback):
         self._bar.stop()
 
 
-def training_curve(history: list[dict[str, Any]]) -> list[dict[str, float]]:
+def training_curve(history: list[dict[str, Any]]) -> list[CurvePoint]:
     """Per logged step: loss, reward accuracy and margin, for training and evaluation."""
     points: dict[int, dict[str, float]] = {}
     for entry in history:
         if "step" not in entry:
             continue
-        values = {key: float(entry[key]) for key in CURVE_KEYS if key in entry}
+        values = {CURVE_KEYS[key]: float(entry[key]) for key in CURVE_KEYS if key in entry}
         if values:
-            points.setdefault(int(entry["step"]), {"step": float(entry["step"])}).update(values)
-    return [points[step] for step in sorted(points)]
+            points.setdefault(int(entry["step"]), {}).update(values)
+    return [CurvePoint(step=step, **points[step]) for step in sorted(points)]

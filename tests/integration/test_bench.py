@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from evalkit.cli import main
 from evalkit.results import read_results
@@ -13,25 +12,28 @@ from evalkit.results import read_results
 DEFAULT_SUITE = Path(__file__).parents[2] / "suites" / "default.yaml"
 
 
-def relocated_default(tmp_path: Path, **overrides: dict) -> Path:
-    """The default suite with its world and outputs moved under `tmp_path`, and sections overridden."""
+def relocated_default(tmp_path: Path) -> Path:
+    """The default suite with its world and outputs moved under `tmp_path`."""
     text = DEFAULT_SUITE.read_text()
     text = text.replace(".evalkit/world", str(tmp_path / "world")).replace("reports/default", str(tmp_path / "out"))
-    raw = yaml.safe_load(text)
-    for section, values in overrides.items():
-        raw[section] |= values
     path = tmp_path / "suite.yaml"
-    path.write_text(yaml.safe_dump(raw))
+    path.write_text(text)
     return path
 
 
+REDUCED = [
+    "--set",
+    "world.pairs_per_subset=16",
+    "--set",
+    "world.pretrain_steps=60",
+    "--set",
+    "train.args.num_train_epochs=1",
+]
+
+
 def test_reduced_default_suite_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    suite = relocated_default(
-        tmp_path,
-        world={"pairs_per_subset": 16, "pretrain_steps": 60},
-        train={"epochs": 1},
-    )
-    assert main(["bench", str(suite)]) == 0
+    suite = relocated_default(tmp_path)
+    assert main(["bench", str(suite), *REDUCED]) == 0
     out = tmp_path / "out"
     result = read_results(out / "results.json")
 
@@ -54,7 +56,7 @@ def test_reduced_default_suite_runs_end_to_end(tmp_path: Path, capsys: pytest.Ca
     assert "evalkit · default" in capsys.readouterr().err
 
     # A second run reuses the cached world and gives the same numbers.
-    assert main(["bench", str(suite), "--out", str(tmp_path / "again")]) == 0
+    assert main(["bench", str(suite), *REDUCED, "--out", str(tmp_path / "again")]) == 0
     assert "tiny world: reusing" in capsys.readouterr().err
     assert read_results(tmp_path / "again" / "results.json").metrics == result.metrics
 
@@ -74,3 +76,12 @@ def test_full_default_suite_learns_the_preference(tmp_path: Path) -> None:
     aligned_reward_accuracy = result.value("tinyworld", "aligned", "rewards/accuracies")
     assert base_accuracy is not None and 0.35 <= base_accuracy <= 0.65
     assert aligned_reward_accuracy is not None and aligned_reward_accuracy >= 0.8
+    # The report's comparison: aligned against base on the same pairs, with an interval and a test.
+    (delta,) = [
+        c
+        for c in result.comparisons
+        if (c.model, c.baseline, c.metric, c.subset) == ("aligned", "base", "preference/accuracy", "all")
+    ]
+    assert delta.ci_low is not None and delta.ci_low > 0 and delta.p_value is not None and delta.p_value < 0.001
+    assert delta.flips is not None and delta.flips.wrong_to_right > delta.flips.right_to_wrong
+    assert "aligned vs base" in (tmp_path / "out" / "report.md").read_text()

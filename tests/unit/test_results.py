@@ -1,10 +1,11 @@
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from evalkit.errors import EvalkitError
-from evalkit.results import SCHEMA_FILE, atomic_write_text, json_schema, read_results, write_results
+from evalkit.results import SCHEMA_FILE, SCHEMA_VERSION, atomic_write_text, json_schema, read_results, write_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -19,6 +20,113 @@ def test_results_round_trip(tmp_path: Path) -> None:
 
 def test_shipped_json_schema_is_current() -> None:
     assert json.loads(SCHEMA_FILE.read_text()) == json_schema(), "run `make schema` after changing results.py"
+
+
+def schema_errors(value: Any, schema: dict[str, Any], root: dict[str, Any], path: str = "$") -> list[str]:
+    """Where `value` breaks `schema`: the JSON Schema keywords the shipped schema uses, no more.
+
+    jsonschema is not a dependency; this covers $ref, type, enum, anyOf, properties, required,
+    additionalProperties, items and the numeric bounds, which is all pydantic emits here.
+    """
+    if "$ref" in schema:
+        return schema_errors(value, root["$defs"][schema["$ref"].split("/")[-1]], root, path)
+    if "anyOf" in schema:
+        options = [schema_errors(value, option, root, path) for option in schema["anyOf"]]
+        return [] if any(not o for o in options) else [f"{path}: matches no option of anyOf"]
+    kinds = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
+    kind = schema.get("type")
+    if kind in ("number", "integer"):
+        if isinstance(value, bool) or not isinstance(value, int if kind == "integer" else (int, float)):
+            return [f"{path}: expected {kind}, got {value!r}"]
+    elif kind is not None and not isinstance(value, kinds[kind]):
+        return [f"{path}: expected {kind}, got {type(value).__name__}"]
+    errors = []
+    if "enum" in schema and value not in schema["enum"]:
+        errors.append(f"{path}: {value!r} not in {schema['enum']}")
+    bounds = {
+        "minimum": lambda b: value >= b,
+        "maximum": lambda b: value <= b,
+        "exclusiveMinimum": lambda b: value > b,
+        "exclusiveMaximum": lambda b: value < b,
+    }
+    errors += [
+        f"{path}: {key} {schema[key]}" for key, holds in bounds.items() if key in schema and not holds(schema[key])
+    ]
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        errors += [f"{path}: missing {key!r}" for key in schema.get("required", []) if key not in value]
+        for key, item in value.items():
+            if key in properties:
+                errors += schema_errors(item, properties[key], root, f"{path}.{key}")
+            elif schema.get("additionalProperties") is False:
+                errors.append(f"{path}: unexpected key {key!r}")
+    if isinstance(value, list) and "items" in schema:
+        for index, item in enumerate(value):
+            errors += schema_errors(item, schema["items"], root, f"{path}[{index}]")
+    return errors
+
+
+def test_real_output_validates_against_the_shipped_schema() -> None:
+    """The golden results.json was written by a real run (bench, then these metrics on its pairs)."""
+    schema = json.loads(SCHEMA_FILE.read_text())
+    raw = json.loads((GOLDEN / "results.json").read_text())
+    assert raw["schema_version"] == SCHEMA_VERSION
+    assert raw["comparisons"] and raw["reliability"] and raw["statistics"]
+    assert schema_errors(raw, schema, schema) == []
+    # The check has teeth: each of these breaks the schema.
+    metric, comparison = raw["metrics"][0], raw["comparisons"][0]
+    for key, broken, expected in [
+        ("metrics", [{**metric, "ci_low": "0.1"}], "$.metrics[0].ci_low: matches no option of anyOf"),
+        ("metrics", [{**metric, "extra": 1}], "$.metrics[0]: unexpected key 'extra'"),
+        ("metrics", [{k: v for k, v in metric.items() if k != "n"}], "$.metrics[0]: missing 'n'"),
+        ("comparisons", [{**comparison, "test": "t-test"}], "$.comparisons[0].test: 't-test' not in"),
+        ("statistics", raw["statistics"] | {"confidence_level": 1.5}, "$.statistics: matches no option of anyOf"),
+    ]:
+        errors = schema_errors(raw | {key: broken}, schema, schema)
+        assert len(errors) == 1 and errors[0].startswith(expected), errors
+
+
+def test_every_metric_states_its_interval_and_direction() -> None:
+    raw = json.loads((GOLDEN / "results.json").read_text())
+    for metric in raw["metrics"]:
+        assert set(metric) == {
+            "dataset",
+            "subset",
+            "model",
+            "metric",
+            "value",
+            "ci_low",
+            "ci_high",
+            "n",
+            "higher_is_better",
+        }
+    for comparison in raw["comparisons"]:
+        assert {"value", "ci_low", "ci_high", "n", "p_value", "mde", "higher_is_better"} <= set(comparison)
+
+
+def test_results_of_schema_1_0_still_read(tmp_path: Path) -> None:
+    """A 1.0 file has no intervals, comparisons, reliability or statistics: they read as absent."""
+    raw = json.loads((GOLDEN / "results.json").read_text())
+    for key in ("comparisons", "reliability", "statistics"):
+        del raw[key]
+    raw["metrics"] = [{k: v for k, v in m.items() if k not in ("ci_low", "ci_high")} for m in raw["metrics"]]
+    old = tmp_path / "results.json"
+    old.write_text(json.dumps(raw | {"schema_version": "1.0"}))
+    result = read_results(old)
+    assert result.comparisons == [] and result.reliability == [] and result.statistics is None
+    accuracy = result.metric("tinyworld", "aligned", "rewards/accuracies")
+    assert accuracy is not None and (accuracy.ci_low, accuracy.ci_high) == (None, None)
+
+
+def test_lookups() -> None:
+    result = read_results(GOLDEN / "results.json")
+    accuracy = result.metric("tinyworld", "aligned", "preference/accuracy")
+    assert accuracy is not None and accuracy.ci_low is not None and accuracy.ci_low < accuracy.value
+    comparison = result.comparison("tinyworld", "aligned", "base", "preference/accuracy")
+    assert comparison is not None and comparison.flips is not None
+    assert comparison.value == pytest.approx(comparison.model_value - comparison.baseline_value)
+    assert result.comparison("tinyworld", "base", "aligned", "preference/accuracy") is None
+    assert result.comparison("tinyworld", "aligned", "base", "rewards/margins") is None  # the base has no rewards
 
 
 def test_unreadable_results_are_one_line_errors(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from transformers import PreTrainedTokenizerFast
 from evalkit.config import TrainSpec
 from evalkit.data import PreferencePair
 from evalkit.errors import EvalkitError
+from evalkit.results import CurvePoint
 from evalkit.scoring import chat_token_ids
 from evalkit.train import dpo_config, training_curve, trl_rows, truncate_prompt
 
@@ -79,6 +80,6 @@ def test_training_curve_merges_train_and_eval_logs_by_step() -> None:
         {"step": 2, "train_runtime": 3.0},
     ]
     assert training_curve(history) == [
-        {"step": 1.0, "loss": 0.69, "rewards/accuracies": 0.5},
-        {"step": 2.0, "loss": 0.6, "rewards/margins": 0.2, "eval_loss": 0.65, "eval_rewards/accuracies": 0.7},
+        CurvePoint(step=1, loss=0.69, reward_accuracy=0.5),
+        CurvePoint(step=2, loss=0.6, margin=0.2, eval_loss=0.65, eval_reward_accuracy=0.7),
     ]
