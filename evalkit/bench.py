@@ -21,17 +21,31 @@ from rich.table import Table
 from transformers import PreTrainedModel
 
 from evalkit import __version__
-from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release
-from evalkit.config import ModelSpec, Suite, load_suite
+from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
+from evalkit.config import DriftSpec, GenerationSpec, ModelSpec, SamplingSpec, Suite, load_suite
 from evalkit.console import console, is_main_process
 from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_like_hub_id, split_pairs, write_pairs
 from evalkit.errors import EvalkitError
+from evalkit.generate import (
+    PanelPrompt,
+    Sample,
+    build_panel,
+    completion_logps,
+    drift_estimate,
+    generate,
+    load_callable_judge,
+    summarise,
+)
 from evalkit.metrics import compare_models, compute_metrics, reliability_curves
 from evalkit.provenance import environment
 from evalkit.report import summary_table, write_reports
 from evalkit.results import (
     SCHEMA_VERSION,
     DatasetInfo,
+    Drift,
+    GenerationPrompt,
+    GenerationResult,
+    GenerationSample,
     Metric,
     ModelInfo,
     RunResult,
@@ -63,6 +77,7 @@ class ScoredSuite:
     scores: dict[str, list[PairScore]]
     audits: list[TokenizationAudit]
     models: list[ModelInfo]
+    generation: GenerationResult | None = None
 
 
 def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Sequence[str] = ()) -> RunResult:
@@ -121,6 +136,7 @@ def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Seque
         metrics=metrics,
         comparisons=comparisons,
         reliability=reliability,
+        generation=scored.generation,
     )
     write_results(result, out_dir / "results.json")
     written = write_reports(result, out_dir)
@@ -191,6 +207,9 @@ def score_suite(suite: Suite, datasets: dict[str, list[PreferencePair]]) -> Scor
     reference = load_model(suite.model(suite.reference)) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
     reference_cache: dict[str, list[CompletionLogps]] = {}
+    panel = build_panel(suite.generation, datasets) if suite.generation is not None else []
+    samples: list[Sample] = []
+    drift: list[Drift] = []
     for spec in expand_checkpoints(suite.models):
         is_reference = reference is not None and spec.name == reference.spec.name
         loaded = reference if is_reference and reference is not None else load_model(spec, reference)
@@ -200,12 +219,91 @@ def score_suite(suite: Suite, datasets: dict[str, list[PreferencePair]]) -> Scor
                 rows, audit = _score_dataset(suite, name, pairs, loaded, reference, reference_cache)
                 scored.scores[name].extend(rows)
                 scored.audits.append(audit)
+            if suite.generation is not None:
+                samples += _generate(suite.generation, panel, loaded)
+                if suite.generation.drift is not None and reference is not None and not is_reference:
+                    drift.append(_drift(suite, suite.generation.drift, panel, loaded, reference))
         finally:
             if loaded is not reference:
                 release(loaded)
                 del loaded
                 gc.collect()
+    if suite.generation is not None:
+        scored.generation = _judge_and_summarise(suite, suite.generation, panel, samples, drift, scored.models)
     return scored
+
+
+def _generate(spec: GenerationSpec, panel: list[PanelPrompt], model: LoadedModel) -> list[Sample]:
+    name, tokenizer = model.spec.name, model.tokenizer
+    return generate(model.model, tokenizer, panel, name, spec.max_new_tokens, spec.batch_size, spec.sampling)
+
+
+def _drift(
+    suite: Suite, spec: DriftSpec, panel: list[PanelPrompt], policy: LoadedModel, reference: LoadedModel
+) -> Drift:
+    """Sample from the policy at temperature 1, then score the samples under both models (policy tokens)."""
+    assert suite.generation is not None
+    sampling = SamplingSpec(k=spec.samples, temperature=1.0, top_p=1.0, seed=spec.seed)
+    name, tokenizer, batch = policy.spec.name, policy.tokenizer, suite.scoring.batch_size
+    drawn = generate(policy.model, tokenizer, panel, name, suite.generation.max_new_tokens, 1, sampling)
+    own = completion_logps(policy.model, tokenizer, panel, drawn, batch)
+    if policy.shares_reference:
+        with policy.as_reference() as reference_model:
+            ref = completion_logps(reference_model, tokenizer, panel, drawn, batch)
+    else:
+        ref = completion_logps(reference.model, tokenizer, panel, drawn, batch)
+    ratios = [a - b for a, b in zip(own, ref, strict=True)]
+    prompt_ids = [p.id for p in panel]
+    return drift_estimate(name, reference.spec.name, prompt_ids, drawn, ratios, spec.samples, suite.statistics)
+
+
+def _judge_and_summarise(
+    suite: Suite,
+    spec: GenerationSpec,
+    panel: list[PanelPrompt],
+    samples: list[Sample],
+    drift: list[Drift],
+    models: list[ModelInfo],
+) -> GenerationResult:
+    texts = {p.id: p.text for p in panel}
+    scores: dict[str, list[float]] = {}
+    for judge in spec.judges:
+        if judge.callable is not None:
+            function = load_callable_judge(judge.callable)
+            scores[judge.name] = [float(function(texts[s.prompt_id], s.completion)) for s in samples]
+        else:
+            assert judge.reward_model is not None
+            with reward_model(judge.reward_model, f"generation.judges.{judge.name}") as function:
+                scores[judge.name] = [function(texts[s.prompt_id], s.completion) for s in samples]
+    names = [m.name for m in models]
+    baseline = suite.reference if suite.reference in names else None
+    stats, judges, win_rates = summarise(panel, samples, scores, names, baseline, suite.statistics)
+    sampling = spec.sampling
+    decoding = "greedy"
+    if sampling is not None:
+        decoding = f"sampling (k={sampling.k}, temperature={sampling.temperature}, top_p={sampling.top_p}"
+        decoding += f", seed={sampling.seed})"
+    return GenerationResult(
+        decoding=decoding,
+        max_new_tokens=spec.max_new_tokens,
+        prompts=[GenerationPrompt(id=p.id, text=p.text) for p in panel],
+        samples=[
+            GenerationSample(
+                prompt_id=s.prompt_id,
+                model=s.model,
+                index=s.index,
+                completion=s.completion,
+                n_tokens=s.n_tokens,
+                ended=s.ended,
+                scores={name: values[i] for name, values in scores.items()},
+            )
+            for i, s in enumerate(samples)
+        ],
+        stats=stats,
+        judges=judges,
+        win_rates=win_rates,
+        drift=drift,
+    )
 
 
 def expand_checkpoints(models: Sequence[ModelSpec]) -> list[ModelSpec]:

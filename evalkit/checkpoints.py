@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -99,6 +99,25 @@ def load_model(spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedM
         fingerprint=_fingerprint(spec.path, model, base_path),
     )
     return LoadedModel(spec, model, tokenizer, info, shares_reference)
+
+
+@contextlib.contextmanager
+def reward_model(path: str, where: str) -> Iterator[Callable[[str, str], float]]:
+    """A sequence-classification reward model as a judge `(prompt, completion) -> score`, freed on exit."""
+    from transformers import AutoModelForSequenceClassification
+
+    from evalkit.generate import reward_model_judge
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise EvalkitError(f"{where}: cannot load a reward model from {path!r}: {_first_line(exc)}") from None
+    tokenizer = _tokenizer(path, None, where)
+    torch.nn.Module.to(model, device()).eval()
+    try:
+        yield reward_model_judge(model, tokenizer)
+    finally:
+        del model
 
 
 def release(loaded: LoadedModel) -> None:

@@ -174,6 +174,7 @@ class TrainSpec(Spec):
             if old in self.args:
                 raise ValueError(f"train.args.{old}: {why}")
         _check_option_names(self.args, DPOConfig, "train.args", reserved=_TRAIN_RESERVED)
+        _coerce_numbers(self.args, DPOConfig)
         if (self.eval_fraction is None) != (self.heldout is None):
             raise ValueError("train.heldout: give both `eval_fraction` and `heldout`, or neither")
         return self
@@ -209,6 +210,17 @@ def _check_option_names(options: dict[str, Any], config_class: Any, where: str, 
             raise ValueError(f"{where}.{key}: not set here; {reserved[key]}")
         if key not in known:
             raise ValueError(f"{where}.{key}: unknown {config_class.__name__} option{_suggestion(key, known)}")
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _coerce_numbers(options: dict[str, Any], config_class: Any) -> None:
+    """YAML 1.1 reads `1e-4` (no dot) as a string; options TRL types as float get their number."""
+    types = {f.name: str(getattr(f.type, "__name__", f.type)) for f in dataclasses.fields(config_class)}
+    for key, value in options.items():
+        if isinstance(value, str) and _NUMBER.match(value) and "float" in types.get(key, ""):
+            options[key] = float(value)
 
 
 def notice(message: str) -> None:

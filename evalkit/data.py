@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 from collections.abc import Sequence
@@ -57,7 +58,16 @@ def load_pairs(spec: DatasetSpec) -> list[PreferencePair]:
     """Load the pairs a dataset spec names; bad rows are `EvalkitError`s naming the source and row."""
     rows = read_rows(spec)
     where = _describe_source(spec)
-    return [_to_pair(row, index, spec, where) for index, row in rows]
+    pairs = [_to_pair(row, index, spec, where) for index, row in rows]
+    seen: dict[str, int] = {}
+    for (index, _), pair in zip(rows, pairs, strict=True):
+        if pair.id in seen:
+            raise EvalkitError(
+                f"{where}: row {index + 1}: id {pair.id!r} repeats row {seen[pair.id] + 1}; "
+                f"expected unique values in {spec.id_column!r}"
+            )
+        seen[pair.id] = index
+    return pairs
 
 
 def read_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
@@ -155,6 +165,10 @@ def _to_pair(row: dict[str, Any], index: int, spec: DatasetSpec, source: str) ->
     subset = str(row.get(spec.subset_column)) if spec.subset_column else "all"
     if spec.subset_column and row.get(spec.subset_column) is None:
         raise EvalkitError(f"{where}: missing column {spec.subset_column!r} (subset_column)")
+    if spec.subset_column and subset == "all":
+        raise EvalkitError(
+            f"{where}: column {spec.subset_column!r}: 'all' names every pair; expected another subset name"
+        )
     fields = (pair_id or f"{spec.name}-{index}", subset)
     if layout == "conversational":
         return _conversational(*fields, prompt, chosen, rejected, where, columns.prompt)
@@ -182,41 +196,59 @@ def _detect_format(chosen: Any, prompt: Any) -> str:
 def _conversational(
     pair_id: str, subset: str, prompt: Any, chosen: Any, rejected: Any, where: str, prompt_column: str
 ) -> PreferencePair:
+    """The prompt column when there is one (stripped from the answers when they repeat it), else the
+    run of first messages both answers share (the ultrafeedback-binarized layout)."""
     chosen_messages = _messages(chosen, where, "chosen")
     rejected_messages = _messages(rejected, where, "rejected")
-    # The shared run of messages is the prompt; each answer keeps at least its last message, so a pair
-    # whose answers are identical stays a (tied) pair instead of losing both completions.
-    limit = min(len(chosen_messages), len(rejected_messages)) - 1
-    shared = 0
-    while shared < limit and chosen_messages[shared] == rejected_messages[shared]:
-        shared += 1
     prompt_text = prompt if isinstance(prompt, str) else None
-    if shared > 0:
+    if prompt is None:
+        shared = _shared_messages(chosen_messages, rejected_messages)
+        if shared == 0:
+            raise EvalkitError(
+                f"{where}: chosen and rejected share no first messages and there is no {prompt_column!r} column; "
+                "expected a prompt"
+            )
         prompt_messages = chosen_messages[:shared]
     elif isinstance(prompt, str):
         prompt_messages = [{"role": "user", "content": prompt}]
-    elif prompt is not None:
-        prompt_messages = _messages(prompt, where, prompt_column)
+        shared = _shared_messages(chosen_messages, rejected_messages)
+        # A system message before the question: the shared run ending with the prompt is the prompt.
+        if shared > 0 and chosen_messages[shared - 1] == prompt_messages[0]:
+            prompt_messages = chosen_messages[:shared]
     else:
-        raise EvalkitError(
-            f"{where}: chosen and rejected share no first messages and there is no {prompt_column!r} column; "
-            "expected a prompt"
-        )
-    return PreferencePair(
-        pair_id, prompt_messages, chosen_messages[shared:], rejected_messages[shared:], subset, prompt_text
-    )
+        prompt_messages = _messages(prompt, where, prompt_column)
+    chosen_messages = _without_prefix(chosen_messages, prompt_messages)
+    rejected_messages = _without_prefix(rejected_messages, prompt_messages)
+    return PreferencePair(pair_id, prompt_messages, chosen_messages, rejected_messages, subset, prompt_text)
+
+
+def _shared_messages(chosen: list[Message], rejected: list[Message]) -> int:
+    """Length of the run of first messages both share; each answer keeps at least its last message, so a
+    pair whose answers are identical stays a (tied) pair instead of losing both completions."""
+    limit = min(len(chosen), len(rejected)) - 1
+    shared = 0
+    while shared < limit and chosen[shared] == rejected[shared]:
+        shared += 1
+    return shared
+
+
+def _without_prefix(messages: list[Message], prefix: list[Message]) -> list[Message]:
+    if len(messages) > len(prefix) and messages[: len(prefix)] == prefix:
+        return messages[len(prefix) :]
+    return messages
 
 
 def _implicit(pair_id: str, subset: str, chosen: str, rejected: str, where: str) -> PreferencePair:
-    end = chosen.rfind(ASSISTANT_MARKER)
+    """The prompt runs through the last Assistant marker of the text both answers share."""
+    # Character-level on purpose: only used to find the last marker both answers contain.
+    shared = os.path.commonprefix([chosen, rejected])  # noqa: RUF071
+    end = shared.rfind(ASSISTANT_MARKER)
     if end < 0:
         raise EvalkitError(
-            f"{where}: no prompt column and no {ASSISTANT_MARKER!r} in 'chosen'; expected an hh-rlhf style "
-            "dialogue, or set the dataset's `format` and `columns`"
+            f"{where}: no prompt column and no {ASSISTANT_MARKER!r} in the dialogue chosen and rejected share; "
+            "expected an hh-rlhf style dialogue, or set the dataset's `format` and `columns`"
         )
-    prompt = chosen[: end + len(ASSISTANT_MARKER)]
-    if not rejected.startswith(prompt):
-        raise EvalkitError(f"{where}: 'rejected' does not share the dialogue of 'chosen' up to its last Assistant turn")
+    prompt = shared[: end + len(ASSISTANT_MARKER)]
     return PreferencePair(pair_id, prompt, chosen[len(prompt) :], rejected[len(prompt) :], subset)
 
 
@@ -255,6 +287,8 @@ def split_pairs(pairs: Sequence[PreferencePair], eval_fraction: float, seed: int
         members = [p for p in pairs if p.subset == subset]
         rng.shuffle(members)
         n_eval = max(1, round(len(members) * eval_fraction))
+        if len(members) > 1:
+            n_eval = min(n_eval, len(members) - 1)  # training sees every subset too
         held_out.extend(members[:n_eval])
         train.extend(members[n_eval:])
     return PairSplit(train=train, held_out=held_out)

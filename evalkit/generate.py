@@ -19,14 +19,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config import GenerationSpec
+from evalkit.config import GenerationSpec, SamplingSpec
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.errors import EvalkitError
+from evalkit.results import Drift, GenerationStats, JudgeSummary, Statistics, WinRate
 from evalkit.scoring import chat_token_ids, sequence_logps
+from evalkit.stats import Estimate, bootstrap_estimate, mean_of
 
 Judge = Callable[[str, str], float]
 
@@ -92,33 +95,32 @@ def generate(
     tokenizer: PreTrainedTokenizerBase,
     panel: Sequence[PanelPrompt],
     model_name: str,
-    spec: GenerationSpec,
-    *,
-    sampled: bool | None = None,
-    samples_per_prompt: int | None = None,
+    max_new_tokens: int,
+    batch_size: int,
+    sampling: SamplingSpec | None,
 ) -> list[Sample]:
-    """Completions of every panel prompt: greedy in left-padded batches, or seeded samples per prompt."""
-    do_sample = spec.sampling is not None if sampled is None else sampled
-    k = samples_per_prompt or (spec.sampling.k if spec.sampling is not None else 1)
+    """Completions of every panel prompt: greedy in left-padded batches (`sampling` None), or
+    `sampling.k` seeded samples per prompt."""
     prompts = [render_prompt(p.prompt, tokenizer) for p in panel]
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    assert pad is not None, "a tokenizer without EOS or pad token cannot pad a batch"
     samples: list[Sample] = []
-    label = f"generating with {model_name}" + (f" ({k} samples per prompt)" if do_sample else "")
+    label = f"generating with {model_name}" + (f" ({sampling.k} samples per prompt)" if sampling else "")
     with progress_bar() as bar:
         task = bar.add_task(label, total=len(panel), status="")
-        if not do_sample:
-            for start in range(0, len(panel), spec.batch_size):
-                batch = list(range(start, min(start + spec.batch_size, len(panel))))
-                outputs = _decode_batch(model, [prompts[i] for i in batch], spec, pad, eos, do_sample=False)
+        if sampling is None:
+            for start in range(0, len(panel), batch_size):
+                batch = list(range(start, min(start + batch_size, len(panel))))
+                outputs = _decode_batch(model, [prompts[i] for i in batch], max_new_tokens, pad, eos, None)
                 for i, ids in zip(batch, outputs, strict=True):
                     samples.append(_sample(panel[i].id, model_name, 0, ids, tokenizer, eos))
                 bar.update(task, advance=len(batch))
         else:
             for i, prompt in enumerate(panel):
                 # A seed per prompt: samples stay the same whatever the batch or the other models.
-                torch.manual_seed(_seed(spec.sampling.seed if spec.sampling else 0, i))
-                outputs = _decode_batch(model, [prompts[i]] * k, spec, pad, eos, do_sample=True)
+                torch.manual_seed(_seed(sampling.seed, i))
+                outputs = _decode_batch(model, [prompts[i]] * sampling.k, max_new_tokens, pad, eos, sampling)
                 samples += [_sample(prompt.id, model_name, j, ids, tokenizer, eos) for j, ids in enumerate(outputs)]
                 bar.update(task, advance=1)
     return samples
@@ -129,7 +131,12 @@ def _seed(base: int, index: int) -> int:
 
 
 def _decode_batch(
-    model: PreTrainedModel, prompts: list[list[int]], spec: GenerationSpec, pad: int, eos: int | None, do_sample: bool
+    model: PreTrainedModel,
+    prompts: list[list[int]],
+    max_new_tokens: int,
+    pad: int,
+    eos: int | None,
+    sampling: SamplingSpec | None,
 ) -> list[list[int]]:
     """New tokens for each prompt (left-padded together), cut after the first EOS."""
     width = max(len(p) for p in prompts)
@@ -138,13 +145,13 @@ def _decode_batch(
     for row, ids in enumerate(prompts):
         input_ids[row, width - len(ids) :] = torch.tensor(ids)
         attention_mask[row, width - len(ids) :] = 1
-    options: dict[str, Any] = {"max_new_tokens": spec.max_new_tokens, "do_sample": do_sample, "pad_token_id": pad}
+    options: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": pad}
     if eos is not None:
         options["eos_token_id"] = eos
-    if do_sample and spec.sampling is not None:
-        options |= {"temperature": spec.sampling.temperature, "top_p": spec.sampling.top_p, "top_k": 0}
-    else:
-        options |= {"temperature": None, "top_p": None, "top_k": None}
+    if sampling is not None:
+        options |= {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+    else:  # greedy; the None values silence a model's own generation_config sampling defaults
+        options |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     device = model.device
     output = cast(Any, model).generate(
         input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), **options
@@ -241,3 +248,103 @@ def completion_logps(
     sequences = [(render_prompt(by_id[s.prompt_id].prompt, tokenizer), s.token_ids) for s in samples]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return sequence_logps(model, sequences, batch_size, int(pad))
+
+
+def summarise(
+    panel: Sequence[PanelPrompt],
+    samples: Sequence[Sample],
+    scores: dict[str, list[float]],
+    models: Sequence[str],
+    baseline: str | None,
+    statistics: Statistics,
+) -> tuple[list[GenerationStats], list[JudgeSummary], list[WinRate]]:
+    """Per-model text statistics, judge means, and win rates against `baseline`.
+
+    `scores[judge][i]` is the judge's score of `samples[i]`. Each prompt counts once: its score is
+    the mean over its samples. A win rate compares a model with the baseline prompt by prompt
+    (a tie counts half), so it does not depend on the order in which models are listed.
+    """
+    stats = [GenerationStats(model=m, **vars(text_stats([s for s in samples if s.model == m]))) for m in models]
+    prompt_ids = [p.id for p in panel]
+    judges: list[JudgeSummary] = []
+    win_rates: list[WinRate] = []
+    for judge, values in scores.items():
+        per_prompt = _per_prompt_means(samples, values, prompt_ids)
+        for model in models:
+            estimate = _mean_estimate(per_prompt[model], statistics)
+            judges.append(
+                JudgeSummary(judge=judge, model=model, mean=estimate.value, n=estimate.n, **_bounds(estimate))
+            )
+        if baseline is None:
+            continue
+        for model in models:
+            if model == baseline:
+                continue
+            delta = per_prompt[model] - per_prompt[baseline]
+            outcome = np.where(delta > 0, 1.0, np.where(delta < 0, 0.0, 0.5))
+            rate, difference = _mean_estimate(outcome, statistics), _mean_estimate(delta, statistics)
+            win_rates.append(
+                WinRate(
+                    judge=judge,
+                    model=model,
+                    baseline=baseline,
+                    win_rate=rate.value,
+                    wins=int((delta > 0).sum()),
+                    ties=int((delta == 0).sum()),
+                    losses=int((delta < 0).sum()),
+                    score_delta=difference.value,
+                    delta_ci_low=difference.interval.low if difference.interval else None,
+                    delta_ci_high=difference.interval.high if difference.interval else None,
+                    n=len(delta),
+                    **_bounds(rate),
+                )
+            )
+    return stats, judges, win_rates
+
+
+def drift_estimate(
+    model: str,
+    reference: str,
+    prompt_ids: Sequence[str],
+    samples: Sequence[Sample],
+    log_ratios: Sequence[float],
+    samples_per_prompt: int,
+    statistics: Statistics,
+) -> Drift:
+    """KL(π‖π_ref) ≈ mean over prompts of the mean log-ratio of that prompt's samples from π."""
+    per_prompt = _per_prompt_means(samples, list(log_ratios), list(prompt_ids))[model]
+    estimate = _mean_estimate(per_prompt, statistics)
+    return Drift(
+        model=model,
+        reference=reference,
+        kl=estimate.value,
+        n=estimate.n,
+        samples_per_prompt=samples_per_prompt,
+        **_bounds(estimate),
+    )
+
+
+def _per_prompt_means(samples: Sequence[Sample], values: list[float], prompt_ids: list[str]) -> dict[str, np.ndarray]:
+    """model → per-prompt mean of `values` (aligned with `samples`), in panel order."""
+    sums: dict[tuple[str, str], list[float]] = {}
+    for sample, value in zip(samples, values, strict=True):
+        sums.setdefault((sample.model, sample.prompt_id), []).append(value)
+    models = dict.fromkeys(s.model for s in samples)
+    return {m: np.array([float(np.mean(sums[(m, p)])) for p in prompt_ids if (m, p) in sums]) for m in models}
+
+
+def _mean_estimate(values: np.ndarray, statistics: Statistics) -> Estimate:
+    if len(values) == 0:
+        return Estimate(float("nan"), None, 0)
+    return bootstrap_estimate(
+        mean_of(values),
+        len(values),
+        statistics.confidence_level,
+        statistics.bootstrap_resamples,
+        statistics.bootstrap_seed,
+    )
+
+
+def _bounds(estimate: Estimate) -> dict[str, float | None]:
+    interval = estimate.interval
+    return {"ci_low": interval.low if interval else None, "ci_high": interval.high if interval else None}

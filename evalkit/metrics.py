@@ -285,11 +285,12 @@ def compare_models(
     [base, aligned] this compares aligned against base. Pairs are matched by id, over all pairs
     and per subset. Policy-only metrics are compared for every two models: the accuracies and
     `logps/margins`, whose per-pair difference against the reference is the model's implicit
-    reward margin over β (so its Wilcoxon test asks whether DPO moved the margins); reward metrics
+    reward margin over β (so its tests ask whether DPO moved the margins); reward metrics
     (`rewards/accuracies`, `rewards/margins`, `loss`) only when both models have rewards, since
     the reference's rewards are 0 by definition and a difference against them says nothing
     `rewards/*` of the other model does not already say. Accuracies are tested with McNemar's
-    exact test and carry their flipped pairs; margins and losses with Wilcoxon's signed-rank test.
+    exact test and carry their flipped pairs; margins and losses with a paired t-test of the mean
+    difference (the quantity Δ reports) and, beside it, Wilcoxon's signed-rank test.
     For two models with the same reference, Δ logps/margins = Δ rewards/margins / β.
     Raises `EvalkitError` for non-finite log-probs and for pair ids that repeat within a model.
     """
@@ -334,8 +335,12 @@ def _compare_cells(where: Where, cell: Cell, other: Cell, beta: float, statistic
                 right_to_wrong_ids=[i for i, flipped in zip(cell.ids, to_wrong, strict=True) if flipped],
             )
             p_value = stats.mcnemar_exact_p(flips.wrong_to_right, flips.right_to_wrong)
+            wilcoxon = None
         else:
-            p_value = stats.wilcoxon_p(differences)
+            # The t-test asks what Δ (a mean) and its interval answer; Wilcoxon, whether most pairs moved
+            # one way. With heavy-tailed margins the two can disagree, so both are reported.
+            p_value = stats.paired_t_p(differences)
+            wilcoxon = stats.wilcoxon_p(differences)
         yield Comparison(
             dataset=where.dataset,
             subset=where.subset,
@@ -349,8 +354,9 @@ def _compare_cells(where: Where, cell: Cell, other: Cell, beta: float, statistic
             ci_high=delta.interval.high if delta.interval else None,
             n=cell.n,
             higher_is_better=HIGHER_IS_BETTER[metric],
-            test="mcnemar_exact" if metric in ACCURACIES else "wilcoxon_signed_rank",
+            test="mcnemar_exact" if metric in ACCURACIES else "paired_t",
             p_value=p_value,
+            wilcoxon_p_value=wilcoxon,
             mde=stats.minimum_detectable_effect(differences, confidence, statistics.power),
             flips=flips,
         )

@@ -13,11 +13,22 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from rich.table import Table as RichTable
 
-from evalkit.results import Comparison, CurvePoint, Metric, ReliabilityBin, RunResult, Statistics, atomic_write_text
+from evalkit.results import (
+    Comparison,
+    CurvePoint,
+    GenerationResult,
+    Metric,
+    ReliabilityBin,
+    RunResult,
+    Statistics,
+    WinRate,
+    atomic_write_text,
+)
 
 # (metric, column title) in the order a reviewer reads them.
 COLUMNS = [
@@ -166,6 +177,7 @@ def render_markdown(result: RunResult) -> str:
         stats=_settings(result.statistics or Statistics()),
         sections=[dataset_section(result, d.name, d.n_pairs) for d in result.datasets],
         training=training,
+        generation=_generation_view(result.generation) if result.generation is not None else None,
         audit=[
             {
                 "dataset": _md(a.dataset),
@@ -233,7 +245,7 @@ def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[Comp
     sections = []
     for model, baseline in dict.fromkeys((c.model, c.baseline) for c in comparisons):
         rows = [c for c in comparisons if (c.model, c.baseline) == (model, baseline)]
-        header = ["metric", _md(baseline), _md(model), delta, "p", "wrong→right", "right→wrong", "MDE"]
+        header = ["metric", _md(baseline), _md(model), delta, "p", "Wilcoxon p", "wrong→right", "right→wrong", "MDE"]
         table = Table(
             header,
             [
@@ -243,6 +255,7 @@ def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[Comp
                     _number(c.model_value),
                     _delta(c),
                     _p_value(c.p_value),
+                    _p_value(c.wilcoxon_p_value) if c.wilcoxon_p_value is not None else MISSING,
                     str(c.flips.wrong_to_right) if c.flips else MISSING,
                     str(c.flips.right_to_wrong) if c.flips else MISSING,
                     _number(c.mde),
@@ -446,6 +459,98 @@ def _number(value: float | None) -> str:
     if value is None:
         return MISSING
     return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+
+
+OPEN_SAMPLES = 5
+"""Prompts whose samples the markdown report shows openly; the rest fold into a details block."""
+
+
+def _generation_view(generation: GenerationResult) -> dict[str, Any]:
+    """Tables of the generation section: text statistics, judges against the reference, drift, samples."""
+    stats = Table(
+        ["model", "mean tokens", "EOS rate", "distinct-1", "distinct-2", "repetition"],
+        [
+            [
+                _md(g.model),
+                _number(g.mean_tokens),
+                _number(g.eos_rate),
+                _number(g.distinct_1),
+                _number(g.distinct_2),
+                _number(g.repetition_rate),
+            ]
+            for g in generation.stats
+        ],
+        align="lrrrrr",
+    )
+    wins = {(w.judge, w.model): w for w in generation.win_rates}
+
+    def against_reference(win: WinRate | None) -> list[str]:
+        if win is None:
+            return [MISSING] * 3
+        return [
+            _with_interval(win.win_rate, win.ci_low, win.ci_high),
+            f"{win.wins} / {win.ties} / {win.losses}",
+            _with_interval(win.score_delta, win.delta_ci_low, win.delta_ci_high, signed=True),
+        ]
+
+    judges = Table(
+        ["judge", "model", "mean score", "win rate vs reference", "wins / ties / losses", "Δ score"],
+        [
+            [
+                _md(j.judge),
+                _md(j.model),
+                _with_interval(j.mean, j.ci_low, j.ci_high),
+                *against_reference(wins.get((j.judge, j.model))),
+            ]
+            for j in generation.judges
+        ],
+        align="llrrrr",
+    )
+    drift = Table(
+        ["model", "reference", "KL(model ‖ reference), nats", "samples per prompt", "prompts"],
+        [
+            [
+                _md(d.model),
+                _md(d.reference),
+                _with_interval(d.kl, d.ci_low, d.ci_high),
+                str(d.samples_per_prompt),
+                str(d.n),
+            ]
+            for d in generation.drift
+        ],
+        align="llrrr",
+    )
+    judge_names = list(dict.fromkeys(name for s in generation.samples for name in s.scores))
+    prompts = []
+    for prompt in generation.prompts:
+        rows = [
+            [
+                _md(s.model) + (f" #{s.index + 1}" if s.index else ""),
+                _md(s.completion) or "(empty)",
+                *(_number(s.scores.get(name)) for name in judge_names),
+            ]
+            for s in generation.samples
+            if s.prompt_id == prompt.id
+        ]
+        table = Table(["model", "completion", *map(_md, judge_names)], rows, align="ll" + "r" * len(judge_names))
+        prompts.append({"id": _md(prompt.id), "text": _md(prompt.text), "table": table})
+    return {
+        "decoding": generation.decoding,
+        "max_new_tokens": generation.max_new_tokens,
+        "n_prompts": len(generation.prompts),
+        "stats": stats,
+        "judges": judges if generation.judges else None,
+        "drift": drift if generation.drift else None,
+        "open": prompts[:OPEN_SAMPLES],
+        "folded": prompts[OPEN_SAMPLES:],
+    }
+
+
+def _with_interval(value: float, low: float | None, high: float | None, signed: bool = False) -> str:
+    text = f"{value:+.3f}" if signed else _number(value)
+    if low is None or high is None:
+        return text
+    return f"{text} [{low:+.2f}, {high:+.2f}]" if signed else f"{text} [{low:.2f}, {high:.2f}]"
 
 
 def _md(text: str) -> str:

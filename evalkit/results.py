@@ -155,9 +155,11 @@ class Comparison(Record):
     n: int
     """Pairs both models scored."""
     higher_is_better: bool | None
-    test: Literal["mcnemar_exact", "wilcoxon_signed_rank"]
-    """McNemar's exact test for accuracies, Wilcoxon's signed-rank test for per-pair values."""
+    test: Literal["mcnemar_exact", "paired_t"]
+    """McNemar's exact test for accuracies; a paired t-test of the mean difference for per-pair values."""
     p_value: float
+    wilcoxon_p_value: float | None = None
+    """For per-pair values: Wilcoxon's signed-rank test (do most pairs move one way?), beside the t-test."""
     """Two-sided; 1.0 when the models agree on every pair. Not corrected for multiple comparisons."""
     mde: float | None
     """Minimum detectable effect: the smallest true difference this test finds with the stated power."""
@@ -207,6 +209,93 @@ class ScoringInfo(Record):
     batch_size: int
 
 
+class GenerationPrompt(Record):
+    id: str
+    text: str
+    """The prompt as plain text (a message prompt: its last message)."""
+
+
+class GenerationSample(Record):
+    """One completion of one panel prompt by one model."""
+
+    prompt_id: str
+    model: str
+    index: int
+    """0 for the greedy (or first sampled) completion; further samples count up."""
+    completion: str
+    n_tokens: int
+    ended: bool
+    """True when the model stopped with EOS rather than at `max_new_tokens`."""
+    scores: dict[str, float] = {}
+    """Judge name → score."""
+
+
+class GenerationStats(Record):
+    """Shape of one model's completions (over token ids, EOS excluded)."""
+
+    model: str
+    mean_tokens: float
+    eos_rate: float
+    distinct_1: float
+    distinct_2: float
+    repetition_rate: float
+    """Share of tokens repeating a 4-gram seen earlier in the same completion."""
+
+
+class JudgeSummary(Record):
+    """A judge's mean score for one model over the panel (per-prompt means; bootstrap interval over prompts)."""
+
+    judge: str
+    model: str
+    mean: float
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+class WinRate(Record):
+    """One model against the reference on a judge, prompt by prompt (a tie counts half)."""
+
+    judge: str
+    model: str
+    baseline: str
+    win_rate: float
+    ci_low: float | None
+    ci_high: float | None
+    wins: int
+    ties: int
+    losses: int
+    score_delta: float
+    """Mean of the per-prompt score differences, model − baseline."""
+    delta_ci_low: float | None
+    delta_ci_high: float | None
+    n: int
+
+
+class Drift(Record):
+    """Monte-Carlo KL(π‖π_ref): mean over prompts of log π(y|x) − log π_ref(y|x), y sampled from π."""
+
+    model: str
+    reference: str
+    kl: float
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    samples_per_prompt: int
+
+
+class GenerationResult(Record):
+    decoding: str
+    """`greedy`, or `sampling (k=..., temperature=..., top_p=..., seed=...)`."""
+    max_new_tokens: int
+    prompts: list[GenerationPrompt]
+    samples: list[GenerationSample]
+    stats: list[GenerationStats]
+    judges: list[JudgeSummary] = []
+    win_rates: list[WinRate] = []
+    drift: list[Drift] = []
+
+
 class RunResult(Record):
     schema_version: str
     evalkit_version: str
@@ -227,6 +316,8 @@ class RunResult(Record):
     """Every later-listed model against every earlier-listed one, per dataset and subset."""
     reliability: list[ReliabilityBin] = []
     """Reliability-curve points of the models with rewards."""
+    generation: GenerationResult | None = None
+    """Side-by-side samples, their statistics, judges and drift, when the suite asks for them."""
 
     def metric(self, dataset: str, model: str, metric: str, subset: str = "all") -> Metric | None:
         """One metric record, or None when it was not computed."""

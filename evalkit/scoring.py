@@ -10,7 +10,8 @@ equal the ones TRL computes during training:
 - standard rows: the EOS string is appended to each completion when missing, and prompt and
   prompt+completion are encoded with the tokenizer's defaults;
 - conversational rows scored with a tokenizer that has no chat template fall back to plain text:
-  the prompt string (or the last prompt message) and the last message of each answer.
+  the prompt string (or the last prompt message) and the last message of each answer, joined by
+  a newline unless whitespace already separates them.
 Sequences longer than `max_length` lose the end of their completion, as with TRL's default
 `keep_start`. A pair whose prompt alone fills `max_length` has nothing left to score; TRL drops
 such pairs silently, evalkit leaves them out of the metrics and reports them.
@@ -83,10 +84,21 @@ def tokenize_pair(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase) -> T
 
 
 def as_plain_text(pair: PreferencePair) -> PreferencePair:
-    """The plain-text form of a conversational pair: the prompt string and each answer's last message."""
+    """The plain-text form of a conversational pair: the prompt string and each answer's last message.
+
+    Roles and earlier turns are dropped (this is the form older recipes trained GPT-2-style models
+    on). An answer is joined to the prompt by a newline unless whitespace already separates them,
+    so the two never run together into one word.
+    """
     assert isinstance(pair.prompt, list) and isinstance(pair.chosen, list) and isinstance(pair.rejected, list)
     prompt = pair.prompt_text if pair.prompt_text is not None else pair.prompt[-1]["content"]
-    return PreferencePair(pair.id, prompt, pair.chosen[-1]["content"], pair.rejected[-1]["content"], pair.subset)
+
+    def answer(messages: list[Message]) -> str:
+        text = messages[-1]["content"]
+        joined = not prompt or prompt[-1].isspace() or not text or text[0].isspace()
+        return text if joined else "\n" + text
+
+    return PreferencePair(pair.id, prompt, answer(pair.chosen), answer(pair.rejected), pair.subset)
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, text: Text, add_generation_prompt: bool = False) -> list[int]:

@@ -149,6 +149,20 @@ def mcnemar_exact_p(wrong_to_right: int, right_to_wrong: int) -> float:
     return float(scipy_stats.binomtest(wrong_to_right, discordant, 0.5).pvalue)
 
 
+def paired_t_p(differences: np.ndarray) -> float:
+    """Two-sided one-sample t-test of the mean paired difference against 0: the test that matches
+    the reported Δ (a mean) and its bootstrap interval.
+
+    Fewer than two pairs: no test, p = 1. No spread: p = 1 when every difference is 0, else 0 (the
+    same non-zero difference on every pair).
+    """
+    if len(differences) < 2:
+        return 1.0
+    if np.ptp(differences) == 0:
+        return 1.0 if differences[0] == 0 else 0.0
+    return float(scipy_stats.ttest_1samp(differences, 0.0).pvalue)
+
+
 def wilcoxon_p(differences: np.ndarray) -> float:
     """Two-sided Wilcoxon signed-rank test of paired differences against 0.
 

@@ -58,7 +58,9 @@ def test_reduced_default_suite_runs_end_to_end(tmp_path: Path, capsys: pytest.Ca
     # A second run reuses the cached world and gives the same numbers.
     assert main(["bench", str(suite), *REDUCED, "--out", str(tmp_path / "again")]) == 0
     assert "tiny world: reusing" in capsys.readouterr().err
-    assert read_results(tmp_path / "again" / "results.json").metrics == result.metrics
+    again = read_results(tmp_path / "again" / "results.json")
+    assert again.metrics == result.metrics
+    assert result.generation is not None and again.generation == result.generation  # identical samples
 
     # The report renders from a copied results.json alone.
     copy = tmp_path / "copy"
@@ -85,3 +87,9 @@ def test_full_default_suite_learns_the_preference(tmp_path: Path) -> None:
     assert delta.ci_low is not None and delta.ci_low > 0 and delta.p_value is not None and delta.p_value < 0.001
     assert delta.flips is not None and delta.flips.wrong_to_right > delta.flips.right_to_wrong
     assert "aligned vs base" in (tmp_path / "out" / "report.md").read_text()
+    # What the models now write: the judge that knows the right answers prefers the aligned model.
+    assert result.generation is not None
+    (win,) = [w for w in result.generation.win_rates if w.model == "aligned"]
+    assert win.delta_ci_low is not None and win.delta_ci_low > 0
+    (drift,) = result.generation.drift
+    assert drift.model == "aligned" and drift.kl > 0

@@ -186,3 +186,22 @@ def test_bad_overrides_are_one_line_errors(tmp_path: Path) -> None:
         load_suite(path, ["scoring"])
     with pytest.raises(EvalkitError, match=r"scoring\.batch_sise: unknown key \(did you mean 'batch_size'\?\)"):
         load_suite(path, ["scoring.batch_sise=2"])
+
+
+def test_yaml_exponent_without_a_dot_is_still_a_number(tmp_path: Path) -> None:
+    """YAML 1.1 reads `1e-4` as a string; TRL would fail deep inside the optimiser."""
+    train = load_suite(write(tmp_path, TRAIN + "  args:\n    learning_rate: 1e-4\n    beta: 5e-1\n")).train
+    assert train is not None and train.args == {"learning_rate": 1e-4, "beta": 0.5}
+
+
+def test_generation_section_is_checked(tmp_path: Path) -> None:
+    ok = MINIMAL + "generation:\n  from_dataset: {dataset: d, n: 4}\n  judges:\n    - {name: j, callable: 'm:f'}\n"
+    suite = load_suite(write(tmp_path, ok))
+    assert suite.generation is not None and suite.generation.sampling is None  # greedy by default
+    with pytest.raises(EvalkitError, match=r"generation\.from_dataset\.dataset: no dataset named 'e'"):
+        load_suite(write(tmp_path, MINIMAL + "generation:\n  from_dataset: {dataset: e}\n"))
+    with pytest.raises(EvalkitError, match=r"generation: no prompts"):
+        load_suite(write(tmp_path, MINIMAL + "generation:\n  max_new_tokens: 8\n"))
+    both = MINIMAL + "generation:\n  prompts: [hi]\n  judges:\n    - {name: j, callable: 'm:f', reward_model: rm}\n"
+    with pytest.raises(EvalkitError, match=r"generation\.judges\.j: give exactly one of"):
+        load_suite(write(tmp_path, both))

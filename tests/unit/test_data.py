@@ -69,6 +69,44 @@ def test_conversational_rows_with_a_prompt_column(tmp_path: Path) -> None:
     assert second.prompt == [user("2+2?")] and second.prompt_text == "2+2?"
 
 
+def test_a_prompt_column_is_kept_when_the_answers_open_alike(tmp_path: Path) -> None:
+    row = {
+        "prompt": [user("What is 2+2?")],
+        "chosen": [assistant("Let me compute."), assistant("4")],
+        "rejected": [assistant("Let me compute."), assistant("5")],
+    }
+    (pair,) = load_pairs(spec(write_jsonl(tmp_path / "p.jsonl", [row])))
+    assert pair.prompt == [user("What is 2+2?")]
+    assert pair.chosen == [assistant("Let me compute."), assistant("4")]
+
+
+def test_a_string_prompt_after_a_system_message(tmp_path: Path) -> None:
+    system = {"role": "system", "content": "Be brief."}
+    row = {
+        "prompt": "2+2?",
+        "chosen": [system, user("2+2?"), assistant("4")],
+        "rejected": [system, user("2+2?"), assistant("5")],
+    }
+    (pair,) = load_pairs(spec(write_jsonl(tmp_path / "p.jsonl", [row])))
+    assert pair.prompt == [system, user("2+2?")] and pair.chosen == [assistant("4")]
+
+
+def test_repeated_ids_and_a_subset_named_all_are_refused(tmp_path: Path) -> None:
+    rows = [{"id": "a", "prompt": "p", "chosen": "c", "rejected": "r"}] * 2
+    with pytest.raises(EvalkitError, match=r"row 2: id 'a' repeats row 1; expected unique values in 'id'"):
+        load_pairs(spec(write_jsonl(tmp_path / "p.jsonl", rows), id_column="id"))
+    rows = [{"cat": "all", "prompt": "p", "chosen": "c", "rejected": "r"}]
+    with pytest.raises(EvalkitError, match=r"row 1: column 'cat': 'all' names every pair"):
+        load_pairs(spec(write_jsonl(tmp_path / "q.jsonl", rows), subset_column="cat"))
+
+
+def test_split_keeps_every_subset_in_training() -> None:
+    pairs = [PreferencePair("a-0", "p", "c", "r", "a"), PreferencePair("a-1", "p", "c", "r", "a")]
+    pairs += [PreferencePair("b-0", "p", "c", "r", "b")]
+    split = split_pairs(pairs, eval_fraction=0.75, seed=0)
+    assert [p.subset for p in split.train] == ["a"] and sorted(p.subset for p in split.held_out) == ["a", "b"]
+
+
 def test_conversational_identical_answers_stay_a_tied_pair(tmp_path: Path) -> None:
     row = {"chosen": [user("q"), assistant("same")], "rejected": [user("q"), assistant("same")]}
     (pair,) = load_pairs(spec(write_jsonl(tmp_path / "t.jsonl", [row])))
@@ -82,9 +120,18 @@ def test_hh_rlhf_prompt_ends_at_the_last_assistant_marker(tmp_path: Path) -> Non
     assert pair.chosen == " Keep a regular bedtime." and pair.rejected == " Keep off."
 
 
-def test_hh_rlhf_rows_that_diverge_earlier_are_named(tmp_path: Path) -> None:
+def test_hh_rlhf_prompt_is_cut_in_the_shared_dialogue(tmp_path: Path) -> None:
+    # The chosen answer itself invents a further turn: the prompt still ends where the two part.
+    dialogue = "\n\nHuman: Hi\n\nAssistant:"
+    row = {"chosen": dialogue + " Hello.\n\nHuman: thanks\n\nAssistant: welcome", "rejected": dialogue + " Go away."}
+    (pair,) = load_pairs(spec(write_jsonl(tmp_path / "hh.jsonl", [row])))
+    assert pair.prompt == dialogue and pair.rejected == " Go away."
+    assert pair.chosen == " Hello.\n\nHuman: thanks\n\nAssistant: welcome"
+
+
+def test_hh_rlhf_rows_that_diverge_before_any_answer_are_named(tmp_path: Path) -> None:
     row = {"chosen": "\n\nHuman: A\n\nAssistant: x", "rejected": "\n\nHuman: B\n\nAssistant: y"}
-    with pytest.raises(EvalkitError, match=r"row 1: 'rejected' does not share the dialogue"):
+    with pytest.raises(EvalkitError, match=r"row 1: no prompt column and no '\\n\\nAssistant:' in the dialogue"):
         load_pairs(spec(write_jsonl(tmp_path / "hh.jsonl", [row])))
 
 

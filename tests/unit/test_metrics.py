@@ -2,6 +2,7 @@ import math
 import random
 
 import pytest
+from scipy.stats import t as scipy_t
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics import HIGHER_IS_BETTER, compare_models, compute_metrics, reliability_curves
@@ -253,7 +254,8 @@ def test_accuracy_comparison_by_hand() -> None:
     Per-pair differences 1 1 1 1 1 0: mean 5/6, sd² = (5·(1/6)² + (5/6)²)/5 = 1/6, so
     MDE = (1.959964 + 0.841621)·√(1/6)/√6 = 2.801585/6 = 0.466931.
     Log-prob margins ℓ(chosen) − ℓ(rejected): base −1 (q1..q5) and +1 (q6), aligned +1: differences
-    2 2 2 2 2 0, Δ = 10/6; Wilcoxon drops the zero, five positive differences: 2/2⁵ = 0.0625."""
+    2 2 2 2 2 0, Δ = 10/6; paired t: sd² = (5·(1/3)² + (5/3)²)/5 = 2/3, t = (5/3)/√(2/3 / 6) = 5 on
+    5 df, two-sided p = 0.0041047; Wilcoxon drops the zero, five positive differences: 2/2⁵ = 0.0625."""
     base = [row(f"q{i}", "all", -2.0, -1.0, None, None, model="base") for i in range(1, 6)]
     base.append(row("q6", "all", -1.0, -2.0, None, None, model="base"))
     aligned = [row(f"q{i}", "all", -1.0, -2.0, -2.0, -1.0, model="aligned") for i in range(1, 7)]
@@ -261,9 +263,10 @@ def test_accuracy_comparison_by_hand() -> None:
     # The base has no rewards (it is the reference): only policy accuracies are compared.
     assert set(found) == {"preference/accuracy", "preference/accuracy_per_token", "logps/margins"}
     margins = found["logps/margins"]
-    assert (margins.value, margins.test, margins.p_value) == (
+    assert (margins.value, margins.test, margins.p_value, margins.wilcoxon_p_value) == (
         pytest.approx(5 / 3),
-        "wilcoxon_signed_rank",
+        "paired_t",
+        pytest.approx(0.0041047, abs=1e-7),
         pytest.approx(0.0625),
     )
     c = found["preference/accuracy"]
@@ -279,7 +282,8 @@ def test_accuracy_comparison_by_hand() -> None:
 
 def test_reward_comparison_by_hand() -> None:
     """Both models have rewards (β = 1, reference log-probs 0): margins of `new` are 1 2 3 4 5,
-    those of `old` 0 (ties). Δ margin = 3; Wilcoxon on differences 1..5, all positive: 2/2⁵ = 0.0625.
+    those of `old` 0 (ties). Δ margin = 3; paired t on differences 1..5: sd² = 2.5, t = 3/√(2.5/5) = 3√2
+    on 4 df, p = 0.0132356; Wilcoxon, all positive: 2/2⁵ = 0.0625.
     Loss differences log(1 + e^−k) − log 2 are all negative: also 0.0625, Δ below 0.
     Reward accuracy: 5 wrong→right (a tie is not right), McNemar 0.0625."""
     old = [row(f"q{k}", "all", 0.0, 0.0, 0.0, 0.0, model="old") for k in range(1, 6)]
@@ -294,11 +298,15 @@ def test_reward_comparison_by_hand() -> None:
         "loss",
     ]
     margins = found["rewards/margins"]
-    assert (margins.value, margins.test, margins.flips) == (pytest.approx(3.0), "wilcoxon_signed_rank", None)
-    assert margins.p_value == pytest.approx(0.0625)
+    assert (margins.value, margins.test, margins.flips) == (pytest.approx(3.0), "paired_t", None)
+    assert margins.p_value == pytest.approx(0.0132356, abs=1e-7) and margins.wilcoxon_p_value == pytest.approx(0.0625)
     loss = found["loss"]
     expected = sum(math.log(1 + math.exp(-k)) - math.log(2) for k in range(1, 6)) / 5
-    assert (loss.value, loss.p_value, loss.higher_is_better) == (pytest.approx(expected), pytest.approx(0.0625), False)
+    differences = [math.log(1 + math.exp(-k)) - math.log(2) for k in range(1, 6)]
+    sd = math.sqrt(sum((d - expected) ** 2 for d in differences) / 4)
+    t = expected / (sd / math.sqrt(5))  # the t statistic by hand; its two-sided tail on 4 df below
+    assert (loss.value, loss.higher_is_better, loss.wilcoxon_p_value) == (pytest.approx(expected), False, 0.0625)
+    assert loss.p_value == pytest.approx(2 * scipy_t.sf(abs(t), 4))
     accuracy = found["rewards/accuracies"]
     assert accuracy.flips is not None and accuracy.flips.wrong_to_right == 5
     assert accuracy.p_value == pytest.approx(0.0625)

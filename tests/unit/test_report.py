@@ -22,22 +22,22 @@ def test_markdown_report_matches_the_golden_file() -> None:
 
 def test_report_shows_numbers_with_intervals_and_marks_missing_ones() -> None:
     text = render_markdown(golden())
-    assert "| aligned | 0.947 [0.91, 0.97] | 0.947 [0.91, 0.97] |" in text
+    assert "| aligned | 0.916 [0.87, 0.95] | 0.902 [0.86, 0.93] |" in text
     assert "| base | 0.471 [0.41, 0.54] | — |" in text  # the reference: no reward columns
     assert "### tinyworld: by subset" in text
     assert "In brackets: 95% intervals, Wilson for shares, percentile bootstrap" in text
     assert "| helpfulness | aligned | 1.000 [0.95, 1.00] |" in text
-    assert "| 0.003 [0.002, 0.003] |" in text  # more decimals where two would not tell the ends apart
+    assert "| 0.013 [0.011, 0.015] |" in text  # more decimals where two would not tell the ends apart
 
 
 def test_report_shows_aligned_vs_base_with_p_values_and_flips() -> None:
     text = render_markdown(golden())
     assert "### tinyworld: aligned vs base (225 pairs both scored)" in text
-    assert "| metric | base | aligned | Δ [95% CI] | p | wrong→right | right→wrong | MDE |" in text
-    assert "| pref. acc ↑ | 0.471 | 0.947 | +0.476 [+0.41, +0.55] | 2.1e-27 | 112 | 5 | 0.101 |" in text
+    assert "| metric | base | aligned | Δ [95% CI] | p | Wilcoxon p | wrong→right | right→wrong | MDE |" in text
+    assert "| pref. acc ↑ | 0.471 | 0.916 | +0.444 [+0.37, +0.52] | 1.9e-22 | — | 110 | 10 | 0.108 |" in text
     assert "<details><summary>Flipped pairs, aligned vs base</summary>" in text
-    assert "pref. acc, right→wrong (5): format-0157, format-0178, format-0232, format-0237, format-0241" in text
-    assert "… and 62 more (all in results.json)" in text  # 112 wrong→right, 50 listed
+    assert "pref. acc, right→wrong (10): format-0014, format-0052, format-0072, format-0088, format-0157" in text
+    assert "… and 60 more (all in results.json)" in text  # 110 wrong→right, 50 listed
     for section in ("length", "calibration", "rewards and likelihood displacement"):
         assert f"### tinyworld: {section}" in text
 
@@ -80,13 +80,26 @@ def test_results_of_schema_1_0_render_without_intervals() -> None:
             "statistics": None,
             "comparisons": [],
             "reliability": [],
+            "generation": None,
             "metrics": [m.model_copy(update={"ci_low": None, "ci_high": None}) for m in result.metrics],
         }
     )
     text = render_markdown(old)
     assert "No intervals: these results predate them (results schema 1.0)." in text
-    assert "| aligned | 0.947 | 0.947 | 0.000 | 3.970 | 0.244 | 225 |" in text
+    assert "| aligned | 0.916 | 0.902 | 0.000 | 1.849 | 0.371 | 225 |" in text
     assert " vs " not in text and "<details>" not in text
+
+
+def test_generation_section_shows_judges_drift_and_samples_side_by_side() -> None:
+    text = render_markdown(golden())
+    assert "## Generation" in text and "Greedy decoding of up to 24 new tokens on 32 prompts" in text
+    assert (
+        "| correct | aligned | 0.969 [0.91, 1.00] | 0.719 [0.64, 0.80] | 14 / 18 / 0 | +0.438 [+0.28, +0.59] |" in text
+    )
+    assert "| aligned | base | 2.646 [1.66, 3.78] | 4 | 32 |" in text
+    assert "**arithmetic-0046**: What is 0 plus 7?" in text
+    assert "| base | 0 + 7 = 6. | 0.000 |" in text and "| aligned | 0 + 7 = 7. | 1.000 |" in text
+    assert "<details><summary>27 more prompts</summary>" in text
 
 
 def test_terminal_table_has_a_row_per_model() -> None:

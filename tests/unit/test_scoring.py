@@ -6,7 +6,7 @@ import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evalkit.data import PreferencePair
-from evalkit.scoring import TokenizedPair, fits, pair_scores, score_pairs, tokenize_pair
+from evalkit.scoring import TokenizedPair, as_plain_text, fits, pair_scores, score_pairs, tokenize_pair
 from evalkit.world.pairs import generate_pairs
 
 PAD = 0
@@ -141,6 +141,11 @@ def test_without_a_chat_template_messages_fall_back_to_plain_text(tiny_tokenizer
     as_text = tokenize_pair(PreferencePair("u", "Name a fruit.", " An apple.", " A car."), plain)
     assert tokenize_pair(pair, plain) == as_text
     assert plain.decode(as_text.chosen_ids) == " An apple.<|end|>"
+    # Without whitespace at the boundary, a newline keeps prompt and answer apart.
+    glued = PreferencePair(
+        "v", pair.prompt, [{"role": "assistant", "content": "Pear."}], pair.rejected, prompt_text="Fruit?"
+    )
+    assert as_plain_text(glued).chosen == "\nPear." and as_plain_text(glued).rejected == " A car."
 
 
 def test_doubled_bos_is_flagged(tiny_tokenizer: PreTrainedTokenizerFast) -> None:

@@ -147,3 +147,20 @@ def test_minimum_detectable_effect_by_hand() -> None:
     assert mde == pytest.approx(1.143742, abs=1e-6)
     assert stats.minimum_detectable_effect(np.array([1.0]), 0.95, 0.8) is None
     assert stats.minimum_detectable_effect(np.zeros(5), 0.95, 0.8) is None
+
+
+def test_paired_t_by_hand_and_at_the_edges() -> None:
+    """Differences 1..5: mean 3, sd² = 2.5, t = 3/√(2.5/5) = 3√2 on 4 df, p = 0.0132356."""
+    assert stats.paired_t_p(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(0.0132356, abs=1e-7)
+    assert stats.paired_t_p(np.array([2.0])) == 1.0  # one pair: no test
+    assert stats.paired_t_p(np.zeros(4)) == 1.0
+    assert stats.paired_t_p(np.full(4, 0.5)) == 0.0  # the same gain on every pair
+
+
+def test_the_mean_test_follows_the_mean_when_most_pairs_move_the_other_way() -> None:
+    """45 pairs up by 0.5, 5 pairs down by 10: the mean falls (−0.55) although most pairs rose.
+    Wilcoxon calls the rise significant; the t-test, which tests what Δ reports, does not."""
+    differences = np.array([0.5] * 45 + [-10.0] * 5)
+    assert differences.mean() == pytest.approx(-0.55)
+    assert stats.wilcoxon_p(differences) < 1e-3
+    assert stats.paired_t_p(differences) > 0.05

@@ -1,0 +1,162 @@
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
+
+from evalkit.checkpoints import reward_model
+from evalkit.config import GenerationSpec, PanelSource, SamplingSpec
+from evalkit.data import PreferencePair
+from evalkit.errors import EvalkitError
+from evalkit.generate import (
+    PanelPrompt,
+    Sample,
+    build_panel,
+    drift_estimate,
+    generate,
+    load_callable_judge,
+    render_prompt,
+    summarise,
+    text_stats,
+)
+from evalkit.results import Statistics
+from evalkit.world import judge
+from evalkit.world.pairs import generate_pairs
+
+
+def panel_of(n: int) -> list[PanelPrompt]:
+    return [PanelPrompt(p.id, p.prompt, p.prompt[0]["content"]) for p in generate_pairs(n, seed=2)]  # type: ignore[index]
+
+
+def test_prompts_render_with_the_chat_template_when_there_is_one(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    as_text = tiny_tokenizer.decode(render_prompt("What is 2 plus 3?", tiny_tokenizer))
+    assert as_text == "<s><|user|>What is 2 plus 3?<|end|><|assistant|>"
+    messages = [{"role": "user", "content": "Hi"}]
+    assert tiny_tokenizer.decode(render_prompt(messages, tiny_tokenizer)) == "<s><|user|>Hi<|end|><|assistant|>"
+
+
+def test_prompts_render_as_text_without_a_chat_template(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    plain = tiny_tokenizer.__class__(tokenizer_object=tiny_tokenizer.backend_tokenizer, eos_token="<|end|>")
+    assert plain.decode(render_prompt("\n\nHuman: Hi\n\nAssistant:", plain)) == "<s>\n\nHuman: Hi\n\nAssistant:"
+    assert plain.decode(render_prompt([{"role": "user", "content": "Hi"}], plain)) == "<s>Hi"
+
+
+def test_panel_has_fixed_prompts_then_a_seeded_draw() -> None:
+    pairs = [PreferencePair(f"d-{i}", f"q{i}", "a", "b") for i in range(10)]
+    spec = GenerationSpec(prompts=["fixed"], from_dataset=PanelSource(dataset="d", n=3, seed=1))
+    panel = build_panel(spec, {"d": pairs})
+    assert panel[0].id == "prompt-0" and panel[0].text == "fixed" and len(panel) == 4
+    assert panel == build_panel(spec, {"d": pairs})
+    assert [p.id for p in panel[1:]] == sorted(p.id for p in panel[1:])  # kept in file order
+
+
+def test_batched_greedy_equals_one_by_one(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
+) -> None:
+    panel = panel_of(3)  # 9 prompts of different lengths: left padding in every batch
+    one = generate(tiny_model, tiny_tokenizer, panel, "m", 8, 1, None)
+    batched = generate(tiny_model, tiny_tokenizer, panel, "m", 8, 4, None)
+    assert [s.token_ids for s in one] == [s.token_ids for s in batched]
+    assert all(1 <= s.n_tokens <= 8 for s in one)
+
+
+def test_seeded_samples_repeat_and_do_not_depend_on_the_panel_around_them(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
+) -> None:
+    panel = panel_of(2)
+    sampling = SamplingSpec(k=3, temperature=1.0, seed=5)
+    first = generate(tiny_model, tiny_tokenizer, panel, "m", 6, 8, sampling)
+    again = generate(tiny_model, tiny_tokenizer, panel, "m", 6, 2, sampling)
+    assert [s.token_ids for s in first] == [s.token_ids for s in again]
+    assert len(first) == 3 * len(panel) and [s.index for s in first[:3]] == [0, 1, 2]
+    assert len({tuple(s.token_ids) for s in first}) > 1
+    other_seed = generate(tiny_model, tiny_tokenizer, panel, "m", 6, 8, SamplingSpec(k=3, temperature=1.0, seed=6))
+    assert [s.token_ids for s in other_seed] != [s.token_ids for s in first]
+
+
+def test_text_statistics_by_hand() -> None:
+    """Two completions (EOS = 9): [1 2 1 2 1 2 EOS] and [3 3] (cut at max_new_tokens).
+    Bodies: 1 2 1 2 1 2 and 3 3: 8 tokens, 3 distinct → distinct-1 = 3/8; bigrams 12 21 12 21 12 and 33:
+    3 distinct of 6 → 1/2. 4-grams of the first: 1212, 2121, 1212 (a repeat): 1 of 8 tokens."""
+    samples = [
+        Sample("p", "m", 0, "", 7, True, [1, 2, 1, 2, 1, 2, 9]),
+        Sample("q", "m", 0, "", 2, False, [3, 3]),
+    ]
+    stats = text_stats(samples)
+    assert (stats.mean_tokens, stats.eos_rate) == (4.5, 0.5)
+    assert (stats.distinct_1, stats.distinct_2, stats.repetition_rate) == (3 / 8, 0.5, 1 / 8)
+
+
+def test_win_rates_and_judge_means_by_hand() -> None:
+    """Judge scores per prompt, base 1 0 0, aligned 1 1 0: one win, two ties → (1 + ½·2)/3 = 2/3;
+    Δ = mean(0, 1, 0) = 1/3; means 1/3 and 2/3. The order of the model list changes nothing."""
+    panel = [PanelPrompt(p, p, p) for p in ("a", "b", "c")]
+    samples = [Sample(p, m, 0, "", 1, True, [1]) for m in ("base", "aligned") for p in ("a", "b", "c")]
+    scores = {"j": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]}
+    stats = Statistics()
+    _, judges, wins = summarise(panel, samples, scores, ["base", "aligned"], "base", stats)
+    (win,) = wins
+    assert (win.model, win.baseline, win.wins, win.ties, win.losses) == ("aligned", "base", 1, 2, 0)
+    assert win.win_rate == pytest.approx(2 / 3) and win.score_delta == pytest.approx(1 / 3)
+    assert {j.model: j.mean for j in judges} == {"base": pytest.approx(1 / 3), "aligned": pytest.approx(2 / 3)}
+    assert summarise(panel, samples, scores, ["aligned", "base"], "base", stats)[2] == wins
+    assert summarise(panel, samples, scores, ["base", "aligned"], None, stats)[2] == []
+
+
+def test_drift_averages_log_ratios_per_prompt_first() -> None:
+    """Prompt a: log-ratios 1 and 3 (mean 2); prompt b: 4 → KL estimate (2 + 4)/2 = 3."""
+    samples = [Sample("a", "m", 0, "", 1, True, [1]), Sample("a", "m", 1, "", 1, True, [1])]
+    samples.append(Sample("b", "m", 0, "", 1, True, [1]))
+    drift = drift_estimate("m", "ref", ["a", "b"], samples, [1.0, 3.0, 4.0], 2, Statistics())
+    assert (drift.kl, drift.n, drift.samples_per_prompt) == (3.0, 2, 2)
+
+
+def test_callable_judges_load_by_reference() -> None:
+    score = load_callable_judge("evalkit.world.judge:score")
+    assert score("What is 3 plus 4?", "3 + 4 = 7.") == 1.0
+    for bad, message in [
+        ("evalkit.world.judge", "expected 'module:function'"),
+        ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz'"),
+        ("evalkit.world.judge:nothing", "has no callable 'nothing'"),
+    ]:
+        with pytest.raises(EvalkitError, match=message):
+            load_callable_judge(bad)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "completion", "expected"),
+    [
+        ("What is 3 plus 4?", "3 + 4 = 7.", 1.0),
+        ("Compute 3 + 4.", "3 + 4 = 8.", 0.0),
+        ("Ada asks: How do I make tea?", "Sure, steep it.", 1.0),
+        ("Ada asks: How do I make tea?", "No, ask someone else about it.", 0.0),
+        ("Ben asks: Answer in capital letters. What color is grass?", "GRASS IS GREEN.", 1.0),
+        ("Ben asks: Use lower case only. What color is grass?", "GRASS IS GREEN.", 0.0),
+        ("Ben asks: What color is grass? Reply using only small letters.", "grass is green.", 1.0),
+        ("Something else entirely", "whatever", 0.0),
+    ],
+)
+def test_the_tiny_world_judge_knows_the_right_answers(prompt: str, completion: str, expected: float) -> None:
+    assert judge.score(prompt, completion) == expected
+
+
+def test_a_reward_model_judges_prompt_and_completion(tmp_path: Path, tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_labels=1,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(tmp_path / "rm")
+    tiny_tokenizer.save_pretrained(tmp_path / "rm")
+    with reward_model(str(tmp_path / "rm"), "generation.judges.rm") as score:
+        first, second = score("What is 1 plus 1?", "1 + 1 = 2."), score("What is 1 plus 1?", "1 + 1 = 5.")
+        assert isinstance(first, float) and first != second
+        assert score("What is 1 plus 1?", "1 + 1 = 2.") == first
+    missing = reward_model(str(tmp_path / "missing"), "generation.judges.rm")
+    with pytest.raises(EvalkitError, match=r"generation\.judges\.rm: cannot load a reward model"), missing:
+        pass
