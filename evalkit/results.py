@@ -296,6 +296,32 @@ class GenerationResult(Record):
     drift: list[Drift] = []
 
 
+GateKind = Literal["absolute", "superiority", "non_inferiority", "drift_budget", "length_budget"]
+
+
+class GateVerdict(Record):
+    """One gate rule applied to a run: whether it passed, and the numbers it was decided on."""
+
+    rule: str
+    """The rule's name: given in the suite, or written from its settings."""
+    kind: GateKind
+    passed: bool
+    reason: str
+    """One line: what was compared with what, and the outcome."""
+    dataset: str | None = None
+    subset: str | None = None
+    model: str | None = None
+    baseline: str | None = None
+    """The other model (superiority) or the baseline run's model (non-inferiority, budgets)."""
+    metric: str | None = None
+    value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    n: int | None = None
+    threshold: float | None = None
+
+
 class RunResult(Record):
     schema_version: str
     evalkit_version: str
@@ -318,6 +344,8 @@ class RunResult(Record):
     """Reliability-curve points of the models with rewards."""
     generation: GenerationResult | None = None
     """Side-by-side samples, their statistics, judges and drift, when the suite asks for them."""
+    gate: list[GateVerdict] | None = None
+    """Verdicts of the suite's gate rules; None when no gate ran."""
 
     def metric(self, dataset: str, model: str, metric: str, subset: str = "all") -> Metric | None:
         """One metric record, or None when it was not computed."""
