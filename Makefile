@@ -1,17 +1,32 @@
 # evalkit: the single list of commands. Every target sets up .venv by itself on first use.
-#   make bench                      run the embedded default suite (tiny world, DPO, scoring, report)
+#   make bench                      run the embedded default suite (tiny world, DPO, scoring, report, gate)
 #   make bench SUITE=suites/x.yaml  run another suite
+#   make bench MODEL=dir-or-hub-id [REF=...] [DATA=...] [SUITE=...]
+#                                   score your own checkpoint with a suite's datasets, panel and gate
+#   make baseline                   record the suite's current results as the baseline to gate against
+#   make gate                       judge the suite's last results against its rules (and the baseline)
 #   make test                       unit + integration tests (offline)
 #   make lint                       ruff + mypy
+#   make perf                       performance benchmarks (report rendering at release-run scale)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The CPU build of torch, installed before everything else so nothing pulls a CUDA build.
 TORCH ?= torch==2.13.0
 SUITE ?= suites/default.yaml
+MODEL ?=
+REF ?=
+DATA ?=
+NAME := $(basename $(notdir $(SUITE)))
+RESULTS ?= reports/$(NAME)$(if $(MODEL),-candidate)/results.json
+BASELINE_DIR ?= suites/baselines/$(NAME)
+BASELINE := $(BASELINE_DIR)/results.json
 INSTALLED := $(VENV)/.installed
+# A recorded baseline is gated against automatically (non-inferiority rules need one).
+CANDIDATE := $(if $(MODEL),--model "$(MODEL)") $(if $(REF),--ref "$(REF)") $(if $(DATA),--data "$(DATA)")
+WITH_BASELINE := $(if $(wildcard $(BASELINE)),--baseline $(BASELINE))
 
-.PHONY: install bench report test test-slow lint schema clean
+.PHONY: install bench baseline gate report test test-slow lint schema clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,13 +37,29 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 bench: $(INSTALLED)
-	$(BIN)/evalkit bench $(SUITE)
+	$(BIN)/evalkit bench $(SUITE) $(CANDIDATE) $(WITH_BASELINE)
+
+# Recording a baseline is a separate, deliberate step from checking against it.
+baseline: $(INSTALLED)
+	$(BIN)/evalkit bench $(SUITE) $(CANDIDATE)
+	mkdir -p $(BASELINE_DIR)
+	cp $(RESULTS) $(BASELINE_DIR)/results.json
+	rm -rf $(BASELINE_DIR)/pairs && cp -r $(dir $(RESULTS))pairs $(BASELINE_DIR)/pairs
+	@echo "baseline recorded in $(BASELINE_DIR); commit it to gate later runs against it"
+
+gate: $(INSTALLED)
+	$(BIN)/evalkit gate $(RESULTS) $(WITH_BASELINE)
 
 test: $(INSTALLED)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 test-slow: $(INSTALLED)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow
+
+# Benchmarks are not part of `make test`: they run only with --benchmark-only (tests/benchmarks/conftest.py).
+.PHONY: perf
+perf: $(INSTALLED)
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-only -s
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check evalkit tests

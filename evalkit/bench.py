@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,10 +23,21 @@ from transformers import PreTrainedModel
 
 from evalkit import __version__
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
-from evalkit.config import DriftSpec, GenerationSpec, ModelSpec, SamplingSpec, Suite, load_suite
+from evalkit.config import (
+    REWARD_METRICS,
+    DriftSpec,
+    GenerationSpec,
+    ModelSpec,
+    SamplingSpec,
+    Suite,
+    load_suite,
+    notice,
+    parse_suite,
+)
 from evalkit.console import console, is_main_process
 from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_like_hub_id, split_pairs, write_pairs
 from evalkit.errors import EvalkitError
+from evalkit.gate import evaluate_gate, publish, verdict_table
 from evalkit.generate import (
     PanelPrompt,
     Sample,
@@ -48,24 +60,28 @@ from evalkit.results import (
     GenerationSample,
     Metric,
     ModelInfo,
+    PairScore,
+    PairText,
     RunResult,
     ScoringInfo,
     SuiteInfo,
     TokenizationAudit,
     TrainingInfo,
+    atomic_write_text,
+    read_results,
     write_jsonl,
     write_results,
 )
 from evalkit.scoring import (
     CompletionLogps,
-    PairScore,
     TokenizedPair,
     fits,
     pair_scores,
     score_pairs,
     tokenize_pair,
 )
-from evalkit.train import TrainingRun, train_dpo, training_curve
+from evalkit.train import TrainingRun, finished_run, train_dpo, training_curve
+from evalkit.views import flips_to_show
 from evalkit.world import build_world
 
 
@@ -80,18 +96,104 @@ class ScoredSuite:
     generation: GenerationResult | None = None
 
 
-def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Sequence[str] = ()) -> RunResult:
-    """Run the suite at `suite_path`; write results and reports; return the results."""
+@dataclass(frozen=True)
+class Candidate:
+    """`evalkit bench --model M [--ref R] [--data D]`: your own checkpoint, scored with a suite's
+    datasets, statistics, generation panel and gate, without writing a suite."""
+
+    model: str
+    reference: str | None = None
+    data: str | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+    def into(self, suite: Suite) -> Suite:
+        """`suite` with its models replaced by `candidate` (and `reference`), its training dropped,
+        its datasets replaced by `data` when given, and the gate rules about other models left out."""
+        raw = suite.model_dump(mode="json")
+        # Gate rules check which keys were given: keep only those.
+        raw["gate"] = suite.gate.model_dump(mode="json", exclude_unset=True) if suite.gate else None
+        trust = {"allow_pickle": self.allow_pickle, "trust_remote_code": self.trust_remote_code}
+        models = [{"name": "candidate", "path": self.model, **trust}]
+        reference = self.reference or _adapter_base(self.model)
+        if reference is not None:
+            models.insert(0, {"name": "reference", "path": reference, **trust})
+        raw |= {
+            "name": f"{suite.name}-candidate",
+            "output_dir": f"{suite.output_dir}-candidate",
+            "models": models,
+            "reference": "reference" if reference is not None else None,
+            "train": None,
+        }
+        if self.data is not None:
+            name = re.sub(r"[^\w.-]+", "-", Path(self.data.rstrip("/")).stem) or "data"
+            raw |= {"datasets": [{"name": name, "path": self.data}], "world": None}
+            if raw.get("generation") and raw["generation"].get("from_dataset"):
+                raw["generation"]["from_dataset"]["dataset"] = name
+        if raw.get("gate"):
+            # The suite's rules about its reference and its candidate (the trained model, else the last
+            # model) now apply to yours; rules about other models are left out.
+            others = [m.name for m in suite.models if m.name != suite.reference]
+            renamed = {(suite.train.output if suite.train else others[-1]) if others else "": "candidate"}
+            if suite.reference is not None and reference is not None:
+                renamed[suite.reference] = "reference"
+            kept = []
+            for rule in raw["gate"]["rules"]:
+                named = [rule["model"]] + (
+                    [rule["baseline"]] if rule.get("baseline") and rule["kind"] == "superiority" else []
+                )
+                metric = rule.get("metric") or ""
+                needs_reference = rule["kind"] == "drift_budget" or metric.startswith(REWARD_METRICS)
+                if all(name in renamed for name in named) and not (needs_reference and reference is None):
+                    rule = {**rule, "model": renamed[rule["model"]]}
+                    if rule["kind"] == "superiority":
+                        rule["baseline"] = renamed[rule["baseline"]]
+                    kept.append({**rule, "dataset": None} if self.data is not None and "dataset" in rule else rule)
+                else:
+                    notice(f"gate rule {rule.get('name') or rule['kind']!r} is about other models; left out")
+            raw["gate"] = {**raw["gate"], "rules": kept} if kept else None
+        return parse_suite(raw, source=f"evalkit bench --model {self.model}")
+
+
+def _adapter_base(path: str) -> str | None:
+    """The base an adapter directory names: the natural reference for a LoRA checkpoint."""
+    config = Path(path) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except json.JSONDecodeError:
+        return None
+    return base if isinstance(base, str) and base else None
+
+
+def run_bench(
+    suite_path: Path,
+    output_dir: Path | None = None,
+    overrides: Sequence[str] = (),
+    baseline_path: Path | None = None,
+    candidate: Candidate | None = None,
+    command: str | None = None,
+) -> RunResult:
+    """Run the suite at `suite_path`; write results, reports and gate verdicts; return the results."""
     started = time.perf_counter()
     suite = load_suite(suite_path, overrides)
+    if candidate is not None:
+        suite = candidate.into(suite)
     out_dir = output_dir or suite.output_dir
+    baseline = read_results(baseline_path) if baseline_path is not None else None
+    if suite.gate is not None and baseline is None:
+        needing = [r.title for r in suite.gate.rules if r.kind == "non_inferiority"]
+        needing += [r.title for r in suite.gate.rules if r.kind == "length_budget" and suite.reference is None]
+        if needing:
+            raise EvalkitError(f"gate rule {needing[0]!r} needs a baseline run; pass --baseline BASELINE/results.json")
 
     if suite.world is not None:
         build_world(suite.world)
     check_inputs(suite)
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
-    scored = score_suite(suite, datasets)
+    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"))
 
     beta, statistics = suite.scoring.beta, suite.statistics
     metrics, comparisons, reliability = [], [], []
@@ -99,6 +201,14 @@ def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Seque
         metrics += compute_metrics(name, rows, beta, statistics=statistics)
         comparisons += compare_models(name, rows, beta, statistics=statistics)
         reliability += reliability_curves(name, rows, beta, statistics=statistics)
+    # The reports show the text of a few flipped pairs; results.json carries exactly those.
+    shown = {(name, i) for name, ids in flips_to_show(comparisons, suite.reference).items() for i in ids}
+    flip_examples = [
+        PairText(dataset=name, id=p.id, subset=p.subset, prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
+        for name, pairs in datasets.items()
+        for p in pairs
+        if (name, p.id) in shown
+    ]
     dataset_infos = []
     for spec in suite.datasets:
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"
@@ -124,6 +234,7 @@ def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Seque
             description=suite.description,
             path=str(suite_path),
             sha256=hashlib.sha256(suite_path.read_bytes()).hexdigest(),
+            gate=suite.gate.model_dump(mode="json", exclude_defaults=True) if suite.gate is not None else None,
         ),
         environment=environment(),
         reference=suite.reference,
@@ -137,10 +248,19 @@ def run_bench(suite_path: Path, output_dir: Path | None = None, overrides: Seque
         comparisons=comparisons,
         reliability=reliability,
         generation=scored.generation,
+        flip_examples=flip_examples,
+        command=command,
     )
+    if suite.gate is not None:
+        baseline_dir = baseline_path.parent if baseline_path is not None else None
+        verdicts = evaluate_gate(suite.gate, result, out_dir, baseline, baseline_dir)
+        result = result.model_copy(update={"gate": verdicts})
     write_results(result, out_dir / "results.json")
     written = write_reports(result, out_dir)
     console.print(summary_table(result))
+    if result.gate is not None:
+        written += publish(result.gate, out_dir, suite.name)
+        console.print(verdict_table(result.gate))
     console.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written))
     return result
 
@@ -155,11 +275,9 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     records = pair_rows(rows, suite.scoring.beta)
     write_jsonl(records, out)
     beta, statistics = suite.scoring.beta, suite.statistics
-    metrics, comparisons, reliability = [], [], []
-    for name, rows in scored.scores.items():
-        metrics += compute_metrics(name, rows, beta, statistics=statistics)
-        comparisons += compare_models(name, rows, beta, statistics=statistics)
-        reliability += reliability_curves(name, rows, beta, statistics=statistics)
+    metrics = [
+        m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, beta, statistics=statistics)
+    ]
     console.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy]))
     console.print(f"wrote {len(records)} pairs to {out}")
     return records
@@ -202,7 +320,33 @@ def check_inputs(suite: Suite) -> None:
         raise EvalkitError(f"train.data.path: file not found (nor a hub dataset id): {train.data.path}")
 
 
-def score_suite(suite: Suite, datasets: dict[str, list[PreferencePair]]) -> ScoredSuite:
+class ScoreStore:
+    """Per (model, dataset) scores kept on disk as they finish, so a re-run after an interruption
+    recomputes only what is missing. A key covers everything the scores depend on: the policy's and
+    the reference's weights, tokenizer and config (their fingerprints), and the exact token ids, pair
+    ids and `max_length` scored; anything else changed makes a new key, so a stale entry never hits."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit] | None:
+        path = self.directory / f"{key}.json"
+        if not path.is_file():
+            return None
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            return [PairScore(**row) for row in stored["rows"]], TokenizationAudit.model_validate(stored["audit"])
+        except (ValueError, KeyError, TypeError):
+            return None  # unreadable: score again and overwrite
+
+    def save(self, key: str, rows: list[PairScore], audit: TokenizationAudit) -> None:
+        stored = {"rows": [vars(r) for r in rows], "audit": audit.model_dump(mode="json")}
+        atomic_write_text(self.directory / f"{key}.json", json.dumps(stored))
+
+
+def score_suite(
+    suite: Suite, datasets: dict[str, list[PreferencePair]], store: ScoreStore | None = None
+) -> ScoredSuite:
     """Score every model of the suite on every dataset, one policy in memory beside the reference."""
     reference = load_model(suite.model(suite.reference)) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
@@ -216,7 +360,7 @@ def score_suite(suite: Suite, datasets: dict[str, list[PreferencePair]]) -> Scor
         try:
             scored.models.append(loaded.info)
             for name, pairs in datasets.items():
-                rows, audit = _score_dataset(suite, name, pairs, loaded, reference, reference_cache)
+                rows, audit = _score_dataset(suite, name, pairs, loaded, reference, reference_cache, store)
                 scored.scores[name].extend(rows)
                 scored.audits.append(audit)
             if suite.generation is not None:
@@ -348,6 +492,10 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
         # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
         base = base.model_copy(update={"path": str(Path(base.path).resolve())})
     output = output_dir or Path(suite.model(spec.output).path)
+    earlier = finished_run(spec, base, output)
+    if earlier is not None:
+        console.print(f"[dim]reusing {output}: trained earlier with these settings on this base[/dim]")
+        return earlier
     return train_dpo(spec, base, output, pairs, eval_pairs)
 
 
@@ -358,6 +506,7 @@ def _score_dataset(
     policy: LoadedModel,
     reference: LoadedModel | None,
     reference_cache: dict[str, list[CompletionLogps]],
+    store: ScoreStore | None = None,
 ) -> tuple[list[PairScore], TokenizationAudit]:
     """Score one dataset under one model, and under the reference on the same tokens.
 
@@ -376,6 +525,20 @@ def _score_dataset(
         )
     label = f"{policy.spec.name} on {dataset}"
     key = _tokens_key(scorable, settings.max_length)
+    references = reference.info.fingerprint if reference is not None and reference is not policy else "none"
+    store_key = hashlib.sha256(f"{policy.info.fingerprint}|{references}|{key}".encode()).hexdigest()[:32]
+    stored = store.load(store_key) if store is not None else None
+    if stored is not None:
+        console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
+        rows, audit = stored
+        if reference is policy:
+            reference_cache[key] = [
+                CompletionLogps(r.logp_chosen, r.logp_rejected, r.n_tokens_chosen, r.n_tokens_rejected, r.truncated)
+                for r in rows
+            ]
+        return [PairScore(**{**vars(r), "model": policy.spec.name}) for r in rows], audit.model_copy(
+            update={"model": policy.spec.name, "dataset": dataset}
+        )
     ref: list[CompletionLogps] | None = None
     if reference is policy:
         own = reference_cache.get(key) or _score(policy.model, policy, scorable, suite, label)
@@ -397,7 +560,10 @@ def _score_dataset(
         prompt_not_prefix=sum(not t.prompt_is_prefix for t in tokenized),
         doubled_bos=sum(t.doubled_bos for t in tokenized),
     )
-    return pair_scores(policy.spec.name, scorable, own, ref), audit
+    rows = pair_scores(policy.spec.name, scorable, own, ref)
+    if store is not None:
+        store.save(store_key, rows, audit)
+    return rows, audit
 
 
 def _reference_scores(

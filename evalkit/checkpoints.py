@@ -25,7 +25,21 @@ from evalkit.config import ModelSpec
 from evalkit.errors import EvalkitError
 from evalkit.results import ModelInfo
 
-WEIGHT_FILES = ("*.safetensors", "*.bin", "config.json", "adapter_config.json")
+FINGERPRINT_FILES = (
+    "*.safetensors",
+    "*.bin",
+    "config.json",
+    "adapter_config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+)
+"""What scores depend on: weights, configs, and the tokenizer with its chat template."""
 
 
 @dataclass
@@ -62,10 +76,11 @@ def load_model(spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedM
     """Load `spec`; an adapter on the reference's base is attached to the reference in memory."""
     where = f"models.{spec.name}"
     adapter = _adapter_config(spec)
+    check_weights(spec.path, spec.allow_pickle, where)
     if adapter is None:
-        model = _from_pretrained(spec.path, spec.revision, spec.dtype, where)
+        model = _from_pretrained(spec.path, spec.revision, spec, where)
         base_path, shares_reference = None, False
-        tokenizer = _tokenizer(spec.path, spec.revision, where)
+        tokenizer = _tokenizer(spec.path, spec.revision, spec, where)
     else:
         from peft import PeftModel
 
@@ -81,12 +96,13 @@ def load_model(spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedM
                 "set `base` on the model to where the base lives"
             )
         else:
-            base = _from_pretrained(base_path, None, spec.dtype, f"{where}.base")
+            check_weights(base_path, spec.allow_pickle, f"{where}.base")
+            base = _from_pretrained(base_path, None, spec, f"{where}.base")
         try:
             model = cast(PreTrainedModel, PeftModel.from_pretrained(base, spec.path, revision=spec.revision))
         except (OSError, ValueError) as exc:
             raise EvalkitError(f"{where}: cannot load the adapter {spec.path!r}: {_first_line(exc)}") from None
-        tokenizer = _tokenizer(spec.path, spec.revision, where, fallback=base_path)
+        tokenizer = _tokenizer(spec.path, spec.revision, spec, where, fallback=base_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # only fills padding, which scoring masks out
     torch.nn.Module.to(model, device()).eval()  # PreTrainedModel.to is typed too narrowly for mypy
@@ -108,11 +124,12 @@ def reward_model(path: str, where: str) -> Iterator[Callable[[str, str], float]]
 
     from evalkit.generate import reward_model_judge
 
+    check_weights(path, False, where)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path)
+        model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise EvalkitError(f"{where}: cannot load a reward model from {path!r}: {_first_line(exc)}") from None
-    tokenizer = _tokenizer(path, None, where)
+    tokenizer = _tokenizer(path, None, ModelSpec(name="judge", path=path), where)
     torch.nn.Module.to(model, device()).eval()
     try:
         yield reward_model_judge(model, tokenizer)
@@ -152,40 +169,80 @@ def _same_checkpoint(path: str, revision: str | None, dtype: str, reference: Mod
     return path == reference.path
 
 
-def _from_pretrained(path: str, revision: str | None, dtype: str, where: str) -> PreTrainedModel:
-    torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+PICKLE_FREE = {"training_args.bin"}
+"""Pickles that trainers leave beside the weights and that loading a model never reads."""
+
+
+def check_weights(path: str, allow_pickle: bool, where: str) -> None:
+    """Refuse a local checkpoint whose weights exist only as pickles, unless they are explicitly allowed.
+
+    Unpickling runs whatever code the file carries. Hub ids are loaded with safetensors only (see
+    `_from_pretrained`), so only local directories need looking at here.
+    """
+    directory = Path(path)
+    if allow_pickle or not directory.is_dir() or any(directory.glob("*.safetensors")):
+        return
+    pickled = sorted(
+        p.name for pattern in PICKLED_WEIGHTS for p in directory.glob(pattern) if p.name not in PICKLE_FREE
+    )
+    if pickled:
+        raise EvalkitError(
+            f"{where}: {path} holds only pickled weights ({', '.join(pickled)}), which can run code when loaded; "
+            "convert them to safetensors, or set `allow_pickle: true` on the model (--allow-pickle) if you trust them"
+        )
+
+
+def _from_pretrained(path: str, revision: str | None, spec: ModelSpec, where: str) -> PreTrainedModel:
+    torch_dtype: Any = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
     try:
-        return cast(PreTrainedModel, AutoModelForCausalLM.from_pretrained(path, revision=revision, dtype=torch_dtype))
+        model = AutoModelForCausalLM.from_pretrained(
+            path,
+            revision=revision,
+            dtype=torch_dtype,
+            use_safetensors=None if spec.allow_pickle else True,
+            trust_remote_code=spec.trust_remote_code,
+        )
     except (OSError, ValueError) as exc:
         raise EvalkitError(f"{where}: cannot load a model from {path!r}: {_first_line(exc)}") from None
+    return cast(PreTrainedModel, model)
 
 
-def _tokenizer(path: str, revision: str | None, where: str, fallback: str | None = None) -> PreTrainedTokenizerBase:
+def _tokenizer(
+    path: str, revision: str | None, spec: ModelSpec, where: str, fallback: str | None = None
+) -> PreTrainedTokenizerBase:
     """The checkpoint's own tokenizer; an adapter without one uses its base's."""
     candidates = [(path, revision)] + ([(fallback, None)] if fallback else [])
     error: Exception | None = None
     for source, rev in candidates:
         try:
-            return cast(PreTrainedTokenizerBase, AutoTokenizer.from_pretrained(source, revision=rev))
+            tokenizer = AutoTokenizer.from_pretrained(source, revision=rev, trust_remote_code=spec.trust_remote_code)
+            return cast(PreTrainedTokenizerBase, tokenizer)
         except (OSError, ValueError) as exc:
             error = exc
     raise EvalkitError(f"{where}: cannot load a tokenizer from {path!r}: {_first_line(error)}")
 
 
 def _fingerprint(path: str, model: PreTrainedModel, base_path: str | None) -> str:
-    """sha256 over the weight and config files of local checkpoints; `id@commit` for hub ones."""
+    """sha256 over the weight, config and tokenizer files of local checkpoints; `id@commit` for hub ones."""
+    commit = getattr(getattr(model, "config", None), "_commit_hash", None)
     digest = hashlib.sha256()
     for directory in [base_path, path] if base_path else [path]:
-        local = Path(directory)
-        if local.is_dir():
-            for file in sorted(p for pattern in WEIGHT_FILES for p in local.glob(pattern)):
-                digest.update(file.name.encode())
-                with file.open("rb") as handle:
-                    for block in iter(lambda: handle.read(1 << 20), b""):
-                        digest.update(block)
-        else:
-            commit = getattr(getattr(model, "config", None), "_commit_hash", None)
-            digest.update(f"{directory}@{commit or 'unknown'}".encode())
+        digest.update(files_fingerprint(directory, commit).encode())
+    return digest.hexdigest()
+
+
+def files_fingerprint(path: str, revision: str | None = None) -> str:
+    """sha256 of a local checkpoint's weight, config and tokenizer files; `id@revision` for a hub id."""
+    local = Path(path)
+    if not local.is_dir():
+        return f"{path}@{revision or 'unknown'}"
+    digest = hashlib.sha256()
+    for file in sorted(p for pattern in FINGERPRINT_FILES for p in local.glob(pattern) if p.name not in PICKLE_FREE):
+        digest.update(file.name.encode())
+        with file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 

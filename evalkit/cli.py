@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,6 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY.PATH=VALUE",
         help="override a suite key, e.g. --set scoring.batch_size=4 (repeatable)",
     )
+    bench.add_argument("--baseline", type=Path, help="results.json of the last release, for non-inferiority rules")
+    bench.add_argument("--model", help="score this checkpoint (directory or hub id) instead of the suite's models")
+    bench.add_argument("--ref", help="with --model: the reference (default: an adapter's base, else none)")
+    bench.add_argument("--data", help="with --model: the preference pairs (default: the suite's datasets)")
+    bench.add_argument("--allow-pickle", action="store_true", help="with --model: allow pickled (.bin) weights")
+    bench.add_argument(
+        "--trust-remote-code", action="store_true", help="with --model: run modelling code the checkpoint ships"
+    )
+
+    gate = commands.add_parser("gate", help="judge a results.json against gate rules; exit 1 when a rule fails")
+    gate.add_argument("results", type=Path, help="a results.json written by `evalkit bench`")
+    gate.add_argument("--baseline", type=Path, help="results.json of the last release, for non-inferiority rules")
+    gate.add_argument("--suite", type=Path, help="take the rules from this suite (default: those in the results)")
+    gate.add_argument("--out", type=Path, help="where junit.xml and summary.md go (default: beside the results)")
 
     train = commands.add_parser("train", help="train the suite's DPO model (its `train` section) and save it")
     train.add_argument("suite", type=Path, help="suite file with a `train` section")
@@ -70,23 +85,38 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--split", default="train", help="split of a folder or hub dataset (default train)")
     score.add_argument("--limit", type=int, help="score only the first N pairs")
     score.add_argument("--out", type=Path, required=True, help="JSON Lines file for the per-pair scores")
+    score.add_argument("--allow-pickle", action="store_true", help="allow pickled (.bin) weights: they can run code")
+    score.add_argument(
+        "--trust-remote-code", action="store_true", help="run modelling code the checkpoints ship (off by default)"
+    )
 
     report = commands.add_parser("report", help="render the reports of a results.json (no model needed)")
     report.add_argument("results", type=Path, help="a results.json written by `evalkit bench`")
     report.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
+
+    compare = commands.add_parser("compare", help="compare two runs, e.g. a candidate against the last release")
+    compare.add_argument("baseline", type=Path, help="results.json of the run to compare against")
+    compare.add_argument("candidate", type=Path, help="results.json of the new run")
+    compare.add_argument("--out", type=Path, help="output directory (default: next to the candidate's results)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        args.command_line = shlex.join(["evalkit", *argv])
         if args.command == "bench":
-            return _bench(args.suite, args.out, args.overrides)
+            return _bench(args)
+        if args.command == "gate":
+            return _gate(args.results, args.baseline, args.suite, args.out)
         if args.command == "train":
             return _train(args.suite, args.out, args.overrides)
         if args.command == "score":
             return _score(args)
+        if args.command == "compare":
+            return _compare(args.baseline, args.candidate, args.out)
         return _report(args.results, args.out)
     except EvalkitError as error:
         console.print(f"[red]evalkit: error:[/red] {error}", soft_wrap=True)
@@ -96,12 +126,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _bench(suite: Path, out: Path | None, overrides: list[str]) -> int:
+def _bench(args: argparse.Namespace) -> int:
+    if (args.ref or args.data) and not args.model:
+        raise EvalkitError("usage: --ref and --data go with --model (see `evalkit bench --help`)")
     _quiet_libraries()
-    from evalkit.bench import run_bench  # imports torch; `report` must not
+    from evalkit.bench import Candidate, run_bench  # imports torch; `report` and `gate` must not
 
-    run_bench(suite, out, overrides)
-    return EXIT_OK
+    trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
+    candidate = Candidate(args.model, args.ref, args.data, **trust) if args.model else None
+    result = run_bench(args.suite, args.out, args.overrides, args.baseline, candidate, args.command_line)
+    return EXIT_GATE_FAILED if result.gate is not None and not all(v.passed for v in result.gate) else EXIT_OK
+
+
+def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | None, out: Path | None) -> int:
+    from evalkit.config import load_suite, parse_gate
+    from evalkit.gate import evaluate_gate, publish, verdict_table
+    from evalkit.report import write_reports
+    from evalkit.results import read_results, write_results
+
+    result = read_results(results_path)
+    baseline = read_results(baseline_path) if baseline_path is not None else None
+    if suite_path is not None:
+        spec = load_suite(suite_path).gate
+        if spec is None:
+            raise EvalkitError(f"{suite_path}: no `gate` section; expected the rules to judge by")
+    elif result.suite.gate is not None:
+        spec = parse_gate(result.suite.gate, str(results_path))
+    else:
+        raise EvalkitError(f"{results_path}: the run had no gate rules; pass --suite SUITE with a `gate` section")
+    baseline_dir = baseline_path.parent if baseline_path is not None else None
+    verdicts = evaluate_gate(spec, result, results_path.parent, baseline, baseline_dir)
+    judged = result.model_copy(update={"gate": verdicts})
+    write_results(judged, results_path)
+    write_reports(judged, results_path.parent)
+    publish(verdicts, out or results_path.parent, result.suite.name)
+    console.print(verdict_table(verdicts))
+    return EXIT_OK if all(v.passed for v in verdicts) else EXIT_GATE_FAILED
 
 
 def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
@@ -125,9 +185,10 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
 def _score(args: argparse.Namespace) -> int:
     from evalkit.config import parse_suite
 
-    models = [{"name": "policy", "path": args.model, "base": args.base}]
+    trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
+    models = [{"name": "policy", "path": args.model, "base": args.base, **trust}]
     if args.ref:
-        models.append({"name": "reference", "path": args.ref})
+        models.append({"name": "reference", "path": args.ref, **trust})
     dataset = {"name": Path(args.data).stem or "data", "path": args.data, "format": args.format, "split": args.split}
     if args.limit:
         dataset["limit"] = args.limit
@@ -154,7 +215,15 @@ def _report(results_path: Path, out: Path | None) -> int:
     from evalkit.results import read_results
 
     result = read_results(results_path)
-    for path in write_reports(result, out or results_path.parent):
+    for path in write_reports(result, out or results_path.parent, results_dir=results_path.parent):
+        console.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _compare(baseline: Path, candidate: Path, out: Path | None) -> int:
+    from evalkit.compare import write_comparison
+
+    for path in write_comparison(baseline, candidate, out):
         console.print(f"wrote {path}")
     return EXIT_OK
 

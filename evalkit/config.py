@@ -242,6 +242,10 @@ class ModelSpec(Spec):
     """For adapters: the base model to load them onto, instead of the one in `adapter_config.json`."""
     dtype: Dtype = "float32"
     """Weights dtype; `auto` keeps the checkpoint's own."""
+    allow_pickle: bool = False
+    """Allow pickled weights (`.bin`, `.pt`): loading them can run arbitrary code, so only for trusted files."""
+    trust_remote_code: bool = False
+    """Run the modelling code a hub repository ships; off unless you trust it."""
     checkpoints: bool = False
     """Sweep a training output directory: score every `checkpoint-<step>` in it (as `<name>@<step>`)
     and the final model, to see the metrics along training and pick the one to ship."""
@@ -308,6 +312,98 @@ class GenerationSpec(Spec):
         return self
 
 
+GateRuleKind = Literal["absolute", "superiority", "non_inferiority", "drift_budget", "length_budget"]
+
+_RULE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
+    # kind: (required keys, allowed optional keys) besides name, kind, model
+    "absolute": ({"metric"}, {"dataset", "subset", "at_least", "at_most", "judge_on"}),
+    "superiority": ({"metric", "baseline"}, {"dataset", "subset", "alpha"}),
+    "non_inferiority": ({"metric", "margin"}, {"dataset", "subset", "baseline"}),
+    "drift_budget": ({"max_kl"}, {"judge_on"}),
+    "length_budget": ({"max_growth"}, {"baseline"}),
+}
+
+
+class GateRule(Spec):
+    """One release rule. Kinds:
+    - `absolute`: `metric` of `model` is `at_least` (or `at_most`) a value, judged on the value or on
+      the interval's conservative bound (`judge_on`);
+    - `superiority`: `model` beats `baseline` (another model of the run) on `metric`: the paired
+      difference goes the right way with p < `alpha`;
+    - `non_inferiority`: against the baseline run (`--baseline`), the paired difference on the same
+      pairs is no worse than `margin`: its interval's lower bound is above −margin (upper bound below
+      +margin for metrics where lower is better); `baseline` names the model there (default: the same);
+    - `drift_budget`: KL(model ‖ reference) from generation samples is at most `max_kl`;
+    - `length_budget`: mean generation length grows by at most `max_growth` (0.2 = 20%) over the
+      baseline run's model (with `--baseline`), else over the run's reference.
+    """
+
+    name: str | None = None
+    kind: GateRuleKind
+    model: str
+    metric: str | None = None
+    dataset: str | None = None
+    """Needed when the suite has several datasets."""
+    subset: str = "all"
+    baseline: str | None = None
+    at_least: float | None = None
+    at_most: float | None = None
+    judge_on: Literal["value", "interval"] = "interval"
+    """`interval`: the rule must hold for the whole 95% interval (its lower bound for `at_least`)."""
+    alpha: float | None = Field(None, gt=0.0, lt=1.0)
+    margin: float | None = Field(None, ge=0.0)
+    max_kl: float | None = Field(None, ge=0.0)
+    max_growth: float | None = None
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> GateRule:
+        required, optional = _RULE_FIELDS[self.kind]
+        given = {key for key in self.model_fields_set if key not in {"name", "kind", "model"}}
+        named = f"rule {self.name!r}: " if self.name else ""
+        for key in sorted(required - given):
+            raise ValueError(f"{named}kind {self.kind!r} needs `{key}`")
+        for key in sorted(given - required - optional):
+            raise ValueError(f"{named}`{key}` is not used by kind {self.kind!r}")
+        if self.kind == "absolute" and (self.at_least is None) == (self.at_most is None):
+            raise ValueError(f"{named}give exactly one of `at_least` and `at_most`")
+        if self.metric is not None:
+            from evalkit.metrics import COMPARED, HIGHER_IS_BETTER
+
+            known = list(COMPARED) if self.kind in ("superiority", "non_inferiority") else list(HIGHER_IS_BETTER)
+            if self.metric not in known:
+                hint = _suggestion(self.metric, known)
+                raise ValueError(f"{named}metric {self.metric!r} cannot be gated by kind {self.kind!r}{hint}")
+            if self.kind != "absolute" and HIGHER_IS_BETTER[self.metric] is None:
+                raise ValueError(f"{named}metric {self.metric!r} has no better direction to test")
+        return self
+
+    @property
+    def title(self) -> str:
+        """The rule's name, or one written from its settings."""
+        if self.name:
+            return self.name
+        where = f" on {self.dataset}" if self.dataset else ""
+        where += f"/{self.subset}" if self.subset != "all" else ""
+        if self.kind == "absolute":
+            bound = f">= {self.at_least}" if self.at_least is not None else f"<= {self.at_most}"
+            return f"{self.model} {self.metric} {bound}{where}"
+        if self.kind == "superiority":
+            return f"{self.model} beats {self.baseline} on {self.metric}{where}"
+        if self.kind == "non_inferiority":
+            return f"{self.model} no worse than the baseline run on {self.metric} (margin {self.margin}){where}"
+        if self.kind == "drift_budget":
+            return f"{self.model} KL drift <= {self.max_kl}"
+        return f"{self.model} mean generation length grows <= {self.max_growth:.0%}"
+
+
+class GateSpec(Spec):
+    """Release rules, checked after every bench and by `evalkit gate`."""
+
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    """Significance level of superiority rules that set none."""
+    rules: list[GateRule] = Field(min_length=1)
+
+
 class ScoringSpec(Spec):
     """How log-probs become rewards, and how pairs are batched."""
 
@@ -337,6 +433,7 @@ class Suite(Spec):
     statistics: Statistics = Statistics()
     """Intervals and tests: confidence level, bootstrap resamples and seed, power, calibration bins."""
     generation: GenerationSpec | None = None
+    gate: GateSpec | None = None
 
     @model_validator(mode="after")
     def _check_names(self) -> Suite:
@@ -355,6 +452,21 @@ class Suite(Spec):
         if source is not None and source.dataset not in [d.name for d in self.datasets]:
             hint = _suggestion(source.dataset, [d.name for d in self.datasets])
             raise ValueError(f"generation.from_dataset.dataset: no dataset named {source.dataset!r}{hint}")
+        for index, rule in enumerate(self.gate.rules if self.gate is not None else []):
+            check_rule_names(rule, f"gate.rules.{index}", self.model_names, [d.name for d in self.datasets])
+            if rule.model == self.reference and rule.metric is not None and rule.metric.startswith(REWARD_METRICS):
+                raise ValueError(
+                    f"gate.rules.{index}.metric: {rule.metric!r} is not computed for the reference model "
+                    f"{rule.model!r} (its rewards are 0 by definition)"
+                )
+            if rule.metric is not None and rule.metric.startswith(REWARD_METRICS) and self.reference is None:
+                raise ValueError(f"gate.rules.{index}.metric: {rule.metric!r} needs a `reference` model")
+            if rule.kind == "drift_budget" and (
+                self.reference is None or not self.generation or not self.generation.drift
+            ):
+                raise ValueError(f"gate.rules.{index}: a drift budget needs a `reference` and `generation.drift`")
+            if rule.kind == "length_budget" and self.generation is None:
+                raise ValueError(f"gate.rules.{index}: a length budget needs a `generation` section")
         return self
 
     @property
@@ -363,6 +475,23 @@ class Suite(Spec):
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
+
+
+REWARD_METRICS = ("rewards/", "loss", "calibration/", "displacement/", "length/rewards_accuracy", "length/margin")
+"""Metrics that need a reference: the reference model itself has none of them."""
+
+
+def check_rule_names(rule: GateRule, where: str, models: list[str], datasets: list[str]) -> None:
+    """A gate rule names models and datasets of the run (checkpoint sweeps add `<name>@<step>`)."""
+    for key, name in (("model", rule.model), ("baseline", rule.baseline)):
+        if name is None or (key == "baseline" and rule.kind != "superiority"):
+            continue
+        if name not in models and name.split("@")[0] not in models:
+            raise ValueError(f"{where}.{key}: no model named {name!r}{_suggestion(name, models)}; models are {models}")
+    if rule.dataset is not None and rule.dataset not in datasets:
+        raise ValueError(f"{where}.dataset: no dataset named {rule.dataset!r}{_suggestion(rule.dataset, datasets)}")
+    if rule.dataset is None and rule.metric is not None and len(datasets) > 1:
+        raise ValueError(f"{where}.dataset: the suite has several datasets; name the one the rule is about")
 
 
 def _require_model(name: str, known: list[str], key: str) -> None:
@@ -444,6 +573,14 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>") -> Suite:
         raise EvalkitError(f"{source}: {_describe(exc.errors()[0])}") from None
 
 
+def parse_gate(raw: Any, source: str) -> GateSpec:
+    """Validate gate rules stored elsewhere (a results file); problems are one-line `EvalkitError`s."""
+    try:
+        return GateSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise EvalkitError(f"{source}: suite.gate: {_describe(exc.errors()[0])}") from None
+
+
 def _describe(error: Any) -> str:
     loc = tuple(error["loc"])
     key_path = ".".join(str(part) for part in loc) or "(top level)"
@@ -455,7 +592,8 @@ def _describe(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "value_error" and (not loc or _KEY_PATH.match(message)):
         return message  # the validator named the key itself
-    return f"{key_path}: {message} (got {error.get('input')!r})"
+    given = error.get("input")
+    return f"{key_path}: {message}" + ("" if isinstance(given, (dict, list)) else f" (got {given!r})")
 
 
 _KEY_PATH = re.compile(r"^[\w-]+(\.[\w-]+)+: ")

@@ -155,6 +155,15 @@ def _check_json(path: Path) -> None:
 
 def _to_pair(row: dict[str, Any], index: int, spec: DatasetSpec, source: str) -> PreferencePair:
     where = f"{source}: row {index + 1}"
+    pair = _build_pair(row, index, spec, where)
+    for column, answer in ((spec.columns.chosen, pair.chosen), (spec.columns.rejected, pair.rejected)):
+        empty = not answer if isinstance(answer, str) else all(not m["content"] for m in answer)
+        if empty:
+            raise EvalkitError(f"{where}: column {column!r}: the answer is empty; expected text to score")
+    return pair
+
+
+def _build_pair(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) -> PreferencePair:
     columns = spec.columns
     for key in (columns.chosen, columns.rejected):
         if row.get(key) is None:

@@ -47,8 +47,7 @@ from scipy.special import expit
 
 from evalkit import stats
 from evalkit.errors import EvalkitError
-from evalkit.results import Comparison, Flips, Metric, ReliabilityBin, Statistics
-from evalkit.scoring import PairScore
+from evalkit.results import Comparison, Flips, Metric, PairScore, ReliabilityBin, Statistics
 
 ALL_SUBSETS = "all"
 DEFAULT_STATISTICS = Statistics()

@@ -1,10 +1,15 @@
 """Reports rendered from `results.json` alone: no model, no torch.
 
+`write_reports` writes `report.md` and the self-contained `report.html` (`evalkit.html`).
 `render_markdown` gives a GitHub-flavoured summary fit for a PR comment or a CI step summary:
-per dataset a headline with intervals, the paired comparisons between models (p-values, flips,
-minimum detectable effects), the same by subset, then compact diagnostics (length,
-calibration, likelihood displacement). `summary_table` gives the headline as a rich table for
-the terminal. Every string that comes from the data (names, subsets, pair ids) is escaped.
+the gate's verdict, per dataset a headline with intervals, each model against the reference
+(p-values, flips, minimum detectable effects) and the other models against each other, the
+same by subset, then compact diagnostics (length, calibration, likelihood displacement). When
+it would not fit a PR comment it leaves out what `report.html` shows anyway (flipped pairs,
+comparisons by subset, diagnostics, samples, the training curve). `summary_table` gives the
+headline as a rich table for the terminal. What both reports show is decided in
+`evalkit.views`. Every string that comes from the data (names, subsets, pair ids, text) is
+escaped.
 """
 
 from __future__ import annotations
@@ -21,62 +26,47 @@ from rich.table import Table as RichTable
 from evalkit.results import (
     Comparison,
     CurvePoint,
+    GateVerdict,
     GenerationResult,
-    Metric,
-    ReliabilityBin,
     RunResult,
     Statistics,
-    WinRate,
     atomic_write_text,
 )
+from evalkit.views import (
+    ARROWS,
+    COLUMNS,
+    MATRIX_METRICS,
+    MAX_IDS,
+    MISSING,
+    TITLES,
+    Table,
+    calibration_table,
+    displacement_table,
+    escape_markdown,
+    format_delta,
+    format_estimate,
+    format_number,
+    format_p,
+    generation_tables,
+    length_notes,
+    length_table,
+    metric_title,
+    other_comparisons,
+    primary_comparisons,
+    read_pairs,
+)
 
-# (metric, column title) in the order a reviewer reads them.
-COLUMNS = [
-    ("preference/accuracy", "pref. acc"),
-    ("rewards/accuracies", "reward acc"),
-    ("rewards/ties", "ties"),
-    ("rewards/margins", "margin"),
-    ("loss", "DPO loss"),
-]
-TITLES = dict(COLUMNS) | {"preference/accuracy_per_token": "pref. acc/token", "logps/margins": "logp margin"}
-LENGTH_BINS = [("chosen_shorter", "chosen shorter"), ("same_length", "same length"), ("chosen_longer", "chosen longer")]
-DISPLACEMENT_COLUMNS = [
-    ("displacement/chosen", "chosen fell below ref"),
-    ("rewards/chosen", "reward chosen"),
-    ("rewards/rejected", "reward rejected"),
-    ("rewards/margins_median", "median margin"),
-    ("logps/chosen", "logp chosen"),
-    ("logps/rejected", "logp rejected"),
-]
-ARROWS = {True: " ↑", False: " ↓", None: ""}
-MISSING = "—"
-MAX_IDS = 50
-"""Flipped pair ids listed per direction; results.json has them all."""
+MARKDOWN_BUDGET = 60_000
+"""Characters of `report.md` above which its lists are left out: GitHub takes 65,536 in a PR comment."""
+HTML_LINK = "Charts, flipped pairs with their text, and generations side by side: [report.html](report.html)."
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("evalkit", "templates"),
-    autoescape=False,  # markdown; cells are escaped by `_md` below
+    autoescape=False,  # markdown: `Table.markdown` and `escape_markdown` escape every string from the data
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-
-
-@dataclass(frozen=True)
-class Table:
-    """A markdown table of escaped cells."""
-
-    header: list[str]
-    rows: list[list[str]]
-    align: str = ""
-    """'l' or 'r' per column; by default the first column left, the others (numbers) right."""
-
-    @property
-    def markdown(self) -> str:
-        align = self.align or "l" + "r" * (len(self.header) - 1)
-        rule = "|" + "|".join("---" if a == "l" else "---:" for a in align) + "|"
-        lines = ["| " + " | ".join(self.header) + " |", rule]
-        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in self.rows])
 
 
 @dataclass(frozen=True)
@@ -102,6 +92,9 @@ class DatasetSection:
     n_pairs: int
     headline: Table
     comparisons: list[ComparisonSection] = field(default_factory=list)
+    matrices: list[Table] = field(default_factory=list)
+    """Accuracy differences between the models other than the reference: row − column."""
+    matrices_note: str = ""
     subsets: Table | None = None
     subset_comparisons: Table | None = None
     subset_comparisons_title: str = ""
@@ -134,39 +127,50 @@ def _thin(points: list[CurvePoint], rows: int) -> list[CurvePoint]:
     return merged
 
 
-def render_markdown(result: RunResult) -> str:
-    """The markdown report of `result`."""
+def render_markdown(result: RunResult, budget: int = MARKDOWN_BUDGET) -> str:
+    """The markdown report of `result`; without its lists when the whole would exceed `budget` characters."""
+    full = _render_markdown(result, compact=False)
+    if len(full) <= budget:
+        return full
+    return _render_markdown(result, compact=True, full_length=len(full))
+
+
+def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> str:
     env = result.environment
     packages = ", ".join(f"{name} {version}" for name, version in env.packages.items() if name != "evalkit")
     training = None
     if result.training is not None:
         t = result.training
         training = {
-            "model": _md(t.model),
+            "model": escape_markdown(t.model),
             "steps": t.steps,
             "seconds": f"{t.seconds:.0f}s",
-            "final_loss": _number(t.final_loss),
-            "final_reward_accuracy": _number(t.final_reward_accuracy),
-            "log_history": _md(t.log_history),
+            "final_loss": format_number(t.final_loss),
+            "final_reward_accuracy": format_number(t.final_reward_accuracy),
+            "log_history": escape_markdown(t.log_history),
             "curve": [
                 {
                     "step": point.step,
                     "cells": [
-                        _number(point.loss),
-                        _number(point.reward_accuracy),
-                        _number(point.margin),
-                        _number(point.eval_loss),
-                        _number(point.eval_reward_accuracy),
-                        _number(point.eval_margin),
+                        format_number(point.loss),
+                        format_number(point.reward_accuracy),
+                        format_number(point.margin),
+                        format_number(point.eval_loss),
+                        format_number(point.eval_reward_accuracy),
+                        format_number(point.eval_margin),
                     ],
                 }
                 for point in _thin(t.curve, CURVE_ROWS)
             ],
             "has_eval": any(point.eval_loss is not None for point in t.curve),
         }
-    reference = f"reference: `{_md(result.reference)}`" if result.reference else "no reference (policy metrics only)"
+    reference = (
+        f"reference: `{escape_markdown(result.reference)}`"
+        if result.reference
+        else "no reference (policy metrics only)"
+    )
     return _environment.get_template("report.md.j2").render(
-        suite_name=_md(result.suite.name),
+        suite_name=escape_markdown(result.suite.name),
         description=result.suite.description.strip(),
         reference_line=reference,
         beta=result.scoring.beta,
@@ -174,14 +178,18 @@ def render_markdown(result: RunResult) -> str:
         created_at=result.created_at,
         duration=f"{result.duration_s:.0f}s",
         intervals=_intervals_line(result.statistics),
+        verdict=_verdict(result.gate) if result.gate is not None else None,
+        html_link=HTML_LINK,
+        compact=compact,
+        full_length=full_length,
         stats=_settings(result.statistics or Statistics()),
         sections=[dataset_section(result, d.name, d.n_pairs) for d in result.datasets],
         training=training,
         generation=_generation_view(result.generation) if result.generation is not None else None,
         audit=[
             {
-                "dataset": _md(a.dataset),
-                "model": _md(a.model),
+                "dataset": escape_markdown(a.dataset),
+                "model": escape_markdown(a.model),
                 "n_pairs": a.n_pairs,
                 "n_scored": a.n_scored,
                 "truncated": a.truncated,
@@ -191,8 +199,8 @@ def render_markdown(result: RunResult) -> str:
             }
             for a in result.audit
         ],
-        models=[m.model_copy(update={"name": _md(m.name)}) for m in result.models],
-        datasets=[d.model_copy(update={"name": _md(d.name)}) for d in result.datasets],
+        models=[m.model_copy(update={"name": escape_markdown(m.name)}) for m in result.models],
+        datasets=[d.model_copy(update={"name": escape_markdown(d.name)}) for d in result.datasets],
         evalkit_version=result.evalkit_version,
         packages=packages,
         device=env.device,
@@ -205,6 +213,7 @@ def dataset_section(result: RunResult, dataset: str, n_pairs: int) -> DatasetSec
     """Everything the report shows about one dataset."""
     metrics = [m for m in result.metrics if m.dataset == dataset]
     comparisons = [c for c in result.comparisons if c.dataset == dataset]
+    primary = primary_comparisons(comparisons, result.reference)
     found = {(m.model, m.subset, m.metric): m for m in metrics}
     models = list(dict.fromkeys(m.model for m in metrics))
     subsets = sorted({m.subset for m in metrics} - {"all"})
@@ -215,29 +224,76 @@ def dataset_section(result: RunResult, dataset: str, n_pairs: int) -> DatasetSec
     delta = f"Δ [{_settings(result.statistics or Statistics())['level']} CI]"
 
     def cells(model: str, subset: str) -> list[str]:
-        row = [_estimate(found.get((model, subset, key))) for key, _ in columns]
+        row = [format_estimate(found.get((model, subset, key))) for key, _ in columns]
         cell = found.get((model, subset, "preference/accuracy"))  # every model has it, over every pair
         return [*row, str(cell.n) if cell else MISSING]
 
     return DatasetSection(
-        name=_md(dataset),
+        name=escape_markdown(dataset),
         n_pairs=n_pairs,
-        headline=Table(["model", *header], [[_md(model), *cells(model, "all")] for model in models]),
-        comparisons=_comparison_sections([c for c in comparisons if c.subset == "all"], delta),
+        headline=Table(["model", *header], [[model, *cells(model, "all")] for model in models]),
+        comparisons=_comparison_sections([c for c in primary if c.subset == "all"], delta),
+        matrices=delta_matrices(other_comparisons(comparisons, result.reference), models, _alpha(result)),
+        matrices_note=_matrices_note(result.statistics or Statistics()),
         subsets=Table(
             ["subset", "model", *header],
-            [[_md(subset), _md(model), *cells(model, subset)] for subset in subsets for model in models],
+            [[subset, model, *cells(model, subset)] for subset in subsets for model in models],
             align="ll" + "r" * len(header),
         )
         if subsets
         else None,
-        subset_comparisons=_subset_comparisons([c for c in comparisons if c.subset != "all"], delta),
-        subset_comparisons_title=_subset_comparisons_title(comparisons),
-        length=_length_table(found, models),
-        length_notes=_length_notes(found, models),
-        calibration=_calibration_table(found, models, [r for r in result.reliability if r.dataset == dataset]),
-        displacement=_displacement_table(found, models),
+        subset_comparisons=_subset_comparisons([c for c in primary if c.subset != "all"], delta),
+        subset_comparisons_title=_subset_comparisons_title(primary),
+        length=length_table(found, models),
+        length_notes=[escape_markdown(note) for note in length_notes(found, models)],
+        calibration=calibration_table(found, models, [r for r in result.reliability if r.dataset == dataset]),
+        displacement=displacement_table(found, models),
     )
+
+
+def delta_matrices(comparisons: Sequence[Comparison], models: Sequence[str], alpha: float) -> list[Table]:
+    """Accuracy differences between the models in `comparisons` on all pairs: row model − column model.
+
+    A cell reads '+0.044*', the star when p < `alpha` (McNemar). One table per accuracy in `MATRIX_METRICS`.
+    """
+    tables = []
+    for metric in MATRIX_METRICS:
+        cells = {(c.model, c.baseline): c for c in comparisons if c.subset == "all" and c.metric == metric}
+        if not cells:
+            continue
+        rows = [m for m in models if any(key[0] == m for key in cells)]
+        columns = [m for m in models if any(key[1] == m for key in cells)]
+        higher = next(iter(cells.values())).higher_is_better
+
+        def cell(c: Comparison | None) -> str:
+            return "" if c is None else f"{c.value:+.3f}" + ("*" if c.p_value < alpha else "")
+
+        table_rows = [[row, *(cell(cells.get((row, column))) for column in columns)] for row in rows]
+        tables.append(Table([f"Δ {metric_title(metric, higher).strip()}", *columns], table_rows))
+    return tables
+
+
+def _matrices_note(statistics: Statistics) -> str:
+    return (
+        f"Between the other models, on all pairs: row − column; * where p < {1 - statistics.confidence_level:.2g} "
+        "(McNemar's exact test, not corrected for the number of cells)."
+    )
+
+
+def _verdict(gate: Sequence[GateVerdict]) -> dict[str, Any]:
+    """The gate's verdict: a headline, and one row per rule with the failed ones first."""
+    failed = [v for v in gate if not v.passed]
+    if not gate:
+        headline = "**Gate: no rules** to check."
+    elif failed:
+        headline = f"**Gate: FAILED**, {len(failed)} of {len(gate)} rules failed."
+    else:
+        headline = f"**Gate: passed**, all {len(gate)} rules."
+    rows = [
+        ["✅ pass" if v.passed else "❌ fail", v.rule, v.kind.replace("_", "-"), v.reason]
+        for v in sorted(gate, key=lambda v: v.passed)
+    ]
+    return {"headline": headline, "table": Table(["", "rule", "kind", "reason"], rows, "llll") if rows else None}
 
 
 def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[ComparisonSection]:
@@ -245,20 +301,20 @@ def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[Comp
     sections = []
     for model, baseline in dict.fromkeys((c.model, c.baseline) for c in comparisons):
         rows = [c for c in comparisons if (c.model, c.baseline) == (model, baseline)]
-        header = ["metric", _md(baseline), _md(model), delta, "p", "Wilcoxon p", "wrong→right", "right→wrong", "MDE"]
+        header = ["metric", baseline, model, delta, "p", "Wilcoxon p", "wrong→right", "right→wrong", "MDE"]
         table = Table(
             header,
             [
                 [
-                    _metric_title(c.metric, c.higher_is_better),
-                    _number(c.baseline_value),
-                    _number(c.model_value),
-                    _delta(c),
-                    _p_value(c.p_value),
-                    _p_value(c.wilcoxon_p_value) if c.wilcoxon_p_value is not None else MISSING,
+                    metric_title(c.metric, c.higher_is_better),
+                    format_number(c.baseline_value),
+                    format_number(c.model_value),
+                    format_delta(c),
+                    format_p(c.p_value),
+                    format_p(c.wilcoxon_p_value) if c.wilcoxon_p_value is not None else MISSING,
                     str(c.flips.wrong_to_right) if c.flips else MISSING,
                     str(c.flips.right_to_wrong) if c.flips else MISSING,
-                    _number(c.mde),
+                    format_number(c.mde),
                 ]
                 for c in rows
             ],
@@ -274,7 +330,9 @@ def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[Comp
             for c in rows
             if c.flips is not None and (c.flips.wrong_to_right or c.flips.right_to_wrong)
         ]
-        sections.append(ComparisonSection(f"{_md(model)} vs {_md(baseline)}", rows[0].n, table, flips))
+        sections.append(
+            ComparisonSection(f"{escape_markdown(model)} vs {escape_markdown(baseline)}", rows[0].n, table, flips)
+        )
     return sections
 
 
@@ -290,11 +348,11 @@ def _subset_comparisons(comparisons: list[Comparison], delta: str) -> Table | No
         header,
         [
             [
-                _md(c.subset),
-                *([f"{_md(c.model)} vs {_md(c.baseline)}"] if several else []),
-                _metric_title(c.metric, c.higher_is_better),
-                _delta(c),
-                _p_value(c.p_value),
+                c.subset,
+                *([f"{c.model} vs {c.baseline}"] if several else []),
+                metric_title(c.metric, c.higher_is_better),
+                format_delta(c),
+                format_p(c.p_value),
                 str(c.flips.wrong_to_right) if c.flips else MISSING,
                 str(c.flips.right_to_wrong) if c.flips else MISSING,
                 str(c.n),
@@ -308,89 +366,13 @@ def _subset_comparisons(comparisons: list[Comparison], delta: str) -> Table | No
 def _subset_comparisons_title(comparisons: list[Comparison]) -> str:
     pairs = list(dict.fromkeys((c.model, c.baseline) for c in comparisons if c.subset != "all"))
     if len(pairs) == 1:
-        return f"{_md(pairs[0][0])} vs {_md(pairs[0][1])}, by subset:"
+        return f"{escape_markdown(pairs[0][0])} vs {escape_markdown(pairs[0][1])}, by subset:"
     return "Comparisons by subset:"
 
 
-def _length_table(found: dict[tuple[str, str, str], Metric], models: list[str]) -> Table | None:
-    kinds = [("preference_accuracy", "pref. acc"), ("rewards_accuracy", "reward acc")]
-    rows = []
-    for model in models:
-        for kind, title in kinds:
-            bins = [found.get((model, "all", f"length/{kind}/{key}")) for key, _ in LENGTH_BINS]
-            if not any(bins):  # the reference has no reward accuracy
-                continue
-            rho = found.get((model, "all", "length/margin_spearman")) if kind == "rewards_accuracy" else None
-            rows.append([_md(model), title, *(_estimate(m) for m in bins), _estimate(rho)])
-    if not rows:
-        return None
-    return Table(["model", "accuracy", *(title for _, title in LENGTH_BINS), "ρ(margin, Δlength)"], rows, "llrrrr")
-
-
-def _length_notes(found: dict[tuple[str, str, str], Metric], models: list[str]) -> list[str]:
-    """Pairs per bin, the longer-answer baseline and the per-token accuracy, in sentences.
-
-    Bins and the baseline depend on the data and the tokenizer only: one sentence for all
-    models when they agree (the usual case: one tokenizer), else one per tokenizer.
-    """
-    if not any(k[2].startswith("length/") for k in found):
-        return []
-    notes: dict[str, list[str]] = {}
-    for model in models:
-        counts = [found.get((model, "all", f"length/preference_accuracy/{key}")) for key, _ in LENGTH_BINS]
-        note = "pairs per bin: " + ", ".join(
-            f"{m.n if m else 0} {title}" for m, (_, title) in zip(counts, LENGTH_BINS, strict=True)
-        )
-        longer = found.get((model, "all", "length/longer_accuracy"))
-        if longer is not None:
-            note += f"; always preferring the longer answer scores {_estimate(longer)}"
-            note += f" on the {longer.n} pairs of unequal length"
-        notes.setdefault(note, []).append(_md(model))
-    if len(notes) == 1:
-        only = next(iter(notes))
-        sentences = [only[0].upper() + only[1:] + "."]
-    else:
-        sentences = [f"Under the tokenizer of {', '.join(names)}: {note}." for note, names in notes.items()]
-    per_token = [
-        f"{_md(model)} {_estimate(m)}"
-        for model in models
-        if (m := found.get((model, "all", "preference/accuracy_per_token"))) is not None
-    ]
-    if per_token:
-        sentences.append(
-            "Preference accuracy on the mean log-prob per completion token, which does not reward an answer "
-            "for being short: " + ", ".join(per_token) + "."
-        )
-    return sentences
-
-
-def _calibration_table(
-    found: dict[tuple[str, str, str], Metric], models: list[str], reliability: Sequence[ReliabilityBin]
-) -> Table | None:
-    rows = []
-    for model in models:
-        brier, ece = found.get((model, "all", "calibration/brier")), found.get((model, "all", "calibration/ece"))
-        if brier is None and ece is None:
-            continue
-        points = [r for r in reliability if (r.model, r.subset) == (model, "all")]
-        curve = " · ".join(f"{r.confidence:.2f}→{r.accuracy:.2f} ({r.n})" for r in points) or MISSING
-        rows.append([_md(model), _estimate(brier), _estimate(ece), curve])
-    if not rows:
-        return None
-    return Table(["model", "Brier ↓", "ECE ↓", "reliability: confidence→accuracy (pairs)"], rows, "lrrl")
-
-
-def _displacement_table(found: dict[tuple[str, str, str], Metric], models: list[str]) -> Table | None:
-    rows = [
-        [_md(model), *(_estimate(found.get((model, "all", key))) for key, _ in DISPLACEMENT_COLUMNS)]
-        for model in models
-        if any((model, "all", key) in found for key, _ in DISPLACEMENT_COLUMNS)
-    ]
-    if not rows:
-        return None
-    direction = {metric: m.higher_is_better for (_, _, metric), m in found.items()}
-    header = [title + ARROWS[direction.get(key)] for key, title in DISPLACEMENT_COLUMNS]
-    return Table(["model", *header], rows)
+def _alpha(result: RunResult) -> float:
+    """The tests' significance level: 1 − the confidence level of the intervals."""
+    return 1 - (result.statistics or Statistics()).confidence_level
 
 
 def _intervals_line(statistics: Statistics | None) -> str:
@@ -412,53 +394,11 @@ def _settings(statistics: Statistics) -> dict[str, str]:
     }
 
 
-def _metric_title(metric: str, higher_is_better: bool | None) -> str:
-    return TITLES.get(metric, _md(metric)) + ARROWS[higher_is_better]
-
-
-def _estimate(metric: Metric | None) -> str:
-    """'0.947 [0.91, 0.97]': the value to three decimals, the interval to two (or more, to tell its ends apart)."""
-    if metric is None:
-        return MISSING
-    if metric.ci_low is None or metric.ci_high is None:
-        return _number(metric.value)
-    return f"{_number(metric.value)} [{_interval(metric.ci_low, metric.ci_high)}]"
-
-
-def _delta(c: Comparison) -> str:
-    """'+0.476 [+0.40, +0.55]'."""
-    value = f"{c.value:+.3f}" if abs(c.value) < 100 else f"{c.value:+.1f}"
-    if c.ci_low is None or c.ci_high is None:
-        return value
-    return f"{value} [{_interval(c.ci_low, c.ci_high, signed=True)}]"
-
-
-def _interval(low: float, high: float, signed: bool = False) -> str:
-    sign = "+" if signed else ""
-    if max(abs(low), abs(high)) >= 100:
-        return f"{low:{sign}.0f}, {high:{sign}.0f}"
-    for spec in (".2f", ".3f", ".3g"):
-        ends = f"{low:{sign}{spec}}", f"{high:{sign}{spec}}"
-        if ends[0] != ends[1]:
-            break
-    return ", ".join(ends)
-
-
-def _p_value(p: float) -> str:
-    return f"{p:.1e}" if p < 0.001 else f"{p:.3g}"
-
-
 def _ids(ids: list[str]) -> str:
-    shown = ", ".join(_md(i) for i in ids[:MAX_IDS])
+    shown = ", ".join(escape_markdown(i) for i in ids[:MAX_IDS])
     if len(ids) > MAX_IDS:
         shown += f" … and {len(ids) - MAX_IDS} more (all in results.json)"
     return shown or MISSING
-
-
-def _number(value: float | None) -> str:
-    if value is None:
-        return MISSING
-    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
 
 
 OPEN_SAMPLES = 5
@@ -466,96 +406,32 @@ OPEN_SAMPLES = 5
 
 
 def _generation_view(generation: GenerationResult) -> dict[str, Any]:
-    """Tables of the generation section: text statistics, judges against the reference, drift, samples."""
-    stats = Table(
-        ["model", "mean tokens", "EOS rate", "distinct-1", "distinct-2", "repetition"],
-        [
-            [
-                _md(g.model),
-                _number(g.mean_tokens),
-                _number(g.eos_rate),
-                _number(g.distinct_1),
-                _number(g.distinct_2),
-                _number(g.repetition_rate),
-            ]
-            for g in generation.stats
-        ],
-        align="lrrrrr",
-    )
-    wins = {(w.judge, w.model): w for w in generation.win_rates}
-
-    def against_reference(win: WinRate | None) -> list[str]:
-        if win is None:
-            return [MISSING] * 3
-        return [
-            _with_interval(win.win_rate, win.ci_low, win.ci_high),
-            f"{win.wins} / {win.ties} / {win.losses}",
-            _with_interval(win.score_delta, win.delta_ci_low, win.delta_ci_high, signed=True),
-        ]
-
-    judges = Table(
-        ["judge", "model", "mean score", "win rate vs reference", "wins / ties / losses", "Δ score"],
-        [
-            [
-                _md(j.judge),
-                _md(j.model),
-                _with_interval(j.mean, j.ci_low, j.ci_high),
-                *against_reference(wins.get((j.judge, j.model))),
-            ]
-            for j in generation.judges
-        ],
-        align="llrrrr",
-    )
-    drift = Table(
-        ["model", "reference", "KL(model ‖ reference), nats", "samples per prompt", "prompts"],
-        [
-            [
-                _md(d.model),
-                _md(d.reference),
-                _with_interval(d.kl, d.ci_low, d.ci_high),
-                str(d.samples_per_prompt),
-                str(d.n),
-            ]
-            for d in generation.drift
-        ],
-        align="llrrr",
-    )
+    """The generation section: its summary tables, then the samples of each prompt side by side."""
+    tables = generation_tables(generation)
     judge_names = list(dict.fromkeys(name for s in generation.samples for name in s.scores))
     prompts = []
     for prompt in generation.prompts:
         rows = [
             [
-                _md(s.model) + (f" #{s.index + 1}" if s.index else ""),
-                _md(s.completion) or "(empty)",
-                *(_number(s.scores.get(name)) for name in judge_names),
+                s.model + (f" #{s.index + 1}" if s.index else ""),
+                s.completion or "(empty)",
+                *(format_number(s.scores.get(name)) for name in judge_names),
             ]
             for s in generation.samples
             if s.prompt_id == prompt.id
         ]
-        table = Table(["model", "completion", *map(_md, judge_names)], rows, align="ll" + "r" * len(judge_names))
-        prompts.append({"id": _md(prompt.id), "text": _md(prompt.text), "table": table})
+        table = Table(["model", "completion", *judge_names], rows, align="ll" + "r" * len(judge_names))
+        prompts.append({"id": escape_markdown(prompt.id), "text": escape_markdown(prompt.text), "table": table})
     return {
         "decoding": generation.decoding,
         "max_new_tokens": generation.max_new_tokens,
         "n_prompts": len(generation.prompts),
-        "stats": stats,
-        "judges": judges if generation.judges else None,
-        "drift": drift if generation.drift else None,
+        "stats": tables.stats,
+        "judges": tables.judges,
+        "drift": tables.drift,
         "open": prompts[:OPEN_SAMPLES],
         "folded": prompts[OPEN_SAMPLES:],
     }
-
-
-def _with_interval(value: float, low: float | None, high: float | None, signed: bool = False) -> str:
-    text = f"{value:+.3f}" if signed else _number(value)
-    if low is None or high is None:
-        return text
-    return f"{text} [{low:+.2f}, {high:+.2f}]" if signed else f"{text} [{low:.2f}, {high:.2f}]"
-
-
-def _md(text: str) -> str:
-    """Escape text for a markdown table cell or an HTML block."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
 
 
 TERMINAL_COLUMNS = ["preference/accuracy", "rewards/accuracies", "rewards/margins", "loss"]
@@ -574,12 +450,19 @@ def summary_table(result: RunResult) -> RichTable:
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
             values = [result.value(dataset.name, model, key) for key in TERMINAL_COLUMNS]
             n = next(m.n for m in result.metrics if (m.dataset, m.model, m.subset) == (dataset.name, model, "all"))
-            table.add_row(dataset.name, model, *(_number(v) for v in values), str(n))
+            table.add_row(dataset.name, model, *(format_number(v) for v in values), str(n))
     return table
 
 
-def write_reports(result: RunResult, out_dir: Path) -> list[Path]:
-    """Render every report of `result` into `out_dir`; returns the files written."""
-    path = out_dir / "report.md"
-    atomic_write_text(path, render_markdown(result))
-    return [path]
+def write_reports(result: RunResult, out_dir: Path, results_dir: Path | None = None) -> list[Path]:
+    """Render `report.md` and `report.html` of `result` into `out_dir`; returns the files written.
+
+    Per-pair files are looked up relative to `results_dir`, the directory of the results file
+    (by default `out_dir`, where `evalkit bench` writes results, per-pair files and reports).
+    """
+    from evalkit.html import render_html  # the HTML side needs this module's helpers: imported late
+
+    markdown, html = out_dir / "report.md", out_dir / "report.html"
+    atomic_write_text(markdown, render_markdown(result))
+    atomic_write_text(html, render_html(result, read_pairs(result, results_dir or out_dir)))
+    return [markdown, html]

@@ -12,18 +12,20 @@ intervals and those lists empty.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evalkit.errors import EvalkitError
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
@@ -36,6 +38,8 @@ class SuiteInfo(Record):
     description: str
     path: str
     sha256: str
+    gate: dict[str, Any] | None = None
+    """The suite's gate rules, so `evalkit gate` can judge a copied results.json on its own."""
 
 
 class Environment(Record):
@@ -158,9 +162,9 @@ class Comparison(Record):
     test: Literal["mcnemar_exact", "paired_t"]
     """McNemar's exact test for accuracies; a paired t-test of the mean difference for per-pair values."""
     p_value: float
+    """Two-sided; 1.0 when the models agree on every pair. Not corrected for multiple comparisons."""
     wilcoxon_p_value: float | None = None
     """For per-pair values: Wilcoxon's signed-rank test (do most pairs move one way?), beside the t-test."""
-    """Two-sided; 1.0 when the models agree on every pair. Not corrected for multiple comparisons."""
     mde: float | None
     """Minimum detectable effect: the smallest true difference this test finds with the stated power."""
     flips: Flips | None = None
@@ -322,6 +326,25 @@ class GateVerdict(Record):
     threshold: float | None = None
 
 
+class PairText(Record):
+    """Prompt and answers of one preference pair as plain text, so a report can show a flipped pair."""
+
+    dataset: str
+    id: str
+    subset: str
+    prompt: str
+    """Conversational rows (lists of messages) are kept whole: one `role: content` paragraph per message."""
+    chosen: str
+    rejected: str
+
+    @field_validator("prompt", "chosen", "rejected", mode="before")
+    @classmethod
+    def _plain_text(cls, value: object) -> object:
+        if isinstance(value, list):
+            return "\n\n".join(f"{message['role']}: {message['content']}" for message in value)
+        return value
+
+
 class RunResult(Record):
     schema_version: str
     evalkit_version: str
@@ -346,6 +369,11 @@ class RunResult(Record):
     """Side-by-side samples, their statistics, judges and drift, when the suite asks for them."""
     gate: list[GateVerdict] | None = None
     """Verdicts of the suite's gate rules; None when no gate ran."""
+    flip_examples: list[PairText] = []
+    """Text of the flipped pairs the reports show (`evalkit.report.flips_to_show`); every flipped id is in
+    `comparisons`. Empty in results written before it existed: reports then show the ids only."""
+    command: str | None = None
+    """The command line that produced the run, for provenance; None when not recorded."""
 
     def metric(self, dataset: str, model: str, metric: str, subset: str = "all") -> Metric | None:
         """One metric record, or None when it was not computed."""
@@ -376,6 +404,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; results and reports are meant to be shared
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -419,3 +448,38 @@ def json_schema() -> dict[str, Any]:
     schema = RunResult.model_json_schema()
     schema["title"] = f"evalkit results, schema {SCHEMA_VERSION}"
     return schema
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """One pair under one model: a row of the per-pair file written beside `results.json`."""
+
+    id: str
+    subset: str
+    model: str
+    logp_chosen: float
+    logp_rejected: float
+    n_tokens_chosen: int
+    n_tokens_rejected: int
+    truncated: bool
+    ref_logp_chosen: float | None = None
+    ref_logp_rejected: float | None = None
+
+
+def read_pair_scores(path: Path) -> list[PairScore]:
+    """The rows of a per-pair file (`pairs/<dataset>.jsonl`); extra columns (rewards, margin) are derived."""
+    names = {f.name for f in dataclasses.fields(PairScore)}
+    rows = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise EvalkitError(
+            f"{path}: per-pair scores not found; expected the file written beside results.json"
+        ) from None
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+            rows.append(PairScore(**{k: v for k, v in record.items() if k in names}))
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise EvalkitError(f"{path}:{number}: not a per-pair score row: {exc}") from None
+    return rows

@@ -28,6 +28,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
+from evalkit.results import PairScore
 
 
 @dataclass(frozen=True)
@@ -214,22 +215,6 @@ def _sequence_logps(
     # `where`, not a product, so that padding can never add NaN; float64 sums keep the batch-size noise < 1e-6.
     sums = torch.where(mask.bool(), token_logps.double(), 0.0).sum(dim=-1)  # (B,)
     return sums.cpu().double().tolist(), mask.sum(dim=-1).cpu().tolist()
-
-
-@dataclass(frozen=True)
-class PairScore:
-    """One pair under one model: the per-pair row written beside `results.json`."""
-
-    id: str
-    subset: str
-    model: str
-    logp_chosen: float
-    logp_rejected: float
-    n_tokens_chosen: int
-    n_tokens_rejected: int
-    truncated: bool
-    ref_logp_chosen: float | None = None
-    ref_logp_rejected: float | None = None
 
 
 def pair_scores(

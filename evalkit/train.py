@@ -26,6 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
+from evalkit.checkpoints import check_weights, files_fingerprint
 from evalkit.config import ModelSpec, TrainSpec, notice
 from evalkit.console import progress_bar
 from evalkit.data import PreferencePair
@@ -69,8 +70,13 @@ def train_dpo(
 
     tokenizer = _tokenizer(spec, base)
     args = dpo_config(spec, output_dir, has_eval=bool(eval_pairs))
+    check_weights(base.path, base.allow_pickle, "train.base")
     model = AutoModelForCausalLM.from_pretrained(
-        base.path, revision=base.revision, dtype="auto" if base.dtype == "auto" else getattr(torch, base.dtype)
+        base.path,
+        revision=base.revision,
+        dtype="auto" if base.dtype == "auto" else getattr(torch, base.dtype),
+        use_safetensors=None if base.allow_pickle else True,
+        trust_remote_code=base.trust_remote_code,
     )
     train_rows = trl_rows(pairs, tokenizer, spec.max_prompt_length)
     eval_rows = trl_rows(eval_pairs, tokenizer, spec.max_prompt_length) if eval_pairs else None
@@ -89,11 +95,16 @@ def train_dpo(
     trainer.save_model(str(output_dir))
     history = list(trainer.state.log_history)
     if trainer.accelerator.is_main_process:
+        for config in [output_dir / "adapter_config.json", *output_dir.glob("checkpoint-*/adapter_config.json")]:
+            _sort_target_modules(config)
         tokenizer.save_pretrained(output_dir)
         (output_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
         resolved = {
             "train": spec.model_dump(mode="json"),
             "base": base.model_dump(mode="json"),
+            "base_fingerprint": files_fingerprint(base.path, base.revision),
+            "steps": trainer.state.global_step,
+            "seconds": round(time.perf_counter() - started, 1),
             "dpo_config": {k: v for k, v in args.to_dict().items() if k in spec.args or k in _EVALKIT_DEFAULTS},
             "environment": environment().model_dump(mode="json"),
         }
@@ -106,6 +117,43 @@ def train_dpo(
 
 
 _EVALKIT_DEFAULTS = {"bf16", "fp16", "report_to", "save_strategy", "logging_steps", "disable_tqdm", "eval_strategy"}
+
+
+def _sort_target_modules(path: Path) -> None:
+    """PEFT writes `all-linear` out as a set, in an order that changes from process to process; sorted,
+    the same training writes the same file, and its fingerprint stays the same."""
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def finished_run(spec: TrainSpec, base: ModelSpec, output_dir: Path) -> TrainingRun | None:
+    """The earlier run in `output_dir`, when it finished with these very settings, on this very base, with
+    the same torch/transformers/TRL/PEFT versions; delete the directory to train again regardless."""
+    record = output_dir / "evalkit_train.json"
+    history = output_dir / "log_history.json"
+    if not record.is_file() or not history.is_file():
+        return None
+    try:
+        done = json.loads(record.read_text(encoding="utf-8"))
+        log = json.loads(history.read_text(encoding="utf-8"))
+    except ValueError:
+        return None
+    libraries = ("torch", "transformers", "trl", "peft")
+    now = environment().packages
+    then = done.get("environment", {}).get("packages", {})
+    same = (
+        done.get("train") == spec.model_dump(mode="json")
+        and done.get("base") == base.model_dump(mode="json")
+        and done.get("base_fingerprint") == files_fingerprint(base.path, base.revision)
+        and all(then.get(name) == now.get(name) for name in libraries)
+    )
+    if not same or "steps" not in done:
+        return None
+    return TrainingRun(output_dir, int(done["steps"]), float(done.get("seconds", 0.0)), list(log))
 
 
 def dpo_config(spec: TrainSpec, output_dir: Path, has_eval: bool) -> Any:
@@ -197,7 +245,7 @@ def _with_prompt(pair: PreferencePair, prompt: str | list[dict[str, str]]) -> Pr
 def _tokenizer(spec: TrainSpec, base: ModelSpec) -> PreTrainedTokenizerBase:
     source, revision = (spec.tokenizer, None) if spec.tokenizer else (base.path, base.revision)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=base.trust_remote_code)
     except (OSError, ValueError) as exc:
         raise EvalkitError(f"train: cannot load a tokenizer from {source!r}: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:

@@ -2,38 +2,21 @@
 
 import json
 import shutil
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 import pytest
+import yaml
 
 from evalkit.cli import main
 from evalkit.results import read_results
 
-DEFAULT_SUITE = Path(__file__).parents[2] / "suites" / "default.yaml"
 
-
-def relocated_default(tmp_path: Path) -> Path:
-    """The default suite with its world and outputs moved under `tmp_path`."""
-    text = DEFAULT_SUITE.read_text()
-    text = text.replace(".evalkit/world", str(tmp_path / "world")).replace("reports/default", str(tmp_path / "out"))
-    path = tmp_path / "suite.yaml"
-    path.write_text(text)
-    return path
-
-
-REDUCED = [
-    "--set",
-    "world.pairs_per_subset=16",
-    "--set",
-    "world.pretrain_steps=60",
-    "--set",
-    "train.args.num_train_epochs=1",
-]
-
-
-def test_reduced_default_suite_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    suite = relocated_default(tmp_path)
-    assert main(["bench", str(suite), *REDUCED]) == 0
+def test_reduced_default_suite_runs_end_to_end(
+    tmp_path: Path, default_suite: Path, reduced: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = default_suite
+    assert main(["bench", str(suite), *reduced]) == 0
     out = tmp_path / "out"
     result = read_results(out / "results.json")
 
@@ -56,11 +39,18 @@ def test_reduced_default_suite_runs_end_to_end(tmp_path: Path, capsys: pytest.Ca
     assert "evalkit · default" in capsys.readouterr().err
 
     # A second run reuses the cached world and gives the same numbers.
-    assert main(["bench", str(suite), *REDUCED, "--out", str(tmp_path / "again")]) == 0
+    assert main(["bench", str(suite), *reduced, "--out", str(tmp_path / "again")]) == 0
     assert "tiny world: reusing" in capsys.readouterr().err
     again = read_results(tmp_path / "again" / "results.json")
     assert again.metrics == result.metrics
     assert result.generation is not None and again.generation == result.generation  # identical samples
+
+    # Your own checkpoint with the same suite: the adapter's base becomes the reference.
+    assert main(["bench", str(suite), *reduced, "--model", str(out / "models" / "aligned")]) == 0
+    candidate = read_results(tmp_path / "out-candidate" / "results.json")
+    assert [m.name for m in candidate.models] == ["reference", "candidate"]
+    for metric in ("rewards/accuracies", "preference/accuracy", "loss"):
+        assert candidate.value("tinyworld", "candidate", metric) == result.value("tinyworld", "aligned", metric)
 
     # The report renders from a copied results.json alone.
     copy = tmp_path / "copy"
@@ -70,9 +60,28 @@ def test_reduced_default_suite_runs_end_to_end(tmp_path: Path, capsys: pytest.Ca
     assert (copy / "report.md").read_text() == (out / "report.md").read_text()
 
 
-def test_full_default_suite_learns_the_preference(tmp_path: Path) -> None:
+def test_a_failing_gate_exits_1_and_names_every_failed_rule(
+    tmp_path: Path, default_suite: Path, reduced: list[str]
+) -> None:
+    suite = default_suite
+    raw = yaml.safe_load(suite.read_text())
+    raw["gate"] = yaml.safe_load((Path(__file__).parent / "suites" / "failing_gate.yaml").read_text())["gate"]
+    suite.write_text(yaml.safe_dump(raw))
+    assert main(["bench", str(suite), *reduced[:-2]]) == 1
+    out = tmp_path / "out"
+    result = read_results(out / "results.json")  # written in full, with the verdicts
+    assert result.gate is not None and [v.passed for v in result.gate] == [False] * 4
+    junit = ElementTree.parse(out / "junit.xml").getroot()
+    assert (junit.get("tests"), junit.get("failures")) == ("4", "4")
+    summary = (out / "summary.md").read_text()
+    for name in ("perfect reward accuracy", "base beats aligned", "no drift at all", "answers must shrink by half"):
+        assert name in summary
+    assert summary.startswith("## evalkit gate: default: FAILED: 4 of 4 rules")
+
+
+def test_full_default_suite_learns_the_preference(tmp_path: Path, default_suite: Path) -> None:
     """The walking skeleton's promise, at full size: the base has no preference, DPO learns it."""
-    assert main(["bench", str(relocated_default(tmp_path))]) == 0
+    assert main(["bench", str(default_suite)]) == 0
     result = read_results(tmp_path / "out" / "results.json")
     base_accuracy = result.value("tinyworld", "base", "preference/accuracy")
     aligned_reward_accuracy = result.value("tinyworld", "aligned", "rewards/accuracies")
@@ -87,6 +96,8 @@ def test_full_default_suite_learns_the_preference(tmp_path: Path) -> None:
     assert delta.ci_low is not None and delta.ci_low > 0 and delta.p_value is not None and delta.p_value < 0.001
     assert delta.flips is not None and delta.flips.wrong_to_right > delta.flips.right_to_wrong
     assert "aligned vs base" in (tmp_path / "out" / "report.md").read_text()
+    # The shipped gate passes on the tiny world.
+    assert result.gate is not None and all(v.passed for v in result.gate) and len(result.gate) == 4
     # What the models now write: the judge that knows the right answers prefers the aligned model.
     assert result.generation is not None
     (win,) = [w for w in result.generation.win_rates if w.model == "aligned"]

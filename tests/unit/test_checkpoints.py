@@ -115,3 +115,39 @@ def test_unloadable_model_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(EvalkitError, match=r"models\.m: cannot load a model from"):
         load_model(ModelSpec(name="m", path=str(tmp_path / "empty")))
+
+
+def test_pickled_weights_are_refused_unless_allowed(
+    tmp_path: Path, tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
+) -> None:
+    path = tmp_path / "pickled"
+    path.mkdir()
+    tiny_model.config.save_pretrained(path)
+    torch.save(tiny_model.state_dict(), path / "pytorch_model.bin")  # the old pickled checkpoint format
+    tiny_tokenizer.save_pretrained(path)
+    assert (path / "pytorch_model.bin").is_file() and not list(path.glob("*.safetensors"))
+    with pytest.raises(
+        EvalkitError, match=r"models\.p: .* holds only pickled weights \(pytorch_model\.bin\).*allow_pickle: true"
+    ):
+        load_model(ModelSpec(name="p", path=str(path)))
+    loaded = load_model(ModelSpec(name="p", path=str(path), allow_pickle=True))
+    assert loaded.info.kind == "model"
+
+
+def test_trainer_pickles_beside_safetensors_are_not_weights(base_dir: Path) -> None:
+    (base_dir / "training_args.bin").write_bytes(b"not read")
+    assert load_model(ModelSpec(name="b", path=str(base_dir))).info.kind == "model"
+
+
+def test_remote_code_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch, base_dir: Path) -> None:
+    seen: list[object] = []
+    original = checkpoints.AutoModelForCausalLM.from_pretrained
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append((kwargs["trust_remote_code"], kwargs["use_safetensors"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(checkpoints.AutoModelForCausalLM, "from_pretrained", spy)
+    load_model(ModelSpec(name="b", path=str(base_dir)))
+    load_model(ModelSpec(name="b", path=str(base_dir), trust_remote_code=True, allow_pickle=True))
+    assert seen == [(False, True), (True, None)]

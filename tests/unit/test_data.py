@@ -260,3 +260,16 @@ def test_local_fingerprint_follows_the_bytes(tmp_path: Path) -> None:
     before = dataset_fingerprint(spec(path))
     write_jsonl(path, [{"prompt": "a", "chosen": "b", "rejected": "d"}])
     assert dataset_fingerprint(spec(path)) != before
+
+
+def test_empty_answers_are_refused_and_identical_ones_are_ties(tmp_path: Path) -> None:
+    rows = [{"prompt": "p", "chosen": "", "rejected": "r"}]
+    with pytest.raises(EvalkitError, match=r"row 1: column 'chosen': the answer is empty"):
+        load_pairs(spec(write_jsonl(tmp_path / "e.jsonl", rows)))
+    rows = [{"chosen": "\n\nHuman: q\n\nAssistant: a", "rejected": "\n\nHuman: q\n\nAssistant:"}]
+    with pytest.raises(EvalkitError, match=r"row 1: column 'rejected': the answer is empty"):
+        load_pairs(spec(write_jsonl(tmp_path / "h.jsonl", rows)))
+    (tie,) = load_pairs(
+        spec(write_jsonl(tmp_path / "t.jsonl", [{"prompt": "p", "chosen": " same", "rejected": " same"}]))
+    )
+    assert tie.chosen == tie.rejected

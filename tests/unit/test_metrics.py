@@ -6,8 +6,7 @@ from scipy.stats import t as scipy_t
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics import HIGHER_IS_BETTER, compare_models, compute_metrics, reliability_curves
-from evalkit.results import Comparison, Metric, Statistics
-from evalkit.scoring import PairScore
+from evalkit.results import Comparison, Metric, PairScore, Statistics
 
 Z2 = 1.959963984540054**2  # z² of a 95% interval
 

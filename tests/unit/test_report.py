@@ -3,8 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evalkit.report import MAX_IDS, render_markdown, summary_table
-from evalkit.results import Flips, RunResult, read_results
+from evalkit.report import render_markdown, summary_table, write_reports
+from evalkit.results import Flips, GateVerdict, RunResult, read_results
+from evalkit.views import MAX_IDS, read_pairs
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -107,11 +108,82 @@ def test_terminal_table_has_a_row_per_model() -> None:
     assert table.row_count == 2
 
 
-def test_reporting_never_imports_torch(tmp_path: Path) -> None:
+def test_reporting_and_comparing_never_import_torch(tmp_path: Path) -> None:
+    results = str(GOLDEN / "results.json")
     code = (
         "import sys; from evalkit.cli import main; "
-        f"code = main(['report', {str(GOLDEN / 'results.json')!r}, '--out', {str(tmp_path)!r}]); "
-        "assert code == 0, code; assert 'torch' not in sys.modules, 'torch was imported'"
+        f"assert main(['report', {results!r}, '--out', {str(tmp_path)!r}]) == 0; "
+        f"assert main(['compare', {results!r}, {results!r}, '--out', {str(tmp_path)!r}]) == 0; "
+        "assert 'torch' not in sys.modules, 'torch was imported'; "
+        "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    assert (tmp_path / "report.md").is_file()
+    for name in ("report.md", "report.html", "compare.md", "compare.html"):
+        assert (tmp_path / name).is_file()
+
+
+def verdicts() -> list[GateVerdict]:
+    return [
+        GateVerdict(rule="beats base", kind="superiority", passed=True, reason="Δ +0.44, p = 2e-22"),
+        GateVerdict(rule="format|<b>", kind="absolute", passed=False, reason="pref. acc 0.747 < 0.8 <img>"),
+    ]
+
+
+def test_markdown_leads_with_the_gate_verdict_failed_rules_first() -> None:
+    text = render_markdown(golden().model_copy(update={"gate": verdicts()}))
+    head = text.split("## tinyworld")[0]
+    assert "**Gate: FAILED**, 1 of 2 rules failed." in head
+    failed, passed = head.index("❌ fail"), head.index("✅ pass")
+    assert failed < passed
+    assert "| ❌ fail | format\\|&lt;b> | absolute | pref. acc 0.747 &lt; 0.8 &lt;img> |" in head
+    assert "[report.html](report.html)" in head
+
+
+def test_markdown_says_when_the_gate_passed_and_nothing_when_no_gate_ran() -> None:
+    passed = [v.model_copy(update={"passed": True}) for v in verdicts()]
+    assert "**Gate: passed**, all 2 rules." in render_markdown(golden().model_copy(update={"gate": passed}))
+    assert "Gate" not in render_markdown(golden())
+
+
+def test_markdown_too_long_for_a_pr_comment_leaves_out_its_lists() -> None:
+    full = render_markdown(golden())
+    short = render_markdown(golden(), budget=len(full) - 1)
+    assert f"Shortened to fit a PR comment ({len(full)} characters in full)" in short
+    assert "| aligned | 0.916 [0.87, 0.95] | 0.902 [0.86, 0.93] |" in short  # the headline stays
+    assert "### tinyworld: by subset" in short and "| helpfulness | aligned | 1.000 [0.95, 1.00] |" in short
+    for gone in ("<details>", "### tinyworld: length", "## How to read this", "**prompt-0**", "| step |"):
+        assert gone not in short
+    assert len(short) < len(full) / 2
+
+
+def with_models(result: RunResult, names: list[str]) -> RunResult:
+    """`result` with the aligned model cloned under `names`; each clone compared with base and the earlier ones."""
+    metrics = list(result.metrics)
+    comparisons = [c for c in result.comparisons]
+    for i, name in enumerate(names):
+        metrics += [m.model_copy(update={"model": name}) for m in result.metrics if m.model == "aligned"]
+        against_base = [c.model_copy(update={"model": name}) for c in result.comparisons]
+        comparisons += against_base
+        for earlier in ["aligned", *names[:i]]:
+            comparisons += [
+                c.model_copy(update={"baseline": earlier, "value": 0.01, "p_value": 0.5}) for c in against_base
+            ]
+    return result.model_copy(update={"metrics": metrics, "comparisons": comparisons})
+
+
+def test_other_models_are_compared_in_a_matrix_and_the_reference_keeps_full_tables() -> None:
+    text = render_markdown(with_models(golden(), ["second", "third"]))
+    assert "### tinyworld: the other models against each other" in text
+    assert "| Δ pref. acc ↑ | aligned | second |" in text
+    assert "| third | +0.010 | +0.010 |" in text
+    assert text.count("### tinyworld: ") == text.count("vs base (225 pairs") + 5  # + matrix, subset, 3 diagnostics
+    assert "### tinyworld: second vs base (225 pairs both scored)" in text
+    assert "second vs aligned" not in text  # only in the matrix
+
+
+def test_write_reports_writes_markdown_and_html_and_finds_the_per_pair_file(tmp_path: Path) -> None:
+    written = write_reports(golden(), tmp_path / "out", results_dir=GOLDEN)
+    assert [p.name for p in written] == ["report.md", "report.html"]
+    html = written[1].read_text()
+    assert "Reward margins" in html and "per-pair file beside results.json" not in html
+    assert read_pairs(golden(), tmp_path) == {}

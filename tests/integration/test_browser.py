@@ -1,0 +1,323 @@
+"""The HTML report in a real browser: headless Chromium, driven over the DevTools protocol.
+
+Chromium is started with `--remote-debugging-pipe` (DevTools messages over file descriptors 3 and
+4, no port, no websocket library) on the rendered file. The page fails the test on any console
+error or warning, uncaught exception, browser log entry of level error (a failed load, a refused
+Content-Security-Policy) and on any request for something other than the file itself. A
+screenshot at desktop and phone width is kept in the test's temporary directory (printed), for
+CI to collect. CI installs Debian's `chromium` in `.ci/run`; without it these tests are skipped.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalkit.compare import write_comparison
+from evalkit.report import write_reports
+from evalkit.results import (
+    Flips,
+    GateVerdict,
+    GenerationPrompt,
+    PairText,
+    RunResult,
+    read_results,
+)
+from evalkit.views import flips_to_show, read_pairs
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (CI installs it in .ci/run)")
+
+PHONE, DESKTOP = (390, 844), (1280, 900)
+INJECTED = [
+    "<script>window.__injected = 'script'</script>",
+    "<img src=x onerror=\"window.__injected = 'img'\">",
+    '"><svg onload="window.__injected = \'svg\'">',
+    "</pre></details><script>window.__injected = 'breakout'</script>",
+    "javascript:window.__injected = 'href'",
+]
+
+
+class Page:
+    """One Chromium tab over the DevTools pipe, recording the events a report must not cause."""
+
+    def __init__(self, profile: Path) -> None:
+        assert CHROMIUM is not None
+        to_browser, from_us = os.pipe()
+        to_us, from_browser = os.pipe()
+
+        def wire_pipes() -> None:  # in the child: DevTools reads fd 3 and writes fd 4
+            reading, writing = os.dup(to_browser), os.dup(from_browser)
+            os.dup2(reading, 3)
+            os.dup2(writing, 4)
+
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+        ]
+        self.process = subprocess.Popen(
+            [CHROMIUM, *flags, "about:blank"],
+            preexec_fn=wire_pipes,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_browser)
+        os.close(from_browser)
+        self.writer, self.reader = os.fdopen(from_us, "wb"), os.fdopen(to_us, "rb")
+        self.buffer, self.last_id, self.events = b"", 0, []
+        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page", "Network"):
+            self.call(f"{domain}.enable")
+
+    def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        self.last_id += 1
+        message: dict[str, Any] = {"id": self.last_id, "method": method, "params": params or {}}
+        if getattr(self, "session", None):
+            message["sessionId"] = self.session
+        self.writer.write(json.dumps(message).encode() + b"\0")
+        self.writer.flush()
+        while True:
+            reply = self._next()
+            if reply.get("id") == self.last_id:
+                assert "error" not in reply, f"{method}: {reply['error']}"
+                return dict(reply["result"])
+            self.events.append(reply)
+
+    def _next(self) -> dict[str, Any]:
+        while b"\0" not in self.buffer:
+            chunk = self.reader.read1(1 << 20)
+            assert chunk, "chromium closed the DevTools pipe"
+            self.buffer += chunk
+        message, self.buffer = self.buffer.split(b"\0", 1)
+        return dict(json.loads(message))
+
+    def open(self, path: Path, viewport: tuple[int, int]) -> None:
+        width, height = viewport
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600},
+        )
+        self.events.clear()
+        self.call("Page.navigate", {"url": path.resolve().as_uri()})
+        deadline = time.monotonic() + 30
+        while not any(e.get("method") == "Page.loadEventFired" for e in self.events):
+            assert time.monotonic() < deadline, "the page did not finish loading in 30 s"
+            self.events.append(self._next())
+        self.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+    def evaluate(self, expression: str) -> Any:
+        reply = self.call("Runtime.evaluate", {"expression": expression, "returnByValue": True, "awaitPromise": True})
+        assert "exceptionDetails" not in reply, reply["exceptionDetails"]
+        return reply["result"].get("value")
+
+    def problems(self, page: Path) -> list[str]:
+        """Console errors and warnings, exceptions, error log entries, and requests for anything but `page`."""
+        found = []
+        for event in self.events:
+            method, params = event.get("method"), event.get("params", {})
+            if method == "Runtime.consoleAPICalled" and params["type"] in ("error", "warning", "assert"):
+                found.append(f"console.{params['type']}: {[a.get('value') for a in params['args']]}")
+            elif method == "Runtime.exceptionThrown":
+                found.append(f"exception: {params['exceptionDetails'].get('text')}")
+            elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
+                found.append(f"log {params['entry']['level']}: {params['entry']['text']}")
+            elif method == "Network.requestWillBeSent":
+                url = params["request"]["url"]
+                if url != page.resolve().as_uri() and not url.startswith("data:"):
+                    found.append(f"request: {url}")
+        return found
+
+    def screenshot(self, path: Path) -> Path:
+        shot = self.call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True})
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.writer.close()
+        self.reader.close()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Page]:
+    opened = Page(tmp_path / "profile")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def golden_with_gate() -> RunResult:
+    """The golden results with a failed gate and the text of some flipped pairs, as `bench` writes them."""
+    result = read_results(GOLDEN / "results.json")
+    gate = [
+        GateVerdict(
+            rule="aligned beats base",
+            kind="superiority",
+            passed=True,
+            reason="Δ pref. acc +0.444, p = 2e-22",
+            dataset="tinyworld",
+            model="aligned",
+            baseline="base",
+            metric="preference/accuracy",
+            value=0.444,
+            ci_low=0.37,
+            ci_high=0.52,
+            p_value=1.9e-22,
+            n=225,
+        ),
+        GateVerdict(
+            rule="format holds",
+            kind="absolute",
+            passed=False,
+            reason="pref. acc 0.747 < 0.8",
+            dataset="tinyworld",
+            subset="format",
+            model="aligned",
+            metric="preference/accuracy",
+            value=0.747,
+            threshold=0.8,
+            n=75,
+        ),
+    ]
+    texts = [
+        PairText(
+            dataset=dataset,
+            id=i,
+            subset=i.split("-")[0],
+            prompt=f"Question {i}?",
+            chosen="A good answer.",
+            rejected="A bad answer.",
+        )
+        for dataset, ids in flips_to_show(result.comparisons, result.reference).items()
+        for i in ids
+    ]
+    return result.model_copy(update={"gate": gate, "flip_examples": texts})
+
+
+def test_report_renders_without_console_errors_or_requests(tmp_path: Path, page: Page) -> None:
+    out = tmp_path / "report"
+    shutil.copytree(GOLDEN, out)
+    [_, html] = write_reports(golden_with_gate(), out)
+
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.open(html, viewport)
+        assert page.problems(html) == []
+        print(f"screenshot: {page.screenshot(tmp_path / f'report-{name}.png')}")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport[0], f"{name}: the page scrolls sideways ({width}px wide); only tables may"
+
+    assert page.evaluate("document.querySelectorAll('svg.chart').length") >= 4
+    assert page.evaluate("document.querySelector('#verdict').textContent").count("FAIL") == 1
+    headings = page.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
+    assert headings[:4] == ["Headline", "By subset", "Charts", "Flipped pairs"]
+
+    # printable: printing unfolds every folded block (the page's one script)
+    page.call("Page.printToPDF", {"printBackground": True})
+    assert page.evaluate("[...document.querySelectorAll('details')].every(d => d.open)")
+    assert page.problems(html) == []
+
+
+def test_injected_markup_shows_as_text_and_runs_nothing(tmp_path: Path, page: Page) -> None:
+    result = golden_with_gate()
+    evil = " ".join(INJECTED)
+    generation = result.generation
+    assert generation is not None
+    generation = generation.model_copy(
+        update={
+            "prompts": [GenerationPrompt(id=f"p {evil}", text=evil), *generation.prompts[1:]],
+            "samples": [
+                s.model_copy(update={"prompt_id": f"p {evil}", "completion": evil, "scores": {evil: 1.0}})
+                if s.prompt_id == generation.prompts[0].id
+                else s
+                for s in generation.samples
+            ],
+        }
+    )
+    rename = {"aligned": f"aligned {INJECTED[0]}"}
+    metrics = [
+        m.model_copy(
+            update={
+                "model": rename.get(m.model, m.model),
+                "subset": m.subset if m.subset == "all" else f"{m.subset}{INJECTED[1]}",
+            }
+        )
+        for m in result.metrics
+    ]
+    comparisons = [c.model_copy(update={"model": rename.get(c.model, c.model)}) for c in result.comparisons]
+    flip = Flips(wrong_to_right=1, right_to_wrong=0, wrong_to_right_ids=[f"id {INJECTED[2]}"], right_to_wrong_ids=[])
+    comparisons = [c.model_copy(update={"flips": flip}) if c.flips else c for c in comparisons]
+    texts = [
+        PairText(dataset="tinyworld", id=f"id {INJECTED[2]}", subset=evil, prompt=evil, chosen=evil, rejected=evil)
+    ]
+    gate = [g.model_copy(update={"rule": evil, "reason": evil}) for g in result.gate or []]
+    hostile = result.model_copy(
+        update={
+            "generation": generation,
+            "metrics": metrics,
+            "comparisons": comparisons,
+            "flip_examples": texts,
+            "gate": gate,
+            "reliability": [r.model_copy(update={"model": rename.get(r.model, r.model)}) for r in result.reliability],
+            "models": [m.model_copy(update={"name": rename.get(m.name, m.name)}) for m in result.models],
+            "suite": result.suite.model_copy(update={"name": evil, "description": evil}),
+            "command": evil,
+        }
+    )
+    [_, html] = write_reports(hostile, tmp_path)
+    page.open(html, DESKTOP)
+    page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
+    print(f"screenshot: {page.screenshot(tmp_path / 'escaping.png')}")
+
+    assert page.evaluate("window.__injected === undefined"), page.evaluate("window.__injected")
+    assert page.evaluate("document.querySelectorAll('script').length") == 1  # the report's own print helper
+    assert page.evaluate("document.querySelectorAll('img, [onerror], [onload], a[href^=javascript]').length") == 0
+    text = page.evaluate("document.body.innerText")
+    for snippet in INJECTED:
+        assert snippet in text  # shown, as text
+    assert page.evaluate("[...document.querySelectorAll('svg text')].some(t => t.textContent.includes('<script>'))")
+    assert page.problems(html) == []  # not even a script refused by the page's Content-Security-Policy
+
+
+def test_comparison_of_two_runs_renders_cleanly(tmp_path: Path, page: Page) -> None:
+    [_, html] = write_comparison(GOLDEN / "results.json", GOLDEN / "results.json", tmp_path)
+    page.open(html, PHONE)
+    assert page.problems(html) == []
+    assert "Pair by pair" in page.evaluate("document.body.innerText")
+    print(f"screenshot: {page.screenshot(tmp_path / 'compare-phone.png')}")
+
+
+def test_report_of_results_alone_notes_the_missing_per_pair_charts(tmp_path: Path, page: Page) -> None:
+    shutil.copy(GOLDEN / "results.json", tmp_path)
+    result = read_results(tmp_path / "results.json")
+    assert read_pairs(result, tmp_path) == {}
+    [_, html] = write_reports(result, tmp_path / "out", results_dir=tmp_path)
+    page.open(html, PHONE)
+    assert page.problems(html) == []
+    assert "Reward-margin charts need the per-pair file" in page.evaluate("document.body.innerText")

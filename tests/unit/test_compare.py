@@ -1,0 +1,104 @@
+"""`evalkit compare`: two runs on their shared cells, and pair by pair where the same pairs were scored."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from evalkit.cli import main
+from evalkit.compare import compare_runs, render_comparison_html, render_comparison_markdown
+from evalkit.results import PairScore, RunResult, read_results
+from evalkit.views import read_pairs
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+
+
+def golden() -> RunResult:
+    return read_results(GOLDEN / "results.json")
+
+
+def shifted(result: RunResult, by: float) -> RunResult:
+    """`result` with the aligned model's accuracy and its interval moved up by `by`."""
+    metrics = [
+        m.model_copy(update={"value": m.value + by, "ci_low": m.ci_low + by, "ci_high": m.ci_high + by})  # type: ignore[operator]
+        if (m.model, m.metric) == ("aligned", "preference/accuracy")
+        else m
+        for m in result.metrics
+    ]
+    return result.model_copy(update={"metrics": metrics, "created_at": "2026-12-01T00:00:00+00:00"})
+
+
+def test_shared_cells_get_both_values_the_difference_and_whether_intervals_overlap() -> None:
+    comparison = compare_runs(golden(), shifted(golden(), 0.05))
+    cells = {(d.candidate.subset, d.candidate.model, d.candidate.metric): d for d in comparison.deltas}
+    moved = cells[("all", "aligned", "preference/accuracy")]
+    assert moved.delta == pytest.approx(0.05) and moved.overlap and moved.verdict == "overlap"
+    assert cells[("all", "base", "preference/accuracy")].delta == 0
+    far = compare_runs(golden(), shifted(golden(), 0.2)).deltas
+    assert {
+        d.verdict for d in far if d.candidate.metric == "preference/accuracy" and d.candidate.model == "aligned"
+    } == {"disjoint: better"}
+    assert comparison.paired == [] and comparison.notes == []
+
+
+def test_markdown_says_it_is_not_a_paired_test_and_shows_provenance_of_both() -> None:
+    text = render_comparison_markdown(compare_runs(golden(), shifted(golden(), 0.05), paths=("old.json", "new.json")))
+    assert "This is not a paired test" in text
+    assert "| aligned | pref. acc ↑ | 0.916 [0.87, 0.95] | 0.966 [0.92, 1.00] | +0.050 | overlap |" in text
+    assert "| results | old.json | new.json |" in text
+    assert f"| written | {golden().created_at} | 2026-12-01T00:00:00+00:00 |" in text
+    assert "## Pair by pair" not in text
+
+
+def test_same_pairs_in_both_runs_are_compared_pair_by_pair() -> None:
+    pairs = read_pairs(golden(), GOLDEN)["tinyworld"]
+    # the candidate's aligned model now gets every pair right that it got wrong
+    better = [
+        PairScore(**{**vars(p), "logp_chosen": max(p.logp_chosen, p.logp_rejected + 1)}) if p.model == "aligned" else p
+        for p in pairs
+    ]
+    comparison = compare_runs(golden(), golden(), {"tinyworld": pairs}, {"tinyworld": better})
+    paired = {(p.model, p.metric): p for p in comparison.paired}
+    accuracy = paired[("aligned", "preference/accuracy")]
+    wrong_before = sum(p.logp_chosen <= p.logp_rejected for p in pairs if p.model == "aligned")
+    assert (accuracy.wrong_to_right, accuracy.right_to_wrong, accuracy.n) == (wrong_before, 0, 225)
+    assert accuracy.delta == pytest.approx(wrong_before / 225) and accuracy.p_value < 0.001
+    assert paired[("base", "preference/accuracy")].delta == 0
+    assert ("base", "rewards/margins") not in paired and ("aligned", "rewards/margins") in paired
+    assert "## Pair by pair" in render_comparison_markdown(comparison)
+
+
+def test_other_data_is_flagged_and_never_compared_pair_by_pair() -> None:
+    candidate = golden()
+    candidate = candidate.model_copy(
+        update={"datasets": [d.model_copy(update={"fingerprint": "0" * 64}) for d in candidate.datasets]}
+    )
+    pairs = read_pairs(golden(), GOLDEN)
+    comparison = compare_runs(golden(), candidate, pairs, pairs)
+    assert comparison.paired == []
+    assert comparison.notes == [
+        "Dataset tinyworld: other data in the two runs (fingerprints differ); Δ mixes data and model."
+    ]
+
+
+def test_html_comparison_is_self_contained_and_escaped() -> None:
+    evil = golden().model_copy(update={"suite": golden().suite.model_copy(update={"name": "<script>x</script>"})})
+    html = render_comparison_html(compare_runs(golden(), evil))
+    assert "<script>x" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+    assert html.count("<script") == 1 and "http" not in html.split("</head>")[1]
+
+
+def test_cli_compare_writes_both_files_beside_the_candidate(tmp_path: Path) -> None:
+    for name in ("old", "new"):
+        shutil.copytree(GOLDEN, tmp_path / name)
+    assert main(["compare", str(tmp_path / "old" / "results.json"), str(tmp_path / "new" / "results.json")]) == 0
+    assert (tmp_path / "new" / "compare.md").is_file() and (tmp_path / "new" / "compare.html").is_file()
+    assert "## Pair by pair" in (tmp_path / "new" / "compare.md").read_text()
+
+
+def test_cli_compare_of_a_missing_or_foreign_file_exits_2(tmp_path: Path) -> None:
+    assert main(["compare", str(tmp_path / "nope.json"), str(GOLDEN / "results.json")]) == 2
+    (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
+    assert main(["compare", str(GOLDEN / "results.json"), str(tmp_path / "x.json")]) == 2
+    assert main(["compare", str(GOLDEN / "results.json")]) == 2

@@ -1,0 +1,205 @@
+"""Gate rules on the golden results (aligned vs base on the tiny world) and on hand-made pairs.
+
+Golden figures used below: aligned `rewards/accuracies` 0.9022 [0.8564, 0.9345]; aligned vs base
+`preference/accuracy` Δ +0.444, McNemar p 1.9e-22; KL(aligned ‖ base) 2.646 [1.662, 3.780];
+mean generation length aligned 14.59 tokens, base 14.38 (+1.5%).
+"""
+
+import json
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evalkit.cli import main
+from evalkit.config import GateSpec
+from evalkit.errors import EvalkitError
+from evalkit.gate import evaluate_gate, publish, summary_markdown, write_junit
+from evalkit.results import GateVerdict, RunResult, read_results, write_results
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
+
+
+def judge(
+    *rules: dict[str, Any], baseline: RunResult | None = None, baseline_dir: Path | None = None
+) -> list[GateVerdict]:
+    spec = GateSpec.model_validate({"rules": list(rules)})
+    return evaluate_gate(spec, read_results(GOLDEN), GOLDEN.parent, baseline, baseline_dir)
+
+
+def absolute(**kwargs: Any) -> dict[str, Any]:
+    return {"kind": "absolute", "model": "aligned", "metric": "rewards/accuracies", **kwargs}
+
+
+def test_absolute_rules_judge_the_interval_or_the_value() -> None:
+    passed, failed, by_value = judge(
+        absolute(at_least=0.85), absolute(at_least=0.88), absolute(at_least=0.88, judge_on="value")
+    )
+    assert passed.passed and passed.reason.endswith("lower bound 0.8564 >= 0.85")
+    assert not failed.passed and failed.reason.endswith("lower bound 0.8564 < 0.88")
+    assert by_value.passed and (by_value.value, by_value.n, by_value.threshold) == (
+        pytest.approx(0.9022, abs=1e-4),
+        225,
+        0.88,
+    )
+    (at_most,) = judge({"kind": "absolute", "model": "aligned", "metric": "loss", "at_most": 0.2})
+    assert not at_most.passed and "upper bound" in at_most.reason
+
+
+def test_superiority_needs_the_right_direction_and_a_small_p() -> None:
+    better, worse = judge(
+        {"kind": "superiority", "model": "aligned", "baseline": "base", "metric": "preference/accuracy"},
+        {"kind": "superiority", "model": "base", "baseline": "aligned", "metric": "preference/accuracy"},
+    )
+    assert better.passed and better.p_value is not None and better.p_value < 1e-20
+    assert better.value == pytest.approx(0.4444, abs=1e-4)
+    assert not worse.passed and "wrong way" in worse.reason
+    assert worse.value == pytest.approx(-0.4444, abs=1e-4) and worse.ci_high is not None and worse.ci_high < 0
+
+
+def test_drift_and_length_budgets() -> None:
+    tight, loose, by_value = judge(
+        {"kind": "drift_budget", "model": "aligned", "max_kl": 3},
+        {"kind": "drift_budget", "model": "aligned", "max_kl": 10},
+        {"kind": "drift_budget", "model": "aligned", "max_kl": 3, "judge_on": "value"},
+    )
+    assert (tight.passed, loose.passed, by_value.passed) == (False, True, True)
+    grows, shrinks = judge(
+        {"kind": "length_budget", "model": "aligned", "max_growth": 0.25},
+        {"kind": "length_budget", "model": "aligned", "max_growth": -0.1},
+    )
+    assert grows.passed and grows.value == pytest.approx(14.59375 / 14.375 - 1)
+    assert not shrinks.passed and "vs 14.4 for base (this run)" in shrinks.reason
+
+
+def pairs_run(tmp_path: Path, name: str, right: list[int]) -> tuple[RunResult, Path]:
+    """A copy of the golden run whose per-pair file holds model `aligned` right (1) or wrong (0) on q0..qn."""
+    directory = tmp_path / name
+    (directory / "pairs").mkdir(parents=True)
+    rows = [
+        {
+            "id": f"q{i}",
+            "subset": "all",
+            "model": "aligned",
+            "logp_chosen": -1.0 if ok else -3.0,
+            "logp_rejected": -2.0,
+            "n_tokens_chosen": 2,
+            "n_tokens_rejected": 2,
+            "truncated": False,
+            "ref_logp_chosen": -2.0,
+            "ref_logp_rejected": -2.0,
+        }
+        for i, ok in enumerate(right)
+    ]
+    (directory / "pairs" / "tinyworld.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = read_results(GOLDEN)
+    write_results(result, directory / "results.json")
+    return result, directory
+
+
+def test_non_inferiority_against_a_baseline_run(tmp_path: Path) -> None:
+    """The baseline is right on q0..q7 of 8, the candidate on q0..q5: Δ reward accuracy = −2/8 = −0.25.
+    The interval's lower bound is at most −0.25: beyond a margin of 0.1, within one of 1.01."""
+    before, before_dir = pairs_run(tmp_path, "baseline", [1] * 8)
+    _, now_dir = pairs_run(tmp_path, "now", [1] * 6 + [0] * 2)
+    spec = GateSpec.model_validate(
+        {
+            "rules": [
+                {"kind": "non_inferiority", "model": "aligned", "metric": "rewards/accuracies", "margin": 0.1},
+                {"kind": "non_inferiority", "model": "aligned", "metric": "rewards/accuracies", "margin": 1.01},
+            ]
+        }
+    )
+    tight, loose = evaluate_gate(spec, read_results(now_dir / "results.json"), now_dir, before, before_dir)
+    assert tight.value == pytest.approx(-0.25) and tight.n == 8 and tight.baseline == "aligned (baseline)"
+    assert not tight.passed and tight.ci_low is not None and tight.ci_low <= -0.25
+    assert loose.passed
+
+
+def test_rules_that_cannot_be_decided_are_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(EvalkitError, match=r"needs a baseline run; pass --baseline"):
+        judge({"kind": "non_inferiority", "model": "aligned", "metric": "loss", "margin": 0.1})
+    with pytest.raises(EvalkitError, match=r"no 'calibration/ece' for model 'base'.*reference has no reward"):
+        judge({"kind": "absolute", "model": "base", "metric": "calibration/ece", "at_most": 0.1})
+    with pytest.raises(
+        EvalkitError, match=r"gate\.rules\.0.*model: no model named 'algned' \(did you mean 'aligned'\?\)"
+    ):
+        judge(absolute(at_least=0.5, model="algned"))
+
+
+def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    verdicts = judge(
+        absolute(at_least=0.85), absolute(at_least=0.95), {"kind": "drift_budget", "model": "aligned", "max_kl": 1}
+    )
+    step_summary = tmp_path / "step.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
+    publish(verdicts, tmp_path, "golden")
+    suites = ElementTree.parse(tmp_path / "junit.xml").getroot()
+    assert (suites.get("tests"), suites.get("failures")) == ("3", "2")
+    cases = suites.findall("./testsuite/testcase")
+    assert [c.find("failure") is not None for c in cases] == [False, True, True]
+    assert cases[1].get("classname") == "evalkit.gate.absolute"
+    assert "lower bound 0.8564 < 0.95" in (cases[1].find("failure").get("message") or "")  # type: ignore[union-attr]
+    properties = {p.get("name"): p.get("value") for p in cases[0].findall("./properties/property")}
+    assert properties["n"] == "225" and properties["model"] == "aligned"
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("## evalkit gate: golden: FAILED: 2 of 3 rules")
+    assert step_summary.read_text().strip() == summary.strip()
+    assert summary_markdown(verdicts[:1], "x").startswith("## evalkit gate: x: PASSED: all 1 rules")
+    write_junit([], tmp_path / "empty.xml")
+    assert ElementTree.parse(tmp_path / "empty.xml").getroot().get("tests") == "0"
+
+
+def suite_with(tmp_path: Path, rules: str) -> Path:
+    path = tmp_path / "suite.yaml"
+    path.write_text(
+        "name: golden\noutput_dir: out\ndatasets: [{name: tinyworld, path: x.jsonl}]\n"
+        "models: [{name: base, path: b}, {name: aligned, path: a}]\nreference: base\n"
+        "generation: {prompts: [hi], drift: {samples: 2}}\n"
+        f"gate:\n  rules:\n{rules}"
+    )
+    return path
+
+
+@pytest.fixture()
+def results(tmp_path: Path) -> Path:
+    copy = tmp_path / "run" / "results.json"
+    copy.parent.mkdir()
+    copy.write_text(GOLDEN.read_text())
+    return copy
+
+
+def test_gate_command_exit_codes(tmp_path: Path, results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    passing = suite_with(
+        tmp_path, "    - {kind: absolute, model: aligned, metric: rewards/accuracies, at_least: 0.8}\n"
+    )
+    assert main(["gate", str(results), "--suite", str(passing)]) == 0
+    assert read_results(results).gate is not None  # the verdicts go into the results
+    for kind, rule in [
+        ("absolute", "{kind: absolute, model: aligned, metric: rewards/accuracies, at_least: 0.95}"),
+        ("superiority", "{kind: superiority, model: base, baseline: aligned, metric: preference/accuracy}"),
+        ("drift_budget", "{kind: drift_budget, model: aligned, max_kl: 1}"),
+        ("length_budget", "{kind: length_budget, model: aligned, max_growth: 0.0}"),
+    ]:
+        capsys.readouterr()
+        assert main(["gate", str(results), "--suite", str(suite_with(tmp_path, f"    - {rule}\n"))]) == 1, kind
+        junit = ElementTree.parse(results.parent / "junit.xml").getroot()
+        assert junit.find("./testsuite/testcase").get("classname") == f"evalkit.gate.{kind}"  # type: ignore[union-attr]
+        assert "FAIL" in capsys.readouterr().err
+
+
+def test_gate_command_bad_input_exits_2(tmp_path: Path, results: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    malformed = suite_with(tmp_path, "    - {kind: absolute, model: aligned, metric: rewards/accuracies}\n")
+    assert main(["gate", str(results), "--suite", str(malformed)]) == 2
+    assert "gate.rules.0: give exactly one of `at_least` and `at_most`" in capsys.readouterr().err
+    needs = suite_with(tmp_path, "    - {kind: non_inferiority, model: aligned, metric: loss, margin: 0.1}\n")
+    assert main(["gate", str(results), "--suite", str(needs), "--baseline", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json: results file not found" in capsys.readouterr().err
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(json.loads(GOLDEN.read_text()) | {"schema_version": "0.3"}))
+    assert main(["gate", str(results), "--suite", str(needs), "--baseline", str(old)]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "schema_version '0.3' is not readable by this evalkit (expected 1.x)" in lines[0]
+    assert main(["gate", str(results)]) == 2  # the golden run had no rules
+    assert "the run had no gate rules; pass --suite" in capsys.readouterr().err

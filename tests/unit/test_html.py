@@ -1,0 +1,166 @@
+"""The HTML report and its charts, read as text (tests/integration/test_browser.py opens it in Chromium)."""
+
+import re
+from pathlib import Path
+
+from evalkit import charts
+from evalkit.html import CSP, PRINT_SCRIPT, render_html, sweep_steps
+from evalkit.results import GateVerdict, PairText, RunResult, read_results
+from evalkit.views import flips_to_show, read_pairs
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+
+
+def golden() -> RunResult:
+    return read_results(GOLDEN / "results.json")
+
+
+def rendered(result: RunResult | None = None, with_pairs: bool = True) -> str:
+    result = result or golden()
+    return render_html(result, read_pairs(result, GOLDEN) if with_pairs else {})
+
+
+def test_sections_come_in_the_order_a_reviewer_reads_them() -> None:
+    verdict = GateVerdict(rule="r", kind="absolute", passed=True, reason="fine")
+    html = rendered(golden().model_copy(update={"gate": [verdict]}))
+    order = ['id="verdict"', 'id="headline"', 'id="subsets"', 'id="charts"', 'id="flips"', 'id="generation"']
+    order += ['id="audit"', 'id="provenance"']
+    positions = [html.index(section) for section in order]
+    assert positions == sorted(positions)
+    assert 'class="verdict pass"' in html and "Gate passed" in html
+
+
+def test_no_verdict_banner_when_no_gate_ran() -> None:
+    assert 'id="verdict"' not in rendered()
+
+
+def test_failed_rules_come_first_in_a_failing_banner() -> None:
+    gate = [
+        GateVerdict(rule="first", kind="absolute", passed=True, reason="ok"),
+        GateVerdict(rule="second", kind="superiority", passed=False, reason="Δ +0.01, p = 0.4", p_value=0.4),
+    ]
+    html = rendered(golden().model_copy(update={"gate": gate}))
+    assert 'class="verdict fail"' in html and "Gate failed</strong>: 1 of 2 rules." in html
+    assert html.index("<b>second</b>") < html.index("<b>first</b>")
+    assert "p = 0.4" in html
+
+
+def test_headline_shows_intervals_deltas_and_significance() -> None:
+    html = rendered()
+    assert '<td>0.916<span class="ci">[0.87, 0.95]</span></td>' in html
+    assert '<td class="good" title="p = 1.9e-22, n = 225">+0.444<span class="ci">[+0.37, +0.52]</span></td>' in html
+    assert '<td class="good">▲ better</td>' in html
+    assert "pref. acc ↑" in html and "DPO loss ↓" in html
+
+
+def test_the_page_is_self_contained() -> None:
+    html = rendered()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "no external resource"
+    assert "@import" not in html and not re.search(r"url\((?!#)", html)
+    assert f'<meta http-equiv="Content-Security-Policy" content="{CSP.replace(chr(39), "&#39;")}">' in html
+    assert html.count("<script") == 1 and f"<script>{PRINT_SCRIPT}</script>" in html
+    assert "<?xml" not in html and "<!DOCTYPE svg" not in html
+
+
+def test_chart_element_ids_are_unique_in_the_page() -> None:
+    ids = re.findall(r'\sid="([^"]+)"', rendered())
+    assert len(ids) == len(set(ids))
+
+
+def test_every_chart_is_drawn_with_per_pair_files_and_noted_without() -> None:
+    with_pairs, without = rendered(), rendered(with_pairs=False)
+    for title in ("Accuracy by subset", "Reward margins", "Chosen against rejected rewards", "Calibration"):
+        assert f"<h4>{title}</h4>" in with_pairs
+    assert "Accuracy against Δlength" in with_pairs and "Loss, reward accuracy and margin" in with_pairs
+    assert with_pairs.count('class="chart"') == 6
+    assert "<h4>Reward margins</h4>" not in without
+    assert "Reward-margin charts need the per-pair file beside results.json; it was not found." in without
+
+
+def test_flipped_pairs_show_their_text_and_how_the_margin_moved() -> None:
+    result = golden()
+    shown = flips_to_show(result.comparisons, result.reference)["tinyworld"]
+    texts = [
+        PairText(dataset="tinyworld", id=i, subset="s", prompt=f"P{i}", chosen=f"C{i}", rejected=f"R{i}") for i in shown
+    ]
+    html = rendered(result.model_copy(update={"flip_examples": texts}))
+    first = shown[0]
+    assert f"<b>{first}</b>" in html and f"P{first}</pre>" in html and f"R{first}</pre>" in html
+    assert "logp margin base -0.49 → aligned +6.88" in html
+    assert "is not in results.json" not in html
+    older = golden().model_copy(update={"flip_examples": []})  # results written before they kept the text
+    assert "is not in results.json" in rendered(older)
+
+
+def test_conversational_text_is_kept_whole() -> None:
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+    text = PairText(dataset="d", id="1", subset="all", prompt=messages, chosen="a", rejected="b")
+    assert text.prompt == "user: Hi\n\nassistant: Hello"
+
+
+def test_strings_from_data_and_models_are_escaped() -> None:
+    evil = "<script>alert(1)</script><img src=x onerror=alert(2)>$x^2$"
+    result = golden()
+    generation = result.generation
+    assert generation is not None
+    generation = generation.model_copy(
+        update={"samples": [s.model_copy(update={"completion": evil}) for s in generation.samples]}
+    )
+    metrics = [m.model_copy(update={"model": evil}) if m.model == "aligned" else m for m in result.metrics]
+    models = [m.model_copy(update={"name": evil}) if m.name == "aligned" else m for m in result.models]
+    html = rendered(result.model_copy(update={"generation": generation, "metrics": metrics, "models": models}))
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;$x^2$" in html
+    assert "&lt;script&gt;alert(1)" in re.search(r"<svg.*?</svg>", html, re.S).group(0)  # type: ignore[union-attr]
+
+
+def test_long_text_is_clipped_with_a_note() -> None:
+    result = golden()
+    generation = result.generation
+    assert generation is not None
+    long = generation.model_copy(
+        update={"samples": [s.model_copy(update={"completion": "x" * 5000}) for s in generation.samples]}
+    )
+    html = rendered(result.model_copy(update={"generation": long}))
+    assert "x" * 4000 + "… [1000 more characters]" in html and "x" * 4001 not in html
+
+
+def test_checkpoints_named_at_step_get_a_sweep_chart() -> None:
+    result = golden()
+    renamed = {"aligned": "aligned@100"}
+    metrics = [m.model_copy(update={"model": renamed.get(m.model, m.model)}) for m in result.metrics]
+    final = [m.model_copy(update={"model": "aligned"}) for m in result.metrics if m.model == "aligned"]
+    models = [*result.models, result.models[1].model_copy(update={"name": "aligned@100"})]
+    sweep = result.model_copy(update={"metrics": metrics + final, "models": models})
+    assert sweep_steps(sweep) == {"aligned@100": 100, "aligned": 255}
+    assert sweep_steps(result) == {}
+    assert "of each checkpoint</h4>" in render_html(sweep)
+
+
+def test_charts_are_inline_svg_and_the_same_every_time() -> None:
+    result = golden()
+    models = [m.name for m in result.models]
+    colors = charts.palette(models)
+    metrics = [m for m in result.metrics if m.dataset == "tinyworld"]
+    first = charts.accuracy_chart(metrics, models, colors, "x")
+    assert first.startswith("<svg") and 'class="chart"' in first and "<metadata>" not in first
+    assert first == charts.accuracy_chart(metrics, models, colors, "x")
+    assert first != charts.accuracy_chart(metrics, models, colors, "y")  # ids salted per chart
+
+
+def test_results_of_schema_1_0_render_without_intervals_or_comparisons() -> None:
+    result = golden()
+    old = result.model_copy(
+        update={
+            "schema_version": "1.0",
+            "statistics": None,
+            "comparisons": [],
+            "reliability": [],
+            "generation": None,
+            "training": None,
+            "metrics": [m.model_copy(update={"ci_low": None, "ci_high": None}) for m in result.metrics],
+        }
+    )
+    html = render_html(old)
+    assert "No intervals: these results predate them" in html and 'id="flips"' not in html
+    assert "<td>0.916</td>" in html

@@ -1,0 +1,55 @@
+"""What both reports show: which comparisons come first, and which flipped pairs are shown with their text."""
+
+from pathlib import Path
+
+from evalkit.results import Flips, RunResult, read_results
+from evalkit.views import FLIP_EXAMPLES, Table, flips_to_show, orient, other_comparisons, primary_comparisons, spread
+
+GOLDEN = Path(__file__).parents[1] / "golden"
+
+
+def golden() -> RunResult:
+    return read_results(GOLDEN / "results.json")
+
+
+def test_comparisons_are_turned_so_that_the_reference_is_the_baseline() -> None:
+    result = golden()
+    c = next(c for c in result.comparisons if c.metric == "preference/accuracy" and c.subset == "all")
+    assert c.flips is not None
+    reversed_ = c.model_copy(
+        update={
+            "model": "base",
+            "baseline": "aligned",
+            "model_value": c.baseline_value,
+            "baseline_value": c.model_value,
+            "value": -c.value,
+            "ci_low": -c.ci_high if c.ci_high is not None else None,
+            "ci_high": -c.ci_low if c.ci_low is not None else None,
+            "flips": Flips(
+                wrong_to_right=c.flips.right_to_wrong,
+                right_to_wrong=c.flips.wrong_to_right,
+                wrong_to_right_ids=c.flips.right_to_wrong_ids,
+                right_to_wrong_ids=c.flips.wrong_to_right_ids,
+            ),
+        }
+    )
+    assert primary_comparisons([reversed_], "base") == [c]
+    assert orient(c, "base") is c
+    assert primary_comparisons([c], None) == [c]  # no reference: against the first model
+    assert other_comparisons([c], "base") == []
+
+
+def test_flips_to_show_spreads_over_the_ids_of_each_direction() -> None:
+    result = golden()
+    shown = flips_to_show(result.comparisons, result.reference)
+    assert list(shown) == ["tinyworld"]
+    ids = shown["tinyworld"]
+    assert len(ids) == 2 * FLIP_EXAMPLES == len(set(ids))
+    assert {i.split("-")[0] for i in ids} == {"arithmetic", "format", "helpfulness"}
+    assert spread(["a", "b"], 6) == ["a", "b"]
+    assert spread([str(i) for i in range(10)], 3) == ["0", "3", "6"]
+
+
+def test_tables_escape_cells_when_written_as_markdown() -> None:
+    table = Table(["name", "value"], [["a|b<c>\\", "1.000"]])
+    assert table.markdown == "| name | value |\n|---|---:|\n| a\\|b&lt;c>\\\\ | 1.000 |"
