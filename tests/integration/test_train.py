@@ -277,3 +277,40 @@ models:
     history = json.loads((tmp_path / "tuned" / "log_history.json").read_text())
     assert [e["step"] for e in history if "loss" in e] == [1, 2, 3]
     assert (tmp_path / "tuned" / "adapter_model.safetensors").is_file()
+
+
+def test_merged_model_on_request_scores_like_the_adapter(tmp_path: Path) -> None:
+    """`merge: true` also saves the adapter merged into its base: a plain model with the same log-probs."""
+    from evalkit.checkpoints import load_model
+    from evalkit.config import ModelSpec
+    from evalkit.scoring import score_pairs, tokenize_pair
+
+    world = build_world(WorldSpec(dir=tmp_path / "world", pairs_per_subset=12, pretrain_steps=20))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"""
+name: merge
+output_dir: {tmp_path / "out"}
+train:
+  base: base
+  output: tuned
+  data: {world.train_pairs}
+  merge: true
+  lora: {{r: 4, alpha: 8}}
+  args: {{max_steps: 3, per_device_train_batch_size: 4, learning_rate: 1.0e-2}}
+datasets: [{{name: eval, path: {world.eval_pairs}}}]
+models:
+  - {{name: base, path: {world.base_model}}}
+  - {{name: tuned, path: {tmp_path / "tuned"}}}
+"""
+    )
+    assert main(["train", str(suite)]) == 0
+    adapter = load_model(ModelSpec(name="a", path=str(tmp_path / "tuned")))
+    merged = load_model(ModelSpec(name="m", path=str(tmp_path / "tuned" / "merged")))
+    assert (adapter.info.kind, merged.info.kind) == ("adapter", "model")
+    pairs = [tokenize_pair(p, adapter.tokenizer) for p in generate_pairs(2, seed=1)]
+    pad = adapter.tokenizer.pad_token_id
+    via_adapter = score_pairs(adapter.model, pairs, 1024, 8, pad, "adapter")
+    via_merged = score_pairs(merged.model, pairs, 1024, 8, pad, "merged")
+    for a, b in zip(via_adapter, via_merged, strict=True):
+        assert a.chosen == pytest.approx(b.chosen, abs=1e-4) and a.rejected == pytest.approx(b.rejected, abs=1e-4)
