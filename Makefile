@@ -7,7 +7,7 @@
 #   make gate                       judge the suite's last results against its rules (and the baseline)
 #   make test                       unit + integration tests (offline)
 #   make lint                       ruff + mypy
-#   make perf                       performance benchmarks (report rendering at release-run scale)
+#   make perf                       performance benchmarks (scoring speed against TRL; report rendering)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +22,7 @@ from rich.table import Table
 from transformers import PreTrainedModel
 
 from evalkit import __version__
+from evalkit.batching import start_processes
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
 from evalkit.config import (
     REWARD_METRICS,
@@ -50,6 +51,7 @@ from evalkit.generate import (
 )
 from evalkit.metrics import compare_models, compute_metrics, reliability_curves
 from evalkit.provenance import environment
+from evalkit.refcache import ReferenceCache, reference_key
 from evalkit.report import summary_table, write_reports
 from evalkit.results import (
     SCHEMA_VERSION,
@@ -238,7 +240,7 @@ def run_bench(
         ),
         environment=environment(),
         reference=suite.reference,
-        scoring=ScoringInfo(**suite.scoring.model_dump()),
+        scoring=ScoringInfo(**suite.scoring.model_dump(include=set(ScoringInfo.model_fields))),
         statistics=statistics,
         models=scored.models,
         datasets=dataset_infos,
@@ -266,14 +268,19 @@ def run_bench(
 
 
 def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
-    """`evalkit score`: per-pair rows of the suite's first model, written to `out` as JSON Lines."""
+    """`evalkit score`: per-pair rows of the suite's first model, written to `out` as JSON Lines.
+
+    Under `torchrun --nproc_per_node N -m evalkit score ...` the pairs are shared out between the
+    processes and gathered back in order; only the main process writes and prints.
+    """
     check_inputs(suite)
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets)
     policy = suite.models[0].name
     rows = [r for rows in scored.scores.values() for r in rows if r.model == policy]
     records = pair_rows(rows, suite.scoring.beta)
-    write_jsonl(records, out)
+    if is_main_process():
+        write_jsonl(records, out)
     beta, statistics = suite.scoring.beta, suite.statistics
     metrics = [
         m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, beta, statistics=statistics)
@@ -323,8 +330,9 @@ def check_inputs(suite: Suite) -> None:
 class ScoreStore:
     """Per (model, dataset) scores kept on disk as they finish, so a re-run after an interruption
     recomputes only what is missing. A key covers everything the scores depend on: the policy's and
-    the reference's weights, tokenizer and config (their fingerprints), and the exact token ids, pair
-    ids and `max_length` scored; anything else changed makes a new key, so a stale entry never hits."""
+    the reference's weights, tokenizer and config (their fingerprints), the exact token ids, pair
+    ids and `max_length` scored, and the compute dtype; anything else changed makes a new key, so a
+    stale entry never hits."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -347,7 +355,12 @@ class ScoreStore:
 def score_suite(
     suite: Suite, datasets: dict[str, list[PreferencePair]], store: ScoreStore | None = None
 ) -> ScoredSuite:
-    """Score every model of the suite on every dataset, one policy in memory beside the reference."""
+    """Score every model of the suite on every dataset, one policy in memory beside the reference.
+
+    Started by `torchrun` with several processes, each process scores its share of every dataset
+    and all of them get every score back (see `evalkit.batching`).
+    """
+    start_processes()
     reference = load_model(suite.model(suite.reference)) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
     reference_cache: dict[str, list[CompletionLogps]] = {}
@@ -511,7 +524,8 @@ def _score_dataset(
     """Score one dataset under one model, and under the reference on the same tokens.
 
     Reference log-probs are cached by the exact token ids scored, so models that share a
-    tokenizer (the usual case: checkpoints of one base) cost one reference pass in all.
+    tokenizer (the usual case: checkpoints of one base) cost one reference pass in all, and kept
+    on disk (`scoring.reference_cache`), so later runs against the same reference cost none.
     The reference model itself gets no reward metrics: its rewards are zero by definition.
     """
     settings = suite.scoring
@@ -526,7 +540,9 @@ def _score_dataset(
     label = f"{policy.spec.name} on {dataset}"
     key = _tokens_key(scorable, settings.max_length)
     references = reference.info.fingerprint if reference is not None and reference is not policy else "none"
-    store_key = hashlib.sha256(f"{policy.info.fingerprint}|{references}|{key}".encode()).hexdigest()[:32]
+    ids = hashlib.sha256(json.dumps([t.id for t in scorable]).encode()).hexdigest()
+    identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}"
+    store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     stored = store.load(store_key) if store is not None else None
     if stored is not None:
         console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
@@ -541,15 +557,20 @@ def _score_dataset(
         )
     ref: list[CompletionLogps] | None = None
     if reference is policy:
-        own = reference_cache.get(key) or _score(policy.model, policy, scorable, suite, label)
-        reference_cache[key] = own
+        own = _cached_reference(
+            suite, reference, key, reference_cache, lambda: _score(policy.model, policy, scorable, suite, label)
+        )
     else:
         own = _score(policy.model, policy, scorable, suite, label)
         if reference is not None:
             # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
-            if key not in reference_cache:
-                reference_cache[key] = _reference_scores(policy, reference, scorable, suite, label)
-            ref = reference_cache[key]
+            ref = _cached_reference(
+                suite,
+                reference,
+                key,
+                reference_cache,
+                lambda: _reference_scores(policy, reference, scorable, suite, label),
+            )
     audit = TokenizationAudit(
         dataset=dataset,
         model=policy.spec.name,
@@ -561,9 +582,34 @@ def _score_dataset(
         doubled_bos=sum(t.doubled_bos for t in tokenized),
     )
     rows = pair_scores(policy.spec.name, scorable, own, ref)
-    if store is not None:
+    if store is not None and is_main_process():
         store.save(store_key, rows, audit)
     return rows, audit
+
+
+def _cached_reference(
+    suite: Suite,
+    reference: LoadedModel,
+    tokens_key: str,
+    in_memory: dict[str, list[CompletionLogps]],
+    compute: Callable[[], list[CompletionLogps]],
+) -> list[CompletionLogps]:
+    """The reference's log-probs on the tokens of `tokens_key`: from this run, from an earlier run
+    (the on-disk cache), or computed now and kept in both."""
+    if tokens_key in in_memory:
+        return in_memory[tokens_key]
+    directory = suite.scoring.reference_cache
+    disk = ReferenceCache(directory) if directory is not None else None
+    disk_key = reference_key(reference, tokens_key, suite.scoring.dtype) if disk is not None else None
+    logps = disk.load(disk_key) if disk is not None and disk_key is not None else None
+    if logps is not None:
+        console.print(f"[dim]reference log-probs of {reference.spec.name} from the cache in {directory}[/dim]")
+    else:
+        logps = compute()
+        if disk is not None and disk_key is not None:
+            disk.save(disk_key, logps)
+    in_memory[tokens_key] = logps
+    return logps
 
 
 def _reference_scores(
@@ -587,7 +633,18 @@ def _score(
 ) -> list[CompletionLogps]:
     pad_id = tokens_from.tokenizer.pad_token_id
     assert pad_id is not None
-    return score_pairs(model, pairs, suite.scoring.max_length, suite.scoring.batch_size, pad_id, label)
+    settings = suite.scoring
+    return score_pairs(
+        model,
+        pairs,
+        settings.max_length,
+        settings.batch_size,
+        pad_id,
+        label,
+        token_budget=settings.token_budget,
+        share_prompt=settings.share_prompt,
+        dtype=settings.dtype,
+    )
 
 
 def pair_rows(rows: list[PairScore], beta: float) -> list[dict[str, object]]:

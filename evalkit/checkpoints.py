@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ class LoadedModel:
     info: ModelInfo
     shares_reference: bool = False
     """True for an adapter attached to the reference model: its reference is itself, adapter disabled."""
+    pinned: bool = True
+    """Whether the fingerprint pins the exact files (local, or a hub commit); only then are scores kept across runs."""
 
     @contextlib.contextmanager
     def as_reference(self) -> Iterator[PreTrainedModel]:
@@ -62,7 +65,10 @@ class LoadedModel:
 
 
 def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """This process's device: its own GPU under `torchrun` (LOCAL_RANK), else the first; the CPU without one."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
 
 
 def is_loadable(path: str) -> bool:
@@ -114,7 +120,9 @@ def load_model(spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedM
         dtype=spec.dtype,
         fingerprint=_fingerprint(spec.path, model, base_path),
     )
-    return LoadedModel(spec, model, tokenizer, info, shares_reference)
+    commit = getattr(getattr(model, "config", None), "_commit_hash", None)
+    pinned = commit is not None or all(Path(d).is_dir() for d in [spec.path, *([base_path] if base_path else [])])
+    return LoadedModel(spec, model, tokenizer, info, shares_reference, pinned)
 
 
 @contextlib.contextmanager
@@ -194,15 +202,21 @@ def check_weights(path: str, allow_pickle: bool, where: str) -> None:
 
 
 def _from_pretrained(path: str, revision: str | None, spec: ModelSpec, where: str) -> PreTrainedModel:
+    """The model with PyTorch's fused attention (SDPA) where its architecture has it, else its default."""
     torch_dtype: Any = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
+    options = {
+        "revision": revision,
+        "dtype": torch_dtype,
+        "use_safetensors": None if spec.allow_pickle else True,
+        "trust_remote_code": spec.trust_remote_code,
+    }
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path,
-            revision=revision,
-            dtype=torch_dtype,
-            use_safetensors=None if spec.allow_pickle else True,
-            trust_remote_code=spec.trust_remote_code,
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", **options)
+        except ValueError as exc:
+            if "sdpa" not in str(exc).lower():
+                raise
+            model = AutoModelForCausalLM.from_pretrained(path, **options)
     except (OSError, ValueError) as exc:
         raise EvalkitError(f"{where}: cannot load a model from {path!r}: {_first_line(exc)}") from None
     return cast(PreTrainedModel, model)

@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--beta", type=float, default=0.1, help="β of the implicit reward (default 0.1)")
     score.add_argument("--max-length", type=int, default=1024, help="tokens kept per sequence (default 1024)")
     score.add_argument("--batch-size", type=int, default=8, help="pairs per forward pass (default 8)")
+    score.add_argument("--token-budget", type=int, help="tokens per forward pass instead of --batch-size pairs")
+    score.add_argument(
+        "--dtype", choices=["float32", "bfloat16"], default="float32", help="compute dtype (default float32)"
+    )
+    score.add_argument(
+        "--no-reference-cache",
+        action="store_true",
+        help="do not keep or reuse reference log-probs in .evalkit/cache/reference",
+    )
     score.add_argument("--format", choices=["auto", "explicit", "conversational", "implicit"], default="auto")
     score.add_argument("--split", default="train", help="split of a folder or hub dataset (default train)")
     score.add_argument("--limit", type=int, help="score only the first N pairs")
@@ -199,7 +208,14 @@ def _score(args: argparse.Namespace) -> int:
             "datasets": [dataset],
             "models": models,
             "reference": "reference" if args.ref else None,
-            "scoring": {"beta": args.beta, "max_length": args.max_length, "batch_size": args.batch_size},
+            "scoring": {
+                "beta": args.beta,
+                "max_length": args.max_length,
+                "batch_size": args.batch_size,
+                "token_budget": args.token_budget,
+                "dtype": args.dtype,
+                **({"reference_cache": None} if args.no_reference_cache else {}),
+            },
         },
         source="evalkit score",
     )

@@ -412,7 +412,19 @@ class ScoringSpec(Spec):
     max_length: int = Field(1024, ge=2)
     """Prompt+completion tokens kept per sequence; the end of a completion beyond it is cut (as in TRL)."""
     batch_size: int = Field(8, ge=1)
-    """Pairs per forward pass; results do not depend on it."""
+    """Pairs per forward pass (pairs are sorted by length first); results do not depend on it."""
+    token_budget: int | None = Field(None, ge=1)
+    """Tokens per forward pass, padding included, instead of a fixed `batch_size`: many short pairs or few
+    long ones per pass. Results do not depend on it."""
+    share_prompt: bool = True
+    """Run each prompt once and continue both answers from its KV cache (a model that cannot is scored on
+    whole sequences). Results do not depend on it."""
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Compute dtype of the forward passes: `bfloat16` autocast only when asked (faster where the hardware has
+    bf16 matmuls; log-probs then differ from float32 by ~1e-2); log-softmax and sums stay in float32/float64."""
+    reference_cache: Path | None = Path(".evalkit/cache/reference")
+    """Directory where reference log-probs are kept across runs, keyed by the reference's weights, tokenizer
+    and chat template, the token ids scored and these settings; null turns it off."""
 
 
 class Suite(Spec):

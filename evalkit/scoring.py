@@ -15,6 +15,10 @@ equal the ones TRL computes during training:
 Sequences longer than `max_length` lose the end of their completion, as with TRL's default
 `keep_start`. A pair whose prompt alone fills `max_length` has nothing left to score; TRL drops
 such pairs silently, evalkit leaves them out of the metrics and reports them.
+
+How the forward passes run (length-sorted batches, prompts computed once, the log-softmax over
+completion positions only, several processes) is `evalkit.batching` and `evalkit.logps`; none
+of it changes the numbers.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from typing import Any, Literal, cast
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from evalkit.batching import PairShape, gather_in_order, plan_batches, process_rank
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
+from evalkit.logps import Runner, ScoringDtype, prepare, shared_prompt_logps, whole_sequence_logps
 from evalkit.results import PairScore
 
 
@@ -148,73 +154,75 @@ def score_pairs(
     pad_token_id: int,
     label: str,
     padding_side: Literal["right", "left"] = "right",
+    *,
+    token_budget: int | None = None,
+    share_prompt: bool = True,
+    dtype: ScoringDtype = "float32",
 ) -> list[CompletionLogps]:
     """Summed completion log-probs of every pair under `model`, in the order of `pairs`.
 
-    Each batch holds the chosen and the rejected sequence of `batch_size` pairs, padded on
-    `padding_side`. Every pair's numbers depend on its own tokens only (causal attention, padding
-    masked, positions counted from each sequence's first real token), so they do not change with
-    the batch size, the padding side or the other pairs in the batch.
+    Pairs are sorted by length and batched `batch_size` pairs at a time, or by `token_budget`
+    tokens (padding included) when one is given. With `share_prompt`, each prompt runs once and
+    both completions continue from its KV cache (where the model allows; see `evalkit.logps`);
+    otherwise whole sequences are padded on `padding_side`. Every pair's numbers depend on its own
+    tokens only (causal attention, padding masked, positions counted from each sequence's first
+    real token), so they do not change with the batching, the padding side, prompt sharing or the
+    number of processes: under `torchrun`, whole batches are dealt out to the processes and every
+    process gets all the results back, in order.
     """
     assert all(fits(p, max_length) for p in pairs), "pairs whose prompt fills max_length cannot be scored"
     model.eval()
-    results: list[CompletionLogps] = []
+    if not pairs:
+        return []
+    runner = prepare(model, pairs[0].prompt_ids + pairs[0].chosen_ids, share_prompt, dtype)
+    shapes = [
+        PairShape(
+            len(p.prompt_ids), *(min(len(c), max_length - len(p.prompt_ids)) for c in (p.chosen_ids, p.rejected_ids))
+        )
+        for p in pairs
+    ]
+    rank, world = process_rank()
+    batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)[rank::world]
+    results: list[tuple[int, CompletionLogps]] = []
     with progress_bar() as bar:
-        task = bar.add_task(f"scoring {label}", total=len(pairs), status="")
-        for start in range(0, len(pairs), batch_size):
-            batch = pairs[start : start + batch_size]
-            sequences = [p.prompt_ids + p.chosen_ids for p in batch] + [p.prompt_ids + p.rejected_ids for p in batch]
-            starts = [len(p.prompt_ids) for p in batch] * 2
-            logps, counts = _sequence_logps(model, sequences, starts, max_length, pad_token_id, padding_side)
-            half = len(batch)
-            for i in range(half):
-                results.append(
-                    CompletionLogps(
-                        chosen=logps[i],
-                        rejected=logps[half + i],
-                        n_tokens_chosen=counts[i],
-                        n_tokens_rejected=counts[half + i],
-                        truncated=max(len(sequences[i]), len(sequences[half + i])) > max_length,
-                    )
-                )
+        task = bar.add_task(f"scoring {label}", total=sum(len(b) for b in batches), status="")
+        for batch in batches:
+            with runner.computing():
+                scored = _score_batch(runner, [pairs[i] for i in batch], max_length, pad_token_id, padding_side)
+            results += zip(batch, scored, strict=True)
             bar.update(task, advance=len(batch))
-    return results
+    return gather_in_order(results, len(pairs))
 
 
-def _sequence_logps(
-    model: PreTrainedModel,
-    sequences: list[list[int]],
-    completion_starts: list[int],
-    max_length: int,
-    pad_token_id: int,
-    padding_side: str,
-) -> tuple[list[float], list[int]]:
-    """Sum of log p(token) over the completion part of each sequence, and the number of such tokens."""
-    sequences = [ids[:max_length] for ids in sequences]
-    width = max(len(ids) for ids in sequences)
-    device = model.device
-    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)  # (B, T)
-    attention_mask = torch.zeros_like(input_ids)  # (B, T)
-    completion_mask = torch.zeros_like(input_ids)  # (B, T)
-    for row, (ids, start) in enumerate(zip(sequences, completion_starts, strict=True)):
-        offset = width - len(ids) if padding_side == "left" else 0
-        input_ids[row, offset : offset + len(ids)] = torch.tensor(ids)
-        attention_mask[row, offset : offset + len(ids)] = 1
-        completion_mask[row, offset + start : offset + len(ids)] = 1
-    # Positions count real tokens only, so a left-padded sequence sees the positions it would alone.
-    position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # (B, T)
-    input_ids, attention_mask, position_ids = input_ids.to(device), attention_mask.to(device), position_ids.to(device)
-    logits = model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
-    ).logits  # (B, T, V)
-    # Position t predicts token t+1: drop the last logit and the first label.
-    log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
-    targets = input_ids[:, 1:]  # (B, T-1)
-    token_logps = log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T-1)
-    mask = completion_mask[:, 1:].to(device)  # (B, T-1)
-    # `where`, not a product, so that padding can never add NaN; float64 sums keep the batch-size noise < 1e-6.
-    sums = torch.where(mask.bool(), token_logps.double(), 0.0).sum(dim=-1)  # (B,)
-    return sums.cpu().double().tolist(), mask.sum(dim=-1).cpu().tolist()
+def _score_batch(
+    runner: Runner, batch: list[TokenizedPair], max_length: int, pad_token_id: int, padding_side: str
+) -> list[CompletionLogps]:
+    room = [max_length - len(p.prompt_ids) for p in batch]
+    completions = [(p.chosen_ids[:r], p.rejected_ids[:r]) for p, r in zip(batch, room, strict=True)]
+    truncated = [len(p.chosen_ids) > r or len(p.rejected_ids) > r for p, r in zip(batch, room, strict=True)]
+    prompts = [p.prompt_ids for p in batch]
+    if runner.share_prompt and all(prompts):
+        sums = shared_prompt_logps(runner, prompts, completions, pad_token_id)
+        counts = [(len(c), len(r)) for c, r in completions]
+    else:  # whole sequences: chosen rows, then rejected rows
+        sequences = [p + c for p, (c, _) in zip(prompts, completions, strict=True)]
+        sequences += [p + r for p, (_, r) in zip(prompts, completions, strict=True)]
+        logps, tokens = whole_sequence_logps(
+            runner, sequences, [len(p) for p in prompts] * 2, max_length, pad_token_id, padding_side
+        )
+        half = len(batch)
+        sums = [(logps[i], logps[half + i]) for i in range(half)]
+        counts = [(tokens[i], tokens[half + i]) for i in range(half)]
+    return [
+        CompletionLogps(
+            chosen=chosen,
+            rejected=rejected,
+            n_tokens_chosen=n_chosen,
+            n_tokens_rejected=n_rejected,
+            truncated=cut,
+        )
+        for (chosen, rejected), (n_chosen, n_rejected), cut in zip(sums, counts, truncated, strict=True)
+    ]
 
 
 def pair_scores(
@@ -250,10 +258,16 @@ def sequence_logps(
 ) -> list[float]:
     """Summed log-probs of each (prompt ids, completion ids) sequence's completion under `model`."""
     model.eval()
+    if not sequences:
+        return []
+    prompt, completion = sequences[0]
+    runner = prepare(model, prompt + completion, share_prompt=False, dtype="float32")
     out: list[float] = []
     for start in range(0, len(sequences), batch_size):
         batch = sequences[start : start + batch_size]
         full = [prompt + completion for prompt, completion in batch]
-        logps, _ = _sequence_logps(model, full, [len(p) for p, _ in batch], max(map(len, full)), pad_token_id, "right")
+        logps, _ = whole_sequence_logps(
+            runner, full, [len(p) for p, _ in batch], max(map(len, full)), pad_token_id, "right"
+        )
         out.extend(logps)
     return out

@@ -5,8 +5,18 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
+from evalkit import logps
 from evalkit.data import PreferencePair
-from evalkit.scoring import TokenizedPair, as_plain_text, fits, pair_scores, score_pairs, tokenize_pair
+from evalkit.logps import prepare
+from evalkit.scoring import (
+    CompletionLogps,
+    TokenizedPair,
+    as_plain_text,
+    fits,
+    pair_scores,
+    score_pairs,
+    tokenize_pair,
+)
 from evalkit.world.pairs import generate_pairs
 
 PAD = 0
@@ -119,11 +129,149 @@ def test_left_and_right_padding_give_the_same_logps(
 ) -> None:
     pairs = [tokenize_pair(p, tiny_tokenizer) for p in generate_pairs(4, seed=6)]
     pad = tiny_tokenizer.pad_token_id
-    right = score_pairs(tiny_model, pairs, 1024, 8, pad, "t", padding_side="right")
-    left = score_pairs(tiny_model, pairs, 1024, 8, pad, "t", padding_side="left")
-    for a, b in zip(right, left, strict=True):
-        assert a.chosen == pytest.approx(b.chosen, abs=1e-5)
-        assert a.rejected == pytest.approx(b.rejected, abs=1e-5)
+    right = score_pairs(tiny_model, pairs, 1024, 8, pad, "t", padding_side="right", share_prompt=False)
+    left = score_pairs(tiny_model, pairs, 1024, 8, pad, "t", padding_side="left", share_prompt=False)
+    shared = score_pairs(tiny_model, pairs, 1024, 8, pad, "t")  # prompts left-padded, completions right-padded
+    assert_same(right, left)
+    assert_same(right, shared)
+
+
+def assert_same(expected: list[CompletionLogps], got: list[CompletionLogps], tolerance: float = 1e-5) -> None:
+    """Per-pair log-probs equal within `tolerance`, token counts and truncation exactly, in the same order."""
+    assert len(expected) == len(got)
+    for a, b in zip(expected, got, strict=True):
+        assert a.chosen == pytest.approx(b.chosen, abs=tolerance)
+        assert a.rejected == pytest.approx(b.rejected, abs=tolerance)
+        assert (a.n_tokens_chosen, a.n_tokens_rejected, a.truncated) == (
+            b.n_tokens_chosen,
+            b.n_tokens_rejected,
+            b.truncated,
+        )
+
+
+class FullLogitsOnly(torch.nn.Module):
+    """The model behind its forward alone: no decoder or head to reach, so scoring takes the plain path
+    (full B×T×V logits, log-softmax over all of them): the reference the fast paths are held to."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+        self.device = torch.device("cpu")
+
+    def forward(self, **inputs: object) -> object:
+        return self.inner(**inputs)
+
+
+@pytest.fixture()
+def world_pairs(tiny_tokenizer: PreTrainedTokenizerFast) -> list[TokenizedPair]:
+    """27 pairs of the three subsets: prompts of 12-48 tokens, answers of 5-20."""
+    return [tokenize_pair(p, tiny_tokenizer) for p in generate_pairs(9, seed=7)]
+
+
+def test_the_tiny_llama_takes_the_fast_path(tiny_model: LlamaForCausalLM, world_pairs: list[TokenizedPair]) -> None:
+    """So the equalities below compare the fast paths, not a silent fallback to the plain one."""
+    with torch.inference_mode():
+        runner = prepare(tiny_model, world_pairs[0].prompt_ids + world_pairs[0].chosen_ids, True, "float32")
+    assert runner.decoder is not None and runner.share_prompt
+    with torch.inference_mode():
+        plain = prepare(FullLogitsOnly(tiny_model), world_pairs[0].prompt_ids, True, "float32")
+    assert plain.decoder is None and not plain.share_prompt
+
+
+def test_prompt_sharing_equals_whole_sequences(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    pad = tiny_tokenizer.pad_token_id
+    whole = score_pairs(FullLogitsOnly(tiny_model), world_pairs, 1024, 1, pad, "t")
+    for size in (1, 4, 27):
+        assert_same(whole, score_pairs(tiny_model, world_pairs, 1024, size, pad, "t", share_prompt=True))
+        assert_same(whole, score_pairs(tiny_model, world_pairs, 1024, size, pad, "t", share_prompt=False))
+
+
+def test_token_budget_batches_equal_fixed_batches_in_input_order(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    pad = tiny_tokenizer.pad_token_id
+    fixed = score_pairs(tiny_model, world_pairs, 1024, 1, pad, "t", share_prompt=False)
+    for budget in (1, 100, 400, 100_000):  # 1: every pair alone; 100_000: all in one batch
+        for share in (True, False):
+            got = score_pairs(tiny_model, world_pairs, 1024, 8, pad, "t", token_budget=budget, share_prompt=share)
+            assert_same(fixed, got)
+
+
+def test_chunked_log_softmax_equals_full_logits(
+    tiny_model: LlamaForCausalLM,
+    tiny_tokenizer: PreTrainedTokenizerFast,
+    world_pairs: list[TokenizedPair],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pad = tiny_tokenizer.pad_token_id
+    full = score_pairs(FullLogitsOnly(tiny_model), world_pairs, 1024, 8, pad, "t")
+    monkeypatch.setattr(logps, "LOGITS_CHUNK", 3 * len(tiny_tokenizer))  # 3 positions per chunk: many chunks
+    for share in (True, False):
+        assert_same(full, score_pairs(tiny_model, world_pairs, 1024, 8, pad, "t", share_prompt=share))
+
+
+def test_truncation_is_the_same_on_every_path(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    pad, max_length = tiny_tokenizer.pad_token_id, 40
+    fitting = [p for p in world_pairs if fits(p, max_length)]
+    full = score_pairs(FullLogitsOnly(tiny_model), fitting, max_length, 8, pad, "t")
+    assert any(s.truncated for s in full) and not all(s.truncated for s in full)
+    for share in (True, False):
+        assert_same(full, score_pairs(tiny_model, fitting, max_length, 4, pad, "t", share_prompt=share))
+
+
+def test_a_pair_without_prompt_tokens_and_a_one_token_answer(tiny_model: LlamaForCausalLM) -> None:
+    """An empty prompt has no last state to continue from: its batch scores whole sequences, like the plain path."""
+    pairs = [pair("a", [], [5, 6, 7], [8]), pair("b", [3, 4], [9], [10, 11]), pair("c", [3], [5], [6])]
+    full = score_pairs(FullLogitsOnly(tiny_model), pairs, 64, 3, PAD, "t")
+    assert full[0].n_tokens_chosen == 2  # the first token of a sequence is never predicted
+    assert_same(full, score_pairs(tiny_model, pairs, 64, 3, PAD, "t"))
+    assert_same(full[1:], score_pairs(tiny_model, pairs[1:], 64, 2, PAD, "t"))
+
+
+class SoftCapped(torch.nn.Module):
+    """A model whose logits are not its head applied to the last hidden state (like Gemma's soft-capping)."""
+
+    def __init__(self, model: LlamaForCausalLM) -> None:
+        super().__init__()
+        self.inner = model
+        self.device = torch.device("cpu")
+
+    def get_decoder(self) -> torch.nn.Module:
+        return self.inner.get_decoder()
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.inner.get_output_embeddings()
+
+    def forward(self, **inputs: object) -> SimpleNamespace:
+        return SimpleNamespace(logits=3.0 * torch.tanh(self.inner(**inputs).logits / 3.0))
+
+
+def test_a_model_with_its_own_logit_transform_is_scored_by_its_own_forward(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    capped = SoftCapped(tiny_model)
+    with torch.inference_mode():
+        assert prepare(capped, world_pairs[0].prompt_ids, True, "float32").decoder is None
+    pad = tiny_tokenizer.pad_token_id
+    got = score_pairs(capped, world_pairs, 1024, 8, pad, "t")
+    assert_same(score_pairs(FullLogitsOnly(capped), world_pairs, 1024, 1, pad, "t"), got)
+    assert got[0].chosen != pytest.approx(score_pairs(tiny_model, world_pairs[:1], 1024, 1, pad, "t")[0].chosen)
+
+
+def test_bfloat16_only_when_asked_and_close_to_float32(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    pad = tiny_tokenizer.pad_token_id
+    fp32 = score_pairs(tiny_model, world_pairs, 1024, 8, pad, "t")
+    bf16 = score_pairs(tiny_model, world_pairs, 1024, 8, pad, "t", dtype="bfloat16")
+    assert next(tiny_model.parameters()).dtype == torch.float32  # autocast: the weights are left alone
+    assert fp32 != bf16
+    for a, b in zip(fp32, bf16, strict=True):
+        assert b.chosen == pytest.approx(a.chosen, rel=2e-2) and b.rejected == pytest.approx(a.rejected, rel=2e-2)
 
 
 def test_without_a_chat_template_messages_fall_back_to_plain_text(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
@@ -152,3 +300,43 @@ def test_doubled_bos_is_flagged(tiny_tokenizer: PreTrainedTokenizerFast) -> None
     assert not tokenize_pair(PreferencePair("a", "Hello", " there", " you"), tiny_tokenizer).doubled_bos
     # The text already starts with BOS and the tokenizer adds another.
     assert tokenize_pair(PreferencePair("b", "<s>Hello", " there", " you"), tiny_tokenizer).doubled_bos
+
+
+class WithoutCache(torch.nn.Module):
+    """A model whose decoder cannot continue from a KV cache."""
+
+    def __init__(self, model: LlamaForCausalLM) -> None:
+        super().__init__()
+        self.inner = model
+        self.device = torch.device("cpu")
+
+    def get_decoder(self) -> torch.nn.Module:
+        inner = self.inner.get_decoder()
+
+        class Decoder(torch.nn.Module):
+            def forward(self, past_key_values: object = None, use_cache: bool = False, **inputs: object) -> object:
+                if past_key_values is not None or use_cache:
+                    raise TypeError("no cache here")
+                return inner(**inputs, use_cache=False)
+
+        return Decoder()
+
+    def get_output_embeddings(self) -> torch.nn.Module:
+        return self.inner.get_output_embeddings()
+
+    def forward(self, **inputs: object) -> object:
+        return self.inner(**inputs)
+
+
+def test_a_model_that_cannot_continue_from_a_cache_scores_whole_sequences(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    model = WithoutCache(tiny_model)
+    with torch.inference_mode():
+        runner = prepare(model, world_pairs[0].prompt_ids + world_pairs[0].chosen_ids, True, "float32")
+    assert runner.decoder is not None and not runner.share_prompt  # still the selective log-softmax
+    pad = tiny_tokenizer.pad_token_id
+    assert_same(
+        score_pairs(FullLogitsOnly(tiny_model), world_pairs, 1024, 8, pad, "t"),
+        score_pairs(model, world_pairs, 1024, 8, pad, "t"),
+    )

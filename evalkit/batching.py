@@ -1,0 +1,114 @@
+"""Which pairs go into which forward pass, and on which process.
+
+Pairs are sorted by length, longest first, so a batch holds pairs of similar length and padding
+wastes little compute; the longest batch comes first, so running out of memory shows at once.
+A batch is either a fixed number of pairs (`batch_size`) or as many pairs as fit a token budget
+(padding included), which keeps every forward pass about the same size whether the pairs are
+short or long. With several processes (`torchrun`), whole batches are dealt out round-robin and
+the results gathered back in input order: each batch is computed exactly as one process would
+compute it, so the numbers do not depend on the number of processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PairShape:
+    """Token counts of one pair after truncation: its prompt and its two completions."""
+
+    prompt: int
+    chosen: int
+    rejected: int
+
+
+def padded_tokens(shapes: Sequence[PairShape], share_prompt: bool) -> int:
+    """Tokens (padding included) the forward passes of one batch of `shapes` cost.
+
+    With a shared prompt: one pass over the prompts, then one over both completions of each pair.
+    Without: one pass over the 2·B whole sequences.
+    """
+    if not shapes:
+        return 0
+    prompt = max(s.prompt for s in shapes)
+    completion = max(max(s.chosen, s.rejected) for s in shapes)
+    sequence = max(s.prompt + max(s.chosen, s.rejected) for s in shapes)
+    return _cost(len(shapes), prompt, completion, sequence, share_prompt)
+
+
+def _cost(pairs: int, prompt: int, completion: int, sequence: int, share_prompt: bool) -> int:
+    return pairs * (prompt + 2 * completion) if share_prompt else 2 * pairs * sequence
+
+
+def plan_batches(
+    shapes: Sequence[PairShape], batch_size: int, token_budget: int | None, share_prompt: bool
+) -> list[list[int]]:
+    """Indices of `shapes` grouped into batches, longest pairs first.
+
+    With `token_budget`, a batch takes pairs while its padded token count stays within the budget
+    (a pair over the budget on its own gets a batch to itself); otherwise `batch_size` pairs.
+    """
+    order = sorted(range(len(shapes)), key=lambda i: (shapes[i].prompt + max(shapes[i].chosen, shapes[i].rejected), i))
+    order.reverse()
+    batches: list[list[int]] = []
+    current: list[int] = []
+    prompt = completion = sequence = 0  # the longest prompt, completion and whole sequence of `current`
+    for index in order:
+        shape = shapes[index]
+        own_completion = max(shape.chosen, shape.rejected)
+        grown = (
+            max(prompt, shape.prompt),
+            max(completion, own_completion),
+            max(sequence, shape.prompt + own_completion),
+        )
+        if token_budget is None:
+            full = len(current) + 1 > batch_size
+        else:
+            full = _cost(len(current) + 1, *grown, share_prompt) > token_budget
+        if current and full:
+            batches.append(current)
+            current = []
+            grown = (shape.prompt, own_completion, shape.prompt + own_completion)
+        current.append(index)
+        prompt, completion, sequence = grown
+    if current:
+        batches.append(current)
+    return batches
+
+
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) unless torch.distributed runs with several processes."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def start_processes() -> None:
+    """Join the process group when started by `torchrun` with several processes (gloo on CPU)."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        PartialState(cpu=not torch.cuda.is_available())
+
+
+def gather_in_order(local: list[tuple[int, T]], total: int) -> list[T]:
+    """Every process's (index, result) items, as one list in index order (the same on every process)."""
+    _, world = process_rank()
+    if world > 1:
+        from accelerate.utils import gather_object
+
+        local = list(gather_object(local))
+    out: list[T | None] = [None] * total
+    for index, item in local:
+        out[index] = item
+    assert all(item is not None for item in out), "every index is computed by exactly one process"
+    return [item for item in out if item is not None]

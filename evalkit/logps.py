@@ -1,0 +1,255 @@
+"""Completion log-probs out of a causal LM, with as little compute and memory as the model allows.
+
+Three ways, chosen per model by a probe on a few real tokens (never assumed from the class):
+- shared prompt: the model's decoder runs each prompt once and keeps its KV cache; the chosen
+  and the rejected completion both continue from that cache. The first completion token is
+  scored from the prompt pass's last hidden state, the others from the continuation pass;
+- selective: one pass over whole sequences, the LM head applied only where a completion token
+  is predicted, and the log-softmax taken a chunk of positions at a time, so no B×T×V logits
+  ever exist (at a 128k vocabulary those dwarf the model's activations);
+- plain: the model's own forward and full logits, for models whose logits are not `head(last
+  hidden state)` (a soft-capped or scaled head) or that expose no decoder to call.
+All three compute the same numbers up to float rounding (tests hold them within 1e-5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from evalkit.console import console
+
+ScoringDtype = Literal["float32", "bfloat16"]
+
+LOGITS_CHUNK = 1 << 24
+"""Logits per log-softmax chunk (64 MiB in fp32): 524 positions at a 32k vocabulary, 128 at 128k."""
+PROBE_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How one model is run for scoring, as found by `prepare`."""
+
+    model: Any
+    device: torch.device
+    decoder: torch.nn.Module | None
+    """The model without its LM head (None: the plain path, full logits from the model's forward)."""
+    head: torch.nn.Module | None
+    vocab_size: int
+    share_prompt: bool
+    """Whether prompts run once, both completions continuing from their KV cache."""
+    autocast: torch.dtype | None
+    """bfloat16 autocast for the forward passes, or None for the weights' own dtype."""
+
+    @contextlib.contextmanager
+    def computing(self) -> Iterator[None]:
+        if self.autocast is None:
+            yield
+        else:
+            with torch.autocast(self.device.type, dtype=self.autocast):
+                yield
+
+
+def prepare(model: Any, sample: Sequence[int], share_prompt: bool, dtype: ScoringDtype) -> Runner:
+    """Probe `model` on the first tokens of `sample` for the fastest way that gives its own numbers."""
+    device = model.device
+    ids = torch.tensor([list(sample[:PROBE_TOKENS])], device=device)  # (1, T)
+    full = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits  # (1, T, V)
+    plain = Runner(model, device, None, None, full.shape[-1], False, _autocast_dtype(device, dtype))
+    decoder, head = _decoder_and_head(model)
+    if decoder is None or head is None or ids.shape[1] < 2:
+        return plain
+    tolerance = 1e-4 if full.dtype in (torch.float32, torch.float64) else 5e-2
+    expected = full.float().log_softmax(-1)  # (1, T, V)
+    hidden = decoder(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).last_hidden_state
+    if not _close(head(hidden).float().log_softmax(-1), expected, tolerance):
+        return plain  # the model's logits are more than its head applied to the last hidden state
+    selective = Runner(model, device, decoder, head, full.shape[-1], False, plain.autocast)
+    if share_prompt and _continues_from_cache(selective, ids, expected, tolerance):
+        return dataclasses.replace(selective, share_prompt=True)
+    return selective
+
+
+def _decoder_and_head(model: Any) -> tuple[torch.nn.Module | None, torch.nn.Module | None]:
+    try:
+        decoder, head = model.get_decoder(), model.get_output_embeddings()
+    except (AttributeError, NotImplementedError, ValueError):
+        return None, None
+    if not isinstance(decoder, torch.nn.Module) or not isinstance(head, torch.nn.Module):
+        return None, None
+    return decoder, head
+
+
+def _continues_from_cache(runner: Runner, ids: torch.Tensor, expected: torch.Tensor, tolerance: float) -> bool:
+    """Whether `shared_prompt_logps` gives this model's own numbers: two prompts of different lengths (so
+    one is padded), each continued twice from its cache, against one whole pass over `ids` (1, T)."""
+    tokens = ids[0].tolist()
+    if len(tokens) < 4:
+        return False
+    split = len(tokens) // 2
+    prompts = [tokens[:split], tokens[: split + 1]]
+    completions = [(tokens[split:], tokens[split:]), (tokens[split + 1 :], tokens[split + 1 :])]
+    try:
+        got = shared_prompt_logps(runner, prompts, completions, pad_token_id=tokens[0])
+    except Exception:  # a model or cache that cannot continue this way: score whole sequences instead
+        return False
+    picked = expected[0, :-1].gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)  # (T-1,): log p(token t+1)
+    wanted = [float(picked[split - 1 :].sum()), float(picked[split:].sum())]
+    return all(abs(g - w) <= tolerance * len(tokens) for pair, w in zip(got, wanted, strict=True) for g in pair)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, tolerance: float) -> bool:
+    return a.shape == b.shape and bool((a - b).abs().max() <= tolerance)
+
+
+def _autocast_dtype(device: torch.device, dtype: ScoringDtype) -> torch.dtype | None:
+    if dtype == "float32":
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        console.print("[yellow]scoring.dtype: this GPU has no bfloat16; scoring in float32[/yellow]")
+        return None
+    return torch.bfloat16
+
+
+def token_logps(runner: Runner, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) for each row of `hidden` (N, H) under the head, a chunk of rows at a time.
+
+    A plain float32 head writes every chunk's logits into one reused buffer and the log-sum-exp
+    works in place on it: a fresh chunk-sized tensor per chunk would cost a page fault per page.
+    """
+    assert runner.head is not None
+    rows = hidden.shape[0]
+    out = torch.empty(rows, dtype=torch.float32, device=hidden.device)  # (N,)
+    chunks = -(-rows * runner.vocab_size // LOGITS_CHUNK)  # as few chunks as fit, of equal size
+    step = max(1, -(-rows // max(chunks, 1)))
+    weight = _plain_head_weight(runner)  # (V, H) or None
+    buffer = None
+    if weight is not None:
+        buffer = torch.empty(min(step, rows), runner.vocab_size, dtype=torch.float32, device=hidden.device)
+    for start in range(0, rows, step):
+        chunk = hidden[start : start + step]  # (C, H)
+        if buffer is not None and weight is not None:
+            logits = torch.mm(chunk, weight.t(), out=buffer[: chunk.shape[0]])  # (C, V)
+        else:
+            logits = runner.head(chunk).float()  # (C, V)
+        picked = logits.gather(-1, targets[start : start + step].unsqueeze(-1)).squeeze(-1)  # (C,)
+        peak = logits.amax(dim=-1, keepdim=True)  # (C, 1)
+        out[start : start + step] = picked - logits.sub_(peak).exp_().sum(dim=-1).log_().add_(peak.squeeze(-1))
+    return out
+
+
+def _plain_head_weight(runner: Runner) -> torch.Tensor | None:
+    """The weight of a bias-free float32 linear head computed in float32, else None (call the head)."""
+    head = runner.head
+    if runner.autocast is not None or type(head) is not torch.nn.Linear or head.bias is not None:
+        return None
+    return head.weight if head.weight.dtype == torch.float32 else None
+
+
+def shared_prompt_logps(
+    runner: Runner, prompts: list[list[int]], completions: list[tuple[list[int], list[int]]], pad_token_id: int
+) -> list[tuple[float, float]]:
+    """Summed log-probs of each (chosen, rejected) completion, its prompt computed once.
+
+    Prompts are left-padded, so every prompt's last token sits in the last column and the
+    continuations follow it directly; positions count real tokens only and the attention mask
+    spans prompt and continuation, so each row sees exactly what it would see alone. Row 2i
+    continues pair i with its chosen, row 2i+1 with its rejected completion.
+    """
+    assert runner.decoder is not None and all(prompts)  # the probe calls this before `share_prompt` is set
+    device, pairs = runner.device, len(prompts)
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((pairs, width), pad_token_id, dtype=torch.long)  # (B, Tp)
+    attention_mask = torch.zeros_like(input_ids)  # (B, Tp)
+    for row, ids in enumerate(prompts):
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention_mask[row, width - len(ids) :] = 1
+    position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # (B, Tp)
+    prompt = runner.decoder(
+        input_ids=input_ids.to(device),
+        attention_mask=attention_mask.to(device),
+        position_ids=position_ids.to(device),
+        use_cache=True,
+    )
+    rows = [c for pair in completions for c in pair]  # 2B completions, interleaved
+    # The prompt's last hidden state predicts each completion's first token...
+    scored_rows = [torch.tensor([row for row, c in enumerate(rows) if c], dtype=torch.long, device=device)]
+    hidden = [prompt.last_hidden_state[:, -1].repeat_interleave(2, dim=0)[scored_rows[0]]]  # (N0, H)
+    targets = [torch.tensor([c[0] for c in rows if c], dtype=torch.long, device=device)]
+    rest = max(len(c) - 1 for c in rows)
+    if rest > 0:  # ...and a pass over the completions, continuing from the prompts' cache, the others.
+        cache = prompt.past_key_values
+        cache.batch_repeat_interleave(2)  # (2B, heads, Tp, d) per layer
+        inputs = torch.full((len(rows), rest), pad_token_id, dtype=torch.long)  # (2B, Tc)
+        following = torch.full_like(inputs, pad_token_id)  # (2B, Tc): the token each position predicts
+        mask = torch.zeros_like(inputs)  # (2B, Tc)
+        for row, ids in enumerate(rows):
+            if len(ids) > 1:
+                n = len(ids) - 1
+                inputs[row, :n], following[row, :n], mask[row, :n] = torch.tensor(ids[:-1]), torch.tensor(ids[1:]), 1
+        lengths = attention_mask.sum(dim=-1).repeat_interleave(2)  # (2B,)
+        continued = runner.decoder(
+            input_ids=inputs.to(device),
+            attention_mask=torch.cat([attention_mask.repeat_interleave(2, dim=0), mask], dim=-1).to(device),
+            position_ids=(lengths.unsqueeze(-1) + torch.arange(rest)).to(device),  # (2B, Tc)
+            past_key_values=cache,
+            use_cache=True,
+        ).last_hidden_state  # (2B, Tc, H)
+        at_row, at_col = (index.to(device) for index in mask.nonzero(as_tuple=True))
+        scored_rows.append(at_row)
+        hidden.append(continued[at_row, at_col])  # (N1, H)
+        targets.append(following.to(device)[at_row, at_col])
+    # One head pass over every scored position of the batch: fewer, fuller matrix products.
+    logps = token_logps(runner, torch.cat(hidden), torch.cat(targets))  # (N0 + N1,)
+    sums = torch.zeros(len(rows), dtype=torch.float64, device=device)  # (2B,)
+    sums.index_add_(0, torch.cat(scored_rows), logps.double())
+    values = sums.cpu().tolist()
+    return [(values[2 * i], values[2 * i + 1]) for i in range(pairs)]
+
+
+def whole_sequence_logps(
+    runner: Runner,
+    sequences: list[list[int]],
+    completion_starts: list[int],
+    max_length: int,
+    pad_token_id: int,
+    padding_side: str,
+) -> tuple[list[float], list[int]]:
+    """Sum of log p(token) over the completion part of each whole sequence, and the number of such tokens."""
+    sequences = [ids[:max_length] for ids in sequences]
+    width = max(len(ids) for ids in sequences)
+    device = runner.device
+    input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)  # (B, T)
+    attention_mask = torch.zeros_like(input_ids)  # (B, T)
+    completion_mask = torch.zeros_like(input_ids)  # (B, T)
+    for row, (ids, start) in enumerate(zip(sequences, completion_starts, strict=True)):
+        offset = width - len(ids) if padding_side == "left" else 0
+        input_ids[row, offset : offset + len(ids)] = torch.tensor(ids)
+        attention_mask[row, offset : offset + len(ids)] = 1
+        completion_mask[row, offset + start : offset + len(ids)] = 1
+    # Positions count real tokens only, so a left-padded sequence sees the positions it would alone.
+    position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # (B, T)
+    input_ids, attention_mask, position_ids = input_ids.to(device), attention_mask.to(device), position_ids.to(device)
+    mask = completion_mask[:, 1:].to(device)  # (B, T-1): position t predicts token t+1
+    if runner.decoder is None:
+        logits = runner.model(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).logits  # (B, T, V)
+        # Position t predicts token t+1: drop the last logit and the first label.
+        log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
+        picked = log_probs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T-1)
+        # `where`, not a product, so that padding can never add NaN; float64 sums keep the batch-size noise < 1e-6.
+        sums = torch.where(mask.bool(), picked.double(), 0.0).sum(dim=-1)  # (B,)
+    else:
+        hidden = runner.decoder(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
+        ).last_hidden_state  # (B, T, H)
+        at_row, at_col = mask.nonzero(as_tuple=True)
+        logps = token_logps(runner, hidden[at_row, at_col], input_ids[at_row, at_col + 1])  # (N,)
+        sums = torch.zeros(len(sequences), dtype=torch.float64, device=device).index_add_(0, at_row, logps.double())
+    return sums.cpu().tolist(), mask.sum(dim=-1).cpu().tolist()

@@ -1,0 +1,40 @@
+import pytest
+
+from evalkit.batching import PairShape, gather_in_order, padded_tokens, plan_batches, process_rank
+
+SHAPES = [
+    PairShape(prompt, chosen, rejected)
+    for prompt, chosen, rejected in [(10, 3, 4), (50, 5, 1), (12, 2, 2), (30, 8, 6), (11, 4, 3)]
+]
+
+
+def test_padded_tokens_counts_what_each_layout_runs() -> None:
+    batch = [PairShape(10, 3, 4), PairShape(6, 5, 1)]
+    # Shared prompt: 2 prompts padded to 10, then 4 completions padded to 5.
+    assert padded_tokens(batch, share_prompt=True) == 2 * 10 + 2 * 2 * 5
+    # Whole sequences: 4 rows padded to the longest prompt+completion, 6 + 5 = 11.
+    assert padded_tokens(batch, share_prompt=False) == 4 * 14
+
+
+def test_batches_are_longest_first_and_cover_every_pair_once() -> None:
+    batches = plan_batches(SHAPES, batch_size=2, token_budget=None, share_prompt=True)
+    # Prompt + longer completion: 14, 55, 14, 38, 15. Longest first; the two 14s by index, last first.
+    assert batches == [[1, 3], [4, 2], [0]]
+
+
+@pytest.mark.parametrize("share_prompt", [True, False])
+@pytest.mark.parametrize("budget", [1, 60, 120, 10_000])
+def test_a_token_budget_bounds_every_batch_that_holds_more_than_one_pair(share_prompt: bool, budget: int) -> None:
+    batches = plan_batches(SHAPES, batch_size=1, token_budget=budget, share_prompt=share_prompt)
+    assert sorted(i for batch in batches for i in batch) == list(range(len(SHAPES)))
+    for batch in batches:
+        assert len(batch) == 1 or padded_tokens([SHAPES[i] for i in batch], share_prompt) <= budget
+    if budget == 10_000:
+        assert len(batches) == 1  # the budget, not batch_size, decides
+    if budget == 1:
+        assert all(len(batch) == 1 for batch in batches)  # over the budget alone: a batch of its own
+
+
+def test_one_process_gathers_its_own_results_in_index_order() -> None:
+    assert process_rank() == (0, 1)
+    assert gather_in_order([(2, "c"), (0, "a"), (1, "b")], 3) == ["a", "b", "c"]

@@ -1,0 +1,46 @@
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+
+from evalkit.checkpoints import LoadedModel
+from evalkit.config import ModelSpec
+from evalkit.refcache import ReferenceCache, reference_key
+from evalkit.results import ModelInfo
+from evalkit.scoring import CompletionLogps
+
+
+def reference(fingerprint: str = "f" * 64, dtype: Any = "float32", pinned: bool = True) -> LoadedModel:
+    info = ModelInfo(name="ref", path="ref", kind="model", base=None, dtype=dtype, fingerprint=fingerprint)
+    model: Any = SimpleNamespace(device=torch.device("cpu"))
+    return LoadedModel(ModelSpec(name="ref", path="ref", dtype=dtype), model, None, info, pinned=pinned)  # type: ignore[arg-type]
+
+
+def test_every_part_of_the_key_changes_it() -> None:
+    """Weights/tokenizer/chat template (the fingerprint), weights dtype, tokens scored (dataset, tokenizer,
+    template, max_length: all in the tokens key) and compute dtype: any change misses."""
+    base = reference_key(reference(), "tokens", "float32")
+    variants = [
+        reference_key(reference(fingerprint="0" * 64), "tokens", "float32"),
+        reference_key(reference(dtype="bfloat16"), "tokens", "float32"),
+        reference_key(reference(), "other tokens", "float32"),
+        reference_key(reference(), "tokens", "bfloat16"),
+    ]
+    assert base is not None and None not in variants
+    assert len({base, *variants}) == 1 + len(variants)
+    assert reference_key(reference(), "tokens", "float32") == base  # and nothing else does
+
+
+def test_a_reference_whose_files_are_not_pinned_is_never_cached() -> None:
+    assert reference_key(reference(pinned=False), "tokens", "float32") is None
+
+
+def test_saved_logps_load_back_exactly_and_a_damaged_file_misses(tmp_path: Path) -> None:
+    cache = ReferenceCache(tmp_path / "cache")
+    logps = [CompletionLogps(-1.0 / 3.0, -2.5e-7, 3, 4, False), CompletionLogps(-10.125, -9.0, 1, 2, True)]
+    assert cache.load("k") is None
+    cache.save("k", logps)
+    assert cache.load("k") == logps
+    (tmp_path / "cache" / "k.json").write_text("{not json")
+    assert cache.load("k") is None
