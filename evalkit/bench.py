@@ -60,6 +60,7 @@ from evalkit.results import (
     GenerationPrompt,
     GenerationResult,
     GenerationSample,
+    JsonStore,
     Metric,
     ModelInfo,
     PairScore,
@@ -69,7 +70,6 @@ from evalkit.results import (
     SuiteInfo,
     TokenizationAudit,
     TrainingInfo,
-    atomic_write_text,
     read_results,
     write_jsonl,
     write_results,
@@ -335,21 +335,17 @@ class ScoreStore:
     stale entry never hits."""
 
     def __init__(self, directory: Path) -> None:
-        self.directory = directory
+        self.files = JsonStore(directory)
 
     def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit] | None:
-        path = self.directory / f"{key}.json"
-        if not path.is_file():
-            return None
+        stored = self.files.load(key)
         try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
             return [PairScore(**row) for row in stored["rows"]], TokenizationAudit.model_validate(stored["audit"])
         except (ValueError, KeyError, TypeError):
-            return None  # unreadable: score again and overwrite
+            return None  # absent or unreadable: score again and overwrite
 
     def save(self, key: str, rows: list[PairScore], audit: TokenizationAudit) -> None:
-        stored = {"rows": [vars(r) for r in rows], "audit": audit.model_dump(mode="json")}
-        atomic_write_text(self.directory / f"{key}.json", json.dumps(stored))
+        self.files.save(key, {"rows": [vars(r) for r in rows], "audit": audit.model_dump(mode="json")})
 
 
 def score_suite(

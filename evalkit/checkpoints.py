@@ -24,6 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 
 from evalkit.config import ModelSpec
 from evalkit.errors import EvalkitError
+from evalkit.provenance import hash_file
 from evalkit.results import ModelInfo
 
 FINGERPRINT_FILES = (
@@ -253,10 +254,7 @@ def files_fingerprint(path: str, revision: str | None = None) -> str:
         return f"{path}@{revision or 'unknown'}"
     digest = hashlib.sha256()
     for file in sorted(p for pattern in FINGERPRINT_FILES for p in local.glob(pattern) if p.name not in PICKLE_FREE):
-        digest.update(file.name.encode())
-        with file.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        hash_file(digest, file, file.name)
     return digest.hexdigest()
 
 

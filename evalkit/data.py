@@ -28,6 +28,7 @@ from typing import Any, TypeAlias
 
 from evalkit.config import DatasetSpec
 from evalkit.errors import EvalkitError
+from evalkit.provenance import hash_file
 
 Message: TypeAlias = dict[str, str]
 Text: TypeAlias = str | list[Message]
@@ -115,8 +116,7 @@ def dataset_fingerprint(spec: DatasetSpec) -> str:
     files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
     digest = hashlib.sha256()
     for path in files:
-        digest.update(str(path.relative_to(local) if path != local else path.name).encode())
-        digest.update(path.read_bytes())
+        hash_file(digest, path, str(path.relative_to(local) if path != local else path.name))
     return digest.hexdigest()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import platform
 import subprocess
+from pathlib import Path
 
 from evalkit.results import Environment
 
@@ -38,3 +40,11 @@ def git_sha() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return (done.stdout.strip() or None) if done.returncode == 0 else None
+
+
+def hash_file(digest: hashlib._Hash, path: Path, name: str) -> None:
+    """Feed `name` and the bytes of `path` into `digest`, a megabyte at a time (weights run to GBs)."""
+    digest.update(name.encode())
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)

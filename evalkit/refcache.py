@@ -21,7 +21,7 @@ import transformers
 
 from evalkit.checkpoints import LoadedModel
 from evalkit.console import is_main_process
-from evalkit.results import atomic_write_text
+from evalkit.results import JsonStore
 from evalkit.scoring import CompletionLogps
 
 FORMAT = 1
@@ -50,18 +50,17 @@ class ReferenceCache:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.files = JsonStore(directory)
 
     def load(self, key: str) -> list[CompletionLogps] | None:
-        path = self.directory / f"{key}.json"
-        if not path.is_file():
-            return None
+        stored = self.files.load(key)
         try:
-            return [CompletionLogps(*row) for row in json.loads(path.read_text(encoding="utf-8"))["pairs"]]
-        except (ValueError, KeyError, TypeError):
-            return None  # unreadable: score again and overwrite
+            return [CompletionLogps(*row) for row in stored["pairs"]]
+        except (KeyError, TypeError):
+            return None  # absent or unreadable: score again and overwrite
 
     def save(self, key: str, logps: list[CompletionLogps]) -> None:
         if not is_main_process():
             return
         rows = [[s.chosen, s.rejected, s.n_tokens_chosen, s.n_tokens_rejected, s.truncated] for s in logps]
-        atomic_write_text(self.directory / f"{key}.json", json.dumps({"format": FORMAT, "pairs": rows}))
+        self.files.save(key, {"format": FORMAT, "pairs": rows})

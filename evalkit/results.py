@@ -411,6 +411,24 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+class JsonStore:
+    """One JSON file per key in a directory, written atomically. A missing or unreadable entry reads as
+    None, so the caller computes it again and overwrites it."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def load(self, key: str) -> Any:
+        path = self.directory / f"{key}.json"
+        try:
+            return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def save(self, key: str, value: Any) -> None:
+        atomic_write_text(self.directory / f"{key}.json", json.dumps(value))
+
+
 def write_results(result: RunResult, path: Path) -> None:
     atomic_write_text(path, result.model_dump_json(indent=2) + "\n")
 
