@@ -240,7 +240,7 @@ def run_bench(
         ),
         environment=environment(),
         reference=suite.reference,
-        scoring=ScoringInfo(**suite.scoring.model_dump(include=set(ScoringInfo.model_fields))),
+        scoring=ScoringInfo(**suite.scoring.model_dump(mode="json", include=set(ScoringInfo.model_fields))),
         statistics=statistics,
         models=scored.models,
         datasets=dataset_infos,

@@ -36,6 +36,7 @@ from evalkit.views import (
     format_p,
     metric_title,
     read_pairs,
+    scoring_settings,
 )
 
 HEADLINE = [key for key, _ in COLUMNS]
@@ -151,6 +152,16 @@ def _notes(baseline: RunResult, candidate: RunResult) -> list[str]:
     if baseline.scoring.beta != candidate.scoring.beta:
         notes.append(
             f"β differs ({baseline.scoring.beta} and {candidate.scoring.beta}): reward metrics differ in scale."
+        )
+    if baseline.scoring.max_length != candidate.scoring.max_length:
+        notes.append(
+            f"max_length differs ({baseline.scoring.max_length} and {candidate.scoring.max_length}):"
+            " long completions were cut at different points, so their log-probs cover different tokens."
+        )
+    if baseline.scoring.dtype != candidate.scoring.dtype:
+        notes.append(
+            f"Scoring dtype differs ({baseline.scoring.dtype} and {candidate.scoring.dtype}):"
+            " log-probs differ by ~1e-2 from the arithmetic alone."
         )
     return notes
 
@@ -293,7 +304,7 @@ def provenance_table(comparison: RunComparison) -> Table:
         ["device", b.environment.device, c.environment.device],
         ["models", models(b), models(c)],
         ["datasets", datasets(b), datasets(c)],
-        ["β", str(b.scoring.beta), str(c.scoring.beta)],
+        ["scoring", scoring_settings(b), scoring_settings(c)],
     ]
     return Table(["", "baseline", "candidate"], rows, "lll")
 

@@ -44,6 +44,7 @@ from evalkit.views import (
     metric_title,
     other_comparisons,
     primary_comparisons,
+    scoring_settings,
     spread,
 )
 
@@ -182,6 +183,7 @@ def render_html(result: RunResult, pairs: Mapping[str, Sequence[PairScore]] | No
         generation=_generation_view(result) if result.generation is not None else None,
         audit=_audit(result),
         packages=", ".join(f"{k} {v}" for k, v in result.environment.packages.items()),
+        scoring=scoring_settings(result),
     )
 
 

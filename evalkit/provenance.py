@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import os
 import platform
 import subprocess
 from pathlib import Path
@@ -30,6 +31,7 @@ def environment() -> Environment:
         packages=packages,
         device=device,
         git_sha=git_sha(),
+        processes=int(os.environ.get("WORLD_SIZE", "1")),  # set by torchrun and accelerate launch
     )
 
 

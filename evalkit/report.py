@@ -54,6 +54,7 @@ from evalkit.views import (
     other_comparisons,
     primary_comparisons,
     read_pairs,
+    scoring_settings,
 )
 
 MARKDOWN_BUDGET = 60_000
@@ -175,6 +176,8 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         reference_line=reference,
         beta=result.scoring.beta,
         max_length=result.scoring.max_length,
+        dtype=result.scoring.dtype,
+        scoring=escape_markdown(scoring_settings(result)),
         created_at=result.created_at,
         duration=f"{result.duration_s:.0f}s",
         intervals=_intervals_line(result.statistics),

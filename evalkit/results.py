@@ -7,7 +7,9 @@ temporary file renamed into place, so a killed run never leaves a half-written r
 
 Schema 1.1 added intervals (`ci_low`, `ci_high`) to every metric, paired `comparisons` between
 models, `reliability` curves and the `statistics` settings; a 1.0 file still reads, with no
-intervals and those lists empty.
+intervals and those lists empty. Schema 1.3 added the scoring settings that 1.2 left out (token
+budget, prompt sharing, compute dtype, reference cache) and the number of processes that scored;
+older files read with those fields at their defaults.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalkit.errors import EvalkitError
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
@@ -50,6 +52,8 @@ class Environment(Record):
     packages: dict[str, str]
     device: str
     git_sha: str | None
+    processes: int = 1
+    """Processes that shared the scoring out (`torchrun`); the numbers do not depend on it."""
 
 
 class ModelInfo(Record):
@@ -208,9 +212,17 @@ class Statistics(Record):
 
 
 class ScoringInfo(Record):
+    """The `scoring` settings of the suite, as run."""
+
     beta: float
     max_length: int
     batch_size: int
+    token_budget: int | None = None
+    share_prompt: bool = True
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    """Compute dtype of the forward passes: bfloat16 log-probs differ from float32 ones by ~1e-2."""
+    reference_cache: str | None = None
+    """Where reference log-probs were kept across runs; None when the cache was off."""
 
 
 class GenerationPrompt(Record):

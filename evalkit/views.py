@@ -262,6 +262,32 @@ def displacement_table(found: dict[tuple[str, str, str], Metric], models: list[s
     return Table(["model", *header], rows)
 
 
+def scoring_settings(result: RunResult) -> str:
+    """How the pairs were scored, in one line: what the numbers depend on first, then how they were run."""
+    scoring = result.scoring
+    if _minor(result.schema_version) < 3:  # the results file predates the other settings
+        recorded = f"β {scoring.beta}, max_length {scoring.max_length}, batch size {scoring.batch_size}"
+        return f"{recorded} (the rest not recorded)"
+    batching = f"token budget {scoring.token_budget}" if scoring.token_budget else f"batch size {scoring.batch_size}"
+    parts = [
+        f"β {scoring.beta}",
+        f"max_length {scoring.max_length}",
+        f"{scoring.dtype}" + (" (log-probs within ~1e-2 of float32)" if scoring.dtype != "float32" else ""),
+        batching,
+        "prompts computed once per pair" if scoring.share_prompt else "whole sequences",
+        f"reference cache {scoring.reference_cache}" if scoring.reference_cache else "no reference cache",
+    ]
+    processes = result.environment.processes
+    if processes > 1:
+        parts.append(f"{processes} processes")
+    return ", ".join(parts)
+
+
+def _minor(schema_version: str) -> int:
+    parts = schema_version.split(".")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
 def metric_title(metric: str, higher_is_better: bool | None) -> str:
     return TITLES.get(metric, metric) + ARROWS[higher_is_better]
 

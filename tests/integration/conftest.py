@@ -19,8 +19,10 @@ REDUCED_ARGS = [
 
 
 @pytest.fixture()
-def default_suite(tmp_path: Path) -> Path:
-    """The default suite with its world under `tmp_path/world` and its outputs under `tmp_path/out`."""
+def default_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default suite with its world under `tmp_path/world` and its outputs under `tmp_path/out`, run
+    from `tmp_path` so that what it keeps relative to the working directory (the reference cache) stays there."""
+    monkeypatch.chdir(tmp_path)
     text = DEFAULT_SUITE.read_text()
     text = text.replace(".evalkit/world", str(tmp_path / "world")).replace("reports/default", str(tmp_path / "out"))
     path = tmp_path / "suite.yaml"

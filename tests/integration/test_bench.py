@@ -3,22 +3,40 @@
 import json
 import shutil
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from evalkit.cli import main
-from evalkit.results import read_results
+from evalkit.results import SCHEMA_FILE, SCHEMA_VERSION, read_results
 
 
 def test_reduced_default_suite_runs_end_to_end(
-    tmp_path: Path, default_suite: Path, reduced: list[str], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    default_suite: Path,
+    reduced: list[str],
+    capsys: pytest.CaptureFixture[str],
+    schema_errors: Callable[..., list[str]],
 ) -> None:
     suite = default_suite
     assert main(["bench", str(suite), *reduced]) == 0
     out = tmp_path / "out"
     result = read_results(out / "results.json")
+    raw, schema = json.loads((out / "results.json").read_text()), json.loads(SCHEMA_FILE.read_text())
+    assert raw["schema_version"] == SCHEMA_VERSION and schema_errors(raw, schema, schema) == []
+    # Every scoring setting is recorded, as run.
+    assert raw["scoring"] == {
+        "beta": 0.1,
+        "max_length": 1024,
+        "batch_size": 16,
+        "token_budget": None,
+        "share_prompt": True,
+        "dtype": "float32",
+        "reference_cache": ".evalkit/cache/reference",
+    }
+    assert raw["environment"]["processes"] == 1
 
     assert [m.name for m in result.models] == ["base", "aligned"]
     assert [m.kind for m in result.models] == ["model", "adapter"]

@@ -102,3 +102,19 @@ def test_cli_compare_of_a_missing_or_foreign_file_exits_2(tmp_path: Path) -> Non
     (tmp_path / "x.json").write_text(json.dumps({"hello": 1}))
     assert main(["compare", str(GOLDEN / "results.json"), str(tmp_path / "x.json")]) == 2
     assert main(["compare", str(GOLDEN / "results.json")]) == 2
+
+
+def test_runs_scored_differently_say_so() -> None:
+    baseline = golden().model_copy(update={"schema_version": "1.3"})
+    candidate = baseline.model_copy(
+        update={"scoring": baseline.scoring.model_copy(update={"max_length": 512, "dtype": "bfloat16"})}
+    )
+    comparison = compare_runs(baseline, candidate)
+    assert comparison.notes == [
+        "max_length differs (1024 and 512): long completions were cut at different points, so their log-probs"
+        " cover different tokens.",
+        "Scoring dtype differs (float32 and bfloat16): log-probs differ by ~1e-2 from the arithmetic alone.",
+    ]
+    text = render_comparison_markdown(comparison)
+    assert "| scoring | β 0.1, max_length 1024, float32," in text
+    assert "β 0.1, max_length 512, bfloat16 (log-probs within ~1e-2 of float32)," in text

@@ -3,7 +3,16 @@
 from pathlib import Path
 
 from evalkit.results import Flips, RunResult, read_results
-from evalkit.views import FLIP_EXAMPLES, Table, flips_to_show, orient, other_comparisons, primary_comparisons, spread
+from evalkit.views import (
+    FLIP_EXAMPLES,
+    Table,
+    flips_to_show,
+    orient,
+    other_comparisons,
+    primary_comparisons,
+    scoring_settings,
+    spread,
+)
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -53,3 +62,22 @@ def test_flips_to_show_spreads_over_the_ids_of_each_direction() -> None:
 def test_tables_escape_cells_when_written_as_markdown() -> None:
     table = Table(["name", "value"], [["a|b<c>\\", "1.000"]])
     assert table.markdown == "| name | value |\n|---|---:|\n| a\\|b&lt;c>\\\\ | 1.000 |"
+
+
+def test_scoring_settings_name_what_the_numbers_depend_on_then_how_they_were_run() -> None:
+    old = golden()  # schema 1.2 recorded three of the settings
+    assert scoring_settings(old) == "β 0.1, max_length 1024, batch size 16 (the rest not recorded)"
+    result = old.model_copy(update={"schema_version": "1.3"})
+    assert scoring_settings(result) == (
+        "β 0.1, max_length 1024, float32, batch size 16, prompts computed once per pair, no reference cache"
+    )
+    scoring = result.scoring.model_copy(
+        update={"token_budget": 4096, "share_prompt": False, "dtype": "bfloat16", "reference_cache": "cache/ref"}
+    )
+    environment = result.environment.model_copy(update={"processes": 2})
+    changed = result.model_copy(update={"scoring": scoring, "environment": environment})
+
+    assert scoring_settings(changed) == (
+        "β 0.1, max_length 1024, bfloat16 (log-probs within ~1e-2 of float32), token budget 4096,"
+        " whole sequences, reference cache cache/ref, 2 processes"
+    )
