@@ -11,13 +11,14 @@ compute it, so the numbers do not depend on the number of processes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,15 @@ def start_processes() -> None:
         from accelerate import PartialState
 
         PartialState(cpu=not torch.cuda.is_available())
+
+
+def share_out(units: Sequence[T], compute: Callable[[T], R]) -> list[R]:
+    """`compute(unit)` of every unit, in order. With several processes each computes every world-th unit and
+    every process gets all the results back; a unit is computed exactly as one process would compute it, so
+    the results do not depend on the number of processes."""
+    rank, world = process_rank()
+    local = [(index, compute(units[index])) for index in range(rank, len(units), world)]
+    return gather_in_order(local, len(units))
 
 
 def gather_in_order(local: list[tuple[int, T]], total: int) -> list[T]:

@@ -22,7 +22,7 @@ from rich.table import Table
 from transformers import PreTrainedModel
 
 from evalkit import __version__
-from evalkit.batching import start_processes
+from evalkit.batching import share_out, start_processes
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
 from evalkit.config import (
     REWARD_METRICS,
@@ -40,6 +40,7 @@ from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_
 from evalkit.errors import EvalkitError
 from evalkit.gate import evaluate_gate, publish, verdict_table
 from evalkit.generate import (
+    Judge,
     PanelPrompt,
     Sample,
     build_panel,
@@ -176,8 +177,12 @@ def run_bench(
     baseline_path: Path | None = None,
     candidate: Candidate | None = None,
     command: str | None = None,
-) -> RunResult:
-    """Run the suite at `suite_path`; write results, reports and gate verdicts; return the results."""
+) -> RunResult | None:
+    """Run the suite at `suite_path`; write results, reports and gate verdicts; return the results.
+
+    Under `torchrun`, the processes share the scoring, generation and judging out; the main process
+    computes the metrics, judges the gate, writes everything and returns the results, the others None.
+    """
     started = time.perf_counter()
     suite = load_suite(suite_path, overrides)
     if candidate is not None:
@@ -196,6 +201,8 @@ def run_bench(
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"))
+    if not is_main_process():
+        return None  # every process has every score and sample now; the main process summarises and writes
 
     beta, statistics = suite.scoring.beta, suite.statistics
     metrics, comparisons, reliability = [], [], []
@@ -420,14 +427,17 @@ def _judge_and_summarise(
 ) -> GenerationResult:
     texts = {p.id: p.text for p in panel}
     scores: dict[str, list[float]] = {}
+
+    def judged(function: Judge) -> list[float]:  # each process judges its share of the samples
+        return share_out(samples, lambda s: float(function(texts[s.prompt_id], s.completion)))
+
     for judge in spec.judges:
         if judge.callable is not None:
-            function = load_callable_judge(judge.callable)
-            scores[judge.name] = [float(function(texts[s.prompt_id], s.completion)) for s in samples]
+            scores[judge.name] = judged(load_callable_judge(judge.callable))
         else:
             assert judge.reward_model is not None
             with reward_model(judge.reward_model, f"generation.judges.{judge.name}") as function:
-                scores[judge.name] = [function(texts[s.prompt_id], s.completion) for s in samples]
+                scores[judge.name] = judged(function)
     names = [m.name for m in models]
     baseline = suite.reference if suite.reference in names else None
     stats, judges, win_rates = summarise(panel, samples, scores, names, baseline, suite.statistics)

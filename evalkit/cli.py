@@ -144,6 +144,8 @@ def _bench(args: argparse.Namespace) -> int:
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     candidate = Candidate(args.model, args.ref, args.data, **trust) if args.model else None
     result = run_bench(args.suite, args.out, args.overrides, args.baseline, candidate, args.command_line)
+    if result is None:  # another process of a torchrun run: the main process judges the gate
+        return EXIT_OK
     return EXIT_GATE_FAILED if result.gate is not None and not all(v.passed for v in result.gate) else EXIT_OK
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from evalkit.batching import process_rank, share_out
 from evalkit.config import GenerationSpec, SamplingSpec
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
@@ -105,25 +106,31 @@ def generate(
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     assert pad is not None, "a tokenizer without EOS or pad token cannot pad a batch"
-    samples: list[Sample] = []
     label = f"generating with {model_name}" + (f" ({sampling.k} samples per prompt)" if sampling else "")
+    # Greedy: one unit per batch of prompts. Sampling: one per prompt, with its own seed, so samples stay the
+    # same whatever the batch or the other models. Units are shared out between processes (see `share_out`).
+    if sampling is None:
+        units = [list(range(start, min(start + batch_size, len(panel)))) for start in range(0, len(panel), batch_size)]
+    else:
+        units = [[i] for i in range(len(panel))]
+    rank, world = process_rank()
     with progress_bar() as bar:
-        task = bar.add_task(label, total=len(panel), status="")
-        if sampling is None:
-            for start in range(0, len(panel), batch_size):
-                batch = list(range(start, min(start + batch_size, len(panel))))
-                outputs = _decode_batch(model, [prompts[i] for i in batch], max_new_tokens, pad, eos, None)
-                for i, ids in zip(batch, outputs, strict=True):
-                    samples.append(_sample(panel[i].id, model_name, 0, ids, tokenizer, eos))
-                bar.update(task, advance=len(batch))
-        else:
-            for i, prompt in enumerate(panel):
-                # A seed per prompt: samples stay the same whatever the batch or the other models.
+        task = bar.add_task(label, total=sum(len(unit) for unit in units[rank::world]), status="")
+
+        def decode(unit: list[int]) -> list[Sample]:
+            if sampling is None:
+                outputs = _decode_batch(model, [prompts[i] for i in unit], max_new_tokens, pad, eos, None)
+                pairs = zip(unit, outputs, strict=True)
+                done = [_sample(panel[i].id, model_name, 0, ids, tokenizer, eos) for i, ids in pairs]
+            else:
+                (i,) = unit
                 torch.manual_seed(_seed(sampling.seed, i))
                 outputs = _decode_batch(model, [prompts[i]] * sampling.k, max_new_tokens, pad, eos, sampling)
-                samples += [_sample(prompt.id, model_name, j, ids, tokenizer, eos) for j, ids in enumerate(outputs)]
-                bar.update(task, advance=1)
-    return samples
+                done = [_sample(panel[i].id, model_name, j, ids, tokenizer, eos) for j, ids in enumerate(outputs)]
+            bar.update(task, advance=len(unit))
+            return done
+
+        return [sample for samples in share_out(units, decode) for sample in samples]
 
 
 def _seed(base: int, index: int) -> int:

@@ -30,7 +30,7 @@ from typing import Any, Literal, cast
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.batching import PairShape, gather_in_order, plan_batches, process_rank
+from evalkit.batching import PairShape, plan_batches, process_rank, share_out
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.logps import Runner, ScoringDtype, prepare, shared_prompt_logps, whole_sequence_logps
@@ -181,17 +181,23 @@ def score_pairs(
         )
         for p in pairs
     ]
+    batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)
     rank, world = process_rank()
-    batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)[rank::world]
-    results: list[tuple[int, CompletionLogps]] = []
     with progress_bar() as bar:
-        task = bar.add_task(f"scoring {label}", total=sum(len(b) for b in batches), status="")
-        for batch in batches:
+        task = bar.add_task(f"scoring {label}", total=sum(len(b) for b in batches[rank::world]), status="")
+
+        def score(batch: list[int]) -> list[CompletionLogps]:
             with runner.computing():
                 scored = _score_batch(runner, [pairs[i] for i in batch], max_length, pad_token_id, padding_side)
-            results += zip(batch, scored, strict=True)
             bar.update(task, advance=len(batch))
-    return gather_in_order(results, len(pairs))
+            return scored
+
+        by_batch = share_out(batches, score)
+    out: list[CompletionLogps | None] = [None] * len(pairs)
+    for batch, scored in zip(batches, by_batch, strict=True):
+        for index, logps in zip(batch, scored, strict=True):
+            out[index] = logps
+    return [logps for logps in out if logps is not None]
 
 
 def _score_batch(
@@ -262,12 +268,13 @@ def sequence_logps(
         return []
     prompt, completion = sequences[0]
     runner = prepare(model, prompt + completion, share_prompt=False, dtype="float32")
-    out: list[float] = []
-    for start in range(0, len(sequences), batch_size):
+
+    def score(start: int) -> list[float]:
         batch = sequences[start : start + batch_size]
         full = [prompt + completion for prompt, completion in batch]
         logps, _ = whole_sequence_logps(
             runner, full, [len(p) for p, _ in batch], max(map(len, full)), pad_token_id, "right"
         )
-        out.extend(logps)
-    return out
+        return logps
+
+    return [logp for batch in share_out(range(0, len(sequences), batch_size), score) for logp in batch]

@@ -5,14 +5,19 @@
 - `pairs/train.jsonl` and `pairs/eval.jsonl`: a seeded, subset-stratified split of the pairs;
 - `world.json`: the settings it was built from. A later build with the same settings reuses
   the directory; different settings rebuild it. The build happens in a sibling temporary
-  directory that is renamed into place, so an interrupted build never leaves a half world.
+  directory that is renamed into place, so an interrupted build never leaves a half world. A lock
+  file beside the directory lets one process build while others (a `torchrun` run's, or a second
+  run started at the same time) wait, then reuse what it built.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +56,21 @@ def world_paths(directory: Path) -> World:
 
 def build_world(spec: WorldSpec) -> World:
     """Build the world described by `spec`, or reuse the cached one built from the same settings."""
+    # One build at a time per directory: the processes of a `torchrun` run, or two runs started together,
+    # wait for the first build and then reuse it.
+    with _exclusive(spec.dir.with_name(f".{spec.dir.name}.lock")):
+        return _build_or_reuse(spec)
+
+
+@contextlib.contextmanager
+def _exclusive(lock: Path) -> Iterator[None]:
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes, also when the process dies
+        yield
+
+
+def _build_or_reuse(spec: WorldSpec) -> World:
     world = world_paths(spec.dir)
     manifest = {"format": WORLD_FORMAT, "spec": spec.model_dump(mode="json", exclude={"dir"})}
     manifest_path = spec.dir / "world.json"

@@ -1,6 +1,6 @@
 import pytest
 
-from evalkit.batching import PairShape, gather_in_order, padded_tokens, plan_batches, process_rank
+from evalkit.batching import PairShape, gather_in_order, padded_tokens, plan_batches, process_rank, share_out
 
 SHAPES = [
     PairShape(prompt, chosen, rejected)
@@ -38,3 +38,14 @@ def test_a_token_budget_bounds_every_batch_that_holds_more_than_one_pair(share_p
 def test_one_process_gathers_its_own_results_in_index_order() -> None:
     assert process_rank() == (0, 1)
     assert gather_in_order([(2, "c"), (0, "a"), (1, "b")], 3) == ["a", "b", "c"]
+
+
+def test_one_process_computes_every_unit_once_in_order() -> None:
+    computed: list[int] = []
+
+    def square(unit: int) -> int:
+        computed.append(unit)
+        return unit * unit
+
+    assert share_out([3, 1, 2], square) == [9, 1, 4]
+    assert computed == [3, 1, 2]

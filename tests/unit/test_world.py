@@ -1,7 +1,13 @@
 import re
+import threading
+import time
+from pathlib import Path
 
+import pytest
 from transformers import PreTrainedTokenizerFast
 
+from evalkit.config import WorldSpec
+from evalkit.world import World
 from evalkit.world.pairs import SUBSETS, arithmetic, formatting, generate_pairs, helpfulness, max_pairs_per_subset
 
 
@@ -51,3 +57,31 @@ def test_chat_template_renders_prompt_as_token_prefix(tiny_tokenizer: PreTrained
     assert whole == head + "2 + 3 = 5.<|end|>"
     assert tiny_tokenizer.eos_token == "<|end|>" and tiny_tokenizer.pad_token == "<pad>"
     assert tiny_tokenizer("hi")["input_ids"][0] == tiny_tokenizer.bos_token_id
+
+
+def test_one_build_at_a_time_then_the_others_reuse_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two builds of one world started together (the processes of a torchrun run): the second waits for the
+    first's lock, then finds its world and reuses it."""
+    import evalkit.world as world
+
+    spans: list[tuple[float, float]] = []
+
+    def build(spec: WorldSpec) -> World:
+        started = time.monotonic()
+        if not (spec.dir / "world.json").is_file():
+            time.sleep(0.3)  # a build, long enough for the other thread to arrive
+            spec.dir.mkdir(parents=True)
+            (spec.dir / "world.json").write_text("{}")
+        spans.append((started, time.monotonic()))
+        return world.world_paths(spec.dir)
+
+    monkeypatch.setattr(world, "_build_or_reuse", build)
+    spec = WorldSpec(dir=tmp_path / "world")
+    threads = [threading.Thread(target=world.build_world, args=(spec,)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    (_, first_end), (second, second_end) = sorted(spans)
+    assert first_end <= second  # never both at once
+    assert second_end - second < 0.3  # the second found the first's world
