@@ -31,54 +31,47 @@ class PairShape:
 
 
 def padded_tokens(shapes: Sequence[PairShape], share_prompt: bool) -> int:
-    """Tokens (padding included) the forward passes of one batch of `shapes` cost.
+    """Tokens (padding included) the forward pass of one batch of `shapes` costs.
 
-    With a shared prompt: one pass over the prompts, then one over both completions of each pair.
-    Without: one pass over the 2·B whole sequences.
+    With a shared prompt: B rows of prompt, chosen and rejected, padded to the longest such row.
+    Without: 2·B whole sequences (prompt and one completion), padded to the longest.
     """
-    if not shapes:
-        return 0
-    prompt = max(s.prompt for s in shapes)
-    completion = max(max(s.chosen, s.rejected) for s in shapes)
-    sequence = max(s.prompt + max(s.chosen, s.rejected) for s in shapes)
-    return _cost(len(shapes), prompt, completion, sequence, share_prompt)
+    return _cost(len(shapes), max((_length(s, share_prompt) for s in shapes), default=0), share_prompt)
 
 
-def _cost(pairs: int, prompt: int, completion: int, sequence: int, share_prompt: bool) -> int:
-    return pairs * (prompt + 2 * completion) if share_prompt else 2 * pairs * sequence
+def _length(shape: PairShape, share_prompt: bool) -> int:
+    """Length of the row(s) `shape` takes in a batch."""
+    if share_prompt:
+        return shape.prompt + shape.chosen + shape.rejected
+    return shape.prompt + max(shape.chosen, shape.rejected)
+
+
+def _cost(pairs: int, longest: int, share_prompt: bool) -> int:
+    return pairs * longest if share_prompt else 2 * pairs * longest
 
 
 def plan_batches(
     shapes: Sequence[PairShape], batch_size: int, token_budget: int | None, share_prompt: bool
 ) -> list[list[int]]:
-    """Indices of `shapes` grouped into batches, longest pairs first.
+    """Indices of `shapes` grouped into batches, longest rows first.
 
     With `token_budget`, a batch takes pairs while its padded token count stays within the budget
     (a pair over the budget on its own gets a batch to itself); otherwise `batch_size` pairs.
     """
-    order = sorted(range(len(shapes)), key=lambda i: (shapes[i].prompt + max(shapes[i].chosen, shapes[i].rejected), i))
-    order.reverse()
+    lengths = [_length(shape, share_prompt) for shape in shapes]
+    order = sorted(range(len(shapes)), key=lambda i: (lengths[i], i), reverse=True)
     batches: list[list[int]] = []
     current: list[int] = []
-    prompt = completion = sequence = 0  # the longest prompt, completion and whole sequence of `current`
     for index in order:
-        shape = shapes[index]
-        own_completion = max(shape.chosen, shape.rejected)
-        grown = (
-            max(prompt, shape.prompt),
-            max(completion, own_completion),
-            max(sequence, shape.prompt + own_completion),
-        )
+        longest = lengths[current[0]] if current else lengths[index]  # longest first: the batch's first row
         if token_budget is None:
             full = len(current) + 1 > batch_size
         else:
-            full = _cost(len(current) + 1, *grown, share_prompt) > token_budget
+            full = _cost(len(current) + 1, longest, share_prompt) > token_budget
         if current and full:
             batches.append(current)
             current = []
-            grown = (shape.prompt, own_completion, shape.prompt + own_completion)
         current.append(index)
-        prompt, completion, sequence = grown
     if current:
         batches.append(current)
     return batches

@@ -417,8 +417,8 @@ class ScoringSpec(Spec):
     """Tokens per forward pass, padding included, instead of a fixed `batch_size`: many short pairs or few
     long ones per pass. Results do not depend on it."""
     share_prompt: bool = True
-    """Run each prompt once and continue both answers from its KV cache (a model that cannot is scored on
-    whole sequences). Results do not depend on it."""
+    """Run each pair as one row, its prompt once and both answers after it under a mask that keeps them apart
+    (a model that cannot is scored on whole sequences). Results do not depend on it."""
     dtype: Literal["float32", "bfloat16"] = "float32"
     """Compute dtype of the forward passes: `bfloat16` autocast only when asked (faster where the hardware has
     bf16 matmuls; log-probs then differ from float32 by ~1e-2); log-softmax and sums stay in float32/float64."""

@@ -1,9 +1,11 @@
 """Completion log-probs out of a causal LM, with as little compute and memory as the model allows.
 
 Three ways, chosen per model by a probe on a few real tokens (never assumed from the class):
-- shared prompt: the model's decoder runs each prompt once and keeps its KV cache; the chosen
-  and the rejected completion both continue from that cache. The first completion token is
-  scored from the prompt pass's last hidden state, the others from the continuation pass;
+- shared prompt: each pair is one row, prompt then chosen then rejected, under an attention mask
+  that shows each completion its prompt and its own earlier tokens only, positions restarting for
+  the rejected one. The prompt runs once, both completions in the same pass; the first completion
+  token is scored from the prompt's last position. Models whose layers see a window shorter than
+  such a row (sliding-window attention) are not packed;
 - selective: one pass over whole sequences, the LM head applied only where a completion token
   is predicted, and the log-softmax taken a chunk of positions at a time, so no B×T×V logits
   ever exist (at a 128k vocabulary those dwarf the model's activations);
@@ -42,9 +44,11 @@ class Runner:
     head: torch.nn.Module | None
     vocab_size: int
     share_prompt: bool
-    """Whether prompts run once, both completions continuing from their KV cache."""
+    """Whether each pair runs as one row, its prompt once (`packed_pair_logps`)."""
     autocast: torch.dtype | None
     """bfloat16 autocast for the forward passes, or None for the weights' own dtype."""
+    additive_mask: bool = False
+    """Whether the attention takes a float mask added to its scores (eager) rather than a boolean one (SDPA)."""
 
     @contextlib.contextmanager
     def computing(self) -> Iterator[None]:
@@ -55,8 +59,12 @@ class Runner:
                 yield
 
 
-def prepare(model: Any, sample: Sequence[int], share_prompt: bool, dtype: ScoringDtype) -> Runner:
-    """Probe `model` on the first tokens of `sample` for the fastest way that gives its own numbers."""
+def prepare(model: Any, sample: Sequence[int], share_prompt: bool, dtype: ScoringDtype, longest_row: int = 0) -> Runner:
+    """Probe `model` on the first tokens of `sample` for the fastest way that gives its own numbers.
+
+    `longest_row`: the longest prompt + chosen + rejected to be scored; prompts are shared only when
+    every layer attends over at least that many tokens.
+    """
     device = model.device
     ids = torch.tensor([list(sample[:PROBE_TOKENS])], device=device)  # (1, T)
     full = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits  # (1, T, V)
@@ -70,9 +78,32 @@ def prepare(model: Any, sample: Sequence[int], share_prompt: bool, dtype: Scorin
     if not _close(head(hidden).float().log_softmax(-1), expected, tolerance):
         return plain  # the model's logits are more than its head applied to the last hidden state
     selective = Runner(model, device, decoder, head, full.shape[-1], False, plain.autocast)
-    if share_prompt and _continues_from_cache(selective, ids, expected, tolerance):
-        return dataclasses.replace(selective, share_prompt=True)
-    return selective
+    window = attention_window(getattr(model, "config", None))
+    if not share_prompt or (window is not None and window < longest_row):
+        return selective
+    attention = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    packed = dataclasses.replace(selective, share_prompt=True, additive_mask=attention != "sdpa")
+    return packed if _packs_pairs(packed, ids, expected, tolerance) else selective
+
+
+def attention_window(config: Any) -> int | None:
+    """The fewest past tokens any layer attends over; None when every layer sees the whole sequence.
+
+    `layer_types` names each layer's attention where a config has it; `use_sliding_window: false`
+    (Qwen2) turns a configured window off; any other restricted layer kind counts as a window of 0.
+    """
+    if config is None:
+        return None  # no config to read: the probe alone decides
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types is not None and all(kind == "full_attention" for kind in layer_types):
+        return None
+    if getattr(config, "use_sliding_window", True) is False:
+        return None
+    windows = [getattr(config, name, None) for name in ("sliding_window", "attention_chunk_size")]
+    sizes = [w for w in windows if isinstance(w, int) and w > 0]
+    if sizes:
+        return min(sizes)
+    return 0 if layer_types is not None else None
 
 
 def _decoder_and_head(model: Any) -> tuple[torch.nn.Module | None, torch.nn.Module | None]:
@@ -85,22 +116,29 @@ def _decoder_and_head(model: Any) -> tuple[torch.nn.Module | None, torch.nn.Modu
     return decoder, head
 
 
-def _continues_from_cache(runner: Runner, ids: torch.Tensor, expected: torch.Tensor, tolerance: float) -> bool:
-    """Whether `shared_prompt_logps` gives this model's own numbers: two prompts of different lengths (so
-    one is padded), each continued twice from its cache, against one whole pass over `ids` (1, T)."""
+def _packs_pairs(runner: Runner, ids: torch.Tensor, expected: torch.Tensor, tolerance: float) -> bool:
+    """Whether `packed_pair_logps` gives this model's own numbers: two prompts of different lengths (so one
+    row is padded), each with two completions, against one whole pass over `ids` (1, T)."""
     tokens = ids[0].tolist()
     if len(tokens) < 4:
         return False
     split = len(tokens) // 2
     prompts = [tokens[:split], tokens[: split + 1]]
-    completions = [(tokens[split:], tokens[split:]), (tokens[split + 1 :], tokens[split + 1 :])]
+    completions = [(tokens[split:], tokens[split:-1]), (tokens[split + 1 :], tokens[split + 1 :])]
     try:
-        got = shared_prompt_logps(runner, prompts, completions, pad_token_id=tokens[0])
-    except Exception:  # a model or cache that cannot continue this way: score whole sequences instead
+        got = packed_pair_logps(runner, prompts, completions, pad_token_id=tokens[0])
+    except Exception:  # a model that takes no custom attention mask: score whole sequences instead
         return False
     picked = expected[0, :-1].gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)  # (T-1,): log p(token t+1)
-    wanted = [float(picked[split - 1 :].sum()), float(picked[split:].sum())]
-    return all(abs(g - w) <= tolerance * len(tokens) for pair, w in zip(got, wanted, strict=True) for g in pair)
+    wanted = [
+        (float(picked[split - 1 :].sum()), float(picked[split - 1 : -1].sum())),
+        (float(picked[split:].sum()), float(picked[split:].sum())),
+    ]
+    return all(
+        abs(g - w) <= tolerance * len(tokens)
+        for pair, want in zip(got, wanted, strict=True)
+        for g, w in zip(pair, want, strict=True)
+    )
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, tolerance: float) -> bool:
@@ -151,63 +189,61 @@ def _plain_head_weight(runner: Runner) -> torch.Tensor | None:
     return head.weight if head.weight.dtype == torch.float32 else None
 
 
-def shared_prompt_logps(
+PROMPT, CHOSEN, REJECTED, PADDING = 0, 1, 2, 3
+"""What each position of a packed row holds."""
+
+
+def packed_pair_logps(
     runner: Runner, prompts: list[list[int]], completions: list[tuple[list[int], list[int]]], pad_token_id: int
 ) -> list[tuple[float, float]]:
     """Summed log-probs of each (chosen, rejected) completion, its prompt computed once.
 
-    Prompts are left-padded, so every prompt's last token sits in the last column and the
-    continuations follow it directly; positions count real tokens only and the attention mask
-    spans prompt and continuation, so each row sees exactly what it would see alone. Row 2i
-    continues pair i with its chosen, row 2i+1 with its rejected completion.
+    Each pair is one right-padded row: prompt, chosen, rejected. A chosen token attends to the
+    prompt and the chosen tokens before it; a rejected token to the prompt and the rejected tokens
+    before it, never to the chosen ones, and its positions count on from the prompt's end. So each
+    completion sees exactly what it would see after its prompt alone; a padding position sees only
+    itself (no row of the mask is empty). Token k of a completion is predicted at the position
+    before it: the prompt's last position for k = 0, for both completions.
     """
     assert runner.decoder is not None and all(prompts)  # the probe calls this before `share_prompt` is set
-    device, pairs = runner.device, len(prompts)
-    width = max(len(p) for p in prompts)
-    input_ids = torch.full((pairs, width), pad_token_id, dtype=torch.long)  # (B, Tp)
-    attention_mask = torch.zeros_like(input_ids)  # (B, Tp)
-    for row, ids in enumerate(prompts):
-        input_ids[row, width - len(ids) :] = torch.tensor(ids)
-        attention_mask[row, width - len(ids) :] = 1
-    position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # (B, Tp)
-    prompt = runner.decoder(
+    pairs = len(prompts)
+    width = max(len(p) + len(c) + len(r) for p, (c, r) in zip(prompts, completions, strict=True))
+    input_ids = torch.full((pairs, width), pad_token_id, dtype=torch.long)  # (B, W)
+    position_ids = torch.zeros_like(input_ids)  # (B, W)
+    segment = torch.full_like(input_ids, PADDING)  # (B, W)
+    rows: list[int] = []
+    columns: list[int] = []
+    targets: list[int] = []
+    owners: list[int] = []  # 2i: pair i's chosen, 2i+1: its rejected
+    for row, (prompt, (chosen, rejected)) in enumerate(zip(prompts, completions, strict=True)):
+        p, c, r = len(prompt), len(chosen), len(rejected)
+        input_ids[row, : p + c + r] = torch.tensor(prompt + chosen + rejected)
+        position_ids[row, : p + c] = torch.arange(p + c)
+        position_ids[row, p + c : p + c + r] = torch.arange(p, p + r)
+        segment[row, :p], segment[row, p : p + c], segment[row, p + c : p + c + r] = PROMPT, CHOSEN, REJECTED
+        rows += [row] * (c + r)
+        columns += [p - 1 + k for k in range(c)] + [p - 1 if k == 0 else p + c + k - 1 for k in range(r)]
+        targets += chosen + rejected
+        owners += [2 * row] * c + [2 * row + 1] * r
+    query, key = segment[:, :, None], segment[:, None, :]  # (B, W, 1), (B, 1, W)
+    allowed = torch.ones(width, width, dtype=torch.bool).tril() & ((key == PROMPT) | (key == query))  # (B, W, W)
+    allowed &= query != PADDING
+    allowed |= torch.eye(width, dtype=torch.bool)
+    mask = allowed.unsqueeze(1)  # (B, 1, W, W)
+    if runner.additive_mask:
+        dtype = runner.autocast or runner.model.dtype
+        mask = torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
+    device = runner.device
+    hidden = runner.decoder(
         input_ids=input_ids.to(device),
-        attention_mask=attention_mask.to(device),
+        attention_mask=mask.to(device),
         position_ids=position_ids.to(device),
-        use_cache=True,
-    )
-    rows = [c for pair in completions for c in pair]  # 2B completions, interleaved
-    # The prompt's last hidden state predicts each completion's first token...
-    scored_rows = [torch.tensor([row for row, c in enumerate(rows) if c], dtype=torch.long, device=device)]
-    hidden = [prompt.last_hidden_state[:, -1].repeat_interleave(2, dim=0)[scored_rows[0]]]  # (N0, H)
-    targets = [torch.tensor([c[0] for c in rows if c], dtype=torch.long, device=device)]
-    rest = max(len(c) - 1 for c in rows)
-    if rest > 0:  # ...and a pass over the completions, continuing from the prompts' cache, the others.
-        cache = prompt.past_key_values
-        cache.batch_repeat_interleave(2)  # (2B, heads, Tp, d) per layer
-        inputs = torch.full((len(rows), rest), pad_token_id, dtype=torch.long)  # (2B, Tc)
-        following = torch.full_like(inputs, pad_token_id)  # (2B, Tc): the token each position predicts
-        mask = torch.zeros_like(inputs)  # (2B, Tc)
-        for row, ids in enumerate(rows):
-            if len(ids) > 1:
-                n = len(ids) - 1
-                inputs[row, :n], following[row, :n], mask[row, :n] = torch.tensor(ids[:-1]), torch.tensor(ids[1:]), 1
-        lengths = attention_mask.sum(dim=-1).repeat_interleave(2)  # (2B,)
-        continued = runner.decoder(
-            input_ids=inputs.to(device),
-            attention_mask=torch.cat([attention_mask.repeat_interleave(2, dim=0), mask], dim=-1).to(device),
-            position_ids=(lengths.unsqueeze(-1) + torch.arange(rest)).to(device),  # (2B, Tc)
-            past_key_values=cache,
-            use_cache=True,
-        ).last_hidden_state  # (2B, Tc, H)
-        at_row, at_col = (index.to(device) for index in mask.nonzero(as_tuple=True))
-        scored_rows.append(at_row)
-        hidden.append(continued[at_row, at_col])  # (N1, H)
-        targets.append(following.to(device)[at_row, at_col])
-    # One head pass over every scored position of the batch: fewer, fuller matrix products.
-    logps = token_logps(runner, torch.cat(hidden), torch.cat(targets))  # (N0 + N1,)
-    sums = torch.zeros(len(rows), dtype=torch.float64, device=device)  # (2B,)
-    sums.index_add_(0, torch.cat(scored_rows), logps.double())
+        use_cache=False,
+    ).last_hidden_state  # (B, W, H)
+    at_row, at_column = torch.tensor(rows, device=device), torch.tensor(columns, device=device)
+    logps = token_logps(runner, hidden[at_row, at_column], torch.tensor(targets, device=device))  # (N,)
+    sums = torch.zeros(2 * pairs, dtype=torch.float64, device=device)  # (2B,)
+    sums.index_add_(0, torch.tensor(owners, device=device), logps.double())
     values = sums.cpu().tolist()
     return [(values[2 * i], values[2 * i + 1]) for i in range(pairs)]
 

@@ -33,7 +33,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from evalkit.batching import PairShape, plan_batches, process_rank, share_out
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
-from evalkit.logps import Runner, ScoringDtype, prepare, shared_prompt_logps, whole_sequence_logps
+from evalkit.logps import Runner, ScoringDtype, packed_pair_logps, prepare, whole_sequence_logps
 from evalkit.results import PairScore
 
 
@@ -162,8 +162,8 @@ def score_pairs(
     """Summed completion log-probs of every pair under `model`, in the order of `pairs`.
 
     Pairs are sorted by length and batched `batch_size` pairs at a time, or by `token_budget`
-    tokens (padding included) when one is given. With `share_prompt`, each prompt runs once and
-    both completions continue from its KV cache (where the model allows; see `evalkit.logps`);
+    tokens (padding included) when one is given. With `share_prompt`, each pair runs as one row, its
+    prompt once and both completions after it (where the model allows; see `evalkit.logps`);
     otherwise whole sequences are padded on `padding_side`. Every pair's numbers depend on its own
     tokens only (causal attention, padding masked, positions counted from each sequence's first
     real token), so they do not change with the batching, the padding side, prompt sharing or the
@@ -174,13 +174,14 @@ def score_pairs(
     model.eval()
     if not pairs:
         return []
-    runner = prepare(model, pairs[0].prompt_ids + pairs[0].chosen_ids, share_prompt, dtype)
     shapes = [
         PairShape(
             len(p.prompt_ids), *(min(len(c), max_length - len(p.prompt_ids)) for c in (p.chosen_ids, p.rejected_ids))
         )
         for p in pairs
     ]
+    longest_row = max(s.prompt + s.chosen + s.rejected for s in shapes)
+    runner = prepare(model, pairs[0].prompt_ids + pairs[0].chosen_ids, share_prompt, dtype, longest_row)
     batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)
     rank, world = process_rank()
     with progress_bar() as bar:
@@ -208,7 +209,7 @@ def _score_batch(
     truncated = [len(p.chosen_ids) > r or len(p.rejected_ids) > r for p, r in zip(batch, room, strict=True)]
     prompts = [p.prompt_ids for p in batch]
     if runner.share_prompt and all(prompts):
-        sums = shared_prompt_logps(runner, prompts, completions, pad_token_id)
+        sums = packed_pair_logps(runner, prompts, completions, pad_token_id)
         counts = [(len(c), len(r)) for c, r in completions]
     else:  # whole sequences: chosen rows, then rejected rows
         sequences = [p + c for p, (c, _) in zip(prompts, completions, strict=True)]

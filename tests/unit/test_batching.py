@@ -10,16 +10,18 @@ SHAPES = [
 
 def test_padded_tokens_counts_what_each_layout_runs() -> None:
     batch = [PairShape(10, 3, 4), PairShape(6, 5, 1)]
-    # Shared prompt: 2 prompts padded to 10, then 4 completions padded to 5.
-    assert padded_tokens(batch, share_prompt=True) == 2 * 10 + 2 * 2 * 5
-    # Whole sequences: 4 rows padded to the longest prompt+completion, 6 + 5 = 11.
+    # Shared prompt: 2 rows of prompt, chosen and rejected, padded to the longer, 10 + 3 + 4 = 17.
+    assert padded_tokens(batch, share_prompt=True) == 2 * 17
+    # Whole sequences: 4 rows padded to the longest prompt+completion, 10 + 4 = 14.
     assert padded_tokens(batch, share_prompt=False) == 4 * 14
+    assert padded_tokens([], share_prompt=True) == 0
 
 
 def test_batches_are_longest_first_and_cover_every_pair_once() -> None:
-    batches = plan_batches(SHAPES, batch_size=2, token_budget=None, share_prompt=True)
     # Prompt + longer completion: 14, 55, 14, 38, 15. Longest first; the two 14s by index, last first.
-    assert batches == [[1, 3], [4, 2], [0]]
+    assert plan_batches(SHAPES, batch_size=2, token_budget=None, share_prompt=False) == [[1, 3], [4, 2], [0]]
+    # Prompt + both completions: 17, 56, 16, 44, 18.
+    assert plan_batches(SHAPES, batch_size=2, token_budget=None, share_prompt=True) == [[1, 3], [4, 0], [2]]
 
 
 @pytest.mark.parametrize("share_prompt", [True, False])

@@ -3,11 +3,18 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import (
+    LlamaConfig,
+    LlamaForCausalLM,
+    MistralConfig,
+    MistralForCausalLM,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+)
 
 from evalkit import logps
 from evalkit.data import PreferencePair
-from evalkit.logps import prepare
+from evalkit.logps import attention_window, packed_pair_logps, prepare
 from evalkit.scoring import (
     CompletionLogps,
     TokenizedPair,
@@ -17,6 +24,7 @@ from evalkit.scoring import (
     score_pairs,
     tokenize_pair,
 )
+from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs
 
 PAD = 0
@@ -302,8 +310,8 @@ def test_doubled_bos_is_flagged(tiny_tokenizer: PreTrainedTokenizerFast) -> None
     assert tokenize_pair(PreferencePair("b", "<s>Hello", " there", " you"), tiny_tokenizer).doubled_bos
 
 
-class WithoutCache(torch.nn.Module):
-    """A model whose decoder cannot continue from a KV cache."""
+class CausalMaskOnly(torch.nn.Module):
+    """A model whose decoder ignores a custom 4D attention mask and attends causally over the whole row."""
 
     def __init__(self, model: LlamaForCausalLM) -> None:
         super().__init__()
@@ -314,10 +322,10 @@ class WithoutCache(torch.nn.Module):
         inner = self.inner.get_decoder()
 
         class Decoder(torch.nn.Module):
-            def forward(self, past_key_values: object = None, use_cache: bool = False, **inputs: object) -> object:
-                if past_key_values is not None or use_cache:
-                    raise TypeError("no cache here")
-                return inner(**inputs, use_cache=False)
+            def forward(self, attention_mask: torch.Tensor, **inputs: object) -> object:
+                if attention_mask.dim() == 4:
+                    attention_mask = torch.ones(attention_mask.shape[0], attention_mask.shape[-1], dtype=torch.long)
+                return inner(attention_mask=attention_mask, **inputs)
 
         return Decoder()
 
@@ -328,10 +336,11 @@ class WithoutCache(torch.nn.Module):
         return self.inner(**inputs)
 
 
-def test_a_model_that_cannot_continue_from_a_cache_scores_whole_sequences(
+def test_a_model_that_ignores_the_pair_mask_scores_whole_sequences(
     tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
 ) -> None:
-    model = WithoutCache(tiny_model)
+    """Packed into one row, its rejected answer would see the chosen one: the probe notices and packs nothing."""
+    model = CausalMaskOnly(tiny_model)
     with torch.inference_mode():
         runner = prepare(model, world_pairs[0].prompt_ids + world_pairs[0].chosen_ids, True, "float32")
     assert runner.decoder is not None and not runner.share_prompt  # still the selective log-softmax
@@ -340,3 +349,69 @@ def test_a_model_that_cannot_continue_from_a_cache_scores_whole_sequences(
         score_pairs(FullLogitsOnly(tiny_model), world_pairs, 1024, 8, pad, "t"),
         score_pairs(model, world_pairs, 1024, 8, pad, "t"),
     )
+
+
+def test_eager_attention_packs_pairs_with_an_additive_mask(
+    tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    torch.manual_seed(0)
+    model = build_model(tiny_tokenizer, hidden_size=32, num_layers=2).eval()
+    model.set_attn_implementation("eager")
+    with torch.inference_mode():
+        runner = prepare(model, world_pairs[0].prompt_ids + world_pairs[0].chosen_ids, True, "float32")
+    assert runner.share_prompt and runner.additive_mask
+    pad = tiny_tokenizer.pad_token_id
+    assert_same(
+        score_pairs(FullLogitsOnly(model), world_pairs, 1024, 8, pad, "t"),
+        score_pairs(model, world_pairs, 1024, 8, pad, "t"),
+    )
+
+
+def test_sliding_window_attention_shorter_than_a_pair_is_never_packed(
+    tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    """A window of 8 tokens passes the probe (8 tokens), but packed into one row of a longer pair, a rejected
+    token would lose sight of the prompt behind the chosen answer: such pairs are scored whole."""
+    torch.manual_seed(0)
+    config = MistralConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=8,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+    )
+    model = MistralForCausalLM(config).eval()
+    pad = tiny_tokenizer.pad_token_id
+    whole = score_pairs(FullLogitsOnly(model), world_pairs, 1024, 8, pad, "t")
+    longest = max(len(p.prompt_ids) + len(p.chosen_ids) + len(p.rejected_ids) for p in world_pairs)
+    sample = world_pairs[0].prompt_ids + world_pairs[0].chosen_ids
+    with torch.inference_mode():
+        assert not prepare(model, sample, True, "float32", longest).share_prompt
+        packed = prepare(model, sample, True, "float32", 8)  # rows within the window may be packed
+        assert packed.share_prompt
+        forced = packed_pair_logps(
+            packed, [p.prompt_ids for p in world_pairs], [(p.chosen_ids, p.rejected_ids) for p in world_pairs], pad
+        )
+    assert max(abs(c - w.chosen) + abs(r - w.rejected) for (c, r), w in zip(forced, whole, strict=True)) > 1e-3
+    assert_same(whole, score_pairs(model, world_pairs, 1024, 8, pad, "t"))
+
+
+@pytest.mark.parametrize(
+    ("config", "window"),
+    [
+        (LlamaConfig(), None),
+        (MistralConfig(sliding_window=4096), 4096),
+        (MistralConfig(sliding_window=None), None),
+        (Qwen2Config(use_sliding_window=False, sliding_window=4096), None),
+        (Qwen2Config(use_sliding_window=True, sliding_window=512, max_window_layers=0, num_hidden_layers=2), 512),
+        (SimpleNamespace(layer_types=["full_attention", "full_attention"], sliding_window=512), None),
+        (SimpleNamespace(layer_types=["sliding_attention", "full_attention"], sliding_window=512), 512),
+        (SimpleNamespace(layer_types=["chunked_attention", "full_attention"], attention_chunk_size=8192), 8192),
+        (SimpleNamespace(layer_types=["linear_attention", "full_attention"]), 0),
+    ],
+)
+def test_attention_window_is_read_from_the_config(config: object, window: int | None) -> None:
+    assert attention_window(config) == window
