@@ -103,6 +103,29 @@ def share_out(units: Sequence[T], compute: Callable[[T], R]) -> list[R]:
     return gather_in_order(local, len(units))
 
 
+def every_process(flag: bool) -> bool:
+    """True in every process when `flag` is true in every process: a choice all processes must share."""
+    _, world = process_rank()
+    if world == 1:
+        return flag
+    from accelerate.utils import gather_object
+
+    return all(gather_object([flag]))
+
+
+def from_main(compute: Callable[[], T]) -> T:
+    """`compute()` run by the main process only, its result handed to every process: for what could differ
+    between processes (a file another process or run writes meanwhile) but decides what they all do next."""
+    rank, world = process_rank()
+    if world == 1:
+        return compute()
+    from accelerate.utils import broadcast_object_list
+
+    box = [compute() if rank == 0 else None]
+    broadcast_object_list(box, from_process=0)
+    return box[0]  # type: ignore[return-value]  # the main process's result, in every process
+
+
 def gather_in_order(local: list[tuple[int, T]], total: int) -> list[T]:
     """Every process's (index, result) items, as one list in index order (the same on every process)."""
     _, world = process_rank()

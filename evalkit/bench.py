@@ -22,7 +22,7 @@ from rich.table import Table
 from transformers import PreTrainedModel
 
 from evalkit import __version__
-from evalkit.batching import share_out, start_processes
+from evalkit.batching import from_main, share_out, start_processes
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
 from evalkit.config import (
     REWARD_METRICS,
@@ -549,7 +549,8 @@ def _score_dataset(
     ids = hashlib.sha256(json.dumps([t.id for t in scorable]).encode()).hexdigest()
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}"
     store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    stored = store.load(store_key) if store is not None else None
+    # The main process looks, so that every process takes the same branch (their collectives stay paired).
+    stored = from_main(lambda: store.load(store_key)) if store is not None else None
     if stored is not None:
         console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
         rows, audit = stored
@@ -607,7 +608,7 @@ def _cached_reference(
     directory = suite.scoring.reference_cache
     disk = ReferenceCache(directory) if directory is not None else None
     disk_key = reference_key(reference, tokens_key, suite.scoring.dtype) if disk is not None else None
-    logps = disk.load(disk_key) if disk is not None and disk_key is not None else None
+    logps = from_main(lambda: disk.load(disk_key)) if disk is not None and disk_key is not None else None
     if logps is not None:
         console.print(f"[dim]reference log-probs of {reference.spec.name} from the cache in {directory}[/dim]")
     else:

@@ -36,6 +36,7 @@ from evalkit.views import (
     format_p,
     metric_title,
     read_pairs,
+    records_every_scoring_setting,
     scoring_settings,
 )
 
@@ -158,7 +159,8 @@ def _notes(baseline: RunResult, candidate: RunResult) -> list[str]:
             f"max_length differs ({baseline.scoring.max_length} and {candidate.scoring.max_length}):"
             " long completions were cut at different points, so their log-probs cover different tokens."
         )
-    if baseline.scoring.dtype != candidate.scoring.dtype:
+    both_recorded = records_every_scoring_setting(baseline) and records_every_scoring_setting(candidate)
+    if both_recorded and baseline.scoring.dtype != candidate.scoring.dtype:
         notes.append(
             f"Scoring dtype differs ({baseline.scoring.dtype} and {candidate.scoring.dtype}):"
             " log-probs differ by ~1e-2 from the arithmetic alone."

@@ -59,11 +59,19 @@ class Runner:
                 yield
 
 
-def prepare(model: Any, sample: Sequence[int], share_prompt: bool, dtype: ScoringDtype, longest_row: int = 0) -> Runner:
+PairTokens = tuple[list[int], list[int], list[int]]
+"""Token ids of a prompt, its chosen and its rejected completion."""
+
+
+def prepare(
+    model: Any, sample: Sequence[int], share_prompt: bool, dtype: ScoringDtype, longest: PairTokens | None = None
+) -> Runner:
     """Probe `model` on the first tokens of `sample` for the fastest way that gives its own numbers.
 
-    `longest_row`: the longest prompt + chosen + rejected to be scored; prompts are shared only when
-    every layer attends over at least that many tokens.
+    `longest`: the pair with the longest prompt + chosen + rejected to be scored. Prompts are shared
+    only when every layer attends over at least that many tokens and the packed row of that pair
+    gives the numbers of its whole sequences (effects that show only past some length, such as a
+    window the config does not name or position scaling, cannot hide in the short probe).
     """
     device = model.device
     ids = torch.tensor([list(sample[:PROBE_TOKENS])], device=device)  # (1, T)
@@ -78,29 +86,46 @@ def prepare(model: Any, sample: Sequence[int], share_prompt: bool, dtype: Scorin
     if not _close(head(hidden).float().log_softmax(-1), expected, tolerance):
         return plain  # the model's logits are more than its head applied to the last hidden state
     selective = Runner(model, device, decoder, head, full.shape[-1], False, plain.autocast)
-    window = attention_window(getattr(model, "config", None))
+    config = getattr(model, "config", None)
+    window = attention_window(config)
+    longest_row = sum(map(len, longest)) if longest is not None else 0
     if not share_prompt or (window is not None and window < longest_row):
         return selective
-    attention = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    attention = getattr(config, "_attn_implementation", None)
     packed = dataclasses.replace(selective, share_prompt=True, additive_mask=attention != "sdpa")
-    return packed if _packs_pairs(packed, ids, expected, tolerance) else selective
+    if not _packs_pairs(packed, ids, expected, tolerance):
+        return selective
+    if longest is not None and not _packs_like_whole_sequences(packed, selective, longest, tolerance):
+        return selective
+    return packed
 
 
 def attention_window(config: Any) -> int | None:
     """The fewest past tokens any layer attends over; None when every layer sees the whole sequence.
 
-    `layer_types` names each layer's attention where a config has it; `use_sliding_window: false`
-    (Qwen2) turns a configured window off; any other restricted layer kind counts as a window of 0.
+    Read from the text decoder's config (a multimodal model keeps it in `text_config`). `layer_types`
+    names each layer's attention where a config has it; `use_sliding_window: false` (Qwen2) turns a
+    configured window off. Otherwise any positive whole number the config names a window or a chunk
+    (`sliding_window`, `attention_chunk_size`, GPT-Neo's `window_size`, ...) counts: guessing a
+    window where there is none only costs speed, missing one would cost correct numbers. Any other
+    restricted layer kind counts as a window of 0.
     """
     if config is None:
-        return None  # no config to read: the probe alone decides
+        return None  # no config to read: the probes alone decide
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config(decoder=True)
     layer_types = getattr(config, "layer_types", None)
     if layer_types is not None and all(kind == "full_attention" for kind in layer_types):
         return None
     if getattr(config, "use_sliding_window", True) is False:
         return None
-    windows = [getattr(config, name, None) for name in ("sliding_window", "attention_chunk_size")]
-    sizes = [w for w in windows if isinstance(w, int) and w > 0]
+    names = config.to_dict() if hasattr(config, "to_dict") else vars(config)
+    sizes = [
+        value
+        for name, value in names.items()
+        if ("window" in name or "chunk" in name) and not ("layers" in name or "pattern" in name)  # not token counts
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0
+    ]
     if sizes:
         return min(sizes)
     return 0 if layer_types is not None else None
@@ -124,7 +149,8 @@ def _packs_pairs(runner: Runner, ids: torch.Tensor, expected: torch.Tensor, tole
         return False
     split = len(tokens) // 2
     prompts = [tokens[:split], tokens[: split + 1]]
-    completions = [(tokens[split:], tokens[split:-1]), (tokens[split + 1 :], tokens[split + 1 :])]
+    # Rows of 2T - split - 1 and 2T - split - 2 tokens: the second is padded.
+    completions = [(tokens[split:], tokens[split:-1]), (tokens[split + 1 :], tokens[split + 1 : -1])]
     try:
         got = packed_pair_logps(runner, prompts, completions, pad_token_id=tokens[0])
     except Exception:  # a model that takes no custom attention mask: score whole sequences instead
@@ -132,12 +158,28 @@ def _packs_pairs(runner: Runner, ids: torch.Tensor, expected: torch.Tensor, tole
     picked = expected[0, :-1].gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)  # (T-1,): log p(token t+1)
     wanted = [
         (float(picked[split - 1 :].sum()), float(picked[split - 1 : -1].sum())),
-        (float(picked[split:].sum()), float(picked[split:].sum())),
+        (float(picked[split:].sum()), float(picked[split:-1].sum())),
     ]
     return all(
         abs(g - w) <= tolerance * len(tokens)
         for pair, want in zip(got, wanted, strict=True)
         for g, w in zip(pair, want, strict=True)
+    )
+
+
+def _packs_like_whole_sequences(packed: Runner, whole: Runner, pair: PairTokens, tolerance: float) -> bool:
+    """Whether the packed row of `pair` gives the numbers of its two whole sequences (the selective path)."""
+    prompt, chosen, rejected = pair
+    if not prompt or not chosen or not rejected:
+        return True  # a batch with such a pair scores whole sequences anyway
+    try:
+        got = packed_pair_logps(packed, [prompt], [(chosen, rejected)], pad_token_id=prompt[0])[0]
+    except Exception:
+        return False
+    sequences = [prompt + chosen, prompt + rejected]
+    wanted, _ = whole_sequence_logps(whole, sequences, [len(prompt)] * 2, max(map(len, sequences)), prompt[0], "right")
+    return all(
+        abs(g - w) <= tolerance * len(prompt + c) for g, w, c in zip(got, wanted, (chosen, rejected), strict=True)
     )
 
 
@@ -225,20 +267,18 @@ def packed_pair_logps(
         columns += [p - 1 + k for k in range(c)] + [p - 1 if k == 0 else p + c + k - 1 for k in range(r)]
         targets += chosen + rejected
         owners += [2 * row] * c + [2 * row + 1] * r
+    device = runner.device
+    segment = segment.to(device)
     query, key = segment[:, :, None], segment[:, None, :]  # (B, W, 1), (B, 1, W)
-    allowed = torch.ones(width, width, dtype=torch.bool).tril() & ((key == PROMPT) | (key == query))  # (B, W, W)
-    allowed &= query != PADDING
-    allowed |= torch.eye(width, dtype=torch.bool)
+    causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()  # (W, W)
+    allowed = causal & ((key == PROMPT) | (key == query)) & (query != PADDING)  # (B, W, W)
+    allowed |= torch.eye(width, dtype=torch.bool, device=device)
     mask = allowed.unsqueeze(1)  # (B, 1, W, W)
     if runner.additive_mask:
         dtype = runner.autocast or runner.model.dtype
-        mask = torch.zeros(mask.shape, dtype=dtype).masked_fill_(~mask, torch.finfo(dtype).min)
-    device = runner.device
+        mask = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill_(~mask, torch.finfo(dtype).min)
     hidden = runner.decoder(
-        input_ids=input_ids.to(device),
-        attention_mask=mask.to(device),
-        position_ids=position_ids.to(device),
-        use_cache=False,
+        input_ids=input_ids.to(device), attention_mask=mask, position_ids=position_ids.to(device), use_cache=False
     ).last_hidden_state  # (B, W, H)
     at_row, at_column = torch.tensor(rows, device=device), torch.tensor(columns, device=device)
     logps = token_logps(runner, hidden[at_row, at_column], torch.tensor(targets, device=device))  # (N,)

@@ -24,13 +24,13 @@ of it changes the numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.batching import PairShape, plan_batches, process_rank, share_out
+from evalkit.batching import PairShape, every_process, plan_batches, process_rank, share_out
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.logps import Runner, ScoringDtype, packed_pair_logps, prepare, whole_sequence_logps
@@ -180,8 +180,15 @@ def score_pairs(
         )
         for p in pairs
     ]
-    longest_row = max(s.prompt + s.chosen + s.rejected for s in shapes)
-    runner = prepare(model, pairs[0].prompt_ids + pairs[0].chosen_ids, share_prompt, dtype, longest_row)
+    widest = max(range(len(pairs)), key=lambda i: (shapes[i].prompt + shapes[i].chosen + shapes[i].rejected, -i))
+    longest = (
+        pairs[widest].prompt_ids,
+        pairs[widest].chosen_ids[: shapes[widest].chosen],
+        pairs[widest].rejected_ids[: shapes[widest].rejected],
+    )
+    runner = prepare(model, pairs[0].prompt_ids + pairs[0].chosen_ids, share_prompt, dtype, longest)
+    # One batch plan for all processes: rows are packed only where every process's probes allow it.
+    runner = replace(runner, share_prompt=every_process(runner.share_prompt))
     batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)
     rank, world = process_rank()
     with progress_bar() as bar:

@@ -265,7 +265,7 @@ def displacement_table(found: dict[tuple[str, str, str], Metric], models: list[s
 def scoring_settings(result: RunResult) -> str:
     """How the pairs were scored, in one line: what the numbers depend on first, then how they were run."""
     scoring = result.scoring
-    if _minor(result.schema_version) < 3:  # the results file predates the other settings
+    if not records_every_scoring_setting(result):
         recorded = f"β {scoring.beta}, max_length {scoring.max_length}, batch size {scoring.batch_size}"
         return f"{recorded} (the rest not recorded)"
     batching = f"token budget {scoring.token_budget}" if scoring.token_budget else f"batch size {scoring.batch_size}"
@@ -274,7 +274,7 @@ def scoring_settings(result: RunResult) -> str:
         f"max_length {scoring.max_length}",
         f"{scoring.dtype}" + (" (log-probs within ~1e-2 of float32)" if scoring.dtype != "float32" else ""),
         batching,
-        "prompts computed once per pair" if scoring.share_prompt else "whole sequences",
+        "prompt sharing on" if scoring.share_prompt else "prompt sharing off",
         f"reference cache {scoring.reference_cache}" if scoring.reference_cache else "no reference cache",
     ]
     processes = result.environment.processes
@@ -283,9 +283,10 @@ def scoring_settings(result: RunResult) -> str:
     return ", ".join(parts)
 
 
-def _minor(schema_version: str) -> int:
-    parts = schema_version.split(".")
-    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+def records_every_scoring_setting(result: RunResult) -> bool:
+    """False for results written before schema 1.3, which recorded β, max_length and batch size only."""
+    major, _, minor = result.schema_version.partition(".")
+    return (int(major), int(minor)) >= (1, 3) if major.isdigit() and minor.isdigit() else False
 
 
 def metric_title(metric: str, higher_is_better: bool | None) -> str:

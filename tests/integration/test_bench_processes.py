@@ -53,3 +53,11 @@ def test_two_processes_bench_exactly_what_one_process_benches(
     results = json.loads((tmp_path / "two" / "results.json").read_text())
     assert len(results["generation"]["samples"]) == 2 * len(results["generation"]["prompts"])
     assert len(results["generation"]["drift"]) == 1
+
+    # Again: the main process finds the stored scores and hands them to the other, so both skip scoring alike.
+    again = bench(torchrun, tmp_path / "two")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("reusing the scores of") == 2  # base and aligned, said once
+    assert normalised(tmp_path / "two" / "results.json", tmp_path / "two") == normalised(
+        tmp_path / "one" / "results.json", tmp_path / "one"
+    )

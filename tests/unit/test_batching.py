@@ -1,6 +1,15 @@
 import pytest
 
-from evalkit.batching import PairShape, gather_in_order, padded_tokens, plan_batches, process_rank, share_out
+from evalkit.batching import (
+    PairShape,
+    every_process,
+    from_main,
+    gather_in_order,
+    padded_tokens,
+    plan_batches,
+    process_rank,
+    share_out,
+)
 
 SHAPES = [
     PairShape(prompt, chosen, rejected)
@@ -51,3 +60,8 @@ def test_one_process_computes_every_unit_once_in_order() -> None:
 
     assert share_out([3, 1, 2], square) == [9, 1, 4]
     assert computed == [3, 1, 2]
+
+
+def test_one_process_decides_alone() -> None:
+    assert every_process(True) and not every_process(False)
+    assert from_main(lambda: [1, 2]) == [1, 2]

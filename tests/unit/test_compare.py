@@ -118,3 +118,11 @@ def test_runs_scored_differently_say_so() -> None:
     text = render_comparison_markdown(comparison)
     assert "| scoring | β 0.1, max_length 1024, float32," in text
     assert "β 0.1, max_length 512, bfloat16 (log-probs within ~1e-2 of float32)," in text
+
+
+def test_a_file_that_did_not_record_the_dtype_is_not_said_to_differ() -> None:
+    old = golden()  # schema 1.2: dtype not recorded, read as the default
+    bfloat16 = old.model_copy(
+        update={"schema_version": "1.3", "scoring": old.scoring.model_copy(update={"dtype": "bfloat16"})}
+    )
+    assert compare_runs(old, bfloat16).notes == []

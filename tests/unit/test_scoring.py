@@ -368,7 +368,7 @@ def test_eager_attention_packs_pairs_with_an_additive_mask(
 
 
 def test_sliding_window_attention_shorter_than_a_pair_is_never_packed(
-    tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+    tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A window of 8 tokens passes the probe (8 tokens), but packed into one row of a longer pair, a rejected
     token would lose sight of the prompt behind the chosen answer: such pairs are scored whole."""
@@ -386,16 +386,24 @@ def test_sliding_window_attention_shorter_than_a_pair_is_never_packed(
     model = MistralForCausalLM(config).eval()
     pad = tiny_tokenizer.pad_token_id
     whole = score_pairs(FullLogitsOnly(model), world_pairs, 1024, 8, pad, "t")
-    longest = max(len(p.prompt_ids) + len(p.chosen_ids) + len(p.rejected_ids) for p in world_pairs)
+    widest = max(world_pairs, key=lambda p: len(p.prompt_ids) + len(p.chosen_ids) + len(p.rejected_ids))
+    longest = (widest.prompt_ids, widest.chosen_ids, widest.rejected_ids)
     sample = world_pairs[0].prompt_ids + world_pairs[0].chosen_ids
     with torch.inference_mode():
         assert not prepare(model, sample, True, "float32", longest).share_prompt
-        packed = prepare(model, sample, True, "float32", 8)  # rows within the window may be packed
+        short = (sample[:3], sample[3:6], sample[6:8])  # rows within the window may be packed
+        packed = prepare(model, sample, True, "float32", short)
         assert packed.share_prompt
         forced = packed_pair_logps(
             packed, [p.prompt_ids for p in world_pairs], [(p.chosen_ids, p.rejected_ids) for p in world_pairs], pad
         )
     assert max(abs(c - w.chosen) + abs(r - w.rejected) for (c, r), w in zip(forced, whole, strict=True)) > 1e-3
+    assert_same(whole, score_pairs(model, world_pairs, 1024, 8, pad, "t"))
+
+    # A window the config does not name: the longest pair, packed and whole, tells.
+    monkeypatch.setattr(logps, "attention_window", lambda config: None)
+    with torch.inference_mode():
+        assert not prepare(model, sample, True, "float32", longest).share_prompt
     assert_same(whole, score_pairs(model, world_pairs, 1024, 8, pad, "t"))
 
 
@@ -415,3 +423,10 @@ def test_sliding_window_attention_shorter_than_a_pair_is_never_packed(
 )
 def test_attention_window_is_read_from_the_config(config: object, window: int | None) -> None:
     assert attention_window(config) == window
+
+
+def test_multimodal_and_gpt_neo_configs_name_their_windows() -> None:
+    from transformers import Gemma3Config, GPTNeoConfig
+
+    assert attention_window(Gemma3Config()) == Gemma3Config().text_config.sliding_window  # in its text config
+    assert attention_window(GPTNeoConfig(window_size=256)) == 256  # local layers

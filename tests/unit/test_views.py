@@ -69,7 +69,7 @@ def test_scoring_settings_name_what_the_numbers_depend_on_then_how_they_were_run
     assert scoring_settings(old) == "β 0.1, max_length 1024, batch size 16 (the rest not recorded)"
     result = old.model_copy(update={"schema_version": "1.3"})
     assert scoring_settings(result) == (
-        "β 0.1, max_length 1024, float32, batch size 16, prompts computed once per pair, no reference cache"
+        "β 0.1, max_length 1024, float32, batch size 16, prompt sharing on, no reference cache"
     )
     scoring = result.scoring.model_copy(
         update={"token_budget": 4096, "share_prompt": False, "dtype": "bfloat16", "reference_cache": "cache/ref"}
@@ -79,5 +79,5 @@ def test_scoring_settings_name_what_the_numbers_depend_on_then_how_they_were_run
 
     assert scoring_settings(changed) == (
         "β 0.1, max_length 1024, bfloat16 (log-probs within ~1e-2 of float32), token budget 4096,"
-        " whole sequences, reference cache cache/ref, 2 processes"
+        " prompt sharing off, reference cache cache/ref, 2 processes"
     )
