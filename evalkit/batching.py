@@ -36,11 +36,12 @@ def padded_tokens(shapes: Sequence[PairShape], share_prompt: bool) -> int:
     With a shared prompt: B rows of prompt, chosen and rejected, padded to the longest such row.
     Without: 2·B whole sequences (prompt and one completion), padded to the longest.
     """
-    return _cost(len(shapes), max((_length(s, share_prompt) for s in shapes), default=0), share_prompt)
+    return _cost(len(shapes), max((row_length(s, share_prompt) for s in shapes), default=0), share_prompt)
 
 
-def _length(shape: PairShape, share_prompt: bool) -> int:
-    """Length of the row(s) `shape` takes in a batch."""
+def row_length(shape: PairShape, share_prompt: bool) -> int:
+    """Length of the row(s) `shape` takes in a batch: prompt and both completions with a shared prompt,
+    prompt and the longer completion without."""
     if share_prompt:
         return shape.prompt + shape.chosen + shape.rejected
     return shape.prompt + max(shape.chosen, shape.rejected)
@@ -58,7 +59,7 @@ def plan_batches(
     With `token_budget`, a batch takes pairs while its padded token count stays within the budget
     (a pair over the budget on its own gets a batch to itself); otherwise `batch_size` pairs.
     """
-    lengths = [_length(shape, share_prompt) for shape in shapes]
+    lengths = [row_length(shape, share_prompt) for shape in shapes]
     order = sorted(range(len(shapes)), key=lambda i: (lengths[i], i), reverse=True)
     batches: list[list[int]] = []
     current: list[int] = []

@@ -107,28 +107,24 @@ def generate(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     assert pad is not None, "a tokenizer without EOS or pad token cannot pad a batch"
     label = f"generating with {model_name}" + (f" ({sampling.k} samples per prompt)" if sampling else "")
-    # Greedy: one unit per batch of prompts. Sampling: one per prompt, with its own seed, so samples stay the
-    # same whatever the batch or the other models. Units are shared out between processes (see `share_out`).
-    if sampling is None:
-        units = [list(range(start, min(start + batch_size, len(panel)))) for start in range(0, len(panel), batch_size)]
-    else:
-        units = [[i] for i in range(len(panel))]
+    # Greedy: one unit per batch of prompts. Sampling: one per prompt, k copies of it, with its own seed, so
+    # samples stay the same whatever the batch or the other models. Units are shared out between processes.
+    size, copies = (batch_size, 1) if sampling is None else (1, sampling.k)
+    units = [list(range(start, min(start + size, len(panel)))) for start in range(0, len(panel), size)]
     rank, world = process_rank()
     with progress_bar() as bar:
         task = bar.add_task(label, total=sum(len(unit) for unit in units[rank::world]), status="")
 
         def decode(unit: list[int]) -> list[Sample]:
-            if sampling is None:
-                outputs = _decode_batch(model, [prompts[i] for i in unit], max_new_tokens, pad, eos, None)
-                pairs = zip(unit, outputs, strict=True)
-                done = [_sample(panel[i].id, model_name, 0, ids, tokenizer, eos) for i, ids in pairs]
-            else:
-                (i,) = unit
-                torch.manual_seed(_seed(sampling.seed, i))
-                outputs = _decode_batch(model, [prompts[i]] * sampling.k, max_new_tokens, pad, eos, sampling)
-                done = [_sample(panel[i].id, model_name, j, ids, tokenizer, eos) for j, ids in enumerate(outputs)]
+            if sampling is not None:
+                torch.manual_seed(_seed(sampling.seed, unit[0]))
+            rows = [(i, j) for i in unit for j in range(copies)]  # (prompt, sample index)
+            outputs = _decode_batch(model, [prompts[i] for i, _ in rows], max_new_tokens, pad, eos, sampling)
             bar.update(task, advance=len(unit))
-            return done
+            return [
+                _sample(panel[i].id, model_name, j, ids, tokenizer, eos)
+                for (i, j), ids in zip(rows, outputs, strict=True)
+            ]
 
         return [sample for samples in share_out(units, decode) for sample in samples]
 

@@ -151,20 +151,12 @@ def _packs_pairs(runner: Runner, ids: torch.Tensor, expected: torch.Tensor, tole
     prompts = [tokens[:split], tokens[: split + 1]]
     # Rows of 2T - split - 1 and 2T - split - 2 tokens: the second is padded.
     completions = [(tokens[split:], tokens[split:-1]), (tokens[split + 1 :], tokens[split + 1 : -1])]
-    try:
-        got = packed_pair_logps(runner, prompts, completions, pad_token_id=tokens[0])
-    except Exception:  # a model that takes no custom attention mask: score whole sequences instead
-        return False
     picked = expected[0, :-1].gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)  # (T-1,): log p(token t+1)
     wanted = [
         (float(picked[split - 1 :].sum()), float(picked[split - 1 : -1].sum())),
         (float(picked[split:].sum()), float(picked[split:-1].sum())),
     ]
-    return all(
-        abs(g - w) <= tolerance * len(tokens)
-        for pair, want in zip(got, wanted, strict=True)
-        for g, w in zip(pair, want, strict=True)
-    )
+    return _packed_gives(runner, prompts, completions, wanted, tolerance)
 
 
 def _packs_like_whole_sequences(packed: Runner, whole: Runner, pair: PairTokens, tolerance: float) -> bool:
@@ -172,14 +164,27 @@ def _packs_like_whole_sequences(packed: Runner, whole: Runner, pair: PairTokens,
     prompt, chosen, rejected = pair
     if not prompt or not chosen or not rejected:
         return True  # a batch with such a pair scores whole sequences anyway
-    try:
-        got = packed_pair_logps(packed, [prompt], [(chosen, rejected)], pad_token_id=prompt[0])[0]
-    except Exception:
-        return False
     sequences = [prompt + chosen, prompt + rejected]
     wanted, _ = whole_sequence_logps(whole, sequences, [len(prompt)] * 2, max(map(len, sequences)), prompt[0], "right")
+    return _packed_gives(packed, [prompt], [(chosen, rejected)], [(wanted[0], wanted[1])], tolerance)
+
+
+def _packed_gives(
+    runner: Runner,
+    prompts: list[list[int]],
+    completions: list[tuple[list[int], list[int]]],
+    wanted: list[tuple[float, float]],
+    tolerance: float,
+) -> bool:
+    """Whether `packed_pair_logps` gives `wanted`, within `tolerance` per token of each whole sequence."""
+    try:
+        got = packed_pair_logps(runner, prompts, completions, pad_token_id=prompts[0][0])
+    except Exception:  # a model that takes no custom attention mask: score whole sequences instead
+        return False
     return all(
-        abs(g - w) <= tolerance * len(prompt + c) for g, w, c in zip(got, wanted, (chosen, rejected), strict=True)
+        abs(g - w) <= tolerance * (len(prompt) + len(completion))
+        for prompt, pair, values, targets in zip(prompts, completions, got, wanted, strict=True)
+        for completion, g, w in zip(pair, values, targets, strict=True)
     )
 
 

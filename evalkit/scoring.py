@@ -30,7 +30,7 @@ from typing import Any, Literal, cast
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.batching import PairShape, every_process, plan_batches, process_rank, share_out
+from evalkit.batching import PairShape, every_process, plan_batches, process_rank, row_length, share_out
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.logps import Runner, ScoringDtype, packed_pair_logps, prepare, whole_sequence_logps
@@ -180,7 +180,7 @@ def score_pairs(
         )
         for p in pairs
     ]
-    widest = max(range(len(pairs)), key=lambda i: (shapes[i].prompt + shapes[i].chosen + shapes[i].rejected, -i))
+    widest = max(range(len(pairs)), key=lambda i: (row_length(shapes[i], share_prompt=True), -i))
     longest = (
         pairs[widest].prompt_ids,
         pairs[widest].chosen_ids[: shapes[widest].chosen],
