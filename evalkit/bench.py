@@ -8,6 +8,7 @@ reports. `evalkit score` uses the same `score_suite`.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -44,13 +45,13 @@ from evalkit.generate import (
     PanelPrompt,
     Sample,
     build_panel,
-    completion_logps,
     drift_estimate,
     generate,
     load_callable_judge,
+    per_token_kls,
     summarise,
 )
-from evalkit.metrics import compare_models, compute_metrics, reliability_curves
+from evalkit.metrics import compare_models, compute_metrics, reliability_curves, with_false_discovery_rate
 from evalkit.provenance import environment
 from evalkit.refcache import ReferenceCache, reference_key
 from evalkit.report import summary_table, write_reports
@@ -210,6 +211,7 @@ def run_bench(
         metrics += compute_metrics(name, rows, beta, statistics=statistics)
         comparisons += compare_models(name, rows, beta, statistics=statistics)
         reliability += reliability_curves(name, rows, beta, statistics=statistics)
+    comparisons = with_false_discovery_rate(comparisons)  # one family: every comparison the reports mark
     # The reports show the text of a few flipped pairs; results.json carries exactly those.
     shown = {(name, i) for name, ids in flips_to_show(comparisons, suite.reference).items() for i in ids}
     flip_examples = [
@@ -347,7 +349,10 @@ class ScoreStore:
     def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit] | None:
         stored = self.files.load(key)
         try:
-            return [PairScore(**row) for row in stored["rows"]], TokenizationAudit.model_validate(stored["audit"])
+            rows = [PairScore(**row) for row in stored["rows"]]
+            if any(r.prompt_key is None for r in rows):
+                return None  # stored before prompts were recorded: score again, so pairs can be clustered
+            return rows, TokenizationAudit.model_validate(stored["audit"])
         except (ValueError, KeyError, TypeError):
             return None  # absent or unreadable: score again and overwrite
 
@@ -401,20 +406,15 @@ def _generate(spec: GenerationSpec, panel: list[PanelPrompt], model: LoadedModel
 def _drift(
     suite: Suite, spec: DriftSpec, panel: list[PanelPrompt], policy: LoadedModel, reference: LoadedModel
 ) -> Drift:
-    """Sample from the policy at temperature 1, then score the samples under both models (policy tokens)."""
+    """Sample from the policy's own distribution, then sum the per-token KL to the reference along each sample."""
     assert suite.generation is not None
     sampling = SamplingSpec(k=spec.samples, temperature=1.0, top_p=1.0, seed=spec.seed)
     name, tokenizer, batch = policy.spec.name, policy.tokenizer, suite.scoring.batch_size
-    drawn = generate(policy.model, tokenizer, panel, name, suite.generation.max_new_tokens, 1, sampling)
-    own = completion_logps(policy.model, tokenizer, panel, drawn, batch)
-    if policy.shares_reference:
-        with policy.as_reference() as reference_model:
-            ref = completion_logps(reference_model, tokenizer, panel, drawn, batch)
-    else:
-        ref = completion_logps(reference.model, tokenizer, panel, drawn, batch)
-    ratios = [a - b for a, b in zip(own, ref, strict=True)]
-    prompt_ids = [p.id for p in panel]
-    return drift_estimate(name, reference.spec.name, prompt_ids, drawn, ratios, spec.samples, suite.statistics)
+    max_new_tokens = suite.generation.max_new_tokens
+    drawn = generate(policy.model, tokenizer, panel, name, max_new_tokens, 1, sampling, own_distribution=True)
+    as_reference = policy.as_reference if policy.shares_reference else lambda: contextlib.nullcontext(reference.model)
+    kls = per_token_kls(policy.model, as_reference, tokenizer, panel, drawn, batch)
+    return drift_estimate(name, reference.spec.name, drawn, kls, spec.samples, max_new_tokens, suite.statistics)
 
 
 def _judge_and_summarise(

@@ -9,8 +9,8 @@ differ significantly).
 
 Where both runs' per-pair files are at hand and a model scored the same pair ids of the same
 data (equal dataset fingerprints) in both, its accuracies and margin are also compared pair by
-pair, as within one run: McNemar's exact test for accuracies, a paired t-test for the margin,
-paired bootstrap intervals of Δ.
+pair, as within one run (`evalkit.metrics.paired_test`): Tango's score interval and test for
+accuracies, a paired t interval and test for the margin.
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ def _paired(
     beta_after: float,
     statistics: Statistics,
 ) -> list[PairedDelta]:
-    from evalkit import stats  # scipy: only when a paired comparison is possible
+    from evalkit.metrics import paired_test  # scipy: only when a paired comparison is possible
 
     out = []
     old = {(p.model, p.id): p for p in before}
@@ -192,31 +192,26 @@ def _paired(
             margin_a, margin_b = _margins(a, beta_before), _margins(b, beta_after)
             outcomes.append(("rewards/accuracies", (margin_a > 0).astype(float), (margin_b > 0).astype(float)))
             outcomes.append(("rewards/margins", margin_a, margin_b))
+        prompts = np.array([p.prompt_key for p in b]) if all(p.prompt_key for p in b) else None
         for metric, x, y in outcomes:
-            differences = y - x
-            interval = stats.bootstrap_interval(
-                stats.mean_of(differences),
-                len(differences),
-                statistics.confidence_level,
-                statistics.bootstrap_resamples,
-                statistics.bootstrap_seed,
-            )
+            test = paired_test(metric, y, x, prompts, statistics)
+            interval = test.delta.interval
             accuracy = metric != "rewards/margins"
-            gained, lost = int(np.sum(differences > 0)), int(np.sum(differences < 0))
+            gained, lost = int(np.sum(test.differences > 0)), int(np.sum(test.differences < 0))
             out.append(
                 PairedDelta(
                     dataset=dataset,
                     model=model,
                     metric=metric,
                     higher_is_better=True,
-                    n=len(differences),
+                    n=len(test.differences),
                     baseline=float(x.mean()),
                     candidate=float(y.mean()),
-                    delta=float(differences.mean()),
+                    delta=test.delta.value,
                     ci_low=interval.low if interval else None,
                     ci_high=interval.high if interval else None,
-                    p_value=stats.mcnemar_exact_p(gained, lost) if accuracy else stats.paired_t_p(differences),
-                    test="McNemar exact" if accuracy else "paired t",
+                    p_value=test.p_value,
+                    test=test.name.replace("_", " "),
                     wrong_to_right=gained if accuracy else None,
                     right_to_wrong=lost if accuracy else None,
                 )

@@ -316,26 +316,29 @@ GateRuleKind = Literal["absolute", "superiority", "non_inferiority", "drift_budg
 
 _RULE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # kind: (required keys, allowed optional keys) besides name, kind, model
-    "absolute": ({"metric"}, {"dataset", "subset", "at_least", "at_most", "judge_on"}),
-    "superiority": ({"metric", "baseline"}, {"dataset", "subset", "alpha"}),
-    "non_inferiority": ({"metric", "margin"}, {"dataset", "subset", "baseline"}),
-    "drift_budget": ({"max_kl"}, {"judge_on"}),
-    "length_budget": ({"max_growth"}, {"baseline"}),
+    "absolute": ({"metric"}, {"dataset", "subset", "at_least", "at_most", "judge_on", "min_pairs"}),
+    "superiority": ({"metric", "baseline"}, {"dataset", "subset", "min_pairs"}),
+    "non_inferiority": ({"metric", "margin"}, {"dataset", "subset", "baseline", "min_pairs"}),
+    "drift_budget": ({"max_kl"}, {"judge_on", "min_pairs"}),
+    "length_budget": ({"max_growth"}, {"baseline", "min_pairs"}),
 }
 
 
 class GateRule(Spec):
-    """One release rule. Kinds:
-    - `absolute`: `metric` of `model` is `at_least` (or `at_most`) a value, judged on the value or on
-      the interval's conservative bound (`judge_on`);
-    - `superiority`: `model` beats `baseline` (another model of the run) on `metric`: the paired
-      difference goes the right way with p < `alpha`;
+    """One release rule: a one-sided hypothesis test whose null hypothesis is "the release is bad",
+    passed only when it is rejected at `gate.alpha` (after the gate's correction). Kinds:
+    - `absolute`: `metric` of `model` is `at_least` (or `at_most`) a value. H₀: θ < at_least; judged on
+      the one-sided bound (`judge_on: value` judges the point estimate alone: not a test);
+    - `superiority`: `model` beats `baseline` (another model of the run) on `metric`. H₀: Δ ≤ 0
+      (Δ ≥ 0 where lower is better), one-sided at α;
     - `non_inferiority`: against the baseline run (`--baseline`), the paired difference on the same
-      pairs is no worse than `margin`: its interval's lower bound is above −margin (upper bound below
-      +margin for metrics where lower is better); `baseline` names the model there (default: the same);
-    - `drift_budget`: KL(model ‖ reference) from generation samples is at most `max_kl`;
-    - `length_budget`: mean generation length grows by at most `max_growth` (0.2 = 20%) over the
-      baseline run's model (with `--baseline`), else over the run's reference.
+      pairs is no worse than `margin`. H₀: Δ ≤ −margin (Δ ≥ +margin where lower is better); `baseline`
+      names the model there (default: the same);
+    - `drift_budget`: KL(model ‖ reference) from generation samples is below `max_kl`. H₀: KL ≥ max_kl;
+    - `length_budget`: mean generation length grows by less than `max_growth` (0.2 = 20%) over the
+      baseline run's model (with `--baseline`), else over the run's reference, prompt by prompt.
+      H₀: growth ≥ max_growth.
+    A rule with fewer pairs (prompts, for generation rules) than `min_pairs` never passes.
     """
 
     name: str | None = None
@@ -349,8 +352,10 @@ class GateRule(Spec):
     at_least: float | None = None
     at_most: float | None = None
     judge_on: Literal["value", "interval"] = "interval"
-    """`interval`: the rule must hold for the whole 95% interval (its lower bound for `at_least`)."""
-    alpha: float | None = Field(None, gt=0.0, lt=1.0)
+    """`interval`: a one-sided test at `gate.alpha` (the rule holds for the one-sided bound); `value`: the
+    point estimate alone, which is not a test and makes no error-rate promise."""
+    min_pairs: int | None = Field(None, ge=2)
+    """Fewest pairs (prompts, for generation rules) the rule is judged on; default `gate.min_pairs`."""
     margin: float | None = Field(None, ge=0.0)
     max_kl: float | None = Field(None, ge=0.0)
     max_growth: float | None = None
@@ -367,7 +372,7 @@ class GateRule(Spec):
         if self.kind == "absolute" and (self.at_least is None) == (self.at_most is None):
             raise ValueError(f"{named}give exactly one of `at_least` and `at_most`")
         if self.metric is not None:
-            from evalkit.metrics import COMPARED, HIGHER_IS_BETTER
+            from evalkit.metrics import COMPARED, HIGHER_IS_BETTER, UNTESTABLE
 
             known = list(COMPARED) if self.kind in ("superiority", "non_inferiority") else list(HIGHER_IS_BETTER)
             if self.metric not in known:
@@ -375,6 +380,11 @@ class GateRule(Spec):
                 raise ValueError(f"{named}metric {self.metric!r} cannot be gated by kind {self.kind!r}{hint}")
             if self.kind != "absolute" and HIGHER_IS_BETTER[self.metric] is None:
                 raise ValueError(f"{named}metric {self.metric!r} has no better direction to test")
+            if self.metric in UNTESTABLE and self.judge_on == "interval":
+                raise ValueError(
+                    f"{named}metric {self.metric!r} cannot be gated: {UNTESTABLE[self.metric]}; "
+                    "gate on another metric or set `judge_on: value`"
+                )
         return self
 
     @property
@@ -400,7 +410,12 @@ class GateSpec(Spec):
     """Release rules, checked after every bench and by `evalkit gate`."""
 
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    """Significance level of superiority rules that set none."""
+    """Level of every rule's one-sided test: the chance that a rule passes a release for which its null
+    hypothesis holds is at most α (with `holm`, the chance that any rule does)."""
+    correction: Literal["holm", "none"] = "holm"
+    """How the rules' p-values are corrected together: Holm's step-down (family-wise error ≤ α), or none."""
+    min_pairs: int = Field(30, ge=2)
+    """Fewest pairs (prompts, for generation rules) a rule is judged on; a rule with fewer fails and says so."""
     rules: list[GateRule] = Field(min_length=1)
 
 
@@ -443,7 +458,7 @@ class Suite(Spec):
     """Name of the reference model for implicit rewards; without one only policy metrics are reported."""
     scoring: ScoringSpec = ScoringSpec()
     statistics: Statistics = Statistics()
-    """Intervals and tests: confidence level, bootstrap resamples and seed, power, calibration bins."""
+    """Intervals and tests: confidence level, power, calibration bins."""
     generation: GenerationSpec | None = None
     gate: GateSpec | None = None
 

@@ -1,23 +1,35 @@
-"""Release gates: rules decided on intervals and paired tests, with verdicts that say why.
+"""Release gates: every rule a one-sided hypothesis test, the rules corrected together.
 
 A gate reads `results.json` (and, for rules against a baseline run, the per-pair files beside
-both results), never a model. Each rule becomes a `GateVerdict` carrying the value, interval, p
-and n it was decided on. A rule that cannot be decided (a metric the run did not compute, a
-non-inferiority rule with no baseline) is bad input: an `EvalkitError`, exit code 2, never a
-silent pass. Verdicts go to the console, `results.json`, `junit.xml` (one test case per rule),
-`summary.md`, and `$GITHUB_STEP_SUMMARY` when it is set.
+both results), never a model. Each rule's null hypothesis is "the release is bad" (the metric
+below its threshold, the candidate worse than the baseline by more than the margin, the drift at
+or above its budget); the rule passes only when the data reject it at `gate.alpha`, one-sided,
+with the test recorded beside the numbers (`evalkit.stats`: the same method as the metric's
+interval, so the rule passes exactly when its one-sided (1 − α) bound clears the threshold).
+With `correction: holm` (the default) the p-values of all tested rules are adjusted together
+by Holm's step-down, so the chance that any rule passes while its null holds is at most α.
+(A release needs every rule, so the overall decision is level α even uncorrected, by the
+intersection-union principle; Holm makes each rule's own verdict trustworthy too.)
+
+A rule never passes on too few pairs (`min_pairs`) or on an undefined interval. A rule that
+cannot be judged at all (a metric the run did not compute, a non-inferiority rule with no
+baseline) is bad input: an `EvalkitError`, exit code 2, never a silent pass. Verdicts go to the
+console, `results.json`, `junit.xml` (one test case per rule), `summary.md`, and
+`$GITHUB_STEP_SUMMARY` when it is set.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from xml.etree import ElementTree
 
+import numpy as np
 from rich.table import Table
 
+from evalkit import stats
 from evalkit.config import GateRule, GateSpec, check_rule_names
 from evalkit.errors import EvalkitError
 from evalkit.metrics import compare_models
@@ -44,15 +56,15 @@ def evaluate_gate(
     models = [m.name for m in result.models]
     datasets = [d.name for d in result.datasets]
     run = Run(spec, result, results_dir, baseline, baseline_dir)
-    verdicts = []
+    judged = []
     for index, rule in enumerate(spec.rules):
         where = f"gate.rules.{index} ({rule.title})"
         try:
             check_rule_names(rule, where, models, datasets)
         except ValueError as exc:
             raise EvalkitError(str(exc)) from None
-        verdicts.append(_JUDGES[rule.kind](rule, run, where))
-    return verdicts
+        judged.append(_JUDGES[rule.kind](rule, run, where))
+    return decide(judged, spec)
 
 
 @dataclass(frozen=True)
@@ -66,12 +78,119 @@ class Run:
     baseline_dir: Path | None
 
 
+@dataclass(frozen=True)
+class Judged:
+    """A rule's evidence before the rules are corrected together."""
+
+    rule: GateRule
+    verdict: GateVerdict
+    """Everything but `passed`, `p_adjusted` and the end of `reason`."""
+    sampling: stats.Sampling | None
+    """The estimate the rule tests; None for rules judged on a value alone (not tests)."""
+    null: float
+    """The boundary of the null hypothesis, on the scale of `sampling`."""
+    higher_passes: bool
+    """True when H₀ is θ ≤ null (the release must be above it), False when H₀ is θ ≥ null."""
+    passes_on_value: bool = False
+    """For rules that are not tests: whether the value alone clears the threshold."""
+
+
+def decide(judged: Sequence[Judged], spec: GateSpec) -> list[GateVerdict]:
+    """Verdicts: each tested rule's one-sided p, corrected together (Holm), compared with α."""
+    raw = [_p_value(j) for j in judged]
+    tested = [i for i, j in enumerate(judged) if j.sampling is not None]
+    family = [p if p is not None else 1.0 for i, p in enumerate(raw) if i in tested]  # undecidable: p = 1
+    adjusted = dict(zip(tested, stats.holm(family) if spec.correction == "holm" else family, strict=True))
+    verdicts = []
+    for i, j in enumerate(judged):
+        verdicts.append(_verdict(j, raw[i], adjusted.get(i), spec))
+    return verdicts
+
+
+def _p_value(j: Judged) -> float | None:
+    if j.sampling is None or _too_few(j) is not None:
+        return None
+    test = stats.p_greater if j.higher_passes else stats.p_less
+    return test(j.sampling, j.null)
+
+
+def _too_few(j: Judged) -> str | None:
+    minimum = j.rule.min_pairs
+    n = j.verdict.n or 0
+    if minimum is not None and n < minimum:
+        unit = "prompts" if j.rule.kind in ("drift_budget", "length_budget") else "pairs"
+        return f"needs at least {minimum} {unit}, has {n}"
+    return None
+
+
+def _verdict(j: Judged, p: float | None, adjusted: float | None, spec: GateSpec) -> GateVerdict:
+    alpha, verdict = spec.alpha, j.verdict
+    if j.sampling is None:
+        passed = j.passes_on_value and _too_few(j) is None
+        why = _too_few(j) or "judged on the value alone (not a test: no error-rate guarantee)"
+        return verdict.model_copy(update={"passed": passed, "reason": f"{verdict.reason}: {why}", "alpha": alpha})
+    bound_of = stats.lower_bound if j.higher_passes else stats.upper_bound
+    bound = bound_of(j.sampling, alpha)
+    problem = _too_few(j)
+    if problem is None and (p is None or bound is None):
+        problem = "its interval is undefined (too few pairs, or no spread at all)"
+    if problem is not None:
+        update = {"passed": False, "reason": f"{verdict.reason}: {problem}", "alpha": alpha, "p_adjusted": adjusted}
+        return verdict.model_copy(update=update)
+    assert p is not None and adjusted is not None and bound is not None
+    passed = adjusted <= alpha
+    side, holds, fails = ("lower", ">", "<=") if j.higher_passes else ("upper", "<", ">=")
+    clears = bound > j.null if j.higher_passes else bound < j.null
+    corrected = f" (Holm {_p(adjusted)})" if spec.correction == "holm" else ""
+    why = (
+        f"one-sided {1 - alpha:.0%} {side} bound {bound:+.4g} {holds if clears else fails} {j.null:+.4g}; "
+        f"p = {_p(p)}{corrected} {'<=' if passed else '>'} α = {alpha:g}"
+    )
+    return verdict.model_copy(
+        update={
+            "passed": passed,
+            "reason": f"{verdict.reason}: {why}",
+            "p_value": p,
+            "p_adjusted": adjusted,
+            "bound": bound,
+            "alpha": alpha,
+        }
+    )
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}"
+
+
 def _dataset(rule: GateRule, result: RunResult) -> str:
     return rule.dataset or result.datasets[0].name
 
 
-def _absolute(rule: GateRule, run: Run, where: str) -> GateVerdict:
-    result = run.result
+def _with_minimum(rule: GateRule, spec: GateSpec) -> GateRule:
+    return rule if rule.min_pairs is not None else rule.model_copy(update={"min_pairs": spec.min_pairs})
+
+
+def _metric_sampling(metric: Metric, where: str) -> stats.Sampling:
+    if metric.method is None:
+        raise EvalkitError(
+            f"{where}: the results predate recorded interval methods (schema < 1.4), so no test can be replayed; "
+            "run `evalkit bench` again to gate them"
+        )
+    method = metric.method
+    assert method in stats.TESTABLE or method in ("order_statistics", "none")
+    return stats.Sampling(
+        method,  # type: ignore[arg-type]
+        metric.value,
+        metric.n,
+        se=metric.se,
+        df=metric.df,
+        n_effective=metric.n_effective,
+        skewness=metric.skewness,
+    )
+
+
+def _absolute(rule: GateRule, run: Run, where: str) -> Judged:
+    result, rule = run.result, _with_minimum(rule, run.spec)
     dataset = _dataset(rule, result)
     assert rule.metric is not None
     metric = result.metric(dataset, rule.model, rule.metric, rule.subset)
@@ -83,20 +202,11 @@ def _absolute(rule: GateRule, run: Run, where: str) -> GateVerdict:
     at_least = rule.at_least is not None
     threshold = rule.at_least if at_least else rule.at_most
     assert threshold is not None
-    bound = _bound(metric.ci_low if at_least else metric.ci_high, metric.value, metric.n)
-    judged = metric.value if rule.judge_on == "value" else bound
-    comparison = ">=" if at_least else "<="
-    if judged is None:
-        passed, why = False, "its interval is undefined (too few pairs)"
-    else:
-        passed = judged >= threshold if at_least else judged <= threshold
-        which = "value" if rule.judge_on == "value" else ("lower bound" if at_least else "upper bound")
-        why = f"{which} {judged:.4g} {comparison if passed else _negate(comparison)} {threshold:g}"
-    return GateVerdict(
+    verdict = GateVerdict(
         rule=rule.title,
         kind=rule.kind,
-        passed=passed,
-        reason=f"{rule.metric} of {rule.model} on {dataset}/{rule.subset} = {_interval_of(metric)}: {why}",
+        passed=False,
+        reason=f"{rule.metric} of {rule.model} on {dataset}/{rule.subset} = {_interval_of(metric)}, n = {metric.n}",
         dataset=dataset,
         subset=rule.subset,
         model=rule.model,
@@ -107,24 +217,55 @@ def _absolute(rule: GateRule, run: Run, where: str) -> GateVerdict:
         n=metric.n,
         threshold=threshold,
     )
+    if rule.judge_on == "value":
+        on_value = metric.value >= threshold if at_least else metric.value <= threshold
+        return Judged(rule, verdict, None, threshold, at_least, passes_on_value=on_value)
+    sampling = _metric_sampling(metric, where)
+    if sampling.method not in stats.TESTABLE:
+        raise EvalkitError(f"{where}: {rule.metric!r} has no test ({sampling.method} interval); set judge_on: value")
+    test = f"H0: {rule.metric} {'<=' if at_least else '>='} {threshold:g} ({stats.describe_test(sampling)})"
+    return Judged(rule, verdict.model_copy(update={"test": test}), sampling, threshold, at_least)
 
 
-def _superiority(rule: GateRule, run: Run, where: str) -> GateVerdict:
-    result = run.result
+def _comparison_sampling(comparison: Comparison, where: str) -> stats.Sampling:
+    if comparison.method is None:
+        raise EvalkitError(
+            f"{where}: the results predate recorded test methods (schema < 1.4); run `evalkit bench` again to gate them"
+        )
+    if comparison.method == "tango":
+        assert comparison.flips is not None
+        flips = comparison.flips
+        return stats.Sampling(
+            "tango", comparison.value, comparison.n, gained=flips.wrong_to_right, lost=flips.right_to_wrong
+        )
+    method = comparison.method
+    assert method in ("student_t", "cluster_t")
+    return stats.Sampling(
+        method,  # type: ignore[arg-type]
+        comparison.value,
+        comparison.n,
+        se=comparison.se,
+        df=comparison.df,
+        skewness=comparison.skewness,
+    )
+
+
+def _superiority(rule: GateRule, run: Run, where: str) -> Judged:
+    result, rule = run.result, _with_minimum(rule, run.spec)
     dataset = _dataset(rule, result)
     assert rule.metric is not None and rule.baseline is not None
-    comparison = _find_comparison(result.comparisons, dataset, rule.subset, rule.model, rule.baseline, rule.metric)
-    if comparison is None:
+    found = _find_comparison(result.comparisons, dataset, rule.subset, rule.model, rule.baseline, rule.metric)
+    if found is None:
         raise EvalkitError(
             f"{where}: the results compare no {rule.model!r} and {rule.baseline!r} on {rule.metric!r} in "
             f"{dataset}/{rule.subset} (reward metrics need both models to have rewards)"
         )
-    alpha = rule.alpha if rule.alpha is not None else run.spec.alpha
-    return _paired_verdict(rule, comparison, dataset, alpha=alpha, margin=None)
+    return _paired(rule, found, _comparison_sampling(found, where), dataset, margin=0.0)
 
 
-def _non_inferiority(rule: GateRule, run: Run, where: str) -> GateVerdict:
+def _non_inferiority(rule: GateRule, run: Run, where: str) -> Judged:
     result, results_dir, baseline, baseline_dir = run.result, run.results_dir, run.baseline, run.baseline_dir
+    rule = _with_minimum(rule, run.spec)
     if baseline is None or baseline_dir is None:
         raise EvalkitError(f"{where}: needs a baseline run; pass --baseline BASELINE/results.json")
     dataset = _dataset(rule, result)
@@ -139,77 +280,54 @@ def _non_inferiority(rule: GateRule, run: Run, where: str) -> GateVerdict:
     found = _find_comparison(comparisons, dataset, rule.subset, rule.model, baseline_name, rule.metric)
     if found is None or found.n == 0:
         raise EvalkitError(f"{where}: the run and the baseline share no scored pairs of {dataset}/{rule.subset}")
-    verdict = _paired_verdict(rule, found, dataset, alpha=None, margin=rule.margin)
+    judged = _paired(rule, found, _comparison_sampling(found, where), dataset, margin=rule.margin)
     prints = {d.name: d.fingerprint for d in result.datasets}, {d.name: d.fingerprint for d in baseline.datasets}
     if prints[0].get(dataset) != prints[1].get(dataset):
-        verdict = verdict.model_copy(update={"reason": verdict.reason + " (the dataset changed since the baseline)"})
-    return verdict
+        note = judged.verdict.reason + " (the dataset changed since the baseline)"
+        judged = replace(judged, verdict=judged.verdict.model_copy(update={"reason": note}))
+    return judged
 
 
-def _paired_verdict(
-    rule: GateRule, comparison: Comparison, dataset: str, alpha: float | None, margin: float | None
-) -> GateVerdict:
-    """Superiority (`alpha`): the right direction with p < alpha. Non-inferiority (`margin`): the
-    interval's worst bound no worse than the margin."""
+def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, dataset: str, margin: float) -> Judged:
+    """H₀: Δ ≤ −margin where higher is better (Δ ≥ +margin where lower is); superiority is margin 0."""
     higher = comparison.higher_is_better is not False
-    delta, low, high = comparison.value, comparison.ci_low, comparison.ci_high
-    described = f"Δ {rule.metric} = {_interval(delta, low, high, signed=True)} over {comparison.n} pairs"
-    if margin is None:
-        assert alpha is not None
-        right_way = delta > 0 if higher else delta < 0
-        passed = right_way and comparison.p_value < alpha
-        why = f"p = {comparison.p_value:.2g} {'<' if comparison.p_value < alpha else '>='} α = {alpha:g}"
-        if not right_way:
-            why = f"the difference goes the wrong way ({why})"
-        threshold = alpha
-    else:
-        worst = _bound(low if higher else high, delta, comparison.n)
-        if worst is None:
-            passed, why = False, "its interval is undefined (too few pairs or no spread)"
-        else:
-            passed = worst > -margin if higher else worst < margin
-            limit = f"{-margin:+g}" if higher else f"{margin:+g}"
-            side, holds, breaks = ("lower", ">", "<=") if higher else ("upper", "<", ">=")
-            why = f"{side} bound {worst:+.4g} {holds if passed else breaks} {limit}, the margin of non-inferiority"
-        threshold = margin
-    return GateVerdict(
+    null = (-margin if higher else margin) + 0.0  # + 0.0: never a "-0" in a verdict
+    described = f"Δ {rule.metric} = {_interval(comparison.value, comparison.ci_low, comparison.ci_high, signed=True)}"
+    test = f"H0: Δ {'<=' if higher else '>='} {null:+g} ({stats.describe_test(sampling)})"
+    verdict = GateVerdict(
         rule=rule.title,
         kind=rule.kind,
-        passed=passed,
-        reason=f"{rule.model} vs {comparison.baseline}: {described}: {why}",
+        passed=False,
+        reason=f"{rule.model} vs {comparison.baseline}: {described} over {comparison.n} pairs",
         dataset=dataset,
         subset=rule.subset,
         model=rule.model,
         baseline=comparison.baseline,
         metric=rule.metric,
-        value=delta,
-        ci_low=low,
-        ci_high=high,
-        p_value=comparison.p_value,
+        value=comparison.value,
+        ci_low=comparison.ci_low,
+        ci_high=comparison.ci_high,
         n=comparison.n,
-        threshold=threshold,
+        threshold=null,
+        test=test,
     )
+    return Judged(rule, verdict, sampling, null, higher)
 
 
-def _drift_budget(rule: GateRule, run: Run, where: str) -> GateVerdict:
-    result = run.result
+def _drift_budget(rule: GateRule, run: Run, where: str) -> Judged:
+    result, rule = run.result, _with_minimum(rule, run.spec)
     drifts = [d for d in (result.generation.drift if result.generation else []) if d.model == rule.model]
     if not drifts:
         raise EvalkitError(f"{where}: the results have no drift for {rule.model!r}; enable generation.drift")
     drift = drifts[0]
     assert rule.max_kl is not None
-    judged = drift.kl if rule.judge_on == "value" else drift.ci_high
-    if judged is None:
-        passed, why = False, "its interval is undefined (too few prompts)"
-    else:
-        passed = judged <= rule.max_kl
-        which = "value" if rule.judge_on == "value" else "upper bound"
-        why = f"{which} {judged:.4g} {'<=' if passed else '>'} {rule.max_kl:g}"
-    return GateVerdict(
+    cut = f", first {drift.max_new_tokens} tokens" if drift.max_new_tokens is not None else ""
+    verdict = GateVerdict(
         rule=rule.title,
         kind=rule.kind,
-        passed=passed,
-        reason=f"KL({rule.model} ‖ {drift.reference}) = {_interval(drift.kl, drift.ci_low, drift.ci_high)} nats: {why}",
+        passed=False,
+        reason=f"KL({rule.model} ‖ {drift.reference}) = {_interval(drift.kl, drift.ci_low, drift.ci_high)} nats"
+        f"{cut}, over {drift.n} prompts",
         model=rule.model,
         baseline=drift.reference,
         value=drift.kl,
@@ -218,38 +336,60 @@ def _drift_budget(rule: GateRule, run: Run, where: str) -> GateVerdict:
         n=drift.n,
         threshold=rule.max_kl,
     )
+    if rule.judge_on == "value":
+        return Judged(rule, verdict, None, rule.max_kl, False, passes_on_value=drift.kl <= rule.max_kl)
+    if drift.estimator is None:
+        raise EvalkitError(
+            f"{where}: the results predate the per-token drift estimate (schema < 1.4); run `evalkit bench` again"
+        )
+    sampling = stats.Sampling("student_t", drift.kl, drift.n, se=drift.se, df=drift.df, skewness=drift.skewness)
+    test = f"H0: KL >= {rule.max_kl:g} ({stats.describe_test(sampling)}, over prompts)"
+    return Judged(rule, verdict.model_copy(update={"test": test}), sampling, rule.max_kl, False)
 
 
-def _length_budget(rule: GateRule, run: Run, where: str) -> GateVerdict:
-    result, baseline = run.result, run.baseline
-    current = _mean_tokens(result, rule.model, where)
+def _length_budget(rule: GateRule, run: Run, where: str) -> Judged:
+    """H₀: growth ≥ g, i.e. E[L_model − (1 + g)·L_before] ≥ 0 over the prompts both answered (a paired t-test)."""
+    result, baseline, rule = run.result, run.baseline, _with_minimum(rule, run.spec)
+    current = _lengths(result, rule.model, where)
     if baseline is not None:
         before_model, before_run = rule.baseline or rule.model, "the baseline run"
-        before = _mean_tokens(baseline, before_model, where + " in the baseline")
+        before = _lengths(baseline, before_model, where + " in the baseline")
     elif result.reference is not None:
         before_model, before_run = result.reference, "this run"
-        before = _mean_tokens(result, before_model, where)
+        before = _lengths(result, before_model, where)
     else:
         raise EvalkitError(f"{where}: needs a baseline run (--baseline) or a reference model to measure growth against")
     assert rule.max_growth is not None
-    growth = current / before - 1 if before > 0 else float("inf")
-    passed = growth <= rule.max_growth
-    return GateVerdict(
+    shared = sorted(current.keys() & before.keys())
+    if not shared:
+        raise EvalkitError(f"{where}: {rule.model!r} and {before_model!r} answered no prompt in common")
+    ours = np.array([current[p] for p in shared])
+    theirs = np.array([before[p] for p in shared])
+    mean_before = float(theirs.mean())
+    growth = float(ours.mean()) / mean_before - 1 if mean_before > 0 else float("inf")
+    # A difference whose mean is < 0 exactly when the growth is below the budget: testable with a t-test.
+    differences = ours - (1 + rule.max_growth) * theirs
+    estimate = stats.mean(differences, 0.95)
+    verdict = GateVerdict(
         rule=rule.title,
         kind=rule.kind,
-        passed=passed,
+        passed=False,
         reason=(
-            f"mean generation length of {rule.model} {current:.1f} tokens vs {before:.1f} for {before_model} "
-            f"({before_run}): {growth:+.1%} {'<=' if passed else '>'} {rule.max_growth:+.0%}"
+            f"mean generation length of {rule.model} {ours.mean():.1f} tokens vs {mean_before:.1f} for {before_model} "
+            f"({before_run}), {growth:+.1%} (budget {rule.max_growth:+.0%}) over {len(shared)} prompts; "
+            f"tested on the mean of L − {1 + rule.max_growth:g}·L_before, in tokens"
         ),
         model=rule.model,
         baseline=before_model,
         value=growth,
+        n=len(shared),
         threshold=rule.max_growth,
+        test=f"H0: growth >= {rule.max_growth:+.0%} ({stats.describe_test(estimate.sampling)} on L − (1 + g)·L_before)",
     )
+    return Judged(rule, verdict, estimate.sampling, 0.0, False)
 
 
-_JUDGES: dict[str, Callable[[GateRule, Run, str], GateVerdict]] = {
+_JUDGES: dict[str, Callable[[GateRule, Run, str], Judged]] = {
     "absolute": _absolute,
     "superiority": _superiority,
     "non_inferiority": _non_inferiority,
@@ -258,24 +398,19 @@ _JUDGES: dict[str, Callable[[GateRule, Run, str], GateVerdict]] = {
 }
 
 
-def _bound(bound: float | None, value: float, n: int) -> float | None:
-    """An interval's bound; with two or more pairs and no spread at all the interval is the point itself."""
-    if bound is not None:
-        return bound
-    return value if n >= 2 else None
-
-
 def _find_comparison(
     comparisons: Sequence[Comparison], dataset: str, subset: str, model: str, other: str, metric: str
 ) -> Comparison | None:
-    """`model` against `other`, whichever way round the run compared them."""
+    """`model` against `other`, whichever way round the run compared them: Δ, its interval and the flips
+    turned with the sides, so the recorded test reads the same way."""
     for c in comparisons:
         if (c.dataset, c.subset, c.metric) != (dataset, subset, metric):
             continue
         if (c.model, c.baseline) == (model, other):
             return c
         if (c.model, c.baseline) == (other, model):
-            return c.model_copy(
+            flips = c.flips
+            swapped = c.model_copy(
                 update={
                     "model": model,
                     "baseline": other,
@@ -284,8 +419,20 @@ def _find_comparison(
                     "value": -c.value,
                     "ci_low": -c.ci_high if c.ci_high is not None else None,
                     "ci_high": -c.ci_low if c.ci_low is not None else None,
+                    "skewness": -c.skewness if c.skewness is not None else None,
+                    "flips": flips.model_copy(
+                        update={
+                            "wrong_to_right": flips.right_to_wrong,
+                            "right_to_wrong": flips.wrong_to_right,
+                            "wrong_to_right_ids": flips.right_to_wrong_ids,
+                            "right_to_wrong_ids": flips.wrong_to_right_ids,
+                        }
+                    )
+                    if flips is not None
+                    else None,
                 }
             )
+            return swapped
     return None
 
 
@@ -303,11 +450,15 @@ def _renamed(row: PairScore, model: str) -> PairScore:
     return PairScore(**{**vars(row), "model": model})
 
 
-def _mean_tokens(result: RunResult, model: str, where: str) -> float:
-    stats = [s for s in (result.generation.stats if result.generation else []) if s.model == model]
-    if not stats:
+def _lengths(result: RunResult, model: str, where: str) -> dict[str, float]:
+    """Prompt id → mean completion length in tokens of `model`'s samples."""
+    samples = [s for s in (result.generation.samples if result.generation else []) if s.model == model]
+    if not samples:
         raise EvalkitError(f"{where}: the results have no generation samples of {model!r}; add a generation section")
-    return stats[0].mean_tokens
+    by_prompt: dict[str, list[int]] = {}
+    for s in samples:
+        by_prompt.setdefault(s.prompt_id, []).append(s.n_tokens)
+    return {prompt: float(np.mean(lengths)) for prompt, lengths in by_prompt.items()}
 
 
 def _interval(value: float, low: float | None, high: float | None, signed: bool = False) -> str:
@@ -320,10 +471,6 @@ def _interval_of(metric: Metric) -> str:
     return _interval(metric.value, metric.ci_low, metric.ci_high)
 
 
-def _negate(comparison: str) -> str:
-    return {">=": "<", "<=": ">"}[comparison]
-
-
 def write_junit(verdicts: Sequence[GateVerdict], path: Path) -> None:
     """JUnit XML: one test case per rule, a failure element for each failing rule."""
     failures = sum(not v.passed for v in verdicts)
@@ -334,7 +481,8 @@ def write_junit(verdicts: Sequence[GateVerdict], path: Path) -> None:
     for verdict in verdicts:
         case = ElementTree.SubElement(suite, "testcase", classname=f"evalkit.gate.{verdict.kind}", name=verdict.rule)
         properties = ElementTree.SubElement(case, "properties")
-        for key in ("dataset", "subset", "model", "baseline", "metric", "value", "ci_low", "ci_high", "p_value", "n"):
+        keys = ("dataset", "subset", "model", "baseline", "metric", "value", "ci_low", "ci_high", "bound", "test")
+        for key in (*keys, "p_value", "p_adjusted", "alpha", "n"):
             value = getattr(verdict, key)
             if value is not None:
                 ElementTree.SubElement(properties, "property", name=key, value=str(value))
@@ -353,14 +501,16 @@ def summary_markdown(verdicts: Sequence[GateVerdict], title: str) -> str:
     lines = [
         f"## evalkit gate: {title}: {head}",
         "",
-        "| | rule | value [95% CI] | p | n | why |",
-        "|---|---|---:|---:|---:|---|",
+        "| | rule | value [95% CI] | p (one-sided) | p adjusted | n | why |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for v in verdicts:
         value = _interval(v.value, v.ci_low, v.ci_high) if v.value is not None else "—"
         p = f"{v.p_value:.2g}" if v.p_value is not None else "—"
+        adjusted = f"{v.p_adjusted:.2g}" if v.p_adjusted is not None else "—"
         n = str(v.n) if v.n is not None else "—"
-        lines.append(f"| {'✅' if v.passed else '❌'} | {_cell(v.rule)} | {value} | {p} | {n} | {_cell(v.reason)} |")
+        mark = "✅" if v.passed else "❌"
+        lines.append(f"| {mark} | {_cell(v.rule)} | {value} | {p} | {adjusted} | {n} | {_cell(v.reason)} |")
     return "\n".join(lines) + "\n"
 
 

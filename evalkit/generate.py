@@ -7,12 +7,16 @@ default. Seeded sampling draws `k` samples per prompt with a seed derived from t
 position alone, so the samples do not depend on the batch size or on the other models.
 
 On top of the samples: per-model text statistics, optional judges (a Python callable with the
-ground truth, or a reward model), and drift from the reference, a Monte-Carlo estimate of
-KL(π‖π_ref) = E_{y~π}[log π(y|x) − log π_ref(y|x)] from sampled completions.
+ground truth, or a reward model), and drift from the reference: KL(π‖π_ref) along completions
+sampled from π itself, summing at every position the exact KL between the two models' full
+next-token distributions (`per_token_kls`). That is the Rao-Blackwellised form of the
+Monte-Carlo estimate E_{y~π}[log π(y|x) − log π_ref(y|x)]: the same expectation, never negative,
+and with far less variance than the sampled log-ratio, which goes negative on small panels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import random
 from collections.abc import Callable, Sequence
@@ -23,14 +27,14 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from evalkit import stats
 from evalkit.batching import process_rank, share_out
 from evalkit.config import GenerationSpec, SamplingSpec
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.errors import EvalkitError
 from evalkit.results import Drift, GenerationStats, JudgeSummary, Statistics, WinRate
-from evalkit.scoring import chat_token_ids, sequence_logps
-from evalkit.stats import Estimate, bootstrap_estimate, mean_of
+from evalkit.scoring import chat_token_ids
 
 Judge = Callable[[str, str], float]
 
@@ -99,9 +103,11 @@ def generate(
     max_new_tokens: int,
     batch_size: int,
     sampling: SamplingSpec | None,
+    own_distribution: bool = False,
 ) -> list[Sample]:
     """Completions of every panel prompt: greedy in left-padded batches (`sampling` None), or
-    `sampling.k` seeded samples per prompt."""
+    `sampling.k` seeded samples per prompt. `own_distribution` switches off every sampling filter of
+    the checkpoint's generation config (see `OWN_DISTRIBUTION`), so samples come from π itself."""
     prompts = [render_prompt(p.prompt, tokenizer) for p in panel]
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
@@ -119,7 +125,8 @@ def generate(
             if sampling is not None:
                 torch.manual_seed(_seed(sampling.seed, unit[0]))
             rows = [(i, j) for i in unit for j in range(copies)]  # (prompt, sample index)
-            outputs = _decode_batch(model, [prompts[i] for i, _ in rows], max_new_tokens, pad, eos, sampling)
+            batch = [prompts[i] for i, _ in rows]
+            outputs = _decode_batch(model, batch, max_new_tokens, pad, eos, sampling, own_distribution)
             bar.update(task, advance=len(unit))
             return [
                 _sample(panel[i].id, model_name, j, ids, tokenizer, eos)
@@ -127,6 +134,33 @@ def generate(
             ]
 
         return [sample for samples in share_out(units, decode) for sample in samples]
+
+
+OWN_DISTRIBUTION: dict[str, Any] = {
+    "top_k": 0,
+    "top_p": 1.0,
+    "min_p": None,
+    "top_h": None,
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "repetition_penalty": 1.0,
+    "encoder_repetition_penalty": 1.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_no_repeat_ngram_size": 0,
+    "min_length": 0,
+    "min_new_tokens": None,
+    "bad_words_ids": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+    "sequence_bias": None,
+    "forced_bos_token_id": None,
+    "forced_eos_token_id": None,
+    "exponential_decay_length_penalty": None,
+}
+"""Decoding settings that leave π's next-token distribution as it is (at temperature 1). A checkpoint's
+`generation_config.json` often sets a repetition penalty, an n-gram ban or a minimum length; left on,
+samples would come from another distribution and the KL along them would not be KL(π‖π_ref)."""
 
 
 def _seed(base: int, index: int) -> int:
@@ -140,6 +174,7 @@ def _decode_batch(
     pad: int,
     eos: int | None,
     sampling: SamplingSpec | None,
+    own_distribution: bool = False,
 ) -> list[list[int]]:
     """New tokens for each prompt (left-padded together), cut after the first EOS."""
     width = max(len(p) for p in prompts)
@@ -153,6 +188,8 @@ def _decode_batch(
         options["eos_token_id"] = eos
     if sampling is not None:
         options |= {"do_sample": True, "temperature": sampling.temperature, "top_p": sampling.top_p, "top_k": 0}
+        if own_distribution:
+            options |= {**OWN_DISTRIBUTION, "temperature": 1.0}
     else:  # greedy; the None values silence a model's own generation_config sampling defaults
         options |= {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
     device = model.device
@@ -239,20 +276,6 @@ def reward_model_judge(model: Any, tokenizer: PreTrainedTokenizerBase, max_lengt
     return score
 
 
-def completion_logps(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    panel: Sequence[PanelPrompt],
-    samples: Sequence[Sample],
-    batch_size: int,
-) -> list[float]:
-    """Summed log-probs of each sample's completion (its EOS included) under `model`."""
-    by_id = {p.id: p for p in panel}
-    sequences = [(render_prompt(by_id[s.prompt_id].prompt, tokenizer), s.token_ids) for s in samples]
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    return sequence_logps(model, sequences, batch_size, int(pad))
-
-
 def summarise(
     panel: Sequence[PanelPrompt],
     samples: Sequence[Sample],
@@ -264,37 +287,47 @@ def summarise(
     """Per-model text statistics, judge means, and win rates against `baseline`.
 
     `scores[judge][i]` is the judge's score of `samples[i]`. Each prompt counts once: its score is
-    the mean over its samples. A win rate compares a model with the baseline prompt by prompt
-    (a tie counts half), so it does not depend on the order in which models are listed.
+    the mean over its samples. A judge's mean gets an interval over prompts (`_judge_mean`). A win rate
+    compares a model with the baseline prompt by prompt, on the prompts both answered (a tie counts
+    half), with a Wilson interval and the sign test beside it, so it does not depend on the order
+    in which models are listed or on a prompt one of them lacks.
     """
-    stats = [GenerationStats(model=m, **vars(text_stats([s for s in samples if s.model == m]))) for m in models]
-    prompt_ids = [p.id for p in panel]
+    stats_rows = [GenerationStats(model=m, **vars(text_stats([s for s in samples if s.model == m]))) for m in models]
+    confidence = statistics.confidence_level
     judges: list[JudgeSummary] = []
     win_rates: list[WinRate] = []
     for judge, values in scores.items():
-        per_prompt = _per_prompt_means(samples, values, prompt_ids)
+        per_prompt = _per_prompt_means(samples, values)
         for model in models:
-            estimate = _mean_estimate(per_prompt[model], statistics)
+            found = per_prompt.get(model, {})
+            if not found:
+                continue
+            estimate = _judge_mean(np.array(list(found.values())), confidence)
             judges.append(
                 JudgeSummary(judge=judge, model=model, mean=estimate.value, n=estimate.n, **_bounds(estimate))
             )
-        if baseline is None:
+        if baseline is None or baseline not in per_prompt:
             continue
         for model in models:
-            if model == baseline:
+            if model == baseline or model not in per_prompt:
                 continue
-            delta = per_prompt[model] - per_prompt[baseline]
-            outcome = np.where(delta > 0, 1.0, np.where(delta < 0, 0.0, 0.5))
-            rate, difference = _mean_estimate(outcome, statistics), _mean_estimate(delta, statistics)
+            shared = [p.id for p in panel if p.id in per_prompt[model] and p.id in per_prompt[baseline]]
+            if not shared:
+                continue
+            delta = np.array([per_prompt[model][p] - per_prompt[baseline][p] for p in shared])
+            wins, ties, losses = int((delta > 0).sum()), int((delta == 0).sum()), int((delta < 0).sum())
+            rate = stats.proportion(np.where(delta > 0, 1.0, np.where(delta < 0, 0.0, 0.5)), confidence)
+            difference = stats.mean(delta, confidence)
             win_rates.append(
                 WinRate(
                     judge=judge,
                     model=model,
                     baseline=baseline,
                     win_rate=rate.value,
-                    wins=int((delta > 0).sum()),
-                    ties=int((delta == 0).sum()),
-                    losses=int((delta < 0).sum()),
+                    sign_test_p=stats.sign_test_p(wins, losses),
+                    wins=wins,
+                    ties=ties,
+                    losses=losses,
                     score_delta=difference.value,
                     delta_ci_low=difference.interval.low if difference.interval else None,
                     delta_ci_high=difference.interval.high if difference.interval else None,
@@ -302,52 +335,113 @@ def summarise(
                     **_bounds(rate),
                 )
             )
-    return stats, judges, win_rates
+    return stats_rows, judges, win_rates
+
+
+def _judge_mean(values: np.ndarray, confidence: float) -> stats.Estimate:
+    """A judge's mean over prompts: scores in [0, 1] (right or wrong, partly right) are a share, with
+    Wilson's interval on the effective n, so it stays inside [0, 1]; any other scale gets Student t."""
+    if np.all((values >= 0) & (values <= 1)):
+        return stats.proportion(values, confidence)
+    return stats.mean(values, confidence)
+
+
+@torch.inference_mode()
+def per_token_kls(
+    policy: PreTrainedModel,
+    reference: Callable[[], contextlib.AbstractContextManager[PreTrainedModel]],
+    tokenizer: PreTrainedTokenizerBase,
+    panel: Sequence[PanelPrompt],
+    samples: Sequence[Sample],
+    batch_size: int,
+) -> list[float]:
+    """Σ_t KL(π(·|x, y<t) ‖ π_ref(·|x, y<t)) over each sample's completion positions (its EOS included).
+
+    `reference()` enters a context that yields the reference model (for an adapter on the reference's
+    base: the same model with its adapter disabled), entered once per batch. Float64 sums.
+    """
+    by_id = {p.id: p for p in panel}
+    sequences = [(render_prompt(by_id[s.prompt_id].prompt, tokenizer), s.token_ids) for s in samples]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    assert pad is not None, "a tokenizer without EOS or pad token cannot pad a batch"
+    policy.eval()
+
+    def batch_kls(start: int) -> list[float]:
+        batch = sequences[start : start + batch_size]
+        width = max(len(prompt) + len(completion) for prompt, completion in batch)
+        input_ids = torch.full((len(batch), width), int(pad), dtype=torch.long)  # (B, T)
+        attention_mask = torch.zeros_like(input_ids)  # (B, T)
+        predicts = torch.zeros_like(input_ids, dtype=torch.bool)  # (B, T): position t predicts a completion token
+        for row, (prompt, completion) in enumerate(batch):
+            ids = prompt + completion
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            attention_mask[row, : len(ids)] = 1
+            predicts[row, len(prompt) - 1 : len(ids) - 1] = True
+        device = policy.device
+        input_ids, attention_mask, predicts = input_ids.to(device), attention_mask.to(device), predicts.to(device)
+
+        def log_probs(model: PreTrainedModel) -> torch.Tensor:
+            logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits  # (B, T, V)
+            return torch.log_softmax(logits[predicts].float(), dim=-1)  # (N, V): N predicted completion tokens
+
+        own = log_probs(policy)
+        with reference() as reference_model:
+            theirs = log_probs(reference_model)
+        kl = (own.exp() * (own - theirs)).sum(dim=-1).clamp(min=0.0)  # (N,): each ≥ 0 up to rounding
+        rows = predicts.nonzero(as_tuple=True)[0]  # (N,)
+        sums = torch.zeros(len(batch), dtype=torch.float64, device=device).index_add_(0, rows, kl.double())
+        return [float(v) for v in sums.cpu().tolist()]
+
+    return [kl for batch in share_out(range(0, len(sequences), batch_size), batch_kls) for kl in batch]
 
 
 def drift_estimate(
     model: str,
     reference: str,
-    prompt_ids: Sequence[str],
     samples: Sequence[Sample],
-    log_ratios: Sequence[float],
+    kls: Sequence[float],
     samples_per_prompt: int,
+    max_new_tokens: int,
     statistics: Statistics,
 ) -> Drift:
-    """KL(π‖π_ref) ≈ mean over prompts of the mean log-ratio of that prompt's samples from π."""
-    per_prompt = _per_prompt_means(samples, list(log_ratios), list(prompt_ids))[model]
-    estimate = _mean_estimate(per_prompt, statistics)
+    """KL(π‖π_ref) ≈ mean over prompts of the mean per-token KL sum of that prompt's samples from π.
+
+    The t interval's lower end is clipped at 0: a KL is never negative, and clipping only moves an end
+    that lay outside the possible values, so coverage stays.
+    """
+    per_prompt = _per_prompt_means(samples, list(kls))[model]
+    estimate = stats.mean(np.array(list(per_prompt.values())), statistics.confidence_level)
+    bounds = _bounds(estimate)
+    if bounds["ci_low"] is not None:
+        bounds["ci_low"] = max(bounds["ci_low"], 0.0)
+    own = [s for s in samples if s.model == model]
     return Drift(
         model=model,
         reference=reference,
         kl=estimate.value,
         n=estimate.n,
         samples_per_prompt=samples_per_prompt,
-        **_bounds(estimate),
+        estimator="per_token",
+        se=estimate.sampling.se,
+        df=estimate.sampling.df,
+        skewness=estimate.sampling.skewness,
+        max_new_tokens=max_new_tokens,
+        truncated=sum(not s.ended for s in own) / len(own) if own else None,
+        **bounds,
     )
 
 
-def _per_prompt_means(samples: Sequence[Sample], values: list[float], prompt_ids: list[str]) -> dict[str, np.ndarray]:
-    """model → per-prompt mean of `values` (aligned with `samples`), in panel order."""
+def _per_prompt_means(samples: Sequence[Sample], values: list[float]) -> dict[str, dict[str, float]]:
+    """model → prompt id → mean of `values` (aligned with `samples`) over that prompt's samples."""
     sums: dict[tuple[str, str], list[float]] = {}
     for sample, value in zip(samples, values, strict=True):
         sums.setdefault((sample.model, sample.prompt_id), []).append(value)
-    models = dict.fromkeys(s.model for s in samples)
-    return {m: np.array([float(np.mean(sums[(m, p)])) for p in prompt_ids if (m, p) in sums]) for m in models}
+    out: dict[str, dict[str, float]] = {}
+    for (model, prompt_id), found in sums.items():
+        out.setdefault(model, {})[prompt_id] = float(np.mean(found))
+    return out
 
 
-def _mean_estimate(values: np.ndarray, statistics: Statistics) -> Estimate:
-    if len(values) == 0:
-        return Estimate(float("nan"), None, 0)
-    return bootstrap_estimate(
-        mean_of(values),
-        len(values),
-        statistics.confidence_level,
-        statistics.bootstrap_resamples,
-        statistics.bootstrap_seed,
-    )
-
-
-def _bounds(estimate: Estimate) -> dict[str, float | None]:
+def _bounds(estimate: stats.Estimate) -> dict[str, float | None]:
     interval = estimate.interval
     return {"ci_low": interval.low if interval else None, "ci_high": interval.high if interval else None}

@@ -33,8 +33,10 @@ from evalkit.views import (
     MAX_IDS,
     MISSING,
     Table,
+    adjusted_p,
     calibration_table,
     displacement_table,
+    format_adjusted_p,
     format_bracket,
     format_number,
     format_p,
@@ -313,10 +315,10 @@ def _estimate(m: Metric | None) -> Cell:
 
 
 def _significance(c: Comparison, alpha: float) -> Cell:
-    """'▲ better' / '▼ worse' when p < α (the arrow: the direction of Δ), 'n.s.' otherwise."""
+    """'▲ better' / '▼ worse' when the BH-adjusted p < α (the arrow: the direction of Δ), 'n.s.' otherwise."""
     arrow = "▲" if c.value > 0 else "▼"
-    if c.p_value >= alpha or c.value == 0:
-        return Cell("n.s.", css="flat", title=f"p ≥ {alpha:.2g}: not significant at this level")
+    if adjusted_p(c) >= alpha or c.value == 0:
+        return Cell("n.s.", css="flat", title=f"adjusted p ≥ {alpha:.2g}: not significant at this level")
     if c.higher_is_better is None:
         return Cell(f"{arrow} changed", title="neither direction is better in itself")
     better = (c.value > 0) == c.higher_is_better
@@ -327,7 +329,8 @@ def _delta(c: Comparison, alpha: float) -> Cell:
     value = f"{c.value:+.3f}" if abs(c.value) < 100 else f"{c.value:+.1f}"
     sign = _significance(c, alpha)
     interval = format_bracket(c.ci_low, c.ci_high, signed=True)
-    return Cell(value, interval, css=sign.css, title=f"p = {format_p(c.p_value)}, n = {c.n}")
+    title = f"p = {format_p(c.p_value)}, adjusted (BH) {format_adjusted_p(c)}, n = {c.n}"
+    return Cell(value, interval, css=sign.css, title=title)
 
 
 def _versus(comparisons: Sequence[Comparison], alpha: float) -> Grid:
@@ -342,13 +345,14 @@ def _versus(comparisons: Sequence[Comparison], alpha: float) -> Grid:
                 Cell(format_number(c.model_value)),
                 _delta(c, alpha),
                 Cell(format_p(c.p_value), title=c.test.replace("_", " ")),
+                Cell(format_adjusted_p(c), title="Benjamini–Hochberg, over every comparison of the run"),
                 _significance(c, alpha),
                 Cell(str(c.flips.wrong_to_right) if c.flips else MISSING),
                 Cell(str(c.flips.right_to_wrong) if c.flips else MISSING),
                 Cell(format_number(c.mde)),
             ]
         )
-    header = ["model", "metric", comparisons[0].baseline, "model", "Δ", "p", "significance", "wrong→right"]
+    header = ["model", "metric", comparisons[0].baseline, "model", "Δ", "p", "p (BH)", "significance", "wrong→right"]
     return Grid([*header, "right→wrong", "MDE"], rows, labels=2)
 
 

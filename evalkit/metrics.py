@@ -12,8 +12,10 @@ reference, T its number of completion tokens and Δlength = T(chosen) − T(reje
   DPO loss        = −log σ(m) = log(1 + e^(−m))
 
 Metrics of every model (policy only; no reference needed):
-  preference/accuracy             share of pairs with ℓ(chosen) > ℓ(rejected)
+  preference/accuracy             share of pairs with ℓ(chosen) > ℓ(rejected) (strict: a tie is not right)
+  preference/ties                 share of pairs with ℓ(chosen) = ℓ(rejected), beside the accuracy
   preference/accuracy_per_token   the same on ℓ/T, the mean log-prob per completion token
+  preference/ties_per_token       its ties
   logps/chosen, logps/rejected    mean ℓ
   logps/margins                   mean ℓ(chosen) − ℓ(rejected): the policy's own margin, in nats
   length/preference_accuracy/BIN  preference/accuracy within a bin of Δlength
@@ -27,13 +29,27 @@ Metrics of models with a reference (not the reference itself: its rewards are 0 
   length/rewards_accuracy/BIN               rewards/accuracies within a bin of Δlength
   length/margin_spearman                    Spearman's ρ of m and Δlength (left out when either is constant)
   calibration/brier                         mean (1 − σ(m))²: σ(m) read as P(chosen is preferred)
-  calibration/ece                           expected calibration error of that reading (see `_calibration`)
+  calibration/ece                           binned expected calibration error of that reading (see `_calibration`);
+                                            descriptive, with no interval: it is biased upward at any n
   displacement/chosen                       share of pairs where ℓ(chosen) fell below ℓ_ref(chosen)
 
 The bins of Δlength are its sign: chosen_shorter, same_length, chosen_longer. Fixed names keep
 metrics comparable across runs and nameable in gate rules, and the sign is what a length bias
-hinges on; a bin with no pairs is left out. Proportions get Wilson intervals, everything else a
-seeded percentile bootstrap over pairs (`evalkit.stats`). A cell with no pairs has no metrics.
+hinges on; a bin with no pairs is left out. A cell with no pairs has no metrics.
+
+Intervals (`evalkit.stats`, each named in the record): Wilson for shares, Student t for means, the
+interpolated order-statistic interval for the median, Fisher z for Spearman's ρ. Where pairs share
+a prompt (several pairs per prompt, as in some preference sets) they are not independent: shares
+and means then use the cluster-robust variance over prompts. Comparisons of two models on the
+same pairs: Tango's score interval and test for accuracies (cluster-robust t where prompts are
+shared), a paired t interval and test for margins and losses, so every interval excludes 0
+exactly when its test rejects. `with_false_discovery_rate` adjusts the p-values of a run's
+comparisons together (Benjamini–Hochberg) for the reports' significance marks.
+
+Ties: one policy everywhere. A tie is never counted as right (TRL's and RewardBench's strict
+`>`), and its share is reported beside every accuracy; an accuracy's chance level is therefore
+(1 − ties)/2. In a comparison a pair goes wrong→right when the baseline did not get it right
+(wrong or tied) and the model does.
 """
 
 from __future__ import annotations
@@ -41,13 +57,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.special import expit
 
 from evalkit import stats
 from evalkit.errors import EvalkitError
-from evalkit.results import Comparison, Flips, Metric, PairScore, ReliabilityBin, Statistics
+from evalkit.results import Comparison, Flips, Metric, PairScore, ReliabilityBin, Statistics, sampling_fields
 
 ALL_SUBSETS = "all"
 DEFAULT_STATISTICS = Statistics()
@@ -56,7 +73,9 @@ LENGTH_BINS = ("chosen_shorter", "same_length", "chosen_longer")
 
 HIGHER_IS_BETTER: dict[str, bool | None] = {
     "preference/accuracy": True,
+    "preference/ties": None,
     "preference/accuracy_per_token": True,
+    "preference/ties_per_token": None,
     "logps/chosen": None,
     "logps/rejected": None,
     "logps/margins": True,
@@ -87,6 +106,11 @@ COMPARED = (
 )
 """Metrics compared between models: each is the mean of a per-pair value, so a paired difference."""
 ACCURACIES = {"preference/accuracy", "preference/accuracy_per_token", "rewards/accuracies"}
+UNTESTABLE = {
+    "rewards/margins_median": "its interval (order statistics of a median) has no test results.json can replay",
+    "calibration/ece": "it is descriptive, with no interval (binned ECE is biased upward at any n)",
+}
+"""Metrics a gate rule cannot judge, and why."""
 
 
 @dataclass(frozen=True)
@@ -101,13 +125,16 @@ class Cell:
     ref_logp_chosen: np.ndarray | None
     """None when any pair lacks reference log-probs (the reference model's own rows)."""
     ref_logp_rejected: np.ndarray | None
+    prompts: np.ndarray | None = None
+    """The prompt each pair belongs to (`PairScore.prompt_key`); None when not recorded. Pairs sharing a
+    prompt are clustered in every interval and test."""
 
     @classmethod
     def from_rows(cls, rows: Sequence[PairScore]) -> Cell:
         """The arrays of `rows`, sorted by pair id.
 
-        Sorting makes the bootstrap resamples pick the same pairs whatever order the pairs were
-        scored in (batch size, processes), so intervals cannot move with it either.
+        Sorting makes every array the same whatever order the pairs were scored in (batch size,
+        processes), so no number can move with it either.
         """
         rows = sorted(rows, key=lambda r: (r.id, repr(r)))  # repr breaks ties between repeated ids
         reference = all(r.ref_logp_chosen is not None and r.ref_logp_rejected is not None for r in rows)
@@ -123,6 +150,7 @@ class Cell:
             n_tokens_rejected=column("n_tokens_rejected", np.int64),
             ref_logp_chosen=column("ref_logp_chosen") if reference else None,
             ref_logp_rejected=column("ref_logp_rejected") if reference else None,
+            prompts=np.array([r.prompt_key for r in rows]) if all(r.prompt_key for r in rows) else None,
         )
 
     @property
@@ -182,6 +210,7 @@ def compute_metrics(
                     ci_high=interval.high if interval else None,
                     n=estimate.n,
                     higher_is_better=HIGHER_IS_BETTER[metric],
+                    **sampling_fields(estimate.sampling),
                 )
             )
     return out
@@ -193,52 +222,57 @@ def _cell_estimates(
     """Metric name → estimate over the pairs of `cell` (checked by `check_scores`); {} for no pairs."""
     if cell.n == 0:
         return {}
-    confidence = statistics.confidence_level
+    confidence, clusters = statistics.confidence_level, cell.prompts
 
-    def bootstrap(statistic: stats.Statistic) -> stats.Estimate:
-        return stats.bootstrap_estimate(
-            statistic, cell.n, confidence, statistics.bootstrap_resamples, statistics.bootstrap_seed
-        )
+    def share(outcomes: np.ndarray) -> stats.Estimate:
+        return stats.proportion(outcomes, confidence, clusters)
 
-    preferred = cell.logp_chosen > cell.logp_rejected
+    def mean(values: np.ndarray) -> stats.Estimate:
+        return stats.mean(values, confidence, clusters)
+
+    log_margin = cell.logp_chosen - cell.logp_rejected
+    per_token = _per_token_margin(cell)
     out = {
-        "preference/accuracy": stats.proportion(preferred, confidence),
-        "preference/accuracy_per_token": stats.proportion(_per_token_preferred(cell), confidence),
-        "logps/chosen": bootstrap(stats.mean_of(cell.logp_chosen)),
-        "logps/rejected": bootstrap(stats.mean_of(cell.logp_rejected)),
-        "logps/margins": bootstrap(stats.mean_of(cell.logp_chosen - cell.logp_rejected)),
+        "preference/accuracy": share(log_margin > 0),
+        "preference/ties": share(log_margin == 0),
+        "preference/accuracy_per_token": share(per_token > 0),
+        "preference/ties_per_token": share(per_token == 0),
+        "logps/chosen": mean(cell.logp_chosen),
+        "logps/rejected": mean(cell.logp_rejected),
+        "logps/margins": mean(log_margin),
     }
-    out |= _by_length("length/preference_accuracy", preferred, cell.delta_length, confidence)
+    out |= _by_length("length/preference_accuracy", log_margin > 0, cell, confidence)
     unequal = cell.delta_length != 0
     if unequal.any():
-        out["length/longer_accuracy"] = stats.proportion(cell.delta_length[unequal] > 0, confidence)
+        longer = cell.delta_length[unequal] > 0
+        out["length/longer_accuracy"] = stats.proportion(
+            longer, confidence, clusters[unequal] if clusters is not None else None
+        )
 
     rewards = cell.rewards(beta)
     if rewards is None:
         return out
     margin = rewards.margin
     out |= {
-        "rewards/accuracies": stats.proportion(margin > 0, confidence),  # strict, as TRL and RewardBench
-        "rewards/ties": stats.proportion(margin == 0, confidence),
-        "rewards/margins": bootstrap(stats.mean_of(margin)),
-        "rewards/margins_median": bootstrap(stats.median_of(margin)),
-        "rewards/chosen": bootstrap(stats.mean_of(rewards.chosen)),
-        "rewards/rejected": bootstrap(stats.mean_of(rewards.rejected)),
-        "loss": bootstrap(stats.mean_of(np.logaddexp(0.0, -margin))),
+        "rewards/accuracies": share(margin > 0),  # strict, as TRL and RewardBench
+        "rewards/ties": share(margin == 0),
+        "rewards/margins": mean(margin),
+        "rewards/margins_median": stats.median(margin, confidence),
+        "rewards/chosen": mean(rewards.chosen),
+        "rewards/rejected": mean(rewards.rejected),
+        "loss": mean(np.logaddexp(0.0, -margin)),
     }
-    out |= _by_length("length/rewards_accuracy", margin > 0, cell.delta_length, confidence)
-    spearman = stats.spearman_of(margin, cell.delta_length.astype(np.float64))
-    if np.isfinite(spearman(np.arange(cell.n)[None, :])[0]):
-        out["length/margin_spearman"] = bootstrap(spearman)
+    out |= _by_length("length/rewards_accuracy", margin > 0, cell, confidence)
+    spearman = stats.spearman(margin, cell.delta_length.astype(np.float64), confidence)
+    if spearman is not None:
+        out["length/margin_spearman"] = spearman
     calibration = _calibration(margin, statistics.calibration_bins)
-    out["calibration/brier"] = bootstrap(stats.mean_of(expit(-margin) ** 2))
-    out["calibration/ece"] = bootstrap(
-        stats.calibration_error_of(
-            calibration.confidence, calibration.correct, calibration.bins, statistics.calibration_bins
-        )
+    out["calibration/brier"] = mean(expit(-margin) ** 2)
+    out["calibration/ece"] = stats.descriptive(
+        _expected_calibration_error(calibration, statistics.calibration_bins), cell.n
     )
     assert cell.ref_logp_chosen is not None
-    out["displacement/chosen"] = stats.proportion(cell.logp_chosen < cell.ref_logp_chosen, confidence)
+    out["displacement/chosen"] = share(cell.logp_chosen < cell.ref_logp_chosen)
     return out
 
 
@@ -287,9 +321,9 @@ def compare_models(
     reward margin over β (so its tests ask whether DPO moved the margins); reward metrics
     (`rewards/accuracies`, `rewards/margins`, `loss`) only when both models have rewards, since
     the reference's rewards are 0 by definition and a difference against them says nothing
-    `rewards/*` of the other model does not already say. Accuracies are tested with McNemar's
-    exact test and carry their flipped pairs; margins and losses with a paired t-test of the mean
-    difference (the quantity Δ reports) and, beside it, Wilcoxon's signed-rank test.
+    `rewards/*` of the other model does not already say. Accuracies carry their flipped pairs;
+    every comparison's interval and test come from one method (`paired_test`), and Wilcoxon's
+    signed-rank test sits beside the t-test for margins and losses.
     For two models with the same reference, Δ logps/margins = Δ rewards/margins / β.
     Raises `EvalkitError` for non-finite log-probs and for pair ids that repeat within a model.
     """
@@ -315,31 +349,21 @@ def compare_models(
 
 
 def _compare_cells(where: Where, cell: Cell, other: Cell, beta: float, statistics: Statistics) -> Iterator[Comparison]:
-    confidence = statistics.confidence_level
     ours, theirs = _per_pair(cell, beta), _per_pair(other, beta)
     for metric in COMPARED:
         if metric not in ours or metric not in theirs:
             continue
-        differences = ours[metric] - theirs[metric]  # (n,)
-        delta = stats.bootstrap_estimate(
-            stats.mean_of(differences), cell.n, confidence, statistics.bootstrap_resamples, statistics.bootstrap_seed
-        )
+        test = paired_test(metric, ours[metric], theirs[metric], cell.prompts, statistics)
         flips = None
         if metric in ACCURACIES:
-            to_right, to_wrong = differences > 0, differences < 0
+            to_right, to_wrong = test.differences > 0, test.differences < 0
             flips = Flips(
                 wrong_to_right=int(to_right.sum()),
                 right_to_wrong=int(to_wrong.sum()),
                 wrong_to_right_ids=[i for i, flipped in zip(cell.ids, to_right, strict=True) if flipped],
                 right_to_wrong_ids=[i for i, flipped in zip(cell.ids, to_wrong, strict=True) if flipped],
             )
-            p_value = stats.mcnemar_exact_p(flips.wrong_to_right, flips.right_to_wrong)
-            wilcoxon = None
-        else:
-            # The t-test asks what Δ (a mean) and its interval answer; Wilcoxon, whether most pairs moved
-            # one way. With heavy-tailed margins the two can disagree, so both are reported.
-            p_value = stats.paired_t_p(differences)
-            wilcoxon = stats.wilcoxon_p(differences)
+        delta = test.delta
         yield Comparison(
             dataset=where.dataset,
             subset=where.subset,
@@ -353,19 +377,75 @@ def _compare_cells(where: Where, cell: Cell, other: Cell, beta: float, statistic
             ci_high=delta.interval.high if delta.interval else None,
             n=cell.n,
             higher_is_better=HIGHER_IS_BETTER[metric],
-            test="mcnemar_exact" if metric in ACCURACIES else "paired_t",
-            p_value=p_value,
-            wilcoxon_p_value=wilcoxon,
-            mde=stats.minimum_detectable_effect(differences, confidence, statistics.power),
+            test=test.name,
+            p_value=test.p_value,
+            wilcoxon_p_value=test.wilcoxon_p_value,
+            mde=test.mde,
             flips=flips,
+            method=delta.method,
+            se=delta.sampling.se,
+            df=delta.sampling.df,
+            skewness=delta.sampling.skewness,
         )
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """One metric of two models on the same pairs: Δ with its interval, and the test that matches it."""
+
+    differences: np.ndarray
+    """Per-pair model − baseline, shape (n,)."""
+    delta: stats.Estimate
+    name: Literal["tango_score", "paired_t", "cluster_t"]
+    p_value: float
+    """Two-sided, from the same method as the interval: it rejects at α exactly when the 1 − α interval excludes 0."""
+    wilcoxon_p_value: float | None
+    mde: float | None
+
+
+def paired_test(
+    metric: str, ours: np.ndarray, theirs: np.ndarray, prompts: np.ndarray | None, statistics: Statistics
+) -> PairedTest:
+    """Δ of `metric` between two models' per-pair values (accuracies as 0/1), tested and sized.
+
+    Accuracies of independent pairs: Tango's score interval and its test (McNemar's z at Δ = 0);
+    the MDE from McNemar's power (Connor 1987). Everything else, and accuracies where pairs share a
+    prompt: a mean of the paired differences with a t (or cluster-robust t) interval and test, the
+    MDE from the noncentral t, and Wilcoxon's signed-rank test beside it for non-accuracies.
+    """
+    confidence, alpha, power = statistics.confidence_level, 1 - statistics.confidence_level, statistics.power
+    differences = ours - theirs  # (n,)
+    shared_prompts = prompts is not None and len(np.unique(prompts)) < prompts.size
+    if metric in ACCURACIES and not shared_prompts:
+        gained, lost = int((differences > 0).sum()), int((differences < 0).sum())
+        delta = stats.paired_shares(gained, lost, differences.size, confidence)
+        mde = stats.mde_paired_shares(gained + lost, differences.size, alpha, power)
+        return PairedTest(differences, delta, "tango_score", stats.two_sided_p(delta.sampling), None, mde)
+    delta = stats.mean(differences, confidence, prompts if shared_prompts else None)
+    name: Literal["paired_t", "cluster_t"] = "cluster_t" if delta.method == "cluster_t" else "paired_t"
+    # The t-test asks what Δ (a mean) and its interval answer; Wilcoxon, whether most pairs moved one way.
+    # With heavy-tailed margins the two can disagree, so both are reported.
+    wilcoxon = None if metric in ACCURACIES else stats.wilcoxon_p(differences)
+    mde = stats.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
+    return PairedTest(differences, delta, name, stats.two_sided_p(delta.sampling), wilcoxon, mde)
+
+
+def with_false_discovery_rate(comparisons: Sequence[Comparison]) -> list[Comparison]:
+    """The comparisons with `p_adjusted`: Benjamini–Hochberg over all of them together.
+
+    A report of 4 models × 3 subsets holds ~100 tests; at α = 0.05 a few would be "significant" by
+    chance alone. The reports mark significance on the adjusted p, so the expected share of false
+    marks among all marks stays at α; the raw p stays beside it.
+    """
+    adjusted = stats.benjamini_hochberg([c.p_value for c in comparisons])
+    return [c.model_copy(update={"p_adjusted": p}) for c, p in zip(comparisons, adjusted, strict=True)]
 
 
 def _per_pair(cell: Cell, beta: float) -> dict[str, np.ndarray]:
     """Per-pair values whose means are the compared metrics (accuracies as 0/1)."""
     values = {
         "preference/accuracy": (cell.logp_chosen > cell.logp_rejected).astype(np.float64),
-        "preference/accuracy_per_token": _per_token_preferred(cell).astype(np.float64),
+        "preference/accuracy_per_token": (_per_token_margin(cell) > 0).astype(np.float64),
         "logps/margins": cell.logp_chosen - cell.logp_rejected,
     }
     rewards = cell.rewards(beta)
@@ -376,15 +456,18 @@ def _per_pair(cell: Cell, beta: float) -> dict[str, np.ndarray]:
     return values
 
 
-def _per_token_preferred(cell: Cell) -> np.ndarray:
-    return cell.logp_chosen / cell.n_tokens_chosen > cell.logp_rejected / cell.n_tokens_rejected
+def _per_token_margin(cell: Cell) -> np.ndarray:
+    return cell.logp_chosen / cell.n_tokens_chosen - cell.logp_rejected / cell.n_tokens_rejected
 
 
-def _by_length(
-    prefix: str, correct: np.ndarray, delta_length: np.ndarray, confidence: float
-) -> dict[str, stats.Estimate]:
+def _by_length(prefix: str, correct: np.ndarray, cell: Cell, confidence: float) -> dict[str, stats.Estimate]:
+    delta_length, prompts = cell.delta_length, cell.prompts
     masks = dict(zip(LENGTH_BINS, (delta_length < 0, delta_length == 0, delta_length > 0), strict=True))
-    return {f"{prefix}/{name}": stats.proportion(correct[m], confidence) for name, m in masks.items() if m.any()}
+    return {
+        f"{prefix}/{name}": stats.proportion(correct[m], confidence, prompts[m] if prompts is not None else None)
+        for name, m in masks.items()
+        if m.any()
+    }
 
 
 @dataclass(frozen=True)
@@ -411,6 +494,18 @@ def _calibration(margin: np.ndarray, n_bins: int) -> Calibration:
     correct = np.where(margin > 0, 1.0, np.where(margin < 0, 0.0, 0.5))
     bins = np.minimum(np.floor((confidence - 0.5) * 2 * n_bins), n_bins - 1).astype(np.int64)
     return Calibration(confidence, correct, bins)
+
+
+def _expected_calibration_error(calibration: Calibration, n_bins: int) -> float:
+    """Σ_bins (n_b/n)·|accuracy_b − confidence_b| = Σ_bins |Σ_{i∈b} (correct_i − confidence_i)| / n.
+
+    Binned ECE is biased upward: on perfectly calibrated pairs each bin's |gap| is the absolute value
+    of noise, so it is positive at any n and falls only like 1/√(n/bins). Its bootstrap is centred on
+    the biased value and misses the truth; evalkit states the number without an interval.
+    """
+    gap = calibration.correct - calibration.confidence
+    sums = np.bincount(calibration.bins, weights=gap, minlength=n_bins)
+    return float(np.abs(sums).sum() / gap.size)
 
 
 def _cells(dataset: str, scores: Sequence[PairScore]) -> Iterator[tuple[str, str, list[PairScore]]]:

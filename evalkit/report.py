@@ -40,9 +40,11 @@ from evalkit.views import (
     MISSING,
     TITLES,
     Table,
+    adjusted_p,
     calibration_table,
     displacement_table,
     escape_markdown,
+    format_adjusted_p,
     format_delta,
     format_estimate,
     format_number,
@@ -257,7 +259,7 @@ def dataset_section(result: RunResult, dataset: str, n_pairs: int) -> DatasetSec
 def delta_matrices(comparisons: Sequence[Comparison], models: Sequence[str], alpha: float) -> list[Table]:
     """Accuracy differences between the models in `comparisons` on all pairs: row model − column model.
 
-    A cell reads '+0.044*', the star when p < `alpha` (McNemar). One table per accuracy in `MATRIX_METRICS`.
+    A cell reads '+0.044*', the star when the BH-adjusted p < `alpha`. One table per accuracy in `MATRIX_METRICS`.
     """
     tables = []
     for metric in MATRIX_METRICS:
@@ -269,7 +271,7 @@ def delta_matrices(comparisons: Sequence[Comparison], models: Sequence[str], alp
         higher = next(iter(cells.values())).higher_is_better
 
         def cell(c: Comparison | None) -> str:
-            return "" if c is None else f"{c.value:+.3f}" + ("*" if c.p_value < alpha else "")
+            return "" if c is None else f"{c.value:+.3f}" + ("*" if adjusted_p(c) < alpha else "")
 
         table_rows = [[row, *(cell(cells.get((row, column))) for column in columns)] for row in rows]
         tables.append(Table([f"Δ {metric_title(metric, higher).strip()}", *columns], table_rows))
@@ -279,7 +281,7 @@ def delta_matrices(comparisons: Sequence[Comparison], models: Sequence[str], alp
 def _matrices_note(statistics: Statistics) -> str:
     return (
         f"Between the other models, on all pairs: row − column; * where p < {1 - statistics.confidence_level:.2g} "
-        "(McNemar's exact test, not corrected for the number of cells)."
+        "after the Benjamini–Hochberg adjustment over every comparison of the run (Tango's score test)."
     )
 
 
@@ -304,7 +306,7 @@ def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[Comp
     sections = []
     for model, baseline in dict.fromkeys((c.model, c.baseline) for c in comparisons):
         rows = [c for c in comparisons if (c.model, c.baseline) == (model, baseline)]
-        header = ["metric", baseline, model, delta, "p", "Wilcoxon p", "wrong→right", "right→wrong", "MDE"]
+        header = ["metric", baseline, model, delta, "p", "p (BH)", "Wilcoxon p", "wrong→right", "right→wrong", "MDE"]
         table = Table(
             header,
             [
@@ -314,6 +316,7 @@ def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[Comp
                     format_number(c.model_value),
                     format_delta(c),
                     format_p(c.p_value),
+                    format_adjusted_p(c),
                     format_p(c.wilcoxon_p_value) if c.wilcoxon_p_value is not None else MISSING,
                     str(c.flips.wrong_to_right) if c.flips else MISSING,
                     str(c.flips.right_to_wrong) if c.flips else MISSING,
@@ -346,7 +349,7 @@ def _subset_comparisons(comparisons: list[Comparison], delta: str) -> Table | No
     rows = sorted(comparisons, key=lambda c: c.subset)  # stable: keeps the model and metric order
     several = len({(c.model, c.baseline) for c in rows}) > 1
     header = ["subset", *(["comparison"] if several else []), "metric"]
-    header += [delta, "p", "wrong→right", "right→wrong", "n"]
+    header += [delta, "p", "p (BH)", "wrong→right", "right→wrong", "n"]
     return Table(
         header,
         [
@@ -356,13 +359,14 @@ def _subset_comparisons(comparisons: list[Comparison], delta: str) -> Table | No
                 metric_title(c.metric, c.higher_is_better),
                 format_delta(c),
                 format_p(c.p_value),
+                format_adjusted_p(c),
                 str(c.flips.wrong_to_right) if c.flips else MISSING,
                 str(c.flips.right_to_wrong) if c.flips else MISSING,
                 str(c.n),
             ]
             for c in rows
         ],
-        align="l" * (len(header) - 5) + "rrrrr",
+        align="l" * (len(header) - 6) + "rrrrrr",
     )
 
 
@@ -383,8 +387,8 @@ def _intervals_line(statistics: Statistics | None) -> str:
         return "No intervals: these results predate them (results schema 1.0)."
     level = f"{statistics.confidence_level:.0%}"
     return (
-        f"In brackets: {level} intervals, Wilson for shares, percentile bootstrap over pairs for the rest "
-        f"({statistics.bootstrap_resamples} resamples, seed {statistics.bootstrap_seed})."
+        f"In brackets: {level} intervals: Wilson for shares, Student t for means, Tango's score interval for "
+        "differences of accuracies (each test matches its interval); pairs that share a prompt are clustered."
     )
 
 

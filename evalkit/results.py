@@ -9,7 +9,12 @@ Schema 1.1 added intervals (`ci_low`, `ci_high`) to every metric, paired `compar
 models, `reliability` curves and the `statistics` settings; a 1.0 file still reads, with no
 intervals and those lists empty. Schema 1.3 added the scoring settings that 1.2 left out (token
 budget, prompt sharing, compute dtype, reference cache) and the number of processes that scored;
-older files read with those fields at their defaults.
+older files read with those fields at their defaults. Schema 1.4 names the method of every interval
+and test and records what replaying a test needs (`method`, `se`, `df`, `n_effective`), the
+false-discovery-adjusted p of every comparison, gate verdicts as one-sided tests (raw and Holm
+p, the bound, α), drift as a per-token KL with its truncation, and win rates with a sign test.
+Older files are migrated once, where they are read (`migrate`): their bootstrap settings dropped,
+their methods left unrecorded (None), so readers never branch on a version.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from evalkit.errors import EvalkitError
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
@@ -134,6 +139,18 @@ class Metric(Record):
     """Pairs the number was computed on (for a length bin: the pairs in that bin)."""
     higher_is_better: bool | None
     """None where neither direction is good in itself (log-probs, correlations)."""
+    method: str | None = None
+    """How the interval was made (`evalkit.stats`: wilson, wilson_clustered, student_t, cluster_t, fisher_z,
+    order_statistics, none); None in files older than schema 1.4."""
+    se: float | None = None
+    """Standard error, for t methods (and of atanh ρ for fisher_z): what a gate's one-sided test reads."""
+    df: float | None = None
+    """Degrees of freedom of a t method: n − 1, or prompts − 1 when clustered."""
+    n_effective: float | None = None
+    """For shares: the sample size Wilson's interval and the gate's test run on (n for 0/1 outcomes of
+    independent pairs; less where pairs share prompts, more where ties count half)."""
+    skewness: float | None = None
+    """For student_t: the sample skewness G₁, which a gate's one-sided test corrects for (Hall 1992)."""
 
 
 class Flips(Record):
@@ -158,15 +175,23 @@ class Comparison(Record):
     value: float
     """The difference model − baseline (the mean of the per-pair differences)."""
     ci_low: float | None
-    """Paired bootstrap interval of the difference; None where undefined (one pair, or no spread)."""
+    """Paired interval of the difference (see `method`); None where undefined (one pair, or no spread)."""
     ci_high: float | None
     n: int
     """Pairs both models scored."""
     higher_is_better: bool | None
-    test: Literal["mcnemar_exact", "paired_t"]
-    """McNemar's exact test for accuracies; a paired t-test of the mean difference for per-pair values."""
+    test: Literal["tango_score", "paired_t", "cluster_t", "mcnemar_exact"]
+    """Tango's score test for accuracies (McNemar's z at Δ = 0); a paired t-test of the mean difference for
+    per-pair values; a cluster-robust t where pairs share prompts. `mcnemar_exact` only in files before 1.4."""
     p_value: float
-    """Two-sided; 1.0 when the models agree on every pair. Not corrected for multiple comparisons."""
+    """Two-sided, from the same method as the interval; 1.0 when the models agree on every pair."""
+    p_adjusted: float | None = None
+    """Benjamini–Hochberg adjusted over every comparison of the run: what the reports' significance marks read."""
+    method: str | None = None
+    """How the interval was made: tango, student_t or cluster_t; None in files older than schema 1.4."""
+    se: float | None = None
+    df: float | None = None
+    skewness: float | None = None
     wilcoxon_p_value: float | None = None
     """For per-pair values: Wilcoxon's signed-rank test (do most pairs move one way?), beside the t-test."""
     mde: float | None
@@ -201,10 +226,7 @@ class Statistics(Record):
     """How intervals, tests and power were computed; recorded so that a result can be reproduced."""
 
     confidence_level: float = Field(0.95, gt=0, lt=1)
-    """Of every interval; the tests' α is 1 − confidence_level."""
-    bootstrap_resamples: int = Field(2000, ge=1)
-    """Percentile bootstrap over pairs, for means, medians, correlations and calibration errors."""
-    bootstrap_seed: int = 0
+    """Of every two-sided interval; the reports' tests use α = 1 − confidence_level (gate rules use `gate.alpha`)."""
     power: float = Field(0.8, gt=0, lt=1)
     """Of the minimum detectable effect."""
     calibration_bins: int = Field(10, ge=1)
@@ -259,7 +281,8 @@ class GenerationStats(Record):
 
 
 class JudgeSummary(Record):
-    """A judge's mean score for one model over the panel (per-prompt means; bootstrap interval over prompts)."""
+    """A judge's mean score for one model over the panel (per-prompt means; over prompts, Wilson's interval on
+    the effective n for scores in [0, 1], Student t for any other scale)."""
 
     judge: str
     model: str
@@ -270,7 +293,12 @@ class JudgeSummary(Record):
 
 
 class WinRate(Record):
-    """One model against the reference on a judge, prompt by prompt (a tie counts half)."""
+    """One model against the reference on a judge, prompt by prompt, on the prompts both answered.
+
+    The win rate counts a tie as half a win (a judged comparison of two answers has three outcomes, and
+    half is what a coin flip between them scores), with a Wilson interval; the sign test beside it asks
+    whether wins outnumber losses, ties aside.
+    """
 
     judge: str
     model: str
@@ -278,6 +306,8 @@ class WinRate(Record):
     win_rate: float
     ci_low: float | None
     ci_high: float | None
+    sign_test_p: float | None = None
+    """Two-sided exact sign test of wins against losses; None in files older than schema 1.4."""
     wins: int
     ties: int
     losses: int
@@ -289,7 +319,16 @@ class WinRate(Record):
 
 
 class Drift(Record):
-    """Monte-Carlo KL(π‖π_ref): mean over prompts of log π(y|x) − log π_ref(y|x), y sampled from π."""
+    """KL(π‖π_ref) of the first `max_new_tokens` tokens, in nats per completion.
+
+    For each completion y sampled from π (its own distribution: temperature 1, every sampling filter of
+    the checkpoint's generation config off), the sum over its positions of the full next-token
+    KL(π(·|x, y<t) ‖ π_ref(·|x, y<t)): an unbiased, never negative estimate with less variance than the
+    log-ratio log π(y|x) − log π_ref(y|x). Mean per prompt, then over prompts with a Student t
+    interval (its lower end clipped at 0, where the KL cannot go). Completions are cut at
+    `max_new_tokens`, so this is the KL of the first that many tokens: a lower bound on the KL of
+    whole answers when `truncated` > 0.
+    """
 
     model: str
     reference: str
@@ -298,6 +337,14 @@ class Drift(Record):
     ci_high: float | None
     n: int
     samples_per_prompt: int
+    estimator: str | None = None
+    """`per_token` (as above); None in files older than schema 1.4, which used the sampled log-ratio."""
+    se: float | None = None
+    df: float | None = None
+    skewness: float | None = None
+    max_new_tokens: int | None = None
+    truncated: float | None = None
+    """Share of the sampled completions cut at `max_new_tokens` rather than ended with EOS."""
 
 
 class GenerationResult(Record):
@@ -334,6 +381,16 @@ class GateVerdict(Record):
     ci_low: float | None = None
     ci_high: float | None = None
     p_value: float | None = None
+    """One-sided p of the rule's null hypothesis (the release is bad), before any correction."""
+    p_adjusted: float | None = None
+    """Holm-adjusted over the suite's tested rules (equal to `p_value` with `correction: none`); pass ⇔ ≤ α."""
+    bound: float | None = None
+    """The one-sided (1 − α) confidence bound the rule compares with its null boundary (for a length budget:
+    of the mean of L − (1 + budget)·L_before in tokens, against 0)."""
+    alpha: float | None = None
+    """The gate's level."""
+    test: str | None = None
+    """The null hypothesis and method, e.g. `H0: Δ <= -0.02 (tango score)`; None for rules that are not tests."""
     n: int | None = None
     threshold: float | None = None
 
@@ -449,6 +506,24 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
+def sampling_fields(sampling: Any) -> dict[str, Any]:
+    """The record fields of a `stats.Sampling` a gate's test reads back (`method`, `se`, `df`, `n_effective`)."""
+    fields = ("method", "se", "df", "n_effective", "skewness")
+    return {name: getattr(sampling, name) for name in fields}
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """A results file of any 1.x schema, as the current schema reads it (missing fields take their defaults).
+
+    1.0–1.3 recorded the settings of a percentile bootstrap that 1.4 no longer uses; they are dropped, and
+    intervals from those files keep `method` None ("not recorded") rather than a guess.
+    """
+    statistics = raw.get("statistics")
+    if isinstance(statistics, dict):
+        raw = {**raw, "statistics": {k: v for k, v in statistics.items() if not k.startswith("bootstrap_")}}
+    return raw
+
+
 def read_results(path: Path) -> RunResult:
     """Load and validate a results file; problems are `EvalkitError`s naming the file and key."""
     try:
@@ -466,7 +541,7 @@ def read_results(path: Path) -> RunResult:
             f"(expected {SCHEMA_VERSION.split('.')[0]}.x)"
         )
     try:
-        return RunResult.model_validate(raw)
+        return RunResult.model_validate(migrate(raw))
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"])
@@ -494,6 +569,9 @@ class PairScore:
     truncated: bool
     ref_logp_chosen: float | None = None
     ref_logp_rejected: float | None = None
+    prompt_key: str | None = None
+    """A hash of the prompt's token ids: pairs with the same key share a prompt and are clustered in every
+    interval and test. None in files written before it existed."""
 
 
 def read_pair_scores(path: Path) -> list[PairScore]:

@@ -23,6 +23,8 @@ of it changes the numbers.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
@@ -261,28 +263,12 @@ def pair_scores(
                 truncated=logps.truncated,
                 ref_logp_chosen=ref.chosen if ref else None,
                 ref_logp_rejected=ref.rejected if ref else None,
+                prompt_key=prompt_key(pair.prompt_ids),
             )
         )
     return rows
 
 
-@torch.inference_mode()
-def sequence_logps(
-    model: PreTrainedModel, sequences: Sequence[tuple[list[int], list[int]]], batch_size: int, pad_token_id: int
-) -> list[float]:
-    """Summed log-probs of each (prompt ids, completion ids) sequence's completion under `model`."""
-    model.eval()
-    if not sequences:
-        return []
-    prompt, completion = sequences[0]
-    runner = prepare(model, prompt + completion, share_prompt=False, dtype="float32")
-
-    def score(start: int) -> list[float]:
-        batch = sequences[start : start + batch_size]
-        full = [prompt + completion for prompt, completion in batch]
-        logps, _ = whole_sequence_logps(
-            runner, full, [len(p) for p, _ in batch], max(map(len, full)), pad_token_id, "right"
-        )
-        return logps
-
-    return [logp for batch in share_out(range(0, len(sequences), batch_size), score) for logp in batch]
+def prompt_key(prompt_ids: Sequence[int]) -> str:
+    """16 hex digits naming a prompt by its tokens: pairs that share it are clustered by the metrics."""
+    return hashlib.sha256(json.dumps(list(prompt_ids)).encode()).hexdigest()[:16]

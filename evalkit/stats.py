@@ -1,32 +1,54 @@
-"""Interval estimates and paired tests on per-pair arrays: numpy and scipy, nothing of evalkit's.
+"""Intervals and tests on per-pair arrays: numpy and scipy, nothing of evalkit's.
 
-Every estimate comes with the pairs it was computed on and a 95% interval (by default):
-- proportions get Wilson score intervals, which stay inside [0, 1] and keep their coverage at
-  0 or n successes and at small n, where the normal (Wald) interval collapses to a point;
-- means, medians, correlations and calibration errors get a percentile bootstrap over pairs.
-  Resamples are pair indices drawn from a seeded generator, so every statistic of a cell (and
-  both models of a paired comparison) sees the same resamples, and a rerun gives the same
-  interval to the last digit. With one chunk of resamples the draw is the one
-  `scipy.stats.bootstrap(..., method="percentile")` makes, so the two agree exactly.
+Every estimate names its method and carries what a one-sided test of it needs, so a gate can
+ask "is the true value above θ₀?" at any level from `results.json` alone, and the answer is the
+same as reading the matching interval (each test is the inversion of its interval):
 
-An interval is None where it is undefined: fewer than two pairs, no spread in the resamples
-(every pair has the same value), or a statistic that is undefined on some resample (a
-correlation where one resample has a constant variable).
+- `wilson`: a share of independent pairs. Wilson's score interval. Its one-sided test is exact
+  where the outcomes are 0 or 1 (the binomial tail, with the Clopper–Pearson bound), so a gate's
+  false-pass rate never exceeds α (the score test behind Wilson's interval reaches 5.8% at some n
+  for a nominal 5%). A share of 0/½/1 outcomes (a tie counted half) has less variance than a
+  binomial one: Wilson and the score test then run on the effective sample size
+  n·p̂(1 − p̂)/v̂, v̂ the outcomes' variance.
+- `wilson_clustered`: a share of pairs that share prompts: Wilson and the score test on the
+  effective sample size p̂(1 − p̂)/se², se the cluster-robust standard error.
+- `student_t`: a mean of independent pairs. Student's t on n − 1 degrees of freedom. Its one-sided
+  test (what a gate asks) adds Hall's (1992) skewness correction,
+  T = t + γ t²/(3√n) + γ² t³/(27n) + γ/(6√n) with γ the sample skewness: a plain one-sided t-test
+  on right-skewed values (per-prompt KLs, losses) passes "the mean is below the budget" 7–10% of
+  the time at a nominal 5% and 30 prompts; corrected, 5.4–6%.
+- `cluster_t`: a mean when pairs share a prompt: the cluster-robust (CR1) standard error over G
+  prompts and t on G − 1 degrees of freedom.
+- `tango`: the difference of two paired shares (two models' accuracies on the same pairs).
+  Tango's (1998) score interval from the discordant pairs; its test is the score test, which at
+  Δ₀ = 0 is McNemar's z = (b − c)/√(b + c). The interval excludes 0 exactly when the test rejects.
+- `fisher_z`: Spearman's ρ on the atanh scale with Bonett and Wright's (2000) variance
+  (1 + ρ²/2)/(n − 3).
+- `order_statistics`: a median, distribution-free: the sign-test interval of order statistics,
+  interpolated between the two neighbouring ones to the stated level (Hettmansperger and Sheather
+  1986). It has no test evalkit can replay without the data, so medians cannot be gated.
+- `none`: a number without an interval (say, a binned calibration error, whose bootstrap is
+  biased and misses its truth).
+
+An interval is None where it is undefined: too few pairs, or no spread at all in a mean (then a
+standard error of 0 would claim certainty that 2 or 50 identical pairs cannot give).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from scipy import optimize
 from scipy import stats as scipy_stats
 
-Statistic = Callable[[np.ndarray], np.ndarray]
-"""A statistic of the pairs picked by an index array (R, n) → one value per row (R,)."""
-
-_CHUNK_ELEMENTS = 4_000_000
-"""Resample indices drawn at a time (32 MB of int64): bounds memory for large datasets."""
+Method = Literal[
+    "wilson", "wilson_clustered", "student_t", "cluster_t", "tango", "fisher_z", "order_statistics", "none"
+]
+TESTABLE: frozenset[str] = frozenset({"wilson", "wilson_clustered", "student_t", "cluster_t", "tango", "fisher_z"})
+"""Methods whose one-sided test can be replayed from the recorded numbers (`Sampling`)."""
 
 
 @dataclass(frozen=True)
@@ -36,12 +58,37 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """What a test of an estimate needs: its method and the numbers that method reads.
+
+    wilson, wilson_clustered: `value`, `n`, `n_effective` (= n for 0/1 outcomes of independent pairs);
+    student_t, cluster_t: `value`, `se`, `df` (and `skewness` for student_t); fisher_z: `value`, `se` (of atanh ρ);
+    tango: `n`, `gained` and `lost` (the discordant pairs, b and c).
+    """
+
+    method: Method
+    value: float
+    n: int
+    se: float | None = None
+    df: float | None = None
+    n_effective: float | None = None
+    gained: int | None = None
+    lost: int | None = None
+    skewness: float | None = None
+
+
+@dataclass(frozen=True)
 class Estimate:
-    """A point estimate over `n` pairs and its interval (None where undefined)."""
+    """A point estimate over `n` pairs, its two-sided interval (None where undefined), and how it was made."""
 
     value: float
     interval: Interval | None
     n: int
+    sampling: Sampling
+
+    @property
+    def method(self) -> Method:
+        return self.sampling.method
 
 
 def z_score(confidence: float) -> float:
@@ -49,14 +96,17 @@ def z_score(confidence: float) -> float:
     return float(scipy_stats.norm.ppf(0.5 + confidence / 2))
 
 
-def wilson_interval(successes: float, n: int, confidence: float) -> Interval | None:
+# --- shares ----------------------------------------------------------------------------------------------
+
+
+def wilson_interval(successes: float, n: float, confidence: float) -> Interval | None:
     """Wilson score interval of a proportion; None when n = 0.
 
     With z the normal quantile and p̂ = x/n:
         centre = (x + z²/2) / (n + z²),  half-width = z·√(x(n − x)/n + z²/4) / (n + z²).
-    `successes` may be fractional (a tie counted as half right); the formula holds as written.
+    `successes` and `n` may be fractional (ties counted half; an effective sample size).
     """
-    if n == 0:
+    if n <= 0:
         return None
     z = z_score(confidence)
     centre = (successes + z * z / 2) / (n + z * z)
@@ -64,103 +114,331 @@ def wilson_interval(successes: float, n: int, confidence: float) -> Interval | N
     return Interval(float(max(centre - half, 0.0)), float(min(centre + half, 1.0)))
 
 
-def proportion(outcomes: np.ndarray, confidence: float) -> Estimate:
-    """Share of `outcomes` (booleans, or 0/½/1 scores) with its Wilson interval; n ≥ 1."""
+def proportion(outcomes: np.ndarray, confidence: float, clusters: np.ndarray | None = None) -> Estimate:
+    """Share of `outcomes` (booleans, or 0/½/1 scores) with its Wilson interval; n ≥ 1.
+
+    With `clusters` (one label per pair) where some label repeats, the pairs of one prompt are not
+    independent: the interval is Wilson's on the effective sample size (see the module doc).
+    """
     assert outcomes.size > 0, "a proportion of no pairs is undefined; callers skip empty cells"
-    successes = float(np.sum(outcomes))
-    return Estimate(successes / outcomes.size, wilson_interval(successes, outcomes.size, confidence), outcomes.size)
+    values = outcomes.astype(np.float64)
+    n = values.size
+    share = float(values.mean())
+    binomial = share * (1 - share)
+    clustered = clusters is not None and _has_shared_clusters(clusters)
+    assert clusters is not None or not clustered
+    se2 = _cluster_se(values, clusters) ** 2 if clusters is not None and clustered else float(values.var()) / n
+    n_effective = binomial / se2 if binomial > 0 and se2 > 0 else float(n)  # no spread: nothing to rescale
+    sampling = Sampling("wilson_clustered" if clustered else "wilson", share, n, n_effective=n_effective)
+    return Estimate(share, wilson_interval(share * n_effective, n_effective, confidence), n, sampling)
 
 
-def resample_indices(n: int, resamples: int, seed: int) -> Iterator[np.ndarray]:
-    """Bootstrap resamples of the pair indices 0..n−1, in chunks of shape (rows, n)."""
-    rng = np.random.default_rng(seed)
-    rows = max(1, _CHUNK_ELEMENTS // max(n, 1))
-    for start in range(0, resamples, rows):
-        yield rng.integers(0, n, size=(min(rows, resamples - start), n))
+# --- means -----------------------------------------------------------------------------------------------
 
 
-def bootstrap_interval(statistic: Statistic, n: int, confidence: float, resamples: int, seed: int) -> Interval | None:
-    """Percentile bootstrap interval of `statistic` over `n` pairs; None where undefined (see module doc)."""
-    if n < 2:
+def mean(values: np.ndarray, confidence: float, clusters: np.ndarray | None = None) -> Estimate:
+    """Mean with a Student t interval (cluster-robust over prompts where pairs share one); n ≥ 1."""
+    assert values.size > 0, "a mean of no pairs is undefined; callers skip empty cells"
+    values = values.astype(np.float64)
+    n, value = values.size, float(values.mean())
+    skewness = None
+    if clusters is not None and _has_shared_clusters(clusters):
+        groups = len(np.unique(clusters))
+        se, df, method = _cluster_se(values, clusters), float(groups - 1), "cluster_t"
+    else:
+        se = float(values.std(ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+        df, method = float(n - 1), "student_t"
+        skewness = _skewness(values)
+    sampling = Sampling(method, value, n, se=se, df=df, skewness=skewness)  # type: ignore[arg-type]
+    return Estimate(value, _t_interval(value, se, df, confidence), n, sampling)
+
+
+def _skewness(values: np.ndarray) -> float | None:
+    """The adjusted Fisher–Pearson skewness G₁ = g₁·√(n(n − 1))/(n − 2); None below 3 values or without spread."""
+    n = values.size
+    if n < 3:
         return None
-    distribution = np.concatenate([statistic(chunk) for chunk in resample_indices(n, resamples, seed)])
-    if not np.all(np.isfinite(distribution)):
+    centred = values - values.mean()
+    m2 = float(np.mean(centred**2))
+    if m2 <= 0:
         return None
-    if np.ptp(distribution) <= 1e-12 * max(1.0, float(np.max(np.abs(distribution)))):
-        return None  # no spread: every resample gives the same value
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(distribution, [tail, 100 - tail])
-    return Interval(float(low), float(high))
+    g1 = float(np.mean(centred**3)) / m2**1.5
+    return g1 * np.sqrt(n * (n - 1)) / (n - 2)
 
 
-def bootstrap_estimate(statistic: Statistic, n: int, confidence: float, resamples: int, seed: int) -> Estimate:
-    """`statistic` over all `n` pairs, with its percentile bootstrap interval; n ≥ 1."""
-    assert n > 0, "a statistic of no pairs is undefined; callers skip empty cells"
-    value = float(statistic(np.arange(n)[None, :])[0])
-    return Estimate(value, bootstrap_interval(statistic, n, confidence, resamples, seed), n)
+def hall_statistic(t: float, skewness: float, n: int) -> float:
+    """Hall's (1992) monotone transformation of a t statistic that removes the skewness term of its law."""
+    root = np.sqrt(n)
+    return t + skewness * t * t / (3 * root) + skewness**2 * t**3 / (27 * n) + skewness / (6 * root)
 
 
-def mean_of(values: np.ndarray) -> Statistic:
-    return lambda index: values[index].mean(axis=-1)
+def _hall_inverse(statistic: float, skewness: float, n: int) -> float:
+    """The t with `hall_statistic(t) = statistic`: T − γ/(6√n) = (√n/γ)(u³ − 1), u = 1 + γt/(3√n)."""
+    if skewness == 0:
+        return statistic
+    root = np.sqrt(n)
+    u = float(np.cbrt(1 + (skewness / root) * (statistic - skewness / (6 * root))))
+    return 3 * root * (u - 1) / skewness
 
 
-def median_of(values: np.ndarray) -> Statistic:
-    return lambda index: np.median(values[index], axis=-1)
+def _t_interval(value: float, se: float, df: float, confidence: float) -> Interval | None:
+    if df < 1 or not se > 0:
+        return None  # one pair or one prompt, or no spread at all: no honest interval
+    half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df)) * se
+    return Interval(value - half, value + half)
 
 
-def spearman_of(x: np.ndarray, y: np.ndarray) -> Statistic:
-    """Spearman's ρ (Pearson's r of average ranks), NaN on a sample where x or y is constant."""
-
-    def statistic(index: np.ndarray) -> np.ndarray:
-        rx = scipy_stats.rankdata(x[index], axis=-1)  # (R, n)
-        ry = scipy_stats.rankdata(y[index], axis=-1)  # (R, n)
-        rx -= rx.mean(axis=-1, keepdims=True)
-        ry -= ry.mean(axis=-1, keepdims=True)
-        denominator = np.sqrt((rx * rx).sum(axis=-1) * (ry * ry).sum(axis=-1))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denominator > 0, (rx * ry).sum(axis=-1) / denominator, np.nan)
-
-    return statistic
+def _has_shared_clusters(clusters: np.ndarray) -> bool:
+    return len(np.unique(clusters)) < clusters.size
 
 
-def calibration_error_of(confidence: np.ndarray, correct: np.ndarray, bins: np.ndarray, n_bins: int) -> Statistic:
-    """Expected calibration error: Σ_bins (n_b/n)·|accuracy_b − confidence_b| = Σ_bins |Σ_b (correct − conf)| / n."""
-    gap = correct - confidence
-
-    def statistic(index: np.ndarray) -> np.ndarray:
-        rows, n = index.shape
-        flat = (bins[index] + n_bins * np.arange(rows)[:, None]).ravel()  # (R·n,) one slot per (row, bin)
-        sums = np.bincount(flat, weights=gap[index].ravel(), minlength=rows * n_bins).reshape(rows, n_bins)
-        return np.abs(sums).sum(axis=-1) / n
-
-    return statistic
+def _cluster_se(values: np.ndarray, clusters: np.ndarray) -> float:
+    """CR1 standard error of the mean: √(G/(G − 1) · Σ_g (Σ_{i∈g} (x_i − x̄))²) / n."""
+    _, index = np.unique(clusters, return_inverse=True)
+    groups = int(index.max()) + 1
+    if groups < 2:
+        return 0.0
+    sums = np.bincount(index, weights=values - values.mean(), minlength=groups)
+    return float(np.sqrt(groups / (groups - 1) * np.sum(sums * sums)) / values.size)
 
 
-def mcnemar_exact_p(wrong_to_right: int, right_to_wrong: int) -> float:
-    """McNemar's exact test: a two-sided binomial test of the discordant pairs against ½.
+# --- paired shares: Tango's score interval ----------------------------------------------------------------
 
-    Pairs both models get right (or both wrong) carry no information on which is better; under
-    the null each discordant pair is equally likely to flip either way. With no discordant pair
-    there is no evidence of a difference and p = 1.
+
+def tango_statistic(gained: np.ndarray, lost: np.ndarray, n: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """Tango's score statistic Z(Δ₀) for H₀: p₁ − p₂ = Δ₀ from b = `gained`, c = `lost` of n pairs.
+
+        Z = (b − c − nΔ₀) / √(n(2q + Δ₀ − Δ₀²)),
+    q the maximum-likelihood p(lost) under H₀: the root of 2n q² + (−b − c + (2n − b + c)Δ₀) q − cΔ₀(1 − Δ₀)
+    (Tango 1998). Z(0) = (b − c)/√(b + c), McNemar's statistic. Decreasing in Δ₀. Vectorised.
     """
-    discordant = wrong_to_right + right_to_wrong
-    if discordant == 0:
-        return 1.0
-    return float(scipy_stats.binomtest(wrong_to_right, discordant, 0.5).pvalue)
+    b, c, n, d = (np.asarray(x, dtype=np.float64) for x in (gained, lost, n, delta))
+    a_coef = 2 * n
+    b_coef = -b - c + (2 * n - b + c) * d
+    c_coef = -c * d * (1 - d)
+    q = (np.sqrt(np.maximum(b_coef * b_coef - 4 * a_coef * c_coef, 0.0)) - b_coef) / (2 * a_coef)
+    variance = n * (2 * q + d - d * d)
+    numerator = b - c - n * d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = numerator / np.sqrt(np.maximum(variance, 0.0))
+        return np.where(numerator == 0, 0.0, np.where(variance > 1e-300, z, np.sign(numerator) * np.inf))
 
 
-def paired_t_p(differences: np.ndarray) -> float:
-    """Two-sided one-sample t-test of the mean paired difference against 0: the test that matches
-    the reported Δ (a mean) and its bootstrap interval.
+def tango_bounds(
+    gained: np.ndarray, lost: np.ndarray, n: np.ndarray, z: float, iterations: int = 60
+) -> tuple[np.ndarray, np.ndarray]:
+    """The Δ where Tango's statistic crosses +z (lower bound) and −z (upper bound), by bisection on [−1, 1]."""
 
-    Fewer than two pairs: no test, p = 1. No spread: p = 1 when every difference is 0, else 0 (the
-    same non-zero difference on every pair).
+    def root(target: float) -> np.ndarray:
+        low = np.full(np.shape(n), -1.0)
+        high = np.full(np.shape(n), 1.0)
+        for _ in range(iterations):
+            middle = (low + high) / 2
+            above = tango_statistic(gained, lost, n, middle) > target  # Z decreases in Δ: the root is further right
+            low, high = np.where(above, middle, low), np.where(above, high, middle)
+        return (low + high) / 2
+
+    return root(z), root(-z)
+
+
+def paired_shares(gained: int, lost: int, n: int, confidence: float) -> Estimate:
+    """Δ = (b − c)/n of two paired shares with Tango's score interval; n ≥ 1."""
+    assert n > 0, "a difference over no pairs is undefined; callers skip empty cells"
+    low, high = tango_bounds(np.array(gained), np.array(lost), np.array(n), z_score(confidence))
+    value = (gained - lost) / n
+    sampling = Sampling("tango", value, n, gained=gained, lost=lost)
+    return Estimate(value, Interval(float(low), float(high)), n, sampling)
+
+
+# --- medians and correlations ----------------------------------------------------------------------------
+
+
+def median(values: np.ndarray, confidence: float) -> Estimate:
+    """Median with the interpolated order-statistic interval (Hettmansperger and Sheather 1986); n ≥ 1.
+
+    [x₍d₎, x₍n−d+1₎] covers the median with probability γ_d = 1 − 2·P(Bin(n, ½) < d) whatever the
+    distribution. d is the largest with γ_d ≥ the level; the bounds move towards the next order
+    statistics by λ = (n − d)I / (d + (n − 2d)I), I = (γ_d − level)/(γ_d − γ_{d+1}). None for n < 6
+    (no d reaches 95% there).
     """
-    if len(differences) < 2:
-        return 1.0
-    if np.ptp(differences) == 0:
-        return 1.0 if differences[0] == 0 else 0.0
-    return float(scipy_stats.ttest_1samp(differences, 0.0).pvalue)
+    assert values.size > 0, "a median of no pairs is undefined; callers skip empty cells"
+    ordered = np.sort(values.astype(np.float64))
+    n = ordered.size
+    value = float(np.median(ordered))
+    sampling = Sampling("order_statistics", value, n)
+    coverage = 1 - 2 * scipy_stats.binom.cdf(np.arange(0, n // 2 + 1) - 1, n, 0.5)  # γ_d for d = 0..n//2
+    reaching = np.nonzero(coverage[1:] >= confidence)[0] + 1
+    if reaching.size == 0:
+        return Estimate(value, None, n, sampling)
+    d = int(reaching.max())
+    if d >= n - d:  # the two order statistics meet: nothing to interpolate towards
+        return Estimate(value, Interval(float(ordered[d - 1]), float(ordered[n - d])), n, sampling)
+    gamma_d, gamma_next = coverage[d], coverage[d + 1] if d + 1 < coverage.size else 0.0
+    share = (gamma_d - confidence) / (gamma_d - gamma_next) if gamma_d > gamma_next else 0.0
+    weight = (n - d) * share / (d + (n - 2 * d) * share)
+    low = (1 - weight) * ordered[d - 1] + weight * ordered[d]
+    high = (1 - weight) * ordered[n - d] + weight * ordered[n - d - 1]
+    return Estimate(value, Interval(float(low), float(high)), n, sampling)
+
+
+def spearman(x: np.ndarray, y: np.ndarray, confidence: float) -> Estimate | None:
+    """Spearman's ρ with a Fisher-z interval (Bonett–Wright variance); None where x or y is constant."""
+    n = x.size
+    rx, ry = scipy_stats.rankdata(x), scipy_stats.rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = float(np.sqrt((rx * rx).sum() * (ry * ry).sum()))
+    if denominator == 0:
+        return None
+    rho = float(np.clip((rx * ry).sum() / denominator, -1.0, 1.0))
+    if n <= 3 or abs(rho) == 1.0:
+        return Estimate(rho, None, n, Sampling("fisher_z", rho, n))
+    se = float(np.sqrt((1 + rho * rho / 2) / (n - 3)))
+    half = z_score(confidence) * se
+    centre = float(np.arctanh(rho))
+    interval = Interval(float(np.tanh(centre - half)), float(np.tanh(centre + half)))
+    return Estimate(rho, interval, n, Sampling("fisher_z", rho, n, se=se))
+
+
+def descriptive(value: float, n: int) -> Estimate:
+    """A number stated without an interval (see the module doc's `none`)."""
+    return Estimate(value, None, n, Sampling("none", value, n))
+
+
+# --- one-sided tests, read back from a `Sampling` ---------------------------------------------------------
+
+
+def p_greater(s: Sampling, null: float) -> float | None:
+    """One-sided p of H₀: θ ≤ `null` against θ > `null`; None where the method has no test or it is undefined."""
+    if s.method in ("wilson", "wilson_clustered"):
+        n = _effective(s)
+        if n <= 0:
+            return None
+        if null <= 0.0:
+            return 0.0 if s.value > 0 else 1.0
+        if null >= 1.0:
+            return 1.0
+        successes = _whole_successes(s)
+        if successes is not None:  # exact: P(X ≥ x | n, p₀)
+            return float(scipy_stats.binom.sf(successes - 1, s.n, null))
+        z = (s.value - null) / np.sqrt(null * (1 - null) / n)
+        return float(scipy_stats.norm.sf(z))
+    if s.method in ("student_t", "cluster_t"):
+        if s.se is None or s.df is None or not s.se > 0 or s.df < 1:
+            return None
+        statistic = (s.value - null) / s.se
+        if s.skewness:
+            statistic = hall_statistic(statistic, s.skewness, s.n)
+        return float(scipy_stats.t.sf(statistic, s.df))
+    if s.method == "tango":
+        if s.gained is None or s.lost is None or s.n < 1:
+            return None
+        if null <= -1.0:
+            return 0.0 if s.value > -1 else 1.0
+        if null >= 1.0:
+            return 1.0
+        z = tango_statistic(np.array(s.gained), np.array(s.lost), np.array(s.n), np.array(null))
+        return float(scipy_stats.norm.sf(z))
+    if s.method == "fisher_z":
+        if s.se is None or not s.se > 0 or abs(null) >= 1:
+            return None
+        return float(scipy_stats.norm.sf((np.arctanh(s.value) - np.arctanh(null)) / s.se))
+    return None
+
+
+def p_less(s: Sampling, null: float) -> float | None:
+    """One-sided p of H₀: θ ≥ `null` against θ < `null` (the mirror of `p_greater`)."""
+    mirrored = _mirror(s)
+    return p_greater(mirrored, -null if s.method not in ("wilson", "wilson_clustered") else 1 - null)
+
+
+def describe_test(s: Sampling) -> str:
+    """The one-sided test `p_greater` and `p_less` run for `s`, in words."""
+    if s.method == "wilson":
+        return "exact binomial" if _whole_successes(s) is not None else "score test on the effective n"
+    return {
+        "wilson_clustered": "score test on the effective n, clustered by prompt",
+        "student_t": "t, skewness-corrected" if s.skewness else "t",
+        "cluster_t": "cluster-robust t",
+        "tango": "tango score",
+        "fisher_z": "fisher z",
+    }.get(s.method, "no test")
+
+
+def _effective(s: Sampling) -> float:
+    return s.n_effective if s.n_effective is not None else float(s.n)
+
+
+def _whole_successes(s: Sampling) -> int | None:
+    """x for a share of independent 0/1 outcomes (n_effective = n, value·n whole); None otherwise."""
+    if s.method != "wilson" or abs(_effective(s) - s.n) > 1e-9 * s.n:
+        return None
+    successes = s.value * s.n
+    rounded = round(successes)
+    return int(rounded) if abs(successes - rounded) < 1e-6 else None
+
+
+def _mirror(s: Sampling) -> Sampling:
+    """The same estimate of −θ (of 1 − θ for shares), so one function tests both directions."""
+    if s.method in ("wilson", "wilson_clustered"):
+        return Sampling(s.method, 1 - s.value, s.n, n_effective=s.n_effective)
+    if s.method == "tango":
+        return Sampling("tango", -s.value, s.n, gained=s.lost, lost=s.gained)
+    skewness = -s.skewness if s.skewness is not None else None
+    return Sampling(s.method, -s.value, s.n, se=s.se, df=s.df, skewness=skewness)
+
+
+def lower_bound(s: Sampling, alpha: float) -> float | None:
+    """The one-sided (1 − α) lower confidence bound: the smallest θ₀ that `p_greater` does not reject at α."""
+    if s.method not in TESTABLE:
+        return None
+    if s.method in ("wilson", "wilson_clustered"):
+        successes = _whole_successes(s)
+        if successes is not None:  # Clopper–Pearson: where P(X ≥ x | p) = α
+            return 0.0 if successes == 0 else float(scipy_stats.beta.ppf(alpha, successes, s.n - successes + 1))
+        n = _effective(s)
+        interval = wilson_interval(s.value * n, n, 1 - 2 * alpha) if n > 0 else None
+        return interval.low if interval else None
+    if s.method in ("student_t", "cluster_t"):
+        if s.se is None or s.df is None or not s.se > 0 or s.df < 1:
+            return None
+        critical = float(scipy_stats.t.isf(alpha, s.df))
+        if s.skewness:
+            critical = _hall_inverse(critical, s.skewness, s.n)
+        return s.value - critical * s.se
+    if s.method == "tango":
+        assert s.gained is not None and s.lost is not None
+        z = float(scipy_stats.norm.isf(alpha))
+        low, _ = tango_bounds(np.array(s.gained), np.array(s.lost), np.array(s.n), z)
+        return float(low)
+    if s.se is None or not s.se > 0:  # fisher_z
+        return None
+    return float(np.tanh(np.arctanh(s.value) - float(scipy_stats.norm.isf(alpha)) * s.se))
+
+
+def upper_bound(s: Sampling, alpha: float) -> float | None:
+    """The one-sided (1 − α) upper confidence bound (the mirror of `lower_bound`)."""
+    low = lower_bound(_mirror(s), alpha)
+    if low is None:
+        return None
+    return 1 - low if s.method in ("wilson", "wilson_clustered") else -low
+
+
+# --- two-sided tests of a paired difference ---------------------------------------------------------------
+
+
+def two_sided_p(s: Sampling) -> float:
+    """Two-sided p of H₀: θ = 0 (a difference), from the same method as its interval; 1.0 where undefined."""
+    if s.method == "tango":
+        assert s.gained is not None and s.lost is not None
+        if s.gained + s.lost == 0:
+            return 1.0
+        z = (s.gained - s.lost) / np.sqrt(s.gained + s.lost)  # Tango's Z at Δ₀ = 0: McNemar's statistic
+        return float(2 * scipy_stats.norm.sf(abs(z)))
+    if s.method in ("student_t", "cluster_t"):
+        if s.se is None or s.df is None or not s.se > 0 or s.df < 1:
+            return 1.0
+        return float(2 * scipy_stats.t.sf(abs(s.value) / s.se, s.df))
+    raise AssertionError(f"no two-sided test of a difference for method {s.method!r}")
 
 
 def wilcoxon_p(differences: np.ndarray) -> float:
@@ -175,18 +453,73 @@ def wilcoxon_p(differences: np.ndarray) -> float:
     return float(scipy_stats.wilcoxon(differences).pvalue)
 
 
-def minimum_detectable_effect(differences: np.ndarray, confidence: float, power: float) -> float | None:
-    """Smallest true mean difference a two-sided test at α = 1 − `confidence` detects with `power`.
+def sign_test_p(wins: int, losses: int) -> float:
+    """Two-sided exact sign test of wins against losses (ties dropped); 1.0 with neither."""
+    if wins + losses == 0:
+        return 1.0
+    return float(scipy_stats.binomtest(wins, wins + losses, 0.5).pvalue)
 
-    Normal approximation on the per-pair differences d (as in Miller 2024, "Adding error bars to
-    evals"): MDE = (z_{1−α/2} + z_{power}) · sd(d) / √n, with the sample sd of the observed
-    differences, so it says what this many pairs can resolve for models that disagree as much
-    as these two do. None when n < 2 or the models agree on every pair (sd = 0).
+
+# --- power -----------------------------------------------------------------------------------------------
+
+
+def mde_mean(se: float | None, df: float | None, alpha: float, power: float) -> float | None:
+    """Smallest true mean difference the two-sided t-test at `alpha` detects with `power`.
+
+    Solved on the noncentral t: power(δ) = P(|T| > t_{1−α/2}) with T ~ t'(df, δ/se); se from the
+    observed differences. None without an honest standard error.
     """
-    n = differences.size
-    if n < 2:
+    if se is None or df is None or not se > 0 or df < 1:
         return None
-    sd = float(np.std(differences, ddof=1))
-    if sd == 0:
+    critical = float(scipy_stats.t.isf(alpha / 2, df))
+
+    def shortfall(effect: float) -> float:
+        shift = effect / se
+        detected = float(scipy_stats.nct.sf(critical, df, shift) + scipy_stats.nct.cdf(-critical, df, shift))
+        return (detected if np.isfinite(detected) else 1.0) - power
+
+    high = se * (critical + float(scipy_stats.norm.isf(1 - power)) + 4)
+    return float(optimize.brentq(shortfall, 0.0, high, xtol=1e-10 * se))
+
+
+def mde_paired_shares(discordant: float, n: int, alpha: float, power: float) -> float | None:
+    """Smallest true difference of paired shares McNemar's (score) test at `alpha` detects with `power`.
+
+    Connor (1987): with ψ the share of discordant pairs, √n·Δ = z_{1−α/2}√ψ + z_power√(ψ − Δ²).
+    ψ is read from the observed pairs. None when no pair is discordant or no Δ ≤ ψ reaches the power.
+    """
+    if n < 1 or discordant <= 0:
         return None
-    return (z_score(confidence) + float(scipy_stats.norm.ppf(power))) * sd / np.sqrt(n)
+    psi = discordant / n
+    za, zb = float(scipy_stats.norm.isf(alpha / 2)), float(scipy_stats.norm.isf(1 - power))
+
+    def shortfall(effect: float) -> float:
+        return np.sqrt(n) * effect - za * np.sqrt(psi) - zb * np.sqrt(max(psi - effect * effect, 0.0))
+
+    if shortfall(psi) < 0:
+        return None
+    return float(optimize.brentq(shortfall, 0.0, psi, xtol=1e-12))
+
+
+# --- multiplicity ----------------------------------------------------------------------------------------
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values: p̃₍ᵢ₎ = max_{j≤i} min(1, (m − j + 1)·p₍ⱼ₎). Controls the
+    family-wise error rate under any dependence."""
+    m = len(p_values)
+    order = np.argsort(p_values, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p_values[index]))
+        adjusted[index] = running
+    return [float(p) for p in adjusted]
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg adjusted p-values (scipy's `false_discovery_control`): controls the false
+    discovery rate for independent or positively dependent tests."""
+    if not p_values:
+        return []
+    return [float(p) for p in scipy_stats.false_discovery_control(np.asarray(p_values, dtype=np.float64))]

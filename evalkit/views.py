@@ -330,6 +330,15 @@ def format_p(p: float) -> str:
     return f"{p:.1e}" if p < 0.001 else f"{p:.3g}"
 
 
+def adjusted_p(c: Comparison) -> float:
+    """The p a significance mark reads: Benjamini–Hochberg adjusted over the run (raw in files before 1.4)."""
+    return c.p_adjusted if c.p_adjusted is not None else c.p_value
+
+
+def format_adjusted_p(c: Comparison) -> str:
+    return format_p(c.p_adjusted) if c.p_adjusted is not None else MISSING
+
+
 def format_number(value: float | None) -> str:
     if value is None:
         return MISSING
@@ -387,7 +396,7 @@ def generation_tables(generation: GenerationResult) -> GenerationTables:
         align="llrrrr",
     )
     drift = Table(
-        ["model", "reference", "KL(model ‖ reference), nats", "samples per prompt", "prompts"],
+        ["model", "reference", "KL(model ‖ reference), nats", "samples per prompt", "prompts", "cut at the limit"],
         [
             [
                 d.model,
@@ -395,10 +404,11 @@ def generation_tables(generation: GenerationResult) -> GenerationTables:
                 format_with_interval(d.kl, d.ci_low, d.ci_high),
                 str(d.samples_per_prompt),
                 str(d.n),
+                f"{d.truncated:.0%}" if d.truncated is not None else MISSING,
             ]
             for d in generation.drift
         ],
-        align="llrrr",
+        align="llrrrr",
     )
     return GenerationTables(stats, judges if generation.judges else None, drift if generation.drift else None)
 

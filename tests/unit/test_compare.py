@@ -121,7 +121,7 @@ def test_runs_scored_differently_say_so() -> None:
 
 
 def test_a_file_that_did_not_record_the_dtype_is_not_said_to_differ() -> None:
-    old = golden()  # schema 1.2: dtype not recorded, read as the default
+    old = golden().model_copy(update={"schema_version": "1.2"})  # 1.2: dtype not recorded, read as the default
     bfloat16 = old.model_copy(
         update={"schema_version": "1.3", "scoring": old.scoring.model_copy(update={"dtype": "bfloat16"})}
     )

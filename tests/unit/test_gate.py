@@ -1,8 +1,10 @@
 """Gate rules on the golden results (aligned vs base on the tiny world) and on hand-made pairs.
 
-Golden figures used below: aligned `rewards/accuracies` 0.9022 [0.8564, 0.9345]; aligned vs base
-`preference/accuracy` Δ +0.444, McNemar p 1.9e-22; KL(aligned ‖ base) 2.646 [1.662, 3.780];
-mean generation length aligned 14.59 tokens, base 14.38 (+1.5%).
+Golden figures used below: aligned `rewards/accuracies` 203 of 225 = 0.9022, Wilson [0.8564, 0.9345],
+exact one-sided 95% lower bound (Clopper–Pearson) 0.8633; aligned vs base `preference/accuracy`
+Δ +0.444 [+0.366, +0.518] (Tango), one-sided p 3.5e-20; KL(aligned ‖ base) 2.836 [1.865, 3.807] over
+32 prompts, skewness-corrected one-sided upper bound 3.864; mean generation length aligned 14.59
+tokens, base 14.38 (+1.5%).
 """
 
 import json
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scipy.stats
 
 from evalkit.cli import main
 from evalkit.config import GateSpec
@@ -32,29 +35,38 @@ def absolute(**kwargs: Any) -> dict[str, Any]:
     return {"kind": "absolute", "model": "aligned", "metric": "rewards/accuracies", **kwargs}
 
 
-def test_absolute_rules_judge_the_interval_or_the_value() -> None:
+def test_absolute_rules_are_exact_one_sided_tests() -> None:
+    """H₀: accuracy ≤ 0.85 against 203 of 225: p = P(X ≥ 203 | 225, 0.85), the bound Clopper–Pearson's.
+    The two tested rules are corrected together (Holm: the smaller p doubled); the rule judged on its
+    value alone is no test and stays out of the family."""
     passed, failed, by_value = judge(
         absolute(at_least=0.85), absolute(at_least=0.88), absolute(at_least=0.88, judge_on="value")
     )
-    assert passed.passed and passed.reason.endswith("lower bound 0.8564 >= 0.85")
-    assert not failed.passed and failed.reason.endswith("lower bound 0.8564 < 0.88")
+    assert passed.passed and passed.p_value == pytest.approx(scipy.stats.binom.sf(202, 225, 0.85))
+    assert passed.bound == pytest.approx(scipy.stats.beta.ppf(0.05, 203, 23))
+    assert passed.p_adjusted == pytest.approx(2 * passed.p_value)
+    assert "one-sided 95% lower bound +0.8633 > +0.85" in passed.reason and passed.test is not None
+    assert not failed.passed and "lower bound +0.8633 <= +0.88" in failed.reason
     assert by_value.passed and (by_value.value, by_value.n, by_value.threshold) == (
         pytest.approx(0.9022, abs=1e-4),
         225,
         0.88,
     )
+    assert by_value.p_value is None and "not a test" in by_value.reason
     (at_most,) = judge({"kind": "absolute", "model": "aligned", "metric": "loss", "at_most": 0.2})
     assert not at_most.passed and "upper bound" in at_most.reason
 
 
-def test_superiority_needs_the_right_direction_and_a_small_p() -> None:
+def test_superiority_is_one_sided_and_reads_a_reversed_comparison_the_right_way() -> None:
+    """The run compared aligned against base; asking whether base beats aligned turns Δ, its interval and
+    the flips around, so the one-sided p of the reverse question is 1 − p (Tango's Z changes sign)."""
     better, worse = judge(
         {"kind": "superiority", "model": "aligned", "baseline": "base", "metric": "preference/accuracy"},
         {"kind": "superiority", "model": "base", "baseline": "aligned", "metric": "preference/accuracy"},
     )
-    assert better.passed and better.p_value is not None and better.p_value < 1e-20
-    assert better.value == pytest.approx(0.4444, abs=1e-4)
-    assert not worse.passed and "wrong way" in worse.reason
+    assert better.passed and better.p_value is not None and better.p_value < 1e-19
+    assert better.value == pytest.approx(0.4444, abs=1e-4) and better.bound == pytest.approx(0.3792, abs=1e-4)
+    assert not worse.passed and worse.p_value == pytest.approx(1 - better.p_value)
     assert worse.value == pytest.approx(-0.4444, abs=1e-4) and worse.ci_high is not None and worse.ci_high < 0
 
 
@@ -65,12 +77,47 @@ def test_drift_and_length_budgets() -> None:
         {"kind": "drift_budget", "model": "aligned", "max_kl": 3, "judge_on": "value"},
     )
     assert (tight.passed, loose.passed, by_value.passed) == (False, True, True)
+    assert tight.bound == pytest.approx(3.864, abs=1e-3) and "first 24 tokens" in tight.reason
     grows, shrinks = judge(
         {"kind": "length_budget", "model": "aligned", "max_growth": 0.25},
         {"kind": "length_budget", "model": "aligned", "max_growth": -0.1},
     )
     assert grows.passed and grows.value == pytest.approx(14.59375 / 14.375 - 1)
     assert not shrinks.passed and "vs 14.4 for base (this run)" in shrinks.reason
+
+
+def test_a_rule_never_passes_on_too_few_pairs() -> None:
+    """225 pairs against a minimum of 300: the rule fails and says what it needs, however clear the evidence."""
+    (verdict,) = judge(absolute(at_least=0.5, min_pairs=300))
+    assert not verdict.passed and verdict.reason.endswith("needs at least 300 pairs, has 225")
+    (drift,) = judge({"kind": "drift_budget", "model": "aligned", "max_kl": 10, "min_pairs": 40})
+    assert not drift.passed and drift.reason.endswith("needs at least 40 prompts, has 32")
+
+
+def test_holm_can_be_switched_off() -> None:
+    rules = [absolute(at_least=0.85), absolute(at_least=0.8)]
+    spec = GateSpec.model_validate({"correction": "none", "rules": rules})
+    uncorrected = evaluate_gate(spec, read_results(GOLDEN), GOLDEN.parent)
+    corrected = judge(*rules)
+    assert [v.p_adjusted for v in uncorrected] == [v.p_value for v in uncorrected]
+    # Holm by hand: the smaller p (at_least 0.8) times 2, the larger (0.85) times 1, never below the one before.
+    assert corrected[1].p_value is not None and corrected[0].p_value is not None
+    assert corrected[1].p_value < corrected[0].p_value
+    assert corrected[1].p_adjusted == pytest.approx(2 * corrected[1].p_value)
+    assert corrected[0].p_adjusted == pytest.approx(max(corrected[0].p_value, 2 * corrected[1].p_value))
+
+
+def test_results_without_recorded_methods_cannot_be_gated(tmp_path: Path) -> None:
+    """A 1.3 file has intervals but not their methods: no test can be replayed, so it is bad input."""
+    raw = json.loads(GOLDEN.read_text())
+    raw["schema_version"] = "1.3"
+    for record in raw["metrics"]:
+        record.pop("method"), record.pop("se"), record.pop("df"), record.pop("n_effective"), record.pop("skewness")
+    old = tmp_path / "results.json"
+    old.write_text(json.dumps(raw))
+    spec = GateSpec.model_validate({"rules": [absolute(at_least=0.5)]})
+    with pytest.raises(EvalkitError, match=r"predate recorded interval methods \(schema < 1\.4\)"):
+        evaluate_gate(spec, read_results(old), tmp_path)
 
 
 def pairs_run(tmp_path: Path, name: str, right: list[int]) -> tuple[RunResult, Path]:
@@ -100,28 +147,41 @@ def pairs_run(tmp_path: Path, name: str, right: list[int]) -> tuple[RunResult, P
 
 def test_non_inferiority_against_a_baseline_run(tmp_path: Path) -> None:
     """The baseline is right on q0..q7 of 8, the candidate on q0..q5: Δ reward accuracy = −2/8 = −0.25.
-    The interval's lower bound is at most −0.25: beyond a margin of 0.1, within one of 1.01."""
+    H₀: Δ ≤ −0.1 stands (Tango's Z(−0.1) = (0 − 2 + 0.8)/… < 0); H₀: Δ ≤ −1.01 is impossible, so the loose
+    margin passes. Both rules lower `min_pairs` to 2 for the 8 pairs; by default (30) neither passes."""
     before, before_dir = pairs_run(tmp_path, "baseline", [1] * 8)
     _, now_dir = pairs_run(tmp_path, "now", [1] * 6 + [0] * 2)
     spec = GateSpec.model_validate(
         {
             "rules": [
-                {"kind": "non_inferiority", "model": "aligned", "metric": "rewards/accuracies", "margin": 0.1},
-                {"kind": "non_inferiority", "model": "aligned", "metric": "rewards/accuracies", "margin": 1.01},
+                {
+                    "kind": "non_inferiority",
+                    "model": "aligned",
+                    "metric": "rewards/accuracies",
+                    "margin": m,
+                    "min_pairs": 2,
+                }
+                for m in (0.1, 1.01)
             ]
         }
     )
     tight, loose = evaluate_gate(spec, read_results(now_dir / "results.json"), now_dir, before, before_dir)
     assert tight.value == pytest.approx(-0.25) and tight.n == 8 and tight.baseline == "aligned (baseline)"
     assert not tight.passed and tight.ci_low is not None and tight.ci_low <= -0.25
+    assert tight.test == "H0: Δ <= -0.1 (tango score)"
     assert loose.passed
+    default = GateSpec.model_validate(
+        {"rules": [{"kind": "non_inferiority", "model": "aligned", "metric": "rewards/accuracies", "margin": 1.01}]}
+    )
+    (few,) = evaluate_gate(default, read_results(now_dir / "results.json"), now_dir, before, before_dir)
+    assert not few.passed and few.reason.endswith("needs at least 30 pairs, has 8")
 
 
 def test_rules_that_cannot_be_decided_are_bad_input(tmp_path: Path) -> None:
     with pytest.raises(EvalkitError, match=r"needs a baseline run; pass --baseline"):
         judge({"kind": "non_inferiority", "model": "aligned", "metric": "loss", "margin": 0.1})
-    with pytest.raises(EvalkitError, match=r"no 'calibration/ece' for model 'base'.*reference has no reward"):
-        judge({"kind": "absolute", "model": "base", "metric": "calibration/ece", "at_most": 0.1})
+    with pytest.raises(EvalkitError, match=r"no 'calibration/brier' for model 'base'.*reference has no reward"):
+        judge({"kind": "absolute", "model": "base", "metric": "calibration/brier", "at_most": 0.1})
     with pytest.raises(
         EvalkitError, match=r"gate\.rules\.0.*model: no model named 'algned' \(did you mean 'aligned'\?\)"
     ):
@@ -140,7 +200,7 @@ def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch:
     cases = suites.findall("./testsuite/testcase")
     assert [c.find("failure") is not None for c in cases] == [False, True, True]
     assert cases[1].get("classname") == "evalkit.gate.absolute"
-    assert "lower bound 0.8564 < 0.95" in (cases[1].find("failure").get("message") or "")  # type: ignore[union-attr]
+    assert "lower bound +0.8633 <= +0.95" in (cases[1].find("failure").get("message") or "")  # type: ignore[union-attr]
     properties = {p.get("name"): p.get("value") for p in cases[0].findall("./properties/property")}
     assert properties["n"] == "225" and properties["model"] == "aligned"
     summary = (tmp_path / "summary.md").read_text()

@@ -1,3 +1,5 @@
+import contextlib
+import copy
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from evalkit.generate import (
     drift_estimate,
     generate,
     load_callable_judge,
+    per_token_kls,
     render_prompt,
     summarise,
     text_stats,
@@ -88,8 +91,11 @@ def test_text_statistics_by_hand() -> None:
 
 
 def test_win_rates_and_judge_means_by_hand() -> None:
-    """Judge scores per prompt, base 1 0 0, aligned 1 1 0: one win, two ties → (1 + ½·2)/3 = 2/3;
-    Δ = mean(0, 1, 0) = 1/3; means 1/3 and 2/3. The order of the model list changes nothing."""
+    """Judge scores per prompt, base 1 0 0, aligned 1 1 0: one win, two ties → (1 + ½·2)/3 = 2/3,
+    Wilson on the effective size: outcomes 1 ½ ½ have variance (1/9 + 2/36)/3 = 1/18 against the
+    binomial 2/9, so n_eff = 3·(2/9)/(1/18) = 12: Wilson on 8 of 12 = [0.390622, 0.861880];
+    the sign test of 1 win against 0 losses: p = 1. Δ = mean(0, 1, 0) = 1/3;
+    means 1/3 and 2/3 with t intervals over prompts. The order of the model list changes nothing."""
     panel = [PanelPrompt(p, p, p) for p in ("a", "b", "c")]
     samples = [Sample(p, m, 0, "", 1, True, [1]) for m in ("base", "aligned") for p in ("a", "b", "c")]
     scores = {"j": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]}
@@ -98,17 +104,86 @@ def test_win_rates_and_judge_means_by_hand() -> None:
     (win,) = wins
     assert (win.model, win.baseline, win.wins, win.ties, win.losses) == ("aligned", "base", 1, 2, 0)
     assert win.win_rate == pytest.approx(2 / 3) and win.score_delta == pytest.approx(1 / 3)
+    assert (win.ci_low, win.ci_high) == (pytest.approx(0.390622, abs=1e-6), pytest.approx(0.861880, abs=1e-6))
+    assert win.sign_test_p == 1.0
     assert {j.model: j.mean for j in judges} == {"base": pytest.approx(1 / 3), "aligned": pytest.approx(2 / 3)}
     assert summarise(panel, samples, scores, ["aligned", "base"], "base", stats)[2] == wins
     assert summarise(panel, samples, scores, ["base", "aligned"], None, stats)[2] == []
 
 
-def test_drift_averages_log_ratios_per_prompt_first() -> None:
-    """Prompt a: log-ratios 1 and 3 (mean 2); prompt b: 4 → KL estimate (2 + 4)/2 = 3."""
-    samples = [Sample("a", "m", 0, "", 1, True, [1]), Sample("a", "m", 1, "", 1, True, [1])]
+def test_ten_wins_of_ten_have_a_wilson_interval() -> None:
+    """10 of 10: Wilson [10/(10 + z²), 1] = [0.722467, 1] (a bootstrap of ten 1s had none); sign test 2/2¹⁰."""
+    panel = [PanelPrompt(str(i), "q", "q") for i in range(10)]
+    samples = [Sample(p.id, m, 0, "", 1, True, [1]) for m in ("base", "aligned") for p in panel]
+    _, _, (win,) = summarise(panel, samples, {"j": [0.0] * 10 + [1.0] * 10}, ["base", "aligned"], "base", Statistics())
+    assert (win.win_rate, win.ci_high) == (1.0, 1.0)
+    assert win.ci_low == pytest.approx(10 / (10 + 1.959963984540054**2))
+    assert win.sign_test_p == pytest.approx(2 / 2**10)
+
+
+def test_win_rates_match_prompts_by_id_when_a_model_lacks_one() -> None:
+    """The aligned model has no sample for prompt b: the win rate covers a and c only, matched by id."""
+    panel = [PanelPrompt(p, p, p) for p in ("a", "b", "c")]
+    samples = [Sample(p, "base", 0, "", 1, True, [1]) for p in ("a", "b", "c")]
+    samples += [Sample(p, "aligned", 0, "", 1, True, [1]) for p in ("c", "a")]
+    scores = {"j": [0.0, 1.0, 1.0, 1.0, 1.0]}  # base a 0, b 1, c 1; aligned c 1, a 1
+    _, _, (win,) = summarise(panel, samples, scores, ["base", "aligned"], "base", Statistics())
+    assert (win.n, win.wins, win.ties, win.losses) == (2, 1, 1, 0)
+
+
+def test_drift_averages_per_prompt_first_and_states_the_truncation() -> None:
+    """Prompt a: per-token KL sums 1 and 3 (mean 2); prompt b: 4 → (2 + 4)/2 = 3 over 2 prompts;
+    t interval 3 ± 12.706205·1 clipped below at 0. One of the three samples hit max_new_tokens."""
+    samples = [Sample("a", "m", 0, "", 1, True, [1]), Sample("a", "m", 1, "", 1, False, [1])]
     samples.append(Sample("b", "m", 0, "", 1, True, [1]))
-    drift = drift_estimate("m", "ref", ["a", "b"], samples, [1.0, 3.0, 4.0], 2, Statistics())
-    assert (drift.kl, drift.n, drift.samples_per_prompt) == (3.0, 2, 2)
+    drift = drift_estimate("m", "ref", samples, [1.0, 3.0, 4.0], 2, 16, Statistics())
+    assert (drift.kl, drift.n, drift.samples_per_prompt, drift.estimator) == (3.0, 2, 2, "per_token")
+    assert (drift.ci_low, drift.ci_high) == (0.0, pytest.approx(3 + 12.706205, abs=1e-5))
+    assert (drift.max_new_tokens, drift.truncated) == (16, pytest.approx(1 / 3))
+
+
+def test_per_token_kl_is_the_full_distribution_kl_along_the_sample(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
+) -> None:
+    """Against a brute-force sum over positions of Σ_v p(v)(log p(v) − log q(v)), batched or not; zero
+    against itself; never negative."""
+    other = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    panel = panel_of(2)[:4]
+    sampling = SamplingSpec(k=2, temperature=1.0, top_p=1.0, seed=3)
+    samples = generate(tiny_model, tiny_tokenizer, panel, "m", 6, 1, sampling, own_distribution=True)
+    kls = per_token_kls(tiny_model, lambda: contextlib.nullcontext(other), tiny_tokenizer, panel, samples, 3)
+    for sample, kl in zip(samples, kls, strict=True):
+        prompt = render_prompt(next(p for p in panel if p.id == sample.prompt_id).prompt, tiny_tokenizer)
+        ids = torch.tensor([prompt + sample.token_ids])
+        p = torch.log_softmax(tiny_model(ids).logits[0].double(), -1)
+        q = torch.log_softmax(other(ids).logits[0].double(), -1)
+        positions = range(len(prompt) - 1, ids.shape[1] - 1)
+        expected = sum(float((p[t].exp() * (p[t] - q[t])).sum()) for t in positions)
+        assert kl == pytest.approx(expected, rel=1e-4, abs=1e-6)
+        assert kl >= 0
+    same = per_token_kls(tiny_model, lambda: contextlib.nullcontext(tiny_model), tiny_tokenizer, panel, samples, 4)
+    assert max(same) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_drift_samples_ignore_the_checkpoints_sampling_filters(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
+) -> None:
+    """A generation_config with a repetition penalty, an n-gram ban, a minimum length and top-k would
+    draw from another distribution; drift samples are the same as from a model without them."""
+    polluted = copy.deepcopy(tiny_model)
+    config = polluted.generation_config
+    config.repetition_penalty, config.no_repeat_ngram_size, config.min_new_tokens = 5.0, 1, 6
+    config.top_k, config.typical_p = 3, 0.5
+    panel = panel_of(2)[:3]
+    sampling = SamplingSpec(k=3, temperature=1.0, top_p=1.0, seed=1)
+    clean = generate(tiny_model, tiny_tokenizer, panel, "m", 8, 1, sampling, own_distribution=True)
+    drawn = generate(polluted, tiny_tokenizer, panel, "m", 8, 1, sampling, own_distribution=True)
+    assert [s.token_ids for s in drawn] == [s.token_ids for s in clean]
+    filtered = generate(polluted, tiny_tokenizer, panel, "m", 8, 1, sampling)  # the user's own sampling
+    assert [s.token_ids for s in filtered] != [s.token_ids for s in clean]
 
 
 def test_callable_judges_load_by_reference() -> None:

@@ -6,7 +6,7 @@ from scipy.stats import t as scipy_t
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics import HIGHER_IS_BETTER, compare_models, compute_metrics, reliability_curves
-from evalkit.results import Comparison, Metric, PairScore, Statistics
+from evalkit.results import Comparison, Metric, PairScore
 
 Z2 = 1.959963984540054**2  # z² of a 95% interval
 
@@ -102,17 +102,23 @@ def test_calibration_matches_hand_computation() -> None:
 def test_intervals_by_hand() -> None:
     """Shares get Wilson intervals: 1 of 3 → centre (1 + z²/2)/(3 + z²) = 0.426916, half-width
     z·√(2/3 + z²/4)/(3 + z²) = 0.365424 → [0.061492, 0.792340].
-    Means get the bootstrap: with 3 pairs a resample is all-lowest (or all-highest) with
-    probability 1/27 > 2.5%, so the interval of logps/chosen (−1, −4, −2) is [−4, −1].
-    A correlation has no interval when some resample makes it undefined."""
+    Means get Student t: logps/chosen −1, −4, −2 has mean −7/3, s² = 7/3, se = √(7/9) = 0.881917,
+    t(0.975; 2) = 4.302653 → −7/3 ± 3.794583 = [−6.127916, 1.461250].
+    No interval for ρ on 3 pairs (Fisher z needs n > 3), for the median (no order statistics
+    reach 95% below 6 pairs), or for ECE (descriptive). Every record names its method."""
     m = table(compute_metrics("d", ROWS, beta=0.5))
     accuracy = m["preference/accuracy"]
     assert (accuracy.ci_low, accuracy.ci_high) == (pytest.approx(0.061492, abs=1e-6), pytest.approx(0.792340, abs=1e-6))
-    assert (m["logps/chosen"].ci_low, m["logps/chosen"].ci_high) == (-4.0, -1.0)
-    # Some resamples of 3 pairs repeat one pair 3 times, where ρ is undefined: no interval for ρ.
-    assert (m["length/margin_spearman"].ci_low, m["length/margin_spearman"].ci_high) == (None, None)
+    assert accuracy.method == "wilson"
+    chosen = m["logps/chosen"]
+    assert (chosen.ci_low, chosen.ci_high) == (pytest.approx(-6.127916, abs=1e-6), pytest.approx(1.461250, abs=1e-6))
+    assert (chosen.method, chosen.se, chosen.df) == ("student_t", pytest.approx(math.sqrt(7 / 9)), 2.0)
+    without = {"length/margin_spearman", "rewards/margins_median", "calibration/ece"}
+    for name in without:
+        assert (m[name].ci_low, m[name].ci_high) == (None, None), name
+    assert (m["calibration/ece"].method, m["rewards/margins_median"].method) == ("none", "order_statistics")
     for metric in m.values():
-        if metric.metric != "length/margin_spearman":
+        if metric.metric not in without:
             assert metric.ci_low is not None and metric.ci_high is not None, metric.metric
             assert metric.ci_low <= metric.ci_high
 
@@ -121,7 +127,9 @@ def test_without_reference_only_policy_metrics() -> None:
     m = table(compute_metrics("d", [row("p", "all", -1.0, -2.0, None, None, tokens=(1, 3))], beta=0.1))
     assert set(m) == {
         "preference/accuracy",
+        "preference/ties",
         "preference/accuracy_per_token",
+        "preference/ties_per_token",
         "logps/chosen",
         "logps/rejected",
         "logps/margins",
@@ -159,12 +167,17 @@ def test_metrics_and_intervals_do_not_depend_on_row_order() -> None:
     )
 
 
-def test_the_seed_moves_intervals_but_never_values() -> None:
-    rows = [row(f"p{i}", "all", -i / 7, -((i * 5) % 11) / 3, -1.0, -1.0) for i in range(40)]
-    first = compute_metrics("d", rows, 0.5)
-    other = compute_metrics("d", rows, 0.5, statistics=Statistics(bootstrap_seed=1))
-    assert [m.value for m in first] == [m.value for m in other]
-    assert [m.ci_low for m in first] != [m.ci_low for m in other]
+def test_pairs_sharing_a_prompt_are_clustered() -> None:
+    """Four pairs on two prompts (two pairs each): shares and means use the cluster-robust variance;
+    with a prompt each, the independent methods."""
+    rows = [row(f"p{i}", "all", -1.0 - i, -2.0, -1.0, -1.0) for i in range(4)]
+    shared = [PairScore(**{**vars(r), "prompt_key": "ab"[i // 2]}) for i, r in enumerate(rows)]
+    own = [PairScore(**{**vars(r), "prompt_key": str(i)}) for i, r in enumerate(rows)]
+    clustered, independent = table(compute_metrics("d", shared, 0.5)), table(compute_metrics("d", own, 0.5))
+    assert (clustered["logps/chosen"].method, clustered["logps/chosen"].df) == ("cluster_t", 1.0)
+    assert clustered["preference/accuracy"].method == "wilson_clustered"
+    assert (independent["logps/chosen"].method, independent["logps/chosen"].df) == ("student_t", 3.0)
+    assert independent["preference/accuracy"].method == "wilson"
 
 
 # Edge cases -------------------------------------------------------------------------------------
@@ -249,9 +262,9 @@ def by_metric(comparisons: list[Comparison], model: str, baseline: str, subset: 
 
 def test_accuracy_comparison_by_hand() -> None:
     """6 pairs. The base is right on q6 only, the aligned model on all six: 5 wrong→right flips and
-    none right→wrong. Δ = 1 − 1/6 = 5/6; McNemar: 2·(½)⁵ = 0.0625.
-    Per-pair differences 1 1 1 1 1 0: mean 5/6, sd² = (5·(1/6)² + (5/6)²)/5 = 1/6, so
-    MDE = (1.959964 + 0.841621)·√(1/6)/√6 = 2.801585/6 = 0.466931.
+    none right→wrong. Δ = 1 − 1/6 = 5/6; Tango's score test at Δ = 0 is McNemar's z = 5/√5 = 2.236068,
+    two-sided p = 0.025347. MDE (Connor): with ψ = 5/6 discordant, even Δ = ψ gives √6·ψ = 2.041 <
+    1.959964·√ψ + 0.841621·√(ψ − ψ²) = 1.789 + 0.314: no difference 6 pairs can show with 80% power.
     Log-prob margins ℓ(chosen) − ℓ(rejected): base −1 (q1..q5) and +1 (q6), aligned +1: differences
     2 2 2 2 2 0, Δ = 10/6; paired t: sd² = (5·(1/3)² + (5/3)²)/5 = 2/3, t = (5/3)/√(2/3 / 6) = 5 on
     5 df, two-sided p = 0.0041047; Wilcoxon drops the zero, five positive differences: 2/2⁵ = 0.0625."""
@@ -270,11 +283,11 @@ def test_accuracy_comparison_by_hand() -> None:
     )
     c = found["preference/accuracy"]
     assert (c.baseline_value, c.model_value, c.value, c.n) == (pytest.approx(1 / 6), 1.0, pytest.approx(5 / 6), 6)
-    assert c.test == "mcnemar_exact" and c.p_value == pytest.approx(0.0625)
+    assert (c.test, c.method) == ("tango_score", "tango") and c.p_value == pytest.approx(0.025347, abs=1e-6)
     assert c.flips is not None
     assert (c.flips.wrong_to_right, c.flips.right_to_wrong) == (5, 0)
     assert c.flips.wrong_to_right_ids == ["q1", "q2", "q3", "q4", "q5"] and c.flips.right_to_wrong_ids == []
-    assert c.mde == pytest.approx(0.466931, abs=1e-6)
+    assert c.mde is None
     assert c.ci_low is not None and c.ci_high is not None and c.ci_low <= 5 / 6 <= c.ci_high <= 1.0
     assert c.higher_is_better is True
 
@@ -284,7 +297,7 @@ def test_reward_comparison_by_hand() -> None:
     those of `old` 0 (ties). Δ margin = 3; paired t on differences 1..5: sd² = 2.5, t = 3/√(2.5/5) = 3√2
     on 4 df, p = 0.0132356; Wilcoxon, all positive: 2/2⁵ = 0.0625.
     Loss differences log(1 + e^−k) − log 2 are all negative: also 0.0625, Δ below 0.
-    Reward accuracy: 5 wrong→right (a tie is not right), McNemar 0.0625."""
+    Reward accuracy: 5 wrong→right (a tie is not right), McNemar's z = √5, p = 0.025347."""
     old = [row(f"q{k}", "all", 0.0, 0.0, 0.0, 0.0, model="old") for k in range(1, 6)]
     new = [row(f"q{k}", "all", float(-k), float(-2 * k), 0.0, 0.0, model="new") for k in range(1, 6)]
     found = by_metric(compare_models("d", [*old, *new], beta=1.0), "new", "old")
@@ -308,7 +321,7 @@ def test_reward_comparison_by_hand() -> None:
     assert loss.p_value == pytest.approx(2 * scipy_t.sf(abs(t), 4))
     accuracy = found["rewards/accuracies"]
     assert accuracy.flips is not None and accuracy.flips.wrong_to_right == 5
-    assert accuracy.p_value == pytest.approx(0.0625)
+    assert accuracy.p_value == pytest.approx(0.025347, abs=1e-6)
 
 
 def test_every_later_model_is_compared_with_every_earlier_one_on_shared_pairs() -> None:
@@ -330,20 +343,26 @@ def test_every_later_model_is_compared_with_every_earlier_one_on_shared_pairs() 
 
 
 def test_identical_models_compare_as_no_difference() -> None:
-    """No discordant pair: Δ 0 with no interval, p = 1 for both tests, no detectable effect stated."""
+    """No discordant pair: Δ 0 and p = 1 for every test, no detectable effect stated. Accuracies keep
+    Tango's interval ±z²/(n + z²) = ±0.489891 (4 pairs that agree are some evidence); margins and
+    losses have none (no spread)."""
     rows = [row(f"q{i}", "all", -1.0 - i, -2.0, -1.0, -1.0, model="a") for i in range(4)]
     comparisons = compare_models("d", [*rows, *(replace_model(r, "b") for r in rows)], beta=0.1)
     for c in comparisons:
-        assert (c.value, c.ci_low, c.ci_high, c.p_value, c.mde) == (0.0, None, None, 1.0, None), c.metric
+        assert (c.value, c.p_value, c.mde) == (0.0, 1.0, None), c.metric
+        if c.test == "tango_score":
+            assert (c.ci_low, c.ci_high) == (pytest.approx(-Z2 / (4 + Z2)), pytest.approx(Z2 / (4 + Z2))), c.metric
+        else:
+            assert (c.ci_low, c.ci_high) == (None, None), c.metric
 
 
 def test_one_shared_pair_and_no_shared_pairs() -> None:
-    """n = 1: a single flip gives p = 1 (2·½) and no interval or MDE; n = 0: nothing to compare."""
+    """n = 1: a single flip gives McNemar's z = 1, p = 0.317311, and no MDE; n = 0: nothing to compare."""
     one = compare_models(
         "d", [row("q", "all", -2.0, -1.0, None, None, model="a"), row("q", "all", -1.0, -2.0, None, None, model="b")], 1
     )
     c = by_metric(one, "b", "a")["preference/accuracy"]
-    assert (c.value, c.p_value, c.ci_low, c.mde, c.n) == (1.0, 1.0, None, None, 1)
+    assert (c.value, c.p_value, c.mde, c.n) == (1.0, pytest.approx(0.317311, abs=1e-6), None, 1)
     disjoint = [
         row("q1", "all", -1.0, -2.0, None, None, model="a"),
         row("q2", "all", -1.0, -2.0, None, None, model="b"),

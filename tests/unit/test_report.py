@@ -26,16 +26,17 @@ def test_report_shows_numbers_with_intervals_and_marks_missing_ones() -> None:
     assert "| aligned | 0.916 [0.87, 0.95] | 0.902 [0.86, 0.93] |" in text
     assert "| base | 0.471 [0.41, 0.54] | — |" in text  # the reference: no reward columns
     assert "### tinyworld: by subset" in text
-    assert "In brackets: 95% intervals, Wilson for shares, percentile bootstrap" in text
+    assert "In brackets: 95% intervals: Wilson for shares, Student t for means, Tango's score interval" in text
     assert "| helpfulness | aligned | 1.000 [0.95, 1.00] |" in text
-    assert "| 0.013 [0.011, 0.015] |" in text  # more decimals where two would not tell the ends apart
+    assert "| 0.013 [0.010, 0.015] |" in text  # more decimals where two would not tell the ends apart
 
 
 def test_report_shows_aligned_vs_base_with_p_values_and_flips() -> None:
     text = render_markdown(golden())
     assert "### tinyworld: aligned vs base (225 pairs both scored)" in text
-    assert "| metric | base | aligned | Δ [95% CI] | p | Wilcoxon p | wrong→right | right→wrong | MDE |" in text
-    assert "| pref. acc ↑ | 0.471 | 0.916 | +0.444 [+0.37, +0.52] | 1.9e-22 | — | 110 | 10 | 0.108 |" in text
+    header = "| metric | base | aligned | Δ [95% CI] | p | p (BH) | Wilcoxon p | wrong→right | right→wrong | MDE |"
+    assert header in text
+    assert "| pref. acc ↑ | 0.471 | 0.916 | +0.444 [+0.37, +0.52] | 6.9e-20 | 2.1e-19 | — | 110 | 10 | 0.136 |" in text
     assert "<details><summary>Flipped pairs, aligned vs base</summary>" in text
     assert "pref. acc, right→wrong (10): format-0014, format-0052, format-0072, format-0088, format-0157" in text
     assert "… and 60 more (all in results.json)" in text  # 110 wrong→right, 50 listed
@@ -95,9 +96,10 @@ def test_generation_section_shows_judges_drift_and_samples_side_by_side() -> Non
     text = render_markdown(golden())
     assert "## Generation" in text and "Greedy decoding of up to 24 new tokens on 32 prompts" in text
     assert (
-        "| correct | aligned | 0.969 [0.91, 1.00] | 0.719 [0.64, 0.80] | 14 / 18 / 0 | +0.438 [+0.28, +0.59] |" in text
+        "| correct | aligned | 0.969 [0.84, 0.99] | 0.719 [0.63, 0.80] | 14 / 18 / 0 | +0.438 [+0.26, +0.62] |" in text
     )
-    assert "| aligned | base | 2.646 [1.66, 3.78] | 4 | 32 |" in text
+    assert "| aligned | base | 2.836 [1.86, 3.81] | 4 | 32 | 23% |" in text
+    assert "this is a lower bound on the KL of whole answers" in text
     assert "**arithmetic-0046**: What is 0 plus 7?" in text
     assert "| base | 0 + 7 = 6. | 0.000 |" in text and "| aligned | 0 + 7 = 7. | 1.000 |" in text
     assert "<details><summary>27 more prompts</summary>" in text
@@ -166,7 +168,8 @@ def with_models(result: RunResult, names: list[str]) -> RunResult:
         comparisons += against_base
         for earlier in ["aligned", *names[:i]]:
             comparisons += [
-                c.model_copy(update={"baseline": earlier, "value": 0.01, "p_value": 0.5}) for c in against_base
+                c.model_copy(update={"baseline": earlier, "value": 0.01, "p_value": 0.5, "p_adjusted": 0.5})
+                for c in against_base
             ]
     return result.model_copy(update={"metrics": metrics, "comparisons": comparisons})
 

@@ -57,9 +57,31 @@ def test_every_metric_states_its_interval_and_direction() -> None:
             "ci_high",
             "n",
             "higher_is_better",
+            "method",
+            "se",
+            "df",
+            "n_effective",
+            "skewness",
         }
+        assert metric["method"] is not None, metric["metric"]
     for comparison in raw["comparisons"]:
         assert {"value", "ci_low", "ci_high", "n", "p_value", "mde", "higher_is_better"} <= set(comparison)
+        assert comparison["method"] in ("tango", "student_t", "cluster_t") and comparison["p_adjusted"] is not None
+
+
+def test_files_before_1_4_are_migrated_where_they_are_read(tmp_path: Path) -> None:
+    """1.3 recorded the bootstrap's settings: dropped on reading; its intervals read with no method."""
+    raw = json.loads((GOLDEN / "results.json").read_text())
+    raw["schema_version"] = "1.3"
+    raw["statistics"] |= {"bootstrap_resamples": 2000, "bootstrap_seed": 0}
+    for metric in raw["metrics"]:
+        for key in ("method", "se", "df", "n_effective", "skewness"):
+            del metric[key]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(raw))
+    result = read_results(path)
+    assert result.statistics is not None and result.statistics.confidence_level == 0.95
+    assert {m.method for m in result.metrics} == {None}
 
 
 def test_results_of_schema_1_0_still_read(tmp_path: Path) -> None:
