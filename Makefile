@@ -8,6 +8,7 @@
 #   make test                       unit + integration tests (offline)
 #   make lint                       ruff + mypy
 #   make perf                       performance benchmarks (scoring speed against TRL; report rendering)
+#   make calibration                print how well intervals and gates keep their promises (simulations)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -26,7 +27,7 @@ INSTALLED := $(VENV)/.installed
 CANDIDATE := $(if $(MODEL),--model "$(MODEL)") $(if $(REF),--ref "$(REF)") $(if $(DATA),--data "$(DATA)")
 WITH_BASELINE := $(if $(wildcard $(BASELINE)),--baseline $(BASELINE))
 
-.PHONY: install bench baseline gate report test test-slow lint schema clean
+.PHONY: install bench baseline gate report test test-slow calibration lint schema clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +56,10 @@ test: $(INSTALLED)
 
 test-slow: $(INSTALLED)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow
+
+# Coverage of every interval and false-pass rate of every gate rule, by simulation (about a minute).
+calibration: $(INSTALLED)
+	$(BIN)/python -m evalkit.calibration --replicates 2000
 
 # Benchmarks are not part of `make test`: they run only with --benchmark-only (tests/benchmarks/conftest.py).
 .PHONY: perf

@@ -170,22 +170,25 @@ def _with_minimum(rule: GateRule, spec: GateSpec) -> GateRule:
     return rule if rule.min_pairs is not None else rule.model_copy(update={"min_pairs": spec.min_pairs})
 
 
-def _metric_sampling(metric: Metric, where: str) -> stats.Sampling:
-    if metric.method is None:
+def _recorded_sampling(record: Metric | Comparison, where: str) -> stats.Sampling:
+    """The estimate a record's test replays, rebuilt from what `results.json` recorded of it."""
+    if record.method is None:
         raise EvalkitError(
             f"{where}: the results predate recorded interval methods (schema < 1.4), so no test can be replayed; "
             "run `evalkit bench` again to gate them"
         )
-    method = metric.method
-    assert method in stats.TESTABLE or method in ("order_statistics", "none")
+    if isinstance(record, Comparison) and record.method == "tango":
+        assert record.flips is not None, "an accuracy comparison carries its flips"
+        gained, lost = record.flips.wrong_to_right, record.flips.right_to_wrong
+        return stats.Sampling("tango", record.value, record.n, gained=gained, lost=lost)
     return stats.Sampling(
-        method,  # type: ignore[arg-type]
-        metric.value,
-        metric.n,
-        se=metric.se,
-        df=metric.df,
-        n_effective=metric.n_effective,
-        skewness=metric.skewness,
+        record.method,  # type: ignore[arg-type]
+        record.value,
+        record.n,
+        se=record.se,
+        df=record.df,
+        n_effective=record.n_effective if isinstance(record, Metric) else None,
+        skewness=record.skewness,
     )
 
 
@@ -220,34 +223,11 @@ def _absolute(rule: GateRule, run: Run, where: str) -> Judged:
     if rule.judge_on == "value":
         on_value = metric.value >= threshold if at_least else metric.value <= threshold
         return Judged(rule, verdict, None, threshold, at_least, passes_on_value=on_value)
-    sampling = _metric_sampling(metric, where)
+    sampling = _recorded_sampling(metric, where)
     if sampling.method not in stats.TESTABLE:
         raise EvalkitError(f"{where}: {rule.metric!r} has no test ({sampling.method} interval); set judge_on: value")
     test = f"H0: {rule.metric} {'<=' if at_least else '>='} {threshold:g} ({stats.describe_test(sampling)})"
     return Judged(rule, verdict.model_copy(update={"test": test}), sampling, threshold, at_least)
-
-
-def _comparison_sampling(comparison: Comparison, where: str) -> stats.Sampling:
-    if comparison.method is None:
-        raise EvalkitError(
-            f"{where}: the results predate recorded test methods (schema < 1.4); run `evalkit bench` again to gate them"
-        )
-    if comparison.method == "tango":
-        assert comparison.flips is not None
-        flips = comparison.flips
-        return stats.Sampling(
-            "tango", comparison.value, comparison.n, gained=flips.wrong_to_right, lost=flips.right_to_wrong
-        )
-    method = comparison.method
-    assert method in ("student_t", "cluster_t")
-    return stats.Sampling(
-        method,  # type: ignore[arg-type]
-        comparison.value,
-        comparison.n,
-        se=comparison.se,
-        df=comparison.df,
-        skewness=comparison.skewness,
-    )
 
 
 def _superiority(rule: GateRule, run: Run, where: str) -> Judged:
@@ -260,7 +240,7 @@ def _superiority(rule: GateRule, run: Run, where: str) -> Judged:
             f"{where}: the results compare no {rule.model!r} and {rule.baseline!r} on {rule.metric!r} in "
             f"{dataset}/{rule.subset} (reward metrics need both models to have rewards)"
         )
-    return _paired(rule, found, _comparison_sampling(found, where), dataset, margin=0.0)
+    return _paired(rule, found, _recorded_sampling(found, where), dataset, margin=0.0)
 
 
 def _non_inferiority(rule: GateRule, run: Run, where: str) -> Judged:
@@ -280,7 +260,7 @@ def _non_inferiority(rule: GateRule, run: Run, where: str) -> Judged:
     found = _find_comparison(comparisons, dataset, rule.subset, rule.model, baseline_name, rule.metric)
     if found is None or found.n == 0:
         raise EvalkitError(f"{where}: the run and the baseline share no scored pairs of {dataset}/{rule.subset}")
-    judged = _paired(rule, found, _comparison_sampling(found, where), dataset, margin=rule.margin)
+    judged = _paired(rule, found, _recorded_sampling(found, where), dataset, margin=rule.margin)
     prints = {d.name: d.fingerprint for d in result.datasets}, {d.name: d.fingerprint for d in baseline.datasets}
     if prints[0].get(dataset) != prints[1].get(dataset):
         note = judged.verdict.reason + " (the dataset changed since the baseline)"

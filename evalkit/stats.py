@@ -36,6 +36,7 @@ standard error of 0 would claim certainty that 2 or 50 identical pairs cannot gi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -93,7 +94,13 @@ class Estimate:
 
 def z_score(confidence: float) -> float:
     """The two-sided standard-normal quantile: 1.95996… for 95%."""
-    return float(scipy_stats.norm.ppf(0.5 + confidence / 2))
+    return _isf((1 - confidence) / 2)
+
+
+@functools.lru_cache(maxsize=64)
+def _isf(tail: float) -> float:
+    """Φ⁻¹(1 − tail), kept: the same few levels are asked for again and again."""
+    return float(scipy_stats.norm.isf(tail))
 
 
 # --- shares ----------------------------------------------------------------------------------------------
@@ -213,32 +220,55 @@ def tango_statistic(gained: np.ndarray, lost: np.ndarray, n: np.ndarray, delta: 
     (Tango 1998). Z(0) = (b − c)/√(b + c), McNemar's statistic. Decreasing in Δ₀. Vectorised.
     """
     b, c, n, d = (np.asarray(x, dtype=np.float64) for x in (gained, lost, n, delta))
-    a_coef = 2 * n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _tango_z(b, c, n, d)
+
+
+def _tango_z(b: np.ndarray, c: np.ndarray, n: np.ndarray, d: np.ndarray) -> np.ndarray:
     b_coef = -b - c + (2 * n - b + c) * d
     c_coef = -c * d * (1 - d)
-    q = (np.sqrt(np.maximum(b_coef * b_coef - 4 * a_coef * c_coef, 0.0)) - b_coef) / (2 * a_coef)
+    q = (np.sqrt(np.maximum(b_coef * b_coef - 8 * n * c_coef, 0.0)) - b_coef) / (4 * n)
     variance = n * (2 * q + d - d * d)
     numerator = b - c - n * d
+    z = numerator / np.sqrt(np.maximum(variance, 0.0))
+    return np.where(numerator == 0, 0.0, np.where(variance > 1e-300, z, np.sign(numerator) * np.inf))
+
+
+def tango_root(gained: np.ndarray, lost: np.ndarray, n: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The Δ in [−1, 1] where Tango's statistic crosses `target` (+z: the lower bound, −z: the upper one).
+
+    Vectorised: bisection, 50 halvings of [−1, 1] (to 2·2⁻⁵⁰), over any shape the arguments broadcast to; one
+    pair of models (scalars): Brent's method, about four times fewer evaluations, to 1e-14. Where the statistic
+    never crosses the target inside [−1, 1], the root is the end it stays beyond.
+    """
+    b, c, n, goal = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (gained, lost, n, target)))
+    if b.ndim == 0:
+        return np.array(_scalar_tango_root(b, c, n, float(goal)))
+    low, high = np.full(b.shape, -1.0), np.full(b.shape, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = numerator / np.sqrt(np.maximum(variance, 0.0))
-        return np.where(numerator == 0, 0.0, np.where(variance > 1e-300, z, np.sign(numerator) * np.inf))
-
-
-def tango_bounds(
-    gained: np.ndarray, lost: np.ndarray, n: np.ndarray, z: float, iterations: int = 60
-) -> tuple[np.ndarray, np.ndarray]:
-    """The Δ where Tango's statistic crosses +z (lower bound) and −z (upper bound), by bisection on [−1, 1]."""
-
-    def root(target: float) -> np.ndarray:
-        low = np.full(np.shape(n), -1.0)
-        high = np.full(np.shape(n), 1.0)
-        for _ in range(iterations):
+        for _ in range(50):
             middle = (low + high) / 2
-            above = tango_statistic(gained, lost, n, middle) > target  # Z decreases in Δ: the root is further right
+            above = _tango_z(b, c, n, middle) > goal  # Z decreases in Δ: the root lies further right
             low, high = np.where(above, middle, low), np.where(above, high, middle)
-        return (low + high) / 2
+    return (low + high) / 2
 
-    return root(z), root(-z)
+
+def _scalar_tango_root(b: np.ndarray, c: np.ndarray, n: np.ndarray, goal: float) -> float:
+    def gap(delta: float) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return float(np.clip(_tango_z(b, c, n, np.asarray(delta)), -1e12, 1e12)) - goal
+
+    if gap(-1.0) <= 0:
+        return -1.0
+    if gap(1.0) >= 0:
+        return 1.0
+    return float(optimize.brentq(gap, -1.0, 1.0, xtol=1e-14))
+
+
+def tango_bounds(gained: np.ndarray, lost: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """The two-sided interval: the Δ where Tango's statistic crosses +z (lower) and −z (upper), in one bisection."""
+    roots = tango_root(gained, lost, n, np.array([z, -z]).reshape((2,) + (1,) * np.ndim(n)))  # (2, ...)
+    return roots[0], roots[1]
 
 
 def paired_shares(gained: int, lost: int, n: int, confidence: float) -> Estimate:
@@ -407,9 +437,7 @@ def lower_bound(s: Sampling, alpha: float) -> float | None:
         return s.value - critical * s.se
     if s.method == "tango":
         assert s.gained is not None and s.lost is not None
-        z = float(scipy_stats.norm.isf(alpha))
-        low, _ = tango_bounds(np.array(s.gained), np.array(s.lost), np.array(s.n), z)
-        return float(low)
+        return float(tango_root(np.array(s.gained), np.array(s.lost), np.array(s.n), np.array(_isf(alpha))))
     if s.se is None or not s.se > 0:  # fisher_z
         return None
     return float(np.tanh(np.arctanh(s.value) - float(scipy_stats.norm.isf(alpha)) * s.se))

@@ -177,6 +177,45 @@ def test_non_inferiority_against_a_baseline_run(tmp_path: Path) -> None:
     assert not few.passed and few.reason.endswith("needs at least 30 pairs, has 8")
 
 
+def test_agreeing_on_every_pair_is_evidence_in_proportion_to_the_pairs(tmp_path: Path) -> None:
+    """No discordant pair: Tango's one-sided 95% lower bound is −z²/(n + z²), z = 1.644854: −0.051345 on
+    50 pairs (beyond a 0.02 margin: fail), −0.013346 on 200 (within it: pass). The old gate took the
+    point Δ = 0 as its own bound and passed on 2 pairs."""
+    z2 = 1.6448536269514722**2
+    for n, passes in ((50, False), (200, True)):
+        before, before_dir = pairs_run(tmp_path, f"baseline{n}", [1] * n)
+        _, now_dir = pairs_run(tmp_path, f"now{n}", [1] * n)
+        rule = {"kind": "non_inferiority", "model": "aligned", "metric": "rewards/accuracies", "margin": 0.02}
+        spec = GateSpec.model_validate({"rules": [rule]})
+        (verdict,) = evaluate_gate(spec, read_results(now_dir / "results.json"), now_dir, before, before_dir)
+        assert verdict.bound == pytest.approx(-z2 / (n + z2), abs=1e-9) and verdict.passed is passes, n
+
+
+def test_the_gate_level_is_its_alpha() -> None:
+    """At α = 0.01 the one-sided bound is the 99% one: 0.85 is cleared at α = 0.05 (p = 0.014), not at 0.01."""
+    rule = absolute(at_least=0.85)
+    strict = evaluate_gate(
+        GateSpec.model_validate({"alpha": 0.01, "rules": [rule]}), read_results(GOLDEN), GOLDEN.parent
+    )
+    assert not strict[0].passed and strict[0].alpha == 0.01 and strict[0].bound is not None
+    assert strict[0].bound < 0.85 and judge(rule)[0].passed
+
+
+def test_constant_differences_on_two_pairs_never_pass(tmp_path: Path) -> None:
+    """Both pairs gain the same margin: a t-test would say p = 0. Too few pairs by default; with the
+    minimum lowered, the standard error is 0 and the interval undefined: still no pass."""
+    before, before_dir = pairs_run(tmp_path, "b2", [0, 0])
+    _, now_dir = pairs_run(tmp_path, "n2", [1, 1])
+    rules = [
+        {"kind": "non_inferiority", "model": "aligned", "metric": "rewards/margins", "margin": 0.0, **extra}
+        for extra in ({}, {"min_pairs": 2})
+    ]
+    spec = GateSpec.model_validate({"rules": rules})
+    few, undefined = evaluate_gate(spec, read_results(now_dir / "results.json"), now_dir, before, before_dir)
+    assert not few.passed and few.reason.endswith("needs at least 30 pairs, has 2")
+    assert not undefined.passed and "interval is undefined" in undefined.reason
+
+
 def test_rules_that_cannot_be_decided_are_bad_input(tmp_path: Path) -> None:
     with pytest.raises(EvalkitError, match=r"needs a baseline run; pass --baseline"):
         judge({"kind": "non_inferiority", "model": "aligned", "metric": "loss", "margin": 0.1})

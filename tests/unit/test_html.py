@@ -48,7 +48,8 @@ def test_failed_rules_come_first_in_a_failing_banner() -> None:
 def test_headline_shows_intervals_deltas_and_significance() -> None:
     html = rendered()
     assert '<td>0.916<span class="ci">[0.87, 0.95]</span></td>' in html
-    delta = '<td class="good" title="p = 6.9e-20, adjusted (BH) 2.1e-19, n = 225">+0.444<span class="ci">[+0.37, +0.52]</span>'
+    title = "p = 6.9e-20, adjusted (BH) 2.1e-19, n = 225"
+    delta = f'<td class="good" title="{title}">+0.444<span class="ci">[+0.37, +0.52]</span>'
     assert delta in html
     assert '<td class="good">▲ better</td>' in html
     assert "pref. acc ↑" in html and "DPO loss ↓" in html
