@@ -485,13 +485,26 @@ def summary_markdown(verdicts: Sequence[GateVerdict], title: str) -> str:
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for v in verdicts:
-        value = _interval(v.value, v.ci_low, v.ci_high) if v.value is not None else "—"
+        value = _stated_value(v)
         p = f"{v.p_value:.2g}" if v.p_value is not None else "—"
         adjusted = f"{v.p_adjusted:.2g}" if v.p_adjusted is not None else "—"
         n = str(v.n) if v.n is not None else "—"
         mark = "✅" if v.passed else "❌"
         lines.append(f"| {mark} | {_cell(v.rule)} | {value} | {p} | {adjusted} | {n} | {_cell(v.reason)} |")
     return "\n".join(lines) + "\n"
+
+
+def _stated_value(v: GateVerdict) -> str:
+    """The number a rule was judged on, in its unit: Δ with its sign, growth in percent, KL in nats."""
+    if v.value is None:
+        return "—"
+    if v.kind == "length_budget":
+        return f"{v.value:+.1%} growth"
+    if v.kind in ("superiority", "non_inferiority"):
+        return "Δ " + _interval(v.value, v.ci_low, v.ci_high, signed=True)
+    if v.kind == "drift_budget":
+        return _interval(v.value, v.ci_low, v.ci_high) + " nats"
+    return _interval(v.value, v.ci_low, v.ci_high)
 
 
 def _cell(text: str) -> str:
