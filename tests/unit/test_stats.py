@@ -95,12 +95,23 @@ def test_t_interval_is_undefined_without_spread_or_with_one_pair() -> None:
 
 
 def test_cluster_t_by_hand() -> None:
-    """1 2 | 3 4 on two prompts: mean 2.5, residual sums −2 and 2, se = √(2·8)/4 = 1, df = 1,
+    """1 2 | 3 4 on two prompts of equal size (CR2 is then CR1, and df = G − 1): mean 2.5, residual sums
+    −2 and 2, se = √(4/(1 − ½) + 4/(1 − ½))/4 = 1, df = 1,
     t(0.975; 1) = 12.706205: [2.5 − 12.706205, 2.5 + 12.706205]."""
     estimate = stats.mean(np.array([1.0, 2, 3, 4]), 0.95, clusters=np.array([7, 7, 9, 9]))
     assert estimate.method == "cluster_t" and estimate.interval is not None
     assert (estimate.sampling.se, estimate.sampling.df) == (pytest.approx(1.0), 1.0)
     assert estimate.interval.low == pytest.approx(2.5 - 12.706205, abs=1e-5)
+
+
+def test_cluster_robust_degrees_of_freedom_by_hand() -> None:
+    """Clusters of 1, 1 and 2 pairs (n = 4): a² = 4/3, 4/3, 2. Σa⁴n² = 32/9 + 16 = 19.555556,
+    2Σa⁴n³/n = 2·(32/9 + 32)/4 = 17.777778, (Σa²n²)²/n² = (32/3)²/16 = 7.111111: ‖W‖² = 8.888889 and
+    df = 4²/8.888889 = 1.8, fewer than G − 1 = 2 because the sizes differ. CR2: residuals of 1 2 4 5
+    (mean 3) sum to −2, −1, 3 per cluster: se = √(4·4/3 + 1·4/3 + 9·2)/4 = √24.666667/4 = 1.241639."""
+    estimate = stats.mean(np.array([1.0, 2, 4, 5]), 0.95, clusters=np.array(["a", "b", "c", "c"]))
+    assert estimate.sampling.df == pytest.approx(1.8)
+    assert estimate.sampling.se == pytest.approx(1.241639, abs=1e-6)
 
 
 def test_tango_without_discordant_pairs_has_a_closed_form() -> None:
