@@ -8,6 +8,7 @@ reports. `evalkit score` uses the same `score_suite`.
 
 from __future__ import annotations
 
+import datetime
 import gc
 import hashlib
 import json
@@ -15,7 +16,6 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from rich.table import Table
@@ -50,6 +50,7 @@ from evalkit.generate import (
     load_callable_judge,
     summarise,
 )
+from evalkit.logps import Runner
 from evalkit.metrics import compare_models, compute_metrics, reliability_curves
 from evalkit.provenance import environment
 from evalkit.refcache import ReferenceCache, reference_key
@@ -68,6 +69,7 @@ from evalkit.results import (
     PairText,
     RunResult,
     ScoringInfo,
+    ScoringMode,
     SuiteInfo,
     TokenizationAudit,
     TrainingInfo,
@@ -80,9 +82,11 @@ from evalkit.scoring import (
     TokenizedPair,
     fits,
     pair_scores,
+    probe_scoring,
     score_pairs,
     tokenize_pair,
 )
+from evalkit.templates import DEFAULT_DATE, Rendering
 from evalkit.train import TrainingRun, finished_run, train_dpo, training_curve
 from evalkit.views import flips_to_show
 from evalkit.world import build_world
@@ -236,7 +240,7 @@ def run_bench(
     result = RunResult(
         schema_version=SCHEMA_VERSION,
         evalkit_version=__version__,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - started, 1),
         suite=SuiteInfo(
             name=suite.name,
@@ -344,15 +348,23 @@ class ScoreStore:
     def __init__(self, directory: Path) -> None:
         self.files = JsonStore(directory)
 
-    def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit] | None:
+    def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit, ScoringMode | None] | None:
         stored = self.files.load(key)
         try:
-            return [PairScore(**row) for row in stored["rows"]], TokenizationAudit.model_validate(stored["audit"])
-        except (ValueError, KeyError, TypeError):
+            mode = ScoringMode.model_validate(stored["mode"]) if stored.get("mode") else None
+            return (
+                [PairScore(**row) for row in stored["rows"]],
+                TokenizationAudit.model_validate(stored["audit"]),
+                mode,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None  # absent or unreadable: score again and overwrite
 
-    def save(self, key: str, rows: list[PairScore], audit: TokenizationAudit) -> None:
-        self.files.save(key, {"rows": [vars(r) for r in rows], "audit": audit.model_dump(mode="json")})
+    def save(self, key: str, rows: list[PairScore], audit: TokenizationAudit, mode: ScoringMode | None) -> None:
+        mode_entry = mode.model_dump(mode="json") if mode is not None else None
+        self.files.save(
+            key, {"rows": [vars(r) for r in rows], "audit": audit.model_dump(mode="json"), "mode": mode_entry}
+        )
 
 
 def score_suite(
@@ -364,7 +376,7 @@ def score_suite(
     and all of them get every score back (see `evalkit.batching`).
     """
     start_processes()
-    reference = load_model(suite.model(suite.reference)) if suite.reference else None
+    reference = _load(suite, suite.model(suite.reference)) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
     reference_cache: dict[str, list[CompletionLogps]] = {}
     panel = build_panel(suite.generation, datasets) if suite.generation is not None else []
@@ -372,13 +384,15 @@ def score_suite(
     drift: list[Drift] = []
     for spec in expand_checkpoints(suite.models):
         is_reference = reference is not None and spec.name == reference.spec.name
-        loaded = reference if is_reference and reference is not None else load_model(spec, reference)
+        loaded = reference if is_reference and reference is not None else _load(suite, spec, reference)
         try:
-            scored.models.append(loaded.info)
+            modes: list[ScoringMode] = []
             for name, pairs in datasets.items():
-                rows, audit = _score_dataset(suite, name, pairs, loaded, reference, reference_cache, store)
+                rows, audit, mode = _score_dataset(suite, name, pairs, loaded, reference, reference_cache, store)
                 scored.scores[name].extend(rows)
                 scored.audits.append(audit)
+                modes += [mode] if mode is not None else []
+            scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes}))
             if suite.generation is not None:
                 samples += _generate(suite.generation, panel, loaded)
                 if suite.generation.drift is not None and reference is not None and not is_reference:
@@ -393,9 +407,15 @@ def score_suite(
     return scored
 
 
+def _load(suite: Suite, spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedModel:
+    """`spec` loaded with the suite's rendering: its template options, and the suite's pinned date if it names one."""
+    options = suite.template_options(spec)
+    return load_model(spec, reference, template_options=options, template_date=suite.rendering.date)
+
+
 def _generate(spec: GenerationSpec, panel: list[PanelPrompt], model: LoadedModel) -> list[Sample]:
-    name, tokenizer = model.spec.name, model.tokenizer
-    return generate(model.model, tokenizer, panel, name, spec.max_new_tokens, spec.batch_size, spec.sampling)
+    name, tokenizer, rendering = model.spec.name, model.tokenizer, model.rendering
+    return generate(model.model, tokenizer, panel, name, spec.max_new_tokens, spec.batch_size, spec.sampling, rendering)
 
 
 def _drift(
@@ -405,13 +425,14 @@ def _drift(
     assert suite.generation is not None
     sampling = SamplingSpec(k=spec.samples, temperature=1.0, top_p=1.0, seed=spec.seed)
     name, tokenizer, batch = policy.spec.name, policy.tokenizer, suite.scoring.batch_size
-    drawn = generate(policy.model, tokenizer, panel, name, suite.generation.max_new_tokens, 1, sampling)
-    own = completion_logps(policy.model, tokenizer, panel, drawn, batch)
+    rendering = policy.rendering  # the reference reads the policy's tokens, rendered the policy's way
+    drawn = generate(policy.model, tokenizer, panel, name, suite.generation.max_new_tokens, 1, sampling, rendering)
+    own = completion_logps(policy.model, tokenizer, panel, drawn, batch, rendering)
     if policy.shares_reference:
         with policy.as_reference() as reference_model:
-            ref = completion_logps(reference_model, tokenizer, panel, drawn, batch)
+            ref = completion_logps(reference_model, tokenizer, panel, drawn, batch, rendering)
     else:
-        ref = completion_logps(reference.model, tokenizer, panel, drawn, batch)
+        ref = completion_logps(reference.model, tokenizer, panel, drawn, batch, rendering)
     ratios = [a - b for a, b in zip(own, ref, strict=True)]
     prompt_ids = [p.id for p in panel]
     return drift_estimate(name, reference.spec.name, prompt_ids, drawn, ratios, spec.samples, suite.statistics)
@@ -511,11 +532,19 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
         # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
         base = base.model_copy(update={"path": str(Path(base.path).resolve())})
     output = output_dir or Path(suite.model(spec.output).path)
-    earlier = finished_run(spec, base, output)
+    earlier = finished_run(spec, base, output, suite.template_options(suite.model(spec.output)), template_date(suite))
     if earlier is not None:
         console.print(f"[dim]reusing {output}: trained earlier with these settings on this base[/dim]")
         return earlier
-    return train_dpo(spec, base, output, pairs, eval_pairs)
+    options = suite.template_options(suite.model(spec.output))
+    return train_dpo(
+        spec, base, output, pairs, eval_pairs, template_options=options, template_date=template_date(suite)
+    )
+
+
+def template_date(suite: Suite) -> datetime.date:
+    """The date training pins a clock-reading template to: the suite's, else evalkit's default."""
+    return suite.rendering.date or DEFAULT_DATE
 
 
 def _score_dataset(
@@ -526,8 +555,9 @@ def _score_dataset(
     reference: LoadedModel | None,
     reference_cache: dict[str, list[CompletionLogps]],
     store: ScoreStore | None = None,
-) -> tuple[list[PairScore], TokenizationAudit]:
-    """Score one dataset under one model, and under the reference on the same tokens.
+) -> tuple[list[PairScore], TokenizationAudit, ScoringMode | None]:
+    """Score one dataset under one model, and under the reference on the same tokens; with how the
+    policy's passes ran (None when they did not run: every score came from a store or cache).
 
     Reference log-probs are cached by the exact token ids scored, so models that share a
     tokenizer (the usual case: checkpoints of one base) cost one reference pass in all, and kept
@@ -535,7 +565,7 @@ def _score_dataset(
     The reference model itself gets no reward metrics: its rewards are zero by definition.
     """
     settings = suite.scoring
-    tokenized = [tokenize_pair(p, policy.tokenizer) for p in pairs]
+    tokenized = [tokenize_pair(p, policy.tokenizer, policy.rendering) for p in pairs]
     scorable = [t for t in tokenized if fits(t, settings.max_length)]
     too_long = [t.id for t in tokenized if not fits(t, settings.max_length)]
     if too_long:
@@ -544,7 +574,7 @@ def _score_dataset(
             f"{settings.max_length} and are left out of the metrics (see the audit)[/yellow]"
         )
     label = f"{policy.spec.name} on {dataset}"
-    key = _tokens_key(scorable, settings.max_length)
+    key = _tokens_key(scorable, settings.max_length, policy.rendering)
     references = reference.info.fingerprint if reference is not None and reference is not policy else "none"
     ids = hashlib.sha256(json.dumps([t.id for t in scorable]).encode()).hexdigest()
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}"
@@ -553,22 +583,31 @@ def _score_dataset(
     stored = from_main(lambda: store.load(store_key)) if store is not None else None
     if stored is not None:
         console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
-        rows, audit = stored
+        rows, audit, mode = stored
         if reference is policy:
             reference_cache[key] = [
                 CompletionLogps(r.logp_chosen, r.logp_rejected, r.n_tokens_chosen, r.n_tokens_rejected, r.truncated)
                 for r in rows
             ]
-        return [PairScore(**{**vars(r), "model": policy.spec.name}) for r in rows], audit.model_copy(
-            update={"model": policy.spec.name, "dataset": dataset}
+        return (
+            [PairScore(**{**vars(r), "model": policy.spec.name}) for r in rows],
+            audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
+            mode.model_copy(update={"dataset": dataset}) if mode is not None else None,
         )
+    ran: list[ScoringMode] = []
+
+    def run_policy() -> list[CompletionLogps]:
+        if not scorable:
+            return []
+        runner = probe_scoring(policy.model, scorable, settings.max_length, settings.share_prompt, settings.dtype)
+        ran.append(ScoringMode(dataset=dataset, mode=runner.mode, reason=runner.reason))
+        return _score(policy.model, policy, scorable, suite, label, runner)
+
     ref: list[CompletionLogps] | None = None
     if reference is policy:
-        own = _cached_reference(
-            suite, reference, key, reference_cache, lambda: _score(policy.model, policy, scorable, suite, label)
-        )
+        own = _cached_reference(suite, reference, key, reference_cache, run_policy)
     else:
-        own = _score(policy.model, policy, scorable, suite, label)
+        own = run_policy()
         if reference is not None:
             # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
             ref = _cached_reference(
@@ -589,9 +628,10 @@ def _score_dataset(
         doubled_bos=sum(t.doubled_bos for t in tokenized),
     )
     rows = pair_scores(policy.spec.name, scorable, own, ref)
+    mode = ran[0] if ran else None
     if store is not None and is_main_process():
-        store.save(store_key, rows, audit)
-    return rows, audit
+        store.save(store_key, rows, audit, mode)
+    return rows, audit, mode
 
 
 def _cached_reference(
@@ -628,15 +668,22 @@ def _reference_scores(
     return _score(reference.model, policy, pairs, suite, f"reference for {label}")
 
 
-def _tokens_key(pairs: list[TokenizedPair], max_length: int) -> str:
-    digest = hashlib.sha256(str(max_length).encode())
+def _tokens_key(pairs: list[TokenizedPair], max_length: int, rendering: Rendering) -> str:
+    """What the scores depend on besides the models: the token ids and `max_length`, and the template options
+    and pinned date that rendered the tokens (the ids cover them already; named, a key says what it keys)."""
+    digest = hashlib.sha256(f"{max_length}|{rendering.identity}".encode())
     for p in pairs:
         digest.update(json.dumps([p.prompt_ids, p.chosen_ids, p.rejected_ids]).encode())
     return digest.hexdigest()
 
 
 def _score(
-    model: PreTrainedModel, tokens_from: LoadedModel, pairs: list[TokenizedPair], suite: Suite, label: str
+    model: PreTrainedModel,
+    tokens_from: LoadedModel,
+    pairs: list[TokenizedPair],
+    suite: Suite,
+    label: str,
+    runner: Runner | None = None,
 ) -> list[CompletionLogps]:
     pad_id = tokens_from.tokenizer.pad_token_id
     assert pad_id is not None
@@ -651,6 +698,7 @@ def _score(
         token_budget=settings.token_budget,
         share_prompt=settings.share_prompt,
         dtype=settings.dtype,
+        runner=runner,
     )
 
 

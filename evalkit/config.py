@@ -9,6 +9,7 @@ suggestion, never a silently ignored option.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import re
 import types
@@ -246,6 +247,9 @@ class ModelSpec(Spec):
     """Allow pickled weights (`.bin`, `.pt`): loading them can run arbitrary code, so only for trusted files."""
     trust_remote_code: bool = False
     """Run the modelling code a hub repository ships; off unless you trust it."""
+    chat_template_kwargs: dict[str, Any] | None = None
+    """Options of this model's chat template (e.g. `{enable_thinking: false}`), over the suite's
+    `rendering.chat_template_kwargs`; passed to every rendering: scoring, training, generation prompts."""
     checkpoints: bool = False
     """Sweep a training output directory: score every `checkpoint-<step>` in it (as `<name>@<step>`)
     and the final model, to see the metrics along training and pick the one to ship."""
@@ -427,6 +431,16 @@ class ScoringSpec(Spec):
     and chat template, the token ids scored and these settings; null turns it off."""
 
 
+class RenderingSpec(Spec):
+    """How chat templates are rendered, for every model (a model's own `chat_template_kwargs` win)."""
+
+    chat_template_kwargs: dict[str, Any] = {}
+    """Options passed to every chat template (`enable_thinking`, ...); a template ignores those it does not read."""
+    date: datetime.date | None = None
+    """The date written by templates that read the clock (`strftime_now`), never today's. Default: the date
+    the model was trained with when evalkit trained it, else 2025-01-01."""
+
+
 class Suite(Spec):
     """One evaluation: what to build, train and score, and where to write the results."""
 
@@ -442,6 +456,7 @@ class Suite(Spec):
     reference: str | None = None
     """Name of the reference model for implicit rewards; without one only policy metrics are reported."""
     scoring: ScoringSpec = ScoringSpec()
+    rendering: RenderingSpec = RenderingSpec()
     statistics: Statistics = Statistics()
     """Intervals and tests: confidence level, bootstrap resamples and seed, power, calibration bins."""
     generation: GenerationSpec | None = None
@@ -487,6 +502,10 @@ class Suite(Spec):
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
+
+    def template_options(self, model: ModelSpec) -> dict[str, Any]:
+        """`model`'s chat template options: the suite's, overridden key by key by the model's own."""
+        return {**self.rendering.chat_template_kwargs, **(model.chat_template_kwargs or {})}
 
 
 REWARD_METRICS = ("rewards/", "loss", "calibration/", "displacement/", "length/rewards_accuracy", "length/margin")

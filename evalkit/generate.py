@@ -29,8 +29,9 @@ from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.errors import EvalkitError
 from evalkit.results import Drift, GenerationStats, JudgeSummary, Statistics, WinRate
-from evalkit.scoring import chat_token_ids, sequence_logps
+from evalkit.scoring import sequence_logps
 from evalkit.stats import Estimate, bootstrap_estimate, mean_of
+from evalkit.templates import PLAIN, Rendering, chat_token_ids
 
 Judge = Callable[[str, str], float]
 
@@ -82,11 +83,12 @@ def _plain(prompt: Text) -> str:
     return prompt[-1]["content"] if prompt else ""
 
 
-def render_prompt(prompt: Text, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Token ids of `prompt` as this model was trained to see it, ending where its answer starts."""
+def render_prompt(prompt: Text, tokenizer: PreTrainedTokenizerBase, rendering: Rendering = PLAIN) -> list[int]:
+    """Token ids of `prompt` as this model was trained to see it (its template options and pinned date),
+    ending where its answer starts."""
     if tokenizer.chat_template is not None:
         messages: list[Message] = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-        return chat_token_ids(tokenizer, messages, add_generation_prompt=True)
+        return chat_token_ids(tokenizer, messages, rendering, add_generation_prompt=True)
     return list(tokenizer(text=_plain(prompt) if isinstance(prompt, list) else prompt)["input_ids"])
 
 
@@ -99,10 +101,11 @@ def generate(
     max_new_tokens: int,
     batch_size: int,
     sampling: SamplingSpec | None,
+    rendering: Rendering = PLAIN,
 ) -> list[Sample]:
     """Completions of every panel prompt: greedy in left-padded batches (`sampling` None), or
     `sampling.k` seeded samples per prompt."""
-    prompts = [render_prompt(p.prompt, tokenizer) for p in panel]
+    prompts = [render_prompt(p.prompt, tokenizer, rendering) for p in panel]
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     assert pad is not None, "a tokenizer without EOS or pad token cannot pad a batch"
@@ -245,10 +248,11 @@ def completion_logps(
     panel: Sequence[PanelPrompt],
     samples: Sequence[Sample],
     batch_size: int,
+    rendering: Rendering = PLAIN,
 ) -> list[float]:
     """Summed log-probs of each sample's completion (its EOS included) under `model`."""
     by_id = {p.id: p for p in panel}
-    sequences = [(render_prompt(by_id[s.prompt_id].prompt, tokenizer), s.token_ids) for s in samples]
+    sequences = [(render_prompt(by_id[s.prompt_id].prompt, tokenizer, rendering), s.token_ids) for s in samples]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return sequence_logps(model, sequences, batch_size, int(pad))
 

@@ -7,7 +7,7 @@ from evalkit.config import TrainSpec
 from evalkit.data import PreferencePair
 from evalkit.errors import EvalkitError
 from evalkit.results import CurvePoint
-from evalkit.scoring import chat_token_ids
+from evalkit.templates import chat_token_ids
 from evalkit.train import dpo_config, training_curve, trl_rows, truncate_prompt
 
 
