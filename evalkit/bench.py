@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from transformers import PreTrainedModel
@@ -87,9 +88,11 @@ from evalkit.scoring import (
     tokenize_pair,
 )
 from evalkit.templates import DEFAULT_DATE, Rendering
-from evalkit.train import TrainingRun, finished_run, train_dpo, training_curve
 from evalkit.views import flips_to_show
 from evalkit.world import build_world
+
+if TYPE_CHECKING:
+    from evalkit.train import TrainingRun
 
 
 @dataclass
@@ -516,6 +519,9 @@ def expand_checkpoints(models: Sequence[ModelSpec]) -> list[ModelSpec]:
 
 def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
     """Train the suite's `train.output` model; with `eval_fraction`, hold out (and write) a seeded split."""
+    # Imported here: the trainer's modules pull in PEFT, which scoring a plain model never needs.
+    from evalkit.train import finished_run, train_dpo
+
     assert suite.train is not None
     spec = suite.train
     pairs = load_pairs(spec.data)
@@ -721,6 +727,8 @@ def pair_rows(rows: list[PairScore], beta: float) -> list[dict[str, object]]:
 def _training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None:
     if run is None or suite.train is None:
         return None
+    from evalkit.train import training_curve
+
     steps = [entry for entry in run.log_history if "loss" in entry and "rewards/accuracies" in entry]
     last = steps[-1] if steps else {}
     return TrainingInfo(

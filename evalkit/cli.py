@@ -158,7 +158,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     result = read_results(results_path)
     baseline = read_results(baseline_path) if baseline_path is not None else None
     if suite_path is not None:
-        spec = load_suite(suite_path).gate
+        spec = load_suite(suite_path, train_options=False).gate  # its rules only: TRL and PEFT stay unimported
         if spec is None:
             raise EvalkitError(f"{suite_path}: no `gate` section; expected the rules to judge by")
     elif result.suite.gate is not None:
