@@ -55,6 +55,7 @@ from evalkit.logps import Runner
 from evalkit.metrics import compare_models, compute_metrics, reliability_curves
 from evalkit.provenance import environment
 from evalkit.refcache import ReferenceCache, reference_key
+from evalkit.rendering import DEFAULT_DATE, Rendering
 from evalkit.report import summary_table, write_reports
 from evalkit.results import (
     SCHEMA_VERSION,
@@ -87,7 +88,6 @@ from evalkit.scoring import (
     score_pairs,
     tokenize_pair,
 )
-from evalkit.templates import DEFAULT_DATE, Rendering
 from evalkit.views import flips_to_show
 from evalkit.world import build_world
 

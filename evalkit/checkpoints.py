@@ -26,8 +26,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from evalkit.config import ModelSpec, notice
 from evalkit.errors import EvalkitError
 from evalkit.provenance import hash_file
+from evalkit.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 from evalkit.results import ModelInfo
-from evalkit.templates import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 
 TRAIN_RECORD = "evalkit_train.json"
 """What evalkit's training leaves beside a model it trained: its settings, its template's pinned date among them."""

@@ -28,10 +28,10 @@ from evalkit.config import GenerationSpec, SamplingSpec
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.errors import EvalkitError
+from evalkit.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.results import Drift, GenerationStats, JudgeSummary, Statistics, WinRate
 from evalkit.scoring import sequence_logps
 from evalkit.stats import Estimate, bootstrap_estimate, mean_of
-from evalkit.templates import PLAIN, Rendering, chat_token_ids
 
 Judge = Callable[[str, str], float]
 

@@ -34,8 +34,8 @@ from evalkit.batching import PairShape, every_process, plan_batches, process_ran
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.logps import Runner, ScoringDtype, packed_pair_logps, prepare, whole_sequence_logps
+from evalkit.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.results import PairScore
-from evalkit.templates import PLAIN, Rendering, chat_token_ids
 
 
 @dataclass(frozen=True)
@@ -195,6 +195,7 @@ def score_pairs(
     return [logps for logps in out if logps is not None]
 
 
+@torch.inference_mode()
 def probe_scoring(
     model: PreTrainedModel,
     pairs: Sequence[TokenizedPair],

@@ -33,9 +33,9 @@ from evalkit.console import progress_bar
 from evalkit.data import PreferencePair
 from evalkit.errors import EvalkitError
 from evalkit.provenance import environment
+from evalkit.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
 from evalkit.results import CurvePoint
 from evalkit.scoring import as_plain_text
-from evalkit.templates import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
 
 CURVE_KEYS = {
     "loss": "loss",

@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import jinja2
 from transformers import PreTrainedTokenizerBase
 
 from evalkit.errors import EvalkitError
@@ -100,12 +101,20 @@ def chat_token_ids(
     rendering: Rendering = PLAIN,
     add_generation_prompt: bool = False,
 ) -> list[int]:
-    """Token ids of `messages` rendered with the tokenizer's chat template (as TRL renders them)."""
-    rendered = tokenizer.apply_chat_template(
-        messages,
-        tokenize=True,
-        return_dict=True,
-        add_generation_prompt=add_generation_prompt,
-        **rendering.template_kwargs(),
-    )
+    """Token ids of `messages` rendered with the tokenizer's chat template (as TRL renders them).
+
+    A template that refuses the conversation (Gemma's has no system role, Mistral's wants user and assistant
+    turns to alternate) raises its own message as a one-line `EvalkitError`.
+    """
+    try:
+        rendered = tokenizer.apply_chat_template(
+            messages,
+            tokenize=True,
+            return_dict=True,
+            add_generation_prompt=add_generation_prompt,
+            **rendering.template_kwargs(),
+        )
+    except jinja2.TemplateError as exc:
+        roles = ", ".join(m.get("role", "?") for m in messages)
+        raise EvalkitError(f"the chat template cannot render a conversation of roles [{roles}]: {exc}") from None
     return list(cast(dict[str, Any], rendered)["input_ids"])

@@ -1,0 +1,73 @@
+"""Template options and pinned dates through a whole run: results.json and both reports say how each model's
+pairs were rendered and scored; the options change the fingerprint; evalkit's training date is reused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import PreTrainedTokenizerFast
+
+from evalkit.bench import run_bench
+from evalkit.checkpoints import TRAIN_RECORD, load_model
+from evalkit.config import ModelSpec
+from evalkit.world.model import build_model
+from evalkit.world.pairs import generate_pairs
+
+
+@pytest.fixture()
+def smollm3_run(tmp_path: Path, family_tokenizers: Callable[[str], PreTrainedTokenizerFast]) -> Path:
+    """A SmolLM3-style base and a second model on it, 6 conversational pairs, and a suite scoring both."""
+    tokenizer = family_tokenizers("smollm3")
+    for name, seed in (("base", 1), ("tuned", 2)):
+        torch.manual_seed(seed)
+        build_model(tokenizer, hidden_size=32, num_layers=2).save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in generate_pairs(2, seed=5)]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    suite = {
+        "name": "smol",
+        "output_dir": str(tmp_path / "out"),
+        "datasets": [{"name": "chat", "path": str(tmp_path / "pairs.jsonl")}],
+        "models": [
+            {"name": "base", "path": str(tmp_path / "base")},
+            {"name": "tuned", "path": str(tmp_path / "tuned"), "chat_template_kwargs": {"enable_thinking": True}},
+        ],
+        "reference": "base",
+        "rendering": {"chat_template_kwargs": {"enable_thinking": False}, "date": "2025-06-30"},
+        "scoring": {"reference_cache": None},
+    }
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    return tmp_path
+
+
+def test_results_and_both_reports_show_options_pinned_date_and_scoring_mode(smollm3_run: Path) -> None:
+    result = run_bench(smollm3_run / "suite.yaml")
+    assert result is not None
+    base, tuned = result.models
+    assert base.chat_template_kwargs == {"enable_thinking": False}  # the suite's default
+    assert tuned.chat_template_kwargs == {"enable_thinking": True}  # the model's own wins
+    assert base.template_date == tuned.template_date == "2025-06-30"
+    assert [(m.dataset, m.mode) for m in tuned.scoring_modes] == [("chat", "prompt-shared")]
+    raw = json.loads((smollm3_run / "out" / "results.json").read_text())
+    assert raw["models"][1]["scoring_modes"][0]["reason"].startswith("the probes found packed rows")
+    markdown = (smollm3_run / "out" / "report.md").read_text()
+    html = (smollm3_run / "out" / "report.html").read_text()
+    for text in (markdown, html):
+        assert "enable_thinking=true" in text and "enable_thinking=false" in text and "2025-06-30" in text
+        assert "chat: prompt-shared (the probes found packed rows" in text
+
+
+def test_template_options_change_the_fingerprint_and_evalkit_training_dates_are_reused(smollm3_run: Path) -> None:
+    spec = ModelSpec(name="m", path=str(smollm3_run / "tuned"))
+    plain = load_model(spec).info
+    thinking = load_model(spec, template_options={"enable_thinking": False}).info
+    assert plain.template_date == "2025-01-01"  # evalkit's default: the model was not trained by evalkit
+    assert plain.fingerprint != thinking.fingerprint
+    record = {"rendering": {"chat_template_kwargs": {}, "date": "2024-05-06"}}
+    (smollm3_run / "tuned" / TRAIN_RECORD).write_text(json.dumps(record))
+    assert load_model(spec).info.template_date == "2024-05-06"
