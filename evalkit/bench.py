@@ -299,12 +299,15 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     metrics = [
         m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, beta, statistics=statistics)
     ]
-    console.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy]))
+    modes = [m for info in scored.models if info.name == policy for m in info.scoring_modes]
+    console.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy], modes))
     console.print(f"wrote {len(records)} pairs to {out}")
     return records
 
 
-def _score_summary(model: str, metrics: list[Metric], audits: list[TokenizationAudit]) -> Table:
+def _score_summary(
+    model: str, metrics: list[Metric], audits: list[TokenizationAudit], modes: list[ScoringMode]
+) -> Table:
     table = Table(title=f"evalkit score · {model}", title_justify="left")
     for column in ("dataset", "metric", "value", "n"):
         table.add_column(column, justify="left" if column in ("dataset", "metric") else "right")
@@ -318,6 +321,8 @@ def _score_summary(model: str, metrics: list[Metric], audits: list[TokenizationA
         )
         table.add_row(a.dataset, "audit: prompt not a token prefix", str(a.prompt_not_prefix), str(a.n_pairs))
         table.add_row(a.dataset, "audit: doubled BOS", str(a.doubled_bos), str(a.n_pairs))
+    for mode in modes:
+        table.add_row(mode.dataset, f"scoring mode: {mode.mode} ({mode.reason})", "", "")
     return table
 
 
@@ -460,7 +465,8 @@ def _judge_and_summarise(
             scores[judge.name] = judged(load_callable_judge(judge.callable))
         else:
             assert judge.reward_model is not None
-            with reward_model(judge.reward_model, f"generation.judges.{judge.name}") as function:
+            where, options = f"generation.judges.{judge.name}", suite.rendering.chat_template_kwargs
+            with reward_model(judge.reward_model, where, options, suite.rendering.date) as function:
                 scores[judge.name] = judged(function)
     names = [m.name for m in models]
     baseline = suite.reference if suite.reference in names else None

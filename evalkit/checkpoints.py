@@ -179,8 +179,11 @@ def say_pinned(where: str, day: datetime.date) -> None:
 
 
 @contextlib.contextmanager
-def reward_model(path: str, where: str) -> Iterator[Callable[[str, str], float]]:
-    """A sequence-classification reward model as a judge `(prompt, completion) -> score`, freed on exit."""
+def reward_model(
+    path: str, where: str, template_options: dict[str, Any] | None = None, template_date: datetime.date | None = None
+) -> Iterator[Callable[[str, str], float]]:
+    """A sequence-classification reward model as a judge `(prompt, completion) -> score`, freed on exit; a chat
+    template it has is rendered with `template_options` and, if it reads the clock, `template_date`."""
     from transformers import AutoModelForSequenceClassification
 
     from evalkit.generate import reward_model_judge
@@ -192,8 +195,11 @@ def reward_model(path: str, where: str) -> Iterator[Callable[[str, str], float]]
         raise EvalkitError(f"{where}: cannot load a reward model from {path!r}: {_first_line(exc)}") from None
     tokenizer = _tokenizer(path, None, ModelSpec(name="judge", path=path), where)
     torch.nn.Module.to(model, device()).eval()
+    rendering = rendering_for(tokenizer, template_options or {}, template_date or DEFAULT_DATE)
+    if rendering.date is not None:
+        say_pinned(where, rendering.date)
     try:
-        yield reward_model_judge(model, tokenizer)
+        yield reward_model_judge(model, tokenizer, rendering=rendering)
     finally:
         del model
 

@@ -230,13 +230,24 @@ def load_callable_judge(reference: str) -> Judge:
     return cast(Judge, judge)
 
 
-def reward_model_judge(model: Any, tokenizer: PreTrainedTokenizerBase, max_length: int = 1024) -> Judge:
-    """A judge scoring prompt+completion with a sequence-classification reward model (first logit)."""
+def reward_model_judge(
+    model: Any, tokenizer: PreTrainedTokenizerBase, max_length: int = 1024, rendering: Rendering = PLAIN
+) -> Judge:
+    """A judge scoring prompt+completion with a sequence-classification reward model (first logit).
+
+    A reward model with a chat template reads the exchange as it was trained to, a user turn and an assistant
+    turn rendered with its template (`rendering`: the suite's options, a pinned date); without one, the
+    prompt and completion as one text."""
 
     @torch.inference_mode()
     def score(prompt: str, completion: str) -> float:
-        encoded = tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=max_length)
-        logits = model(**{k: v.to(model.device) for k, v in encoded.items()}).logits  # (1, labels)
+        if tokenizer.chat_template is not None:
+            exchange = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+            input_ids = torch.tensor([chat_token_ids(tokenizer, exchange, rendering)[:max_length]])  # (1, T)
+            logits = model(input_ids=input_ids.to(model.device)).logits  # (1, labels)
+        else:
+            encoded = tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=max_length)
+            logits = model(**{k: v.to(model.device) for k, v in encoded.items()}).logits  # (1, labels)
         return float(logits[0, 0])
 
     return score

@@ -157,6 +157,13 @@ def test_a_reward_model_judges_prompt_and_completion(tmp_path: Path, tiny_tokeni
         first, second = score("What is 1 plus 1?", "1 + 1 = 2."), score("What is 1 plus 1?", "1 + 1 = 5.")
         assert isinstance(first, float) and first != second
         assert score("What is 1 plus 1?", "1 + 1 = 2.") == first
+    # It reads the exchange as a chat, rendered with its template: a user turn, then an assistant turn.
+    exchange = "<s><|user|>What is 1 plus 1?<|end|><|assistant|>1 + 1 = 2.<|end|>"
+    ids = torch.tensor([tiny_tokenizer(exchange, add_special_tokens=False)["input_ids"]])
+    with torch.inference_mode():
+        assert first == float(
+            LlamaForSequenceClassification.from_pretrained(tmp_path / "rm")(input_ids=ids).logits[0, 0]
+        )
     missing = reward_model(str(tmp_path / "missing"), "generation.judges.rm")
     with pytest.raises(EvalkitError, match=r"generation\.judges\.rm: cannot load a reward model"), missing:
         pass
