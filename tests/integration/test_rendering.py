@@ -12,9 +12,9 @@ import torch
 import yaml
 from transformers import PreTrainedTokenizerFast
 
-from evalkit.bench import run_bench
+from evalkit.bench import run_bench, run_training
 from evalkit.checkpoints import TRAIN_RECORD, load_model
-from evalkit.config import ModelSpec
+from evalkit.config import ModelSpec, load_suite
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs
 
@@ -71,3 +71,36 @@ def test_template_options_change_the_fingerprint_and_evalkit_training_dates_are_
     record = {"rendering": {"chat_template_kwargs": {}, "date": "2024-05-06"}}
     (smollm3_run / "tuned" / TRAIN_RECORD).write_text(json.dumps(record))
     assert load_model(spec).info.template_date == "2024-05-06"
+
+
+def test_training_renders_with_the_options_and_date_evalkit_scores_with(
+    smollm3_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TRL tokenizes the chat rows with the pinned template and the options, and the trained model is later
+    rendered with the date it was trained with (the suite here names none for scoring)."""
+    from trl import DPOTrainer
+
+    seen: list[list[int]] = []
+    train = DPOTrainer.train
+
+    def capture(self: DPOTrainer, *args: object, **kwargs: object) -> object:
+        seen.extend(row["prompt_ids"] for row in self.train_dataset)
+        return train(self, *args, **kwargs)
+
+    monkeypatch.setattr(DPOTrainer, "train", capture)
+    suite = yaml.safe_load((smollm3_run / "suite.yaml").read_text())
+    suite["models"][1] = {"name": "tuned", "path": str(smollm3_run / "trained")}
+    suite["train"] = {
+        "base": "base",
+        "output": "tuned",
+        "data": str(smollm3_run / "pairs.jsonl"),
+        "lora": {"r": 4, "alpha": 8},
+        "args": {"max_steps": 1, "per_device_train_batch_size": 2},
+    }
+    (smollm3_run / "train.yaml").write_text(yaml.safe_dump(suite))
+    run_training(load_suite(smollm3_run / "train.yaml"))
+    tokenizer = load_model(ModelSpec(name="b", path=str(smollm3_run / "base"))).tokenizer
+    assert seen and all("Today Date: 30 June 2025\nReasoning Mode: /no_think" in tokenizer.decode(ids) for ids in seen)
+    record = json.loads((smollm3_run / "trained" / TRAIN_RECORD).read_text())
+    assert record["rendering"] == {"chat_template_kwargs": {"enable_thinking": False}, "date": "2025-06-30"}
+    assert load_model(ModelSpec(name="t", path=str(smollm3_run / "trained"))).info.template_date == "2025-06-30"
