@@ -1,11 +1,13 @@
 """The embedded default suite, moved into a test's temporary directory."""
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
@@ -156,3 +158,24 @@ def family_tokenizer(family: str) -> PreTrainedTokenizerFast:
 def family_tokenizers() -> Callable[[str], PreTrainedTokenizerFast]:
     """`make(family)`: a fresh stand-in tokenizer of one of `FAMILIES`."""
     return family_tokenizer
+
+
+@pytest.fixture()
+def family_checkpoints(
+    tmp_path: Path, family_tokenizers: Callable[[str], PreTrainedTokenizerFast]
+) -> Callable[[str, list[str]], Path]:
+    """`save(family, names)`: a tiny random model per name (seeded 1, 2, ...) with the family's tokenizer, saved
+    under `tmp_path/<name>`, and 6 conversational pairs in `tmp_path/pairs.jsonl`; returns `tmp_path`."""
+    from evalkit.world.model import build_model
+
+    def save(family: str, names: list[str]) -> Path:
+        tokenizer = family_tokenizers(family)
+        for seed, name in enumerate(names, start=1):
+            torch.manual_seed(seed)
+            build_model(tokenizer, hidden_size=32, num_layers=2).save_pretrained(tmp_path / name)
+            tokenizer.save_pretrained(tmp_path / name)
+        rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in generate_pairs(2, seed=5)]
+        (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return tmp_path
+
+    return save

@@ -126,18 +126,13 @@ class _Clock:
 def test_a_clock_reading_template_scores_byte_identically_on_two_days_and_the_cache_hits(
     tmp_path: Path,
     forwards: Counter[str],
-    family_tokenizers: Callable[[str], PreTrainedTokenizerFast],
+    family_checkpoints: Callable[[str, list[str]], Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """SmolLM3's template writes today's date; with the clock faked to two different days, `evalkit score` writes
     the same bytes both days and the second day's reference comes from the cache (no reference forward pass)."""
-    tokenizer = family_tokenizers("smollm3")
-    for name, seed in (("policy", 1), ("reference", 2)):
-        torch.manual_seed(seed)
-        build_model(tokenizer, hidden_size=32, num_layers=2).save_pretrained(tmp_path / name)
-        tokenizer.save_pretrained(tmp_path / name)
-    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in generate_pairs(2, seed=5)]
-    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    family_checkpoints("smollm3", ["policy", "reference"])
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tmp_path / "policy")
     monkeypatch.chdir(tmp_path)  # the reference cache lives under ./.evalkit
     monkeypatch.setattr(chat_template_utils, "datetime", _Clock)
     message = [{"role": "user", "content": "Hi"}]

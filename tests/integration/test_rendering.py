@@ -8,27 +8,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
-from transformers import PreTrainedTokenizerFast
 
 from evalkit.bench import run_bench, run_training
 from evalkit.checkpoints import TRAIN_RECORD, load_model
 from evalkit.config import ModelSpec, load_suite
-from evalkit.world.model import build_model
-from evalkit.world.pairs import generate_pairs
 
 
 @pytest.fixture()
-def smollm3_run(tmp_path: Path, family_tokenizers: Callable[[str], PreTrainedTokenizerFast]) -> Path:
+def smollm3_run(tmp_path: Path, family_checkpoints: Callable[[str, list[str]], Path]) -> Path:
     """A SmolLM3-style base and a second model on it, 6 conversational pairs, and a suite scoring both."""
-    tokenizer = family_tokenizers("smollm3")
-    for name, seed in (("base", 1), ("tuned", 2)):
-        torch.manual_seed(seed)
-        build_model(tokenizer, hidden_size=32, num_layers=2).save_pretrained(tmp_path / name)
-        tokenizer.save_pretrained(tmp_path / name)
-    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in generate_pairs(2, seed=5)]
-    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    family_checkpoints("smollm3", ["base", "tuned"])
     suite = {
         "name": "smol",
         "output_dir": str(tmp_path / "out"),
