@@ -569,7 +569,7 @@ def _score_dataset(
     store: ScoreStore | None = None,
 ) -> tuple[list[PairScore], TokenizationAudit, ScoringMode | None]:
     """Score one dataset under one model, and under the reference on the same tokens; with how the
-    policy's passes ran (None when they did not run: every score came from a store or cache).
+    policy's passes run (None when it has no pair to score).
 
     Reference log-probs are cached by the exact token ids scored, so models that share a
     tokenizer (the usual case: checkpoints of one base) cost one reference pass in all, and kept
@@ -606,14 +606,12 @@ def _score_dataset(
             audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
             mode.model_copy(update={"dataset": dataset}) if mode is not None else None,
         )
-    ran: list[ScoringMode] = []
+    # Probed even when the cache will give the policy's scores, so that results do not depend on what was cached.
+    runner = probe_scoring(policy.model, scorable, settings.max_length, settings.share_prompt, settings.dtype)
+    mode = ScoringMode(dataset=dataset, mode=runner.mode, reason=runner.reason) if runner is not None else None
 
     def run_policy() -> list[CompletionLogps]:
-        if not scorable:
-            return []
-        runner = probe_scoring(policy.model, scorable, settings.max_length, settings.share_prompt, settings.dtype)
-        ran.append(ScoringMode(dataset=dataset, mode=runner.mode, reason=runner.reason))
-        return _score(policy.model, policy, scorable, suite, label, runner)
+        return _score(policy.model, policy, scorable, suite, label, runner) if scorable else []
 
     ref: list[CompletionLogps] | None = None
     if reference is policy:
@@ -640,7 +638,6 @@ def _score_dataset(
         doubled_bos=sum(t.doubled_bos for t in tokenized),
     )
     rows = pair_scores(policy.spec.name, scorable, own, ref)
-    mode = ran[0] if ran else None
     if store is not None and is_main_process():
         store.save(store_key, rows, audit, mode)
     return rows, audit, mode

@@ -57,7 +57,8 @@ class Environment(Record):
 
 
 class ScoringMode(Record):
-    """How one model's forward passes ran on one dataset, as the probes decided (the numbers are the same)."""
+    """How one model's forward passes run on one dataset, as the probes decide (the numbers are the same either
+    way; recorded alike when its scores come from a cache)."""
 
     dataset: str
     mode: Literal["prompt-shared", "whole sequences", "one sequence per pass"]

@@ -174,6 +174,7 @@ def score_pairs(
         return []
     shapes = _shapes(pairs, max_length)
     runner = runner or probe_scoring(model, pairs, max_length, share_prompt, dtype)
+    assert runner is not None  # there are pairs
     if runner.one_per_pass:
         return _one_per_pass(runner, pairs, shapes, pad_token_id, label)
     batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)
@@ -202,9 +203,11 @@ def probe_scoring(
     max_length: int,
     share_prompt: bool = True,
     dtype: ScoringDtype = "float32",
-) -> Runner:
+) -> Runner | None:
     """How `model` will score `pairs`: the probes of `evalkit.logps.prepare` on the first pair, and the pair
-    with the longest row, and the way they chose (`Runner.mode`, `Runner.reason`)."""
+    with the longest row, and the way they chose (`Runner.mode`, `Runner.reason`); None without pairs."""
+    if not pairs:
+        return None
     shapes = _shapes(pairs, max_length)
     widest = max(range(len(pairs)), key=lambda i: (row_length(shapes[i], share_prompt=True), -i))
     longest = (
