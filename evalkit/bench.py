@@ -51,10 +51,9 @@ from evalkit.generate import (
     load_callable_judge,
     summarise,
 )
-from evalkit.logps import Runner
 from evalkit.metrics import compare_models, compute_metrics, reliability_curves
 from evalkit.provenance import environment
-from evalkit.refcache import ReferenceCache, reference_key
+from evalkit.refcache import CachedScores, ReferenceCache, reference_key
 from evalkit.rendering import DEFAULT_DATE, Rendering
 from evalkit.report import summary_table, write_reports
 from evalkit.results import (
@@ -386,7 +385,7 @@ def score_suite(
     start_processes()
     reference = _load(suite, suite.model(suite.reference)) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
-    reference_cache: dict[str, list[CompletionLogps]] = {}
+    reference_cache: dict[str, CachedScores] = {}
     panel = build_panel(suite.generation, datasets) if suite.generation is not None else []
     samples: list[Sample] = []
     drift: list[Drift] = []
@@ -544,17 +543,17 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
         # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
         base = base.model_copy(update={"path": str(Path(base.path).resolve())})
     output = output_dir or Path(suite.model(spec.output).path)
-    earlier = finished_run(spec, base, output, suite.template_options(suite.model(spec.output)), template_date(suite))
+    earlier = finished_run(spec, base, output, suite.template_options(suite.model(spec.output)), training_date(suite))
     if earlier is not None:
         console.print(f"[dim]reusing {output}: trained earlier with these settings on this base[/dim]")
         return earlier
     options = suite.template_options(suite.model(spec.output))
     return train_dpo(
-        spec, base, output, pairs, eval_pairs, template_options=options, template_date=template_date(suite)
+        spec, base, output, pairs, eval_pairs, template_options=options, template_date=training_date(suite)
     )
 
 
-def template_date(suite: Suite) -> datetime.date:
+def training_date(suite: Suite) -> datetime.date:
     """The date training pins a clock-reading template to: the suite's, else evalkit's default."""
     return suite.rendering.date or DEFAULT_DATE
 
@@ -565,7 +564,7 @@ def _score_dataset(
     pairs: list[PreferencePair],
     policy: LoadedModel,
     reference: LoadedModel | None,
-    reference_cache: dict[str, list[CompletionLogps]],
+    reference_cache: dict[str, CachedScores],
     store: ScoreStore | None = None,
 ) -> tuple[list[PairScore], TokenizationAudit, ScoringMode | None]:
     """Score one dataset under one model, and under the reference on the same tokens; with how the
@@ -597,27 +596,25 @@ def _score_dataset(
         console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
         rows, audit, mode = stored
         if reference is policy:
-            reference_cache[key] = [
-                CompletionLogps(r.logp_chosen, r.logp_rejected, r.n_tokens_chosen, r.n_tokens_rejected, r.truncated)
-                for r in rows
-            ]
+            reference_cache[key] = CachedScores(
+                [
+                    CompletionLogps(r.logp_chosen, r.logp_rejected, r.n_tokens_chosen, r.n_tokens_rejected, r.truncated)
+                    for r in rows
+                ],
+                mode,
+            )
         return (
             [PairScore(**{**vars(r), "model": policy.spec.name}) for r in rows],
             audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
             mode.model_copy(update={"dataset": dataset}) if mode is not None else None,
         )
-    # Probed even when the cache will give the policy's scores, so that results do not depend on what was cached.
-    runner = probe_scoring(policy.model, scorable, settings.max_length, settings.share_prompt, settings.dtype)
-    mode = ScoringMode(dataset=dataset, mode=runner.mode, reason=runner.reason) if runner is not None else None
-
-    def run_policy() -> list[CompletionLogps]:
-        return _score(policy.model, policy, scorable, suite, label, runner) if scorable else []
-
     ref: list[CompletionLogps] | None = None
     if reference is policy:
-        own = _cached_reference(suite, reference, key, reference_cache, run_policy)
+        computed = _cached_reference(
+            suite, reference, key, reference_cache, lambda: _scored(policy.model, policy, scorable, suite, label)
+        )
     else:
-        own = run_policy()
+        computed = _scored(policy.model, policy, scorable, suite, label)
         if reference is not None:
             # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
             ref = _cached_reference(
@@ -626,7 +623,10 @@ def _score_dataset(
                 key,
                 reference_cache,
                 lambda: _reference_scores(policy, reference, scorable, suite, label),
-            )
+            ).logps
+    own = computed.logps
+    # As recorded when the scores were computed, in this run or the one that filled the cache.
+    mode = computed.mode.model_copy(update={"dataset": dataset}) if computed.mode is not None else None
     audit = TokenizationAudit(
         dataset=dataset,
         model=policy.spec.name,
@@ -647,9 +647,9 @@ def _cached_reference(
     suite: Suite,
     reference: LoadedModel,
     tokens_key: str,
-    in_memory: dict[str, list[CompletionLogps]],
-    compute: Callable[[], list[CompletionLogps]],
-) -> list[CompletionLogps]:
+    in_memory: dict[str, CachedScores],
+    compute: Callable[[], CachedScores],
+) -> CachedScores:
     """The reference's log-probs on the tokens of `tokens_key`: from this run, from an earlier run
     (the on-disk cache), or computed now and kept in both."""
     if tokens_key in in_memory:
@@ -657,47 +657,50 @@ def _cached_reference(
     directory = suite.scoring.reference_cache
     disk = ReferenceCache(directory) if directory is not None else None
     disk_key = reference_key(reference, tokens_key, suite.scoring.dtype) if disk is not None else None
-    logps = from_main(lambda: disk.load(disk_key)) if disk is not None and disk_key is not None else None
-    if logps is not None:
+    scores = from_main(lambda: disk.load(disk_key)) if disk is not None and disk_key is not None else None
+    if scores is not None:
         console.print(f"[dim]reference log-probs of {reference.spec.name} from the cache in {directory}[/dim]")
     else:
-        logps = compute()
+        scores = compute()
         if disk is not None and disk_key is not None:
-            disk.save(disk_key, logps)
-    in_memory[tokens_key] = logps
-    return logps
+            disk.save(disk_key, scores)
+    in_memory[tokens_key] = scores
+    return scores
 
 
 def _reference_scores(
     policy: LoadedModel, reference: LoadedModel, pairs: list[TokenizedPair], suite: Suite, label: str
-) -> list[CompletionLogps]:
+) -> CachedScores:
     if policy.shares_reference:
         with policy.as_reference() as model:
-            return _score(model, policy, pairs, suite, f"reference for {label} (adapter disabled)")
-    return _score(reference.model, policy, pairs, suite, f"reference for {label}")
+            return _scored(model, policy, pairs, suite, f"reference for {label} (adapter disabled)")
+    return _scored(reference.model, policy, pairs, suite, f"reference for {label}")
 
 
 def _tokens_key(pairs: list[TokenizedPair], max_length: int, rendering: Rendering) -> str:
     """What the scores depend on besides the models: the token ids and `max_length`, and the template options
-    and pinned date that rendered the tokens (the ids cover them already; named, a key says what it keys)."""
-    digest = hashlib.sha256(f"{max_length}|{rendering.identity}".encode())
+    and pinned date that rendered the tokens when there are any (the ids cover them already; named, a key says
+    what it keys; left out otherwise, so that the keys of earlier runs still hit)."""
+    named = "" if rendering.is_plain else f"|{rendering.identity}"
+    digest = hashlib.sha256(f"{max_length}{named}".encode())
     for p in pairs:
         digest.update(json.dumps([p.prompt_ids, p.chosen_ids, p.rejected_ids]).encode())
     return digest.hexdigest()
 
 
-def _score(
-    model: PreTrainedModel,
-    tokens_from: LoadedModel,
-    pairs: list[TokenizedPair],
-    suite: Suite,
-    label: str,
-    runner: Runner | None = None,
-) -> list[CompletionLogps]:
+def _scored(
+    model: PreTrainedModel, tokens_from: LoadedModel, pairs: list[TokenizedPair], suite: Suite, label: str
+) -> CachedScores:
+    """`model`'s log-probs on `pairs` (tokenized by `tokens_from`), with the way the probes chose to run it."""
     pad_id = tokens_from.tokenizer.pad_token_id
     assert pad_id is not None
     settings = suite.scoring
-    return score_pairs(
+    runner = probe_scoring(model, pairs, settings.max_length, settings.share_prompt, settings.dtype)
+    if runner is None:
+        return CachedScores([])
+    # The dataset is named where the mode is recorded (`_score_dataset`).
+    mode = ScoringMode(dataset="", mode=runner.mode, reason=runner.reason)
+    logps = score_pairs(
         model,
         pairs,
         settings.max_length,
@@ -709,6 +712,7 @@ def _score(
         dtype=settings.dtype,
         runner=runner,
     )
+    return CachedScores(logps, mode)
 
 
 def pair_rows(rows: list[PairScore], beta: float) -> list[dict[str, object]]:

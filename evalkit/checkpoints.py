@@ -303,7 +303,7 @@ def _fingerprint(path: str, model: PreTrainedModel, base_path: str | None, rende
     digest = hashlib.sha256()
     for directory in [base_path, path] if base_path else [path]:
         digest.update(files_fingerprint(directory, commit).encode())
-    if rendering.options or rendering.date is not None:
+    if not rendering.is_plain:
         digest.update(rendering.identity.encode())
     return digest.hexdigest()
 

@@ -52,6 +52,11 @@ class Rendering:
         return {**self.options, **({"chat_template": self.template} if self.template is not None else {})}
 
     @property
+    def is_plain(self) -> bool:
+        """No options and no pinned date: the tokenizer's template as it is (fingerprints and keys leave it out)."""
+        return not self.options and self.date is None
+
+    @property
     def identity(self) -> str:
         """What the rendering adds to the tokens' identity, for fingerprints and cache keys."""
         day = self.date.isoformat() if self.date is not None else None
