@@ -28,6 +28,7 @@ from evalkit.config import GenerationSpec, SamplingSpec
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.errors import EvalkitError
+from evalkit.logps import length_dependent_rope
 from evalkit.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.results import Drift, GenerationStats, JudgeSummary, Statistics, WinRate
 from evalkit.scoring import sequence_logps
@@ -113,6 +114,8 @@ def generate(
     # Greedy: one unit per batch of prompts. Sampling: one per prompt, k copies of it, with its own seed, so
     # samples stay the same whatever the batch or the other models. Units are shared out between processes.
     size, copies = (batch_size, 1) if sampling is None else (1, sampling.k)
+    if length_dependent_rope(getattr(model, "config", None)) is not None:
+        size = 1  # its rotary scaling follows the longest position in a batch: each prompt alone, as it is scored
     units = [list(range(start, min(start + size, len(panel)))) for start in range(0, len(panel), size)]
     rank, world = process_rank()
     with progress_bar() as bar:

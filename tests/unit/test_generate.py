@@ -60,6 +60,33 @@ def test_batched_greedy_equals_one_by_one(
     assert all(1 <= s.n_tokens <= 8 for s in one)
 
 
+def test_a_model_whose_rotary_scaling_follows_the_longest_position_generates_each_prompt_alone(
+    tiny_tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`longrope` (Phi-3.x) picks its frequencies by the longest position in a batch: batched, a prompt's greedy
+    answer could depend on its neighbours, so such a model decodes one prompt at a time, as it is scored."""
+    torch.manual_seed(0)
+    rope = {"rope_type": "longrope", "short_factor": [1.0] * 4, "long_factor": [1.0, 2.0, 4.0, 8.0]}
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=128,
+        rope_parameters={"rope_theta": 10000.0, "original_max_position_embeddings": 32, **rope},
+    )
+    model = LlamaForCausalLM(config).eval()
+    rows: list[int] = []
+    decode = model.generate
+    monkeypatch.setattr(
+        model, "generate", lambda **options: rows.append(len(options["input_ids"])) or decode(**options)
+    )
+    panel = panel_of(2)
+    assert len(generate(model, tiny_tokenizer, panel, "m", 4, 8, None)) == len(panel)
+    assert rows == [1] * len(panel)
+
+
 def test_seeded_samples_repeat_and_do_not_depend_on_the_panel_around_them(
     tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
 ) -> None:
