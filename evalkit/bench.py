@@ -9,6 +9,7 @@ reports. `evalkit score` uses the same `score_suite`.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import gc
 import hashlib
 import json
@@ -16,8 +17,8 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from transformers import PreTrainedModel
@@ -53,7 +54,8 @@ from evalkit.generate import (
 )
 from evalkit.metrics import compare_models, compute_metrics, reliability_curves, with_false_discovery_rate
 from evalkit.provenance import environment
-from evalkit.refcache import ReferenceCache, reference_key
+from evalkit.refcache import CachedScores, ReferenceCache, reference_key
+from evalkit.rendering import DEFAULT_DATE, Rendering
 from evalkit.report import summary_table, write_reports
 from evalkit.results import (
     SCHEMA_VERSION,
@@ -69,6 +71,7 @@ from evalkit.results import (
     PairText,
     RunResult,
     ScoringInfo,
+    ScoringMode,
     SuiteInfo,
     TokenizationAudit,
     TrainingInfo,
@@ -81,12 +84,15 @@ from evalkit.scoring import (
     TokenizedPair,
     fits,
     pair_scores,
+    probe_scoring,
     score_pairs,
     tokenize_pair,
 )
-from evalkit.train import TrainingRun, finished_run, train_dpo, training_curve
 from evalkit.views import flips_to_show
 from evalkit.world import build_world
+
+if TYPE_CHECKING:
+    from evalkit.train import TrainingRun
 
 
 @dataclass
@@ -238,7 +244,7 @@ def run_bench(
     result = RunResult(
         schema_version=SCHEMA_VERSION,
         evalkit_version=__version__,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         duration_s=round(time.perf_counter() - started, 1),
         suite=SuiteInfo(
             name=suite.name,
@@ -294,12 +300,15 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     metrics = [
         m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, beta, statistics=statistics)
     ]
-    console.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy]))
+    modes = [m for info in scored.models if info.name == policy for m in info.scoring_modes]
+    console.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy], modes))
     console.print(f"wrote {len(records)} pairs to {out}")
     return records
 
 
-def _score_summary(model: str, metrics: list[Metric], audits: list[TokenizationAudit]) -> Table:
+def _score_summary(
+    model: str, metrics: list[Metric], audits: list[TokenizationAudit], modes: list[ScoringMode]
+) -> Table:
     table = Table(title=f"evalkit score · {model}", title_justify="left")
     for column in ("dataset", "metric", "value", "n"):
         table.add_column(column, justify="left" if column in ("dataset", "metric") else "right")
@@ -313,6 +322,8 @@ def _score_summary(model: str, metrics: list[Metric], audits: list[TokenizationA
         )
         table.add_row(a.dataset, "audit: prompt not a token prefix", str(a.prompt_not_prefix), str(a.n_pairs))
         table.add_row(a.dataset, "audit: doubled BOS", str(a.doubled_bos), str(a.n_pairs))
+    for mode in modes:
+        table.add_row(mode.dataset, f"scoring mode: {mode.mode} ({mode.reason})", "", "")
     return table
 
 
@@ -346,18 +357,22 @@ class ScoreStore:
     def __init__(self, directory: Path) -> None:
         self.files = JsonStore(directory)
 
-    def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit] | None:
+    def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit, ScoringMode | None] | None:
         stored = self.files.load(key)
         try:
+            mode = ScoringMode.model_validate(stored["mode"]) if stored.get("mode") else None
             rows = [PairScore(**row) for row in stored["rows"]]
             if any(r.prompt_key is None for r in rows):
                 return None  # stored before prompts were recorded: score again, so pairs can be clustered
-            return rows, TokenizationAudit.model_validate(stored["audit"])
-        except (ValueError, KeyError, TypeError):
+            return rows, TokenizationAudit.model_validate(stored["audit"]), mode
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None  # absent or unreadable: score again and overwrite
 
-    def save(self, key: str, rows: list[PairScore], audit: TokenizationAudit) -> None:
-        self.files.save(key, {"rows": [vars(r) for r in rows], "audit": audit.model_dump(mode="json")})
+    def save(self, key: str, rows: list[PairScore], audit: TokenizationAudit, mode: ScoringMode | None) -> None:
+        mode_entry = mode.model_dump(mode="json") if mode is not None else None
+        self.files.save(
+            key, {"rows": [vars(r) for r in rows], "audit": audit.model_dump(mode="json"), "mode": mode_entry}
+        )
 
 
 def score_suite(
@@ -369,21 +384,23 @@ def score_suite(
     and all of them get every score back (see `evalkit.batching`).
     """
     start_processes()
-    reference = load_model(suite.model(suite.reference)) if suite.reference else None
+    reference = _load(suite, suite.model(suite.reference)) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
-    reference_cache: dict[str, list[CompletionLogps]] = {}
+    reference_cache: dict[str, CachedScores] = {}
     panel = build_panel(suite.generation, datasets) if suite.generation is not None else []
     samples: list[Sample] = []
     drift: list[Drift] = []
     for spec in expand_checkpoints(suite.models):
         is_reference = reference is not None and spec.name == reference.spec.name
-        loaded = reference if is_reference and reference is not None else load_model(spec, reference)
+        loaded = reference if is_reference and reference is not None else _load(suite, spec, reference)
         try:
-            scored.models.append(loaded.info)
+            modes: list[ScoringMode] = []
             for name, pairs in datasets.items():
-                rows, audit = _score_dataset(suite, name, pairs, loaded, reference, reference_cache, store)
+                rows, audit, mode = _score_dataset(suite, name, pairs, loaded, reference, reference_cache, store)
                 scored.scores[name].extend(rows)
                 scored.audits.append(audit)
+                modes += [mode] if mode is not None else []
+            scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes}))
             if suite.generation is not None:
                 samples += _generate(suite.generation, panel, loaded)
                 if suite.generation.drift is not None and reference is not None and not is_reference:
@@ -398,9 +415,16 @@ def score_suite(
     return scored
 
 
+def _load(suite: Suite, spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedModel:
+    """`spec` loaded with the suite's rendering: its template options, and the suite's pinned date if it names one."""
+    options = suite.template_options(spec)
+    return load_model(spec, reference, template_options=options, template_date=suite.rendering.date)
+
+
 def _generate(spec: GenerationSpec, panel: list[PanelPrompt], model: LoadedModel) -> list[Sample]:
-    name, tokenizer = model.spec.name, model.tokenizer
-    return generate(model.model, tokenizer, panel, name, spec.max_new_tokens, spec.batch_size, spec.sampling)
+    name, tokenizer, rendering = model.spec.name, model.tokenizer, model.rendering
+    batch, sampling = spec.batch_size, spec.sampling
+    return generate(model.model, tokenizer, panel, name, spec.max_new_tokens, batch, sampling, rendering=rendering)
 
 
 def _drift(
@@ -410,10 +434,13 @@ def _drift(
     assert suite.generation is not None
     sampling = SamplingSpec(k=spec.samples, temperature=1.0, top_p=1.0, seed=spec.seed)
     name, tokenizer, batch = policy.spec.name, policy.tokenizer, suite.scoring.batch_size
-    max_new_tokens = suite.generation.max_new_tokens
-    drawn = generate(policy.model, tokenizer, panel, name, max_new_tokens, 1, sampling, own_distribution=True)
+    max_new_tokens, rendering = suite.generation.max_new_tokens, policy.rendering
+    # The reference reads the policy's tokens, rendered the policy's way.
+    drawn = generate(
+        policy.model, tokenizer, panel, name, max_new_tokens, 1, sampling, own_distribution=True, rendering=rendering
+    )
     as_reference = policy.as_reference if policy.shares_reference else lambda: contextlib.nullcontext(reference.model)
-    kls = per_token_kls(policy.model, as_reference, tokenizer, panel, drawn, batch)
+    kls = per_token_kls(policy.model, as_reference, tokenizer, panel, drawn, batch, rendering)
     return drift_estimate(name, reference.spec.name, drawn, kls, spec.samples, max_new_tokens, suite.statistics)
 
 
@@ -436,7 +463,8 @@ def _judge_and_summarise(
             scores[judge.name] = judged(load_callable_judge(judge.callable))
         else:
             assert judge.reward_model is not None
-            with reward_model(judge.reward_model, f"generation.judges.{judge.name}") as function:
+            where, options = f"generation.judges.{judge.name}", suite.rendering.chat_template_kwargs
+            with reward_model(judge.reward_model, where, options, suite.rendering.date) as function:
                 scores[judge.name] = judged(function)
     names = [m.name for m in models]
     baseline = suite.reference if suite.reference in names else None
@@ -495,6 +523,9 @@ def expand_checkpoints(models: Sequence[ModelSpec]) -> list[ModelSpec]:
 
 def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
     """Train the suite's `train.output` model; with `eval_fraction`, hold out (and write) a seeded split."""
+    # Imported here: the trainer's modules pull in PEFT, which scoring a plain model never needs.
+    from evalkit.train import finished_run, train_dpo
+
     assert suite.train is not None
     spec = suite.train
     pairs = load_pairs(spec.data)
@@ -511,11 +542,19 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
         # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
         base = base.model_copy(update={"path": str(Path(base.path).resolve())})
     output = output_dir or Path(suite.model(spec.output).path)
-    earlier = finished_run(spec, base, output)
+    earlier = finished_run(spec, base, output, suite.template_options(suite.model(spec.output)), training_date(suite))
     if earlier is not None:
         console.print(f"[dim]reusing {output}: trained earlier with these settings on this base[/dim]")
         return earlier
-    return train_dpo(spec, base, output, pairs, eval_pairs)
+    options = suite.template_options(suite.model(spec.output))
+    return train_dpo(
+        spec, base, output, pairs, eval_pairs, template_options=options, template_date=training_date(suite)
+    )
+
+
+def training_date(suite: Suite) -> datetime.date:
+    """The date training pins a clock-reading template to: the suite's, else evalkit's default."""
+    return suite.rendering.date or DEFAULT_DATE
 
 
 def _score_dataset(
@@ -524,10 +563,11 @@ def _score_dataset(
     pairs: list[PreferencePair],
     policy: LoadedModel,
     reference: LoadedModel | None,
-    reference_cache: dict[str, list[CompletionLogps]],
+    reference_cache: dict[str, CachedScores],
     store: ScoreStore | None = None,
-) -> tuple[list[PairScore], TokenizationAudit]:
-    """Score one dataset under one model, and under the reference on the same tokens.
+) -> tuple[list[PairScore], TokenizationAudit, ScoringMode | None]:
+    """Score one dataset under one model, and under the reference on the same tokens; with how the
+    policy's passes run (None when it has no pair to score).
 
     Reference log-probs are cached by the exact token ids scored, so models that share a
     tokenizer (the usual case: checkpoints of one base) cost one reference pass in all, and kept
@@ -535,7 +575,7 @@ def _score_dataset(
     The reference model itself gets no reward metrics: its rewards are zero by definition.
     """
     settings = suite.scoring
-    tokenized = [tokenize_pair(p, policy.tokenizer) for p in pairs]
+    tokenized = [tokenize_pair(p, policy.tokenizer, policy.rendering) for p in pairs]
     scorable = [t for t in tokenized if fits(t, settings.max_length)]
     too_long = [t.id for t in tokenized if not fits(t, settings.max_length)]
     if too_long:
@@ -544,7 +584,7 @@ def _score_dataset(
             f"{settings.max_length} and are left out of the metrics (see the audit)[/yellow]"
         )
     label = f"{policy.spec.name} on {dataset}"
-    key = _tokens_key(scorable, settings.max_length)
+    key = _tokens_key(scorable, settings.max_length, policy.rendering)
     references = reference.info.fingerprint if reference is not None and reference is not policy else "none"
     ids = hashlib.sha256(json.dumps([t.id for t in scorable]).encode()).hexdigest()
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}"
@@ -553,22 +593,27 @@ def _score_dataset(
     stored = from_main(lambda: store.load(store_key)) if store is not None else None
     if stored is not None:
         console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
-        rows, audit = stored
+        rows, audit, mode = stored
         if reference is policy:
-            reference_cache[key] = [
-                CompletionLogps(r.logp_chosen, r.logp_rejected, r.n_tokens_chosen, r.n_tokens_rejected, r.truncated)
-                for r in rows
-            ]
-        return [PairScore(**{**vars(r), "model": policy.spec.name}) for r in rows], audit.model_copy(
-            update={"model": policy.spec.name, "dataset": dataset}
+            reference_cache[key] = CachedScores(
+                [
+                    CompletionLogps(r.logp_chosen, r.logp_rejected, r.n_tokens_chosen, r.n_tokens_rejected, r.truncated)
+                    for r in rows
+                ],
+                mode,
+            )
+        return (
+            [PairScore(**{**vars(r), "model": policy.spec.name}) for r in rows],
+            audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
+            mode.model_copy(update={"dataset": dataset}) if mode is not None else None,
         )
     ref: list[CompletionLogps] | None = None
     if reference is policy:
-        own = _cached_reference(
-            suite, reference, key, reference_cache, lambda: _score(policy.model, policy, scorable, suite, label)
+        computed = _cached_reference(
+            suite, reference, key, reference_cache, lambda: _scored(policy.model, policy, scorable, suite, label)
         )
     else:
-        own = _score(policy.model, policy, scorable, suite, label)
+        computed = _scored(policy.model, policy, scorable, suite, label)
         if reference is not None:
             # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
             ref = _cached_reference(
@@ -577,7 +622,10 @@ def _score_dataset(
                 key,
                 reference_cache,
                 lambda: _reference_scores(policy, reference, scorable, suite, label),
-            )
+            ).logps
+    own = computed.logps
+    # As recorded when the scores were computed, in this run or the one that filled the cache.
+    mode = computed.mode.model_copy(update={"dataset": dataset}) if computed.mode is not None else None
     audit = TokenizationAudit(
         dataset=dataset,
         model=policy.spec.name,
@@ -590,17 +638,17 @@ def _score_dataset(
     )
     rows = pair_scores(policy.spec.name, scorable, own, ref)
     if store is not None and is_main_process():
-        store.save(store_key, rows, audit)
-    return rows, audit
+        store.save(store_key, rows, audit, mode)
+    return rows, audit, mode
 
 
 def _cached_reference(
     suite: Suite,
     reference: LoadedModel,
     tokens_key: str,
-    in_memory: dict[str, list[CompletionLogps]],
-    compute: Callable[[], list[CompletionLogps]],
-) -> list[CompletionLogps]:
+    in_memory: dict[str, CachedScores],
+    compute: Callable[[], CachedScores],
+) -> CachedScores:
     """The reference's log-probs on the tokens of `tokens_key`: from this run, from an earlier run
     (the on-disk cache), or computed now and kept in both."""
     if tokens_key in in_memory:
@@ -608,40 +656,50 @@ def _cached_reference(
     directory = suite.scoring.reference_cache
     disk = ReferenceCache(directory) if directory is not None else None
     disk_key = reference_key(reference, tokens_key, suite.scoring.dtype) if disk is not None else None
-    logps = from_main(lambda: disk.load(disk_key)) if disk is not None and disk_key is not None else None
-    if logps is not None:
+    scores = from_main(lambda: disk.load(disk_key)) if disk is not None and disk_key is not None else None
+    if scores is not None:
         console.print(f"[dim]reference log-probs of {reference.spec.name} from the cache in {directory}[/dim]")
     else:
-        logps = compute()
+        scores = compute()
         if disk is not None and disk_key is not None:
-            disk.save(disk_key, logps)
-    in_memory[tokens_key] = logps
-    return logps
+            disk.save(disk_key, scores)
+    in_memory[tokens_key] = scores
+    return scores
 
 
 def _reference_scores(
     policy: LoadedModel, reference: LoadedModel, pairs: list[TokenizedPair], suite: Suite, label: str
-) -> list[CompletionLogps]:
+) -> CachedScores:
     if policy.shares_reference:
         with policy.as_reference() as model:
-            return _score(model, policy, pairs, suite, f"reference for {label} (adapter disabled)")
-    return _score(reference.model, policy, pairs, suite, f"reference for {label}")
+            return _scored(model, policy, pairs, suite, f"reference for {label} (adapter disabled)")
+    return _scored(reference.model, policy, pairs, suite, f"reference for {label}")
 
 
-def _tokens_key(pairs: list[TokenizedPair], max_length: int) -> str:
-    digest = hashlib.sha256(str(max_length).encode())
+def _tokens_key(pairs: list[TokenizedPair], max_length: int, rendering: Rendering) -> str:
+    """What the scores depend on besides the models: the token ids and `max_length`, and the template options
+    and pinned date that rendered the tokens when there are any (the ids cover them already; named, a key says
+    what it keys; left out otherwise, so that the keys of earlier runs still hit)."""
+    named = "" if rendering.is_plain else f"|{rendering.identity}"
+    digest = hashlib.sha256(f"{max_length}{named}".encode())
     for p in pairs:
         digest.update(json.dumps([p.prompt_ids, p.chosen_ids, p.rejected_ids]).encode())
     return digest.hexdigest()
 
 
-def _score(
+def _scored(
     model: PreTrainedModel, tokens_from: LoadedModel, pairs: list[TokenizedPair], suite: Suite, label: str
-) -> list[CompletionLogps]:
+) -> CachedScores:
+    """`model`'s log-probs on `pairs` (tokenized by `tokens_from`), with the way the probes chose to run it."""
     pad_id = tokens_from.tokenizer.pad_token_id
     assert pad_id is not None
     settings = suite.scoring
-    return score_pairs(
+    runner = probe_scoring(model, pairs, settings.max_length, settings.share_prompt, settings.dtype)
+    if runner is None:
+        return CachedScores([])
+    # The dataset is named where the mode is recorded (`_score_dataset`).
+    mode = ScoringMode(dataset="", mode=runner.mode, reason=runner.reason)
+    logps = score_pairs(
         model,
         pairs,
         settings.max_length,
@@ -651,7 +709,9 @@ def _score(
         token_budget=settings.token_budget,
         share_prompt=settings.share_prompt,
         dtype=settings.dtype,
+        runner=runner,
     )
+    return CachedScores(logps, mode)
 
 
 def pair_rows(rows: list[PairScore], beta: float) -> list[dict[str, object]]:
@@ -673,6 +733,8 @@ def pair_rows(rows: list[PairScore], beta: float) -> list[dict[str, object]]:
 def _training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None:
     if run is None or suite.train is None:
         return None
+    from evalkit.train import training_curve
+
     steps = [entry for entry in run.log_history if "loss" in entry and "rewards/accuracies" in entry]
     last = steps[-1] if steps else {}
     return TrainingInfo(

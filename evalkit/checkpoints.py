@@ -11,6 +11,7 @@ the base weights, however many adapters are scored.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import os
@@ -22,10 +23,14 @@ from typing import Any, cast
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config import ModelSpec
+from evalkit.config import ModelSpec, notice
 from evalkit.errors import EvalkitError
 from evalkit.provenance import hash_file
+from evalkit.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 from evalkit.results import ModelInfo
+
+TRAIN_RECORD = "evalkit_train.json"
+"""What evalkit's training leaves beside a model it trained: its settings, its template's pinned date among them."""
 
 FINGERPRINT_FILES = (
     "*.safetensors",
@@ -56,6 +61,8 @@ class LoadedModel:
     """True for an adapter attached to the reference model: its reference is itself, adapter disabled."""
     pinned: bool = True
     """Whether the fingerprint pins the exact files (local, or a hub commit); only then are scores kept across runs."""
+    rendering: Rendering = PLAIN
+    """How this model's chat template is rendered (its options, its pinned date)."""
 
     @contextlib.contextmanager
     def as_reference(self) -> Iterator[PreTrainedModel]:
@@ -79,8 +86,18 @@ def is_loadable(path: str) -> bool:
     return Path(path).is_dir() or (not Path(path).exists() and looks_like_hub_id(path))
 
 
-def load_model(spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedModel:
-    """Load `spec`; an adapter on the reference's base is attached to the reference in memory."""
+def load_model(
+    spec: ModelSpec,
+    reference: LoadedModel | None = None,
+    *,
+    template_options: dict[str, Any] | None = None,
+    template_date: datetime.date | None = None,
+) -> LoadedModel:
+    """Load `spec`; an adapter on the reference's base is attached to the reference in memory.
+
+    Its chat template is rendered with `template_options` (default: the spec's own) and, when it reads
+    the clock, `template_date` (default: the date evalkit trained it with, else `DEFAULT_DATE`).
+    """
     where = f"models.{spec.name}"
     adapter = _adapter_config(spec)
     check_weights(spec.path, spec.allow_pickle, where)
@@ -113,22 +130,60 @@ def load_model(spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedM
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # only fills padding, which scoring masks out
     torch.nn.Module.to(model, device()).eval()  # PreTrainedModel.to is typed too narrowly for mypy
+    options = template_options if template_options is not None else dict(spec.chat_template_kwargs or {})
+    rendering = rendering_for(tokenizer, options, template_date or trained_date(spec.path) or DEFAULT_DATE)
+    if rendering.date is not None:
+        say_pinned(f"models.{spec.name}", rendering.date)
     info = ModelInfo(
         name=spec.name,
         path=spec.path,
         kind="adapter" if adapter is not None else "model",
         base=base_path,
         dtype=spec.dtype,
-        fingerprint=_fingerprint(spec.path, model, base_path),
+        fingerprint=_fingerprint(spec.path, model, base_path, rendering),
+        chat_template_kwargs=rendering.options,
+        template_date=rendering.date.isoformat() if rendering.date is not None else None,
     )
     commit = getattr(getattr(model, "config", None), "_commit_hash", None)
     pinned = commit is not None or all(Path(d).is_dir() for d in [spec.path, *([base_path] if base_path else [])])
-    return LoadedModel(spec, model, tokenizer, info, shares_reference, pinned)
+    return LoadedModel(spec, model, tokenizer, info, shares_reference, pinned, rendering)
+
+
+def trained_date(path: str) -> datetime.date | None:
+    """The date evalkit's training pinned the chat template to, for a model (or a `checkpoint-<step>` of a
+    run) that evalkit trained; None for any other checkpoint."""
+    for directory in (Path(path), Path(path).parent):
+        record = directory / TRAIN_RECORD
+        if not record.is_file():
+            continue
+        try:
+            day = json.loads(record.read_text(encoding="utf-8")).get("rendering", {}).get("date")
+            return datetime.date.fromisoformat(day) if isinstance(day, str) else None
+        except (ValueError, AttributeError):
+            return None
+    return None
+
+
+_SAID: set[tuple[str, datetime.date]] = set()
+
+
+def say_pinned(where: str, day: datetime.date) -> None:
+    """Say, once per model and date, that its template reads the clock and what date it gets instead."""
+    if (where, day) in _SAID:
+        return
+    _SAID.add((where, day))
+    notice(
+        f"{where}: the chat template writes today's date (strftime_now); rendering it with {day.isoformat()} "
+        "instead, so scores do not change from day to day (set `rendering.date` to choose another)"
+    )
 
 
 @contextlib.contextmanager
-def reward_model(path: str, where: str) -> Iterator[Callable[[str, str], float]]:
-    """A sequence-classification reward model as a judge `(prompt, completion) -> score`, freed on exit."""
+def reward_model(
+    path: str, where: str, template_options: dict[str, Any] | None = None, template_date: datetime.date | None = None
+) -> Iterator[Callable[[str, str], float]]:
+    """A sequence-classification reward model as a judge `(prompt, completion) -> score`, freed on exit; a chat
+    template it has is rendered with `template_options` and, if it reads the clock, `template_date`."""
     from transformers import AutoModelForSequenceClassification
 
     from evalkit.generate import reward_model_judge
@@ -140,8 +195,11 @@ def reward_model(path: str, where: str) -> Iterator[Callable[[str, str], float]]
         raise EvalkitError(f"{where}: cannot load a reward model from {path!r}: {_first_line(exc)}") from None
     tokenizer = _tokenizer(path, None, ModelSpec(name="judge", path=path), where)
     torch.nn.Module.to(model, device()).eval()
+    rendering = rendering_for(tokenizer, template_options or {}, template_date or DEFAULT_DATE)
+    if rendering.date is not None:
+        say_pinned(where, rendering.date)
     try:
-        yield reward_model_judge(model, tokenizer)
+        yield reward_model_judge(model, tokenizer, rendering=rendering)
     finally:
         del model
 
@@ -238,12 +296,15 @@ def _tokenizer(
     raise EvalkitError(f"{where}: cannot load a tokenizer from {path!r}: {_first_line(error)}")
 
 
-def _fingerprint(path: str, model: PreTrainedModel, base_path: str | None) -> str:
-    """sha256 over the weight, config and tokenizer files of local checkpoints; `id@commit` for hub ones."""
+def _fingerprint(path: str, model: PreTrainedModel, base_path: str | None, rendering: Rendering) -> str:
+    """sha256 over the weight, config and tokenizer files of local checkpoints (`id@commit` for hub ones),
+    and over the template options and pinned date when there are any: they change the tokens scored."""
     commit = getattr(getattr(model, "config", None), "_commit_hash", None)
     digest = hashlib.sha256()
     for directory in [base_path, path] if base_path else [path]:
         digest.update(files_fingerprint(directory, commit).encode())
+    if not rendering.is_plain:
+        digest.update(rendering.identity.encode())
     return digest.hexdigest()
 
 

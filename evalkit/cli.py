@@ -90,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not keep or reuse reference log-probs in .evalkit/cache/reference",
     )
+    score.add_argument(
+        "--chat-template-kwargs",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="""options for the chat template, e.g. '{"enable_thinking": false}'""",
+    )
+    score.add_argument(
+        "--template-date",
+        metavar="YYYY-MM-DD",
+        help="date written by a template that reads the clock (default: the training date, else 2025-01-01)",
+    )
     score.add_argument("--format", choices=["auto", "explicit", "conversational", "implicit"], default="auto")
     score.add_argument("--split", default="train", help="split of a folder or hub dataset (default train)")
     score.add_argument("--limit", type=int, help="score only the first N pairs")
@@ -158,7 +170,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     result = read_results(results_path)
     baseline = read_results(baseline_path) if baseline_path is not None else None
     if suite_path is not None:
-        spec = load_suite(suite_path).gate
+        spec = load_suite(suite_path, train_options=False).gate  # its rules only: TRL and PEFT stay unimported
         if spec is None:
             raise EvalkitError(f"{suite_path}: no `gate` section; expected the rules to judge by")
     elif result.suite.gate is not None:
@@ -210,6 +222,7 @@ def _score(args: argparse.Namespace) -> int:
             "datasets": [dataset],
             "models": models,
             "reference": "reference" if args.ref else None,
+            "rendering": {"chat_template_kwargs": args.chat_template_kwargs, "date": args.template_date},
             "scoring": {
                 "beta": args.beta,
                 "max_length": args.max_length,
@@ -226,6 +239,19 @@ def _score(args: argparse.Namespace) -> int:
 
     run_score(suite, args.out)
     return EXIT_OK
+
+
+def _json_object(text: str) -> dict[str, object]:
+    """A JSON object given on the command line (argparse reports the error as a usage error, exit 2)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc.msg}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"enable_thinking\": false}'")
+    return value
 
 
 def _report(results_path: Path, out: Path | None) -> int:

@@ -9,6 +9,7 @@ suggestion, never a silently ignored option.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import re
 import types
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from evalkit.errors import EvalkitError
 from evalkit.results import Statistics
@@ -105,7 +106,9 @@ class LoraSpec(Spec):
     """Any other `peft.LoraConfig` field, by its PEFT name (checked when the suite loads)."""
 
     @model_validator(mode="after")
-    def _check_options(self) -> LoraSpec:
+    def _check_options(self, info: ValidationInfo) -> LoraSpec:
+        if not _checks_libraries(info):
+            return self
         from peft import LoraConfig  # deferred: only suites that train need PEFT loaded
 
         _check_option_names(self.options, LoraConfig, "train.lora.options", reserved=_LORA_RESERVED)
@@ -167,17 +170,25 @@ class TrainSpec(Spec):
         return raw
 
     @model_validator(mode="after")
-    def _check_args(self) -> TrainSpec:
-        from trl import DPOConfig  # deferred: importing TRL takes seconds and only training needs it
-
+    def _check_args(self, info: ValidationInfo) -> TrainSpec:
         for old, why in REMOVED_TRAIN_OPTIONS.items():
             if old in self.args:
                 raise ValueError(f"train.args.{old}: {why}")
-        _check_option_names(self.args, DPOConfig, "train.args", reserved=_TRAIN_RESERVED)
-        _coerce_numbers(self.args, DPOConfig)
         if (self.eval_fraction is None) != (self.heldout is None):
             raise ValueError("train.heldout: give both `eval_fraction` and `heldout`, or neither")
+        if not _checks_libraries(info):
+            return self
+        from trl import DPOConfig  # deferred: importing TRL takes seconds and only training needs it
+
+        _check_option_names(self.args, DPOConfig, "train.args", reserved=_TRAIN_RESERVED)
+        _coerce_numbers(self.args, DPOConfig)
         return self
+
+
+def _checks_libraries(info: ValidationInfo) -> bool:
+    """Whether options are checked against TRL's and PEFT's own classes (seconds of imports): always, except
+    for commands that read a suite for its gate rules and never train (`load_suite(..., train_options=False)`)."""
+    return not isinstance(info.context, dict) or info.context.get("train_options", True) is not False
 
 
 RENAMED_TRAIN_OPTIONS = {
@@ -246,6 +257,9 @@ class ModelSpec(Spec):
     """Allow pickled weights (`.bin`, `.pt`): loading them can run arbitrary code, so only for trusted files."""
     trust_remote_code: bool = False
     """Run the modelling code a hub repository ships; off unless you trust it."""
+    chat_template_kwargs: dict[str, Any] | None = None
+    """Options of this model's chat template (e.g. `{enable_thinking: false}`), over the suite's
+    `rendering.chat_template_kwargs`; passed to every rendering: scoring, training, generation prompts."""
     checkpoints: bool = False
     """Sweep a training output directory: score every `checkpoint-<step>` in it (as `<name>@<step>`)
     and the final model, to see the metrics along training and pick the one to ship."""
@@ -442,6 +456,16 @@ class ScoringSpec(Spec):
     and chat template, the token ids scored and these settings; null turns it off."""
 
 
+class RenderingSpec(Spec):
+    """How chat templates are rendered, for every model (a model's own `chat_template_kwargs` win)."""
+
+    chat_template_kwargs: dict[str, Any] = {}
+    """Options passed to every chat template (`enable_thinking`, ...); a template ignores those it does not read."""
+    date: datetime.date | None = None
+    """The date written by templates that read the clock (`strftime_now`), never today's. Default: the date
+    the model was trained with when evalkit trained it, else 2025-01-01."""
+
+
 class Suite(Spec):
     """One evaluation: what to build, train and score, and where to write the results."""
 
@@ -457,6 +481,7 @@ class Suite(Spec):
     reference: str | None = None
     """Name of the reference model for implicit rewards; without one only policy metrics are reported."""
     scoring: ScoringSpec = ScoringSpec()
+    rendering: RenderingSpec = RenderingSpec()
     statistics: Statistics = Statistics()
     """Intervals and tests: confidence level, power, calibration bins."""
     generation: GenerationSpec | None = None
@@ -503,6 +528,10 @@ class Suite(Spec):
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
 
+    def template_options(self, model: ModelSpec) -> dict[str, Any]:
+        """`model`'s chat template options: the suite's, overridden key by key by the model's own."""
+        return {**self.rendering.chat_template_kwargs, **(model.chat_template_kwargs or {})}
+
 
 REWARD_METRICS = ("rewards/", "loss", "calibration/", "displacement/", "length/rewards_accuracy", "length/margin")
 """Metrics that need a reference: the reference model itself has none of them."""
@@ -526,9 +555,10 @@ def _require_model(name: str, known: list[str], key: str) -> None:
         raise ValueError(f"{key}: no model named {name!r}{_suggestion(name, known)}; models are {known}")
 
 
-def load_suite(path: Path | str, overrides: Sequence[str] = ()) -> Suite:
+def load_suite(path: Path | str, overrides: Sequence[str] = (), *, train_options: bool = True) -> Suite:
     """Read and validate a suite file, after `key.path=value` overrides; every problem is an
-    `EvalkitError` naming the file and key."""
+    `EvalkitError` naming the file and key. `train_options=False` leaves the names of TRL and PEFT options
+    in `train` unchecked (they need those libraries imported), for commands that never train."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -547,7 +577,7 @@ def load_suite(path: Path | str, overrides: Sequence[str] = ()) -> Suite:
         raise EvalkitError(f"{path}: expected a mapping of suite keys at the top level")
     for override in overrides:
         apply_override(raw, override)
-    return parse_suite(raw, source=str(path))
+    return parse_suite(raw, source=str(path), train_options=train_options)
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -592,10 +622,10 @@ def _index(items: list[Any], part: str, where: str, override: str) -> int:
     raise EvalkitError(f"--set {override}: {where}: no item {part!r}{_suggestion(part, names)}; items are {names}")
 
 
-def parse_suite(raw: dict[str, Any], source: str = "<suite>") -> Suite:
+def parse_suite(raw: dict[str, Any], source: str = "<suite>", *, train_options: bool = True) -> Suite:
     """Validate an already-parsed suite mapping; `source` names it in error messages."""
     try:
-        return Suite.model_validate(raw)
+        return Suite.model_validate(raw, context={"train_options": train_options})
     except ValidationError as exc:
         raise EvalkitError(f"{source}: {_describe(exc.errors()[0])}") from None
 

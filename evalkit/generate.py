@@ -33,8 +33,9 @@ from evalkit.config import GenerationSpec, SamplingSpec
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.errors import EvalkitError
+from evalkit.logps import length_dependent_rope
+from evalkit.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.results import Drift, GenerationStats, JudgeSummary, Statistics, WinRate
-from evalkit.scoring import chat_token_ids
 
 Judge = Callable[[str, str], float]
 
@@ -86,11 +87,12 @@ def _plain(prompt: Text) -> str:
     return prompt[-1]["content"] if prompt else ""
 
 
-def render_prompt(prompt: Text, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Token ids of `prompt` as this model was trained to see it, ending where its answer starts."""
+def render_prompt(prompt: Text, tokenizer: PreTrainedTokenizerBase, rendering: Rendering = PLAIN) -> list[int]:
+    """Token ids of `prompt` as this model was trained to see it (its template options and pinned date),
+    ending where its answer starts."""
     if tokenizer.chat_template is not None:
         messages: list[Message] = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-        return chat_token_ids(tokenizer, messages, add_generation_prompt=True)
+        return chat_token_ids(tokenizer, messages, rendering, add_generation_prompt=True)
     return list(tokenizer(text=_plain(prompt) if isinstance(prompt, list) else prompt)["input_ids"])
 
 
@@ -103,12 +105,14 @@ def generate(
     max_new_tokens: int,
     batch_size: int,
     sampling: SamplingSpec | None,
+    *,
     own_distribution: bool = False,
+    rendering: Rendering = PLAIN,
 ) -> list[Sample]:
     """Completions of every panel prompt: greedy in left-padded batches (`sampling` None), or
     `sampling.k` seeded samples per prompt. `own_distribution` switches off every sampling filter of
     the checkpoint's generation config (see `OWN_DISTRIBUTION`), so samples come from π itself."""
-    prompts = [render_prompt(p.prompt, tokenizer) for p in panel]
+    prompts = [render_prompt(p.prompt, tokenizer, rendering) for p in panel]
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     assert pad is not None, "a tokenizer without EOS or pad token cannot pad a batch"
@@ -116,6 +120,8 @@ def generate(
     # Greedy: one unit per batch of prompts. Sampling: one per prompt, k copies of it, with its own seed, so
     # samples stay the same whatever the batch or the other models. Units are shared out between processes.
     size, copies = (batch_size, 1) if sampling is None else (1, sampling.k)
+    if length_dependent_rope(getattr(model, "config", None)) is not None:
+        size = 1  # its rotary scaling follows the longest position in a batch: each prompt alone, as it is scored
     units = [list(range(start, min(start + size, len(panel)))) for start in range(0, len(panel), size)]
     rank, world = process_rank()
     with progress_bar() as bar:
@@ -264,13 +270,24 @@ def load_callable_judge(reference: str) -> Judge:
     return cast(Judge, judge)
 
 
-def reward_model_judge(model: Any, tokenizer: PreTrainedTokenizerBase, max_length: int = 1024) -> Judge:
-    """A judge scoring prompt+completion with a sequence-classification reward model (first logit)."""
+def reward_model_judge(
+    model: Any, tokenizer: PreTrainedTokenizerBase, max_length: int = 1024, rendering: Rendering = PLAIN
+) -> Judge:
+    """A judge scoring prompt+completion with a sequence-classification reward model (first logit).
+
+    A reward model with a chat template reads the exchange as it was trained to, a user turn and an assistant
+    turn rendered with its template (`rendering`: the suite's options, a pinned date); without one, the
+    prompt and completion as one text."""
 
     @torch.inference_mode()
     def score(prompt: str, completion: str) -> float:
-        encoded = tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=max_length)
-        logits = model(**{k: v.to(model.device) for k, v in encoded.items()}).logits  # (1, labels)
+        if tokenizer.chat_template is not None:
+            exchange = [{"role": "user", "content": prompt}, {"role": "assistant", "content": completion}]
+            input_ids = torch.tensor([chat_token_ids(tokenizer, exchange, rendering)[:max_length]])  # (1, T)
+            logits = model(input_ids=input_ids.to(model.device)).logits  # (1, labels)
+        else:
+            encoded = tokenizer(prompt + completion, return_tensors="pt", truncation=True, max_length=max_length)
+            logits = model(**{k: v.to(model.device) for k, v in encoded.items()}).logits  # (1, labels)
         return float(logits[0, 0])
 
     return score
@@ -354,16 +371,24 @@ def per_token_kls(
     panel: Sequence[PanelPrompt],
     samples: Sequence[Sample],
     batch_size: int,
+    rendering: Rendering = PLAIN,
 ) -> list[float]:
     """Σ_t KL(π(·|x, y<t) ‖ π_ref(·|x, y<t)) over each sample's completion positions (its EOS included).
 
     `reference()` enters a context that yields the reference model (for an adapter on the reference's
-    base: the same model with its adapter disabled), entered once per batch. Float64 sums.
+    base: the same model with its adapter disabled), entered once per batch. Float64 sums. Both models
+    read the prompt rendered the policy's way (`rendering`). A model whose rotary scaling depends on the
+    longest position in a pass (`dynamic`, `longrope`) runs each sample alone, shortest first, as scoring does.
     """
     by_id = {p.id: p for p in panel}
-    sequences = [(render_prompt(by_id[s.prompt_id].prompt, tokenizer), s.token_ids) for s in samples]
+    sequences = [(render_prompt(by_id[s.prompt_id].prompt, tokenizer, rendering), s.token_ids) for s in samples]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     assert pad is not None, "a tokenizer without EOS or pad token cannot pad a batch"
+    order = list(range(len(sequences)))
+    if length_dependent_rope(getattr(policy, "config", None)) is not None:
+        batch_size = 1
+        order.sort(key=lambda i: (len(sequences[i][0]) + len(sequences[i][1]), i))
+    sequences = [sequences[i] for i in order]
     policy.eval()
 
     def batch_kls(start: int) -> list[float]:
@@ -392,7 +417,11 @@ def per_token_kls(
         sums = torch.zeros(len(batch), dtype=torch.float64, device=device).index_add_(0, rows, kl.double())
         return [float(v) for v in sums.cpu().tolist()]
 
-    return [kl for batch in share_out(range(0, len(sequences), batch_size), batch_kls) for kl in batch]
+    ordered = [kl for batch in share_out(range(0, len(sequences), batch_size), batch_kls) for kl in batch]
+    kls = [0.0] * len(ordered)
+    for index, kl in zip(order, ordered, strict=True):
+        kls[index] = kl
+    return kls
 
 
 def drift_estimate(

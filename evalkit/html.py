@@ -46,6 +46,7 @@ from evalkit.views import (
     metric_title,
     other_comparisons,
     primary_comparisons,
+    rendering_table,
     scoring_settings,
     spread,
 )
@@ -186,6 +187,7 @@ def render_html(result: RunResult, pairs: Mapping[str, Sequence[PairScore]] | No
         audit=_audit(result),
         packages=", ".join(f"{k} {v}" for k, v in result.environment.packages.items()),
         scoring=scoring_settings(result),
+        rendering=grid_of(table) if (table := rendering_table(result.models)) is not None else None,
     )
 
 

@@ -27,6 +27,10 @@ import torch
 from evalkit.console import console
 
 ScoringDtype = Literal["float32", "bfloat16"]
+ScoringModeName = Literal["prompt-shared", "whole sequences", "one sequence per pass"]
+LENGTH_DEPENDENT_ROPE = ("dynamic", "longrope")
+"""Rotary scalings whose frequencies follow the longest position of a forward pass (Phi-3.x and Phi-4-mini use
+`longrope`), so a sequence's numbers change with what it is batched or packed with."""
 
 LOGITS_CHUNK = 1 << 24
 """Logits per log-softmax chunk (64 MiB in fp32): 524 positions at a 32k vocabulary, 128 at 128k."""
@@ -49,6 +53,16 @@ class Runner:
     """bfloat16 autocast for the forward passes, or None for the weights' own dtype."""
     additive_mask: bool = False
     """Whether the attention takes a float mask added to its scores (eager) rather than a boolean one (SDPA)."""
+    one_per_pass: bool = False
+    """Whether each sequence runs alone, shortest first (a model whose numbers depend on the longest in a pass)."""
+    reason: str = ""
+    """Why the probes chose this way, in words, for the results and reports."""
+
+    @property
+    def mode(self) -> ScoringModeName:
+        if self.share_prompt:
+            return "prompt-shared"
+        return "one sequence per pass" if self.one_per_pass else "whole sequences"
 
     @contextlib.contextmanager
     def computing(self) -> Iterator[None]:
@@ -74,30 +88,61 @@ def prepare(
     window the config does not name or position scaling, cannot hide in the short probe).
     """
     device = model.device
+    # A short pass first: it also resets a `dynamic` rotary cache that an earlier, longer pass grew.
     ids = torch.tensor([list(sample[:PROBE_TOKENS])], device=device)  # (1, T)
     full = model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits  # (1, T, V)
     plain = Runner(model, device, None, None, full.shape[-1], False, _autocast_dtype(device, dtype))
+    config = getattr(model, "config", None)
+    scaling = length_dependent_rope(config)
+    why = f"`{scaling}` rotary scaling changes with the longest position in a pass; each sequence runs alone"
+    if scaling is not None:
+        plain = dataclasses.replace(plain, one_per_pass=True)
     decoder, head = _decoder_and_head(model)
     if decoder is None or head is None or ids.shape[1] < 2:
-        return plain
+        return dataclasses.replace(plain, reason=why if scaling else "the model exposes no decoder and head to call")
     tolerance = 1e-4 if full.dtype in (torch.float32, torch.float64) else 5e-2
     expected = full.float().log_softmax(-1)  # (1, T, V)
     hidden = decoder(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).last_hidden_state
     if not _close(head(hidden).float().log_softmax(-1), expected, tolerance):
-        return plain  # the model's logits are more than its head applied to the last hidden state
-    selective = Runner(model, device, decoder, head, full.shape[-1], False, plain.autocast)
-    config = getattr(model, "config", None)
+        # the model's logits are more than its head applied to the last hidden state
+        return dataclasses.replace(plain, reason=why if scaling else "its logits are not its head on the last state")
+    selective = dataclasses.replace(plain, decoder=decoder, head=head)
+    if scaling is not None:
+        return dataclasses.replace(selective, reason=why)
     window = attention_window(config)
     longest_row = sum(map(len, longest)) if longest is not None else 0
-    if not share_prompt or (window is not None and window < longest_row):
-        return selective
+    if not share_prompt:
+        return dataclasses.replace(selective, reason="scoring.share_prompt is off")
+    if window is not None and window < longest_row:
+        why = f"an attention window of {window} tokens is shorter than the longest pair's row ({longest_row})"
+        return dataclasses.replace(selective, reason=why)
     attention = getattr(config, "_attn_implementation", None)
     packed = dataclasses.replace(selective, share_prompt=True, additive_mask=attention != "sdpa")
     if not _packs_pairs(packed, ids, expected, tolerance):
-        return selective
+        return dataclasses.replace(selective, reason="the probe found the model ignoring the packed attention mask")
     if longest is not None and not _packs_like_whole_sequences(packed, selective, longest, tolerance):
-        return selective
-    return packed
+        return dataclasses.replace(selective, reason="the longest pair packed differs from its whole sequences")
+    return dataclasses.replace(packed, reason="the probes found packed rows giving the numbers of whole sequences")
+
+
+def length_dependent_rope(config: Any) -> str | None:
+    """The rotary scaling type (`dynamic`, `longrope`) whose frequencies follow the longest position in a pass,
+    read from the text config's `rope_parameters` (or the older `rope_scaling`, or one entry per layer type);
+    None when positions are encoded the same whatever the batch."""
+    if config is None:
+        return None
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config(decoder=True)
+    for name in ("rope_parameters", "rope_scaling"):
+        value = getattr(config, name, None)
+        if not isinstance(value, dict):
+            continue
+        entries = [value] if "rope_type" in value or "type" in value else list(value.values())
+        for entry in entries:
+            kind = entry.get("rope_type", entry.get("type")) if isinstance(entry, dict) else None
+            if kind in LENGTH_DEPENDENT_ROPE:
+                return str(kind)
+    return None
 
 
 def attention_window(config: Any) -> int | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,10 +22,19 @@ import transformers
 
 from evalkit.checkpoints import LoadedModel
 from evalkit.console import is_main_process
-from evalkit.results import JsonStore
+from evalkit.results import JsonStore, ScoringMode
 from evalkit.scoring import CompletionLogps
 
 FORMAT = 1
+
+
+@dataclass(frozen=True)
+class CachedScores:
+    """A model's log-probs on some tokens, with how its passes ran when they were computed (so that a run
+    that takes them from the cache records the same as the run that computed them)."""
+
+    logps: list[CompletionLogps]
+    mode: ScoringMode | None = None
 
 
 def reference_key(reference: LoadedModel, tokens_key: str, dtype: str) -> str | None:
@@ -52,15 +62,19 @@ class ReferenceCache:
         self.directory = directory
         self.files = JsonStore(directory)
 
-    def load(self, key: str) -> list[CompletionLogps] | None:
+    def load(self, key: str) -> CachedScores | None:
         stored = self.files.load(key)
         try:
-            return [CompletionLogps(*row) for row in stored["pairs"]]
-        except (KeyError, TypeError):
+            mode = stored.get("mode")
+            return CachedScores(
+                [CompletionLogps(*row) for row in stored["pairs"]], ScoringMode.model_validate(mode) if mode else None
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None  # absent or unreadable: score again and overwrite
 
-    def save(self, key: str, logps: list[CompletionLogps]) -> None:
+    def save(self, key: str, scores: CachedScores) -> None:
         if not is_main_process():
             return
-        rows = [[s.chosen, s.rejected, s.n_tokens_chosen, s.n_tokens_rejected, s.truncated] for s in logps]
-        self.files.save(key, {"format": FORMAT, "pairs": rows})
+        rows = [[s.chosen, s.rejected, s.n_tokens_chosen, s.n_tokens_rejected, s.truncated] for s in scores.logps]
+        mode = scores.mode.model_dump(mode="json") if scores.mode is not None else None
+        self.files.save(key, {"format": FORMAT, "pairs": rows, "mode": mode})

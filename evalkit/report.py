@@ -56,6 +56,7 @@ from evalkit.views import (
     other_comparisons,
     primary_comparisons,
     read_pairs,
+    rendering_table,
     scoring_settings,
 )
 
@@ -205,6 +206,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
             for a in result.audit
         ],
         models=[m.model_copy(update={"name": escape_markdown(m.name)}) for m in result.models],
+        rendering=rendering_table(result.models),
         datasets=[d.model_copy(update={"name": escape_markdown(d.name)}) for d in result.datasets],
         evalkit_version=result.evalkit_version,
         packages=packages,

@@ -61,6 +61,18 @@ class Environment(Record):
     """Processes that shared the scoring out (`torchrun`); the numbers do not depend on it."""
 
 
+class ScoringMode(Record):
+    """How one model's forward passes run on one dataset, as the probes decide (the numbers are the same either
+    way; recorded alike when its scores come from a cache)."""
+
+    dataset: str
+    mode: Literal["prompt-shared", "whole sequences", "one sequence per pass"]
+    """`prompt-shared`: each pair one row, its prompt once; `whole sequences`: prompt+answer rows, batched;
+    `one sequence per pass`: each sequence alone (a model whose numbers depend on the longest in a batch)."""
+    reason: str
+    """Why this mode: what the probes found, or the setting that chose it."""
+
+
 class ModelInfo(Record):
     name: str
     path: str
@@ -69,7 +81,13 @@ class ModelInfo(Record):
     """For adapters: the base model the adapter was loaded onto."""
     dtype: str
     fingerprint: str
-    """sha256 over the weight and config files."""
+    """sha256 over the weight and config files (and the template options and pinned date, when there are any)."""
+    chat_template_kwargs: dict[str, Any] = {}
+    """Options every chat rendering of this model was given (e.g. `enable_thinking`)."""
+    template_date: str | None = None
+    """ISO date the chat template's clock was pinned to; None when the template does not read the clock."""
+    scoring_modes: list[ScoringMode] = []
+    """Per dataset, how the scoring passes ran after the probes."""
 
 
 class DatasetInfo(Record):

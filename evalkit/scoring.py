@@ -27,7 +27,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Literal, cast
+from typing import Literal
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -36,6 +36,7 @@ from evalkit.batching import PairShape, every_process, plan_batches, process_ran
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.logps import Runner, ScoringDtype, packed_pair_logps, prepare, whole_sequence_logps
+from evalkit.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.results import PairScore
 
 
@@ -66,8 +67,10 @@ class CompletionLogps:
     """True when `max_length` cut the end of either completion."""
 
 
-def tokenize_pair(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase) -> TokenizedPair:
-    """Token ids for `pair`, identical to what TRL's DPOTrainer feeds the model."""
+def tokenize_pair(
+    pair: PreferencePair, tokenizer: PreTrainedTokenizerBase, rendering: Rendering = PLAIN
+) -> TokenizedPair:
+    """Token ids for `pair`, identical to what TRL's DPOTrainer feeds the model (chats rendered with `rendering`)."""
     if pair.is_conversational and tokenizer.chat_template is None:
         pair = as_plain_text(pair)
     chosen, rejected = pair.chosen, pair.rejected
@@ -76,9 +79,9 @@ def tokenize_pair(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase) -> T
         assert isinstance(chosen, str) and isinstance(rejected, str)
         chosen = chosen if chosen.endswith(eos) else chosen + eos
         rejected = rejected if rejected.endswith(eos) else rejected + eos
-    prompt_ids = _encode(tokenizer, pair.prompt, add_generation_prompt=True)
-    prompt_chosen_ids = _encode(tokenizer, _join(pair.prompt, chosen))
-    prompt_rejected_ids = _encode(tokenizer, _join(pair.prompt, rejected))
+    prompt_ids = _encode(tokenizer, pair.prompt, rendering, add_generation_prompt=True)
+    prompt_chosen_ids = _encode(tokenizer, _join(pair.prompt, chosen), rendering)
+    prompt_rejected_ids = _encode(tokenizer, _join(pair.prompt, rejected), rendering)
     prompt_len = min(_common_prefix(prompt_ids, prompt_chosen_ids), _common_prefix(prompt_ids, prompt_rejected_ids))
     bos = tokenizer.bos_token_id
     return TokenizedPair(
@@ -110,20 +113,12 @@ def as_plain_text(pair: PreferencePair) -> PreferencePair:
     return PreferencePair(pair.id, prompt, answer(pair.chosen), answer(pair.rejected), pair.subset)
 
 
-def _encode(tokenizer: PreTrainedTokenizerBase, text: Text, add_generation_prompt: bool = False) -> list[int]:
-    if isinstance(text, list):
-        return chat_token_ids(tokenizer, text, add_generation_prompt)
-    return list(tokenizer(text=text)["input_ids"])
-
-
-def chat_token_ids(
-    tokenizer: PreTrainedTokenizerBase, messages: list[Message], add_generation_prompt: bool = False
+def _encode(
+    tokenizer: PreTrainedTokenizerBase, text: Text, rendering: Rendering, add_generation_prompt: bool = False
 ) -> list[int]:
-    """Token ids of `messages` rendered with the tokenizer's chat template (as TRL renders them)."""
-    rendered = tokenizer.apply_chat_template(
-        messages, tokenize=True, return_dict=True, add_generation_prompt=add_generation_prompt
-    )
-    return list(cast(dict[str, Any], rendered)["input_ids"])
+    if isinstance(text, list):
+        return chat_token_ids(tokenizer, text, rendering, add_generation_prompt)
+    return list(tokenizer(text=text)["input_ids"])
 
 
 def _join(prompt: Text, completion: Text) -> Text:
@@ -160,8 +155,11 @@ def score_pairs(
     token_budget: int | None = None,
     share_prompt: bool = True,
     dtype: ScoringDtype = "float32",
+    runner: Runner | None = None,
 ) -> list[CompletionLogps]:
     """Summed completion log-probs of every pair under `model`, in the order of `pairs`.
+
+    `runner`: how to run `model`, as `probe_scoring` found it for these pairs (probed here when None).
 
     Pairs are sorted by length and batched `batch_size` pairs at a time, or by `token_budget`
     tokens (padding included) when one is given. With `share_prompt`, each pair runs as one row, its
@@ -176,21 +174,11 @@ def score_pairs(
     model.eval()
     if not pairs:
         return []
-    shapes = [
-        PairShape(
-            len(p.prompt_ids), *(min(len(c), max_length - len(p.prompt_ids)) for c in (p.chosen_ids, p.rejected_ids))
-        )
-        for p in pairs
-    ]
-    widest = max(range(len(pairs)), key=lambda i: (row_length(shapes[i], share_prompt=True), -i))
-    longest = (
-        pairs[widest].prompt_ids,
-        pairs[widest].chosen_ids[: shapes[widest].chosen],
-        pairs[widest].rejected_ids[: shapes[widest].rejected],
-    )
-    runner = prepare(model, pairs[0].prompt_ids + pairs[0].chosen_ids, share_prompt, dtype, longest)
-    # One batch plan for all processes: rows are packed only where every process's probes allow it.
-    runner = replace(runner, share_prompt=every_process(runner.share_prompt))
+    shapes = _shapes(pairs, max_length)
+    runner = runner or probe_scoring(model, pairs, max_length, share_prompt, dtype)
+    assert runner is not None  # there are pairs
+    if runner.one_per_pass:
+        return _one_per_pass(runner, pairs, shapes, pad_token_id, label)
     batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)
     rank, world = process_rank()
     with progress_bar() as bar:
@@ -208,6 +196,86 @@ def score_pairs(
         for index, logps in zip(batch, scored, strict=True):
             out[index] = logps
     return [logps for logps in out if logps is not None]
+
+
+@torch.inference_mode()
+def probe_scoring(
+    model: PreTrainedModel,
+    pairs: Sequence[TokenizedPair],
+    max_length: int,
+    share_prompt: bool = True,
+    dtype: ScoringDtype = "float32",
+) -> Runner | None:
+    """How `model` will score `pairs`: the probes of `evalkit.logps.prepare` on the first pair, and the pair
+    with the longest row, and the way they chose (`Runner.mode`, `Runner.reason`); None without pairs."""
+    if not pairs:
+        return None
+    shapes = _shapes(pairs, max_length)
+    widest = max(range(len(pairs)), key=lambda i: (row_length(shapes[i], share_prompt=True), -i))
+    longest = (
+        pairs[widest].prompt_ids,
+        pairs[widest].chosen_ids[: shapes[widest].chosen],
+        pairs[widest].rejected_ids[: shapes[widest].rejected],
+    )
+    runner = prepare(model, pairs[0].prompt_ids + pairs[0].chosen_ids, share_prompt, dtype, longest)
+    # One batch plan for all processes: rows are packed only where every process's probes allow it.
+    shared = every_process(runner.share_prompt)
+    if shared == runner.share_prompt:
+        return runner
+    return replace(runner, share_prompt=False, reason="another process's probes found packing unsafe")
+
+
+def _shapes(pairs: Sequence[TokenizedPair], max_length: int) -> list[PairShape]:
+    return [
+        PairShape(
+            len(p.prompt_ids), *(min(len(c), max_length - len(p.prompt_ids)) for c in (p.chosen_ids, p.rejected_ids))
+        )
+        for p in pairs
+    ]
+
+
+def _one_per_pass(
+    runner: Runner, pairs: Sequence[TokenizedPair], shapes: list[PairShape], pad_token_id: int, label: str
+) -> list[CompletionLogps]:
+    """Each (truncated) sequence in a pass of its own, shortest first, so that a rotary scaling that follows the
+    longest position of a pass gives every sequence the numbers it has alone. Shortest first matters for
+    `dynamic` scaling, which keeps the frequencies of the longest pass so far until a pass within the original
+    length resets them: growing passes recompute them for each new length (the probe's short pass reset them)."""
+    units = [  # (pair, 0 chosen / 1 rejected, sequence ids)
+        (
+            index,
+            side,
+            pair.prompt_ids + (pair.chosen_ids, pair.rejected_ids)[side][: (shape.chosen, shape.rejected)[side]],
+        )
+        for index, (pair, shape) in enumerate(zip(pairs, shapes, strict=True))
+        for side in (0, 1)
+    ]
+    units.sort(key=lambda unit: (len(unit[2]), unit[0], unit[1]))
+    with progress_bar() as bar:
+        rank, world = process_rank()
+        task = bar.add_task(f"scoring {label} (one sequence per pass)", total=len(units[rank::world]), status="")
+
+        def score(unit: tuple[int, int, list[int]]) -> tuple[float, int]:
+            index, _, ids = unit
+            with runner.computing():
+                logps, tokens = whole_sequence_logps(
+                    runner, [ids], [len(pairs[index].prompt_ids)], len(ids), pad_token_id, "right"
+                )
+            bar.update(task, advance=1)
+            return logps[0], tokens[0]
+
+        scored = share_out(units, score)
+    sums: dict[tuple[int, int], tuple[float, int]] = {(u[0], u[1]): s for u, s in zip(units, scored, strict=True)}
+    return [
+        CompletionLogps(
+            chosen=sums[(i, 0)][0],
+            rejected=sums[(i, 1)][0],
+            n_tokens_chosen=sums[(i, 0)][1],
+            n_tokens_rejected=sums[(i, 1)][1],
+            truncated=len(pair.chosen_ids) > shape.chosen or len(pair.rejected_ids) > shape.rejected,
+        )
+        for i, (pair, shape) in enumerate(zip(pairs, shapes, strict=True))
+    ]
 
 
 def _score_batch(

@@ -16,6 +16,7 @@ is what evalkit's scoring uses afterwards.
 
 from __future__ import annotations
 
+import datetime
 import json
 import time
 from dataclasses import dataclass
@@ -26,14 +27,15 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from evalkit.checkpoints import check_weights, files_fingerprint
+from evalkit.checkpoints import TRAIN_RECORD, check_weights, files_fingerprint, say_pinned
 from evalkit.config import ModelSpec, TrainSpec, notice
 from evalkit.console import progress_bar
 from evalkit.data import PreferencePair
 from evalkit.errors import EvalkitError
 from evalkit.provenance import environment
+from evalkit.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
 from evalkit.results import CurvePoint
-from evalkit.scoring import as_plain_text, chat_token_ids
+from evalkit.scoring import as_plain_text
 
 CURVE_KEYS = {
     "loss": "loss",
@@ -62,8 +64,15 @@ def train_dpo(
     output_dir: Path,
     pairs: list[PreferencePair],
     eval_pairs: list[PreferencePair] | None = None,
+    *,
+    template_options: dict[str, Any] | None = None,
+    template_date: datetime.date = DEFAULT_DATE,
 ) -> TrainingRun:
-    """Train `base` with DPO on `pairs` (evaluating on `eval_pairs`) and save the result to `output_dir`."""
+    """Train `base` with DPO on `pairs` (evaluating on `eval_pairs`) and save the result to `output_dir`.
+
+    Chats are rendered with `template_options` and, for a template that reads the clock, `template_date`,
+    exactly as evalkit scores the trained model afterwards (the date is recorded beside it for that).
+    """
     # Imported here: TRL pulls in much of the HF stack, and only training needs it.
     from datasets import Dataset
     from trl import DPOTrainer
@@ -78,8 +87,11 @@ def train_dpo(
         use_safetensors=None if base.allow_pickle else True,
         trust_remote_code=base.trust_remote_code,
     )
-    train_rows = trl_rows(pairs, tokenizer, spec.max_prompt_length)
-    eval_rows = trl_rows(eval_pairs, tokenizer, spec.max_prompt_length) if eval_pairs else None
+    rendering = rendering_for(tokenizer, template_options or {}, template_date)
+    if rendering.date is not None:
+        say_pinned("train", rendering.date)
+    train_rows = trl_rows(pairs, tokenizer, spec.max_prompt_length, rendering)
+    eval_rows = trl_rows(eval_pairs, tokenizer, spec.max_prompt_length, rendering) if eval_pairs else None
     started = time.perf_counter()
     trainer = DPOTrainer(
         model=model,
@@ -103,12 +115,13 @@ def train_dpo(
             "train": spec.model_dump(mode="json"),
             "base": base.model_dump(mode="json"),
             "base_fingerprint": files_fingerprint(base.path, base.revision),
+            "rendering": _rendering_record(template_options or {}, template_date),
             "steps": trainer.state.global_step,
             "seconds": round(time.perf_counter() - started, 1),
             "dpo_config": {k: v for k, v in args.to_dict().items() if k in spec.args or k in _EVALKIT_DEFAULTS},
             "environment": environment().model_dump(mode="json"),
         }
-        (output_dir / "evalkit_train.json").write_text(json.dumps(resolved, indent=1, default=str) + "\n")
+        (output_dir / TRAIN_RECORD).write_text(json.dumps(resolved, indent=1, default=str) + "\n")
         if spec.merge and spec.lora is not None:
             merged = cast(Any, trainer.model).merge_and_unload()
             merged.save_pretrained(output_dir / "merged")
@@ -130,10 +143,23 @@ def _sort_target_modules(path: Path) -> None:
         path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
-def finished_run(spec: TrainSpec, base: ModelSpec, output_dir: Path) -> TrainingRun | None:
-    """The earlier run in `output_dir`, when it finished with these very settings, on this very base, with
-    the same torch/transformers/TRL/PEFT versions; delete the directory to train again regardless."""
-    record = output_dir / "evalkit_train.json"
+def _rendering_record(options: dict[str, Any], day: datetime.date) -> dict[str, Any]:
+    """How training rendered chats: its template options and the date a clock-reading template was pinned to
+    (written whether or not this template reads the clock, so that a rerun with another date trains again)."""
+    return {"chat_template_kwargs": options, "date": day.isoformat()}
+
+
+def finished_run(
+    spec: TrainSpec,
+    base: ModelSpec,
+    output_dir: Path,
+    template_options: dict[str, Any] | None = None,
+    template_date: datetime.date = DEFAULT_DATE,
+) -> TrainingRun | None:
+    """The earlier run in `output_dir`, when it finished with these very settings (template options and
+    pinned date included), on this very base, with the same torch/transformers/TRL/PEFT versions; delete
+    the directory to train again regardless."""
+    record = output_dir / TRAIN_RECORD
     history = output_dir / "log_history.json"
     if not record.is_file() or not history.is_file():
         return None
@@ -149,6 +175,8 @@ def finished_run(spec: TrainSpec, base: ModelSpec, output_dir: Path) -> Training
         done.get("train") == spec.model_dump(mode="json")
         and done.get("base") == base.model_dump(mode="json")
         and done.get("base_fingerprint") == files_fingerprint(base.path, base.revision)
+        and done.get("rendering", _rendering_record({}, DEFAULT_DATE))
+        == json.loads(json.dumps(_rendering_record(template_options or {}, template_date)))
         and all(then.get(name) == now.get(name) for name in libraries)
     )
     if not same or "steps" not in done:
@@ -198,18 +226,29 @@ def lora_config(spec: TrainSpec) -> Any:
 
 
 def trl_rows(
-    pairs: list[PreferencePair], tokenizer: PreTrainedTokenizerBase, max_prompt_length: int | None
+    pairs: list[PreferencePair],
+    tokenizer: PreTrainedTokenizerBase,
+    max_prompt_length: int | None,
+    rendering: Rendering = PLAIN,
 ) -> list[dict[str, Any]]:
-    """Rows in TRL's explicit-prompt layout, as evalkit will score them."""
+    """Rows in TRL's explicit-prompt layout, as evalkit will score them. Chat rows carry TRL's
+    `chat_template_kwargs` column, so TRL renders them with the same options and pinned date."""
     if pairs and pairs[0].is_conversational and tokenizer.chat_template is None:
         notice("the tokenizer has no chat template: message pairs are trained as plain text (prompt, last answer)")
         pairs = [as_plain_text(p) for p in pairs]
     if max_prompt_length is not None:
-        pairs = [truncate_prompt(p, tokenizer, max_prompt_length) for p in pairs]
-    return [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+        pairs = [truncate_prompt(p, tokenizer, max_prompt_length, rendering) for p in pairs]
+    kwargs = rendering.template_kwargs()
+    return [
+        {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
+        | ({"chat_template_kwargs": kwargs} if kwargs and p.is_conversational else {})
+        for p in pairs
+    ]
 
 
-def truncate_prompt(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> PreferencePair:
+def truncate_prompt(
+    pair: PreferencePair, tokenizer: PreTrainedTokenizerBase, max_tokens: int, rendering: Rendering = PLAIN
+) -> PreferencePair:
     """`pair` with its prompt cut from the left to at most `max_tokens` tokens.
 
     The beginning goes, since the end of a prompt (the latest turn) matters most to the answer. A
@@ -223,13 +262,17 @@ def truncate_prompt(pair: PreferencePair, tokenizer: PreTrainedTokenizerBase, ma
             return pair
         return _with_prompt(pair, _decode(tokenizer, ids[-max_tokens:]))
     messages = list(prompt)
-    while len(messages) > 1 and len(chat_token_ids(tokenizer, messages, add_generation_prompt=True)) > max_tokens:
+
+    def rendered(messages: list[dict[str, str]]) -> int:
+        return len(chat_token_ids(tokenizer, messages, rendering, add_generation_prompt=True))
+
+    while len(messages) > 1 and rendered(messages) > max_tokens:
         messages = messages[1:]
-    while len(chat_token_ids(tokenizer, messages, add_generation_prompt=True)) > max_tokens:
+    while rendered(messages) > max_tokens:
         content_ids = tokenizer(messages[-1]["content"], add_special_tokens=False)["input_ids"]
         if len(content_ids) <= 1:
             break  # the template alone fills the budget: nothing more to cut
-        keep = max(1, len(content_ids) - (len(chat_token_ids(tokenizer, messages, True)) - max_tokens))
+        keep = max(1, len(content_ids) - (rendered(messages) - max_tokens))
         messages[-1] = {**messages[-1], "content": _decode(tokenizer, content_ids[-keep:])}
     return pair if messages == prompt else _with_prompt(pair, messages)
 

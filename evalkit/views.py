@@ -8,6 +8,7 @@ escapes them when it writes markdown, and jinja2 autoescapes them in HTML. `eval
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from evalkit.results import (
     Flips,
     GenerationResult,
     Metric,
+    ModelInfo,
     PairScore,
     ReliabilityBin,
     RunResult,
@@ -281,6 +283,23 @@ def scoring_settings(result: RunResult) -> str:
     if processes > 1:
         parts.append(f"{processes} processes")
     return ", ".join(parts)
+
+
+def rendering_table(models: Sequence[ModelInfo]) -> Table | None:
+    """Per model: the chat template options and the pinned date its pairs were rendered with, and how its scoring
+    passes ran on each dataset (and why); None for results that recorded none of these."""
+    if not any(m.chat_template_kwargs or m.template_date or m.scoring_modes for m in models):
+        return None
+    rows = [
+        [
+            m.name,
+            ", ".join(f"{k}={json.dumps(v)}" for k, v in m.chat_template_kwargs.items()) or "none",
+            m.template_date or "the template reads no clock",
+            "; ".join(f"{s.dataset}: {s.mode} ({s.reason})" for s in m.scoring_modes) or "not run (scores reused)",
+        ]
+        for m in models
+    ]
+    return Table(["model", "template options", "pinned date", "scoring mode"], rows, align="llll")
 
 
 def records_every_scoring_setting(result: RunResult) -> bool:

@@ -26,7 +26,7 @@ import torch
 from evalkit.config import WorldSpec
 from evalkit.console import console
 from evalkit.data import Message, Text, split_pairs, write_pairs
-from evalkit.scoring import chat_token_ids
+from evalkit.rendering import chat_token_ids
 from evalkit.world.model import build_model, pretrain
 from evalkit.world.pairs import generate_pairs
 from evalkit.world.tokenizer import train_tokenizer

@@ -3,19 +3,23 @@ reference forward pass, and changing anything the numbers depend on misses."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
+from transformers.utils import chat_template_utils
 
 from evalkit import bench
 from evalkit.bench import ScoredSuite, score_suite
 from evalkit.checkpoints import LoadedModel
+from evalkit.cli import main
 from evalkit.config import ModelSpec, parse_suite
 from evalkit.data import load_pairs
 from evalkit.world.model import build_model
@@ -40,8 +44,8 @@ def forwards(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     calls: Counter[str] = Counter()
     load = bench.load_model
 
-    def counting(spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedModel:
-        loaded = load(spec, reference)
+    def counting(spec: ModelSpec, reference: LoadedModel | None = None, **rendering: Any) -> LoadedModel:
+        loaded = load(spec, reference, **rendering)
         loaded.model.get_input_embeddings().register_forward_hook(lambda *_: calls.update([spec.name]))
         return loaded
 
@@ -107,3 +111,40 @@ def test_changing_any_part_of_the_key_misses(
     score(checkpoints, "first", cache, **change)
     assert forwards["ref"] > 0
     assert len(list(cache.glob("*.json"))) == 2
+
+
+class _Clock:
+    """Stands in for `datetime` in transformers' chat template renderer: `now()` is `day`."""
+
+    day = datetime.datetime(2026, 3, 1, 12, 0)
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime.datetime:
+        return cls.day
+
+
+def test_a_clock_reading_template_scores_byte_identically_on_two_days_and_the_cache_hits(
+    tmp_path: Path,
+    forwards: Counter[str],
+    family_checkpoints: Callable[[str, list[str]], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SmolLM3's template writes today's date; with the clock faked to two different days, `evalkit score` writes
+    the same bytes both days and the second day's reference comes from the cache (no reference forward pass)."""
+    family_checkpoints("smollm3", ["policy", "reference"])
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(tmp_path / "policy")
+    monkeypatch.chdir(tmp_path)  # the reference cache lives under ./.evalkit
+    monkeypatch.setattr(chat_template_utils, "datetime", _Clock)
+    message = [{"role": "user", "content": "Hi"}]
+    written = []
+    for day in (datetime.datetime(2026, 3, 1, 23, 59), datetime.datetime(2026, 3, 2, 0, 1)):
+        _Clock.day = day
+        assert f"Today Date: {day:%d %B %Y}" in str(tokenizer.apply_chat_template(message, tokenize=False))
+        forwards.clear()
+        out = tmp_path / f"{day:%d}.jsonl"
+        argv = ["score", "--model", "policy", "--ref", "reference", "--data", "pairs.jsonl", "--out", str(out)]
+        assert main(argv) == 0
+        written.append((out.read_bytes(), forwards["reference"]))
+    (day_one, first_passes), (day_two, second_passes) = written
+    assert day_one == day_two and len(day_one.splitlines()) == 6
+    assert first_passes > 0 and second_passes == 0

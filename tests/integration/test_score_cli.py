@@ -1,6 +1,8 @@
 """`evalkit score` end to end on tiny checkpoints saved to disk."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -98,3 +100,15 @@ def test_malformed_data_exits_2_naming_the_line(
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert lines == [f"evalkit: error: {bad}:2: invalid JSON: Expecting property name enclosed in double quotes"]
     assert not out.exists()
+
+
+def test_scoring_a_plain_model_never_imports_peft_or_trl(checkpoints: dict[str, Path], tmp_path: Path) -> None:
+    """PEFT and TRL take seconds to import; a plain model needs neither (an adapter loads PEFT when it is met)."""
+    argv = ["score", "--model", str(checkpoints["base"]), "--data", str(checkpoints["data"])]
+    argv += ["--out", str(tmp_path / "s.jsonl"), "--no-reference-cache"]
+    code = (
+        f"import sys; from evalkit.cli import main; assert main({argv!r}) == 0; "
+        "imported = [m for m in ('peft', 'trl') if m in sys.modules]; assert not imported, imported"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert len(read(tmp_path / "s.jsonl")) == 4 * 3

@@ -63,6 +63,33 @@ def test_batched_greedy_equals_one_by_one(
     assert all(1 <= s.n_tokens <= 8 for s in one)
 
 
+def test_a_model_whose_rotary_scaling_follows_the_longest_position_generates_each_prompt_alone(
+    tiny_tokenizer: PreTrainedTokenizerFast, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`longrope` (Phi-3.x) picks its frequencies by the longest position in a batch: batched, a prompt's greedy
+    answer could depend on its neighbours, so such a model decodes one prompt at a time, as it is scored."""
+    torch.manual_seed(0)
+    rope = {"rope_type": "longrope", "short_factor": [1.0] * 4, "long_factor": [1.0, 2.0, 4.0, 8.0]}
+    config = LlamaConfig(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        max_position_embeddings=128,
+        rope_parameters={"rope_theta": 10000.0, "original_max_position_embeddings": 32, **rope},
+    )
+    model = LlamaForCausalLM(config).eval()
+    rows: list[int] = []
+    decode = model.generate
+    monkeypatch.setattr(
+        model, "generate", lambda **options: rows.append(len(options["input_ids"])) or decode(**options)
+    )
+    panel = panel_of(2)
+    assert len(generate(model, tiny_tokenizer, panel, "m", 4, 8, None)) == len(panel)
+    assert rows == [1] * len(panel)
+
+
 def test_seeded_samples_repeat_and_do_not_depend_on_the_panel_around_them(
     tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
 ) -> None:
@@ -232,6 +259,13 @@ def test_a_reward_model_judges_prompt_and_completion(tmp_path: Path, tiny_tokeni
         first, second = score("What is 1 plus 1?", "1 + 1 = 2."), score("What is 1 plus 1?", "1 + 1 = 5.")
         assert isinstance(first, float) and first != second
         assert score("What is 1 plus 1?", "1 + 1 = 2.") == first
+    # It reads the exchange as a chat, rendered with its template: a user turn, then an assistant turn.
+    exchange = "<s><|user|>What is 1 plus 1?<|end|><|assistant|>1 + 1 = 2.<|end|>"
+    ids = torch.tensor([tiny_tokenizer(exchange, add_special_tokens=False)["input_ids"]])
+    with torch.inference_mode():
+        assert first == float(
+            LlamaForSequenceClassification.from_pretrained(tmp_path / "rm")(input_ids=ids).logits[0, 0]
+        )
     missing = reward_model(str(tmp_path / "missing"), "generation.judges.rm")
     with pytest.raises(EvalkitError, match=r"generation\.judges\.rm: cannot load a reward model"), missing:
         pass

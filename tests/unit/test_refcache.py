@@ -6,8 +6,8 @@ import torch
 
 from evalkit.checkpoints import LoadedModel
 from evalkit.config import ModelSpec
-from evalkit.refcache import ReferenceCache, reference_key
-from evalkit.results import ModelInfo
+from evalkit.refcache import CachedScores, ReferenceCache, reference_key
+from evalkit.results import ModelInfo, ScoringMode
 from evalkit.scoring import CompletionLogps
 
 
@@ -36,11 +36,12 @@ def test_a_reference_whose_files_are_not_pinned_is_never_cached() -> None:
     assert reference_key(reference(pinned=False), "tokens", "float32") is None
 
 
-def test_saved_logps_load_back_exactly_and_a_damaged_file_misses(tmp_path: Path) -> None:
+def test_saved_logps_load_back_exactly_with_their_mode_and_a_damaged_file_misses(tmp_path: Path) -> None:
     cache = ReferenceCache(tmp_path / "cache")
     logps = [CompletionLogps(-1.0 / 3.0, -2.5e-7, 3, 4, False), CompletionLogps(-10.125, -9.0, 1, 2, True)]
     assert cache.load("k") is None
-    cache.save("k", logps)
-    assert cache.load("k") == logps
+    mode = ScoringMode(dataset="d", mode="prompt-shared", reason="probed")
+    cache.save("k", CachedScores(logps, mode))
+    assert cache.load("k") == CachedScores(logps, mode)  # with how the passes that computed them ran
     (tmp_path / "cache" / "k.json").write_text("{not json")
     assert cache.load("k") is None

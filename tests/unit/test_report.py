@@ -124,6 +124,21 @@ def test_reporting_and_comparing_never_import_torch(tmp_path: Path) -> None:
         assert (tmp_path / name).is_file()
 
 
+def test_gating_with_a_suite_never_imports_torch_trl_or_peft(tmp_path: Path) -> None:
+    """`gate --suite` reads the suite for its rules only: the training options' check against TRL and PEFT
+    (and their seconds of imports) is for commands that train."""
+    results = tmp_path / "results.json"
+    results.write_text((GOLDEN / "results.json").read_text())
+    suite = Path(__file__).parents[2] / "suites" / "default.yaml"
+    code = (
+        "import sys; from evalkit.cli import main; "
+        f"main(['gate', {str(results)!r}, '--suite', {str(suite)!r}]); "
+        "imported = [m for m in ('torch', 'trl', 'peft') if m in sys.modules]; assert not imported, imported"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert (tmp_path / "junit.xml").is_file()
+
+
 def verdicts() -> list[GateVerdict]:
     return [
         GateVerdict(rule="beats base", kind="superiority", passed=True, reason="Δ +0.44, p = 2e-22"),

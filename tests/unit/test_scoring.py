@@ -14,13 +14,14 @@ from transformers import (
 
 from evalkit import logps
 from evalkit.data import PreferencePair
-from evalkit.logps import attention_window, packed_pair_logps, prepare
+from evalkit.logps import attention_window, packed_pair_logps, prepare, whole_sequence_logps
 from evalkit.scoring import (
     CompletionLogps,
     TokenizedPair,
     as_plain_text,
     fits,
     pair_scores,
+    probe_scoring,
     score_pairs,
     tokenize_pair,
 )
@@ -430,3 +431,80 @@ def test_multimodal_and_gpt_neo_configs_name_their_windows() -> None:
 
     assert attention_window(Gemma3Config()) == Gemma3Config().text_config.sliding_window  # in its text config
     assert attention_window(GPTNeoConfig(window_size=256)) == 256  # local layers
+
+
+def rope_scaled_model(tokenizer: PreTrainedTokenizerFast, rope: dict[str, object]) -> LlamaForCausalLM:
+    """The tiny Llama with a rotary scaling that switches on past 32 positions (the world's pairs run 17-68)."""
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=32 if rope["rope_type"] == "dynamic" else 128,
+        rope_parameters={"rope_theta": 10000.0, **rope},
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def alone(model: LlamaForCausalLM, prompt: list[int], completion: list[int]) -> float:
+    """The sequence's completion log-prob from its own forward pass, after a short pass that resets a `dynamic`
+    rotary cache: the number the model gives this sequence by itself."""
+    with torch.inference_mode():
+        model(input_ids=torch.tensor([prompt[:4]]))
+        ids = torch.tensor([prompt + completion])  # (1, T)
+        logps = model(input_ids=ids).logits[0, :-1].log_softmax(-1)  # (T-1, V)
+        picked = logps.gather(-1, ids[0, 1:, None])[:, 0]  # (T-1,)
+    return float(picked[len(prompt) - 1 :].double().sum())
+
+
+LONG_FACTORS = {"short_factor": [1.0] * 4, "long_factor": [1.0, 2.0, 4.0, 8.0], "original_max_position_embeddings": 32}
+
+
+@pytest.mark.parametrize(
+    "rope",
+    [{"rope_type": "dynamic", "factor": 16.0}, {"rope_type": "longrope", **LONG_FACTORS}],
+    ids=["dynamic", "longrope"],
+)
+def test_rope_scaled_by_the_longest_position_scores_each_sequence_alone(
+    rope: dict[str, object], tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    """Phi-3.x and Phi-4-mini (`longrope`) and `dynamic` scaling change their rotary frequencies with the longest
+    position in a forward pass: batched or packed, a sequence would get another sequence's numbers."""
+    model = rope_scaled_model(tiny_tokenizer, rope)
+    pad = tiny_tokenizer.pad_token_id
+    expected = [
+        (alone(model, p.prompt_ids, p.chosen_ids), alone(model, p.prompt_ids, p.rejected_ids)) for p in world_pairs
+    ]
+    short = min(world_pairs, key=lambda p: len(p.prompt_ids))
+    long = max(world_pairs, key=lambda p: len(p.prompt_ids))
+    with torch.inference_mode():  # the effect is real: batched beside a longer sequence, the numbers move
+        batched = whole_sequence_logps(
+            prepare(model, short.prompt_ids, False, "float32"),
+            [short.prompt_ids + short.chosen_ids, long.prompt_ids + long.chosen_ids],
+            [len(short.prompt_ids), len(long.prompt_ids)],
+            1024,
+            pad,
+            "right",
+        )[0][0]
+    # (a random tiny model attends almost uniformly, so positions move it little; still past the tolerance below)
+    assert abs(batched - expected[world_pairs.index(short)][0]) > 2e-4
+    runner = probe_scoring(model, world_pairs, 1024)
+    assert runner.mode == "one sequence per pass" and f"`{rope['rope_type']}`" in runner.reason
+    for size, share in ((1, True), (8, True), (27, False)):
+        scored = score_pairs(model, world_pairs, 1024, size, pad, "t", share_prompt=share)
+        flat = [value for s in scored for value in (s.chosen, s.rejected)]
+        assert flat == pytest.approx([value for both in expected for value in both], abs=1e-4)
+
+
+def test_the_probes_say_which_way_they_chose_and_why(
+    tiny_model: LlamaForCausalLM, world_pairs: list[TokenizedPair]
+) -> None:
+    assert probe_scoring(tiny_model, world_pairs, 1024).mode == "prompt-shared"
+    off = probe_scoring(tiny_model, world_pairs, 1024, share_prompt=False)
+    assert (off.mode, off.reason) == ("whole sequences", "scoring.share_prompt is off")
+    plain = probe_scoring(FullLogitsOnly(tiny_model), world_pairs, 1024)
+    assert (plain.mode, plain.reason) == ("whole sequences", "the model exposes no decoder and head to call")

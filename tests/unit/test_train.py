@@ -1,3 +1,4 @@
+import datetime
 from pathlib import Path
 
 import pytest
@@ -6,8 +7,8 @@ from transformers import PreTrainedTokenizerFast
 from evalkit.config import TrainSpec
 from evalkit.data import PreferencePair
 from evalkit.errors import EvalkitError
+from evalkit.rendering import chat_token_ids, rendering_for
 from evalkit.results import CurvePoint
-from evalkit.scoring import chat_token_ids
 from evalkit.train import dpo_config, training_curve, trl_rows, truncate_prompt
 
 
@@ -70,6 +71,31 @@ def test_messages_become_plain_text_for_a_tokenizer_without_template(tiny_tokeni
     )
     assert trl_rows([pair], plain, None) == [{"prompt": "Name a fruit.", "chosen": " Apple.", "rejected": " Car."}]
     assert trl_rows([pair], tiny_tokenizer, None)[0]["prompt"] == pair.prompt
+
+
+def test_chat_rows_carry_the_template_options_and_pinned_template_to_trl(
+    tiny_tokenizer: PreTrainedTokenizerFast,
+) -> None:
+    """TRL renders each chat row with its `chat_template_kwargs`, so training sees the context evalkit scores."""
+    clock = tiny_tokenizer.__class__(
+        tokenizer_object=tiny_tokenizer.backend_tokenizer,
+        eos_token="<|end|>",
+        chat_template="{{ strftime_now('%Y-%m-%d') }}{% for m in messages %}{{ m['content'] }}{% endfor %}",
+    )
+    pair = PreferencePair(
+        "p",
+        [{"role": "user", "content": "Hi"}],
+        [{"role": "assistant", "content": "A"}],
+        [{"role": "assistant", "content": "B"}],
+    )
+    rendering = rendering_for(clock, {"enable_thinking": False}, datetime.date(2024, 2, 29))
+    (row,) = trl_rows([pair], clock, None, rendering)
+    assert row["chat_template_kwargs"] == rendering.template_kwargs()
+    kwargs = row["chat_template_kwargs"]
+    assert kwargs["enable_thinking"] is False
+    assert clock.apply_chat_template(pair.prompt, tokenize=False, **kwargs) == "2024-02-29Hi"
+    text = PreferencePair("t", "Say", " A", " B")
+    assert "chat_template_kwargs" not in trl_rows([text], clock, None, rendering)[0]  # text rows use no template
 
 
 def test_training_curve_merges_train_and_eval_logs_by_step() -> None:
