@@ -12,7 +12,8 @@ budget, prompt sharing, compute dtype, reference cache) and the number of proces
 older files read with those fields at their defaults. Schema 1.4 names the method of every interval
 and test and records what replaying a test needs (`method`, `se`, `df`, `n_effective`), the
 false-discovery-adjusted p of every comparison, gate verdicts as one-sided tests (raw and Holm
-p, the bound, α), drift as a per-token KL with its truncation, and win rates with a sign test.
+p, the bound, α), drift as a per-token KL with its truncation, win rates with a sign test, and per
+model the chat template options, the pinned template date and the scoring mode each dataset ran in.
 Older files are migrated once, where they are read (`migrate`): their bootstrap settings dropped,
 their methods left unrecorded (None), so readers never branch on a version.
 """
