@@ -319,14 +319,8 @@ def mde_power_of_paired_shares(rng: Rng, n: int, replicates: int) -> float:
     effect = stats.mde_paired_shares(discordant * n, n, ALPHA, 0.8)
     assert effect is not None
     counts = rng.multinomial(n, [(discordant + effect) / 2, (discordant - effect) / 2, 1 - discordant], replicates)
-    z = (counts[:, 0] - counts[:, 1]) / np.sqrt(np.maximum(counts[:, 0] + counts[:, 1], 1))
-    return float(np.mean(2 * (1 - _normal_cdf(np.abs(z))) < ALPHA))
-
-
-def _normal_cdf(x: np.ndarray) -> np.ndarray:
-    from scipy.special import ndtr
-
-    return np.asarray(ndtr(x))
+    z = stats.tango_statistic(counts[:, 0], counts[:, 1], np.full(replicates, n), np.zeros(replicates))  # (R,)
+    return float(np.mean(np.abs(z) > stats.z_score(1 - ALPHA)))
 
 
 # --- the table ---------------------------------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def evaluate_gate(
             check_rule_names(rule, where, models, datasets)
         except ValueError as exc:
             raise EvalkitError(str(exc)) from None
-        judged.append(_JUDGES[rule.kind](rule, run, where))
+        judged.append(_JUDGES[rule.kind](_with_minimum(rule, spec), run, where))
     return decide(judged, spec)
 
 
@@ -99,12 +99,9 @@ def decide(judged: Sequence[Judged], spec: GateSpec) -> list[GateVerdict]:
     """Verdicts: each tested rule's one-sided p, corrected together (Holm), compared with α."""
     raw = [_p_value(j) for j in judged]
     tested = [i for i, j in enumerate(judged) if j.sampling is not None]
-    family = [p if p is not None else 1.0 for i, p in enumerate(raw) if i in tested]  # undecidable: p = 1
+    family = [1.0 if p is None else p for p in (raw[i] for i in tested)]  # an undecidable rule counts, as p = 1
     adjusted = dict(zip(tested, stats.holm(family) if spec.correction == "holm" else family, strict=True))
-    verdicts = []
-    for i, j in enumerate(judged):
-        verdicts.append(_verdict(j, raw[i], adjusted.get(i), spec))
-    return verdicts
+    return [_verdict(j, raw[i], adjusted.get(i), spec) for i, j in enumerate(judged)]
 
 
 def _p_value(j: Judged) -> float | None:
@@ -193,7 +190,7 @@ def _recorded_sampling(record: Metric | Comparison, where: str) -> stats.Samplin
 
 
 def _absolute(rule: GateRule, run: Run, where: str) -> Judged:
-    result, rule = run.result, _with_minimum(rule, run.spec)
+    result = run.result
     dataset = _dataset(rule, result)
     assert rule.metric is not None
     metric = result.metric(dataset, rule.model, rule.metric, rule.subset)
@@ -231,7 +228,7 @@ def _absolute(rule: GateRule, run: Run, where: str) -> Judged:
 
 
 def _superiority(rule: GateRule, run: Run, where: str) -> Judged:
-    result, rule = run.result, _with_minimum(rule, run.spec)
+    result = run.result
     dataset = _dataset(rule, result)
     assert rule.metric is not None and rule.baseline is not None
     found = _find_comparison(result.comparisons, dataset, rule.subset, rule.model, rule.baseline, rule.metric)
@@ -245,7 +242,6 @@ def _superiority(rule: GateRule, run: Run, where: str) -> Judged:
 
 def _non_inferiority(rule: GateRule, run: Run, where: str) -> Judged:
     result, results_dir, baseline, baseline_dir = run.result, run.results_dir, run.baseline, run.baseline_dir
-    rule = _with_minimum(rule, run.spec)
     if baseline is None or baseline_dir is None:
         raise EvalkitError(f"{where}: needs a baseline run; pass --baseline BASELINE/results.json")
     dataset = _dataset(rule, result)
@@ -295,7 +291,7 @@ def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, da
 
 
 def _drift_budget(rule: GateRule, run: Run, where: str) -> Judged:
-    result, rule = run.result, _with_minimum(rule, run.spec)
+    result = run.result
     drifts = [d for d in (result.generation.drift if result.generation else []) if d.model == rule.model]
     if not drifts:
         raise EvalkitError(f"{where}: the results have no drift for {rule.model!r}; enable generation.drift")
@@ -329,7 +325,7 @@ def _drift_budget(rule: GateRule, run: Run, where: str) -> Judged:
 
 def _length_budget(rule: GateRule, run: Run, where: str) -> Judged:
     """H₀: growth ≥ g, i.e. E[L_model − (1 + g)·L_before] ≥ 0 over the prompts both answered (a paired t-test)."""
-    result, baseline, rule = run.result, run.baseline, _with_minimum(rule, run.spec)
+    result, baseline = run.result, run.baseline
     current = _lengths(result, rule.model, where)
     if baseline is not None:
         before_model, before_run = rule.baseline or rule.model, "the baseline run"

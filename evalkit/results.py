@@ -27,11 +27,14 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from evalkit.errors import EvalkitError
+
+if TYPE_CHECKING:
+    from evalkit.stats import Sampling
 
 SCHEMA_VERSION = "1.4"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
@@ -525,8 +528,9 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
-def sampling_fields(sampling: Any) -> dict[str, Any]:
-    """The record fields of a `stats.Sampling` a gate's test reads back (`method`, `se`, `df`, `n_effective`)."""
+def sampling_fields(sampling: Sampling) -> dict[str, Any]:
+    """The record fields of a `stats.Sampling` a gate's test reads back (`method`, `se`, `df`, `n_effective`,
+    `skewness`)."""
     fields = ("method", "se", "df", "n_effective", "skewness")
     return {name: getattr(sampling, name) for name in fields}
 

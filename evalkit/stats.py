@@ -134,11 +134,10 @@ def proportion(outcomes: np.ndarray, confidence: float, clusters: np.ndarray | N
     n = values.size
     share = float(values.mean())
     binomial = share * (1 - share)
-    clustered = clusters is not None and _has_shared_clusters(clusters)
-    assert clusters is not None or not clustered
-    se2 = _cluster_se(values, clusters) ** 2 if clusters is not None and clustered else float(values.var()) / n
+    shared = clusters if clusters is not None and _has_shared_clusters(clusters) else None
+    se2 = _cluster_se(values, shared) ** 2 if shared is not None else float(values.var()) / n
     n_effective = binomial / se2 if binomial > 0 and se2 > 0 else float(n)  # no spread: nothing to rescale
-    sampling = Sampling("wilson_clustered" if clustered else "wilson", share, n, n_effective=n_effective)
+    sampling = Sampling("wilson" if shared is None else "wilson_clustered", share, n, n_effective=n_effective)
     return Estimate(share, wilson_interval(share * n_effective, n_effective, confidence), n, sampling)
 
 
