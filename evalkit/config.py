@@ -347,12 +347,13 @@ class GateRule(Spec):
       (Δ ≥ 0 where lower is better), one-sided at α;
     - `non_inferiority`: against the baseline run (`--baseline`), the paired difference on the same
       pairs is no worse than `margin`. H₀: Δ ≤ −margin (Δ ≥ +margin where lower is better); `baseline`
-      names the model there (default: the same);
+      names the model there (default: the model's counterpart, by role, fingerprint, then name); with no
+      baseline recorded yet the rule is skipped;
     - `drift_budget`: KL(model ‖ reference) from generation samples is below `max_kl`. H₀: KL ≥ max_kl;
     - `length_budget`: mean generation length grows by less than `max_growth` (0.2 = 20%) over the
       baseline run's model (with `--baseline`), else over the run's reference, prompt by prompt.
       H₀: growth ≥ max_growth.
-    A rule with fewer pairs (prompts, for generation rules) than `min_pairs` never passes.
+    A rule with fewer pairs (prompts, for generation rules) than `min_pairs` is undecidable, never a pass.
     """
 
     name: str | None = None
@@ -429,7 +430,8 @@ class GateSpec(Spec):
     correction: Literal["holm", "none"] = "holm"
     """How the rules' p-values are corrected together: Holm's step-down (family-wise error ≤ α), or none."""
     min_pairs: int = Field(30, ge=2)
-    """Fewest pairs (prompts, for generation rules) a rule is judged on; a rule with fewer fails and says so."""
+    """Fewest pairs (prompts, for generation rules) a rule is judged on; a rule with fewer is undecidable
+    and says so."""
     rules: list[GateRule] = Field(min_length=1)
 
 
@@ -527,6 +529,15 @@ class Suite(Spec):
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
+
+    @property
+    def candidate(self) -> str | None:
+        """The model a release decision is about: the trained model, else the last model that is not the
+        reference (None when the reference is the only model)."""
+        if self.train is not None:
+            return self.train.output
+        others = [name for name in self.model_names if name != self.reference]
+        return others[-1] if others else None
 
     def template_options(self, model: ModelSpec) -> dict[str, Any]:
         """`model`'s chat template options: the suite's, overridden key by key by the model's own."""

@@ -23,6 +23,7 @@ from typing import Any
 import jinja2
 from rich.table import Table as RichTable
 
+from evalkit import verdicts
 from evalkit.results import (
     Comparison,
     CurvePoint,
@@ -288,18 +289,12 @@ def _matrices_note(statistics: Statistics) -> str:
 
 
 def _verdict(gate: Sequence[GateVerdict]) -> dict[str, Any]:
-    """The gate's verdict: a headline, and one row per rule with the failed ones first."""
-    failed = [v for v in gate if not v.passed]
-    if not gate:
-        headline = "**Gate: no rules** to check."
-    elif failed:
-        headline = f"**Gate: FAILED**, {len(failed)} of {len(gate)} rules failed."
-    else:
-        headline = f"**Gate: passed**, all {len(gate)} rules."
+    """The gate's verdict: a headline, and one row per rule, the worst first."""
     rows = [
-        ["✅ pass" if v.passed else "❌ fail", v.rule, v.kind.replace("_", "-"), v.reason]
-        for v in sorted(gate, key=lambda v: v.passed)
+        [f"{verdicts.MARKS[v.status]} {verdicts.LABELS[v.status]}", v.rule, v.kind.replace("_", "-"), v.reason]
+        for v in verdicts.worst_first(gate)
     ]
+    headline = f"**Gate: {verdicts.headline(gate)}**."
     return {"headline": headline, "table": Table(["", "rule", "kind", "reason"], rows, "llll") if rows else None}
 
 
