@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.markup import escape
+
 from evalkit import __version__
 from evalkit.console import console, stdout
 from evalkit.errors import EvalkitError
@@ -141,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args.baseline, args.candidate, args.out)
         return _report(args.results, args.out)
     except EvalkitError as error:
-        console.print(f"[red]evalkit: error:[/red] {error}", soft_wrap=True)
+        for line in str(error).splitlines() or [""]:  # several problems: one line each, each one named
+            console.print(f"[red]evalkit: error:[/red] {escape(line)}", soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("evalkit: interrupted; earlier outputs are left as they were")

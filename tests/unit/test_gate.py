@@ -121,15 +121,16 @@ def test_results_without_recorded_methods_cannot_be_gated(tmp_path: Path) -> Non
     assert "predate recorded interval methods (schema < 1.4)" in verdict.reason
 
 
-def pairs_run(tmp_path: Path, name: str, right: list[int]) -> tuple[RunResult, Path]:
-    """A copy of the golden run whose per-pair file holds model `aligned` right (1) or wrong (0) on q0..qn."""
+def pairs_run(tmp_path: Path, name: str, right: list[int], model: str = "aligned") -> tuple[RunResult, Path]:
+    """A copy of the golden run whose per-pair file holds model `aligned` right (1) or wrong (0) on q0..qn;
+    with another `model` name, the run as `bench --model` writes it (`candidate`/`reference`, with roles)."""
     directory = tmp_path / name
     (directory / "pairs").mkdir(parents=True)
     rows = [
         {
             "id": f"q{i}",
             "subset": "all",
-            "model": "aligned",
+            "model": model,
             "logp_chosen": -1.0 if ok else -3.0,
             "logp_rejected": -2.0,
             "n_tokens_chosen": 2,
@@ -142,6 +143,10 @@ def pairs_run(tmp_path: Path, name: str, right: list[int]) -> tuple[RunResult, P
     ]
     (directory / "pairs" / "tinyworld.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = read_results(GOLDEN)
+    names = {"aligned": model, "base": "base" if model == "aligned" else "reference"}
+    roles = {"aligned": "candidate", "base": "reference"}
+    models = [m.model_copy(update={"name": names[m.name], "role": roles[m.name]}) for m in result.models]
+    result = result.model_copy(update={"models": models, "reference": names["base"]})
     write_results(result, directory / "results.json")
     return result, directory
 
@@ -176,6 +181,27 @@ def test_non_inferiority_against_a_baseline_run(tmp_path: Path) -> None:
     )
     (few,) = evaluate_gate(default, read_results(now_dir / "results.json"), now_dir, before, before_dir)
     assert not few.passed and few.reason.endswith("needs at least 30 pairs, has 8")
+
+
+def test_a_candidate_run_is_held_against_the_baseline_models_of_the_same_role(tmp_path: Path) -> None:
+    """`make baseline` records `aligned`/`base`; `make bench MODEL=...` names them `candidate`/`reference`.
+    The rule about `candidate` finds `aligned` by role; a baseline with no model of that role, name or
+    fingerprint is undecidable and says which models it has."""
+    before, before_dir = pairs_run(tmp_path, "baseline", [1] * 8)
+    now, now_dir = pairs_run(tmp_path, "now", [1] * 6 + [0] * 2, model="candidate")
+    rule = {"kind": "non_inferiority", "model": "candidate", "metric": "rewards/accuracies", "margin": 1.01}
+    spec = GateSpec.model_validate({"rules": [rule], "min_pairs": 2})
+    (verdict,) = evaluate_gate(spec, now, now_dir, before, before_dir)
+    assert verdict.status == "passed" and verdict.baseline == "aligned (baseline)" and verdict.n == 8
+    assert verdict.value == pytest.approx(-0.25)
+    strangers = before.model_copy(
+        update={"models": [m.model_copy(update={"role": None, "fingerprint": "other"}) for m in before.models]}
+    )
+    (lost,) = evaluate_gate(spec, now, now_dir, strangers, before_dir)
+    assert lost.status == "undecidable"
+    assert "no model of the baseline run matches 'candidate' by role, fingerprint or name" in lost.reason
+    named = GateSpec.model_validate({"rules": [rule | {"baseline": "aligned"}], "min_pairs": 2})
+    assert evaluate_gate(named, now, now_dir, strangers, before_dir)[0].status == "passed"
 
 
 def test_agreeing_on_every_pair_is_evidence_in_proportion_to_the_pairs(tmp_path: Path) -> None:
