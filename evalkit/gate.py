@@ -660,7 +660,8 @@ def publish(verdicts: Sequence[GateVerdict], out_dir: Path, result: RunResult) -
     `$EVALKIT_REPORT_URL`, when set (e.g. by a CI job, to the uploaded artifact), is linked as the full report."""
     junit, summary = out_dir / "junit.xml", out_dir / "summary.md"
     write_junit(verdicts, junit, result)
-    text = summary_markdown(verdicts, result.suite.name, os.environ.get("EVALKIT_REPORT_URL") or None)
+    report_url = os.environ.get("EVALKIT_REPORT_URL", "").strip()
+    text = summary_markdown(verdicts, result.suite.name, report_url if report_url.startswith("https://") else None)
     atomic_write_text(summary, text)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:

@@ -15,6 +15,8 @@ escaped.
 from __future__ import annotations
 
 import itertools
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +65,16 @@ from evalkit.views import (
 
 MARKDOWN_BUDGET = 60_000
 """Characters of `report.md` above which its lists are left out: GitHub takes 65,536 in a PR comment."""
-HTML_LINK = "Charts, flipped pairs with their text, and generations side by side: [report.html](report.html)."
+HTML_LINK = "Charts, flipped pairs with their text, and generations side by side: [report.html]({target})."
+REPORT_URL = "EVALKIT_REPORT_URL"
+"""Where the uploaded reports can be opened (e.g. a CI run's artifacts), set by the job that uploads them: a
+markdown report posted as a PR comment or step summary links there, since `report.html` beside it means nothing."""
+
+
+def html_link() -> str:
+    target = os.environ.get(REPORT_URL, "").strip()
+    safe = target.startswith("https://") and not re.search(r"[\s()<>\[\]]", target)
+    return HTML_LINK.format(target=target if safe else "report.html")
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("evalkit", "templates"),
@@ -186,7 +197,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         duration=f"{result.duration_s:.0f}s",
         intervals=_intervals_line(result.statistics),
         verdict=_verdict(result.gate) if result.gate is not None else None,
-        html_link=HTML_LINK,
+        html_link=html_link(),
         compact=compact,
         full_length=full_length,
         stats=_settings(result.statistics or Statistics()),
