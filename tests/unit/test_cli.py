@@ -33,7 +33,8 @@ def test_every_problem_of_a_suite_is_reported_at_once_one_line_each(
     names = tmp_path / "names.yaml"
     names.write_text(
         "name: x\noutput_dir: o\ndatasets: [{name: d, path: d.jsonl}]\nmodels: [{name: m, path: m}]\n"
-        "reference: bsae\ngate: {rules: [{kind: absolute, model: algined, metric: preference/accuracy, at_least: 0.5}]}\n"
+        "reference: bsae\n"
+        "gate: {rules: [{kind: absolute, model: algined, metric: preference/accuracy, at_least: 0.5}]}\n"
     )
     assert main(["bench", str(names)]) == 2
     lines = error_lines(capsys)
