@@ -76,6 +76,7 @@ def html_link() -> str:
     safe = target.startswith("https://") and not re.search(r"[\s()<>\[\]]", target)
     return HTML_LINK.format(target=target if safe else "report.html")
 
+
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("evalkit", "templates"),
     autoescape=False,  # markdown: `Table.markdown` and `escape_markdown` escape every string from the data
