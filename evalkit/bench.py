@@ -355,6 +355,8 @@ class ScoreStore:
     def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit, ScoringMode | None] | None:
         stored = self.files.load(key)
         try:
+            if "mode" not in stored:
+                return None  # stored before scoring modes were recorded: score again, so the run records its mode
             mode = ScoringMode.model_validate(stored["mode"]) if stored.get("mode") else None
             rows = [PairScore(**row) for row in stored["rows"]]
             if any(r.prompt_key is None for r in rows):

@@ -188,7 +188,6 @@ def _verdict(j: Judged, p: float | None, adjusted: float | None, spec: GateSpec)
             "status": "undecidable",
             "reason": f"{verdict.reason}: {problem}",
             "alpha": alpha,
-            "p_adjusted": adjusted,
         }
         return verdict.model_copy(update=update)
     assert p is not None and adjusted is not None and bound is not None
