@@ -32,6 +32,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import numpy as np
@@ -94,19 +95,14 @@ def exit_code(verdicts: Sequence[GateVerdict]) -> int:
     return {"undecidable": 2, "failed": 1}.get(verdict_words.outcome(verdicts), 0)
 
 
+def _open_verdict(rule: GateRule, reason: str, status: GateStatus = "failed", **fields: Any) -> GateVerdict:
+    """A verdict not passed (yet): a judge's evidence before the decision, or a rule settled without a test."""
+    return GateVerdict(rule=rule.title, kind=rule.kind, passed=False, status=status, reason=reason, **fields)
+
+
 def _unjudged(rule: GateRule, status: GateStatus, why: str, spec: GateSpec) -> GateVerdict:
-    return GateVerdict(
-        rule=rule.title,
-        kind=rule.kind,
-        passed=False,
-        status=status,
-        reason=why,
-        dataset=rule.dataset,
-        subset=rule.subset,
-        model=rule.model,
-        metric=rule.metric,
-        alpha=spec.alpha,
-    )
+    where = {"dataset": rule.dataset, "subset": rule.subset, "model": rule.model, "metric": rule.metric}
+    return _open_verdict(rule, why, status, alpha=spec.alpha, **where)
 
 
 @dataclass(frozen=True)
@@ -259,11 +255,8 @@ def _absolute(rule: GateRule, run: Run, where: str) -> Judged:
     at_least = rule.at_least is not None
     threshold = rule.at_least if at_least else rule.at_most
     assert threshold is not None
-    verdict = GateVerdict(
-        rule=rule.title,
-        kind=rule.kind,
-        passed=False,
-        status="failed",
+    verdict = _open_verdict(
+        rule,
         reason=f"{rule.metric} of {rule.model} on {dataset}/{rule.subset} = {_interval_of(metric)}, n = {metric.n}",
         dataset=dataset,
         subset=rule.subset,
@@ -349,11 +342,8 @@ def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, da
     null = (-margin if higher else margin) + 0.0  # + 0.0: never a "-0" in a verdict
     described = f"Δ {rule.metric} = {_interval(comparison.value, comparison.ci_low, comparison.ci_high, signed=True)}"
     test = f"H0: Δ {'<=' if higher else '>='} {null:+g} ({stats.describe_test(sampling)})"
-    verdict = GateVerdict(
-        rule=rule.title,
-        kind=rule.kind,
-        passed=False,
-        status="failed",
+    verdict = _open_verdict(
+        rule,
         reason=f"{rule.model} vs {comparison.baseline}: {described} over {comparison.n} pairs",
         dataset=dataset,
         subset=rule.subset,
@@ -378,11 +368,8 @@ def _drift_budget(rule: GateRule, run: Run, where: str) -> Judged:
     drift = drifts[0]
     assert rule.max_kl is not None
     cut = f", first {drift.max_new_tokens} tokens" if drift.max_new_tokens is not None else ""
-    verdict = GateVerdict(
-        rule=rule.title,
-        kind=rule.kind,
-        passed=False,
-        status="failed",
+    verdict = _open_verdict(
+        rule,
         reason=f"KL({rule.model} ‖ {drift.reference}) = {_interval(drift.kl, drift.ci_low, drift.ci_high)} nats"
         f"{cut}, over {drift.n} prompts",
         model=rule.model,
@@ -427,11 +414,8 @@ def _length_budget(rule: GateRule, run: Run, where: str) -> Judged:
     # A difference whose mean is < 0 exactly when the growth is below the budget: testable with a t-test.
     differences = ours - (1 + rule.max_growth) * theirs
     estimate = stats.mean(differences, 0.95)
-    verdict = GateVerdict(
-        rule=rule.title,
-        kind=rule.kind,
-        passed=False,
-        status="failed",
+    verdict = _open_verdict(
+        rule,
         reason=(
             f"mean generation length of {rule.model} {ours.mean():.1f} tokens vs {mean_before:.1f} for {before_model} "
             f"({before_run}), {growth:+.1%} (budget {rule.max_growth:+.0%}) over {len(shared)} prompts; "
