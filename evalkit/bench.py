@@ -16,7 +16,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,8 +25,10 @@ from transformers import PreTrainedModel
 
 from evalkit import __version__
 from evalkit.batching import from_main, share_out, start_processes
+from evalkit.capabilities import CapabilityRunner, TaskRun, lm_eval_version
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
 from evalkit.config import (
+    PAIRED_KINDS,
     REWARD_METRICS,
     DriftSpec,
     GenerationSpec,
@@ -104,6 +106,8 @@ class ScoredSuite:
     audits: list[TokenizationAudit]
     models: list[ModelInfo]
     generation: GenerationResult | None = None
+    capability_runs: list[TaskRun] = field(default_factory=list)
+    """Every capability task on every model, when the suite has tasks."""
 
 
 @dataclass(frozen=True)
@@ -149,13 +153,13 @@ class Candidate:
             kept = []
             for rule in raw["gate"]["rules"]:
                 named = [rule["model"]] + (
-                    [rule["baseline"]] if rule.get("baseline") and rule["kind"] == "superiority" else []
+                    [rule["baseline"]] if rule.get("baseline") and rule["kind"] in PAIRED_KINDS else []
                 )
                 metric = rule.get("metric") or ""
                 needs_reference = rule["kind"] == "drift_budget" or metric.startswith(REWARD_METRICS)
                 if all(name in renamed for name in named) and not (needs_reference and reference is None):
                     rule = {**rule, "model": renamed[rule["model"]]}
-                    if rule["kind"] == "superiority":
+                    if rule["kind"] in PAIRED_KINDS:
                         rule["baseline"] = renamed[rule["baseline"]]
                     kept.append({**rule, "dataset": None} if self.data is not None and "dataset" in rule else rule)
                 else:
@@ -196,13 +200,16 @@ def run_bench(
     out_dir = output_dir or suite.output_dir
     # Without a baseline, rules that need one are reported as skipped: the first run records it.
     baseline = read_results(baseline_path) if baseline_path is not None else None
+    if suite.capabilities is not None:
+        lm_eval_version()  # without lm-eval, stop now with what to install, before any heavy work
 
     if suite.world is not None:
         build_world(suite.world)
+    capabilities = _capability_runner(suite)  # after the world: its task files are written with it
     check_inputs(suite)
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
-    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"))
+    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
     if not is_main_process():
         return None  # every process has every score and sample now; the main process summarises and writes
 
@@ -260,6 +267,7 @@ def run_bench(
         comparisons=comparisons,
         reliability=reliability,
         generation=scored.generation,
+        capabilities=capabilities.result(scored.capability_runs, statistics) if capabilities is not None else None,
         flip_examples=flip_examples,
         command=command,
     )
@@ -322,6 +330,14 @@ def _score_summary(
     return table
 
 
+def _capability_runner(suite: Suite) -> CapabilityRunner | None:
+    """The suite's capability tasks, found in lm-eval's index (unknown names stop the run here)."""
+    spec = suite.capabilities
+    if spec is None or not is_main_process():
+        return None
+    return CapabilityRunner(spec, JsonStore(spec.cache) if spec.cache is not None else None)
+
+
 def check_inputs(suite: Suite) -> None:
     """Fail before any heavy work when a file or directory the suite names is missing.
 
@@ -373,9 +389,13 @@ class ScoreStore:
 
 
 def score_suite(
-    suite: Suite, datasets: dict[str, list[PreferencePair]], store: ScoreStore | None = None
+    suite: Suite,
+    datasets: dict[str, list[PreferencePair]],
+    store: ScoreStore | None = None,
+    capabilities: CapabilityRunner | None = None,
 ) -> ScoredSuite:
-    """Score every model of the suite on every dataset, one policy in memory beside the reference.
+    """Score every model of the suite on every dataset, one policy in memory beside the reference; with
+    `capabilities`, run its tasks on each model while it is loaded (in the main process).
 
     Started by `torchrun` with several processes, each process scores its share of every dataset
     and all of them get every score back (see `evalkit.batching`).
@@ -399,6 +419,8 @@ def score_suite(
                 modes += [mode] if mode is not None else []
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
             scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes, "role": role}))
+            if capabilities is not None and is_main_process():
+                scored.capability_runs.extend(capabilities.run(loaded))
             if suite.generation is not None:
                 samples += _generate(suite.generation, panel, loaded)
                 if suite.generation.drift is not None and reference is not None and not is_reference:
