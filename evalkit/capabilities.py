@@ -22,12 +22,14 @@ nothing here imports it until a suite asks for tasks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import hashlib
 import importlib.metadata
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -191,25 +193,38 @@ class CapabilityRunner:
         from lm_eval.models.huggingface import HFLM
 
         spec = self.spec
-        lm = HFLM(
-            pretrained=loaded.model,
-            tokenizer=loaded.tokenizer,
-            batch_size=spec.batch_size,
-            chat_template_args=loaded.rendering.template_kwargs(),  # the options and pinned date evalkit renders with
-        )
-        out = simple_evaluate(
-            model=lm,
-            tasks=tasks,
-            num_fewshot=spec.num_fewshot,
-            limit=spec.limit,
-            task_manager=self.manager,
-            log_samples=True,
-            bootstrap_iters=0,  # evalkit's intervals come from the documents, not lm-eval's bootstrap
-            apply_chat_template=spec.apply_chat_template,
-            verbosity="ERROR",
-        )
+        with _quiet():
+            lm = HFLM(
+                pretrained=loaded.model,
+                tokenizer=loaded.tokenizer,
+                batch_size=spec.batch_size,
+                chat_template_args=loaded.rendering.template_kwargs(),  # the options and pinned date evalkit renders
+            )
+            out = simple_evaluate(
+                model=lm,
+                tasks=tasks,
+                num_fewshot=spec.num_fewshot,
+                limit=spec.limit,
+                task_manager=self.manager,
+                log_samples=True,
+                bootstrap_iters=0,  # evalkit's intervals come from the documents, not lm-eval's bootstrap
+                apply_chat_template=spec.apply_chat_template,
+                verbosity="ERROR",
+            )
         assert out is not None, "simple_evaluate returns results in the main process"
         return [_task_run(task, loaded.spec.name, out) for task in tasks]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """lm-eval's warnings about being handed a loaded model (which is what evalkit means to do) left out."""
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _task_manager(spec: CapabilitiesSpec) -> Any:
