@@ -144,6 +144,9 @@ class Candidate:
             raw |= {"datasets": [{"name": name, "path": self.data}], "world": None}
             if raw.get("generation") and raw["generation"].get("from_dataset"):
                 raw["generation"]["from_dataset"]["dataset"] = name
+            if suite.world is not None and suite.capabilities is not None and _reads_world(suite):
+                notice("capabilities: the tasks are the tiny world's, which is not built with your data; left out")
+                raw["capabilities"] = None
         if raw.get("gate"):
             # The suite's rules about its reference and its candidate now apply to yours; rules about other
             # models are left out.
@@ -152,6 +155,8 @@ class Candidate:
                 renamed[suite.reference] = "reference"
             kept = []
             for rule in raw["gate"]["rules"]:
+                if rule["kind"] == "capability_non_inferiority" and raw.get("capabilities") is None:
+                    continue  # its tasks were left out above
                 named = [rule["model"]] + (
                     [rule["baseline"]] if rule.get("baseline") and rule["kind"] in PAIRED_KINDS else []
                 )
@@ -166,6 +171,13 @@ class Candidate:
                     notice(f"gate rule {rule.get('name') or rule['kind']!r} is about other models; left out")
             raw["gate"] = {**raw["gate"], "rules": kept} if kept else None
         return parse_suite(raw, source=f"evalkit bench --model {self.model}")
+
+
+def _reads_world(suite: Suite) -> bool:
+    """Whether the suite's capability tasks are files of its tiny world (written when the world is built)."""
+    assert suite.world is not None and suite.capabilities is not None
+    world = suite.world.dir.resolve()
+    return any(world in (path.resolve(), *path.resolve().parents) for path in suite.capabilities.include_path)
 
 
 def _adapter_base(path: str) -> str | None:
