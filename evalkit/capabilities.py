@@ -251,13 +251,20 @@ def _resolve(name: str, manager: Any) -> ResolvedTask:
         raise EvalkitError(f"capabilities.tasks: no lm-eval task named {name!r}{hint}")
     if entry.yaml_path is None:
         return ResolvedTask(name, "python", None)
+    return ResolvedTask(name, str(entry.yaml_path), _fingerprint(entry, manager))
+
+
+def _fingerprint(entry: Any, manager: Any, depth: int = 0) -> str:
+    """sha256 over the YAML file, every local data file its `dataset_kwargs.data_files` names and, for a group,
+    the same of each task it names."""
     yaml_path = Path(entry.yaml_path)
-    return ResolvedTask(name, str(yaml_path), _fingerprint(yaml_path, entry.cfg or {}))
-
-
-def _fingerprint(yaml_path: Path, config: dict[str, Any]) -> str:
-    """sha256 over the YAML file and every local data file its `dataset_kwargs.data_files` names."""
+    config = entry.cfg or {}
     digest = hashlib.sha256(yaml_path.read_bytes())
+    children = config.get("task")
+    for child in children if isinstance(children, list) else []:
+        found = manager.task_index.get(child) if isinstance(child, str) else None
+        if found is not None and found.yaml_path is not None and depth < 8:
+            digest.update(_fingerprint(found, manager, depth + 1).encode())
     for data_file in _data_files(config):
         path = Path(data_file) if Path(data_file).is_absolute() else yaml_path.parent / data_file
         for candidate in (path, Path(data_file)):
@@ -277,19 +284,32 @@ def _data_files(config: dict[str, Any]) -> list[str]:
     return [str(f) for f in files] if isinstance(files, list) else []
 
 
+def _leaves(task: str, groups: dict[str, list[str]], depth: int = 0) -> list[str]:
+    """The tasks that ran documents for `task`: itself, or the tasks of a group (of groups)."""
+    if task not in groups or depth > 8:
+        return [task]
+    return [leaf for child in groups[task] for leaf in _leaves(child, groups, depth + 1)]
+
+
 def _task_run(task: str, model: str, out: dict[str, Any]) -> TaskRun:
-    """One task's per-document values from `simple_evaluate`'s output; metrics whose per-document values are not
-    numbers (corpus-level ones such as BLEU) are left out: they have no paired comparison."""
-    samples = out["samples"].get(task)
+    """One task's per-document values from `simple_evaluate`'s output; a group (`mmlu`) pools the documents of
+    its tasks, each id prefixed with its task's name. Metrics whose per-document values are not numbers
+    (corpus-level ones such as BLEU, per-instruction lists) are left out: they have no paired comparison."""
+    leaves = _leaves(task, out.get("group_subtasks") or {})
+    samples = [(leaf, sample) for leaf in leaves for sample in out["samples"].get(leaf, [])]
     if not samples:
-        raise EvalkitError(f"capabilities.tasks: {task!r} is a group of tasks or ran no document; name its tasks")
-    directions: dict[str, bool | None] = dict(out.get("higher_is_better", {}).get(task, {}))
+        raise EvalkitError(f"capabilities.tasks: {task!r} ran no document")
+    directions: dict[str, bool | None] = {}
+    for leaf in (task, *leaves):
+        for metric, higher in out.get("higher_is_better", {}).get(leaf, {}).items():
+            directions.setdefault(metric, higher)
     by_document: dict[tuple[str, str], dict[str, float]] = {}
-    for sample in samples:
+    for leaf, sample in samples:
         suffix = "" if sample.get("filter", "none") == "none" else f",{sample['filter']}"
         doc = sample.get("doc")
         own_id = doc.get("id") if isinstance(doc, dict) else None
-        key = (str(own_id) if isinstance(own_id, (str, int)) else str(sample["doc_id"]), str(sample["doc_hash"]))
+        document = str(own_id) if isinstance(own_id, (str, int)) else str(sample["doc_id"])
+        key = (document if leaf == task else f"{leaf}/{document}", str(sample["doc_hash"]))
         values = by_document.setdefault(key, {})
         for metric in sample.get("metrics", directions):
             value = sample.get(metric)
@@ -300,7 +320,7 @@ def _task_run(task: str, model: str, out: dict[str, Any]) -> TaskRun:
         task=task,
         model=model,
         version=str(out["versions"][task]) if out.get("versions", {}).get(task) is not None else None,
-        num_fewshot=out.get("n-shot", {}).get(task),
+        num_fewshot=out.get("n-shot", {}).get(task, out.get("n-shot", {}).get(leaves[0])),
         higher_is_better={m: directions.get(m.split(",")[0]) for m in names},
         documents=[DocumentScore(id=i, doc_hash=h, values=v) for (i, h), v in by_document.items()],
     )

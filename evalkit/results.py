@@ -454,11 +454,12 @@ class CapabilityTask(Record):
     source: str
     """The task's YAML file (lm-eval's own for its tasks); `python` for a task defined in code."""
     fingerprint: str | None
-    """sha256 over a local task's YAML file and the local data files it names; None for lm-eval's own tasks."""
+    """sha256 over the task's YAML file and the local data files it names (for a group, over its tasks' too);
+    None for a task defined in Python. Data a task downloads from the hub is not covered: its version is."""
     num_fewshot: int | None
     limit: int | None
     n_documents: int
-    """Documents every model was scored on."""
+    """Documents every model was scored on (for a group, those of all its tasks)."""
     metrics: list[str]
     """Per-document metrics the task reports (`acc`, `acc_norm`, `exact_match`, ...); the first is its primary."""
 

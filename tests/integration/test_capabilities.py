@@ -220,3 +220,27 @@ def test_an_unknown_task_is_named_with_a_suggestion(world: Path) -> None:
     spec = CapabilitiesSpec(tasks=["tinyworld_fact"], include_path=[world / "tasks"])
     with pytest.raises(EvalkitError, match=r"no lm-eval task named 'tinyworld_fact' \(did you mean 'tinyworld_facts'"):
         capabilities.CapabilityRunner(spec)
+
+
+def test_a_group_pools_the_documents_of_its_tasks(world: Path, tmp_path: Path) -> None:
+    """A group (as `mmlu` is one) is one task of the suite: its tasks' documents pooled, ids prefixed by task."""
+    import hashlib
+
+    from evalkit.checkpoints import load_model
+    from evalkit.config import CapabilitiesSpec, ModelSpec
+
+    group = tmp_path / "group" / "tinyworld.yaml"
+    group.parent.mkdir()
+    group.write_text(
+        "group: tinyworld\ntask: [tinyworld_facts, tinyworld_arithmetic]\n"
+        "aggregate_metric_list: [{metric: acc, aggregation: mean, weight_by_size: true}]\nmetadata: {version: 2.0}\n"
+    )
+    spec = CapabilitiesSpec(tasks=["tinyworld"], include_path=[world / "tasks", group.parent], cache=None)
+    runner = capabilities.CapabilityRunner(spec)
+    (resolved,) = runner.tasks
+    assert resolved.fingerprint not in (None, hashlib.sha256(group.read_bytes()).hexdigest())  # its tasks count too
+    (run,) = runner.run(load_model(ModelSpec(name="base", path=str(world / "base"))))
+    assert (run.task, run.version, len(run.documents)) == ("tinyworld", "2.0", 260)
+    ids = [d.id for d in run.documents]
+    assert sum(i.startswith("tinyworld_facts/fact-") for i in ids) == 160
+    assert sum(i.startswith("tinyworld_arithmetic/sum-") for i in ids) == 100
