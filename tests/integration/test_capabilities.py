@@ -168,6 +168,11 @@ def test_the_gate_passes_an_intact_adapter_and_catches_a_damaged_one(world: Path
     assert [type(r).__name__ for r in cases["damaged keeps the facts"].result] == ["Failure"]
     assert cases["intact keeps the facts"].result == []
 
+    # `evalkit gate` judges a copied results.json again, with no model and no lm-eval run: the same verdicts.
+    assert main(["gate", str(tmp_path / "out" / "results.json")]) == 1
+    again = read_results(tmp_path / "out" / "results.json")
+    assert [v.status for v in again.gate or []] == ["passed", "failed"]
+
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Capabilities: the alignment tax" in report
     assert f"| tinyworld_facts | acc ↑ | damaged − base | {damaged.value:+.3f}" in report

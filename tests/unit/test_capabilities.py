@@ -22,6 +22,7 @@ from evalkit.cli import main
 from evalkit.config import GateSpec, parse_suite
 from evalkit.errors import EvalkitError
 from evalkit.gate import evaluate_gate, summary_markdown, write_junit
+from evalkit.html import render_html
 from evalkit.report import render_markdown
 from evalkit.results import CapabilityResult, CapabilityTask, RunResult, Statistics, read_results
 from evalkit.world.pairs import FACTS
@@ -239,6 +240,8 @@ def test_the_report_section_escapes_names() -> None:
     assert "a\\|b&lt;script>" in section and "<script>" not in section
     assert "| a\\|b&lt;script> | acc ↑ | aligned − base | -0.200 [" in section
     assert "d1, d4, d7" in section
+    page = render_html(result)
+    assert 'id="capabilities"' in page and "a|b&lt;script&gt;" in page and "<script>" not in page.split("<body")[1]
 
 
 def test_old_results_read_without_capabilities() -> None:
