@@ -189,10 +189,15 @@ class CapabilityRunner:
             return None  # absent or unreadable: evaluate again and overwrite
 
     def _evaluate(self, loaded: LoadedModel, tasks: list[str]) -> list[TaskRun]:
+        spec = self.spec
+        if spec.apply_chat_template and not getattr(loaded.tokenizer, "chat_template", None):
+            raise EvalkitError(
+                f"capabilities.apply_chat_template: model {loaded.spec.name!r} has no chat template; "
+                "set it to false for base models"
+            )
         from lm_eval import simple_evaluate
         from lm_eval.models.huggingface import HFLM
 
-        spec = self.spec
         with _quiet():
             lm = HFLM(
                 pretrained=loaded.model,

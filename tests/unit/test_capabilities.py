@@ -247,3 +247,19 @@ def test_the_report_section_escapes_names() -> None:
 def test_old_results_read_without_capabilities() -> None:
     golden = json.loads(GOLDEN.read_text())
     assert golden["schema_version"] == "1.5" and read_results(GOLDEN).capabilities is None
+
+
+def test_a_chat_template_is_required_when_documents_are_rendered_with_one() -> None:
+    class Tokenizer:
+        chat_template = None
+
+    class Spec:
+        name = "plain"
+
+    class Loaded:
+        spec, tokenizer = Spec(), Tokenizer()
+
+    runner = object.__new__(capabilities.CapabilityRunner)
+    runner.spec = capabilities.CapabilitiesSpec(tasks=["facts"], apply_chat_template=True)
+    with pytest.raises(EvalkitError, match=r"capabilities\.apply_chat_template: model 'plain' has no chat template"):
+        runner._evaluate(Loaded(), ["facts"])  # type: ignore[arg-type]
