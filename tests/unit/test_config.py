@@ -205,3 +205,18 @@ def test_generation_section_is_checked(tmp_path: Path) -> None:
     both = MINIMAL + "generation:\n  prompts: [hi]\n  judges:\n    - {name: j, callable: 'm:f', reward_model: rm}\n"
     with pytest.raises(EvalkitError, match=r"generation\.judges\.j: give exactly one of"):
         load_suite(write(tmp_path, both))
+
+
+@pytest.mark.parametrize("name", ["/tmp/evil", "../outside", "a/b", ".hidden", "", "x" * 65, "nul\x00", "tab\tname"])
+def test_dataset_and_model_names_are_plain_file_names(name: str) -> None:
+    """They name the files evalkit writes (`pairs/<dataset>.jsonl`): never a path out of the output directory."""
+    for key in ("datasets", "models"):
+        raw = {
+            "name": "x",
+            "output_dir": "o",
+            "datasets": [{"name": "d", "path": "d.jsonl"}],
+            "models": [{"name": "m", "path": "m"}],
+        }
+        raw[key][0]["name"] = name  # type: ignore[index]
+        with pytest.raises(EvalkitError, match=rf"{key}\.0\.name: .* is not a plain name"):
+            parse_suite(raw, "s.yaml")
