@@ -605,11 +605,41 @@ def load_suite(path: Path | str, overrides: Sequence[str] = (), *, train_options
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise EvalkitError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise EvalkitError(f"{path}: nested too deeply to be a suite") from None
     if not isinstance(raw, dict):
         raise EvalkitError(f"{path}: expected a mapping of suite keys at the top level")
+    try:
+        size = _expanded_size(raw)
+    except RecursionError:  # also an alias that contains itself
+        raise EvalkitError(f"{path}: nested too deeply to be a suite") from None
+    if size > MAX_SUITE_VALUES:
+        raise EvalkitError(
+            f"{path}: expands to more than {MAX_SUITE_VALUES:,} values through YAML aliases; a suite is far smaller"
+        )
     for override in overrides:
         apply_override(raw, override)
     return parse_suite(raw, source=str(path), train_options=train_options)
+
+
+MAX_SUITE_VALUES = 100_000
+"""Values a suite may hold once its YAML aliases are expanded: aliases share one object, so a few hundred bytes
+of nested aliases stand for billions of values that validation would walk."""
+
+
+def _expanded_size(value: Any, sizes: dict[int, int] | None = None) -> int:
+    """How many values `value` holds with every alias expanded, counted once per distinct object (linear time)."""
+    sizes = {} if sizes is None else sizes
+    if id(value) in sizes:
+        return sizes[id(value)]
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes)
+        if total > MAX_SUITE_VALUES:
+            break
+    sizes[id(value)] = total
+    return total
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
