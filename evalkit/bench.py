@@ -13,7 +13,9 @@ import datetime
 import gc
 import hashlib
 import json
+import os
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -355,6 +357,28 @@ def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> N
     for path in written:
         if path.resolve() in read:
             raise EvalkitError(f"output_dir: writing {path} would replace {read[path.resolve()]}; choose another --out")
+    _check_writable(out_dir)
+
+
+MIN_FREE_BYTES = 64 * 2**20
+"""Free space a run needs in its output directory before it starts (reports and per-pair files are a few MB)."""
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Fail before the expensive work, not after it, where the outputs cannot be written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".evalkit-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EvalkitError(f"output_dir: cannot write in {out_dir}: {exc.strerror or exc}") from None
+    free = shutil.disk_usage(out_dir).free
+    if free < MIN_FREE_BYTES:
+        raise EvalkitError(
+            f"output_dir: {out_dir} has {free / 2**20:.0f} MB free; a run needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MB"
+        )
 
 
 def check_inputs(suite: Suite) -> None:

@@ -2,7 +2,9 @@
 
 Exit codes are a contract for CI: 0 = ran (and no gate rule failed: rules waiting for a first baseline
 are skipped), 1 = a gate rule failed, 2 = bad input or usage, reported as one line naming the file and
-the key or line, or a gate rule that could not be decided (after every output is written).
+the key or line, or a gate rule that could not be decided (after every output is written), or a
+refusal of the machine (disk full, read-only directory); 3 = an internal error (a bug: one line, and the
+traceback in `.evalkit/logs/`), so CI never mistakes a crash for a rejected release.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from evalkit.console import console, stdout
 from evalkit.errors import EvalkitError
 
 DEFAULT_SUITE = Path("suites/default.yaml")
-EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,6 +151,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("evalkit: interrupted; earlier outputs are left as they were")
         return 130
+    except OSError as error:  # the machine's refusal (disk full, read-only, a file where a directory goes): no bug
+        where = f" {error.filename}" if error.filename else ""
+        console.print(f"[red]evalkit: error:[/red] cannot use{escape(where)}: {escape(error.strerror or str(error))}")
+        return EXIT_BAD_INPUT
+    except Exception as error:  # a bug in evalkit or a library: its own code, the traceback kept for the report
+        log = _keep_traceback()
+        console.print(
+            f"[red]evalkit: internal error:[/red] {escape(type(error).__name__)}: {escape(_first_line(error))} "
+            f"(traceback in {escape(str(log))}; please report it)",
+            soft_wrap=True,
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def _keep_traceback() -> Path:
+    """The current exception's traceback, written to `.evalkit/logs/` (the temporary directory when that fails)."""
+    import datetime
+    import tempfile
+    import traceback
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = traceback.format_exc()
+    for directory in (Path(".evalkit") / "logs", Path(tempfile.gettempdir())):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"evalkit-error-{stamp}-{os.getpid()}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return Path("(not written: no writable directory)")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:300]
 
 
 def _bench(args: argparse.Namespace) -> int:
