@@ -30,7 +30,7 @@ Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 class Spec(BaseModel):
     """Base for every suite section: immutable, and unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # `beta: .inf` is a typo, not a setting
 
 
 class WorldSpec(Spec):

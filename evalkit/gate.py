@@ -53,6 +53,7 @@ from evalkit.results import (
     RunResult,
     Statistics,
     atomic_write_text,
+    pairs_path,
     read_pair_scores,
 )
 
@@ -482,7 +483,10 @@ def _pair_rows(result: RunResult, directory: Path, dataset: str, model: str, whe
     info = next((d for d in result.datasets if d.name == dataset), None)
     if info is None:
         raise Undecidable(f"{where}: no dataset {dataset!r} in the results")
-    rows = [r for r in read_pair_scores(directory / info.pairs_file) if r.model == model]
+    path = pairs_path(directory, info)
+    if path is None:
+        raise Undecidable(f"{where}: no per-pair file {info.pairs_file!r} inside {directory}")
+    rows = [r for r in read_pair_scores(path) if r.model == model]
     if not rows:
         raise Undecidable(f"{where}: no per-pair scores of model {model!r} on {dataset}")
     return rows

@@ -24,6 +24,7 @@ from evalkit.results import (
     ReliabilityBin,
     RunResult,
     WinRate,
+    pairs_path,
     read_pair_scores,
 )
 
@@ -177,11 +178,8 @@ def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore
     A dataset whose file is missing (a results.json copied on its own) is left out; the charts that
     need per-pair values say so in one line.
     """
-    return {
-        d.name: read_pair_scores(results_dir / d.pairs_file)
-        for d in result.datasets
-        if (results_dir / d.pairs_file).is_file()
-    }
+    found = {d.name: pairs_path(results_dir, d) for d in result.datasets}
+    return {name: read_pair_scores(path) for name, path in found.items() if path is not None}
 
 
 def length_table(found: dict[tuple[str, str, str], Metric], models: list[str]) -> Table | None:
