@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import gc
 import hashlib
 import json
@@ -17,7 +18,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -199,12 +200,38 @@ def run_bench(
     out_dir = output_dir or suite.output_dir
     # Without a baseline, rules that need one are reported as skipped: the first run records it.
     baseline = read_results(baseline_path) if baseline_path is not None else None
+    baseline_files = [baseline_path, *baseline_path.parent.glob("pairs/*.jsonl")] if baseline_path is not None else []
+    check_outputs(suite, out_dir, [suite_path, *baseline_files])
+    with output_lock(out_dir) if is_main_process() else contextlib.nullcontext():
+        return _bench(suite, suite_path, out_dir, baseline, baseline_path, started, command)
 
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """One run at a time per output directory: a second one started beside it stops at once, in one line."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / ".evalkit.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes, or the process dies
+        except BlockingIOError:
+            raise EvalkitError(
+                f"output_dir: another evalkit run is writing to {out_dir}; wait for it, or choose another --out"
+            ) from None
+        yield
+
+
+def _bench(
+    suite: Suite,
+    suite_path: Path,
+    out_dir: Path,
+    baseline: RunResult | None,
+    baseline_path: Path | None,
+    started: float,
+    command: str | None,
+) -> RunResult | None:
     if suite.world is not None:
         build_world(suite.world)
     check_inputs(suite)
-    baseline_files = [baseline_path, *baseline_path.parent.glob("pairs/*.jsonl")] if baseline_path is not None else []
-    check_outputs(suite, out_dir, [suite_path, *baseline_files])
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"))
@@ -226,6 +253,10 @@ def run_bench(
         for p in pairs
         if (name, p.id) in shown
     ]
+    # The previous run's outputs go before any new one is written: a run stopped midway leaves none of them beside
+    # the new files (`evalkit report` renders missing reports again from results.json).
+    for name in OUTPUT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
     dataset_infos = []
     for spec in suite.datasets:
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"

@@ -83,3 +83,17 @@ def test_a_run_never_writes_over_its_own_inputs(tmp_path: Path, monkeypatch: pyt
             ),
             tmp_path / "elsewhere",
         )
+
+
+def test_one_run_at_a_time_per_output_directory(tmp_path: Path) -> None:
+    from evalkit.bench import output_lock
+    from evalkit.errors import EvalkitError
+
+    with output_lock(tmp_path / "out"):
+        with pytest.raises(EvalkitError, match=r"another evalkit run is writing to .*out; wait for it"):
+            with output_lock(tmp_path / "out"):
+                pass
+        with output_lock(tmp_path / "other"):  # another directory is free
+            pass
+    with output_lock(tmp_path / "out"):  # released when the run ends
+        pass
