@@ -90,9 +90,11 @@ def test_one_run_at_a_time_per_output_directory(tmp_path: Path) -> None:
     from evalkit.errors import EvalkitError
 
     with output_lock(tmp_path / "out"):
-        with pytest.raises(EvalkitError, match=r"another evalkit run is writing to .*out; wait for it"):
-            with output_lock(tmp_path / "out"):
-                pass
+        with (
+            pytest.raises(EvalkitError, match=r"another evalkit run is writing to .*out; wait for it"),
+            output_lock(tmp_path / "out"),
+        ):
+            pass
         with output_lock(tmp_path / "other"):  # another directory is free
             pass
     with output_lock(tmp_path / "out"):  # released when the run ends
