@@ -209,8 +209,10 @@ def run_bench(
 @contextlib.contextmanager
 def output_lock(out_dir: Path) -> Iterator[None]:
     """One run at a time per output directory: a second one started beside it stops at once, in one line."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / ".evalkit.lock", "a+") as handle:
+    # Beside the directory, not in it: a run that stops on bad input before writing anything leaves no directory.
+    lock = out_dir.absolute().parent / f".{out_dir.absolute().name}.evalkit-lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes, or the process dies
         except BlockingIOError:
@@ -397,14 +399,17 @@ MIN_FREE_BYTES = 64 * 2**20
 
 def _check_writable(out_dir: Path) -> None:
     """Fail before the expensive work, not after it, where the outputs cannot be written."""
+    # Probed where the directory would be created, without creating it: a run that stops on bad input leaves nothing.
+    existing = next((p for p in [out_dir, *out_dir.absolute().parents] if p.exists()), Path("/"))
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".evalkit-write-test-{os.getpid()}"
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        probe = existing / f".evalkit-write-test-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
         raise EvalkitError(f"output_dir: cannot write in {out_dir}: {exc.strerror or exc}") from None
-    free = shutil.disk_usage(out_dir).free
+    free = shutil.disk_usage(existing).free
     if free < MIN_FREE_BYTES:
         raise EvalkitError(
             f"output_dir: {out_dir} has {free / 2**20:.0f} MB free; a run needs at least "

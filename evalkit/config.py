@@ -19,7 +19,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from evalkit.errors import EvalkitError
 from evalkit.results import Statistics
@@ -64,6 +73,15 @@ class ColumnMap(Spec):
     chosen: str = "chosen"
     rejected: str = "rejected"
 
+
+def _text(value: str) -> str:
+    if re.search(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]", value):
+        raise ValueError("holds control characters or lone surrogates; expected printable text")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+"""Free text that goes into every report and the terminal: printable characters only."""
 
 SafeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
 """A dataset or model name: it names files evalkit writes (`pairs/<dataset>.jsonl`), so it is a plain file name
@@ -361,7 +379,7 @@ class GateRule(Spec):
     A rule with fewer pairs (prompts, for generation rules) than `min_pairs` is undecidable, never a pass.
     """
 
-    name: str | None = None
+    name: Text | None = None
     kind: GateRuleKind
     model: str
     metric: str | None = None
@@ -477,8 +495,8 @@ class Suite(Spec):
     """One evaluation: what to build, train and score, and where to write the results."""
 
     version: Literal[1] = 1
-    name: str
-    description: str = ""
+    name: Text
+    description: Text = ""
     output_dir: Path
     """Where results.json, per-pair scores and the reports are written."""
     world: WorldSpec | None = None

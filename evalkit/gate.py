@@ -36,12 +36,12 @@ from typing import Any
 from xml.etree import ElementTree
 
 import numpy as np
-from rich.markup import escape
 from rich.table import Table
 
 from evalkit import markdown, stats
 from evalkit import verdicts as verdict_words
 from evalkit.config import GateRule, GateSpec, check_rule_names
+from evalkit.console import plain
 from evalkit.matching import counterparts, dataset_counterpart
 from evalkit.metrics import compare_models
 from evalkit.results import (
@@ -631,13 +631,13 @@ def _cell(text: str) -> str:
 
 
 def verdict_table(verdicts: Sequence[GateVerdict]) -> Table:
-    table = Table(title=f"evalkit gate: {verdict_words.headline(verdicts)}", title_justify="left")
+    table = Table(title=f"evalkit gate: {plain(verdict_words.headline(verdicts))}", title_justify="left")
     for column in ("", "rule", "why"):
         table.add_column(column)
     colours = {"passed": "green", "failed": "red", "undecidable": "yellow", "skipped": "dim"}
     for v in verdict_words.worst_first(verdicts):
         label = f"[{colours[v.status]}]{verdict_words.LABELS[v.status]}[/{colours[v.status]}]"
-        table.add_row(label, escape(v.rule), escape(v.reason))
+        table.add_row(label, plain(v.rule), plain(v.reason))
     return table
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from rich.table import Table as RichTable
 
 from evalkit import markdown, verdicts
+from evalkit.console import plain
 from evalkit.markdown import Markdown
 from evalkit.results import (
     Comparison,
@@ -451,7 +452,7 @@ TERMINAL_COLUMNS = ["preference/accuracy", "rewards/accuracies", "rewards/margin
 
 def summary_table(result: RunResult) -> RichTable:
     """The headline numbers of every dataset and model as a rich table for the terminal."""
-    table = RichTable(title=f"evalkit · {result.suite.name}", title_justify="left")
+    table = RichTable(title=f"evalkit · {plain(result.suite.name)}", title_justify="left")
     table.add_column("dataset")
     table.add_column("model")
     direction = {m.metric: m.higher_is_better for m in result.metrics}
@@ -462,7 +463,7 @@ def summary_table(result: RunResult) -> RichTable:
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
             values = [result.value(dataset.name, model, key) for key in TERMINAL_COLUMNS]
             n = next(m.n for m in result.metrics if (m.dataset, m.model, m.subset) == (dataset.name, model, "all"))
-            table.add_row(dataset.name, model, *(format_number(v) for v in values), str(n))
+            table.add_row(plain(dataset.name), plain(model), *(format_number(v) for v in values), str(n))
     return table
 
 

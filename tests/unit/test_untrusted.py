@@ -115,3 +115,29 @@ def test_any_names_in_a_results_file_render_and_gate_without_a_traceback_or_a_wr
 
         ElementTree.parse(out / "junit.xml")  # well-formed whatever the names hold
         assert main(["report", str(out / "results.json"), "--out", str(root / "report")]) == 0
+
+
+def test_names_reach_the_terminal_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    from evalkit.console import plain, stdout
+    from evalkit.gate import verdict_table
+    from evalkit.results import GateVerdict
+
+    hostile = "ok [/] rule [bold red]x\x1b[2J\x1b]0;owned\x07"
+    assert plain(hostile) == "ok \\[/] rule \\[bold red]x\ufffd[2J\ufffd]0;owned\ufffd"
+    verdict = GateVerdict(rule=hostile, kind="absolute", passed=True, status="passed", reason=hostile)
+    stdout.print(verdict_table([verdict]))  # rich markup in a name used to end in a MarkupError traceback
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "[/]" in printed and "[bold" in printed  # shown as typed, not applied
+
+
+@pytest.mark.parametrize("key", ["name", "description"])
+def test_suite_text_is_printable(key: str) -> None:
+    raw = {
+        "name": "x",
+        "output_dir": "o",
+        "datasets": [{"name": "d", "path": "d"}],
+        "models": [{"name": "m", "path": "m"}],
+    }
+    raw[key] = "title\x1b[31m red \ud800"
+    with pytest.raises(EvalkitError, match=rf"s\.yaml: {key}: holds control characters or lone surrogates"):
+        parse_suite(raw, "s.yaml")
