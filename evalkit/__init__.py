@@ -4,8 +4,9 @@ Stages, in pipeline order: config → data → world (the embedded tiny world) �
 metrics → results → report, wired together by `bench` and exposed by `cli`.
 
 From Python (see the README's "From Python"): `score` a model on preference pairs, `compare_models`
-of two scored runs on the same pairs (not `compare`: that name is the `evalkit compare` command's module), `run_suite` as `evalkit bench` does, `read_results` of a finished run, and
-`EvalkitCallback` to evaluate properly inside a TRL `DPOTrainer`. Importing evalkit stays cheap:
+of two scored runs on the same pairs (not `compare`: that name is the `evalkit compare` command's
+module), `run_suite` as `evalkit bench` does, `read_results` of a finished run, and `EvalkitCallback`
+to evaluate properly inside a TRL `DPOTrainer`. Importing evalkit stays cheap:
 each name loads its module (and torch, where it needs it) when it is first used.
 """
 
@@ -17,12 +18,17 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from evalkit.api import Layout, compare_models, run_suite, score
-    from evalkit.callback import EvalkitCallback
-    from evalkit.config import ScoringSpec
-    from evalkit.errors import EvalkitError
-    from evalkit.evaluation import Evaluation, Report, read_results
-    from evalkit.results import Statistics
+    from evalkit.api import Layout as Layout
+    from evalkit.api import compare_models as compare_models
+    from evalkit.api import run_suite as run_suite
+    from evalkit.api import score as score
+    from evalkit.callback import EvalkitCallback as EvalkitCallback
+    from evalkit.config import ScoringSpec as ScoringSpec
+    from evalkit.errors import EvalkitError as EvalkitError
+    from evalkit.evaluation import Evaluation as Evaluation
+    from evalkit.evaluation import Report as Report
+    from evalkit.evaluation import read_results as read_results
+    from evalkit.results import Statistics as Statistics
 
 _EXPORTS = {
     "score": "evalkit.api",

@@ -42,19 +42,25 @@ ModelLike = Any
 """A `transformers` causal LM (or PEFT model) in memory, or a model or adapter directory, or a hub id."""
 
 
+DEFAULT_COLUMNS = ColumnMap()
+
+
 @dataclass(frozen=True)
 class Layout:
     """How rows become pairs, as a suite's dataset keys say it (see the README's Data layouts)."""
 
     format: DataFormat = "auto"
-    columns: ColumnMap = ColumnMap()
+    columns: ColumnMap = DEFAULT_COLUMNS
     id_column: str | None = None
     """Column of stable pair ids; without one, ids are `<dataset>-<row>`."""
     subset_column: str | None = None
     """Column naming each pair's subset; metrics are given per subset as well as overall."""
 
 
-def as_pairs(pairs: Pairs, dataset: str = "pairs", layout: Layout = Layout()) -> list[PreferencePair]:
+DEFAULT_LAYOUT = Layout()
+
+
+def as_pairs(pairs: Pairs, dataset: str = "pairs", layout: Layout = DEFAULT_LAYOUT) -> list[PreferencePair]:
     """`pairs` as evalkit's typed pairs, laid out as a suite's dataset with these keys would be."""
     spec = DatasetSpec(
         name=dataset,
@@ -104,9 +110,9 @@ def score(
     name: str = "model",
     ref_name: str = "reference",
     dataset: str = "pairs",
-    layout: Layout = Layout(),
+    layout: Layout = DEFAULT_LAYOUT,
     scoring: ScoringSpec | None = None,
-    statistics: Statistics = Statistics(),
+    statistics: Statistics | None = None,
     chat_template_kwargs: Mapping[str, Any] | None = None,
     template_date: datetime.date | None = None,
 ) -> Evaluation:
@@ -166,7 +172,7 @@ def score(
         audits=audits,
         reference=reference_name,
         scoring=settings,
-        statistics=statistics,
+        statistics=statistics or Statistics(),
     )
     result = inprocess.assemble_result(parts, started, time.perf_counter() - clock)
     return Evaluation(result, {dataset: rows})
@@ -185,9 +191,9 @@ def compare_models(baseline: Evaluation, candidate: Evaluation) -> Evaluation:
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     before, after = baseline.result, candidate.result
     if before.scoring.beta != after.scoring.beta:
-        raise EvalkitError(f"compare_models: β differs ({before.scoring.beta} and {after.scoring.beta}); expected one β")
+        raise EvalkitError(f"compare_models: β differs ({before.scoring.beta}, {after.scoring.beta}); expected one β")
     if [d.fingerprint for d in before.datasets] != [d.fingerprint for d in after.datasets]:
-        raise EvalkitError("compare_models: the runs scored different pairs; expected the same datasets (equal fingerprints)")
+        raise EvalkitError("compare_models: the runs scored other pairs; expected the same data (equal fingerprints)")
     known = {m.name: m for m in before.models}
     shared = {m.name for m in after.models if m.name in known and known[m.name].fingerprint == m.fingerprint}
     clash = [m.name for m in after.models if m.name in known and m.name not in shared]

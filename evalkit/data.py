@@ -60,9 +60,7 @@ def load_pairs(spec: DatasetSpec) -> list[PreferencePair]:
     return pairs_from_rows(read_rows(spec), spec, _describe_source(spec))
 
 
-def pairs_from_rows(
-    rows: Sequence[tuple[int, dict[str, Any]]], spec: DatasetSpec, where: str
-) -> list[PreferencePair]:
+def pairs_from_rows(rows: Sequence[tuple[int, dict[str, Any]]], spec: DatasetSpec, where: str) -> list[PreferencePair]:
     """The pairs of already-read `(row number, row)`s, laid out and checked as `spec` says; `where` names
     their source in error messages. Files, hub datasets and in-memory tables (`evalkit.score`) all go
     through here, so a row means the same wherever it comes from."""

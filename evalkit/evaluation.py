@@ -114,9 +114,9 @@ class Evaluation:
 
         return Report(render_html(self.result, self.pairs))
 
-    def save(self, out_dir: str | Path) -> list[Path]:
-        """Write `results.json`, the per-pair files, `report.md` and `report.html` into `out_dir`, as `evalkit
-        bench` does; returns the paths written."""
+    def save(self, out_dir: str | Path, *, reports: bool = True) -> list[Path]:
+        """Write `results.json`, the per-pair files and (with `reports`) `report.md` and `report.html` into
+        `out_dir`, as `evalkit bench` does; returns the paths written."""
         from evalkit.report import write_reports
 
         out = Path(out_dir)
@@ -127,7 +127,7 @@ class Evaluation:
             if rows is not None:
                 write_jsonl(pair_records(rows, self.result.scoring.beta), out / info.pairs_file)
                 written.append(out / info.pairs_file)
-        return written + write_reports(self.result, out)
+        return written + (write_reports(self.result, out) if reports else [])
 
     @staticmethod
     def _only(kind: str, names: list[str]) -> str:
