@@ -119,12 +119,12 @@ def score(
     """Score `model` on `pairs`: per-pair log-probs, and metrics with intervals, as `evalkit bench` computes them.
 
     `ref` is the reference of the implicit rewards (a model in memory, a directory or a hub id); it is
-    scored too, as a model of its own, listed first, so the results compare `name` against it. A PEFT
-    model with no `ref` is measured against its base with the adapter disabled, as TRL's DPOTrainer does
-    with `peft_config`; a plain model with no `ref` gets the policy metrics only. `tokenizer` is needed
-    for a model in memory unless its `name_or_path` is a directory holding one. `scoring` holds the other
-    scoring settings (`max_length`, `batch_size`, `dtype`, ...), `beta` wins over its `beta`.
-    """
+    scored too, as a model of its own named `ref_name`, listed first, so the results compare `name`
+    against it. A PEFT model with no `ref` is measured against its base with the adapter disabled, as
+    TRL's DPOTrainer does with `peft_config`; a plain model with no `ref` gets the policy metrics only.
+    `tokenizer` is needed for a model in memory unless its `name_or_path` is a directory holding one.
+    `scoring` holds the other scoring settings (`max_length`, `batch_size`, `dtype`, ...); `beta` wins
+    over its `beta`."""
     from evalkit import inprocess
 
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
@@ -151,7 +151,7 @@ def score(
     rows, audits, models = scored.rows, [scored.audit], [policy.info(scored.mode)]
     reference_name = None
     if ref_logps is not None:
-        reference_name = ref_name if reference is not None else f"{name} (adapter disabled)"
+        reference_name = ref_name
         as_model = inprocess.scored_dataset(dataset, reference_name, tokens, ref_logps, None)
         rows, audits = as_model.rows + rows, [as_model.audit, *audits]
         models.insert(0, policy.reference_info(reference_name, as_model.mode))

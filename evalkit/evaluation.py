@@ -21,12 +21,15 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Report:
     """The full HTML report of a run; a notebook shows it inline (sandboxed: its one script does not run)."""
 
     html: str
     """The self-contained document, exactly what `report.html` holds."""
+
+    def __repr__(self) -> str:
+        return f"Report({len(self.html):,} characters of HTML; shown inline in a notebook, or .save('report.html'))"
 
     def _repr_html_(self) -> str:
         from evalkit.html import framed
@@ -42,13 +45,18 @@ class Report:
         return target
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Evaluation:
     """A run's results (`result`, as `results.json` holds them) and its per-pair scores (`pairs`, per dataset)."""
 
     result: RunResult
     pairs: Mapping[str, Sequence[PairScore]]
     """Per dataset, one row per pair and model (what `pairs/<dataset>.jsonl` holds); empty when not at hand."""
+
+    def __repr__(self) -> str:
+        datasets = ", ".join(f"{d.name} ({d.n_pairs} pairs)" for d in self.result.datasets)
+        reference = f"; reference {self.result.reference}" if self.result.reference else ""
+        return f"Evaluation({self.result.suite.name!r}: models {', '.join(self.models)} on {datasets}{reference})"
 
     @property
     def models(self) -> list[str]:

@@ -195,14 +195,15 @@ def test_a_peft_model_is_measured_against_its_adapter_disabled(
     torch.manual_seed(2)
     config = LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     adapted = get_peft_model(copy.deepcopy(tiny_model), config).eval()
-    run = evalkit.score(adapted, rows, tokenizer=tiny_tokenizer, name="lora", layout=LAYOUT)
+    run = evalkit.score(adapted, rows, tokenizer=tiny_tokenizer, name="lora", ref_name="base", layout=LAYOUT)
     base = evalkit.score(tiny_model, rows, tokenizer=tiny_tokenizer, name="base", layout=LAYOUT)
     pairs = run.pairs_frame().set_index(["model", "id"])
     plain = base.pairs_frame().set_index("id")
     lora = pairs.loc["lora"]
     np.testing.assert_allclose(lora.ref_logp_chosen, plain.logp_chosen.loc[lora.index], atol=1e-5)
     assert not np.allclose(lora.logp_chosen, plain.logp_chosen.loc[lora.index], atol=1e-3)  # the adapter acts
-    assert run.result.reference == "lora (adapter disabled)"
+    assert run.result.reference == "base" and run.models == ["base", "lora"]
+    assert run.result.models[0].path.endswith("(adapter disabled)")
 
 
 def test_inline_display_is_the_reports_tables_escaped_and_without_scripts(
