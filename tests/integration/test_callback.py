@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -40,6 +41,7 @@ class Trained:
     history: list[dict[str, Any]]
     """`trainer.state.log_history` as it was when training ended."""
     heldout: Path
+    best_metric: float | None
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: PreTrained
         save_steps=STEPS[0],
         logging_steps=1,
         report_to=["tensorboard"],
+        metric_for_best_model="evalkit/rewards/margins",  # read from the metrics evaluate() returns
         bf16=False,
         fp16=False,
         disable_tqdm=True,
@@ -90,7 +93,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: PreTrained
     )
     trainer.add_callback(callback)
     trainer.train()
-    return Trained(root, trainer, callback, [dict(e) for e in trainer.state.log_history], heldout)
+    history = [dict(e) for e in trainer.state.log_history]
+    return Trained(root, trainer, callback, history, heldout, trainer.state.best_metric)
 
 
 def logged(history: list[dict[str, Any]], key: str) -> dict[int, float]:
@@ -124,6 +128,53 @@ def test_logged_values_equal_evalkit_scoring_of_the_checkpoint_at_that_step(trai
     # DPO moved the policy between the two evaluations: the values are the checkpoints', not one number twice.
     margins = logged(trained.history, "eval_evalkit/rewards/margins")
     assert margins[STEPS[0]] != margins[STEPS[1]]
+    assert trained.best_metric == pytest.approx(max(margins.values()))  # metric_for_best_model saw them
+
+
+def test_a_precomputed_reference_is_the_initial_policy_scored_when_training_begins(
+    tiny_tokenizer: PreTrainedTokenizerFast, tmp_path: Path
+) -> None:
+    """Full fine-tuning with `precompute_ref_log_probs`: TRL keeps no reference model, evalkit scores the policy
+    before the first step, which is then the reference every evaluation's rewards are measured against."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    torch.manual_seed(0)
+    model = build_model(tiny_tokenizer, hidden_size=32, num_layers=2)
+    pairs = generate_pairs(4, seed=5)
+    rows = [{"id": p.id, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs[:HELD_OUT]]
+    before = evalkit.score(model, rows, tokenizer=tiny_tokenizer, name="initial", layout=evalkit.Layout(id_column="id"))
+    args = DPOConfig(
+        output_dir=str(tmp_path / "trl"),
+        beta=BETA,
+        learning_rate=1e-2,
+        per_device_train_batch_size=4,
+        max_steps=2,
+        eval_strategy="steps",
+        eval_steps=2,
+        precompute_ref_log_probs=True,
+        report_to=[],
+        save_strategy="no",
+        bf16=False,
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(trl_rows(pairs[HELD_OUT:], tiny_tokenizer, None)),
+        eval_dataset=Dataset.from_list(trl_rows(pairs[:HELD_OUT], tiny_tokenizer, None)),
+        processing_class=tiny_tokenizer,
+    )
+    assert trainer.ref_model is None
+    callback = evalkit.EvalkitCallback(trainer, rows, layout=evalkit.Layout(id_column="id"))
+    trainer.add_callback(callback)
+    trainer.train()
+    run = callback.evaluations[2].pairs_frame().set_index(["model", "id"])
+    initial = before.pairs_frame().set_index("id").loc[run.loc["policy"].index]
+    np.testing.assert_allclose(run.loc["policy"].ref_logp_chosen, initial.logp_chosen, rtol=1e-6)
+    np.testing.assert_allclose(run.loc["reference"].logp_rejected, initial.logp_rejected, rtol=1e-6)
+    assert not np.allclose(run.loc["policy"].logp_chosen, initial.logp_chosen, rtol=1e-3)  # it trained
 
 
 def test_evalkit_values_do_not_move_with_the_eval_batch_size_while_trls_do(trained: Trained) -> None:

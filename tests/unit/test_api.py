@@ -116,6 +116,9 @@ def test_api_numbers_equal_the_clis_on_the_same_pairs(
     # Three pairs per pass instead of eight: float rounding of other batch shapes, nothing more.
     pd.testing.assert_frame_equal(table(suite_run.metrics_frame()), theirs, rtol=1e-6, atol=1e-7)
     assert len(suite_run.pairs_frame()) == 2 * len(rows)
+    from_mapping = evalkit.run_suite(suite, out=tmp_path / "mapping")  # a mapping of suite keys, as in a notebook
+    assert from_mapping is not None and (tmp_path / "mapping" / "suite.yaml").is_file()
+    pd.testing.assert_frame_equal(table(from_mapping.metrics_frame()), theirs, rtol=1e-9, atol=1e-12)
 
 
 def test_a_log_prob_is_the_sum_over_the_completion_of_a_plain_forward_pass(
