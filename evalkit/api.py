@@ -13,33 +13,37 @@ is taking what a notebook holds: models in memory (or paths and hub ids) and pai
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from evalkit.config import ColumnMap, DataFormat, DatasetSpec, ScoringSpec, Suite
 from evalkit.data import PreferencePair, load_pairs, pairs_from_rows
 from evalkit.errors import EvalkitError
 from evalkit.evaluation import Evaluation, read_results
 from evalkit.rendering import Rendering
-from evalkit.results import DatasetInfo, Flips, ModelInfo, PairScore, ScoringMode, Statistics
+from evalkit.results import DatasetInfo, Flips, ModelInfo, PairScore, Statistics
 
+# Pairs: a `datasets.Dataset`, a pandas DataFrame, a sequence of row dicts (or of `PreferencePair`s), or a path or
+# hub id `evalkit bench` reads (JSONL, JSON, Parquet, CSV, a dataset folder). ModelLike: a `transformers` causal
+# LM or a PEFT model in memory, a model or adapter directory, or a hub id.
 if TYPE_CHECKING:
+    import pandas as pd
+    from datasets import Dataset
+    from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from evalkit.inprocess import ReferenceModel
 
-__all__ = ["Layout", "compare_models", "read_results", "run_suite", "score"]
+    Pairs: TypeAlias = Dataset | pd.DataFrame | Sequence[Mapping[str, Any]] | Sequence[PreferencePair] | str | Path
+    ModelLike: TypeAlias = PreTrainedModel | PeftModel | str | Path
+else:
+    Pairs = ModelLike = Any
 
-Pairs = Any
-"""A `datasets.Dataset`, a pandas DataFrame, a sequence of row dicts (or of `PreferencePair`s), or a path or hub
-id `evalkit bench` reads (JSONL, JSON, Parquet, CSV, a dataset folder)."""
-ModelLike = Any
-"""A `transformers` causal LM (or PEFT model) in memory, or a model or adapter directory, or a hub id."""
+__all__ = ["Layout", "compare_models", "read_results", "run_suite", "score"]
 
 
 DEFAULT_COLUMNS = ColumnMap()
@@ -80,9 +84,10 @@ def as_pairs(pairs: Pairs, dataset: str = "pairs", layout: Layout = DEFAULT_LAYO
     return pairs_from_rows(list(enumerate(rows)), spec, f"pairs ({kind})")
 
 
-def _rows(pairs: Pairs) -> tuple[list[dict[str, Any]], str]:
-    """The rows of a table-like `pairs`, and what it was (for messages)."""
-    kind = type(pairs).__name__
+def _rows(table: object) -> tuple[list[dict[str, Any]], str]:
+    """The rows of a table-like `pairs`, and what it was (for messages). Told apart by what they have, so neither
+    pandas nor datasets is imported for the other."""
+    kind, pairs = type(table).__name__, cast(Any, table)
     if hasattr(pairs, "to_dict") and hasattr(pairs, "columns") and hasattr(pairs, "iloc"):  # a pandas DataFrame
         return [_without_missing(row) for row in pairs.to_dict(orient="records")], "DataFrame"
     if hasattr(pairs, "to_list") and hasattr(pairs, "column_names"):  # a datasets.Dataset
@@ -128,33 +133,33 @@ def score(
     from evalkit import inprocess
 
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
-    settings = (scoring or ScoringSpec()).model_copy(update={"beta": beta})
+    settings = scoring_settings(scoring, beta=beta)
     if name == ref_name:
         raise EvalkitError(f"ref_name: {ref_name!r} is also the model's name; expected two different names")
     options = dict(chat_template_kwargs or {})
-    policy = _live(model, name, tokenizer, options, template_date)
-    reference = None
+    policy = _scorable(model, name, tokenizer, options, template_date)
+    reference, reference_info = policy.own_reference, None
     if ref is not None:  # scored on the policy's tokens: a reference in memory needs no tokenizer of its own
-        reference = _live(ref, ref_name, policy.tokenizer, options, template_date)
-        policy = dataclasses.replace(
-            policy, reference=inprocess.separate_model(reference.model), reference_record=reference
-        )
+        separate = _scorable(ref, ref_name, policy.tokenizer, options, template_date)
+        reference, reference_info = inprocess.separate_model(separate.model), separate.info
+    elif reference is not None:
+        fingerprint = inprocess.parameters_fingerprint(policy.model, policy.rendering, adapters=False)
+        path = f"{policy.info.path} (adapter disabled)"
+        reference_info = inprocess.live_model_info(ref_name, path, "model", policy.model, policy.rendering, fingerprint)
     pair_list = as_pairs(pairs, dataset, layout)
     tokens = inprocess.tokenize_set(pair_list, policy.tokenizer, policy.rendering, settings.max_length)
     pad = inprocess.pad_token_id(policy.tokenizer)
     own = inprocess.model_logps(policy.model, tokens, pad, settings, f"{name} on {dataset}")
     ref_logps = None
-    if policy.reference is not None:
-        with policy.reference() as ref_model:
+    if reference is not None:
+        with reference() as ref_model:
             ref_logps = inprocess.model_logps(ref_model, tokens, pad, settings, f"reference for {name} on {dataset}")
     scored = inprocess.scored_dataset(dataset, name, tokens, own, ref_logps)
-    rows, audits, models = scored.rows, [scored.audit], [policy.info(scored.mode)]
-    reference_name = None
-    if ref_logps is not None:
-        reference_name = ref_name
-        as_model = inprocess.scored_dataset(dataset, reference_name, tokens, ref_logps, None)
+    rows, audits, models = scored.rows, [scored.audit], [inprocess.with_mode(policy.info, scored.mode)]
+    if ref_logps is not None and reference_info is not None:
+        as_model = inprocess.scored_dataset(dataset, ref_name, tokens, ref_logps, None)
         rows, audits = as_model.rows + rows, [as_model.audit, *audits]
-        models.insert(0, policy.reference_info(reference_name, as_model.mode))
+        models.insert(0, inprocess.with_mode(reference_info, as_model.mode))
     info = DatasetInfo(
         name=dataset,
         path=str(pairs) if isinstance(pairs, (str, Path)) else "<in memory>",
@@ -170,7 +175,7 @@ def score(
         models=models,
         datasets=[info],
         audits=audits,
-        reference=reference_name,
+        reference=ref_name if ref_logps is not None else None,
         scoring=settings,
         statistics=statistics or Statistics(),
     )
@@ -262,111 +267,58 @@ def run_suite(
 
 
 @dataclass(frozen=True)
-class _Live:
-    """A model ready to score: its tokenizer and rendering, its record, and its reference when it has one."""
+class _Scorable:
+    """A model ready to score: its tokenizer, rendering and record, and the reference it brings (a PEFT model:
+    itself with the adapter disabled)."""
 
-    name: str
     model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     rendering: Rendering
-    fingerprint: str
-    path: str
-    kind: str
-    base: str | None
-    dtype: str
-    reference: ReferenceModel | None
-    reference_record: _Live | None = None
-    """The reference's own `_Live`, when it is a model of its own."""
-
-    def info(self, mode: ScoringMode | None) -> ModelInfo:
-        return ModelInfo(
-            name=self.name,
-            path=self.path,
-            kind="adapter" if self.kind == "adapter" else "model",
-            base=self.base,
-            dtype=self.dtype,
-            fingerprint=self.fingerprint,
-            chat_template_kwargs=self.rendering.options,
-            template_date=self.rendering.date.isoformat() if self.rendering.date is not None else None,
-            scoring_modes=[mode] if mode is not None else [],
-        )
-
-    def reference_info(self, name: str, mode: ScoringMode | None) -> ModelInfo:
-        from evalkit import inprocess
-
-        record = self.reference_record
-        if record is not None:
-            return record.info(mode).model_copy(update={"name": name})
-        return ModelInfo(
-            name=name,
-            path=f"{self.path} (adapter disabled)",
-            kind="model",
-            base=None,
-            dtype=self.dtype,
-            fingerprint=inprocess.parameters_fingerprint(self.model, self.rendering, adapters=False),
-            chat_template_kwargs=self.rendering.options,
-            template_date=self.rendering.date.isoformat() if self.rendering.date is not None else None,
-            scoring_modes=[mode] if mode is not None else [],
-        )
+    info: ModelInfo
+    own_reference: ReferenceModel | None
 
 
-def _live(
+def _scorable(
     model: ModelLike,
     name: str,
     tokenizer: PreTrainedTokenizerBase | None,
     options: dict[str, Any],
     template_date: datetime.date | None,
-) -> _Live:
-    """`model` (in memory, or loaded from a path or hub id) ready to score; a PEFT model's reference is itself
-    with the adapter disabled (`score` replaces it with a separate reference when one is given)."""
+) -> _Scorable:
+    """`model`, in memory or loaded from a path or hub id as `evalkit bench` loads it (an adapter onto its base)."""
     from evalkit import inprocess
-    from evalkit.checkpoints import say_pinned
+    from evalkit.checkpoints import load_model, say_pinned
+    from evalkit.config import ModelSpec
     from evalkit.rendering import DEFAULT_DATE, rendering_for
 
     if isinstance(model, (str, Path)):
-        return _loaded(str(model), name, options, template_date)
+        spec = ModelSpec(name=name, path=str(model))
+        loaded = load_model(spec, template_options=options, template_date=template_date)
+        own = inprocess.adapter_disabled(loaded.model) if inprocess.is_peft_model(loaded.model) else None
+        return _Scorable(loaded.model, loaded.tokenizer, loaded.rendering, loaded.info, own)
     if not hasattr(model, "forward") or not hasattr(model, "config"):
         raise EvalkitError(f"{name}: got a {type(model).__name__}; expected a transformers model, a path or a hub id")
+    model = cast("PreTrainedModel", model)  # a PEFT model is scored through the same calls as its base
     tokenizer = tokenizer or _own_tokenizer(model, name)
     rendering = rendering_for(tokenizer, options, template_date or DEFAULT_DATE)
     if rendering.date is not None:
         say_pinned(name, rendering.date)
     peft = inprocess.is_peft_model(model)
-    return _Live(
-        name=name,
-        model=model,
-        tokenizer=tokenizer,
-        rendering=rendering,
-        fingerprint=inprocess.parameters_fingerprint(model, rendering),
-        path=str(getattr(model, "name_or_path", "") or "<in memory>"),
-        kind="adapter" if peft else "model",
-        base=None,
-        dtype=str(getattr(model, "dtype", "float32")).removeprefix("torch."),
-        reference=inprocess.adapter_disabled(model) if peft else None,
-    )
+    path = str(getattr(model, "name_or_path", "") or "<in memory>")
+    fingerprint = inprocess.parameters_fingerprint(model, rendering)
+    info = inprocess.live_model_info(name, path, "adapter" if peft else "model", model, rendering, fingerprint)
+    return _Scorable(model, tokenizer, rendering, info, inprocess.adapter_disabled(model) if peft else None)
 
 
-def _loaded(path: str, name: str, options: dict[str, Any], template_date: datetime.date | None) -> _Live:
-    """A model, adapter or hub id loaded as `evalkit bench` loads it (adapters onto their base)."""
-    from evalkit import inprocess
-    from evalkit.checkpoints import load_model
-    from evalkit.config import ModelSpec
+def scoring_settings(scoring: ScoringSpec | None, **updates: Any) -> ScoringSpec:
+    """`scoring` (default: a suite's defaults) with `updates`, checked as a suite's `scoring:` keys are."""
+    from pydantic import ValidationError
 
-    loaded = load_model(ModelSpec(name=name, path=path), template_options=options, template_date=template_date)
-    info = loaded.info
-    peft = inprocess.is_peft_model(loaded.model)
-    return _Live(
-        name=name,
-        model=loaded.model,
-        tokenizer=loaded.tokenizer,
-        rendering=loaded.rendering,
-        fingerprint=info.fingerprint,
-        path=info.path,
-        kind=info.kind,
-        base=info.base,
-        dtype=info.dtype,
-        reference=inprocess.adapter_disabled(loaded.model) if peft else None,
-    )
+    try:
+        return ScoringSpec.model_validate({**(scoring or ScoringSpec()).model_dump(), **updates})
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise EvalkitError(f"scoring.{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
 
 
 def _own_tokenizer(model: Any, name: str) -> PreTrainedTokenizerBase:

@@ -31,12 +31,12 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from transformers import TrainerCallback
 
 from evalkit import inprocess
-from evalkit.api import DEFAULT_LAYOUT, Layout, Pairs, as_pairs
+from evalkit.api import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
 from evalkit.config import ScoringSpec
 from evalkit.console import is_main_process
 from evalkit.evaluation import Evaluation
@@ -96,8 +96,8 @@ class EvalkitCallback(TrainerCallback):
         self.logged = set(logged) if logged is not None else None
         args = trainer.args
         max_length = args.max_length if getattr(args, "max_length", None) is not None else UNBOUNDED
-        updates = {"beta": beta if beta is not None else float(args.beta), "max_length": max_length}
-        self.scoring = (scoring or ScoringSpec()).model_copy(update=updates)
+        beta = beta if beta is not None else float(args.beta)
+        self.scoring = scoring_settings(scoring, beta=beta, max_length=max_length)
         self._own_batch_size = scoring is None  # then it follows args.per_device_eval_batch_size
         self.statistics = statistics or Statistics()
         self.output_dir = Path(output_dir) if output_dir is not None else None
@@ -148,18 +148,11 @@ class EvalkitCallback(TrainerCallback):
         own = inprocess.model_logps(policy, self.tokens, self.pad_token_id, self._settings(), f"{self.name}@{step}")
         scored = inprocess.scored_dataset(self.dataset, self.name, self.tokens, own, self._reference)
         as_model = inprocess.scored_dataset(self.dataset, self.ref_name, self.tokens, self._reference, None)
-        info = ModelInfo(
-            name=self.name,
-            path=f"step {step}",
-            kind="adapter" if inprocess.is_peft_model(policy) else "model",
-            base=None,
-            dtype=str(policy.dtype).removeprefix("torch."),
-            # The step names the weights: hashing every parameter at every evaluation would cost a copy of the model.
-            fingerprint=hashlib.sha256(f"{self.trainer.args.output_dir}|{step}".encode()).hexdigest(),
-            chat_template_kwargs=self.rendering.options,
-            template_date=self.rendering.date.isoformat() if self.rendering.date is not None else None,
-            scoring_modes=[scored.mode] if scored.mode is not None else [],
-        )
+        kind: Literal["model", "adapter"] = "adapter" if inprocess.is_peft_model(policy) else "model"
+        # The step names the weights: hashing every parameter at every evaluation would cost a copy of the model.
+        fingerprint = hashlib.sha256(f"{self.trainer.args.output_dir}|{step}".encode()).hexdigest()
+        info = inprocess.live_model_info(self.name, f"step {step}", kind, policy, self.rendering, fingerprint)
+        info = inprocess.with_mode(info, scored.mode)
         parts = inprocess.ResultParts(
             name=f"{self.name}@{step}",
             scores={self.dataset: as_model.rows + scored.rows},
@@ -245,17 +238,12 @@ class EvalkitCallback(TrainerCallback):
     def _score_reference(self, model: Any) -> None:
         label = f"reference for {self.name}"
         self._reference = inprocess.model_logps(model, self.tokens, self.pad_token_id, self._settings(), label)
-        self._reference_info = ModelInfo(
-            name=self.ref_name,
-            path="the trainer's reference",
-            kind="model",
-            base=None,
-            dtype=str(model.dtype).removeprefix("torch."),
-            fingerprint=inprocess.parameters_fingerprint(model, self.rendering, adapters=False),
-            chat_template_kwargs=self.rendering.options,
-            template_date=self.rendering.date.isoformat() if self.rendering.date is not None else None,
-            scoring_modes=[m.model_copy(update={"dataset": self.dataset})] if (m := self._reference.mode) else [],
+        fingerprint = inprocess.parameters_fingerprint(model, self.rendering, adapters=False)
+        info = inprocess.live_model_info(
+            self.ref_name, "the trainer's reference", "model", model, self.rendering, fingerprint
         )
+        mode = self._reference.mode.model_copy(update={"dataset": self.dataset}) if self._reference.mode else None
+        self._reference_info = inprocess.with_mode(info, mode)
 
     def _dataset_info(self) -> DatasetInfo:
         return DatasetInfo(

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -200,6 +200,27 @@ def parameters_fingerprint(model: torch.nn.Module, rendering: Rendering, *, adap
     if not rendering.is_plain:
         digest.update(rendering.identity.encode())
     return digest.hexdigest()
+
+
+def live_model_info(
+    name: str, path: str, kind: Literal["model", "adapter"], model: Any, rendering: Rendering, fingerprint: str
+) -> ModelInfo:
+    """The results record of a model in memory (`path` says where it came from, in words)."""
+    return ModelInfo(
+        name=name,
+        path=path,
+        kind=kind,
+        base=None,
+        dtype=str(getattr(model, "dtype", "float32")).removeprefix("torch."),
+        fingerprint=fingerprint,
+        chat_template_kwargs=rendering.options,
+        template_date=rendering.date.isoformat() if rendering.date is not None else None,
+    )
+
+
+def with_mode(info: ModelInfo, mode: ScoringMode | None) -> ModelInfo:
+    """`info` with the scoring mode its passes ran in on one dataset."""
+    return info.model_copy(update={"scoring_modes": [mode] if mode is not None else []})
 
 
 def pairs_fingerprint(pairs: Sequence[PreferencePair]) -> str:
