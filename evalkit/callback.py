@@ -105,6 +105,14 @@ class EvalkitCallback(TrainerCallback):
         self.rendering = rendering_for(tokenizer, dict(chat_template_kwargs or {}), template_date or DEFAULT_DATE)
         self.tokens = inprocess.tokenize_set(self.pairs, tokenizer, self.rendering, self.scoring.max_length)
         self.pad_token_id = inprocess.pad_token_id(tokenizer)
+        self._held_out = DatasetInfo(
+            name=dataset,
+            path="<in memory>",
+            fingerprint=inprocess.pairs_fingerprint(self.pairs),
+            n_pairs=len(self.pairs),
+            subsets=sorted({p.subset for p in self.pairs}),
+            pairs_file=f"pairs/{dataset}.jsonl",
+        )
         self.evaluations: dict[int, Evaluation] = {}
         """Every evaluation so far, by global step."""
         self._reference: inprocess.ModelLogps | None = None
@@ -158,10 +166,10 @@ class EvalkitCallback(TrainerCallback):
             scores={self.dataset: as_model.rows + scored.rows},
             pairs={self.dataset: self.pairs},
             models=[self._reference_info, info],
-            datasets=[self._dataset_info()],
+            datasets=[self._held_out],
             audits=[as_model.audit, scored.audit],
             reference=self.ref_name,
-            scoring=self.scoring,
+            scoring=self._settings(),
             statistics=self.statistics,
             description=f"{self.dataset} scored by evalkit at step {step} of training",
         )
@@ -187,7 +195,8 @@ class EvalkitCallback(TrainerCallback):
         return logs
 
     def curve(self) -> Evaluation:
-        """Every evaluation so far as one run: the reference, then `<name>@<step>` in step order."""
+        """Every evaluation so far as one run: the reference, then `<name>@<step>` in step order, each step compared
+        with the reference (not with every other step: that would grow as the square of the evaluations)."""
         assert self._reference_info is not None and self.evaluations
         started = datetime.datetime.now(datetime.timezone.utc)
         steps = sorted(self.evaluations)
@@ -206,12 +215,13 @@ class EvalkitCallback(TrainerCallback):
             scores={self.dataset: rows},
             pairs={self.dataset: self.pairs},
             models=models,
-            datasets=[self._dataset_info()],
+            datasets=[self._held_out],
             audits=audits,
             reference=self.ref_name,
-            scoring=self.scoring,
+            scoring=self._settings(),
             statistics=self.statistics,
             description=f"{self.dataset} scored by evalkit at each evaluation of training",
+            compared_with=self.ref_name,
         )
         return Evaluation(inprocess.assemble_result(parts, started, 0.0), {self.dataset: rows})
 
@@ -244,16 +254,6 @@ class EvalkitCallback(TrainerCallback):
         )
         mode = self._reference.mode.model_copy(update={"dataset": self.dataset}) if self._reference.mode else None
         self._reference_info = inprocess.with_mode(info, mode)
-
-    def _dataset_info(self) -> DatasetInfo:
-        return DatasetInfo(
-            name=self.dataset,
-            path="<in memory>",
-            fingerprint=inprocess.pairs_fingerprint(self.pairs),
-            n_pairs=len(self.pairs),
-            subsets=sorted({p.subset for p in self.pairs}),
-            pairs_file=f"pairs/{self.dataset}.jsonl",
-        )
 
 
 def _renamed(row: PairScore, model: str) -> PairScore:

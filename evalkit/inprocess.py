@@ -247,6 +247,9 @@ class ResultParts:
     scoring: ScoringSpec
     statistics: Statistics
     description: str = ""
+    compared_with: str | None = None
+    """When set, each model is compared with this one only (a training curve: every step against the reference,
+    not every step against every other); otherwise each later model with each earlier one, as a suite run."""
 
 
 def assemble_result(parts: ResultParts, started: datetime.datetime, duration_s: float) -> RunResult:
@@ -256,8 +259,14 @@ def assemble_result(parts: ResultParts, started: datetime.datetime, duration_s: 
     metrics, comparisons, reliability = [], [], []
     for dataset, rows in parts.scores.items():
         metrics += compute_metrics(dataset, rows, beta, statistics=statistics)
-        comparisons += compare_models(dataset, rows, beta, statistics=statistics)
         reliability += reliability_curves(dataset, rows, beta, statistics=statistics)
+        if parts.compared_with is None:
+            comparisons += compare_models(dataset, rows, beta, statistics=statistics)
+            continue
+        anchor = [r for r in rows if r.model == parts.compared_with]
+        for model in dict.fromkeys(r.model for r in rows if r.model != parts.compared_with):
+            pair = anchor + [r for r in rows if r.model == model]
+            comparisons += compare_models(dataset, pair, beta, statistics=statistics)
     comparisons = with_false_discovery_rate(comparisons)
     shown = {(name, i) for name, ids in flips_to_show(comparisons, parts.reference).items() for i in ids}
     flip_examples = [

@@ -222,6 +222,8 @@ def test_results_per_step_feed_evalkit_compare_and_the_curve_in_evalkit_report(
     out = trained.root / "evalkit"
     curve = evalkit.read_results(out)
     assert curve.models == ["reference", *(f"policy@{s}" for s in STEPS)]
+    against = curve.comparisons_frame()
+    assert set(against.baseline) == {"reference"} and set(against.model) == {f"policy@{s}" for s in STEPS}
     for step in STEPS:
         run = evalkit.read_results(out / f"step-{step}" / "results.json")
         assert run.models == ["reference", "policy"]
