@@ -37,7 +37,7 @@ from transformers import TrainerCallback
 
 from evalkit import inprocess
 from evalkit.api import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
-from evalkit.config import ScoringSpec
+from evalkit.config import ScoringSpec, notice
 from evalkit.console import is_main_process
 from evalkit.evaluation import Evaluation
 from evalkit.rendering import DEFAULT_DATE, rendering_for
@@ -117,13 +117,23 @@ class EvalkitCallback(TrainerCallback):
         """Every evaluation so far, by global step."""
         self._reference: inprocess.ModelLogps | None = None
         self._reference_info: ModelInfo | None = None
+        self._reference_lost = False
 
     # -- the trainer's events -------------------------------------------------------------------------------
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self._reference is None and self._reference_model() is None:
-            # TRL precomputed the reference from the initial policy: it is the policy now, before any step.
-            self._score_reference(self._policy())
+        if self._reference is not None or self._reference_model() is not None:
+            return
+        if state.global_step > 0:
+            # Resumed from a checkpoint: the initial policy TRL precomputed its reference from is gone.
+            self._reference_lost = True
+            notice(
+                "EvalkitCallback: training resumed with precompute_ref_log_probs, so the initial policy (the "
+                "reference) is gone; logging the policy's own metrics only, no rewards"
+            )
+            return
+        # TRL precomputed the reference from the initial policy: it is the policy now, before any step.
+        self._score_reference(self._policy())
 
     def on_evaluate(
         self, args: Any, state: Any, control: Any, metrics: dict[str, float] | None = None, **_: Any
@@ -146,35 +156,31 @@ class EvalkitCallback(TrainerCallback):
         """Score the pairs on the policy as it is now, against the reference; written out when `output_dir` is set."""
         started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
         policy = self._policy()
-        reference = self._reference_model()
-        if reference is not None and (self._reference is None or getattr(self.trainer.args, "sync_ref_model", False)):
-            with reference() as model:
-                self._score_reference(model)
-        if self._reference is None:  # an evaluation before training began, with a precomputed reference
-            self._score_reference(policy)
-        assert self._reference is not None and self._reference_info is not None
+        reference = self._current_reference(policy)
         own = inprocess.model_logps(policy, self.tokens, self.pad_token_id, self._settings(), f"{self.name}@{step}")
-        scored = inprocess.scored_dataset(self.dataset, self.name, self.tokens, own, self._reference)
-        as_model = inprocess.scored_dataset(self.dataset, self.ref_name, self.tokens, self._reference, None)
+        scored = inprocess.scored_dataset(self.dataset, self.name, self.tokens, own, reference)
         kind: Literal["model", "adapter"] = "adapter" if inprocess.is_peft_model(policy) else "model"
         # The step names the weights: hashing every parameter at every evaluation would cost a copy of the model.
         fingerprint = hashlib.sha256(f"{self.trainer.args.output_dir}|{step}".encode()).hexdigest()
         info = inprocess.live_model_info(self.name, f"step {step}", kind, policy, self.rendering, fingerprint)
-        info = inprocess.with_mode(info, scored.mode)
+        rows, models, audits = scored.rows, [inprocess.with_mode(info, scored.mode)], [scored.audit]
+        if reference is not None and self._reference_info is not None:
+            as_model = inprocess.scored_dataset(self.dataset, self.ref_name, self.tokens, reference, None)
+            rows, models, audits = as_model.rows + rows, [self._reference_info, *models], [as_model.audit, *audits]
         parts = inprocess.ResultParts(
             name=f"{self.name}@{step}",
-            scores={self.dataset: as_model.rows + scored.rows},
+            scores={self.dataset: rows},
             pairs={self.dataset: self.pairs},
-            models=[self._reference_info, info],
+            models=models,
             datasets=[self._held_out],
-            audits=[as_model.audit, scored.audit],
-            reference=self.ref_name,
+            audits=audits,
+            reference=self.ref_name if reference is not None else None,
             scoring=self._settings(),
             statistics=self.statistics,
             description=f"{self.dataset} scored by evalkit at step {step} of training",
         )
         result = inprocess.assemble_result(parts, started, time.perf_counter() - clock)
-        evaluation = Evaluation(result, {self.dataset: as_model.rows + scored.rows})
+        evaluation = Evaluation(result, {self.dataset: rows})
         self.evaluations[step] = evaluation
         if self.output_dir is not None and is_main_process():
             evaluation.save(self.output_dir / f"step-{step}", reports=False)
@@ -197,12 +203,12 @@ class EvalkitCallback(TrainerCallback):
     def curve(self) -> Evaluation:
         """Every evaluation so far as one run: the reference, then `<name>@<step>` in step order, each step compared
         with the reference (not with every other step: that would grow as the square of the evaluations)."""
-        assert self._reference_info is not None and self.evaluations
+        assert self.evaluations
         started = datetime.datetime.now(datetime.timezone.utc)
         steps = sorted(self.evaluations)
         first = self.evaluations[steps[0]]
         rows: list[PairScore] = [r for r in first.pairs[self.dataset] if r.model == self.ref_name]
-        models = [self._reference_info]
+        models = [m for m in first.result.models if m.name == self.ref_name]
         audits = [a for a in first.result.audit if a.model == self.ref_name]
         for step in steps:
             run = self.evaluations[step]
@@ -217,11 +223,11 @@ class EvalkitCallback(TrainerCallback):
             models=models,
             datasets=[self._held_out],
             audits=audits,
-            reference=self.ref_name,
+            reference=self.ref_name if models[0].name == self.ref_name else None,
             scoring=self._settings(),
             statistics=self.statistics,
             description=f"{self.dataset} scored by evalkit at each evaluation of training",
-            compared_with=self.ref_name,
+            compared_with=self.ref_name if models[0].name == self.ref_name else None,
         )
         return Evaluation(inprocess.assemble_result(parts, started, 0.0), {self.dataset: rows})
 
@@ -229,6 +235,19 @@ class EvalkitCallback(TrainerCallback):
 
     def _policy(self) -> Any:
         return self.trainer.accelerator.unwrap_model(self.trainer.model)
+
+    def _current_reference(self, policy: Any) -> inprocess.ModelLogps | None:
+        """The reference's log-probs on the pairs: scored once (a reference does not change while DPO trains),
+        again at each evaluation with `sync_ref_model`; None when it is gone (see `on_train_begin`)."""
+        if self._reference_lost:
+            return None
+        reference = self._reference_model()
+        if reference is not None and (self._reference is None or getattr(self.trainer.args, "sync_ref_model", False)):
+            with reference() as model:
+                self._score_reference(model)
+        if self._reference is None:  # an evaluation before training began, with a precomputed reference
+            self._score_reference(policy)
+        return self._reference
 
     def _reference_model(self) -> inprocess.ReferenceModel | None:
         """The trainer's reference as TRL computes it; None when TRL precomputed it from the initial policy."""

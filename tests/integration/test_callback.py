@@ -131,30 +131,23 @@ def test_logged_values_equal_evalkit_scoring_of_the_checkpoint_at_that_step(trai
     assert trained.best_metric == pytest.approx(max(margins.values()))  # metric_for_best_model saw them
 
 
-def test_a_precomputed_reference_is_the_initial_policy_scored_when_training_begins(
-    tiny_tokenizer: PreTrainedTokenizerFast, tmp_path: Path
-) -> None:
-    """Full fine-tuning with `precompute_ref_log_probs`: TRL keeps no reference model, evalkit scores the policy
-    before the first step, which is then the reference every evaluation's rewards are measured against."""
+def precomputed_trainer(model: Any, tokenizer: PreTrainedTokenizerFast, pairs: list, out: Path, steps: int) -> Any:
+    """Full fine-tuning with TRL's `precompute_ref_log_probs`: no reference model is kept."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    torch.manual_seed(0)
-    model = build_model(tiny_tokenizer, hidden_size=32, num_layers=2)
-    pairs = generate_pairs(4, seed=5)
-    rows = [{"id": p.id, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs[:HELD_OUT]]
-    before = evalkit.score(model, rows, tokenizer=tiny_tokenizer, name="initial", layout=evalkit.Layout(id_column="id"))
     args = DPOConfig(
-        output_dir=str(tmp_path / "trl"),
+        output_dir=str(out),
         beta=BETA,
         learning_rate=1e-2,
         per_device_train_batch_size=4,
-        max_steps=2,
+        max_steps=steps,
         eval_strategy="steps",
         eval_steps=2,
         precompute_ref_log_probs=True,
         report_to=[],
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=2,
         bf16=False,
         disable_tqdm=True,
         dataloader_pin_memory=False,
@@ -162,11 +155,26 @@ def test_a_precomputed_reference_is_the_initial_policy_scored_when_training_begi
     trainer = DPOTrainer(
         model=model,
         args=args,
-        train_dataset=Dataset.from_list(trl_rows(pairs[HELD_OUT:], tiny_tokenizer, None)),
-        eval_dataset=Dataset.from_list(trl_rows(pairs[:HELD_OUT], tiny_tokenizer, None)),
-        processing_class=tiny_tokenizer,
+        train_dataset=Dataset.from_list(trl_rows(pairs[HELD_OUT:], tokenizer, None)),
+        eval_dataset=Dataset.from_list(trl_rows(pairs[:HELD_OUT], tokenizer, None)),
+        processing_class=tokenizer,
     )
     assert trainer.ref_model is None
+    return trainer
+
+
+def test_a_precomputed_reference_is_the_initial_policy_scored_when_training_begins(
+    tiny_tokenizer: PreTrainedTokenizerFast, tmp_path: Path
+) -> None:
+    """Full fine-tuning with `precompute_ref_log_probs`: TRL keeps no reference model, evalkit scores the policy
+    before the first step, which is then the reference every evaluation's rewards are measured against."""
+
+    torch.manual_seed(0)
+    model = build_model(tiny_tokenizer, hidden_size=32, num_layers=2)
+    pairs = generate_pairs(4, seed=5)
+    rows = [{"id": p.id, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs[:HELD_OUT]]
+    before = evalkit.score(model, rows, tokenizer=tiny_tokenizer, name="initial", layout=evalkit.Layout(id_column="id"))
+    trainer = precomputed_trainer(model, tiny_tokenizer, pairs, tmp_path / "trl", steps=2)
     callback = evalkit.EvalkitCallback(trainer, rows, layout=evalkit.Layout(id_column="id"))
     trainer.add_callback(callback)
     trainer.train()
@@ -175,6 +183,18 @@ def test_a_precomputed_reference_is_the_initial_policy_scored_when_training_begi
     np.testing.assert_allclose(run.loc["policy"].ref_logp_chosen, initial.logp_chosen, rtol=1e-6)
     np.testing.assert_allclose(run.loc["reference"].logp_rejected, initial.logp_rejected, rtol=1e-6)
     assert not np.allclose(run.loc["policy"].logp_chosen, initial.logp_chosen, rtol=1e-3)  # it trained
+
+    # Resumed from its checkpoint, the initial policy is gone: the policy's own metrics only, never a wrong reward.
+    torch.manual_seed(0)
+    fresh = build_model(tiny_tokenizer, hidden_size=32, num_layers=2)
+    resumed = precomputed_trainer(fresh, tiny_tokenizer, pairs, tmp_path / "trl", steps=4)
+    again = evalkit.EvalkitCallback(resumed, rows, layout=evalkit.Layout(id_column="id"))
+    resumed.add_callback(again)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "trl" / "checkpoint-2"))
+    assert sorted(again.evaluations) == [4] and again.evaluations[4].models == ["policy"]
+    last = [e for e in resumed.state.log_history if e["step"] > 2]  # the checkpoint brought the earlier history
+    assert any("eval_evalkit/preference/accuracy" in e for e in last)
+    assert not any("eval_evalkit/rewards/accuracies" in e for e in last)
 
 
 def test_evalkit_values_do_not_move_with_the_eval_batch_size_while_trls_do(trained: Trained) -> None:
