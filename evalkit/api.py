@@ -89,7 +89,7 @@ def _rows(table: object) -> tuple[list[dict[str, Any]], str]:
     pandas nor datasets is imported for the other."""
     kind, pairs = type(table).__name__, cast(Any, table)
     if hasattr(pairs, "to_dict") and hasattr(pairs, "columns") and hasattr(pairs, "iloc"):  # a pandas DataFrame
-        return [_without_missing(row) for row in pairs.to_dict(orient="records")], "DataFrame"
+        return [_plain_row(row) for row in pairs.to_dict(orient="records")], "DataFrame"
     if hasattr(pairs, "to_list") and hasattr(pairs, "column_names"):  # a datasets.Dataset
         return list(pairs.to_list()), "Dataset"
     if isinstance(pairs, Sequence) and all(isinstance(row, Mapping) for row in pairs):
@@ -100,9 +100,14 @@ def _rows(table: object) -> tuple[list[dict[str, Any]], str]:
     )
 
 
-def _without_missing(row: dict[str, Any]) -> dict[str, Any]:
-    """A DataFrame row with pandas' missing values (NaN in a column some rows lack) read as absent."""
-    return {key: value for key, value in row.items() if not (isinstance(value, float) and value != value)}
+def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A DataFrame row as the rows of a file read: pandas' missing values (NaN in a column some rows lack) absent,
+    and list cells as lists (a DataFrame read from Parquet holds chat messages as numpy arrays)."""
+    return {
+        key: value.tolist() if type(value).__module__ == "numpy" and hasattr(value, "tolist") else value
+        for key, value in row.items()
+        if not (isinstance(value, float) and value != value)
+    }
 
 
 def score(

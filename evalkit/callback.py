@@ -31,7 +31,7 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from transformers import TrainerCallback
 
@@ -42,6 +42,9 @@ from evalkit.console import is_main_process
 from evalkit.evaluation import Evaluation
 from evalkit.rendering import DEFAULT_DATE, rendering_for
 from evalkit.results import DatasetInfo, ModelInfo, PairScore, Statistics
+
+if TYPE_CHECKING:
+    from transformers import Trainer
 
 UNBOUNDED = 1 << 31
 """`max_length` when TRL's is None (no truncation)."""
@@ -74,7 +77,7 @@ class EvalkitCallback(TrainerCallback):
 
     def __init__(
         self,
-        trainer: Any,
+        trainer: Trainer,
         pairs: Pairs,
         *,
         name: str = "policy",

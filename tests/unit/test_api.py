@@ -116,6 +116,28 @@ def test_api_numbers_equal_the_clis_on_the_same_pairs(
     # Three pairs per pass instead of eight: float rounding of other batch shapes, nothing more.
     pd.testing.assert_frame_equal(table(suite_run.metrics_frame()), theirs, rtol=1e-6, atol=1e-7)
     assert len(suite_run.pairs_frame()) == 2 * len(rows)
+    # Directories instead of models in memory, the file instead of a frame: loaded as evalkit bench loads them.
+    from_paths = evalkit.score(
+        tmp_path / "aligned",
+        tmp_path / "pairs.jsonl",
+        ref=tmp_path / "base",
+        name="aligned",
+        ref_name="base",
+        layout=LAYOUT,
+    )
+    pd.testing.assert_frame_equal(table(from_paths.metrics_frame()), theirs, rtol=1e-9, atol=1e-12)
+    # A frame read back from Parquet holds the chat messages as numpy arrays: the same pairs all the same.
+    pd.DataFrame(rows).to_parquet(tmp_path / "pairs.parquet")
+    from_parquet = evalkit.score(
+        aligned,
+        pd.read_parquet(tmp_path / "pairs.parquet"),
+        tokenizer=tiny_tokenizer,
+        ref=tiny_model,
+        name="aligned",
+        ref_name="base",
+        layout=LAYOUT,
+    )
+    pd.testing.assert_frame_equal(table(from_parquet.metrics_frame()), theirs, rtol=1e-9, atol=1e-12)
     from_mapping = evalkit.run_suite(suite, out=tmp_path / "mapping")  # a mapping of suite keys, as in a notebook
     assert from_mapping is not None and (tmp_path / "mapping" / "suite.yaml").is_file()
     pd.testing.assert_frame_equal(table(from_mapping.metrics_frame()), theirs, rtol=1e-9, atol=1e-12)
