@@ -33,12 +33,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from transformers import TrainerCallback
+from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from evalkit import inprocess
 from evalkit.api import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
 from evalkit.config import ScoringSpec, notice
 from evalkit.console import is_main_process
+from evalkit.errors import EvalkitError
 from evalkit.evaluation import Evaluation
 from evalkit.rendering import DEFAULT_DATE, rendering_for
 from evalkit.results import DatasetInfo, ModelInfo, PairScore, Statistics
@@ -97,14 +98,14 @@ class EvalkitCallback(TrainerCallback):
         self.pairs = as_pairs(pairs, dataset, layout)
         self.name, self.ref_name, self.dataset, self.prefix = name, ref_name, dataset, prefix
         self.logged = set(logged) if logged is not None else None
-        args = trainer.args
+        args: Any = trainer.args  # a DPOConfig: its beta and max_length are TRL's
         max_length = args.max_length if getattr(args, "max_length", None) is not None else UNBOUNDED
         beta = beta if beta is not None else float(args.beta)
         self.scoring = scoring_settings(scoring, beta=beta, max_length=max_length)
         self._own_batch_size = scoring is None  # then it follows args.per_device_eval_batch_size
         self.statistics = statistics or Statistics()
         self.output_dir = Path(output_dir) if output_dir is not None else None
-        tokenizer = trainer.processing_class
+        tokenizer = _tokenizer_of(trainer.processing_class)
         self.rendering = rendering_for(tokenizer, dict(chat_template_kwargs or {}), template_date or DEFAULT_DATE)
         self.tokens = inprocess.tokenize_set(self.pairs, tokenizer, self.rendering, self.scoring.max_length)
         self.pad_token_id = inprocess.pad_token_id(tokenizer)
@@ -146,6 +147,7 @@ class EvalkitCallback(TrainerCallback):
         if metrics is not None:
             metrics.update(logs)  # what `evaluate()` returns, and what `metric_for_best_model` reads
         model = self.trainer.model
+        assert model is not None, "the trainer evaluates a model"
         was_training = model.training
         model.eval()  # DPOTrainer.log adds its own metrics of the mode the model is in: none left in eval
         try:
@@ -254,9 +256,9 @@ class EvalkitCallback(TrainerCallback):
 
     def _reference_model(self) -> inprocess.ReferenceModel | None:
         """The trainer's reference as TRL computes it; None when TRL precomputed it from the initial policy."""
-        trainer = self.trainer
-        if getattr(trainer, "ref_model", None) is not None:
-            return inprocess.separate_model(trainer.accelerator.unwrap_model(trainer.ref_model))
+        trainer, ref_model = self.trainer, getattr(self.trainer, "ref_model", None)
+        if ref_model is not None:
+            return inprocess.separate_model(trainer.accelerator.unwrap_model(ref_model))
         policy = self._policy()
         return inprocess.adapter_disabled(policy) if inprocess.is_peft_model(policy) else None
 
@@ -280,3 +282,14 @@ class EvalkitCallback(TrainerCallback):
 
 def _renamed(row: PairScore, model: str) -> PairScore:
     return PairScore(**{**vars(row), "model": model})
+
+
+def _tokenizer_of(processing_class: object) -> PreTrainedTokenizerBase:
+    """The trainer's tokenizer: its `processing_class`, or the tokenizer a processor holds."""
+    for candidate in (processing_class, getattr(processing_class, "tokenizer", None)):
+        if isinstance(candidate, PreTrainedTokenizerBase):
+            return candidate
+    raise EvalkitError(
+        f"EvalkitCallback: the trainer's processing_class is a {type(processing_class).__name__}; "
+        "expected a tokenizer (or a processor holding one)"
+    )
