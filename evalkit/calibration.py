@@ -249,7 +249,7 @@ GATE_RULES: dict[str, Sampler] = {
 
 def _judged(sampling: stats.Sampling, null: float, higher: bool, n: int) -> Judged:
     rule = GateRule(kind="absolute", model="m", metric="loss", at_most=1.0, min_pairs=2)
-    verdict = GateVerdict(rule="r", kind="absolute", passed=False, reason="simulated", n=n)
+    verdict = GateVerdict(rule="r", kind="absolute", passed=False, status="failed", reason="simulated", n=n)
     return Judged(rule, verdict, sampling, null, higher)
 
 

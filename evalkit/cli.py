@@ -1,7 +1,8 @@
 """The `evalkit` command line.
 
-Exit codes are a contract for CI: 0 = ran (and every gate passed), 1 = a gate failed,
-2 = bad input or usage, reported as one line naming the file and the key or line.
+Exit codes are a contract for CI: 0 = ran (and no gate rule failed: rules waiting for a first baseline
+are skipped), 1 = a gate rule failed, 2 = bad input or usage, reported as one line naming the file and
+the key or line, or a gate rule that could not be decided (after every output is written).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rich.markup import escape
+
 from evalkit import __version__
-from evalkit.console import console
+from evalkit.console import console, stdout
 from evalkit.errors import EvalkitError
 
 DEFAULT_SUITE = Path("suites/default.yaml")
@@ -25,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors exit 2 through the same one-line path as every other bad input."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise EvalkitError(f"usage: {message} (see `evalkit {self.prog.split()[-1]} --help`)")
+        raise EvalkitError(f"usage: {message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args.baseline, args.candidate, args.out)
         return _report(args.results, args.out)
     except EvalkitError as error:
-        console.print(f"[red]evalkit: error:[/red] {error}", soft_wrap=True)
+        for line in str(error).splitlines() or [""]:  # several problems: one line each, each one named
+            console.print(f"[red]evalkit: error:[/red] {escape(line)}", soft_wrap=True)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console.print("evalkit: interrupted; earlier outputs are left as they were")
@@ -156,14 +160,16 @@ def _bench(args: argparse.Namespace) -> int:
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     candidate = Candidate(args.model, args.ref, args.data, **trust) if args.model else None
     result = run_bench(args.suite, args.out, args.overrides, args.baseline, candidate, args.command_line)
-    if result is None:  # another process of a torchrun run: the main process judges the gate
+    if result is None or result.gate is None:  # no gate, or another process of a torchrun run
         return EXIT_OK
-    return EXIT_GATE_FAILED if result.gate is not None and not all(v.passed for v in result.gate) else EXIT_OK
+    from evalkit.gate import exit_code
+
+    return exit_code(result.gate)
 
 
 def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | None, out: Path | None) -> int:
     from evalkit.config import load_suite, parse_gate
-    from evalkit.gate import evaluate_gate, publish, verdict_table
+    from evalkit.gate import evaluate_gate, exit_code, publish, verdict_table
     from evalkit.report import write_reports
     from evalkit.results import read_results, write_results
 
@@ -182,9 +188,9 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     judged = result.model_copy(update={"gate": verdicts})
     write_results(judged, results_path)
     write_reports(judged, results_path.parent)
-    publish(verdicts, out or results_path.parent, result.suite.name)
-    console.print(verdict_table(verdicts))
-    return EXIT_OK if all(v.passed for v in verdicts) else EXIT_GATE_FAILED
+    publish(verdicts, out or results_path.parent, judged)
+    stdout.print(verdict_table(verdicts))
+    return exit_code(verdicts)
 
 
 def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
@@ -201,7 +207,7 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
         build_world(suite.world)
     check_inputs(suite)
     run = run_training(suite, out)
-    console.print(f"trained {suite.train.output!r}: {run.steps} steps in {run.seconds:.0f}s, saved to {run.output_dir}")
+    stdout.print(f"trained {suite.train.output!r}: {run.steps} steps in {run.seconds:.0f}s, saved to {run.output_dir}")
     return EXIT_OK
 
 
@@ -260,7 +266,7 @@ def _report(results_path: Path, out: Path | None) -> int:
 
     result = read_results(results_path)
     for path in write_reports(result, out or results_path.parent, results_dir=results_path.parent):
-        console.print(f"wrote {path}")
+        stdout.print(f"wrote {path}", markup=False)
     return EXIT_OK
 
 
@@ -268,7 +274,7 @@ def _compare(baseline: Path, candidate: Path, out: Path | None) -> int:
     from evalkit.compare import write_comparison
 
     for path in write_comparison(baseline, candidate, out):
-        console.print(f"wrote {path}")
+        stdout.print(f"wrote {path}", markup=False)
     return EXIT_OK
 
 

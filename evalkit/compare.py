@@ -7,6 +7,11 @@ the data: the fingerprints tell), with other code. Disjoint intervals are strong
 difference; overlapping ones are no evidence of none (two overlapping 95% intervals can still
 differ significantly).
 
+Models are matched by role and fingerprint (`evalkit.matching`), not by display name, so a
+`bench --model` run (`candidate`, `reference`) compares with the suite run it is gated against
+(`aligned`, `base`); datasets by name, else by fingerprint. Every match made under another name
+is stated in the notes.
+
 Where both runs' per-pair files are at hand and a model scored the same pair ids of the same
 data (equal dataset fingerprints) in both, its accuracies and margin are also compared pair by
 pair, as within one run (`evalkit.metrics.paired_test`): Tango's score interval and test for
@@ -25,6 +30,7 @@ from markupsafe import Markup
 
 from evalkit.html import CSP, PRINT_SCRIPT, Grid, grid_of
 from evalkit.html import environment as html_environment
+from evalkit.matching import counterparts, dataset_counterpart
 from evalkit.results import Metric, PairScore, RunResult, Statistics, atomic_write_text, read_results
 from evalkit.views import (
     COLUMNS,
@@ -115,40 +121,55 @@ def compare_runs(
     paths: tuple[str, str] = ("baseline", "candidate"),
 ) -> RunComparison:
     """Compare two runs on the cells both have; pair by pair where both per-pair files allow it."""
+    models = {name: match.name for name, match in counterparts(candidate, baseline).items()}
+    datasets = {d.name: dataset_counterpart(d.name, candidate, baseline) for d in candidate.datasets}
     before = {(m.dataset, m.subset, m.model, m.metric): m for m in baseline.metrics}
     deltas = [
         MetricDelta(before[key], m)
         for m in candidate.metrics
-        if (key := (m.dataset, m.subset, m.model, m.metric)) in before
+        if (key := (datasets.get(m.dataset), m.subset, models.get(m.model), m.metric)) in before
     ]
-    notes = _notes(baseline, candidate)
+    notes = _notes(baseline, candidate, models, datasets)
     paired = []
     fingerprints = {d.name: d.fingerprint for d in baseline.datasets}
     for d in candidate.datasets:
-        if fingerprints.get(d.name) != d.fingerprint:
+        name_before = datasets[d.name]
+        if name_before is None or fingerprints.get(name_before) != d.fingerprint:
             continue
-        rows_before, rows_after = (baseline_pairs or {}).get(d.name), (candidate_pairs or {}).get(d.name)
+        rows_before, rows_after = (baseline_pairs or {}).get(name_before), (candidate_pairs or {}).get(d.name)
         if rows_before and rows_after:
             statistics = candidate.statistics or Statistics()
-            paired += _paired(
-                d.name, rows_before, rows_after, baseline.scoring.beta, candidate.scoring.beta, statistics
-            )
+            beta = baseline.scoring.beta, candidate.scoring.beta
+            paired += _paired(d.name, rows_before, rows_after, *beta, statistics, models)
     return RunComparison(baseline, candidate, paths[0], paths[1], deltas, paired, notes)
 
 
-def _notes(baseline: RunResult, candidate: RunResult) -> list[str]:
+def _notes(
+    baseline: RunResult, candidate: RunResult, models: Mapping[str, str], datasets: Mapping[str, str | None]
+) -> list[str]:
     notes = []
     before = {d.name: d for d in baseline.datasets}
     for d in candidate.datasets:
-        if d.name in before and before[d.name].fingerprint != d.fingerprint:
+        name = datasets.get(d.name)
+        if name is not None and before[name].fingerprint != d.fingerprint:
             notes.append(f"Dataset {d.name}: other data in the two runs (fingerprints differ); Δ mixes data and model.")
-    for what, ours, theirs in (
-        ("datasets", [d.name for d in baseline.datasets], [d.name for d in candidate.datasets]),
-        ("models", [m.name for m in baseline.models], [m.name for m in candidate.models]),
+    notes += [
+        f"Model {name} of the candidate run is compared with {match.name} of the baseline run (same {match.by})."
+        for name, match in counterparts(candidate, baseline).items()
+        if match.name != name
+    ]
+    notes += [
+        f"Dataset {name} of the candidate run is compared with {other} of the baseline run (same data)."
+        for name, other in datasets.items()
+        if other is not None and other != name
+    ]
+    for what, matches, names_before, names_after in (
+        ("datasets", datasets, [d.name for d in baseline.datasets], [d.name for d in candidate.datasets]),
+        ("models", models, [m.name for m in baseline.models], [m.name for m in candidate.models]),
     ):
-        if only := [n for n in ours if n not in theirs]:
+        if only := [n for n in names_before if n not in matches.values()]:
             notes.append(f"Only in the baseline run, {what}: {', '.join(only)}.")
-        if only := [n for n in theirs if n not in ours]:
+        if only := [n for n in names_after if matches.get(n) is None]:
             notes.append(f"Only in the candidate run, {what}: {', '.join(only)}.")
     if baseline.scoring.beta != candidate.scoring.beta:
         notes.append(
@@ -175,14 +196,17 @@ def _paired(
     beta_before: float,
     beta_after: float,
     statistics: Statistics,
+    matched: Mapping[str, str],
 ) -> list[PairedDelta]:
+    """Each candidate model against its counterpart in the baseline run (`matched`: name → name there)."""
     from evalkit.metrics import paired_test  # scipy: only when a paired comparison is possible
 
     out = []
     old = {(p.model, p.id): p for p in before}
-    models = list(dict.fromkeys(p.model for p in after))
+    models = [m for m in dict.fromkeys(p.model for p in after) if m in matched]
     for model in models:
-        joined = [(old[(model, p.id)], p) for p in after if p.model == model and (model, p.id) in old]
+        was = matched[model]
+        joined = [(old[(was, p.id)], p) for p in after if p.model == model and (was, p.id) in old]
         if not joined:
             continue
         a = [p for p, _ in joined]
@@ -244,7 +268,9 @@ def headline_tables(comparison: RunComparison, keys: Sequence[str] = HEADLINE) -
         deltas.sort(key=lambda d: keys.index(d.candidate.metric))
         rows = [
             [
-                d.candidate.model,
+                d.candidate.model
+                if d.candidate.model == d.baseline.model
+                else f"{d.candidate.model} ↔ {d.baseline.model}",
                 metric_title(d.candidate.metric, d.candidate.higher_is_better),
                 format_estimate(d.baseline),
                 format_estimate(d.candidate),

@@ -14,7 +14,7 @@ import difflib
 import re
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Union
 
@@ -347,12 +347,13 @@ class GateRule(Spec):
       (Δ ≥ 0 where lower is better), one-sided at α;
     - `non_inferiority`: against the baseline run (`--baseline`), the paired difference on the same
       pairs is no worse than `margin`. H₀: Δ ≤ −margin (Δ ≥ +margin where lower is better); `baseline`
-      names the model there (default: the same);
+      names the model there (default: the model's counterpart, by role, fingerprint, then name); with no
+      baseline recorded yet the rule is skipped;
     - `drift_budget`: KL(model ‖ reference) from generation samples is below `max_kl`. H₀: KL ≥ max_kl;
     - `length_budget`: mean generation length grows by less than `max_growth` (0.2 = 20%) over the
       baseline run's model (with `--baseline`), else over the run's reference, prompt by prompt.
       H₀: growth ≥ max_growth.
-    A rule with fewer pairs (prompts, for generation rules) than `min_pairs` never passes.
+    A rule with fewer pairs (prompts, for generation rules) than `min_pairs` is undecidable, never a pass.
     """
 
     name: str | None = None
@@ -429,7 +430,8 @@ class GateSpec(Spec):
     correction: Literal["holm", "none"] = "holm"
     """How the rules' p-values are corrected together: Holm's step-down (family-wise error ≤ α), or none."""
     min_pairs: int = Field(30, ge=2)
-    """Fewest pairs (prompts, for generation rules) a rule is judged on; a rule with fewer fails and says so."""
+    """Fewest pairs (prompts, for generation rules) a rule is judged on; a rule with fewer is undecidable
+    and says so."""
     rules: list[GateRule] = Field(min_length=1)
 
 
@@ -489,37 +491,45 @@ class Suite(Spec):
 
     @model_validator(mode="after")
     def _check_names(self) -> Suite:
+        problems = list(self._name_problems())
+        if problems:  # all of them at once, one per line: a suite is fixed in one pass, not one error per run
+            raise ValueError("\n".join(problems))
+        return self
+
+    def _name_problems(self) -> Iterator[str]:
         for kind, names in (("datasets", [d.name for d in self.datasets]), ("models", self.model_names)):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
-                raise ValueError(f"{kind}: duplicate name {duplicates[0]!r}; names must be unique")
-        if self.reference is not None:
-            _require_model(self.reference, self.model_names, "reference")
+                yield f"{kind}: duplicate name {duplicates[0]!r}; names must be unique"
+        required = [(self.reference, "reference")] if self.reference is not None else []
         if self.train is not None:
-            _require_model(self.train.base, self.model_names, "train.base")
-            _require_model(self.train.output, self.model_names, "train.output")
+            required += [(self.train.base, "train.base"), (self.train.output, "train.output")]
             if self.train.base == self.train.output:
-                raise ValueError("train.output must differ from train.base")
+                yield "train.output must differ from train.base"
+        for name, key in required:
+            yield from _problem(_require_model, name, self.model_names, key)
         source = self.generation.from_dataset if self.generation is not None else None
         if source is not None and source.dataset not in [d.name for d in self.datasets]:
             hint = _suggestion(source.dataset, [d.name for d in self.datasets])
-            raise ValueError(f"generation.from_dataset.dataset: no dataset named {source.dataset!r}{hint}")
+            yield f"generation.from_dataset.dataset: no dataset named {source.dataset!r}{hint}"
+        datasets = [d.name for d in self.datasets]
         for index, rule in enumerate(self.gate.rules if self.gate is not None else []):
-            check_rule_names(rule, f"gate.rules.{index}", self.model_names, [d.name for d in self.datasets])
-            if rule.model == self.reference and rule.metric is not None and rule.metric.startswith(REWARD_METRICS):
-                raise ValueError(
-                    f"gate.rules.{index}.metric: {rule.metric!r} is not computed for the reference model "
+            where = f"gate.rules.{index}"
+            yield from _problem(check_rule_names, rule, where, self.model_names, datasets)
+            needs_reference = rule.metric is not None and rule.metric.startswith(REWARD_METRICS)
+            if needs_reference and rule.model == self.reference:
+                yield (
+                    f"{where}.metric: {rule.metric!r} is not computed for the reference model "
                     f"{rule.model!r} (its rewards are 0 by definition)"
                 )
-            if rule.metric is not None and rule.metric.startswith(REWARD_METRICS) and self.reference is None:
-                raise ValueError(f"gate.rules.{index}.metric: {rule.metric!r} needs a `reference` model")
+            elif needs_reference and self.reference is None:
+                yield f"{where}.metric: {rule.metric!r} needs a `reference` model"
             if rule.kind == "drift_budget" and (
                 self.reference is None or not self.generation or not self.generation.drift
             ):
-                raise ValueError(f"gate.rules.{index}: a drift budget needs a `reference` and `generation.drift`")
+                yield f"{where}: a drift budget needs a `reference` and `generation.drift`"
             if rule.kind == "length_budget" and self.generation is None:
-                raise ValueError(f"gate.rules.{index}: a length budget needs a `generation` section")
-        return self
+                yield f"{where}: a length budget needs a `generation` section"
 
     @property
     def model_names(self) -> list[str]:
@@ -527,6 +537,15 @@ class Suite(Spec):
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
+
+    @property
+    def candidate(self) -> str | None:
+        """The model a release decision is about: the trained model, else the last model that is not the
+        reference (None when the reference is the only model)."""
+        if self.train is not None:
+            return self.train.output
+        others = [name for name in self.model_names if name != self.reference]
+        return others[-1] if others else None
 
     def template_options(self, model: ModelSpec) -> dict[str, Any]:
         """`model`'s chat template options: the suite's, overridden key by key by the model's own."""
@@ -548,6 +567,14 @@ def check_rule_names(rule: GateRule, where: str, models: list[str], datasets: li
         raise ValueError(f"{where}.dataset: no dataset named {rule.dataset!r}{_suggestion(rule.dataset, datasets)}")
     if rule.dataset is None and rule.metric is not None and len(datasets) > 1:
         raise ValueError(f"{where}.dataset: the suite has several datasets; name the one the rule is about")
+
+
+def _problem(check: Callable[..., None], *args: Any) -> Iterator[str]:
+    """The message of the `ValueError` `check(*args)` raises, if it does."""
+    try:
+        check(*args)
+    except ValueError as exc:
+        yield str(exc)
 
 
 def _require_model(name: str, known: list[str], key: str) -> None:
@@ -627,7 +654,7 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", *, train_options: 
     try:
         return Suite.model_validate(raw, context={"train_options": train_options})
     except ValidationError as exc:
-        raise EvalkitError(f"{source}: {_describe(exc.errors()[0])}") from None
+        raise EvalkitError(_every_problem(source, exc)) from None
 
 
 def parse_gate(raw: Any, source: str) -> GateSpec:
@@ -635,7 +662,13 @@ def parse_gate(raw: Any, source: str) -> GateSpec:
     try:
         return GateSpec.model_validate(raw)
     except ValidationError as exc:
-        raise EvalkitError(f"{source}: suite.gate: {_describe(exc.errors()[0])}") from None
+        raise EvalkitError(_every_problem(f"{source}: suite.gate", exc)) from None
+
+
+def _every_problem(source: str, error: ValidationError) -> str:
+    """Every problem pydantic found, one line each, each naming the file and the key."""
+    lines = [line for problem in error.errors() for line in _describe(problem).splitlines()]
+    return "\n".join(f"{source}: {line}" for line in dict.fromkeys(lines))
 
 
 def _describe(error: Any) -> str:

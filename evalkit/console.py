@@ -1,11 +1,21 @@
-"""The terminal: one rich console and the progress bar every long step uses."""
+"""The terminal: where evalkit writes, and the progress every long step shows.
+
+Results (tables, gate verdicts, the files written) go to stdout, so `evalkit ... > verdicts.txt` keeps
+them; logs, progress and errors go to stderr. On a terminal, progress is a live bar; anywhere else (a
+CI log, a file) a bar would print nothing until its step ends, so progress is a plain line at the
+start, every `EVALKIT_PROGRESS_SECONDS` (default 30) and at the end of each step: done/total, rate, ETA.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 
 def is_main_process() -> bool:
@@ -14,10 +24,16 @@ def is_main_process() -> bool:
 
 
 console = Console(stderr=True, highlight=False, quiet=not is_main_process())
+"""Logs, progress and errors (stderr)."""
+
+stdout = Console(highlight=False, quiet=not is_main_process())
+"""Results: tables, verdicts and the files written (stdout)."""
 
 
-def progress_bar() -> Progress:
-    """A progress bar on stderr; it hides itself when stderr is not a terminal."""
+def progress_bar() -> Progress | PlainProgress:
+    """Progress on stderr: a live bar on a terminal, plain periodic lines elsewhere."""
+    if not console.is_terminal:
+        return PlainProgress(float(os.environ.get("EVALKIT_PROGRESS_SECONDS", "30")))
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -27,3 +43,96 @@ def progress_bar() -> Progress:
         console=console,
         transient=False,
     )
+
+
+@dataclass
+class _Step:
+    description: str
+    total: float | None
+    started: float
+    completed: float = 0.0
+    status: str = ""
+    last_line: float = 0.0
+    ended: bool = False
+
+
+class PlainProgress:
+    """The part of `rich.progress.Progress` evalkit uses, printed as lines a log keeps:
+    `scoring aligned on prefs: 40/120 (33%), 12.3/s, ETA 0:00:06, loss 0.41`."""
+
+    def __init__(self, every_seconds: float = 30.0, clock: Any = time.monotonic) -> None:
+        self.every_seconds = every_seconds
+        self.clock = clock
+        self.steps: list[_Step] = []
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Nothing to start: lines are printed as the steps move."""
+
+    def stop(self) -> None:
+        """Print the last line of every step still open (a step that ends early says how far it got)."""
+        for step in self.steps:
+            if not step.ended:
+                self._print(step)
+                step.ended = True
+
+    def add_task(self, description: str, total: float | None = None, **fields: Any) -> TaskID:
+        step = _Step(description, total, started=self.clock(), status=str(fields.get("status", "")))
+        self.steps.append(step)
+        self._print(step)
+        return TaskID(len(self.steps) - 1)
+
+    def update(
+        self,
+        task: TaskID,
+        *,
+        advance: float | None = None,
+        completed: float | None = None,
+        **fields: Any,
+    ) -> None:
+        step = self.steps[task]
+        if completed is not None:
+            step.completed = completed
+        if advance is not None:
+            step.completed += advance
+        if "status" in fields:
+            step.status = str(fields["status"])
+        finished = step.total is not None and step.completed >= step.total
+        if finished and not step.ended:
+            self._print(step)
+            step.ended = True
+        elif not finished and self.clock() - step.last_line >= self.every_seconds:
+            self._print(step)
+
+    def _print(self, step: _Step) -> None:
+        step.last_line = self.clock()
+        elapsed = step.last_line - step.started
+        line = progress_line(step.description, step.completed, step.total, elapsed, step.status)
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def progress_line(description: str, done: float, total: float | None, elapsed: float, status: str = "") -> str:
+    """`description: done/total (pct), rate/s, ETA h:mm:ss[, status]`; rate and ETA once there is one."""
+    parts = [f"{done:g}/{total:g} ({done / total:.0%})" if total else f"{done:g}"]
+    if done > 0 and elapsed > 0:
+        rate = done / elapsed
+        parts.append(f"{rate:.3g}/s")
+        if total and done < total:
+            parts.append(f"ETA {_clock(max(total - done, 0) / rate)}")
+        elif total:
+            parts.append(f"took {_clock(elapsed)}")
+    if status:
+        parts.append(status)
+    return f"{description}: " + ", ".join(parts)
+
+
+def _clock(seconds: float) -> str:
+    whole = round(seconds)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"

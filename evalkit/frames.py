@@ -54,6 +54,7 @@ REWARD_COLUMNS = ["reward_chosen", "reward_rejected", "margin"]
 GATE_COLUMNS = [
     "rule",
     "kind",
+    "status",
     "passed",
     "dataset",
     "subset",
@@ -106,7 +107,8 @@ def pairs_frame(pairs: Mapping[str, Sequence[PairScore]], beta: float) -> pd.Dat
 
 
 def gate_frame(result: RunResult) -> pd.DataFrame:
-    """One row per gate rule: passed or not, the numbers it was decided on and its one-line reason."""
+    """One row per gate rule: its status (passed, failed, undecidable, skipped), the numbers it was decided on and
+    its one-line reason."""
     rows = [{column: getattr(v, column) for column in GATE_COLUMNS} for v in result.gate or []]
     return pd.DataFrame(rows, columns=GATE_COLUMNS)
 

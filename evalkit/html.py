@@ -24,7 +24,7 @@ import jinja2
 import numpy as np
 from markupsafe import Markup
 
-from evalkit import charts
+from evalkit import charts, verdicts
 from evalkit.results import Comparison, GateVerdict, Metric, PairScore, PairText, RunResult, Statistics
 from evalkit.views import (
     COLUMNS,
@@ -195,9 +195,8 @@ def verdict_view(gate: Sequence[GateVerdict] | None) -> dict[str, object] | None
     """The banner: passed or failed, then every rule, failed ones first."""
     if gate is None:
         return None
-    failed = sum(not v.passed for v in gate)
     rules = []
-    for v in sorted(gate, key=lambda v: v.passed):
+    for v in verdicts.worst_first(gate):
         numbers = []
         if v.value is not None:
             numbers.append(f"value {format_number(v.value)} {format_bracket(v.ci_low, v.ci_high)}".strip())
@@ -219,7 +218,8 @@ def verdict_view(gate: Sequence[GateVerdict] | None) -> dict[str, object] | None
         )
         rules.append(
             {
-                "passed": v.passed,
+                "status": v.status,
+                "label": verdicts.LABELS[v.status],
                 "rule": v.rule,
                 "kind": v.kind.replace("_", "-"),
                 "reason": v.reason,
@@ -227,7 +227,8 @@ def verdict_view(gate: Sequence[GateVerdict] | None) -> dict[str, object] | None
                 "numbers": ", ".join(numbers),
             }
         )
-    return {"passed": failed == 0, "failed": failed, "total": len(gate), "rules": rules}
+    outcome = verdicts.outcome(gate)
+    return {"outcome": outcome, "passed": outcome == "passed", "headline": verdicts.headline(gate), "rules": rules}
 
 
 def sweep_steps(result: RunResult) -> dict[str, int]:

@@ -15,6 +15,8 @@ escaped.
 from __future__ import annotations
 
 import itertools
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import jinja2
 from rich.table import Table as RichTable
 
+from evalkit import verdicts
 from evalkit.results import (
     Comparison,
     CurvePoint,
@@ -62,7 +65,17 @@ from evalkit.views import (
 
 MARKDOWN_BUDGET = 60_000
 """Characters of `report.md` above which its lists are left out: GitHub takes 65,536 in a PR comment."""
-HTML_LINK = "Charts, flipped pairs with their text, and generations side by side: [report.html](report.html)."
+HTML_LINK = "Charts, flipped pairs with their text, and generations side by side: [report.html]({target})."
+REPORT_URL = "EVALKIT_REPORT_URL"
+"""Where the uploaded reports can be opened (e.g. a CI run's artifacts), set by the job that uploads them: a
+markdown report posted as a PR comment or step summary links there, since `report.html` beside it means nothing."""
+
+
+def html_link() -> str:
+    target = os.environ.get(REPORT_URL, "").strip()
+    safe = target.startswith("https://") and not re.search(r"[\s()<>\[\]]", target)
+    return HTML_LINK.format(target=target if safe else "report.html")
+
 
 _environment = jinja2.Environment(
     loader=jinja2.PackageLoader("evalkit", "templates"),
@@ -185,7 +198,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         duration=f"{result.duration_s:.0f}s",
         intervals=_intervals_line(result.statistics),
         verdict=_verdict(result.gate) if result.gate is not None else None,
-        html_link=HTML_LINK,
+        html_link=html_link(),
         compact=compact,
         full_length=full_length,
         stats=_settings(result.statistics or Statistics()),
@@ -288,18 +301,12 @@ def _matrices_note(statistics: Statistics) -> str:
 
 
 def _verdict(gate: Sequence[GateVerdict]) -> dict[str, Any]:
-    """The gate's verdict: a headline, and one row per rule with the failed ones first."""
-    failed = [v for v in gate if not v.passed]
-    if not gate:
-        headline = "**Gate: no rules** to check."
-    elif failed:
-        headline = f"**Gate: FAILED**, {len(failed)} of {len(gate)} rules failed."
-    else:
-        headline = f"**Gate: passed**, all {len(gate)} rules."
+    """The gate's verdict: a headline, and one row per rule, the worst first."""
     rows = [
-        ["✅ pass" if v.passed else "❌ fail", v.rule, v.kind.replace("_", "-"), v.reason]
-        for v in sorted(gate, key=lambda v: v.passed)
+        [f"{verdicts.MARKS[v.status]} {verdicts.LABELS[v.status]}", v.rule, v.kind.replace("_", "-"), v.reason]
+        for v in verdicts.worst_first(gate)
     ]
+    headline = f"**Gate: {verdicts.headline(gate)}**."
     return {"headline": headline, "table": Table(["", "rule", "kind", "reason"], rows, "llll") if rows else None}
 
 

@@ -14,8 +14,12 @@ and test and records what replaying a test needs (`method`, `se`, `df`, `n_effec
 false-discovery-adjusted p of every comparison, gate verdicts as one-sided tests (raw and Holm
 p, the bound, α), drift as a per-token KL with its truncation, win rates with a sign test, and per
 model the chat template options, the pinned template date and the scoring mode each dataset ran in.
+Schema 1.5 gives every model its role in the run (`candidate`, `reference`), so a candidate run and a
+baseline run are matched by role and fingerprint rather than by display name, and every gate verdict a
+`status` (passed, failed, undecidable, skipped), so a rule waiting for a first baseline is never a pass.
 Older files are migrated once, where they are read (`migrate`): their bootstrap settings dropped,
-their methods left unrecorded (None), so readers never branch on a version.
+their methods left unrecorded (None), their verdicts given the status their `passed` implies, so readers
+never branch on a version.
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalkit.errors import EvalkitError
 
 if TYPE_CHECKING:
     from evalkit.stats import Sampling
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
@@ -77,6 +81,9 @@ class ScoringMode(Record):
     """Why this mode: what the probes found, or the setting that chose it."""
 
 
+ModelRole = Literal["candidate", "reference"]
+
+
 class ModelInfo(Record):
     name: str
     path: str
@@ -92,6 +99,11 @@ class ModelInfo(Record):
     """ISO date the chat template's clock was pinned to; None when the template does not read the clock."""
     scoring_modes: list[ScoringMode] = []
     """Per dataset, how the scoring passes ran after the probes."""
+    role: ModelRole | None = None
+    """What the model is in the run: the `candidate` (the suite's trained model, else its last model; or the
+    checkpoint of `bench --model`), the `reference`, or None for the others (e.g. checkpoints of a sweep).
+    Runs are matched by role and fingerprint, since display names differ between a suite run and a
+    candidate run."""
 
 
 class DatasetInfo(Record):
@@ -382,6 +394,9 @@ class GenerationResult(Record):
 
 
 GateKind = Literal["absolute", "superiority", "non_inferiority", "drift_budget", "length_budget"]
+GateStatus = Literal["passed", "failed", "undecidable", "skipped"]
+"""`undecidable`: the rule could not be judged (no such metric, too few pairs, an undefined interval), a
+problem to fix (exit 2); `skipped`: the rule needs a baseline run and none is recorded yet."""
 
 
 class GateVerdict(Record):
@@ -391,6 +406,8 @@ class GateVerdict(Record):
     """The rule's name: given in the suite, or written from its settings."""
     kind: GateKind
     passed: bool
+    """True exactly when `status` is `passed`."""
+    status: GateStatus
     reason: str
     """One line: what was compared with what, and the outcome."""
     dataset: str | None = None
@@ -415,6 +432,12 @@ class GateVerdict(Record):
     """The null hypothesis and method, e.g. `H0: Δ <= -0.02 (tango score)`; None for rules that are not tests."""
     n: int | None = None
     threshold: float | None = None
+
+    @model_validator(mode="after")
+    def _passed_is_the_status(self) -> GateVerdict:
+        if self.passed != (self.status == "passed"):
+            raise ValueError(f"passed is {self.passed} but status is {self.status!r}")
+        return self
 
 
 class PairText(Record):
@@ -539,11 +562,19 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """A results file of any 1.x schema, as the current schema reads it (missing fields take their defaults).
 
     1.0–1.3 recorded the settings of a percentile bootstrap that 1.4 no longer uses; they are dropped, and
-    intervals from those files keep `method` None ("not recorded") rather than a guess.
+    intervals from those files keep `method` None ("not recorded") rather than a guess. Verdicts before 1.5
+    take the status their `passed` says; models before 1.5 have no role (matched by fingerprint and name).
     """
     statistics = raw.get("statistics")
     if isinstance(statistics, dict):
         raw = {**raw, "statistics": {k: v for k, v in statistics.items() if not k.startswith("bootstrap_")}}
+    gate = raw.get("gate")
+    if isinstance(gate, list):
+        # Before 1.5 a verdict was passed or failed; every rule that could not be judged stopped the run.
+        verdicts = [
+            {"status": "passed" if v.get("passed") else "failed", **v} if isinstance(v, dict) else v for v in gate
+        ]
+        raw = {**raw, "gate": verdicts}
     return raw
 
 

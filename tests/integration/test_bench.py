@@ -89,36 +89,9 @@ def test_a_failing_gate_exits_1_and_names_every_failed_rule(
     out = tmp_path / "out"
     result = read_results(out / "results.json")  # written in full, with the verdicts
     assert result.gate is not None and [v.passed for v in result.gate] == [False] * 4
-    junit = ElementTree.parse(out / "junit.xml").getroot()
-    assert (junit.get("tests"), junit.get("failures")) == ("4", "4")
+    junit = ElementTree.parse(out / "junit.xml").getroot().find("testsuite")
+    assert junit is not None and (junit.get("tests"), junit.get("failures")) == ("4", "4")
     summary = (out / "summary.md").read_text()
     for name in ("perfect reward accuracy", "base beats aligned", "no drift at all", "answers must shrink by half"):
         assert name in summary
     assert summary.startswith("## evalkit gate: default: FAILED: 4 of 4 rules")
-
-
-def test_full_default_suite_learns_the_preference(tmp_path: Path, default_suite: Path) -> None:
-    """The walking skeleton's promise, at full size: the base has no preference, DPO learns it."""
-    assert main(["bench", str(default_suite)]) == 0
-    result = read_results(tmp_path / "out" / "results.json")
-    base_accuracy = result.value("tinyworld", "base", "preference/accuracy")
-    aligned_reward_accuracy = result.value("tinyworld", "aligned", "rewards/accuracies")
-    assert base_accuracy is not None and 0.35 <= base_accuracy <= 0.65
-    assert aligned_reward_accuracy is not None and aligned_reward_accuracy >= 0.8
-    # The report's comparison: aligned against base on the same pairs, with an interval and a test.
-    (delta,) = [
-        c
-        for c in result.comparisons
-        if (c.model, c.baseline, c.metric, c.subset) == ("aligned", "base", "preference/accuracy", "all")
-    ]
-    assert delta.ci_low is not None and delta.ci_low > 0 and delta.p_value is not None and delta.p_value < 0.001
-    assert delta.flips is not None and delta.flips.wrong_to_right > delta.flips.right_to_wrong
-    assert "aligned vs base" in (tmp_path / "out" / "report.md").read_text()
-    # The shipped gate passes on the tiny world.
-    assert result.gate is not None and all(v.passed for v in result.gate) and len(result.gate) == 4
-    # What the models now write: the judge that knows the right answers prefers the aligned model.
-    assert result.generation is not None
-    (win,) = [w for w in result.generation.win_rates if w.model == "aligned"]
-    assert win.delta_ci_low is not None and win.delta_ci_low > 0
-    (drift,) = result.generation.drift
-    assert drift.model == "aligned" and drift.kl > 0

@@ -23,6 +23,7 @@ def test_the_default_suite_scores_a_candidate_against_its_reference(capsys: pyte
         ("candidate", "reference"),
         ("candidate", None),
         ("candidate", None),
+        ("candidate", None),  # against the baseline run's candidate, matched by role when the gate runs
     ]
 
 
@@ -39,4 +40,4 @@ def test_own_data_replaces_the_datasets_and_feeds_the_panel() -> None:
     assert suite.generation is not None and suite.generation.from_dataset is not None
     assert suite.generation.from_dataset.dataset == "heldout"
     # Without a reference, rules that need one (rewards, comparisons, drift) are left out, with a notice.
-    assert suite.gate is not None and [r.kind for r in suite.gate.rules] == ["length_budget"]
+    assert suite.gate is not None and [r.kind for r in suite.gate.rules] == ["length_budget", "non_inferiority"]

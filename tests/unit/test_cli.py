@@ -12,10 +12,41 @@ def error_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 def test_bad_suite_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     suite = tmp_path / "s.yaml"
-    suite.write_text("name: x\noutput_dir: o\ndatasets: []\nmodels: []\nbogus: 1\n")
+    suite.write_text(
+        "name: x\noutput_dir: o\ndatasets: [{name: d, path: d.jsonl}]\nmodels: [{name: m, path: m}]\nbogus: 1\n"
+    )
     assert main(["bench", str(suite)]) == 2
     (line,) = error_lines(capsys)
     assert line.startswith("evalkit: error: ") and str(suite) in line
+
+
+def test_every_problem_of_a_suite_is_reported_at_once_one_line_each(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: x\noutput_dir: o\ndatasets: []\nmodels: []\nbogus: 1\n")
+    assert main(["bench", str(suite)]) == 2
+    first, *others = error_lines(capsys)
+    assert all(line.startswith("evalkit: error: ") for line in [first, *others])
+    keys = [line.removeprefix("evalkit: error: ").removeprefix(f"{suite}: ").split(":")[0] for line in [first, *others]]
+    assert sorted(keys) == ["bogus", "datasets", "models"] and all(str(suite) in line for line in [first, *others])
+    names = tmp_path / "names.yaml"
+    names.write_text(
+        "name: x\noutput_dir: o\ndatasets: [{name: d, path: d.jsonl}]\nmodels: [{name: m, path: m}]\n"
+        "reference: bsae\n"
+        "gate: {rules: [{kind: absolute, model: algined, metric: preference/accuracy, at_least: 0.5}]}\n"
+    )
+    assert main(["bench", str(names)]) == 2
+    lines = error_lines(capsys)
+    assert len(lines) == 2 and "reference: no model named 'bsae'" in lines[0]
+    assert "gate.rules.0.model: no model named 'algined'" in lines[1]
+
+
+def test_usage_hints_name_the_right_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["frobnicate"]) == 2
+    assert "(see `evalkit --help`)" in error_lines(capsys)[0]
+    assert main(["gate"]) == 2
+    assert "(see `evalkit gate --help`)" in error_lines(capsys)[0]
 
 
 def test_missing_model_directory_is_reported_before_any_work(

@@ -126,3 +126,40 @@ def test_a_file_that_did_not_record_the_dtype_is_not_said_to_differ() -> None:
         update={"schema_version": "1.3", "scoring": old.scoring.model_copy(update={"dtype": "bfloat16"})}
     )
     assert compare_runs(old, bfloat16).notes == []
+
+
+def renamed_run(result: RunResult, names: dict[str, str]) -> RunResult:
+    """`result` as `evalkit bench --model` writes it: the same models under other names, with their roles."""
+    roles = {"aligned": "candidate", "base": "reference"}
+    models = [m.model_copy(update={"name": names[m.name], "role": roles.get(m.name)}) for m in result.models]
+    metrics = [m.model_copy(update={"model": names[m.model]}) for m in result.metrics]
+    return result.model_copy(update={"models": models, "metrics": metrics, "reference": names["base"]})
+
+
+def test_runs_whose_models_have_other_names_are_matched_by_role_and_fingerprint_and_say_so() -> None:
+    baseline = golden()
+    baseline = baseline.model_copy(
+        update={
+            "models": [m.model_copy(update={"role": {"aligned": "candidate"}.get(m.name)}) for m in baseline.models]
+        }
+    )
+    candidate = renamed_run(golden(), {"aligned": "candidate", "base": "reference"})
+    pairs = {
+        name: [PairScore(**{**vars(p), "model": {"aligned": "candidate", "base": "reference"}[p.model]}) for p in rows]
+        for name, rows in read_pairs(golden(), GOLDEN).items()
+    }
+    comparison = compare_runs(baseline, candidate, read_pairs(golden(), GOLDEN), pairs)
+    cells = {(d.candidate.model, d.baseline.model) for d in comparison.deltas}
+    assert cells == {("candidate", "aligned"), ("reference", "base")}
+    assert all(d.delta == 0 for d in comparison.deltas)
+    assert (
+        "Model candidate of the candidate run is compared with aligned of the baseline run (same fingerprint)."
+        in comparison.notes
+    )
+    assert not [n for n in comparison.notes if n.startswith("Only in")]
+    assert {(p.model, p.n) for p in comparison.paired if p.metric == "preference/accuracy"} == {
+        ("candidate", 225),
+        ("reference", 225),
+    }
+    text = render_comparison_markdown(comparison)
+    assert "| candidate ↔ aligned | pref. acc ↑ | 0.916 [0.87, 0.95] | 0.916 [0.87, 0.95] | +0.000 | overlap |" in text

@@ -45,7 +45,9 @@ def test_gate_frame_is_one_row_per_rule(judged: evalkit.Evaluation) -> None:
     frame = judged.gate_frame()
     assert frame.rule.tolist() == [v.rule for v in verdicts]
     assert frame.passed.tolist() == [v.passed for v in verdicts]
-    assert frame.p_adjusted.tolist() == pytest.approx([v.p_adjusted for v in verdicts], nan_ok=True)
+    assert frame.status.tolist() == [v.status for v in verdicts]
+    expected = [v.p_adjusted if v.p_adjusted is not None else float("nan") for v in verdicts]  # None: not tested
+    assert frame.p_adjusted.tolist() == pytest.approx(expected, nan_ok=True)
 
 
 def test_samples_frame_has_the_prompt_text_and_a_column_per_judge(judged: evalkit.Evaluation) -> None:
@@ -79,3 +81,9 @@ def test_comparisons_and_pairs_frames_carry_flips_and_rewards(judged: evalkit.Ev
     )
     assert aligned.margin.tolist() == pytest.approx(expected.tolist())
     assert pairs[pairs.model == "base"].margin.isna().all()  # the reference has no rewards
+
+
+def test_inline_display_of_a_judged_run_shows_the_gate_and_every_rule(judged: evalkit.Evaluation) -> None:
+    inline = judged._repr_html_()
+    assert "Gate " in inline and "<script" not in inline
+    assert all(v.rule.replace("'", "&#39;") in inline for v in judged.result.gate or [])

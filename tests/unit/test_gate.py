@@ -8,6 +8,7 @@ tokens, base 14.38 (+1.5%).
 """
 
 import json
+import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,7 @@ import scipy.stats
 
 from evalkit.cli import main
 from evalkit.config import GateSpec
-from evalkit.errors import EvalkitError
-from evalkit.gate import evaluate_gate, publish, summary_markdown, write_junit
+from evalkit.gate import evaluate_gate, exit_code, publish, summary_markdown, write_junit
 from evalkit.results import GateVerdict, RunResult, read_results, write_results
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
@@ -116,19 +116,21 @@ def test_results_without_recorded_methods_cannot_be_gated(tmp_path: Path) -> Non
     old = tmp_path / "results.json"
     old.write_text(json.dumps(raw))
     spec = GateSpec.model_validate({"rules": [absolute(at_least=0.5)]})
-    with pytest.raises(EvalkitError, match=r"predate recorded interval methods \(schema < 1\.4\)"):
-        evaluate_gate(spec, read_results(old), tmp_path)
+    (verdict,) = evaluate_gate(spec, read_results(old), tmp_path)
+    assert verdict.status == "undecidable" and not verdict.passed
+    assert "predate recorded interval methods (schema < 1.4)" in verdict.reason
 
 
-def pairs_run(tmp_path: Path, name: str, right: list[int]) -> tuple[RunResult, Path]:
-    """A copy of the golden run whose per-pair file holds model `aligned` right (1) or wrong (0) on q0..qn."""
+def pairs_run(tmp_path: Path, name: str, right: list[int], model: str = "aligned") -> tuple[RunResult, Path]:
+    """A copy of the golden run whose per-pair file holds model `aligned` right (1) or wrong (0) on q0..qn;
+    with another `model` name, the run as `bench --model` writes it (`candidate`/`reference`, with roles)."""
     directory = tmp_path / name
     (directory / "pairs").mkdir(parents=True)
     rows = [
         {
             "id": f"q{i}",
             "subset": "all",
-            "model": "aligned",
+            "model": model,
             "logp_chosen": -1.0 if ok else -3.0,
             "logp_rejected": -2.0,
             "n_tokens_chosen": 2,
@@ -141,6 +143,10 @@ def pairs_run(tmp_path: Path, name: str, right: list[int]) -> tuple[RunResult, P
     ]
     (directory / "pairs" / "tinyworld.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = read_results(GOLDEN)
+    names = {"aligned": model, "base": "base" if model == "aligned" else "reference"}
+    roles = {"aligned": "candidate", "base": "reference"}
+    models = [m.model_copy(update={"name": names[m.name], "role": roles[m.name]}) for m in result.models]
+    result = result.model_copy(update={"models": models, "reference": names["base"]})
     write_results(result, directory / "results.json")
     return result, directory
 
@@ -175,6 +181,27 @@ def test_non_inferiority_against_a_baseline_run(tmp_path: Path) -> None:
     )
     (few,) = evaluate_gate(default, read_results(now_dir / "results.json"), now_dir, before, before_dir)
     assert not few.passed and few.reason.endswith("needs at least 30 pairs, has 8")
+
+
+def test_a_candidate_run_is_held_against_the_baseline_models_of_the_same_role(tmp_path: Path) -> None:
+    """`make baseline` records `aligned`/`base`; `make bench MODEL=...` names them `candidate`/`reference`.
+    The rule about `candidate` finds `aligned` by role; a baseline with no model of that role, name or
+    fingerprint is undecidable and says which models it has."""
+    before, before_dir = pairs_run(tmp_path, "baseline", [1] * 8)
+    now, now_dir = pairs_run(tmp_path, "now", [1] * 6 + [0] * 2, model="candidate")
+    rule = {"kind": "non_inferiority", "model": "candidate", "metric": "rewards/accuracies", "margin": 1.01}
+    spec = GateSpec.model_validate({"rules": [rule], "min_pairs": 2})
+    (verdict,) = evaluate_gate(spec, now, now_dir, before, before_dir)
+    assert verdict.status == "passed" and verdict.baseline == "aligned (baseline)" and verdict.n == 8
+    assert verdict.value == pytest.approx(-0.25)
+    strangers = before.model_copy(
+        update={"models": [m.model_copy(update={"role": None, "fingerprint": "other"}) for m in before.models]}
+    )
+    (lost,) = evaluate_gate(spec, now, now_dir, strangers, before_dir)
+    assert lost.status == "undecidable"
+    assert "no model of the baseline run matches 'candidate' by role, fingerprint or name" in lost.reason
+    named = GateSpec.model_validate({"rules": [rule | {"baseline": "aligned"}], "min_pairs": 2})
+    assert evaluate_gate(named, now, now_dir, strangers, before_dir)[0].status == "passed"
 
 
 def test_agreeing_on_every_pair_is_evidence_in_proportion_to_the_pairs(tmp_path: Path) -> None:
@@ -216,15 +243,32 @@ def test_constant_differences_on_two_pairs_never_pass(tmp_path: Path) -> None:
     assert not undefined.passed and "interval is undefined" in undefined.reason
 
 
-def test_rules_that_cannot_be_decided_are_bad_input(tmp_path: Path) -> None:
-    with pytest.raises(EvalkitError, match=r"needs a baseline run; pass --baseline"):
-        judge({"kind": "non_inferiority", "model": "aligned", "metric": "loss", "margin": 0.1})
-    with pytest.raises(EvalkitError, match=r"no 'calibration/brier' for model 'base'.*reference has no reward"):
-        judge({"kind": "absolute", "model": "base", "metric": "calibration/brier", "at_most": 0.1})
-    with pytest.raises(
-        EvalkitError, match=r"gate\.rules\.0.*model: no model named 'algned' \(did you mean 'aligned'\?\)"
-    ):
-        judge(absolute(at_least=0.5, model="algned"))
+def test_rules_that_cannot_be_decided_are_undecidable_and_rules_waiting_for_a_baseline_are_skipped() -> None:
+    """Neither is ever a pass; an undecidable rule makes the gate exit 2 (fix it first), a skipped one does not
+    stop the run that records the first baseline. An undecidable rule stays in Holm's family as p = 1."""
+    waiting, no_metric, typo, fine = judge(
+        {"kind": "non_inferiority", "model": "aligned", "metric": "loss", "margin": 0.1},
+        {"kind": "absolute", "model": "base", "metric": "calibration/brier", "at_most": 0.1},
+        absolute(at_least=0.5, model="algned"),
+        absolute(at_least=0.5),
+    )
+    assert (waiting.status, waiting.passed) == ("skipped", False)
+    assert waiting.reason.startswith("no baseline yet: record one with `make baseline`")
+    assert no_metric.status == "undecidable" and "reference has no reward" in no_metric.reason
+    assert typo.status == "undecidable"
+    assert re.search(r"gate\.rules\.2.*model: no model named 'algned' \(did you mean 'aligned'\?\)", typo.reason)
+    assert fine.status == "passed" and fine.p_value is not None
+    assert fine.p_adjusted == pytest.approx(min(1.0, 3 * fine.p_value))  # a family of three: two undecidable
+    assert exit_code([fine, waiting]) == 0 and exit_code([fine, no_metric]) == 2
+    failing = judge(absolute(at_least=0.99))[0]
+    assert exit_code([failing, fine]) == 1 and exit_code([failing, typo]) == 2
+
+
+def test_too_few_pairs_or_no_interval_is_undecidable() -> None:
+    (few,) = judge(absolute(at_least=0.5, min_pairs=1000))
+    assert few.status == "undecidable" and "needs at least 1000 pairs, has 225" in few.reason
+    (on_value,) = judge(absolute(at_least=0.5, min_pairs=1000, judge_on="value"))
+    assert on_value.status == "undecidable"
 
 
 def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,17 +277,18 @@ def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch:
     )
     step_summary = tmp_path / "step.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
-    publish(verdicts, tmp_path, "golden")
-    suites = ElementTree.parse(tmp_path / "junit.xml").getroot()
-    assert (suites.get("tests"), suites.get("failures")) == ("3", "2")
-    cases = suites.findall("./testsuite/testcase")
+    publish(verdicts, tmp_path, read_results(GOLDEN))
+    suite = ElementTree.parse(tmp_path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "0")
+    cases = suite.findall("testcase")
     assert [c.find("failure") is not None for c in cases] == [False, True, True]
     assert cases[1].get("classname") == "evalkit.gate.absolute"
     assert "lower bound +0.8633 <= +0.95" in (cases[1].find("failure").get("message") or "")  # type: ignore[union-attr]
-    properties = {p.get("name"): p.get("value") for p in cases[0].findall("./properties/property")}
-    assert properties["n"] == "225" and properties["model"] == "aligned"
+    properties = {p.get("name"): p.get("value") for p in suite.findall("./properties/property")}
+    assert properties["rules.0.n"] == "225" and properties["rules.0.model"] == "aligned"
+    assert properties["rules.0.status"] == "passed" and properties["suite"] == "default"
     summary = (tmp_path / "summary.md").read_text()
-    assert summary.startswith("## evalkit gate: golden: FAILED: 2 of 3 rules")
+    assert summary.startswith("## evalkit gate: default: FAILED: 2 of 3 rules")
     assert step_summary.read_text().strip() == summary.strip()
     assert summary_markdown(verdicts[:1], "x").startswith("## evalkit gate: x: PASSED: all 1 rules")
     assert "| 2.836 [1.865, 3.807] nats |" in summary  # units stated: nats for KL, signed Δ, growth in percent
@@ -254,7 +299,7 @@ def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch:
     units = summary_markdown([length, superiority], "x")
     assert "| +1.5% growth |" in units and "| Δ +0.4444 [+0.3662, +0.5178] |" in units
     write_junit([], tmp_path / "empty.xml")
-    assert ElementTree.parse(tmp_path / "empty.xml").getroot().get("tests") == "0"
+    assert ElementTree.parse(tmp_path / "empty.xml").getroot().find("testsuite").get("tests") == "0"  # type: ignore[union-attr]
 
 
 def suite_with(tmp_path: Path, rules: str) -> Path:
@@ -292,7 +337,7 @@ def test_gate_command_exit_codes(tmp_path: Path, results: Path, capsys: pytest.C
         assert main(["gate", str(results), "--suite", str(suite_with(tmp_path, f"    - {rule}\n"))]) == 1, kind
         junit = ElementTree.parse(results.parent / "junit.xml").getroot()
         assert junit.find("./testsuite/testcase").get("classname") == f"evalkit.gate.{kind}"  # type: ignore[union-attr]
-        assert "FAIL" in capsys.readouterr().err
+        assert "FAIL" in capsys.readouterr().out  # verdicts are results: stdout
 
 
 def test_gate_command_bad_input_exits_2(tmp_path: Path, results: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,13 +21,13 @@ def rendered(result: RunResult | None = None, with_pairs: bool = True) -> str:
 
 
 def test_sections_come_in_the_order_a_reviewer_reads_them() -> None:
-    verdict = GateVerdict(rule="r", kind="absolute", passed=True, reason="fine")
+    verdict = GateVerdict(rule="r", kind="absolute", passed=True, status="passed", reason="fine")
     html = rendered(golden().model_copy(update={"gate": [verdict]}))
     order = ['id="verdict"', 'id="headline"', 'id="subsets"', 'id="charts"', 'id="flips"', 'id="generation"']
     order += ['id="audit"', 'id="provenance"']
     positions = [html.index(section) for section in order]
     assert positions == sorted(positions)
-    assert 'class="verdict pass"' in html and "Gate passed" in html
+    assert 'class="verdict pass"' in html and "Gate PASSED: all 1 rules" in html
 
 
 def test_no_verdict_banner_when_no_gate_ran() -> None:
@@ -36,13 +36,29 @@ def test_no_verdict_banner_when_no_gate_ran() -> None:
 
 def test_failed_rules_come_first_in_a_failing_banner() -> None:
     gate = [
-        GateVerdict(rule="first", kind="absolute", passed=True, reason="ok"),
-        GateVerdict(rule="second", kind="superiority", passed=False, reason="Δ +0.01, p = 0.4", p_value=0.4),
+        GateVerdict(rule="first", kind="absolute", passed=True, status="passed", reason="ok"),
+        GateVerdict(
+            rule="second", kind="superiority", passed=False, status="failed", reason="Δ +0.01, p = 0.4", p_value=0.4
+        ),
     ]
     html = rendered(golden().model_copy(update={"gate": gate}))
-    assert 'class="verdict fail"' in html and "Gate failed</strong>: 1 of 2 rules." in html
+    assert 'class="verdict fail"' in html and "Gate FAILED: 1 of 2 rules failed</strong>." in html
     assert html.index("<b>second</b>") < html.index("<b>first</b>")
     assert "p = 0.4" in html
+
+
+def test_a_rule_waiting_for_a_baseline_shows_as_skipped_never_as_a_pass() -> None:
+    gate = [
+        GateVerdict(rule="first", kind="absolute", passed=True, status="passed", reason="ok"),
+        GateVerdict(rule="later", kind="non_inferiority", passed=False, status="skipped", reason="no baseline yet"),
+    ]
+    html = rendered(golden().model_copy(update={"gate": gate}))
+    assert "Gate PASSED: 1 of 1 judged rules; 1 skipped (no baseline yet)</strong>" in html
+    assert '<span class="tag skip">skipped</span><b>later</b>' in html
+    broken = [gate[0], gate[1].model_copy(update={"status": "undecidable"})]
+    html = rendered(golden().model_copy(update={"gate": broken}))
+    assert 'class="verdict fail"' in html and "Gate UNDECIDABLE: 1 of 2 rules could not be judged" in html
+    assert html.index("<b>later</b>") < html.index("<b>first</b>")
 
 
 def test_headline_shows_intervals_deltas_and_significance() -> None:

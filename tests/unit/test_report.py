@@ -141,24 +141,30 @@ def test_gating_with_a_suite_never_imports_torch_trl_or_peft(tmp_path: Path) -> 
 
 def verdicts() -> list[GateVerdict]:
     return [
-        GateVerdict(rule="beats base", kind="superiority", passed=True, reason="Δ +0.44, p = 2e-22"),
-        GateVerdict(rule="format|<b>", kind="absolute", passed=False, reason="pref. acc 0.747 < 0.8 <img>"),
+        GateVerdict(rule="beats base", kind="superiority", passed=True, status="passed", reason="Δ +0.44, p = 2e-22"),
+        GateVerdict(
+            rule="format|<b>", kind="absolute", passed=False, status="failed", reason="pref. acc 0.747 < 0.8 <img>"
+        ),
     ]
 
 
 def test_markdown_leads_with_the_gate_verdict_failed_rules_first() -> None:
     text = render_markdown(golden().model_copy(update={"gate": verdicts()}))
     head = text.split("## tinyworld")[0]
-    assert "**Gate: FAILED**, 1 of 2 rules failed." in head
-    failed, passed = head.index("❌ fail"), head.index("✅ pass")
+    assert "**Gate: FAILED: 1 of 2 rules failed**." in head
+    failed, passed = head.index("❌ FAIL"), head.index("✅ pass")
     assert failed < passed
-    assert "| ❌ fail | format\\|&lt;b> | absolute | pref. acc 0.747 &lt; 0.8 &lt;img> |" in head
+    assert "| ❌ FAIL | format\\|&lt;b> | absolute | pref. acc 0.747 &lt; 0.8 &lt;img> |" in head
     assert "[report.html](report.html)" in head
 
 
 def test_markdown_says_when_the_gate_passed_and_nothing_when_no_gate_ran() -> None:
-    passed = [v.model_copy(update={"passed": True}) for v in verdicts()]
-    assert "**Gate: passed**, all 2 rules." in render_markdown(golden().model_copy(update={"gate": passed}))
+    passed = [v.model_copy(update={"passed": True, "status": "passed"}) for v in verdicts()]
+    assert "**Gate: PASSED: all 2 rules**." in render_markdown(golden().model_copy(update={"gate": passed}))
+    waiting = [passed[0], verdicts()[1].model_copy(update={"status": "skipped"})]
+    text = render_markdown(golden().model_copy(update={"gate": waiting}))
+    assert "**Gate: PASSED: 1 of 1 judged rules; 1 skipped (no baseline yet)**." in text
+    assert "| ⏭️ skipped | format" in text
     assert "Gate" not in render_markdown(golden())
 
 
