@@ -136,7 +136,8 @@ class Candidate:
             "train": None,
         }
         if self.data is not None:
-            name = re.sub(r"[^\w.-]+", "-", Path(self.data.rstrip("/")).stem) or "data"
+            # A plain file name (see `config.SafeName`), whatever the file is called.
+            name = re.sub(r"[^A-Za-z0-9._+-]+", "-", Path(self.data.rstrip("/")).stem).lstrip("._+-")[:64] or "data"
             raw |= {"datasets": [{"name": name, "path": self.data}], "world": None}
             if raw.get("generation") and raw["generation"].get("from_dataset"):
                 raw["generation"]["from_dataset"]["dataset"] = name
@@ -200,6 +201,8 @@ def run_bench(
     if suite.world is not None:
         build_world(suite.world)
     check_inputs(suite)
+    baseline_files = [baseline_path, *baseline_path.parent.glob("pairs/*.jsonl")] if baseline_path is not None else []
+    check_outputs(suite, out_dir, [suite_path, *baseline_files])
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"))
@@ -284,6 +287,8 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     processes and gathered back in order; only the main process writes and prints.
     """
     check_inputs(suite)
+    if any(Path(d.path).exists() and Path(d.path).resolve() == out.resolve() for d in suite.datasets):
+        raise EvalkitError(f"--out: {out} is the data being scored (--data); write the scores to another file")
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets)
     policy = suite.models[0].name
@@ -320,6 +325,36 @@ def _score_summary(
     for mode in modes:
         table.add_row(mode.dataset, f"scoring mode: {mode.mode} ({mode.reason})", "", "")
     return table
+
+
+OUTPUT_FILES = ("results.json", "report.md", "report.html", "junit.xml", "summary.md")
+
+
+def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, a run that would write over one of its own inputs (a dataset, the training data,
+    a baseline, the suite), or into the directory it runs from."""
+    if out_dir.resolve() == Path.cwd().resolve():
+        raise EvalkitError(
+            f"output_dir: {str(out_dir) or '(empty)'} is the current directory; name a directory of its own"
+        )
+    read = {Path(d.path).resolve(): f"datasets.{d.name}.path" for d in suite.datasets if Path(d.path).exists()}
+    if suite.train is not None:
+        # The held-out pairs are written by training and then scored as a dataset: only the training data is theirs
+        # to spare.
+        training_data = Path(suite.train.data.path).resolve()
+        if suite.train.heldout is not None and Path(suite.train.heldout).resolve() == training_data:
+            raise EvalkitError(
+                f"train.heldout: {suite.train.heldout} is also train.data.path; the held-out pairs need a file of "
+                "their own"
+            )
+        read[training_data] = "train.data.path"
+    read |= {path.resolve(): str(path) for path in inputs}
+    written = [out_dir / name for name in OUTPUT_FILES] + [
+        out_dir / "pairs" / f"{d.name}.jsonl" for d in suite.datasets
+    ]
+    for path in written:
+        if path.resolve() in read:
+            raise EvalkitError(f"output_dir: writing {path} would replace {read[path.resolve()]}; choose another --out")
 
 
 def check_inputs(suite: Suite) -> None:

@@ -181,15 +181,27 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
             raise EvalkitError(f"{suite_path}: no `gate` section; expected the rules to judge by")
     elif result.suite.gate is not None:
         spec = parse_gate(result.suite.gate, str(results_path))
+        console.print(
+            f"[yellow]judging with the rules recorded in {escape(str(results_path))}; for a results file you did not "
+            "produce (a fork's CI artifact), pass --suite SUITE to judge with your own[/yellow]",
+            soft_wrap=True,
+        )
     else:
         raise EvalkitError(f"{results_path}: the run had no gate rules; pass --suite SUITE with a `gate` section")
     baseline_dir = baseline_path.parent if baseline_path is not None else None
     verdicts = evaluate_gate(spec, result, results_path.parent, baseline, baseline_dir)
     judged = result.model_copy(update={"gate": verdicts})
-    write_results(judged, results_path)
-    write_reports(judged, results_path.parent)
-    publish(verdicts, out or results_path.parent, judged)
+    # A reader never modifies what it reads: everything goes to --out (default: beside the results), and the
+    # judged results.json only where it would not replace its input.
+    out_dir = out or results_path.parent
+    written = []
+    if (out_dir / "results.json").resolve() != results_path.resolve():
+        write_results(judged, out_dir / "results.json")
+        written.append(out_dir / "results.json")
+    written += write_reports(judged, out_dir, results_dir=results_path.parent)
+    written += publish(verdicts, out_dir, judged)
     stdout.print(verdict_table(verdicts))
+    stdout.print("wrote " + ", ".join(str(path) for path in written), markup=False)
     return exit_code(verdicts)
 
 

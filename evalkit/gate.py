@@ -39,7 +39,7 @@ import numpy as np
 from rich.markup import escape
 from rich.table import Table
 
-from evalkit import stats
+from evalkit import markdown, stats
 from evalkit import verdicts as verdict_words
 from evalkit.config import GateRule, GateSpec, check_rule_names
 from evalkit.matching import counterparts, dataset_counterpart
@@ -623,7 +623,7 @@ def _stated_value(v: GateVerdict) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    return markdown.escape(text)
 
 
 def verdict_table(verdicts: Sequence[GateVerdict]) -> Table:

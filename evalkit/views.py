@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalkit.markdown import Markdown, escape
 from evalkit.results import (
     Comparison,
     Flips,
@@ -88,10 +89,10 @@ class Table:
         return self.align or "l" + "r" * (len(self.header) - 1)
 
     @property
-    def markdown(self) -> str:
+    def markdown(self) -> Markdown:
         rule = "|" + "|".join("---" if a == "l" else "---:" for a in self.alignment) + "|"
-        lines = ["| " + " | ".join(map(escape_markdown, self.header)) + " |", rule]
-        return "\n".join(lines + ["| " + " | ".join(map(escape_markdown, row)) + " |" for row in self.rows])
+        lines = ["| " + " | ".join(map(escape, self.header)) + " |", rule]
+        return Markdown("\n".join(lines + ["| " + " | ".join(map(escape, row)) + " |" for row in self.rows]))
 
 
 def primary_comparisons(comparisons: Sequence[Comparison], reference: str | None) -> list[Comparison]:
@@ -439,6 +440,6 @@ def format_with_interval(value: float, low: float | None, high: float | None, si
     return f"{text} [{low:+.2f}, {high:+.2f}]" if signed else f"{text} [{low:.2f}, {high:.2f}]"
 
 
-def escape_markdown(text: str) -> str:
-    """Escape text for a markdown table cell or an HTML block: pipes, backslashes, newlines, `<`."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+def escape_markdown(text: str) -> Markdown:
+    """`text` as inert markdown (`evalkit.markdown.escape`): fit for a table cell, a heading or a line."""
+    return escape(text)

@@ -285,7 +285,7 @@ models:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stderr.count("trained 'tuned'") == 1  # only the main process speaks
+    assert done.stdout.count("trained 'tuned'") == 1  # only the main process speaks
     history = json.loads((tmp_path / "tuned" / "log_history.json").read_text())
     assert [e["step"] for e in history if "loss" in e] == [1, 2, 3]
     assert (tmp_path / "tuned" / "adapter_model.safetensors").is_file()
