@@ -18,10 +18,11 @@ GOLDEN = ROOT / "tests" / "golden"
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory: pytest.TempPathFactory) -> evalkit.Evaluation:
     run = tmp_path_factory.mktemp("golden")
-    shutil.copy(GOLDEN / "results.json", run / "results.json")
-    shutil.copytree(GOLDEN / "pairs", run / "pairs")
-    assert main(["gate", str(run / "results.json"), "--suite", str(ROOT / "suites" / "default.yaml")]) in (0, 1)
-    return evalkit.read_results(run)
+    # `evalkit gate` writes the judged results.json into --out (never over its input); the pairs go beside it.
+    shutil.copytree(GOLDEN / "pairs", run / "judged" / "pairs")
+    suite = str(ROOT / "suites" / "default.yaml")
+    assert main(["gate", str(GOLDEN / "results.json"), "--suite", suite, "--out", str(run / "judged")]) in (0, 1)
+    return evalkit.read_results(run / "judged")
 
 
 def test_metrics_frame_is_one_row_per_cell_and_metric(judged: evalkit.Evaluation) -> None:
