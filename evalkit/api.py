@@ -253,7 +253,7 @@ def run_suite(
     """
     import yaml
 
-    from evalkit.bench import run_bench
+    from evalkit.bench import OUTPUT_MARKER, run_bench
     from evalkit.config import load_suite, parse_suite
 
     if isinstance(suite, (str, Path)):
@@ -263,6 +263,7 @@ def run_suite(
         directory = Path(out) if out is not None else parsed.output_dir
         path = directory / "suite.yaml"
         path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / OUTPUT_MARKER).touch()  # the suite file is evalkit's: the run may write beside it
         path.write_text(yaml.safe_dump(parsed.model_dump(mode="json", exclude_unset=True), sort_keys=False))
     output = Path(out) if out is not None else load_suite(path, overrides, train_options=False).output_dir
     result = run_bench(path, output, overrides)

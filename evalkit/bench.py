@@ -222,6 +222,10 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         yield
 
 
+OUTPUT_MARKER = ".evalkit-output"
+"""Left in every output directory: evalkit replaces files only in a directory that carries it."""
+
+
 def _bench(
     suite: Suite,
     suite_path: Path,
@@ -234,6 +238,8 @@ def _bench(
     if suite.world is not None:
         build_world(suite.world)
     check_inputs(suite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / OUTPUT_MARKER).write_text("written by evalkit: its outputs here may be replaced by the next run\n")
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"))
@@ -371,6 +377,13 @@ def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> N
     if out_dir.resolve() == Path.cwd().resolve():
         raise EvalkitError(
             f"output_dir: {str(out_dir) or '(empty)'} is the current directory; name a directory of its own"
+        )
+    # results.json stands for the marker in a directory written before the marker existed.
+    foreign = not (out_dir / OUTPUT_MARKER).exists() and not (out_dir / "results.json").is_file()
+    if out_dir.is_dir() and any(out_dir.iterdir()) and foreign:
+        raise EvalkitError(
+            f"output_dir: {out_dir} holds files evalkit did not write; choose a new directory or an earlier "
+            "evalkit output directory"
         )
     read = {Path(d.path).resolve(): f"datasets.{d.name}.path" for d in suite.datasets if Path(d.path).exists()}
     if suite.train is not None:

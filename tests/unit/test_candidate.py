@@ -52,6 +52,7 @@ def test_a_run_never_writes_over_its_own_inputs(tmp_path: Path, monkeypatch: pyt
     data = tmp_path / "out" / "pairs" / "d.jsonl"
     data.parent.mkdir(parents=True)
     data.write_text("{}\n")
+    (tmp_path / "out" / ".evalkit-output").write_text("")  # an earlier evalkit output directory holds the data
     suite = parse_suite(
         {
             "name": "x",
@@ -99,3 +100,29 @@ def test_one_run_at_a_time_per_output_directory(tmp_path: Path) -> None:
             pass
     with output_lock(tmp_path / "out"):  # released when the run ends
         pass
+
+
+def test_a_directory_of_someone_elses_files_is_never_an_output_directory(tmp_path: Path) -> None:
+    from evalkit.bench import check_outputs
+    from evalkit.config import parse_suite
+    from evalkit.errors import EvalkitError
+
+    suite = parse_suite(
+        {
+            "name": "x",
+            "output_dir": "o",
+            "datasets": [{"name": "d", "path": "d"}],
+            "models": [{"name": "m", "path": "m"}],
+        }
+    )
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "report.md").write_text("my own notes")
+    with pytest.raises(EvalkitError, match=r"output_dir: .*theirs holds files evalkit did not write"):
+        check_outputs(suite, theirs)
+    ours = tmp_path / "ours"
+    check_outputs(suite, ours)  # new: fine
+    ours.mkdir()
+    (ours / ".evalkit-output").write_text("")  # as every run leaves it
+    (ours / "report.md").write_text("an evalkit report")
+    check_outputs(suite, ours)  # carries the marker evalkit left: its files may be replaced
