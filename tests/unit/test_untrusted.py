@@ -115,6 +115,8 @@ def test_any_names_in_a_results_file_render_and_gate_without_a_traceback_or_a_wr
 
         ElementTree.parse(out / "junit.xml")  # well-formed whatever the names hold
         assert main(["report", str(out / "results.json"), "--out", str(root / "report")]) == 0
+        golden = str(GOLDEN / "results.json")
+        assert main(["compare", golden, str(out / "results.json"), "--out", str(root / "compared")]) == 0
 
 
 def test_names_reach_the_terminal_as_text(capsys: pytest.CaptureFixture[str]) -> None:
@@ -141,3 +143,14 @@ def test_suite_text_is_printable(key: str) -> None:
     raw[key] = "title\x1b[31m red \ud800"
     with pytest.raises(EvalkitError, match=rf"s\.yaml: {key}: holds control characters or lone surrogates"):
         parse_suite(raw, "s.yaml")
+
+
+def test_scores_are_never_written_over_the_data_they_score(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    assert main(["score", "--model", str(model), "--data", str(data), "--out", str(data)]) == 2
+    assert "--out: " in capsys.readouterr().err
+    assert data.read_text() == '{"prompt": "a", "chosen": "b", "rejected": "c"}\n'
