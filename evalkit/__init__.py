@@ -2,6 +2,60 @@
 
 Stages, in pipeline order: config → data → world (the embedded tiny world) → train → scoring →
 metrics → results → report, wired together by `bench` and exposed by `cli`.
+
+From Python (see the README's "From Python"): `score` a model on preference pairs, `compare_models`
+of two scored runs on the same pairs (not `compare`: that name is the `evalkit compare` command's
+module), `run_suite` as `evalkit bench` does, `read_results` of a finished run, and `EvalkitCallback`
+to evaluate properly inside a TRL `DPOTrainer`. Importing evalkit stays cheap:
+each name loads its module (and torch, where it needs it) when it is first used.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from evalkit.api import Layout as Layout
+    from evalkit.api import compare_models as compare_models
+    from evalkit.api import run_suite as run_suite
+    from evalkit.api import score as score
+    from evalkit.callback import EvalkitCallback as EvalkitCallback
+    from evalkit.config import ScoringSpec as ScoringSpec
+    from evalkit.errors import EvalkitError as EvalkitError
+    from evalkit.evaluation import Evaluation as Evaluation
+    from evalkit.evaluation import Report as Report
+    from evalkit.evaluation import read_results as read_results
+    from evalkit.results import Statistics as Statistics
+
+_EXPORTS = {
+    "score": "evalkit.api",
+    "compare_models": "evalkit.api",
+    "run_suite": "evalkit.api",
+    "Layout": "evalkit.api",
+    "read_results": "evalkit.evaluation",
+    "Evaluation": "evalkit.evaluation",
+    "Report": "evalkit.evaluation",
+    "EvalkitCallback": "evalkit.callback",
+    "ScoringSpec": "evalkit.config",
+    "Statistics": "evalkit.results",
+    "EvalkitError": "evalkit.errors",
+}
+"""Public name → the module that defines it, imported on first use."""
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evalkit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import fcntl
 import gc
 import hashlib
 import json
+import os
 import re
+import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,7 +143,8 @@ class Candidate:
             "train": None,
         }
         if self.data is not None:
-            name = re.sub(r"[^\w.-]+", "-", Path(self.data.rstrip("/")).stem) or "data"
+            # A plain file name (see `config.SafeName`), whatever the file is called.
+            name = re.sub(r"[^A-Za-z0-9._+-]+", "-", Path(self.data.rstrip("/")).stem).lstrip("._+-")[:64] or "data"
             raw |= {"datasets": [{"name": name, "path": self.data}], "world": None}
             if raw.get("generation") and raw["generation"].get("from_dataset"):
                 raw["generation"]["from_dataset"]["dataset"] = name
@@ -214,11 +218,47 @@ def run_bench(
     baseline = read_results(baseline_path) if baseline_path is not None else None
     if suite.capabilities is not None:
         lm_eval_version()  # without lm-eval, stop now with what to install, before any heavy work
+    baseline_files = [baseline_path, *baseline_path.parent.glob("pairs/*.jsonl")] if baseline_path is not None else []
+    check_outputs(suite, out_dir, [suite_path, *baseline_files])
+    with output_lock(out_dir) if is_main_process() else contextlib.nullcontext():
+        return _bench(suite, suite_path, out_dir, baseline, baseline_path, started, command)
 
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """One run at a time per output directory: a second one started beside it stops at once, in one line."""
+    # Beside the directory, not in it: a run that stops on bad input before writing anything leaves no directory.
+    lock = out_dir.absolute().parent / f".{out_dir.absolute().name}.evalkit-lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes, or the process dies
+        except BlockingIOError:
+            raise EvalkitError(
+                f"output_dir: another evalkit run is writing to {out_dir}; wait for it, or choose another --out"
+            ) from None
+        yield
+
+
+OUTPUT_MARKER = ".evalkit-output"
+"""Left in every output directory: evalkit replaces files only in a directory that carries it."""
+
+
+def _bench(
+    suite: Suite,
+    suite_path: Path,
+    out_dir: Path,
+    baseline: RunResult | None,
+    baseline_path: Path | None,
+    started: float,
+    command: str | None,
+) -> RunResult | None:
     if suite.world is not None:
         build_world(suite.world)
     capabilities = _capability_runner(suite)  # after the world: its task files are written with it
     check_inputs(suite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / OUTPUT_MARKER).write_text("written by evalkit: its outputs here may be replaced by the next run\n")
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
@@ -240,6 +280,10 @@ def run_bench(
         for p in pairs
         if (name, p.id) in shown
     ]
+    # The previous run's outputs go before any new one is written: a run stopped midway leaves none of them beside
+    # the new files (`evalkit report` renders missing reports again from results.json).
+    for name in OUTPUT_FILES:
+        (out_dir / name).unlink(missing_ok=True)
     dataset_infos = []
     for spec in suite.datasets:
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"
@@ -304,6 +348,8 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     processes and gathered back in order; only the main process writes and prints.
     """
     check_inputs(suite)
+    if any(Path(d.path).exists() and Path(d.path).resolve() == out.resolve() for d in suite.datasets):
+        raise EvalkitError(f"--out: {out} is the data being scored (--data); write the scores to another file")
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets)
     policy = suite.models[0].name
@@ -348,6 +394,68 @@ def _capability_runner(suite: Suite) -> CapabilityRunner | None:
     if spec is None or not is_main_process():
         return None
     return CapabilityRunner(spec, JsonStore(spec.cache) if spec.cache is not None else None)
+
+
+OUTPUT_FILES = ("results.json", "report.md", "report.html", "junit.xml", "summary.md")
+
+
+def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, a run that would write over one of its own inputs (a dataset, the training data,
+    a baseline, the suite), or into the directory it runs from."""
+    if out_dir.resolve() == Path.cwd().resolve():
+        raise EvalkitError(
+            f"output_dir: {str(out_dir) or '(empty)'} is the current directory; name a directory of its own"
+        )
+    # results.json stands for the marker in a directory written before the marker existed.
+    foreign = not (out_dir / OUTPUT_MARKER).exists() and not (out_dir / "results.json").is_file()
+    if out_dir.is_dir() and any(out_dir.iterdir()) and foreign:
+        raise EvalkitError(
+            f"output_dir: {out_dir} holds files evalkit did not write; choose a new directory or an earlier "
+            "evalkit output directory"
+        )
+    read = {Path(d.path).resolve(): f"datasets.{d.name}.path" for d in suite.datasets if Path(d.path).exists()}
+    if suite.train is not None:
+        # The held-out pairs are written by training and then scored as a dataset: only the training data is theirs
+        # to spare.
+        training_data = Path(suite.train.data.path).resolve()
+        if suite.train.heldout is not None and Path(suite.train.heldout).resolve() == training_data:
+            raise EvalkitError(
+                f"train.heldout: {suite.train.heldout} is also train.data.path; the held-out pairs need a file of "
+                "their own"
+            )
+        read[training_data] = "train.data.path"
+    read |= {path.resolve(): str(path) for path in inputs}
+    written = [out_dir / name for name in OUTPUT_FILES] + [
+        out_dir / "pairs" / f"{d.name}.jsonl" for d in suite.datasets
+    ]
+    for path in written:
+        if path.resolve() in read:
+            raise EvalkitError(f"output_dir: writing {path} would replace {read[path.resolve()]}; choose another --out")
+    _check_writable(out_dir)
+
+
+MIN_FREE_BYTES = 64 * 2**20
+"""Free space a run needs in its output directory before it starts (reports and per-pair files are a few MB)."""
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Fail before the expensive work, not after it, where the outputs cannot be written."""
+    # Probed where the directory would be created, without creating it: a run that stops on bad input leaves nothing.
+    existing = next((p for p in [out_dir, *out_dir.absolute().parents] if p.exists()), Path("/"))
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        probe = existing / f".evalkit-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EvalkitError(f"output_dir: cannot write in {out_dir}: {exc.strerror or exc}") from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise EvalkitError(
+            f"output_dir: {out_dir} has {free / 2**20:.0f} MB free; a run needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MB"
+        )
 
 
 def check_inputs(suite: Suite) -> None:

@@ -238,6 +238,8 @@ def _same_checkpoint(path: str, revision: str | None, dtype: str, reference: Mod
 
 PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
 PICKLE_FREE = {"training_args.bin"}
+ADAPTER_SAFETENSORS = ("adapter_model.safetensors",)
+MODEL_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 """Pickles that trainers leave beside the weights and that loading a model never reads."""
 
 
@@ -248,15 +250,24 @@ def check_weights(path: str, allow_pickle: bool, where: str) -> None:
     `_from_pretrained`), so only local directories need looking at here.
     """
     directory = Path(path)
-    if allow_pickle or not directory.is_dir() or any(directory.glob("*.safetensors")):
+    if allow_pickle or not directory.is_dir():
+        return
+    # What the loader reads is decided by name: PEFT reads adapter_model.safetensors, else adapter_model.bin;
+    # transformers model.safetensors (or its shard index), else the pickles. Any other *.safetensors beside
+    # a pickle is a decoy and protects nothing.
+    adapter = (directory / "adapter_config.json").is_file()
+    loaded = ADAPTER_SAFETENSORS if adapter else MODEL_SAFETENSORS
+    if any((directory / name).is_file() for name in loaded):
         return
     pickled = sorted(
         p.name for pattern in PICKLED_WEIGHTS for p in directory.glob(pattern) if p.name not in PICKLE_FREE
     )
     if pickled:
+        expected = " or ".join(loaded)
         raise EvalkitError(
-            f"{where}: {path} holds only pickled weights ({', '.join(pickled)}), which can run code when loaded; "
-            "convert them to safetensors, or set `allow_pickle: true` on the model (--allow-pickle) if you trust them"
+            f"{where}: {path} has no {expected} and would load pickled weights ({', '.join(pickled)}), which can "
+            "run code when loaded; convert them to safetensors, or set `allow_pickle: true` on the model "
+            "(--allow-pickle) if you trust them"
         )
 
 

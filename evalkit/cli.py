@@ -2,7 +2,9 @@
 
 Exit codes are a contract for CI: 0 = ran (and no gate rule failed: rules waiting for a first baseline
 are skipped), 1 = a gate rule failed, 2 = bad input or usage, reported as one line naming the file and
-the key or line, or a gate rule that could not be decided (after every output is written).
+the key or line, or a gate rule that could not be decided (after every output is written), or a
+refusal of the machine (disk full, read-only directory); 3 = an internal error (a bug: one line, and the
+traceback in `.evalkit/logs/`), so CI never mistakes a crash for a rejected release.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from evalkit.console import console, stdout
 from evalkit.errors import EvalkitError
 
 DEFAULT_SUITE = Path("suites/default.yaml")
-EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -149,6 +151,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("evalkit: interrupted; earlier outputs are left as they were")
         return 130
+    except OSError as error:  # the machine's refusal (disk full, read-only, a file where a directory goes): no bug
+        where = f" {error.filename}" if error.filename else ""
+        console.print(f"[red]evalkit: error:[/red] cannot use{escape(where)}: {escape(error.strerror or str(error))}")
+        return EXIT_BAD_INPUT
+    except Exception as error:  # a bug in evalkit or a library: its own code, the traceback kept for the report
+        log = _keep_traceback()
+        console.print(
+            f"[red]evalkit: internal error:[/red] {escape(type(error).__name__)}: {escape(_first_line(error))} "
+            f"(traceback in {escape(str(log))}; please report it)",
+            soft_wrap=True,
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def _keep_traceback() -> Path:
+    """The current exception's traceback, written to `.evalkit/logs/` (the temporary directory when that fails)."""
+    import datetime
+    import tempfile
+    import traceback
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    text = traceback.format_exc()
+    for directory in (Path(".evalkit") / "logs", Path(tempfile.gettempdir())):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            path = directory / f"evalkit-error-{stamp}-{os.getpid()}.log"
+            path.write_text(text, encoding="utf-8")
+            return path
+        except OSError:
+            continue
+    return Path("(not written: no writable directory)")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:300]
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -181,15 +218,27 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
             raise EvalkitError(f"{suite_path}: no `gate` section; expected the rules to judge by")
     elif result.suite.gate is not None:
         spec = parse_gate(result.suite.gate, str(results_path))
+        console.print(
+            f"[yellow]judging with the rules recorded in {escape(str(results_path))}; for a results file you did not "
+            "produce (a fork's CI artifact), pass --suite SUITE to judge with your own[/yellow]",
+            soft_wrap=True,
+        )
     else:
         raise EvalkitError(f"{results_path}: the run had no gate rules; pass --suite SUITE with a `gate` section")
     baseline_dir = baseline_path.parent if baseline_path is not None else None
     verdicts = evaluate_gate(spec, result, results_path.parent, baseline, baseline_dir)
     judged = result.model_copy(update={"gate": verdicts})
-    write_results(judged, results_path)
-    write_reports(judged, results_path.parent)
-    publish(verdicts, out or results_path.parent, judged)
+    # A reader never modifies what it reads: everything goes to --out (default: beside the results), and the
+    # judged results.json only where it would not replace its input.
+    out_dir = out or results_path.parent
+    written = []
+    if (out_dir / "results.json").resolve() != results_path.resolve():
+        write_results(judged, out_dir / "results.json")
+        written.append(out_dir / "results.json")
+    written += write_reports(judged, out_dir, results_dir=results_path.parent)
+    written += publish(verdicts, out_dir, judged)
     stdout.print(verdict_table(verdicts))
+    stdout.print("wrote " + ", ".join(str(path) for path in written), markup=False)
     return exit_code(verdicts)
 
 

@@ -24,10 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import jinja2
 import numpy as np
 from markupsafe import Markup
 
+from evalkit import markdown
 from evalkit.html import CSP, PRINT_SCRIPT, Grid, grid_of
 from evalkit.html import environment as html_environment
 from evalkit.matching import counterparts, dataset_counterpart
@@ -337,13 +337,7 @@ def _model_order(comparison: RunComparison, model: str) -> int:
     return names.index(model) if model in names else len(names)
 
 
-_markdown = jinja2.Environment(
-    loader=jinja2.PackageLoader("evalkit", "templates"),
-    autoescape=False,  # markdown: `Table.markdown` escapes cells
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_markdown = markdown.environment()  # every printed string escaped unless it is `Markdown`
 
 
 def render_comparison_markdown(comparison: RunComparison) -> str:
@@ -358,8 +352,8 @@ def render_comparison_markdown(comparison: RunComparison) -> str:
     )
 
 
-def _escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+def _escape(text: str) -> markdown.Markdown:
+    return markdown.escape(text)
 
 
 def render_comparison_html(comparison: RunComparison) -> str:

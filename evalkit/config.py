@@ -16,10 +16,19 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 from evalkit.errors import EvalkitError
 from evalkit.results import Statistics
@@ -30,7 +39,7 @@ Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 class Spec(BaseModel):
     """Base for every suite section: immutable, and unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # `beta: .inf` is a typo, not a setting
 
 
 class WorldSpec(Spec):
@@ -65,10 +74,24 @@ class ColumnMap(Spec):
     rejected: str = "rejected"
 
 
+def _text(value: str) -> str:
+    if re.search(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]", value):
+        raise ValueError("holds control characters or lone surrogates; expected printable text")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+"""Free text that goes into every report and the terminal: printable characters only."""
+
+SafeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+"""A dataset or model name: it names files evalkit writes (`pairs/<dataset>.jsonl`), so it is a plain file name
+(letters, digits, `.`, `_`, `+`, `-`; at most 64 characters), never a path."""
+
+
 class DatasetSpec(Spec):
     """Preference pairs to score: a local file or folder, or a hub dataset."""
 
-    name: str
+    name: SafeName
     path: str
     """A JSONL/JSON/Parquet/CSV file, a folder `datasets` can load, or a hub dataset id."""
     revision: str | None = None
@@ -244,7 +267,7 @@ def notice(message: str) -> None:
 class ModelSpec(Spec):
     """A checkpoint to score: a model directory, a PEFT adapter directory, or a hub id."""
 
-    name: str
+    name: SafeName
     path: str
     """Local model or adapter directory, or a hub model id."""
     revision: str | None = None
@@ -395,7 +418,7 @@ class GateRule(Spec):
     is undecidable, never a pass.
     """
 
-    name: str | None = None
+    name: Text | None = None
     kind: GateRuleKind
     model: str
     metric: str | None = None
@@ -516,8 +539,8 @@ class Suite(Spec):
     """One evaluation: what to build, train and score, and where to write the results."""
 
     version: Literal[1] = 1
-    name: str
-    description: str = ""
+    name: Text
+    description: Text = ""
     output_dir: Path
     """Where results.json, per-pair scores and the reports are written."""
     world: WorldSpec | None = None
@@ -650,11 +673,41 @@ def load_suite(path: Path | str, overrides: Sequence[str] = (), *, train_options
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise EvalkitError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise EvalkitError(f"{path}: nested too deeply to be a suite") from None
     if not isinstance(raw, dict):
         raise EvalkitError(f"{path}: expected a mapping of suite keys at the top level")
+    try:
+        size = _expanded_size(raw)
+    except RecursionError:  # also an alias that contains itself
+        raise EvalkitError(f"{path}: nested too deeply to be a suite") from None
+    if size > MAX_SUITE_VALUES:
+        raise EvalkitError(
+            f"{path}: expands to more than {MAX_SUITE_VALUES:,} values through YAML aliases; a suite is far smaller"
+        )
     for override in overrides:
         apply_override(raw, override)
     return parse_suite(raw, source=str(path), train_options=train_options)
+
+
+MAX_SUITE_VALUES = 100_000
+"""Values a suite may hold once its YAML aliases are expanded: aliases share one object, so a few hundred bytes
+of nested aliases stand for billions of values that validation would walk."""
+
+
+def _expanded_size(value: Any, sizes: dict[int, int] | None = None) -> int:
+    """How many values `value` holds with every alias expanded, counted once per distinct object (linear time)."""
+    sizes = {} if sizes is None else sizes
+    if id(value) in sizes:
+        return sizes[id(value)]
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    total = 1
+    for child in children:
+        total += _expanded_size(child, sizes)
+        if total > MAX_SUITE_VALUES:
+            break
+    sizes[id(value)] = total
+    return total
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -729,6 +782,11 @@ def _describe(error: Any) -> str:
         return f"{key_path}: unknown key{_suggestion(str(loc[-1]), known)}"
     if error["type"] == "missing":
         return f"{key_path}: required key is missing"
+    if error["type"] == "string_pattern_mismatch" and loc and loc[-1] == "name":
+        return (
+            f"{key_path}: {error.get('input')!r} is not a plain name; expected letters, digits, '.', '_', '+' or '-' "
+            "(at most 64 characters, starting with a letter or digit): it names the files evalkit writes"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "value_error" and (not loc or _KEY_PATH.match(message)):
         return message  # the validator named the key itself

@@ -9,13 +9,23 @@ start, every `EVALKIT_PROGRESS_SECONDS` (default 30) and at the end of each step
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape as markup_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+_NOT_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def plain(text: str) -> str:
+    """`text` fit for a terminal whatever it holds: no rich markup, no escape sequences or other control
+    characters (a name could otherwise recolour, move or clear the terminal), no lone surrogates."""
+    return markup_escape(_NOT_TEXT.sub("\ufffd", text))
 
 
 def is_main_process() -> bool:

@@ -57,8 +57,13 @@ class PreferencePair:
 
 def load_pairs(spec: DatasetSpec) -> list[PreferencePair]:
     """Load the pairs a dataset spec names; bad rows are `EvalkitError`s naming the source and row."""
-    rows = read_rows(spec)
-    where = _describe_source(spec)
+    return pairs_from_rows(read_rows(spec), spec, _describe_source(spec))
+
+
+def pairs_from_rows(rows: Sequence[tuple[int, dict[str, Any]]], spec: DatasetSpec, where: str) -> list[PreferencePair]:
+    """The pairs of already-read `(row number, row)`s, laid out and checked as `spec` says; `where` names
+    their source in error messages. Files, hub datasets and in-memory tables (`evalkit.score`) all go
+    through here, so a row means the same wherever it comes from."""
     pairs = [_to_pair(row, index, spec, where) for index, row in rows]
     seen: dict[str, int] = {}
     for (index, _), pair in zip(rows, pairs, strict=True):

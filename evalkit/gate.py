@@ -36,13 +36,13 @@ from typing import Any
 from xml.etree import ElementTree
 
 import numpy as np
-from rich.markup import escape
 from rich.table import Table
 
-from evalkit import stats
+from evalkit import markdown, stats
 from evalkit import verdicts as verdict_words
 from evalkit.capabilities import primary_metric
 from evalkit.config import GateRule, GateSpec, check_rule_names
+from evalkit.console import plain
 from evalkit.matching import counterparts, dataset_counterpart
 from evalkit.metrics import compare_models
 from evalkit.results import (
@@ -54,6 +54,7 @@ from evalkit.results import (
     RunResult,
     Statistics,
     atomic_write_text,
+    pairs_path,
     read_pair_scores,
 )
 
@@ -508,7 +509,10 @@ def _pair_rows(result: RunResult, directory: Path, dataset: str, model: str, whe
     info = next((d for d in result.datasets if d.name == dataset), None)
     if info is None:
         raise Undecidable(f"{where}: no dataset {dataset!r} in the results")
-    rows = [r for r in read_pair_scores(directory / info.pairs_file) if r.model == model]
+    path = pairs_path(directory, info)
+    if path is None:
+        raise Undecidable(f"{where}: no per-pair file {info.pairs_file!r} inside {directory}")
+    rows = [r for r in read_pair_scores(path) if r.model == model]
     if not rows:
         raise Undecidable(f"{where}: no per-pair scores of model {model!r} on {dataset}")
     return rows
@@ -649,17 +653,17 @@ def _stated_value(v: GateVerdict) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    return markdown.escape(text)
 
 
 def verdict_table(verdicts: Sequence[GateVerdict]) -> Table:
-    table = Table(title=f"evalkit gate: {verdict_words.headline(verdicts)}", title_justify="left")
+    table = Table(title=f"evalkit gate: {plain(verdict_words.headline(verdicts))}", title_justify="left")
     for column in ("", "rule", "why"):
         table.add_column(column)
     colours = {"passed": "green", "failed": "red", "undecidable": "yellow", "skipped": "dim"}
     for v in verdict_words.worst_first(verdicts):
         label = f"[{colours[v.status]}]{verdict_words.LABELS[v.status]}[/{colours[v.status]}]"
-        table.add_row(label, escape(v.rule), escape(v.reason))
+        table.add_row(label, plain(v.rule), plain(v.reason))
     return table
 
 

@@ -261,15 +261,22 @@ def sweep_steps(result: RunResult) -> dict[str, int]:
     return steps if len(steps) >= 2 else {}
 
 
-def _dataset_view(
-    result: RunResult,
-    dataset: str,
-    n_pairs: int,
-    pairs: Sequence[PairScore] | None,
-    colors: Mapping[str, str],
-    texts: Mapping[tuple[str, str], PairText],
-    index: int,
-) -> DatasetView:
+@dataclass(frozen=True)
+class HeadlineView:
+    """The tables a reader sees first for one dataset: every model with its intervals, each model against the
+    anchor (Δ, interval, significance), the other models against each other, and the same by subset."""
+
+    models: list[str]
+    anchor: str
+    headline: Grid
+    versus: Grid | None
+    matrices: list[Grid]
+    subsets: Grid | None
+    subset_deltas: Grid | None
+
+
+def headline_view(result: RunResult, dataset: str) -> HeadlineView:
+    """The headline tables of `dataset`, as the HTML report and the notebook display both show them."""
     metrics = [m for m in result.metrics if m.dataset == dataset]
     comparisons = [c for c in result.comparisons if c.dataset == dataset]
     primary = primary_comparisons(comparisons, result.reference)
@@ -287,21 +294,9 @@ def _dataset_view(
 
     versus = [c for c in primary if c.subset == "all"]
     by_subset = [c for c in primary if c.subset != "all" and c.metric in {k for k, _ in COLUMNS} | set(MATRIX_METRICS)]
-    diagnostics = [
-        (title, grid_of(table))
-        for title, table in (
-            ("Length", length_table(found, models)),
-            ("Calibration", calibration_table(found, models, [r for r in result.reliability if r.dataset == dataset])),
-            ("Rewards and likelihood displacement", displacement_table(found, models)),
-        )
-        if table is not None
-    ]
-    figures, note = _charts(result, dataset, metrics, models, pairs, colors, f"d{index}")
-    anchor = versus[0].baseline if versus else (result.reference or "")
-    return DatasetView(
-        name=dataset,
-        anchor=anchor,
-        n_pairs=n_pairs,
+    return HeadlineView(
+        models=models,
+        anchor=versus[0].baseline if versus else (result.reference or ""),
         headline=Grid(["model", *header], [[Cell(model, css="l"), *cells(model, "all")] for model in models]),
         versus=_versus(versus, alpha) if versus else None,
         matrices=_matrices(other_comparisons(comparisons, result.reference), models, alpha),
@@ -313,6 +308,43 @@ def _dataset_view(
         if subsets
         else None,
         subset_deltas=_subset_deltas(by_subset, alpha) if by_subset else None,
+    )
+
+
+def _dataset_view(
+    result: RunResult,
+    dataset: str,
+    n_pairs: int,
+    pairs: Sequence[PairScore] | None,
+    colors: Mapping[str, str],
+    texts: Mapping[tuple[str, str], PairText],
+    index: int,
+) -> DatasetView:
+    metrics = [m for m in result.metrics if m.dataset == dataset]
+    comparisons = [c for c in result.comparisons if c.dataset == dataset]
+    versus = [c for c in primary_comparisons(comparisons, result.reference) if c.subset == "all"]
+    found = {(m.model, m.subset, m.metric): m for m in metrics}
+    tables = headline_view(result, dataset)
+    models = tables.models
+    diagnostics = [
+        (title, grid_of(table))
+        for title, table in (
+            ("Length", length_table(found, models)),
+            ("Calibration", calibration_table(found, models, [r for r in result.reliability if r.dataset == dataset])),
+            ("Rewards and likelihood displacement", displacement_table(found, models)),
+        )
+        if table is not None
+    ]
+    figures, note = _charts(result, dataset, metrics, models, pairs, colors, f"d{index}")
+    return DatasetView(
+        name=dataset,
+        anchor=tables.anchor,
+        n_pairs=n_pairs,
+        headline=tables.headline,
+        versus=tables.versus,
+        matrices=tables.matrices,
+        subsets=tables.subsets,
+        subset_deltas=tables.subset_deltas,
         charts=figures,
         charts_note=note,
         diagnostics=diagnostics,
@@ -590,3 +622,45 @@ def _audit(result: RunResult) -> Grid:
 
 def _level(result: RunResult) -> str:
     return f"{(result.statistics or Statistics()).confidence_level:.0%}"
+
+
+INLINE_STYLE = """
+.evalkit-inline { font: 13px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328; }
+.evalkit-inline h4 { margin: .9rem 0 .3rem; font-size: 1rem; }
+.evalkit-inline p.note { color: #59636e; margin: .3rem 0; }
+.evalkit-inline table { border-collapse: collapse; font-variant-numeric: tabular-nums; margin: .3rem 0 .8rem; }
+.evalkit-inline th, .evalkit-inline td { padding: .25rem .5rem; border-bottom: 1px solid #d1d9e0; text-align: right;
+  white-space: nowrap; }
+.evalkit-inline th { background: #f6f8fa; }
+.evalkit-inline th.l, .evalkit-inline td.l { text-align: left; }
+.evalkit-inline .ci { color: #59636e; font-size: .85em; margin-left: .3em; }
+.evalkit-inline td.good { color: #1a7f37; background: #dafbe1; font-weight: 600; }
+.evalkit-inline td.bad { color: #cf222e; background: #ffebe9; font-weight: 600; }
+.evalkit-inline td.flat { color: #59636e; }
+"""
+"""The notebook display's style, every rule under `.evalkit-inline` so the notebook's own page is left alone."""
+
+
+def render_inline(result: RunResult) -> str:
+    """The report's headline tables as an HTML fragment for a notebook (`_repr_html_`): the gate's verdict,
+    then per dataset every model with its intervals and each model against the anchor. Escaped like
+    report.html (jinja2's autoescaping), with no script and nothing fetched."""
+    views = [(d.name, d.n_pairs, headline_view(result, d.name)) for d in result.datasets]
+    statistics = result.statistics or Statistics()
+    return environment.get_template("inline.html.j2").render(
+        result=result,
+        style=Markup(INLINE_STYLE),
+        level=f"{statistics.confidence_level:.0%}",
+        alpha=f"{1 - statistics.confidence_level:.2g}",
+        verdict=verdict_view(result.gate),
+        datasets=views,
+    )
+
+
+def framed(document: str, height: int = 720) -> str:
+    """A whole HTML report, shown inline: an iframe whose sandbox runs no script (the report's print helper
+    included) and whose styles stay inside it. The document travels escaped in `srcdoc`."""
+    return environment.from_string(
+        '<iframe sandbox="" referrerpolicy="no-referrer" style="width:100%;height:{{ height }}px;'
+        'border:1px solid #d1d9e0" srcdoc="{{ document }}"></iframe>'
+    ).render(document=document, height=height)

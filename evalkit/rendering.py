@@ -17,9 +17,13 @@ included, with nothing patched at run time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -112,14 +116,46 @@ def chat_token_ids(
     turns to alternate) raises its own message as a one-line `EvalkitError`.
     """
     try:
-        rendered = tokenizer.apply_chat_template(
-            messages,
-            tokenize=True,
-            return_dict=True,
-            add_generation_prompt=add_generation_prompt,
-            **rendering.template_kwargs(),
-        )
+        with time_limit(TEMPLATE_SECONDS, "the chat template"):
+            rendered = tokenizer.apply_chat_template(
+                messages,
+                tokenize=True,
+                return_dict=True,
+                add_generation_prompt=add_generation_prompt,
+                **rendering.template_kwargs(),
+            )
+    except (jinja2.exceptions.SecurityError, OverflowError) as exc:  # the sandbox's refusals (ranges too big, too)
+        raise EvalkitError(f"the chat template did something its sandbox forbids: {_first_line(exc)}") from None
     except jinja2.TemplateError as exc:
         roles = ", ".join(m.get("role", "?") for m in messages)
         raise EvalkitError(f"the chat template cannot render a conversation of roles [{roles}]: {exc}") from None
     return list(cast(dict[str, Any], rendered)["input_ids"])
+
+
+TEMPLATE_SECONDS = 10.0
+"""Longest one conversation may take to render: real templates take milliseconds; a template with nested
+loops over its input (hostile or broken) would otherwise run for as long as it likes."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Stop the block with a one-line `EvalkitError` after `seconds` (an interval timer: main thread, POSIX only;
+    elsewhere the block runs unbounded)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise EvalkitError(f"{what} took more than {seconds:g} s to render one conversation; stopped")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from rich.table import Table as RichTable
 
-from evalkit import verdicts
+from evalkit import markdown, verdicts
+from evalkit.console import plain
+from evalkit.markdown import Markdown
 from evalkit.results import (
     Comparison,
     CurvePoint,
@@ -74,19 +75,13 @@ REPORT_URL = "EVALKIT_REPORT_URL"
 markdown report posted as a PR comment or step summary links there, since `report.html` beside it means nothing."""
 
 
-def html_link() -> str:
+def html_link() -> Markdown:
     target = os.environ.get(REPORT_URL, "").strip()
-    safe = target.startswith("https://") and not re.search(r"[\s()<>\[\]]", target)
-    return HTML_LINK.format(target=target if safe else "report.html")
+    safe = target.startswith("https://") and not re.search(r"[\s()<>\[\]`|\\]", target)
+    return Markdown(HTML_LINK.format(target=target if safe else "report.html"))
 
 
-_environment = jinja2.Environment(
-    loader=jinja2.PackageLoader("evalkit", "templates"),
-    autoescape=False,  # markdown: `Table.markdown` and `escape_markdown` escape every string from the data
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+_environment = markdown.environment()  # every printed string escaped unless it is `Markdown`
 
 
 @dataclass(frozen=True)
@@ -162,12 +157,12 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
     if result.training is not None:
         t = result.training
         training = {
-            "model": escape_markdown(t.model),
+            "model": t.model,
             "steps": t.steps,
             "seconds": f"{t.seconds:.0f}s",
             "final_loss": format_number(t.final_loss),
             "final_reward_accuracy": format_number(t.final_reward_accuracy),
-            "log_history": escape_markdown(t.log_history),
+            "log_history": t.log_history,
             "curve": [
                 {
                     "step": point.step,
@@ -185,7 +180,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
             "has_eval": any(point.eval_loss is not None for point in t.curve),
         }
     reference = (
-        f"reference: `{escape_markdown(result.reference)}`"
+        Markdown(f"reference: {markdown.code(result.reference)}")
         if result.reference
         else "no reference (policy metrics only)"
     )
@@ -315,7 +310,7 @@ def _verdict(gate: Sequence[GateVerdict]) -> dict[str, Any]:
         [f"{verdicts.MARKS[v.status]} {verdicts.LABELS[v.status]}", v.rule, v.kind.replace("_", "-"), v.reason]
         for v in verdicts.worst_first(gate)
     ]
-    headline = f"**Gate: {verdicts.headline(gate)}**."
+    headline = Markdown(f"**Gate: {escape_markdown(verdicts.headline(gate))}**.")
     return {"headline": headline, "table": Table(["", "rule", "kind", "reason"], rows, "llll") if rows else None}
 
 
@@ -355,7 +350,9 @@ def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[Comp
             if c.flips is not None and (c.flips.wrong_to_right or c.flips.right_to_wrong)
         ]
         sections.append(
-            ComparisonSection(f"{escape_markdown(model)} vs {escape_markdown(baseline)}", rows[0].n, table, flips)
+            ComparisonSection(
+                Markdown(f"{escape_markdown(model)} vs {escape_markdown(baseline)}"), rows[0].n, table, flips
+            )
         )
     return sections
 
@@ -391,7 +388,7 @@ def _subset_comparisons(comparisons: list[Comparison], delta: str) -> Table | No
 def _subset_comparisons_title(comparisons: list[Comparison]) -> str:
     pairs = list(dict.fromkeys((c.model, c.baseline) for c in comparisons if c.subset != "all"))
     if len(pairs) == 1:
-        return f"{escape_markdown(pairs[0][0])} vs {escape_markdown(pairs[0][1])}, by subset:"
+        return Markdown(f"{escape_markdown(pairs[0][0])} vs {escape_markdown(pairs[0][1])}, by subset:")
     return "Comparisons by subset:"
 
 
@@ -423,7 +420,7 @@ def _ids(ids: list[str]) -> str:
     shown = ", ".join(escape_markdown(i) for i in ids[:MAX_IDS])
     if len(ids) > MAX_IDS:
         shown += f" … and {len(ids) - MAX_IDS} more (all in results.json)"
-    return shown or MISSING
+    return Markdown(shown or MISSING)
 
 
 OPEN_SAMPLES = 5
@@ -464,7 +461,7 @@ TERMINAL_COLUMNS = ["preference/accuracy", "rewards/accuracies", "rewards/margin
 
 def summary_table(result: RunResult) -> RichTable:
     """The headline numbers of every dataset and model as a rich table for the terminal."""
-    table = RichTable(title=f"evalkit · {result.suite.name}", title_justify="left")
+    table = RichTable(title=f"evalkit · {plain(result.suite.name)}", title_justify="left")
     table.add_column("dataset")
     table.add_column("model")
     direction = {m.metric: m.higher_is_better for m in result.metrics}
@@ -475,7 +472,7 @@ def summary_table(result: RunResult) -> RichTable:
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
             values = [result.value(dataset.name, model, key) for key in TERMINAL_COLUMNS]
             n = next(m.n for m in result.metrics if (m.dataset, m.model, m.subset) == (dataset.name, model, "all"))
-            table.add_row(dataset.name, model, *(format_number(v) for v in values), str(n))
+            table.add_row(plain(dataset.name), plain(model), *(format_number(v) for v in values), str(n))
     return table
 
 

@@ -48,7 +48,9 @@ SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
 class Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    # NaN and infinities (a diverged model's log-probs) are written as the strings "NaN", "Infinity", "-Infinity"
+    # and read back as floats: strict JSON that every reader parses, and a file evalkit can read again.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True, ser_json_inf_nan="strings")
 
 
 class SuiteInfo(Record):
@@ -117,7 +119,7 @@ class DatasetInfo(Record):
     n_pairs: int
     subsets: list[str]
     pairs_file: str
-    """Per-pair scores, relative to the results file."""
+    """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`)."""
 
 
 class TokenizationAudit(Record):
@@ -628,6 +630,10 @@ def read_results(path: Path) -> RunResult:
         raise EvalkitError(f"{path}: results file not found") from None
     except json.JSONDecodeError as exc:
         raise EvalkitError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise EvalkitError(f"{path}: nested too deeply to be an evalkit results file") from None
+    except UnicodeDecodeError:
+        raise EvalkitError(f"{path}: not UTF-8 text; expected an evalkit results file") from None
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise EvalkitError(f"{path}: not an evalkit results file (no 'schema_version')")
     major = str(raw["schema_version"]).split(".")[0]
@@ -668,6 +674,26 @@ class PairScore:
     prompt_key: str | None = None
     """A hash of the prompt's token ids: pairs with the same key share a prompt and are clustered in every
     interval and test. None in files written before it existed."""
+
+
+MAX_PAIRS_FILE_BYTES = 2 * 2**30
+"""Largest per-pair file a reader opens: a few hundred bytes a row, so millions of pairs fit."""
+
+
+def pairs_path(results_dir: Path, info: DatasetInfo) -> Path | None:
+    """Where `info`'s per-pair file is, when it is a regular file of bounded size inside `results_dir`; None when
+    there is none. A results file is untrusted (a fork's artifact): it may name `../`, an absolute path, a link
+    out of its directory or `/dev/zero`, and none of them is read."""
+    candidate = results_dir / info.pairs_file
+    try:
+        resolved, root = candidate.resolve(), results_dir.resolve()
+    except (OSError, RuntimeError):
+        return None
+    if not resolved.is_relative_to(root) or not resolved.is_file():  # is_file: regular files, not devices
+        return None
+    if resolved.stat().st_size > MAX_PAIRS_FILE_BYTES:
+        raise EvalkitError(f"{candidate}: {resolved.stat().st_size:,} bytes, more than a per-pair file holds")
+    return candidate
 
 
 def read_pair_scores(path: Path) -> list[PairScore]:

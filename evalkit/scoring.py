@@ -178,7 +178,7 @@ def score_pairs(
     runner = runner or probe_scoring(model, pairs, max_length, share_prompt, dtype)
     assert runner is not None  # there are pairs
     if runner.one_per_pass:
-        return _one_per_pass(runner, pairs, shapes, pad_token_id, label)
+        return _exact_ties(pairs, _one_per_pass(runner, pairs, shapes, pad_token_id, label))
     batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)
     rank, world = process_rank()
     with progress_bar() as bar:
@@ -195,7 +195,16 @@ def score_pairs(
     for batch, scored in zip(batches, by_batch, strict=True):
         for index, logps in zip(batch, scored, strict=True):
             out[index] = logps
-    return [logps for logps in out if logps is not None]
+    return _exact_ties(pairs, [logps for logps in out if logps is not None])
+
+
+def _exact_ties(pairs: Sequence[TokenizedPair], scored: list[CompletionLogps]) -> list[CompletionLogps]:
+    """Token-identical answers get one log-prob: packed after one prompt they sit at other positions, and the
+    float arithmetic there differs by ~1e-6, enough to turn an exact tie into a "preference" either way."""
+    return [
+        replace(logps, rejected=logps.chosen) if pair.chosen_ids == pair.rejected_ids else logps
+        for pair, logps in zip(pairs, scored, strict=True)
+    ]
 
 
 @torch.inference_mode()

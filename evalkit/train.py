@@ -44,8 +44,13 @@ CURVE_KEYS = {
     "eval_rewards/accuracies": "eval_reward_accuracy",
     "rewards/margins": "margin",
     "eval_rewards/margins": "eval_margin",
+    # evalkit's own evaluation (`EvalkitCallback`), logged after TRL's at the same step, so it wins: pooled over
+    # the held-out pairs, where TRL's eval_rewards/* are means of per-batch means.
+    "eval_evalkit/loss": "eval_loss",
+    "eval_evalkit/rewards/accuracies": "eval_reward_accuracy",
+    "eval_evalkit/rewards/margins": "eval_margin",
 }
-"""TRL log key → field of a training-curve point."""
+"""Log key → field of a training-curve point."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,20 @@ def train_dpo(
         callbacks=[_ProgressCallback()],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar shows them
+    if eval_pairs:
+        # Held-out pairs scored the evalkit way at each evaluation (pooled, with intervals), as a user's own
+        # DPOTrainer script would with the same callback; the curve lands in <output>/evalkit.
+        from evalkit.callback import EvalkitCallback
+
+        callback = EvalkitCallback(
+            trainer,
+            eval_pairs,
+            name=spec.output,
+            output_dir=output_dir / "evalkit",
+            chat_template_kwargs=template_options,
+            template_date=template_date,
+        )
+        trainer.add_callback(callback)
     trainer.train()
     trainer.save_model(str(output_dir))
     history = list(trainer.state.log_history)

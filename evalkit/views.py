@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from evalkit.markdown import Markdown, escape
 from evalkit.results import (
     CapabilityResult,
     Comparison,
@@ -24,6 +25,7 @@ from evalkit.results import (
     ReliabilityBin,
     RunResult,
     WinRate,
+    pairs_path,
     read_pair_scores,
 )
 
@@ -89,10 +91,10 @@ class Table:
         return self.align or "l" + "r" * (len(self.header) - 1)
 
     @property
-    def markdown(self) -> str:
+    def markdown(self) -> Markdown:
         rule = "|" + "|".join("---" if a == "l" else "---:" for a in self.alignment) + "|"
-        lines = ["| " + " | ".join(map(escape_markdown, self.header)) + " |", rule]
-        return "\n".join(lines + ["| " + " | ".join(map(escape_markdown, row)) + " |" for row in self.rows])
+        lines = ["| " + " | ".join(map(escape, self.header)) + " |", rule]
+        return Markdown("\n".join(lines + ["| " + " | ".join(map(escape, row)) + " |" for row in self.rows]))
 
 
 def primary_comparisons(comparisons: Sequence[Comparison], reference: str | None) -> list[Comparison]:
@@ -177,11 +179,8 @@ def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore
     A dataset whose file is missing (a results.json copied on its own) is left out; the charts that
     need per-pair values say so in one line.
     """
-    return {
-        d.name: read_pair_scores(results_dir / d.pairs_file)
-        for d in result.datasets
-        if (results_dir / d.pairs_file).is_file()
-    }
+    found = {d.name: pairs_path(results_dir, d) for d in result.datasets}
+    return {name: read_pair_scores(path) for name, path in found.items() if path is not None}
 
 
 def length_table(found: dict[tuple[str, str, str], Metric], models: list[str]) -> Table | None:
@@ -440,9 +439,9 @@ def format_with_interval(value: float, low: float | None, high: float | None, si
     return f"{text} [{low:+.2f}, {high:+.2f}]" if signed else f"{text} [{low:.2f}, {high:.2f}]"
 
 
-def escape_markdown(text: str) -> str:
-    """Escape text for a markdown table cell or an HTML block: pipes, backslashes, newlines, `<`."""
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+def escape_markdown(text: str) -> Markdown:
+    """`text` as inert markdown (`evalkit.markdown.escape`): fit for a table cell, a heading or a line."""
+    return escape(text)
 
 
 CAPABILITY_IDS = 12

@@ -28,6 +28,7 @@ import torch
 from evalkit.config import WorldSpec
 from evalkit.console import console
 from evalkit.data import Message, Text, split_pairs, write_pairs
+from evalkit.errors import EvalkitError
 from evalkit.rendering import chat_token_ids
 from evalkit.world.model import build_model, pretrain
 from evalkit.world.pairs import generate_pairs
@@ -85,6 +86,12 @@ def _build_or_reuse(spec: WorldSpec) -> World:
         console.print(f"[dim]tiny world: reusing {spec.dir}[/dim]")
         return world
 
+    if spec.dir.exists() and not manifest_path.is_file() and (not spec.dir.is_dir() or any(spec.dir.iterdir())):
+        # Rebuilding replaces the directory: never one evalkit did not create (its world.json is the marker).
+        raise EvalkitError(
+            f"world.dir: {spec.dir} exists and is not a tiny world evalkit built (no world.json); "
+            "point world.dir at a new directory or an earlier world"
+        )
     started = time.perf_counter()
     staging = spec.dir.with_name(f".{spec.dir.name}.building")
     shutil.rmtree(staging, ignore_errors=True)

@@ -54,7 +54,7 @@ def test_reduced_default_suite_runs_end_to_end(
         assert r["ref_logp_chosen"] == base[r["id"]]["logp_chosen"]
         assert r["margin"] == pytest.approx(r["reward_chosen"] - r["reward_rejected"])
     assert "## tinyworld: headline (12 pairs)" in (out / "report.md").read_text()
-    assert "evalkit · default" in capsys.readouterr().err
+    assert "evalkit · default" in capsys.readouterr().out  # results on stdout
 
     # A second run reuses the cached world and gives the same numbers.
     assert main(["bench", str(suite), *reduced, "--out", str(tmp_path / "again")]) == 0
@@ -85,7 +85,8 @@ def test_a_failing_gate_exits_1_and_names_every_failed_rule(
     raw = yaml.safe_load(suite.read_text())
     raw["gate"] = yaml.safe_load((Path(__file__).parent / "suites" / "failing_gate.yaml").read_text())["gate"]
     suite.write_text(yaml.safe_dump(raw))
-    assert main(["bench", str(suite), *reduced[:-2]]) == 1
+    # The reduced world has 12 pairs: the rules are decided on them (below 30 they would be undecidable).
+    assert main(["bench", str(suite), *reduced[:-2], "--set", "gate.min_pairs=2"]) == 1
     out = tmp_path / "out"
     result = read_results(out / "results.json")  # written in full, with the verdicts
     assert result.gate is not None and [v.passed for v in result.gate] == [False] * 4
@@ -95,3 +96,30 @@ def test_a_failing_gate_exits_1_and_names_every_failed_rule(
     for name in ("perfect reward accuracy", "base beats aligned", "no drift at all", "answers must shrink by half"):
         assert name in summary
     assert summary.startswith("## evalkit gate: default: FAILED: 4 of 4 rules")
+
+
+def test_a_run_stopped_between_two_outputs_leaves_no_file_of_the_previous_run(
+    tmp_path: Path, default_suite: Path, reduced: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stopped just after results.json is replaced, a run used to leave it beside the last run's report.html,
+    junit.xml and summary.md. Now the old set goes first: what is there belongs to the new run, and the reports
+    render again from it."""
+    gated = [*reduced[:-2], "--set", "gate.min_pairs=2"]
+    assert main(["bench", str(default_suite), *gated]) in (0, 1)
+    out = tmp_path / "out"
+    first = read_results(out / "results.json")
+    assert {"report.html", "junit.xml", "summary.md"} <= {p.name for p in out.iterdir()}
+
+    import evalkit.bench
+
+    def stopped(*_: object, **__: object) -> list[Path]:
+        raise KeyboardInterrupt  # as a signal would, between results.json and the reports
+
+    monkeypatch.setattr(evalkit.bench, "write_reports", stopped)
+    assert main(["bench", str(default_suite), *gated, "--set", "scoring.beta=0.2"]) == 130
+    second = read_results(out / "results.json")
+    assert second.created_at >= first.created_at and second.scoring.beta == 0.2
+    assert not {"report.md", "report.html", "junit.xml", "summary.md"} & {p.name for p in out.iterdir()}
+    monkeypatch.undo()
+    assert main(["report", str(out / "results.json")]) == 0
+    assert "β = 0.2" in (out / "report.md").read_text()

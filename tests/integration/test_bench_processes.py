@@ -40,7 +40,8 @@ def test_two_processes_bench_exactly_what_one_process_benches(
     two = bench(torchrun, tmp_path / "two")  # reuses both; scores, generates and judges in two processes
     assert two.returncode == 0, two.stderr[-3000:]
 
-    assert two.stderr.count("tiny world: reusing") == 1 and two.stderr.count("wrote ") == 1  # the main one speaks
+    # The main process speaks: its logs on stderr, its results on stdout.
+    assert two.stderr.count("tiny world: reusing") == 1 and two.stdout.count("wrote ") == 1
     assert normalised(tmp_path / "two" / "results.json", tmp_path / "two") == normalised(
         tmp_path / "one" / "results.json", tmp_path / "one"
     )

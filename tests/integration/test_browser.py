@@ -181,6 +181,7 @@ def golden_with_gate() -> RunResult:
             rule="aligned beats base",
             kind="superiority",
             passed=True,
+            status="passed",
             reason="Δ pref. acc +0.444, p = 2e-22",
             dataset="tinyworld",
             model="aligned",
@@ -196,6 +197,7 @@ def golden_with_gate() -> RunResult:
             rule="format holds",
             kind="absolute",
             passed=False,
+            status="failed",
             reason="pref. acc 0.747 < 0.8",
             dataset="tinyworld",
             subset="format",
@@ -234,7 +236,9 @@ def test_report_renders_without_console_errors_or_requests(tmp_path: Path, page:
         assert width <= viewport[0], f"{name}: the page scrolls sideways ({width}px wide); only tables may"
 
     assert page.evaluate("document.querySelectorAll('svg.chart').length") >= 4
-    assert page.evaluate("document.querySelector('#verdict').textContent").count("FAIL") == 1
+    verdict = page.evaluate("document.querySelector('#verdict').textContent")
+    assert "Gate FAILED: 1 of 2 rules failed" in verdict
+    assert page.evaluate("[...document.querySelectorAll('#verdict .tag')].map(t => t.textContent)") == ["FAIL", "pass"]
     headings = page.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
     assert headings[:4] == ["Headline", "By subset", "Charts", "Flipped pairs"]
 

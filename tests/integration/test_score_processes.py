@@ -46,6 +46,6 @@ def test_two_processes_write_exactly_what_one_process_writes(
     assert two.returncode == 0, two.stderr[-2000:]
     one = score([sys.executable], tmp_path / "one.jsonl")
     assert one.returncode == 0, one.stderr[-2000:]
-    assert two.stderr.count("wrote 21 pairs") == 1  # only the main process writes and speaks
+    assert two.stdout.count("wrote 21 pairs") == 1  # only the main process writes and speaks
     assert (tmp_path / "two.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     assert len((tmp_path / "one.jsonl").read_text().splitlines()) == 21

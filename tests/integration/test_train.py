@@ -180,6 +180,18 @@ def test_smollm3_hh_rlhf_tutorial_suite_trains_full_and_sweeps_checkpoints(
     assert final == result.value(
         "hh-rlhf-heldout", "smollm3-dpo@4", "logps/chosen"
     )  # the last checkpoint is the final model
+    # Training evaluated the held-out pairs the evalkit way (EvalkitCallback, against TRL's frozen reference):
+    # what it logged at a step is what scoring that step's checkpoint gives afterwards.
+    history = json.loads((out / "models" / "smollm3-dpo" / "log_history.json").read_text())
+    for metric in ("rewards/margins", "rewards/accuracies", "loss"):
+        logged = {e["step"]: e[f"eval_evalkit/{metric}"] for e in history if f"eval_evalkit/{metric}" in e}
+        for step in (2, 4):
+            scored = result.value("hh-rlhf-heldout", f"smollm3-dpo@{step}", metric)
+            assert logged[step] == pytest.approx(scored, rel=1e-5, abs=1e-6), (metric, step)
+    assert result.training.curve[-1].eval_margin == pytest.approx(
+        result.value("hh-rlhf-heldout", "smollm3-dpo", "rewards/margins"), rel=1e-5, abs=1e-6
+    )  # the report's training curve shows evalkit's pooled eval values
+    assert (out / "models" / "smollm3-dpo" / "evalkit" / "results.json").is_file()
 
 
 def test_evalkit_train_matches_calling_dpotrainer_directly(tmp_path: Path) -> None:
@@ -273,7 +285,7 @@ models:
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stderr.count("trained 'tuned'") == 1  # only the main process speaks
+    assert done.stdout.count("trained 'tuned'") == 1  # only the main process speaks
     history = json.loads((tmp_path / "tuned" / "log_history.json").read_text())
     assert [e["step"] for e in history if "loss" in e] == [1, 2, 3]
     assert (tmp_path / "tuned" / "adapter_model.safetensors").is_file()

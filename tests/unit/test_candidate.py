@@ -45,3 +45,88 @@ def test_own_data_replaces_the_datasets_and_feeds_the_panel() -> None:
     assert suite.generation.from_dataset.dataset == "heldout"
     # Without a reference, rules that need one (rewards, comparisons, drift) are left out, with a notice.
     assert suite.gate is not None and [r.kind for r in suite.gate.rules] == ["length_budget", "non_inferiority"]
+
+
+def test_a_run_never_writes_over_its_own_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.bench import check_outputs
+    from evalkit.config import parse_suite
+    from evalkit.errors import EvalkitError
+
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "out" / "pairs" / "d.jsonl"
+    data.parent.mkdir(parents=True)
+    data.write_text("{}\n")
+    (tmp_path / "out" / ".evalkit-output").write_text("")  # an earlier evalkit output directory holds the data
+    suite = parse_suite(
+        {
+            "name": "x",
+            "output_dir": "out",
+            "datasets": [{"name": "d", "path": str(data)}],
+            "models": [{"name": "m", "path": "m"}],
+        }
+    )
+    with pytest.raises(EvalkitError, match=r"output_dir: writing .*d\.jsonl would replace datasets\.d\.path"):
+        check_outputs(suite, tmp_path / "out")
+    with pytest.raises(EvalkitError, match=r"output_dir: \. is the current directory"):
+        check_outputs(suite, Path("."))
+    baseline = tmp_path / "release" / "results.json"
+    baseline.parent.mkdir()
+    baseline.write_text("{}")
+    with pytest.raises(EvalkitError, match=r"would replace .*release/results\.json"):
+        check_outputs(suite, tmp_path / "release", [baseline])
+    check_outputs(suite, tmp_path / "elsewhere", [baseline])  # nothing in the way
+    train = {"base": "m", "output": "t", "data": {"path": str(data)}, "heldout": str(data), "eval_fraction": 0.2}
+    with pytest.raises(EvalkitError, match=r"train\.heldout: .* is also train\.data\.path"):
+        check_outputs(
+            parse_suite(
+                {
+                    **suite.model_dump(mode="json"),
+                    "models": [{"name": "m", "path": "m"}, {"name": "t", "path": "t"}],
+                    "train": train,
+                },
+                train_options=False,
+            ),
+            tmp_path / "elsewhere",
+        )
+
+
+def test_one_run_at_a_time_per_output_directory(tmp_path: Path) -> None:
+    from evalkit.bench import output_lock
+    from evalkit.errors import EvalkitError
+
+    with output_lock(tmp_path / "out"):
+        with (
+            pytest.raises(EvalkitError, match=r"another evalkit run is writing to .*out; wait for it"),
+            output_lock(tmp_path / "out"),
+        ):
+            pass
+        with output_lock(tmp_path / "other"):  # another directory is free
+            pass
+    with output_lock(tmp_path / "out"):  # released when the run ends
+        pass
+
+
+def test_a_directory_of_someone_elses_files_is_never_an_output_directory(tmp_path: Path) -> None:
+    from evalkit.bench import check_outputs
+    from evalkit.config import parse_suite
+    from evalkit.errors import EvalkitError
+
+    suite = parse_suite(
+        {
+            "name": "x",
+            "output_dir": "o",
+            "datasets": [{"name": "d", "path": "d"}],
+            "models": [{"name": "m", "path": "m"}],
+        }
+    )
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "report.md").write_text("my own notes")
+    with pytest.raises(EvalkitError, match=r"output_dir: .*theirs holds files evalkit did not write"):
+        check_outputs(suite, theirs)
+    ours = tmp_path / "ours"
+    check_outputs(suite, ours)  # new: fine
+    ours.mkdir()
+    (ours / ".evalkit-output").write_text("")  # as every run leaves it
+    (ours / "report.md").write_text("an evalkit report")
+    check_outputs(suite, ours)  # carries the marker evalkit left: its files may be replaced

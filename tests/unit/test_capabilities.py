@@ -237,16 +237,20 @@ def test_the_report_section_escapes_names() -> None:
     assert caps is not None
     text = render_markdown(result)
     section = text[text.index("## Capabilities") :]
-    assert "a\\|b&lt;script>" in section and "<script>" not in section
-    assert "| a\\|b&lt;script> | acc ↑ | aligned − base | -0.200 [" in section
+    assert "a\\|b&lt;script&gt;" in section and "<script>" not in section
+    assert "| a\\|b&lt;script&gt; | acc ↑ | aligned − base | -0.200 [" in section
     assert "d1, d4, d7" in section
     page = render_html(result)
     assert 'id="capabilities"' in page and "a|b&lt;script&gt;" in page and "<script>" not in page.split("<body")[1]
 
 
-def test_old_results_read_without_capabilities() -> None:
+def test_old_results_read_without_capabilities(tmp_path: Path) -> None:
     golden = json.loads(GOLDEN.read_text())
     assert golden["schema_version"] == "1.5" and read_results(GOLDEN).capabilities is None
+    # A 1.6 file with capabilities round-trips.
+    written = tmp_path / "results.json"
+    written.write_text(result_with([BASE, ALIGNED]).model_dump_json())
+    assert read_results(written).capabilities == result_with([BASE, ALIGNED]).capabilities
 
 
 def test_a_chat_template_is_required_when_documents_are_rendered_with_one() -> None:

@@ -127,11 +127,29 @@ def test_pickled_weights_are_refused_unless_allowed(
     tiny_tokenizer.save_pretrained(path)
     assert (path / "pytorch_model.bin").is_file() and not list(path.glob("*.safetensors"))
     with pytest.raises(
-        EvalkitError, match=r"models\.p: .* holds only pickled weights \(pytorch_model\.bin\).*allow_pickle: true"
+        EvalkitError, match=r"models\.p: .* would load pickled weights \(pytorch_model\.bin\).*allow_pickle: true"
     ):
+        load_model(ModelSpec(name="p", path=str(path)))
+    (path / "decoy.safetensors").write_bytes(b"")  # a safetensors file the loader never reads protects nothing
+    with pytest.raises(EvalkitError, match=r"has no model\.safetensors or model\.safetensors\.index\.json"):
         load_model(ModelSpec(name="p", path=str(path)))
     loaded = load_model(ModelSpec(name="p", path=str(path), allow_pickle=True))
     assert loaded.info.kind == "model"
+
+
+def test_a_pickled_adapter_beside_a_decoy_is_refused(tmp_path: Path) -> None:
+    from evalkit.checkpoints import check_weights
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    (adapter / "adapter_model.bin").write_bytes(b"pickle")
+    (adapter / "model.safetensors").write_bytes(b"")  # PEFT would still read adapter_model.bin
+    with pytest.raises(EvalkitError, match=r"has no adapter_model\.safetensors and would load pickled weights"):
+        check_weights(str(adapter), allow_pickle=False, where="models.a")
+    check_weights(str(adapter), allow_pickle=True, where="models.a")
+    (adapter / "adapter_model.safetensors").write_bytes(b"")
+    check_weights(str(adapter), allow_pickle=False, where="models.a")  # the file PEFT reads is safe
 
 
 def test_trainer_pickles_beside_safetensors_are_not_weights(base_dir: Path) -> None:

@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,61 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as done:
         main(["--version"])
     assert done.value.code == 0 and __version__ in capsys.readouterr().out
+
+
+def test_exit_codes_tell_a_crash_from_bad_input_and_a_refusal_of_the_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 passed, 1 a rule failed, 2 bad input or the machine's refusal, 3 a bug (traceback kept, not printed)."""
+    import evalkit.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+
+    def crash(*_: object) -> int:
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(cli, "_report", crash)
+    assert main(["report", "results.json"]) == 3
+    (line,) = error_lines(capsys)
+    assert line.startswith("evalkit: internal error: ZeroDivisionError: division by zero (traceback in ")
+    (log,) = (tmp_path / ".evalkit" / "logs").iterdir()
+    assert "Traceback (most recent call last)" in log.read_text() and "ZeroDivisionError" in log.read_text()
+
+    def full(*_: object) -> int:
+        raise OSError(28, "No space left on device", "reports/default/report.html")
+
+    monkeypatch.setattr(cli, "_report", full)
+    assert main(["report", "results.json"]) == 2
+    assert error_lines(capsys) == ["evalkit: error: cannot use reports/default/report.html: No space left on device"]
+
+
+def test_an_unwritable_output_directory_is_refused_before_any_work(tmp_path: Path) -> None:
+    from evalkit.bench import check_outputs
+    from evalkit.config import parse_suite
+    from evalkit.errors import EvalkitError
+
+    suite = parse_suite(
+        {
+            "name": "x",
+            "output_dir": "o",
+            "datasets": [{"name": "d", "path": "d.jsonl"}],
+            "models": [{"name": "m", "path": "m"}],
+        }
+    )
+    a_file = tmp_path / "taken"
+    a_file.write_text("")
+    with pytest.raises(EvalkitError, match=r"output_dir: cannot write in .*taken"):
+        check_outputs(suite, a_file)
+
+    # A read-only file system and a full disk, simulated (this machine runs as root, which writes anywhere).
+    def read_only(self: Path, data: bytes) -> int:
+        raise OSError(30, "Read-only file system", str(self))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "write_bytes", read_only)
+        with pytest.raises(EvalkitError, match=r"output_dir: cannot write in .*ro: Read-only file system"):
+            check_outputs(suite, tmp_path / "ro")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("shutil.disk_usage", lambda _: shutil._ntuple_diskusage(10 * 2**30, 10 * 2**30, 5 * 2**20))
+        with pytest.raises(EvalkitError, match=r"output_dir: .*full has 5 MB free; a run needs at least 64 MB"):
+            check_outputs(suite, tmp_path / "full")

@@ -205,3 +205,33 @@ def test_generation_section_is_checked(tmp_path: Path) -> None:
     both = MINIMAL + "generation:\n  prompts: [hi]\n  judges:\n    - {name: j, callable: 'm:f', reward_model: rm}\n"
     with pytest.raises(EvalkitError, match=r"generation\.judges\.j: give exactly one of"):
         load_suite(write(tmp_path, both))
+
+
+@pytest.mark.parametrize("name", ["/tmp/evil", "../outside", "a/b", ".hidden", "", "x" * 65, "nul\x00", "tab\tname"])
+def test_dataset_and_model_names_are_plain_file_names(name: str) -> None:
+    """They name the files evalkit writes (`pairs/<dataset>.jsonl`): never a path out of the output directory."""
+    for key in ("datasets", "models"):
+        raw = {
+            "name": "x",
+            "output_dir": "o",
+            "datasets": [{"name": "d", "path": "d.jsonl"}],
+            "models": [{"name": "m", "path": "m"}],
+        }
+        raw[key][0]["name"] = name  # type: ignore[index]
+        with pytest.raises(EvalkitError, match=rf"{key}\.0\.name: .* is not a plain name"):
+            parse_suite(raw, "s.yaml")
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path) -> None:
+    """Nine levels of nine aliases: under a kilobyte of YAML for 9⁹ values; refused before validation walks it."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 10)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("name: x\noutput_dir: o\ntrain:\n  args:\n" + "\n".join("    " + line for line in lines) + "\n")
+    assert bomb.stat().st_size < 1000
+    with pytest.raises(EvalkitError, match=r"bomb\.yaml: expands to more than 100,000 values through YAML aliases"):
+        load_suite(bomb)
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("name: &n [*n]\n")
+    with pytest.raises(EvalkitError, match=r"loop\.yaml: nested too deeply to be a suite"):
+        load_suite(loop)

@@ -325,8 +325,16 @@ def test_gate_command_exit_codes(tmp_path: Path, results: Path, capsys: pytest.C
     passing = suite_with(
         tmp_path, "    - {kind: absolute, model: aligned, metric: rewards/accuracies, at_least: 0.8}\n"
     )
+    before = results.read_bytes()
     assert main(["gate", str(results), "--suite", str(passing)]) == 0
-    assert read_results(results).gate is not None  # the verdicts go into the results
+    assert results.read_bytes() == before  # a reader never modifies what it reads
+    assert (results.parent / "junit.xml").is_file() and (results.parent / "summary.md").is_file()
+    out = tmp_path / "judged"
+    written = {p.name for p in results.parent.iterdir()}
+    assert main(["gate", str(results), "--suite", str(passing), "--out", str(out)]) == 0
+    assert {p.name for p in results.parent.iterdir()} == written and results.read_bytes() == before
+    assert {"results.json", "report.md", "report.html", "junit.xml", "summary.md"} <= {p.name for p in out.iterdir()}
+    assert read_results(out / "results.json").gate is not None  # the judged results, beside the other outputs
     for kind, rule in [
         ("absolute", "{kind: absolute, model: aligned, metric: rewards/accuracies, at_least: 0.95}"),
         ("superiority", "{kind: superiority, model: base, baseline: aligned, metric: preference/accuracy}"),
@@ -354,3 +362,19 @@ def test_gate_command_bad_input_exits_2(tmp_path: Path, results: Path, capsys: p
     assert len(lines) == 1 and "schema_version '0.3' is not readable by this evalkit (expected 1.x)" in lines[0]
     assert main(["gate", str(results)]) == 2  # the golden run had no rules
     assert "the run had no gate rules; pass --suite" in capsys.readouterr().err
+
+
+def test_rules_from_the_artifact_itself_are_named_as_such(
+    tmp_path: Path, results: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fork's artifact could carry `at_least: 0.0`: judging with its own rules is said out loud."""
+    raw = json.loads(results.read_text())
+    raw["suite"]["gate"] = {"rules": [absolute(at_least=0.0)]}
+    results.write_text(json.dumps(raw))
+    assert main(["gate", str(results)]) == 0
+    assert "judging with the rules recorded in" in capsys.readouterr().err
+    strict = suite_with(
+        tmp_path, "    - {kind: absolute, model: aligned, metric: rewards/accuracies, at_least: 0.95}\n"
+    )
+    assert main(["gate", str(results), "--suite", str(strict)]) == 1  # the trusted suite's rules decide
+    assert "judging with the rules recorded in" not in capsys.readouterr().err

@@ -58,3 +58,20 @@ def test_a_clock_template_is_rendered_with_its_pin_and_the_options(tiny_tokenize
     assert tokenizer.apply_chat_template(HI, tokenize=False, **rendering.template_kwargs()) == "2025 no"
     assert json.loads(rendering.identity) == {"chat_template_kwargs": {"think": False}, "date": "2025-03-07"}
     assert json.loads(PLAIN.identity) == {"chat_template_kwargs": {}, "date": None}
+
+
+def test_a_template_that_runs_away_or_breaks_its_sandbox_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nested loops over the input would render for minutes; a sandbox violation used to be a traceback."""
+    from evalkit import rendering
+    from evalkit.rendering import chat_token_ids
+    from evalkit.world.tokenizer import train_tokenizer
+
+    tokenizer = train_tokenizer(["hello there", "how are you"], 300)
+    monkeypatch.setattr(rendering, "TEMPLATE_SECONDS", 0.2)
+    tokenizer.chat_template = "{% for a in range(99999) %}{% for b in range(99999) %}{% endfor %}{% endfor %}"
+    with pytest.raises(EvalkitError, match=r"the chat template took more than 0.2 s to render one conversation"):
+        chat_token_ids(tokenizer, [{"role": "user", "content": "hi"}])
+    for forbidden in ("{{ messages.__class__.__mro__ }}", "{% for a in range(10**9) %}{% endfor %}"):
+        tokenizer.chat_template = forbidden
+        with pytest.raises(EvalkitError, match=r"the chat template did something its sandbox forbids"):
+            chat_token_ids(tokenizer, [{"role": "user", "content": "hi"}])

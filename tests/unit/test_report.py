@@ -60,9 +60,9 @@ def test_strings_from_results_are_escaped() -> None:
         for c in result.comparisons
     ]
     text = render_markdown(result.model_copy(update={"metrics": metrics, "comparisons": comparisons}))
-    assert "a\\|b&lt;script>" in text and "<script>" not in text
-    assert "s\\|&lt;b>" in text and "<b>" not in text
-    assert "id\\|&lt;img>" in text and "<img>" not in text
+    assert "a\\|b&lt;script&gt;" in text and "<script>" not in text
+    assert "s\\|&lt;b&gt;" in text and "<b>" not in text
+    assert "id\\|&lt;img&gt;" in text and "<img>" not in text
 
 
 def test_long_flip_lists_are_truncated() -> None:
@@ -154,7 +154,7 @@ def test_markdown_leads_with_the_gate_verdict_failed_rules_first() -> None:
     assert "**Gate: FAILED: 1 of 2 rules failed**." in head
     failed, passed = head.index("❌ FAIL"), head.index("✅ pass")
     assert failed < passed
-    assert "| ❌ FAIL | format\\|&lt;b> | absolute | pref. acc 0.747 &lt; 0.8 &lt;img> |" in head
+    assert "| ❌ FAIL | format\\|&lt;b&gt; | absolute | pref. acc 0.747 &lt; 0.8 &lt;img&gt; |" in head
     assert "[report.html](report.html)" in head
 
 

@@ -197,6 +197,21 @@ def test_prompt_sharing_equals_whole_sequences(
         assert_same(whole, score_pairs(tiny_model, world_pairs, 1024, size, pad, "t", share_prompt=False))
 
 
+def test_token_identical_answers_tie_exactly_on_every_path(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    """Packed after one prompt the same tokens sit at other positions and their float sums differ by ~1e-6:
+    without care, an exact tie reads as a preference for one answer or the other."""
+    pad = tiny_tokenizer.pad_token_id
+    same = [pair(f"s{i}", p.prompt_ids, p.chosen_ids, list(p.chosen_ids)) for i, p in enumerate(world_pairs)]
+    for share in (True, False):
+        for size in (1, 5):
+            scored = score_pairs(tiny_model, same, 1024, size, pad, "t", share_prompt=share)
+            assert all(s.chosen == s.rejected for s in scored), (share, size)
+    different = score_pairs(tiny_model, world_pairs, 1024, 4, pad, "t", share_prompt=True)
+    assert sum(s.chosen != s.rejected for s in different) == sum(p.chosen_ids != p.rejected_ids for p in world_pairs)
+
+
 def test_token_budget_batches_equal_fixed_batches_in_input_order(
     tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
 ) -> None:

@@ -61,7 +61,7 @@ def test_flips_to_show_spreads_over_the_ids_of_each_direction() -> None:
 
 def test_tables_escape_cells_when_written_as_markdown() -> None:
     table = Table(["name", "value"], [["a|b<c>\\", "1.000"]])
-    assert table.markdown == "| name | value |\n|---|---:|\n| a\\|b&lt;c>\\\\ | 1.000 |"
+    assert table.markdown == "| name | value |\n|---|---:|\n| a\\|b&lt;c&gt;\\\\ | 1.000 |"
 
 
 def test_scoring_settings_name_what_the_numbers_depend_on_then_how_they_were_run() -> None:

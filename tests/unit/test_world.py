@@ -85,3 +85,16 @@ def test_one_build_at_a_time_then_the_others_reuse_it(tmp_path: Path, monkeypatc
     (_, first_end), (second, second_end) = sorted(spans)
     assert first_end <= second  # never both at once
     assert second_end - second < 0.3  # the second found the first's world
+
+
+def test_a_directory_evalkit_did_not_build_is_never_replaced(tmp_path: Path) -> None:
+    """Rebuilding replaces world.dir: pointed at a user's directory, evalkit refuses and deletes nothing."""
+    from evalkit.errors import EvalkitError
+    from evalkit.world import build_world
+
+    mine = tmp_path / "my-project"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(EvalkitError, match=r"world.dir: .*my-project exists and is not a tiny world evalkit built"):
+        build_world(WorldSpec(dir=mine))
+    assert (mine / "notes.txt").read_text() == "keep me"

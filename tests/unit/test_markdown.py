@@ -1,0 +1,92 @@
+"""Untrusted text in every markdown output stays text: no image, link, mention, HTML or forged row."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from evalkit.compare import compare_runs, render_comparison_markdown
+from evalkit.gate import summary_markdown
+from evalkit.markdown import ZERO_WIDTH, code, escape
+from evalkit.report import render_markdown
+from evalkit.results import GateVerdict, RunResult, read_results
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
+HOSTILE = (
+    "x ![pixel](https://evil.example/p.png) [click](https://evil.example) <img src=x onerror=alert(1)> "
+    "@acme/security ping www.evil.example `code` | forged |\r| row | two |\n[ref]: https://evil.example "
+    "https://evil.example/plain mail@evil.example \x1b[31m"
+)
+
+
+def live_markdown(text: str) -> list[str]:
+    """What GitHub would turn into something live: images, links, autolinks, mentions, HTML tags, raw control bytes.
+    Code spans are inert: nothing inside one is rendered."""
+    text = re.sub(r"(?<!\\)(`+)(?!`).+?(?<!`)\1(?!`)", "", text)
+    found = []
+    patterns = {
+        "image or link": r"(?<!\\)\]\(",
+        "reference definition": r"(?<!\\)\]:",
+        "html": r"<[a-zA-Z/!]",
+        "autolink": r"(?i)(https?|ftp)://|www\.",
+        "mention": r"@[\w]",
+        "control": r"[\x00-\x08\x0b-\x1f\x7f]",
+    }
+    for name, pattern in patterns.items():
+        if re.search(pattern, text):
+            found.append(name)
+    return found
+
+
+def hostile_run() -> RunResult:
+    result = read_results(GOLDEN)
+    models = [m.model_copy(update={"name": HOSTILE + m.name, "path": f"/models/`{m.name}`"}) for m in result.models]
+    names = {m.name: HOSTILE + m.name for m in result.models}
+    metrics = [m.model_copy(update={"model": names[m.model], "dataset": HOSTILE}) for m in result.metrics]
+    suite = result.suite.model_copy(update={"name": HOSTILE, "description": HOSTILE})
+    environment = result.environment.model_copy(update={"device": HOSTILE, "git_sha": HOSTILE})
+    verdict = GateVerdict(rule=HOSTILE, kind="absolute", passed=False, status="failed", reason=HOSTILE, model=HOSTILE)
+    return result.model_copy(
+        update={
+            "models": models,
+            "metrics": metrics,
+            "suite": suite,
+            "environment": environment,
+            "created_at": HOSTILE,
+            "gate": [verdict],
+            "reference": names[result.reference or "base"],
+        }
+    )
+
+
+def test_the_report_summary_and_comparison_carry_no_live_markdown_from_the_data() -> None:
+    run = hostile_run()
+    for name, text in {
+        "report.md": render_markdown(run),
+        "summary.md": summary_markdown(run.gate or [], run.suite.name),
+        "compare.md": render_comparison_markdown(compare_runs(read_results(GOLDEN), run)),
+    }.items():
+        # evalkit's own markup (details blocks, the report.html link) is left aside; everything else is data.
+        own = re.sub(r"</?(details|summary)>|\[report\.html\]\(report\.html\)", "", text)
+        assert live_markdown(own) == [], name
+        assert "| row | two |" not in text, name  # no row forged by a carriage return
+        assert "pixel" in text and "acme/security" in text, name  # shown, not dropped
+
+
+def test_escaping_by_hand() -> None:
+    assert escape("a|b") == "a\\|b" and escape("x\r\ny\rz") == "x y z"
+    assert escape("[t](u)") == "[t]\\(u)" and escape("![i](s)") == "![i]\\(s)" and escape("[r]: u") == "[r]\\: u"
+    assert escape("@team") == f"@{ZERO_WIDTH}team" and escape("see https://x") == f"see https{ZERO_WIDTH}://x"
+    assert escape("<b>&") == "&lt;b&gt;&amp;" and escape("`x`") == "\\`x\\`" and escape("\x1b") == "\ufffd"
+    assert escape("0.916 [0.87, 0.95]") == "0.916 [0.87, 0.95]"  # evalkit's own intervals read as they are
+    assert code("a`b") == "``a`b``" and code("`") == "`` ` ``" and code("p|q") == "`p\\|q`"
+
+
+@given(st.text(max_size=80))
+def test_no_text_escapes_into_live_markdown(text: str) -> None:
+    escaped = escape(text)
+    assert live_markdown(escaped) == [] and "\n" not in escaped and "\r" not in escaped
+    assert escape(escaped) == escaped  # escaping twice changes nothing: evalkit's markdown passes through
