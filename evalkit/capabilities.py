@@ -38,7 +38,7 @@ import numpy as np
 
 from evalkit import stats
 from evalkit.config import CapabilitiesSpec
-from evalkit.console import console
+from evalkit.console import console, plain
 from evalkit.errors import EvalkitError
 from evalkit.results import (
     CapabilityResult,
@@ -119,11 +119,11 @@ class CapabilityRunner:
         for task in self.tasks:
             stored = self._load(keys.get(task.name))
             if stored is not None:
-                console.print(f"[dim]reusing {task.name} results of {name} from an earlier run[/dim]")
+                console.print(f"[dim]reusing {plain(task.name)} results of {plain(name)} from an earlier run[/dim]")
                 runs[task.name] = dataclasses.replace(stored, model=name)
         missing = [t.name for t in self.tasks if t.name not in runs]
         if missing:
-            console.print(f"capabilities: {', '.join(missing)} on {name} (lm-eval {self.version})")
+            console.print(f"capabilities: {plain(', '.join(missing))} on {plain(name)} (lm-eval {self.version})")
             for run in self._evaluate(loaded, missing):
                 runs[run.task] = run
                 key = keys.get(run.task)
