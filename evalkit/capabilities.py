@@ -261,10 +261,14 @@ def _resolve(name: str, manager: Any) -> ResolvedTask:
 
 def _fingerprint(entry: Any, manager: Any, depth: int = 0) -> str:
     """sha256 over the YAML file, every local data file its `dataset_kwargs.data_files` names and, for a group,
-    the same of each task it names."""
+    the same of each task it names. What the task is, not where it lies: the data files' paths in the YAML count
+    by file name only (their content counts in full), so a task whose files moved keeps its fingerprint."""
     yaml_path = Path(entry.yaml_path)
     config = entry.cfg or {}
-    digest = hashlib.sha256(yaml_path.read_bytes())
+    text = yaml_path.read_bytes()
+    for data_file in sorted(_data_files(config), key=len, reverse=True):
+        text = text.replace(data_file.encode(), Path(data_file).name.encode())
+    digest = hashlib.sha256(text)
     children = config.get("task")
     for child in children if isinstance(children, list) else []:
         found = manager.task_index.get(child) if isinstance(child, str) else None

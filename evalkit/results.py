@@ -456,7 +456,8 @@ class CapabilityTask(Record):
     source: str
     """The task's YAML file (lm-eval's own for its tasks); `python` for a task defined in code."""
     fingerprint: str | None
-    """sha256 over the task's YAML file and the local data files it names (for a group, over its tasks' too);
+    """sha256 over the task's YAML file and the local data files it names, by content, not by where they lie (for a
+    group, over its tasks' too);
     None for a task defined in Python. Data a task downloads from the hub is not covered: its version is."""
     num_fewshot: int | None
     limit: int | None

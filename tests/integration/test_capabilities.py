@@ -249,3 +249,20 @@ def test_a_group_pools_the_documents_of_its_tasks(world: Path, tmp_path: Path) -
     ids = [d.id for d in run.documents]
     assert sum(i.startswith("tinyworld_facts/fact-") for i in ids) == 160
     assert sum(i.startswith("tinyworld_arithmetic/sum-") for i in ids) == 100
+
+
+def test_a_task_keeps_its_fingerprint_where_its_files_lie_and_changes_it_with_them(tmp_path: Path) -> None:
+    """The world's task files name their data by absolute path: the same files elsewhere are the same task."""
+    from evalkit.config import CapabilitiesSpec
+
+    def fingerprint(directory: Path) -> str | None:
+        spec = CapabilitiesSpec(tasks=["tinyworld_facts"], include_path=[directory], cache=None)
+        return capabilities.CapabilityRunner(spec).tasks[0].fingerprint
+
+    write_tasks(tmp_path / "here")
+    write_tasks(tmp_path / "there")
+    assert str(tmp_path / "there") in (tmp_path / "there" / "tinyworld_facts.yaml").read_text()
+    assert fingerprint(tmp_path / "here") == fingerprint(tmp_path / "there")
+    data = tmp_path / "there" / "tinyworld_facts.jsonl"
+    data.write_text(data.read_text().replace("the sky is blue", "the sky is green"))
+    assert fingerprint(tmp_path / "here") != fingerprint(tmp_path / "there")
