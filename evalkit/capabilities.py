@@ -23,6 +23,7 @@ nothing here imports it until a suite asks for tasks.
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import difflib
 import hashlib
@@ -97,7 +98,7 @@ class ResolvedTask:
     source: str
     """Its YAML file, or `python` for a task defined in code."""
     fingerprint: str | None
-    """sha256 over its YAML file and the local data files it names; None for tasks without a YAML file."""
+    """sha256 over its YAML file and the local data files it names (`_fingerprint`); None without a YAML file."""
 
 
 class CapabilityRunner:
@@ -201,7 +202,7 @@ class CapabilityRunner:
         with _quiet():
             lm = HFLM(
                 pretrained=loaded.model,
-                tokenizer=loaded.tokenizer,
+                tokenizer=copy.deepcopy(loaded.tokenizer),  # lm-eval may give it a pad token; evalkit's stays as is
                 batch_size=spec.batch_size,
                 chat_template_args=loaded.rendering.template_kwargs(),  # the options and pinned date evalkit renders
             )
