@@ -80,6 +80,7 @@ from evalkit.results import (
     SuiteInfo,
     TokenizationAudit,
     TrainingInfo,
+    pair_records,
     read_results,
     write_jsonl,
     write_results,
@@ -89,8 +90,7 @@ from evalkit.scoring import (
     TokenizedPair,
     fits,
     pair_scores,
-    probe_scoring,
-    score_pairs,
+    score_configured,
     tokenize_pair,
 )
 from evalkit.views import flips_to_show
@@ -287,7 +287,7 @@ def _bench(
     dataset_infos = []
     for spec in suite.datasets:
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"
-        write_jsonl(pair_rows(scored.scores[spec.name], suite.scoring.beta), out_dir / pairs_file)
+        write_jsonl(pair_records(scored.scores[spec.name], suite.scoring.beta), out_dir / pairs_file)
         dataset_infos.append(
             DatasetInfo(
                 name=spec.name,
@@ -354,7 +354,7 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     scored = score_suite(suite, datasets)
     policy = suite.models[0].name
     rows = [r for rows in scored.scores.values() for r in rows if r.model == policy]
-    records = pair_rows(rows, suite.scoring.beta)
+    records = pair_records(rows, suite.scoring.beta)
     if is_main_process():
         write_jsonl(records, out)
     beta, statistics = suite.scoring.beta, suite.statistics
@@ -833,41 +833,8 @@ def _scored(
     """`model`'s log-probs on `pairs` (tokenized by `tokens_from`), with the way the probes chose to run it."""
     pad_id = tokens_from.tokenizer.pad_token_id
     assert pad_id is not None
-    settings = suite.scoring
-    runner = probe_scoring(model, pairs, settings.max_length, settings.share_prompt, settings.dtype)
-    if runner is None:
-        return CachedScores([])
-    # The dataset is named where the mode is recorded (`_score_dataset`).
-    mode = ScoringMode(dataset="", mode=runner.mode, reason=runner.reason)
-    logps = score_pairs(
-        model,
-        pairs,
-        settings.max_length,
-        settings.batch_size,
-        pad_id,
-        label,
-        token_budget=settings.token_budget,
-        share_prompt=settings.share_prompt,
-        dtype=settings.dtype,
-        runner=runner,
-    )
-    return CachedScores(logps, mode)
-
-
-def pair_rows(rows: list[PairScore], beta: float) -> list[dict[str, object]]:
-    out = []
-    for row in rows:
-        record: dict[str, object] = dict(vars(row))
-        if row.ref_logp_chosen is not None and row.ref_logp_rejected is not None:
-            reward_chosen = beta * (row.logp_chosen - row.ref_logp_chosen)
-            reward_rejected = beta * (row.logp_rejected - row.ref_logp_rejected)
-            record |= {
-                "reward_chosen": reward_chosen,
-                "reward_rejected": reward_rejected,
-                "margin": reward_chosen - reward_rejected,
-            }
-        out.append(record)
-    return out
+    scored = score_configured(model, pairs, suite.scoring, pad_id, label)
+    return CachedScores(scored.logps, scored.mode)
 
 
 def _training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None:

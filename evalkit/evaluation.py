@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalkit.errors import EvalkitError
-from evalkit.results import Metric, PairScore, RunResult, write_jsonl, write_results
+from evalkit.results import Metric, PairScore, RunResult, pair_records, write_jsonl, write_results
 from evalkit.results import read_results as read_result_file
 
 if TYPE_CHECKING:
@@ -142,20 +142,6 @@ class Evaluation:
         if len(names) != 1:
             raise EvalkitError(f"{kind}: the run has {len(names)} ({', '.join(names)}); name the one you mean")
         return names[0]
-
-
-def pair_records(rows: Sequence[PairScore], beta: float) -> list[dict[str, object]]:
-    """Rows of a per-pair file: each `PairScore`, and with a reference its rewards and margin (as `bench` writes)."""
-    out = []
-    for row in rows:
-        record: dict[str, object] = dict(vars(row))
-        if row.ref_logp_chosen is not None and row.ref_logp_rejected is not None:
-            reward_chosen = beta * (row.logp_chosen - row.ref_logp_chosen)
-            reward_rejected = beta * (row.logp_rejected - row.ref_logp_rejected)
-            record |= {"reward_chosen": reward_chosen, "reward_rejected": reward_rejected}
-            record["margin"] = reward_chosen - reward_rejected
-        out.append(record)
-    return out
 
 
 def read_results(path: str | Path) -> Evaluation:

@@ -41,7 +41,7 @@ from evalkit.results import (
     SuiteInfo,
     TokenizationAudit,
 )
-from evalkit.scoring import CompletionLogps, TokenizedPair, fits, pair_scores, probe_scoring, score_pairs, tokenize_pair
+from evalkit.scoring import CompletionLogps, TokenizedPair, fits, pair_scores, score_configured, tokenize_pair
 from evalkit.views import flips_to_show
 
 ReferenceModel = Callable[[], AbstractContextManager[PreTrainedModel]]
@@ -109,22 +109,8 @@ def model_logps(
     a trainer's policy goes on training afterwards."""
     was_training = model.training
     try:
-        runner = probe_scoring(model, tokens.scorable, settings.max_length, settings.share_prompt, settings.dtype)
-        if runner is None:
-            return ModelLogps([], None)
-        logps = score_pairs(
-            model,
-            tokens.scorable,
-            settings.max_length,
-            settings.batch_size,
-            pad_token_id,
-            label,
-            token_budget=settings.token_budget,
-            share_prompt=settings.share_prompt,
-            dtype=settings.dtype,
-            runner=runner,
-        )
-        return ModelLogps(logps, ScoringMode(dataset="", mode=runner.mode, reason=runner.reason))
+        scored = score_configured(model, tokens.scorable, settings, pad_token_id, label)
+        return ModelLogps(scored.logps, scored.mode)
     finally:
         model.train(was_training)
 

@@ -592,6 +592,20 @@ def write_results(result: RunResult, path: Path) -> None:
     atomic_write_text(path, result.model_dump_json(indent=2) + "\n")
 
 
+def pair_records(rows: Iterable[PairScore], beta: float) -> list[dict[str, object]]:
+    """Rows of a per-pair file: each `PairScore`, and with a reference its rewards and margin."""
+    out = []
+    for row in rows:
+        record: dict[str, object] = dict(vars(row))
+        if row.ref_logp_chosen is not None and row.ref_logp_rejected is not None:
+            reward_chosen = beta * (row.logp_chosen - row.ref_logp_chosen)
+            reward_rejected = beta * (row.logp_rejected - row.ref_logp_rejected)
+            record |= {"reward_chosen": reward_chosen, "reward_rejected": reward_rejected}
+            record["margin"] = reward_chosen - reward_rejected
+        out.append(record)
+    return out
+
+
 def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 

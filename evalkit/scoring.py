@@ -33,11 +33,12 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from evalkit.batching import PairShape, every_process, plan_batches, process_rank, row_length, share_out
+from evalkit.config import ScoringSpec
 from evalkit.console import progress_bar
 from evalkit.data import Message, PreferencePair, Text
 from evalkit.logps import Runner, ScoringDtype, packed_pair_logps, prepare, whole_sequence_logps
 from evalkit.rendering import PLAIN, Rendering, chat_token_ids
-from evalkit.results import PairScore
+from evalkit.results import PairScore, ScoringMode
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,38 @@ def _exact_ties(pairs: Sequence[TokenizedPair], scored: list[CompletionLogps]) -
         replace(logps, rejected=logps.chosen) if pair.chosen_ids == pair.rejected_ids else logps
         for pair, logps in zip(pairs, scored, strict=True)
     ]
+
+
+@dataclass(frozen=True)
+class ConfiguredScores:
+    """Log-probs scored with a suite's `scoring` settings, and how the passes ran (None: no pair to score)."""
+
+    logps: list[CompletionLogps]
+    mode: ScoringMode | None
+
+
+def score_configured(
+    model: PreTrainedModel, pairs: Sequence[TokenizedPair], settings: ScoringSpec, pad_token_id: int, label: str
+) -> ConfiguredScores:
+    """`score_pairs` with the settings of a suite's `scoring` section, after the probes choose how to run `model`.
+
+    The mode names no dataset: the caller, which knows it, records it."""
+    runner = probe_scoring(model, pairs, settings.max_length, settings.share_prompt, settings.dtype)
+    if runner is None:
+        return ConfiguredScores([], None)
+    logps = score_pairs(
+        model,
+        pairs,
+        settings.max_length,
+        settings.batch_size,
+        pad_token_id,
+        label,
+        token_budget=settings.token_budget,
+        share_prompt=settings.share_prompt,
+        dtype=settings.dtype,
+        runner=runner,
+    )
+    return ConfiguredScores(logps, ScoringMode(dataset="", mode=runner.mode, reason=runner.reason))
 
 
 @torch.inference_mode()
