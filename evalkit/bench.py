@@ -19,7 +19,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +28,10 @@ from transformers import PreTrainedModel
 
 from evalkit import __version__
 from evalkit.batching import from_main, share_out, start_processes
+from evalkit.capabilities import CapabilityRunner, TaskRun, lm_eval_version
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
 from evalkit.config import (
+    PAIRED_KINDS,
     REWARD_METRICS,
     DriftSpec,
     GenerationSpec,
@@ -107,6 +109,8 @@ class ScoredSuite:
     audits: list[TokenizationAudit]
     models: list[ModelInfo]
     generation: GenerationResult | None = None
+    capability_runs: list[TaskRun] = field(default_factory=list)
+    """Every capability task on every model, when the suite has tasks."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,9 @@ class Candidate:
             raw |= {"datasets": [{"name": name, "path": self.data}], "world": None}
             if raw.get("generation") and raw["generation"].get("from_dataset"):
                 raw["generation"]["from_dataset"]["dataset"] = name
+            if suite.world is not None and suite.capabilities is not None and _reads_world(suite):
+                notice("capabilities: the tasks are the tiny world's, which is not built with your data; left out")
+                raw["capabilities"] = None
         if raw.get("gate"):
             # The suite's rules about its reference and its candidate now apply to yours; rules about other
             # models are left out.
@@ -152,20 +159,29 @@ class Candidate:
                 renamed[suite.reference] = "reference"
             kept = []
             for rule in raw["gate"]["rules"]:
+                if rule["kind"] == "capability_non_inferiority" and raw.get("capabilities") is None:
+                    continue  # its tasks were left out above
                 named = [rule["model"]] + (
-                    [rule["baseline"]] if rule.get("baseline") and rule["kind"] == "superiority" else []
+                    [rule["baseline"]] if rule.get("baseline") and rule["kind"] in PAIRED_KINDS else []
                 )
                 metric = rule.get("metric") or ""
                 needs_reference = rule["kind"] == "drift_budget" or metric.startswith(REWARD_METRICS)
                 if all(name in renamed for name in named) and not (needs_reference and reference is None):
                     rule = {**rule, "model": renamed[rule["model"]]}
-                    if rule["kind"] == "superiority":
+                    if rule["kind"] in PAIRED_KINDS:
                         rule["baseline"] = renamed[rule["baseline"]]
                     kept.append({**rule, "dataset": None} if self.data is not None and "dataset" in rule else rule)
                 else:
                     notice(f"gate rule {rule.get('name') or rule['kind']!r} is about other models; left out")
             raw["gate"] = {**raw["gate"], "rules": kept} if kept else None
         return parse_suite(raw, source=f"evalkit bench --model {self.model}")
+
+
+def _reads_world(suite: Suite) -> bool:
+    """Whether the suite's capability tasks are files of its tiny world (written when the world is built)."""
+    assert suite.world is not None and suite.capabilities is not None
+    world = suite.world.dir.resolve()
+    return any(world in (path.resolve(), *path.resolve().parents) for path in suite.capabilities.include_path)
 
 
 def _adapter_base(path: str) -> str | None:
@@ -200,6 +216,8 @@ def run_bench(
     out_dir = output_dir or suite.output_dir
     # Without a baseline, rules that need one are reported as skipped: the first run records it.
     baseline = read_results(baseline_path) if baseline_path is not None else None
+    if suite.capabilities is not None:
+        lm_eval_version()  # without lm-eval, stop now with what to install, before any heavy work
     baseline_files = [baseline_path, *baseline_path.parent.glob("pairs/*.jsonl")] if baseline_path is not None else []
     check_outputs(suite, out_dir, [suite_path, *baseline_files])
     with output_lock(out_dir) if is_main_process() else contextlib.nullcontext():
@@ -237,12 +255,13 @@ def _bench(
 ) -> RunResult | None:
     if suite.world is not None:
         build_world(suite.world)
+    capabilities = _capability_runner(suite)  # after the world: its task files are written with it
     check_inputs(suite)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / OUTPUT_MARKER).write_text("written by evalkit: its outputs here may be replaced by the next run\n")
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: load_pairs(d) for d in suite.datasets}
-    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"))
+    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
     if not is_main_process():
         return None  # every process has every score and sample now; the main process summarises and writes
 
@@ -304,6 +323,7 @@ def _bench(
         comparisons=comparisons,
         reliability=reliability,
         generation=scored.generation,
+        capabilities=capabilities.result(scored.capability_runs, statistics) if capabilities is not None else None,
         flip_examples=flip_examples,
         command=command,
     )
@@ -366,6 +386,14 @@ def _score_summary(
     for mode in modes:
         table.add_row(mode.dataset, f"scoring mode: {mode.mode} ({mode.reason})", "", "")
     return table
+
+
+def _capability_runner(suite: Suite) -> CapabilityRunner | None:
+    """The suite's capability tasks, found in lm-eval's index (unknown names stop the run here)."""
+    spec = suite.capabilities
+    if spec is None or not is_main_process():
+        return None
+    return CapabilityRunner(spec, JsonStore(spec.cache) if spec.cache is not None else None)
 
 
 OUTPUT_FILES = ("results.json", "report.md", "report.html", "junit.xml", "summary.md")
@@ -481,9 +509,13 @@ class ScoreStore:
 
 
 def score_suite(
-    suite: Suite, datasets: dict[str, list[PreferencePair]], store: ScoreStore | None = None
+    suite: Suite,
+    datasets: dict[str, list[PreferencePair]],
+    store: ScoreStore | None = None,
+    capabilities: CapabilityRunner | None = None,
 ) -> ScoredSuite:
-    """Score every model of the suite on every dataset, one policy in memory beside the reference.
+    """Score every model of the suite on every dataset, one policy in memory beside the reference; with
+    `capabilities`, run its tasks on each model while it is loaded (in the main process).
 
     Started by `torchrun` with several processes, each process scores its share of every dataset
     and all of them get every score back (see `evalkit.batching`).
@@ -507,6 +539,8 @@ def score_suite(
                 modes += [mode] if mode is not None else []
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
             scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes, "role": role}))
+            if capabilities is not None and is_main_process():
+                scored.capability_runs.extend(capabilities.run(loaded))
             if suite.generation is not None:
                 samples += _generate(suite.generation, panel, loaded)
                 if suite.generation.drift is not None and reference is not None and not is_reference:

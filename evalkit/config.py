@@ -349,7 +349,38 @@ class GenerationSpec(Spec):
         return self
 
 
-GateRuleKind = Literal["absolute", "superiority", "non_inferiority", "drift_budget", "length_budget"]
+class CapabilitiesSpec(Spec):
+    """Capability tasks of lm-evaluation-harness, run on every model of the suite (`evalkit[capabilities]`), so
+    that what alignment cost (the alignment tax) is measured document by document beside the preferences."""
+
+    tasks: list[str] = Field(min_length=1)
+    """lm-eval task names: its own (`mmlu`, `gsm8k`, `ifeval`: these download their data from the hub) or
+    those of the task YAML files under `include_path`."""
+    include_path: list[Path] = []
+    """Directories (or single YAML files) of local tasks, passed to lm-eval's `TaskManager(include_path=...)`."""
+    num_fewshot: int | None = Field(None, ge=0)
+    """Few-shot examples per document; None: each task's own setting."""
+    limit: int | None = Field(None, ge=1)
+    """Only the first `limit` documents of each task (the same documents for every model)."""
+    batch_size: int = Field(8, ge=1)
+    """Requests per forward pass in lm-eval; results do not depend on it beyond float rounding."""
+    apply_chat_template: bool = False
+    """Render each document with the model's chat template (lm-eval's `apply_chat_template`): for chat models."""
+    cache: Path | None = Path(".evalkit/cache/capabilities")
+    """Where a model's per-document task results are kept across runs, keyed by the model's fingerprint, the
+    task (its files' fingerprint and version), these settings and the lm-eval version; null turns it off."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CapabilitiesSpec:
+        repeated = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
+        if repeated:
+            raise ValueError(f"capabilities.tasks: {repeated[0]!r} is listed twice")
+        return self
+
+
+GateRuleKind = Literal[
+    "absolute", "superiority", "non_inferiority", "drift_budget", "length_budget", "capability_non_inferiority"
+]
 
 _RULE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     # kind: (required keys, allowed optional keys) besides name, kind, model
@@ -358,7 +389,10 @@ _RULE_FIELDS: dict[str, tuple[set[str], set[str]]] = {
     "non_inferiority": ({"metric", "margin"}, {"dataset", "subset", "baseline", "min_pairs"}),
     "drift_budget": ({"max_kl"}, {"judge_on", "min_pairs"}),
     "length_budget": ({"max_growth"}, {"baseline", "min_pairs"}),
+    "capability_non_inferiority": ({"task", "baseline", "margin"}, {"metric", "min_pairs"}),
 }
+PAIRED_KINDS = ("superiority", "capability_non_inferiority")
+"""Kinds whose `baseline` is another model of the same run."""
 
 
 class GateRule(Spec):
@@ -375,8 +409,13 @@ class GateRule(Spec):
     - `drift_budget`: KL(model ‖ reference) from generation samples is below `max_kl`. H₀: KL ≥ max_kl;
     - `length_budget`: mean generation length grows by less than `max_growth` (0.2 = 20%) over the
       baseline run's model (with `--baseline`), else over the run's reference, prompt by prompt.
-      H₀: growth ≥ max_growth.
-    A rule with fewer pairs (prompts, for generation rules) than `min_pairs` is undecidable, never a pass.
+      H₀: growth ≥ max_growth;
+    - `capability_non_inferiority`: on the capability `task`, `model` is no worse than `baseline` (another
+      model of the run, typically the base) by more than `margin`, paired on the same documents (the
+      alignment tax). H₀: Δ ≤ −margin on the task's `metric` (default: its first), Tango's score test
+      for 0/1 scores, a paired t-test otherwise.
+    A rule with fewer pairs (prompts, for generation rules; documents, for capability rules) than `min_pairs`
+    is undecidable, never a pass.
     """
 
     name: Text | None = None
@@ -397,6 +436,8 @@ class GateRule(Spec):
     margin: float | None = Field(None, ge=0.0)
     max_kl: float | None = Field(None, ge=0.0)
     max_growth: float | None = None
+    task: str | None = None
+    """The capability task (one of `capabilities.tasks`) of a `capability_non_inferiority` rule."""
 
     @model_validator(mode="after")
     def _fits_kind(self) -> GateRule:
@@ -409,7 +450,7 @@ class GateRule(Spec):
             raise ValueError(f"{named}`{key}` is not used by kind {self.kind!r}")
         if self.kind == "absolute" and (self.at_least is None) == (self.at_most is None):
             raise ValueError(f"{named}give exactly one of `at_least` and `at_most`")
-        if self.metric is not None:
+        if self.metric is not None and self.kind != "capability_non_inferiority":  # lm-eval names its own metrics
             from evalkit.metrics import COMPARED, HIGHER_IS_BETTER, UNTESTABLE
 
             known = list(COMPARED) if self.kind in ("superiority", "non_inferiority") else list(HIGHER_IS_BETTER)
@@ -441,6 +482,9 @@ class GateRule(Spec):
             return f"{self.model} no worse than the baseline run on {self.metric} (margin {self.margin}){where}"
         if self.kind == "drift_budget":
             return f"{self.model} KL drift <= {self.max_kl}"
+        if self.kind == "capability_non_inferiority":
+            on = f"{self.task}" + (f" {self.metric}" if self.metric else "")
+            return f"{self.model} no worse than {self.baseline} on {on} (margin {self.margin})"
         return f"{self.model} mean generation length grows <= {self.max_growth:.0%}"
 
 
@@ -510,6 +554,7 @@ class Suite(Spec):
     statistics: Statistics = Statistics()
     """Intervals and tests: confidence level, power, calibration bins."""
     generation: GenerationSpec | None = None
+    capabilities: CapabilitiesSpec | None = None
     gate: GateSpec | None = None
 
     @model_validator(mode="after")
@@ -553,6 +598,11 @@ class Suite(Spec):
                 yield f"{where}: a drift budget needs a `reference` and `generation.drift`"
             if rule.kind == "length_budget" and self.generation is None:
                 yield f"{where}: a length budget needs a `generation` section"
+            if rule.kind == "capability_non_inferiority":
+                tasks = self.capabilities.tasks if self.capabilities is not None else []
+                if rule.task not in tasks:
+                    hint = _suggestion(str(rule.task), tasks)
+                    yield f"{where}.task: no capability task {rule.task!r}{hint}; capabilities.tasks are {tasks}"
 
     @property
     def model_names(self) -> list[str]:
@@ -582,13 +632,13 @@ REWARD_METRICS = ("rewards/", "loss", "calibration/", "displacement/", "length/r
 def check_rule_names(rule: GateRule, where: str, models: list[str], datasets: list[str]) -> None:
     """A gate rule names models and datasets of the run (checkpoint sweeps add `<name>@<step>`)."""
     for key, name in (("model", rule.model), ("baseline", rule.baseline)):
-        if name is None or (key == "baseline" and rule.kind != "superiority"):
+        if name is None or (key == "baseline" and rule.kind not in PAIRED_KINDS):
             continue
         if name not in models and name.split("@")[0] not in models:
             raise ValueError(f"{where}.{key}: no model named {name!r}{_suggestion(name, models)}; models are {models}")
     if rule.dataset is not None and rule.dataset not in datasets:
         raise ValueError(f"{where}.dataset: no dataset named {rule.dataset!r}{_suggestion(rule.dataset, datasets)}")
-    if rule.dataset is None and rule.metric is not None and len(datasets) > 1:
+    if rule.dataset is None and rule.metric is not None and rule.task is None and len(datasets) > 1:
         raise ValueError(f"{where}.dataset: the suite has several datasets; name the one the rule is about")
 
 

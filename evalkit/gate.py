@@ -40,6 +40,7 @@ from rich.table import Table
 
 from evalkit import markdown, stats
 from evalkit import verdicts as verdict_words
+from evalkit.capabilities import primary_metric
 from evalkit.config import GateRule, GateSpec, check_rule_names
 from evalkit.console import plain
 from evalkit.matching import counterparts, dataset_counterpart
@@ -102,7 +103,7 @@ def _open_verdict(rule: GateRule, reason: str, status: GateStatus = "failed", **
 
 
 def _unjudged(rule: GateRule, status: GateStatus, why: str, spec: GateSpec) -> GateVerdict:
-    where = {"dataset": rule.dataset, "subset": rule.subset, "model": rule.model, "metric": rule.metric}
+    where = {"dataset": rule.dataset or rule.task, "subset": rule.subset, "model": rule.model, "metric": rule.metric}
     return _open_verdict(rule, why, status, alpha=spec.alpha, **where)
 
 
@@ -161,9 +162,15 @@ def _too_few(j: Judged) -> str | None:
     minimum = j.rule.min_pairs
     n = j.verdict.n or 0
     if minimum is not None and n < minimum:
-        unit = "prompts" if j.rule.kind in ("drift_budget", "length_budget") else "pairs"
-        return f"needs at least {minimum} {unit}, has {n}"
+        return f"needs at least {minimum} {_unit(j.rule)}, has {n}"
     return None
+
+
+def _unit(rule: GateRule) -> str:
+    """What a rule's n counts."""
+    if rule.kind in ("drift_budget", "length_budget"):
+        return "prompts"
+    return "documents" if rule.kind == "capability_non_inferiority" else "pairs"
 
 
 def _verdict(j: Judged, p: float | None, adjusted: float | None, spec: GateSpec) -> GateVerdict:
@@ -345,7 +352,7 @@ def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, da
     test = f"H0: Δ {'<=' if higher else '>='} {null:+g} ({stats.describe_test(sampling)})"
     verdict = _open_verdict(
         rule,
-        reason=f"{rule.model} vs {comparison.baseline}: {described} over {comparison.n} pairs",
+        reason=f"{rule.model} vs {comparison.baseline}: {described} over {comparison.n} {_unit(rule)}",
         dataset=dataset,
         subset=rule.subset,
         model=rule.model,
@@ -432,12 +439,31 @@ def _length_budget(rule: GateRule, run: Run, where: str) -> Judged:
     return Judged(rule, verdict, estimate.sampling, 0.0, False)
 
 
+def _capability_non_inferiority(rule: GateRule, run: Run, where: str) -> Judged:
+    """H₀: Δ ≤ −margin on the task's metric, `model` against `baseline` (both of this run) on the same documents."""
+    capabilities = run.result.capabilities
+    if capabilities is None:
+        raise Undecidable(f"{where}: the results have no capability tasks (the suite's `capabilities` section)")
+    assert rule.task is not None and rule.baseline is not None and rule.margin is not None
+    metric = rule.metric or primary_metric(capabilities, rule.task)
+    if metric is None:
+        raise Undecidable(f"{where}: the results have no capability task {rule.task!r}")
+    found = _find_comparison(capabilities.comparisons, rule.task, "all", rule.model, rule.baseline, metric)
+    if found is None:
+        raise Undecidable(
+            f"{where}: the results compare no {rule.model!r} and {rule.baseline!r} on {rule.task} {metric}"
+        )
+    on_metric = rule.model_copy(update={"metric": metric})
+    return _paired(on_metric, found, _recorded_sampling(found, where), rule.task, margin=rule.margin)
+
+
 _JUDGES: dict[str, Callable[[GateRule, Run, str], Judged]] = {
     "absolute": _absolute,
     "superiority": _superiority,
     "non_inferiority": _non_inferiority,
     "drift_budget": _drift_budget,
     "length_budget": _length_budget,
+    "capability_non_inferiority": _capability_non_inferiority,
 }
 
 
@@ -619,7 +645,7 @@ def _stated_value(v: GateVerdict) -> str:
         return "—"
     if v.kind == "length_budget":
         return f"{v.value:+.1%} growth"
-    if v.kind in ("superiority", "non_inferiority"):
+    if v.kind in ("superiority", "non_inferiority", "capability_non_inferiority"):
         return "Δ " + _interval(v.value, v.ci_low, v.ci_high, signed=True)
     if v.kind == "drift_budget":
         return _interval(v.value, v.ci_low, v.ci_high) + " nats"

@@ -35,6 +35,7 @@ from evalkit.views import (
     Table,
     adjusted_p,
     calibration_table,
+    capability_view,
     displacement_table,
     format_adjusted_p,
     format_bracket,
@@ -184,11 +185,20 @@ def render_html(result: RunResult, pairs: Mapping[str, Sequence[PairScore]] | No
         training=training,
         sweep=sweep,
         generation=_generation_view(result) if result.generation is not None else None,
+        capabilities=_capabilities_view(result, statistics),
         audit=_audit(result),
         packages=", ".join(f"{k} {v}" for k, v in result.environment.packages.items()),
         scoring=scoring_settings(result),
         rendering=grid_of(table) if (table := rendering_table(result.models)) is not None else None,
     )
+
+
+def _capabilities_view(result: RunResult, statistics: Statistics) -> dict[str, object] | None:
+    view = capability_view(result.capabilities, statistics.confidence_level)
+    if view is None:
+        return None
+    paired = grid_of(view.paired) if view.paired is not None else None
+    return {"note": view.note, "scores": grid_of(view.scores), "paired": paired, "tasks": grid_of(view.tasks)}
 
 
 def verdict_view(gate: Sequence[GateVerdict] | None) -> dict[str, object] | None:

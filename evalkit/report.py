@@ -14,6 +14,7 @@ escaped.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import re
@@ -43,9 +44,11 @@ from evalkit.views import (
     MAX_IDS,
     MISSING,
     TITLES,
+    CapabilityView,
     Table,
     adjusted_p,
     calibration_table,
+    capability_view,
     displacement_table,
     escape_markdown,
     format_adjusted_p,
@@ -200,6 +203,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         sections=[dataset_section(result, d.name, d.n_pairs) for d in result.datasets],
         training=training,
         generation=_generation_view(result.generation) if result.generation is not None else None,
+        capabilities=_capabilities(result),
         audit=[
             {
                 "dataset": escape_markdown(a.dataset),
@@ -222,6 +226,11 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         git_sha=env.git_sha,
         schema_version=result.schema_version,
     )
+
+
+def _capabilities(result: RunResult) -> CapabilityView | None:
+    view = capability_view(result.capabilities, (result.statistics or Statistics()).confidence_level)
+    return dataclasses.replace(view, note=escape_markdown(view.note)) if view is not None else None
 
 
 def dataset_section(result: RunResult, dataset: str, n_pairs: int) -> DatasetSection:

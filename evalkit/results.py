@@ -17,6 +17,9 @@ model the chat template options, the pinned template date and the scoring mode e
 Schema 1.5 gives every model its role in the run (`candidate`, `reference`), so a candidate run and a
 baseline run are matched by role and fingerprint rather than by display name, and every gate verdict a
 `status` (passed, failed, undecidable, skipped), so a rule waiting for a first baseline is never a pass.
+Schema 1.6 adds `capabilities`: lm-evaluation-harness tasks run on every model (their versions, the
+fingerprints of local task files, per-task scores with intervals and paired comparisons with flipped
+documents), and the gate rule kind `capability_non_inferiority`; older files read with none.
 Older files are migrated once, where they are read (`migrate`): their bootstrap settings dropped,
 their methods left unrecorded (None), their verdicts given the status their `passed` implies, so readers
 never branch on a version.
@@ -40,7 +43,7 @@ from evalkit.errors import EvalkitError
 if TYPE_CHECKING:
     from evalkit.stats import Sampling
 
-SCHEMA_VERSION = "1.5"
+SCHEMA_VERSION = "1.6"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
@@ -395,7 +398,9 @@ class GenerationResult(Record):
     drift: list[Drift] = []
 
 
-GateKind = Literal["absolute", "superiority", "non_inferiority", "drift_budget", "length_budget"]
+GateKind = Literal[
+    "absolute", "superiority", "non_inferiority", "drift_budget", "length_budget", "capability_non_inferiority"
+]
 GateStatus = Literal["passed", "failed", "undecidable", "skipped"]
 """`undecidable`: the rule could not be judged (no such metric, too few pairs, an undefined interval), a
 problem to fix (exit 2); `skipped`: the rule needs a baseline run and none is recorded yet."""
@@ -442,6 +447,42 @@ class GateVerdict(Record):
         return self
 
 
+class CapabilityTask(Record):
+    """One lm-evaluation-harness task as it ran: what it is, so two runs of "the same task" can be told apart."""
+
+    name: str
+    version: str | None
+    """The task's own `metadata.version`, as lm-eval reports it."""
+    source: str
+    """The task's YAML file (lm-eval's own for its tasks); `python` for a task defined in code."""
+    fingerprint: str | None
+    """sha256 over the task's YAML file and the local data files it names, by content, not by where they lie (for a
+    group, over its tasks' too);
+    None for a task defined in Python. Data a task downloads from the hub is not covered: its version is."""
+    num_fewshot: int | None
+    limit: int | None
+    n_documents: int
+    """Documents every model was scored on (for a group, those of all its tasks)."""
+    metrics: list[str]
+    """Per-document metrics the task reports (`acc`, `acc_norm`, `exact_match`, ...); the first is its primary."""
+
+
+class CapabilityResult(Record):
+    """Capability tasks run through lm-evaluation-harness on every model: each task's score with an interval,
+    and between models a paired comparison on the same documents, with the flipped documents."""
+
+    lm_eval_version: str
+    apply_chat_template: bool
+    tasks: list[CapabilityTask]
+    scores: list[Metric]
+    """Per (task, model, metric): `dataset` is the task, `subset` `all`, `n` the documents; Wilson's interval for
+    0/1 scores, Student t for others."""
+    comparisons: list[Comparison]
+    """Every later-listed model against every earlier-listed one per task and metric (`dataset` is the task):
+    Tango's score interval and test for 0/1 scores, with the flipped document ids; a paired t otherwise.
+    `p_adjusted` is Benjamini–Hochberg over these comparisons."""
+
+
 class PairText(Record):
     """Prompt and answers of one preference pair as plain text, so a report can show a flipped pair."""
 
@@ -483,6 +524,8 @@ class RunResult(Record):
     """Reliability-curve points of the models with rewards."""
     generation: GenerationResult | None = None
     """Side-by-side samples, their statistics, judges and drift, when the suite asks for them."""
+    capabilities: CapabilityResult | None = None
+    """lm-evaluation-harness tasks on every model, when the suite has a `capabilities` section."""
     gate: list[GateVerdict] | None = None
     """Verdicts of the suite's gate rules; None when no gate ran."""
     flip_examples: list[PairText] = []

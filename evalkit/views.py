@@ -15,6 +15,7 @@ from pathlib import Path
 
 from evalkit.markdown import Markdown, escape
 from evalkit.results import (
+    CapabilityResult,
     Comparison,
     Flips,
     GenerationResult,
@@ -441,3 +442,80 @@ def format_with_interval(value: float, low: float | None, high: float | None, si
 def escape_markdown(text: str) -> Markdown:
     """`text` as inert markdown (`evalkit.markdown.escape`): fit for a table cell, a heading or a line."""
     return escape(text)
+
+
+CAPABILITY_IDS = 12
+"""Documents a model lost (right under the baseline, wrong under it) named per comparison; results.json has all."""
+
+
+@dataclass(frozen=True)
+class CapabilityView:
+    """The capability section of both reports: what ran, each model's scores, and the paired differences."""
+
+    note: str
+    tasks: Table
+    scores: Table
+    paired: Table | None
+    """Each later model against each earlier one on the same documents; None with a single model."""
+
+
+def capability_view(capabilities: CapabilityResult | None, confidence: float) -> CapabilityView | None:
+    """What the reports show of `results.json`'s capabilities; None when the run had no tasks."""
+    if capabilities is None:
+        return None
+    template = "each document rendered with the model's chat template" if capabilities.apply_chat_template else ""
+    note = (
+        f"lm-evaluation-harness {capabilities.lm_eval_version}, on every model{', ' + template if template else ''}. "
+        f"In brackets: {confidence:.0%} intervals (Wilson for 0/1 scores, Student t otherwise). Δ is paired on the "
+        "documents both models scored: Tango's score interval and test for 0/1 scores (McNemar's z at Δ = 0), a "
+        "paired t otherwise; lost counts documents right under the baseline and wrong under the model."
+    )
+    tasks = Table(
+        ["task", "version", "documents", "few-shot", "source", "fingerprint"],
+        [
+            [
+                t.name,
+                t.version or MISSING,
+                str(t.n_documents),
+                str(t.num_fewshot) if t.num_fewshot is not None else MISSING,
+                Path(t.source).name if t.source != "python" else "python",
+                t.fingerprint[:12] if t.fingerprint else MISSING,
+            ]
+            for t in capabilities.tasks
+        ],
+        align="llrrll",
+    )
+    models = list(dict.fromkeys(s.model for s in capabilities.scores))
+    found = {(s.dataset, s.metric, s.model): s for s in capabilities.scores}
+    keys = list(dict.fromkeys((s.dataset, s.metric, s.higher_is_better) for s in capabilities.scores))
+    scores = Table(
+        ["task", "metric", *models],
+        [
+            [task, metric + ARROWS[higher], *(format_estimate(found.get((task, metric, m))) for m in models)]
+            for task, metric, higher in keys
+        ],
+        align="ll" + "r" * len(models),
+    )
+    rows = []
+    for c in capabilities.comparisons:
+        lost = c.flips.right_to_wrong_ids if c.flips is not None else []
+        named = ", ".join(lost[:CAPABILITY_IDS]) + (
+            f" … and {len(lost) - CAPABILITY_IDS} more" if len(lost) > CAPABILITY_IDS else ""
+        )
+        rows.append(
+            [
+                c.dataset,
+                c.metric + ARROWS[c.higher_is_better],
+                f"{c.model} − {c.baseline}",
+                format_delta(c),
+                format_p(c.p_value),
+                format_adjusted_p(c),
+                str(c.flips.wrong_to_right) if c.flips is not None else MISSING,
+                str(c.flips.right_to_wrong) if c.flips is not None else MISSING,
+                str(c.n),
+                named or MISSING,
+            ]
+        )
+    header = ["task", "metric", "models", "Δ", "p", "p (BH)", "gained", "lost", "documents", "lost documents"]
+    paired = Table(header, rows, align="lll" + "r" * 6 + "l") if rows else None
+    return CapabilityView(note, tasks, scores, paired)

@@ -3,6 +3,8 @@
 `build_world` writes, under the spec's `dir`:
 - `base/`: a tokenizer with a chat template and a tiny base model (HF format, safetensors);
 - `pairs/train.jsonl` and `pairs/eval.jsonl`: a seeded, subset-stratified split of the pairs;
+- `tasks/`: the world's capability tasks as lm-evaluation-harness task files (`evalkit.world.tasks`),
+  written beside a reused world too, since they depend on no setting;
 - `world.json`: the settings it was built from. A later build with the same settings reuses
   the directory; different settings rebuild it. The build happens in a sibling temporary
   directory that is renamed into place, so an interrupted build never leaves a half world. A lock
@@ -30,6 +32,7 @@ from evalkit.errors import EvalkitError
 from evalkit.rendering import chat_token_ids
 from evalkit.world.model import build_model, pretrain
 from evalkit.world.pairs import generate_pairs
+from evalkit.world.tasks import write_tasks
 from evalkit.world.tokenizer import train_tokenizer
 
 # Bump when the generator, tokenizer or pretraining changes, so cached worlds are rebuilt.
@@ -44,6 +47,7 @@ class World:
     base_model: Path
     train_pairs: Path
     eval_pairs: Path
+    tasks: Path
 
 
 def world_paths(directory: Path) -> World:
@@ -52,6 +56,7 @@ def world_paths(directory: Path) -> World:
         base_model=directory / "base",
         train_pairs=directory / "pairs" / "train.jsonl",
         eval_pairs=directory / "pairs" / "eval.jsonl",
+        tasks=directory / "tasks",
     )
 
 
@@ -60,7 +65,9 @@ def build_world(spec: WorldSpec) -> World:
     # One build at a time per directory: the processes of a `torchrun` run, or two runs started together,
     # wait for the first build and then reuse it.
     with _exclusive(spec.dir.with_name(f".{spec.dir.name}.lock")):
-        return _build_or_reuse(spec)
+        world = _build_or_reuse(spec)
+        write_tasks(world.tasks)
+        return world
 
 
 @contextlib.contextmanager

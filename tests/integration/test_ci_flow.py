@@ -88,10 +88,10 @@ def test_the_documented_ci_flow(project: Project) -> None:
     code, out = project.bench()
     assert code == 0
     first, junit, summary = outputs(out, project)
-    assert [v.status for v in first.gate or []] == ["passed"] * 4 + ["skipped"]
+    assert [v.status for v in first.gate or []] == ["passed"] * 5 + ["skipped"]
     assert outcomes(junit)["no worse than the last release"] == "Skipped"
-    assert (junit.tests, junit.failures, junit.errors, junit.skipped) == (5, 0, 0, 1)
-    assert "PASSED: 4 of 4 judged rules; 1 skipped (no baseline yet)" in summary
+    assert (junit.tests, junit.failures, junit.errors, junit.skipped) == (6, 0, 0, 1)
+    assert "PASSED: 5 of 5 judged rules; 1 skipped (no baseline yet)" in summary
     assert "| ⏭️ skipped | no worse than the last release |" in summary
     assert [m.role for m in first.models] == ["reference", "candidate"]
     # What the walking skeleton promises: the base has no preference, DPO learns it.
@@ -115,10 +115,10 @@ def test_the_documented_ci_flow(project: Project) -> None:
     assert code == 0
     better, junit, summary = outputs(out, project)
     assert [m.name for m in better.models] == ["reference", "candidate"]
-    assert [v.status for v in better.gate or []] == ["passed"] * 5
+    assert [v.status for v in better.gate or []] == ["passed"] * 6
     (held,) = [v for v in better.gate or [] if v.kind == "non_inferiority"]
     assert held.baseline == "aligned (baseline)" and held.n == 225 and held.value == 0
-    assert "PASSED: all 5 rules" in summary and outcomes(junit) == dict.fromkeys(outcomes(junit), "passed")
+    assert "PASSED: all 6 rules" in summary and outcomes(junit) == dict.fromkeys(outcomes(junit), "passed")
     assert code == main(["compare", str(project.baseline / "results.json"), str(out / "results.json")])
     compared = (out / "compare.md").read_text()
     assert (

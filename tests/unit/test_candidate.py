@@ -23,6 +23,7 @@ def test_the_default_suite_scores_a_candidate_against_its_reference(capsys: pyte
         ("candidate", "reference"),
         ("candidate", None),
         ("candidate", None),
+        ("candidate", "reference"),  # keeps the reference's facts: paired on the same documents
         ("candidate", None),  # against the baseline run's candidate, matched by role when the gate runs
     ]
 
@@ -38,6 +39,9 @@ def test_own_data_replaces_the_datasets_and_feeds_the_panel() -> None:
     assert [(d.name, d.path) for d in suite.datasets] == [("heldout", "data/heldout.jsonl")]
     assert suite.world is None
     assert suite.generation is not None and suite.generation.from_dataset is not None
+    # The tiny world's capability tasks go with the world, and so does the rule about them.
+    assert suite.capabilities is None
+    assert suite.gate is not None and "capability_non_inferiority" not in [r.kind for r in suite.gate.rules]
     assert suite.generation.from_dataset.dataset == "heldout"
     # Without a reference, rules that need one (rewards, comparisons, drift) are left out, with a notice.
     assert suite.gate is not None and [r.kind for r in suite.gate.rules] == ["length_budget", "non_inferiority"]

@@ -1,0 +1,445 @@
+"""Capability tasks through lm-evaluation-harness: what alignment cost, document by document.
+
+A DPO checkpoint that wins on preference pairs can lose what its base could do: the alignment tax.
+lm-eval's table gives each model's score with a standard error; two models on the same documents
+need a paired comparison instead, which sees a drop the two standard errors hide. This stage runs
+the suite's tasks with lm-eval's own Python API (`simple_evaluate` on an `HFLM` wrapped around the
+model evalkit loaded, adapters included, every document's result logged), then:
+
+- each task's score per model with an interval: Wilson's for 0/1 scores (accuracies), Student t for
+  continuous ones;
+- every later-listed model against every earlier-listed one on the documents both scored: Tango's
+  score interval and test for 0/1 scores (McNemar's z at Δ = 0), with the documents that flipped, and
+  a paired t interval and test of the mean difference otherwise (`evalkit.stats`), so a gate rule
+  replays exactly the recorded test.
+
+A document is matched across models by its id (the document's own `id` field where it has one, else
+lm-eval's index) and lm-eval's hash of the document, so a changed document is never paired with the
+old one. A model's results per task are kept (`capabilities.cache`) while the model's fingerprint,
+the task's files, the settings and the lm-eval version stay the same. lm-eval is an optional extra:
+nothing here imports it until a suite asks for tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import difflib
+import hashlib
+import importlib.metadata
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from evalkit import stats
+from evalkit.config import CapabilitiesSpec
+from evalkit.console import console, plain
+from evalkit.errors import EvalkitError
+from evalkit.results import (
+    CapabilityResult,
+    CapabilityTask,
+    Comparison,
+    Flips,
+    JsonStore,
+    Metric,
+    Statistics,
+    sampling_fields,
+)
+
+if TYPE_CHECKING:
+    from evalkit.checkpoints import LoadedModel
+
+INSTALL_HINT = "pip install 'evalkit[capabilities]'"
+CACHE_FORMAT = 1
+"""Bump when what is stored per (model, task) changes, so older entries are computed again."""
+
+
+def lm_eval_version() -> str:
+    """The installed lm-eval's version; a one-line `EvalkitError` saying what to install when it is absent."""
+    try:
+        return importlib.metadata.version("lm-eval")
+    except importlib.metadata.PackageNotFoundError:
+        raise EvalkitError(f"capabilities: lm-eval is not installed; {INSTALL_HINT}") from None
+
+
+@dataclass(frozen=True)
+class DocumentScore:
+    """One document of a task under one model: lm-eval's per-document metric values."""
+
+    id: str
+    doc_hash: str
+    values: dict[str, float]
+    """Metric name (`acc`, `exact_match,strict-match` for a filtered one) → the document's value."""
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """One task under one model, as lm-eval scored it."""
+
+    task: str
+    model: str
+    version: str | None
+    num_fewshot: int | None
+    higher_is_better: dict[str, bool | None]
+    documents: list[DocumentScore]
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    """A task name of the suite, found in lm-eval's index."""
+
+    name: str
+    source: str
+    """Its YAML file, or `python` for a task defined in code."""
+    fingerprint: str | None
+    """sha256 over its YAML file and the local data files it names (`_fingerprint`); None without a YAML file."""
+
+
+class CapabilityRunner:
+    """The suite's tasks, resolved once: run on each model as it is loaded, then summarised."""
+
+    def __init__(self, spec: CapabilitiesSpec, store: JsonStore | None = None) -> None:
+        self.spec = spec
+        self.version = lm_eval_version()
+        self.store = store
+        self.manager = _task_manager(spec)
+        self.tasks = [_resolve(name, self.manager) for name in spec.tasks]
+
+    def run(self, loaded: LoadedModel) -> list[TaskRun]:
+        """Every task on one loaded model (its adapter, if any, attached); results kept from an earlier run of the
+        same model are reused (a model whose files are not pinned, e.g. a hub id without a commit, keeps none)."""
+        name = loaded.spec.name
+        keys = {t.name: self._key(t, loaded.info.fingerprint) for t in self.tasks} if loaded.pinned else {}
+        runs: dict[str, TaskRun] = {}
+        for task in self.tasks:
+            stored = self._load(keys.get(task.name))
+            if stored is not None:
+                console.print(f"[dim]reusing {plain(task.name)} results of {plain(name)} from an earlier run[/dim]")
+                runs[task.name] = dataclasses.replace(stored, model=name)
+        missing = [t.name for t in self.tasks if t.name not in runs]
+        if missing:
+            console.print(f"capabilities: {plain(', '.join(missing))} on {plain(name)} (lm-eval {self.version})")
+            for run in self._evaluate(loaded, missing):
+                runs[run.task] = run
+                key = keys.get(run.task)
+                if key is not None and self.store is not None:
+                    self.store.save(key, {"format": CACHE_FORMAT, "run": dataclasses.asdict(run)})
+        return [runs[t.name] for t in self.tasks]
+
+    def result(self, runs: Sequence[TaskRun], statistics: Statistics) -> CapabilityResult:
+        """Scores, paired comparisons and what each task was, for `results.json`."""
+        infos = []
+        for task in self.tasks:
+            mine = [r for r in runs if r.task == task.name]
+            first = mine[0] if mine else None
+            infos.append(
+                CapabilityTask(
+                    name=task.name,
+                    version=first.version if first else None,
+                    source=task.source,
+                    fingerprint=task.fingerprint,
+                    num_fewshot=first.num_fewshot if first else self.spec.num_fewshot,
+                    limit=self.spec.limit,
+                    n_documents=min((len(r.documents) for r in mine), default=0),
+                    metrics=list(first.higher_is_better) if first else [],
+                )
+            )
+        comparisons = with_fdr(compare_runs(runs, statistics))
+        return CapabilityResult(
+            lm_eval_version=self.version,
+            apply_chat_template=self.spec.apply_chat_template,
+            tasks=infos,
+            scores=score_runs(runs, statistics),
+            comparisons=comparisons,
+        )
+
+    def _key(self, task: ResolvedTask, fingerprint: str) -> str:
+        spec = self.spec
+        # The task's files by content (not by where they lie), so a moved checkout still hits.
+        identity = json.dumps(
+            {
+                "format": CACHE_FORMAT,
+                "model": fingerprint,
+                "task": task.name,
+                "files": task.fingerprint,
+                "num_fewshot": spec.num_fewshot,
+                "limit": spec.limit,
+                "apply_chat_template": spec.apply_chat_template,
+                "lm_eval": self.version,
+            }
+        )
+        return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+    def _load(self, key: str | None) -> TaskRun | None:
+        if key is None or self.store is None:
+            return None
+        stored = self.store.load(key)
+        try:
+            if stored["format"] != CACHE_FORMAT:
+                return None
+            run = dict(stored["run"])
+            run["documents"] = [DocumentScore(**d) for d in run["documents"]]
+            return TaskRun(**run)
+        except (TypeError, KeyError, ValueError):
+            return None  # absent or unreadable: evaluate again and overwrite
+
+    def _evaluate(self, loaded: LoadedModel, tasks: list[str]) -> list[TaskRun]:
+        spec = self.spec
+        if spec.apply_chat_template and not getattr(loaded.tokenizer, "chat_template", None):
+            raise EvalkitError(
+                f"capabilities.apply_chat_template: model {loaded.spec.name!r} has no chat template; "
+                "set it to false for base models"
+            )
+        from lm_eval import simple_evaluate
+        from lm_eval.models.huggingface import HFLM
+
+        with _quiet():
+            lm = HFLM(
+                pretrained=loaded.model,
+                tokenizer=copy.deepcopy(loaded.tokenizer),  # lm-eval may give it a pad token; evalkit's stays as is
+                batch_size=spec.batch_size,
+                chat_template_args=loaded.rendering.template_kwargs(),  # the options and pinned date evalkit renders
+            )
+            out = simple_evaluate(
+                model=lm,
+                tasks=tasks,
+                num_fewshot=spec.num_fewshot,
+                limit=spec.limit,
+                task_manager=self.manager,
+                log_samples=True,
+                bootstrap_iters=0,  # evalkit's intervals come from the documents, not lm-eval's bootstrap
+                apply_chat_template=spec.apply_chat_template,
+                verbosity="ERROR",
+            )
+        assert out is not None, "simple_evaluate returns results in the main process"
+        return [_task_run(task, loaded.spec.name, out) for task in tasks]
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """lm-eval's warnings about being handed a loaded model (which is what evalkit means to do) left out."""
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _task_manager(spec: CapabilitiesSpec) -> Any:
+    """lm-eval's task index over `include_path`; its own ~14,000 tasks are indexed (about ten seconds) only
+    when the suite names a task the local files do not define."""
+    for path in spec.include_path:
+        if not path.exists():
+            raise EvalkitError(f"capabilities.include_path: not found: {path}")
+    from lm_eval.tasks import TaskManager
+
+    include = [str(p) for p in spec.include_path] or None
+    if include is not None:
+        local = TaskManager(include_path=include, include_defaults=False)
+        if all(name in local.task_index for name in spec.tasks):
+            return local
+    return TaskManager(include_path=include)
+
+
+def _resolve(name: str, manager: Any) -> ResolvedTask:
+    entry = manager.task_index.get(name)
+    if entry is None:
+        close = difflib.get_close_matches(name, list(manager.task_index), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise EvalkitError(f"capabilities.tasks: no lm-eval task named {name!r}{hint}")
+    if entry.yaml_path is None:
+        return ResolvedTask(name, "python", None)
+    return ResolvedTask(name, str(entry.yaml_path), _fingerprint(entry, manager))
+
+
+def _fingerprint(entry: Any, manager: Any, depth: int = 0) -> str:
+    """sha256 over the YAML file, every local data file its `dataset_kwargs.data_files` names and, for a group,
+    the same of each task it names. What the task is, not where it lies: the data files' paths in the YAML count
+    by file name only (their content counts in full), so a task whose files moved keeps its fingerprint."""
+    yaml_path = Path(entry.yaml_path)
+    config = entry.cfg or {}
+    text = yaml_path.read_bytes()
+    for data_file in sorted(_data_files(config), key=len, reverse=True):
+        text = text.replace(data_file.encode(), Path(data_file).name.encode())
+    digest = hashlib.sha256(text)
+    children = config.get("task")
+    for child in children if isinstance(children, list) else []:
+        found = manager.task_index.get(child) if isinstance(child, str) else None
+        if found is not None and found.yaml_path is not None and depth < 8:
+            digest.update(_fingerprint(found, manager, depth + 1).encode())
+    for data_file in _data_files(config):
+        path = Path(data_file) if Path(data_file).is_absolute() else yaml_path.parent / data_file
+        for candidate in (path, Path(data_file)):
+            if candidate.is_file():
+                digest.update(candidate.name.encode() + b"\0" + candidate.read_bytes())
+                break
+    return digest.hexdigest()
+
+
+def _data_files(config: dict[str, Any]) -> list[str]:
+    kwargs = config.get("dataset_kwargs") or {}
+    files = kwargs.get("data_files") if isinstance(kwargs, dict) else None
+    if isinstance(files, str):
+        return [files]
+    if isinstance(files, dict):
+        return [f for value in files.values() for f in ([value] if isinstance(value, str) else list(value))]
+    return [str(f) for f in files] if isinstance(files, list) else []
+
+
+def _leaves(task: str, groups: dict[str, list[str]], depth: int = 0) -> list[str]:
+    """The tasks that ran documents for `task`: itself, or the tasks of a group (of groups)."""
+    if task not in groups or depth > 8:
+        return [task]
+    return [leaf for child in groups[task] for leaf in _leaves(child, groups, depth + 1)]
+
+
+def _task_run(task: str, model: str, out: dict[str, Any]) -> TaskRun:
+    """One task's per-document values from `simple_evaluate`'s output; a group (`mmlu`) pools the documents of
+    its tasks, each id prefixed with its task's name. Metrics whose per-document values are not numbers
+    (corpus-level ones such as BLEU, per-instruction lists) are left out: they have no paired comparison."""
+    leaves = _leaves(task, out.get("group_subtasks") or {})
+    samples = [(leaf, sample) for leaf in leaves for sample in out["samples"].get(leaf, [])]
+    if not samples:
+        raise EvalkitError(f"capabilities.tasks: {task!r} ran no document")
+    directions: dict[str, bool | None] = {}
+    for leaf in (task, *leaves):
+        for metric, higher in out.get("higher_is_better", {}).get(leaf, {}).items():
+            directions.setdefault(metric, higher)
+    by_document: dict[tuple[str, str], dict[str, float]] = {}
+    for leaf, sample in samples:
+        suffix = "" if sample.get("filter", "none") == "none" else f",{sample['filter']}"
+        doc = sample.get("doc")
+        own_id = doc.get("id") if isinstance(doc, dict) else None
+        document = str(own_id) if isinstance(own_id, (str, int)) else str(sample["doc_id"])
+        key = (document if leaf == task else f"{leaf}/{document}", str(sample["doc_hash"]))
+        values = by_document.setdefault(key, {})
+        for metric in sample.get("metrics", directions):
+            value = sample.get(metric)
+            if isinstance(value, (bool, int, float)) and np.isfinite(value):
+                values[metric + suffix] = float(value)
+    names = list(dict.fromkeys(m for values in by_document.values() for m in values))
+    return TaskRun(
+        task=task,
+        model=model,
+        version=str(out["versions"][task]) if out.get("versions", {}).get(task) is not None else None,
+        num_fewshot=out.get("n-shot", {}).get(task, out.get("n-shot", {}).get(leaves[0])),
+        higher_is_better={m: directions.get(m.split(",")[0]) for m in names},
+        documents=[DocumentScore(id=i, doc_hash=h, values=v) for (i, h), v in by_document.items()],
+    )
+
+
+def _is_binary(values: np.ndarray) -> bool:
+    return bool(np.all((values == 0) | (values == 1)))
+
+
+def score_runs(runs: Sequence[TaskRun], statistics: Statistics) -> list[Metric]:
+    """Each (task, model, metric) over its documents: Wilson's interval for 0/1 values, Student t otherwise."""
+    out = []
+    for run in runs:
+        for metric, direction in run.higher_is_better.items():
+            values = np.array([d.values[metric] for d in run.documents if metric in d.values])  # (n,)
+            if values.size == 0:
+                continue
+            estimate = (stats.proportion if _is_binary(values) else stats.mean)(values, statistics.confidence_level)
+            out.append(
+                Metric(
+                    dataset=run.task,
+                    subset="all",
+                    model=run.model,
+                    metric=metric,
+                    value=estimate.value,
+                    ci_low=estimate.interval.low if estimate.interval else None,
+                    ci_high=estimate.interval.high if estimate.interval else None,
+                    n=estimate.n,
+                    higher_is_better=direction,
+                    **sampling_fields(estimate.sampling),
+                )
+            )
+    return out
+
+
+def compare_runs(runs: Sequence[TaskRun], statistics: Statistics) -> list[Comparison]:
+    """Every later-listed model against every earlier-listed one, per task and metric, on shared documents."""
+    out = []
+    models = list(dict.fromkeys(r.model for r in runs))
+    for task in dict.fromkeys(r.task for r in runs):
+        by_model = {r.model: r for r in runs if r.task == task}
+        for position, model in enumerate(models):
+            for baseline in models[:position]:
+                if model in by_model and baseline in by_model:
+                    out += _compare(by_model[model], by_model[baseline], statistics)
+    return out
+
+
+def _compare(ours: TaskRun, theirs: TaskRun, statistics: Statistics) -> list[Comparison]:
+    confidence, alpha, power = statistics.confidence_level, 1 - statistics.confidence_level, statistics.power
+    mine = {(d.id, d.doc_hash): d.values for d in ours.documents}
+    other = {(d.id, d.doc_hash): d.values for d in theirs.documents}
+    out = []
+    for metric, direction in ours.higher_is_better.items():
+        shared = sorted(k for k in mine.keys() & other.keys() if metric in mine[k] and metric in other[k])
+        if not shared:
+            continue
+        a = np.array([mine[k][metric] for k in shared])  # (n,)
+        b = np.array([other[k][metric] for k in shared])  # (n,)
+        differences = a - b
+        flips, wilcoxon = None, None
+        if _is_binary(a) and _is_binary(b):
+            gained, lost = int((differences > 0).sum()), int((differences < 0).sum())
+            delta = stats.paired_shares(gained, lost, differences.size, confidence)
+            mde = stats.mde_paired_shares(gained + lost, differences.size, alpha, power)
+            test = "tango_score"
+            flips = Flips(
+                wrong_to_right=gained,
+                right_to_wrong=lost,
+                wrong_to_right_ids=[k[0] for k, d in zip(shared, differences, strict=True) if d > 0],
+                right_to_wrong_ids=[k[0] for k, d in zip(shared, differences, strict=True) if d < 0],
+            )
+        else:
+            delta = stats.mean(differences, confidence)
+            mde = stats.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
+            test = "paired_t"
+            wilcoxon = stats.wilcoxon_p(differences)
+        out.append(
+            Comparison(
+                dataset=ours.task,
+                subset="all",
+                model=ours.model,
+                baseline=theirs.model,
+                metric=metric,
+                model_value=float(a.mean()),
+                baseline_value=float(b.mean()),
+                value=delta.value,
+                ci_low=delta.interval.low if delta.interval else None,
+                ci_high=delta.interval.high if delta.interval else None,
+                n=differences.size,
+                higher_is_better=direction,
+                test=test,
+                p_value=stats.two_sided_p(delta.sampling),
+                wilcoxon_p_value=wilcoxon,
+                mde=mde,
+                flips=flips,
+                **{k: v for k, v in sampling_fields(delta.sampling).items() if k != "n_effective"},
+            )
+        )
+    return out
+
+
+def with_fdr(comparisons: list[Comparison]) -> list[Comparison]:
+    """`p_adjusted`: Benjamini–Hochberg over the run's capability comparisons (the reports' marks read it)."""
+    adjusted = stats.benjamini_hochberg([c.p_value for c in comparisons])
+    return [c.model_copy(update={"p_adjusted": p}) for c, p in zip(comparisons, adjusted, strict=True)]
+
+
+def primary_metric(result: CapabilityResult, task: str) -> str | None:
+    """The task's first metric: what a gate rule without `metric` is about."""
+    found = next((t for t in result.tasks if t.name == task), None)
+    return found.metrics[0] if found is not None and found.metrics else None
