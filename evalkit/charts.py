@@ -120,6 +120,16 @@ def _attribute(text: str) -> str:
     return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def whiskers(value: float, low: float | None, high: float | None) -> tuple[float, float]:
+    """Lengths of an interval's whiskers below and above its point, never negative: an interval rounded or clamped
+    to a bound can end a hair inside its point estimate, and matplotlib refuses negative error bars."""
+
+    def length(distance: float) -> float:
+        return distance if math.isfinite(distance) and distance > 0 else 0.0
+
+    return length(value - (low if low is not None else value)), length((high if high is not None else value) - value)
+
+
 def accuracy_chart(metrics: Sequence[Metric], models: Sequence[str], colors: Mapping[str, str], salt: str) -> Markup:
     """Accuracy of every model in every subset, with interval whiskers; one panel per accuracy."""
     found = {(m.model, m.subset, m.metric): m for m in metrics}
@@ -138,8 +148,9 @@ def accuracy_chart(metrics: Sequence[Metric], models: Sequence[str], colors: Map
                         continue
                     ys.append(g * (len(models) + 1) + i)
                     xs.append(m.value)
-                    low.append(m.value - (m.ci_low if m.ci_low is not None else m.value))
-                    high.append((m.ci_high if m.ci_high is not None else m.value) - m.value)
+                    down, up = whiskers(m.value, m.ci_low, m.ci_high)
+                    low.append(down)
+                    high.append(up)
                 if xs:
                     ax.errorbar(
                         xs, ys, xerr=[low, high], fmt="o", ms=4, capsize=2, color=_colour(colors, model), label=model
@@ -228,8 +239,9 @@ def length_chart(metrics: Sequence[Metric], models: Sequence[str], colors: Mappi
                         continue
                     xs.append(b - 0.3 + width * (i + 0.5))
                     ys.append(m.value)
-                    low.append(m.value - (m.ci_low if m.ci_low is not None else m.value))
-                    high.append((m.ci_high if m.ci_high is not None else m.value) - m.value)
+                    down, up = whiskers(m.value, m.ci_low, m.ci_high)
+                    low.append(down)
+                    high.append(up)
                 if xs:
                     ax.errorbar(
                         xs, ys, yerr=[low, high], fmt="o-", ms=4, capsize=2, color=_colour(colors, model), label=model
@@ -253,8 +265,8 @@ def calibration_chart(bins: Sequence[ReliabilityBin], colors: Mapping[str, str],
         ax.plot([0.5, 1], [0.5, 1], color="0.4", lw=0.8, ls="--", label="calibrated")
         for model in models:
             points = [b for b in bins if b.model == model]
-            low = [b.accuracy - (b.ci_low if b.ci_low is not None else b.accuracy) for b in points]
-            high = [(b.ci_high if b.ci_high is not None else b.accuracy) - b.accuracy for b in points]
+            bars = [whiskers(b.accuracy, b.ci_low, b.ci_high) for b in points]
+            low, high = [down for down, _ in bars], [up for _, up in bars]
             xs, ys = [b.confidence for b in points], [b.accuracy for b in points]
             ax.errorbar(xs, ys, yerr=[low, high], fmt="o-", ms=4, capsize=2, color=_colour(colors, model), label=model)
         ax.set_xlim(0.48, 1.02)

@@ -3,6 +3,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 from evalkit import charts
 from evalkit.html import CSP, PRINT_SCRIPT, render_html, sweep_steps
 from evalkit.results import GateVerdict, PairText, RunResult, read_results
@@ -182,3 +184,18 @@ def test_results_of_schema_1_0_render_without_intervals_or_comparisons() -> None
     html = render_html(old)
     assert "No intervals: these results predate them" in html and 'id="flips"' not in html
     assert "<td>0.916</td>" in html
+
+
+def test_an_interval_that_ends_inside_its_point_still_draws() -> None:
+    """Wilson's upper end clamped at 1 can round a hair below an accuracy of 1.0; NaN values draw no whisker."""
+    from evalkit.charts import whiskers
+
+    assert whiskers(1.0, 0.9, 1.0 - 1e-12) == (pytest.approx(0.1), 0.0)
+    assert whiskers(0.5, 0.4, 0.7) == (pytest.approx(0.1), pytest.approx(0.2))
+    assert whiskers(float("nan"), 0.1, 0.2) == (0.0, 0.0) and whiskers(0.3, None, None) == (0.0, 0.0)
+    result = golden()
+    metrics = [
+        m.model_copy(update={"value": 1.0, "ci_high": 1.0 - 1e-12}) if m.metric == "preference/accuracy" else m
+        for m in result.metrics
+    ]
+    assert "<svg" in rendered(result.model_copy(update={"metrics": metrics}))
