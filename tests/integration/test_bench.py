@@ -2,6 +2,9 @@
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from pathlib import Path
@@ -99,7 +102,7 @@ def test_a_failing_gate_exits_1_and_names_every_failed_rule(
 
 
 def test_a_run_stopped_between_two_outputs_leaves_no_file_of_the_previous_run(
-    tmp_path: Path, default_suite: Path, reduced: list[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, default_suite: Path, reduced: list[str]
 ) -> None:
     """Stopped just after results.json is replaced, a run used to leave it beside the last run's report.html,
     junit.xml and summary.md. Now the old set goes first: what is there belongs to the new run, and the reports
@@ -110,16 +113,19 @@ def test_a_run_stopped_between_two_outputs_leaves_no_file_of_the_previous_run(
     first = read_results(out / "results.json")
     assert {"report.html", "junit.xml", "summary.md"} <= {p.name for p in out.iterdir()}
 
-    import evalkit.bench
-
-    def stopped(*_: object, **__: object) -> list[Path]:
-        raise KeyboardInterrupt  # as a signal would, between results.json and the reports
-
-    monkeypatch.setattr(evalkit.bench, "write_reports", stopped)
-    assert main(["bench", str(default_suite), *gated, "--set", "scoring.beta=0.2"]) == 130
+    # Killed (SIGKILL: nothing runs after it) between results.json and the reports, in a process of its own.
+    killer = (
+        "import os, signal, sys\n"
+        "import evalkit.bench\n"
+        "evalkit.bench.write_reports = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "from evalkit.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    argv = [sys.executable, "-c", killer, "bench", str(default_suite), *gated, "--set", "scoring.beta=0.2"]
+    killed = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     second = read_results(out / "results.json")
     assert second.created_at >= first.created_at and second.scoring.beta == 0.2
     assert not {"report.md", "report.html", "junit.xml", "summary.md"} & {p.name for p in out.iterdir()}
-    monkeypatch.undo()
     assert main(["report", str(out / "results.json")]) == 0
     assert "β = 0.2" in (out / "report.md").read_text()
