@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -227,8 +228,10 @@ def run_bench(
 @contextlib.contextmanager
 def output_lock(out_dir: Path) -> Iterator[None]:
     """One run at a time per output directory: a second one started beside it stops at once, in one line."""
-    # Beside the directory, not in it: a run that stops on bad input before writing anything leaves no directory.
-    lock = out_dir.absolute().parent / f".{out_dir.absolute().name}.evalkit-lock"
+    # In the temporary directory, named by the output directory's path: writable wherever the run is, and a run
+    # that stops on bad input leaves nothing beside the user's files.
+    digest = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:24]
+    lock = Path(tempfile.gettempdir()) / "evalkit-locks" / f"{digest}.lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as handle:
         try:
@@ -406,8 +409,10 @@ def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> N
         raise EvalkitError(
             f"output_dir: {str(out_dir) or '(empty)'} is the current directory; name a directory of its own"
         )
-    # results.json stands for the marker in a directory written before the marker existed.
-    foreign = not (out_dir / OUTPUT_MARKER).exists() and not (out_dir / "results.json").is_file()
+    # In a directory written before the marker existed, evalkit's own files stand for it (an interrupted run of
+    # an older version left its score store and per-pair files, not yet a results.json).
+    evidence = [OUTPUT_MARKER, "results.json", ".scores", "pairs"]
+    foreign = not any((out_dir / name).exists() for name in evidence)
     if out_dir.is_dir() and any(out_dir.iterdir()) and foreign:
         raise EvalkitError(
             f"output_dir: {out_dir} holds files evalkit did not write; choose a new directory or an earlier "

@@ -206,16 +206,21 @@ def _bench(args: argparse.Namespace) -> int:
 
 def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | None, out: Path | None) -> int:
     from evalkit.config import load_suite, parse_gate
-    from evalkit.gate import evaluate_gate, exit_code, publish, verdict_table
+    from evalkit.gate import evaluate_gate, exit_code, publish, rules_for_run, verdict_table
     from evalkit.report import write_reports
     from evalkit.results import read_results, write_results
 
     result = read_results(results_path)
     baseline = read_results(baseline_path) if baseline_path is not None else None
+    out_dir = out or results_path.parent
+    for name, path in (("--baseline", baseline_path), ("--suite", suite_path)):
+        if path is not None and (out_dir / "results.json").resolve() == path.resolve():
+            raise EvalkitError(f"--out: {out_dir} would replace {name} {path}; choose another directory")
     if suite_path is not None:
-        spec = load_suite(suite_path, train_options=False).gate  # its rules only: TRL and PEFT stay unimported
-        if spec is None:
+        suite = load_suite(suite_path, train_options=False)  # its rules only: TRL and PEFT stay unimported
+        if suite.gate is None:
             raise EvalkitError(f"{suite_path}: no `gate` section; expected the rules to judge by")
+        spec = rules_for_run(suite.gate, suite.candidate, suite.reference, result)
     elif result.suite.gate is not None:
         spec = parse_gate(result.suite.gate, str(results_path))
         console.print(
@@ -230,7 +235,6 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     judged = result.model_copy(update={"gate": verdicts})
     # A reader never modifies what it reads: everything goes to --out (default: beside the results), and the
     # judged results.json only where it would not replace its input.
-    out_dir = out or results_path.parent
     written = []
     if (out_dir / "results.json").resolve() != results_path.resolve():
         write_results(judged, out_dir / "results.json")

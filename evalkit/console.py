@@ -43,7 +43,7 @@ stdout = Console(highlight=False, quiet=not is_main_process())
 def progress_bar() -> Progress | PlainProgress:
     """Progress on stderr: a live bar on a terminal, plain periodic lines elsewhere."""
     if not console.is_terminal:
-        return PlainProgress(float(os.environ.get("EVALKIT_PROGRESS_SECONDS", "30")))
+        return PlainProgress(_progress_seconds())
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -53,6 +53,15 @@ def progress_bar() -> Progress | PlainProgress:
         console=console,
         transient=False,
     )
+
+
+def _progress_seconds() -> float:
+    """`EVALKIT_PROGRESS_SECONDS`, or 30 when it is unset or not a positive number (a typo never stops a run)."""
+    try:
+        seconds = float(os.environ.get("EVALKIT_PROGRESS_SECONDS", "30"))
+    except ValueError:
+        return 30.0
+    return seconds if seconds > 0 and seconds == seconds else 30.0
 
 
 @dataclass

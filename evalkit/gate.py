@@ -18,8 +18,9 @@ a baseline run when none is recorded yet (the first run of a suite) is `skipped`
 everywhere, never as a pass, and it does not stop the run that records the first baseline. The
 baseline run's models are found by role and fingerprint (`evalkit.matching`), so a suite run and a
 `bench --model` run gate against each other although their models have other names. Every verdict
-goes to the console, `results.json`, `junit.xml` (one test case per rule: `<failure>`, `<error>`,
-`<skipped>`), `summary.md`, and `$GITHUB_STEP_SUMMARY` when it is set.
+goes to the console, `junit.xml` (one test case per rule: `<failure>`, `<error>`, `<skipped>`), `summary.md`,
+`$GITHUB_STEP_SUMMARY` when it is set, the reports, and `results.json` (the run's own for `bench`; for `evalkit
+gate`, the judged copy in `--out`, never over the file it read).
 """
 
 from __future__ import annotations
@@ -81,6 +82,27 @@ def evaluate_gate(
         except NoBaselineYet as waiting:
             judged.append(_unjudged(rule, "skipped", str(waiting), spec))
     return decide(judged, spec)
+
+
+def rules_for_run(spec: GateSpec, candidate: str | None, reference: str | None, result: RunResult) -> GateSpec:
+    """A suite's rules, speaking of the run's models: in a `bench --model` run the suite's candidate and reference
+    are called `candidate` and `reference`, so rules about them are turned to those names by role."""
+    names = {m.name for m in result.models}
+    by_role = {m.role: m.name for m in result.models if m.role is not None}
+    renamed = {
+        suite_name: by_role[role]
+        for suite_name, role in ((candidate, "candidate"), (reference, "reference"))
+        if suite_name is not None and suite_name not in names and role in by_role
+    }
+    if not renamed:
+        return spec
+
+    def turned(rule: GateRule) -> GateRule:
+        within_run = rule.kind in ("superiority", "capability_non_inferiority")  # `baseline` is a model of this run
+        baseline = renamed.get(rule.baseline, rule.baseline) if within_run and rule.baseline else rule.baseline
+        return rule.model_copy(update={"model": renamed.get(rule.model, rule.model), "baseline": baseline})
+
+    return spec.model_copy(update={"rules": [turned(rule) for rule in spec.rules]})
 
 
 class Undecidable(Exception):

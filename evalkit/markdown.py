@@ -26,8 +26,9 @@ ZERO_WIDTH = "\u200b"
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\u0085\u2028\u2029]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _LINK_SYNTAX = re.compile(r"\](?=[(\[:])")
-_SCHEME = re.compile(r"(?i)\b(https?|ftps?|mailto|file|javascript|data|www)(?=[:.])")
-_MENTION = re.compile(r"@(?=\w)")
+# No word boundary before the scheme: GitHub links `_https://…` and `x_www.…` too, so every occurrence is broken.
+_SCHEME = re.compile(r"(?i)(?:https?|ftps?|mailto|file|javascript|data)(?=:)|www(?=\.)")
+_MENTION = re.compile(r"@(?=[\w.+-])")
 
 
 class Markdown(str):
@@ -42,7 +43,7 @@ def escape(text: object) -> Markdown:
     value = value.replace("\\", "\\\\").replace("`", "\\`").replace("|", "\\|")
     value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     value = _LINK_SYNTAX.sub("]\\\\", value)
-    value = _SCHEME.sub(lambda m: m.group(1) + ZERO_WIDTH, value)
+    value = _SCHEME.sub(lambda m: m.group(0) + ZERO_WIDTH, value)
     return Markdown(_MENTION.sub("@" + ZERO_WIDTH, value))
 
 

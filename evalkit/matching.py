@@ -53,7 +53,10 @@ def _same_role(model: ModelInfo, others: list[ModelInfo]) -> ModelInfo | None:
 
 
 def _same_fingerprint(model: ModelInfo, others: list[ModelInfo]) -> ModelInfo | None:
-    return next((m for m in others if m.fingerprint == model.fingerprint), None)
+    """The same weights, but never across roles: a candidate that is the reference's checkpoint is still held
+    against the last release's candidate, not against its reference."""
+    compatible = [m for m in others if model.role is None or m.role is None or m.role == model.role]
+    return next((m for m in compatible if m.fingerprint == model.fingerprint), None)
 
 
 def _same_name(model: ModelInfo, others: list[ModelInfo]) -> ModelInfo | None:

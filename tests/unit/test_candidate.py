@@ -130,3 +130,20 @@ def test_a_directory_of_someone_elses_files_is_never_an_output_directory(tmp_pat
     (ours / ".evalkit-output").write_text("")  # as every run leaves it
     (ours / "report.md").write_text("an evalkit report")
     check_outputs(suite, ours)  # carries the marker evalkit left: its files may be replaced
+
+
+def test_an_output_directory_of_an_older_interrupted_run_is_still_evalkits(tmp_path: Path) -> None:
+    from evalkit.bench import check_outputs
+    from evalkit.config import parse_suite
+
+    suite = parse_suite(
+        {
+            "name": "x",
+            "output_dir": "o",
+            "datasets": [{"name": "d", "path": "d"}],
+            "models": [{"name": "m", "path": "m"}],
+        }
+    )
+    older = tmp_path / "older"
+    (older / ".scores").mkdir(parents=True)  # scores kept, stopped before results.json
+    check_outputs(suite, older)

@@ -51,3 +51,11 @@ def test_lines_off_a_terminal_a_bar_on_one(monkeypatch: pytest.MonkeyPatch) -> N
 def test_a_line_without_a_total_or_a_rate() -> None:
     assert progress_line("pretraining", 0, None, 0.0) == "pretraining: 0"
     assert progress_line("judging", 3, None, 2.0, "ok") == "judging: 3, 1.5/s, ok"
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("5", 5.0), ("abc", 30.0), ("-1", 30.0), ("nan", 30.0)])
+def test_a_bad_progress_interval_never_stops_a_run(monkeypatch: pytest.MonkeyPatch, value: str, seconds: float) -> None:
+    monkeypatch.setenv("EVALKIT_PROGRESS_SECONDS", value)
+    monkeypatch.setattr(console.console, "_force_terminal", False)
+    bar = progress_bar()
+    assert isinstance(bar, PlainProgress) and bar.every_seconds == seconds

@@ -378,3 +378,60 @@ def test_rules_from_the_artifact_itself_are_named_as_such(
     )
     assert main(["gate", str(results), "--suite", str(strict)]) == 1  # the trusted suite's rules decide
     assert "judging with the rules recorded in" not in capsys.readouterr().err
+
+
+def test_an_artifact_of_a_candidate_run_is_judged_by_the_suite_s_rules_through_roles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CI writes `candidate`/`reference` (bench --model); the trusted suite's rules speak of `aligned`/`base`."""
+    raw = json.loads(GOLDEN.read_text())
+    names = {"aligned": "candidate", "base": "reference"}
+    for m in raw["models"]:
+        m["name"] = names[m["name"]]
+    for record in [*raw["metrics"], *raw["comparisons"], *raw["reliability"]]:
+        record["model"] = names[record["model"]]
+        if "baseline" in record:
+            record["baseline"] = names[record["baseline"]]
+    for drift in raw["generation"]["drift"]:
+        drift["model"], drift["reference"] = names[drift["model"]], names[drift["reference"]]
+    for sample in raw["generation"]["samples"]:
+        sample["model"] = names[sample["model"]]
+    raw["reference"] = "reference"
+    artifact = tmp_path / "artifact" / "results.json"
+    artifact.parent.mkdir()
+    artifact.write_text(json.dumps(raw))
+    rules = (
+        "    - {kind: absolute, model: aligned, metric: rewards/accuracies, at_least: 0.8}\n"
+        "    - {kind: superiority, model: aligned, baseline: base, metric: preference/accuracy}\n"
+    )
+    out = tmp_path / "judged"
+    assert main(["gate", str(artifact), "--suite", str(suite_with(tmp_path, rules)), "--out", str(out)]) == 0
+    verdicts = read_results(out / "results.json").gate or []
+    assert [(v.model, v.baseline, v.status) for v in verdicts] == [
+        ("candidate", None, "passed"),
+        ("candidate", "reference", "passed"),
+    ]
+    baseline = tmp_path / "release" / "results.json"
+    baseline.parent.mkdir()
+    baseline.write_text(GOLDEN.read_text())
+    args = ["gate", str(artifact), "--suite", str(suite_with(tmp_path, rules)), "--baseline", str(baseline)]
+    assert main([*args, "--out", str(baseline.parent)]) == 2  # the judged results would replace the baseline
+    assert "would replace --baseline" in capsys.readouterr().err and baseline.read_text() == GOLDEN.read_text()
+
+
+def test_a_results_file_before_roles_is_matched_by_the_roles_runs_give_now() -> None:
+    """Before 1.5 no model had a role: fingerprint alone held a candidate with the reference's weights against the
+    baseline's reference (and passed). Migrated roles hold it against the baseline's candidate."""
+    raw = json.loads(GOLDEN.read_text())
+    for m in raw["models"]:
+        m.pop("role")
+    raw["schema_version"] = "1.4"
+    from evalkit.results import RunResult, migrate
+
+    old = RunResult.model_validate(migrate(raw))
+    assert [(m.name, m.role) for m in old.models] == [("base", "reference"), ("aligned", "candidate")]
+    from evalkit.matching import counterparts
+
+    base = next(m for m in old.models if m.name == "base")
+    run = old.model_copy(update={"models": [base.model_copy(update={"name": "candidate", "role": "candidate"})]})
+    assert counterparts(run, old)["candidate"].name == "aligned"

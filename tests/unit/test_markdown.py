@@ -31,8 +31,8 @@ def live_markdown(text: str) -> list[str]:
         "image or link": r"(?<!\\)\]\(",
         "reference definition": r"(?<!\\)\]:",
         "html": r"<[a-zA-Z/!]",
-        "autolink": r"(?i)(https?|ftp)://|www\.",
-        "mention": r"@[\w]",
+        "autolink": r"(?i)(https?|ftp)://|www\.",  # anywhere: GitHub links `_https://…` too
+        "mention": r"@[\w.+-]",
         "control": r"[\x00-\x08\x0b-\x1f\x7f]",
     }
     for name, pattern in patterns.items():
@@ -82,6 +82,8 @@ def test_escaping_by_hand() -> None:
     assert escape("@team") == f"@{ZERO_WIDTH}team" and escape("see https://x") == f"see https{ZERO_WIDTH}://x"
     assert escape("<b>&") == "&lt;b&gt;&amp;" and escape("`x`") == "\\`x\\`" and escape("\x1b") == "\ufffd"
     assert escape("0.916 [0.87, 0.95]") == "0.916 [0.87, 0.95]"  # evalkit's own intervals read as they are
+    assert escape("_https://x") == f"_https{ZERO_WIDTH}://x" and escape("x_www.e") == f"x_www{ZERO_WIDTH}.e"
+    assert escape("a@-evil.com") == f"a@{ZERO_WIDTH}-evil.com" and escape("data.jsonl") == "data.jsonl"
     assert code("a`b") == "``a`b``" and code("`") == "`` ` ``" and code("p|q") == "`p\\|q`"
 
 

@@ -154,3 +154,12 @@ def test_scores_are_never_written_over_the_data_they_score(tmp_path: Path, capsy
     assert main(["score", "--model", str(model), "--data", str(data), "--out", str(data)]) == 2
     assert "--out: " in capsys.readouterr().err
     assert data.read_text() == '{"prompt": "a", "chosen": "b", "rejected": "c"}\n'
+
+
+def test_a_per_pair_row_that_is_not_an_object_is_bad_input(tmp_path: Path) -> None:
+    from evalkit.results import read_pair_scores
+
+    rows = tmp_path / "pairs.jsonl"
+    rows.write_text("[1]\n")
+    with pytest.raises(EvalkitError, match=r"pairs\.jsonl:1: not a per-pair score row: expected a JSON object"):
+        read_pair_scores(rows)
