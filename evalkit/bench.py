@@ -143,7 +143,14 @@ class Candidate:
             "reference": "reference" if reference is not None else None,
             "train": None,
         }
-        if self.data is not None:
+        data = Path(self.data).resolve() if self.data is not None else None
+        same = next((d for d in suite.datasets if Path(d.path).resolve() == data), None)
+        if same is not None:
+            # One of the suite's own datasets: its name, ids and subsets stay, so the run pairs with the baseline's.
+            raw["datasets"] = [same.model_dump(mode="json", exclude_unset=True)]
+            if raw.get("generation") and raw["generation"].get("from_dataset"):
+                raw["generation"]["from_dataset"]["dataset"] = same.name
+        elif self.data is not None:
             # A plain file name (see `config.SafeName`), whatever the file is called.
             name = re.sub(r"[^A-Za-z0-9._+-]+", "-", Path(self.data.rstrip("/")).stem).lstrip("._+-")[:64] or "data"
             raw |= {"datasets": [{"name": name, "path": self.data}], "world": None}

@@ -147,3 +147,16 @@ def test_an_output_directory_of_an_older_interrupted_run_is_still_evalkits(tmp_p
     older = tmp_path / "older"
     (older / ".scores").mkdir(parents=True)  # scores kept, stopped before results.json
     check_outputs(suite, older)
+
+
+def test_data_that_is_one_of_the_suite_s_datasets_keeps_its_name_ids_and_subsets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So a candidate scored on the release's own held-out file pairs with the baseline pair by pair."""
+    monkeypatch.chdir(DEFAULT.parents[1])
+    suite = Candidate("my/model", data=".evalkit/world/pairs/eval.jsonl").into(load_suite(DEFAULT))
+    (dataset,) = suite.datasets
+    assert (dataset.name, dataset.id_column, dataset.subset_column) == ("tinyworld", "id", "subset")
+    assert suite.world is not None  # the world still builds that file
+    assert suite.generation is not None and suite.generation.from_dataset is not None
+    assert suite.generation.from_dataset.dataset == "tinyworld"
