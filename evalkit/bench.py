@@ -58,7 +58,8 @@ from evalkit.generate import (
     per_token_kls,
     summarise,
 )
-from evalkit.metrics import compare_models, compute_metrics, reliability_curves, with_false_discovery_rate
+from evalkit.inprocess import summarise_scores
+from evalkit.metrics import compute_metrics
 from evalkit.provenance import environment
 from evalkit.refcache import CachedScores, ReferenceCache, reference_key
 from evalkit.rendering import DEFAULT_DATE, Rendering
@@ -74,7 +75,6 @@ from evalkit.results import (
     Metric,
     ModelInfo,
     PairScore,
-    PairText,
     RunResult,
     ScoringInfo,
     ScoringMode,
@@ -94,7 +94,6 @@ from evalkit.scoring import (
     score_configured,
     tokenize_pair,
 )
-from evalkit.views import flips_to_show
 from evalkit.world import build_world
 
 if TYPE_CHECKING:
@@ -276,20 +275,7 @@ def _bench(
         return None  # every process has every score and sample now; the main process summarises and writes
 
     beta, statistics = suite.scoring.beta, suite.statistics
-    metrics, comparisons, reliability = [], [], []
-    for name, rows in scored.scores.items():
-        metrics += compute_metrics(name, rows, beta, statistics=statistics)
-        comparisons += compare_models(name, rows, beta, statistics=statistics)
-        reliability += reliability_curves(name, rows, beta, statistics=statistics)
-    comparisons = with_false_discovery_rate(comparisons)  # one family: every comparison the reports mark
-    # The reports show the text of a few flipped pairs; results.json carries exactly those.
-    shown = {(name, i) for name, ids in flips_to_show(comparisons, suite.reference).items() for i in ids}
-    flip_examples = [
-        PairText(dataset=name, id=p.id, subset=p.subset, prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
-        for name, pairs in datasets.items()
-        for p in pairs
-        if (name, p.id) in shown
-    ]
+    summaries = summarise_scores(scored.scores, datasets, beta, statistics, suite.reference)
     # The previous run's outputs go before any new one is written: a run stopped midway leaves none of them beside
     # the new files (`evalkit report` renders missing reports again from results.json).
     for name in OUTPUT_FILES:
@@ -329,12 +315,12 @@ def _bench(
         datasets=dataset_infos,
         audit=scored.audits,
         training=_training_info(suite, training),
-        metrics=metrics,
-        comparisons=comparisons,
-        reliability=reliability,
+        metrics=summaries.metrics,
+        comparisons=summaries.comparisons,
+        reliability=summaries.reliability,
         generation=scored.generation,
         capabilities=capabilities.result(scored.capability_runs, statistics) if capabilities is not None else None,
-        flip_examples=flip_examples,
+        flip_examples=summaries.flip_examples,
         command=command,
     )
     if suite.gate is not None:

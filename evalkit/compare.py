@@ -30,7 +30,7 @@ from markupsafe import Markup
 from evalkit import markdown
 from evalkit.html import CSP, PRINT_SCRIPT, Grid, grid_of
 from evalkit.html import environment as html_environment
-from evalkit.matching import counterparts, dataset_counterpart
+from evalkit.matching import Counterpart, counterparts, dataset_counterpart
 from evalkit.results import Metric, PairScore, RunResult, Statistics, atomic_write_text, read_results
 from evalkit.views import (
     COLUMNS,
@@ -121,7 +121,8 @@ def compare_runs(
     paths: tuple[str, str] = ("baseline", "candidate"),
 ) -> RunComparison:
     """Compare two runs on the cells both have; pair by pair where both per-pair files allow it."""
-    models = {name: match.name for name, match in counterparts(candidate, baseline).items()}
+    matched = counterparts(candidate, baseline)
+    models = {name: match.name for name, match in matched.items()}
     datasets = {d.name: dataset_counterpart(d.name, candidate, baseline) for d in candidate.datasets}
     before = {(m.dataset, m.subset, m.model, m.metric): m for m in baseline.metrics}
     deltas = [
@@ -129,7 +130,7 @@ def compare_runs(
         for m in candidate.metrics
         if (key := (datasets.get(m.dataset), m.subset, models.get(m.model), m.metric)) in before
     ]
-    notes = _notes(baseline, candidate, models, datasets)
+    notes = _notes(baseline, candidate, matched, datasets)
     paired = []
     fingerprints = {d.name: d.fingerprint for d in baseline.datasets}
     for d in candidate.datasets:
@@ -145,9 +146,10 @@ def compare_runs(
 
 
 def _notes(
-    baseline: RunResult, candidate: RunResult, models: Mapping[str, str], datasets: Mapping[str, str | None]
+    baseline: RunResult, candidate: RunResult, matched: Mapping[str, Counterpart], datasets: Mapping[str, str | None]
 ) -> list[str]:
     notes = []
+    models = {name: match.name for name, match in matched.items()}
     before = {d.name: d for d in baseline.datasets}
     for d in candidate.datasets:
         name = datasets.get(d.name)
@@ -155,7 +157,7 @@ def _notes(
             notes.append(f"Dataset {d.name}: other data in the two runs (fingerprints differ); Δ mixes data and model.")
     notes += [
         f"Model {name} of the candidate run is compared with {match.name} of the baseline run (same {match.by})."
-        for name, match in counterparts(candidate, baseline).items()
+        for name, match in matched.items()
         if match.name != name
     ]
     notes += [
@@ -348,12 +350,7 @@ def render_comparison_markdown(comparison: RunComparison) -> str:
         paired=paired_table(comparison),
         provenance=provenance_table(comparison),
         level=f"{(comparison.candidate.statistics or Statistics()).confidence_level:.0%}",
-        escape=_escape,
     )
-
-
-def _escape(text: str) -> markdown.Markdown:
-    return markdown.escape(text)
 
 
 def render_comparison_html(comparison: RunComparison) -> str:

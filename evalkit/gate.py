@@ -644,7 +644,7 @@ def summary_markdown(verdicts: Sequence[GateVerdict], title: str, report_link: s
     """A markdown verdict fit for `$GITHUB_STEP_SUMMARY` or a PR comment; `report_link` (an absolute URL, e.g.
     of the uploaded artifact) is where the full report is, since a relative file means nothing there."""
     lines = [
-        f"## evalkit gate: {_cell(title)}: {verdict_words.headline(verdicts)}",
+        f"## evalkit gate: {markdown.escape(title)}: {verdict_words.headline(verdicts)}",
         "",
         "| | rule | value [95% CI] | p (one-sided) | p adjusted | n | why |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -655,7 +655,9 @@ def summary_markdown(verdicts: Sequence[GateVerdict], title: str, report_link: s
         adjusted = f"{v.p_adjusted:.2g}" if v.p_adjusted is not None else "—"
         n = str(v.n) if v.n is not None else "—"
         mark = f"{verdict_words.MARKS[v.status]} {verdict_words.LABELS[v.status]}"
-        lines.append(f"| {mark} | {_cell(v.rule)} | {value} | {p} | {adjusted} | {n} | {_cell(v.reason)} |")
+        lines.append(
+            f"| {mark} | {markdown.escape(v.rule)} | {value} | {p} | {adjusted} | {n} | {markdown.escape(v.reason)} |"
+        )
     if report_link:
         lines += ["", f"Full report: {report_link}"]
     return "\n".join(lines) + "\n"
@@ -672,10 +674,6 @@ def _stated_value(v: GateVerdict) -> str:
     if v.kind == "drift_budget":
         return _interval(v.value, v.ci_low, v.ci_high) + " nats"
     return _interval(v.value, v.ci_low, v.ci_high)
-
-
-def _cell(text: str) -> str:
-    return markdown.escape(text)
 
 
 def verdict_table(verdicts: Sequence[GateVerdict]) -> Table:

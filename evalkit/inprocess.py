@@ -30,10 +30,13 @@ from evalkit.provenance import environment
 from evalkit.rendering import Rendering
 from evalkit.results import (
     SCHEMA_VERSION,
+    Comparison,
     DatasetInfo,
+    Metric,
     ModelInfo,
     PairScore,
     PairText,
+    ReliabilityBin,
     RunResult,
     ScoringInfo,
     ScoringMode,
@@ -238,29 +241,55 @@ class ResultParts:
     not every step against every other); otherwise each later model with each earlier one, as a suite run."""
 
 
+@dataclass(frozen=True)
+class Summaries:
+    """What a run's per-pair scores say: metrics, paired comparisons, reliability, and the flipped pairs' text."""
+
+    metrics: list[Metric]
+    comparisons: list[Comparison]
+    reliability: list[ReliabilityBin]
+    flip_examples: list[PairText]
+
+
+def summarise_scores(
+    scores: Mapping[str, list[PairScore]],
+    pairs: Mapping[str, Sequence[PreferencePair]],
+    beta: float,
+    statistics: Statistics,
+    reference: str | None,
+    compared_with: str | None = None,
+) -> Summaries:
+    """Metrics, paired comparisons and reliability of every dataset's rows, as a suite run computes them (each later
+    model against each earlier one, or each against `compared_with` only), and the text of the flipped pairs the
+    reports show (results.json carries exactly those)."""
+    metrics, comparisons, reliability = [], [], []
+    for dataset, rows in scores.items():
+        metrics += compute_metrics(dataset, rows, beta, statistics=statistics)
+        reliability += reliability_curves(dataset, rows, beta, statistics=statistics)
+        if compared_with is None:
+            comparisons += compare_models(dataset, rows, beta, statistics=statistics)
+            continue
+        anchor = [r for r in rows if r.model == compared_with]
+        for model in dict.fromkeys(r.model for r in rows if r.model != compared_with):
+            pair = anchor + [r for r in rows if r.model == model]
+            comparisons += compare_models(dataset, pair, beta, statistics=statistics)
+    comparisons = with_false_discovery_rate(comparisons)  # one family: every comparison the reports mark
+    shown = {(name, i) for name, ids in flips_to_show(comparisons, reference).items() for i in ids}
+    flip_examples = [
+        PairText(dataset=name, id=p.id, subset=p.subset, prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
+        for name, dataset_pairs in pairs.items()
+        for p in dataset_pairs
+        if (name, p.id) in shown
+    ]
+    return Summaries(metrics, comparisons, reliability, flip_examples)
+
+
 def assemble_result(parts: ResultParts, started: datetime.datetime, duration_s: float) -> RunResult:
     """The `RunResult` of in-memory scores: metrics, paired comparisons and reliability as a suite run computes
     them, and the text of the flipped pairs the reports show."""
-    beta, statistics = parts.scoring.beta, parts.statistics
-    metrics, comparisons, reliability = [], [], []
-    for dataset, rows in parts.scores.items():
-        metrics += compute_metrics(dataset, rows, beta, statistics=statistics)
-        reliability += reliability_curves(dataset, rows, beta, statistics=statistics)
-        if parts.compared_with is None:
-            comparisons += compare_models(dataset, rows, beta, statistics=statistics)
-            continue
-        anchor = [r for r in rows if r.model == parts.compared_with]
-        for model in dict.fromkeys(r.model for r in rows if r.model != parts.compared_with):
-            pair = anchor + [r for r in rows if r.model == model]
-            comparisons += compare_models(dataset, pair, beta, statistics=statistics)
-    comparisons = with_false_discovery_rate(comparisons)
-    shown = {(name, i) for name, ids in flips_to_show(comparisons, parts.reference).items() for i in ids}
-    flip_examples = [
-        PairText(dataset=name, id=p.id, subset=p.subset, prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
-        for name, pairs in parts.pairs.items()
-        for p in pairs
-        if (name, p.id) in shown
-    ]
+    summaries = summarise_scores(
+        parts.scores, parts.pairs, parts.scoring.beta, parts.statistics, parts.reference, parts.compared_with
+    )
     settings = parts.scoring.model_dump(mode="json", include=set(ScoringInfo.model_fields) - {"reference_cache"})
     return RunResult(
         schema_version=SCHEMA_VERSION,
@@ -271,13 +300,13 @@ def assemble_result(parts: ResultParts, started: datetime.datetime, duration_s: 
         environment=environment(),
         reference=parts.reference,
         scoring=ScoringInfo(**settings),
-        statistics=statistics,
+        statistics=parts.statistics,
         models=parts.models,
         datasets=parts.datasets,
         audit=parts.audits,
         training=None,
-        metrics=metrics,
-        comparisons=comparisons,
-        reliability=reliability,
-        flip_examples=flip_examples,
+        metrics=summaries.metrics,
+        comparisons=summaries.comparisons,
+        reliability=summaries.reliability,
+        flip_examples=summaries.flip_examples,
     )

@@ -66,16 +66,6 @@ def _same_name(model: ModelInfo, others: list[ModelInfo]) -> ModelInfo | None:
 _evidence: dict[object, MatchedBy] = {_same_role: "role", _same_fingerprint: "fingerprint", _same_name: "name"}
 
 
-def describe(matches: dict[str, Counterpart]) -> list[str]:
-    """One sentence per model matched under another name, saying on what evidence."""
-    evidence = {"role": "the same role", "fingerprint": "the same fingerprint", "name": "the same name"}
-    return [
-        f"{name} is matched with {match.name} of the other run ({evidence[match.by]})."
-        for name, match in matches.items()
-        if match.name != name
-    ]
-
-
 def dataset_counterpart(name: str, run: RunResult, other: RunResult) -> str | None:
     """The dataset of `other` that is `run`'s dataset `name`: the same name, else the same data (fingerprint)."""
     if any(d.name == name for d in other.datasets):

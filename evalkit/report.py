@@ -27,7 +27,7 @@ from rich.table import Table as RichTable
 
 from evalkit import markdown, verdicts
 from evalkit.console import plain
-from evalkit.markdown import Markdown
+from evalkit.markdown import Markdown, escape
 from evalkit.results import (
     Comparison,
     CurvePoint,
@@ -50,7 +50,6 @@ from evalkit.views import (
     calibration_table,
     capability_view,
     displacement_table,
-    escape_markdown,
     format_adjusted_p,
     format_delta,
     format_estimate,
@@ -185,13 +184,13 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         else "no reference (policy metrics only)"
     )
     return _environment.get_template("report.md.j2").render(
-        suite_name=escape_markdown(result.suite.name),
+        suite_name=escape(result.suite.name),
         description=result.suite.description.strip(),
         reference_line=reference,
         beta=result.scoring.beta,
         max_length=result.scoring.max_length,
         dtype=result.scoring.dtype,
-        scoring=escape_markdown(scoring_settings(result)),
+        scoring=escape(scoring_settings(result)),
         created_at=result.created_at,
         duration=f"{result.duration_s:.0f}s",
         intervals=_intervals_line(result.statistics),
@@ -206,8 +205,8 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         capabilities=_capabilities(result),
         audit=[
             {
-                "dataset": escape_markdown(a.dataset),
-                "model": escape_markdown(a.model),
+                "dataset": escape(a.dataset),
+                "model": escape(a.model),
                 "n_pairs": a.n_pairs,
                 "n_scored": a.n_scored,
                 "truncated": a.truncated,
@@ -217,9 +216,9 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
             }
             for a in result.audit
         ],
-        models=[m.model_copy(update={"name": escape_markdown(m.name)}) for m in result.models],
+        models=[m.model_copy(update={"name": escape(m.name)}) for m in result.models],
         rendering=rendering_table(result.models),
-        datasets=[d.model_copy(update={"name": escape_markdown(d.name)}) for d in result.datasets],
+        datasets=[d.model_copy(update={"name": escape(d.name)}) for d in result.datasets],
         evalkit_version=result.evalkit_version,
         packages=packages,
         device=env.device,
@@ -230,7 +229,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
 
 def _capabilities(result: RunResult) -> CapabilityView | None:
     view = capability_view(result.capabilities, (result.statistics or Statistics()).confidence_level)
-    return dataclasses.replace(view, note=escape_markdown(view.note)) if view is not None else None
+    return dataclasses.replace(view, note=escape(view.note)) if view is not None else None
 
 
 def dataset_section(result: RunResult, dataset: str, n_pairs: int) -> DatasetSection:
@@ -253,7 +252,7 @@ def dataset_section(result: RunResult, dataset: str, n_pairs: int) -> DatasetSec
         return [*row, str(cell.n) if cell else MISSING]
 
     return DatasetSection(
-        name=escape_markdown(dataset),
+        name=escape(dataset),
         n_pairs=n_pairs,
         headline=Table(["model", *header], [[model, *cells(model, "all")] for model in models]),
         comparisons=_comparison_sections([c for c in primary if c.subset == "all"], delta),
@@ -269,7 +268,7 @@ def dataset_section(result: RunResult, dataset: str, n_pairs: int) -> DatasetSec
         subset_comparisons=_subset_comparisons([c for c in primary if c.subset != "all"], delta),
         subset_comparisons_title=_subset_comparisons_title(primary),
         length=length_table(found, models),
-        length_notes=[escape_markdown(note) for note in length_notes(found, models)],
+        length_notes=[escape(note) for note in length_notes(found, models)],
         calibration=calibration_table(found, models, [r for r in result.reliability if r.dataset == dataset]),
         displacement=displacement_table(found, models),
     )
@@ -310,7 +309,7 @@ def _verdict(gate: Sequence[GateVerdict]) -> dict[str, Any]:
         [f"{verdicts.MARKS[v.status]} {verdicts.LABELS[v.status]}", v.rule, v.kind.replace("_", "-"), v.reason]
         for v in verdicts.worst_first(gate)
     ]
-    headline = Markdown(f"**Gate: {escape_markdown(verdicts.headline(gate))}**.")
+    headline = Markdown(f"**Gate: {escape(verdicts.headline(gate))}**.")
     return {"headline": headline, "table": Table(["", "rule", "kind", "reason"], rows, "llll") if rows else None}
 
 
@@ -349,11 +348,7 @@ def _comparison_sections(comparisons: list[Comparison], delta: str) -> list[Comp
             for c in rows
             if c.flips is not None and (c.flips.wrong_to_right or c.flips.right_to_wrong)
         ]
-        sections.append(
-            ComparisonSection(
-                Markdown(f"{escape_markdown(model)} vs {escape_markdown(baseline)}"), rows[0].n, table, flips
-            )
-        )
+        sections.append(ComparisonSection(Markdown(f"{escape(model)} vs {escape(baseline)}"), rows[0].n, table, flips))
     return sections
 
 
@@ -388,7 +383,7 @@ def _subset_comparisons(comparisons: list[Comparison], delta: str) -> Table | No
 def _subset_comparisons_title(comparisons: list[Comparison]) -> str:
     pairs = list(dict.fromkeys((c.model, c.baseline) for c in comparisons if c.subset != "all"))
     if len(pairs) == 1:
-        return Markdown(f"{escape_markdown(pairs[0][0])} vs {escape_markdown(pairs[0][1])}, by subset:")
+        return Markdown(f"{escape(pairs[0][0])} vs {escape(pairs[0][1])}, by subset:")
     return "Comparisons by subset:"
 
 
@@ -417,7 +412,7 @@ def _settings(statistics: Statistics) -> dict[str, str]:
 
 
 def _ids(ids: list[str]) -> str:
-    shown = ", ".join(escape_markdown(i) for i in ids[:MAX_IDS])
+    shown = ", ".join(escape(i) for i in ids[:MAX_IDS])
     if len(ids) > MAX_IDS:
         shown += f" … and {len(ids) - MAX_IDS} more (all in results.json)"
     return Markdown(shown or MISSING)
@@ -443,7 +438,7 @@ def _generation_view(generation: GenerationResult) -> dict[str, Any]:
             if s.prompt_id == prompt.id
         ]
         table = Table(["model", "completion", *judge_names], rows, align="ll" + "r" * len(judge_names))
-        prompts.append({"id": escape_markdown(prompt.id), "text": escape_markdown(prompt.text), "table": table})
+        prompts.append({"id": escape(prompt.id), "text": escape(prompt.text), "table": table})
     return {
         "decoding": generation.decoding,
         "max_new_tokens": generation.max_new_tokens,

@@ -439,11 +439,6 @@ def format_with_interval(value: float, low: float | None, high: float | None, si
     return f"{text} [{low:+.2f}, {high:+.2f}]" if signed else f"{text} [{low:.2f}, {high:.2f}]"
 
 
-def escape_markdown(text: str) -> Markdown:
-    """`text` as inert markdown (`evalkit.markdown.escape`): fit for a table cell, a heading or a line."""
-    return escape(text)
-
-
 CAPABILITY_IDS = 12
 """Documents a model lost (right under the baseline, wrong under it) named per comparison; results.json has all."""
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from evalkit.compare import compare_runs, render_comparison_markdown
 from evalkit.gate import summary_markdown
-from evalkit.markdown import ZERO_WIDTH, code, escape
+from evalkit.markdown import ZERO_WIDTH, _finalize, code, escape
 from evalkit.report import render_markdown
 from evalkit.results import GateVerdict, RunResult, read_results
 
@@ -91,4 +91,5 @@ def test_escaping_by_hand() -> None:
 def test_no_text_escapes_into_live_markdown(text: str) -> None:
     escaped = escape(text)
     assert live_markdown(escaped) == [] and "\n" not in escaped and "\r" not in escaped
-    assert escape(escaped) == escaped  # escaping twice changes nothing: evalkit's markdown passes through
+    # The templates' finalize escapes plain text once and passes evalkit's own markdown through untouched.
+    assert _finalize(text) == escaped and _finalize(escaped) == escaped
