@@ -62,7 +62,7 @@ test-slow: $(INSTALLED)
 
 # Coverage of every interval and false-pass rate of every gate rule, by simulation (about a minute).
 calibration: $(INSTALLED)
-	$(BIN)/python -m evalkit.calibration --replicates 2000
+	$(BIN)/python -m evalkit.gate.calibration --replicates 2000
 
 # Benchmarks are not part of `make test`: they run only with --benchmark-only (tests/benchmarks/conftest.py).
 .PHONY: perf
@@ -87,7 +87,7 @@ lint-workflows:
 
 # Regenerate the shipped JSON Schema of results.json after changing evalkit/results.py.
 schema: $(INSTALLED)
-	$(BIN)/python -c "import json; from evalkit.results import SCHEMA_FILE, json_schema; SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + '\n')"
+	$(BIN)/python -c "import json; from evalkit.results.schema import SCHEMA_FILE, json_schema; SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + '\n')"
 
 clean:
 	rm -rf .evalkit reports/default .pytest_cache .mypy_cache .ruff_cache

@@ -18,29 +18,29 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from evalkit.api import Layout as Layout
-    from evalkit.api import compare_models as compare_models
-    from evalkit.api import run_suite as run_suite
-    from evalkit.api import score as score
-    from evalkit.callback import EvalkitCallback as EvalkitCallback
-    from evalkit.config import ScoringSpec as ScoringSpec
+    from evalkit.api.callback import EvalkitCallback as EvalkitCallback
+    from evalkit.api.evaluation import Evaluation as Evaluation
+    from evalkit.api.evaluation import Report as Report
+    from evalkit.api.evaluation import read_results as read_results
+    from evalkit.api.functions import Layout as Layout
+    from evalkit.api.functions import compare_models as compare_models
+    from evalkit.api.functions import run_suite as run_suite
+    from evalkit.api.functions import score as score
+    from evalkit.config.suite import ScoringSpec as ScoringSpec
     from evalkit.errors import EvalkitError as EvalkitError
-    from evalkit.evaluation import Evaluation as Evaluation
-    from evalkit.evaluation import Report as Report
-    from evalkit.evaluation import read_results as read_results
-    from evalkit.results import Statistics as Statistics
+    from evalkit.results.schema import Statistics as Statistics
 
 _EXPORTS = {
-    "score": "evalkit.api",
-    "compare_models": "evalkit.api",
-    "run_suite": "evalkit.api",
-    "Layout": "evalkit.api",
-    "read_results": "evalkit.evaluation",
-    "Evaluation": "evalkit.evaluation",
-    "Report": "evalkit.evaluation",
-    "EvalkitCallback": "evalkit.callback",
-    "ScoringSpec": "evalkit.config",
-    "Statistics": "evalkit.results",
+    "score": "evalkit.api.functions",
+    "compare_models": "evalkit.api.functions",
+    "run_suite": "evalkit.api.functions",
+    "Layout": "evalkit.api.functions",
+    "read_results": "evalkit.api.evaluation",
+    "Evaluation": "evalkit.api.evaluation",
+    "Report": "evalkit.api.evaluation",
+    "EvalkitCallback": "evalkit.api.callback",
+    "ScoringSpec": "evalkit.config.suite",
+    "Statistics": "evalkit.results.schema",
     "EvalkitError": "evalkit.errors",
 }
 """Public name → the module that defines it, imported on first use."""

@@ -10,7 +10,7 @@ model evalkit loaded, adapters included, every document's result logged), then:
   continuous ones;
 - every later-listed model against every earlier-listed one on the documents both scored: Tango's
   score interval and test for 0/1 scores (McNemar's z at Δ = 0), with the documents that flipped, and
-  a paired t interval and test of the mean difference otherwise (`evalkit.stats`), so a gate rule
+  a paired t interval and test of the mean difference otherwise (`evalkit.metrics.stats`), so a gate rule
   replays exactly the recorded test.
 
 A document is matched across models by its id (the document's own `id` field where it has one, else
@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evalkit import stats
-from evalkit.config import CapabilitiesSpec
+from evalkit.config.suite import CapabilitiesSpec
 from evalkit.console import console, plain
 from evalkit.errors import EvalkitError
-from evalkit.results import (
+from evalkit.metrics import stats
+from evalkit.results.schema import (
     CapabilityResult,
     CapabilityTask,
     Comparison,

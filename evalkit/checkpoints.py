@@ -23,11 +23,11 @@ from typing import Any, cast
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config import ModelSpec, notice
+from evalkit.config.suite import ModelSpec, notice
+from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 from evalkit.errors import EvalkitError
-from evalkit.provenance import hash_file
-from evalkit.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
-from evalkit.results import ModelInfo
+from evalkit.results.provenance import hash_file
+from evalkit.results.schema import ModelInfo
 
 TRAIN_RECORD = "evalkit_train.json"
 """What evalkit's training leaves beside a model it trained: its settings, its template's pinned date among them."""
@@ -81,7 +81,7 @@ def device() -> torch.device:
 
 def is_loadable(path: str) -> bool:
     """A local directory, or something shaped like a hub id (checked when it loads)."""
-    from evalkit.data import looks_like_hub_id
+    from evalkit.data.pairs import looks_like_hub_id
 
     return Path(path).is_dir() or (not Path(path).exists() and looks_like_hub_id(path))
 
@@ -186,7 +186,7 @@ def reward_model(
     template it has is rendered with `template_options` and, if it reads the clock, `template_date`."""
     from transformers import AutoModelForSequenceClassification
 
-    from evalkit.generate import reward_model_judge
+    from evalkit.generate.samples import reward_model_judge
 
     check_weights(path, False, where)
     try:

@@ -192,23 +192,23 @@ def _bench(args: argparse.Namespace) -> int:
     if (args.ref or args.data) and not args.model:
         raise EvalkitError("usage: --ref and --data go with --model (see `evalkit bench --help`)")
     _quiet_libraries()
-    from evalkit.bench import Candidate, run_bench  # imports torch; `report` and `gate` must not
+    from evalkit.pipeline.bench import Candidate, run_bench  # imports torch; `report` and `gate` must not
 
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     candidate = Candidate(args.model, args.ref, args.data, **trust) if args.model else None
     result = run_bench(args.suite, args.out, args.overrides, args.baseline, candidate, args.command_line)
     if result is None or result.gate is None:  # no gate, or another process of a torchrun run
         return EXIT_OK
-    from evalkit.gate import exit_code
+    from evalkit.gate.rules import exit_code
 
     return exit_code(result.gate)
 
 
 def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | None, out: Path | None) -> int:
-    from evalkit.config import load_suite, parse_gate
-    from evalkit.gate import evaluate_gate, exit_code, publish, rules_for_run, verdict_table
-    from evalkit.report import write_reports
-    from evalkit.results import read_results, write_results
+    from evalkit.config.suite import load_suite, parse_gate
+    from evalkit.gate.rules import evaluate_gate, exit_code, publish, rules_for_run, verdict_table
+    from evalkit.report.document import write_reports
+    from evalkit.results.schema import read_results, write_results
 
     result = read_results(results_path)
     baseline = read_results(baseline_path) if baseline_path is not None else None
@@ -247,13 +247,13 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
 
 
 def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
-    from evalkit.config import load_suite
+    from evalkit.config.suite import load_suite
 
     suite = load_suite(suite_path, overrides)
     if suite.train is None:
         raise EvalkitError(f"{suite_path}: no `train` section; expected one to train from")
     _quiet_libraries()
-    from evalkit.bench import check_inputs, run_training
+    from evalkit.pipeline.bench import check_inputs, run_training
     from evalkit.world import build_world
 
     if suite.world is not None:
@@ -265,7 +265,7 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from evalkit.config import parse_suite
+    from evalkit.config.suite import parse_suite
 
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     models = [{"name": "policy", "path": args.model, "base": args.base, **trust}]
@@ -294,7 +294,7 @@ def _score(args: argparse.Namespace) -> int:
         source="evalkit score",
     )
     _quiet_libraries()
-    from evalkit.bench import run_score  # imports torch; `report` must not
+    from evalkit.pipeline.bench import run_score  # imports torch; `report` must not
 
     run_score(suite, args.out)
     return EXIT_OK
@@ -314,8 +314,8 @@ def _json_object(text: str) -> dict[str, object]:
 
 
 def _report(results_path: Path, out: Path | None) -> int:
-    from evalkit.report import write_reports
-    from evalkit.results import read_results
+    from evalkit.report.document import write_reports
+    from evalkit.results.schema import read_results
 
     result = read_results(results_path)
     for path in write_reports(result, out or results_path.parent, results_dir=results_path.parent):
@@ -324,7 +324,7 @@ def _report(results_path: Path, out: Path | None) -> int:
 
 
 def _compare(baseline: Path, candidate: Path, out: Path | None) -> int:
-    from evalkit.compare import write_comparison
+    from evalkit.report.compare import write_comparison
 
     for path in write_comparison(baseline, candidate, out):
         stdout.print(f"wrote {path}", markup=False)

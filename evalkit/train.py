@@ -3,7 +3,7 @@
 The suite's `train` section becomes a `DPOConfig` (every TRL option reachable under `args`) and,
 when asked, a `LoraConfig`; TRL does the training. What evalkit adds is what today's TRL lacks
 or gets wrong for the recipes users bring:
-- hh-rlhf style data without a prompt column arrives already split (see `evalkit.data`);
+- hh-rlhf style data without a prompt column arrives already split (see `evalkit.data.pairs`);
 - chat-message data meets a tokenizer without a chat template (GPT-2) as plain text, exactly as
   evalkit scores it;
 - `max_prompt_length` (dropped from TRL) cuts prompts from the left before TRL sees them;
@@ -28,14 +28,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 from transformers.trainer_callback import PrinterCallback
 
 from evalkit.checkpoints import TRAIN_RECORD, check_weights, files_fingerprint, say_pinned
-from evalkit.config import ModelSpec, TrainSpec, notice
+from evalkit.config.suite import ModelSpec, TrainSpec, notice
 from evalkit.console import progress_bar
-from evalkit.data import PreferencePair
+from evalkit.data.pairs import PreferencePair
+from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
 from evalkit.errors import EvalkitError
-from evalkit.provenance import environment
-from evalkit.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
-from evalkit.results import CurvePoint
-from evalkit.scoring import as_plain_text
+from evalkit.results.provenance import environment
+from evalkit.results.schema import CurvePoint
+from evalkit.scoring.score import as_plain_text
 
 CURVE_KEYS = {
     "loss": "loss",
@@ -111,7 +111,7 @@ def train_dpo(
     if eval_pairs:
         # Held-out pairs scored the evalkit way at each evaluation (pooled, with intervals), as a user's own
         # DPOTrainer script would with the same callback; the curve lands in <output>/evalkit.
-        from evalkit.callback import EvalkitCallback
+        from evalkit.api.callback import EvalkitCallback
 
         callback = EvalkitCallback(
             trainer,

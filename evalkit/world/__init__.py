@@ -25,11 +25,11 @@ from pathlib import Path
 
 import torch
 
-from evalkit.config import WorldSpec
+from evalkit.config.suite import WorldSpec
 from evalkit.console import console
-from evalkit.data import Message, Text, split_pairs, write_pairs
+from evalkit.data.pairs import Message, Text, split_pairs, write_pairs
+from evalkit.data.rendering import chat_token_ids
 from evalkit.errors import EvalkitError
-from evalkit.rendering import chat_token_ids
 from evalkit.world.model import build_model, pretrain
 from evalkit.world.pairs import generate_pairs
 from evalkit.world.tasks import write_tasks

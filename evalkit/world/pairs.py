@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from evalkit.data import PreferencePair
+from evalkit.data.pairs import PreferencePair
 from evalkit.errors import EvalkitError
 
 NAMES = ["Ada", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana"]

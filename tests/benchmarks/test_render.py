@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from evalkit.compare import write_comparison
-from evalkit.report import write_reports
-from evalkit.results import (
+from evalkit.report.compare import write_comparison
+from evalkit.report.document import write_reports
+from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.results.schema import (
     SCHEMA_VERSION,
     Comparison,
     CurvePoint,
@@ -46,7 +47,6 @@ from evalkit.results import (
     write_jsonl,
     write_results,
 )
-from evalkit.views import flips_to_show, read_pairs
 
 MODELS = ["sft", *(f"dpo@{step}" for step in range(200, 1800, 200)), "dpo"]
 DATASETS, PAIRS, SUBSETS, BETA = 5, 2000, ["code", "chat", "safety"], 0.1

@@ -32,8 +32,8 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from evalkit.data import PreferencePair
-from evalkit.scoring import CompletionLogps, TokenizedPair, score_pairs, tokenize_pair
+from evalkit.data.pairs import PreferencePair
+from evalkit.scoring.score import CompletionLogps, TokenizedPair, score_pairs, tokenize_pair
 
 VOCAB, HIDDEN, MLP, LAYERS, HEADS = 32_000, 256, 1024, 4, 4
 BETA = 0.1
@@ -317,9 +317,9 @@ def on_disk(
 
 def score_checkpoint(root: Path, checkpoint: str, cache: Path) -> None:
     """What `evalkit score --model <checkpoint> --ref reference` does, minus writing the rows."""
-    from evalkit.bench import score_suite
-    from evalkit.config import parse_suite
-    from evalkit.data import load_pairs
+    from evalkit.config.suite import parse_suite
+    from evalkit.data.pairs import load_pairs
+    from evalkit.pipeline.bench import score_suite
 
     suite = parse_suite(
         {
@@ -360,7 +360,7 @@ def test_second_checkpoint_against_a_cached_reference(
 
 PEAK_SCRIPT = """
 import json, re, sys, torch
-from evalkit.logps import Runner, token_logps
+from evalkit.scoring.logps import Runner, token_logps
 rows, width, answer, vocab, how = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
 torch.manual_seed(0)
 head = torch.nn.Linear(256, vocab, bias=False)

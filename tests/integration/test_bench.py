@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from evalkit.cli import main
-from evalkit.results import SCHEMA_FILE, SCHEMA_VERSION, read_results
+from evalkit.results.schema import SCHEMA_FILE, SCHEMA_VERSION, read_results
 
 
 def test_reduced_default_suite_runs_end_to_end(
@@ -116,8 +116,8 @@ def test_a_run_stopped_between_two_outputs_leaves_no_file_of_the_previous_run(
     # Killed (SIGKILL: nothing runs after it) between results.json and the reports, in a process of its own.
     killer = (
         "import os, signal, sys\n"
-        "import evalkit.bench\n"
-        "evalkit.bench.write_reports = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "import evalkit.pipeline.bench\n"
+        "evalkit.pipeline.bench.write_reports = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)\n"
         "from evalkit.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )

@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
-from evalkit.compare import write_comparison
-from evalkit.report import write_reports
-from evalkit.results import (
+from evalkit.report.compare import write_comparison
+from evalkit.report.document import write_reports
+from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.results.schema import (
     Flips,
     GateVerdict,
     GenerationPrompt,
@@ -32,7 +33,6 @@ from evalkit.results import (
     RunResult,
     read_results,
 )
-from evalkit.views import flips_to_show, read_pairs
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

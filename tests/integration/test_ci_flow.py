@@ -13,7 +13,7 @@ import pytest
 import xmlschema
 
 from evalkit.cli import main
-from evalkit.results import RunResult, read_results
+from evalkit.results.schema import RunResult, read_results
 
 DEFAULT_SUITE = Path(__file__).parents[2] / "suites" / "default.yaml"
 SCHEMAS = Path(__file__).parents[1] / "schemas"

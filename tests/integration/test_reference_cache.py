@@ -16,12 +16,12 @@ import torch
 from transformers import PreTrainedTokenizerFast
 from transformers.utils import chat_template_utils
 
-from evalkit import bench
-from evalkit.bench import ScoredSuite, score_suite
 from evalkit.checkpoints import LoadedModel
 from evalkit.cli import main
-from evalkit.config import ModelSpec, parse_suite
-from evalkit.data import load_pairs
+from evalkit.config.suite import ModelSpec, parse_suite
+from evalkit.data.pairs import load_pairs
+from evalkit.pipeline import bench
+from evalkit.pipeline.bench import ScoredSuite, score_suite
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs
 

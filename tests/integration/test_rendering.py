@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalkit.bench import run_bench, run_training
 from evalkit.checkpoints import TRAIN_RECORD, load_model
-from evalkit.config import ModelSpec, load_suite
+from evalkit.config.suite import ModelSpec, load_suite
+from evalkit.pipeline.bench import run_bench, run_training
 
 
 @pytest.fixture()

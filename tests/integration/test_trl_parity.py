@@ -24,12 +24,12 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from evalkit.config import DatasetSpec
-from evalkit.data import PreferencePair, load_pairs
+from evalkit.config.suite import DatasetSpec
+from evalkit.data.pairs import PreferencePair, load_pairs
+from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 from evalkit.errors import EvalkitError
-from evalkit.metrics import compute_metrics
-from evalkit.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
-from evalkit.scoring import TokenizedPair, pair_scores, score_pairs, tokenize_pair
+from evalkit.metrics.compute import compute_metrics
+from evalkit.scoring.score import TokenizedPair, pair_scores, score_pairs, tokenize_pair
 from evalkit.train import trl_rows
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs

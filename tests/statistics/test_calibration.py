@@ -1,6 +1,6 @@
 """evalkit's intervals hold their level and its gates their error rates: deterministic simulations.
 
-The checks live in `evalkit.calibration` (also `make calibration`, which prints the table the
+The checks live in `evalkit.gate.calibration` (also `make calibration`, which prints the table the
 README shows). `make test` runs every check with enough replicates to catch a broken method
 (2,000 datasets per coverage check: Monte Carlo error 0.5 points); `make test-slow` runs them with
 10,000, where a rate 0.65 points above α already fails.
@@ -8,7 +8,7 @@ README shows). `make test` runs every check with enough replicates to catch a br
 
 import pytest
 
-from evalkit.calibration import Check, is_promised, render_table, run_checks
+from evalkit.gate.calibration import Check, is_promised, render_table, run_checks
 
 
 def broken(checks: list[Check]) -> str:

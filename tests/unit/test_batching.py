@@ -1,6 +1,6 @@
 import pytest
 
-from evalkit.batching import (
+from evalkit.scoring.batching import (
     PairShape,
     every_process,
     from_main,

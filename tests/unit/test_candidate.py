@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.bench import Candidate
-from evalkit.config import load_suite
+from evalkit.config.suite import load_suite
+from evalkit.pipeline.bench import Candidate
 
 DEFAULT = Path(__file__).parents[2] / "suites" / "default.yaml"
 

@@ -19,12 +19,12 @@ import scipy.stats
 from evalkit import capabilities
 from evalkit.capabilities import DocumentScore, TaskRun, compare_runs, score_runs
 from evalkit.cli import main
-from evalkit.config import GateSpec, parse_suite
+from evalkit.config.suite import GateSpec, parse_suite
 from evalkit.errors import EvalkitError
-from evalkit.gate import evaluate_gate, summary_markdown, write_junit
-from evalkit.html import render_html
-from evalkit.report import render_markdown
-from evalkit.results import CapabilityResult, CapabilityTask, RunResult, Statistics, read_results
+from evalkit.gate.rules import evaluate_gate, summary_markdown, write_junit
+from evalkit.report.document import render_markdown
+from evalkit.report.html import render_html
+from evalkit.results.schema import CapabilityResult, CapabilityTask, RunResult, Statistics, read_results
 from evalkit.world.pairs import FACTS
 from evalkit.world.tasks import arithmetic_documents, facts_documents, write_tasks
 

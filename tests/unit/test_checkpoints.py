@@ -8,9 +8,9 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evalkit import checkpoints
 from evalkit.checkpoints import is_loadable, load_model, release
-from evalkit.config import ModelSpec
+from evalkit.config.suite import ModelSpec
 from evalkit.errors import EvalkitError
-from evalkit.scoring import score_pairs, tokenize_pair
+from evalkit.scoring.score import score_pairs, tokenize_pair
 from evalkit.world.pairs import generate_pairs
 
 

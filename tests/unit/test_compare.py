@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from evalkit.cli import main
-from evalkit.compare import compare_runs, render_comparison_html, render_comparison_markdown
-from evalkit.results import PairScore, RunResult, read_results
-from evalkit.views import read_pairs
+from evalkit.report.compare import compare_runs, render_comparison_html, render_comparison_markdown
+from evalkit.report.views import read_pairs
+from evalkit.results.schema import PairScore, RunResult, read_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.config import Suite, load_suite, parse_suite
+from evalkit.config.suite import Suite, load_suite, parse_suite
 from evalkit.errors import EvalkitError
 
 SUITES = sorted(Path(__file__).parents[2].joinpath("suites").glob("*.yaml"))

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from evalkit.config import ColumnMap, DatasetSpec
-from evalkit.data import PreferencePair, dataset_fingerprint, load_pairs, split_pairs, write_pairs
+from evalkit.config.suite import ColumnMap, DatasetSpec
+from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs, split_pairs, write_pairs
 from evalkit.errors import EvalkitError
 
 

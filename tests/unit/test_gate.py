@@ -17,9 +17,9 @@ import pytest
 import scipy.stats
 
 from evalkit.cli import main
-from evalkit.config import GateSpec
-from evalkit.gate import evaluate_gate, exit_code, publish, summary_markdown, write_junit
-from evalkit.results import GateVerdict, RunResult, read_results, write_results
+from evalkit.config.suite import GateSpec
+from evalkit.gate.rules import evaluate_gate, exit_code, publish, summary_markdown, write_junit
+from evalkit.results.schema import GateVerdict, RunResult, read_results, write_results
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 
@@ -282,7 +282,7 @@ def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch:
     assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "0")
     cases = suite.findall("testcase")
     assert [c.find("failure") is not None for c in cases] == [False, True, True]
-    assert cases[1].get("classname") == "evalkit.gate.absolute"
+    assert cases[1].get("classname") == "evalkit.gate.rules.absolute"
     assert "lower bound +0.8633 <= +0.95" in (cases[1].find("failure").get("message") or "")  # type: ignore[union-attr]
     properties = {p.get("name"): p.get("value") for p in suite.findall("./properties/property")}
     assert properties["rules.0.n"] == "225" and properties["rules.0.model"] == "aligned"
@@ -344,7 +344,7 @@ def test_gate_command_exit_codes(tmp_path: Path, results: Path, capsys: pytest.C
         capsys.readouterr()
         assert main(["gate", str(results), "--suite", str(suite_with(tmp_path, f"    - {rule}\n"))]) == 1, kind
         junit = ElementTree.parse(results.parent / "junit.xml").getroot()
-        assert junit.find("./testsuite/testcase").get("classname") == f"evalkit.gate.{kind}"  # type: ignore[union-attr]
+        assert junit.find("./testsuite/testcase").get("classname") == f"evalkit.gate.rules.{kind}"  # type: ignore[union-attr]
         assert "FAIL" in capsys.readouterr().out  # verdicts are results: stdout
 
 
@@ -426,11 +426,11 @@ def test_a_results_file_before_roles_is_matched_by_the_roles_runs_give_now() -> 
     for m in raw["models"]:
         m.pop("role")
     raw["schema_version"] = "1.4"
-    from evalkit.results import RunResult, migrate
+    from evalkit.results.schema import RunResult, migrate
 
     old = RunResult.model_validate(migrate(raw))
     assert [(m.name, m.role) for m in old.models] == [("base", "reference"), ("aligned", "candidate")]
-    from evalkit.matching import counterparts
+    from evalkit.results.matching import counterparts
 
     base = next(m for m in old.models if m.name == "base")
     run = old.model_copy(update={"models": [base.model_copy(update={"name": "candidate", "role": "candidate"})]})

@@ -7,10 +7,10 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
 from evalkit.checkpoints import reward_model
-from evalkit.config import GenerationSpec, PanelSource, SamplingSpec
-from evalkit.data import PreferencePair
+from evalkit.config.suite import GenerationSpec, PanelSource, SamplingSpec
+from evalkit.data.pairs import PreferencePair
 from evalkit.errors import EvalkitError
-from evalkit.generate import (
+from evalkit.generate.samples import (
     PanelPrompt,
     Sample,
     build_panel,
@@ -22,7 +22,7 @@ from evalkit.generate import (
     summarise,
     text_stats,
 )
-from evalkit.results import Statistics
+from evalkit.results.schema import Statistics
 from evalkit.world import judge
 from evalkit.world.pairs import generate_pairs
 

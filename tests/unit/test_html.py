@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from evalkit import charts
-from evalkit.html import CSP, PRINT_SCRIPT, render_html, sweep_steps
-from evalkit.results import GateVerdict, PairText, RunResult, read_results
-from evalkit.views import flips_to_show, read_pairs
+from evalkit.report import charts
+from evalkit.report.html import CSP, PRINT_SCRIPT, render_html, sweep_steps
+from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.results.schema import GateVerdict, PairText, RunResult, read_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -188,7 +188,7 @@ def test_results_of_schema_1_0_render_without_intervals_or_comparisons() -> None
 
 def test_an_interval_that_ends_inside_its_point_still_draws() -> None:
     """Wilson's upper end clamped at 1 can round a hair below an accuracy of 1.0; NaN values draw no whisker."""
-    from evalkit.charts import whiskers
+    from evalkit.report.charts import whiskers
 
     assert whiskers(1.0, 0.9, 1.0 - 1e-12) == (pytest.approx(0.1), 0.0)
     assert whiskers(0.5, 0.4, 0.7) == (pytest.approx(0.1), pytest.approx(0.2))

@@ -9,8 +9,8 @@ import junitparser
 import pytest
 import xmlschema
 
-from evalkit.gate import write_junit
-from evalkit.results import GateVerdict, RunResult, read_results
+from evalkit.gate.rules import write_junit
+from evalkit.results.schema import GateVerdict, RunResult, read_results
 
 SCHEMAS = Path(__file__).parents[1] / "schemas"
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"

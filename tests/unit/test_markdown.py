@@ -8,11 +8,11 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evalkit.compare import compare_runs, render_comparison_markdown
-from evalkit.gate import summary_markdown
-from evalkit.markdown import ZERO_WIDTH, _finalize, code, escape
-from evalkit.report import render_markdown
-from evalkit.results import GateVerdict, RunResult, read_results
+from evalkit.gate.rules import summary_markdown
+from evalkit.report.compare import compare_runs, render_comparison_markdown
+from evalkit.report.document import render_markdown
+from evalkit.report.markdown import ZERO_WIDTH, _finalize, code, escape
+from evalkit.results.schema import GateVerdict, RunResult, read_results
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 HOSTILE = (

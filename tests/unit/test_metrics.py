@@ -5,8 +5,8 @@ import pytest
 from scipy.stats import t as scipy_t
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics import HIGHER_IS_BETTER, compare_models, compute_metrics, reliability_curves
-from evalkit.results import Comparison, Metric, PairScore
+from evalkit.metrics.compute import HIGHER_IS_BETTER, compare_models, compute_metrics, reliability_curves
+from evalkit.results.schema import Comparison, Metric, PairScore
 
 Z2 = 1.959963984540054**2  # z² of a 95% interval
 

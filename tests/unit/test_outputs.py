@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.bench import check_outputs, output_lock
-from evalkit.config import Suite, parse_suite
+from evalkit.config.suite import Suite, parse_suite
 from evalkit.errors import EvalkitError
+from evalkit.pipeline.bench import check_outputs, output_lock
 
 
 def one_model_suite(data: str = "d.jsonl") -> Suite:

@@ -10,8 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evalkit.config import DatasetSpec, load_suite
-from evalkit.data import PreferencePair, load_pairs
+from evalkit.config.suite import DatasetSpec, load_suite
+from evalkit.data.pairs import PreferencePair, load_pairs
 from evalkit.errors import EvalkitError
 
 text = st.text(max_size=20)

@@ -5,10 +5,10 @@ from typing import Any
 import torch
 
 from evalkit.checkpoints import LoadedModel
-from evalkit.config import ModelSpec
-from evalkit.refcache import CachedScores, ReferenceCache, reference_key
-from evalkit.results import ModelInfo, ScoringMode
-from evalkit.scoring import CompletionLogps
+from evalkit.config.suite import ModelSpec
+from evalkit.results.schema import ModelInfo, ScoringMode
+from evalkit.scoring.cache import CachedScores, ReferenceCache, reference_key
+from evalkit.scoring.score import CompletionLogps
 
 
 def reference(fingerprint: str = "f" * 64, dtype: Any = "float32", pinned: bool = True) -> LoadedModel:

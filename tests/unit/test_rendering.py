@@ -1,4 +1,4 @@
-"""Template options and pinned dates: what `evalkit.rendering` renders, worked by hand."""
+"""Template options and pinned dates: what `evalkit.data.rendering` renders, worked by hand."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from transformers import PreTrainedTokenizerFast
 from transformers.utils.chat_template_utils import render_jinja_template
 
+from evalkit.data.rendering import PLAIN, Rendering, pin_date, reads_clock, rendering_for
 from evalkit.errors import EvalkitError
-from evalkit.rendering import PLAIN, Rendering, pin_date, reads_clock, rendering_for
 
 DAY = datetime.date(2025, 3, 7)
 HI = [{"role": "user", "content": "Hi"}]
@@ -62,8 +62,8 @@ def test_a_clock_template_is_rendered_with_its_pin_and_the_options(tiny_tokenize
 
 def test_a_template_that_runs_away_or_breaks_its_sandbox_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
     """Nested loops over the input would render for minutes; a sandbox violation used to be a traceback."""
-    from evalkit import rendering
-    from evalkit.rendering import chat_token_ids
+    from evalkit.data import rendering
+    from evalkit.data.rendering import chat_token_ids
     from evalkit.world.tokenizer import train_tokenizer
 
     tokenizer = train_tokenizer(["hello there", "how are you"], 300)

@@ -3,9 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from evalkit.report import render_markdown, summary_table, write_reports
-from evalkit.results import Flips, GateVerdict, RunResult, read_results
-from evalkit.views import MAX_IDS, read_pairs
+from evalkit.report.document import render_markdown, summary_table, write_reports
+from evalkit.report.views import MAX_IDS, read_pairs
+from evalkit.results.schema import Flips, GateVerdict, RunResult, read_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

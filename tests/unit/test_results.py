@@ -5,7 +5,14 @@ from pathlib import Path
 import pytest
 
 from evalkit.errors import EvalkitError
-from evalkit.results import SCHEMA_FILE, SCHEMA_VERSION, atomic_write_text, json_schema, read_results, write_results
+from evalkit.results.schema import (
+    SCHEMA_FILE,
+    SCHEMA_VERSION,
+    atomic_write_text,
+    json_schema,
+    read_results,
+    write_results,
+)
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

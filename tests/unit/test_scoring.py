@@ -12,10 +12,10 @@ from transformers import (
     Qwen2Config,
 )
 
-from evalkit import logps
-from evalkit.data import PreferencePair
-from evalkit.logps import attention_window, packed_pair_logps, prepare, whole_sequence_logps
-from evalkit.scoring import (
+from evalkit.data.pairs import PreferencePair
+from evalkit.scoring import logps
+from evalkit.scoring.logps import attention_window, packed_pair_logps, prepare, whole_sequence_logps
+from evalkit.scoring.score import (
     CompletionLogps,
     TokenizedPair,
     as_plain_text,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from evalkit import stats
+from evalkit.metrics import stats
 
 Z = 1.959963984540054  # Φ⁻¹(0.975)
 Z_POWER = 0.8416212335729143  # Φ⁻¹(0.80)

@@ -4,11 +4,11 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedTokenizerFast
 
-from evalkit.config import TrainSpec
-from evalkit.data import PreferencePair
+from evalkit.config.suite import TrainSpec
+from evalkit.data.pairs import PreferencePair
+from evalkit.data.rendering import chat_token_ids, rendering_for
 from evalkit.errors import EvalkitError
-from evalkit.rendering import chat_token_ids, rendering_for
-from evalkit.results import CurvePoint
+from evalkit.results.schema import CurvePoint
 from evalkit.train import dpo_config, training_curve, trl_rows, truncate_prompt
 
 

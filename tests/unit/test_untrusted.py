@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evalkit.cli import main
-from evalkit.config import parse_suite
+from evalkit.config.suite import parse_suite
 from evalkit.errors import EvalkitError
-from evalkit.results import read_results, write_results
-from evalkit.views import read_pairs
+from evalkit.report.views import read_pairs
+from evalkit.results.schema import read_results, write_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -121,8 +121,8 @@ def test_any_names_in_a_results_file_render_and_gate_without_a_traceback_or_a_wr
 
 def test_names_reach_the_terminal_as_text(capsys: pytest.CaptureFixture[str]) -> None:
     from evalkit.console import plain, stdout
-    from evalkit.gate import verdict_table
-    from evalkit.results import GateVerdict
+    from evalkit.gate.rules import verdict_table
+    from evalkit.results.schema import GateVerdict
 
     hostile = "ok [/] rule [bold red]x\x1b[2J\x1b]0;owned\x07"
     assert plain(hostile) == "ok \\[/] rule \\[bold red]x\ufffd[2J\ufffd]0;owned\ufffd"
@@ -157,7 +157,7 @@ def test_scores_are_never_written_over_the_data_they_score(tmp_path: Path, capsy
 
 
 def test_a_per_pair_row_that_is_not_an_object_is_bad_input(tmp_path: Path) -> None:
-    from evalkit.results import read_pair_scores
+    from evalkit.results.schema import read_pair_scores
 
     rows = tmp_path / "pairs.jsonl"
     rows.write_text("[1]\n")

@@ -2,8 +2,7 @@
 
 from pathlib import Path
 
-from evalkit.results import Flips, RunResult, read_results
-from evalkit.views import (
+from evalkit.report.views import (
     FLIP_EXAMPLES,
     Table,
     flips_to_show,
@@ -13,6 +12,7 @@ from evalkit.views import (
     scoring_settings,
     spread,
 )
+from evalkit.results.schema import Flips, RunResult, read_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

@@ -1,0 +1,155 @@
+"""What evalkit's Python API hands back: a run's results with its per-pair scores, as frames and inline HTML.
+
+An `Evaluation` is the in-memory twin of an output directory (`results.json` beside
+`pairs/<dataset>.jsonl`): `evalkit.score`, `evalkit.report.compare`, `evalkit.run_suite` and
+`evalkit.read_results` all return one, `save` writes it out (then `evalkit report`, `evalkit gate`
+and `evalkit compare` read it like any run), and nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evalkit.errors import EvalkitError
+from evalkit.results.schema import Metric, PairScore, RunResult, pair_records, write_jsonl, write_results
+from evalkit.results.schema import read_results as read_result_file
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+@dataclass(frozen=True, repr=False)
+class Report:
+    """The full HTML report of a run; a notebook shows it inline (sandboxed: its one script does not run)."""
+
+    html: str
+    """The self-contained document, exactly what `report.html` holds."""
+
+    def __repr__(self) -> str:
+        return f"Report({len(self.html):,} characters of HTML; shown inline in a notebook, or .save('report.html'))"
+
+    def _repr_html_(self) -> str:
+        from evalkit.report.html import framed
+
+        return framed(self.html)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the document to `path` (a `.html` file) and return the path."""
+        from evalkit.results.schema import atomic_write_text
+
+        target = Path(path)
+        atomic_write_text(target, self.html)
+        return target
+
+
+@dataclass(frozen=True, repr=False)
+class Evaluation:
+    """A run's results (`result`, as `results.json` holds them) and its per-pair scores (`pairs`, per dataset)."""
+
+    result: RunResult
+    pairs: Mapping[str, Sequence[PairScore]]
+    """Per dataset, one row per pair and model (what `pairs/<dataset>.jsonl` holds); empty when not at hand."""
+
+    def __repr__(self) -> str:
+        datasets = ", ".join(f"{d.name} ({d.n_pairs} pairs)" for d in self.result.datasets)
+        reference = f"; reference {self.result.reference}" if self.result.reference else ""
+        return f"Evaluation({self.result.suite.name!r}: models {', '.join(self.models)} on {datasets}{reference})"
+
+    @property
+    def models(self) -> list[str]:
+        return [m.name for m in self.result.models]
+
+    def metric(self, metric: str, model: str | None = None, dataset: str | None = None, subset: str = "all") -> Metric:
+        """One metric record (value, interval, n). `model` and `dataset` may be left out when the run has one
+        (for the model: one besides the reference)."""
+        dataset = dataset or self._only("dataset", [d.name for d in self.result.datasets])
+        model = model or self._only("model", [m for m in self.models if m != self.result.reference] or self.models)
+        found = self.result.metric(dataset, model, metric, subset)
+        if found is None:
+            known = sorted({m.metric for m in self.result.metrics if m.model == model and m.dataset == dataset})
+            raise EvalkitError(f"metric {metric!r}: not computed for model {model!r} on {dataset!r}; computed: {known}")
+        return found
+
+    def value(self, metric: str, model: str | None = None, dataset: str | None = None, subset: str = "all") -> float:
+        """The value of one metric (see `metric`)."""
+        return self.metric(metric, model, dataset, subset).value
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """One row per (dataset, subset, model, metric): value, ci_low, ci_high, n, direction, interval method."""
+        from evalkit.api.frames import metrics_frame
+
+        return metrics_frame(self.result)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The metrics frame (`metrics_frame`)."""
+        return self.metrics_frame()
+
+    def comparisons_frame(self) -> pd.DataFrame:
+        """One row per (dataset, subset, model, baseline, metric): paired Δ, its interval, test, p and flips."""
+        from evalkit.api.frames import comparisons_frame
+
+        return comparisons_frame(self.result)
+
+    def pairs_frame(self) -> pd.DataFrame:
+        """One row per (dataset, pair, model): log-probs, token counts, reference log-probs, rewards, margin."""
+        from evalkit.api.frames import pairs_frame
+
+        return pairs_frame(self.pairs, self.result.scoring.beta)
+
+    def gate_frame(self) -> pd.DataFrame:
+        """One row per gate rule (empty when no gate ran)."""
+        from evalkit.api.frames import gate_frame
+
+        return gate_frame(self.result)
+
+    def samples_frame(self) -> pd.DataFrame:
+        """One row per generation sample, a column per judge (empty when the run generated nothing)."""
+        from evalkit.api.frames import samples_frame
+
+        return samples_frame(self.result)
+
+    def _repr_html_(self) -> str:
+        from evalkit.report.html import render_inline
+
+        return render_inline(self.result)
+
+    def report(self) -> Report:
+        """The full HTML report (charts, flipped pairs, audit, provenance); shown inline when it is a cell's value."""
+        from evalkit.report.html import render_html
+
+        return Report(render_html(self.result, self.pairs))
+
+    def save(self, out_dir: str | Path, *, reports: bool = True) -> list[Path]:
+        """Write `results.json`, the per-pair files and (with `reports`) `report.md` and `report.html` into
+        `out_dir`, as `evalkit bench` does; returns the paths written."""
+        from evalkit.report.document import write_reports
+
+        out = Path(out_dir)
+        write_results(self.result, out / "results.json")
+        written = [out / "results.json"]
+        for info in self.result.datasets:
+            rows = self.pairs.get(info.name)
+            if rows is not None:
+                write_jsonl(pair_records(rows, self.result.scoring.beta), out / info.pairs_file)
+                written.append(out / info.pairs_file)
+        return written + (write_reports(self.result, out) if reports else [])
+
+    @staticmethod
+    def _only(kind: str, names: list[str]) -> str:
+        if len(names) != 1:
+            raise EvalkitError(f"{kind}: the run has {len(names)} ({', '.join(names)}); name the one you mean")
+        return names[0]
+
+
+def read_results(path: str | Path) -> Evaluation:
+    """A `results.json` (or the directory holding it) with the per-pair files beside it, as an `Evaluation`."""
+    from evalkit.report.views import read_pairs
+
+    target = Path(path)
+    if target.is_dir():
+        target = target / "results.json"
+    result = read_result_file(target)
+    return Evaluation(result, read_pairs(result, target.parent))

@@ -1,0 +1,1 @@
+"""Stage 10, release rules judged against results, and the files CI reads (JUnit, the step summary)."""

@@ -1,0 +1,312 @@
+"""Scoring models that are already in memory: the core under `evalkit.score` and the training callback.
+
+`bench` loads checkpoints from disk and keeps their scores across runs; here the caller hands over
+live objects (a notebook's model, a trainer's policy at some step) and nothing is cached on disk.
+The steps are the ones `bench` runs: tokenize as TRL does (`evalkit.scoring.score.tokenize_pair`), leave
+out pairs whose prompt fills `max_length` and count them, probe and score the policy, score the
+reference on the policy's own tokens, zip both into per-pair rows; then `assemble_result` makes the
+same `RunResult` a suite run writes, so every reader (reports, frames, `evalkit compare`) takes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from evalkit import __version__
+from evalkit.config.suite import ScoringSpec
+from evalkit.data.pairs import PreferencePair
+from evalkit.data.rendering import Rendering
+from evalkit.metrics.compute import compare_models, compute_metrics, reliability_curves, with_false_discovery_rate
+from evalkit.report.views import flips_to_show
+from evalkit.results.provenance import environment
+from evalkit.results.schema import (
+    SCHEMA_VERSION,
+    Comparison,
+    DatasetInfo,
+    Metric,
+    ModelInfo,
+    PairScore,
+    PairText,
+    ReliabilityBin,
+    RunResult,
+    ScoringInfo,
+    ScoringMode,
+    Statistics,
+    SuiteInfo,
+    TokenizationAudit,
+)
+from evalkit.scoring.score import CompletionLogps, TokenizedPair, fits, pair_scores, score_configured, tokenize_pair
+
+ReferenceModel = Callable[[], AbstractContextManager[PreTrainedModel]]
+"""Enters the reference and yields the model to run: a separate model, or the policy with its adapter disabled."""
+
+
+@dataclass(frozen=True)
+class TokenizedSet:
+    """A dataset's pairs tokenized for one tokenizer, split into those that can be scored and those left out."""
+
+    n_pairs: int
+    scorable: list[TokenizedPair]
+    too_long: list[str]
+    """Ids of pairs whose prompt alone fills `max_length`: left out of the metrics, and said so in the audit."""
+    prompt_not_prefix: int
+    doubled_bos: int
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the ids and tokens scored: equal for the same pairs under the same tokenizer and template."""
+        digest = hashlib.sha256()
+        for p in self.scorable:
+            digest.update(json.dumps([p.id, p.subset, p.prompt_ids, p.chosen_ids, p.rejected_ids]).encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelLogps:
+    """One model's summed completion log-probs on a `TokenizedSet`'s scorable pairs, and how its passes ran."""
+
+    logps: list[CompletionLogps]
+    mode: ScoringMode | None
+    """None when there was no pair to score."""
+
+
+@dataclass(frozen=True)
+class ScoredDataset:
+    """Per-pair rows of one model on one dataset, what tokenization did, and how the policy's passes ran."""
+
+    rows: list[PairScore]
+    audit: TokenizationAudit
+    mode: ScoringMode | None
+
+
+def tokenize_set(
+    pairs: Sequence[PreferencePair], tokenizer: PreTrainedTokenizerBase, rendering: Rendering, max_length: int
+) -> TokenizedSet:
+    """`pairs` tokenized exactly as TRL's DPOTrainer does, the ones whose prompt fills `max_length` set apart."""
+    tokenized = [tokenize_pair(p, tokenizer, rendering) for p in pairs]
+    return TokenizedSet(
+        n_pairs=len(pairs),
+        scorable=[t for t in tokenized if fits(t, max_length)],
+        too_long=[t.id for t in tokenized if not fits(t, max_length)],
+        prompt_not_prefix=sum(not t.prompt_is_prefix for t in tokenized),
+        doubled_bos=sum(t.doubled_bos for t in tokenized),
+    )
+
+
+def model_logps(
+    model: PreTrainedModel, tokens: TokenizedSet, pad_token_id: int, settings: ScoringSpec, label: str
+) -> ModelLogps:
+    """`model`'s log-probs on the scorable pairs of `tokens`, with the mode its probes chose.
+
+    The model is put in eval mode for the passes (no dropout) and handed back in the mode it came in:
+    a trainer's policy goes on training afterwards."""
+    was_training = model.training
+    try:
+        scored = score_configured(model, tokens.scorable, settings, pad_token_id, label)
+        return ModelLogps(scored.logps, scored.mode)
+    finally:
+        model.train(was_training)
+
+
+def scored_dataset(
+    dataset: str, model: str, tokens: TokenizedSet, policy: ModelLogps, reference: ModelLogps | None
+) -> ScoredDataset:
+    """Zip the policy's (and the reference's) log-probs into per-pair rows, with the tokenization audit."""
+    rows = pair_scores(model, tokens.scorable, policy.logps, reference.logps if reference is not None else None)
+    audit = TokenizationAudit(
+        dataset=dataset,
+        model=model,
+        n_pairs=tokens.n_pairs,
+        n_scored=len(tokens.scorable),
+        truncated=sum(s.truncated for s in policy.logps),
+        prompt_too_long=tokens.too_long,
+        prompt_not_prefix=tokens.prompt_not_prefix,
+        doubled_bos=tokens.doubled_bos,
+    )
+    mode = policy.mode.model_copy(update={"dataset": dataset}) if policy.mode is not None else None
+    return ScoredDataset(rows, audit, mode)
+
+
+def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The id padding is written with (masked out by scoring): the pad token, else EOS, as TRL falls back."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    assert pad is not None, "a tokenizer with neither a pad nor an EOS token"
+    return int(pad)
+
+
+def separate_model(model: PreTrainedModel) -> ReferenceModel:
+    """A reference that is a model of its own."""
+    return lambda: contextlib.nullcontext(model)
+
+
+def adapter_disabled(model: Any) -> ReferenceModel:
+    """The policy with its adapter disabled, as TRL's DPOTrainer does with `peft_config` and no `ref_model`
+    (or with TRL's `ref` adapter active, when the policy carries one: TRL's way of re-training an adapter)."""
+
+    @contextlib.contextmanager
+    def entered() -> Iterator[PreTrainedModel]:
+        if "ref" in getattr(model, "peft_config", {}):
+            previous = model.active_adapter
+            model.set_adapter("ref")
+            try:
+                yield model
+            finally:
+                model.set_adapter(previous)
+        else:
+            with model.disable_adapter():
+                yield model
+
+    return entered
+
+
+def is_peft_model(model: Any) -> bool:
+    """Whether `model` carries PEFT adapters (checked without importing PEFT for plain models)."""
+    return hasattr(model, "peft_config") and hasattr(model, "disable_adapter")
+
+
+def parameters_fingerprint(model: torch.nn.Module, rendering: Rendering, *, adapters: bool = True) -> str:
+    """sha256 over a live model's parameters (names, dtypes, shapes, bytes) and its rendering: what its scores
+    depend on besides the tokens. Two steps of a training run differ; the same weights loaded twice do not.
+    `adapters=False` leaves a PEFT model's adapter weights out: the fingerprint of its base, adapter disabled."""
+    names = list(getattr(model, "peft_config", {})) if not adapters else []
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        if any(f".{adapter}." in name for adapter in names):
+            continue
+        flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+        digest.update(f"{name}|{flat.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    if not rendering.is_plain:
+        digest.update(rendering.identity.encode())
+    return digest.hexdigest()
+
+
+def live_model_info(
+    name: str, path: str, kind: Literal["model", "adapter"], model: Any, rendering: Rendering, fingerprint: str
+) -> ModelInfo:
+    """The results record of a model in memory (`path` says where it came from, in words)."""
+    return ModelInfo(
+        name=name,
+        path=path,
+        kind=kind,
+        base=None,
+        dtype=str(getattr(model, "dtype", "float32")).removeprefix("torch."),
+        fingerprint=fingerprint,
+        chat_template_kwargs=rendering.options,
+        template_date=rendering.date.isoformat() if rendering.date is not None else None,
+    )
+
+
+def with_mode(info: ModelInfo, mode: ScoringMode | None) -> ModelInfo:
+    """`info` with the scoring mode its passes ran in on one dataset."""
+    return info.model_copy(update={"scoring_modes": [mode] if mode is not None else []})
+
+
+def pairs_fingerprint(pairs: Sequence[PreferencePair]) -> str:
+    """sha256 of in-memory pairs (ids, subsets, text): equal fingerprints let `evalkit compare` test pair by pair."""
+    digest = hashlib.sha256()
+    for p in pairs:
+        digest.update(json.dumps([p.id, p.subset, p.prompt, p.chosen, p.rejected], ensure_ascii=False).encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ResultParts:
+    """What a run scored, before metrics: the pieces `assemble_result` turns into a `RunResult`."""
+
+    name: str
+    """The run's name (`suite.name` in results.json)."""
+    scores: Mapping[str, list[PairScore]]
+    """Per dataset, every model's rows, models in the order their comparisons run (baseline first)."""
+    pairs: Mapping[str, Sequence[PreferencePair]]
+    models: list[ModelInfo]
+    datasets: list[DatasetInfo]
+    audits: list[TokenizationAudit]
+    reference: str | None
+    scoring: ScoringSpec
+    statistics: Statistics
+    description: str = ""
+    compared_with: str | None = None
+    """When set, each model is compared with this one only (a training curve: every step against the reference,
+    not every step against every other); otherwise each later model with each earlier one, as a suite run."""
+
+
+@dataclass(frozen=True)
+class Summaries:
+    """What a run's per-pair scores say: metrics, paired comparisons, reliability, and the flipped pairs' text."""
+
+    metrics: list[Metric]
+    comparisons: list[Comparison]
+    reliability: list[ReliabilityBin]
+    flip_examples: list[PairText]
+
+
+def summarise_scores(
+    scores: Mapping[str, list[PairScore]],
+    pairs: Mapping[str, Sequence[PreferencePair]],
+    beta: float,
+    statistics: Statistics,
+    reference: str | None,
+    compared_with: str | None = None,
+) -> Summaries:
+    """Metrics, paired comparisons and reliability of every dataset's rows, as a suite run computes them (each later
+    model against each earlier one, or each against `compared_with` only), and the text of the flipped pairs the
+    reports show (results.json carries exactly those)."""
+    metrics, comparisons, reliability = [], [], []
+    for dataset, rows in scores.items():
+        metrics += compute_metrics(dataset, rows, beta, statistics=statistics)
+        reliability += reliability_curves(dataset, rows, beta, statistics=statistics)
+        if compared_with is None:
+            comparisons += compare_models(dataset, rows, beta, statistics=statistics)
+            continue
+        anchor = [r for r in rows if r.model == compared_with]
+        for model in dict.fromkeys(r.model for r in rows if r.model != compared_with):
+            pair = anchor + [r for r in rows if r.model == model]
+            comparisons += compare_models(dataset, pair, beta, statistics=statistics)
+    comparisons = with_false_discovery_rate(comparisons)  # one family: every comparison the reports mark
+    shown = {(name, i) for name, ids in flips_to_show(comparisons, reference).items() for i in ids}
+    flip_examples = [
+        PairText(dataset=name, id=p.id, subset=p.subset, prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
+        for name, dataset_pairs in pairs.items()
+        for p in dataset_pairs
+        if (name, p.id) in shown
+    ]
+    return Summaries(metrics, comparisons, reliability, flip_examples)
+
+
+def assemble_result(parts: ResultParts, started: datetime.datetime, duration_s: float) -> RunResult:
+    """The `RunResult` of in-memory scores: metrics, paired comparisons and reliability as a suite run computes
+    them, and the text of the flipped pairs the reports show."""
+    summaries = summarise_scores(
+        parts.scores, parts.pairs, parts.scoring.beta, parts.statistics, parts.reference, parts.compared_with
+    )
+    settings = parts.scoring.model_dump(mode="json", include=set(ScoringInfo.model_fields) - {"reference_cache"})
+    return RunResult(
+        schema_version=SCHEMA_VERSION,
+        evalkit_version=__version__,
+        created_at=started.isoformat(timespec="seconds"),
+        duration_s=round(duration_s, 1),
+        suite=SuiteInfo(name=parts.name, description=parts.description, path="<python>", sha256=""),
+        environment=environment(),
+        reference=parts.reference,
+        scoring=ScoringInfo(**settings),
+        statistics=parts.statistics,
+        models=parts.models,
+        datasets=parts.datasets,
+        audit=parts.audits,
+        training=None,
+        metrics=summaries.metrics,
+        comparisons=summaries.comparisons,
+        reliability=summaries.reliability,
+        flip_examples=summaries.flip_examples,
+    )

@@ -1,0 +1,74 @@
+"""Markdown that stays inert whatever a results file holds.
+
+`report.md`, `summary.md` and `compare.md` are posted as PR comments and step summaries, often from
+a fork's CI artifact, so every name, id, path and description in them is untrusted text. One rule
+for all of it (`escape`), applied to every value a markdown template prints unless the value is
+already `Markdown` (evalkit's own tables and lines, built from escaped parts):
+- no HTML: `&`, `<`, `>` become entities;
+- no table rows forged: `|` is escaped, every line break (CR, LF, U+0085, U+2028, U+2029) is a space;
+- no links, images or reference definitions: `](`, `][` and `]:` lose their meaning; no code spans
+  broken out of: backticks are escaped;
+- no autolinks or mentions: a zero-width space goes after `@` and inside `scheme:`/`www.`, so
+  `@org/team`, `user@host`, `https://…` and `www.…` are shown, not linked;
+- no characters that are not text: control characters become U+FFFD.
+Text inside a code span cannot be backslash-escaped, so `code` fences it with more backticks than it
+holds instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jinja2
+
+ZERO_WIDTH = "\u200b"
+_LINE_BREAKS = re.compile(r"\r\n|[\r\n\u0085\u2028\u2029]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_LINK_SYNTAX = re.compile(r"\](?=[(\[:])")
+# No word boundary before the scheme: GitHub links `_https://…` and `x_www.…` too, so every occurrence is broken.
+_SCHEME = re.compile(r"(?i)(?:https?|ftps?|mailto|file|javascript|data)(?=:)|www(?=\.)")
+_MENTION = re.compile(r"@(?=[\w.+-])")
+
+
+class Markdown(str):
+    """Text that is already markdown, built by evalkit from escaped parts: printed as it is."""
+
+
+def escape(text: object) -> Markdown:
+    """`text` as inert markdown inline text (see the module docstring)."""
+    if isinstance(text, Markdown):
+        return text
+    value = _CONTROL.sub("\ufffd", _LINE_BREAKS.sub(" ", str(text)))
+    value = value.replace("\\", "\\\\").replace("`", "\\`").replace("|", "\\|")
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    value = _LINK_SYNTAX.sub("]\\\\", value)
+    value = _SCHEME.sub(lambda m: m.group(0) + ZERO_WIDTH, value)
+    return Markdown(_MENTION.sub("@" + ZERO_WIDTH, value))
+
+
+def code(text: object) -> Markdown:
+    """`text` as an inline code span that nothing in it can end early (pipes escaped for tables)."""
+    value = _CONTROL.sub("\ufffd", _LINE_BREAKS.sub(" ", str(text))).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    padded = f" {value} " if value.startswith("`") or value.endswith("`") or not value.strip() else value
+    return Markdown(f"{fence}{padded}{fence}")
+
+
+def _finalize(value: Any) -> Any:
+    return escape(value) if isinstance(value, str) else value
+
+
+def environment() -> jinja2.Environment:
+    """The jinja environment of every markdown template: each printed string escaped unless it is `Markdown`."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("evalkit.report", "templates"),
+        autoescape=False,  # HTML escaping would be wrong here: `finalize` escapes for markdown instead
+        finalize=_finalize,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["code"] = code
+    return env
