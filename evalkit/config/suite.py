@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from evalkit.errors import EvalkitError
+from evalkit.metrics.names import COMPARED, REGISTRY
 from evalkit.results.schema import Statistics
 
 Dtype = Literal["float32", "bfloat16", "float16", "auto"]
@@ -451,17 +452,16 @@ class GateRule(Spec):
         if self.kind == "absolute" and (self.at_least is None) == (self.at_most is None):
             raise ValueError(f"{named}give exactly one of `at_least` and `at_most`")
         if self.metric is not None and self.kind != "capability_non_inferiority":  # lm-eval names its own metrics
-            from evalkit.metrics.compute import COMPARED, HIGHER_IS_BETTER, UNTESTABLE
-
-            known = list(COMPARED) if self.kind in ("superiority", "non_inferiority") else list(HIGHER_IS_BETTER)
+            known = list(COMPARED) if self.kind in ("superiority", "non_inferiority") else list(REGISTRY)
             if self.metric not in known:
                 hint = _suggestion(self.metric, known)
                 raise ValueError(f"{named}metric {self.metric!r} cannot be gated by kind {self.kind!r}{hint}")
-            if self.kind != "absolute" and HIGHER_IS_BETTER[self.metric] is None:
+            if self.kind != "absolute" and REGISTRY[self.metric].higher_is_better is None:
                 raise ValueError(f"{named}metric {self.metric!r} has no better direction to test")
-            if self.metric in UNTESTABLE and self.judge_on == "interval":
+            untestable = REGISTRY[self.metric].untestable
+            if untestable and self.judge_on == "interval":
                 raise ValueError(
-                    f"{named}metric {self.metric!r} cannot be gated: {UNTESTABLE[self.metric]}; "
+                    f"{named}metric {self.metric!r} cannot be gated: {untestable}; "
                     "gate on another metric or set `judge_on: value`"
                 )
         return self
@@ -584,7 +584,7 @@ class Suite(Spec):
         for index, rule in enumerate(self.gate.rules if self.gate is not None else []):
             where = f"gate.rules.{index}"
             yield from _problem(check_rule_names, rule, where, self.model_names, datasets)
-            needs_reference = rule.metric is not None and rule.metric.startswith(REWARD_METRICS)
+            needs_reference = rule.metric in REGISTRY and REGISTRY[rule.metric].needs_reference
             if needs_reference and rule.model == self.reference:
                 yield (
                     f"{where}.metric: {rule.metric!r} is not computed for the reference model "
@@ -623,10 +623,6 @@ class Suite(Spec):
     def template_options(self, model: ModelSpec) -> dict[str, Any]:
         """`model`'s chat template options: the suite's, overridden key by key by the model's own."""
         return {**self.rendering.chat_template_kwargs, **(model.chat_template_kwargs or {})}
-
-
-REWARD_METRICS = ("rewards/", "loss", "calibration/", "displacement/", "length/rewards_accuracy", "length/margin")
-"""Metrics that need a reference: the reference model itself has none of them."""
 
 
 def check_rule_names(rule: GateRule, where: str, models: list[str], datasets: list[str]) -> None:

@@ -64,53 +64,10 @@ from scipy.special import expit
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics import stats
+from evalkit.metrics.names import ALL_SUBSETS, COMPARED, LENGTH_BINS, REGISTRY
 from evalkit.results.schema import Comparison, Flips, Metric, PairScore, ReliabilityBin, Statistics, sampling_fields
 
-ALL_SUBSETS = "all"
 DEFAULT_STATISTICS = Statistics()
-LENGTH_BINS = ("chosen_shorter", "same_length", "chosen_longer")
-"""Bins of Δlength = T(chosen) − T(rejected) by sign: < 0, = 0, > 0."""
-
-HIGHER_IS_BETTER: dict[str, bool | None] = {
-    "preference/accuracy": True,
-    "preference/ties": None,
-    "preference/accuracy_per_token": True,
-    "preference/ties_per_token": None,
-    "logps/chosen": None,
-    "logps/rejected": None,
-    "logps/margins": True,
-    **{f"length/preference_accuracy/{b}": True for b in LENGTH_BINS},
-    "length/longer_accuracy": None,  # a property of the data and the tokenizer, not of the model
-    "rewards/accuracies": True,
-    "rewards/ties": False,
-    "rewards/margins": True,
-    "rewards/margins_median": True,
-    "rewards/chosen": None,
-    "rewards/rejected": None,
-    "loss": False,
-    **{f"length/rewards_accuracy/{b}": True for b in LENGTH_BINS},
-    "length/margin_spearman": None,  # near 0 is what one hopes for, neither direction
-    "calibration/brier": False,
-    "calibration/ece": False,
-    "displacement/chosen": False,
-}
-"""Direction of each metric; None where neither direction is good in itself."""
-
-COMPARED = (
-    "preference/accuracy",
-    "preference/accuracy_per_token",
-    "logps/margins",
-    "rewards/accuracies",
-    "rewards/margins",
-    "loss",
-)
-"""Metrics compared between models: each is the mean of a per-pair value, so a paired difference."""
-ACCURACIES = {"preference/accuracy", "preference/accuracy_per_token", "rewards/accuracies"}
-UNTESTABLE = {
-    "rewards/margins_median": "its interval (order statistics of a median) has no test results.json can replay",
-    "calibration/ece": "it is descriptive, with no interval (binned ECE is biased upward at any n)",
-}
-"""Metrics a gate rule cannot judge, and why."""
 
 
 @dataclass(frozen=True)
@@ -209,7 +166,7 @@ def compute_metrics(
                     ci_low=interval.low if interval else None,
                     ci_high=interval.high if interval else None,
                     n=estimate.n,
-                    higher_is_better=HIGHER_IS_BETTER[metric],
+                    higher_is_better=REGISTRY[metric].higher_is_better,
                     **sampling_fields(estimate.sampling),
                 )
             )
@@ -355,7 +312,7 @@ def _compare_cells(where: Where, cell: Cell, other: Cell, beta: float, statistic
             continue
         test = paired_test(metric, ours[metric], theirs[metric], cell.prompts, statistics)
         flips = None
-        if metric in ACCURACIES:
+        if REGISTRY[metric].accuracy:
             to_right, to_wrong = test.differences > 0, test.differences < 0
             flips = Flips(
                 wrong_to_right=int(to_right.sum()),
@@ -376,7 +333,7 @@ def _compare_cells(where: Where, cell: Cell, other: Cell, beta: float, statistic
             ci_low=delta.interval.low if delta.interval else None,
             ci_high=delta.interval.high if delta.interval else None,
             n=cell.n,
-            higher_is_better=HIGHER_IS_BETTER[metric],
+            higher_is_better=REGISTRY[metric].higher_is_better,
             test=test.name,
             p_value=test.p_value,
             wilcoxon_p_value=test.wilcoxon_p_value,
@@ -416,7 +373,7 @@ def paired_test(
     confidence, alpha, power = statistics.confidence_level, 1 - statistics.confidence_level, statistics.power
     differences = ours - theirs  # (n,)
     shared_prompts = prompts is not None and len(np.unique(prompts)) < prompts.size
-    if metric in ACCURACIES and not shared_prompts:
+    if REGISTRY[metric].accuracy and not shared_prompts:
         gained, lost = int((differences > 0).sum()), int((differences < 0).sum())
         delta = stats.paired_shares(gained, lost, differences.size, confidence)
         mde = stats.mde_paired_shares(gained + lost, differences.size, alpha, power)
@@ -425,7 +382,7 @@ def paired_test(
     name: Literal["paired_t", "cluster_t"] = "cluster_t" if delta.method == "cluster_t" else "paired_t"
     # The t-test asks what Δ (a mean) and its interval answer; Wilcoxon, whether most pairs moved one way.
     # With heavy-tailed margins the two can disagree, so both are reported.
-    wilcoxon = None if metric in ACCURACIES else stats.wilcoxon_p(differences)
+    wilcoxon = None if REGISTRY[metric].accuracy else stats.wilcoxon_p(differences)
     mde = stats.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
     return PairedTest(differences, delta, name, stats.two_sided_p(delta.sampling), wilcoxon, mde)
 

@@ -32,7 +32,6 @@ from evalkit.capabilities import CapabilityRunner, TaskRun, lm_eval_version
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
 from evalkit.config.suite import (
     PAIRED_KINDS,
-    REWARD_METRICS,
     DriftSpec,
     GenerationSpec,
     ModelSpec,
@@ -66,6 +65,7 @@ from evalkit.generate.samples import (
     summarise,
 )
 from evalkit.metrics.compute import compute_metrics
+from evalkit.metrics.names import REGISTRY
 from evalkit.pipeline.inprocess import summarise_scores
 from evalkit.report.document import summary_table, write_reports
 from evalkit.results.provenance import environment
@@ -179,7 +179,9 @@ class Candidate:
                     [rule["baseline"]] if rule.get("baseline") and rule["kind"] in PAIRED_KINDS else []
                 )
                 metric = rule.get("metric") or ""
-                needs_reference = rule["kind"] == "drift_budget" or metric.startswith(REWARD_METRICS)
+                needs_reference = rule["kind"] == "drift_budget" or (
+                    metric in REGISTRY and REGISTRY[metric].needs_reference
+                )
                 if all(name in renamed for name in named) and not (needs_reference and reference is None):
                     rule = {**rule, "model": renamed[rule["model"]]}
                     if rule["kind"] in PAIRED_KINDS:

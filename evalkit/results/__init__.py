@@ -1,1 +1,1 @@
-"""The records every stage fills in (`results.json`'s schema), their files, migration of older files, matching and provenance."""
+"""The records every stage fills in (the schema of `results.json`), their files, migration, matching, provenance."""

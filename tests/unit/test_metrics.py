@@ -5,7 +5,8 @@ import pytest
 from scipy.stats import t as scipy_t
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics.compute import HIGHER_IS_BETTER, compare_models, compute_metrics, reliability_curves
+from evalkit.metrics.compute import compare_models, compute_metrics, reliability_curves
+from evalkit.metrics.names import REGISTRY
 from evalkit.results.schema import Comparison, Metric, PairScore
 
 Z2 = 1.959963984540054**2  # z² of a 95% interval
@@ -147,7 +148,7 @@ def test_metrics_cover_all_pairs_and_each_subset() -> None:
     assert cells[("x", "rewards/accuracies")] == (0.5, 2)
     assert cells[("x", "preference/accuracy")] == (0.5, 2)
     assert cells[("y", "rewards/margins")] == (pytest.approx(-1.5), 1)
-    assert all(m.higher_is_better is HIGHER_IS_BETTER[m.metric] for m in metrics)
+    assert all(m.higher_is_better is REGISTRY[m.metric].higher_is_better for m in metrics)
     assert next(m for m in metrics if m.metric == "loss").higher_is_better is False
 
 

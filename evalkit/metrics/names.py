@@ -1,0 +1,123 @@
+"""The metric registry: every metric evalkit computes, with what a reader and a rule need to know of it.
+
+One entry per metric name: the title reports print, the good direction, whether two models are
+compared on it pair by pair, whether it needs a reference model (the implicit reward
+β·(ℓ − ℓ_ref) and everything built on it), and why a gate rule cannot judge it where it cannot.
+Every module that used to keep its own list of metric strings asks here, so a typo in a report
+column or a rule is a `KeyError` at the place it is made, not a silent "—" in a table.
+
+This module imports nothing of evalkit's: the suite's checks, the metrics, the reports and the
+gate all read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALL_SUBSETS = "all"
+"""The subset every pair belongs to; other subsets come from the dataset's `subset` column."""
+
+LENGTH_BINS: dict[str, str] = {
+    "chosen_shorter": "chosen shorter",
+    "same_length": "same length",
+    "chosen_longer": "chosen longer",
+}
+"""Bins of Δlength = T(chosen) − T(rejected) by sign (< 0, = 0, > 0), with their titles."""
+
+
+@dataclass(frozen=True)
+class MetricName:
+    """What is known of one metric before any number is computed."""
+
+    name: str
+    title: str
+    higher_is_better: bool | None
+    """None where neither direction is good in itself."""
+    compared: bool = False
+    """The mean of a per-pair value, so two models differ on it by a paired difference."""
+    needs_reference: bool = False
+    """Computed from the implicit reward: the reference model itself has none."""
+    accuracy: bool = False
+    """A share of pairs (0 or 1 per pair): intervals and tests for proportions."""
+    untestable: str | None = None
+    """Why a gate rule cannot judge its interval, where it cannot."""
+
+    @property
+    def arrow(self) -> str:
+        return {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
+
+    @property
+    def heading(self) -> str:
+        """The title with the arrow of the good direction, as table headers print it."""
+        return self.title + self.arrow
+
+
+def _length_bins(prefix: str, title: str, *, needs_reference: bool) -> list[MetricName]:
+    return [
+        MetricName(f"{prefix}/{key}", f"{title}, {label}", True, needs_reference=needs_reference, accuracy=True)
+        for key, label in LENGTH_BINS.items()
+    ]
+
+
+REGISTRY: dict[str, MetricName] = {
+    m.name: m
+    for m in [
+        MetricName("preference/accuracy", "pref. acc", True, compared=True, accuracy=True),
+        MetricName("preference/ties", "pref. ties", None),
+        MetricName("preference/accuracy_per_token", "pref. acc/token", True, compared=True, accuracy=True),
+        MetricName("preference/ties_per_token", "pref. ties/token", None),
+        MetricName("logps/chosen", "logp chosen", None),
+        MetricName("logps/rejected", "logp rejected", None),
+        MetricName("logps/margins", "logp margin", True, compared=True),
+        *_length_bins("length/preference_accuracy", "pref. acc", needs_reference=False),
+        # A property of the data and the tokenizer, not of the model.
+        MetricName("length/longer_accuracy", "longer answer preferred", None),
+        MetricName("rewards/accuracies", "reward acc", True, compared=True, needs_reference=True, accuracy=True),
+        MetricName("rewards/ties", "ties", False, needs_reference=True),
+        MetricName("rewards/margins", "margin", True, compared=True, needs_reference=True),
+        MetricName(
+            "rewards/margins_median",
+            "median margin",
+            True,
+            needs_reference=True,
+            untestable="its interval (order statistics of a median) has no test results.json can replay",
+        ),
+        MetricName("rewards/chosen", "reward chosen", None, needs_reference=True),
+        MetricName("rewards/rejected", "reward rejected", None, needs_reference=True),
+        MetricName("loss", "DPO loss", False, compared=True, needs_reference=True),
+        *_length_bins("length/rewards_accuracy", "reward acc", needs_reference=True),
+        # Near 0 is what one hopes for: neither direction.
+        MetricName("length/margin_spearman", "ρ(margin, Δlength)", None, needs_reference=True),
+        MetricName("calibration/brier", "Brier score", False, needs_reference=True),
+        MetricName(
+            "calibration/ece",
+            "ECE",
+            False,
+            needs_reference=True,
+            untestable="it is descriptive, with no interval (binned ECE is biased upward at any n)",
+        ),
+        MetricName("displacement/chosen", "chosen fell below ref", False, needs_reference=True),
+    ]
+}
+"""Every metric `compute_metrics` writes, in the order results.json lists them."""
+
+COMPARED: tuple[str, ...] = tuple(name for name, m in REGISTRY.items() if m.compared)
+"""Metrics compared between models, in the order comparisons are written."""
+
+
+def metric(name: str) -> MetricName:
+    """The registry entry of `name`; a `KeyError` naming the known metrics for anything else."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no metric named {name!r}; metrics are {list(REGISTRY)}") from None
+
+
+def title(name: str) -> str:
+    """The title a report prints for `name`; a name outside the registry (a capability task's metric) as is."""
+    return REGISTRY[name].title if name in REGISTRY else name
+
+
+def heading(name: str, higher_is_better: bool | None) -> str:
+    """A table header: the title and the arrow of the direction the record states."""
+    return title(name) + {True: " ↑", False: " ↓", None: ""}[higher_is_better]
