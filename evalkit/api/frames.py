@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from evalkit.results.schema import PairScore, RunResult
+from evalkit.results.schema import PairScore, RunResult, implicit_reward
 
 METRIC_COLUMNS = [
     "dataset",
@@ -100,8 +100,9 @@ def pairs_frame(pairs: Mapping[str, Sequence[PairScore]], beta: float) -> pd.Dat
     rows = [{"dataset": dataset, **dataclasses.asdict(row)} for dataset, scored in pairs.items() for row in scored]
     frame = pd.DataFrame(rows, columns=PAIR_COLUMNS)
     reference = frame[["ref_logp_chosen", "ref_logp_rejected"]].astype("float64")  # None → NaN
-    frame["reward_chosen"] = beta * (frame["logp_chosen"].astype("float64") - reference["ref_logp_chosen"])
-    frame["reward_rejected"] = beta * (frame["logp_rejected"].astype("float64") - reference["ref_logp_rejected"])
+    for side in ("chosen", "rejected"):
+        logps = frame[f"logp_{side}"].astype("float64")
+        frame[f"reward_{side}"] = implicit_reward(logps, reference[f"ref_logp_{side}"], beta)
     frame["margin"] = frame["reward_chosen"] - frame["reward_rejected"]
     return frame
 

@@ -501,30 +501,7 @@ def _find_comparison(
         if (c.model, c.baseline) == (model, other):
             return c
         if (c.model, c.baseline) == (other, model):
-            flips = c.flips
-            swapped = c.model_copy(
-                update={
-                    "model": model,
-                    "baseline": other,
-                    "model_value": c.baseline_value,
-                    "baseline_value": c.model_value,
-                    "value": -c.value,
-                    "ci_low": -c.ci_high if c.ci_high is not None else None,
-                    "ci_high": -c.ci_low if c.ci_low is not None else None,
-                    "skewness": -c.skewness if c.skewness is not None else None,
-                    "flips": flips.model_copy(
-                        update={
-                            "wrong_to_right": flips.right_to_wrong,
-                            "right_to_wrong": flips.wrong_to_right,
-                            "wrong_to_right_ids": flips.right_to_wrong_ids,
-                            "right_to_wrong_ids": flips.wrong_to_right_ids,
-                        }
-                    )
-                    if flips is not None
-                    else None,
-                }
-            )
-            return swapped
+            return c.reversed()
     return None
 
 

@@ -65,7 +65,16 @@ from scipy.special import expit
 from evalkit.errors import EvalkitError
 from evalkit.metrics import stats
 from evalkit.metrics.names import ALL_SUBSETS, COMPARED, LENGTH_BINS, REGISTRY
-from evalkit.results.schema import Comparison, Flips, Metric, PairScore, ReliabilityBin, Statistics, sampling_fields
+from evalkit.results.schema import (
+    Comparison,
+    Flips,
+    Metric,
+    PairScore,
+    ReliabilityBin,
+    Statistics,
+    implicit_reward,
+    sampling_fields,
+)
 
 DEFAULT_STATISTICS = Statistics()
 
@@ -121,8 +130,8 @@ class Cell:
     def rewards(self, beta: float) -> Rewards | None:
         if self.ref_logp_chosen is None or self.ref_logp_rejected is None:
             return None
-        chosen = beta * (self.logp_chosen - self.ref_logp_chosen)
-        rejected = beta * (self.logp_rejected - self.ref_logp_rejected)
+        chosen = implicit_reward(self.logp_chosen, self.ref_logp_chosen, beta)
+        rejected = implicit_reward(self.logp_rejected, self.ref_logp_rejected, beta)
         return Rewards(chosen, rejected, chosen - rejected)
 
 

@@ -17,7 +17,6 @@ from evalkit.report.markdown import Markdown, escape
 from evalkit.results.schema import (
     CapabilityResult,
     Comparison,
-    Flips,
     GenerationResult,
     Metric,
     ModelInfo,
@@ -122,30 +121,11 @@ def _anchor(comparisons: Sequence[Comparison], reference: str | None) -> str | N
 
 
 def orient(c: Comparison, baseline: str) -> Comparison:
-    """`c` with `baseline` as its baseline: values swapped, Δ and its interval negated, flips reversed."""
+    """`c` with `baseline` as its baseline (`Comparison.reversed`)."""
     if c.baseline == baseline:
         return c
     assert c.model == baseline, f"{baseline!r} is not part of {c.model!r} vs {c.baseline!r}"
-    flips = None
-    if c.flips is not None:
-        flips = Flips(
-            wrong_to_right=c.flips.right_to_wrong,
-            right_to_wrong=c.flips.wrong_to_right,
-            wrong_to_right_ids=c.flips.right_to_wrong_ids,
-            right_to_wrong_ids=c.flips.wrong_to_right_ids,
-        )
-    return c.model_copy(
-        update={
-            "model": c.baseline,
-            "baseline": c.model,
-            "model_value": c.baseline_value,
-            "baseline_value": c.model_value,
-            "value": -c.value,
-            "ci_low": -c.ci_high if c.ci_high is not None else None,
-            "ci_high": -c.ci_low if c.ci_low is not None else None,
-            "flips": flips,
-        }
-    )
+    return c.reversed()
 
 
 def spread(ids: Sequence[str], k: int = FLIP_EXAMPLES) -> list[str]:

@@ -34,13 +34,15 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from evalkit.errors import EvalkitError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from evalkit.metrics.stats import Sampling
 
 SCHEMA_VERSION = "1.6"
@@ -200,6 +202,15 @@ class Flips(Record):
     wrong_to_right_ids: list[str]
     right_to_wrong_ids: list[str]
 
+    def reversed(self) -> Flips:
+        """The same pairs seen from the other side: what went wrong→right for one went right→wrong for the other."""
+        return Flips(
+            wrong_to_right=self.right_to_wrong,
+            right_to_wrong=self.wrong_to_right,
+            wrong_to_right_ids=self.right_to_wrong_ids,
+            right_to_wrong_ids=self.wrong_to_right_ids,
+        )
+
 
 class Comparison(Record):
     """`model` against `baseline` on one metric, on the pairs both scored: a paired difference."""
@@ -237,6 +248,23 @@ class Comparison(Record):
     """Minimum detectable effect: the smallest true difference this test finds with the stated power."""
     flips: Flips | None = None
     """For accuracies: the pairs that went wrong→right and right→wrong."""
+
+    def reversed(self) -> Comparison:
+        """`baseline` against `model`: values swapped; Δ, its interval and skewness negated; flips reversed.
+        The test's p-values and its standard error read the same either way round."""
+        return self.model_copy(
+            update={
+                "model": self.baseline,
+                "baseline": self.model,
+                "model_value": self.baseline_value,
+                "baseline_value": self.model_value,
+                "value": -self.value,
+                "ci_low": None if self.ci_high is None else -self.ci_high,
+                "ci_high": None if self.ci_low is None else -self.ci_low,
+                "skewness": None if self.skewness is None else -self.skewness,
+                "flips": None if self.flips is None else self.flips.reversed(),
+            }
+        )
 
 
 class ReliabilityBin(Record):
@@ -598,8 +626,8 @@ def pair_records(rows: Iterable[PairScore], beta: float) -> list[dict[str, objec
     for row in rows:
         record: dict[str, object] = dict(vars(row))
         if row.ref_logp_chosen is not None and row.ref_logp_rejected is not None:
-            reward_chosen = beta * (row.logp_chosen - row.ref_logp_chosen)
-            reward_rejected = beta * (row.logp_rejected - row.ref_logp_rejected)
+            reward_chosen = implicit_reward(row.logp_chosen, row.ref_logp_chosen, beta)
+            reward_rejected = implicit_reward(row.logp_rejected, row.ref_logp_rejected, beta)
             record |= {"reward_chosen": reward_chosen, "reward_rejected": reward_rejected}
             record["margin"] = reward_chosen - reward_rejected
         out.append(record)
@@ -705,6 +733,14 @@ class PairScore:
     prompt_key: str | None = None
     """A hash of the prompt's token ids: pairs with the same key share a prompt and are clustered in every
     interval and test. None in files written before it existed."""
+
+
+Logps = TypeVar("Logps", float, "np.ndarray")
+
+
+def implicit_reward(logp: Logps, ref_logp: Logps, beta: float) -> Logps:
+    """DPO's implicit reward of a completion, β·(ℓ − ℓ_ref): the one place it is computed."""
+    return beta * (logp - ref_logp)
 
 
 MAX_PAIRS_FILE_BYTES = 2 * 2**30
