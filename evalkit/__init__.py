@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from evalkit.api.functions import score as score
     from evalkit.config.suite import ScoringSpec as ScoringSpec
     from evalkit.errors import EvalkitError as EvalkitError
-    from evalkit.results.schema import Statistics as Statistics
+    from evalkit.results.estimates import Statistics as Statistics
 
 _EXPORTS = {
     "score": "evalkit.api.functions",

@@ -41,16 +41,10 @@ from evalkit.config.suite import CapabilitiesSpec
 from evalkit.console import console, plain
 from evalkit.errors import EvalkitError
 from evalkit.metrics import stats
-from evalkit.results.schema import (
-    CapabilityResult,
-    CapabilityTask,
-    Comparison,
-    Flips,
-    JsonStore,
-    Metric,
-    Statistics,
-    sampling_fields,
-)
+from evalkit.metrics.stats import sampling_fields
+from evalkit.results.capabilities import CapabilityResult, CapabilityTask
+from evalkit.results.estimates import Comparison, Flips, Metric, Statistics
+from evalkit.results.files import JsonStore
 
 if TYPE_CHECKING:
     from evalkit.checkpoints import LoadedModel

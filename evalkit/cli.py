@@ -208,7 +208,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     from evalkit.config.suite import load_suite, parse_gate
     from evalkit.gate.rules import evaluate_gate, exit_code, publish, rules_for_run, verdict_table
     from evalkit.report.document import write_reports
-    from evalkit.results.schema import read_results, write_results
+    from evalkit.results.files import read_results, write_results
 
     result = read_results(results_path)
     baseline = read_results(baseline_path) if baseline_path is not None else None
@@ -315,7 +315,7 @@ def _json_object(text: str) -> dict[str, object]:
 
 def _report(results_path: Path, out: Path | None) -> int:
     from evalkit.report.document import write_reports
-    from evalkit.results.schema import read_results
+    from evalkit.results.files import read_results
 
     result = read_results(results_path)
     for path in write_reports(result, out or results_path.parent, results_dir=results_path.parent):

@@ -42,7 +42,9 @@ from evalkit.console import is_main_process
 from evalkit.data.rendering import DEFAULT_DATE, rendering_for
 from evalkit.errors import EvalkitError
 from evalkit.pipeline import inprocess
-from evalkit.results.schema import DatasetInfo, ModelInfo, PairScore, Statistics
+from evalkit.results.estimates import Statistics
+from evalkit.results.pairs import PairScore
+from evalkit.results.schema import DatasetInfo, ModelInfo
 
 if TYPE_CHECKING:
     from transformers import Trainer

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evalkit.errors import EvalkitError
-from evalkit.results.schema import Metric, PairScore, RunResult, pair_records, write_jsonl, write_results
-from evalkit.results.schema import read_results as read_result_file
+from evalkit.results.estimates import Metric
+from evalkit.results.files import read_results as read_result_file
+from evalkit.results.files import write_jsonl, write_results
+from evalkit.results.pairs import PairScore, pair_records
+from evalkit.results.schema import RunResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +41,7 @@ class Report:
 
     def save(self, path: str | Path) -> Path:
         """Write the document to `path` (a `.html` file) and return the path."""
-        from evalkit.results.schema import atomic_write_text
+        from evalkit.results.files import atomic_write_text
 
         target = Path(path)
         atomic_write_text(target, self.html)

@@ -15,7 +15,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from evalkit.results.schema import PairScore, RunResult, implicit_reward
+from evalkit.results.pairs import PairScore, implicit_reward
+from evalkit.results.schema import RunResult
 
 METRIC_COLUMNS = [
     "dataset",

@@ -25,7 +25,9 @@ from evalkit.config.suite import ColumnMap, DataFormat, DatasetSpec, ScoringSpec
 from evalkit.data.pairs import PreferencePair, load_pairs, pairs_from_rows
 from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
-from evalkit.results.schema import DatasetInfo, Flips, ModelInfo, PairScore, Statistics
+from evalkit.results.estimates import Flips, Statistics
+from evalkit.results.pairs import PairScore
+from evalkit.results.schema import DatasetInfo, ModelInfo
 
 # Pairs: a `datasets.Dataset`, a pandas DataFrame, a sequence of row dicts (or of `PreferencePair`s), or a path or
 # hub id `evalkit bench` reads (JSONL, JSON, Parquet, CSV, a dataset folder). ModelLike: a `transformers` causal

@@ -32,7 +32,7 @@ from pydantic import (
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics.names import COMPARED, REGISTRY
-from evalkit.results.schema import Statistics
+from evalkit.results.estimates import Statistics
 
 Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 

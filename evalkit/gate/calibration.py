@@ -34,7 +34,8 @@ from evalkit.config.suite import GateRule, GateSpec
 from evalkit.gate.rules import Judged, decide
 from evalkit.metrics import stats
 from evalkit.metrics.compute import paired_test
-from evalkit.results.schema import GateVerdict, Statistics
+from evalkit.results.estimates import Statistics
+from evalkit.results.schema import GateVerdict
 
 ALPHA = 0.05
 CONFIDENCE = 0.95

@@ -46,19 +46,11 @@ from evalkit.gate import verdicts as verdict_words
 from evalkit.metrics import stats
 from evalkit.metrics.compute import compare_models
 from evalkit.report import markdown
+from evalkit.results.estimates import Comparison, Metric, Statistics
+from evalkit.results.files import atomic_write_text
 from evalkit.results.matching import counterparts, dataset_counterpart
-from evalkit.results.schema import (
-    Comparison,
-    GateStatus,
-    GateVerdict,
-    Metric,
-    PairScore,
-    RunResult,
-    Statistics,
-    atomic_write_text,
-    pairs_path,
-    read_pair_scores,
-)
+from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
+from evalkit.results.schema import GateStatus, GateVerdict, RunResult
 
 
 def evaluate_gate(

@@ -33,7 +33,8 @@ from evalkit.data.pairs import Message, PreferencePair, Text
 from evalkit.data.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.errors import EvalkitError
 from evalkit.metrics import stats
-from evalkit.results.schema import Drift, GenerationStats, JudgeSummary, Statistics, WinRate
+from evalkit.results.estimates import Statistics
+from evalkit.results.generation import Drift, GenerationStats, JudgeSummary, WinRate
 from evalkit.scoring.batching import process_rank, share_out
 from evalkit.scoring.logps import length_dependent_rope
 

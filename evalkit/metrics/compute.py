@@ -65,16 +65,9 @@ from scipy.special import expit
 from evalkit.errors import EvalkitError
 from evalkit.metrics import stats
 from evalkit.metrics.names import ALL_SUBSETS, COMPARED, LENGTH_BINS, REGISTRY
-from evalkit.results.schema import (
-    Comparison,
-    Flips,
-    Metric,
-    PairScore,
-    ReliabilityBin,
-    Statistics,
-    implicit_reward,
-    sampling_fields,
-)
+from evalkit.metrics.stats import sampling_fields
+from evalkit.results.estimates import Comparison, Flips, Metric, ReliabilityBin, Statistics
+from evalkit.results.pairs import PairScore, implicit_reward
 
 DEFAULT_STATISTICS = Statistics()
 

@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import optimize
@@ -574,3 +574,10 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     if not p_values:
         return []
     return [float(p) for p in scipy_stats.false_discovery_control(np.asarray(p_values, dtype=np.float64))]
+
+
+def sampling_fields(sampling: Sampling) -> dict[str, Any]:
+    """The record fields of a `Sampling` a gate's test reads back (`method`, `se`, `df`, `n_effective`,
+    `skewness`)."""
+    fields = ("method", "se", "df", "n_effective", "skewness")
+    return {name: getattr(sampling, name) for name in fields}

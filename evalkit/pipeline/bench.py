@@ -68,28 +68,21 @@ from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import REGISTRY
 from evalkit.pipeline.inprocess import summarise_scores
 from evalkit.report.document import summary_table, write_reports
+from evalkit.results.estimates import Metric
+from evalkit.results.files import JsonStore, read_results, write_jsonl, write_results
+from evalkit.results.generation import Drift, GenerationPrompt, GenerationResult, GenerationSample
+from evalkit.results.pairs import PairScore, pair_records
 from evalkit.results.provenance import environment
 from evalkit.results.schema import (
     SCHEMA_VERSION,
     DatasetInfo,
-    Drift,
-    GenerationPrompt,
-    GenerationResult,
-    GenerationSample,
-    JsonStore,
-    Metric,
     ModelInfo,
-    PairScore,
     RunResult,
     ScoringInfo,
     ScoringMode,
     SuiteInfo,
     TokenizationAudit,
     TrainingInfo,
-    pair_records,
-    read_results,
-    write_jsonl,
-    write_results,
 )
 from evalkit.scoring.batching import from_main, share_out, start_processes
 from evalkit.scoring.cache import CachedScores, ReferenceCache, reference_key

@@ -28,20 +28,17 @@ from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
 from evalkit.metrics.compute import compare_models, compute_metrics, reliability_curves, with_false_discovery_rate
 from evalkit.report.views import flips_to_show
+from evalkit.results.estimates import Comparison, Metric, ReliabilityBin, Statistics
+from evalkit.results.pairs import PairScore
 from evalkit.results.provenance import environment
 from evalkit.results.schema import (
     SCHEMA_VERSION,
-    Comparison,
     DatasetInfo,
-    Metric,
     ModelInfo,
-    PairScore,
     PairText,
-    ReliabilityBin,
     RunResult,
     ScoringInfo,
     ScoringMode,
-    Statistics,
     SuiteInfo,
     TokenizationAudit,
 )

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
-from evalkit.results.schema import CurvePoint, Metric, ReliabilityBin
+from evalkit.results.estimates import Metric, ReliabilityBin
+from evalkit.results.schema import CurvePoint
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 ACCURACIES = [("preference/accuracy", "pref. acc"), ("rewards/accuracies", "reward acc")]

@@ -43,8 +43,11 @@ from evalkit.report.views import (
     records_every_scoring_setting,
     scoring_settings,
 )
+from evalkit.results.estimates import Metric, Statistics
+from evalkit.results.files import atomic_write_text, read_results
 from evalkit.results.matching import Counterpart, counterparts, dataset_counterpart
-from evalkit.results.schema import Metric, PairScore, RunResult, Statistics, atomic_write_text, read_results
+from evalkit.results.pairs import PairScore
+from evalkit.results.schema import RunResult
 
 HEADLINE = [key for key, _ in COLUMNS]
 

@@ -57,15 +57,10 @@ from evalkit.report.views import (
     rendering_table,
     scoring_settings,
 )
-from evalkit.results.schema import (
-    Comparison,
-    CurvePoint,
-    GateVerdict,
-    GenerationResult,
-    RunResult,
-    Statistics,
-    atomic_write_text,
-)
+from evalkit.results.estimates import Comparison, Statistics
+from evalkit.results.files import atomic_write_text
+from evalkit.results.generation import GenerationResult
+from evalkit.results.schema import CurvePoint, GateVerdict, RunResult
 
 MARKDOWN_BUDGET = 60_000
 """Characters of `report.md` above which its lists are left out: GitHub takes 65,536 in a PR comment."""

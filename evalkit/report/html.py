@@ -51,7 +51,9 @@ from evalkit.report.views import (
     scoring_settings,
     spread,
 )
-from evalkit.results.schema import Comparison, GateVerdict, Metric, PairScore, PairText, RunResult, Statistics
+from evalkit.results.estimates import Comparison, Metric, Statistics
+from evalkit.results.pairs import PairScore
+from evalkit.results.schema import GateVerdict, PairText, RunResult
 
 TEXT_LIMIT = 4000
 """Characters of one prompt, answer or completion shown; the rest is cut with a note."""

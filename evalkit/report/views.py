@@ -14,19 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.report.markdown import Markdown, escape
-from evalkit.results.schema import (
-    CapabilityResult,
-    Comparison,
-    GenerationResult,
-    Metric,
-    ModelInfo,
-    PairScore,
-    ReliabilityBin,
-    RunResult,
-    WinRate,
-    pairs_path,
-    read_pair_scores,
-)
+from evalkit.results.capabilities import CapabilityResult
+from evalkit.results.estimates import Comparison, Metric, ReliabilityBin
+from evalkit.results.generation import GenerationResult, WinRate
+from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
+from evalkit.results.schema import ModelInfo, RunResult
 
 # (metric, column title) in the order a reviewer reads them.
 COLUMNS = [

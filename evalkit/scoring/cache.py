@@ -22,7 +22,8 @@ import transformers
 
 from evalkit.checkpoints import LoadedModel
 from evalkit.console import is_main_process
-from evalkit.results.schema import JsonStore, ScoringMode
+from evalkit.results.files import JsonStore
+from evalkit.results.schema import ScoringMode
 from evalkit.scoring.score import CompletionLogps
 
 FORMAT = 1

@@ -20,32 +20,28 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from evalkit.report.compare import write_comparison
 from evalkit.report.document import write_reports
 from evalkit.report.views import flips_to_show, read_pairs
-from evalkit.results.schema import (
-    SCHEMA_VERSION,
-    Comparison,
-    CurvePoint,
-    DatasetInfo,
-    Environment,
-    Flips,
+from evalkit.results.estimates import Comparison, Flips, Metric, ReliabilityBin, Statistics
+from evalkit.results.files import read_results, write_jsonl, write_results
+from evalkit.results.generation import (
     GenerationPrompt,
     GenerationResult,
     GenerationSample,
     GenerationStats,
     JudgeSummary,
-    Metric,
+    WinRate,
+)
+from evalkit.results.schema import (
+    SCHEMA_VERSION,
+    CurvePoint,
+    DatasetInfo,
+    Environment,
     ModelInfo,
     PairText,
-    ReliabilityBin,
     RunResult,
     ScoringInfo,
-    Statistics,
     SuiteInfo,
     TokenizationAudit,
     TrainingInfo,
-    WinRate,
-    read_results,
-    write_jsonl,
-    write_results,
 )
 
 MODELS = ["sft", *(f"dpo@{step}" for step in range(200, 1800, 200)), "dpo"]

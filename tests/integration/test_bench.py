@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from evalkit.cli import main
-from evalkit.results.schema import SCHEMA_FILE, SCHEMA_VERSION, read_results
+from evalkit.results.files import read_results
+from evalkit.results.schema import SCHEMA_FILE, SCHEMA_VERSION
 
 
 def test_reduced_default_suite_runs_end_to_end(

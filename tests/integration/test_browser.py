@@ -25,14 +25,10 @@ import pytest
 from evalkit.report.compare import write_comparison
 from evalkit.report.document import write_reports
 from evalkit.report.views import flips_to_show, read_pairs
-from evalkit.results.schema import (
-    Flips,
-    GateVerdict,
-    GenerationPrompt,
-    PairText,
-    RunResult,
-    read_results,
-)
+from evalkit.results.estimates import Flips
+from evalkit.results.files import read_results
+from evalkit.results.generation import GenerationPrompt
+from evalkit.results.schema import GateVerdict, PairText, RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

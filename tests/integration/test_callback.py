@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 import evalkit
 from evalkit.cli import main
 from evalkit.metrics.compute import compute_metrics
-from evalkit.results.schema import read_pair_scores
+from evalkit.results.pairs import read_pair_scores
 from evalkit.train import trl_rows
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs

@@ -23,7 +23,7 @@ from evalkit import capabilities
 from evalkit.cli import main
 from evalkit.data.rendering import chat_token_ids
 from evalkit.errors import EvalkitError
-from evalkit.results.schema import read_results
+from evalkit.results.files import read_results
 from evalkit.world.model import build_model, pretrain
 from evalkit.world.tasks import facts_documents, write_tasks
 from evalkit.world.tokenizer import train_tokenizer

@@ -13,7 +13,8 @@ import pytest
 import xmlschema
 
 from evalkit.cli import main
-from evalkit.results.schema import RunResult, read_results
+from evalkit.results.files import read_results
+from evalkit.results.schema import RunResult
 
 DEFAULT_SUITE = Path(__file__).parents[2] / "suites" / "default.yaml"
 SCHEMAS = Path(__file__).parents[1] / "schemas"

@@ -19,7 +19,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, S
 
 from evalkit.cli import main
 from evalkit.config.suite import WorldSpec
-from evalkit.results.schema import read_results
+from evalkit.results.files import read_results
 from evalkit.world import build_world
 from evalkit.world.pairs import generate_pairs
 

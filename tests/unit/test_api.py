@@ -22,7 +22,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 import evalkit
 from evalkit.api.functions import as_pairs
 from evalkit.cli import main
-from evalkit.results.schema import read_results as read_result_file
+from evalkit.results.files import read_results as read_result_file
 from evalkit.scoring.score import tokenize_pair
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs

@@ -24,7 +24,10 @@ from evalkit.errors import EvalkitError
 from evalkit.gate.rules import evaluate_gate, summary_markdown, write_junit
 from evalkit.report.document import render_markdown
 from evalkit.report.html import render_html
-from evalkit.results.schema import CapabilityResult, CapabilityTask, RunResult, Statistics, read_results
+from evalkit.results.capabilities import CapabilityResult, CapabilityTask
+from evalkit.results.estimates import Statistics
+from evalkit.results.files import read_results
+from evalkit.results.schema import RunResult
 from evalkit.world.pairs import FACTS
 from evalkit.world.tasks import arithmetic_documents, facts_documents, write_tasks
 

@@ -9,7 +9,9 @@ import pytest
 from evalkit.cli import main
 from evalkit.report.compare import compare_runs, render_comparison_html, render_comparison_markdown
 from evalkit.report.views import read_pairs
-from evalkit.results.schema import PairScore, RunResult, read_results
+from evalkit.results.files import read_results
+from evalkit.results.pairs import PairScore
+from evalkit.results.schema import RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

@@ -19,7 +19,8 @@ import scipy.stats
 from evalkit.cli import main
 from evalkit.config.suite import GateSpec
 from evalkit.gate.rules import evaluate_gate, exit_code, publish, summary_markdown, write_junit
-from evalkit.results.schema import GateVerdict, RunResult, read_results, write_results
+from evalkit.results.files import read_results, write_results
+from evalkit.results.schema import GateVerdict, RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 
@@ -426,7 +427,8 @@ def test_a_results_file_before_roles_is_matched_by_the_roles_runs_give_now() -> 
     for m in raw["models"]:
         m.pop("role")
     raw["schema_version"] = "1.4"
-    from evalkit.results.schema import RunResult, migrate
+    from evalkit.results.migrate import migrate
+    from evalkit.results.schema import RunResult
 
     old = RunResult.model_validate(migrate(raw))
     assert [(m.name, m.role) for m in old.models] == [("base", "reference"), ("aligned", "candidate")]

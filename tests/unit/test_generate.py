@@ -22,7 +22,7 @@ from evalkit.generate.samples import (
     summarise,
     text_stats,
 )
-from evalkit.results.schema import Statistics
+from evalkit.results.estimates import Statistics
 from evalkit.world import judge
 from evalkit.world.pairs import generate_pairs
 

@@ -8,7 +8,8 @@ import pytest
 from evalkit.report import charts
 from evalkit.report.html import CSP, PRINT_SCRIPT, render_html, sweep_steps
 from evalkit.report.views import flips_to_show, read_pairs
-from evalkit.results.schema import GateVerdict, PairText, RunResult, read_results
+from evalkit.results.files import read_results
+from evalkit.results.schema import GateVerdict, PairText, RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

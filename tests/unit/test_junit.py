@@ -10,7 +10,8 @@ import pytest
 import xmlschema
 
 from evalkit.gate.rules import write_junit
-from evalkit.results.schema import GateVerdict, RunResult, read_results
+from evalkit.results.files import read_results
+from evalkit.results.schema import GateVerdict, RunResult
 
 SCHEMAS = Path(__file__).parents[1] / "schemas"
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"

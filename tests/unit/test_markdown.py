@@ -12,7 +12,8 @@ from evalkit.gate.rules import summary_markdown
 from evalkit.report.compare import compare_runs, render_comparison_markdown
 from evalkit.report.document import render_markdown
 from evalkit.report.markdown import ZERO_WIDTH, _finalize, code, escape
-from evalkit.results.schema import GateVerdict, RunResult, read_results
+from evalkit.results.files import read_results
+from evalkit.results.schema import GateVerdict, RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 HOSTILE = (

@@ -7,7 +7,8 @@ from scipy.stats import t as scipy_t
 from evalkit.errors import EvalkitError
 from evalkit.metrics.compute import compare_models, compute_metrics, reliability_curves
 from evalkit.metrics.names import REGISTRY
-from evalkit.results.schema import Comparison, Metric, PairScore
+from evalkit.results.estimates import Comparison, Metric
+from evalkit.results.pairs import PairScore
 
 Z2 = 1.959963984540054**2  # z² of a 95% interval
 

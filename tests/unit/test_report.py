@@ -5,7 +5,9 @@ from pathlib import Path
 
 from evalkit.report.document import render_markdown, summary_table, write_reports
 from evalkit.report.views import MAX_IDS, read_pairs
-from evalkit.results.schema import Flips, GateVerdict, RunResult, read_results
+from evalkit.results.estimates import Flips
+from evalkit.results.files import read_results
+from evalkit.results.schema import GateVerdict, RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

@@ -5,14 +5,8 @@ from pathlib import Path
 import pytest
 
 from evalkit.errors import EvalkitError
-from evalkit.results.schema import (
-    SCHEMA_FILE,
-    SCHEMA_VERSION,
-    atomic_write_text,
-    json_schema,
-    read_results,
-    write_results,
-)
+from evalkit.results.files import atomic_write_text, read_results, write_results
+from evalkit.results.schema import SCHEMA_FILE, SCHEMA_VERSION, json_schema
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

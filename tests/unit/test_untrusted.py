@@ -15,7 +15,7 @@ from evalkit.cli import main
 from evalkit.config.suite import parse_suite
 from evalkit.errors import EvalkitError
 from evalkit.report.views import read_pairs
-from evalkit.results.schema import read_results, write_results
+from evalkit.results.files import read_results, write_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -157,7 +157,7 @@ def test_scores_are_never_written_over_the_data_they_score(tmp_path: Path, capsy
 
 
 def test_a_per_pair_row_that_is_not_an_object_is_bad_input(tmp_path: Path) -> None:
-    from evalkit.results.schema import read_pair_scores
+    from evalkit.results.pairs import read_pair_scores
 
     rows = tmp_path / "pairs.jsonl"
     rows.write_text("[1]\n")

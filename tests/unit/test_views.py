@@ -12,7 +12,9 @@ from evalkit.report.views import (
     scoring_settings,
     spread,
 )
-from evalkit.results.schema import Flips, RunResult, read_results
+from evalkit.results.estimates import Flips
+from evalkit.results.files import read_results
+from evalkit.results.schema import RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 

@@ -1,0 +1,145 @@
+"""The numbers of a run: metrics with their intervals, paired comparisons between models, reliability curves, and the
+statistics settings that made them."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from evalkit.results.record import Record
+
+
+class Metric(Record):
+    """One number of one (dataset, subset, model) cell, with its interval."""
+
+    dataset: str
+    subset: str
+    model: str
+    metric: str
+    value: float
+    ci_low: float | None = None
+    """Lower end of the interval (see `Statistics`); None where undefined: one pair, or no spread."""
+    ci_high: float | None = None
+    n: int
+    """Pairs the number was computed on (for a length bin: the pairs in that bin)."""
+    higher_is_better: bool | None
+    """None where neither direction is good in itself (log-probs, correlations)."""
+    method: str | None = None
+    """How the interval was made (`evalkit.metrics.stats`: wilson, wilson_clustered, student_t, cluster_t, fisher_z,
+    order_statistics, none); None in files older than schema 1.4."""
+    se: float | None = None
+    """Standard error, for t methods (and of atanh ρ for fisher_z): what a gate's one-sided test reads."""
+    df: float | None = None
+    """Degrees of freedom of a t method: n − 1, or prompts − 1 when clustered."""
+    n_effective: float | None = None
+    """For shares: the sample size Wilson's interval and the gate's test run on (n for 0/1 outcomes of
+    independent pairs; less where pairs share prompts, more where ties count half)."""
+    skewness: float | None = None
+    """For student_t: the sample skewness G₁, which a gate's one-sided test corrects for (Hall 1992)."""
+
+
+class Flips(Record):
+    """Pairs an accuracy comparison turned around, from the baseline's verdict to the model's."""
+
+    wrong_to_right: int
+    right_to_wrong: int
+    wrong_to_right_ids: list[str]
+    right_to_wrong_ids: list[str]
+
+    def reversed(self) -> Flips:
+        """The same pairs seen from the other side: what went wrong→right for one went right→wrong for the other."""
+        return Flips(
+            wrong_to_right=self.right_to_wrong,
+            right_to_wrong=self.wrong_to_right,
+            wrong_to_right_ids=self.right_to_wrong_ids,
+            right_to_wrong_ids=self.wrong_to_right_ids,
+        )
+
+
+class Comparison(Record):
+    """`model` against `baseline` on one metric, on the pairs both scored: a paired difference."""
+
+    dataset: str
+    subset: str
+    model: str
+    baseline: str
+    metric: str
+    model_value: float
+    baseline_value: float
+    value: float
+    """The difference model − baseline (the mean of the per-pair differences)."""
+    ci_low: float | None
+    """Paired interval of the difference (see `method`); None where undefined (one pair, or no spread)."""
+    ci_high: float | None
+    n: int
+    """Pairs both models scored."""
+    higher_is_better: bool | None
+    test: Literal["tango_score", "paired_t", "cluster_t", "mcnemar_exact"]
+    """Tango's score test for accuracies (McNemar's z at Δ = 0); a paired t-test of the mean difference for
+    per-pair values; a cluster-robust t where pairs share prompts. `mcnemar_exact` only in files before 1.4."""
+    p_value: float
+    """Two-sided, from the same method as the interval; 1.0 when the models agree on every pair."""
+    p_adjusted: float | None = None
+    """Benjamini–Hochberg adjusted over every comparison of the run: what the reports' significance marks read."""
+    method: str | None = None
+    """How the interval was made: tango, student_t or cluster_t; None in files older than schema 1.4."""
+    se: float | None = None
+    df: float | None = None
+    skewness: float | None = None
+    wilcoxon_p_value: float | None = None
+    """For per-pair values: Wilcoxon's signed-rank test (do most pairs move one way?), beside the t-test."""
+    mde: float | None
+    """Minimum detectable effect: the smallest true difference this test finds with the stated power."""
+    flips: Flips | None = None
+    """For accuracies: the pairs that went wrong→right and right→wrong."""
+
+    def reversed(self) -> Comparison:
+        """`baseline` against `model`: values swapped; Δ, its interval and skewness negated; flips reversed.
+        The test's p-values and its standard error read the same either way round."""
+        return self.model_copy(
+            update={
+                "model": self.baseline,
+                "baseline": self.model,
+                "model_value": self.baseline_value,
+                "baseline_value": self.model_value,
+                "value": -self.value,
+                "ci_low": None if self.ci_high is None else -self.ci_high,
+                "ci_high": None if self.ci_low is None else -self.ci_low,
+                "skewness": None if self.skewness is None else -self.skewness,
+                "flips": None if self.flips is None else self.flips.reversed(),
+            }
+        )
+
+
+class ReliabilityBin(Record):
+    """One point of a reliability curve: the pairs whose confidence falls in [low, high).
+
+    The confidence of a pair is σ(|margin|), the probability the model gives the answer it
+    prefers; the pair counts as right when that answer is the chosen one (a tie, margin 0, is
+    half right: the model predicts a coin flip).
+    """
+
+    dataset: str
+    subset: str
+    model: str
+    low: float
+    high: float
+    n: int
+    confidence: float
+    """Mean confidence of the pairs in the bin."""
+    accuracy: float
+    ci_low: float | None
+    """Wilson interval of the accuracy."""
+    ci_high: float | None
+
+
+class Statistics(Record):
+    """How intervals, tests and power were computed; recorded so that a result can be reproduced."""
+
+    confidence_level: float = Field(0.95, gt=0, lt=1)
+    """Of every two-sided interval; the reports' tests use α = 1 − confidence_level (gate rules use `gate.alpha`)."""
+    power: float = Field(0.8, gt=0, lt=1)
+    """Of the minimum detectable effect."""
+    calibration_bins: int = Field(10, ge=1)
+    """Equal-width bins of confidence over [0.5, 1], for ECE and the reliability curve."""

@@ -1,0 +1,117 @@
+"""Generation samples in `results.json`: the panel, each model's completions, their statistics, judges and drift."""
+
+from __future__ import annotations
+
+from evalkit.results.record import Record
+
+
+class GenerationPrompt(Record):
+    id: str
+    text: str
+    """The prompt as plain text (a message prompt: its last message)."""
+
+
+class GenerationSample(Record):
+    """One completion of one panel prompt by one model."""
+
+    prompt_id: str
+    model: str
+    index: int
+    """0 for the greedy (or first sampled) completion; further samples count up."""
+    completion: str
+    n_tokens: int
+    ended: bool
+    """True when the model stopped with EOS rather than at `max_new_tokens`."""
+    scores: dict[str, float] = {}
+    """Judge name → score."""
+
+
+class GenerationStats(Record):
+    """Shape of one model's completions (over token ids, EOS excluded)."""
+
+    model: str
+    mean_tokens: float
+    eos_rate: float
+    distinct_1: float
+    distinct_2: float
+    repetition_rate: float
+    """Share of tokens repeating a 4-gram seen earlier in the same completion."""
+
+
+class JudgeSummary(Record):
+    """A judge's mean score for one model over the panel (per-prompt means; over prompts, Wilson's interval on
+    the effective n for scores in [0, 1], Student t for any other scale)."""
+
+    judge: str
+    model: str
+    mean: float
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+
+
+class WinRate(Record):
+    """One model against the reference on a judge, prompt by prompt, on the prompts both answered.
+
+    The win rate counts a tie as half a win (a judged comparison of two answers has three outcomes, and
+    half is what a coin flip between them scores), with a Wilson interval; the sign test beside it asks
+    whether wins outnumber losses, ties aside.
+    """
+
+    judge: str
+    model: str
+    baseline: str
+    win_rate: float
+    ci_low: float | None
+    ci_high: float | None
+    sign_test_p: float | None = None
+    """Two-sided exact sign test of wins against losses; None in files older than schema 1.4."""
+    wins: int
+    ties: int
+    losses: int
+    score_delta: float
+    """Mean of the per-prompt score differences, model − baseline."""
+    delta_ci_low: float | None
+    delta_ci_high: float | None
+    n: int
+
+
+class Drift(Record):
+    """KL(π‖π_ref) of the first `max_new_tokens` tokens, in nats per completion.
+
+    For each completion y sampled from π (its own distribution: temperature 1, every sampling filter of
+    the checkpoint's generation config off), the sum over its positions of the full next-token
+    KL(π(·|x, y<t) ‖ π_ref(·|x, y<t)): an unbiased, never negative estimate with less variance than the
+    log-ratio log π(y|x) − log π_ref(y|x). Mean per prompt, then over prompts with a Student t
+    interval (its lower end clipped at 0, where the KL cannot go). Completions are cut at
+    `max_new_tokens`, so this is the KL of the first that many tokens: a lower bound on the KL of
+    whole answers when `truncated` > 0.
+    """
+
+    model: str
+    reference: str
+    kl: float
+    ci_low: float | None
+    ci_high: float | None
+    n: int
+    samples_per_prompt: int
+    estimator: str | None = None
+    """`per_token` (as above); None in files older than schema 1.4, which used the sampled log-ratio."""
+    se: float | None = None
+    df: float | None = None
+    skewness: float | None = None
+    max_new_tokens: int | None = None
+    truncated: float | None = None
+    """Share of the sampled completions cut at `max_new_tokens` rather than ended with EOS."""
+
+
+class GenerationResult(Record):
+    decoding: str
+    """`greedy`, or `sampling (k=..., temperature=..., top_p=..., seed=...)`."""
+    max_new_tokens: int
+    prompts: list[GenerationPrompt]
+    samples: list[GenerationSample]
+    stats: list[GenerationStats]
+    judges: list[JudgeSummary] = []
+    win_rates: list[WinRate] = []
+    drift: list[Drift] = []
