@@ -192,7 +192,8 @@ def _bench(args: argparse.Namespace) -> int:
     if (args.ref or args.data) and not args.model:
         raise EvalkitError("usage: --ref and --data go with --model (see `evalkit bench --help`)")
     _quiet_libraries()
-    from evalkit.pipeline.bench import Candidate, run_bench  # imports torch; `report` and `gate` must not
+    from evalkit.pipeline.bench import run_bench  # imports torch; `report` and `gate` must not
+    from evalkit.pipeline.candidate import Candidate
 
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     candidate = Candidate(args.model, args.ref, args.data, **trust) if args.model else None
@@ -253,7 +254,8 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
     if suite.train is None:
         raise EvalkitError(f"{suite_path}: no `train` section; expected one to train from")
     _quiet_libraries()
-    from evalkit.pipeline.bench import check_inputs, run_training
+    from evalkit.pipeline.checks import check_inputs
+    from evalkit.pipeline.training import run_training
     from evalkit.world import build_world
 
     if suite.world is not None:
@@ -294,7 +296,7 @@ def _score(args: argparse.Namespace) -> int:
         source="evalkit score",
     )
     _quiet_libraries()
-    from evalkit.pipeline.bench import run_score  # imports torch; `report` must not
+    from evalkit.pipeline.score import run_score  # imports torch; `report` must not
 
     run_score(suite, args.out)
     return EXIT_OK

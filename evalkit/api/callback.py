@@ -45,6 +45,8 @@ from evalkit.pipeline import inprocess
 from evalkit.results.estimates import Statistics
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import DatasetInfo, ModelInfo
+from evalkit.scoring.dataset import model_logps, pad_token_id, scored_dataset, tokenize_set
+from evalkit.scoring.score import ModelLogps
 
 if TYPE_CHECKING:
     from transformers import Trainer
@@ -109,8 +111,8 @@ class EvalkitCallback(TrainerCallback):
         self.output_dir = Path(output_dir) if output_dir is not None else None
         tokenizer = _tokenizer_of(trainer.processing_class)
         self.rendering = rendering_for(tokenizer, dict(chat_template_kwargs or {}), template_date or DEFAULT_DATE)
-        self.tokens = inprocess.tokenize_set(self.pairs, tokenizer, self.rendering, self.scoring.max_length)
-        self.pad_token_id = inprocess.pad_token_id(tokenizer)
+        self.tokens = tokenize_set(self.pairs, tokenizer, self.rendering, self.scoring.max_length)
+        self.pad_token_id = pad_token_id(tokenizer)
         self._held_out = DatasetInfo(
             name=dataset,
             path="<in memory>",
@@ -121,7 +123,7 @@ class EvalkitCallback(TrainerCallback):
         )
         self.evaluations: dict[int, Evaluation] = {}
         """Every evaluation so far, by global step."""
-        self._reference: inprocess.ModelLogps | None = None
+        self._reference: ModelLogps | None = None
         self._reference_info: ModelInfo | None = None
         self._reference_lost = False
 
@@ -164,15 +166,15 @@ class EvalkitCallback(TrainerCallback):
         started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
         policy = self._policy()
         reference = self._current_reference(policy)
-        own = inprocess.model_logps(policy, self.tokens, self.pad_token_id, self._settings(), f"{self.name}@{step}")
-        scored = inprocess.scored_dataset(self.dataset, self.name, self.tokens, own, reference)
+        own = model_logps(policy, self.tokens, self.pad_token_id, self._settings(), f"{self.name}@{step}")
+        scored = scored_dataset(self.dataset, self.name, self.tokens, own, reference)
         kind: Literal["model", "adapter"] = "adapter" if inprocess.is_peft_model(policy) else "model"
         # The step names the weights: hashing every parameter at every evaluation would cost a copy of the model.
         fingerprint = hashlib.sha256(f"{self.trainer.args.output_dir}|{step}".encode()).hexdigest()
         info = inprocess.live_model_info(self.name, f"step {step}", kind, policy, self.rendering, fingerprint)
         rows, models, audits = scored.rows, [inprocess.with_mode(info, scored.mode)], [scored.audit]
         if reference is not None and self._reference_info is not None:
-            as_model = inprocess.scored_dataset(self.dataset, self.ref_name, self.tokens, reference, None)
+            as_model = scored_dataset(self.dataset, self.ref_name, self.tokens, reference, None)
             rows, models, audits = as_model.rows + rows, [self._reference_info, *models], [as_model.audit, *audits]
         parts = inprocess.ResultParts(
             name=f"{self.name}@{step}",
@@ -243,7 +245,7 @@ class EvalkitCallback(TrainerCallback):
     def _policy(self) -> Any:
         return self.trainer.accelerator.unwrap_model(self.trainer.model)
 
-    def _current_reference(self, policy: Any) -> inprocess.ModelLogps | None:
+    def _current_reference(self, policy: Any) -> ModelLogps | None:
         """The reference's log-probs on the pairs: scored once (a reference does not change while DPO trains),
         again at each evaluation with `sync_ref_model`; None when it is gone (see `on_train_begin`)."""
         if self._reference_lost:
@@ -273,7 +275,7 @@ class EvalkitCallback(TrainerCallback):
 
     def _score_reference(self, model: Any) -> None:
         label = f"reference for {self.name}"
-        self._reference = inprocess.model_logps(model, self.tokens, self.pad_token_id, self._settings(), label)
+        self._reference = model_logps(model, self.tokens, self.pad_token_id, self._settings(), label)
         fingerprint = inprocess.parameters_fingerprint(model, self.rendering, adapters=False)
         info = inprocess.live_model_info(
             self.ref_name, "the trainer's reference", "model", model, self.rendering, fingerprint

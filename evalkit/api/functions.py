@@ -138,6 +138,7 @@ def score(
     `scoring` holds the other scoring settings (`max_length`, `batch_size`, `dtype`, ...); `beta` wins
     over its `beta`."""
     from evalkit.pipeline import inprocess
+    from evalkit.scoring.dataset import model_logps, pad_token_id, scored_dataset, tokenize_set
 
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     settings = scoring_settings(scoring, beta=beta)
@@ -154,17 +155,17 @@ def score(
         path = f"{policy.info.path} (adapter disabled)"
         reference_info = inprocess.live_model_info(ref_name, path, "model", policy.model, policy.rendering, fingerprint)
     pair_list = as_pairs(pairs, dataset, layout)
-    tokens = inprocess.tokenize_set(pair_list, policy.tokenizer, policy.rendering, settings.max_length)
-    pad = inprocess.pad_token_id(policy.tokenizer)
-    own = inprocess.model_logps(policy.model, tokens, pad, settings, f"{name} on {dataset}")
+    tokens = tokenize_set(pair_list, policy.tokenizer, policy.rendering, settings.max_length)
+    pad = pad_token_id(policy.tokenizer)
+    own = model_logps(policy.model, tokens, pad, settings, f"{name} on {dataset}")
     ref_logps = None
     if reference is not None:
         with reference() as ref_model:
-            ref_logps = inprocess.model_logps(ref_model, tokens, pad, settings, f"reference for {name} on {dataset}")
-    scored = inprocess.scored_dataset(dataset, name, tokens, own, ref_logps)
+            ref_logps = model_logps(ref_model, tokens, pad, settings, f"reference for {name} on {dataset}")
+    scored = scored_dataset(dataset, name, tokens, own, ref_logps)
     rows, audits, models = scored.rows, [scored.audit], [inprocess.with_mode(policy.info, scored.mode)]
     if ref_logps is not None and reference_info is not None:
-        as_model = inprocess.scored_dataset(dataset, ref_name, tokens, ref_logps, None)
+        as_model = scored_dataset(dataset, ref_name, tokens, ref_logps, None)
         rows, audits = as_model.rows + rows, [as_model.audit, *audits]
         models.insert(0, inprocess.with_mode(reference_info, as_model.mode))
     info = DatasetInfo(
@@ -256,7 +257,8 @@ def run_suite(
     import yaml
 
     from evalkit.config.suite import load_suite, parse_suite
-    from evalkit.pipeline.bench import OUTPUT_MARKER, run_bench
+    from evalkit.pipeline.bench import run_bench
+    from evalkit.pipeline.checks import OUTPUT_MARKER
 
     if isinstance(suite, (str, Path)):
         path = Path(suite)

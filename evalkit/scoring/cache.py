@@ -1,4 +1,4 @@
-"""Reference log-probs kept on disk across runs.
+"""Scores kept on disk across runs: the reference's log-probs, and every (model, dataset) a run has finished.
 
 Every checkpoint of a training run is scored against the same reference on the same pairs, and
 the reference's forward passes cost as much as the policy's. Its log-probs are kept here, one
@@ -12,9 +12,9 @@ entry never hits. Batching settings are left out on purpose: results do not depe
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,19 +23,13 @@ import transformers
 from evalkit.checkpoints import LoadedModel
 from evalkit.console import is_main_process
 from evalkit.results.files import JsonStore
-from evalkit.results.schema import ScoringMode
-from evalkit.scoring.score import CompletionLogps
+from evalkit.results.pairs import PairScore
+from evalkit.results.schema import ScoringMode, TokenizationAudit
+from evalkit.scoring.dataset import ScoredDataset
+from evalkit.scoring.score import CompletionLogps, ModelLogps
 
-FORMAT = 1
-
-
-@dataclass(frozen=True)
-class CachedScores:
-    """A model's log-probs on some tokens, with how its passes ran when they were computed (so that a run
-    that takes them from the cache records the same as the run that computed them)."""
-
-    logps: list[CompletionLogps]
-    mode: ScoringMode | None = None
+FORMAT = 2
+"""2: each pair's log-probs stored by field name (1 stored them by position)."""
 
 
 def reference_key(reference: LoadedModel, tokens_key: str, dtype: str) -> str | None:
@@ -63,19 +57,48 @@ class ReferenceCache:
         self.directory = directory
         self.files = JsonStore(directory)
 
-    def load(self, key: str) -> CachedScores | None:
+    def load(self, key: str) -> ModelLogps | None:
         stored = self.files.load(key)
         try:
             mode = stored.get("mode")
-            return CachedScores(
-                [CompletionLogps(*row) for row in stored["pairs"]], ScoringMode.model_validate(mode) if mode else None
+            return ModelLogps(
+                [CompletionLogps(**row) for row in stored["pairs"]], ScoringMode.model_validate(mode) if mode else None
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             return None  # absent or unreadable: score again and overwrite
 
-    def save(self, key: str, scores: CachedScores) -> None:
+    def save(self, key: str, scores: ModelLogps) -> None:
         if not is_main_process():
             return
-        rows = [[s.chosen, s.rejected, s.n_tokens_chosen, s.n_tokens_rejected, s.truncated] for s in scores.logps]
+        rows = [dataclasses.asdict(s) for s in scores.logps]
         mode = scores.mode.model_dump(mode="json") if scores.mode is not None else None
         self.files.save(key, {"format": FORMAT, "pairs": rows, "mode": mode})
+
+
+class ScoreStore:
+    """Per (model, dataset) scores kept on disk as they finish, so a re-run after an interruption
+    recomputes only what is missing. A key covers everything the scores depend on: the policy's and
+    the reference's weights, tokenizer and config (their fingerprints), the exact token ids, pair
+    ids and `max_length` scored, and the compute dtype; anything else changed makes a new key, so a
+    stale entry never hits."""
+
+    def __init__(self, directory: Path) -> None:
+        self.files = JsonStore(directory)
+
+    def load(self, key: str) -> ScoredDataset | None:
+        stored = self.files.load(key)
+        try:
+            if "mode" not in stored:
+                return None  # stored before scoring modes were recorded: score again, so the run records its mode
+            mode = ScoringMode.model_validate(stored["mode"]) if stored.get("mode") else None
+            rows = [PairScore(**row) for row in stored["rows"]]
+            if any(r.prompt_key is None for r in rows):
+                return None  # stored before prompts were recorded: score again, so pairs can be clustered
+            return ScoredDataset(rows, TokenizationAudit.model_validate(stored["audit"]), mode)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # absent or unreadable: score again and overwrite
+
+    def save(self, key: str, scored: ScoredDataset) -> None:
+        mode = scored.mode.model_dump(mode="json") if scored.mode is not None else None
+        rows = [vars(r) for r in scored.rows]
+        self.files.save(key, {"rows": rows, "audit": scored.audit.model_dump(mode="json"), "mode": mode})

@@ -210,8 +210,9 @@ def _exact_ties(pairs: Sequence[TokenizedPair], scored: list[CompletionLogps]) -
 
 
 @dataclass(frozen=True)
-class ConfiguredScores:
-    """Log-probs scored with a suite's `scoring` settings, and how the passes ran (None: no pair to score)."""
+class ModelLogps:
+    """One model's summed completion log-probs on some pairs, and how its passes ran (None: no pair to score), so
+    that a run that takes them from a cache records the same as the run that computed them."""
 
     logps: list[CompletionLogps]
     mode: ScoringMode | None
@@ -219,13 +220,13 @@ class ConfiguredScores:
 
 def score_configured(
     model: PreTrainedModel, pairs: Sequence[TokenizedPair], settings: ScoringSpec, pad_token_id: int, label: str
-) -> ConfiguredScores:
+) -> ModelLogps:
     """`score_pairs` with the settings of a suite's `scoring` section, after the probes choose how to run `model`.
 
     The mode names no dataset: the caller, which knows it, records it."""
     runner = probe_scoring(model, pairs, settings.max_length, settings.share_prompt, settings.dtype)
     if runner is None:
-        return ConfiguredScores([], None)
+        return ModelLogps([], None)
     logps = score_pairs(
         model,
         pairs,
@@ -238,7 +239,7 @@ def score_configured(
         dtype=settings.dtype,
         runner=runner,
     )
-    return ConfiguredScores(logps, ScoringMode(dataset="", mode=runner.mode, reason=runner.reason))
+    return ModelLogps(logps, ScoringMode(dataset="", mode=runner.mode, reason=runner.reason))
 
 
 @torch.inference_mode()

@@ -319,7 +319,7 @@ def score_checkpoint(root: Path, checkpoint: str, cache: Path) -> None:
     """What `evalkit score --model <checkpoint> --ref reference` does, minus writing the rows."""
     from evalkit.config.suite import parse_suite
     from evalkit.data.pairs import load_pairs
-    from evalkit.pipeline.bench import score_suite
+    from evalkit.pipeline.score import score_suite
 
     suite = parse_suite(
         {

@@ -20,8 +20,8 @@ from evalkit.checkpoints import LoadedModel
 from evalkit.cli import main
 from evalkit.config.suite import ModelSpec, parse_suite
 from evalkit.data.pairs import load_pairs
-from evalkit.pipeline import bench
-from evalkit.pipeline.bench import ScoredSuite, score_suite
+from evalkit.pipeline import score as suite_scoring
+from evalkit.pipeline.score import ScoredSuite, score_suite
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs
 
@@ -42,14 +42,14 @@ def checkpoints(tmp_path: Path, tiny_tokenizer: PreTrainedTokenizerFast) -> Path
 def forwards(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Forward passes run by each loaded model, by model name (every pass starts at the input embeddings)."""
     calls: Counter[str] = Counter()
-    load = bench.load_model
+    load = suite_scoring.load_model
 
     def counting(spec: ModelSpec, reference: LoadedModel | None = None, **rendering: Any) -> LoadedModel:
         loaded = load(spec, reference, **rendering)
         loaded.model.get_input_embeddings().register_forward_hook(lambda *_: calls.update([spec.name]))
         return loaded
 
-    monkeypatch.setattr(bench, "load_model", counting)
+    monkeypatch.setattr(suite_scoring, "load_model", counting)
     return calls
 
 

@@ -12,7 +12,8 @@ import yaml
 
 from evalkit.checkpoints import TRAIN_RECORD, load_model
 from evalkit.config.suite import ModelSpec, load_suite
-from evalkit.pipeline.bench import run_bench, run_training
+from evalkit.pipeline.bench import run_bench
+from evalkit.pipeline.training import run_training
 
 
 @pytest.fixture()

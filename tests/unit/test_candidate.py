@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.config.suite import load_suite
-from evalkit.pipeline.bench import Candidate
+from evalkit.pipeline.candidate import Candidate
 
 DEFAULT = Path(__file__).parents[2] / "suites" / "default.yaml"
 

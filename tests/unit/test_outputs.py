@@ -8,7 +8,7 @@ import pytest
 
 from evalkit.config.suite import Suite, parse_suite
 from evalkit.errors import EvalkitError
-from evalkit.pipeline.bench import check_outputs, output_lock
+from evalkit.pipeline.checks import check_outputs, output_lock
 
 
 def one_model_suite(data: str = "d.jsonl") -> Suite:

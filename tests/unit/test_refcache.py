@@ -7,8 +7,8 @@ import torch
 from evalkit.checkpoints import LoadedModel
 from evalkit.config.suite import ModelSpec
 from evalkit.results.schema import ModelInfo, ScoringMode
-from evalkit.scoring.cache import CachedScores, ReferenceCache, reference_key
-from evalkit.scoring.score import CompletionLogps
+from evalkit.scoring.cache import ReferenceCache, reference_key
+from evalkit.scoring.score import CompletionLogps, ModelLogps
 
 
 def reference(fingerprint: str = "f" * 64, dtype: Any = "float32", pinned: bool = True) -> LoadedModel:
@@ -41,7 +41,7 @@ def test_saved_logps_load_back_exactly_with_their_mode_and_a_damaged_file_misses
     logps = [CompletionLogps(-1.0 / 3.0, -2.5e-7, 3, 4, False), CompletionLogps(-10.125, -9.0, 1, 2, True)]
     assert cache.load("k") is None
     mode = ScoringMode(dataset="d", mode="prompt-shared", reason="probed")
-    cache.save("k", CachedScores(logps, mode))
-    assert cache.load("k") == CachedScores(logps, mode)  # with how the passes that computed them ran
+    cache.save("k", ModelLogps(logps, mode))
+    assert cache.load("k") == ModelLogps(logps, mode)  # with how the passes that computed them ran
     (tmp_path / "cache" / "k.json").write_text("{not json")
     assert cache.load("k") is None

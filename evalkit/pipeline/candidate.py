@@ -1,0 +1,103 @@
+"""`evalkit bench --model M [--ref R] [--data D]`: a suite turned into a run of your own checkpoint."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from evalkit.config.suite import PAIRED_KINDS, Suite, notice, parse_suite
+from evalkit.metrics.names import REGISTRY
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """`evalkit bench --model M [--ref R] [--data D]`: your own checkpoint, scored with a suite's
+    datasets, statistics, generation panel and gate, without writing a suite."""
+
+    model: str
+    reference: str | None = None
+    data: str | None = None
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+
+    def into(self, suite: Suite) -> Suite:
+        """`suite` with its models replaced by `candidate` (and `reference`), its training dropped,
+        its datasets replaced by `data` when given, and the gate rules about other models left out."""
+        raw = suite.model_dump(mode="json")
+        # Gate rules check which keys were given: keep only those.
+        raw["gate"] = suite.gate.model_dump(mode="json", exclude_unset=True) if suite.gate else None
+        trust = {"allow_pickle": self.allow_pickle, "trust_remote_code": self.trust_remote_code}
+        models = [{"name": "candidate", "path": self.model, **trust}]
+        reference = self.reference or _adapter_base(self.model)
+        if reference is not None:
+            models.insert(0, {"name": "reference", "path": reference, **trust})
+        raw |= {
+            "name": f"{suite.name}-candidate",
+            "output_dir": f"{suite.output_dir}-candidate",
+            "models": models,
+            "reference": "reference" if reference is not None else None,
+            "train": None,
+        }
+        data = Path(self.data).resolve() if self.data is not None else None
+        same = next((d for d in suite.datasets if Path(d.path).resolve() == data), None)
+        if same is not None:
+            # One of the suite's own datasets: its name, ids and subsets stay, so the run pairs with the baseline's.
+            raw["datasets"] = [same.model_dump(mode="json", exclude_unset=True)]
+            if raw.get("generation") and raw["generation"].get("from_dataset"):
+                raw["generation"]["from_dataset"]["dataset"] = same.name
+        elif self.data is not None:
+            # A plain file name (see `config.SafeName`), whatever the file is called.
+            name = re.sub(r"[^A-Za-z0-9._+-]+", "-", Path(self.data.rstrip("/")).stem).lstrip("._+-")[:64] or "data"
+            raw |= {"datasets": [{"name": name, "path": self.data}], "world": None}
+            if raw.get("generation") and raw["generation"].get("from_dataset"):
+                raw["generation"]["from_dataset"]["dataset"] = name
+            if suite.world is not None and suite.capabilities is not None and _reads_world(suite):
+                notice("capabilities: the tasks are the tiny world's, which is not built with your data; left out")
+                raw["capabilities"] = None
+        if raw.get("gate"):
+            # The suite's rules about its reference and its candidate now apply to yours; rules about other
+            # models are left out.
+            renamed = {suite.candidate or "": "candidate"}
+            if suite.reference is not None and reference is not None:
+                renamed[suite.reference] = "reference"
+            kept = []
+            for rule in raw["gate"]["rules"]:
+                if rule["kind"] == "capability_non_inferiority" and raw.get("capabilities") is None:
+                    continue  # its tasks were left out above
+                named = [rule["model"]] + (
+                    [rule["baseline"]] if rule.get("baseline") and rule["kind"] in PAIRED_KINDS else []
+                )
+                metric = rule.get("metric") or ""
+                needs_reference = rule["kind"] == "drift_budget" or (
+                    metric in REGISTRY and REGISTRY[metric].needs_reference
+                )
+                if all(name in renamed for name in named) and not (needs_reference and reference is None):
+                    rule = {**rule, "model": renamed[rule["model"]]}
+                    if rule["kind"] in PAIRED_KINDS:
+                        rule["baseline"] = renamed[rule["baseline"]]
+                    kept.append({**rule, "dataset": None} if self.data is not None and "dataset" in rule else rule)
+                else:
+                    notice(f"gate rule {rule.get('name') or rule['kind']!r} is about other models; left out")
+            raw["gate"] = {**raw["gate"], "rules": kept} if kept else None
+        return parse_suite(raw, source=f"evalkit bench --model {self.model}")
+
+
+def _reads_world(suite: Suite) -> bool:
+    """Whether the suite's capability tasks are files of its tiny world (written when the world is built)."""
+    assert suite.world is not None and suite.capabilities is not None
+    world = suite.world.dir.resolve()
+    return any(world in (path.resolve(), *path.resolve().parents) for path in suite.capabilities.include_path)
+
+
+def _adapter_base(path: str) -> str | None:
+    """The base an adapter directory names: the natural reference for a LoRA checkpoint."""
+    config = Path(path) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except json.JSONDecodeError:
+        return None
+    return base if isinstance(base, str) and base else None

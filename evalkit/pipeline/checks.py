@@ -1,0 +1,124 @@
+"""Checks before any heavy work: the suite's inputs exist, the outputs go to a directory of evalkit's own that
+can be written, and one run at a time writes there."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from evalkit.checkpoints import is_loadable
+from evalkit.config.suite import Suite
+from evalkit.data.pairs import looks_like_hub_id
+from evalkit.errors import EvalkitError
+
+
+@contextlib.contextmanager
+def output_lock(out_dir: Path) -> Iterator[None]:
+    """One run at a time per output directory: a second one started beside it stops at once, in one line."""
+    # In the temporary directory, named by the output directory's path: writable wherever the run is, and a run
+    # that stops on bad input leaves nothing beside the user's files.
+    digest = hashlib.sha256(str(out_dir.resolve()).encode()).hexdigest()[:24]
+    lock = Path(tempfile.gettempdir()) / "evalkit-locks" / f"{digest}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes, or the process dies
+        except BlockingIOError:
+            raise EvalkitError(
+                f"output_dir: another evalkit run is writing to {out_dir}; wait for it, or choose another --out"
+            ) from None
+        yield
+
+
+OUTPUT_MARKER = ".evalkit-output"
+"""Left in every output directory: evalkit replaces files only in a directory that carries it."""
+
+
+OUTPUT_FILES = ("results.json", "report.md", "report.html", "junit.xml", "summary.md")
+
+
+def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, a run that would write over one of its own inputs (a dataset, the training data,
+    a baseline, the suite), or into the directory it runs from."""
+    if out_dir.resolve() == Path.cwd().resolve():
+        raise EvalkitError(
+            f"output_dir: {str(out_dir) or '(empty)'} is the current directory; name a directory of its own"
+        )
+    # In a directory written before the marker existed, evalkit's own files stand for it (an interrupted run of
+    # an older version left its score store and per-pair files, not yet a results.json).
+    evidence = [OUTPUT_MARKER, "results.json", ".scores", "pairs"]
+    foreign = not any((out_dir / name).exists() for name in evidence)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and foreign:
+        raise EvalkitError(
+            f"output_dir: {out_dir} holds files evalkit did not write; choose a new directory or an earlier "
+            "evalkit output directory"
+        )
+    read = {Path(d.path).resolve(): f"datasets.{d.name}.path" for d in suite.datasets if Path(d.path).exists()}
+    if suite.train is not None:
+        # The held-out pairs are written by training and then scored as a dataset: only the training data is theirs
+        # to spare.
+        training_data = Path(suite.train.data.path).resolve()
+        if suite.train.heldout is not None and Path(suite.train.heldout).resolve() == training_data:
+            raise EvalkitError(
+                f"train.heldout: {suite.train.heldout} is also train.data.path; the held-out pairs need a file of "
+                "their own"
+            )
+        read[training_data] = "train.data.path"
+    read |= {path.resolve(): str(path) for path in inputs}
+    written = [out_dir / name for name in OUTPUT_FILES] + [
+        out_dir / "pairs" / f"{d.name}.jsonl" for d in suite.datasets
+    ]
+    for path in written:
+        if path.resolve() in read:
+            raise EvalkitError(f"output_dir: writing {path} would replace {read[path.resolve()]}; choose another --out")
+    _check_writable(out_dir)
+
+
+MIN_FREE_BYTES = 64 * 2**20
+"""Free space a run needs in its output directory before it starts (reports and per-pair files are a few MB)."""
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Fail before the expensive work, not after it, where the outputs cannot be written."""
+    # Probed where the directory would be created, without creating it: a run that stops on bad input leaves nothing.
+    existing = next((p for p in [out_dir, *out_dir.absolute().parents] if p.exists()), Path("/"))
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        probe = existing / f".evalkit-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EvalkitError(f"output_dir: cannot write in {out_dir}: {exc.strerror or exc}") from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise EvalkitError(
+            f"output_dir: {out_dir} has {free / 2**20:.0f} MB free; a run needs at least "
+            f"{MIN_FREE_BYTES / 2**20:.0f} MB"
+        )
+
+
+def check_inputs(suite: Suite) -> None:
+    """Fail before any heavy work when a file or directory the suite names is missing.
+
+    Training's outputs (the trained model, the held-out pairs) need not exist yet.
+    """
+    train = suite.train
+    produced_model = train.output if train is not None else None
+    produced_data = Path(train.heldout).resolve() if train is not None and train.heldout else None
+    for d in suite.datasets:
+        if Path(d.path).resolve() == produced_data:
+            continue
+        if not Path(d.path).exists() and not looks_like_hub_id(d.path):
+            raise EvalkitError(f"datasets.{d.name}.path: file not found (nor a hub dataset id): {d.path}")
+    for m in suite.models:
+        if m.name != produced_model and not is_loadable(m.path):
+            raise EvalkitError(f"models.{m.name}.path: directory not found (nor a hub model id): {m.path}")
+    if train is not None and not Path(train.data.path).exists() and not looks_like_hub_id(train.data.path):
+        raise EvalkitError(f"train.data.path: file not found (nor a hub dataset id): {train.data.path}")

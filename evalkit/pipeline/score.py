@@ -1,0 +1,290 @@
+"""Scoring a suite: every model (checkpoint sweeps expanded) on every dataset, one policy in memory beside the
+reference, with the on-disk caches; generation and capability tasks run on each model while it is loaded.
+`evalkit score` is the same scoring for one model, written as per-pair rows."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.table import Table
+
+from evalkit.capabilities import CapabilityRunner, TaskRun
+from evalkit.checkpoints import LoadedModel, load_model, release
+from evalkit.config.suite import ModelSpec, Suite
+from evalkit.console import console, is_main_process, stdout
+from evalkit.data.pairs import PreferencePair, load_pairs
+from evalkit.data.rendering import Rendering
+from evalkit.errors import EvalkitError
+from evalkit.generate.samples import Sample, build_panel
+from evalkit.generate.suite import drift_of, judge_and_summarise, samples_of
+from evalkit.metrics.compute import compute_metrics
+from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.pipeline.checks import check_inputs
+from evalkit.results.estimates import Metric
+from evalkit.results.files import write_jsonl
+from evalkit.results.generation import Drift, GenerationResult
+from evalkit.results.pairs import PairScore, pair_records
+from evalkit.results.schema import ModelInfo, ScoringMode, TokenizationAudit
+from evalkit.scoring.batching import from_main, start_processes
+from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key
+from evalkit.scoring.dataset import ScoredDataset, TokenizedSet, model_logps, pad_token_id, scored_dataset, tokenize_set
+from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair
+
+
+@dataclass
+class ScoredSuite:
+    """Per-pair scores of every model on every dataset, with what tokenization did."""
+
+    pairs: dict[str, list[PreferencePair]]
+    scores: dict[str, list[PairScore]]
+    audits: list[TokenizationAudit]
+    models: list[ModelInfo]
+    generation: GenerationResult | None = None
+    capability_runs: list[TaskRun] = field(default_factory=list)
+    """Every capability task on every model, when the suite has tasks."""
+
+
+def score_suite(
+    suite: Suite,
+    datasets: dict[str, list[PreferencePair]],
+    store: ScoreStore | None = None,
+    capabilities: CapabilityRunner | None = None,
+) -> ScoredSuite:
+    """Score every model of the suite on every dataset, one policy in memory beside the reference; with
+    `capabilities`, run its tasks on each model while it is loaded (in the main process).
+
+    Started by `torchrun` with several processes, each process scores its share of every dataset
+    and all of them get every score back (see `evalkit.scoring.batching`).
+    """
+    start_processes()
+    reference = _load(suite, suite.model(suite.reference)) if suite.reference else None
+    scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
+    reference_cache: dict[str, ModelLogps] = {}
+    panel = build_panel(suite.generation, datasets) if suite.generation is not None else []
+    samples: list[Sample] = []
+    drift: list[Drift] = []
+    for spec in expand_checkpoints(suite.models):
+        is_reference = reference is not None and spec.name == reference.spec.name
+        loaded = reference if is_reference and reference is not None else _load(suite, spec, reference)
+        try:
+            modes: list[ScoringMode] = []
+            for name, pairs in datasets.items():
+                result = score_dataset(suite, name, pairs, loaded, reference, reference_cache, store)
+                scored.scores[name].extend(result.rows)
+                scored.audits.append(result.audit)
+                modes += [result.mode] if result.mode is not None else []
+            role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
+            scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes, "role": role}))
+            if capabilities is not None and is_main_process():
+                scored.capability_runs.extend(capabilities.run(loaded))
+            if suite.generation is not None:
+                samples += samples_of(suite.generation, panel, loaded)
+                if suite.generation.drift is not None and reference is not None and not is_reference:
+                    drift.append(drift_of(suite, suite.generation.drift, panel, loaded, reference))
+        finally:
+            if loaded is not reference:
+                release(loaded)
+                del loaded
+                gc.collect()
+    if suite.generation is not None:
+        scored.generation = judge_and_summarise(suite, suite.generation, panel, samples, drift, scored.models)
+    return scored
+
+
+def _load(suite: Suite, spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedModel:
+    """`spec` loaded with the suite's rendering: its template options, and the suite's pinned date if it names one."""
+    options = suite.template_options(spec)
+    return load_model(spec, reference, template_options=options, template_date=suite.rendering.date)
+
+
+def expand_checkpoints(models: Sequence[ModelSpec]) -> list[ModelSpec]:
+    """Models with `checkpoints: true` become one model per `checkpoint-<step>` directory, in step
+    order, named `<name>@<step>`, followed by the final model when the directory holds one."""
+    expanded: list[ModelSpec] = []
+    for spec in models:
+        if not spec.checkpoints:
+            expanded.append(spec)
+            continue
+        root = Path(spec.path)
+        steps = sorted(
+            (int(d.name.removeprefix("checkpoint-")), d)
+            for d in root.glob("checkpoint-*")
+            if d.is_dir() and d.name.removeprefix("checkpoint-").isdigit()
+        )
+        for step, directory in steps:
+            expanded.append(spec.model_copy(update={"name": f"{spec.name}@{step}", "path": str(directory)}))
+        has_final = (root / "adapter_config.json").is_file() or (root / "config.json").is_file()
+        if has_final:
+            expanded.append(spec)
+        if not steps and not has_final:
+            raise EvalkitError(f"models.{spec.name}.path: no checkpoint-* directories or saved model in {root}")
+    return expanded
+
+
+def score_dataset(
+    suite: Suite,
+    dataset: str,
+    pairs: list[PreferencePair],
+    policy: LoadedModel,
+    reference: LoadedModel | None,
+    reference_cache: dict[str, ModelLogps],
+    store: ScoreStore | None = None,
+) -> ScoredDataset:
+    """Score one dataset under one model, and under the reference on the same tokens; with how the
+    policy's passes run (None when it has no pair to score).
+
+    Reference log-probs are cached by the exact token ids scored, so models that share a
+    tokenizer (the usual case: checkpoints of one base) cost one reference pass in all, and kept
+    on disk (`scoring.reference_cache`), so later runs against the same reference cost none.
+    The reference model itself gets no reward metrics: its rewards are zero by definition.
+    """
+    settings = suite.scoring
+    tokens = tokenize_set(pairs, policy.tokenizer, policy.rendering, settings.max_length)
+    if tokens.too_long:
+        console.print(
+            f"[yellow]{dataset}: {len(tokens.too_long)} pairs have a prompt that fills max_length="
+            f"{settings.max_length} and are left out of the metrics (see the audit)[/yellow]"
+        )
+    label = f"{policy.spec.name} on {dataset}"
+    key = _tokens_key(tokens.scorable, settings.max_length, policy.rendering)
+    references = reference.info.fingerprint if reference is not None and reference is not policy else "none"
+    ids = hashlib.sha256(json.dumps([t.id for t in tokens.scorable]).encode()).hexdigest()
+    identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}"
+    store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    # The main process looks, so that every process takes the same branch (their collectives stay paired).
+    stored = from_main(lambda: store.load(store_key)) if store is not None else None
+    if stored is not None:
+        console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
+        if reference is policy:
+            reference_cache[key] = ModelLogps([_logps(r) for r in stored.rows], stored.mode)
+        return ScoredDataset(
+            [PairScore(**{**vars(r), "model": policy.spec.name}) for r in stored.rows],
+            stored.audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
+            stored.mode.model_copy(update={"dataset": dataset}) if stored.mode is not None else None,
+        )
+    pad = pad_token_id(policy.tokenizer)
+    ref: ModelLogps | None = None
+    if reference is policy:
+        own = _cached_reference(
+            suite, reference, key, reference_cache, lambda: model_logps(policy.model, tokens, pad, settings, label)
+        )
+    else:
+        own = model_logps(policy.model, tokens, pad, settings, label)
+        if reference is not None:
+            # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
+            ref = _cached_reference(
+                suite,
+                reference,
+                key,
+                reference_cache,
+                lambda: _reference_logps(policy, reference, tokens, suite, label),
+            )
+    # The mode as recorded when the scores were computed, in this run or the one that filled the cache.
+    scored = scored_dataset(dataset, policy.spec.name, tokens, own, ref)
+    if store is not None and is_main_process():
+        store.save(store_key, scored)
+    return scored
+
+
+def _logps(row: PairScore) -> CompletionLogps:
+    return CompletionLogps(
+        row.logp_chosen, row.logp_rejected, row.n_tokens_chosen, row.n_tokens_rejected, row.truncated
+    )
+
+
+def _cached_reference(
+    suite: Suite,
+    reference: LoadedModel,
+    tokens_key: str,
+    in_memory: dict[str, ModelLogps],
+    compute: Callable[[], ModelLogps],
+) -> ModelLogps:
+    """The reference's log-probs on the tokens of `tokens_key`: from this run, from an earlier run
+    (the on-disk cache), or computed now and kept in both."""
+    if tokens_key in in_memory:
+        return in_memory[tokens_key]
+    directory = suite.scoring.reference_cache
+    disk = ReferenceCache(directory) if directory is not None else None
+    disk_key = reference_key(reference, tokens_key, suite.scoring.dtype) if disk is not None else None
+    scores = from_main(lambda: disk.load(disk_key)) if disk is not None and disk_key is not None else None
+    if scores is not None:
+        console.print(f"[dim]reference log-probs of {reference.spec.name} from the cache in {directory}[/dim]")
+    else:
+        scores = compute()
+        if disk is not None and disk_key is not None:
+            disk.save(disk_key, scores)
+    in_memory[tokens_key] = scores
+    return scores
+
+
+def _reference_logps(
+    policy: LoadedModel, reference: LoadedModel, tokens: TokenizedSet, suite: Suite, label: str
+) -> ModelLogps:
+    pad = pad_token_id(policy.tokenizer)
+    if policy.shares_reference:
+        with policy.as_reference() as model:
+            return model_logps(model, tokens, pad, suite.scoring, f"reference for {label} (adapter disabled)")
+    return model_logps(reference.model, tokens, pad, suite.scoring, f"reference for {label}")
+
+
+def _tokens_key(pairs: list[TokenizedPair], max_length: int, rendering: Rendering) -> str:
+    """What the scores depend on besides the models: the token ids and `max_length`, and the template options
+    and pinned date that rendered the tokens when there are any (the ids cover them already; named, a key says
+    what it keys; left out otherwise, so that the keys of earlier runs still hit)."""
+    named = "" if rendering.is_plain else f"|{rendering.identity}"
+    digest = hashlib.sha256(f"{max_length}{named}".encode())
+    for p in pairs:
+        digest.update(json.dumps([p.prompt_ids, p.chosen_ids, p.rejected_ids]).encode())
+    return digest.hexdigest()
+
+
+def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
+    """`evalkit score`: per-pair rows of the suite's first model, written to `out` as JSON Lines.
+
+    Under `torchrun --nproc_per_node N -m evalkit score ...` the pairs are shared out between the
+    processes and gathered back in order; only the main process writes and prints.
+    """
+    check_inputs(suite)
+    if any(Path(d.path).exists() and Path(d.path).resolve() == out.resolve() for d in suite.datasets):
+        raise EvalkitError(f"--out: {out} is the data being scored (--data); write the scores to another file")
+    datasets = {d.name: load_pairs(d) for d in suite.datasets}
+    scored = score_suite(suite, datasets)
+    policy = suite.models[0].name
+    rows = [r for rows in scored.scores.values() for r in rows if r.model == policy]
+    records = pair_records(rows, suite.scoring.beta)
+    if is_main_process():
+        write_jsonl(records, out)
+    beta, statistics = suite.scoring.beta, suite.statistics
+    metrics = [
+        m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, beta, statistics=statistics)
+    ]
+    modes = [m for info in scored.models if info.name == policy for m in info.scoring_modes]
+    stdout.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy], modes))
+    stdout.print(f"wrote {len(records)} pairs to {out}", markup=False)
+    return records
+
+
+def _score_summary(
+    model: str, metrics: list[Metric], audits: list[TokenizationAudit], modes: list[ScoringMode]
+) -> Table:
+    table = Table(title=f"evalkit score · {model}", title_justify="left")
+    for column in ("dataset", "metric", "value", "n"):
+        table.add_column(column, justify="left" if column in ("dataset", "metric") else "right")
+    for m in metrics:
+        if m.model == model and m.subset == ALL_SUBSETS:
+            table.add_row(m.dataset, m.metric, f"{m.value:.4f}", str(m.n))
+    for a in audits:
+        table.add_row(a.dataset, "audit: completion truncated", str(a.truncated), str(a.n_pairs))
+        table.add_row(
+            a.dataset, "audit: prompt fills max_length (left out)", str(len(a.prompt_too_long)), str(a.n_pairs)
+        )
+        table.add_row(a.dataset, "audit: prompt not a token prefix", str(a.prompt_not_prefix), str(a.n_pairs))
+        table.add_row(a.dataset, "audit: doubled BOS", str(a.doubled_bos), str(a.n_pairs))
+    for mode in modes:
+        table.add_row(mode.dataset, f"scoring mode: {mode.mode} ({mode.reason})", "", "")
+    return table

@@ -1,0 +1,70 @@
+"""Training a suite's model with DPO, as a run's first step, and what results.json records of it."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from evalkit.config.suite import Suite
+from evalkit.console import console, is_main_process
+from evalkit.data.pairs import load_pairs, split_pairs, write_pairs
+from evalkit.data.rendering import DEFAULT_DATE
+from evalkit.results.schema import TrainingInfo
+
+if TYPE_CHECKING:
+    from evalkit.train import TrainingRun
+
+
+def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
+    """Train the suite's `train.output` model; with `eval_fraction`, hold out (and write) a seeded split."""
+    # Imported here: the trainer's modules pull in PEFT, which scoring a plain model never needs.
+    from evalkit.train import finished_run, train_dpo
+
+    assert suite.train is not None
+    spec = suite.train
+    pairs = load_pairs(spec.data)
+    eval_pairs = None
+    if spec.eval_fraction is not None and spec.heldout is not None:
+        split = split_pairs(pairs, spec.eval_fraction, spec.split_seed)
+        pairs, eval_pairs = split.train, split.held_out
+        if is_main_process():  # every process splits alike; one writes
+            write_pairs(eval_pairs, spec.heldout)
+    held_out = f", {len(eval_pairs)} held out to {spec.heldout}" if eval_pairs else ""
+    console.print(f"training {spec.output!r} from {spec.base!r} with DPO on {len(pairs)} pairs{held_out}")
+    base = suite.model(spec.base)
+    if Path(base.path).exists():
+        # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
+        base = base.model_copy(update={"path": str(Path(base.path).resolve())})
+    output = output_dir or Path(suite.model(spec.output).path)
+    earlier = finished_run(spec, base, output, suite.template_options(suite.model(spec.output)), training_date(suite))
+    if earlier is not None:
+        console.print(f"[dim]reusing {output}: trained earlier with these settings on this base[/dim]")
+        return earlier
+    options = suite.template_options(suite.model(spec.output))
+    return train_dpo(
+        spec, base, output, pairs, eval_pairs, template_options=options, template_date=training_date(suite)
+    )
+
+
+def training_date(suite: Suite) -> datetime.date:
+    """The date training pins a clock-reading template to: the suite's, else evalkit's default."""
+    return suite.rendering.date or DEFAULT_DATE
+
+
+def training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None:
+    if run is None or suite.train is None:
+        return None
+    from evalkit.train import training_curve
+
+    steps = [entry for entry in run.log_history if "loss" in entry and "rewards/accuracies" in entry]
+    last = steps[-1] if steps else {}
+    return TrainingInfo(
+        model=suite.train.output,
+        steps=run.steps,
+        seconds=round(run.seconds, 1),
+        final_loss=last.get("loss"),
+        final_reward_accuracy=last.get("rewards/accuracies"),
+        log_history=str(run.output_dir / "log_history.json"),
+        curve=training_curve(run.log_history),
+    )
