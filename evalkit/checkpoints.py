@@ -15,7 +15,7 @@ import datetime
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -178,15 +178,22 @@ def say_pinned(where: str, day: datetime.date) -> None:
     )
 
 
-@contextlib.contextmanager
-def reward_model(
-    path: str, where: str, template_options: dict[str, Any] | None = None, template_date: datetime.date | None = None
-) -> Iterator[Callable[[str, str], float]]:
-    """A sequence-classification reward model as a judge `(prompt, completion) -> score`, freed on exit; a chat
-    template it has is rendered with `template_options` and, if it reads the clock, `template_date`."""
-    from transformers import AutoModelForSequenceClassification
+@dataclass(frozen=True)
+class RewardModel:
+    """A sequence-classification reward model with its tokenizer and the rendering of its chat template."""
 
-    from evalkit.generate.samples import reward_model_judge
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    rendering: Rendering
+
+
+@contextlib.contextmanager
+def load_reward_model(
+    path: str, where: str, template_options: dict[str, Any] | None = None, template_date: datetime.date | None = None
+) -> Iterator[RewardModel]:
+    """A sequence-classification reward model, freed on exit; a chat template it has is rendered with
+    `template_options` and, if it reads the clock, `template_date`."""
+    from transformers import AutoModelForSequenceClassification
 
     check_weights(path, False, where)
     try:
@@ -199,7 +206,7 @@ def reward_model(
     if rendering.date is not None:
         say_pinned(where, rendering.date)
     try:
-        yield reward_model_judge(model, tokenizer, rendering=rendering)
+        yield RewardModel(model, tokenizer, rendering)
     finally:
         del model
 

@@ -93,6 +93,12 @@ class Estimate:
     def method(self) -> Method:
         return self.sampling.method
 
+    @property
+    def bounds(self) -> dict[str, float | None]:
+        """The interval as a record's `ci_low` and `ci_high`, None where it is undefined."""
+        interval = self.interval
+        return {"ci_low": interval.low if interval else None, "ci_high": interval.high if interval else None}
+
 
 def z_score(confidence: float) -> float:
     """The two-sided standard-normal quantile: 1.95996… for 95%."""

@@ -20,8 +20,10 @@ from evalkit.console import console, is_main_process, stdout
 from evalkit.data.pairs import PreferencePair, load_pairs
 from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
-from evalkit.generate.samples import Sample, build_panel
-from evalkit.generate.suite import drift_of, judge_and_summarise, samples_of
+from evalkit.generate.decode import Sample
+from evalkit.generate.panel import build_panel
+from evalkit.generate.suite import drift_of, samples_of
+from evalkit.judges.suite import judge_and_summarise
 from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.pipeline.checks import check_inputs

@@ -6,22 +6,13 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
-from evalkit.checkpoints import reward_model
 from evalkit.config.suite import GenerationSpec, PanelSource, SamplingSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.errors import EvalkitError
-from evalkit.generate.samples import (
-    PanelPrompt,
-    Sample,
-    build_panel,
-    drift_estimate,
-    generate,
-    load_callable_judge,
-    per_token_kls,
-    render_prompt,
-    summarise,
-    text_stats,
-)
+from evalkit.generate.decode import Sample, generate, text_stats
+from evalkit.generate.drift import drift_estimate, per_token_kls
+from evalkit.generate.panel import PanelPrompt, build_panel, render_prompt
+from evalkit.judges.pointwise import load_callable_judge, reward_model, summarise
 from evalkit.results.estimates import Statistics
 from evalkit.world import judge
 from evalkit.world.pairs import generate_pairs
@@ -127,22 +118,25 @@ def test_win_rates_and_judge_means_by_hand() -> None:
     samples = [Sample(p, m, 0, "", 1, True, [1]) for m in ("base", "aligned") for p in ("a", "b", "c")]
     scores = {"j": [1.0, 0.0, 0.0, 1.0, 1.0, 0.0]}
     stats = Statistics()
-    _, judges, wins = summarise(panel, samples, scores, ["base", "aligned"], "base", stats)
+    summary = summarise(panel, samples, scores, ["base", "aligned"], "base", stats)
+    judges, wins = summary.judges, summary.win_rates
     (win,) = wins
     assert (win.model, win.baseline, win.wins, win.ties, win.losses) == ("aligned", "base", 1, 2, 0)
     assert win.win_rate == pytest.approx(2 / 3) and win.score_delta == pytest.approx(1 / 3)
     assert (win.ci_low, win.ci_high) == (pytest.approx(0.390622, abs=1e-6), pytest.approx(0.861880, abs=1e-6))
     assert win.sign_test_p == 1.0
     assert {j.model: j.mean for j in judges} == {"base": pytest.approx(1 / 3), "aligned": pytest.approx(2 / 3)}
-    assert summarise(panel, samples, scores, ["aligned", "base"], "base", stats)[2] == wins
-    assert summarise(panel, samples, scores, ["base", "aligned"], None, stats)[2] == []
+    assert summarise(panel, samples, scores, ["aligned", "base"], "base", stats).win_rates == wins
+    assert summarise(panel, samples, scores, ["base", "aligned"], None, stats).win_rates == []
 
 
 def test_ten_wins_of_ten_have_a_wilson_interval() -> None:
     """10 of 10: Wilson [10/(10 + z²), 1] = [0.722467, 1] (a bootstrap of ten 1s had none); sign test 2/2¹⁰."""
     panel = [PanelPrompt(str(i), "q", "q") for i in range(10)]
     samples = [Sample(p.id, m, 0, "", 1, True, [1]) for m in ("base", "aligned") for p in panel]
-    _, _, (win,) = summarise(panel, samples, {"j": [0.0] * 10 + [1.0] * 10}, ["base", "aligned"], "base", Statistics())
+    (win,) = summarise(
+        panel, samples, {"j": [0.0] * 10 + [1.0] * 10}, ["base", "aligned"], "base", Statistics()
+    ).win_rates
     assert (win.win_rate, win.ci_high) == (1.0, 1.0)
     assert win.ci_low == pytest.approx(10 / (10 + 1.959963984540054**2))
     assert win.sign_test_p == pytest.approx(2 / 2**10)
@@ -154,7 +148,7 @@ def test_win_rates_match_prompts_by_id_when_a_model_lacks_one() -> None:
     samples = [Sample(p, "base", 0, "", 1, True, [1]) for p in ("a", "b", "c")]
     samples += [Sample(p, "aligned", 0, "", 1, True, [1]) for p in ("c", "a")]
     scores = {"j": [0.0, 1.0, 1.0, 1.0, 1.0]}  # base a 0, b 1, c 1; aligned c 1, a 1
-    _, _, (win,) = summarise(panel, samples, scores, ["base", "aligned"], "base", Statistics())
+    (win,) = summarise(panel, samples, scores, ["base", "aligned"], "base", Statistics()).win_rates
     assert (win.n, win.wins, win.ties, win.losses) == (2, 1, 1, 0)
 
 

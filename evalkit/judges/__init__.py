@@ -1,0 +1,1 @@
+"""Judging generation samples: pointwise judges (callables, reward models) and their summaries."""
