@@ -250,6 +250,25 @@ MODEL_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 """Pickles that trainers leave beside the weights and that loading a model never reads."""
 
 
+def load_for_training(base: ModelSpec) -> PreTrainedModel:
+    """`base` as DPO training starts from it: its weights in the spec's dtype with the architecture's default
+    attention (TRL's own defaults, so a run trains as a user's DPOTrainer script would)."""
+    check_weights(base.path, base.allow_pickle, "train.base")
+    model = AutoModelForCausalLM.from_pretrained(
+        base.path,
+        revision=base.revision,
+        dtype="auto" if base.dtype == "auto" else getattr(torch, base.dtype),
+        use_safetensors=None if base.allow_pickle else True,
+        trust_remote_code=base.trust_remote_code,
+    )
+    return cast(PreTrainedModel, model)
+
+
+def load_tokenizer(path: str, revision: str | None, spec: ModelSpec, where: str) -> PreTrainedTokenizerBase:
+    """The tokenizer at `path` (a directory or hub id), loaded as `spec` allows; a failure is one line at `where`."""
+    return _tokenizer(path, revision, spec, where)
+
+
 def check_weights(path: str, allow_pickle: bool, where: str) -> None:
     """Refuse a local checkpoint whose weights exist only as pickles, unless they are explicitly allowed.
 

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, TrainerCallback
+from transformers import PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from evalkit.checkpoints import TRAIN_RECORD, check_weights, files_fingerprint, say_pinned
+from evalkit.checkpoints import TRAIN_RECORD, files_fingerprint, load_for_training, load_tokenizer, say_pinned
 from evalkit.config.suite import ModelSpec, TrainSpec, notice
 from evalkit.console import progress_bar
 from evalkit.data.pairs import PreferencePair
@@ -84,14 +84,7 @@ def train_dpo(
 
     tokenizer = _tokenizer(spec, base)
     args = dpo_config(spec, output_dir, has_eval=bool(eval_pairs))
-    check_weights(base.path, base.allow_pickle, "train.base")
-    model = AutoModelForCausalLM.from_pretrained(
-        base.path,
-        revision=base.revision,
-        dtype="auto" if base.dtype == "auto" else getattr(torch, base.dtype),
-        use_safetensors=None if base.allow_pickle else True,
-        trust_remote_code=base.trust_remote_code,
-    )
+    model = load_for_training(base)
     rendering = rendering_for(tokenizer, template_options or {}, template_date)
     if rendering.date is not None:
         say_pinned("train", rendering.date)
@@ -306,10 +299,7 @@ def _with_prompt(pair: PreferencePair, prompt: str | list[dict[str, str]]) -> Pr
 
 def _tokenizer(spec: TrainSpec, base: ModelSpec) -> PreTrainedTokenizerBase:
     source, revision = (spec.tokenizer, None) if spec.tokenizer else (base.path, base.revision)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=base.trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise EvalkitError(f"train: cannot load a tokenizer from {source!r}: {str(exc).splitlines()[0]}") from None
+    tokenizer = load_tokenizer(source, revision, base, "train")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token  # TRL needs one; padding is masked out
     return tokenizer
