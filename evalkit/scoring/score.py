@@ -148,18 +148,15 @@ def fits(pair: TokenizedPair, max_length: int) -> bool:
 def score_pairs(
     model: PreTrainedModel,
     pairs: Sequence[TokenizedPair],
-    max_length: int,
-    batch_size: int,
+    settings: ScoringSpec,
     pad_token_id: int,
     label: str,
-    padding_side: Literal["right", "left"] = "right",
     *,
-    token_budget: int | None = None,
-    share_prompt: bool = True,
-    dtype: ScoringDtype = "float32",
+    padding_side: Literal["right", "left"] = "right",
     runner: Runner | None = None,
 ) -> list[CompletionLogps]:
-    """Summed completion log-probs of every pair under `model`, in the order of `pairs`.
+    """Summed completion log-probs of every pair under `model`, in the order of `pairs`, with the passes
+    `settings` asks for (`max_length`, `batch_size` or `token_budget`, `share_prompt`, `dtype`).
 
     `runner`: how to run `model`, as `probe_scoring` found it for these pairs (probed here when None).
 
@@ -172,16 +169,17 @@ def score_pairs(
     number of processes: under `torchrun`, whole batches are dealt out to the processes and every
     process gets all the results back, in order.
     """
+    max_length = settings.max_length
     assert all(fits(p, max_length) for p in pairs), "pairs whose prompt fills max_length cannot be scored"
     model.eval()
     if not pairs:
         return []
     shapes = _shapes(pairs, max_length)
-    runner = runner or probe_scoring(model, pairs, max_length, share_prompt, dtype)
+    runner = runner or probe_scoring(model, pairs, max_length, settings.share_prompt, settings.dtype)
     assert runner is not None  # there are pairs
     if runner.one_per_pass:
         return _exact_ties(pairs, _one_per_pass(runner, pairs, shapes, pad_token_id, label))
-    batches = plan_batches(shapes, batch_size, token_budget, runner.share_prompt)
+    batches = plan_batches(shapes, settings.batch_size, settings.token_budget, runner.share_prompt)
     rank, world = process_rank()
     with progress_bar() as bar:
         task = bar.add_task(f"scoring {label}", total=sum(len(b) for b in batches[rank::world]), status="")
@@ -227,18 +225,7 @@ def score_configured(
     runner = probe_scoring(model, pairs, settings.max_length, settings.share_prompt, settings.dtype)
     if runner is None:
         return ModelLogps([], None)
-    logps = score_pairs(
-        model,
-        pairs,
-        settings.max_length,
-        settings.batch_size,
-        pad_token_id,
-        label,
-        token_budget=settings.token_budget,
-        share_prompt=settings.share_prompt,
-        dtype=settings.dtype,
-        runner=runner,
-    )
+    logps = score_pairs(model, pairs, settings, pad_token_id, label, runner=runner)
     return ModelLogps(logps, ScoringMode(dataset="", mode=runner.mode, reason=runner.reason))
 
 

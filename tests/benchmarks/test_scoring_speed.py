@@ -32,6 +32,7 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from evalkit.config.suite import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.scoring.score import CompletionLogps, TokenizedPair, score_pairs, tokenize_pair
 
@@ -122,7 +123,8 @@ def evalkit_scores(
     tokenized = [tokenize_pair(p, tokenizer) for p in pairs]
     pad = tokenizer.pad_token_id
     assert pad is not None
-    return {name: score_pairs(model, tokenized, 1024, 8, pad, name, **options) for name, model in models.items()}
+    settings = ScoringSpec(max_length=1024, batch_size=8, **options)
+    return {name: score_pairs(model, tokenized, settings, pad, name) for name, model in models.items()}
 
 
 @torch.inference_mode()

@@ -18,7 +18,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, SmolLM3Config, SmolLM3ForCausalLM
 
 from evalkit.cli import main
-from evalkit.config.suite import WorldSpec
+from evalkit.config.suite import ScoringSpec, WorldSpec
 from evalkit.results.files import read_results
 from evalkit.world import build_world
 from evalkit.world.pairs import generate_pairs
@@ -322,7 +322,7 @@ models:
     assert (adapter.info.kind, merged.info.kind) == ("adapter", "model")
     pairs = [tokenize_pair(p, adapter.tokenizer) for p in generate_pairs(2, seed=1)]
     pad = adapter.tokenizer.pad_token_id
-    via_adapter = score_pairs(adapter.model, pairs, 1024, 8, pad, "adapter")
-    via_merged = score_pairs(merged.model, pairs, 1024, 8, pad, "merged")
+    via_adapter = score_pairs(adapter.model, pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "adapter")
+    via_merged = score_pairs(merged.model, pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "merged")
     for a, b in zip(via_adapter, via_merged, strict=True):
         assert a.chosen == pytest.approx(b.chosen, abs=1e-4) and a.rejected == pytest.approx(b.rejected, abs=1e-4)

@@ -24,7 +24,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from evalkit.config.suite import DatasetSpec
+from evalkit.config.suite import DatasetSpec, ScoringSpec
 from evalkit.data.pairs import PreferencePair, load_pairs
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 from evalkit.errors import EvalkitError
@@ -132,12 +132,12 @@ def assert_parity(
     """evalkit's scores of `pairs` under `policy` and `reference` equal what TRL computed; returns the tokens."""
     tokenized = [tokenize_pair(p, tokenizer, rendering) for p in pairs]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    ours = score_pairs(policy.eval(), tokenized, 1024, 4, pad, "policy")
+    ours = score_pairs(policy.eval(), tokenized, ScoringSpec(max_length=1024, batch_size=4), pad, "policy")
     if reference is None:  # a PEFT policy: the reference is the same model with the adapter disabled
         with policy.disable_adapter():
-            ref = score_pairs(policy, tokenized, 1024, 4, pad, "reference")
+            ref = score_pairs(policy, tokenized, ScoringSpec(max_length=1024, batch_size=4), pad, "reference")
     else:
-        ref = score_pairs(reference, tokenized, 1024, 4, pad, "reference")
+        ref = score_pairs(reference, tokenized, ScoringSpec(max_length=1024, batch_size=4), pad, "reference")
     assert len(trl["logps/chosen"]) == len(pairs)
     for i in range(len(pairs)):
         assert ours[i].chosen == pytest.approx(trl["logps/chosen"][i], abs=1e-4)

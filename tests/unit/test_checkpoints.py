@@ -8,7 +8,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evalkit import checkpoints
 from evalkit.checkpoints import is_loadable, load_model, release
-from evalkit.config.suite import ModelSpec
+from evalkit.config.suite import ModelSpec, ScoringSpec
 from evalkit.errors import EvalkitError
 from evalkit.scoring.score import score_pairs, tokenize_pair
 from evalkit.world.pairs import generate_pairs
@@ -36,7 +36,9 @@ def adapter_dir(tmp_path: Path, base_dir: Path) -> Path:
 
 def logps(loaded: checkpoints.LoadedModel, model: Any = None) -> list[float]:
     pairs = [tokenize_pair(p, loaded.tokenizer) for p in generate_pairs(2, seed=0)]
-    scores = score_pairs(model or loaded.model, pairs, 1024, 8, loaded.tokenizer.pad_token_id, "t")
+    scores = score_pairs(
+        model or loaded.model, pairs, ScoringSpec(max_length=1024, batch_size=8), loaded.tokenizer.pad_token_id, "t"
+    )
     return [s.chosen for s in scores]
 
 

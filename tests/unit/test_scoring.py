@@ -12,6 +12,7 @@ from transformers import (
     Qwen2Config,
 )
 
+from evalkit.config.suite import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.scoring import logps
 from evalkit.scoring.logps import attention_window, packed_pair_logps, prepare, whole_sequence_logps
@@ -61,7 +62,9 @@ def test_summed_completion_logps_match_hand_computation() -> None:
     #   log p(chosen)   = log P(b|a) + log P(c|b) = log 1/4 + log 1/4 = -2·log 4
     #   log p(rejected) = log P(c|a) + log P(c|c) = log 1/8 + log 3/4
     # The prompt token itself is never scored.
-    (scores,) = score_pairs(BigramModel(), [pair("x", [1], [2, 3], [3, 3])], 64, 4, PAD, "test")
+    (scores,) = score_pairs(
+        BigramModel(), [pair("x", [1], [2, 3], [3, 3])], ScoringSpec(max_length=64, batch_size=4), PAD, "test"
+    )
     assert scores.chosen == pytest.approx(-2 * math.log(4), abs=1e-6)
     assert scores.rejected == pytest.approx(math.log(1 / 8) + math.log(3 / 4), abs=1e-6)
     assert (scores.n_tokens_chosen, scores.n_tokens_rejected, scores.truncated) == (2, 2, False)
@@ -70,15 +73,17 @@ def test_summed_completion_logps_match_hand_computation() -> None:
 def test_padding_beside_a_longer_pair_changes_nothing() -> None:
     short = pair("s", [1], [2], [3])  # log P(b|a) = log 1/4 ; log P(c|a) = log 1/8
     long = pair("l", [1, 2, 3, 3], [1, 1, 1], [2, 2, 2, 2])
-    alone = score_pairs(BigramModel(), [short], 64, 1, PAD, "test")[0]
-    batched = score_pairs(BigramModel(), [short, long], 64, 2, PAD, "test")[0]
+    alone = score_pairs(BigramModel(), [short], ScoringSpec(max_length=64, batch_size=1), PAD, "test")[0]
+    batched = score_pairs(BigramModel(), [short, long], ScoringSpec(max_length=64, batch_size=2), PAD, "test")[0]
     assert alone == batched
     assert alone.chosen == pytest.approx(math.log(1 / 4)) and alone.rejected == pytest.approx(math.log(1 / 8))
 
 
 def test_max_length_cuts_the_end_of_the_completion() -> None:
     # max_length 3 keeps "a b c" of "a b c c": the chosen keeps 2 of its 3 tokens.
-    (scores,) = score_pairs(BigramModel(), [pair("t", [1], [2, 3, 3], [3])], 3, 1, PAD, "test")
+    (scores,) = score_pairs(
+        BigramModel(), [pair("t", [1], [2, 3, 3], [3])], ScoringSpec(max_length=3, batch_size=1), PAD, "test"
+    )
     assert scores.chosen == pytest.approx(math.log(1 / 4) + math.log(1 / 4))
     assert scores.n_tokens_chosen == 2 and scores.n_tokens_rejected == 1 and scores.truncated
 
@@ -110,7 +115,12 @@ def test_real_model_scores_equal_unbatched_forward_and_do_not_depend_on_batch_si
     tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast
 ) -> None:
     pairs = [tokenize_pair(p, tiny_tokenizer) for p in generate_pairs(4, seed=5)]
-    by_size = {size: score_pairs(tiny_model, pairs, 1024, size, tiny_tokenizer.pad_token_id, "t") for size in (1, 3, 8)}
+    by_size = {
+        size: score_pairs(
+            tiny_model, pairs, ScoringSpec(max_length=1024, batch_size=size), tiny_tokenizer.pad_token_id, "t"
+        )
+        for size in (1, 3, 8)
+    }
     for size in (3, 8):
         for a, b in zip(by_size[1], by_size[size], strict=True):
             assert a.chosen == pytest.approx(b.chosen, abs=1e-5)
@@ -127,7 +137,7 @@ def test_real_model_scores_equal_unbatched_forward_and_do_not_depend_on_batch_si
 
 def test_pair_scores_carry_reference_logps() -> None:
     p = pair("x", [1], [2], [3])
-    (policy,) = score_pairs(BigramModel(), [p], 64, 1, PAD, "t")
+    (policy,) = score_pairs(BigramModel(), [p], ScoringSpec(max_length=64, batch_size=1), PAD, "t")
     (row,) = pair_scores("m", [p], [policy], [policy])
     assert row.model == "m" and row.ref_logp_chosen == row.logp_chosen
     assert pair_scores("m", [p], [policy], None)[0].ref_logp_chosen is None
@@ -138,9 +148,20 @@ def test_left_and_right_padding_give_the_same_logps(
 ) -> None:
     pairs = [tokenize_pair(p, tiny_tokenizer) for p in generate_pairs(4, seed=6)]
     pad = tiny_tokenizer.pad_token_id
-    right = score_pairs(tiny_model, pairs, 1024, 8, pad, "t", padding_side="right", share_prompt=False)
-    left = score_pairs(tiny_model, pairs, 1024, 8, pad, "t", padding_side="left", share_prompt=False)
-    shared = score_pairs(tiny_model, pairs, 1024, 8, pad, "t")  # prompts left-padded, completions right-padded
+    right = score_pairs(
+        tiny_model,
+        pairs,
+        ScoringSpec(max_length=1024, batch_size=8, share_prompt=False),
+        pad,
+        "t",
+        padding_side="right",
+    )
+    left = score_pairs(
+        tiny_model, pairs, ScoringSpec(max_length=1024, batch_size=8, share_prompt=False), pad, "t", padding_side="left"
+    )
+    shared = score_pairs(
+        tiny_model, pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"
+    )  # prompts left-padded, completions right-padded
     assert_same(right, left)
     assert_same(right, shared)
 
@@ -191,10 +212,20 @@ def test_prompt_sharing_equals_whole_sequences(
     tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
 ) -> None:
     pad = tiny_tokenizer.pad_token_id
-    whole = score_pairs(FullLogitsOnly(tiny_model), world_pairs, 1024, 1, pad, "t")
+    whole = score_pairs(FullLogitsOnly(tiny_model), world_pairs, ScoringSpec(max_length=1024, batch_size=1), pad, "t")
     for size in (1, 4, 27):
-        assert_same(whole, score_pairs(tiny_model, world_pairs, 1024, size, pad, "t", share_prompt=True))
-        assert_same(whole, score_pairs(tiny_model, world_pairs, 1024, size, pad, "t", share_prompt=False))
+        assert_same(
+            whole,
+            score_pairs(
+                tiny_model, world_pairs, ScoringSpec(max_length=1024, batch_size=size, share_prompt=True), pad, "t"
+            ),
+        )
+        assert_same(
+            whole,
+            score_pairs(
+                tiny_model, world_pairs, ScoringSpec(max_length=1024, batch_size=size, share_prompt=False), pad, "t"
+            ),
+        )
 
 
 def test_token_identical_answers_tie_exactly_on_every_path(
@@ -206,9 +237,13 @@ def test_token_identical_answers_tie_exactly_on_every_path(
     same = [pair(f"s{i}", p.prompt_ids, p.chosen_ids, list(p.chosen_ids)) for i, p in enumerate(world_pairs)]
     for share in (True, False):
         for size in (1, 5):
-            scored = score_pairs(tiny_model, same, 1024, size, pad, "t", share_prompt=share)
+            scored = score_pairs(
+                tiny_model, same, ScoringSpec(max_length=1024, batch_size=size, share_prompt=share), pad, "t"
+            )
             assert all(s.chosen == s.rejected for s in scored), (share, size)
-    different = score_pairs(tiny_model, world_pairs, 1024, 4, pad, "t", share_prompt=True)
+    different = score_pairs(
+        tiny_model, world_pairs, ScoringSpec(max_length=1024, batch_size=4, share_prompt=True), pad, "t"
+    )
     assert sum(s.chosen != s.rejected for s in different) == sum(p.chosen_ids != p.rejected_ids for p in world_pairs)
 
 
@@ -216,10 +251,18 @@ def test_token_budget_batches_equal_fixed_batches_in_input_order(
     tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
 ) -> None:
     pad = tiny_tokenizer.pad_token_id
-    fixed = score_pairs(tiny_model, world_pairs, 1024, 1, pad, "t", share_prompt=False)
+    fixed = score_pairs(
+        tiny_model, world_pairs, ScoringSpec(max_length=1024, batch_size=1, share_prompt=False), pad, "t"
+    )
     for budget in (1, 100, 400, 100_000):  # 1: every pair alone; 100_000: all in one batch
         for share in (True, False):
-            got = score_pairs(tiny_model, world_pairs, 1024, 8, pad, "t", token_budget=budget, share_prompt=share)
+            got = score_pairs(
+                tiny_model,
+                world_pairs,
+                ScoringSpec(max_length=1024, batch_size=8, token_budget=budget, share_prompt=share),
+                pad,
+                "t",
+            )
             assert_same(fixed, got)
 
 
@@ -230,10 +273,15 @@ def test_chunked_log_softmax_equals_full_logits(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pad = tiny_tokenizer.pad_token_id
-    full = score_pairs(FullLogitsOnly(tiny_model), world_pairs, 1024, 8, pad, "t")
+    full = score_pairs(FullLogitsOnly(tiny_model), world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t")
     monkeypatch.setattr(logps, "LOGITS_CHUNK", 3 * len(tiny_tokenizer))  # 3 positions per chunk: many chunks
     for share in (True, False):
-        assert_same(full, score_pairs(tiny_model, world_pairs, 1024, 8, pad, "t", share_prompt=share))
+        assert_same(
+            full,
+            score_pairs(
+                tiny_model, world_pairs, ScoringSpec(max_length=1024, batch_size=8, share_prompt=share), pad, "t"
+            ),
+        )
 
 
 def test_truncation_is_the_same_on_every_path(
@@ -241,19 +289,24 @@ def test_truncation_is_the_same_on_every_path(
 ) -> None:
     pad, max_length = tiny_tokenizer.pad_token_id, 40
     fitting = [p for p in world_pairs if fits(p, max_length)]
-    full = score_pairs(FullLogitsOnly(tiny_model), fitting, max_length, 8, pad, "t")
+    full = score_pairs(FullLogitsOnly(tiny_model), fitting, ScoringSpec(max_length=max_length, batch_size=8), pad, "t")
     assert any(s.truncated for s in full) and not all(s.truncated for s in full)
     for share in (True, False):
-        assert_same(full, score_pairs(tiny_model, fitting, max_length, 4, pad, "t", share_prompt=share))
+        assert_same(
+            full,
+            score_pairs(
+                tiny_model, fitting, ScoringSpec(max_length=max_length, batch_size=4, share_prompt=share), pad, "t"
+            ),
+        )
 
 
 def test_a_pair_without_prompt_tokens_and_a_one_token_answer(tiny_model: LlamaForCausalLM) -> None:
     """An empty prompt has no last state to continue from: its batch scores whole sequences, like the plain path."""
     pairs = [pair("a", [], [5, 6, 7], [8]), pair("b", [3, 4], [9], [10, 11]), pair("c", [3], [5], [6])]
-    full = score_pairs(FullLogitsOnly(tiny_model), pairs, 64, 3, PAD, "t")
+    full = score_pairs(FullLogitsOnly(tiny_model), pairs, ScoringSpec(max_length=64, batch_size=3), PAD, "t")
     assert full[0].n_tokens_chosen == 2  # the first token of a sequence is never predicted
-    assert_same(full, score_pairs(tiny_model, pairs, 64, 3, PAD, "t"))
-    assert_same(full[1:], score_pairs(tiny_model, pairs[1:], 64, 2, PAD, "t"))
+    assert_same(full, score_pairs(tiny_model, pairs, ScoringSpec(max_length=64, batch_size=3), PAD, "t"))
+    assert_same(full[1:], score_pairs(tiny_model, pairs[1:], ScoringSpec(max_length=64, batch_size=2), PAD, "t"))
 
 
 class SoftCapped(torch.nn.Module):
@@ -281,17 +334,21 @@ def test_a_model_with_its_own_logit_transform_is_scored_by_its_own_forward(
     with torch.inference_mode():
         assert prepare(capped, world_pairs[0].prompt_ids, True, "float32").decoder is None
     pad = tiny_tokenizer.pad_token_id
-    got = score_pairs(capped, world_pairs, 1024, 8, pad, "t")
-    assert_same(score_pairs(FullLogitsOnly(capped), world_pairs, 1024, 1, pad, "t"), got)
-    assert got[0].chosen != pytest.approx(score_pairs(tiny_model, world_pairs[:1], 1024, 1, pad, "t")[0].chosen)
+    got = score_pairs(capped, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t")
+    assert_same(
+        score_pairs(FullLogitsOnly(capped), world_pairs, ScoringSpec(max_length=1024, batch_size=1), pad, "t"), got
+    )
+    assert got[0].chosen != pytest.approx(
+        score_pairs(tiny_model, world_pairs[:1], ScoringSpec(max_length=1024, batch_size=1), pad, "t")[0].chosen
+    )
 
 
 def test_bfloat16_only_when_asked_and_close_to_float32(
     tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
 ) -> None:
     pad = tiny_tokenizer.pad_token_id
-    fp32 = score_pairs(tiny_model, world_pairs, 1024, 8, pad, "t")
-    bf16 = score_pairs(tiny_model, world_pairs, 1024, 8, pad, "t", dtype="bfloat16")
+    fp32 = score_pairs(tiny_model, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t")
+    bf16 = score_pairs(tiny_model, world_pairs, ScoringSpec(max_length=1024, batch_size=8, dtype="bfloat16"), pad, "t")
     assert next(tiny_model.parameters()).dtype == torch.float32  # autocast: the weights are left alone
     assert fp32 != bf16
     for a, b in zip(fp32, bf16, strict=True):
@@ -362,8 +419,8 @@ def test_a_model_that_ignores_the_pair_mask_scores_whole_sequences(
     assert runner.decoder is not None and not runner.share_prompt  # still the selective log-softmax
     pad = tiny_tokenizer.pad_token_id
     assert_same(
-        score_pairs(FullLogitsOnly(tiny_model), world_pairs, 1024, 8, pad, "t"),
-        score_pairs(model, world_pairs, 1024, 8, pad, "t"),
+        score_pairs(FullLogitsOnly(tiny_model), world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"),
+        score_pairs(model, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"),
     )
 
 
@@ -378,8 +435,8 @@ def test_eager_attention_packs_pairs_with_an_additive_mask(
     assert runner.share_prompt and runner.additive_mask
     pad = tiny_tokenizer.pad_token_id
     assert_same(
-        score_pairs(FullLogitsOnly(model), world_pairs, 1024, 8, pad, "t"),
-        score_pairs(model, world_pairs, 1024, 8, pad, "t"),
+        score_pairs(FullLogitsOnly(model), world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"),
+        score_pairs(model, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"),
     )
 
 
@@ -401,7 +458,7 @@ def test_sliding_window_attention_shorter_than_a_pair_is_never_packed(
     )
     model = MistralForCausalLM(config).eval()
     pad = tiny_tokenizer.pad_token_id
-    whole = score_pairs(FullLogitsOnly(model), world_pairs, 1024, 8, pad, "t")
+    whole = score_pairs(FullLogitsOnly(model), world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t")
     widest = max(world_pairs, key=lambda p: len(p.prompt_ids) + len(p.chosen_ids) + len(p.rejected_ids))
     longest = (widest.prompt_ids, widest.chosen_ids, widest.rejected_ids)
     sample = world_pairs[0].prompt_ids + world_pairs[0].chosen_ids
@@ -414,13 +471,13 @@ def test_sliding_window_attention_shorter_than_a_pair_is_never_packed(
             packed, [p.prompt_ids for p in world_pairs], [(p.chosen_ids, p.rejected_ids) for p in world_pairs], pad
         )
     assert max(abs(c - w.chosen) + abs(r - w.rejected) for (c, r), w in zip(forced, whole, strict=True)) > 1e-3
-    assert_same(whole, score_pairs(model, world_pairs, 1024, 8, pad, "t"))
+    assert_same(whole, score_pairs(model, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"))
 
     # A window the config does not name: the longest pair, packed and whole, tells.
     monkeypatch.setattr(logps, "attention_window", lambda config: None)
     with torch.inference_mode():
         assert not prepare(model, sample, True, "float32", longest).share_prompt
-    assert_same(whole, score_pairs(model, world_pairs, 1024, 8, pad, "t"))
+    assert_same(whole, score_pairs(model, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"))
 
 
 @pytest.mark.parametrize(
@@ -510,7 +567,9 @@ def test_rope_scaled_by_the_longest_position_scores_each_sequence_alone(
     runner = probe_scoring(model, world_pairs, 1024)
     assert runner.mode == "one sequence per pass" and f"`{rope['rope_type']}`" in runner.reason
     for size, share in ((1, True), (8, True), (27, False)):
-        scored = score_pairs(model, world_pairs, 1024, size, pad, "t", share_prompt=share)
+        scored = score_pairs(
+            model, world_pairs, ScoringSpec(max_length=1024, batch_size=size, share_prompt=share), pad, "t"
+        )
         flat = [value for s in scored for value in (s.chosen, s.rejected)]
         assert flat == pytest.approx([value for both in expected for value in both], abs=1e-4)
 
