@@ -193,7 +193,7 @@ def score(
 
 def compare_models(baseline: Evaluation, candidate: Evaluation) -> Evaluation:
     """Two scored runs on the same pairs as one run: the baseline's models, then the candidate's, each later
-    model compared with each earlier one pair by pair (`evalkit.metrics.compute.compare_models`: Tango's score
+    model compared with each earlier one pair by pair (`evalkit.metrics.paired.compare_models`: Tango's score
     interval for accuracies, paired t for margins and losses, flipped pairs), Benjamini–Hochberg over all.
 
     The datasets must hold the same pairs (equal fingerprints) and the model names must differ, except for

@@ -1,7 +1,7 @@
 """Do evalkit's intervals and gates keep their promises? Deterministic simulations that say.
 
 Each check draws many datasets from a known truth, runs evalkit's own estimators and gate
-decisions on them (`evalkit.metrics.stats`, `evalkit.metrics.compute.paired_test`, `evalkit.gate.rules.decide`), and
+decisions on them (`evalkit.metrics.stats`, `evalkit.metrics.paired.paired_test`, `evalkit.gate.rules.decide`), and
 counts how often the promise held:
 - coverage: the share of 95% intervals that contain the true value (promised: 95%);
 - false pass: the share of gate rules that pass when the truth sits exactly on the boundary of
@@ -33,7 +33,7 @@ import numpy as np
 from evalkit.config.suite import GateRule, GateSpec
 from evalkit.gate.rules import Judged, decide
 from evalkit.metrics import stats
-from evalkit.metrics.compute import paired_test
+from evalkit.metrics.paired import paired_test
 from evalkit.results.estimates import Statistics
 from evalkit.results.schema import GateVerdict
 

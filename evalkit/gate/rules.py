@@ -44,7 +44,7 @@ from evalkit.config.suite import GateRule, GateSpec, check_rule_names
 from evalkit.console import plain
 from evalkit.gate import verdicts as verdict_words
 from evalkit.metrics import stats
-from evalkit.metrics.compute import compare_models
+from evalkit.metrics.paired import compare_models
 from evalkit.report import markdown
 from evalkit.results.estimates import Comparison, Metric, Statistics
 from evalkit.results.files import atomic_write_text

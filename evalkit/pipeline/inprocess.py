@@ -26,7 +26,8 @@ from evalkit import __version__
 from evalkit.config.suite import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
-from evalkit.metrics.compute import compare_models, compute_metrics, reliability_curves, with_false_discovery_rate
+from evalkit.metrics.compute import compute_metrics, reliability_curves
+from evalkit.metrics.paired import compare_models, with_false_discovery_rate
 from evalkit.report.views import flips_to_show
 from evalkit.results.estimates import Comparison, Metric, ReliabilityBin, Statistics
 from evalkit.results.pairs import PairScore

@@ -14,7 +14,7 @@ is stated in the notes.
 
 Where both runs' per-pair files are at hand and a model scored the same pair ids of the same
 data (equal dataset fingerprints) in both, its accuracies and margin are also compared pair by
-pair, as within one run (`evalkit.metrics.compute.paired_test`): Tango's score interval and test for
+pair, as within one run (`evalkit.metrics.paired.paired_test`): Tango's score interval and test for
 accuracies, a paired t interval and test for the margin.
 """
 
@@ -204,7 +204,7 @@ def _paired(
     matched: Mapping[str, str],
 ) -> list[PairedDelta]:
     """Each candidate model against its counterpart in the baseline run (`matched`: name → name there)."""
-    from evalkit.metrics.compute import paired_test  # scipy: only when a paired comparison is possible
+    from evalkit.metrics.paired import paired_test
 
     out = []
     old = {(p.model, p.id): p for p in before}

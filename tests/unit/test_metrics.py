@@ -5,8 +5,9 @@ import pytest
 from scipy.stats import t as scipy_t
 
 from evalkit.errors import EvalkitError
-from evalkit.metrics.compute import compare_models, compute_metrics, reliability_curves
+from evalkit.metrics.compute import compute_metrics, reliability_curves
 from evalkit.metrics.names import REGISTRY
+from evalkit.metrics.paired import compare_models
 from evalkit.results.estimates import Comparison, Metric
 from evalkit.results.pairs import PairScore
 
