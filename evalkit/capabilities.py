@@ -40,7 +40,7 @@ import numpy as np
 from evalkit.config.suite import CapabilitiesSpec
 from evalkit.console import console, plain
 from evalkit.errors import EvalkitError
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.stats import sampling_fields
 from evalkit.results.capabilities import CapabilityResult, CapabilityTask
 from evalkit.results.estimates import Comparison, Flips, Metric, Statistics
@@ -389,7 +389,7 @@ def _compare(ours: TaskRun, theirs: TaskRun, statistics: Statistics) -> list[Com
         if _is_binary(a) and _is_binary(b):
             gained, lost = int((differences > 0).sum()), int((differences < 0).sum())
             delta = stats.paired_shares(gained, lost, differences.size, confidence)
-            mde = stats.mde_paired_shares(gained + lost, differences.size, alpha, power)
+            mde = hypotheses.mde_paired_shares(gained + lost, differences.size, alpha, power)
             test = "tango_score"
             flips = Flips(
                 wrong_to_right=gained,
@@ -399,9 +399,9 @@ def _compare(ours: TaskRun, theirs: TaskRun, statistics: Statistics) -> list[Com
             )
         else:
             delta = stats.mean(differences, confidence)
-            mde = stats.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
+            mde = hypotheses.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
             test = "paired_t"
-            wilcoxon = stats.wilcoxon_p(differences)
+            wilcoxon = hypotheses.wilcoxon_p(differences)
         out.append(
             Comparison(
                 dataset=ours.task,
@@ -417,7 +417,7 @@ def _compare(ours: TaskRun, theirs: TaskRun, statistics: Statistics) -> list[Com
                 n=differences.size,
                 higher_is_better=direction,
                 test=test,
-                p_value=stats.two_sided_p(delta.sampling),
+                p_value=hypotheses.two_sided_p(delta.sampling),
                 wilcoxon_p_value=wilcoxon,
                 mde=mde,
                 flips=flips,
@@ -429,7 +429,7 @@ def _compare(ours: TaskRun, theirs: TaskRun, statistics: Statistics) -> list[Com
 
 def with_fdr(comparisons: list[Comparison]) -> list[Comparison]:
     """`p_adjusted`: Benjamini–Hochberg over the run's capability comparisons (the reports' marks read it)."""
-    adjusted = stats.benjamini_hochberg([c.p_value for c in comparisons])
+    adjusted = hypotheses.benjamini_hochberg([c.p_value for c in comparisons])
     return [c.model_copy(update={"p_adjusted": p}) for c, p in zip(comparisons, adjusted, strict=True)]
 
 

@@ -1,7 +1,7 @@
 """What evalkit's Python API hands back: a run's results with its per-pair scores, as frames and inline HTML.
 
 An `Evaluation` is the in-memory twin of an output directory (`results.json` beside
-`pairs/<dataset>.jsonl`): `evalkit.score`, `evalkit.report.compare`, `evalkit.run_suite` and
+`pairs/<dataset>.jsonl`): `evalkit.score`, `evalkit.compare_models`, `evalkit.run_suite` and
 `evalkit.read_results` all return one, `save` writes it out (then `evalkit report`, `evalkit gate`
 and `evalkit compare` read it like any run), and nothing here imports torch.
 """

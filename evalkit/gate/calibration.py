@@ -32,7 +32,7 @@ import numpy as np
 
 from evalkit.config.suite import GateRule, GateSpec
 from evalkit.gate.rules import Judged, decide
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.paired import paired_test
 from evalkit.results.estimates import Statistics
 from evalkit.results.schema import GateVerdict
@@ -296,7 +296,7 @@ def false_mark_rate(rng: Rng, n: int, replicates: int, adjusted: bool) -> float:
                     for metric, values in (("preference/accuracy", correct.astype(float)), ("logps/margins", margins)):
                         test = paired_test(metric, values[a, index], values[b, index], None, statistics)
                         p_values.append(test.p_value)
-        ps = stats.benjamini_hochberg(p_values) if adjusted else p_values
+        ps = hypotheses.benjamini_hochberg(p_values) if adjusted else p_values
         marked += any(p < ALPHA for p in ps)
     return marked / replicates
 
@@ -306,18 +306,18 @@ def false_mark_rate(rng: Rng, n: int, replicates: int, adjusted: bool) -> float:
 
 def mde_power_of_a_mean(rng: Rng, n: int, replicates: int) -> float:
     """Normal paired differences (sd 1) whose true mean is the MDE for this n: how often the t-test rejects."""
-    effect = stats.mde_mean(1 / np.sqrt(n), float(n - 1), ALPHA, 0.8)
+    effect = hypotheses.mde_mean(1 / np.sqrt(n), float(n - 1), ALPHA, 0.8)
     assert effect is not None
     rejected = 0
     for values in rng.normal(effect, 1.0, (replicates, n)):
-        rejected += stats.two_sided_p(stats.mean(values, CONFIDENCE).sampling) < ALPHA
+        rejected += hypotheses.two_sided_p(stats.mean(values, CONFIDENCE).sampling) < ALPHA
     return rejected / replicates
 
 
 def mde_power_of_paired_shares(rng: Rng, n: int, replicates: int) -> float:
     """30% discordant pairs, Δ equal to McNemar's MDE for this n: how often Tango's test rejects."""
     discordant = 0.3
-    effect = stats.mde_paired_shares(discordant * n, n, ALPHA, 0.8)
+    effect = hypotheses.mde_paired_shares(discordant * n, n, ALPHA, 0.8)
     assert effect is not None
     counts = rng.multinomial(n, [(discordant + effect) / 2, (discordant - effect) / 2, 1 - discordant], replicates)
     z = stats.tango_statistic(counts[:, 0], counts[:, 1], np.full(replicates, n), np.zeros(replicates))  # (R,)

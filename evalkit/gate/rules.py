@@ -43,7 +43,8 @@ from evalkit.capabilities import primary_metric
 from evalkit.config.suite import GateRule, GateSpec, check_rule_names
 from evalkit.console import plain
 from evalkit.gate import verdicts as verdict_words
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
+from evalkit.metrics.hypotheses import describe_test
 from evalkit.metrics.paired import compare_models
 from evalkit.report import markdown
 from evalkit.results.estimates import Comparison, Metric, Statistics
@@ -162,14 +163,14 @@ def decide(judged: Sequence[Judged | GateVerdict], spec: GateSpec) -> list[GateV
         if (j.sampling is not None if isinstance(j, Judged) else j.status == "undecidable")
     ]
     family = [1.0 if p is None else p for p in (raw[i] for i in tested)]
-    adjusted = dict(zip(tested, stats.holm(family) if spec.correction == "holm" else family, strict=True))
+    adjusted = dict(zip(tested, hypotheses.holm(family) if spec.correction == "holm" else family, strict=True))
     return [_verdict(j, raw[i], adjusted.get(i), spec) if isinstance(j, Judged) else j for i, j in enumerate(judged)]
 
 
 def _p_value(j: Judged) -> float | None:
     if j.sampling is None or _too_few(j) is not None:
         return None
-    test = stats.p_greater if j.higher_passes else stats.p_less
+    test = hypotheses.p_greater if j.higher_passes else hypotheses.p_less
     return test(j.sampling, j.null)
 
 
@@ -196,7 +197,7 @@ def _verdict(j: Judged, p: float | None, adjusted: float | None, spec: GateSpec)
         why = too_few or "judged on the value alone (not a test: no error-rate guarantee)"
         settled = {"passed": status == "passed", "status": status, "reason": f"{verdict.reason}: {why}", "alpha": alpha}
         return verdict.model_copy(update=settled)
-    bound_of = stats.lower_bound if j.higher_passes else stats.upper_bound
+    bound_of = hypotheses.lower_bound if j.higher_passes else hypotheses.upper_bound
     bound = bound_of(j.sampling, alpha)
     problem = _too_few(j)
     if problem is None and (p is None or bound is None):
@@ -297,7 +298,7 @@ def _absolute(rule: GateRule, run: Run, where: str) -> Judged:
     sampling = _recorded_sampling(metric, where)
     if sampling.method not in stats.TESTABLE:
         raise Undecidable(f"{where}: {rule.metric!r} has no test ({sampling.method} interval); set judge_on: value")
-    test = f"H0: {rule.metric} {'<=' if at_least else '>='} {threshold:g} ({stats.describe_test(sampling)})"
+    test = f"H0: {rule.metric} {'<=' if at_least else '>='} {threshold:g} ({hypotheses.describe_test(sampling)})"
     return Judged(rule, verdict.model_copy(update={"test": test}), sampling, threshold, at_least)
 
 
@@ -364,7 +365,7 @@ def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, da
     higher = comparison.higher_is_better is not False
     null = (-margin if higher else margin) + 0.0  # + 0.0: never a "-0" in a verdict
     described = f"Δ {rule.metric} = {_interval(comparison.value, comparison.ci_low, comparison.ci_high, signed=True)}"
-    test = f"H0: Δ {'<=' if higher else '>='} {null:+g} ({stats.describe_test(sampling)})"
+    test = f"H0: Δ {'<=' if higher else '>='} {null:+g} ({hypotheses.describe_test(sampling)})"
     verdict = _open_verdict(
         rule,
         reason=f"{rule.model} vs {comparison.baseline}: {described} over {comparison.n} {_unit(rule)}",
@@ -410,7 +411,7 @@ def _drift_budget(rule: GateRule, run: Run, where: str) -> Judged:
             f"{where}: the results predate the per-token drift estimate (schema < 1.4); run `evalkit bench` again"
         )
     sampling = stats.Sampling("student_t", drift.kl, drift.n, se=drift.se, df=drift.df, skewness=drift.skewness)
-    test = f"H0: KL >= {rule.max_kl:g} ({stats.describe_test(sampling)}, over prompts)"
+    test = f"H0: KL >= {rule.max_kl:g} ({hypotheses.describe_test(sampling)}, over prompts)"
     return Judged(rule, verdict.model_copy(update={"test": test}), sampling, rule.max_kl, False)
 
 
@@ -449,7 +450,7 @@ def _length_budget(rule: GateRule, run: Run, where: str) -> Judged:
         value=growth,
         n=len(shared),
         threshold=rule.max_growth,
-        test=f"H0: growth >= {rule.max_growth:+.0%} ({stats.describe_test(estimate.sampling)} on L − (1 + g)·L_before)",
+        test=f"H0: growth >= {rule.max_growth:+.0%} ({describe_test(estimate.sampling)} on L − (1 + g)·L_before)",
     )
     return Judged(rule, verdict, estimate.sampling, 0.0, False)
 

@@ -19,7 +19,7 @@ from evalkit.data.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.errors import EvalkitError
 from evalkit.generate.decode import Sample, per_prompt_means, text_stats
 from evalkit.generate.panel import PanelPrompt
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
 from evalkit.results.estimates import Statistics
 from evalkit.results.generation import GenerationStats, JudgeSummary, WinRate
 
@@ -129,7 +129,7 @@ def summarise(
                     model=model,
                     baseline=baseline,
                     win_rate=rate.value,
-                    sign_test_p=stats.sign_test_p(wins, losses),
+                    sign_test_p=hypotheses.sign_test_p(wins, losses),
                     wins=wins,
                     ties=ties,
                     losses=losses,

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.cells import Cell, per_pair_values, rows_by_id
 from evalkit.metrics.names import ALL_SUBSETS, COMPARED, REGISTRY
 from evalkit.results.estimates import Comparison, Flips, Statistics
@@ -140,15 +140,15 @@ def paired_test(
     if REGISTRY[metric].accuracy and not shared_prompts:
         gained, lost = int((differences > 0).sum()), int((differences < 0).sum())
         delta = stats.paired_shares(gained, lost, differences.size, confidence)
-        mde = stats.mde_paired_shares(gained + lost, differences.size, alpha, power)
-        return PairedTest(differences, delta, "tango_score", stats.two_sided_p(delta.sampling), None, mde)
+        mde = hypotheses.mde_paired_shares(gained + lost, differences.size, alpha, power)
+        return PairedTest(differences, delta, "tango_score", hypotheses.two_sided_p(delta.sampling), None, mde)
     delta = stats.mean(differences, confidence, prompts if shared_prompts else None)
     name: Literal["paired_t", "cluster_t"] = "cluster_t" if delta.method == "cluster_t" else "paired_t"
     # The t-test asks what Δ (a mean) and its interval answer; Wilcoxon, whether most pairs moved one way.
     # With heavy-tailed margins the two can disagree, so both are reported.
-    wilcoxon = None if REGISTRY[metric].accuracy else stats.wilcoxon_p(differences)
-    mde = stats.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
-    return PairedTest(differences, delta, name, stats.two_sided_p(delta.sampling), wilcoxon, mde)
+    wilcoxon = None if REGISTRY[metric].accuracy else hypotheses.wilcoxon_p(differences)
+    mde = hypotheses.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
+    return PairedTest(differences, delta, name, hypotheses.two_sided_p(delta.sampling), wilcoxon, mde)
 
 
 def with_false_discovery_rate(comparisons: Sequence[Comparison]) -> list[Comparison]:
@@ -158,5 +158,5 @@ def with_false_discovery_rate(comparisons: Sequence[Comparison]) -> list[Compari
     chance alone. The reports mark significance on the adjusted p, so the expected share of false
     marks among all marks stays at α; the raw p stays beside it.
     """
-    adjusted = stats.benjamini_hochberg([c.p_value for c in comparisons])
+    adjusted = hypotheses.benjamini_hochberg([c.p_value for c in comparisons])
     return [c.model_copy(update={"p_adjusted": p}) for c, p in zip(comparisons, adjusted, strict=True)]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
 
 Z = 1.959963984540054  # Φ⁻¹(0.975)
 Z_POWER = 0.8416212335729143  # Φ⁻¹(0.80)
@@ -74,8 +74,8 @@ def test_the_gate_test_of_a_share_is_exact() -> None:
     """17 of 22 right against p₀ = 0.6: P(X ≥ 17 | 22, 0.6) = binom.sf(16); the lower bound is
     Clopper–Pearson's, where that tail is α."""
     share = stats.proportion(np.array([1.0] * 17 + [0.0] * 5), 0.95)
-    assert stats.p_greater(share.sampling, 0.6) == pytest.approx(scipy.stats.binom.sf(16, 22, 0.6))
-    low = stats.lower_bound(share.sampling, 0.05)
+    assert hypotheses.p_greater(share.sampling, 0.6) == pytest.approx(scipy.stats.binom.sf(16, 22, 0.6))
+    low = hypotheses.lower_bound(share.sampling, 0.05)
     assert low == pytest.approx(scipy.stats.beta.ppf(0.05, 17, 6))
 
 
@@ -128,7 +128,7 @@ def test_tango_statistic_at_zero_is_mcnemars() -> None:
     z = stats.tango_statistic(np.array(5), np.array(0), np.array(150), np.array(0.0))
     assert float(z) == pytest.approx(math.sqrt(5))
     estimate = stats.paired_shares(5, 0, 150, 0.95)
-    assert stats.two_sided_p(estimate.sampling) == pytest.approx(0.025347, abs=1e-6)
+    assert hypotheses.two_sided_p(estimate.sampling) == pytest.approx(0.025347, abs=1e-6)
 
 
 def test_tango_interval_and_test_agree_everywhere() -> None:
@@ -140,7 +140,7 @@ def test_tango_interval_and_test_agree_everywhere() -> None:
                 estimate = stats.paired_shares(gained, lost, n, 0.95)
                 assert estimate.interval is not None
                 excludes = estimate.interval.low > 0 or estimate.interval.high < 0
-                rejects = stats.two_sided_p(estimate.sampling) < 0.05
+                rejects = hypotheses.two_sided_p(estimate.sampling) < 0.05
                 assert excludes == rejects, (n, gained, lost)
 
 
@@ -159,12 +159,12 @@ def test_one_sided_tests_by_hand() -> None:
     """The exact binomial tail, 7 of 10 against p₀ = ½: (120 + 45 + 10 + 1)/2¹⁰ = 0.171875.
     Student t on symmetric values (no skewness to correct): the same p as scipy's one-sided t-test."""
     share = stats.proportion(np.array([1.0] * 7 + [0.0] * 3), 0.95)
-    assert stats.p_greater(share.sampling, 0.5) == pytest.approx(176 / 1024)
+    assert hypotheses.p_greater(share.sampling, 0.5) == pytest.approx(176 / 1024)
     values = np.array([-1.0, 0.5, 0.8, 1.2, 1.5, 3.0])
     mean = stats.mean(values, 0.95)
     theirs = scipy.stats.ttest_1samp(values, 0.2, alternative="greater").pvalue
-    assert stats.p_greater(mean.sampling, 0.2) == pytest.approx(theirs)
-    assert stats.p_less(mean.sampling, 0.2) == pytest.approx(1 - theirs)
+    assert hypotheses.p_greater(mean.sampling, 0.2) == pytest.approx(theirs)
+    assert hypotheses.p_less(mean.sampling, 0.2) == pytest.approx(1 - theirs)
 
 
 @pytest.mark.parametrize(
@@ -183,15 +183,15 @@ def test_each_one_sided_bound_is_where_its_test_has_p_alpha(estimate: stats.Esti
     """Bound and test are one method: p(θ₀ = lower bound) = α from above, and p(upper bound) = α from below.
     The two one-sided 97.5% bounds are the two-sided 95% interval."""
     assert estimate is not None and estimate.interval is not None
-    low, high = stats.lower_bound(estimate.sampling, 0.05), stats.upper_bound(estimate.sampling, 0.05)
+    low, high = hypotheses.lower_bound(estimate.sampling, 0.05), hypotheses.upper_bound(estimate.sampling, 0.05)
     assert low is not None and high is not None
-    assert stats.p_greater(estimate.sampling, low) == pytest.approx(0.05, abs=1e-6)
-    assert stats.p_less(estimate.sampling, high) == pytest.approx(0.05, abs=1e-6)
+    assert hypotheses.p_greater(estimate.sampling, low) == pytest.approx(0.05, abs=1e-6)
+    assert hypotheses.p_less(estimate.sampling, high) == pytest.approx(0.05, abs=1e-6)
     # Shares of 0/1 outcomes are gated exactly (Clopper–Pearson) and means with the skewness correction,
     # while the reports show Wilson's and Student's intervals; the others are one method both ways.
     if estimate.method not in ("wilson", "student_t"):
-        assert stats.lower_bound(estimate.sampling, 0.025) == pytest.approx(estimate.interval.low, abs=1e-6)
-        assert stats.upper_bound(estimate.sampling, 0.025) == pytest.approx(estimate.interval.high, abs=1e-6)
+        assert hypotheses.lower_bound(estimate.sampling, 0.025) == pytest.approx(estimate.interval.low, abs=1e-6)
+        assert hypotheses.upper_bound(estimate.sampling, 0.025) == pytest.approx(estimate.interval.high, abs=1e-6)
 
 
 def test_hall_statistic_by_hand_and_its_inverse() -> None:
@@ -201,8 +201,8 @@ def test_hall_statistic_by_hand_and_its_inverse() -> None:
     assert stats.hall_statistic(2.0, 0.0, 9) == 2.0
     skewed = stats.mean(np.array([0.1, 0.2, 0.2, 0.3, 0.4, 0.5, 0.9, 1.6, 3.5]), 0.95)
     assert skewed.sampling.skewness is not None and skewed.sampling.skewness > 1
-    low = stats.lower_bound(skewed.sampling, 0.05)
-    assert low is not None and stats.p_greater(skewed.sampling, low) == pytest.approx(0.05, abs=1e-9)
+    low = hypotheses.lower_bound(skewed.sampling, 0.05)
+    assert low is not None and hypotheses.p_greater(skewed.sampling, low) == pytest.approx(0.05, abs=1e-9)
 
 
 def test_skewness_correction_guards_the_side_a_skewed_mean_errs_on() -> None:
@@ -210,7 +210,7 @@ def test_skewness_correction_guards_the_side_a_skewed_mean_errs_on() -> None:
     and "the mean is below the budget" passes too often; the corrected upper bound sits higher."""
     skewed = stats.mean(np.array([0.1, 0.2, 0.2, 0.3, 0.4, 0.5, 0.9, 1.6, 3.5]), 0.95)
     plain = stats.Sampling("student_t", skewed.value, skewed.n, se=skewed.sampling.se, df=skewed.sampling.df)
-    corrected, uncorrected = stats.upper_bound(skewed.sampling, 0.05), stats.upper_bound(plain, 0.05)
+    corrected, uncorrected = hypotheses.upper_bound(skewed.sampling, 0.05), hypotheses.upper_bound(plain, 0.05)
     assert corrected is not None and uncorrected is not None and corrected > uncorrected
 
 
@@ -247,46 +247,46 @@ def test_wilcoxon_by_hand() -> None:
     1 1 2 −3 (ranks 1.5 1.5 3 4, W− = 4): sign patterns with W− ≤ 4 are {}, {1.5}, {1.5'}, {3},
     {4}, {1.5, 1.5'}, 6 of 16, so p = 12/16 = 0.75;
     all zero: no evidence, p = 1."""
-    assert stats.wilcoxon_p(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(0.0625)
-    assert stats.wilcoxon_p(np.array([0.0, 1, 2, 3])) == pytest.approx(0.25)
-    assert stats.wilcoxon_p(np.array([1.0, 1, 2, -3])) == pytest.approx(0.75)
-    assert stats.wilcoxon_p(np.zeros(3)) == 1.0
+    assert hypotheses.wilcoxon_p(np.array([1.0, 2, 3, 4, 5])) == pytest.approx(0.0625)
+    assert hypotheses.wilcoxon_p(np.array([0.0, 1, 2, 3])) == pytest.approx(0.25)
+    assert hypotheses.wilcoxon_p(np.array([1.0, 1, 2, -3])) == pytest.approx(0.75)
+    assert hypotheses.wilcoxon_p(np.zeros(3)) == 1.0
 
 
 def test_sign_test_by_hand() -> None:
     """5 wins, 0 losses: 2·(½)⁵ = 0.0625; 3 wins, 1 loss: 2·(1 + 4)/16 = 0.625; neither: 1."""
-    assert stats.sign_test_p(5, 0) == pytest.approx(0.0625)
-    assert stats.sign_test_p(3, 1) == pytest.approx(0.625)
-    assert stats.sign_test_p(0, 0) == 1.0
+    assert hypotheses.sign_test_p(5, 0) == pytest.approx(0.0625)
+    assert hypotheses.sign_test_p(3, 1) == pytest.approx(0.625)
+    assert hypotheses.sign_test_p(0, 0) == 1.0
 
 
 def test_mde_of_a_mean_reaches_its_power_on_the_noncentral_t() -> None:
     """At the MDE the two-sided t-test at α = 0.05 has power 0.8 exactly (noncentral t); the normal
     approximation (z + z_power)·se = 2.801585·se understates it, most at few degrees of freedom."""
     for df in (4.0, 19.0, 199.0):
-        mde = stats.mde_mean(0.1, df, 0.05, 0.8)
+        mde = hypotheses.mde_mean(0.1, df, 0.05, 0.8)
         assert mde is not None
         critical = scipy.stats.t.isf(0.025, df)
         power = scipy.stats.nct.sf(critical, df, mde / 0.1) + scipy.stats.nct.cdf(-critical, df, mde / 0.1)
         assert power == pytest.approx(0.8, abs=1e-8)
         assert mde > (Z + Z_POWER) * 0.1
-    assert stats.mde_mean(0.0, 10.0, 0.05, 0.8) is None
+    assert hypotheses.mde_mean(0.0, 10.0, 0.05, 0.8) is None
 
 
 def test_mde_of_paired_shares_by_hand() -> None:
     """Connor (1987), ψ = 20/100: √100·Δ = 1.959964·√0.2 + 0.841621·√(0.2 − Δ²) at Δ = 0.123819:
     left 1.238194, right 0.876523 + 0.841621·0.429730 = 1.238194. No discordant pair: undefined."""
-    assert stats.mde_paired_shares(20, 100, 0.05, 0.8) == pytest.approx(0.123819, abs=1e-6)
-    assert stats.mde_paired_shares(0, 100, 0.05, 0.8) is None
+    assert hypotheses.mde_paired_shares(20, 100, 0.05, 0.8) == pytest.approx(0.123819, abs=1e-6)
+    assert hypotheses.mde_paired_shares(0, 100, 0.05, 0.8) is None
 
 
 def test_holm_and_benjamini_hochberg_by_hand() -> None:
     """p = 0.01, 0.04, 0.03. Holm: sorted 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 → running max 0.06.
     BH: 0.01·3/1 = 0.03, 0.03·3/2 = 0.045, 0.04·3/3 = 0.04, then the running minimum from the top."""
-    assert stats.holm([0.01, 0.04, 0.03]) == [pytest.approx(0.03), pytest.approx(0.06), pytest.approx(0.06)]
-    assert stats.benjamini_hochberg([0.01, 0.04, 0.03]) == [
+    assert hypotheses.holm([0.01, 0.04, 0.03]) == [pytest.approx(0.03), pytest.approx(0.06), pytest.approx(0.06)]
+    assert hypotheses.benjamini_hochberg([0.01, 0.04, 0.03]) == [
         pytest.approx(0.03),
         pytest.approx(0.04),
         pytest.approx(0.04),
     ]
-    assert stats.holm([0.5]) == [0.5] and stats.benjamini_hochberg([]) == []
+    assert hypotheses.holm([0.5]) == [0.5] and hypotheses.benjamini_hochberg([]) == []
