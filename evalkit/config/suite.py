@@ -32,7 +32,7 @@ from pydantic import (
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics.names import COMPARED, REGISTRY
-from evalkit.results.schema import Statistics
+from evalkit.results.schema import ScoringDtype, Statistics
 
 Dtype = Literal["float32", "bfloat16", "float16", "auto"]
 
@@ -517,7 +517,7 @@ class ScoringSpec(Spec):
     share_prompt: bool = True
     """Run each pair as one row, its prompt once and both answers after it under a mask that keeps them apart
     (a model that cannot is scored on whole sequences). Results do not depend on it."""
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: ScoringDtype = "float32"
     """Compute dtype of the forward passes: `bfloat16` autocast only when asked (faster where the hardware has
     bf16 matmuls; log-probs then differ from float32 by ~1e-2); log-softmax and sums stay in float32/float64."""
     reference_cache: Path | None = Path(".evalkit/cache/reference")

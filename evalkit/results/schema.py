@@ -300,6 +300,10 @@ class Statistics(Record):
     """Equal-width bins of confidence over [0.5, 1], for ECE and the reliability curve."""
 
 
+ScoringDtype = Literal["float32", "bfloat16"]
+"""Compute dtype of scoring's forward passes (the suite's `scoring.dtype`, as run)."""
+
+
 class ScoringInfo(Record):
     """The `scoring` settings of the suite, as run."""
 
@@ -308,7 +312,7 @@ class ScoringInfo(Record):
     batch_size: int
     token_budget: int | None = None
     share_prompt: bool = True
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: ScoringDtype = "float32"
     """Compute dtype of the forward passes: bfloat16 log-probs differ from float32 ones by ~1e-2."""
     reference_cache: str | None = None
     """Where reference log-probs were kept across runs; None when the cache was off."""
