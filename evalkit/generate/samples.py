@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config.suite import GenerationSpec, SamplingSpec
+from evalkit.config.specs import GenerationSpec, SamplingSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import Message, PreferencePair, Text
 from evalkit.data.rendering import PLAIN, Rendering, chat_token_ids

@@ -30,17 +30,9 @@ from transformers import PreTrainedModel
 from evalkit import __version__
 from evalkit.capabilities import CapabilityRunner, TaskRun, lm_eval_version
 from evalkit.checkpoints import LoadedModel, is_loadable, load_model, release, reward_model
-from evalkit.config.suite import (
-    PAIRED_KINDS,
-    DriftSpec,
-    GenerationSpec,
-    ModelSpec,
-    SamplingSpec,
-    Suite,
-    load_suite,
-    notice,
-    parse_suite,
-)
+from evalkit.config.messages import notice
+from evalkit.config.specs import DriftSpec, GenerationSpec, ModelSpec, SamplingSpec
+from evalkit.config.suite import Suite, load_suite, parse_suite
 from evalkit.console import console, is_main_process, stdout
 from evalkit.data.pairs import (
     PreferencePair,
@@ -52,7 +44,10 @@ from evalkit.data.pairs import (
 )
 from evalkit.data.rendering import DEFAULT_DATE, Rendering
 from evalkit.errors import EvalkitError
-from evalkit.gate.rules import evaluate_gate, publish, verdict_table
+from evalkit.gate.judge import evaluate_gate
+from evalkit.gate.roles import rules_for_candidate
+from evalkit.gate.summary import publish
+from evalkit.gate.terminal import verdict_table
 from evalkit.generate.samples import (
     Judge,
     PanelPrompt,
@@ -65,7 +60,6 @@ from evalkit.generate.samples import (
     summarise,
 )
 from evalkit.metrics.compute import compute_metrics
-from evalkit.metrics.names import REGISTRY
 from evalkit.pipeline.inprocess import summarise_scores
 from evalkit.report.document import summary_table, write_reports
 from evalkit.results.provenance import environment
@@ -135,8 +129,6 @@ class Candidate:
         """`suite` with its models replaced by `candidate` (and `reference`), its training dropped,
         its datasets replaced by `data` when given, and the gate rules about other models left out."""
         raw = suite.model_dump(mode="json")
-        # Gate rules check which keys were given: keep only those.
-        raw["gate"] = suite.gate.model_dump(mode="json", exclude_unset=True) if suite.gate else None
         trust = {"allow_pickle": self.allow_pickle, "trust_remote_code": self.trust_remote_code}
         models = [{"name": "candidate", "path": self.model, **trust}]
         reference = self.reference or _adapter_base(self.model)
@@ -165,31 +157,23 @@ class Candidate:
             if suite.world is not None and suite.capabilities is not None and _reads_world(suite):
                 notice("capabilities: the tasks are the tiny world's, which is not built with your data; left out")
                 raw["capabilities"] = None
-        if raw.get("gate"):
+        if suite.gate is not None:
             # The suite's rules about its reference and its candidate now apply to yours; rules about other
             # models are left out.
             renamed = {suite.candidate or "": "candidate"}
             if suite.reference is not None and reference is not None:
                 renamed[suite.reference] = "reference"
-            kept = []
-            for rule in raw["gate"]["rules"]:
-                if rule["kind"] == "capability_non_inferiority" and raw.get("capabilities") is None:
-                    continue  # its tasks were left out above
-                named = [rule["model"]] + (
-                    [rule["baseline"]] if rule.get("baseline") and rule["kind"] in PAIRED_KINDS else []
-                )
-                metric = rule.get("metric") or ""
-                needs_reference = rule["kind"] == "drift_budget" or (
-                    metric in REGISTRY and REGISTRY[metric].needs_reference
-                )
-                if all(name in renamed for name in named) and not (needs_reference and reference is None):
-                    rule = {**rule, "model": renamed[rule["model"]]}
-                    if rule["kind"] in PAIRED_KINDS:
-                        rule["baseline"] = renamed[rule["baseline"]]
-                    kept.append({**rule, "dataset": None} if self.data is not None and "dataset" in rule else rule)
-                else:
-                    notice(f"gate rule {rule.get('name') or rule['kind']!r} is about other models; left out")
-            raw["gate"] = {**raw["gate"], "rules": kept} if kept else None
+            rules = rules_for_candidate(
+                suite.gate.rules,
+                renamed,
+                reference=reference is not None,
+                capabilities=raw.get("capabilities") is not None,
+                own_data=self.data is not None,
+            )
+            for rule in rules.left_out:
+                notice(f"gate rule {rule.name or rule.kind!r} is about other models; left out")
+            kept = suite.gate.model_copy(update={"rules": rules.kept})
+            raw["gate"] = kept.model_dump(mode="json") if rules.kept else None
         return parse_suite(raw, source=f"evalkit bench --model {self.model}")
 
 

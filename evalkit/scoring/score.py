@@ -32,7 +32,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config.suite import ScoringSpec
+from evalkit.config.specs import ScoringSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import Message, PreferencePair, Text
 from evalkit.data.rendering import PLAIN, Rendering, chat_token_ids

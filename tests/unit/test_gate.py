@@ -17,8 +17,10 @@ import pytest
 import scipy.stats
 
 from evalkit.cli import main
-from evalkit.config.suite import GateSpec
-from evalkit.gate.rules import evaluate_gate, exit_code, publish, summary_markdown, write_junit
+from evalkit.config.rules import GateSpec
+from evalkit.gate.judge import evaluate_gate, exit_code
+from evalkit.gate.junit import write_junit
+from evalkit.gate.summary import publish, summary_markdown
 from evalkit.results.schema import GateVerdict, RunResult, read_results, write_results
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"

@@ -7,7 +7,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
 from evalkit.checkpoints import reward_model
-from evalkit.config.suite import GenerationSpec, PanelSource, SamplingSpec
+from evalkit.config.specs import GenerationSpec, PanelSource, SamplingSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.errors import EvalkitError
 from evalkit.generate.samples import (
