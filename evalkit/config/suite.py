@@ -98,14 +98,14 @@ class Suite(Spec):
 
     def _rule_problems(self, rule: GateRule, where: str) -> Iterator[str]:
         """What a rule needs of the rest of the suite: a reference for reward metrics, the sections it reads."""
-        needs_reference = isinstance(rule, PreferenceRule) and REGISTRY[rule.metric].needs_reference
-        if isinstance(rule, PreferenceRule) and needs_reference and rule.model == self.reference:
-            yield (
-                f"{where}.metric: {rule.metric!r} is not computed for the reference model "
-                f"{rule.model!r} (its rewards are 0 by definition)"
-            )
-        elif isinstance(rule, PreferenceRule) and needs_reference and self.reference is None:
-            yield f"{where}.metric: {rule.metric!r} needs a `reference` model"
+        if isinstance(rule, PreferenceRule) and REGISTRY[rule.metric].needs_reference:
+            if rule.model == self.reference:
+                yield (
+                    f"{where}.metric: {rule.metric!r} is not computed for the reference model "
+                    f"{rule.model!r} (its rewards are 0 by definition)"
+                )
+            elif self.reference is None:
+                yield f"{where}.metric: {rule.metric!r} needs a `reference` model"
         if isinstance(rule, DriftBudgetRule) and (
             self.reference is None or not self.generation or not self.generation.drift
         ):
