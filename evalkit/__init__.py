@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from evalkit.api.functions import compare_models as compare_models
     from evalkit.api.functions import run_suite as run_suite
     from evalkit.api.functions import score as score
-    from evalkit.config.suite import ScoringSpec as ScoringSpec
+    from evalkit.config.specs import ScoringSpec as ScoringSpec
     from evalkit.errors import EvalkitError as EvalkitError
     from evalkit.results.estimates import Statistics as Statistics
 
@@ -39,7 +39,7 @@ _EXPORTS = {
     "Evaluation": "evalkit.api.evaluation",
     "Report": "evalkit.api.evaluation",
     "EvalkitCallback": "evalkit.api.callback",
-    "ScoringSpec": "evalkit.config.suite",
+    "ScoringSpec": "evalkit.config.specs",
     "Statistics": "evalkit.results.schema",
     "EvalkitError": "evalkit.errors",
 }

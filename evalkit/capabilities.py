@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from evalkit.config.suite import CapabilitiesSpec
+from evalkit.config.specs import CapabilitiesSpec
 from evalkit.console import console, plain
 from evalkit.errors import EvalkitError
 from evalkit.metrics import hypotheses, stats

@@ -23,7 +23,8 @@ from typing import Any, cast
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config.suite import ModelSpec, notice
+from evalkit.config.messages import notice
+from evalkit.config.specs import ModelSpec
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 from evalkit.errors import EvalkitError
 from evalkit.results.provenance import hash_file

@@ -200,14 +200,17 @@ def _bench(args: argparse.Namespace) -> int:
     result = run_bench(args.suite, args.out, args.overrides, args.baseline, candidate, args.command_line)
     if result is None or result.gate is None:  # no gate, or another process of a torchrun run
         return EXIT_OK
-    from evalkit.gate.rules import exit_code
+    from evalkit.gate.judge import exit_code
 
     return exit_code(result.gate)
 
 
 def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | None, out: Path | None) -> int:
     from evalkit.config.suite import load_suite, parse_gate
-    from evalkit.gate.rules import evaluate_gate, exit_code, publish, rules_for_run, verdict_table
+    from evalkit.gate.judge import evaluate_gate, exit_code
+    from evalkit.gate.roles import rules_for_run
+    from evalkit.gate.summary import publish
+    from evalkit.gate.terminal import verdict_table
     from evalkit.report.document import write_reports
     from evalkit.results.files import read_results, write_results
 

@@ -28,7 +28,9 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from evalkit.checkpoints import TRAIN_RECORD, files_fingerprint, load_for_training, load_tokenizer, say_pinned
-from evalkit.config.suite import ModelSpec, TrainSpec, notice
+from evalkit.config.messages import notice
+from evalkit.config.specs import ModelSpec
+from evalkit.config.training import TrainSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for

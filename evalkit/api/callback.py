@@ -37,7 +37,8 @@ from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from evalkit.api.evaluation import Evaluation
 from evalkit.api.functions import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
-from evalkit.config.suite import ScoringSpec, notice
+from evalkit.config.messages import notice
+from evalkit.config.specs import ScoringSpec
 from evalkit.console import is_main_process
 from evalkit.data.rendering import DEFAULT_DATE, rendering_for
 from evalkit.errors import EvalkitError

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from evalkit.api.evaluation import Evaluation, read_results
-from evalkit.config.suite import ColumnMap, DataFormat, DatasetSpec, ScoringSpec, Suite
+from evalkit.config.specs import ColumnMap, DataFormat, DatasetSpec, ScoringSpec
+from evalkit.config.suite import Suite
 from evalkit.data.pairs import PreferencePair, load_pairs, pairs_from_rows
 from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
@@ -297,7 +298,7 @@ def _scorable(
 ) -> _Scorable:
     """`model`, in memory or loaded from a path or hub id as `evalkit bench` loads it (an adapter onto its base)."""
     from evalkit.checkpoints import load_model, say_pinned
-    from evalkit.config.suite import ModelSpec
+    from evalkit.config.specs import ModelSpec
     from evalkit.data.rendering import DEFAULT_DATE, rendering_for
     from evalkit.pipeline import inprocess
 

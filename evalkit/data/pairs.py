@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-from evalkit.config.suite import DatasetSpec
+from evalkit.config.specs import DatasetSpec
 from evalkit.errors import EvalkitError
 from evalkit.results.provenance import hash_file
 

@@ -1,7 +1,7 @@
 """Do evalkit's intervals and gates keep their promises? Deterministic simulations that say.
 
 Each check draws many datasets from a known truth, runs evalkit's own estimators and gate
-decisions on them (`evalkit.metrics.stats`, `evalkit.metrics.paired.paired_test`, `evalkit.gate.rules.decide`), and
+decisions on them (`evalkit.metrics.stats`, `evalkit.metrics.paired.paired_test`, `evalkit.gate.judge.decide`), and
 counts how often the promise held:
 - coverage: the share of 95% intervals that contain the true value (promised: 95%);
 - false pass: the share of gate rules that pass when the truth sits exactly on the boundary of
@@ -30,8 +30,9 @@ from typing import Literal
 
 import numpy as np
 
-from evalkit.config.suite import GateRule, GateSpec
-from evalkit.gate.rules import Judged, decide
+from evalkit.config.rules import AbsoluteRule, Correction, GateSpec
+from evalkit.gate.evidence import Judged
+from evalkit.gate.judge import decide
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.paired import paired_test
 from evalkit.results.estimates import Statistics
@@ -249,14 +250,14 @@ GATE_RULES: dict[str, Sampler] = {
 
 
 def _judged(sampling: stats.Sampling, null: float, higher: bool, n: int) -> Judged:
-    rule = GateRule(kind="absolute", model="m", metric="loss", at_most=1.0, min_pairs=2)
+    rule = AbsoluteRule(kind="absolute", model="m", metric="loss", at_most=1.0, min_pairs=2)
     verdict = GateVerdict(rule="r", kind="absolute", passed=False, status="failed", reason="simulated", n=n)
     return Judged(rule, verdict, sampling, null, higher)
 
 
 def false_pass_rate(sampler: Sampler, rng: Rng, n: int, replicates: int) -> float:
-    """The share of rules that pass (through `evalkit.gate.rules.decide`, alone in their suite) at the boundary."""
-    spec = GateSpec(rules=[GateRule(kind="absolute", model="m", metric="loss", at_most=1.0)], min_pairs=2)
+    """The share of rules that pass (through `evalkit.gate.judge.decide`, alone in their suite) at the boundary."""
+    spec = GateSpec(rules=[AbsoluteRule(kind="absolute", model="m", metric="loss", at_most=1.0)], min_pairs=2)
     passes = 0
     for _ in range(replicates):
         (verdict,) = decide([_judged(*sampler(rng, n), n)], spec)
@@ -264,11 +265,11 @@ def false_pass_rate(sampler: Sampler, rng: Rng, n: int, replicates: int) -> floa
     return passes / replicates
 
 
-def family_error_rate(rng: Rng, n: int, replicates: int, correction: Literal["holm", "none"]) -> float:
+def family_error_rate(rng: Rng, n: int, replicates: int, correction: Correction) -> float:
     """The share of suites of four rules, all at their boundaries, in which any rule passes."""
     samplers = [absolute_share_rule, superiority_rule, non_inferiority_rule, drift_rule]
     spec = GateSpec(
-        rules=[GateRule(kind="absolute", model="m", metric="loss", at_most=1.0)], min_pairs=2, correction=correction
+        rules=[AbsoluteRule(kind="absolute", model="m", metric="loss", at_most=1.0)], min_pairs=2, correction=correction
     )
     failures = 0
     for _ in range(replicates):

@@ -52,3 +52,23 @@ def headline(verdicts: Sequence[GateVerdict]) -> str:
 
 def worst_first(verdicts: Sequence[GateVerdict]) -> list[GateVerdict]:
     return sorted(verdicts, key=lambda v: ORDER[v.status])
+
+
+def interval(value: float, low: float | None, high: float | None, signed: bool = False) -> str:
+    """`0.9022 [0.8564, 0.9345]` (with signs for a difference); the value alone where the interval is undefined."""
+    fmt = "{:+.4g}" if signed else "{:.4g}"
+    text = fmt.format(value)
+    return f"{text} [{fmt.format(low)}, {fmt.format(high)}]" if low is not None and high is not None else text
+
+
+def stated_value(v: GateVerdict) -> str:
+    """The number a rule was judged on, in its unit: Δ with its sign, growth in percent, KL in nats."""
+    if v.value is None:
+        return "—"
+    if v.kind == "length_budget":
+        return f"{v.value:+.1%} growth"
+    if v.kind in ("superiority", "non_inferiority", "capability_non_inferiority"):
+        return "Δ " + interval(v.value, v.ci_low, v.ci_high, signed=True)
+    if v.kind == "drift_budget":
+        return interval(v.value, v.ci_low, v.ci_high) + " nats"
+    return interval(v.value, v.ci_low, v.ci_high)

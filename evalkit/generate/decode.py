@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config.suite import SamplingSpec
+from evalkit.config.specs import SamplingSpec
 from evalkit.console import progress_bar
 from evalkit.data.rendering import PLAIN, Rendering
 from evalkit.generate.panel import PanelPrompt, render_prompt

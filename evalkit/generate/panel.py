@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
-from evalkit.config.suite import GenerationSpec
+from evalkit.config.specs import GenerationSpec
 from evalkit.data.pairs import Message, PreferencePair, Text
 from evalkit.data.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.errors import EvalkitError

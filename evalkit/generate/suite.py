@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 
 from evalkit.checkpoints import LoadedModel
-from evalkit.config.suite import DriftSpec, GenerationSpec, SamplingSpec, Suite
+from evalkit.config.specs import DriftSpec, GenerationSpec, SamplingSpec
+from evalkit.config.suite import Suite
 from evalkit.generate.decode import Sample, generate
 from evalkit.generate.drift import drift_estimate, per_token_kls
 from evalkit.generate.panel import PanelPrompt

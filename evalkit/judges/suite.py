@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from evalkit.config.suite import GenerationSpec, Suite
+from evalkit.config.specs import GenerationSpec
+from evalkit.config.suite import Suite
 from evalkit.generate.decode import Sample
 from evalkit.generate.panel import PanelPrompt
 from evalkit.judges.pointwise import Judge, load_callable_judge, reward_model, summarise

@@ -20,7 +20,9 @@ from evalkit.capabilities import CapabilityRunner, lm_eval_version
 from evalkit.config.suite import Suite, load_suite
 from evalkit.console import is_main_process, stdout
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs
-from evalkit.gate.rules import evaluate_gate, publish, verdict_table
+from evalkit.gate.judge import evaluate_gate
+from evalkit.gate.summary import publish
+from evalkit.gate.terminal import verdict_table
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
 from evalkit.pipeline.inprocess import Summaries, summarise_scores

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from evalkit.config.suite import PAIRED_KINDS, Suite, notice, parse_suite
-from evalkit.metrics.names import REGISTRY
+from evalkit.config.messages import notice
+from evalkit.config.suite import Suite, parse_suite
+from evalkit.gate.roles import rules_for_candidate
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,6 @@ class Candidate:
         """`suite` with its models replaced by `candidate` (and `reference`), its training dropped,
         its datasets replaced by `data` when given, and the gate rules about other models left out."""
         raw = suite.model_dump(mode="json")
-        # Gate rules check which keys were given: keep only those.
-        raw["gate"] = suite.gate.model_dump(mode="json", exclude_unset=True) if suite.gate else None
         trust = {"allow_pickle": self.allow_pickle, "trust_remote_code": self.trust_remote_code}
         models = [{"name": "candidate", "path": self.model, **trust}]
         reference = self.reference or _adapter_base(self.model)
@@ -56,31 +55,23 @@ class Candidate:
             if suite.world is not None and suite.capabilities is not None and _reads_world(suite):
                 notice("capabilities: the tasks are the tiny world's, which is not built with your data; left out")
                 raw["capabilities"] = None
-        if raw.get("gate"):
+        if suite.gate is not None:
             # The suite's rules about its reference and its candidate now apply to yours; rules about other
             # models are left out.
             renamed = {suite.candidate or "": "candidate"}
             if suite.reference is not None and reference is not None:
                 renamed[suite.reference] = "reference"
-            kept = []
-            for rule in raw["gate"]["rules"]:
-                if rule["kind"] == "capability_non_inferiority" and raw.get("capabilities") is None:
-                    continue  # its tasks were left out above
-                named = [rule["model"]] + (
-                    [rule["baseline"]] if rule.get("baseline") and rule["kind"] in PAIRED_KINDS else []
-                )
-                metric = rule.get("metric") or ""
-                needs_reference = rule["kind"] == "drift_budget" or (
-                    metric in REGISTRY and REGISTRY[metric].needs_reference
-                )
-                if all(name in renamed for name in named) and not (needs_reference and reference is None):
-                    rule = {**rule, "model": renamed[rule["model"]]}
-                    if rule["kind"] in PAIRED_KINDS:
-                        rule["baseline"] = renamed[rule["baseline"]]
-                    kept.append({**rule, "dataset": None} if self.data is not None and "dataset" in rule else rule)
-                else:
-                    notice(f"gate rule {rule.get('name') or rule['kind']!r} is about other models; left out")
-            raw["gate"] = {**raw["gate"], "rules": kept} if kept else None
+            rules = rules_for_candidate(
+                suite.gate.rules,
+                renamed,
+                reference=reference is not None,
+                capabilities=raw.get("capabilities") is not None,
+                own_data=self.data is not None,
+            )
+            for rule in rules.left_out:
+                notice(f"gate rule {rule.name or rule.kind!r} is about other models; left out")
+            kept = suite.gate.model_copy(update={"rules": rules.kept})
+            raw["gate"] = kept.model_dump(mode="json") if rules.kept else None
         return parse_suite(raw, source=f"evalkit bench --model {self.model}")
 
 

@@ -23,7 +23,7 @@ import torch
 from transformers import PreTrainedModel
 
 from evalkit import __version__
-from evalkit.config.suite import ScoringSpec
+from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
 from evalkit.metrics.compute import compute_metrics, reliability_curves

@@ -15,7 +15,8 @@ from rich.table import Table
 
 from evalkit.capabilities import CapabilityRunner, TaskRun
 from evalkit.checkpoints import LoadedModel, load_model, release
-from evalkit.config.suite import ModelSpec, Suite
+from evalkit.config.specs import ModelSpec
+from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, stdout
 from evalkit.data.pairs import PreferencePair, load_pairs
 from evalkit.data.rendering import Rendering

@@ -151,6 +151,10 @@ class TrainingInfo(Record):
     """Loss, reward accuracy and margin against step, for training and (when held out) evaluation."""
 
 
+ScoringDtype = Literal["float32", "bfloat16"]
+"""Compute dtype of scoring's forward passes (the suite's `scoring.dtype`, as run)."""
+
+
 class ScoringInfo(Record):
     """The `scoring` settings of the suite, as run."""
 
@@ -159,7 +163,7 @@ class ScoringInfo(Record):
     batch_size: int
     token_budget: int | None = None
     share_prompt: bool = True
-    dtype: Literal["float32", "bfloat16"] = "float32"
+    dtype: ScoringDtype = "float32"
     """Compute dtype of the forward passes: bfloat16 log-probs differ from float32 ones by ~1e-2."""
     reference_cache: str | None = None
     """Where reference log-probs were kept across runs; None when the cache was off."""

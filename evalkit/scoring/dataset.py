@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config.suite import ScoringSpec
+from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
 from evalkit.results.pairs import PairScore

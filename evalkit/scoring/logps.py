@@ -25,8 +25,8 @@ from typing import Any, Literal
 import torch
 
 from evalkit.console import console
+from evalkit.results.schema import ScoringDtype
 
-ScoringDtype = Literal["float32", "bfloat16"]
 ScoringModeName = Literal["prompt-shared", "whole sequences", "one sequence per pass"]
 LENGTH_DEPENDENT_ROPE = ("dynamic", "longrope")
 """Rotary scalings whose frequencies follow the longest position of a forward pass (Phi-3.x and Phi-4-mini use

@@ -32,14 +32,14 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from evalkit.config.suite import ScoringSpec
+from evalkit.config.specs import ScoringSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import Message, PreferencePair, Text
 from evalkit.data.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import ScoringMode
+from evalkit.results.schema import ScoringDtype, ScoringMode
 from evalkit.scoring.batching import PairShape, every_process, plan_batches, process_rank, row_length, share_out
-from evalkit.scoring.logps import Runner, ScoringDtype, packed_pair_logps, prepare, whole_sequence_logps
+from evalkit.scoring.logps import Runner, packed_pair_logps, prepare, whole_sequence_logps
 
 
 @dataclass(frozen=True)

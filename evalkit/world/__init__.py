@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from evalkit.config.suite import WorldSpec
+from evalkit.config.specs import WorldSpec
 from evalkit.console import console
 from evalkit.data.pairs import Message, Text, split_pairs, write_pairs
 from evalkit.data.rendering import chat_token_ids

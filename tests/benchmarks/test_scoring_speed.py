@@ -32,7 +32,7 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from evalkit.config.suite import ScoringSpec
+from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.scoring.score import CompletionLogps, TokenizedPair, score_pairs, tokenize_pair
 

@@ -164,7 +164,7 @@ def test_the_gate_passes_an_intact_adapter_and_catches_a_damaged_one(world: Path
 
     junit = junitparser.JUnitXml.fromfile(str(tmp_path / "out" / "junit.xml"))
     cases = {case.name: case for suite_ in junit for case in suite_}
-    assert cases["damaged keeps the facts"].classname == "evalkit.gate.rules.capability_non_inferiority"
+    assert cases["damaged keeps the facts"].classname == "evalkit.gate.capability_non_inferiority"
     assert [type(r).__name__ for r in cases["damaged keeps the facts"].result] == ["Failure"]
     assert cases["intact keeps the facts"].result == []
 
@@ -220,7 +220,7 @@ def test_task_results_are_reused_until_the_task_changes(
 
 
 def test_an_unknown_task_is_named_with_a_suggestion(world: Path) -> None:
-    from evalkit.config.suite import CapabilitiesSpec
+    from evalkit.config.specs import CapabilitiesSpec
 
     spec = CapabilitiesSpec(tasks=["tinyworld_fact"], include_path=[world / "tasks"])
     with pytest.raises(EvalkitError, match=r"no lm-eval task named 'tinyworld_fact' \(did you mean 'tinyworld_facts'"):
@@ -232,7 +232,7 @@ def test_a_group_pools_the_documents_of_its_tasks(world: Path, tmp_path: Path) -
     import hashlib
 
     from evalkit.checkpoints import load_model
-    from evalkit.config.suite import CapabilitiesSpec, ModelSpec
+    from evalkit.config.specs import CapabilitiesSpec, ModelSpec
 
     group = tmp_path / "group" / "tinyworld.yaml"
     group.parent.mkdir()
@@ -253,7 +253,7 @@ def test_a_group_pools_the_documents_of_its_tasks(world: Path, tmp_path: Path) -
 
 def test_a_task_keeps_its_fingerprint_where_its_files_lie_and_changes_it_with_them(tmp_path: Path) -> None:
     """The world's task files name their data by absolute path: the same files elsewhere are the same task."""
-    from evalkit.config.suite import CapabilitiesSpec
+    from evalkit.config.specs import CapabilitiesSpec
 
     def fingerprint(directory: Path) -> str | None:
         spec = CapabilitiesSpec(tasks=["tinyworld_facts"], include_path=[directory], cache=None)

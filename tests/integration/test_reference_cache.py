@@ -18,7 +18,8 @@ from transformers.utils import chat_template_utils
 
 from evalkit.checkpoints import LoadedModel
 from evalkit.cli import main
-from evalkit.config.suite import ModelSpec, parse_suite
+from evalkit.config.specs import ModelSpec
+from evalkit.config.suite import parse_suite
 from evalkit.data.pairs import load_pairs
 from evalkit.pipeline import score as suite_scoring
 from evalkit.pipeline.score import ScoredSuite, score_suite

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from evalkit.checkpoints import TRAIN_RECORD, load_model
-from evalkit.config.suite import ModelSpec, load_suite
+from evalkit.config.specs import ModelSpec
+from evalkit.config.suite import load_suite
 from evalkit.pipeline.bench import run_bench
 from evalkit.pipeline.training import run_training
 

@@ -18,7 +18,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, SmolLM3Config, SmolLM3ForCausalLM
 
 from evalkit.cli import main
-from evalkit.config.suite import ScoringSpec, WorldSpec
+from evalkit.config.specs import ScoringSpec, WorldSpec
 from evalkit.results.files import read_results
 from evalkit.world import build_world
 from evalkit.world.pairs import generate_pairs
@@ -294,7 +294,7 @@ models:
 def test_merged_model_on_request_scores_like_the_adapter(tmp_path: Path) -> None:
     """`merge: true` also saves the adapter merged into its base: a plain model with the same log-probs."""
     from evalkit.checkpoints import load_model
-    from evalkit.config.suite import ModelSpec
+    from evalkit.config.specs import ModelSpec
     from evalkit.scoring.score import score_pairs, tokenize_pair
 
     world = build_world(WorldSpec(dir=tmp_path / "world", pairs_per_subset=12, pretrain_steps=20))

@@ -24,7 +24,7 @@ import pytest
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from evalkit.config.suite import DatasetSpec, ScoringSpec
+from evalkit.config.specs import DatasetSpec, ScoringSpec
 from evalkit.data.pairs import PreferencePair, load_pairs
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 from evalkit.errors import EvalkitError

@@ -19,9 +19,12 @@ import scipy.stats
 from evalkit import capabilities
 from evalkit.capabilities import DocumentScore, TaskRun, compare_runs, score_runs
 from evalkit.cli import main
-from evalkit.config.suite import GateSpec, parse_suite
+from evalkit.config.rules import GateSpec
+from evalkit.config.suite import parse_suite
 from evalkit.errors import EvalkitError
-from evalkit.gate.rules import evaluate_gate, summary_markdown, write_junit
+from evalkit.gate.judge import evaluate_gate
+from evalkit.gate.junit import write_junit
+from evalkit.gate.summary import summary_markdown
 from evalkit.report.document import render_markdown
 from evalkit.report.html import render_html
 from evalkit.results.capabilities import CapabilityResult, CapabilityTask

@@ -8,7 +8,7 @@ from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evalkit import checkpoints
 from evalkit.checkpoints import is_loadable, load_model, release
-from evalkit.config.suite import ModelSpec, ScoringSpec
+from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.errors import EvalkitError
 from evalkit.scoring.score import score_pairs, tokenize_pair
 from evalkit.world.pairs import generate_pairs

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from evalkit.config.suite import ColumnMap, DatasetSpec
+from evalkit.config.specs import ColumnMap, DatasetSpec
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs, split_pairs, write_pairs
 from evalkit.errors import EvalkitError
 

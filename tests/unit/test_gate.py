@@ -17,8 +17,10 @@ import pytest
 import scipy.stats
 
 from evalkit.cli import main
-from evalkit.config.suite import GateSpec
-from evalkit.gate.rules import evaluate_gate, exit_code, publish, summary_markdown, write_junit
+from evalkit.config.rules import GateSpec
+from evalkit.gate.judge import evaluate_gate, exit_code
+from evalkit.gate.junit import write_junit
+from evalkit.gate.summary import publish, summary_markdown
 from evalkit.results.files import read_results, write_results
 from evalkit.results.schema import GateVerdict, RunResult
 
@@ -283,7 +285,7 @@ def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch:
     assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("3", "2", "0")
     cases = suite.findall("testcase")
     assert [c.find("failure") is not None for c in cases] == [False, True, True]
-    assert cases[1].get("classname") == "evalkit.gate.rules.absolute"
+    assert cases[1].get("classname") == "evalkit.gate.absolute"
     assert "lower bound +0.8633 <= +0.95" in (cases[1].find("failure").get("message") or "")  # type: ignore[union-attr]
     properties = {p.get("name"): p.get("value") for p in suite.findall("./properties/property")}
     assert properties["rules.0.n"] == "225" and properties["rules.0.model"] == "aligned"
@@ -345,7 +347,7 @@ def test_gate_command_exit_codes(tmp_path: Path, results: Path, capsys: pytest.C
         capsys.readouterr()
         assert main(["gate", str(results), "--suite", str(suite_with(tmp_path, f"    - {rule}\n"))]) == 1, kind
         junit = ElementTree.parse(results.parent / "junit.xml").getroot()
-        assert junit.find("./testsuite/testcase").get("classname") == f"evalkit.gate.rules.{kind}"  # type: ignore[union-attr]
+        assert junit.find("./testsuite/testcase").get("classname") == f"evalkit.gate.{kind}"  # type: ignore[union-attr]
         assert "FAIL" in capsys.readouterr().out  # verdicts are results: stdout
 
 

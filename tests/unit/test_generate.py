@@ -6,7 +6,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification, PreTrainedTokenizerFast
 
-from evalkit.config.suite import GenerationSpec, PanelSource, SamplingSpec
+from evalkit.config.specs import GenerationSpec, PanelSource, SamplingSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.errors import EvalkitError
 from evalkit.generate.decode import Sample, generate, text_stats

@@ -9,7 +9,7 @@ import junitparser
 import pytest
 import xmlschema
 
-from evalkit.gate.rules import write_junit
+from evalkit.gate.junit import write_junit
 from evalkit.results.files import read_results
 from evalkit.results.schema import GateVerdict, RunResult
 

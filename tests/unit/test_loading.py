@@ -3,7 +3,7 @@ from pathlib import Path
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evalkit.checkpoints import load_model
-from evalkit.config.suite import ModelSpec
+from evalkit.config.specs import ModelSpec
 
 
 def test_a_model_loads_with_sdpa_attention_and_local_files_pin_it(

@@ -8,7 +8,7 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from evalkit.gate.rules import summary_markdown
+from evalkit.gate.summary import summary_markdown
 from evalkit.report.compare import compare_runs, render_comparison_markdown
 from evalkit.report.document import render_markdown
 from evalkit.report.markdown import ZERO_WIDTH, _finalize, code, escape

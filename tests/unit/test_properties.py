@@ -10,7 +10,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evalkit.config.suite import DatasetSpec, load_suite
+from evalkit.config.specs import DatasetSpec
+from evalkit.config.suite import load_suite
 from evalkit.data.pairs import PreferencePair, load_pairs
 from evalkit.errors import EvalkitError
 

@@ -5,7 +5,7 @@ from typing import Any
 import torch
 
 from evalkit.checkpoints import LoadedModel
-from evalkit.config.suite import ModelSpec
+from evalkit.config.specs import ModelSpec
 from evalkit.results.schema import ModelInfo, ScoringMode
 from evalkit.scoring.cache import ReferenceCache, reference_key
 from evalkit.scoring.score import CompletionLogps, ModelLogps

@@ -12,7 +12,7 @@ from transformers import (
     Qwen2Config,
 )
 
-from evalkit.config.suite import ScoringSpec
+from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.scoring import logps
 from evalkit.scoring.logps import attention_window, packed_pair_logps, prepare, whole_sequence_logps

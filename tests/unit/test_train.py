@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedTokenizerFast
 
-from evalkit.config.suite import TrainSpec
+from evalkit.config.training import TrainSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import chat_token_ids, rendering_for
 from evalkit.errors import EvalkitError

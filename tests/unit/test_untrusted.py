@@ -121,7 +121,7 @@ def test_any_names_in_a_results_file_render_and_gate_without_a_traceback_or_a_wr
 
 def test_names_reach_the_terminal_as_text(capsys: pytest.CaptureFixture[str]) -> None:
     from evalkit.console import plain, stdout
-    from evalkit.gate.rules import verdict_table
+    from evalkit.gate.terminal import verdict_table
     from evalkit.results.schema import GateVerdict
 
     hostile = "ok [/] rule [bold red]x\x1b[2J\x1b]0;owned\x07"

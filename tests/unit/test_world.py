@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedTokenizerFast
 
-from evalkit.config.suite import WorldSpec
+from evalkit.config.specs import WorldSpec
 from evalkit.world import World
 from evalkit.world.pairs import SUBSETS, arithmetic, formatting, generate_pairs, helpfulness, max_pairs_per_subset
 

@@ -1,0 +1,260 @@
+"""Gate rules: one model per kind, told apart by `kind`, each holding only the keys its kind uses.
+
+Every rule is a one-sided hypothesis test whose null hypothesis is "the release is bad", passed only
+when it is rejected at `gate.alpha` (after the gate's correction). Kinds:
+- `absolute`: `metric` of `model` is `at_least` (or `at_most`) a value. H₀: θ < at_least; judged on
+  the one-sided bound (`judge_on: value` judges the point estimate alone: not a test);
+- `superiority`: `model` beats `baseline` (another model of the run) on `metric`. H₀: Δ ≤ 0
+  (Δ ≥ 0 where lower is better), one-sided at α;
+- `non_inferiority`: against the baseline run (`--baseline`), the paired difference on the same
+  pairs is no worse than `margin`. H₀: Δ ≤ −margin (Δ ≥ +margin where lower is better); `baseline`
+  names the model there (default: the model's counterpart, by role, fingerprint, then name); with no
+  baseline recorded yet the rule is skipped;
+- `drift_budget`: KL(model ‖ reference) from generation samples is below `max_kl`. H₀: KL ≥ max_kl;
+- `length_budget`: mean generation length grows by less than `max_growth` (0.2 = 20%) over the
+  baseline run's model (with `--baseline`), else over the run's reference, prompt by prompt.
+  H₀: growth ≥ max_growth;
+- `capability_non_inferiority`: on the capability `task`, `model` is no worse than `baseline` (another
+  model of the run, typically the base) by more than `margin`, paired on the same documents (the
+  alignment tax). H₀: Δ ≤ −margin on the task's `metric` (default: its first), Tango's score test
+  for 0/1 scores, a paired t-test otherwise.
+A rule with fewer pairs (prompts, for generation rules; documents, for capability rules) than `min_pairs`
+is undecidable, never a pass.
+
+A key another kind uses is an error naming the kind (`evalkit.config.messages` words pydantic's errors so).
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import Field, model_validator
+
+from evalkit.config.messages import suggestion
+from evalkit.config.specs import Spec, Text
+from evalkit.metrics.names import COMPARED, REGISTRY
+from evalkit.results.schema import GateKind
+
+JudgeOn = Literal["value", "interval"]
+"""`interval`: a one-sided test at `gate.alpha` (the rule holds for the one-sided bound); `value`: the point
+estimate alone, which is not a test and makes no error-rate promise."""
+
+Correction = Literal["holm", "none"]
+"""`GateSpec.correction`."""
+
+
+class Rule(Spec, abc.ABC):
+    """What every kind of rule has."""
+
+    name: Text | None = None
+    kind: GateKind
+    model: str
+    min_pairs: int | None = Field(None, ge=2)
+    """Fewest pairs (prompts, for generation rules) the rule is judged on; default `gate.min_pairs`."""
+
+    unit: ClassVar[str] = "pairs"
+    """What the rule's n counts."""
+
+    @property
+    def title(self) -> str:
+        """The rule's name, or one written from its settings."""
+        return self.name or self.described()
+
+    @abc.abstractmethod
+    def described(self) -> str:
+        """The rule in words, from its settings."""
+
+    @property
+    def run_models(self) -> dict[str, str]:
+        """The rule's keys that name a model of the judged run, with those names: `model`, and `baseline` where the
+        kind compares two models of the same run."""
+        return {"model": self.model}
+
+    def _named(self) -> str:
+        return f"rule {self.name!r}: " if self.name else ""
+
+
+class PreferenceRule(Rule):
+    """A rule on a metric of the preference pairs of one dataset (and subset)."""
+
+    metric: str
+    dataset: str | None = None
+    """Needed when the suite has several datasets."""
+    subset: str = "all"
+
+    compares: ClassVar[bool] = False
+    """Whether the rule tests a difference between two models (a comparison), not one model's value."""
+
+    @property
+    def tested(self) -> bool:
+        """Whether the rule is a test (on the one-sided bound), not a judgement of the point estimate alone."""
+        return True
+
+    @model_validator(mode="after")
+    def _gateable_metric(self) -> PreferenceRule:
+        known = list(COMPARED) if self.compares else list(REGISTRY)
+        named = self._named()
+        if self.metric not in known:
+            hint = suggestion(self.metric, known)
+            raise ValueError(f"{named}metric {self.metric!r} cannot be gated by kind {self.kind!r}{hint}")
+        if self.compares and REGISTRY[self.metric].higher_is_better is None:
+            raise ValueError(f"{named}metric {self.metric!r} has no better direction to test")
+        untestable = REGISTRY[self.metric].untestable
+        if untestable and self.tested:
+            raise ValueError(
+                f"{named}metric {self.metric!r} cannot be gated: {untestable}; "
+                "gate on another metric or set `judge_on: value`"
+            )
+        return self
+
+    def _where(self) -> str:
+        where = f" on {self.dataset}" if self.dataset else ""
+        return where + (f"/{self.subset}" if self.subset != "all" else "")
+
+
+class AbsoluteRule(PreferenceRule):
+    kind: Literal["absolute"]
+    at_least: float | None = None
+    at_most: float | None = None
+    judge_on: JudgeOn = "interval"
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> AbsoluteRule:
+        if (self.at_least is None) == (self.at_most is None):
+            raise ValueError(f"{self._named()}give exactly one of `at_least` and `at_most`")
+        return self
+
+    @property
+    def tested(self) -> bool:
+        return self.judge_on == "interval"
+
+    @property
+    def baseline(self) -> None:
+        """An absolute rule holds one model to a number, against no other model."""
+        return None
+
+    @property
+    def higher_passes(self) -> bool:
+        """True for `at_least` (H₀: the metric below it), False for `at_most`."""
+        return self.at_least is not None
+
+    @property
+    def threshold(self) -> float:
+        threshold = self.at_least if self.at_least is not None else self.at_most
+        assert threshold is not None, "validated: exactly one of `at_least` and `at_most` is given"
+        return threshold
+
+    def described(self) -> str:
+        bound = f">= {self.at_least}" if self.at_least is not None else f"<= {self.at_most}"
+        return f"{self.model} {self.metric} {bound}{self._where()}"
+
+
+class SuperiorityRule(PreferenceRule):
+    kind: Literal["superiority"]
+    baseline: str
+    """The other model of the run that `model` must beat."""
+
+    compares: ClassVar[bool] = True
+
+    @property
+    def run_models(self) -> dict[str, str]:
+        return {"model": self.model, "baseline": self.baseline}
+
+    def described(self) -> str:
+        return f"{self.model} beats {self.baseline} on {self.metric}{self._where()}"
+
+
+class NonInferiorityRule(PreferenceRule):
+    kind: Literal["non_inferiority"]
+    baseline: str | None = None
+    """The model of the baseline run to hold `model` against; default: its counterpart by role, fingerprint, name."""
+    margin: float = Field(ge=0.0)
+
+    compares: ClassVar[bool] = True
+
+    def described(self) -> str:
+        return f"{self.model} no worse than the baseline run on {self.metric} (margin {self.margin}){self._where()}"
+
+
+class DriftBudgetRule(Rule):
+    kind: Literal["drift_budget"]
+    judge_on: JudgeOn = "interval"
+    max_kl: float = Field(ge=0.0)
+
+    unit: ClassVar[str] = "prompts"
+
+    @property
+    def baseline(self) -> None:
+        """The drift is measured against the run's reference, which the rule does not name."""
+        return None
+
+    def described(self) -> str:
+        return f"{self.model} KL drift <= {self.max_kl}"
+
+
+class LengthBudgetRule(Rule):
+    kind: Literal["length_budget"]
+    baseline: str | None = None
+    """The model of the baseline run whose lengths are the budget's base; default: the model's counterpart."""
+    max_growth: float
+
+    unit: ClassVar[str] = "prompts"
+
+    def described(self) -> str:
+        return f"{self.model} mean generation length grows <= {self.max_growth:.0%}"
+
+
+class CapabilityRule(Rule):
+    kind: Literal["capability_non_inferiority"]
+    metric: str | None = None
+    """The task's metric, as lm-eval names it; default: the task's first."""
+    baseline: str
+    """The other model of the run (typically the base) whose capability `model` must keep."""
+    margin: float = Field(ge=0.0)
+    task: str
+    """The capability task (one of `capabilities.tasks`)."""
+
+    unit: ClassVar[str] = "documents"
+
+    @property
+    def run_models(self) -> dict[str, str]:
+        return {"model": self.model, "baseline": self.baseline}
+
+    def described(self) -> str:
+        on = f"{self.task}" + (f" {self.metric}" if self.metric else "")
+        return f"{self.model} no worse than {self.baseline} on {on} (margin {self.margin})"
+
+
+GateRule = Annotated[
+    AbsoluteRule | SuperiorityRule | NonInferiorityRule | DriftBudgetRule | LengthBudgetRule | CapabilityRule,
+    Field(discriminator="kind"),
+]
+"""One release rule, of one kind."""
+
+
+class GateSpec(Spec):
+    """Release rules, checked after every bench and by `evalkit gate`."""
+
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    """Level of every rule's one-sided test: the chance that a rule passes a release for which its null
+    hypothesis holds is at most α (with `holm`, the chance that any rule does)."""
+    correction: Correction = "holm"
+    """How the rules' p-values are corrected together: Holm's step-down (family-wise error ≤ α), or none."""
+    min_pairs: int = Field(30, ge=2)
+    """Fewest pairs (prompts, for generation rules) a rule is judged on; a rule with fewer is undecidable
+    and says so."""
+    rules: list[GateRule] = Field(min_length=1)
+
+
+def check_rule_names(rule: GateRule, where: str, models: list[str], datasets: list[str]) -> None:
+    """A gate rule names models and datasets of the run (checkpoint sweeps add `<name>@<step>`)."""
+    for key, name in rule.run_models.items():
+        if name not in models and name.split("@")[0] not in models:
+            raise ValueError(f"{where}.{key}: no model named {name!r}{suggestion(name, models)}; models are {models}")
+    if not isinstance(rule, PreferenceRule):
+        return
+    if rule.dataset is not None and rule.dataset not in datasets:
+        raise ValueError(f"{where}.dataset: no dataset named {rule.dataset!r}{suggestion(rule.dataset, datasets)}")
+    if rule.dataset is None and len(datasets) > 1:
+        raise ValueError(f"{where}.dataset: the suite has several datasets; name the one the rule is about")

@@ -1,0 +1,247 @@
+"""The sections of a suite that say what to build, score and render: frozen specs whose unknown keys are errors.
+
+Each section is checked when the suite loads, before any model is touched; the training section
+(`evalkit.config.training`) and the gate rules (`evalkit.config.rules`) have modules of their own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from evalkit.results.schema import ScoringDtype
+
+WeightsDtype = Literal["float32", "bfloat16", "float16", "auto"]
+"""The dtype a checkpoint's weights are loaded in (`auto`: the checkpoint's own); the compute dtype of scoring is
+`evalkit.results.schema.ScoringDtype`."""
+
+
+class Spec(BaseModel):
+    """Base for every suite section: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # `beta: .inf` is a typo, not a setting
+
+
+class WorldSpec(Spec):
+    """The embedded tiny world: a synthetic preference task, a tokenizer and a base model with no preference."""
+
+    dir: Path = Path(".evalkit/world")
+    """Where the world is built and cached; rebuilt only when the settings below change."""
+    seed: int = 0
+    """Seed for the pairs, the tokenizer corpus and the base model's pretraining."""
+    pairs_per_subset: int = Field(300, ge=8, le=400)
+    """Preference pairs generated for each subset (arithmetic, helpfulness, format); at most 400."""
+    eval_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    """Share of pairs held out for evaluation; the rest is DPO training data."""
+    vocab_size: int = Field(512, ge=300)
+    """Size of the byte-level BPE vocabulary trained on the world's corpus."""
+    hidden_size: int = Field(64, ge=16)
+    """Width of the tiny base model."""
+    num_layers: int = Field(2, ge=1)
+    """Transformer layers of the tiny base model."""
+    pretrain_steps: int = Field(2000, ge=1)
+    """Optimiser steps of next-token pretraining on the balanced corpus."""
+
+
+DataFormat = Literal["auto", "explicit", "conversational", "implicit"]
+
+
+class ColumnMap(Spec):
+    """Which columns of the data hold the prompt and the two answers."""
+
+    prompt: str = "prompt"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+
+
+def _text(value: str) -> str:
+    if re.search(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]", value):
+        raise ValueError("holds control characters or lone surrogates; expected printable text")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_text)]
+"""Free text that goes into every report and the terminal: printable characters only."""
+
+SafeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")]
+"""A dataset or model name: it names files evalkit writes (`pairs/<dataset>.jsonl`), so it is a plain file name
+(letters, digits, `.`, `_`, `+`, `-`; at most 64 characters), never a path."""
+
+
+class DatasetSpec(Spec):
+    """Preference pairs to score: a local file or folder, or a hub dataset."""
+
+    name: SafeName
+    path: str
+    """A JSONL/JSON/Parquet/CSV file, a folder `datasets` can load, or a hub dataset id."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit); pin a commit for reproducible results."""
+    hub_config: str | None = None
+    """Hub dataset configuration name, for datasets that have several."""
+    split: str = "train"
+    """Split to read from a folder or hub dataset (a single file is always one split)."""
+    format: DataFormat = "auto"
+    """`explicit`: prompt/chosen/rejected strings. `conversational`: chosen/rejected message lists, the
+    prompt being their shared first messages or the prompt column. `implicit`: hh-rlhf dialogues, the
+    prompt running through the last `\n\nAssistant:`. `auto` picks from the first row."""
+    columns: ColumnMap = ColumnMap()
+    id_column: str | None = None
+    """Column holding a stable pair id; without one, ids are `<name>-<row>`."""
+    subset_column: str | None = None
+    """Column naming each pair's subset/category; metrics are reported per subset as well as overall."""
+    limit: int | None = Field(None, ge=1)
+    """Keep only the first `limit` rows."""
+    sample: int | None = Field(None, ge=1)
+    """Then draw this many rows at random (with `seed`), kept in file order."""
+    seed: int = 0
+
+
+class ModelSpec(Spec):
+    """A checkpoint to score: a model directory, a PEFT adapter directory, or a hub id."""
+
+    name: SafeName
+    path: str
+    """Local model or adapter directory, or a hub model id."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) when `path` is a hub id."""
+    base: str | None = None
+    """For adapters: the base model to load them onto, instead of the one in `adapter_config.json`."""
+    dtype: WeightsDtype = "float32"
+    """Weights dtype; `auto` keeps the checkpoint's own."""
+    allow_pickle: bool = False
+    """Allow pickled weights (`.bin`, `.pt`): loading them can run arbitrary code, so only for trusted files."""
+    trust_remote_code: bool = False
+    """Run the modelling code a hub repository ships; off unless you trust it."""
+    chat_template_kwargs: dict[str, Any] | None = None
+    """Options of this model's chat template (e.g. `{enable_thinking: false}`), over the suite's
+    `rendering.chat_template_kwargs`; passed to every rendering: scoring, training, generation prompts."""
+    checkpoints: bool = False
+    """Sweep a training output directory: score every `checkpoint-<step>` in it (as `<name>@<step>`)
+    and the final model, to see the metrics along training and pick the one to ship."""
+
+
+class PanelSource(Spec):
+    """Prompts drawn from one of the suite's datasets."""
+
+    dataset: str
+    n: int = Field(8, ge=1)
+    seed: int = 0
+
+
+class SamplingSpec(Spec):
+    """Seeded sampling instead of greedy decoding."""
+
+    k: int = Field(1, ge=1)
+    """Samples per prompt."""
+    temperature: float = Field(0.7, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int = 0
+
+
+class JudgeSpec(Spec):
+    """A judge of completions: a Python callable, or a reward model."""
+
+    name: str
+    callable: str | None = None
+    """`package.module:function`, called as `function(prompt, completion) -> float`."""
+    reward_model: str | None = None
+    """A sequence-classification checkpoint (directory or hub id); its first logit is the score."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JudgeSpec:
+        if (self.callable is None) == (self.reward_model is None):
+            raise ValueError(f"generation.judges.{self.name}: give exactly one of `callable` and `reward_model`")
+        return self
+
+
+class DriftSpec(Spec):
+    """KL(π‖π_ref) estimated from `samples` sampled completions per prompt (temperature 1)."""
+
+    samples: int = Field(4, ge=1)
+    seed: int = 0
+
+
+class GenerationSpec(Spec):
+    """Side-by-side samples on one prompt panel, for every model."""
+
+    prompts: list[str | list[dict[str, str]]] = []
+    """Fixed prompts: text (rendered with the model's chat template when it has one) or messages."""
+    from_dataset: PanelSource | None = None
+    max_new_tokens: int = Field(64, ge=1)
+    batch_size: int = Field(8, ge=1)
+    sampling: SamplingSpec | None = None
+    """Null: greedy decoding (the default: reproducible and comparable)."""
+    judges: list[JudgeSpec] = []
+    drift: DriftSpec | None = None
+
+    @model_validator(mode="after")
+    def _has_prompts(self) -> GenerationSpec:
+        if not self.prompts and self.from_dataset is None:
+            raise ValueError("generation: no prompts; give `prompts`, `from_dataset`, or both")
+        return self
+
+
+class CapabilitiesSpec(Spec):
+    """Capability tasks of lm-evaluation-harness, run on every model of the suite (`evalkit[capabilities]`), so
+    that what alignment cost (the alignment tax) is measured document by document beside the preferences."""
+
+    tasks: list[str] = Field(min_length=1)
+    """lm-eval task names: its own (`mmlu`, `gsm8k`, `ifeval`: these download their data from the hub) or
+    those of the task YAML files under `include_path`."""
+    include_path: list[Path] = []
+    """Directories (or single YAML files) of local tasks, passed to lm-eval's `TaskManager(include_path=...)`."""
+    num_fewshot: int | None = Field(None, ge=0)
+    """Few-shot examples per document; None: each task's own setting."""
+    limit: int | None = Field(None, ge=1)
+    """Only the first `limit` documents of each task (the same documents for every model)."""
+    batch_size: int = Field(8, ge=1)
+    """Requests per forward pass in lm-eval; results do not depend on it beyond float rounding."""
+    apply_chat_template: bool = False
+    """Render each document with the model's chat template (lm-eval's `apply_chat_template`): for chat models."""
+    cache: Path | None = Path(".evalkit/cache/capabilities")
+    """Where a model's per-document task results are kept across runs, keyed by the model's fingerprint, the
+    task (its files' fingerprint and version), these settings and the lm-eval version; null turns it off."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CapabilitiesSpec:
+        repeated = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
+        if repeated:
+            raise ValueError(f"capabilities.tasks: {repeated[0]!r} is listed twice")
+        return self
+
+
+class ScoringSpec(Spec):
+    """How log-probs become rewards, and how pairs are batched."""
+
+    beta: float = Field(0.1, gt=0.0)
+    """β of the implicit reward r = β·(log π − log π_ref); use the value the model was trained with."""
+    max_length: int = Field(1024, ge=2)
+    """Prompt+completion tokens kept per sequence; the end of a completion beyond it is cut (as in TRL)."""
+    batch_size: int = Field(8, ge=1)
+    """Pairs per forward pass (pairs are sorted by length first); results do not depend on it."""
+    token_budget: int | None = Field(None, ge=1)
+    """Tokens per forward pass, padding included, instead of a fixed `batch_size`: many short pairs or few
+    long ones per pass. Results do not depend on it."""
+    share_prompt: bool = True
+    """Run each pair as one row, its prompt once and both answers after it under a mask that keeps them apart
+    (a model that cannot is scored on whole sequences). Results do not depend on it."""
+    dtype: ScoringDtype = "float32"
+    """Compute dtype of the forward passes: `bfloat16` autocast only when asked (faster where the hardware has
+    bf16 matmuls; log-probs then differ from float32 by ~1e-2); log-softmax and sums stay in float32/float64."""
+    reference_cache: Path | None = Path(".evalkit/cache/reference")
+    """Directory where reference log-probs are kept across runs, keyed by the reference's weights, tokenizer
+    and chat template, the token ids scored and these settings; null turns it off."""
+
+
+class RenderingSpec(Spec):
+    """How chat templates are rendered, for every model (a model's own `chat_template_kwargs` win)."""
+
+    chat_template_kwargs: dict[str, Any] = {}
+    """Options passed to every chat template (`enable_thinking`, ...); a template ignores those it does not read."""
+    date: datetime.date | None = None
+    """The date written by templates that read the clock (`strftime_now`), never today's. Default: the date
+    the model was trained with when evalkit trained it, else 2025-01-01."""
