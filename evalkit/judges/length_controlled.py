@@ -14,10 +14,16 @@ difference. The facts of the method, as AlpacaEval implements it:
 AlpacaEval also has an instruction-difficulty term, fitted once across its leaderboard's many models; with
 one candidate and one reference it cannot be estimated, so it is left out here: logit p = θ + φ·tanh(Δ/sd),
 and the length-controlled win rate is σ(θ). A tiny ridge penalty (`RIDGE`) keeps θ finite when every
-prompt is won (or lost); its effect on any other fit is below 1e-4.
+prompt is won (or lost); elsewhere it moves σ(θ) by about λ·θ / (n·σ(θ)(1 − σ(θ))), under 1e-4 from four
+prompts on.
 
-Interval: a percentile bootstrap over prompts (each resample refits the whole estimator, sd included) with a
-fixed seed, so the same judgments give the same interval. Its coverage is checked by simulation.
+Interval: the delta method on the logit scale, θ ± z·se(θ) mapped through σ, with the sandwich (HC1)
+variance H⁻¹ (Σ sᵢ sᵢᵀ · n/(n − 2)) H⁻¹ of the fit (sᵢ the per-prompt scores, H the penalised Hessian).
+The sandwich is right for soft labels and for a judge the logistic model fits only roughly; the logit scale
+keeps the interval inside (0, 1). Simulations (tests/statistics) put its coverage at 95.0-95.7% for 60 and
+200 prompts, where a percentile bootstrap over prompts covered 92.5-94%: the intercept and the length
+coefficient are strongly correlated when the candidate is longer on most prompts, and resampling
+understates that.
 """
 
 from __future__ import annotations
@@ -26,11 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-RIDGE = 1e-3
+from evalkit.metrics import stats
+
+RIDGE = 1e-4
 """Penalty λ/2·(θ² + φ²) on the log-likelihood: a flat prior that only matters under complete separation."""
-RESAMPLES = 2000
-SEED = 0
-METHOD = "percentile bootstrap over prompts"
+METHOD = "delta method on the logit scale, sandwich (HC1) variance"
 
 
 @dataclass(frozen=True)
@@ -44,17 +50,17 @@ class LengthModel:
 
 @dataclass(frozen=True)
 class LengthControlled:
-    """The win rate predicted at zero length difference, with its bootstrap interval."""
+    """The win rate predicted at zero length difference, with its interval."""
 
     win_rate: float
     ci_low: float | None
     ci_high: float | None
-    """None when fewer than two prompts were judged."""
+    """None with fewer than three prompts (the variance has n − 2 degrees of freedom)."""
     model: LengthModel
+    se: float | None
+    """Standard error of the intercept θ (logit scale)."""
     n: int
     method: str
-    resamples: int
-    seed: int
 
 
 def length_feature(deltas: np.ndarray) -> np.ndarray:
@@ -91,12 +97,7 @@ def fit_length_models(preferences: np.ndarray, features: np.ndarray) -> tuple[np
 
 
 def length_controlled_win_rate(
-    preferences: np.ndarray,
-    candidate_lengths: np.ndarray,
-    reference_lengths: np.ndarray,
-    confidence: float,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
+    preferences: np.ndarray, candidate_lengths: np.ndarray, reference_lengths: np.ndarray, confidence: float
 ) -> LengthControlled:
     """The length-controlled win rate of the candidate over the reference, one preference per prompt.
 
@@ -105,26 +106,34 @@ def length_controlled_win_rate(
     """
     assert preferences.size > 0, "a win rate of no prompts is undefined; callers skip empty cells"
     y = preferences.astype(np.float64)
-    deltas = candidate_lengths.astype(np.float64) - reference_lengths.astype(np.float64)
-    theta, phi = fit_length_models(y[None, :], length_feature(deltas[None, :]))
-    value = float(_sigmoid(theta[0]))
+    x = length_feature(candidate_lengths.astype(np.float64) - reference_lengths.astype(np.float64))
+    theta, phi = (float(v[0]) for v in fit_length_models(y[None, :], x[None, :]))
+    se = _intercept_se(y, x, theta, phi) if y.size > 2 else None
     low = high = None
-    if y.size > 1:
-        picks = np.random.default_rng(seed).integers(0, y.size, size=(resamples, y.size))  # (R, n)
-        boot_theta, _ = fit_length_models(y[picks], length_feature(deltas[picks]))
-        tail = (1.0 - confidence) / 2.0
-        low, high = (float(v) for v in np.quantile(_sigmoid(boot_theta), [tail, 1.0 - tail]))
+    if se is not None:
+        z = stats.z_score(confidence)
+        low, high = _sigmoid(theta - z * se), _sigmoid(theta + z * se)
     return LengthControlled(
-        win_rate=value,
+        win_rate=_sigmoid(theta),
         ci_low=low,
         ci_high=high,
-        model=LengthModel(float(theta[0]), float(phi[0])),
+        model=LengthModel(theta, phi),
+        se=se,
         n=int(y.size),
         method=METHOD,
-        resamples=resamples,
-        seed=seed,
     )
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+def _intercept_se(y: np.ndarray, x: np.ndarray, theta: float, phi: float) -> float:
+    """√ of the sandwich variance's (θ, θ) entry; y, x: (n,)."""
+    p = 1.0 / (1.0 + np.exp(-(theta + phi * x)))  # (n,)
+    design = np.stack([np.ones_like(x), x], axis=1)  # (n, 2)
+    hessian = (design * (p * (1 - p))[:, None]).T @ design + RIDGE * np.eye(2)  # (2, 2)
+    scores = design * (p - y)[:, None]  # (n, 2)
+    meat = scores.T @ scores * y.size / (y.size - 2)  # (2, 2), HC1
+    bread = np.linalg.inv(hessian)
+    return float(np.sqrt((bread @ meat @ bread)[0, 0]))
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-x)))
