@@ -340,7 +340,9 @@ def generate_via_endpoint(
     `chat_template_kwargs`. A pinned date cannot: a template that reads the clock renders the server's
     today. A server returns text, so `token_ids` are the completion re-tokenized with `tokenizer` (the
     served model's, EOS appended when the model ended its turn), and empty without one; `n_tokens` is the
-    server's count when it reports usage.
+    server's count when it reports usage. `ended` is the server's `finish_reason == "stop"`; transformers
+    serve says `length` when the EOS is the last token allowed (it compares its count, EOS included, with
+    `max_tokens`), so there such a completion reads as cut off.
     """
     rows = [(i, j) for i in range(len(panel)) for j in range(sampling.k if sampling else 1)]
     requests = [
