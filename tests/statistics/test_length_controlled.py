@@ -15,7 +15,7 @@ from evalkit.judges.length_controlled import length_controlled_win_rate, length_
 from evalkit.judges.pairwise import PairToJudge, Verdict, judge_pairs, load_template, summarise_pairwise
 
 LENGTH_PULL = 1.5
-"""φ of the simulated judge: at one standard deviation of length advantage it prefers the longer answer 2 to 1."""
+"""φ of the simulated judge: an answer one standard deviation longer is preferred 76% of the time (σ(1.5·tanh 1))."""
 
 
 class LengthLovingJudge:
@@ -48,7 +48,7 @@ def simulated_pairs(n: int, rng: np.random.Generator) -> list[PairToJudge]:
 
 
 def test_a_pure_length_bias_is_removed() -> None:
-    """Through the judging pipeline (both orders, disagreement a tie): raw 0.66, length-controlled ≈ 0.5."""
+    """Through the judging pipeline (both orders, disagreement a tie): raw 0.65, length-controlled 0.49 [0.47, 0.52]."""
     rng = np.random.default_rng(0)
     pairs = simulated_pairs(2000, rng)
     scale = float(np.std([len(p.candidate) - len(p.reference) for p in pairs], ddof=1))
