@@ -155,10 +155,11 @@ class ResponseCache:
 
     def get(self, body: dict[str, Any]) -> dict[str, Any] | None:
         path = self._path(self.key(body))
-        if not path.exists():
+        try:
+            entry = json.loads(path.read_text())
+        except (OSError, ValueError):  # absent, or damaged (edited by hand): asked again, and rewritten
             return None
-        entry = json.loads(path.read_text())
-        return entry["response"] if entry.get("request") == body else None  # a hash collision reads as a miss
+        return entry.get("response") if entry.get("request") == body else None  # a hash collision reads as a miss
 
     def put(self, body: dict[str, Any], response: dict[str, Any]) -> None:
         path = self._path(self.key(body))

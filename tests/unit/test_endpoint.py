@@ -1,6 +1,7 @@
 """The endpoint client against a loopback server of our own that answers, fails, stalls or talks nonsense on cue."""
 
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from evalkit.generate.endpoint import (
     request_body,
 )
 from evalkit.generate.samples import PanelPrompt
+from evalkit.judges.pairwise import EndpointJudge
 
 Reply = tuple[int, str]  # (status, body)
 
@@ -126,6 +128,39 @@ def test_a_rerun_is_answered_from_the_cache_and_sends_nothing(fault_server: Faul
     with EndpointClient(endpoint(fault_server, tmp_path)) as client:
         client.complete([ChatRequest([{"role": "user", "content": "a"}], max_tokens=9)])
     assert fault_server.requests == 4
+
+
+def test_a_damaged_cache_file_is_asked_again(fault_server: FaultServer, tmp_path: Path) -> None:
+    with EndpointClient(endpoint(fault_server, tmp_path)) as client:
+        client.complete(asks("a"))
+    [entry] = (tmp_path / "cache").rglob("*.json")
+    entry.write_text('{"request": ')
+    with EndpointClient(endpoint(fault_server, tmp_path)) as client:
+        assert client.complete(asks("a"))[0].content == "A"
+        assert client.requests_sent == 1
+    assert json.loads(entry.read_text())["response"]["choices"][0]["message"]["content"] == "A"
+
+
+def test_an_endpoint_judge_reads_log_probs_where_given(fault_server: FaultServer, tmp_path: Path) -> None:
+    """vLLM-shaped log-probs: the first position names no label, the second has A at 0.6 and B at 0.2, so
+    P(first) = 0.75; a server without log-probs leaves the reply to be parsed."""
+    positions = [
+        {"token": " ", "logprob": -0.1, "top_logprobs": [{"token": " ", "logprob": -0.1}]},
+        {
+            "token": "A",
+            "logprob": math.log(0.6),
+            "top_logprobs": [{"token": "A", "logprob": math.log(0.6)}, {"token": "B", "logprob": math.log(0.2)}],
+        },
+    ]
+    fault_server.respond = lambda body: completion(" A", logprobs={"content": positions})
+    with EndpointClient(endpoint(fault_server, tmp_path)) as client:
+        [verdict] = EndpointJudge("judge", client, top_logprobs=5).verdicts([[{"role": "user", "content": "?"}]])
+    assert verdict.source == "logprobs" and verdict.p_first == pytest.approx(0.75)
+    assert (fault_server.bodies[0]["logprobs"], fault_server.bodies[0]["top_logprobs"]) == (True, 5)
+    fault_server.respond = lambda body: completion("B")
+    with EndpointClient(endpoint(fault_server, tmp_path)) as client:
+        [verdict] = EndpointJudge("judge", client).verdicts([[{"role": "user", "content": "another"}]])
+    assert (verdict.source, verdict.p_first) == ("parsed", 0.0)
 
 
 def test_the_cache_key_is_the_request_not_the_address(tmp_path: Path) -> None:
