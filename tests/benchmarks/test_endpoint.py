@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from evalkit.config.suite import GenerationSpec, PanelSource
 from evalkit.generate.endpoint import Endpoint, EndpointClient, generate_via_endpoint
-from evalkit.generate.samples import PanelPrompt, Sample, _plain, generate
+from evalkit.generate.samples import PanelPrompt, Sample, build_panel, generate
 from evalkit.world.pairs import generate_pairs
 
 MAX_NEW_TOKENS = 32
@@ -30,8 +31,8 @@ COMPLETIONS: dict[str, list[tuple[str, str]]] = {}
 
 @pytest.fixture(scope="module")
 def panel() -> list[PanelPrompt]:
-    pairs = generate_pairs(11, seed=5)[:32]
-    return [PanelPrompt(p.id, p.prompt, _plain(p.prompt)) for p in pairs]
+    spec = GenerationSpec(from_dataset=PanelSource(dataset="world", n=32, seed=5))
+    return build_panel(spec, {"world": generate_pairs(11, seed=5)})
 
 
 @pytest.fixture(scope="module", autouse=True)

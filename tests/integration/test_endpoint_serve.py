@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from evalkit.config.suite import GenerationSpec, PanelSource
 from evalkit.errors import EvalkitError
 from evalkit.generate.endpoint import Endpoint, EndpointClient, generate_via_endpoint
-from evalkit.generate.samples import PanelPrompt, _plain, generate
+from evalkit.generate.samples import PanelPrompt, build_panel, generate
 from evalkit.judges.pairwise import EndpointJudge, PairToJudge, judge_pairs, load_template, summarise_pairwise
 from evalkit.world.pairs import generate_pairs
 
@@ -20,8 +21,8 @@ MAX_NEW_TOKENS = 16
 
 def world_panel(n: int) -> list[PanelPrompt]:
     """Held-out-style prompts of the tiny world, as a suite's `from_dataset` panel holds them."""
-    pairs = generate_pairs(4, seed=3)[:n]
-    return [PanelPrompt(p.id, p.prompt, _plain(p.prompt)) for p in pairs]
+    spec = GenerationSpec(from_dataset=PanelSource(dataset="world", n=n, seed=3))
+    return build_panel(spec, {"world": generate_pairs(4, seed=3)})
 
 
 def test_both_backends_give_the_same_greedy_completions(served_world: Any, tmp_path: Path) -> None:
