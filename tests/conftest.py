@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import httpx2
 import pytest
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-from evalkit.world.model import build_model
+from evalkit.data.rendering import chat_token_ids
+from evalkit.world.model import build_model, pretrain
 from evalkit.world.pairs import generate_pairs
 from evalkit.world.tokenizer import train_tokenizer
 
@@ -84,3 +91,67 @@ def _schema_errors(value: Any, schema: dict[str, Any], root: dict[str, Any], pat
 def schema_errors() -> SchemaCheck:
     """`check(value, schema, root)`: where a results file breaks the shipped JSON Schema (empty when it holds)."""
     return _schema_errors
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A tiny world model served by `transformers serve` on a loopback port, and the same model in memory."""
+
+    base_url: str
+    name: str
+    """The served model name (its directory, as `transformers serve` lists it)."""
+    model: LlamaForCausalLM
+    tokenizer: PreTrainedTokenizerFast
+
+
+SERVE_STARTUP_SECONDS = 120
+
+
+@pytest.fixture(scope="session")
+def served_world(
+    tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: PreTrainedTokenizerFast
+) -> Iterator[ServedModel]:
+    """A tiny world model, pretrained briefly on world conversations so it writes text (a random one repeats
+    its last prompt token), saved, and served by `transformers serve <dir> --device cpu` on a free loopback
+    port until the session ends. Needs the `serve` extra (fastapi, uvicorn, openai), part of `dev`."""
+    directory = tmp_path_factory.mktemp("served") / "base"
+    torch.manual_seed(0)
+    model = build_model(tiny_tokenizer, hidden_size=32, num_layers=2)
+    pairs = generate_pairs(30, seed=0)
+    sequences = [chat_token_ids(tiny_tokenizer, p.prompt + reply) for p in pairs for reply in (p.chosen, p.rejected)]
+    pretrain(model, sequences, steps=150, pad_id=int(tiny_tokenizer.pad_token_id), seed=0)
+    model.eval()
+    model.save_pretrained(directory)
+    tiny_tokenizer.save_pretrained(directory)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log = directory.parent / "serve.log"
+    command = [sys.executable, "-m", "transformers.cli.transformers", "serve", str(directory)]
+    command += ["--device", "cpu", "--host", "127.0.0.1", "--port", str(port)]
+    environment = os.environ | {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    with log.open("w") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=environment)
+    try:
+        deadline = time.monotonic() + SERVE_STARTUP_SECONDS
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"transformers serve exited with {server.returncode}:\n{log.read_text()[-2000:]}")
+            try:
+                if httpx2.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"transformers serve not ready in {SERVE_STARTUP_SECONDS} s:\n{log.read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        yield ServedModel(f"http://127.0.0.1:{port}/v1", str(directory), model, tiny_tokenizer)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -1,1 +1,2 @@
-"""Judging generation samples: pointwise judges (callables, reward models) and their summaries."""
+"""Judging generation samples: pointwise judges (callables, reward models) with their summaries, pairwise judges
+in both orders, and the length-controlled win rate."""

@@ -1,0 +1,301 @@
+"""Pairwise LLM judges: which of two answers is better, asked in both orders.
+
+A judge model reads an instruction and two answers and names the better one, `A` or `B`. Judges prefer
+the answer in one position (usually the first), so every prompt is judged twice: the candidate shown as A
+and the reference as B, then swapped. The two readings are combined per prompt (`combine`): orders that
+agree give the candidate's preference (1 win, 0 loss, or the mean of the two probabilities), orders that
+disagree (the judge followed the position, not the answer) count as a tie.
+
+A verdict comes from the judge's probabilities of the two labels wherever the backend gives them: an
+endpoint's `top_logprobs` of the first generated token, or a local model's next-token distribution.
+Otherwise the reply is parsed, strictly: a reply that is not one label is counted as unparsed, never
+guessed, and a prompt with an unparsed order is left out of the win rate and counted.
+
+The judging prompt ships as `templates/pairwise.txt` (AlpacaEval / MT-Bench style, with the swap and the
+length caveat stated to the judge); a suite may point to its own file with the same three fields.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from evalkit.data.pairs import Message
+from evalkit.data.rendering import PLAIN, Rendering
+from evalkit.errors import EvalkitError
+from evalkit.generate.endpoint import ChatRequest, EndpointClient
+from evalkit.judges.length_controlled import LengthControlled, length_controlled_win_rate
+from evalkit.metrics import stats
+
+LABELS = ("A", "B")
+DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "pairwise.txt"
+FIELDS = frozenset({"instruction", "answer_a", "answer_b"})
+_VERDICT = re.compile(r"^\W*(?:answer\s*)?\(?\s*([AB])\s*\)?\W*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class JudgeTemplate:
+    """The judging prompt: one user message with `{instruction}`, `{answer_a}` and `{answer_b}`."""
+
+    text: str
+    source: str
+    """The file it was read from."""
+
+    def messages(self, instruction: str, answer_a: str, answer_b: str) -> list[Message]:
+        content = self.text.format(instruction=instruction, answer_a=answer_a, answer_b=answer_b)
+        return [{"role": "user", "content": content}]
+
+
+def load_template(path: Path | None = None) -> JudgeTemplate:
+    """The shipped prompt, or the user's file; its fields are checked now, before any judge runs."""
+    source = path if path is not None else DEFAULT_TEMPLATE
+    try:
+        text = source.read_text()
+    except OSError as exc:
+        raise EvalkitError(f"{source}: cannot read the judging template ({exc.strerror})") from None
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as exc:
+        raise EvalkitError(f"{source}: {exc}; write a literal brace as {{{{ or }}}}") from None
+    if fields != FIELDS:
+        raise EvalkitError(
+            f"{source}: the judging template has fields {sorted(fields)}; expected exactly {sorted(FIELDS)}"
+        )
+    return JudgeTemplate(text, str(source))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One reading of one order."""
+
+    p_first: float | None
+    """The judge's probability that the answer shown first (A) is better; 1 or 0 for a parsed reply;
+    None when the reply named neither label."""
+    source: Literal["logprobs", "parsed", "unparsed"]
+    reply: str
+    """What the judge wrote (a local judge: the more likely label)."""
+
+
+class PairwiseJudge(Protocol):
+    """Anything that reads judging prompts and returns one verdict per prompt, in order."""
+
+    name: str
+
+    def verdicts(self, prompts: Sequence[list[Message]]) -> list[Verdict]: ...
+
+
+def parse_verdict(reply: str) -> Verdict:
+    """`A`, `B`, `(a)`, `Answer B.`: a reply that is one label and nothing else; anything else is unparsed."""
+    found = _VERDICT.match(reply.strip())
+    if found is None:
+        return Verdict(None, "unparsed", reply)
+    return Verdict(1.0 if found.group(1).upper() == "A" else 0.0, "parsed", reply)
+
+
+def label_probability(top_logprobs: dict[str, float]) -> float | None:
+    """P(A) / (P(A) + P(B)) from one position's top log-probs (`A`, ` A`, `a` all count for A); None when
+    neither label is among them. A label outside the list has less mass than any listed: taken as 0."""
+    mass = dict.fromkeys(LABELS, 0.0)
+    for token, logprob in top_logprobs.items():
+        label = token.strip().upper()
+        if label in mass:
+            mass[label] += math.exp(logprob)
+    total = mass["A"] + mass["B"]
+    return mass["A"] / total if total > 0 else None
+
+
+class EndpointJudge:
+    """A judge model behind an OpenAI-compatible endpoint: greedy, with top log-probs asked for."""
+
+    def __init__(self, name: str, client: EndpointClient, top_logprobs: int = 5, max_tokens: int = 8) -> None:
+        self.name = name
+        self.client = client
+        self.top_logprobs = top_logprobs
+        self.max_tokens = max_tokens
+
+    def verdicts(self, prompts: Sequence[list[Message]]) -> list[Verdict]:
+        requests = [ChatRequest(p, self.max_tokens, top_logprobs=self.top_logprobs) for p in prompts]
+        verdicts = []
+        for response in self.client.complete(requests):
+            # the first position that names a label: servers differ on whether a leading space is its own token
+            probabilities = [label_probability(position) for position in response.top_logprobs or []]
+            found = next((p for p in probabilities if p is not None), None)
+            verdicts.append(
+                Verdict(found, "logprobs", response.content) if found is not None else parse_verdict(response.content)
+            )
+        return verdicts
+
+
+class LocalJudge:
+    """A judge model in this process: the labels' probabilities from its next-token distribution after the
+    judging prompt (rendered with its chat template and the suite's rendering), one prompt at a time."""
+
+    def __init__(self, name: str, model: Any, tokenizer: Any, rendering: Rendering = PLAIN) -> None:
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.rendering = rendering
+        self.label_ids = {label: _label_token_ids(tokenizer, label) for label in LABELS}
+
+    def verdicts(self, prompts: Sequence[list[Message]]) -> list[Verdict]:
+        import torch
+
+        from evalkit.data.rendering import chat_token_ids
+
+        verdicts = []
+        with torch.inference_mode():
+            for messages in prompts:
+                ids = chat_token_ids(self.tokenizer, messages, self.rendering, add_generation_prompt=True)
+                input_ids = torch.tensor([ids], device=self.model.device)  # (1, T)
+                logits = self.model(input_ids=input_ids).logits[0, -1].float()  # (V,)
+                probs = torch.softmax(logits, dim=-1)  # (V,)
+                mass = {label: float(probs[list(ids)].sum()) for label, ids in self.label_ids.items()}
+                p_first = mass["A"] / (mass["A"] + mass["B"])
+                verdicts.append(Verdict(p_first, "logprobs", "A" if p_first >= 0.5 else "B"))
+        return verdicts
+
+
+def _label_token_ids(tokenizer: Any, label: str) -> set[int]:
+    """The single tokens that spell the label, with and without a leading space."""
+    found = set()
+    for spelling in (label, f" {label}"):
+        ids = tokenizer(spelling, add_special_tokens=False)["input_ids"]
+        if len(ids) == 1:
+            found.add(int(ids[0]))
+    if not found:
+        raise EvalkitError(f"judge tokenizer: {label!r} is not a single token; a local judge reads label tokens")
+    return found
+
+
+@dataclass(frozen=True)
+class PairToJudge:
+    """One prompt, the candidate model's answer and the reference model's."""
+
+    prompt_id: str
+    instruction: str
+    candidate: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class PairwiseJudgment:
+    """Both readings of one prompt and what they add up to, for the candidate."""
+
+    prompt_id: str
+    candidate_first: Verdict
+    """The order with the candidate shown as A."""
+    reference_first: Verdict
+    """The order with the reference shown as A."""
+    preference: float | None
+    """The candidate's: 1 win, 0 loss, ½ tie (orders disagree), the mean probability where probabilities
+    agree; None when an order is unparsed."""
+    orders_agree: bool | None
+    """Both orders favour the same answer."""
+    same_position: bool | None
+    """Both orders favour the same position: the judge followed the slot, not the answer."""
+    candidate_length: int
+    reference_length: int
+    """Characters, the length AlpacaEval controls for."""
+
+
+def combine(prompt: PairToJudge, candidate_first: Verdict, reference_first: Verdict) -> PairwiseJudgment:
+    """The two readings of one prompt as one judgment (see the module doc)."""
+    preference = agree = same = None
+    if candidate_first.p_first is not None and reference_first.p_first is not None:
+        p_one, p_two = candidate_first.p_first, 1.0 - reference_first.p_first  # the candidate's, in each order
+        agree = (p_one > 0.5 and p_two > 0.5) or (p_one < 0.5 and p_two < 0.5)
+        same = (p_one > 0.5 and p_two < 0.5) or (p_one < 0.5 and p_two > 0.5)
+        preference = (p_one + p_two) / 2.0 if agree else 0.5
+    return PairwiseJudgment(
+        prompt.prompt_id,
+        candidate_first,
+        reference_first,
+        preference,
+        agree,
+        same,
+        len(prompt.candidate),
+        len(prompt.reference),
+    )
+
+
+def judge_pairs(judge: PairwiseJudge, template: JudgeTemplate, pairs: Sequence[PairToJudge]) -> list[PairwiseJudgment]:
+    """Every pair judged in both orders, in one batch of 2·n prompts (an endpoint judge sends them together)."""
+    prompts = [template.messages(p.instruction, p.candidate, p.reference) for p in pairs] + [
+        template.messages(p.instruction, p.reference, p.candidate) for p in pairs
+    ]
+    verdicts = judge.verdicts(prompts)
+    n = len(pairs)
+    return [combine(pair, verdicts[i], verdicts[n + i]) for i, pair in enumerate(pairs)]
+
+
+@dataclass(frozen=True)
+class PairwiseSummary:
+    """A candidate's judged win rate over a reference, raw and length-controlled, with the judge's biases."""
+
+    judge: str
+    model: str
+    baseline: str
+    win_rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    method: str
+    """The raw win rate's interval: Wilson on the effective n, ties and probabilities as fractional wins."""
+    wins: int
+    ties: int
+    losses: int
+    n: int
+    """Prompts with both orders read."""
+    unparsed: int
+    """Prompts left out because an order's reply named neither label."""
+    length_controlled: LengthControlled | None
+    position_bias_rate: float | None
+    """Share of prompts where both orders favoured the same position (the verdict flipped with the swap)."""
+    agreement_rate: float | None
+    """Share of prompts where both orders favoured the same answer."""
+    first_position_rate: float | None
+    """Share of read verdicts that favoured the answer shown first (½ for a judge without position bias)."""
+
+
+def summarise_pairwise(
+    judge: str, model: str, baseline: str, judgments: Sequence[PairwiseJudgment], confidence: float
+) -> PairwiseSummary:
+    read = [j for j in judgments if j.preference is not None]
+    unparsed = len(judgments) - len(read)
+    if not read:
+        return PairwiseSummary(
+            judge, model, baseline, None, None, None, "wilson", 0, 0, 0, 0, unparsed, None, None, None, None
+        )
+    preferences = np.array([j.preference for j in read], dtype=np.float64)
+    raw = stats.proportion(preferences, confidence)
+    controlled = length_controlled_win_rate(
+        preferences,
+        np.array([j.candidate_length for j in read]),
+        np.array([j.reference_length for j in read]),
+        confidence,
+    )
+    firsts = [v.p_first for j in read for v in (j.candidate_first, j.reference_first) if v.p_first is not None]
+    return PairwiseSummary(
+        judge=judge,
+        model=model,
+        baseline=baseline,
+        win_rate=raw.value,
+        ci_low=raw.interval.low if raw.interval else None,
+        ci_high=raw.interval.high if raw.interval else None,
+        method=raw.method,
+        wins=int((preferences > 0.5).sum()),
+        ties=int((preferences == 0.5).sum()),
+        losses=int((preferences < 0.5).sum()),
+        n=len(read),
+        unparsed=unparsed,
+        length_controlled=controlled,
+        position_bias_rate=float(np.mean([bool(j.same_position) for j in read])),
+        agreement_rate=float(np.mean([bool(j.orders_agree) for j in read])),
+        first_position_rate=float(np.mean([p > 0.5 for p in firsts])),
+    )
