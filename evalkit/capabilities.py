@@ -41,9 +41,11 @@ from evalkit.config.specs import CapabilitiesSpec
 from evalkit.console import console, plain
 from evalkit.errors import EvalkitError
 from evalkit.metrics import hypotheses, stats
+from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.metrics.paired import Where, paired_comparison, paired_values_test
 from evalkit.metrics.stats import sampling_fields
 from evalkit.results.capabilities import CapabilityResult, CapabilityTask
-from evalkit.results.estimates import Comparison, Flips, Metric, Statistics
+from evalkit.results.estimates import Comparison, Metric, Statistics
 from evalkit.results.files import JsonStore
 
 if TYPE_CHECKING:
@@ -374,9 +376,9 @@ def compare_runs(runs: Sequence[TaskRun], statistics: Statistics) -> list[Compar
 
 
 def _compare(ours: TaskRun, theirs: TaskRun, statistics: Statistics) -> list[Comparison]:
-    confidence, alpha, power = statistics.confidence_level, 1 - statistics.confidence_level, statistics.power
     mine = {(d.id, d.doc_hash): d.values for d in ours.documents}
     other = {(d.id, d.doc_hash): d.values for d in theirs.documents}
+    where = Where(dataset=ours.task, subset=ALL_SUBSETS, model=ours.model, baseline=theirs.model)
     out = []
     for metric, direction in ours.higher_is_better.items():
         shared = sorted(k for k in mine.keys() & other.keys() if metric in mine[k] and metric in other[k])
@@ -384,46 +386,10 @@ def _compare(ours: TaskRun, theirs: TaskRun, statistics: Statistics) -> list[Com
             continue
         a = np.array([mine[k][metric] for k in shared])  # (n,)
         b = np.array([other[k][metric] for k in shared])  # (n,)
-        differences = a - b
-        flips, wilcoxon = None, None
-        if _is_binary(a) and _is_binary(b):
-            gained, lost = int((differences > 0).sum()), int((differences < 0).sum())
-            delta = stats.paired_shares(gained, lost, differences.size, confidence)
-            mde = hypotheses.mde_paired_shares(gained + lost, differences.size, alpha, power)
-            test = "tango_score"
-            flips = Flips(
-                wrong_to_right=gained,
-                right_to_wrong=lost,
-                wrong_to_right_ids=[k[0] for k, d in zip(shared, differences, strict=True) if d > 0],
-                right_to_wrong_ids=[k[0] for k, d in zip(shared, differences, strict=True) if d < 0],
-            )
-        else:
-            delta = stats.mean(differences, confidence)
-            mde = hypotheses.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
-            test = "paired_t"
-            wilcoxon = hypotheses.wilcoxon_p(differences)
-        out.append(
-            Comparison(
-                dataset=ours.task,
-                subset="all",
-                model=ours.model,
-                baseline=theirs.model,
-                metric=metric,
-                model_value=float(a.mean()),
-                baseline_value=float(b.mean()),
-                value=delta.value,
-                ci_low=delta.interval.low if delta.interval else None,
-                ci_high=delta.interval.high if delta.interval else None,
-                n=differences.size,
-                higher_is_better=direction,
-                test=test,
-                p_value=hypotheses.two_sided_p(delta.sampling),
-                wilcoxon_p_value=wilcoxon,
-                mde=mde,
-                flips=flips,
-                **{k: v for k, v in sampling_fields(delta.sampling).items() if k != "n_effective"},
-            )
-        )
+        accuracy = _is_binary(a) and _is_binary(b)
+        test = paired_values_test(a, b, None, statistics, accuracy=accuracy)
+        ids = [k[0] for k in shared]
+        out.append(paired_comparison(where, metric, ids, a, b, test, accuracy=accuracy, higher_is_better=direction))
     return out
 
 

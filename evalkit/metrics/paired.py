@@ -75,38 +75,16 @@ def _compare_cells(where: Where, cell: Cell, other: Cell, beta: float, statistic
         if metric not in ours or metric not in theirs:
             continue
         test = paired_test(metric, ours[metric], theirs[metric], cell.prompts, statistics)
-        flips = None
-        if REGISTRY[metric].accuracy:
-            to_right, to_wrong = test.differences > 0, test.differences < 0
-            flips = Flips(
-                wrong_to_right=int(to_right.sum()),
-                right_to_wrong=int(to_wrong.sum()),
-                wrong_to_right_ids=[i for i, flipped in zip(cell.ids, to_right, strict=True) if flipped],
-                right_to_wrong_ids=[i for i, flipped in zip(cell.ids, to_wrong, strict=True) if flipped],
-            )
-        delta = test.delta
-        yield Comparison(
-            dataset=where.dataset,
-            subset=where.subset,
-            model=where.model,
-            baseline=where.baseline,
-            metric=metric,
-            model_value=float(ours[metric].mean()),
-            baseline_value=float(theirs[metric].mean()),
-            value=delta.value,
-            ci_low=delta.interval.low if delta.interval else None,
-            ci_high=delta.interval.high if delta.interval else None,
-            n=cell.n,
-            higher_is_better=REGISTRY[metric].higher_is_better,
-            test=test.name,
-            p_value=test.p_value,
-            wilcoxon_p_value=test.wilcoxon_p_value,
-            mde=test.mde,
-            flips=flips,
-            method=delta.method,
-            se=delta.sampling.se,
-            df=delta.sampling.df,
-            skewness=delta.sampling.skewness,
+        known = REGISTRY[metric]
+        yield paired_comparison(
+            where,
+            metric,
+            cell.ids,
+            ours[metric],
+            theirs[metric],
+            test,
+            accuracy=known.accuracy,
+            higher_is_better=known.higher_is_better,
         )
 
 
@@ -127,17 +105,24 @@ class PairedTest:
 def paired_test(
     metric: str, ours: np.ndarray, theirs: np.ndarray, prompts: np.ndarray | None, statistics: Statistics
 ) -> PairedTest:
-    """Δ of `metric` between two models' per-pair values (accuracies as 0/1), tested and sized.
+    """Δ of `metric` between two models' per-pair values (accuracies as 0/1), tested and sized."""
+    return paired_values_test(ours, theirs, prompts, statistics, accuracy=REGISTRY[metric].accuracy)
 
-    Accuracies of independent pairs: Tango's score interval and its test (McNemar's z at Δ = 0);
-    the MDE from McNemar's power (Connor 1987). Everything else, and accuracies where pairs share a
-    prompt: a mean of the paired differences with a t (or cluster-robust t) interval and test, the
-    MDE from the noncentral t, and Wilcoxon's signed-rank test beside it for non-accuracies.
+
+def paired_values_test(
+    ours: np.ndarray, theirs: np.ndarray, prompts: np.ndarray | None, statistics: Statistics, *, accuracy: bool
+) -> PairedTest:
+    """Δ between two models' values on the same items (pairs, or a task's documents), tested and sized.
+
+    Accuracies (0/1 per item) of independent items: Tango's score interval and its test (McNemar's z at Δ = 0);
+    the MDE from McNemar's power (Connor 1987). Everything else, and accuracies where pairs share a prompt: a
+    mean of the paired differences with a t (or cluster-robust t) interval and test, the MDE from the
+    noncentral t, and Wilcoxon's signed-rank test beside it for non-accuracies.
     """
     confidence, alpha, power = statistics.confidence_level, 1 - statistics.confidence_level, statistics.power
     differences = ours - theirs  # (n,)
     shared_prompts = prompts is not None and len(np.unique(prompts)) < prompts.size
-    if REGISTRY[metric].accuracy and not shared_prompts:
+    if accuracy and not shared_prompts:
         gained, lost = int((differences > 0).sum()), int((differences < 0).sum())
         delta = stats.paired_shares(gained, lost, differences.size, confidence)
         mde = hypotheses.mde_paired_shares(gained + lost, differences.size, alpha, power)
@@ -146,9 +131,56 @@ def paired_test(
     name: Literal["paired_t", "cluster_t"] = "cluster_t" if delta.method == "cluster_t" else "paired_t"
     # The t-test asks what Δ (a mean) and its interval answer; Wilcoxon, whether most pairs moved one way.
     # With heavy-tailed margins the two can disagree, so both are reported.
-    wilcoxon = None if REGISTRY[metric].accuracy else hypotheses.wilcoxon_p(differences)
+    wilcoxon = None if accuracy else hypotheses.wilcoxon_p(differences)
     mde = hypotheses.mde_mean(delta.sampling.se, delta.sampling.df, alpha, power)
     return PairedTest(differences, delta, name, hypotheses.two_sided_p(delta.sampling), wilcoxon, mde)
+
+
+def paired_comparison(
+    where: Where,
+    metric: str,
+    ids: Sequence[str],
+    ours: np.ndarray,
+    theirs: np.ndarray,
+    test: PairedTest,
+    *,
+    accuracy: bool,
+    higher_is_better: bool | None,
+) -> Comparison:
+    """The record of `test` on the items `ids` (in the order of `ours` and `theirs`), with the flipped items of an
+    accuracy."""
+    flips = None
+    if accuracy:
+        to_right, to_wrong = test.differences > 0, test.differences < 0
+        flips = Flips(
+            wrong_to_right=int(to_right.sum()),
+            right_to_wrong=int(to_wrong.sum()),
+            wrong_to_right_ids=[i for i, flipped in zip(ids, to_right, strict=True) if flipped],
+            right_to_wrong_ids=[i for i, flipped in zip(ids, to_wrong, strict=True) if flipped],
+        )
+    delta = test.delta
+    return Comparison(
+        dataset=where.dataset,
+        subset=where.subset,
+        model=where.model,
+        baseline=where.baseline,
+        metric=metric,
+        model_value=float(ours.mean()),
+        baseline_value=float(theirs.mean()),
+        value=delta.value,
+        n=len(ids),
+        higher_is_better=higher_is_better,
+        test=test.name,
+        p_value=test.p_value,
+        wilcoxon_p_value=test.wilcoxon_p_value,
+        mde=test.mde,
+        flips=flips,
+        method=delta.method,
+        se=delta.sampling.se,
+        df=delta.sampling.df,
+        skewness=delta.sampling.skewness,
+        **delta.bounds,
+    )
 
 
 def with_false_discovery_rate(comparisons: Sequence[Comparison]) -> list[Comparison]:
