@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from evalkit.capabilities import primary_metric
+from evalkit.capabilities.scores import primary_metric
 from evalkit.config.rules import (
     AbsoluteRule,
     CapabilityRule,

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evalkit import __version__
-from evalkit.capabilities import CapabilityRunner, lm_eval_version
+from evalkit.capabilities.harness import CapabilityRunner, lm_eval_version
 from evalkit.config.suite import Suite, load_suite
 from evalkit.console import is_main_process, stdout
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs

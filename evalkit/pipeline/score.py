@@ -13,7 +13,8 @@ from pathlib import Path
 
 from rich.table import Table
 
-from evalkit.capabilities import CapabilityRunner, TaskRun
+from evalkit.capabilities.harness import CapabilityRunner
+from evalkit.capabilities.runs import TaskRun
 from evalkit.checkpoints import LoadedModel, load_model, release
 from evalkit.config.specs import ModelSpec
 from evalkit.config.suite import Suite

@@ -19,7 +19,7 @@ from peft import LoraConfig, get_peft_model
 from scipy import stats as scipy_stats
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from evalkit import capabilities
+from evalkit.capabilities import harness, runs
 from evalkit.cli import main
 from evalkit.data.rendering import chat_token_ids
 from evalkit.errors import EvalkitError
@@ -129,7 +129,7 @@ def test_the_gate_passes_an_intact_adapter_and_catches_a_damaged_one(world: Path
     result = read_results(tmp_path / "out" / "results.json")
     caps = result.capabilities
     assert caps is not None
-    assert caps.lm_eval_version == capabilities.lm_eval_version()
+    assert caps.lm_eval_version == harness.lm_eval_version()
     (task,) = caps.tasks
     assert (task.name, task.version, task.n_documents, task.metrics) == ("tinyworld_facts", "1.0", 160, ["acc"])
     assert task.fingerprint is not None and len(task.fingerprint) == 64
@@ -183,13 +183,13 @@ def test_task_results_are_reused_until_the_task_changes(
     world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     evaluated: list[tuple[str, tuple[str, ...]]] = []
-    original = capabilities.CapabilityRunner._evaluate
+    original = harness.CapabilityRunner._evaluate
 
-    def counting(self: capabilities.CapabilityRunner, loaded: Any, tasks: list[str]) -> list[capabilities.TaskRun]:
+    def counting(self: harness.CapabilityRunner, loaded: Any, tasks: list[str]) -> list[runs.TaskRun]:
         evaluated.append((loaded.spec.name, tuple(tasks)))
         return original(self, loaded, tasks)
 
-    monkeypatch.setattr(capabilities.CapabilityRunner, "_evaluate", counting)
+    monkeypatch.setattr(harness.CapabilityRunner, "_evaluate", counting)
     cache = tmp_path / "cache"
     main(["bench", str(write_suite(world, tmp_path / "first", cache))])
     assert [name for name, _ in evaluated] == ["base", "intact", "damaged"]
@@ -224,7 +224,7 @@ def test_an_unknown_task_is_named_with_a_suggestion(world: Path) -> None:
 
     spec = CapabilitiesSpec(tasks=["tinyworld_fact"], include_path=[world / "tasks"])
     with pytest.raises(EvalkitError, match=r"no lm-eval task named 'tinyworld_fact' \(did you mean 'tinyworld_facts'"):
-        capabilities.CapabilityRunner(spec)
+        harness.CapabilityRunner(spec)
 
 
 def test_a_group_pools_the_documents_of_its_tasks(world: Path, tmp_path: Path) -> None:
@@ -241,7 +241,7 @@ def test_a_group_pools_the_documents_of_its_tasks(world: Path, tmp_path: Path) -
         "aggregate_metric_list: [{metric: acc, aggregation: mean, weight_by_size: true}]\nmetadata: {version: 2.0}\n"
     )
     spec = CapabilitiesSpec(tasks=["tinyworld"], include_path=[world / "tasks", group.parent], cache=None)
-    runner = capabilities.CapabilityRunner(spec)
+    runner = harness.CapabilityRunner(spec)
     (resolved,) = runner.tasks
     assert resolved.fingerprint not in (None, hashlib.sha256(group.read_bytes()).hexdigest())  # its tasks count too
     (run,) = runner.run(load_model(ModelSpec(name="base", path=str(world / "base"))))
@@ -257,7 +257,7 @@ def test_a_task_keeps_its_fingerprint_where_its_files_lie_and_changes_it_with_th
 
     def fingerprint(directory: Path) -> str | None:
         spec = CapabilitiesSpec(tasks=["tinyworld_facts"], include_path=[directory], cache=None)
-        return capabilities.CapabilityRunner(spec).tasks[0].fingerprint
+        return harness.CapabilityRunner(spec).tasks[0].fingerprint
 
     write_tasks(tmp_path / "here")
     write_tasks(tmp_path / "there")

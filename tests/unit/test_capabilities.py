@@ -16,10 +16,12 @@ from typing import Any
 import pytest
 import scipy.stats
 
-from evalkit import capabilities
-from evalkit.capabilities import DocumentScore, TaskRun, compare_runs, score_runs
+from evalkit.capabilities import harness, scores
+from evalkit.capabilities.runs import DocumentScore, TaskRun
+from evalkit.capabilities.scores import compare_runs, score_runs
 from evalkit.cli import main
 from evalkit.config.rules import GateSpec
+from evalkit.config.specs import CapabilitiesSpec
 from evalkit.config.suite import parse_suite
 from evalkit.errors import EvalkitError
 from evalkit.gate.judge import evaluate_gate
@@ -112,7 +114,7 @@ def result_with(comparisons_of: list[TaskRun], gate: list[dict[str, Any]] | None
         apply_chat_template=False,
         tasks=[task],
         scores=score_runs(comparisons_of, STATISTICS),
-        comparisons=capabilities.with_fdr(compare_runs(comparisons_of, STATISTICS)),
+        comparisons=scores.with_fdr(compare_runs(comparisons_of, STATISTICS)),
     )
     return golden.model_copy(update={"capabilities": caps})
 
@@ -205,9 +207,9 @@ def test_without_lm_eval_a_suite_with_tasks_stops_before_any_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def absent(name: str) -> str:
-        raise capabilities.importlib.metadata.PackageNotFoundError(name)
+        raise harness.importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(capabilities.importlib.metadata, "version", absent)
+    monkeypatch.setattr(harness.importlib.metadata, "version", absent)
     world = tmp_path / "world"
     suite = suite_with(world={"dir": str(world)}, capabilities={"tasks": ["facts"]})
     (tmp_path / "suite.yaml").write_text(json.dumps(suite))
@@ -269,7 +271,7 @@ def test_a_chat_template_is_required_when_documents_are_rendered_with_one() -> N
     class Loaded:
         spec, tokenizer = Spec(), Tokenizer()
 
-    runner = object.__new__(capabilities.CapabilityRunner)
-    runner.spec = capabilities.CapabilitiesSpec(tasks=["facts"], apply_chat_template=True)
+    runner = object.__new__(harness.CapabilityRunner)
+    runner.spec = CapabilitiesSpec(tasks=["facts"], apply_chat_template=True)
     with pytest.raises(EvalkitError, match=r"capabilities\.apply_chat_template: model 'plain' has no chat template"):
         runner._evaluate(Loaded(), ["facts"])  # type: ignore[arg-type]

@@ -1,24 +1,4 @@
-"""Capability tasks through lm-evaluation-harness: what alignment cost, document by document.
-
-A DPO checkpoint that wins on preference pairs can lose what its base could do: the alignment tax.
-lm-eval's table gives each model's score with a standard error; two models on the same documents
-need a paired comparison instead, which sees a drop the two standard errors hide. This stage runs
-the suite's tasks with lm-eval's own Python API (`simple_evaluate` on an `HFLM` wrapped around the
-model evalkit loaded, adapters included, every document's result logged), then:
-
-- each task's score per model with an interval: Wilson's for 0/1 scores (accuracies), Student t for
-  continuous ones;
-- every later-listed model against every earlier-listed one on the documents both scored: Tango's
-  score interval and test for 0/1 scores (McNemar's z at Δ = 0), with the documents that flipped, and
-  a paired t interval and test of the mean difference otherwise (`evalkit.metrics.stats`), so a gate rule
-  replays exactly the recorded test.
-
-A document is matched across models by its id (the document's own `id` field where it has one, else
-lm-eval's index) and lm-eval's hash of the document, so a changed document is never paired with the
-old one. A model's results per task are kept (`capabilities.cache`) while the model's fingerprint,
-the task's files, the settings and the lm-eval version stay the same. lm-eval is an optional extra:
-nothing here imports it until a suite asks for tasks.
-"""
+"""Running the suite's tasks through lm-evaluation-harness on each loaded model, with a cache per (model, task)."""
 
 from __future__ import annotations
 
@@ -40,16 +20,15 @@ import numpy as np
 from evalkit.config.specs import CapabilitiesSpec
 from evalkit.console import console, plain
 from evalkit.errors import EvalkitError
-from evalkit.metrics import hypotheses, stats
-from evalkit.metrics.names import ALL_SUBSETS
-from evalkit.metrics.paired import Where, paired_comparison, paired_values_test
-from evalkit.metrics.stats import sampling_fields
 from evalkit.results.capabilities import CapabilityResult, CapabilityTask
-from evalkit.results.estimates import Comparison, Metric, Statistics
+from evalkit.results.estimates import Statistics
 from evalkit.results.files import JsonStore
 
 if TYPE_CHECKING:
     from evalkit.checkpoints import LoadedModel
+
+from evalkit.capabilities.runs import DocumentScore, TaskRun
+from evalkit.capabilities.scores import compare_runs, score_runs, with_fdr
 
 INSTALL_HINT = "pip install 'evalkit[capabilities]'"
 CACHE_FORMAT = 1
@@ -62,28 +41,6 @@ def lm_eval_version() -> str:
         return importlib.metadata.version("lm-eval")
     except importlib.metadata.PackageNotFoundError:
         raise EvalkitError(f"capabilities: lm-eval is not installed; {INSTALL_HINT}") from None
-
-
-@dataclass(frozen=True)
-class DocumentScore:
-    """One document of a task under one model: lm-eval's per-document metric values."""
-
-    id: str
-    doc_hash: str
-    values: dict[str, float]
-    """Metric name (`acc`, `exact_match,strict-match` for a filtered one) → the document's value."""
-
-
-@dataclass(frozen=True)
-class TaskRun:
-    """One task under one model, as lm-eval scored it."""
-
-    task: str
-    model: str
-    version: str | None
-    num_fewshot: int | None
-    higher_is_better: dict[str, bool | None]
-    documents: list[DocumentScore]
 
 
 @dataclass(frozen=True)
@@ -330,76 +287,3 @@ def _task_run(task: str, model: str, out: dict[str, Any]) -> TaskRun:
         higher_is_better={m: directions.get(m.split(",")[0]) for m in names},
         documents=[DocumentScore(id=i, doc_hash=h, values=v) for (i, h), v in by_document.items()],
     )
-
-
-def _is_binary(values: np.ndarray) -> bool:
-    return bool(np.all((values == 0) | (values == 1)))
-
-
-def score_runs(runs: Sequence[TaskRun], statistics: Statistics) -> list[Metric]:
-    """Each (task, model, metric) over its documents: Wilson's interval for 0/1 values, Student t otherwise."""
-    out = []
-    for run in runs:
-        for metric, direction in run.higher_is_better.items():
-            values = np.array([d.values[metric] for d in run.documents if metric in d.values])  # (n,)
-            if values.size == 0:
-                continue
-            estimate = (stats.proportion if _is_binary(values) else stats.mean)(values, statistics.confidence_level)
-            out.append(
-                Metric(
-                    dataset=run.task,
-                    subset="all",
-                    model=run.model,
-                    metric=metric,
-                    value=estimate.value,
-                    ci_low=estimate.interval.low if estimate.interval else None,
-                    ci_high=estimate.interval.high if estimate.interval else None,
-                    n=estimate.n,
-                    higher_is_better=direction,
-                    **sampling_fields(estimate.sampling),
-                )
-            )
-    return out
-
-
-def compare_runs(runs: Sequence[TaskRun], statistics: Statistics) -> list[Comparison]:
-    """Every later-listed model against every earlier-listed one, per task and metric, on shared documents."""
-    out = []
-    models = list(dict.fromkeys(r.model for r in runs))
-    for task in dict.fromkeys(r.task for r in runs):
-        by_model = {r.model: r for r in runs if r.task == task}
-        for position, model in enumerate(models):
-            for baseline in models[:position]:
-                if model in by_model and baseline in by_model:
-                    out += _compare(by_model[model], by_model[baseline], statistics)
-    return out
-
-
-def _compare(ours: TaskRun, theirs: TaskRun, statistics: Statistics) -> list[Comparison]:
-    mine = {(d.id, d.doc_hash): d.values for d in ours.documents}
-    other = {(d.id, d.doc_hash): d.values for d in theirs.documents}
-    where = Where(dataset=ours.task, subset=ALL_SUBSETS, model=ours.model, baseline=theirs.model)
-    out = []
-    for metric, direction in ours.higher_is_better.items():
-        shared = sorted(k for k in mine.keys() & other.keys() if metric in mine[k] and metric in other[k])
-        if not shared:
-            continue
-        a = np.array([mine[k][metric] for k in shared])  # (n,)
-        b = np.array([other[k][metric] for k in shared])  # (n,)
-        accuracy = _is_binary(a) and _is_binary(b)
-        test = paired_values_test(a, b, None, statistics, accuracy=accuracy)
-        ids = [k[0] for k in shared]
-        out.append(paired_comparison(where, metric, ids, a, b, test, accuracy=accuracy, higher_is_better=direction))
-    return out
-
-
-def with_fdr(comparisons: list[Comparison]) -> list[Comparison]:
-    """`p_adjusted`: Benjamini–Hochberg over the run's capability comparisons (the reports' marks read it)."""
-    adjusted = hypotheses.benjamini_hochberg([c.p_value for c in comparisons])
-    return [c.model_copy(update={"p_adjusted": p}) for c, p in zip(comparisons, adjusted, strict=True)]
-
-
-def primary_metric(result: CapabilityResult, task: str) -> str | None:
-    """The task's first metric: what a gate rule without `metric` is about."""
-    found = next((t for t in result.tasks if t.name == task), None)
-    return found.metrics[0] if found is not None and found.metrics else None
