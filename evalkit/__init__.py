@@ -24,16 +24,16 @@ if TYPE_CHECKING:
     from evalkit.api.evaluation import read_results as read_results
     from evalkit.api.functions import Layout as Layout
     from evalkit.api.functions import compare_models as compare_models
-    from evalkit.api.functions import run_suite as run_suite
     from evalkit.api.functions import score as score
     from evalkit.config.specs import ScoringSpec as ScoringSpec
     from evalkit.errors import EvalkitError as EvalkitError
+    from evalkit.pipeline.bench import run_suite as run_suite
     from evalkit.results.estimates import Statistics as Statistics
 
 _EXPORTS = {
     "score": "evalkit.api.functions",
     "compare_models": "evalkit.api.functions",
-    "run_suite": "evalkit.api.functions",
+    "run_suite": "evalkit.pipeline.bench",
     "Layout": "evalkit.api.functions",
     "read_results": "evalkit.api.evaluation",
     "Evaluation": "evalkit.api.evaluation",

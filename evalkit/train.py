@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -32,12 +33,11 @@ from evalkit.config.messages import notice
 from evalkit.config.specs import ModelSpec
 from evalkit.config.training import TrainSpec
 from evalkit.console import progress_bar
-from evalkit.data.pairs import PreferencePair
+from evalkit.data.pairs import PreferencePair, as_plain_text
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
 from evalkit.errors import EvalkitError
 from evalkit.results.provenance import environment
 from evalkit.results.schema import CurvePoint
-from evalkit.scoring.score import as_plain_text
 
 CURVE_KEYS = {
     "loss": "loss",
@@ -74,11 +74,14 @@ def train_dpo(
     *,
     template_options: dict[str, Any] | None = None,
     template_date: datetime.date = DEFAULT_DATE,
+    evaluations: Sequence[Callable[[Any], TrainerCallback]] = (),
 ) -> TrainingRun:
     """Train `base` with DPO on `pairs` (evaluating on `eval_pairs`) and save the result to `output_dir`.
 
     Chats are rendered with `template_options` and, for a template that reads the clock, `template_date`,
     exactly as evalkit scores the trained model afterwards (the date is recorded beside it for that).
+    `evaluations` make callbacks from the trainer (a suite run passes evalkit's own, scoring the held-out pairs at
+    each evaluation).
     """
     # Imported here: TRL pulls in much of the HF stack, and only training needs it.
     from datasets import Dataset
@@ -103,20 +106,8 @@ def train_dpo(
         callbacks=[_ProgressCallback()],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar shows them
-    if eval_pairs:
-        # Held-out pairs scored the evalkit way at each evaluation (pooled, with intervals), as a user's own
-        # DPOTrainer script would with the same callback; the curve lands in <output>/evalkit.
-        from evalkit.api.callback import EvalkitCallback
-
-        callback = EvalkitCallback(
-            trainer,
-            eval_pairs,
-            name=spec.output,
-            output_dir=output_dir / "evalkit",
-            chat_template_kwargs=template_options,
-            template_date=template_date,
-        )
-        trainer.add_callback(callback)
+    for evaluation in evaluations:
+        trainer.add_callback(evaluation(trainer))
     trainer.train()
     trainer.save_model(str(output_dir))
     history = list(trainer.state.log_history)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
+from evalkit.api import inprocess
 from evalkit.api.evaluation import Evaluation
 from evalkit.api.functions import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
 from evalkit.config.messages import notice
@@ -42,7 +43,6 @@ from evalkit.config.specs import ScoringSpec
 from evalkit.console import is_main_process
 from evalkit.data.rendering import DEFAULT_DATE, rendering_for
 from evalkit.errors import EvalkitError
-from evalkit.pipeline import inprocess
 from evalkit.results.estimates import Statistics
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import DatasetInfo, ModelInfo

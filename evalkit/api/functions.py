@@ -1,4 +1,5 @@
-"""evalkit from Python: score models on preference pairs, compare them, run suites, read results.
+"""evalkit from Python: score models on preference pairs, compare them, read results (`evalkit.run_suite`, in
+`evalkit.pipeline.bench`, runs a suite).
 
 A thin face over the pipeline `evalkit bench` runs: the same tokenization (TRL's), the same scoring
 and metrics, the same `RunResult`, so a number here equals the CLI's on the same pairs. What it adds
@@ -22,7 +23,6 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from evalkit.api.evaluation import Evaluation, read_results
 from evalkit.config.specs import ColumnMap, DataFormat, DatasetSpec, ScoringSpec
-from evalkit.config.suite import Suite
 from evalkit.data.pairs import PreferencePair, load_pairs, pairs_from_rows
 from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
@@ -39,14 +39,14 @@ if TYPE_CHECKING:
     from peft import PeftModel
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from evalkit.pipeline.inprocess import ReferenceModel
+    from evalkit.api.inprocess import ReferenceModel
 
     Pairs: TypeAlias = Dataset | pd.DataFrame | Sequence[Mapping[str, Any]] | Sequence[PreferencePair] | str | Path
     ModelLike: TypeAlias = PreTrainedModel | PeftModel | str | Path
 else:
     Pairs = ModelLike = Any
 
-__all__ = ["Layout", "compare_models", "read_results", "run_suite", "score"]
+__all__ = ["Layout", "compare_models", "read_results", "score"]
 
 
 DEFAULT_COLUMNS = ColumnMap()
@@ -138,7 +138,7 @@ def score(
     `tokenizer` is needed for a model in memory unless its `name_or_path` is a directory holding one.
     `scoring` holds the other scoring settings (`max_length`, `batch_size`, `dtype`, ...); `beta` wins
     over its `beta`."""
-    from evalkit.pipeline import inprocess
+    from evalkit.api import inprocess
     from evalkit.scoring.dataset import model_logps, pad_token_id, scored_dataset, tokenize_set
 
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
@@ -200,7 +200,7 @@ def compare_models(baseline: Evaluation, candidate: Evaluation) -> Evaluation:
     The datasets must hold the same pairs (equal fingerprints) and the model names must differ, except for
     a model both runs scored with the same weights (the shared reference), which is taken once.
     """
-    from evalkit.pipeline import inprocess
+    from evalkit.api import inprocess
 
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     before, after = baseline.result, candidate.result
@@ -246,37 +246,6 @@ def _flipped(flips: Flips) -> list[str]:
     return [*flips.wrong_to_right_ids, *flips.right_to_wrong_ids]
 
 
-def run_suite(
-    suite: str | Path | Suite | Mapping[str, Any], overrides: Sequence[str] = (), *, out: str | Path | None = None
-) -> Evaluation | None:
-    """Run a suite as `evalkit bench` does (train, score, generate, gate, write everything) and return its results.
-
-    `suite` is a suite file, a parsed `Suite` or a mapping of suite keys; `overrides` are `--set` strings
-    (`"scoring.batch_size=4"`); `out` replaces the suite's `output_dir`. Under `torchrun` the other
-    processes get None, as `run_bench` gives them.
-    """
-    import yaml
-
-    from evalkit.config.suite import load_suite, parse_suite
-    from evalkit.pipeline.bench import run_bench
-    from evalkit.pipeline.checks import OUTPUT_MARKER
-
-    if isinstance(suite, (str, Path)):
-        path = Path(suite)
-    else:
-        parsed = suite if isinstance(suite, Suite) else parse_suite(dict(suite), source="run_suite")
-        directory = Path(out) if out is not None else parsed.output_dir
-        path = directory / "suite.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        (path.parent / OUTPUT_MARKER).touch()  # the suite file is evalkit's: the run may write beside it
-        path.write_text(yaml.safe_dump(parsed.model_dump(mode="json", exclude_unset=True), sort_keys=False))
-    output = Path(out) if out is not None else load_suite(path, overrides, train_options=False).output_dir
-    result = run_bench(path, output, overrides)
-    if result is None:
-        return None
-    return read_results(output / "results.json")
-
-
 @dataclass(frozen=True)
 class _Scorable:
     """A model ready to score: its tokenizer, rendering and record, and the reference it brings (a PEFT model:
@@ -297,10 +266,10 @@ def _scorable(
     template_date: datetime.date | None,
 ) -> _Scorable:
     """`model`, in memory or loaded from a path or hub id as `evalkit bench` loads it (an adapter onto its base)."""
+    from evalkit.api import inprocess
     from evalkit.checkpoints import load_model, say_pinned
     from evalkit.config.specs import ModelSpec
     from evalkit.data.rendering import DEFAULT_DATE, rendering_for
-    from evalkit.pipeline import inprocess
 
     if isinstance(model, (str, Path)):
         spec = ModelSpec(name=name, path=str(model))

@@ -316,3 +316,21 @@ def write_pairs(pairs: Sequence[PreferencePair], path: Path) -> None:
             row = {"id": pair.id, "subset": pair.subset, "prompt": pair.prompt}
             row |= {"chosen": pair.chosen, "rejected": pair.rejected}
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def as_plain_text(pair: PreferencePair) -> PreferencePair:
+    """The plain-text form of a conversational pair: the prompt string and each answer's last message.
+
+    Roles and earlier turns are dropped (this is the form older recipes trained GPT-2-style models
+    on). An answer is joined to the prompt by a newline unless whitespace already separates them,
+    so the two never run together into one word.
+    """
+    assert isinstance(pair.prompt, list) and isinstance(pair.chosen, list) and isinstance(pair.rejected, list)
+    prompt = pair.prompt_text if pair.prompt_text is not None else pair.prompt[-1]["content"]
+
+    def answer(messages: list[Message]) -> str:
+        text = messages[-1]["content"]
+        joined = not prompt or prompt[-1].isspace() or not text or text[0].isspace()
+        return text if joined else "\n" + text
+
+    return PreferencePair(pair.id, prompt, answer(pair.chosen), answer(pair.rejected), pair.subset)

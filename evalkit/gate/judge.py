@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.config.rules import CapabilityRule, GateRule, GateSpec, PreferenceRule, check_rule_names
-from evalkit.gate import verdicts as verdict_words
 from evalkit.gate.evidence import Judged, NoBaselineYet, Run, Undecidable, open_verdict
 from evalkit.gate.kinds import judge_rule
 from evalkit.metrics import hypotheses
+from evalkit.report import verdicts as verdict_words
 from evalkit.results.schema import GateStatus, GateVerdict, RunResult
 
 

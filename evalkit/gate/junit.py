@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from xml.etree import ElementTree
 
-from evalkit.gate import verdicts as verdict_words
+from evalkit.report import verdicts as verdict_words
 from evalkit.results.files import atomic_write_text
 from evalkit.results.schema import GateVerdict, RunResult
 

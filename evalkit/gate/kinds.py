@@ -25,10 +25,10 @@ from evalkit.config.rules import (
     SuperiorityRule,
 )
 from evalkit.gate.evidence import NO_BASELINE, Judged, NoBaselineYet, Run, Undecidable, open_verdict
-from evalkit.gate.verdicts import interval
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.hypotheses import describe_test
 from evalkit.metrics.paired import compare_models
+from evalkit.report.verdicts import interval
 from evalkit.results.estimates import Comparison, Metric, Statistics
 from evalkit.results.matching import counterparts, dataset_counterpart
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores

@@ -7,9 +7,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from evalkit.gate import verdicts as verdict_words
 from evalkit.gate.junit import write_junit
 from evalkit.report import markdown
+from evalkit.report import verdicts as verdict_words
 from evalkit.results.files import atomic_write_text
 from evalkit.results.schema import GateVerdict, RunResult
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from evalkit.console import plain
-from evalkit.gate import verdicts as verdict_words
+from evalkit.report import verdicts as verdict_words
 from evalkit.results.schema import GateStatus, GateVerdict
 
 

@@ -12,12 +12,18 @@ import contextlib
 import datetime
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from evalkit import __version__
+from evalkit.api.evaluation import Evaluation
+from evalkit.api.evaluation import read_results as read_evaluation
+from evalkit.api.inprocess import Summaries, summarise_scores
 from evalkit.capabilities.harness import CapabilityRunner, lm_eval_version
-from evalkit.config.suite import Suite, load_suite
+from evalkit.config.suite import Suite, load_suite, parse_suite
 from evalkit.console import is_main_process, stdout
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs
 from evalkit.gate.judge import evaluate_gate
@@ -25,7 +31,6 @@ from evalkit.gate.summary import publish
 from evalkit.gate.terminal import verdict_table
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
-from evalkit.pipeline.inprocess import Summaries, summarise_scores
 from evalkit.pipeline.score import ScoredSuite, score_suite
 from evalkit.pipeline.training import run_training, training_info
 from evalkit.report.document import summary_table, write_reports
@@ -35,6 +40,31 @@ from evalkit.results.provenance import environment
 from evalkit.results.schema import SCHEMA_VERSION, DatasetInfo, RunResult, ScoringInfo, SuiteInfo
 from evalkit.scoring.cache import ScoreStore
 from evalkit.world import build_world
+
+
+def run_suite(
+    suite: str | Path | Suite | Mapping[str, Any], overrides: Sequence[str] = (), *, out: str | Path | None = None
+) -> Evaluation | None:
+    """Run a suite as `evalkit bench` does (train, score, generate, gate, write everything) and return its results.
+
+    `suite` is a suite file, a parsed `Suite` or a mapping of suite keys; `overrides` are `--set` strings
+    (`"scoring.batch_size=4"`); `out` replaces the suite's `output_dir`. Under `torchrun` the other
+    processes get None, as `run_bench` gives them.
+    """
+    if isinstance(suite, (str, Path)):
+        path = Path(suite)
+    else:
+        parsed = suite if isinstance(suite, Suite) else parse_suite(dict(suite), source="run_suite")
+        directory = Path(out) if out is not None else parsed.output_dir
+        path = directory / "suite.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        (path.parent / OUTPUT_MARKER).touch()  # the suite file is evalkit's: the run may write beside it
+        path.write_text(yaml.safe_dump(parsed.model_dump(mode="json", exclude_unset=True), sort_keys=False))
+    output = Path(out) if out is not None else load_suite(path, overrides, train_options=False).output_dir
+    result = run_bench(path, output, overrides)
+    if result is None:
+        return None
+    return read_evaluation(output / "results.json")
 
 
 def run_bench(

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from evalkit.config.suite import Suite
+from evalkit.config.training import TrainSpec
 from evalkit.console import console, is_main_process
-from evalkit.data.pairs import load_pairs, split_pairs, write_pairs
+from evalkit.data.pairs import PreferencePair, load_pairs, split_pairs, write_pairs
 from evalkit.data.rendering import DEFAULT_DATE
 from evalkit.results.schema import TrainingInfo
 
 if TYPE_CHECKING:
+    from transformers import TrainerCallback
+
     from evalkit.train import TrainingRun
 
 
@@ -41,10 +45,31 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
     if earlier is not None:
         console.print(f"[dim]reusing {output}: trained earlier with these settings on this base[/dim]")
         return earlier
-    options = suite.template_options(suite.model(spec.output))
+    options, day = suite.template_options(suite.model(spec.output)), training_date(suite)
+    evaluations = [_held_out(spec, eval_pairs, output, options, day)] if eval_pairs else []
     return train_dpo(
-        spec, base, output, pairs, eval_pairs, template_options=options, template_date=training_date(suite)
+        spec, base, output, pairs, eval_pairs, template_options=options, template_date=day, evaluations=evaluations
     )
+
+
+def _held_out(
+    spec: TrainSpec, pairs: list[PreferencePair], output_dir: Path, options: dict[str, Any], day: datetime.date
+) -> Callable[[Any], TrainerCallback]:
+    """Held-out pairs scored the evalkit way at each evaluation (pooled, with intervals), as a user's own DPOTrainer
+    script would with the same callback; the curve lands in <output>/evalkit."""
+    from evalkit.api.callback import EvalkitCallback
+
+    def callback(trainer: Any) -> TrainerCallback:
+        return EvalkitCallback(
+            trainer,
+            pairs,
+            name=spec.output,
+            output_dir=output_dir / "evalkit",
+            chat_template_kwargs=options,
+            template_date=day,
+        )
+
+    return callback
 
 
 def training_date(suite: Suite) -> datetime.date:

@@ -26,8 +26,7 @@ from typing import Any
 from rich.table import Table as RichTable
 
 from evalkit.console import plain
-from evalkit.gate import verdicts
-from evalkit.report import markdown
+from evalkit.report import markdown, verdicts
 from evalkit.report.markdown import Markdown, escape
 from evalkit.report.views import (
     ARROWS,

@@ -24,8 +24,7 @@ import jinja2
 import numpy as np
 from markupsafe import Markup
 
-from evalkit.gate import verdicts
-from evalkit.report import charts
+from evalkit.report import charts, verdicts
 from evalkit.report.views import (
     COLUMNS,
     FLIP_METRIC,

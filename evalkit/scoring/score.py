@@ -34,7 +34,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from evalkit.config.specs import ScoringSpec
 from evalkit.console import progress_bar
-from evalkit.data.pairs import Message, PreferencePair, Text
+from evalkit.data.pairs import PreferencePair, Text, as_plain_text
 from evalkit.data.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import ScoringDtype, ScoringMode
@@ -95,24 +95,6 @@ def tokenize_pair(
         prompt_is_prefix=prompt_len == len(prompt_ids),
         doubled_bos=bos is not None and prompt_chosen_ids[:2] == [bos, bos],
     )
-
-
-def as_plain_text(pair: PreferencePair) -> PreferencePair:
-    """The plain-text form of a conversational pair: the prompt string and each answer's last message.
-
-    Roles and earlier turns are dropped (this is the form older recipes trained GPT-2-style models
-    on). An answer is joined to the prompt by a newline unless whitespace already separates them,
-    so the two never run together into one word.
-    """
-    assert isinstance(pair.prompt, list) and isinstance(pair.chosen, list) and isinstance(pair.rejected, list)
-    prompt = pair.prompt_text if pair.prompt_text is not None else pair.prompt[-1]["content"]
-
-    def answer(messages: list[Message]) -> str:
-        text = messages[-1]["content"]
-        joined = not prompt or prompt[-1].isspace() or not text or text[0].isspace()
-        return text if joined else "\n" + text
-
-    return PreferencePair(pair.id, prompt, answer(pair.chosen), answer(pair.rejected), pair.subset)
 
 
 def _encode(

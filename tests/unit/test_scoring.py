@@ -13,13 +13,12 @@ from transformers import (
 )
 
 from evalkit.config.specs import ScoringSpec
-from evalkit.data.pairs import PreferencePair
+from evalkit.data.pairs import PreferencePair, as_plain_text
 from evalkit.scoring import logps
 from evalkit.scoring.logps import attention_window, packed_pair_logps, prepare, whole_sequence_logps
 from evalkit.scoring.score import (
     CompletionLogps,
     TokenizedPair,
-    as_plain_text,
     fits,
     pair_scores,
     probe_scoring,
