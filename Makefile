@@ -5,7 +5,7 @@
 #                                   score your own checkpoint with a suite's datasets, panel and gate
 #   make baseline                   record the suite's current results as the baseline to gate against
 #   make gate                       judge the suite's last results against its rules (and the baseline)
-#   make test                       unit + integration tests (offline)
+#   make test                       every test CI gates on, offline (make test-slow: only the slow tier)
 #   make lint                       ruff + mypy
 #   make perf                       performance benchmarks (scoring speed against TRL; report rendering)
 #   make calibration                print how well intervals and gates keep their promises (simulations)
@@ -30,7 +30,7 @@ INSTALLED := $(VENV)/.installed
 CANDIDATE := $(if $(MODEL),--model "$(MODEL)") $(if $(REF),--ref "$(REF)") $(if $(DATA),--data "$(DATA)")
 WITH_BASELINE := $(if $(wildcard $(BASELINE)),--baseline $(BASELINE))
 
-.PHONY: install bench baseline gate report test test-slow calibration lint schema clean
+.PHONY: install bench baseline gate report test test-slow test-exhaustive calibration lint schema clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,11 +54,15 @@ baseline: $(INSTALLED)
 gate: $(INSTALLED)
 	$(BIN)/evalkit gate $(RESULTS) $(WITH_BASELINE)
 
+# Everything CI gates on. A bare `pytest` is the quick loop: it leaves out the slow tier.
 test: $(INSTALLED)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m 'not exhaustive'
 
 test-slow: $(INSTALLED)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow
+
+test-exhaustive: $(INSTALLED)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m exhaustive
 
 # Coverage of every interval and false-pass rate of every gate rule, by simulation (about a minute).
 calibration: $(INSTALLED)

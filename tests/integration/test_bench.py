@@ -17,6 +17,7 @@ from evalkit.results.files import read_results
 from evalkit.results.schema import SCHEMA_FILE, SCHEMA_VERSION
 
 
+@pytest.mark.slow
 def test_reduced_default_suite_runs_end_to_end(
     tmp_path: Path,
     default_suite: Path,

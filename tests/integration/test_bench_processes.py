@@ -3,6 +3,7 @@ judging out, and the main process alone writes results that are byte for byte th
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import subprocess
@@ -20,6 +21,7 @@ def normalised(results: Path, out_dir: Path) -> dict[str, Any]:
     return dict(raw)
 
 
+@pytest.mark.slow
 def test_two_processes_bench_exactly_what_one_process_benches(
     tmp_path: Path, default_suite: Path, reduced: list[str]
 ) -> None:

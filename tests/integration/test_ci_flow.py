@@ -84,6 +84,7 @@ def outcomes(suite: junitparser.TestSuite) -> dict[str, str]:
     return {case.name: type(case.result[0]).__name__ if case.result else "passed" for case in suite}
 
 
+@pytest.mark.slow
 def test_the_documented_ci_flow(project: Project) -> None:
     # 1. The first run: the rule that needs a baseline is skipped, never passed; the rest decide.
     code, out = project.bench()

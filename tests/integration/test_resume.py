@@ -25,6 +25,7 @@ def normalised(results: Path, out_dir: Path) -> dict[str, Any]:
     return raw
 
 
+@pytest.mark.slow
 def test_sigkill_mid_scoring_then_rerun_matches_an_uninterrupted_run(
     tmp_path: Path, default_suite: Path, reduced: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -57,6 +58,7 @@ def test_sigkill_mid_scoring_then_rerun_matches_an_uninterrupted_run(
     assert normalised(out / "results.json", out) == normalised(clean / "results.json", clean)
 
 
+@pytest.mark.slow
 def test_same_inputs_give_byte_identical_results_apart_from_times(
     tmp_path: Path, default_suite: Path, reduced: list[str]
 ) -> None:

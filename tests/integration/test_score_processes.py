@@ -3,6 +3,7 @@ scores they gather back are byte for byte those of one process."""
 
 from __future__ import annotations
 
+import pytest
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs
 
 
+@pytest.mark.slow
 def test_two_processes_write_exactly_what_one_process_writes(
     tmp_path: Path, tiny_tokenizer: PreTrainedTokenizerFast
 ) -> None:

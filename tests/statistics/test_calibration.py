@@ -2,7 +2,7 @@
 
 The checks live in `evalkit.gate.calibration` (also `make calibration`, which prints the table the
 README shows). `make test` runs every check with enough replicates to catch a broken method
-(2,000 datasets per coverage check: Monte Carlo error 0.5 points); `make test-slow` runs them with
+(2,000 datasets per coverage check: Monte Carlo error 0.5 points); `make test-exhaustive` runs them with
 10,000, where a rate 0.65 points above α already fails.
 """
 
@@ -53,7 +53,7 @@ def test_the_minimum_detectable_effect_is_detected_with_its_power(checks: list[C
     assert len(power) == 4 and not broken(power), broken(power)
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 def test_the_full_grid_with_ten_thousand_replicates() -> None:
     checks = run_checks(coverage=10_000, gates=10_000, marks=400)
     assert not broken(checks), broken(checks)
