@@ -68,6 +68,7 @@ from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import REGISTRY
 from evalkit.pipeline.inprocess import summarise_scores
 from evalkit.report.document import summary_table, write_reports
+from evalkit.report.views import AUDIT_COUNTS, audit_counts
 from evalkit.results.provenance import environment
 from evalkit.results.schema import (
     SCHEMA_VERSION,
@@ -382,12 +383,8 @@ def _score_summary(
         if m.model == model and m.subset == "all":
             table.add_row(m.dataset, m.metric, f"{m.value:.4f}", str(m.n))
     for a in audits:
-        table.add_row(a.dataset, "audit: completion truncated", str(a.truncated), str(a.n_pairs))
-        table.add_row(
-            a.dataset, "audit: prompt fills max_length (left out)", str(len(a.prompt_too_long)), str(a.n_pairs)
-        )
-        table.add_row(a.dataset, "audit: prompt not a token prefix", str(a.prompt_not_prefix), str(a.n_pairs))
-        table.add_row(a.dataset, "audit: doubled BOS", str(a.doubled_bos), str(a.n_pairs))
+        for label, count in zip(AUDIT_COUNTS, audit_counts(a), strict=True):
+            table.add_row(a.dataset, f"audit: {label}", str(count), str(a.n_pairs))
     for mode in modes:
         table.add_row(mode.dataset, f"scoring mode: {mode.mode} ({mode.reason})", "", "")
     return table

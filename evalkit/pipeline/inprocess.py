@@ -27,7 +27,7 @@ from evalkit.config.suite import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
 from evalkit.metrics.compute import compare_models, compute_metrics, reliability_curves, with_false_discovery_rate
-from evalkit.report.views import flips_to_show
+from evalkit.metrics.flips import flips_to_show
 from evalkit.results.provenance import environment
 from evalkit.results.schema import (
     SCHEMA_VERSION,

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from evalkit.metrics.flips import flips_to_show
 from evalkit.report.compare import write_comparison
 from evalkit.report.document import write_reports
-from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.report.views import read_pairs
 from evalkit.results.schema import (
     SCHEMA_VERSION,
     Comparison,

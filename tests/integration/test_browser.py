@@ -22,9 +22,10 @@ from typing import Any
 
 import pytest
 
+from evalkit.metrics.flips import flips_to_show
 from evalkit.report.compare import write_comparison
 from evalkit.report.document import write_reports
-from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.report.views import read_pairs
 from evalkit.results.schema import (
     Flips,
     GateVerdict,

@@ -62,9 +62,13 @@ def test_same_pairs_in_both_runs_are_compared_pair_by_pair() -> None:
     paired = {(p.model, p.metric): p for p in comparison.paired}
     accuracy = paired[("aligned", "preference/accuracy")]
     wrong_before = sum(p.logp_chosen <= p.logp_rejected for p in pairs if p.model == "aligned")
-    assert (accuracy.wrong_to_right, accuracy.right_to_wrong, accuracy.n) == (wrong_before, 0, 225)
-    assert accuracy.delta == pytest.approx(wrong_before / 225) and accuracy.p_value < 0.001
-    assert paired[("base", "preference/accuracy")].delta == 0
+    assert accuracy.flips is not None
+    assert (accuracy.flips.wrong_to_right, accuracy.flips.right_to_wrong, accuracy.n) == (wrong_before, 0, 225)
+    assert accuracy.value == pytest.approx(wrong_before / 225) and accuracy.p_value < 0.001
+    assert accuracy.test == "tango_score" and accuracy.mde is not None  # the schema's test name, and its MDE
+    margin = paired[("aligned", "rewards/margins")]
+    assert margin.test == "paired_t" and margin.wilcoxon_p_value is not None
+    assert paired[("base", "preference/accuracy")].value == 0
     assert ("base", "rewards/margins") not in paired and ("aligned", "rewards/margins") in paired
     assert "## Pair by pair" in render_comparison_markdown(comparison)
 

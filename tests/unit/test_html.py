@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.metrics.flips import flips_to_show
 from evalkit.report import charts
 from evalkit.report.html import CSP, PRINT_SCRIPT, render_html, sweep_steps
-from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.report.views import read_pairs
 from evalkit.results.schema import GateVerdict, PairText, RunResult, read_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"

@@ -2,16 +2,9 @@
 
 from pathlib import Path
 
-from evalkit.report.views import (
-    FLIP_EXAMPLES,
-    Table,
-    flips_to_show,
-    orient,
-    other_comparisons,
-    primary_comparisons,
-    scoring_settings,
-    spread,
-)
+from evalkit.metrics.flips import FLIP_EXAMPLES, flips_to_show, orient, other_comparisons, primary_comparisons, spread
+from evalkit.report.diagnostics import scoring_settings
+from evalkit.report.tables import Table
 from evalkit.results.schema import Flips, RunResult, read_results
 
 GOLDEN = Path(__file__).parents[1] / "golden"
