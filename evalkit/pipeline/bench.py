@@ -92,6 +92,7 @@ from evalkit.results.schema import (
     write_jsonl,
     write_results,
 )
+from evalkit.results.texts import texts_file, write_pair_texts
 from evalkit.scoring.batching import from_main, share_out, start_processes
 from evalkit.scoring.cache import CachedScores, ReferenceCache, reference_key
 from evalkit.scoring.score import (
@@ -294,6 +295,7 @@ def _bench(
     for spec in suite.datasets:
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"
         write_jsonl(pair_records(scored.scores[spec.name], suite.scoring.beta), out_dir / pairs_file)
+        write_pair_texts(spec.name, datasets[spec.name], out_dir / texts_file(pairs_file))  # beside the scores
         dataset_infos.append(
             DatasetInfo(
                 name=spec.name,

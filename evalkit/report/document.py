@@ -37,8 +37,10 @@ from evalkit.report.formats import format_number
 from evalkit.report.markdown import Markdown, escape
 from evalkit.report.tables import Table
 from evalkit.report.templates import environment
-from evalkit.report.views import audit_table, dataset_view, read_pairs, verdict_view
+from evalkit.report.verdict import verdict_sentence, verdict_view
+from evalkit.report.views import audit_table, dataset_view, read_pairs
 from evalkit.results.schema import CurvePoint, GenerationResult, RunResult, Statistics, atomic_write_text
+from evalkit.results.texts import read_pair_texts
 
 MARKDOWN_BUDGET = 60_000
 """Characters of `report.md` above which its lists are left out: GitHub takes 65,536 in a PR comment."""
@@ -49,6 +51,8 @@ markdown report posted as a PR comment or step summary links there, since `repor
 
 
 def html_link() -> Markdown:
+    """The link to the full report: `--report-url` (which sets `$EVALKIT_REPORT_URL`) when it is an https address
+    with nothing that could break out of the link, else `report.html` beside this file."""
     target = os.environ.get(REPORT_URL, "").strip()
     safe = target.startswith("https://") and not re.search(r"[\s()<>\[\]`|\\]", target)
     return Markdown(HTML_LINK.format(target=target if safe else "report.html"))
@@ -133,6 +137,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
             created_at=result.created_at,
             duration=f"{result.duration_s:.0f}s",
             intervals=_intervals_line(result.statistics),
+            sentence=verdict_sentence(result),
             verdict=verdict_view(result.gate),
             html_link=html_link(),
             compact=compact,
@@ -242,5 +247,7 @@ def write_reports(result: RunResult, out_dir: Path, results_dir: Path | None = N
 
     markdown, html = out_dir / "report.md", out_dir / "report.html"
     atomic_write_text(markdown, render_markdown(result))
-    atomic_write_text(html, render_html(result, read_pairs(result, results_dir or out_dir)))
+    where = results_dir or out_dir
+    texts = {d.name: found for d in result.datasets if (found := read_pair_texts(where, d)) is not None}
+    atomic_write_text(html, render_html(result, read_pairs(result, where), texts))
     return [markdown, html]

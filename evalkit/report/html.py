@@ -32,29 +32,37 @@ from evalkit.report.diagnostics import (
     rendering_table,
     scoring_settings,
 )
+from evalkit.report.explorer import SCRIPT as EXPLORER_SCRIPT
+from evalkit.report.explorer import explorer_data, json_block
 from evalkit.report.figures import Chart, dataset_charts
 from evalkit.report.flipped import FlipGroup, flip_groups
 from evalkit.report.formats import format_number
-from evalkit.report.grids import Cell, Grid, grid_of
+from evalkit.report.grids import Grid, grid_of
 from evalkit.report.templates import clip, environment
+from evalkit.report.verdict import verdict_sentence, verdict_view
 from evalkit.report.views import (
-    ComparisonSection,
     DatasetView,
-    alpha_of,
     audit_table,
     dataset_view,
-    significance,
-    verdict_view,
 )
 from evalkit.results.schema import PairScore, PairText, RunResult, Statistics
 
 OPEN_PROMPTS = 3
 """Generation prompts shown unfolded."""
 PRINT_SCRIPT = 'addEventListener("beforeprint",()=>{for(const d of document.querySelectorAll("details"))d.open=true})'
-CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
-    f"script-src 'sha256-{base64.b64encode(hashlib.sha256(PRINT_SCRIPT.encode()).digest()).decode()}'"
-)
+REPORT_SCRIPT = PRINT_SCRIPT + ";\n" + EXPLORER_SCRIPT
+"""The report's one script: the print helper, then the pair explorer (`evalkit.report.explorer`)."""
+
+
+def csp(script: str) -> str:
+    """A Content-Security-Policy that runs `script` (by its hash) and nothing else, and fetches nothing."""
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    return f"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'sha256-{digest}'"
+
+
+CSP = csp(PRINT_SCRIPT)
+"""The policy of a page whose only script is the print helper (`evalkit compare`'s page)."""
+REPORT_CSP = csp(REPORT_SCRIPT)
 
 
 @dataclass(frozen=True)
@@ -77,35 +85,31 @@ class HtmlDataset:
     flips: list[FlipGroup] = field(default_factory=list)
 
 
-def _with_significance(section: ComparisonSection, alpha: float) -> Grid:
-    """The comparison's grid with a significance column after Δ and p (the colour alone is not enough)."""
-    grid = grid_of(section.table)
-    marks = [significance(c, alpha) for c in section.comparisons]
-    rows = [
-        [*row[:5], Cell(m.text, css=m.mark, title=m.tip), *row[5:]] for row, m in zip(grid.rows, marks, strict=True)
-    ]
-    return Grid([*grid.header[:5], "significance", *grid.header[5:]], rows, grid.labels)
-
-
-def html_grids(view: DatasetView, alpha: float) -> dict[str, object]:
+def html_grids(view: DatasetView) -> dict[str, object]:
     """The shared view's tables of one dataset as grids (the report and the notebook display show them)."""
     return {
         "headline": grid_of(view.headline),
-        "versus": [(s.title, _with_significance(s, alpha)) for s in view.comparisons],
+        "versus": [(s.title, grid_of(s.table)) for s in view.comparisons],
         "matrices": [grid_of(m) for m in view.matrices],
         "subsets": grid_of(view.subsets) if view.subsets else None,
         "subset_deltas": grid_of(view.subset_comparisons) if view.subset_comparisons else None,
     }
 
 
-def render_html(result: RunResult, pairs: Mapping[str, Sequence[PairScore]] | None = None) -> str:
-    """The HTML report of `result`; `pairs` (per dataset) feed the per-pair charts and flip margins."""
+def render_html(
+    result: RunResult,
+    pairs: Mapping[str, Sequence[PairScore]] | None = None,
+    texts: Mapping[str, Mapping[str, PairText]] | None = None,
+) -> str:
+    """The HTML report of `result`; `pairs` (per dataset) feed the per-pair charts, flip margins and the pair
+    explorer, `texts` (per dataset, by pair id: `evalkit.results.texts`) the explorer's prompts and answers
+    (without them, it shows the texts results.json keeps of flipped pairs)."""
     pairs = pairs or {}
     statistics = result.statistics or Statistics()
     colors = charts.palette(list(dict.fromkeys([m.name for m in result.models] + [m.model for m in result.metrics])))
-    texts = {(t.dataset, t.id): t for t in result.flip_examples}
+    kept = {(t.dataset, t.id): t for t in result.flip_examples}
     datasets = [
-        _dataset(result, d.name, d.n_pairs, pairs.get(d.name), colors, texts, i) for i, d in enumerate(result.datasets)
+        _dataset(result, d.name, d.n_pairs, pairs.get(d.name), colors, kept, i) for i, d in enumerate(result.datasets)
     ]
     steps = sweep_steps(result)
     training = None
@@ -129,11 +133,13 @@ def render_html(result: RunResult, pairs: Mapping[str, Sequence[PairScore]] | No
         .get_template("report.html.j2")
         .render(
             result=result,
-            csp=CSP,
-            script=Markup(PRINT_SCRIPT),
+            csp=REPORT_CSP,
+            script=Markup(REPORT_SCRIPT),
+            explorer=_explorer(result, pairs, texts, datasets),
             level=f"{statistics.confidence_level:.0%}",
             alpha=f"{1 - statistics.confidence_level:.2g}",
             power=f"{statistics.power:.0%}",
+            sentence=verdict_sentence(result),
             verdict=verdict_view(result.gate),
             datasets=datasets,
             flip_groups=sum(len(d.flips) for d in datasets),
@@ -147,6 +153,20 @@ def render_html(result: RunResult, pairs: Mapping[str, Sequence[PairScore]] | No
             rendering=grid_of(table) if (table := rendering_table(result.models)) is not None else None,
         )
     )
+
+
+def _explorer(
+    result: RunResult,
+    pairs: Mapping[str, Sequence[PairScore]],
+    texts: Mapping[str, Mapping[str, PairText]] | None,
+    datasets: Sequence[HtmlDataset],
+) -> Markup | None:
+    kept: dict[str, dict[str, PairText]] = {}
+    for t in result.flip_examples:
+        kept.setdefault(t.dataset, {})[t.id] = t
+    found = {name: (texts or {}).get(name) or kept.get(name, {}) for name in pairs}
+    data = explorer_data(result, pairs, found, {d.name: d.anchor for d in datasets if d.anchor})
+    return json_block(data) if data is not None else None
 
 
 def _capabilities_grids(view: CapabilityView) -> dict[str, object]:
@@ -200,7 +220,7 @@ def _dataset(
         name=dataset,
         anchor=view.anchor,
         n_pairs=n_pairs,
-        **html_grids(view, alpha_of(result)),  # type: ignore[arg-type]
+        **html_grids(view),  # type: ignore[arg-type]
         charts=figures,
         charts_note=note,
         diagnostics=diagnostics,
@@ -258,10 +278,7 @@ def render_inline(result: RunResult) -> str:
     """The report's headline tables as an HTML fragment for a notebook (`_repr_html_`): the gate's verdict,
     then per dataset every model with its intervals and each model against the anchor. Escaped like
     report.html (jinja2's autoescaping), with no script and nothing fetched."""
-    views = [
-        (d.name, d.n_pairs, html_grids(dataset_view(result, d.name, d.n_pairs), alpha_of(result)))
-        for d in result.datasets
-    ]
+    views = [(d.name, d.n_pairs, html_grids(dataset_view(result, d.name, d.n_pairs))) for d in result.datasets]
     statistics = result.statistics or Statistics()
     return (
         environment("html")
@@ -271,6 +288,7 @@ def render_inline(result: RunResult) -> str:
             style=Markup(INLINE_STYLE),
             level=f"{statistics.confidence_level:.0%}",
             alpha=f"{1 - statistics.confidence_level:.2g}",
+            sentence=verdict_sentence(result),
             verdict=verdict_view(result.gate),
             datasets=views,
         )

@@ -33,6 +33,23 @@ class Table:
 
     @property
     def markdown(self) -> Markdown:
+        """GitHub-flavoured markdown; numbers (right-aligned cells) never wrap (`unbreakable`)."""
         rule = "|" + "|".join("---" if a == "l" else "---:" for a in self.alignment) + "|"
         lines = ["| " + " | ".join(map(escape, self.header)) + " |", rule]
-        return Markdown("\n".join(lines + ["| " + " | ".join(map(escape, row)) + " |" for row in self.rows]))
+        for row in self.rows:
+            cells = [escape(unbreakable(c) if a == "r" else c) for c, a in zip(row, self.alignment, strict=True)]
+            lines.append("| " + " | ".join(cells) + " |")
+        return Markdown("\n".join(lines))
+
+
+NO_BREAK_SPACE = "\u00a0"
+MINUS = "\u2212"
+
+
+def unbreakable(text: str) -> str:
+    """`text` with no place a browser may break a line: spaces no-break, hyphens the minus sign.
+
+    GitHub wraps a narrow table cell at any space and after any hyphen, so '+0.44 [+0.37, +0.52]' became
+    two lines and '9.9e-21' read '9.9e-' / '21'. U+2212 (the minus sign proper) joins what follows it.
+    """
+    return text.replace(" ", NO_BREAK_SPACE).replace("-", MINUS)

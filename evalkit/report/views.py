@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalkit.gate import verdicts
 from evalkit.metrics import names
 from evalkit.metrics.flips import other_comparisons, primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
@@ -38,8 +37,6 @@ from evalkit.report.formats import (
 from evalkit.report.tables import Table
 from evalkit.results.schema import (
     Comparison,
-    GateStatus,
-    GateVerdict,
     PairScore,
     RunResult,
     Statistics,
@@ -226,20 +223,23 @@ def delta_matrices(comparisons: Sequence[Comparison], models: Sequence[str], alp
 
 
 def _comparison_sections(comparisons: list[Comparison], delta: str, alpha: float) -> list[ComparisonSection]:
-    """One table per (model, baseline): a row per metric, with the baseline's and the model's values."""
+    """One table per (model, baseline): a row per metric. The key columns first (metric, Δ with its interval,
+    p, verdict), what a phone folds away after them."""
     sections = []
     for model, baseline in dict.fromkeys((c.model, c.baseline) for c in comparisons):
         rows = [c for c in comparisons if (c.model, c.baseline) == (model, baseline)]
-        header = ["metric", baseline, model, delta, "p", "p (BH)", "Wilcoxon p", "wrong→right", "right→wrong", "MDE"]
+        header = ["metric", delta, "p", "verdict", baseline, model, "p (BH)", "Wilcoxon p"]
+        marks = {(i, j): significance(c, alpha).mark for i, c in enumerate(rows) for j in (1, 3)}
         table = Table(
-            header,
+            [*header, "wrong→right", "right→wrong", "MDE"],
             [
                 [
                     names.heading(c.metric, c.higher_is_better),
-                    format_number(c.baseline_value),
-                    format_number(c.model_value),
                     format_delta(c),
                     format_p(c.p_value),
+                    significance(c, alpha).text,
+                    format_number(c.baseline_value),
+                    format_number(c.model_value),
                     format_adjusted_p(c),
                     format_p(c.wilcoxon_p_value) if c.wilcoxon_p_value is not None else MISSING,
                     format_count(c.flips.wrong_to_right if c.flips else None),
@@ -248,8 +248,11 @@ def _comparison_sections(comparisons: list[Comparison], delta: str, alpha: float
                 ]
                 for c in rows
             ],
-            marks={(i, 3): significance(c, alpha).mark for i, c in enumerate(rows)},
-            tips={(i, 3): _test_tip(c) for i, c in enumerate(rows)},
+            align="l" + "r" * 10,
+            marks=marks,
+            tips={(i, 1): _test_tip(c) for i, c in enumerate(rows)}
+            | {(i, 3): significance(c, alpha).tip for i, c in enumerate(rows)},
+            key_columns=4,
         )
         flips = [
             FlipList(
@@ -267,14 +270,14 @@ def _comparison_sections(comparisons: list[Comparison], delta: str, alpha: float
 
 
 def _subset_comparisons(comparisons: list[Comparison], delta: str, alpha: float) -> Table | None:
-    """Every comparison per subset; the comparison column only when there is more than one."""
+    """Every comparison per subset (the comparison column only when there is more than one); key columns first."""
     if not comparisons:
         return None
     rows = sorted(comparisons, key=lambda c: c.subset)  # stable: keeps the model and metric order
     several = len({(c.model, c.baseline) for c in rows}) > 1
     header = ["subset", *(["comparison"] if several else []), "metric"]
     at = len(header)
-    header += [delta, "p", "p (BH)", "wrong→right", "right→wrong", "n"]
+    header += [delta, "p", "verdict", "p (BH)", "wrong→right", "right→wrong", "n"]
     return Table(
         header,
         [
@@ -284,6 +287,7 @@ def _subset_comparisons(comparisons: list[Comparison], delta: str, alpha: float)
                 names.heading(c.metric, c.higher_is_better),
                 format_delta(c),
                 format_p(c.p_value),
+                significance(c, alpha).text,
                 format_adjusted_p(c),
                 format_count(c.flips.wrong_to_right if c.flips else None),
                 format_count(c.flips.right_to_wrong if c.flips else None),
@@ -291,9 +295,10 @@ def _subset_comparisons(comparisons: list[Comparison], delta: str, alpha: float)
             ]
             for c in rows
         ],
-        align="l" * at + "rrrrrr",
-        marks={(i, at): significance(c, alpha).mark for i, c in enumerate(rows)},
+        align="l" * at + "r" * 7,
+        marks={(i, j): significance(c, alpha).mark for i, c in enumerate(rows) for j in (at, at + 2)},
         tips={(i, at): _test_tip(c) for i, c in enumerate(rows)},
+        key_columns=at + 3,
     )
 
 
@@ -309,64 +314,6 @@ def _ids(ids: list[str]) -> str:
     if len(ids) > MAX_IDS:
         shown += f" … and {len(ids) - MAX_IDS} more (all in results.json)"
     return shown or MISSING
-
-
-@dataclass(frozen=True)
-class RuleLine:
-    """One gate rule as the reports state it."""
-
-    status: GateStatus
-    mark: str
-    """The status as a symbol (markdown)."""
-    label: str
-    """The status as a word."""
-    rule: str
-    kind: str
-    reason: str
-    where: str
-    """Dataset, subset, models and metric the rule judged."""
-    numbers: str
-    """Its value with the interval, threshold, p and n."""
-
-
-@dataclass(frozen=True)
-class VerdictView:
-    outcome: str
-    headline: str
-    rules: list[RuleLine]
-
-    @property
-    def passed(self) -> bool:
-        return self.outcome == "passed"
-
-    @property
-    def table(self) -> Table | None:
-        rows = [[f"{r.mark} {r.label}", r.rule, r.kind, r.reason] for r in self.rules]
-        return Table(["", "rule", "kind", "reason"], rows, "llll") if rows else None
-
-
-def verdict_view(gate: Sequence[GateVerdict] | None) -> VerdictView | None:
-    """The gate's verdict: passed or failed, then every rule, the worst first."""
-    if gate is None:
-        return None
-    rules = []
-    for v in verdicts.worst_first(gate):
-        numbers = []
-        if v.value is not None:
-            numbers.append(f"value {format_number(v.value)} {format_bracket(v.ci_low, v.ci_high)}".strip())
-        if v.threshold is not None:
-            numbers.append(f"threshold {format_number(v.threshold)}")
-        if v.p_value is not None:
-            numbers.append(f"p = {format_p(v.p_value)}")
-        if v.n is not None:
-            numbers.append(f"n = {v.n}")
-        subset = None if v.subset in (None, ALL_SUBSETS) else v.subset
-        models = f"{v.model} vs {v.baseline}" if v.model and v.baseline else v.model
-        where = " · ".join(part for part in (v.dataset, subset, models, v.metric) if part)
-        kind = v.kind.replace("_", "-")
-        mark, label = verdicts.MARKS[v.status], verdicts.LABELS[v.status]
-        rules.append(RuleLine(v.status, mark, label, v.rule, kind, v.reason, where, ", ".join(numbers)))
-    return VerdictView(verdicts.outcome(gate), verdicts.headline(gate), rules)
 
 
 AUDIT_COUNTS = [
