@@ -5,16 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from markupsafe import Markup
 
 from evalkit.metrics.compute import Cell
+from evalkit.metrics.flips import primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import charts
 from evalkit.results.schema import Metric, PairScore, RunResult, Statistics
-
-SCATTER_PANELS = 4
-"""Models in the chosen-against-rejected chart (one panel each; the margin chart shows them all)."""
 
 
 @dataclass(frozen=True)
@@ -36,42 +33,44 @@ def dataset_charts(
     colors: Mapping[str, str],
     salt: str,
 ) -> tuple[list[Chart], str]:
-    """The charts of `dataset`, and a note where per-pair charts could not be drawn."""
+    """The charts of `dataset`, each answering one question, and a note where per-pair charts could not be drawn."""
     metrics = [m for m in result.metrics if m.dataset == dataset]
-    figures = [
-        Chart(
-            "Accuracy by subset",
-            charts.accuracy_chart(metrics, models, colors, f"{salt}a"),
-            f"Each model in each subset with its {level_of(result)} interval; dashed: chance (0.5).",
-        )
-    ]
+    comparisons = primary_comparisons([c for c in result.comparisons if c.dataset == dataset], result.reference)
+    level = level_of(result)
+    if comparisons:
+        anchor = comparisons[0].baseline
+        figures = [
+            Chart(
+                f"How much better than {anchor}, and where",
+                charts.forest_chart(comparisons, colors, f"{salt}f"),
+                f"Δ = model − {anchor} on the pairs both scored, with its paired {level} interval, on all pairs and "
+                "per subset; right of the dashed line the model is better. An interval crossing 0 is no evidence of a "
+                "difference (subset rows are exploratory: small, many).",
+            )
+        ]
+    else:
+        figures = [
+            Chart(
+                "Accuracy by subset",
+                charts.accuracy_chart(metrics, models, colors, f"{salt}a"),
+                f"Each model in each subset with its {level} interval; dashed: chance (0.5).",
+            )
+        ]
     note = ""
     series = reward_series(pairs, result.scoring.beta, models) if pairs else []
     if series:
-        figures += _reward_charts(series, colors, salt)
+        figures.append(
+            Chart(
+                "How far apart the answers are",
+                charts.margin_chart(series, colors, f"{salt}m"),
+                "Distribution of the implicit reward margin r(chosen) − r(rejected) over pairs, per model with a "
+                "reference; right of 0 the chosen answer wins. The outermost 1% of values are drawn at the edges.",
+            )
+        )
     elif pairs is None:
         note = "Reward-margin charts need the per-pair file beside results.json; it was not found."
     figures += _length_and_calibration(result, dataset, metrics, models, colors, salt)
     return figures, note
-
-
-def _reward_charts(series: list[charts.Series], colors: Mapping[str, str], salt: str) -> list[Chart]:
-    shown = [series[round(i)] for i in np.linspace(0, len(series) - 1, min(len(series), SCATTER_PANELS))]
-    some = "" if len(shown) == len(series) else f" {len(shown)} of {len(series)} models, evenly spaced."
-    return [
-        Chart(
-            "Reward margins",
-            charts.margin_chart(series, colors, f"{salt}m"),
-            "Distribution of r(chosen) − r(rejected) over pairs, per model with a reference; "
-            "the outermost 1% of values are drawn at the edges.",
-        ),
-        Chart(
-            "Chosen against rejected rewards",
-            charts.reward_scatter_chart(shown, colors, f"{salt}r"),
-            "One point per pair: below the dashed line the chosen answer has the higher reward. Both "
-            "rewards below 0 means the model made both answers less likely than the reference did." + some,
-        ),
-    ]
 
 
 def _length_and_calibration(
@@ -86,7 +85,7 @@ def _length_and_calibration(
     if any(m.metric.startswith("length/") for m in metrics):
         figures.append(
             Chart(
-                "Accuracy against Δlength",
+                "Does length decide?",
                 charts.length_chart(metrics, models, colors, f"{salt}l"),
                 "Accuracy within bins of Δlength = chosen − rejected completion tokens. High accuracy only "
                 "where the chosen answer is longer points to a length preference.",
@@ -94,12 +93,15 @@ def _length_and_calibration(
         )
     bins = [r for r in result.reliability if r.dataset == dataset and r.subset == ALL_SUBSETS]
     if bins:
+        left_out = charts.tiny_bins(bins)
+        tiny = f" Bins of fewer than {charts.MIN_BIN} pairs are left out ({left_out} pairs)." if left_out else ""
         figures.append(
             Chart(
-                "Calibration",
+                "Can the margin be read as a probability?",
                 charts.calibration_chart(bins, colors, f"{salt}c"),
-                "σ(margin) read as the probability that the chosen answer is preferred: mean confidence "
-                "against accuracy per bin, with Wilson intervals; on the dashed line the model is calibrated.",
+                "σ(margin) read as the probability that the chosen answer is preferred: mean confidence against "
+                "accuracy per bin, with Wilson intervals, each point's area by its pairs; on the dashed line the "
+                "model is calibrated." + tiny,
             )
         )
     return figures

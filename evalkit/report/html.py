@@ -116,9 +116,9 @@ def render_html(
     if result.training is not None and result.training.curve:
         training = Chart(
             "Loss, reward accuracy and margin against step",
-            charts.training_chart(result.training.curve, "training"),
+            charts.training_chart(result.training.curve, "training", scored_steps(result)),
             "TRL's logged values against step: training values are means over one batch (faint), smoothed "
-            "(solid); eval on the held-out split.",
+            "(solid); eval on the held-out split; dotted: the checkpoints this report scored.",
         )
     sweep = None
     if steps:
@@ -172,6 +172,21 @@ def _explorer(
 def _capabilities_grids(view: CapabilityView) -> dict[str, object]:
     paired = grid_of(view.paired) if view.paired is not None else None
     return {"note": view.note, "scores": grid_of(view.scores), "paired": paired, "tasks": grid_of(view.tasks)}
+
+
+def scored_steps(result: RunResult) -> dict[str, int]:
+    """Step of every scored checkpoint (`name@step`) of the trained run, and of the trained model itself."""
+    training = result.training
+    if training is None:
+        return {}
+    steps = {}
+    for m in result.models:
+        _, at, step = m.name.rpartition("@")
+        if at and step.isdigit():
+            steps[m.name] = int(step)
+    if training.model in {m.name for m in result.models}:
+        steps[training.model] = training.steps
+    return steps
 
 
 def sweep_steps(result: RunResult) -> dict[str, int]:

@@ -281,6 +281,42 @@ def test_report_renders_without_console_errors_or_requests(tmp_path: Path, page:
     assert page.problems(html) == []
 
 
+CHART_TEXT = """[...document.querySelectorAll('svg.chart')].map(svg => {
+  const scale = svg.getScreenCTM().a;
+  const boxes = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
+    const r = t.getBoundingClientRect();
+    return {text: t.textContent, px: parseFloat(getComputedStyle(t).fontSize) * scale,
+            box: [r.left, r.top, r.right, r.bottom]};
+  });
+  return {label: svg.getAttribute('aria-label'), boxes};
+})"""
+
+
+def overlapping(boxes: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes intersect by more than a pixel each way."""
+    found = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            (l1, t1, r1, b1), (l2, t2, r2, b2) = a["box"], b["box"]
+            if min(r1, r2) - max(l1, l2) > 1 and min(b1, b2) - max(t1, t2) > 1:
+                found.append((a["text"], b["text"]))
+    return found
+
+
+def test_chart_text_is_readable_and_never_overlaps_at_laptop_width(tmp_path: Path, page: Page) -> None:
+    out = tmp_path / "report"
+    shutil.copytree(GOLDEN, out)
+    [_, html] = write_reports(golden_with_gate(), out)
+    page.open(html, DESKTOP)
+    charts = page.evaluate(CHART_TEXT)
+    assert len(charts) >= 5  # forest, margins, length, calibration, training
+    for chart in charts:
+        smallest = min(b["px"] for b in chart["boxes"])
+        assert smallest >= 12, f"{chart['label']}: text of {smallest:.1f} px"
+        assert overlapping(chart["boxes"]) == [], chart["label"]
+    print(f"screenshot: {page.screenshot(tmp_path / 'charts-desktop.png')}")
+
+
 def test_pair_explorer_filters_sorts_and_shows_the_texts(tmp_path: Path, page: Page) -> None:
     out = tmp_path / "report"
     shutil.copytree(GOLDEN, out)

@@ -97,11 +97,17 @@ def test_chart_element_ids_are_unique_in_the_page() -> None:
 
 def test_every_chart_is_drawn_with_per_pair_files_and_noted_without() -> None:
     with_pairs, without = rendered(), rendered(with_pairs=False)
-    for title in ("Accuracy by subset", "Reward margins", "Chosen against rejected rewards", "Calibration"):
-        assert f"<h4>{title}</h4>" in with_pairs
-    assert "Accuracy against Δlength" in with_pairs and "Loss, reward accuracy and margin" in with_pairs
-    assert with_pairs.count('class="chart"') == 6
-    assert "<h4>Reward margins</h4>" not in without
+    questions = [
+        "How much better than base, and where",  # the forest plot of Δ per subset
+        "How far apart the answers are",  # margin distributions
+        "Does length decide?",
+        "Can the margin be read as a probability?",
+        "Loss, reward accuracy and margin against step",
+    ]
+    assert [h for h in re.findall(r"<figure>\n<h4>(.*?)</h4>", with_pairs)] == questions
+    assert "<h4>How far apart the answers are</h4>" not in without
+    # the reliability bins 0.82→0.67 (3 pairs) and 0.94→0.33 (3 pairs) are under 5 pairs: left out, and said so
+    assert "Bins of fewer than 5 pairs are left out (6 pairs)." in with_pairs
     assert "Reward-margin charts need the per-pair file beside results.json; it was not found." in without
 
 
@@ -136,10 +142,13 @@ def test_strings_from_data_and_models_are_escaped() -> None:
     )
     metrics = [m.model_copy(update={"model": evil}) if m.model == "aligned" else m for m in result.metrics]
     models = [m.model_copy(update={"name": evil}) if m.name == "aligned" else m for m in result.models]
-    html = rendered(result.model_copy(update={"generation": generation, "metrics": metrics, "models": models}))
+    comparisons = [c.model_copy(update={"model": evil}) if c.model == "aligned" else c for c in result.comparisons]
+    update = {"generation": generation, "metrics": metrics, "models": models, "comparisons": comparisons}
+    html = rendered(result.model_copy(update=update))
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;$x^2$" in html
-    assert "&lt;script&gt;alert(1)" in re.search(r"<svg.*?</svg>", html, re.S).group(0)  # type: ignore[union-attr]
+    forest = re.search(r"<svg.*?</svg>", html, re.S).group(0)  # type: ignore[union-attr]
+    assert "&lt;script&gt;alert(1)" in forest  # the legend of the forest plot: escaped by matplotlib
 
 
 def test_long_text_is_clipped_with_a_note() -> None:
@@ -251,3 +260,15 @@ def test_the_page_shows_the_pairs_without_texts_when_no_texts_file_is_beside_the
     rows = data["datasets"][0]["rows"]
     assert len(rows) == 225 and all(len(r) == 8 for r in rows)
     assert sum(1 for r in rows if r[3]) == len(golden().flip_examples)  # the flipped pairs results.json keeps
+
+
+def test_chart_text_is_at_least_12_px_at_the_width_a_laptop_gives_it() -> None:
+    """Each chart is drawn at `charts.WIDTH` inches and shown at most at its natural size (`max-width` in pt, one
+    chart a row, the page's column 1,176 px wide at 1,280), so a text of f user units shows at f · 4/3 px."""
+    html = rendered()
+    for svg in re.findall(r"<svg .*?</svg>", html, re.S):
+        natural_pt = float(re.search(r"max-width:([\d.]+)pt", svg).group(1))  # type: ignore[union-attr]
+        view_width = float(re.search(r'viewBox="0 0 ([\d.]+)', svg).group(1))  # type: ignore[union-attr]
+        shown_px = min(natural_pt * 4 / 3, 1176)
+        sizes = [float(size) for size in re.findall(r"font-size: ([\d.]+)px", svg)]
+        assert sizes and min(sizes) * shown_px / view_width >= 12, (min(sizes), shown_px, view_width)

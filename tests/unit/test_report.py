@@ -251,7 +251,7 @@ def test_write_reports_writes_markdown_and_html_and_finds_the_per_pair_file(tmp_
     written = write_reports(golden(), tmp_path / "out", results_dir=GOLDEN)
     assert [p.name for p in written] == ["report.md", "report.html"]
     html = written[1].read_text()
-    assert "Reward margins" in html and "per-pair file beside results.json" not in html
+    assert "How far apart the answers are" in html and "per-pair file beside results.json" not in html
     assert read_pairs(golden(), tmp_path) == {}
 
 
