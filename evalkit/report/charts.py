@@ -132,17 +132,29 @@ def whiskers(value: float, low: float | None, high: float | None) -> tuple[float
     return length(value - (low if low is not None else value)), length((high if high is not None else value) - value)
 
 
-def _interval_rows(
-    ax: Any, rows: Sequence[tuple[float, float, float | None, float | None]], color: str, label: str
+def _grouped_rows(
+    ax: Any,
+    groups: Sequence[str],
+    models: Sequence[str],
+    colors: Mapping[str, str],
+    estimates: Mapping[tuple[str, str], Metric | Comparison],
 ) -> None:
-    """Points with horizontal interval whiskers: (y, value, low, high) each."""
-    if not rows:
-        return
-    ys, xs = [r[0] for r in rows], [r[1] for r in rows]
-    bars = [whiskers(value, low, high) for _, value, low, high in rows]
-    ax.errorbar(
-        xs, ys, xerr=[[d for d, _ in bars], [u for _, u in bars]], fmt="o", ms=5, capsize=3, color=color, label=label
-    )
+    """One row per (group, model), blocks of rows per group: each estimate (by (group, model)) a point with its
+    interval whiskers."""
+    for i, model in enumerate(models):
+        rows = [
+            (g * (len(models) + 1) + i, e.value, e.ci_low, e.ci_high)
+            for g, group in enumerate(groups)
+            if (e := estimates.get((group, model))) is not None
+        ]
+        if not rows:
+            continue
+        bars = [whiskers(value, low, high) for _, value, low, high in rows]
+        errors = [[d for d, _ in bars], [u for _, u in bars]]
+        color = _colour(colors, model)
+        ax.errorbar(
+            [r[1] for r in rows], [r[0] for r in rows], xerr=errors, fmt="o", ms=5, capsize=3, color=color, label=model
+        )
 
 
 def _grouped_axis(ax: Any, groups: Sequence[str], per_group: int) -> None:
@@ -169,13 +181,7 @@ def forest_chart(comparisons: Sequence[Comparison], colors: Mapping[str, str], s
         figure = Figure(figsize=(WIDTH, 1.3 + 0.3 * len(subsets) * (len(models) + 1) + _legend_inches(len(models))))
         axes = figure.subplots(1, len(metrics), sharey=True, squeeze=False)[0]
         for ax, metric in zip(axes, metrics, strict=True):
-            for i, model in enumerate(models):
-                rows = [
-                    (g * (len(models) + 1) + i, c.value, c.ci_low, c.ci_high)
-                    for g, subset in enumerate(subsets)
-                    if (c := found.get((metric, subset, model))) is not None
-                ]
-                _interval_rows(ax, rows, _colour(colors, model), model)
+            _grouped_rows(ax, subsets, models, colors, {(s, m): c for (k, s, m), c in found.items() if k == metric})
             ax.axvline(0, color="0.4", lw=1, ls="--")
             ax.set_xlim(-reach, reach)
             ax.set_title(f"Δ {names.metric(metric).heading} vs {_short(anchor, 16)}", loc="left")
@@ -196,13 +202,7 @@ def accuracy_chart(metrics: Sequence[Metric], models: Sequence[str], colors: Map
         figure = Figure(figsize=(WIDTH, 1.3 + 0.3 * len(subsets) * (len(models) + 1) + _legend_inches(len(models))))
         axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         for ax, key in zip(axes, panels, strict=True):
-            for i, model in enumerate(models):
-                rows = [
-                    (g * (len(models) + 1) + i, m.value, m.ci_low, m.ci_high)
-                    for g, subset in enumerate(subsets)
-                    if (m := found.get((model, subset, key))) is not None
-                ]
-                _interval_rows(ax, rows, _colour(colors, model), model)
+            _grouped_rows(ax, subsets, models, colors, {(s, m): e for (m, s, k), e in found.items() if k == key})
             ax.axvline(0.5, color="0.5", lw=1, ls="--")
             ax.set_xlim(-0.02, 1.02)
             ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0", "0.25", "0.5", "0.75", "1"])  # "1.00" next to "0.00" collided

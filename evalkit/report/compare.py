@@ -42,7 +42,7 @@ from evalkit.report.formats import (
 from evalkit.report.grids import Grid, grid_of
 from evalkit.report.html import CSP, PRINT_SCRIPT
 from evalkit.report.tables import Table
-from evalkit.report.templates import environment
+from evalkit.report.templates import render
 from evalkit.report.views import COLUMNS, read_pairs
 from evalkit.results.matching import Counterpart, counterparts, dataset_counterpart
 from evalkit.results.schema import (
@@ -342,16 +342,14 @@ def _model_order(comparison: RunComparison, model: str) -> int:
 
 def render_comparison_markdown(comparison: RunComparison) -> str:
     tables = headline_tables(comparison)
-    return (
-        environment("markdown")
-        .get_template("compare.md.j2")
-        .render(
-            c=comparison,
-            headline=[(title, table) for title, table in tables if " · " not in title],
-            paired=paired_table(comparison),
-            provenance=provenance_table(comparison),
-            level=f"{(comparison.candidate.statistics or Statistics()).confidence_level:.0%}",
-        )
+    return render(
+        "markdown",
+        "compare.md.j2",
+        c=comparison,
+        headline=[(title, table) for title, table in tables if " · " not in title],
+        paired=paired_table(comparison),
+        provenance=provenance_table(comparison),
+        level=f"{(comparison.candidate.statistics or Statistics()).confidence_level:.0%}",
     )
 
 
@@ -360,20 +358,18 @@ def render_comparison_html(comparison: RunComparison) -> str:
     headline = [(title, _coloured(grid_of(table))) for title, table in headline_tables(comparison)]
     others = [key for key in dict.fromkeys(d.candidate.metric for d in comparison.deltas) if key not in HEADLINE]
     paired = paired_table(comparison)
-    return (
-        environment("html")
-        .get_template("compare.html.j2")
-        .render(
-            c=comparison,
-            csp=CSP,
-            script=Markup(PRINT_SCRIPT),
-            headline=[(title, grid) for title, grid in headline if " · " not in title],
-            subsets=[(title, grid) for title, grid in headline if " · " in title],
-            others=[(title, _coloured(grid_of(table))) for title, table in headline_tables(comparison, others)],
-            paired=grid_of(paired) if paired else None,
-            provenance=grid_of(provenance_table(comparison)),
-            level=f"{(comparison.candidate.statistics or Statistics()).confidence_level:.0%}",
-        )
+    return render(
+        "html",
+        "compare.html.j2",
+        c=comparison,
+        csp=CSP,
+        script=Markup(PRINT_SCRIPT),
+        headline=[(title, grid) for title, grid in headline if " · " not in title],
+        subsets=[(title, grid) for title, grid in headline if " · " in title],
+        others=[(title, _coloured(grid_of(table))) for title, table in headline_tables(comparison, others)],
+        paired=grid_of(paired) if paired else None,
+        provenance=grid_of(provenance_table(comparison)),
+        level=f"{(comparison.candidate.statistics or Statistics()).confidence_level:.0%}",
     )
 
 

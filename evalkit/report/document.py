@@ -36,7 +36,7 @@ from evalkit.report.diagnostics import (
 from evalkit.report.formats import format_number
 from evalkit.report.markdown import Markdown, escape
 from evalkit.report.tables import Table
-from evalkit.report.templates import environment
+from evalkit.report.templates import render
 from evalkit.report.verdict import verdict_sentence, verdict_view
 from evalkit.report.views import audit_table, dataset_view, read_pairs
 from evalkit.results.schema import CurvePoint, GenerationResult, RunResult, Statistics, atomic_write_text
@@ -123,40 +123,38 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         if result.reference
         else "no reference (policy metrics only)"
     )
-    return (
-        environment("markdown")
-        .get_template("report.md.j2")
-        .render(
-            suite_name=escape(result.suite.name),
-            description=result.suite.description.strip(),
-            reference_line=reference,
-            beta=result.scoring.beta,
-            max_length=result.scoring.max_length,
-            dtype=result.scoring.dtype,
-            scoring=escape(scoring_settings(result)),
-            created_at=result.created_at,
-            duration=f"{result.duration_s:.0f}s",
-            intervals=_intervals_line(result.statistics),
-            sentence=verdict_sentence(result),
-            verdict=verdict_view(result.gate),
-            html_link=html_link(),
-            compact=compact,
-            full_length=full_length,
-            stats=_settings(result.statistics or Statistics()),
-            sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets],
-            training=training,
-            generation=_generation_view(result.generation) if result.generation is not None else None,
-            capabilities=_capabilities(result),
-            audit=audit_table(result.audit),
-            models=[m.model_copy(update={"name": escape(m.name)}) for m in result.models],
-            rendering=rendering_table(result.models),
-            datasets=[d.model_copy(update={"name": escape(d.name)}) for d in result.datasets],
-            evalkit_version=result.evalkit_version,
-            packages=packages,
-            device=env.device,
-            git_sha=env.git_sha,
-            schema_version=result.schema_version,
-        )
+    return render(
+        "markdown",
+        "report.md.j2",
+        suite_name=escape(result.suite.name),
+        description=result.suite.description.strip(),
+        reference_line=reference,
+        beta=result.scoring.beta,
+        max_length=result.scoring.max_length,
+        dtype=result.scoring.dtype,
+        scoring=escape(scoring_settings(result)),
+        created_at=result.created_at,
+        duration=f"{result.duration_s:.0f}s",
+        intervals=_intervals_line(result.statistics),
+        sentence=verdict_sentence(result),
+        verdict=verdict_view(result.gate),
+        html_link=html_link(),
+        compact=compact,
+        full_length=full_length,
+        stats=_settings(result.statistics or Statistics()),
+        sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets],
+        training=training,
+        generation=_generation_view(result.generation) if result.generation is not None else None,
+        capabilities=_capabilities(result),
+        audit=audit_table(result.audit),
+        models=[m.model_copy(update={"name": escape(m.name)}) for m in result.models],
+        rendering=rendering_table(result.models),
+        datasets=[d.model_copy(update={"name": escape(d.name)}) for d in result.datasets],
+        evalkit_version=result.evalkit_version,
+        packages=packages,
+        device=env.device,
+        git_sha=env.git_sha,
+        schema_version=result.schema_version,
     )
 
 

@@ -38,7 +38,7 @@ from evalkit.report.figures import Chart, dataset_charts
 from evalkit.report.flipped import FlipGroup, flip_groups
 from evalkit.report.formats import format_number
 from evalkit.report.grids import Grid, grid_of
-from evalkit.report.templates import clip, environment
+from evalkit.report.templates import clip, environment, render
 from evalkit.report.verdict import verdict_sentence, verdict_view
 from evalkit.report.views import (
     DatasetView,
@@ -88,6 +88,7 @@ class HtmlDataset:
 def html_grids(view: DatasetView) -> dict[str, object]:
     """The shared view's tables of one dataset as grids (the report and the notebook display show them)."""
     return {
+        "anchor": view.anchor,
         "headline": grid_of(view.headline),
         "versus": [(s.title, grid_of(s.table)) for s in view.comparisons],
         "matrices": [grid_of(m) for m in view.matrices],
@@ -128,30 +129,28 @@ def render_html(
             "Each checkpoint (a model named name@step) on all pairs of each dataset, with its interval as a band.",
         )
     capabilities = capability_view(result.capabilities, statistics.confidence_level)
-    return (
-        environment("html")
-        .get_template("report.html.j2")
-        .render(
-            result=result,
-            csp=REPORT_CSP,
-            script=Markup(REPORT_SCRIPT),
-            explorer=_explorer(result, pairs, texts, datasets),
-            level=f"{statistics.confidence_level:.0%}",
-            alpha=f"{1 - statistics.confidence_level:.2g}",
-            power=f"{statistics.power:.0%}",
-            sentence=verdict_sentence(result),
-            verdict=verdict_view(result.gate),
-            datasets=datasets,
-            flip_groups=sum(len(d.flips) for d in datasets),
-            training=training,
-            sweep=sweep,
-            generation=_generation_view(result) if result.generation is not None else None,
-            capabilities=_capabilities_grids(capabilities) if capabilities is not None else None,
-            audit=grid_of(audit_table(result.audit)),
-            packages=", ".join(f"{k} {v}" for k, v in result.environment.packages.items()),
-            scoring=scoring_settings(result),
-            rendering=grid_of(table) if (table := rendering_table(result.models)) is not None else None,
-        )
+    return render(
+        "html",
+        "report.html.j2",
+        result=result,
+        csp=REPORT_CSP,
+        script=Markup(REPORT_SCRIPT),
+        explorer=_explorer(result, pairs, texts, datasets),
+        level=f"{statistics.confidence_level:.0%}",
+        alpha=f"{1 - statistics.confidence_level:.2g}",
+        power=f"{statistics.power:.0%}",
+        sentence=verdict_sentence(result),
+        verdict=verdict_view(result.gate),
+        datasets=datasets,
+        flip_groups=sum(len(d.flips) for d in datasets),
+        training=training,
+        sweep=sweep,
+        generation=_generation_view(result) if result.generation is not None else None,
+        capabilities=_capabilities_grids(capabilities) if capabilities is not None else None,
+        audit=grid_of(audit_table(result.audit)),
+        packages=", ".join(f"{k} {v}" for k, v in result.environment.packages.items()),
+        scoring=scoring_settings(result),
+        rendering=grid_of(table) if (table := rendering_table(result.models)) is not None else None,
     )
 
 
@@ -233,7 +232,6 @@ def _dataset(
     figures, note = dataset_charts(result, dataset, view.models, pairs, colors, f"d{index}")
     return HtmlDataset(
         name=dataset,
-        anchor=view.anchor,
         n_pairs=n_pairs,
         **html_grids(view),  # type: ignore[arg-type]
         charts=figures,
@@ -295,18 +293,16 @@ def render_inline(result: RunResult) -> str:
     report.html (jinja2's autoescaping), with no script and nothing fetched."""
     views = [(d.name, d.n_pairs, html_grids(dataset_view(result, d.name, d.n_pairs))) for d in result.datasets]
     statistics = result.statistics or Statistics()
-    return (
-        environment("html")
-        .get_template("inline.html.j2")
-        .render(
-            result=result,
-            style=Markup(INLINE_STYLE),
-            level=f"{statistics.confidence_level:.0%}",
-            alpha=f"{1 - statistics.confidence_level:.2g}",
-            sentence=verdict_sentence(result),
-            verdict=verdict_view(result.gate),
-            datasets=views,
-        )
+    return render(
+        "html",
+        "inline.html.j2",
+        result=result,
+        style=Markup(INLINE_STYLE),
+        level=f"{statistics.confidence_level:.0%}",
+        alpha=f"{1 - statistics.confidence_level:.2g}",
+        sentence=verdict_sentence(result),
+        verdict=verdict_view(result.gate),
+        datasets=views,
     )
 
 

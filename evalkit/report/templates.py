@@ -50,3 +50,8 @@ def environment(kind: Literal["markdown", "html"]) -> jinja2.Environment:
     )
     env.filters["code"] = code
     return env
+
+
+def render(kind: Literal["markdown", "html"], template: str, **context: Any) -> str:
+    """`template` of `templates/` rendered in `kind`'s environment."""
+    return environment(kind).get_template(template).render(**context)

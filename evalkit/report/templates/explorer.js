@@ -157,4 +157,5 @@ addEventListener("DOMContentLoaded", () => {
   fillChoices();
   render();
   root.dataset.ready = "true";
+  root.dataset.readyMs = String(Math.round(performance.now()));  // time to interactive, read by `make perf`
 });
