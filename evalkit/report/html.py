@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from evalkit.metrics.flips import primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
-from evalkit.report import charts
+from evalkit.report import charts, curves
 from evalkit.report.diagnostics import (
     CapabilityView,
     capability_view,
@@ -117,7 +117,7 @@ def render_html(
     if result.training is not None and result.training.curve:
         training = Chart(
             "Loss, reward accuracy and margin against step",
-            charts.training_chart(result.training.curve, "training", scored_steps(result)),
+            curves.training_chart(result.training.curve, "training", scored_steps(result)),
             "TRL's logged values against step: training values are means over one batch (faint), smoothed "
             "(solid); eval on the held-out split; dotted: the checkpoints this report scored.",
         )
@@ -125,7 +125,7 @@ def render_html(
     if steps:
         sweep = Chart(
             "Reward accuracy, preference accuracy, margin and loss of each checkpoint",
-            charts.sweep_chart(result.metrics, steps, "sweep"),
+            curves.sweep_chart(result.metrics, steps, "sweep"),
             "Each checkpoint (a model named name@step) on all pairs of each dataset, with its interval as a band.",
         )
     capabilities = capability_view(result.capabilities, statistics.confidence_level)

@@ -37,7 +37,7 @@ class Table:
         rule = "|" + "|".join("---" if a == "l" else "---:" for a in self.alignment) + "|"
         lines = ["| " + " | ".join(map(escape, self.header)) + " |", rule]
         for row in self.rows:
-            cells = [escape(unbreakable(c) if a == "r" else c) for c, a in zip(row, self.alignment, strict=True)]
+            cells = [escape(unbreakable(c) if self.alignment[i : i + 1] != "l" else c) for i, c in enumerate(row)]
             lines.append("| " + " | ".join(cells) + " |")
         return Markdown("\n".join(lines))
 
