@@ -283,6 +283,7 @@ INLINE_STYLE = """
 .evalkit-inline td.good { color: #1a7f37; background: #dafbe1; font-weight: 600; }
 .evalkit-inline td.bad { color: #cf222e; background: #ffebe9; font-weight: 600; }
 .evalkit-inline td.flat { color: #59636e; }
+.evalkit-inline .toggle { display: none; }
 """
 """The notebook display's style, every rule under `.evalkit-inline` so the notebook's own page is left alone."""
 

@@ -39,6 +39,7 @@ def test_without_a_gate_the_banner_holds_the_verdict_sentence_alone() -> None:
     html = rendered()
     sentence = "aligned beats base on tinyworld: preference accuracy +0.44 [+0.37, +0.52], 110 pairs flipped to right"
     assert f'<p class="sentence" id="sentence">{sentence}' in html and "Gate " not in html.split("</section>")[0]
+    assert 'class="verdict info"' in html  # neither the pass nor the fail colour: no gate judged anything
 
 
 def test_failed_rules_come_first_in_a_failing_banner() -> None:
