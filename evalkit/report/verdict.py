@@ -54,10 +54,12 @@ def _gate_clause(gate: Sequence[GateVerdict]) -> str:
     if count["failed"]:
         which = ", ".join(v.rule for v in gate if v.status == "failed")
         return f"{count['failed']} of {total} {rules} fail ({which})"
-    skipped = f", {count['skipped']} waiting for a baseline" if count["skipped"] else ""
     judged = total - count["skipped"]
-    every = f"all {judged}" if judged != 1 else "the one"
-    return f"{every} judged {rules if judged != 1 else 'release rule'} pass{'es' if judged == 1 else ''}{skipped}"
+    if judged == 0:
+        return f"{total} {rules} waiting for a baseline"
+    skipped = f", {count['skipped']} waiting for a baseline" if count["skipped"] else ""
+    passing = "the one judged release rule passes" if judged == 1 else f"all {judged} judged release rules pass"
+    return passing + skipped
 
 
 def verdict_sentence(result: RunResult) -> str:

@@ -132,3 +132,5 @@ def test_the_verdict_sentence_says_who_beats_whom_and_how_the_rules_came_out() -
     waiting = GateVerdict(rule="b", kind="non_inferiority", passed=False, status="skipped", reason="")
     gated = result.model_copy(update={"gate": [passed, passed.model_copy(update={"rule": "c"}), waiting]})
     assert verdict_sentence(gated).endswith("; all 2 judged release rules pass, 1 waiting for a baseline.")
+    first = result.model_copy(update={"gate": [waiting]})  # the first run: nothing to hold it against yet
+    assert verdict_sentence(first).endswith("; 1 release rule waiting for a baseline.")
