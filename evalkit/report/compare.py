@@ -41,8 +41,8 @@ from evalkit.report.formats import (
 )
 from evalkit.report.grids import Grid, grid_of
 from evalkit.report.html import CSP, PRINT_SCRIPT
+from evalkit.report.jinja import render
 from evalkit.report.tables import Table
-from evalkit.report.templates import render
 from evalkit.report.views import COLUMNS, read_pairs
 from evalkit.results.matching import Counterpart, counterparts, dataset_counterpart
 from evalkit.results.schema import (

@@ -34,9 +34,9 @@ from evalkit.report.diagnostics import (
     scoring_settings,
 )
 from evalkit.report.formats import format_number
+from evalkit.report.jinja import render
 from evalkit.report.markdown import Markdown, escape
 from evalkit.report.tables import Table
-from evalkit.report.templates import render
 from evalkit.report.verdict import verdict_sentence, verdict_view
 from evalkit.report.views import audit_table, dataset_view, read_pairs
 from evalkit.results.schema import CurvePoint, GenerationResult, RunResult, Statistics, atomic_write_text

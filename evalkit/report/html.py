@@ -38,7 +38,7 @@ from evalkit.report.figures import Chart, dataset_charts
 from evalkit.report.flipped import FlipGroup, flip_groups
 from evalkit.report.formats import format_number
 from evalkit.report.grids import Grid, grid_of
-from evalkit.report.templates import clip, environment, render
+from evalkit.report.jinja import clip, environment, render
 from evalkit.report.verdict import verdict_sentence, verdict_view
 from evalkit.report.views import (
     DatasetView,

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from evalkit.gate.rules import summary_markdown
 from evalkit.report.compare import compare_runs, render_comparison_markdown
 from evalkit.report.document import render_markdown
+from evalkit.report.jinja import _finalize
 from evalkit.report.markdown import ZERO_WIDTH, code, escape
-from evalkit.report.templates import _finalize
 from evalkit.results.schema import GateVerdict, RunResult, read_results
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
