@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     bench = commands.add_parser("bench", help="run a suite: build, train, score, write results and reports")
+    bench.add_argument("--report-url", help=REPORT_URL_HELP)
     bench.add_argument(
         "suite", nargs="?", type=Path, default=DEFAULT_SUITE, help=f"suite file (default {DEFAULT_SUITE})"
     )
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     gate = commands.add_parser("gate", help="judge a results.json against gate rules; exit 1 when a rule fails")
+    gate.add_argument("--report-url", help=REPORT_URL_HELP)
     gate.add_argument("results", type=Path, help="a results.json written by `evalkit bench`")
     gate.add_argument("--baseline", type=Path, help="results.json of the last release, for non-inferiority rules")
     gate.add_argument("--suite", type=Path, help="take the rules from this suite (default: those in the results)")
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     report = commands.add_parser("report", help="render the reports of a results.json (no model needed)")
+    report.add_argument("--report-url", help=REPORT_URL_HELP)
     report.add_argument("results", type=Path, help="a results.json written by `evalkit bench`")
     report.add_argument("--out", type=Path, help="output directory (default: next to the results file)")
 
@@ -127,12 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+REPORT_URL_HELP = (
+    "https:// address where the uploaded report.html can be opened (e.g. the CI run's artifact): report.md and "
+    "summary.md link there (default: $EVALKIT_REPORT_URL, else report.html beside them)"
+)
+REPORT_URL = "EVALKIT_REPORT_URL"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         args.command_line = shlex.join(["evalkit", *argv])
+        if getattr(args, "report_url", None):  # the option wins over the environment; every writer reads it there
+            os.environ[REPORT_URL] = args.report_url
         if args.command == "bench":
             return _bench(args)
         if args.command == "gate":

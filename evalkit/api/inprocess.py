@@ -27,8 +27,8 @@ from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
 from evalkit.metrics.compute import compute_metrics, reliability_curves
+from evalkit.metrics.flips import flips_to_show
 from evalkit.metrics.paired import compare_models, with_false_discovery_rate
-from evalkit.report.views import flips_to_show
 from evalkit.results.estimates import Comparison, Metric, ReliabilityBin, Statistics
 from evalkit.results.pairs import PairScore
 from evalkit.results.provenance import environment

@@ -38,6 +38,7 @@ from evalkit.results.files import JsonStore, read_results, write_jsonl, write_re
 from evalkit.results.pairs import pair_records
 from evalkit.results.provenance import environment
 from evalkit.results.schema import SCHEMA_VERSION, DatasetInfo, RunResult, ScoringInfo, SuiteInfo
+from evalkit.results.texts import texts_file, write_pair_texts
 from evalkit.scoring.cache import ScoreStore
 from evalkit.world import build_world
 
@@ -170,11 +171,12 @@ def _summary_fields(summaries: Summaries) -> dict[str, object]:
 def _write_pairs(
     suite: Suite, datasets: dict[str, list[PreferencePair]], scored: ScoredSuite, out_dir: Path
 ) -> list[DatasetInfo]:
-    """Each dataset's per-pair rows, written beside results.json, and the record that names the file."""
+    """Each dataset's per-pair rows and their texts, written beside results.json, and the record that names them."""
     infos = []
     for spec in suite.datasets:
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"
         write_jsonl(pair_records(scored.scores[spec.name], suite.scoring.beta), out_dir / pairs_file)
+        write_pair_texts(spec.name, datasets[spec.name], out_dir / texts_file(pairs_file))  # beside the scores
         infos.append(
             DatasetInfo(
                 name=spec.name,

@@ -29,6 +29,7 @@ from evalkit.judges.suite import judge_and_summarise
 from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.pipeline.checks import check_inputs
+from evalkit.report.views import AUDIT_COUNTS, audit_counts
 from evalkit.results.estimates import Metric
 from evalkit.results.files import write_jsonl
 from evalkit.results.generation import Drift, GenerationResult
@@ -283,12 +284,8 @@ def _score_summary(
         if m.model == model and m.subset == ALL_SUBSETS:
             table.add_row(m.dataset, m.metric, f"{m.value:.4f}", str(m.n))
     for a in audits:
-        table.add_row(a.dataset, "audit: completion truncated", str(a.truncated), str(a.n_pairs))
-        table.add_row(
-            a.dataset, "audit: prompt fills max_length (left out)", str(len(a.prompt_too_long)), str(a.n_pairs)
-        )
-        table.add_row(a.dataset, "audit: prompt not a token prefix", str(a.prompt_not_prefix), str(a.n_pairs))
-        table.add_row(a.dataset, "audit: doubled BOS", str(a.doubled_bos), str(a.n_pairs))
+        for label, count in zip(AUDIT_COUNTS, audit_counts(a), strict=True):
+            table.add_row(a.dataset, f"audit: {label}", str(count), str(a.n_pairs))
     for mode in modes:
         table.add_row(mode.dataset, f"scoring mode: {mode.mode} ({mode.reason})", "", "")
     return table

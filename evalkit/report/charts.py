@@ -22,29 +22,29 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup
 
-from evalkit.results.estimates import Metric, ReliabilityBin
-from evalkit.results.schema import CurvePoint
+from evalkit.metrics import names
+from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.results.estimates import Comparison, Metric, ReliabilityBin
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-ACCURACIES = [("preference/accuracy", "pref. acc"), ("rewards/accuracies", "reward acc")]
-LENGTH_BINS = [
-    ("chosen_shorter", "chosen\nshorter"),
-    ("same_length", "same\nlength"),
-    ("chosen_longer", "chosen\nlonger"),
-]
-SWEEP_METRICS = [
-    ("rewards/accuracies", "reward acc ↑"),
-    ("preference/accuracy", "pref. acc ↑"),
-    ("rewards/margins", "margin ↑"),
-    ("loss", "DPO loss ↓"),
-]
-WIDTH = 5.4
-"""Inches of a chart: about 520 px, two side by side on a laptop, scaled down to fit a phone."""
+ACCURACIES = ["preference/accuracy", "rewards/accuracies"]
+WIDTH = 8.8
+"""Inches of a chart: 845 px at its natural size, one chart to a row on a laptop (the page's column is 1,176 px
+at 1,280), scaled down to fit a phone."""
+FONT = 10
+"""Points of the smallest text (ticks, legends): 13.3 px at the chart's natural size, so ≥ 12 px at 1,280 px."""
+MIN_BIN = 5
+"""Reliability bins holding fewer pairs are left out of the calibration chart (their accuracy is noise)."""
 
 _STYLE = {
     "svg.fonttype": "none",
     "text.parse_math": False,
-    "font.size": 9,
+    "font.size": FONT,
+    "axes.titlesize": FONT + 1.5,
+    "axes.labelsize": FONT,
+    "xtick.labelsize": FONT,
+    "ytick.labelsize": FONT,
+    "legend.fontsize": FONT,
     "font.family": "sans-serif",
     "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
     "axes.spines.top": False,
@@ -74,7 +74,7 @@ def palette(models: Sequence[str]) -> dict[str, str]:
 
 
 @contextmanager
-def _style(salt: str) -> Iterator[Any]:
+def style(salt: str) -> Iterator[Any]:
     import matplotlib  # lazily: only the HTML report draws
 
     settings: Any = _STYLE | {"svg.hashsalt": salt}  # matplotlib types its keys as literals
@@ -84,7 +84,7 @@ def _style(salt: str) -> Iterator[Any]:
         yield Figure
 
 
-def _svg(figure: Any, label: str) -> Markup:
+def svg(figure: Any, label: str) -> Markup:
     """The figure as an inline `<svg>` element: no XML prolog, no metadata, scalable to its container."""
     buffer = StringIO()
     figure.savefig(buffer, format="svg", dpi=110, metadata={"Date": None, "Creator": None})
@@ -99,7 +99,7 @@ def _svg(figure: Any, label: str) -> Markup:
     return Markup(text)  # matplotlib escapes every text it writes
 
 
-def _layout(figure: Any, left: float, bottom: float, top: float, right: float = 0.15, **space: float) -> None:
+def layout(figure: Any, left: float, bottom: float, top: float, right: float = 0.15, **space: float) -> None:
     """Margins in inches. Fixed margins instead of a layout engine: one draw pass instead of two,
     which halves the time of a report with dozens of charts."""
     width, height = figure.get_size_inches()
@@ -109,8 +109,8 @@ def _layout(figure: Any, left: float, bottom: float, top: float, right: float = 
 
 
 def _label_inches(labels: Sequence[str]) -> float:
-    """Room for y tick labels: about 0.085 in per character at 9 pt (browsers' fonts run wider than matplotlib's)."""
-    return min(2.4, 0.3 + 0.085 * max((len(label) for label in labels), default=4))
+    """Room for y tick labels: about 0.095 in per character at 10 pt (browsers' fonts run wider than matplotlib's)."""
+    return min(2.8, 0.35 + 0.095 * max((len(label) for label in labels), default=4))
 
 
 def _short(label: str, limit: int = 28) -> str:
@@ -131,41 +131,100 @@ def whiskers(value: float, low: float | None, high: float | None) -> tuple[float
     return length(value - (low if low is not None else value)), length((high if high is not None else value) - value)
 
 
-def accuracy_chart(metrics: Sequence[Metric], models: Sequence[str], colors: Mapping[str, str], salt: str) -> Markup:
-    """Accuracy of every model in every subset, with interval whiskers; one panel per accuracy."""
-    found = {(m.model, m.subset, m.metric): m for m in metrics}
-    subsets = ["all", *sorted({m.subset for m in metrics} - {"all"})]
-    panels = [(key, title) for key, title in ACCURACIES if any(k[2] == key for k in found)]
-    rows = len(subsets) * (len(models) + 1) - 1
-    with _style(salt) as Figure:
-        figure = Figure(figsize=(WIDTH, 1.2 + 0.13 * rows + _legend_inches(len(models))))
+@dataclass(frozen=True)
+class Panel:
+    """One panel of a grouped-interval chart: an estimate per (group, model), drawn as a point with whiskers."""
+
+    title: str
+    estimates: Mapping[tuple[str, str], Metric | Comparison]
+    line: float
+    """Where the dashed reference line goes: 0 for a difference, 0.5 (chance) for an accuracy."""
+    limits: tuple[float, float]
+    xlabel: str = ""
+    ticks: Sequence[float] = ()
+
+
+def _grouped_chart(
+    panels: Sequence[Panel],
+    groups: Sequence[str],
+    models: Sequence[str],
+    colors: Mapping[str, str],
+    salt: str,
+    label: str,
+) -> Markup:
+    """Panels side by side sharing the y axis: blocks of rows per group (subset), a row per model in each."""
+    with style(salt) as Figure:
+        figure = Figure(figsize=(WIDTH, 1.3 + 0.3 * len(groups) * (len(models) + 1) + legend_inches(len(models))))
         axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
-        for ax, (key, title) in zip(axes, panels, strict=True):
+        for ax, panel in zip(axes, panels, strict=True):
             for i, model in enumerate(models):
-                ys, xs, low, high = [], [], [], []
-                for g, subset in enumerate(subsets):
-                    m = found.get((model, subset, key))
-                    if m is None:
-                        continue
-                    ys.append(g * (len(models) + 1) + i)
-                    xs.append(m.value)
-                    down, up = whiskers(m.value, m.ci_low, m.ci_high)
-                    low.append(down)
-                    high.append(up)
-                if xs:
-                    ax.errorbar(
-                        xs, ys, xerr=[low, high], fmt="o", ms=4, capsize=2, color=_colour(colors, model), label=model
-                    )
-            ax.axvline(0.5, color="0.5", lw=0.8, ls="--")
-            ax.set_xlim(-0.02, 1.02)
-            ax.set_title(title + " ↑", loc="left")
+                rows = [
+                    (g * (len(models) + 1) + i, e.value, e.ci_low, e.ci_high)
+                    for g, group in enumerate(groups)
+                    if (e := panel.estimates.get((group, model))) is not None
+                ]
+                if rows:
+                    bars = [whiskers(value, low, high) for _, value, low, high in rows]
+                    errors = [[d for d, _ in bars], [u for _, u in bars]]
+                    xs, ys = [r[1] for r in rows], [r[0] for r in rows]
+                    ax.errorbar(xs, ys, xerr=errors, fmt="o", ms=5, capsize=3, color=colour(colors, model), label=model)
+            ax.axvline(panel.line, color="0.4", lw=1, ls="--")
+            ax.set_xlim(*panel.limits)
+            if panel.ticks:  # plain ticks: "1.00" of one panel beside "0.00" of the next read "1.000.00"
+                ax.set_xticks(list(panel.ticks), [f"{t:g}" for t in panel.ticks])
+            ax.set_title(panel.title, loc="left")
+            ax.set_xlabel(panel.xlabel)
             ax.grid(axis="y", visible=False)
-        centres = [g * (len(models) + 1) + (len(models) - 1) / 2 for g in range(len(subsets))]
-        axes[0].set_yticks(centres, [_short(s) for s in subsets])
-        axes[0].set_ylim(rows + 0.6, -0.6)
-        legend = _legend(figure, axes[0], len(models))
-        _layout(figure, _label_inches([_short(s) for s in subsets]), 0.35, 0.3 + legend, wspace=0.08)
-        return _svg(figure, "accuracy per model and subset, with intervals")
+        centres = [g * (len(models) + 1) + (len(models) - 1) / 2 for g in range(len(groups))]
+        axes[0].set_yticks(centres, [_short(g) for g in groups])
+        axes[0].set_ylim(len(groups) * (len(models) + 1) - 0.4, -0.6)
+        above = legend(figure, axes[0], len(models))
+        layout(figure, _label_inches(groups), 0.6, 0.45 + above, wspace=0.3)
+        return svg(figure, label)
+
+
+def forest_chart(comparisons: Sequence[Comparison], colors: Mapping[str, str], salt: str) -> Markup:
+    """Δ of each model against the anchor with its interval, per subset (all pairs first): one panel per accuracy.
+
+    `comparisons` are turned so that the anchor is the baseline (`evalkit.metrics.flips.primary_comparisons`).
+    """
+    metrics = [m for m in dict.fromkeys(c.metric for c in comparisons) if names.metric(m).accuracy]
+    models = list(dict.fromkeys(c.model for c in comparisons))
+    subsets = [ALL_SUBSETS, *sorted({c.subset for c in comparisons} - {ALL_SUBSETS})]
+    reach = max((abs(v) for c in comparisons for v in (c.ci_low, c.ci_high, c.value) if v is not None), default=0.1)
+    reach = min(1.0, 1.15 * reach)
+    anchor = _short(comparisons[0].baseline if comparisons else "", 16)
+    panels = [
+        Panel(
+            f"Δ {names.metric(metric).heading} vs {anchor}",
+            {(c.subset, c.model): c for c in comparisons if c.metric == metric},
+            line=0.0,
+            limits=(-reach, reach),
+            xlabel=f"model − {anchor}",
+        )
+        for metric in metrics
+    ]
+    return _grouped_chart(
+        panels, subsets, models, colors, salt, f"difference of each model against {anchor}, per subset"
+    )
+
+
+def accuracy_chart(metrics: Sequence[Metric], models: Sequence[str], colors: Mapping[str, str], salt: str) -> Markup:
+    """Accuracy of every model in every subset, with interval whiskers; one panel per accuracy (for a run with one
+    model, where there is no difference to plot)."""
+    subsets = [ALL_SUBSETS, *sorted({m.subset for m in metrics} - {ALL_SUBSETS})]
+    panels = [
+        Panel(
+            names.metric(key).heading,
+            {(m.subset, m.model): m for m in metrics if m.metric == key},
+            line=0.5,
+            limits=(-0.02, 1.02),
+            ticks=(0, 0.25, 0.5, 0.75, 1),
+        )
+        for key in ACCURACIES
+        if any(m.metric == key for m in metrics)
+    ]
+    return _grouped_chart(panels, subsets, models, colors, salt, "accuracy per model and subset, with intervals")
 
 
 def margin_chart(series: Sequence[Series], colors: Mapping[str, str], salt: str) -> Markup:
@@ -173,68 +232,43 @@ def margin_chart(series: Sequence[Series], colors: Mapping[str, str], salt: str)
     values = np.concatenate([s.margins for s in series])
     low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
     low, high = min(low, 0.0), max(high, 0.0)
-    edges = np.linspace(low, high, 41) if high > low else np.linspace(low - 1, high + 1, 41)
-    with _style(salt) as Figure:
-        figure = Figure(figsize=(WIDTH, 1.0 + 0.55 * len(series)))
+    edges = np.linspace(low, high, 51) if high > low else np.linspace(low - 1, high + 1, 51)
+    with style(salt) as Figure:
+        figure = Figure(figsize=(WIDTH, 1.4 + 0.9 * len(series)))
         ax = figure.subplots()
         for row, s in enumerate(series):
             counts, _ = np.histogram(np.clip(s.margins, edges[0], edges[-1]), bins=edges)
             top = counts.max() or 1
             y = row - 0.85 * counts / top
-            ax.fill_between(edges[:-1], row, y, step="post", color=_colour(colors, s.model), alpha=0.55, lw=0)
+            ax.fill_between(edges[:-1], row, y, step="post", color=colour(colors, s.model), alpha=0.55, lw=0)
             median = float(np.median(s.margins))
-            ax.plot([median, median], [row, row - 0.9], color="black", lw=1)
-        ax.axvline(0, color="0.3", lw=0.8, ls="--")
+            ax.plot([median, median], [row, row - 0.9], color="black", lw=1.2)
+            right = float(np.mean(s.margins > 0))
+            ax.text(edges[-1], row - 0.45, f"{right:.0%} > 0 ", ha="right", va="center", color="0.25")
+        ax.axvline(0, color="0.3", lw=1, ls="--")
         ax.set_yticks(range(len(series)), [_short(s.model) for s in series])
         ax.set_ylim(len(series) - 0.9, -1)
         ax.set_xlim(edges[0], edges[-1])
         ax.set_xlabel("reward margin r(chosen) − r(rejected); black: median")
         ax.grid(axis="y", visible=False)
-        _layout(figure, _label_inches([_short(s.model) for s in series]), 0.5, 0.1)
-        return _svg(figure, "distribution of reward margins per model")
-
-
-def reward_scatter_chart(series: Sequence[Series], colors: Mapping[str, str], salt: str) -> Markup:
-    """Reward of the chosen answer against that of the rejected one, per pair; one panel per model."""
-    columns = 2 if len(series) == 4 else min(len(series), 3)
-    rows = math.ceil(len(series) / columns)
-    everything = np.concatenate([np.concatenate([s.chosen, s.rejected]) for s in series])
-    low, high = (float(everything.min()), float(everything.max())) if everything.size else (-1.0, 1.0)
-    pad = 0.05 * (high - low or 1.0)
-    with _style(salt) as Figure:
-        figure = Figure(figsize=(0.6 + 2.6 * columns, 0.5 + 2.6 * rows))
-        axes = figure.subplots(rows, columns, sharex=True, sharey=True, squeeze=False).ravel()
-        for ax, s in zip(axes, series, strict=False):
-            ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.4", lw=0.8, ls="--")
-            ax.scatter(s.chosen, s.rejected, s=5, alpha=0.45, color=_colour(colors, s.model), lw=0, rasterized=True)
-            right = float(np.mean(s.chosen > s.rejected)) if s.chosen.size else 0.0
-            ax.set_title(f"{_short(s.model, 20)}: {right:.0%} below the line", loc="left", fontsize=8)
-            ax.set_aspect("equal")
-        for ax in axes[len(series) :]:
-            ax.set_visible(False)
-        for ax in axes[(rows - 1) * columns :]:
-            ax.set_xlabel("reward chosen")
-        for ax in axes[::columns]:
-            ax.set_ylabel("reward rejected")
-        axes[0].set_xlim(low - pad, high + pad)
-        axes[0].set_ylim(low - pad, high + pad)
-        _layout(figure, 0.6, 0.45, 0.3, wspace=0.15, hspace=0.35)
-        return _svg(figure, "reward of the chosen against the rejected answer, per pair")
+        layout(figure, _label_inches([_short(s.model) for s in series]), 0.65, 0.15)
+        return svg(figure, "distribution of reward margins per model")
 
 
 def length_chart(metrics: Sequence[Metric], models: Sequence[str], colors: Mapping[str, str], salt: str) -> Markup:
     """Accuracy within bins of Δlength (chosen − rejected tokens), per model, with intervals."""
-    found = {(m.model, m.metric): m for m in metrics if m.subset == "all"}
-    kinds = [("preference_accuracy", "pref. acc"), ("rewards_accuracy", "reward acc")]
-    panels = [(kind, title) for kind, title in kinds if any(k[1].startswith(f"length/{kind}/") for k in found)]
-    with _style(salt) as Figure:
-        figure = Figure(figsize=(WIDTH, 2.6 + _legend_inches(len(models))))
+    found = {(m.model, m.metric): m for m in metrics if m.subset == ALL_SUBSETS}
+    kinds = [("preference_accuracy", "preference/accuracy"), ("rewards_accuracy", "rewards/accuracies")]
+    panels = [(kind, metric) for kind, metric in kinds if any(k[1].startswith(f"length/{kind}/") for k in found)]
+    bins = list(names.LENGTH_BINS.items())
+    with style(salt) as Figure:
+        figure = Figure(figsize=(WIDTH, 3.4 + legend_inches(len(models))))
         axes = figure.subplots(1, len(panels), sharey=True, squeeze=False)[0]
         width = 0.6 / max(len(models), 1)
-        for ax, (kind, title) in zip(axes, panels, strict=True):
+        for ax, (kind, metric) in zip(axes, panels, strict=True):
             for i, model in enumerate(models):
                 xs, ys, low, high = [], [], [], []
-                for b, (key, _) in enumerate(LENGTH_BINS):
+                for b, (key, _) in enumerate(bins):
                     m = found.get((model, f"length/{kind}/{key}"))
                     if m is None:
                         continue
@@ -245,120 +279,59 @@ def length_chart(metrics: Sequence[Metric], models: Sequence[str], colors: Mappi
                     high.append(up)
                 if xs:
                     ax.errorbar(
-                        xs, ys, yerr=[low, high], fmt="o-", ms=4, capsize=2, color=_colour(colors, model), label=model
+                        xs, ys, yerr=[low, high], fmt="o-", ms=5, capsize=3, color=colour(colors, model), label=model
                     )
-            ax.axhline(0.5, color="0.5", lw=0.8, ls="--")
-            ax.set_xticks(range(len(LENGTH_BINS)), [title for _, title in LENGTH_BINS], fontsize=8)
+            ax.axhline(0.5, color="0.5", lw=1, ls="--")
+            ax.set_xticks(range(len(bins)), [title.replace(" ", "\n") for _, title in bins])
             ax.set_ylim(-0.02, 1.02)
-            ax.set_title(title + " by Δlength", loc="left")
+            ax.set_title(f"{names.title(metric)} by Δlength", loc="left")
             ax.grid(axis="x", visible=False)
-        legend = _legend(figure, axes[0], len(models))
-        _layout(figure, 0.45, 0.5, 0.35 + legend, wspace=0.2)
-        return _svg(figure, "accuracy against the length difference of the answers")
+        above = legend(figure, axes[0], len(models))
+        layout(figure, 0.55, 0.7, 0.45 + above, wspace=0.2)
+        return svg(figure, "accuracy against the length difference of the answers")
 
 
 def calibration_chart(bins: Sequence[ReliabilityBin], colors: Mapping[str, str], salt: str) -> Markup:
-    """Reliability curve: mean confidence σ(|margin|) against accuracy per bin, with Wilson whiskers."""
+    """Reliability: mean confidence σ(|margin|) against accuracy per bin, with Wilson whiskers, each point's area
+    by the pairs it holds; bins of fewer than `MIN_BIN` pairs are left out (`tiny_bins` counts them)."""
     models = list(dict.fromkeys(b.model for b in bins))
-    with _style(salt) as Figure:
-        figure = Figure(figsize=(min(WIDTH, 4.2), 3.4))
+    most = max((b.n for b in bins), default=1)
+    with style(salt) as Figure:
+        figure = Figure(figsize=(WIDTH * 0.7, 4.6))
         ax = figure.subplots()
-        ax.plot([0.5, 1], [0.5, 1], color="0.4", lw=0.8, ls="--", label="calibrated")
+        ax.plot([0.5, 1], [0.5, 1], color="0.4", lw=1, ls="--", label="calibrated")
         for model in models:
-            points = [b for b in bins if b.model == model]
+            points = [b for b in bins if b.model == model and b.n >= MIN_BIN]
+            if not points:
+                continue
             bars = [whiskers(b.accuracy, b.ci_low, b.ci_high) for b in points]
-            low, high = [down for down, _ in bars], [up for _, up in bars]
             xs, ys = [b.confidence for b in points], [b.accuracy for b in points]
-            ax.errorbar(xs, ys, yerr=[low, high], fmt="o-", ms=4, capsize=2, color=_colour(colors, model), label=model)
+            color = colour(colors, model)
+            ax.errorbar(xs, ys, yerr=[[d for d, _ in bars], [u for _, u in bars]], fmt="none", capsize=3, color=color)
+            ax.plot(xs, ys, color=color, lw=1, alpha=0.5)
+            ax.scatter(xs, ys, s=[20 + 280 * b.n / most for b in points], color=color, alpha=0.8, label=model, zorder=3)
         ax.set_xlim(0.48, 1.02)
-        ax.set_ylim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.05)
         ax.set_xlabel("confidence σ(|margin|)")
         ax.set_ylabel("accuracy")
-        ax.legend(loc="lower right", fontsize=8)
-        _layout(figure, 0.55, 0.5, 0.1)
-        return _svg(figure, "calibration: confidence against accuracy")
+        ax.legend(loc="lower right", markerscale=0.6)
+        layout(figure, 0.75, 0.65, 0.15)
+        return svg(figure, "calibration: confidence against accuracy, points sized by pairs")
 
 
-def training_chart(curve: Sequence[CurvePoint], salt: str) -> Markup:
-    """Loss, reward accuracy and margin against step: training values (raw and smoothed) and evaluation."""
-    panels = [
-        ("loss", "eval_loss", "loss ↓"),
-        ("reward_accuracy", "eval_reward_accuracy", "reward acc ↑"),
-        ("margin", "eval_margin", "margin ↑"),
-    ]
-    window = max(1, len(curve) // 25)
-    with _style(salt) as Figure:
-        figure = Figure(figsize=(WIDTH, 2.3))
-        axes = figure.subplots(1, 3)
-        for ax, (train, evaluation, title) in zip(axes, panels, strict=True):
-            points = [(p.step, getattr(p, train)) for p in curve if getattr(p, train) is not None]
-            if points:
-                steps, values = np.array(points).T
-                ax.plot(steps, values, color=PALETTE[0], lw=0.6, alpha=0.3)
-                if len(values) >= window > 1:
-                    smooth = np.convolve(values, np.ones(window) / window, mode="valid")
-                    ax.plot(steps[window - 1 :], smooth, color=PALETTE[0], lw=1.4, label=f"train, mean of {window}")
-                else:
-                    ax.plot(steps, values, color=PALETTE[0], lw=1.4, label="train")
-            evaluated = [(p.step, getattr(p, evaluation)) for p in curve if getattr(p, evaluation) is not None]
-            if evaluated:
-                steps, values = np.array(evaluated).T
-                ax.plot(steps, values, "o-", color=PALETTE[1], ms=3, lw=1.2, label="eval")
-            ax.set_title(title, loc="left")
-            ax.set_xlabel("step")
-        axes[0].legend(fontsize=7)
-        _layout(figure, 0.4, 0.45, 0.3, wspace=0.35)
-        return _svg(figure, "training curves")
-
-
-def sweep_chart(metrics: Sequence[Metric], steps: Mapping[str, int], salt: str) -> Markup:
-    """Metrics of every checkpoint against its step, per dataset and training run, with interval bands."""
-    points = [m for m in metrics if m.model in steps and m.subset == "all"]
-    panels = [(key, title) for key, title in SWEEP_METRICS if any(m.metric == key for m in points)]
-    lines = list(dict.fromkeys((m.dataset, m.model.rsplit("@", 1)[0]) for m in points))
-    columns = min(len(panels), 2)
-    rows = math.ceil(len(panels) / columns)
-    with _style(salt) as Figure:
-        figure = Figure(figsize=(WIDTH, 0.8 + 2.1 * rows + _legend_inches(len(lines))))
-        axes = figure.subplots(rows, columns, sharex=True, squeeze=False).ravel()
-        for ax, (key, title) in zip(axes, panels, strict=False):
-            for i, (dataset, run) in enumerate(lines):
-                cells = sorted(
-                    (
-                        (steps[m.model], m)
-                        for m in points
-                        if m.metric == key and m.dataset == dataset and m.model.rsplit("@", 1)[0] == run
-                    ),
-                    key=lambda cell: cell[0],
-                )
-                if not cells:
-                    continue
-                xs = [step for step, _ in cells]
-                color = PALETTE[i % len(PALETTE)]
-                label = dataset if len({r for _, r in lines}) == 1 else f"{run} · {dataset}"
-                ax.plot(xs, [m.value for _, m in cells], "o-", ms=3, color=color, label=label)
-                if all(m.ci_low is not None and m.ci_high is not None for _, m in cells):
-                    ax.fill_between(
-                        xs, [m.ci_low for _, m in cells], [m.ci_high for _, m in cells], color=color, alpha=0.15
-                    )
-            ax.set_title(title, loc="left")
-        for ax in axes[len(panels) :]:
-            ax.set_visible(False)
-        for ax in axes[(rows - 1) * columns :]:
-            ax.set_xlabel("step")
-        legend = _legend(figure, axes[0], len(lines))
-        _layout(figure, 0.45, 0.45, 0.3 + legend, wspace=0.25, hspace=0.35)
-        return _svg(figure, "metrics across checkpoints")
+def tiny_bins(bins: Sequence[ReliabilityBin]) -> int:
+    """Pairs in the bins the calibration chart leaves out."""
+    return sum(b.n for b in bins if b.n < MIN_BIN)
 
 
 LEGEND_COLUMNS = 5
 
 
-def _legend_inches(entries: int) -> float:
-    return 0.22 * math.ceil(entries / LEGEND_COLUMNS)
+def legend_inches(entries: int) -> float:
+    return 0.3 * math.ceil(entries / LEGEND_COLUMNS)
 
 
-def _legend(figure: Any, ax: Any, entries: int) -> float:
+def legend(figure: Any, ax: Any, entries: int) -> float:
     """A legend above the panels; returns the inches it takes."""
     handles, labels = ax.get_legend_handles_labels()
     if not handles:
@@ -369,13 +342,12 @@ def _legend(figure: Any, ax: Any, entries: int) -> float:
         labels,
         loc="upper center",
         ncols=min(entries, LEGEND_COLUMNS),
-        fontsize=8,
         borderaxespad=0.2,
         handletextpad=0.3,
         columnspacing=1.0,
     )
-    return _legend_inches(len(handles))
+    return legend_inches(len(handles))
 
 
-def _colour(colors: Mapping[str, str], model: str) -> str:
+def colour(colors: Mapping[str, str], model: str) -> str:
     return colors.get(model, "#57606a")

@@ -27,29 +27,30 @@ from pathlib import Path
 import numpy as np
 from markupsafe import Markup
 
-from evalkit.report import markdown
-from evalkit.report.html import CSP, PRINT_SCRIPT, Grid, grid_of
-from evalkit.report.html import environment as html_environment
-from evalkit.report.views import (
-    COLUMNS,
+from evalkit.metrics import names
+from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.report.diagnostics import records_every_scoring_setting, scoring_settings
+from evalkit.report.formats import (
     MISSING,
-    Table,
-    format_bracket,
+    format_count,
+    format_delta,
     format_estimate,
     format_number,
     format_p,
-    metric_title,
-    read_pairs,
-    records_every_scoring_setting,
-    scoring_settings,
+    format_signed,
 )
-from evalkit.results.estimates import Metric, Statistics
+from evalkit.report.grids import Grid, grid_of
+from evalkit.report.html import CSP, PRINT_SCRIPT
+from evalkit.report.jinja import render
+from evalkit.report.tables import Table
+from evalkit.report.views import COLUMNS, read_pairs
+from evalkit.results.estimates import Comparison, Flips, Metric, Statistics
 from evalkit.results.files import atomic_write_text, read_results
 from evalkit.results.matching import Counterpart, counterparts, dataset_counterpart
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult
 
-HEADLINE = [key for key, _ in COLUMNS]
+HEADLINE = COLUMNS
 
 
 @dataclass(frozen=True)
@@ -85,33 +86,15 @@ class MetricDelta:
 
 
 @dataclass(frozen=True)
-class PairedDelta:
-    """One model on the same pairs in both runs: candidate − baseline, pair by pair."""
-
-    dataset: str
-    model: str
-    metric: str
-    higher_is_better: bool
-    n: int
-    baseline: float
-    candidate: float
-    delta: float
-    ci_low: float | None
-    ci_high: float | None
-    p_value: float
-    test: str
-    wrong_to_right: int | None = None
-    right_to_wrong: int | None = None
-
-
-@dataclass(frozen=True)
 class RunComparison:
     baseline: RunResult
     candidate: RunResult
     baseline_path: str
     candidate_path: str
     deltas: list[MetricDelta]
-    paired: list[PairedDelta] = field(default_factory=list)
+    paired: list[Comparison] = field(default_factory=list)
+    """Each model on the same pairs in both runs: `model` is its name in the candidate run, `baseline` in the
+    baseline run; Δ = candidate − baseline, as within one run."""
     notes: list[str] = field(default_factory=list)
     """What makes the runs hard to compare: other data, models or datasets in only one run."""
 
@@ -202,8 +185,9 @@ def _paired(
     beta_after: float,
     statistics: Statistics,
     matched: Mapping[str, str],
-) -> list[PairedDelta]:
+) -> list[Comparison]:
     """Each candidate model against its counterpart in the baseline run (`matched`: name → name there)."""
+    from evalkit.metrics.cells import Cell
     from evalkit.metrics.paired import paired_test
 
     out = []
@@ -214,51 +198,58 @@ def _paired(
         joined = [(old[(was, p.id)], p) for p in after if p.model == model and (was, p.id) in old]
         if not joined:
             continue
-        a = [p for p, _ in joined]
-        b = [p for _, p in joined]
-        outcomes = [("preference/accuracy", _logp_right(a), _logp_right(b))]
-        if all(p.ref_logp_chosen is not None for p in a + b):
-            margin_a, margin_b = _margins(a, beta_before), _margins(b, beta_after)
-            outcomes.append(("rewards/accuracies", (margin_a > 0).astype(float), (margin_b > 0).astype(float)))
-            outcomes.append(("rewards/margins", margin_a, margin_b))
-        prompts = np.array([p.prompt_key for p in b]) if all(p.prompt_key for p in b) else None
+        # Both cells sort by pair id, so their arrays stay aligned pair by pair.
+        a, b = Cell.from_rows([p for p, _ in joined]), Cell.from_rows([p for _, p in joined])
+        outcomes = [
+            ("preference/accuracy", _right(a.logp_chosen - a.logp_rejected), _right(b.logp_chosen - b.logp_rejected))
+        ]
+        rewards_a, rewards_b = a.rewards(beta_before), b.rewards(beta_after)
+        if rewards_a is not None and rewards_b is not None:
+            outcomes.append(("rewards/accuracies", _right(rewards_a.margin), _right(rewards_b.margin)))
+            outcomes.append(("rewards/margins", rewards_a.margin, rewards_b.margin))
         for metric, x, y in outcomes:
-            test = paired_test(metric, y, x, prompts, statistics)
+            test = paired_test(metric, y, x, b.prompts, statistics)
             interval = test.delta.interval
-            accuracy = metric != "rewards/margins"
-            gained, lost = int(np.sum(test.differences > 0)), int(np.sum(test.differences < 0))
+            flips = None
+            if names.metric(metric).accuracy:
+                gained, lost = test.differences > 0, test.differences < 0
+                flips = Flips(
+                    wrong_to_right=int(gained.sum()),
+                    right_to_wrong=int(lost.sum()),
+                    wrong_to_right_ids=[i for i, g in zip(b.ids, gained, strict=True) if g],
+                    right_to_wrong_ids=[i for i, g in zip(b.ids, lost, strict=True) if g],
+                )
             out.append(
-                PairedDelta(
+                Comparison(
                     dataset=dataset,
+                    subset=ALL_SUBSETS,
                     model=model,
+                    baseline=was,
                     metric=metric,
-                    higher_is_better=True,
-                    n=len(test.differences),
-                    baseline=float(x.mean()),
-                    candidate=float(y.mean()),
-                    delta=test.delta.value,
+                    model_value=float(y.mean()),
+                    baseline_value=float(x.mean()),
+                    value=test.delta.value,
                     ci_low=interval.low if interval else None,
                     ci_high=interval.high if interval else None,
+                    n=b.n,
+                    higher_is_better=names.metric(metric).higher_is_better,
+                    test=test.name,
                     p_value=test.p_value,
-                    test=test.name.replace("_", " "),
-                    wrong_to_right=gained if accuracy else None,
-                    right_to_wrong=lost if accuracy else None,
+                    wilcoxon_p_value=test.wilcoxon_p_value,
+                    mde=test.mde,
+                    flips=flips,
+                    method=test.delta.method,
+                    se=test.delta.sampling.se,
+                    df=test.delta.sampling.df,
+                    skewness=test.delta.sampling.skewness,
                 )
             )
     return out
 
 
-def _logp_right(rows: Sequence[PairScore]) -> np.ndarray:
-    return np.array([p.logp_chosen > p.logp_rejected for p in rows], dtype=float)
-
-
-def _margins(rows: Sequence[PairScore], beta: float) -> np.ndarray:
-    return beta * np.array(
-        [
-            (p.logp_chosen - p.ref_logp_chosen) - (p.logp_rejected - p.ref_logp_rejected)  # type: ignore[operator]
-            for p in rows
-        ]
-    )
+def _right(margins: np.ndarray) -> np.ndarray:
+    """1 where the chosen answer wins (strictly, as accuracies count), else 0; shape (n,)."""
+    return (margins > 0).astype(float)
 
 
 def headline_tables(comparison: RunComparison, keys: Sequence[str] = HEADLINE) -> list[tuple[str, Table]]:
@@ -276,10 +267,10 @@ def headline_tables(comparison: RunComparison, keys: Sequence[str] = HEADLINE) -
                 d.candidate.model
                 if d.candidate.model == d.baseline.model
                 else f"{d.candidate.model} ↔ {d.baseline.model}",
-                metric_title(d.candidate.metric, d.candidate.higher_is_better),
+                names.heading(d.candidate.metric, d.candidate.higher_is_better),
                 format_estimate(d.baseline),
                 format_estimate(d.candidate),
-                f"{d.delta:+.3f}" if abs(d.delta) < 100 else f"{d.delta:+.1f}",
+                format_signed(d.delta),
                 d.verdict,
             ]
             for d in sorted(deltas, key=lambda d: _model_order(comparison, d.candidate.model))
@@ -297,20 +288,22 @@ def paired_table(comparison: RunComparison) -> Table | None:
     rows = [
         [
             p.dataset,
-            p.model,
-            metric_title(p.metric, p.higher_is_better),
-            format_number(p.baseline),
-            format_number(p.candidate),
-            f"{p.delta:+.3f} {format_bracket(p.ci_low, p.ci_high, signed=True)}".strip(),
+            p.model if p.model == p.baseline else f"{p.model} ↔ {p.baseline}",
+            names.heading(p.metric, p.higher_is_better),
+            format_number(p.baseline_value),
+            format_number(p.model_value),
+            format_delta(p),
             format_p(p.p_value),
-            str(p.wrong_to_right) if p.wrong_to_right is not None else MISSING,
-            str(p.right_to_wrong) if p.right_to_wrong is not None else MISSING,
+            format_p(p.wilcoxon_p_value) if p.wilcoxon_p_value is not None else MISSING,
+            format_count(p.flips.wrong_to_right if p.flips else None),
+            format_count(p.flips.right_to_wrong if p.flips else None),
+            format_number(p.mde),
             str(p.n),
         ]
         for p in comparison.paired
     ]
-    header = ["dataset", "model", "metric", "baseline", "candidate", f"Δ [{level} CI]", "p"]
-    return Table([*header, "wrong→right", "right→wrong", "n"], rows, "lll" + "r" * 7)
+    header = ["dataset", "model", "metric", "baseline", "candidate", f"Δ [{level} CI]", "p", "Wilcoxon p"]
+    return Table([*header, "wrong→right", "right→wrong", "MDE", "n"], rows, "lll" + "r" * 9)
 
 
 def provenance_table(comparison: RunComparison) -> Table:
@@ -342,12 +335,11 @@ def _model_order(comparison: RunComparison, model: str) -> int:
     return names.index(model) if model in names else len(names)
 
 
-_markdown = markdown.environment()  # every printed string escaped unless it is `Markdown`
-
-
 def render_comparison_markdown(comparison: RunComparison) -> str:
     tables = headline_tables(comparison)
-    return _markdown.get_template("compare.md.j2").render(
+    return render(
+        "markdown",
+        "compare.md.j2",
         c=comparison,
         headline=[(title, table) for title, table in tables if " · " not in title],
         paired=paired_table(comparison),
@@ -361,7 +353,9 @@ def render_comparison_html(comparison: RunComparison) -> str:
     headline = [(title, _coloured(grid_of(table))) for title, table in headline_tables(comparison)]
     others = [key for key in dict.fromkeys(d.candidate.metric for d in comparison.deltas) if key not in HEADLINE]
     paired = paired_table(comparison)
-    return html_environment.get_template("compare.html.j2").render(
+    return render(
+        "html",
+        "compare.html.j2",
         c=comparison,
         csp=CSP,
         script=Markup(PRINT_SCRIPT),

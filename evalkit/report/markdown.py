@@ -18,9 +18,6 @@ holds instead.
 from __future__ import annotations
 
 import re
-from typing import Any
-
-import jinja2
 
 ZERO_WIDTH = "\u200b"
 _LINE_BREAKS = re.compile(r"\r\n|[\r\n\u0085\u2028\u2029]")
@@ -54,21 +51,3 @@ def code(text: object) -> Markdown:
     fence = "`" * (longest + 1)
     padded = f" {value} " if value.startswith("`") or value.endswith("`") or not value.strip() else value
     return Markdown(f"{fence}{padded}{fence}")
-
-
-def _finalize(value: Any) -> Any:
-    return escape(value) if isinstance(value, str) else value
-
-
-def environment() -> jinja2.Environment:
-    """The jinja environment of every markdown template: each printed string escaped unless it is `Markdown`."""
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("evalkit.report", "templates"),
-        autoescape=False,  # HTML escaping would be wrong here: `finalize` escapes for markdown instead
-        finalize=_finalize,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters["code"] = code
-    return env

@@ -1,148 +1,52 @@
-"""What both reports show, decided once: which comparisons come first, which flipped pairs are shown
-with their text, the diagnostic tables, and how numbers are written.
+"""What every report shows, decided once: per dataset the headline, each model against the anchor, the other
+models against each other, the same by subset, the diagnostics; the gate's rules; the tokenization audit.
 
-`evalkit.report.document` writes these as markdown, `evalkit.report.html` as HTML. Cells are plain text: `Table`
-escapes them when it writes markdown, and jinja2 autoescapes them in HTML. `evalkit bench` asks
-`flips_to_show` which pairs to keep the text of, so the choice lives beside the reports that show it.
+`evalkit.report.document` writes these as markdown, `evalkit.report.html` as HTML (`grids.grid_of`), the
+terminal as rich tables. Cells are plain text (`Table`): escaped when written as markdown, autoescaped in
+HTML. Which comparisons come first and which flipped pairs keep their text is `evalkit.metrics.flips`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from evalkit.report.markdown import Markdown, escape
-from evalkit.results.capabilities import CapabilityResult
-from evalkit.results.estimates import Comparison, Metric, ReliabilityBin
-from evalkit.results.generation import GenerationResult, WinRate
+from evalkit.metrics import names
+from evalkit.metrics.flips import other_comparisons, primary_comparisons
+from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.report.diagnostics import (
+    Found,
+    calibration_table,
+    displacement_table,
+    length_notes,
+    length_table,
+)
+from evalkit.report.formats import (
+    MISSING,
+    adjusted_p,
+    format_adjusted_p,
+    format_bracket,
+    format_count,
+    format_delta,
+    format_estimate,
+    format_number,
+    format_p,
+    format_signed,
+)
+from evalkit.report.tables import Table
+from evalkit.results.estimates import Comparison, Statistics
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
-from evalkit.results.schema import ModelInfo, RunResult
+from evalkit.results.schema import RunResult, TokenizationAudit
 
-# (metric, column title) in the order a reviewer reads them.
-COLUMNS = [
-    ("preference/accuracy", "pref. acc"),
-    ("rewards/accuracies", "reward acc"),
-    ("rewards/ties", "ties"),
-    ("rewards/margins", "margin"),
-    ("loss", "DPO loss"),
-]
-
-
-TITLES = dict(COLUMNS) | {"preference/accuracy_per_token": "pref. acc/token", "logps/margins": "logp margin"}
-
-
-LENGTH_BINS = [("chosen_shorter", "chosen shorter"), ("same_length", "same length"), ("chosen_longer", "chosen longer")]
-
-
-DISPLACEMENT_COLUMNS = [
-    ("displacement/chosen", "chosen fell below ref"),
-    ("rewards/chosen", "reward chosen"),
-    ("rewards/rejected", "reward rejected"),
-    ("rewards/margins_median", "median margin"),
-    ("logps/chosen", "logp chosen"),
-    ("logps/rejected", "logp rejected"),
-]
-
-
-ARROWS = {True: " ↑", False: " ↓", None: ""}
-
-
-MISSING = "—"
-
-
-MAX_IDS = 50
-"""Flipped pair ids listed per direction; results.json has them all."""
-
-
-FLIP_METRIC = "preference/accuracy"
-"""The accuracy whose flips the reports show with their text: the one every two models are compared on."""
-
-
-FLIP_EXAMPLES = 6
-"""Flipped pairs shown with their text per comparison and direction (spread over the sorted ids)."""
-
+COLUMNS = ["preference/accuracy", "rewards/accuracies", "rewards/ties", "rewards/margins", "loss"]
+"""The headline's metrics in the order a reviewer reads them."""
 
 MATRIX_METRICS = ["preference/accuracy", "rewards/accuracies"]
 """Accuracies whose differences between the other models (not against the reference) are tabulated."""
 
-
-@dataclass(frozen=True)
-class Table:
-    """A table of plain-text cells: escaped when written as markdown, autoescaped in HTML."""
-
-    header: list[str]
-    rows: list[list[str]]
-    align: str = ""
-    """'l' or 'r' per column; by default the first column left, the others (numbers) right."""
-
-    @property
-    def alignment(self) -> str:
-        return self.align or "l" + "r" * (len(self.header) - 1)
-
-    @property
-    def markdown(self) -> Markdown:
-        rule = "|" + "|".join("---" if a == "l" else "---:" for a in self.alignment) + "|"
-        lines = ["| " + " | ".join(map(escape, self.header)) + " |", rule]
-        return Markdown("\n".join(lines + ["| " + " | ".join(map(escape, row)) + " |" for row in self.rows]))
-
-
-def primary_comparisons(comparisons: Sequence[Comparison], reference: str | None) -> list[Comparison]:
-    """Each model against the anchor, turned so that the anchor is the baseline: what a release reads first.
-
-    The anchor is the reference model or, without one (or when it was not compared), the first model.
-    `comparisons` are those of one dataset, as `compare_models` lists them (later against earlier models).
-    """
-    anchor = _anchor(comparisons, reference)
-    return [orient(c, anchor) for c in comparisons if anchor in (c.model, c.baseline)]
-
-
-def other_comparisons(comparisons: Sequence[Comparison], reference: str | None) -> list[Comparison]:
-    """The comparisons between models other than the anchor (see `primary_comparisons`)."""
-    anchor = _anchor(comparisons, reference)
-    return [c for c in comparisons if anchor not in (c.model, c.baseline)]
-
-
-def _anchor(comparisons: Sequence[Comparison], reference: str | None) -> str | None:
-    if not comparisons:
-        return None
-    if reference is not None and any(reference in (c.model, c.baseline) for c in comparisons):
-        return reference
-    return comparisons[0].baseline  # the first model: `compare_models` starts with the second against it
-
-
-def orient(c: Comparison, baseline: str) -> Comparison:
-    """`c` with `baseline` as its baseline (`Comparison.reversed`)."""
-    if c.baseline == baseline:
-        return c
-    assert c.model == baseline, f"{baseline!r} is not part of {c.model!r} vs {c.baseline!r}"
-    return c.reversed()
-
-
-def spread(ids: Sequence[str], k: int = FLIP_EXAMPLES) -> list[str]:
-    """At most `k` of `ids`, evenly spaced (ids are sorted, so this reaches across subsets)."""
-    if len(ids) <= k:
-        return list(ids)
-    return [ids[i * len(ids) // k] for i in range(k)]
-
-
-def flips_to_show(comparisons: Sequence[Comparison], reference: str | None) -> dict[str, list[str]]:
-    """Per dataset, the ids of the flipped pairs whose text the reports show.
-
-    For each model against the anchor (`primary_comparisons`), on all pairs, `FLIP_EXAMPLES` per
-    direction of `FLIP_METRIC`. `evalkit bench` stores the text of exactly these pairs in
-    `RunResult.flip_examples`, so the choice lives here, beside the report that shows them.
-    """
-    shown: dict[str, list[str]] = {}
-    for dataset in dict.fromkeys(c.dataset for c in comparisons):
-        ids = shown.setdefault(dataset, [])
-        for c in primary_comparisons([c for c in comparisons if c.dataset == dataset], reference):
-            if c.subset == "all" and c.metric == FLIP_METRIC and c.flips is not None:
-                for pair_id in spread(c.flips.wrong_to_right_ids) + spread(c.flips.right_to_wrong_ids):
-                    if pair_id not in ids:
-                        ids.append(pair_id)
-    return shown
+MAX_IDS = 50
+"""Flipped pair ids listed per direction; results.json has them all."""
 
 
 def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore]]:
@@ -155,334 +59,272 @@ def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore
     return {name: read_pair_scores(path) for name, path in found.items() if path is not None}
 
 
-def length_table(found: dict[tuple[str, str, str], Metric], models: list[str]) -> Table | None:
-    kinds = [("preference_accuracy", "pref. acc"), ("rewards_accuracy", "reward acc")]
-    rows = []
-    for model in models:
-        for kind, title in kinds:
-            bins = [found.get((model, "all", f"length/{kind}/{key}")) for key, _ in LENGTH_BINS]
-            if not any(bins):  # the reference has no reward accuracy
-                continue
-            rho = found.get((model, "all", "length/margin_spearman")) if kind == "rewards_accuracy" else None
-            rows.append([model, title, *(format_estimate(m) for m in bins), format_estimate(rho)])
-    if not rows:
-        return None
-    return Table(["model", "accuracy", *(title for _, title in LENGTH_BINS), "ρ(margin, Δlength)"], rows, "llrrrr")
+def alpha_of(result: RunResult) -> float:
+    """The tests' significance level: 1 − the confidence level of the intervals."""
+    return 1 - (result.statistics or Statistics()).confidence_level
 
 
-def length_notes(found: dict[tuple[str, str, str], Metric], models: list[str]) -> list[str]:
-    """Pairs per bin, the longer-answer baseline and the per-token accuracy, in sentences.
+@dataclass(frozen=True)
+class Significance:
+    """How a comparison reads at the run's α, on its Benjamini–Hochberg adjusted p."""
 
-    Bins and the baseline depend on the data and the tokenizer only: one sentence for all
-    models when they agree (the usual case: one tokenizer), else one per tokenizer.
+    text: str
+    """'▲ better', '▼ worse', '▲ changed' or 'n.s.': the arrow is the direction of Δ."""
+    mark: str
+    """`good`, `bad`, `flat`, or '' (a change neither good nor bad)."""
+    tip: str = ""
+
+
+def significance(c: Comparison, alpha: float) -> Significance:
+    arrow = "▲" if c.value > 0 else "▼"
+    if adjusted_p(c) >= alpha or c.value == 0:
+        return Significance("n.s.", "flat", f"adjusted p ≥ {alpha:.2g}: not significant at this level")
+    if c.higher_is_better is None:
+        return Significance(f"{arrow} changed", "", "neither direction is better in itself")
+    better = (c.value > 0) == c.higher_is_better
+    return Significance(f"{arrow} better" if better else f"{arrow} worse", "good" if better else "bad")
+
+
+def _test_tip(c: Comparison) -> str:
+    return f"p = {format_p(c.p_value)}, adjusted (BH) {format_adjusted_p(c)}, n = {c.n}"
+
+
+@dataclass(frozen=True)
+class FlipList:
+    title: str
+    wrong_to_right: int
+    right_to_wrong: int
+    wrong_to_right_ids: str
+    right_to_wrong_ids: str
+
+
+@dataclass(frozen=True)
+class ComparisonSection:
+    """One model against one baseline on all pairs: a row per metric."""
+
+    model: str
+    baseline: str
+    n: int
+    table: Table
+    flips: list[FlipList]
+    comparisons: list[Comparison]
+
+    @property
+    def title(self) -> str:
+        return f"{self.model} vs {self.baseline}"
+
+
+@dataclass(frozen=True)
+class DatasetView:
+    """Everything both reports show about one dataset, as tables of plain text."""
+
+    name: str
+    n_pairs: int
+    models: list[str]
+    anchor: str
+    headline: Table
+    comparisons: list[ComparisonSection] = field(default_factory=list)
+    matrices: list[Table] = field(default_factory=list)
+    """Accuracy differences between the models other than the anchor: row − column."""
+    matrices_note: str = ""
+    subsets: Table | None = None
+    subset_comparisons: Table | None = None
+    subset_comparisons_title: str = ""
+    length: Table | None = None
+    length_notes: list[str] = field(default_factory=list)
+    calibration: Table | None = None
+    displacement: Table | None = None
+
+
+def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
+    """Everything the reports show about one dataset."""
+    metrics = [m for m in result.metrics if m.dataset == dataset]
+    comparisons = [c for c in result.comparisons if c.dataset == dataset]
+    primary = primary_comparisons(comparisons, result.reference)
+    found: Found = {(m.model, m.subset, m.metric): m for m in metrics}
+    models = list(dict.fromkeys(m.model for m in metrics))
+    subsets = sorted({m.subset for m in metrics} - {ALL_SUBSETS})
+    present = {m.metric for m in metrics}
+    columns = [key for key in COLUMNS if key in present]
+    direction = {m.metric: m.higher_is_better for m in metrics}
+    header = [names.heading(key, direction[key]) for key in columns] + ["n"]
+    level = f"{(result.statistics or Statistics()).confidence_level:.0%}"
+    alpha = alpha_of(result)
+
+    def cells(model: str, subset: str) -> list[str]:
+        row = [format_estimate(found.get((model, subset, key))) for key in columns]
+        cell = found.get((model, subset, "preference/accuracy"))  # every model has it, over every pair
+        return [*row, str(cell.n) if cell else MISSING]
+
+    overall = [c for c in primary if c.subset == ALL_SUBSETS]
+    by_subset = [c for c in primary if c.subset != ALL_SUBSETS]
+    return DatasetView(
+        name=dataset,
+        n_pairs=n_pairs,
+        models=models,
+        anchor=overall[0].baseline if overall else (result.reference or ""),
+        headline=Table(["model", *header], [[model, *cells(model, ALL_SUBSETS)] for model in models]),
+        comparisons=_comparison_sections(overall, f"Δ [{level} CI]", alpha),
+        matrices=delta_matrices(other_comparisons(comparisons, result.reference), models, alpha),
+        matrices_note=(
+            f"Between the other models, on all pairs: row − column; * where p < {alpha:.2g} "
+            "after the Benjamini–Hochberg adjustment over every comparison of the run (Tango's score test)."
+        ),
+        subsets=Table(
+            ["subset", "model", *header],
+            [[subset, model, *cells(model, subset)] for subset in subsets for model in models],
+            align="ll" + "r" * len(header),
+        )
+        if subsets
+        else None,
+        subset_comparisons=_subset_comparisons(by_subset, f"Δ [{level} CI]", alpha),
+        subset_comparisons_title=_subset_comparisons_title(by_subset),
+        length=length_table(found, models),
+        length_notes=length_notes(found, models),
+        calibration=calibration_table(found, models, [r for r in result.reliability if r.dataset == dataset]),
+        displacement=displacement_table(found, models),
+    )
+
+
+def delta_matrices(comparisons: Sequence[Comparison], models: Sequence[str], alpha: float) -> list[Table]:
+    """Accuracy differences between the models in `comparisons` on all pairs: row model − column model.
+
+    A cell reads '+0.044*', the star when the BH-adjusted p < `alpha`. One table per accuracy in `MATRIX_METRICS`.
     """
-    if not any(k[2].startswith("length/") for k in found):
-        return []
-    notes: dict[str, list[str]] = {}
-    for model in models:
-        counts = [found.get((model, "all", f"length/preference_accuracy/{key}")) for key, _ in LENGTH_BINS]
-        note = "pairs per bin: " + ", ".join(
-            f"{m.n if m else 0} {title}" for m, (_, title) in zip(counts, LENGTH_BINS, strict=True)
-        )
-        longer = found.get((model, "all", "length/longer_accuracy"))
-        if longer is not None:
-            note += f"; always preferring the longer answer scores {format_estimate(longer)}"
-            note += f" on the {longer.n} pairs of unequal length"
-        notes.setdefault(note, []).append(model)
-    if len(notes) == 1:
-        only = next(iter(notes))
-        sentences = [only[0].upper() + only[1:] + "."]
-    else:
-        sentences = [f"Under the tokenizer of {', '.join(names)}: {note}." for note, names in notes.items()]
-    per_token = [
-        f"{model} {format_estimate(m)}"
-        for model in models
-        if (m := found.get((model, "all", "preference/accuracy_per_token"))) is not None
-    ]
-    if per_token:
-        sentences.append(
-            "Preference accuracy on the mean log-prob per completion token, which does not reward an answer "
-            "for being short: " + ", ".join(per_token) + "."
-        )
-    return sentences
-
-
-def calibration_table(
-    found: dict[tuple[str, str, str], Metric], models: list[str], reliability: Sequence[ReliabilityBin]
-) -> Table | None:
-    rows = []
-    for model in models:
-        brier, ece = found.get((model, "all", "calibration/brier")), found.get((model, "all", "calibration/ece"))
-        if brier is None and ece is None:
+    tables = []
+    for metric in MATRIX_METRICS:
+        cells = {(c.model, c.baseline): c for c in comparisons if c.subset == ALL_SUBSETS and c.metric == metric}
+        if not cells:
             continue
-        points = [r for r in reliability if (r.model, r.subset) == (model, "all")]
-        curve = " · ".join(f"{r.confidence:.2f}→{r.accuracy:.2f} ({r.n})" for r in points) or MISSING
-        rows.append([model, format_estimate(brier), format_estimate(ece), curve])
-    if not rows:
-        return None
-    return Table(["model", "Brier ↓", "ECE ↓", "reliability: confidence→accuracy (pairs)"], rows, "lrrl")
+        rows = [m for m in models if any(key[0] == m for key in cells)]
+        columns = [m for m in models if any(key[1] == m for key in cells)]
+        higher = next(iter(cells.values())).higher_is_better
+        table_rows, marks, tips = [], {}, {}
+        for i, row in enumerate(rows):
+            line = [row]
+            for j, column in enumerate(columns, start=1):
+                c = cells.get((row, column))
+                if c is None:
+                    line.append("")
+                    continue
+                line.append(format_signed(c.value) + ("*" if adjusted_p(c) < alpha else ""))
+                marks[(i, j)] = significance(c, alpha).mark
+                tips[(i, j)] = f"{format_bracket(c.ci_low, c.ci_high, signed=True)} {_test_tip(c)}".strip()
+            table_rows.append(line)
+        title = f"Δ {names.heading(metric, higher).strip()}"
+        tables.append(Table([title, *columns], table_rows, marks=marks, tips=tips))
+    return tables
 
 
-def displacement_table(found: dict[tuple[str, str, str], Metric], models: list[str]) -> Table | None:
-    rows = [
-        [model, *(format_estimate(found.get((model, "all", key))) for key, _ in DISPLACEMENT_COLUMNS)]
-        for model in models
-        if any((model, "all", key) in found for key, _ in DISPLACEMENT_COLUMNS)
-    ]
-    if not rows:
-        return None
-    direction = {metric: m.higher_is_better for (_, _, metric), m in found.items()}
-    header = [title + ARROWS[direction.get(key)] for key, title in DISPLACEMENT_COLUMNS]
-    return Table(["model", *header], rows)
-
-
-def scoring_settings(result: RunResult) -> str:
-    """How the pairs were scored, in one line: what the numbers depend on first, then how they were run."""
-    scoring = result.scoring
-    if not records_every_scoring_setting(result):
-        recorded = f"β {scoring.beta}, max_length {scoring.max_length}, batch size {scoring.batch_size}"
-        return f"{recorded} (the rest not recorded)"
-    batching = f"token budget {scoring.token_budget}" if scoring.token_budget else f"batch size {scoring.batch_size}"
-    parts = [
-        f"β {scoring.beta}",
-        f"max_length {scoring.max_length}",
-        f"{scoring.dtype}" + (" (log-probs within ~1e-2 of float32)" if scoring.dtype != "float32" else ""),
-        batching,
-        "prompt sharing on" if scoring.share_prompt else "prompt sharing off",
-        f"reference cache {scoring.reference_cache}" if scoring.reference_cache else "no reference cache",
-    ]
-    processes = result.environment.processes
-    if processes > 1:
-        parts.append(f"{processes} processes")
-    return ", ".join(parts)
-
-
-def rendering_table(models: Sequence[ModelInfo]) -> Table | None:
-    """Per model: the chat template options and the pinned date its pairs were rendered with, and how its scoring
-    passes ran on each dataset (and why); None for results that recorded none of these."""
-    if not any(m.chat_template_kwargs or m.template_date or m.scoring_modes for m in models):
-        return None
-    rows = [
-        [
-            m.name,
-            ", ".join(f"{k}={json.dumps(v)}" for k, v in m.chat_template_kwargs.items()) or "none",
-            m.template_date or "the template reads no clock",
-            "; ".join(f"{s.dataset}: {s.mode} ({s.reason})" for s in m.scoring_modes) or "not run (scores reused)",
-        ]
-        for m in models
-    ]
-    return Table(["model", "template options", "pinned date", "scoring mode"], rows, align="llll")
-
-
-def records_every_scoring_setting(result: RunResult) -> bool:
-    """False for results written before schema 1.3, which recorded β, max_length and batch size only."""
-    major, _, minor = result.schema_version.partition(".")
-    return (int(major), int(minor)) >= (1, 3) if major.isdigit() and minor.isdigit() else False
-
-
-def metric_title(metric: str, higher_is_better: bool | None) -> str:
-    return TITLES.get(metric, metric) + ARROWS[higher_is_better]
-
-
-def format_estimate(metric: Metric | None) -> str:
-    """'0.947 [0.91, 0.97]': the value to three decimals, the interval to two (or more, to tell its ends apart)."""
-    if metric is None:
-        return MISSING
-    if metric.ci_low is None or metric.ci_high is None:
-        return format_number(metric.value)
-    return f"{format_number(metric.value)} [{format_interval(metric.ci_low, metric.ci_high)}]"
-
-
-def format_delta(c: Comparison) -> str:
-    """'+0.476 [+0.40, +0.55]'."""
-    value = f"{c.value:+.3f}" if abs(c.value) < 100 else f"{c.value:+.1f}"
-    if c.ci_low is None or c.ci_high is None:
-        return value
-    return f"{value} [{format_interval(c.ci_low, c.ci_high, signed=True)}]"
-
-
-def format_interval(low: float, high: float, signed: bool = False) -> str:
-    sign = "+" if signed else ""
-    if max(abs(low), abs(high)) >= 100:
-        return f"{low:{sign}.0f}, {high:{sign}.0f}"
-    for spec in (".2f", ".3f", ".3g"):
-        ends = f"{low:{sign}{spec}}", f"{high:{sign}{spec}}"
-        if ends[0] != ends[1]:
-            break
-    return ", ".join(ends)
-
-
-def format_bracket(low: float | None, high: float | None, signed: bool = False) -> str:
-    """'[0.87, 0.95]', or '' where the interval is undefined."""
-    return "" if low is None or high is None else f"[{format_interval(low, high, signed)}]"
-
-
-def format_p(p: float) -> str:
-    return f"{p:.1e}" if p < 0.001 else f"{p:.3g}"
-
-
-def adjusted_p(c: Comparison) -> float:
-    """The p a significance mark reads: Benjamini–Hochberg adjusted over the run (raw in files before 1.4)."""
-    return c.p_adjusted if c.p_adjusted is not None else c.p_value
-
-
-def format_adjusted_p(c: Comparison) -> str:
-    return format_p(c.p_adjusted) if c.p_adjusted is not None else MISSING
-
-
-def format_number(value: float | None) -> str:
-    if value is None:
-        return MISSING
-    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
-
-
-@dataclass(frozen=True)
-class GenerationTables:
-    stats: Table
-    """Text statistics per model."""
-    judges: Table | None
-    """Judge means, and win rates against the reference."""
-    drift: Table | None
-
-
-def generation_tables(generation: GenerationResult) -> GenerationTables:
-    """The summary tables of the generation section: text statistics, judges, drift."""
-    stats = Table(
-        ["model", "mean tokens", "EOS rate", "distinct-1", "distinct-2", "repetition"],
-        [
+def _comparison_sections(comparisons: list[Comparison], delta: str, alpha: float) -> list[ComparisonSection]:
+    """One table per (model, baseline): a row per metric. The key columns first (metric, Δ with its interval,
+    p, verdict), what a phone folds away after them."""
+    sections = []
+    for model, baseline in dict.fromkeys((c.model, c.baseline) for c in comparisons):
+        rows = [c for c in comparisons if (c.model, c.baseline) == (model, baseline)]
+        header = ["metric", delta, "p", "verdict", baseline, model, "p (BH)", "Wilcoxon p"]
+        marks = {(i, j): significance(c, alpha).mark for i, c in enumerate(rows) for j in (1, 3)}
+        table = Table(
+            [*header, "wrong→right", "right→wrong", "MDE"],
             [
-                g.model,
-                format_number(g.mean_tokens),
-                format_number(g.eos_rate),
-                format_number(g.distinct_1),
-                format_number(g.distinct_2),
-                format_number(g.repetition_rate),
-            ]
-            for g in generation.stats
-        ],
-        align="lrrrrr",
-    )
-    wins = {(w.judge, w.model): w for w in generation.win_rates}
-
-    def against_reference(win: WinRate | None) -> list[str]:
-        if win is None:
-            return [MISSING] * 3
-        return [
-            format_with_interval(win.win_rate, win.ci_low, win.ci_high),
-            f"{win.wins} / {win.ties} / {win.losses}",
-            format_with_interval(win.score_delta, win.delta_ci_low, win.delta_ci_high, signed=True),
-        ]
-
-    judges = Table(
-        ["judge", "model", "mean score", "win rate vs reference", "wins / ties / losses", "Δ score"],
-        [
-            [
-                j.judge,
-                j.model,
-                format_with_interval(j.mean, j.ci_low, j.ci_high),
-                *against_reference(wins.get((j.judge, j.model))),
-            ]
-            for j in generation.judges
-        ],
-        align="llrrrr",
-    )
-    drift = Table(
-        ["model", "reference", "KL(model ‖ reference), nats", "samples per prompt", "prompts", "cut at the limit"],
-        [
-            [
-                d.model,
-                d.reference,
-                format_with_interval(d.kl, d.ci_low, d.ci_high),
-                str(d.samples_per_prompt),
-                str(d.n),
-                f"{d.truncated:.0%}" if d.truncated is not None else MISSING,
-            ]
-            for d in generation.drift
-        ],
-        align="llrrrr",
-    )
-    return GenerationTables(stats, judges if generation.judges else None, drift if generation.drift else None)
-
-
-def format_with_interval(value: float, low: float | None, high: float | None, signed: bool = False) -> str:
-    text = f"{value:+.3f}" if signed else format_number(value)
-    if low is None or high is None:
-        return text
-    return f"{text} [{low:+.2f}, {high:+.2f}]" if signed else f"{text} [{low:.2f}, {high:.2f}]"
-
-
-CAPABILITY_IDS = 12
-"""Documents a model lost (right under the baseline, wrong under it) named per comparison; results.json has all."""
-
-
-@dataclass(frozen=True)
-class CapabilityView:
-    """The capability section of both reports: what ran, each model's scores, and the paired differences."""
-
-    note: str
-    tasks: Table
-    scores: Table
-    paired: Table | None
-    """Each later model against each earlier one on the same documents; None with a single model."""
-
-
-def capability_view(capabilities: CapabilityResult | None, confidence: float) -> CapabilityView | None:
-    """What the reports show of `results.json`'s capabilities; None when the run had no tasks."""
-    if capabilities is None:
-        return None
-    template = "each document rendered with the model's chat template" if capabilities.apply_chat_template else ""
-    note = (
-        f"lm-evaluation-harness {capabilities.lm_eval_version}, on every model{', ' + template if template else ''}. "
-        f"In brackets: {confidence:.0%} intervals (Wilson for 0/1 scores, Student t otherwise). Δ is paired on the "
-        "documents both models scored: Tango's score interval and test for 0/1 scores (McNemar's z at Δ = 0), a "
-        "paired t otherwise; lost counts documents right under the baseline and wrong under the model."
-    )
-    tasks = Table(
-        ["task", "version", "documents", "few-shot", "source", "fingerprint"],
-        [
-            [
-                t.name,
-                t.version or MISSING,
-                str(t.n_documents),
-                str(t.num_fewshot) if t.num_fewshot is not None else MISSING,
-                Path(t.source).name if t.source != "python" else "python",
-                t.fingerprint[:12] if t.fingerprint else MISSING,
-            ]
-            for t in capabilities.tasks
-        ],
-        align="llrrll",
-    )
-    models = list(dict.fromkeys(s.model for s in capabilities.scores))
-    found = {(s.dataset, s.metric, s.model): s for s in capabilities.scores}
-    keys = list(dict.fromkeys((s.dataset, s.metric, s.higher_is_better) for s in capabilities.scores))
-    scores = Table(
-        ["task", "metric", *models],
-        [
-            [task, metric + ARROWS[higher], *(format_estimate(found.get((task, metric, m))) for m in models)]
-            for task, metric, higher in keys
-        ],
-        align="ll" + "r" * len(models),
-    )
-    rows = []
-    for c in capabilities.comparisons:
-        lost = c.flips.right_to_wrong_ids if c.flips is not None else []
-        named = ", ".join(lost[:CAPABILITY_IDS]) + (
-            f" … and {len(lost) - CAPABILITY_IDS} more" if len(lost) > CAPABILITY_IDS else ""
+                [
+                    names.heading(c.metric, c.higher_is_better),
+                    format_delta(c),
+                    format_p(c.p_value),
+                    significance(c, alpha).text,
+                    format_number(c.baseline_value),
+                    format_number(c.model_value),
+                    format_adjusted_p(c),
+                    format_p(c.wilcoxon_p_value) if c.wilcoxon_p_value is not None else MISSING,
+                    format_count(c.flips.wrong_to_right if c.flips else None),
+                    format_count(c.flips.right_to_wrong if c.flips else None),
+                    format_number(c.mde),
+                ]
+                for c in rows
+            ],
+            align="l" + "r" * 10,
+            marks=marks,
+            tips={(i, 1): _test_tip(c) for i, c in enumerate(rows)}
+            | {(i, 3): significance(c, alpha).tip for i, c in enumerate(rows)},
+            key_columns=4,
         )
-        rows.append(
+        flips = [
+            FlipList(
+                title=names.title(c.metric),
+                wrong_to_right=c.flips.wrong_to_right,
+                right_to_wrong=c.flips.right_to_wrong,
+                wrong_to_right_ids=_ids(c.flips.wrong_to_right_ids),
+                right_to_wrong_ids=_ids(c.flips.right_to_wrong_ids),
+            )
+            for c in rows
+            if c.flips is not None and (c.flips.wrong_to_right or c.flips.right_to_wrong)
+        ]
+        sections.append(ComparisonSection(model, baseline, rows[0].n, table, flips, rows))
+    return sections
+
+
+def _subset_comparisons(comparisons: list[Comparison], delta: str, alpha: float) -> Table | None:
+    """Every comparison per subset (the comparison column only when there is more than one); key columns first."""
+    if not comparisons:
+        return None
+    rows = sorted(comparisons, key=lambda c: c.subset)  # stable: keeps the model and metric order
+    several = len({(c.model, c.baseline) for c in rows}) > 1
+    header = ["subset", *(["comparison"] if several else []), "metric"]
+    at = len(header)
+    header += [delta, "p", "verdict", "p (BH)", "wrong→right", "right→wrong", "n"]
+    return Table(
+        header,
+        [
             [
-                c.dataset,
-                c.metric + ARROWS[c.higher_is_better],
-                f"{c.model} − {c.baseline}",
+                c.subset,
+                *([f"{c.model} vs {c.baseline}"] if several else []),
+                names.heading(c.metric, c.higher_is_better),
                 format_delta(c),
                 format_p(c.p_value),
+                significance(c, alpha).text,
                 format_adjusted_p(c),
-                str(c.flips.wrong_to_right) if c.flips is not None else MISSING,
-                str(c.flips.right_to_wrong) if c.flips is not None else MISSING,
+                format_count(c.flips.wrong_to_right if c.flips else None),
+                format_count(c.flips.right_to_wrong if c.flips else None),
                 str(c.n),
-                named or MISSING,
             ]
-        )
-    header = ["task", "metric", "models", "Δ", "p", "p (BH)", "gained", "lost", "documents", "lost documents"]
-    paired = Table(header, rows, align="lll" + "r" * 6 + "l") if rows else None
-    return CapabilityView(note, tasks, scores, paired)
+            for c in rows
+        ],
+        align="l" * at + "r" * 7,
+        marks={(i, j): significance(c, alpha).mark for i, c in enumerate(rows) for j in (at, at + 2)},
+        tips={(i, at): _test_tip(c) for i, c in enumerate(rows)},
+        key_columns=at + 3,
+    )
+
+
+def _subset_comparisons_title(comparisons: list[Comparison]) -> str:
+    pairs = list(dict.fromkeys((c.model, c.baseline) for c in comparisons))
+    if len(pairs) == 1:
+        return f"{pairs[0][0]} vs {pairs[0][1]}, by subset:"
+    return "Comparisons by subset:"
+
+
+def _ids(ids: list[str]) -> str:
+    shown = ", ".join(ids[:MAX_IDS])
+    if len(ids) > MAX_IDS:
+        shown += f" … and {len(ids) - MAX_IDS} more (all in results.json)"
+    return shown or MISSING
+
+
+AUDIT_COUNTS = [
+    "completion truncated",
+    "prompt fills max_length (left out)",
+    "prompt not a token prefix",
+    "doubled BOS",
+]
+
+
+def audit_counts(a: TokenizationAudit) -> list[int]:
+    """The audit's counts in the order of `AUDIT_COUNTS`."""
+    return [a.truncated, len(a.prompt_too_long), a.prompt_not_prefix, a.doubled_bos]
+
+
+def audit_table(audits: Sequence[TokenizationAudit]) -> Table:
+    """The tokenization audit: per dataset and model, what scoring had to cut or could not score as rendered."""
+    rows = [[a.dataset, a.model, str(a.n_pairs), str(a.n_scored), *map(str, audit_counts(a))] for a in audits]
+    tips = {(i, 5): ", ".join(a.prompt_too_long[:MAX_IDS]) for i, a in enumerate(audits) if a.prompt_too_long}
+    return Table(["dataset", "model", "pairs", "scored", *AUDIT_COUNTS], rows, "llrrrrrr", tips=tips)

@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from evalkit.metrics.flips import flips_to_show
 from evalkit.report.compare import write_comparison
 from evalkit.report.document import write_reports
-from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.report.views import read_pairs
 from evalkit.results.estimates import Comparison, Flips, Metric, ReliabilityBin, Statistics
 from evalkit.results.files import read_results, write_jsonl, write_results
 from evalkit.results.generation import (
@@ -322,4 +323,112 @@ def test_report_of_10_models_5_datasets_2000_pairs(benchmark: BenchmarkFixture, 
 def test_compare_of_two_such_runs(benchmark: BenchmarkFixture, large_run: Path, tmp_path: Path) -> None:
     markdown, html = benchmark.pedantic(lambda: write_comparison(large_run, large_run, tmp_path), rounds=2)
     benchmark.extra_info |= {"html_mb": _megabytes(html), "markdown_kb": markdown.stat().st_size / 1e3}
+    print(benchmark.extra_info)
+
+
+def explorer_run(out: Path, pairs: int, seed: int = 0) -> Path:
+    """One dataset of `pairs` pairs scored by a reference and an aligned model, with a texts file (a 200-character
+    prompt and 300-character answers), and the metrics, comparisons and reliability `evalkit bench` computes."""
+    from evalkit.metrics.compute import compute_metrics, reliability_curves
+    from evalkit.metrics.paired import compare_models, with_false_discovery_rate
+    from evalkit.results.pairs import PairScore
+    from evalkit.results.texts import texts_file, write_pair_texts
+
+    rng = np.random.default_rng(seed)
+    ids = [f"{SUBSETS[i % 3]}-{i:05d}" for i in range(pairs)]
+    ref_c, ref_r = rng.normal(-60, 15, pairs), rng.normal(-60, 15, pairs)
+    tokens_c, tokens_r = rng.integers(20, 400, pairs), rng.integers(20, 400, pairs)
+    scores = []
+    for model, shift in (("base", 0.0), ("aligned", 6.0)):
+        logp_c, logp_r = ref_c + rng.normal(shift * 0.2, 3, pairs), ref_r + rng.normal(-shift, 3, pairs)
+        reference = model != "base"
+        scores += [
+            PairScore(
+                id=ids[i],
+                subset=SUBSETS[i % 3],
+                model=model,
+                logp_chosen=float(logp_c[i]),
+                logp_rejected=float(logp_r[i]),
+                n_tokens_chosen=int(tokens_c[i]),
+                n_tokens_rejected=int(tokens_r[i]),
+                truncated=False,
+                ref_logp_chosen=float(ref_c[i]) if reference else None,
+                ref_logp_rejected=float(ref_r[i]) if reference else None,
+            )
+            for i in range(pairs)
+        ]
+    info = DatasetInfo(
+        name="heldout",
+        path="heldout.jsonl",
+        n_pairs=pairs,
+        subsets=SUBSETS,
+        fingerprint="0" * 64,
+        pairs_file="pairs/heldout.jsonl",
+    )
+    write_jsonl([vars(s) for s in scores], out / info.pairs_file)
+    text = [
+        PairText(
+            dataset="heldout",
+            id=i,
+            subset=i.split("-")[0],
+            prompt=f"Question {i}: " + "word " * 38,
+            chosen="A helpful answer. " * 17,
+            rejected="An unhelpful reply. " * 15,
+        )
+        for i in ids
+    ]
+    write_pair_texts("heldout", text, out / texts_file(info.pairs_file))
+    result = RunResult(
+        schema_version=SCHEMA_VERSION,
+        evalkit_version="0.1.0",
+        created_at="2026-01-01T00:00:00+00:00",
+        duration_s=60.0,
+        suite=SuiteInfo(name="explorer", description="", path="suites/x.yaml", sha256="0" * 64),
+        environment=Environment(python="3.11", platform="linux", packages={}, device="cpu", git_sha=None),
+        reference="base",
+        scoring=ScoringInfo(beta=BETA, max_length=1024, batch_size=8),
+        statistics=Statistics(),
+        models=[
+            ModelInfo(name=m, path=f"ckpt/{m}", kind="model", base=None, dtype="float32", fingerprint="f" * 64)
+            for m in ("base", "aligned")
+        ],
+        datasets=[info],
+        audit=[],
+        metrics=compute_metrics("heldout", scores, BETA),
+        comparisons=with_false_discovery_rate(compare_models("heldout", scores, BETA)),
+        reliability=reliability_curves("heldout", scores, BETA),
+        training=None,
+        generation=None,
+    )
+    write_results(result, out / "results.json")
+    return out / "results.json"
+
+
+@pytest.mark.parametrize("pairs", [2000, 10000])
+def test_report_html_with_the_pair_explorer(
+    benchmark: BenchmarkFixture, tmp_path_factory: pytest.TempPathFactory, pairs: int
+) -> None:
+    """report.html's size and time to interactive (Chromium: from navigation until the explorer has drawn its
+    first page) with every pair and its text in the explorer, and the time one text search takes there."""
+    run = explorer_run(tmp_path_factory.mktemp(f"explorer{pairs}"), pairs)
+    out = run.parent / "out"
+    [_, html] = benchmark.pedantic(lambda: write_reports(read_results(run), out, results_dir=run.parent), rounds=2)
+    benchmark.extra_info |= {"pairs": pairs, "html_mb": _megabytes(html)}
+    from tests.integration.test_browser import CHROMIUM, DESKTOP, Page
+
+    if CHROMIUM is not None:
+        page = Page(out / "profile")
+        try:
+            ready = []
+            for _ in range(3):
+                page.open(html, DESKTOP)
+                ready.append(float(page.evaluate("document.querySelector('#explorer').dataset.readyMs")))
+            search = page.evaluate(
+                "(() => { const s = document.querySelector('#ex-search'), t = performance.now();"
+                " s.value = 'helpful'; s.dispatchEvent(new Event('input')); return performance.now() - t; })()"
+            )
+            assert page.problems(html) == []
+        finally:
+            page.close()
+        benchmark.extra_info |= {"interactive_ms": sorted(ready)[1], "search_ms": round(search, 1)}
     print(benchmark.extra_info)

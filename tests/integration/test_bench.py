@@ -58,6 +58,8 @@ def test_reduced_default_suite_runs_end_to_end(
     for r in aligned:  # the aligned model's reference log-probs are the base model's own
         assert r["ref_logp_chosen"] == base[r["id"]]["logp_chosen"]
         assert r["margin"] == pytest.approx(r["reward_chosen"] - r["reward_rejected"])
+    texts = [json.loads(line) for line in (out / "pairs" / "tinyworld.texts.jsonl").read_text().splitlines()]
+    assert sorted(t["id"] for t in texts) == sorted(base) and all(t["prompt"] and t["chosen"] for t in texts)
     assert "## tinyworld: headline (12 pairs)" in (out / "report.md").read_text()
     assert "evalkit · default" in capsys.readouterr().out  # results on stdout
 

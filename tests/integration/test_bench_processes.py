@@ -3,13 +3,14 @@ judging out, and the main process alone writes results that are byte for byte th
 
 from __future__ import annotations
 
-import pytest
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 def normalised(results: Path, out_dir: Path) -> dict[str, Any]:

@@ -22,13 +22,15 @@ from typing import Any
 
 import pytest
 
+from evalkit.metrics.flips import flips_to_show, orient
 from evalkit.report.compare import write_comparison
 from evalkit.report.document import write_reports
-from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.report.views import read_pairs
 from evalkit.results.estimates import Flips
 from evalkit.results.files import read_results
 from evalkit.results.generation import GenerationPrompt
 from evalkit.results.schema import GateVerdict, PairText, RunResult
+from evalkit.results.texts import texts_file, write_pair_texts
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -219,9 +221,32 @@ def golden_with_gate() -> RunResult:
     return result.model_copy(update={"gate": gate, "flip_examples": texts})
 
 
+def with_texts(out: Path, result: RunResult, text: str = "") -> None:
+    """Write the per-pair texts file `bench` writes beside the scores, for every pair of the golden run."""
+    for d in result.datasets:
+        ids = sorted({p.id for p in read_pairs(result, out)[d.name]})
+        pairs = [
+            PairText(
+                dataset=d.name,
+                id=i,
+                subset=i.split("-")[0],
+                prompt=f"Question {i}? {text}",
+                chosen="Yes.",
+                rejected="No.",
+            )
+            for i in ids
+        ]
+        write_pair_texts(d.name, pairs, out / texts_file(d.pairs_file))
+
+
+KEY_TABLES = "[...document.querySelectorAll('#headline .wide .scroll')]"
+"""Each model against the anchor: the tables a reviewer must read without scrolling."""
+
+
 def test_report_renders_without_console_errors_or_requests(tmp_path: Path, page: Page) -> None:
     out = tmp_path / "report"
     shutil.copytree(GOLDEN, out)
+    with_texts(out, golden_with_gate())
     [_, html] = write_reports(golden_with_gate(), out)
 
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
@@ -230,17 +255,108 @@ def test_report_renders_without_console_errors_or_requests(tmp_path: Path, page:
         print(f"screenshot: {page.screenshot(tmp_path / f'report-{name}.png')}")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= viewport[0], f"{name}: the page scrolls sideways ({width}px wide); only tables may"
+        # the key columns of every comparison (metric, Δ with its interval, p, verdict) fit without scrolling
+        overflow = page.evaluate(f"{KEY_TABLES}.map(s => s.scrollWidth - s.clientWidth)")
+        assert overflow and max(overflow) <= 0, f"{name}: a comparison table scrolls sideways by {overflow}"
+        sentence = page.evaluate("document.querySelector('#sentence').textContent")
+        assert sentence.startswith("aligned beats base on tinyworld: preference accuracy +0.44 [+0.37, +0.52]")
+    # on a phone the details are one tap away
+    page.evaluate("document.querySelector('.wide input').click()")
+    assert page.evaluate("getComputedStyle(document.querySelector('.wide th.detail')).display") != "none"
 
     assert page.evaluate("document.querySelectorAll('svg.chart').length") >= 4
     verdict = page.evaluate("document.querySelector('#verdict').textContent")
     assert "Gate FAILED: 1 of 2 rules failed" in verdict
     assert page.evaluate("[...document.querySelectorAll('#verdict .tag')].map(t => t.textContent)") == ["FAIL", "pass"]
     headings = page.evaluate("[...document.querySelectorAll('h2')].map(h => h.textContent)")
-    assert headings[:4] == ["Headline", "By subset", "Charts", "Flipped pairs"]
+    assert headings[:5] == ["Headline", "By subset", "Charts", "Flipped pairs", "Pair explorer"]
 
     # printable: printing unfolds every folded block (the page's one script)
     page.call("Page.printToPDF", {"printBackground": True})
     assert page.evaluate("[...document.querySelectorAll('details')].every(d => d.open)")
+    assert page.problems(html) == []
+
+
+CHART_TEXT = """[...document.querySelectorAll('svg.chart')].map(svg => {
+  const scale = svg.getScreenCTM().a;
+  const boxes = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim()).map(t => {
+    const r = t.getBoundingClientRect();
+    return {text: t.textContent, px: parseFloat(getComputedStyle(t).fontSize) * scale,
+            box: [r.left, r.top, r.right, r.bottom]};
+  });
+  return {label: svg.getAttribute('aria-label'), boxes};
+})"""
+
+
+def overlapping(boxes: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """Pairs of texts whose boxes intersect by more than a pixel each way."""
+    found = []
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            (l1, t1, r1, b1), (l2, t2, r2, b2) = a["box"], b["box"]
+            if min(r1, r2) - max(l1, l2) > 1 and min(b1, b2) - max(t1, t2) > 1:
+                found.append((a["text"], b["text"]))
+    return found
+
+
+def test_chart_text_is_readable_and_never_overlaps_at_laptop_width(tmp_path: Path, page: Page) -> None:
+    out = tmp_path / "report"
+    shutil.copytree(GOLDEN, out)
+    [_, html] = write_reports(golden_with_gate(), out)
+    page.open(html, DESKTOP)
+    charts = page.evaluate(CHART_TEXT)
+    assert len(charts) >= 5  # forest, margins, length, calibration, training
+    for chart in charts:
+        smallest = min(b["px"] for b in chart["boxes"])
+        assert smallest >= 12, f"{chart['label']}: text of {smallest:.1f} px"
+        assert overlapping(chart["boxes"]) == [], chart["label"]
+    print(f"screenshot: {page.screenshot(tmp_path / 'charts-desktop.png')}")
+
+
+def test_pair_explorer_filters_sorts_and_shows_the_texts(tmp_path: Path, page: Page) -> None:
+    out = tmp_path / "report"
+    shutil.copytree(GOLDEN, out)
+    result = golden_with_gate()
+    with_texts(out, result)
+    [_, html] = write_reports(result, out)
+    page.open(html, PHONE)
+    assert page.problems(html) == []
+    count = "document.querySelector('#ex-count').textContent"
+    rows = "[...document.querySelectorAll('#explorer tbody tr:not(.ex-detail)')]"
+
+    def choose(control: str, value: str) -> None:
+        page.evaluate(
+            f"(() => {{ const c = document.querySelector('#{control}'); c.value = {json.dumps(value)};"
+            " c.dispatchEvent(new Event('input')); })()"
+        )
+
+    assert page.evaluate(count) == "225 of 225 pairs · page 1 of 5"
+    choose("ex-flip", "down")  # right→wrong: the 10 pairs results.json lists
+    assert page.evaluate(count).startswith("10 of 225 pairs")
+    shown = page.evaluate(f"{rows}.map(r => r.cells[0].textContent)")
+    comparison = next(c for c in result.comparisons if c.metric == "preference/accuracy" and c.subset == "all")
+    flips = orient(comparison, "base").flips
+    assert flips is not None and sorted(shown) == flips.right_to_wrong_ids
+    assert set(page.evaluate(f"{rows}.map(r => r.cells[6].textContent)")) == {"right→wrong"}
+    choose("ex-flip", "")
+    choose("ex-subset", "0")  # arithmetic
+    assert page.evaluate(count).startswith("75 of 225 pairs")
+    choose("ex-search", "arithmetic-0002")
+    assert page.evaluate(f"{rows}.map(r => r.cells[0].textContent)") == ["arithmetic-0002"]
+    page.evaluate(f"{rows}[0].click()")
+    assert "Question arithmetic-0002?" in page.evaluate("document.querySelector('.ex-detail').textContent")
+    choose("ex-search", "")
+    choose("ex-subset", "")
+    page.evaluate("document.querySelector('th[data-sort=change]').click()")  # ascending Δ margin
+    changes = page.evaluate(f"{rows}.map(r => r.cells[5].textContent)")
+    values = [float(c.replace("−", "-")) for c in changes]
+    assert values == sorted(values) and len(values) == 50
+    page.evaluate("document.querySelector('th[data-sort=change]').click()")  # and descending
+    again = [float(c.replace("−", "-")) for c in page.evaluate(f"{rows}.map(r => r.cells[5].textContent)")]
+    assert again == sorted(again, reverse=True) and again[0] > values[-1]
+    page.evaluate("document.querySelector('#ex-next').click()")
+    assert page.evaluate(count) == "225 of 225 pairs · page 2 of 5"
+    print(f"screenshot: {page.screenshot(tmp_path / 'explorer-phone.png')}")
     assert page.problems(html) == []
 
 
@@ -290,13 +406,17 @@ def test_injected_markup_shows_as_text_and_runs_nothing(tmp_path: Path, page: Pa
             "command": evil,
         }
     )
+    shutil.copytree(GOLDEN / "pairs", tmp_path / "pairs")
+    with_texts(tmp_path, result, evil)
     [_, html] = write_reports(hostile, tmp_path)
     page.open(html, DESKTOP)
+    page.evaluate("document.querySelector('#explorer tbody tr').click()")  # the explorer shows the texts too
     page.evaluate("document.querySelectorAll('details').forEach(d => d.open = true)")
     print(f"screenshot: {page.screenshot(tmp_path / 'escaping.png')}")
 
     assert page.evaluate("window.__injected === undefined"), page.evaluate("window.__injected")
-    assert page.evaluate("document.querySelectorAll('script').length") == 1  # the report's own print helper
+    # the report's own script and the explorer's data block, which nothing executes
+    assert page.evaluate("[...document.querySelectorAll('script')].map(s => s.type)") == ["", "application/json"]
     assert page.evaluate("document.querySelectorAll('img, [onerror], [onload], a[href^=javascript]').length") == 0
     text = page.evaluate("document.body.innerText")
     for snippet in INJECTED:

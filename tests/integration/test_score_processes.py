@@ -3,13 +3,13 @@ scores they gather back are byte for byte those of one process."""
 
 from __future__ import annotations
 
-import pytest
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 

@@ -7,13 +7,19 @@ from pathlib import Path
 import pytest
 
 from evalkit.cli import main
-from evalkit.report.compare import compare_runs, render_comparison_html, render_comparison_markdown
+from evalkit.report.compare import RunComparison, compare_runs, render_comparison_html, render_comparison_markdown
+from evalkit.report.tables import MINUS, NO_BREAK_SPACE
 from evalkit.report.views import read_pairs
 from evalkit.results.files import read_results
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden"
+
+
+def plain_markdown(comparison: RunComparison) -> str:
+    """compare.md with its numbers' no-break spaces and minus signs read as a space and a hyphen."""
+    return render_comparison_markdown(comparison).replace(NO_BREAK_SPACE, " ").replace(MINUS, "-")
 
 
 def golden() -> RunResult:
@@ -45,7 +51,7 @@ def test_shared_cells_get_both_values_the_difference_and_whether_intervals_overl
 
 
 def test_markdown_says_it_is_not_a_paired_test_and_shows_provenance_of_both() -> None:
-    text = render_comparison_markdown(compare_runs(golden(), shifted(golden(), 0.05), paths=("old.json", "new.json")))
+    text = plain_markdown(compare_runs(golden(), shifted(golden(), 0.05), paths=("old.json", "new.json")))
     assert "This is not a paired test" in text
     assert "| aligned | pref. acc ↑ | 0.916 [0.87, 0.95] | 0.966 [0.92, 1.00] | +0.050 | overlap |" in text
     assert "| results | old.json | new.json |" in text
@@ -64,11 +70,15 @@ def test_same_pairs_in_both_runs_are_compared_pair_by_pair() -> None:
     paired = {(p.model, p.metric): p for p in comparison.paired}
     accuracy = paired[("aligned", "preference/accuracy")]
     wrong_before = sum(p.logp_chosen <= p.logp_rejected for p in pairs if p.model == "aligned")
-    assert (accuracy.wrong_to_right, accuracy.right_to_wrong, accuracy.n) == (wrong_before, 0, 225)
-    assert accuracy.delta == pytest.approx(wrong_before / 225) and accuracy.p_value < 0.001
-    assert paired[("base", "preference/accuracy")].delta == 0
+    assert accuracy.flips is not None
+    assert (accuracy.flips.wrong_to_right, accuracy.flips.right_to_wrong, accuracy.n) == (wrong_before, 0, 225)
+    assert accuracy.value == pytest.approx(wrong_before / 225) and accuracy.p_value < 0.001
+    assert accuracy.test == "tango_score" and accuracy.mde is not None  # the schema's test name, and its MDE
+    margin = paired[("aligned", "rewards/margins")]
+    assert margin.test == "paired_t" and margin.wilcoxon_p_value is not None
+    assert paired[("base", "preference/accuracy")].value == 0
     assert ("base", "rewards/margins") not in paired and ("aligned", "rewards/margins") in paired
-    assert "## Pair by pair" in render_comparison_markdown(comparison)
+    assert "## Pair by pair" in plain_markdown(comparison)
 
 
 def test_other_data_is_flagged_and_never_compared_pair_by_pair() -> None:
@@ -117,7 +127,7 @@ def test_runs_scored_differently_say_so() -> None:
         " cover different tokens.",
         "Scoring dtype differs (float32 and bfloat16): log-probs differ by ~1e-2 from the arithmetic alone.",
     ]
-    text = render_comparison_markdown(comparison)
+    text = plain_markdown(comparison)
     assert "| scoring | β 0.1, max_length 1024, float32," in text
     assert "β 0.1, max_length 512, bfloat16 (log-probs within ~1e-2 of float32)," in text
 
@@ -163,5 +173,5 @@ def test_runs_whose_models_have_other_names_are_matched_by_role_and_fingerprint_
         ("candidate", 225),
         ("reference", 225),
     }
-    text = render_comparison_markdown(comparison)
+    text = plain_markdown(comparison)
     assert "| candidate ↔ aligned | pref. acc ↑ | 0.916 [0.87, 0.95] | 0.916 [0.87, 0.95] | +0.000 | overlap |" in text

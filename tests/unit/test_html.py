@@ -1,13 +1,16 @@
 """The HTML report and its charts, read as text (tests/integration/test_browser.py opens it in Chromium)."""
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
+from evalkit.metrics.flips import flips_to_show
 from evalkit.report import charts
-from evalkit.report.html import CSP, PRINT_SCRIPT, render_html, sweep_steps
-from evalkit.report.views import flips_to_show, read_pairs
+from evalkit.report.explorer import explorer_data, json_block
+from evalkit.report.html import REPORT_CSP, REPORT_SCRIPT, render_html, sweep_steps
+from evalkit.report.views import read_pairs
 from evalkit.results.files import read_results
 from evalkit.results.schema import GateVerdict, PairText, RunResult
 
@@ -33,8 +36,11 @@ def test_sections_come_in_the_order_a_reviewer_reads_them() -> None:
     assert 'class="verdict pass"' in html and "Gate PASSED: all 1 rules" in html
 
 
-def test_no_verdict_banner_when_no_gate_ran() -> None:
-    assert 'id="verdict"' not in rendered()
+def test_without_a_gate_the_banner_holds_the_verdict_sentence_alone() -> None:
+    html = rendered()
+    sentence = "aligned beats base on tinyworld: preference accuracy +0.44 [+0.37, +0.52], 110 pairs flipped to right"
+    assert f'<p class="sentence" id="sentence">{sentence}' in html and "Gate " not in html.split("</section>")[0]
+    assert 'class="verdict info"' in html  # neither the pass nor the fail colour: no gate judged anything
 
 
 def test_failed_rules_come_first_in_a_failing_banner() -> None:
@@ -78,8 +84,11 @@ def test_the_page_is_self_contained() -> None:
     html = rendered()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html), "no external resource"
     assert "@import" not in html and not re.search(r"url\((?!#)", html)
-    assert f'<meta http-equiv="Content-Security-Policy" content="{CSP.replace(chr(39), "&#39;")}">' in html
-    assert html.count("<script") == 1 and f"<script>{PRINT_SCRIPT}</script>" in html
+    assert f'<meta http-equiv="Content-Security-Policy" content="{REPORT_CSP.replace(chr(39), "&#39;")}">' in html
+    assert "unsafe-inline'; img-src data:; script-src 'sha256-" in REPORT_CSP and "unsafe-eval" not in REPORT_CSP
+    # one script, allowed by its hash; the explorer's data is a JSON block nothing executes
+    assert html.count("<script>") == 1 and f"<script>{REPORT_SCRIPT}</script>" in html
+    assert html.count('<script type="application/json" id="pairs-data">') == 1
     assert "<?xml" not in html and "<!DOCTYPE svg" not in html
 
 
@@ -90,11 +99,17 @@ def test_chart_element_ids_are_unique_in_the_page() -> None:
 
 def test_every_chart_is_drawn_with_per_pair_files_and_noted_without() -> None:
     with_pairs, without = rendered(), rendered(with_pairs=False)
-    for title in ("Accuracy by subset", "Reward margins", "Chosen against rejected rewards", "Calibration"):
-        assert f"<h4>{title}</h4>" in with_pairs
-    assert "Accuracy against Δlength" in with_pairs and "Loss, reward accuracy and margin" in with_pairs
-    assert with_pairs.count('class="chart"') == 6
-    assert "<h4>Reward margins</h4>" not in without
+    questions = [
+        "How much better than base, and where",  # the forest plot of Δ per subset
+        "How far apart the answers are",  # margin distributions
+        "Does length decide?",
+        "Can the margin be read as a probability?",
+        "Loss, reward accuracy and margin against step",
+    ]
+    assert [h for h in re.findall(r"<figure>\n<h4>(.*?)</h4>", with_pairs)] == questions
+    assert "<h4>How far apart the answers are</h4>" not in without
+    # the reliability bins 0.82→0.67 (3 pairs) and 0.94→0.33 (3 pairs) are under 5 pairs: left out, and said so
+    assert "Bins of fewer than 5 pairs are left out (6 pairs)." in with_pairs
     assert "Reward-margin charts need the per-pair file beside results.json; it was not found." in without
 
 
@@ -129,10 +144,13 @@ def test_strings_from_data_and_models_are_escaped() -> None:
     )
     metrics = [m.model_copy(update={"model": evil}) if m.model == "aligned" else m for m in result.metrics]
     models = [m.model_copy(update={"name": evil}) if m.name == "aligned" else m for m in result.models]
-    html = rendered(result.model_copy(update={"generation": generation, "metrics": metrics, "models": models}))
+    comparisons = [c.model_copy(update={"model": evil}) if c.model == "aligned" else c for c in result.comparisons]
+    update = {"generation": generation, "metrics": metrics, "models": models, "comparisons": comparisons}
+    html = rendered(result.model_copy(update=update))
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;$x^2$" in html
-    assert "&lt;script&gt;alert(1)" in re.search(r"<svg.*?</svg>", html, re.S).group(0)  # type: ignore[union-attr]
+    forest = re.search(r"<svg.*?</svg>", html, re.S).group(0)  # type: ignore[union-attr]
+    assert "&lt;script&gt;alert(1)" in forest  # the legend of the forest plot: escaped by matplotlib
 
 
 def test_long_text_is_clipped_with_a_note() -> None:
@@ -200,3 +218,59 @@ def test_an_interval_that_ends_inside_its_point_still_draws() -> None:
         for m in result.metrics
     ]
     assert "<svg" in rendered(result.model_copy(update={"metrics": metrics}))
+
+
+def test_the_report_script_cannot_end_its_own_element_early() -> None:
+    # inside <script>, "</script" ends the element and "<!--" changes how the parser reads the rest
+    assert not re.search(r"<[!/a-zA-Z]", REPORT_SCRIPT)
+
+
+def test_the_explorer_carries_every_pair_with_its_text_and_margins() -> None:
+    result = golden()
+    pairs = read_pairs(result, GOLDEN)
+    texts = {
+        "tinyworld": {
+            "arithmetic-0002": PairText(
+                dataset="tinyworld",
+                id="arithmetic-0002",
+                subset="arithmetic",
+                prompt="</script><script>alert(1)</script>",
+                chosen="7",
+                rejected="6",
+            )
+        }
+    }
+    data = explorer_data(result, pairs, texts, {"tinyworld": "base"})
+    assert data is not None
+    (dataset,) = data["datasets"]  # type: ignore[index]
+    assert dataset["models"] == ["base", "aligned"] and dataset["anchor"] == 0
+    assert dataset["subsets"] == ["arithmetic", "format", "helpfulness"] and len(dataset["rows"]) == 225
+    row = next(r for r in dataset["rows"] if r[0] == "arithmetic-0002")
+    scores = {p.model: p for p in pairs["tinyworld"] if p.id == "arithmetic-0002"}
+    base, aligned = (round(scores[m].logp_chosen - scores[m].logp_rejected, 4) for m in ("base", "aligned"))
+    length = scores["base"].n_tokens_chosen - scores["base"].n_tokens_rejected
+    assert row == ["arithmetic-0002", 0, length, "</script><script>alert(1)</script>", "7", "6", base, aligned]
+    assert base <= 0 < aligned  # arithmetic-0002 flipped wrong→right (results.json lists it)
+    block = json_block(data)
+    assert "</script" not in block and "<script" not in block
+    assert json.loads(block) == data  # \u003c is still JSON
+
+
+def test_the_page_shows_the_pairs_without_texts_when_no_texts_file_is_beside_the_results() -> None:
+    html = rendered()
+    data = json.loads(re.search(r'id="pairs-data">(.*?)</script>', html, re.S).group(1))  # type: ignore[union-attr]
+    rows = data["datasets"][0]["rows"]
+    assert len(rows) == 225 and all(len(r) == 8 for r in rows)
+    assert sum(1 for r in rows if r[3]) == len(golden().flip_examples)  # the flipped pairs results.json keeps
+
+
+def test_chart_text_is_at_least_12_px_at_the_width_a_laptop_gives_it() -> None:
+    """Each chart is drawn at `charts.WIDTH` inches and shown at most at its natural size (`max-width` in pt, one
+    chart a row, the page's column 1,176 px wide at 1,280), so a text of f user units shows at f · 4/3 px."""
+    html = rendered()
+    for svg in re.findall(r"<svg .*?</svg>", html, re.S):
+        natural_pt = float(re.search(r"max-width:([\d.]+)pt", svg).group(1))  # type: ignore[union-attr]
+        view_width = float(re.search(r'viewBox="0 0 ([\d.]+)', svg).group(1))  # type: ignore[union-attr]
+        shown_px = min(natural_pt * 4 / 3, 1176)
+        sizes = [float(size) for size in re.findall(r"font-size: ([\d.]+)px", svg)]
+        assert sizes and min(sizes) * shown_px / view_width >= 12, (min(sizes), shown_px, view_width)

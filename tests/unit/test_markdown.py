@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from evalkit.gate.summary import summary_markdown
 from evalkit.report.compare import compare_runs, render_comparison_markdown
 from evalkit.report.document import render_markdown
-from evalkit.report.markdown import ZERO_WIDTH, _finalize, code, escape
+from evalkit.report.jinja import _finalize
+from evalkit.report.markdown import ZERO_WIDTH, code, escape
 from evalkit.results.files import read_results
 from evalkit.results.schema import GateVerdict, RunResult
 

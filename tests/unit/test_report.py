@@ -3,7 +3,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from evalkit.report.document import render_markdown, summary_table, write_reports
+from evalkit.report.tables import MINUS, NO_BREAK_SPACE
 from evalkit.report.views import MAX_IDS, read_pairs
 from evalkit.results.estimates import Flips
 from evalkit.results.files import read_results
@@ -16,6 +19,11 @@ def golden() -> RunResult:
     return read_results(GOLDEN / "results.json")
 
 
+def plain(markdown: str) -> str:
+    """`markdown` with the no-break space and the minus sign of its numbers read as a space and a hyphen."""
+    return markdown.replace(NO_BREAK_SPACE, " ").replace(MINUS, "-")
+
+
 def test_markdown_report_matches_the_golden_file() -> None:
     rendered = render_markdown(golden())
     if os.environ.get("UPDATE_GOLDEN"):
@@ -24,7 +32,7 @@ def test_markdown_report_matches_the_golden_file() -> None:
 
 
 def test_report_shows_numbers_with_intervals_and_marks_missing_ones() -> None:
-    text = render_markdown(golden())
+    text = plain(render_markdown(golden()))
     assert "| aligned | 0.916 [0.87, 0.95] | 0.902 [0.86, 0.93] |" in text
     assert "| base | 0.471 [0.41, 0.54] | — |" in text  # the reference: no reward columns
     assert "### tinyworld: by subset" in text
@@ -34,11 +42,16 @@ def test_report_shows_numbers_with_intervals_and_marks_missing_ones() -> None:
 
 
 def test_report_shows_aligned_vs_base_with_p_values_and_flips() -> None:
-    text = render_markdown(golden())
+    text = plain(render_markdown(golden()))
     assert "### tinyworld: aligned vs base (225 pairs both scored)" in text
-    header = "| metric | base | aligned | Δ [95% CI] | p | p (BH) | Wilcoxon p | wrong→right | right→wrong | MDE |"
+    header = (
+        "| metric | Δ [95% CI] | p | verdict | base | aligned | p (BH) | Wilcoxon p | wrong→right | right→wrong | MDE |"
+    )
     assert header in text
-    assert "| pref. acc ↑ | 0.471 | 0.916 | +0.444 [+0.37, +0.52] | 6.9e-20 | 2.1e-19 | — | 110 | 10 | 0.136 |" in text
+    row = (
+        "| pref. acc ↑ | +0.444 [+0.37, +0.52] | 6.9e-20 | ▲ better | 0.471 | 0.916 | 2.1e-19 | — | 110 | 10 | 0.136 |"
+    )
+    assert row in text
     assert "<details><summary>Flipped pairs, aligned vs base</summary>" in text
     assert "pref. acc, right→wrong (10): format-0014, format-0052, format-0072, format-0088, format-0157" in text
     assert "… and 60 more (all in results.json)" in text  # 110 wrong→right, 50 listed
@@ -95,7 +108,7 @@ def test_results_of_schema_1_0_render_without_intervals() -> None:
 
 
 def test_generation_section_shows_judges_drift_and_samples_side_by_side() -> None:
-    text = render_markdown(golden())
+    text = plain(render_markdown(golden()))
     assert "## Generation" in text and "Greedy decoding of up to 24 new tokens on 32 prompts" in text
     assert (
         "| correct | aligned | 0.969 [0.84, 0.99] | 0.719 [0.63, 0.80] | 14 / 18 / 0 | +0.438 [+0.26, +0.62] |" in text
@@ -145,7 +158,20 @@ def verdicts() -> list[GateVerdict]:
     return [
         GateVerdict(rule="beats base", kind="superiority", passed=True, status="passed", reason="Δ +0.44, p = 2e-22"),
         GateVerdict(
-            rule="format|<b>", kind="absolute", passed=False, status="failed", reason="pref. acc 0.747 < 0.8 <img>"
+            rule="format|<b>",
+            kind="absolute",
+            passed=False,
+            status="failed",
+            reason="pref. acc 0.7467 < 0.8 <img>",
+            dataset="tinyworld",
+            subset="format",
+            model="aligned",
+            metric="preference/accuracy",
+            value=0.747,
+            ci_low=0.64,
+            ci_high=0.83,
+            threshold=0.8,
+            n=75,
         ),
     ]
 
@@ -156,7 +182,15 @@ def test_markdown_leads_with_the_gate_verdict_failed_rules_first() -> None:
     assert "**Gate: FAILED: 1 of 2 rules failed**." in head
     failed, passed = head.index("❌ FAIL"), head.index("✅ pass")
     assert failed < passed
-    assert "| ❌ FAIL | format\\|&lt;b&gt; | absolute | pref. acc 0.747 &lt; 0.8 &lt;img&gt; |" in head
+    # one statement per rule: value, what it had to be, n (the rule's reason only where it was not judged)
+    statement = "pref. acc 0.747 [0.64, 0.83], must be at least 0.800; n = 75 pairs"
+    assert f"| ❌ FAIL | format\\|&lt;b&gt; | tinyworld · format · aligned | {statement} |" in plain(head)
+    assert "0.7467" not in head  # the reason's own figures are not stated a second time
+    sentence = (
+        "**Verdict:** aligned beats base on tinyworld: preference accuracy +0.44 [+0.37, +0.52], 110 pairs flipped "
+        "to right, 10 to wrong; 1 of 2 release rules fail (format\\|&lt;b&gt;)."
+    )
+    assert sentence in head and head.index(sentence) < head.index("**Gate:")
     assert "[report.html](report.html)" in head
 
 
@@ -170,9 +204,17 @@ def test_markdown_says_when_the_gate_passed_and_nothing_when_no_gate_ran() -> No
     assert "Gate" not in render_markdown(golden())
 
 
+def test_numbers_in_markdown_tables_never_wrap() -> None:
+    """GitHub breaks a narrow cell at spaces and after hyphens: '9.9e-' / '21'. Numbers use U+00A0 and U+2212."""
+    text = render_markdown(golden())
+    assert "| +0.444\u00a0[+0.37,\u00a0+0.52] | 6.9e\u221220 | ▲\u00a0better |" in text
+    assert "| \u22120.018 |" in text  # the base's logp margin
+    assert "(10): format-0014, format-0052" in text  # ids and prose are left as they are
+
+
 def test_markdown_too_long_for_a_pr_comment_leaves_out_its_lists() -> None:
     full = render_markdown(golden())
-    short = render_markdown(golden(), budget=len(full) - 1)
+    short = plain(render_markdown(golden(), budget=len(full) - 1))
     assert f"Shortened to fit a PR comment ({len(full)} characters in full)" in short
     assert "| aligned | 0.916 [0.87, 0.95] | 0.902 [0.86, 0.93] |" in short  # the headline stays
     assert "### tinyworld: by subset" in short and "| helpfulness | aligned | 1.000 [0.95, 1.00] |" in short
@@ -211,5 +253,19 @@ def test_write_reports_writes_markdown_and_html_and_finds_the_per_pair_file(tmp_
     written = write_reports(golden(), tmp_path / "out", results_dir=GOLDEN)
     assert [p.name for p in written] == ["report.md", "report.html"]
     html = written[1].read_text()
-    assert "Reward margins" in html and "per-pair file beside results.json" not in html
+    assert "How far apart the answers are" in html and "per-pair file beside results.json" not in html
     assert read_pairs(golden(), tmp_path) == {}
+
+
+def test_report_url_option_wins_over_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalkit.cli import main
+
+    monkeypatch.setenv("EVALKIT_REPORT_URL", "https://ci.example/env")
+    results = tmp_path / "results.json"
+    results.write_text((GOLDEN / "results.json").read_text())
+    assert main(["report", str(results)]) == 0
+    assert "[report.html](https://ci.example/env)" in (tmp_path / "report.md").read_text()
+    assert main(["report", str(results), "--report-url", "https://ci.example/runs/7/artifacts"]) == 0
+    assert "[report.html](https://ci.example/runs/7/artifacts)" in (tmp_path / "report.md").read_text()
+    assert main(["report", str(results), "--report-url", "http://plain.example/x"]) == 0  # https only, as before
+    assert "[report.html](report.html)" in (tmp_path / "report.md").read_text()

@@ -2,16 +2,9 @@
 
 from pathlib import Path
 
-from evalkit.report.views import (
-    FLIP_EXAMPLES,
-    Table,
-    flips_to_show,
-    orient,
-    other_comparisons,
-    primary_comparisons,
-    scoring_settings,
-    spread,
-)
+from evalkit.metrics.flips import FLIP_EXAMPLES, flips_to_show, orient, other_comparisons, primary_comparisons, spread
+from evalkit.report.diagnostics import scoring_settings
+from evalkit.report.tables import Table
 from evalkit.results.estimates import Flips
 from evalkit.results.files import read_results
 from evalkit.results.schema import RunResult
@@ -84,3 +77,62 @@ def test_scoring_settings_name_what_the_numbers_depend_on_then_how_they_were_run
         "β 0.1, max_length 1024, bfloat16 (log-probs within ~1e-2 of float32), token budget 4096,"
         " prompt sharing off, reference cache cache/ref, 2 processes"
     )
+
+
+def test_each_rule_reads_as_one_statement_in_its_own_unit() -> None:
+    from evalkit.report.statements import statement
+    from evalkit.results.schema import GateVerdict
+
+    def rule(kind: str, **numbers: object) -> GateVerdict:
+        return GateVerdict(
+            rule="r", kind=kind, passed=True, status="passed", reason="(the gate's own words)", **numbers
+        )
+
+    non_inferiority = rule(
+        "non_inferiority",
+        metric="preference/accuracy",
+        value=-0.0044,
+        ci_low=-0.031,
+        ci_high=0.022,
+        threshold=-0.02,
+        p_value=0.012,
+        p_adjusted=0.024,
+        alpha=0.05,
+        n=225,
+        test="H0: Δ <= -0.02 (tango score)",
+    )
+    assert statement(non_inferiority) == (
+        "Δ pref. acc -0.004 [-0.03, +0.02], must be above -0.020; p = 0.024 (Holm) at α = 0.05; n = 225 pairs"
+    )
+    drift = rule("drift_budget", value=0.12, ci_low=0.08, ci_high=0.16, threshold=0.5, n=32, test="H0: KL >= 0.5 (t)")
+    assert statement(drift) == "KL 0.120 [0.08, 0.16] nats, must be at most 0.500 nats; n = 32 prompts"
+    # a length growth in percent, not a raw 0.061
+    growth = rule("length_budget", value=0.061, threshold=0.1, n=32, test="H0: growth >= +10% (t on L − (1 + g)·L)")
+    assert statement(growth) == "length growth +6.1%, must be at most +10%; n = 32 prompts"
+    skipped = rule("non_inferiority").model_copy(update={"status": "skipped", "passed": False})
+    assert statement(skipped) == "(the gate's own words)"  # nothing judged: the reason says why
+
+
+def test_the_verdict_sentence_says_who_beats_whom_and_how_the_rules_came_out() -> None:
+    from evalkit.report.statements import verdict_sentence
+    from evalkit.results.schema import GateVerdict
+
+    result = golden()
+    assert verdict_sentence(result) == (
+        "aligned beats base on tinyworld: preference accuracy +0.44 [+0.37, +0.52], 110 pairs flipped to right, "
+        "10 to wrong."
+    )
+    unclear = [c.model_copy(update={"p_adjusted": 0.2}) for c in result.comparisons]
+    assert verdict_sentence(result.model_copy(update={"comparisons": unclear})).startswith(
+        "aligned does not differ measurably from base on tinyworld: preference accuracy +0.44"
+    )
+    worse = [c.reversed().model_copy(update={"model": "aligned", "baseline": "base"}) for c in result.comparisons]
+    assert verdict_sentence(result.model_copy(update={"comparisons": worse})).startswith(
+        "aligned is worse than base on tinyworld: preference accuracy -0.44 [-0.52, -0.37], 10 pairs flipped to right"
+    )
+    passed = GateVerdict(rule="a", kind="absolute", passed=True, status="passed", reason="")
+    waiting = GateVerdict(rule="b", kind="non_inferiority", passed=False, status="skipped", reason="")
+    gated = result.model_copy(update={"gate": [passed, passed.model_copy(update={"rule": "c"}), waiting]})
+    assert verdict_sentence(gated).endswith("; all 2 judged release rules pass, 1 waiting for a baseline.")
+    first = result.model_copy(update={"gate": [waiting]})  # the first run: nothing to hold it against yet
+    assert verdict_sentence(first).endswith("; 1 release rule waiting for a baseline.")

@@ -1,0 +1,172 @@
+"""What a reviewer reads first: one sentence of what happened, then one statement per gate rule.
+
+The sentence comes from the results alone: per dataset, each model against the anchor on preference
+accuracy (the metric every two models are compared on) with its interval and flips, then how the
+release rules came out. Each rule then reads as one statement: its value with the interval, what it
+had to be (in the rule's unit), the test's p at α, and n.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from evalkit.metrics import names
+from evalkit.metrics.flips import FLIP_METRIC, primary_comparisons
+from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.report import verdicts
+from evalkit.report.formats import adjusted_p, format_bracket, format_interval, format_number, format_p, format_signed
+from evalkit.report.tables import Table
+from evalkit.results.estimates import Comparison, Statistics
+from evalkit.results.schema import GateStatus, GateVerdict, RunResult
+
+UNITS = {"drift_budget": "prompts", "length_budget": "prompts", "capability_non_inferiority": "documents"}
+"""What a rule's n counts; pairs for every other kind."""
+
+
+def _two_decimals(value: float, low: float | None, high: float | None) -> str:
+    interval = f" [{format_interval(low, high, signed=True)}]" if low is not None and high is not None else ""
+    return f"{value:+.2f}{interval}"
+
+
+def _clause(c: Comparison, alpha: float) -> str:
+    significant = adjusted_p(c) < alpha and c.value != 0
+    if not significant:
+        verb = f"does not differ measurably from {c.baseline}"
+    elif c.value > 0:
+        verb = f"beats {c.baseline}"
+    else:
+        verb = f"is worse than {c.baseline}"
+    flips = ""
+    if c.flips is not None:
+        flips = f", {c.flips.wrong_to_right} pairs flipped to right, {c.flips.right_to_wrong} to wrong"
+    return f"{c.model} {verb} on {c.dataset}: preference accuracy {_two_decimals(c.value, c.ci_low, c.ci_high)}{flips}"
+
+
+def _gate_clause(gate: Sequence[GateVerdict]) -> str:
+    count = {status: sum(v.status == status for v in gate) for status in verdicts.LABELS}
+    total = len(gate)
+    rules = "release rule" if total == 1 else "release rules"
+    if not gate:
+        return ""
+    if count["undecidable"]:
+        which = ", ".join(v.rule for v in gate if v.status == "undecidable")
+        return f"{count['undecidable']} of {total} {rules} could not be judged ({which})"
+    if count["failed"]:
+        which = ", ".join(v.rule for v in gate if v.status == "failed")
+        return f"{count['failed']} of {total} {rules} fail ({which})"
+    judged = total - count["skipped"]
+    if judged == 0:
+        return f"{total} {rules} waiting for a baseline"
+    skipped = f", {count['skipped']} waiting for a baseline" if count["skipped"] else ""
+    passing = "the one judged release rule passes" if judged == 1 else f"all {judged} judged release rules pass"
+    return passing + skipped
+
+
+def verdict_sentence(result: RunResult) -> str:
+    """E.g. 'aligned beats base on tinyworld: preference accuracy +0.44 [+0.37, +0.52], 110 pairs flipped to
+    right, 10 to wrong; all 4 judged release rules pass.'"""
+    alpha = 1 - (result.statistics or Statistics()).confidence_level
+    clauses = []
+    for d in result.datasets:
+        comparisons = [c for c in result.comparisons if c.dataset == d.name]
+        for c in primary_comparisons(comparisons, result.reference):
+            if c.subset == ALL_SUBSETS and c.metric == FLIP_METRIC:
+                clauses.append(_clause(c, alpha))
+    if result.gate is not None and (gate := _gate_clause(result.gate)):
+        clauses.append(gate)
+    if not clauses:
+        return ""
+    return "; ".join(clauses) + "."  # model names lead, as they are written: never capitalised
+
+
+@dataclass(frozen=True)
+class RuleLine:
+    """One gate rule as the reports state it."""
+
+    status: GateStatus
+    mark: str
+    """The status as a symbol (markdown)."""
+    label: str
+    """The status as a word."""
+    rule: str
+    kind: str
+    where: str
+    """Dataset, subset, models and metric the rule judged."""
+    statement: str
+    """Value with its interval, what it had to be, p at α, n; for a rule not judged, why not."""
+
+
+@dataclass(frozen=True)
+class VerdictView:
+    outcome: str
+    headline: str
+    rules: list[RuleLine]
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed"
+
+    @property
+    def table(self) -> Table | None:
+        rows = [[f"{r.mark} {r.label}", r.rule, r.where, r.statement] for r in self.rules]
+        return Table(["", "rule", "on", "statement"], rows, "llll") if rows else None
+
+
+def _at_least(v: GateVerdict) -> bool:
+    """Whether the rule's value must be above its threshold: from its test, else the metric's direction."""
+    if v.test is not None and "H0:" in v.test:
+        return "<=" in v.test.split("(")[0]
+    if v.kind in ("drift_budget", "length_budget"):
+        return False
+    return (
+        v.metric is None or names.REGISTRY.get(v.metric) is None or names.metric(v.metric).higher_is_better is not False
+    )
+
+
+def statement(v: GateVerdict) -> str:
+    """'Δ pref. acc +0.444 [+0.37, +0.52], must be above +0.000; p = 3.5e-20 at α = 0.05; n = 225 pairs'."""
+    if v.status in ("undecidable", "skipped") or v.value is None:
+        return v.reason
+    percent = v.kind == "length_budget"
+    what = {"drift_budget": "KL", "length_budget": "length growth"}.get(v.kind) or names.title(v.metric or "value")
+    if v.kind in ("superiority", "non_inferiority", "capability_non_inferiority"):
+        what = f"Δ {what}"
+    signed = what.startswith("Δ")
+    bracket = format_bracket(v.ci_low, v.ci_high, signed=signed)
+    if percent:
+        value = f"{v.value:+.1%}"
+    else:
+        value = " ".join(filter(None, [format_signed(v.value) if signed else format_number(v.value), bracket]))
+    unit = " nats" if v.kind == "drift_budget" else ""
+    parts = [f"{what} {value}{unit}"]
+    if v.threshold is not None:
+        if percent:
+            bound = f"{v.threshold:+.0%}"
+        else:
+            bound = format_signed(v.threshold) if signed else format_number(v.threshold)
+        relation = ("above" if _at_least(v) else "below") if signed else ("at least" if _at_least(v) else "at most")
+        parts.append(f"must be {relation} {bound}{unit}")
+    test = []
+    if v.p_value is not None:
+        p = v.p_adjusted if v.p_adjusted is not None else v.p_value
+        test.append(f"p = {format_p(p)}" + (" (Holm)" if v.p_adjusted is not None else ""))
+        if v.alpha is not None:
+            test[-1] += f" at α = {v.alpha:.2g}"
+    if v.n is not None:
+        test.append(f"n = {v.n} {UNITS.get(v.kind, 'pairs')}")
+    return ", ".join(parts) + ("; " + "; ".join(test) if test else "")
+
+
+def verdict_view(gate: Sequence[GateVerdict] | None) -> VerdictView | None:
+    """The gate's verdict: passed or failed, then every rule, the worst first, one statement each."""
+    if gate is None:
+        return None
+    rules = []
+    for v in verdicts.worst_first(gate):
+        subset = None if v.subset in (None, ALL_SUBSETS) else v.subset
+        models = f"{v.model} vs {v.baseline}" if v.model and v.baseline else v.model
+        where = " · ".join(part for part in (v.dataset, subset, models) if part)
+        mark, label = verdicts.MARKS[v.status], verdicts.LABELS[v.status]
+        rules.append(RuleLine(v.status, mark, label, v.rule, v.kind.replace("_", "-"), where, statement(v)))
+    return VerdictView(verdicts.outcome(gate), verdicts.headline(gate), rules)

@@ -1,0 +1,70 @@
+"""Per-pair texts beside the per-pair scores: `pairs/<dataset>.texts.jsonl`, one row per pair.
+
+The score files hold numbers only; to find out *what* a model changed, a reader (and the report's
+pair explorer) joins on `id` with this file: `id`, `subset`, `prompt`, `chosen`, `rejected` as plain
+text (conversational rows as one `role: content` paragraph per message, as `PairText` renders them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from evalkit.results.files import atomic_write_text
+from evalkit.results.pairs import pairs_path
+from evalkit.results.schema import DatasetInfo, PairText
+
+SUFFIX = ".texts.jsonl"
+
+
+class HasText(Protocol):
+    """What a preference pair offers to be written as text (`evalkit.data.pairs.PreferencePair`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def subset(self) -> str: ...
+
+    @property
+    def prompt(self) -> object: ...
+
+    @property
+    def chosen(self) -> object: ...
+
+    @property
+    def rejected(self) -> object: ...
+
+
+def texts_file(pairs_file: str | Path) -> Path:
+    """`pairs/tinyworld.jsonl` → `pairs/tinyworld.texts.jsonl`."""
+    path = Path(pairs_file)
+    return path.with_name(path.name.removesuffix(".jsonl") + SUFFIX)
+
+
+def write_pair_texts(dataset: str, pairs: Sequence[HasText], path: Path) -> None:
+    """One JSON line per pair of `dataset`, in the order given."""
+    lines = []
+    for p in pairs:
+        text = PairText(
+            dataset=dataset, id=p.id, subset=p.subset, prompt=p.prompt, chosen=p.chosen, rejected=p.rejected
+        )
+        lines.append(json.dumps(text.model_dump(exclude={"dataset"}), ensure_ascii=False) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, "".join(lines))
+
+
+def read_pair_texts(results_dir: Path, info: DatasetInfo) -> dict[str, PairText] | None:
+    """The texts of `info`'s pairs by id, when their file lies inside `results_dir` (checked as `pairs_path`
+    checks a score file: a results file is untrusted); None when there is none."""
+    path = pairs_path(results_dir, info.model_copy(update={"pairs_file": str(texts_file(info.pairs_file))}))
+    if path is None:
+        return None
+    out = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            text = PairText.model_validate({**json.loads(line), "dataset": info.name})
+            out[text.id] = text
+    return out
