@@ -31,7 +31,7 @@ import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
@@ -45,7 +45,7 @@ from evalkit.data.rendering import DEFAULT_DATE, rendering_for
 from evalkit.errors import EvalkitError
 from evalkit.results.estimates import Statistics
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import DatasetInfo, ModelInfo
+from evalkit.results.schema import DatasetInfo, ModelInfo, ModelKind
 from evalkit.scoring.dataset import model_logps, pad_token_id, scored_dataset, tokenize_set
 from evalkit.scoring.score import ModelLogps
 
@@ -81,7 +81,7 @@ class EvalkitCallback(TrainerCallback):
     results files go (none when None).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (keyword options a user passes, as TrainerCallback subclasses take them)
         self,
         trainer: Trainer,
         pairs: Pairs,
@@ -169,7 +169,7 @@ class EvalkitCallback(TrainerCallback):
         reference = self._current_reference(policy)
         own = model_logps(policy, self.tokens, self.pad_token_id, self._settings(), f"{self.name}@{step}")
         scored = scored_dataset(self.dataset, self.name, self.tokens, own, reference)
-        kind: Literal["model", "adapter"] = "adapter" if inprocess.is_peft_model(policy) else "model"
+        kind: ModelKind = "adapter" if inprocess.is_peft_model(policy) else "model"
         # The step names the weights: hashing every parameter at every evaluation would cost a copy of the model.
         fingerprint = hashlib.sha256(f"{self.trainer.args.output_dir}|{step}".encode()).hexdigest()
         info = inprocess.live_model_info(self.name, f"step {step}", kind, policy, self.rendering, fingerprint)

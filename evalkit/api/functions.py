@@ -113,7 +113,7 @@ def _plain_row(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def score(
+def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a default)
     model: ModelLike,
     pairs: Pairs,
     *,
@@ -233,7 +233,7 @@ def compare_models(baseline: Evaluation, candidate: Evaluation) -> Evaluation:
         audits=list(before.audit) + [a for a in after.audit if a.model not in shared],
         reference=before.reference or after.reference,
         scoring=ScoringSpec(**before.scoring.model_dump(exclude={"reference_cache"})),
-        statistics=before.statistics or Statistics(),
+        statistics=before.effective_statistics,
     )
     result = inprocess.assemble_result(parts, started, time.perf_counter() - clock)
     kept = {(t.dataset, t.id): t for t in [*before.flip_examples, *after.flip_examples]}

@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import PreTrainedModel
@@ -36,6 +36,7 @@ from evalkit.results.schema import (
     SCHEMA_VERSION,
     DatasetInfo,
     ModelInfo,
+    ModelKind,
     PairText,
     RunResult,
     ScoringInfo,
@@ -96,7 +97,7 @@ def parameters_fingerprint(model: torch.nn.Module, rendering: Rendering, *, adap
 
 
 def live_model_info(
-    name: str, path: str, kind: Literal["model", "adapter"], model: Any, rendering: Rendering, fingerprint: str
+    name: str, path: str, kind: ModelKind, model: Any, rendering: Rendering, fingerprint: str
 ) -> ModelInfo:
     """The results record of a model in memory (`path` says where it came from, in words)."""
     return ModelInfo(

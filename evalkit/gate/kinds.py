@@ -29,7 +29,7 @@ from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.hypotheses import describe_test
 from evalkit.metrics.paired import compare_models
 from evalkit.report.verdicts import interval
-from evalkit.results.estimates import Comparison, Metric, Statistics
+from evalkit.results.estimates import Comparison, Metric
 from evalkit.results.matching import counterparts, dataset_counterpart
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
 from evalkit.results.schema import RunResult
@@ -134,7 +134,7 @@ def _non_inferiority(rule: NonInferiorityRule, run: Run, where: str) -> Judged:
     before_dataset = dataset_counterpart(dataset, result, baseline) or dataset
     before = _pair_rows(baseline, baseline_dir, before_dataset, baseline_model, where + " in the baseline")
     renamed = [_renamed(row, baseline_name) for row in before]
-    statistics = result.statistics or Statistics()
+    statistics = result.effective_statistics
     comparisons = compare_models(dataset, [*renamed, *current], result.scoring.beta, statistics=statistics)
     found = _find_comparison(comparisons, dataset, rule.subset, rule.model, baseline_name, rule.metric)
     if found is None or found.n == 0:

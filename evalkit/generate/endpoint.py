@@ -267,7 +267,7 @@ class EndpointClient:
         if reply.status_code >= 400:  # the request itself is wrong (bad model name, bad key): no retry helps
             raise EvalkitError(f"{self._where()}: HTTP {reply.status_code}: {_first_line(reply.text)}")
         try:
-            answer = reply.json()
+            answer: dict[str, Any] = reply.json()
             _response(answer)
         except (ValueError, KeyError, IndexError, TypeError):
             raise _Retryable(f"the answer is not a chat completion: {_first_line(reply.text)!r}") from None

@@ -60,7 +60,7 @@ class Cell:
 
     @property
     def delta_length(self) -> np.ndarray:
-        return self.n_tokens_chosen - self.n_tokens_rejected
+        return np.asarray(self.n_tokens_chosen - self.n_tokens_rejected)
 
     def rewards(self, beta: float) -> Rewards | None:
         if self.ref_logp_chosen is None or self.ref_logp_rejected is None:
@@ -95,7 +95,7 @@ def per_pair_values(cell: Cell, beta: float) -> dict[str, np.ndarray]:
 
 
 def per_token_margin(cell: Cell) -> np.ndarray:
-    return cell.logp_chosen / cell.n_tokens_chosen - cell.logp_rejected / cell.n_tokens_rejected
+    return np.asarray(cell.logp_chosen / cell.n_tokens_chosen - cell.logp_rejected / cell.n_tokens_rejected)
 
 
 def cells_of(dataset: str, scores: Sequence[PairScore]) -> Iterator[tuple[str, str, list[PairScore]]]:

@@ -5,7 +5,7 @@ Benjamini–Hochberg for a report's comparisons)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import optimize
@@ -27,40 +27,60 @@ from evalkit.metrics.stats import (
 
 def p_greater(s: Sampling, null: float) -> float | None:
     """One-sided p of H₀: θ ≤ `null` against θ > `null`; None where the method has no test or it is undefined."""
-    if s.method in ("wilson", "wilson_clustered"):
-        n = _effective(s)
-        if n <= 0:
-            return None
-        if null <= 0.0:
-            return 0.0 if s.value > 0 else 1.0
-        if null >= 1.0:
-            return 1.0
-        successes = _whole_successes(s)
-        if successes is not None:  # exact: P(X ≥ x | n, p₀)
-            return float(scipy_stats.binom.sf(successes - 1, s.n, null))
-        z = (s.value - null) / np.sqrt(null * (1 - null) / n)
-        return float(scipy_stats.norm.sf(z))
-    if s.method in ("student_t", "cluster_t"):
-        if s.se is None or s.df is None or not s.se > 0 or s.df < 1:
-            return None
-        statistic = (s.value - null) / s.se
-        if s.skewness:
-            statistic = hall_statistic(statistic, s.skewness, s.n)
-        return float(scipy_stats.t.sf(statistic, s.df))
-    if s.method == "tango":
-        if s.gained is None or s.lost is None or s.n < 1:
-            return None
-        if null <= -1.0:
-            return 0.0 if s.value > -1 else 1.0
-        if null >= 1.0:
-            return 1.0
-        z = tango_statistic(np.array(s.gained), np.array(s.lost), np.array(s.n), np.array(null))
-        return float(scipy_stats.norm.sf(z))
-    if s.method == "fisher_z":
-        if s.se is None or not s.se > 0 or abs(null) >= 1:
-            return None
-        return float(scipy_stats.norm.sf((np.arctanh(s.value) - np.arctanh(null)) / s.se))
-    return None
+    test = _GREATER.get(s.method)
+    return test(s, null) if test is not None else None
+
+
+def _share_greater(s: Sampling, null: float) -> float | None:
+    n = _effective(s)
+    if n <= 0:
+        return None
+    if null <= 0.0:
+        return 0.0 if s.value > 0 else 1.0
+    if null >= 1.0:
+        return 1.0
+    successes = _whole_successes(s)
+    if successes is not None:  # exact: P(X ≥ x | n, p₀)
+        return float(scipy_stats.binom.sf(successes - 1, s.n, null))
+    z = (s.value - null) / np.sqrt(null * (1 - null) / n)
+    return float(scipy_stats.norm.sf(z))
+
+
+def _mean_greater(s: Sampling, null: float) -> float | None:
+    if s.se is None or s.df is None or not s.se > 0 or s.df < 1:
+        return None
+    statistic = (s.value - null) / s.se
+    if s.skewness:
+        statistic = hall_statistic(statistic, s.skewness, s.n)
+    return float(scipy_stats.t.sf(statistic, s.df))
+
+
+def _paired_shares_greater(s: Sampling, null: float) -> float | None:
+    if s.gained is None or s.lost is None or s.n < 1:
+        return None
+    if null <= -1.0:
+        return 0.0 if s.value > -1 else 1.0
+    if null >= 1.0:
+        return 1.0
+    z = tango_statistic(np.array(s.gained), np.array(s.lost), np.array(s.n), np.array(null))
+    return float(scipy_stats.norm.sf(z))
+
+
+def _correlation_greater(s: Sampling, null: float) -> float | None:
+    if s.se is None or not s.se > 0 or abs(null) >= 1:
+        return None
+    return float(scipy_stats.norm.sf((np.arctanh(s.value) - np.arctanh(null)) / s.se))
+
+
+_GREATER: dict[str, Callable[[Sampling, float], float | None]] = {
+    "wilson": _share_greater,
+    "wilson_clustered": _share_greater,
+    "student_t": _mean_greater,
+    "cluster_t": _mean_greater,
+    "tango": _paired_shares_greater,
+    "fisher_z": _correlation_greater,
+}
+"""The one-sided test of each method that has one (`order_statistics` and `none` have none)."""
 
 
 def p_less(s: Sampling, null: float) -> float | None:
@@ -210,7 +230,7 @@ def mde_paired_shares(discordant: float, n: int, alpha: float, power: float) -> 
     za, zb = float(scipy_stats.norm.isf(alpha / 2)), float(scipy_stats.norm.isf(1 - power))
 
     def shortfall(effect: float) -> float:
-        return np.sqrt(n) * effect - za * np.sqrt(psi) - zb * np.sqrt(max(psi - effect * effect, 0.0))
+        return float(np.sqrt(n) * effect - za * np.sqrt(psi) - zb * np.sqrt(max(psi - effect * effect, 0.0)))
 
     if shortfall(psi) < 0:
         return None

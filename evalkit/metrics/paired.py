@@ -14,7 +14,7 @@ import numpy as np
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.cells import Cell, per_pair_values, rows_by_id
 from evalkit.metrics.names import ALL_SUBSETS, COMPARED, REGISTRY
-from evalkit.results.estimates import Comparison, Flips, Statistics
+from evalkit.results.estimates import Comparison, Flips, PairedTestName, Statistics
 from evalkit.results.pairs import PairScore
 
 DEFAULT_STATISTICS = Statistics()
@@ -95,7 +95,7 @@ class PairedTest:
     differences: np.ndarray
     """Per-pair model − baseline, shape (n,)."""
     delta: stats.Estimate
-    name: Literal["tango_score", "paired_t", "cluster_t"]
+    name: PairedTestName
     p_value: float
     """Two-sided, from the same method as the interval: it rejects at α exactly when the 1 − α interval excludes 0."""
     wilcoxon_p_value: float | None

@@ -175,13 +175,13 @@ def _skewness(values: np.ndarray) -> float | None:
     if m2 <= 0:
         return None
     g1 = float(np.mean(centred**3)) / m2**1.5
-    return g1 * np.sqrt(n * (n - 1)) / (n - 2)
+    return float(g1 * np.sqrt(n * (n - 1)) / (n - 2))
 
 
 def hall_statistic(t: float, skewness: float, n: int) -> float:
     """Hall's (1992) monotone transformation of a t statistic that removes the skewness term of its law."""
     root = np.sqrt(n)
-    return t + skewness * t * t / (3 * root) + skewness**2 * t**3 / (27 * n) + skewness / (6 * root)
+    return float(t + skewness * t * t / (3 * root) + skewness**2 * t**3 / (27 * n) + skewness / (6 * root))
 
 
 def hall_inverse(statistic: float, skewness: float, n: int) -> float:
@@ -190,7 +190,7 @@ def hall_inverse(statistic: float, skewness: float, n: int) -> float:
         return statistic
     root = np.sqrt(n)
     u = float(np.cbrt(1 + (skewness / root) * (statistic - skewness / (6 * root))))
-    return 3 * root * (u - 1) / skewness
+    return float(3 * root * (u - 1) / skewness)
 
 
 def _t_interval(value: float, se: float, df: float, confidence: float) -> Interval | None:
@@ -278,7 +278,7 @@ def tango_root(gained: np.ndarray, lost: np.ndarray, n: np.ndarray, target: np.n
             middle = (low + high) / 2
             above = _tango_z(b, c, n, middle) > goal  # Z decreases in Δ: the root lies further right
             low, high = np.where(above, middle, low), np.where(above, high, middle)
-    return (low + high) / 2
+    return np.asarray((low + high) / 2)
 
 
 def _scalar_tango_root(b: np.ndarray, c: np.ndarray, n: np.ndarray, goal: float) -> float:

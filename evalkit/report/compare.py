@@ -125,7 +125,7 @@ def compare_runs(
             continue
         rows_before, rows_after = (baseline_pairs or {}).get(name_before), (candidate_pairs or {}).get(d.name)
         if rows_before and rows_after:
-            statistics = candidate.statistics or Statistics()
+            statistics = candidate.effective_statistics
             beta = baseline.scoring.beta, candidate.scoring.beta
             paired += _paired(d.name, rows_before, rows_after, *beta, statistics, models)
     return RunComparison(baseline, candidate, paths[0], paths[1], deltas, paired, notes)
@@ -284,7 +284,7 @@ def headline_tables(comparison: RunComparison, keys: Sequence[str] = HEADLINE) -
 def paired_table(comparison: RunComparison) -> Table | None:
     if not comparison.paired:
         return None
-    level = f"{(comparison.candidate.statistics or Statistics()).confidence_level:.0%}"
+    level = f"{comparison.candidate.effective_statistics.confidence_level:.0%}"
     rows = [
         [
             p.dataset,
@@ -344,7 +344,7 @@ def render_comparison_markdown(comparison: RunComparison) -> str:
         headline=[(title, table) for title, table in tables if " · " not in title],
         paired=paired_table(comparison),
         provenance=provenance_table(comparison),
-        level=f"{(comparison.candidate.statistics or Statistics()).confidence_level:.0%}",
+        level=f"{comparison.candidate.effective_statistics.confidence_level:.0%}",
     )
 
 
@@ -364,7 +364,7 @@ def render_comparison_html(comparison: RunComparison) -> str:
         others=[(title, _coloured(grid_of(table))) for title, table in headline_tables(comparison, others)],
         paired=grid_of(paired) if paired else None,
         provenance=grid_of(provenance_table(comparison)),
-        level=f"{(comparison.candidate.statistics or Statistics()).confidence_level:.0%}",
+        level=f"{comparison.candidate.effective_statistics.confidence_level:.0%}",
     )
 
 

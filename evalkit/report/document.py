@@ -144,7 +144,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         html_link=html_link(),
         compact=compact,
         full_length=full_length,
-        stats=_settings(result.statistics or Statistics()),
+        stats=_settings(result.effective_statistics),
         sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets],
         training=training,
         generation=_generation_view(result.generation) if result.generation is not None else None,
@@ -162,7 +162,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
 
 
 def _capabilities(result: RunResult) -> CapabilityView | None:
-    view = capability_view(result.capabilities, (result.statistics or Statistics()).confidence_level)
+    view = capability_view(result.capabilities, result.effective_statistics.confidence_level)
     return dataclasses.replace(view, note=escape(view.note)) if view is not None else None
 
 

@@ -11,7 +11,7 @@ from evalkit.metrics.cells import Cell
 from evalkit.metrics.flips import primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import charts
-from evalkit.results.estimates import Metric, Statistics
+from evalkit.results.estimates import Metric
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult
 
@@ -24,7 +24,7 @@ class Chart:
 
 
 def level_of(result: RunResult) -> str:
-    return f"{(result.statistics or Statistics()).confidence_level:.0%}"
+    return f"{result.effective_statistics.confidence_level:.0%}"
 
 
 def dataset_charts(

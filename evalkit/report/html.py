@@ -45,7 +45,6 @@ from evalkit.report.views import (
     audit_table,
     dataset_view,
 )
-from evalkit.results.estimates import Statistics
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import PairText, RunResult
 
@@ -108,7 +107,7 @@ def render_html(
     explorer, `texts` (per dataset, by pair id: `evalkit.results.texts`) the explorer's prompts and answers
     (without them, it shows the texts results.json keeps of flipped pairs)."""
     pairs = pairs or {}
-    statistics = result.statistics or Statistics()
+    statistics = result.effective_statistics
     colors = charts.palette(list(dict.fromkeys([m.name for m in result.models] + [m.model for m in result.metrics])))
     kept = {(t.dataset, t.id): t for t in result.flip_examples}
     datasets = [
@@ -295,7 +294,7 @@ def render_inline(result: RunResult) -> str:
     then per dataset every model with its intervals and each model against the anchor. Escaped like
     report.html (jinja2's autoescaping), with no script and nothing fetched."""
     views = [(d.name, d.n_pairs, html_grids(dataset_view(result, d.name, d.n_pairs))) for d in result.datasets]
-    statistics = result.statistics or Statistics()
+    statistics = result.effective_statistics
     return render(
         "html",
         "inline.html.j2",

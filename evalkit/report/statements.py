@@ -17,7 +17,7 @@ from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import verdicts
 from evalkit.report.formats import adjusted_p, format_bracket, format_interval, format_number, format_p, format_signed
 from evalkit.report.tables import Table
-from evalkit.results.estimates import Comparison, Statistics
+from evalkit.results.estimates import Comparison
 from evalkit.results.schema import GateStatus, GateVerdict, RunResult
 
 UNITS = {"drift_budget": "prompts", "length_budget": "prompts", "capability_non_inferiority": "documents"}
@@ -66,7 +66,7 @@ def _gate_clause(gate: Sequence[GateVerdict]) -> str:
 def verdict_sentence(result: RunResult) -> str:
     """E.g. 'aligned beats base on tinyworld: preference accuracy +0.44 [+0.37, +0.52], 110 pairs flipped to
     right, 10 to wrong; all 4 judged release rules pass.'"""
-    alpha = 1 - (result.statistics or Statistics()).confidence_level
+    alpha = 1 - result.effective_statistics.confidence_level
     clauses = []
     for d in result.datasets:
         comparisons = [c for c in result.comparisons if c.dataset == d.name]

@@ -35,7 +35,7 @@ from evalkit.report.formats import (
     format_signed,
 )
 from evalkit.report.tables import Table
-from evalkit.results.estimates import Comparison, Statistics
+from evalkit.results.estimates import Comparison
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
 from evalkit.results.schema import RunResult, TokenizationAudit
 
@@ -61,7 +61,7 @@ def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore
 
 def alpha_of(result: RunResult) -> float:
     """The tests' significance level: 1 − the confidence level of the intervals."""
-    return 1 - (result.statistics or Statistics()).confidence_level
+    return 1 - result.effective_statistics.confidence_level
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
     columns = [key for key in COLUMNS if key in present]
     direction = {m.metric: m.higher_is_better for m in metrics}
     header = [names.heading(key, direction[key]) for key in columns] + ["n"]
-    level = f"{(result.statistics or Statistics()).confidence_level:.0%}"
+    level = f"{result.effective_statistics.confidence_level:.0%}"
     alpha = alpha_of(result)
 
     def cells(model: str, subset: str) -> list[str]:

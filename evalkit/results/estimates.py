@@ -9,6 +9,9 @@ from pydantic import Field
 
 from evalkit.results.record import Record
 
+PairedTestName = Literal["tango_score", "paired_t", "cluster_t"]
+"""The paired tests evalkit runs (`evalkit.metrics.paired`); files before 1.4 may name `mcnemar_exact`."""
+
 
 class Metric(Record):
     """One number of one (dataset, subset, model) cell, with its interval."""
@@ -75,7 +78,7 @@ class Comparison(Record):
     n: int
     """Pairs both models scored."""
     higher_is_better: bool | None
-    test: Literal["tango_score", "paired_t", "cluster_t", "mcnemar_exact"]
+    test: Literal[PairedTestName, "mcnemar_exact"]
     """Tango's score test for accuracies (McNemar's z at Δ = 0); a paired t-test of the mean difference for
     per-pair values; a cluster-robust t where pairs share prompts. `mcnemar_exact` only in files before 1.4."""
     p_value: float

@@ -42,7 +42,8 @@ Logps = TypeVar("Logps", float, "np.ndarray")
 
 def implicit_reward(logp: Logps, ref_logp: Logps, beta: float) -> Logps:
     """DPO's implicit reward of a completion, β·(ℓ − ℓ_ref): the one place it is computed."""
-    return beta * (logp - ref_logp)
+    reward: Logps = beta * (logp - ref_logp)
+    return reward
 
 
 MAX_PAIRS_FILE_BYTES = 2 * 2**30

@@ -62,12 +62,17 @@ class Environment(Record):
     """Processes that shared the scoring out (`torchrun`); the numbers do not depend on it."""
 
 
+ScoringModeName = Literal["prompt-shared", "whole sequences", "one sequence per pass"]
+"""How a model's forward passes ran (`evalkit.scoring.logps` chooses per model and dataset)."""
+ModelKind = Literal["model", "adapter"]
+
+
 class ScoringMode(Record):
     """How one model's forward passes run on one dataset, as the probes decide (the numbers are the same either
     way; recorded alike when its scores come from a cache)."""
 
     dataset: str
-    mode: Literal["prompt-shared", "whole sequences", "one sequence per pass"]
+    mode: ScoringModeName
     """`prompt-shared`: each pair one row, its prompt once; `whole sequences`: prompt+answer rows, batched;
     `one sequence per pass`: each sequence alone (a model whose numbers depend on the longest in a batch)."""
     reason: str
@@ -80,7 +85,7 @@ ModelRole = Literal["candidate", "reference"]
 class ModelInfo(Record):
     name: str
     path: str
-    kind: Literal["model", "adapter"]
+    kind: ModelKind
     base: str | None
     """For adapters: the base model the adapter was loaded onto."""
     dtype: str
@@ -268,6 +273,12 @@ class RunResult(Record):
     `comparisons`. Empty in results written before it existed: reports then show the ids only."""
     command: str | None = None
     """The command line that produced the run, for provenance; None when not recorded."""
+
+    @property
+    def effective_statistics(self) -> Statistics:
+        """The statistics settings the numbers were made with: a file from before intervals (1.0) records none, and
+        reads with the defaults (its numbers, which have no intervals, depend on none of them)."""
+        return self.statistics or Statistics()
 
     def metric(self, dataset: str, model: str, metric: str, subset: str = "all") -> Metric | None:
         """One metric record, or None when it was not computed."""

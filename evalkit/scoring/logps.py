@@ -20,14 +20,13 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from evalkit.console import console
-from evalkit.results.schema import ScoringDtype
+from evalkit.results.schema import ScoringDtype, ScoringModeName
 
-ScoringModeName = Literal["prompt-shared", "whole sequences", "one sequence per pass"]
 LENGTH_DEPENDENT_ROPE = ("dynamic", "longrope")
 """Rotary scalings whose frequencies follow the longest position of a forward pass (Phi-3.x and Phi-4-mini use
 `longrope`), so a sequence's numbers change with what it is batched or packed with."""
