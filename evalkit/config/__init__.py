@@ -1,1 +1,2 @@
-"""Stage 1, the suite: its schema, rules, overrides and the one-line messages for what is wrong in it."""
+"""The suite: its schema (specs, training options, gate rules as one class per kind), `--set` overrides, and the
+one-line messages that name the file and key of every problem."""

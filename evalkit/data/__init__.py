@@ -1,1 +1,1 @@
-"""Stage 2, preference pairs: loading the three dataset layouts and rendering chats the same way every day."""
+"""Preference pairs: the three dataset layouts loaded into one record, and chats rendered the same way every day."""

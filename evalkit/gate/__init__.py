@@ -1,1 +1,2 @@
-"""Stage 10, release rules judged against results, and the files CI reads (JUnit, the step summary)."""
+"""Release rules judged against a run's results (pure: rules and results in, verdicts out), then the files CI
+reads (JUnit, the step summary) and the terminal table."""

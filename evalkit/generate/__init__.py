@@ -1,1 +1,2 @@
-"""Stage 7, generation samples: the prompt panel, decoding and the drift of the policy from its reference."""
+"""Generation samples: the prompt panel, decoding in process or through an OpenAI-compatible endpoint, and the
+drift of the policy from its reference."""

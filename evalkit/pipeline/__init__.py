@@ -1,1 +1,2 @@
-"""Stage 12, a suite run end to end: training, scoring, generation, capabilities, results, reports, gate."""
+"""A suite run end to end, the composition root: checks, training, scoring every model, summaries, results, reports
+and the gate, each a call into the stage that owns it."""

@@ -1,1 +1,2 @@
-"""Stage 11, what people read: one view of a run, rendered as report.md, report.html, the terminal and comparisons."""
+"""What people read: one view of a run, rendered as report.md, report.html and the terminal, and comparisons of two
+runs (`evalkit compare`)."""

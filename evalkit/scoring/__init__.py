@@ -1,1 +1,2 @@
-"""Stage 5, sequence log-probs of every pair: tokenizing, batching, the forward passes and the reference cache."""
+"""Sequence log-probs of every pair: tokenizing as TRL does, batching, the forward passes, one dataset under one
+model, and the caches that keep scores across runs."""
