@@ -10,28 +10,19 @@ from pathlib import Path
 from evalkit.gate.junit import write_junit
 from evalkit.report import markdown
 from evalkit.report import verdicts as verdict_words
+from evalkit.report.statements import verdict_view
 from evalkit.results.files import atomic_write_text
 from evalkit.results.schema import GateVerdict, RunResult
 
 
 def summary_markdown(verdicts: Sequence[GateVerdict], title: str, report_link: str | None = None) -> str:
-    """A markdown verdict fit for `$GITHUB_STEP_SUMMARY` or a PR comment; `report_link` (an absolute URL, e.g.
-    of the uploaded artifact) is where the full report is, since a relative file means nothing there."""
-    lines = [
-        f"## evalkit gate: {markdown.escape(title)}: {verdict_words.headline(verdicts)}",
-        "",
-        "| | rule | value [95% CI] | p (one-sided) | p adjusted | n | why |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for v in verdict_words.worst_first(verdicts):
-        value = verdict_words.stated_value(v)
-        p = f"{v.p_value:.2g}" if v.p_value is not None else "—"
-        adjusted = f"{v.p_adjusted:.2g}" if v.p_adjusted is not None else "—"
-        n = str(v.n) if v.n is not None else "—"
-        mark = f"{verdict_words.MARKS[v.status]} {verdict_words.LABELS[v.status]}"
-        lines.append(
-            f"| {mark} | {markdown.escape(v.rule)} | {value} | {p} | {adjusted} | {n} | {markdown.escape(v.reason)} |"
-        )
+    """A markdown verdict fit for `$GITHUB_STEP_SUMMARY` or a PR comment: the reports' own statement per rule
+    (`evalkit.report.statements`); `report_link` (an absolute URL, e.g. of the uploaded artifact) is where the full
+    report is, since a relative file means nothing there."""
+    lines = [f"## evalkit gate: {markdown.escape(title)}: {verdict_words.headline(verdicts)}", ""]
+    view = verdict_view(verdicts)
+    if view is not None and view.table is not None:
+        lines.append(view.table.markdown)
     if report_link:
         lines += ["", f"Full report: {report_link}"]
     return "\n".join(lines) + "\n"

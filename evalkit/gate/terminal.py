@@ -1,4 +1,4 @@
-"""The gate's verdicts as a table on the terminal (rich markup in names and reasons shown as text)."""
+"""The gate's verdicts as a table on the terminal: the reports' statement per rule (rich markup shown as text)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ from rich.table import Table
 
 from evalkit.console import plain
 from evalkit.report import verdicts as verdict_words
+from evalkit.report.statements import verdict_view
+from evalkit.report.tables import NO_BREAK_SPACE
 from evalkit.results.schema import GateStatus, GateVerdict
 
 
 def verdict_table(verdicts: Sequence[GateVerdict]) -> Table:
     table = Table(title=f"evalkit gate: {plain(verdict_words.headline(verdicts))}", title_justify="left")
-    for column in ("", "rule", "why"):
+    for column in ("", "rule", "statement"):
         table.add_column(column)
     colours: dict[GateStatus, str] = {"passed": "green", "failed": "red", "undecidable": "yellow", "skipped": "dim"}
-    for v in verdict_words.worst_first(verdicts):
-        label = f"[{colours[v.status]}]{verdict_words.LABELS[v.status]}[/{colours[v.status]}]"
-        table.add_row(label, plain(v.rule), plain(v.reason))
+    view = verdict_view(verdicts)
+    for line in view.rules if view is not None else []:
+        label = f"[{colours[line.status]}]{line.label}[/{colours[line.status]}]"
+        table.add_row(label, plain(line.rule), plain(line.statement.replace(NO_BREAK_SPACE, " ")))
     return table

@@ -16,7 +16,7 @@ from evalkit.metrics.flips import FLIP_METRIC, primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import verdicts
 from evalkit.report.formats import adjusted_p, format_bracket, format_interval, format_number, format_p, format_signed
-from evalkit.report.tables import Table
+from evalkit.report.tables import Table, unbreakable
 from evalkit.results.estimates import Comparison
 from evalkit.results.schema import GateStatus, GateVerdict, RunResult
 
@@ -125,7 +125,8 @@ def _at_least(v: GateVerdict) -> bool:
 
 
 def statement(v: GateVerdict) -> str:
-    """'Δ pref. acc +0.444 [+0.37, +0.52], must be above +0.000; p = 3.5e-20 at α = 0.05; n = 225 pairs'."""
+    """'Δ pref. acc +0.444 [+0.37, +0.52], must be above +0.000; p = 3.5e-20 at α = 0.05; n = 225 pairs', each
+    number with its interval, sign and unit unbreakable (a PR comment's narrow column wraps between clauses only)."""
     if v.status in ("undecidable", "skipped") or v.value is None:
         return v.reason
     percent = v.kind == "length_budget"
@@ -139,22 +140,22 @@ def statement(v: GateVerdict) -> str:
     else:
         value = " ".join(filter(None, [format_signed(v.value) if signed else format_number(v.value), bracket]))
     unit = " nats" if v.kind == "drift_budget" else ""
-    parts = [f"{what} {value}{unit}"]
+    parts = [f"{what} {unbreakable(value + unit)}"]
     if v.threshold is not None:
         if percent:
             bound = f"{v.threshold:+.0%}"
         else:
             bound = format_signed(v.threshold) if signed else format_number(v.threshold)
         relation = ("above" if _at_least(v) else "below") if signed else ("at least" if _at_least(v) else "at most")
-        parts.append(f"must be {relation} {bound}{unit}")
+        parts.append(f"must be {relation} {unbreakable(bound + unit)}")
     test = []
     if v.p_value is not None:
         p = v.p_adjusted if v.p_adjusted is not None else v.p_value
-        test.append(f"p = {format_p(p)}" + (" (Holm)" if v.p_adjusted is not None else ""))
+        test.append(unbreakable(f"p = {format_p(p)}") + (" (Holm)" if v.p_adjusted is not None else ""))
         if v.alpha is not None:
-            test[-1] += f" at α = {v.alpha:.2g}"
+            test[-1] += " at " + unbreakable(f"α = {v.alpha:.2g}")
     if v.n is not None:
-        test.append(f"n = {v.n} {UNITS.get(v.kind, 'pairs')}")
+        test.append(unbreakable(f"n = {v.n}") + f" {UNITS.get(v.kind, 'pairs')}")
     return ", ".join(parts) + ("; " + "; ".join(test) if test else "")
 
 

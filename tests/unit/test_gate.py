@@ -294,13 +294,14 @@ def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch:
     assert summary.startswith("## evalkit gate: default: FAILED: 2 of 3 rules")
     assert step_summary.read_text().strip() == summary.strip()
     assert summary_markdown(verdicts[:1], "x").startswith("## evalkit gate: x: PASSED: all 1 rules")
-    assert "| 2.836 [1.865, 3.807] nats |" in summary  # units stated: nats for KL, signed Δ, growth in percent
+    # The reports' statement per rule, numbers unbreakable, units stated: nats for KL, signed Δ, growth in percent.
+    assert "KL 2.836\xa0[1.86,\xa03.81]\xa0nats, must be at most 1.000\xa0nats" in summary
     length, superiority = judge(
         {"kind": "length_budget", "model": "aligned", "max_growth": 0.25},
         {"kind": "superiority", "model": "aligned", "baseline": "base", "metric": "preference/accuracy"},
     )
     units = summary_markdown([length, superiority], "x")
-    assert "| +1.5% growth |" in units and "| Δ +0.4444 [+0.3662, +0.5178] |" in units
+    assert "length growth +1.5%, must be at most +25%" in units and "Δ pref. acc +0.444\xa0[+0.37,\xa0+0.52]" in units
     write_junit([], tmp_path / "empty.xml")
     assert ElementTree.parse(tmp_path / "empty.xml").getroot().find("testsuite").get("tests") == "0"  # type: ignore[union-attr]
 
