@@ -175,7 +175,8 @@ def test_the_gate_passes_an_intact_adapter_and_catches_a_damaged_one(world: Path
 
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Capabilities: the alignment tax" in report
-    assert f"| tinyworld_facts | acc ↑ | damaged − base | {damaged.value:+.3f}" in report
+    # Numbers in report.md tables never wrap: the minus sign proper (U+2212), no-break spaces.
+    assert f"| tinyworld_facts | acc ↑ | damaged − base | {damaged.value:+.3f}".replace("-", "−") in report
     assert "Capabilities: the alignment tax" in (tmp_path / "out" / "report.html").read_text()
 
 
