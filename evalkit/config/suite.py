@@ -90,11 +90,33 @@ class Suite(Spec):
         if source is not None and source.dataset not in [d.name for d in self.datasets]:
             hint = suggestion(source.dataset, [d.name for d in self.datasets])
             yield f"generation.from_dataset.dataset: no dataset named {source.dataset!r}{hint}"
+        if self.generation is not None:
+            yield from self._generation_problems(self.generation)
         datasets = [d.name for d in self.datasets]
         for index, rule in enumerate(self.gate.rules if self.gate is not None else []):
             where = f"gate.rules.{index}"
             yield from _problem(check_rule_names, rule, where, self.model_names, datasets)
             yield from self._rule_problems(rule, where)
+
+    def _generation_problems(self, generation: GenerationSpec) -> Iterator[str]:
+        """The models an endpoint or a pairwise judge names are the suite's; a judging template is read now."""
+        from evalkit.judges.prompt import template_problem
+
+        served = generation.endpoint.models if generation.endpoint is not None else {}
+        for name in served:
+            yield from _problem(_require_model, name, self.model_names, f"generation.endpoint.models.{name}")
+        for judge in generation.judges:
+            if not judge.pairwise:
+                continue
+            where = f"generation.judges.{judge.name}"
+            if judge.baseline is not None:
+                yield from _problem(_require_model, judge.baseline, self.model_names, f"{where}.baseline")
+            elif self.reference is None:
+                yield f"{where}.baseline: a pairwise judge needs a model to judge against; name one or set `reference`"
+            if judge.template is not None:
+                problem = template_problem(judge.template)
+                if problem is not None:
+                    yield f"{where}.template: {judge.template}: {problem}"
 
     def _rule_problems(self, rule: GateRule, where: str) -> Iterator[str]:
         """What a rule needs of the rest of the suite: a reference for reward metrics, the sections it reads."""
