@@ -26,6 +26,7 @@ from evalkit.config.rules import (
     GateSpec,
     LengthBudgetRule,
     PreferenceRule,
+    WinRateRule,
     check_rule_names,
 )
 from evalkit.config.specs import (
@@ -134,6 +135,11 @@ class Suite(Spec):
             yield f"{where}: a drift budget needs a `reference` and `generation.drift`"
         if isinstance(rule, LengthBudgetRule) and self.generation is None:
             yield f"{where}: a length budget needs a `generation` section"
+        if isinstance(rule, WinRateRule):
+            judges = [j.name for j in self.generation.judges if j.pairwise] if self.generation is not None else []
+            if rule.judge not in judges:
+                hint = suggestion(rule.judge, judges)
+                yield f"{where}.judge: no pairwise judge {rule.judge!r}{hint}; pairwise judges are {judges}"
         if isinstance(rule, CapabilityRule):
             tasks = self.capabilities.tasks if self.capabilities is not None else []
             if rule.task not in tasks:

@@ -32,6 +32,7 @@ from evalkit.generate.endpoint import ChatRequest, EndpointClient
 from evalkit.judges.length_controlled import LengthControlled, length_controlled_win_rate
 from evalkit.judges.prompt import JudgeTemplate
 from evalkit.metrics import stats
+from evalkit.results.generation import LengthControlledWinRate, PairwiseWinRate
 
 LABELS = ("A", "B")
 _VERDICT = re.compile(r"^\W*(?:answer\s*)?\(?\s*([AB])\s*\)?\W*$", re.IGNORECASE)
@@ -268,4 +269,39 @@ def summarise_pairwise(
         agreement_rate=float(np.mean([bool(j.orders_agree) for j in read])),
         first_position_rate=float(np.mean([p > 0.5 for p in firsts])),
         n_effective=raw.sampling.n_effective,
+    )
+
+
+def win_rate_record(summary: PairwiseSummary) -> PairwiseWinRate:
+    """The summary as `results.json` records it."""
+    controlled = summary.length_controlled
+    return PairwiseWinRate(
+        judge=summary.judge,
+        model=summary.model,
+        baseline=summary.baseline,
+        win_rate=summary.win_rate,
+        ci_low=summary.ci_low,
+        ci_high=summary.ci_high,
+        method=summary.method,
+        n_effective=summary.n_effective,
+        wins=summary.wins,
+        ties=summary.ties,
+        losses=summary.losses,
+        n=summary.n,
+        unparsed=summary.unparsed,
+        length_controlled=LengthControlledWinRate(
+            win_rate=controlled.win_rate,
+            ci_low=controlled.ci_low,
+            ci_high=controlled.ci_high,
+            intercept=controlled.model.intercept,
+            length_coefficient=controlled.model.length_coefficient,
+            se=controlled.se,
+            n=controlled.n,
+            method=controlled.method,
+        )
+        if controlled is not None
+        else None,
+        position_bias_rate=summary.position_bias_rate,
+        agreement_rate=summary.agreement_rate,
+        first_position_rate=summary.first_position_rate,
     )

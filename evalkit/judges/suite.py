@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from evalkit.checkpoints import load_model, release
 from evalkit.config.specs import GenerationSpec, JudgeSpec, ModelSpec
@@ -25,10 +26,10 @@ from evalkit.judges.pairwise import (
     PairToJudge,
     PairwiseJudge,
     PairwiseJudgment,
-    PairwiseSummary,
     Verdict,
     judge_pairs,
     summarise_pairwise,
+    win_rate_record,
 )
 from evalkit.judges.pointwise import Judge, load_callable_judge, reward_model, summarise
 from evalkit.judges.prompt import load_template
@@ -39,7 +40,6 @@ from evalkit.results.generation import (
     GenerationResult,
     GenerationSample,
     JudgeReading,
-    LengthControlledWinRate,
     PairwiseJudgmentRecord,
     PairwiseWinRate,
 )
@@ -111,13 +111,13 @@ def judge_and_summarise(
     )
 
 
+@dataclass(frozen=True)
 class PairwiseRun:
     """What one pairwise judge found: per-model summaries, every judgment, and how it was asked."""
 
-    def __init__(self, win_rates: list[PairwiseWinRate], judgments: list[PairwiseJudgmentRecord], backend: Backend):
-        self.win_rates = win_rates
-        self.judgments = judgments
-        self.backend = backend
+    win_rates: list[PairwiseWinRate]
+    judgments: list[PairwiseJudgmentRecord]
+    backend: Backend
 
 
 def judge_pairwise(
@@ -141,7 +141,7 @@ def judge_pairwise(
                 continue
             found = judge_pairs(judge, template, pairs)
             summary = summarise_pairwise(spec.name, model, baseline, found, suite.statistics.confidence_level)
-            win_rates.append(_win_rate_record(summary))
+            win_rates.append(win_rate_record(summary))
             records += [_judgment_record(spec.name, model, baseline, j) for j in found]
         sent = getattr(getattr(judge, "client", None), "requests_sent", None)
     return PairwiseRun(win_rates, records, backend.model_copy(update={"requests_sent": sent}))
@@ -197,38 +197,4 @@ def _judgment_record(judge: str, model: str, baseline: str, j: PairwiseJudgment)
         same_position=j.same_position,
         model_length=j.candidate_length,
         baseline_length=j.reference_length,
-    )
-
-
-def _win_rate_record(summary: PairwiseSummary) -> PairwiseWinRate:
-    controlled = summary.length_controlled
-    return PairwiseWinRate(
-        judge=summary.judge,
-        model=summary.model,
-        baseline=summary.baseline,
-        win_rate=summary.win_rate,
-        ci_low=summary.ci_low,
-        ci_high=summary.ci_high,
-        method=summary.method,
-        n_effective=summary.n_effective,
-        wins=summary.wins,
-        ties=summary.ties,
-        losses=summary.losses,
-        n=summary.n,
-        unparsed=summary.unparsed,
-        length_controlled=LengthControlledWinRate(
-            win_rate=controlled.win_rate,
-            ci_low=controlled.ci_low,
-            ci_high=controlled.ci_high,
-            intercept=controlled.model.intercept,
-            length_coefficient=controlled.model.length_coefficient,
-            se=controlled.se,
-            n=controlled.n,
-            method=controlled.method,
-        )
-        if controlled is not None
-        else None,
-        position_bias_rate=summary.position_bias_rate,
-        agreement_rate=summary.agreement_rate,
-        first_position_rate=summary.first_position_rate,
     )
