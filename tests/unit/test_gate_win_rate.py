@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import scipy.stats
+import yaml
 
 from evalkit.config.rules import GateSpec
 from evalkit.config.suite import parse_suite
@@ -89,7 +90,8 @@ def test_the_raw_win_rate_is_an_exact_binomial_test() -> None:
 def test_the_length_controlled_win_rate_is_tested_on_the_logit_scale() -> None:
     (passed,) = judge(record(), win_rate())  # alone: Holm over two rules would double p
     (failed,) = judge(record(), win_rate(at_least=0.55))
-    assert passed.passed and passed.p_adjusted == passed.p_value and passed.p_value == pytest.approx(scipy.stats.t.sf(2.0, 28))
+    assert passed.passed and passed.p_adjusted == passed.p_value
+    assert passed.p_value == pytest.approx(scipy.stats.t.sf(2.0, 28))
     assert passed.p_value == pytest.approx(0.0276, abs=1e-4)
     assert passed.bound == pytest.approx(0.4 - scipy.stats.t.ppf(0.95, 28) * 0.2)
     assert passed.bound == pytest.approx(0.0598, abs=1e-4)
@@ -143,8 +145,6 @@ def test_a_rule_names_a_pairwise_judge_of_the_suite() -> None:
         },
         "gate": {"rules": [{"kind": "win_rate", "model": "tuned", "judge": "lm"}]},
     }
-    import yaml
-
     suite = yaml.safe_load(SUITE) | raw
     with pytest.raises(EvalkitError) as err:
         parse_suite(suite, "s.yaml")
