@@ -28,6 +28,7 @@ from rich.table import Table as RichTable
 from evalkit.console import plain
 from evalkit.gate import verdicts
 from evalkit.report import markdown
+from evalkit.report.judged import judged_view
 from evalkit.report.markdown import Markdown, escape
 from evalkit.report.views import (
     ARROWS,
@@ -198,6 +199,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         sections=[dataset_section(result, d.name, d.n_pairs) for d in result.datasets],
         training=training,
         generation=_generation_view(result.generation) if result.generation is not None else None,
+        judged=judged_view(result.generation) if result.generation is not None else None,
         capabilities=_capabilities(result),
         audit=[
             {

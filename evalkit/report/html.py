@@ -26,6 +26,7 @@ from markupsafe import Markup
 
 from evalkit.gate import verdicts
 from evalkit.report import charts
+from evalkit.report.judged import judged_view
 from evalkit.report.views import (
     COLUMNS,
     FLIP_METRIC,
@@ -188,6 +189,7 @@ def render_html(result: RunResult, pairs: Mapping[str, Sequence[PairScore]] | No
         training=training,
         sweep=sweep,
         generation=_generation_view(result) if result.generation is not None else None,
+        judged=_judged_view(result),
         capabilities=_capabilities_view(result, statistics),
         audit=_audit(result),
         packages=", ".join(f"{k} {v}" for k, v in result.environment.packages.items()),
@@ -603,6 +605,16 @@ def _generation_view(result: RunResult) -> dict[str, object]:
         "drift": grid_of(tables.drift) if tables.drift else None,
         "prompts": prompts,
     }
+
+
+def _judged_view(result: RunResult) -> dict[str, object] | None:
+    """The pairwise judges and backends (`evalkit.report.judged`), their tables as grids."""
+    view = judged_view(result.generation) if result.generation is not None else None
+    if view is None:
+        return None
+    win_rates = grid_of(view.win_rates) if view.win_rates else None
+    backends = grid_of(view.backends) if view.backends else None
+    return {"win_rates": win_rates, "meanings": view.meanings, "backends": backends, "cautions": view.cautions}
 
 
 def _audit(result: RunResult) -> Grid:

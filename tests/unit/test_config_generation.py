@@ -61,7 +61,8 @@ def test_the_backend_and_its_endpoint_go_together(tmp_path: Path) -> None:
 def test_a_key_pasted_for_its_variable_name_is_never_echoed(tmp_path: Path) -> None:
     message = problem(tmp_path, SUITE + ENDPOINT.replace("concurrency: 8", "api_key_env: 'sk-secret-123'"))
     assert message == (
-        "generation.endpoint.api_key_env: not an environment variable name; give the name of the variable holding the key"
+        "generation.endpoint.api_key_env: not an environment variable name; "
+        "give the name of the variable holding the key"
     )
     assert "sk-secret" not in message
 
