@@ -130,7 +130,7 @@ def judge_pairwise(
     first = {(s.model, s.prompt_id): s.completion for s in samples if s.index == 0}
     win_rates: list[PairwiseWinRate] = []
     records: list[PairwiseJudgmentRecord] = []
-    with _pairwise_judge(suite, spec) as (judge, backend):
+    with _pairwise_judge(suite, spec) as ready:
         for model in [m.name for m in models if m.name != baseline]:
             pairs = [
                 PairToJudge(p.id, p.text, first[(model, p.id)], first[(baseline, p.id)])
@@ -139,17 +139,26 @@ def judge_pairwise(
             ]
             if not pairs:
                 continue
-            found = judge_pairs(judge, template, pairs)
+            found = judge_pairs(ready.judge, template, pairs)
             summary = summarise_pairwise(spec.name, model, baseline, found, suite.statistics.confidence_level)
             win_rates.append(win_rate_record(summary))
             records += [_judgment_record(spec.name, model, baseline, j) for j in found]
-        sent = getattr(getattr(judge, "client", None), "requests_sent", None)
-    return PairwiseRun(win_rates, records, backend.model_copy(update={"requests_sent": sent}))
+        sent = ready.client.requests_sent if ready.client is not None else None
+    return PairwiseRun(win_rates, records, ready.backend.model_copy(update={"requests_sent": sent}))
+
+
+@dataclass(frozen=True)
+class _ReadyJudge:
+    """A pairwise judge ready to read prompts, how it is asked, and its client when it is behind an endpoint."""
+
+    judge: PairwiseJudge
+    backend: Backend
+    client: EndpointClient | None = None
 
 
 @contextlib.contextmanager
-def _pairwise_judge(suite: Suite, spec: JudgeSpec) -> Iterator[tuple[PairwiseJudge, Backend]]:
-    """The judge, ready to read prompts, and its determinism statement; a local judge model is freed on exit."""
+def _pairwise_judge(suite: Suite, spec: JudgeSpec) -> Iterator[_ReadyJudge]:
+    """The judge and its determinism statement; a client is closed and a local judge model freed on exit."""
     used_by = f"judge {spec.name}"
     if spec.endpoint is not None:
         endpoint = endpoint_of(spec.endpoint, spec.endpoint.model)
@@ -165,17 +174,16 @@ def _pairwise_judge(suite: Suite, spec: JudgeSpec) -> Iterator[tuple[PairwiseJud
             reason=stated.reason,
         )
         with EndpointClient(endpoint) as client:
-            yield EndpointJudge(spec.name, client), backend
+            yield _ReadyJudge(EndpointJudge(spec.name, client), backend, client)
         return
     assert spec.model is not None, "validated: a pairwise judge is a model or an endpoint"
     options, date = suite.rendering.chat_template_kwargs, suite.rendering.date
+    # Named `judge` in load errors (`models.judge: ...`): a judge's name need not be a plain file name.
     loaded = load_model(ModelSpec(name="judge", path=spec.model), template_options=options, template_date=date)
     try:
         reason = "in process: the label probabilities of one forward pass"
-        yield (
-            LocalJudge(spec.name, loaded.model, loaded.tokenizer, loaded.rendering),
-            Backend(used_by=used_by, backend="hf", deterministic=True, reason=reason),
-        )
+        backend = Backend(used_by=used_by, backend="hf", deterministic=True, reason=reason)
+        yield _ReadyJudge(LocalJudge(spec.name, loaded.model, loaded.tokenizer, loaded.rendering), backend)
     finally:
         release(loaded)
 

@@ -13,6 +13,7 @@ import pytest
 
 from evalkit.cli import main
 from evalkit.data.pairs import PreferencePair
+from evalkit.results.schema import SCHEMA_FILE
 from evalkit.world.pairs import generate_pairs
 
 SUITE = Path(__file__).parents[2] / "suites" / "endpoint.yaml"
@@ -48,12 +49,14 @@ def run(served_world: Any, tmp_path: Path, *extra: str) -> int:
 
 
 def test_the_endpoint_suite_generates_and_judges_through_the_server(
-    served_world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    served_world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schema_errors: Any
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert run(served_world, tmp_path) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["schema_version"] == "1.7"
+    schema = json.loads(SCHEMA_FILE.read_text())
+    assert schema_errors(results, schema, schema) == []
     generation = results["generation"]
     backends = {b["used_by"]: b for b in generation["backends"]}
     assert set(backends) == {"generation", "judge served-judge", "judge local-judge"}

@@ -62,6 +62,16 @@ def judged_result() -> RunResult:
     return result.model_copy(update={"generation": generation})
 
 
+def test_an_older_results_file_reads_with_no_backends_and_no_pairwise_judges() -> None:
+    generation = read_results(GOLDEN).generation  # schema 1.2
+    assert generation is not None and (generation.backends, generation.pairwise, generation.pairwise_judgments) == (
+        [],
+        [],
+        [],
+    )
+    assert judged_view(generation) is None
+
+
 def test_the_view_has_one_row_per_judged_model_and_says_what_cannot_be_repeated() -> None:
     generation = judged_result().generation
     assert generation is not None
