@@ -171,8 +171,9 @@ class GenerationEndpointSpec(EndpointSpec):
     """The server that decodes the panel for every model (`generation.backend: openai`)."""
 
     models: dict[str, str] = {}
-    """Suite model name → the served model name (`/v1/models` lists them); a model not named here is asked for
-    by its `path`, the name `vllm serve <path>` and `transformers serve` give it by default."""
+    """Suite model name → the served model name (`/v1/models` lists them); a model not named here (a checkpoint
+    of a sweep: `name@step`) is asked for by its `path`, the name `vllm serve <path>` and `transformers serve`
+    give it by default."""
 
 
 class JudgeEndpointSpec(EndpointSpec):

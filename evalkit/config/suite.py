@@ -104,8 +104,9 @@ class Suite(Spec):
         from evalkit.judges.prompt import template_problem
 
         served = generation.endpoint.models if generation.endpoint is not None else {}
-        for name in served:
-            yield from _problem(_require_model, name, self.model_names, f"generation.endpoint.models.{name}")
+        for name in served:  # a sweep's checkpoint is named `<model>@<step>`
+            where = f"generation.endpoint.models.{name}"
+            yield from _problem(_require_model, name.split("@")[0], self.model_names, where)
         for judge in generation.judges:
             if not judge.pairwise:
                 continue

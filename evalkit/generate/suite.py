@@ -32,9 +32,10 @@ def endpoint_of(spec: EndpointSpec, served_model: str) -> Endpoint:
 
 
 def served_name(spec: GenerationSpec, model: ModelSpec) -> str:
-    """The name the server knows `model` by: the suite's mapping, else its path (`vllm serve <path>`'s default)."""
+    """The name the server knows `model` by: the suite's mapping, else its path (`vllm serve <path>`'s default).
+    A checkpoint of a sweep (`dpo@100`) is another model than the final one: its own path unless mapped by that name."""
     served = spec.endpoint.models if spec.endpoint is not None else {}
-    return served.get(model.name, served.get(model.name.split("@")[0], model.path))
+    return served.get(model.name, model.path)
 
 
 @dataclass
