@@ -115,3 +115,21 @@ def test_a_server_that_is_gone_is_one_line_and_exit_2(
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("evalkit: error: endpoint http://127.0.0.1:9/v1 (model ") and "cannot connect" in error
     assert "0 of 6 answers are kept in" in error
+
+
+def test_a_judge_server_that_fails_loses_no_answer(
+    served_world: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The panel is decoded, then the endpoint judge's server is gone: one line, exit 2, and the rerun with the
+    judge back asks the server for none of the answers it had already given."""
+    monkeypatch.chdir(tmp_path)
+    gone = ["--set", "generation.judges.served-judge.endpoint.base_url=http://127.0.0.1:9/v1"]
+    gone += ["--set", "generation.judges.served-judge.endpoint.retries=0"]
+    assert run(served_world, tmp_path, *gone) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("evalkit: error: endpoint http://127.0.0.1:9/v1 (model ") and "0 of 12 answers" in error
+    assert not (tmp_path / "out" / "results.json").exists()
+    assert run(served_world, tmp_path) == 0
+    backends = json.loads((tmp_path / "out" / "results.json").read_text())["generation"]["backends"]
+    sent = {b["used_by"]: b["requests_sent"] for b in backends}
+    assert sent == {"generation": 0, "judge served-judge": 12, "judge local-judge": None}
