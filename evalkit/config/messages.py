@@ -101,6 +101,8 @@ def _describe(error: Any, root: type[BaseModel], given: Any) -> str:
             f"{place.path}: {error.get('input')!r} is not a plain name; expected letters, digits, '.', '_', '+' or '-' "
             "(at most 64 characters, starting with a letter or digit): it names the files evalkit writes"
         )
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "api_key_env":  # never echo what may be a key
+        return f"{place.path}: not an environment variable name; give the name of the variable holding the key"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "value_error" and (not place.keys or _KEY_PATH.match(message)):
         return message  # the validator named the key itself

@@ -17,7 +17,12 @@ when it is rejected at `gate.alpha` (after the gate's correction). Kinds:
 - `capability_non_inferiority`: on the capability `task`, `model` is no worse than `baseline` (another
   model of the run, typically the base) by more than `margin`, paired on the same documents (the
   alignment tax). H₀: Δ ≤ −margin on the task's `metric` (default: its first), Tango's score test
-  for 0/1 scores, a paired t-test otherwise.
+  for 0/1 scores, a paired t-test otherwise;
+- `win_rate`: `model`'s judged win rate over the pairwise `judge`'s baseline (default: the suite's reference) is
+  above `at_least` (default ½: better than the baseline). `on: length_controlled` (the default) tests the
+  length-controlled win rate, H₀: σ(θ) ≤ at_least on the logit scale (the delta method's θ and sandwich se, t on
+  n − 2 degrees of freedom); `on: raw` tests the raw win rate, H₀: win rate ≤ at_least (the score test on
+  Wilson's effective n). Prompts with an unparsed verdict are left out of n.
 A rule with fewer pairs (prompts, for generation rules; documents, for capability rules) than `min_pairs`
 is undecidable, never a pass.
 
@@ -226,8 +231,40 @@ class CapabilityRule(Rule):
         return f"{self.model} no worse than {self.baseline} on {on} (margin {self.margin})"
 
 
+WinRateKey = Literal["length_controlled", "raw"]
+"""Which judged win rate a `win_rate` rule tests."""
+
+
+class WinRateRule(Rule):
+    kind: Literal["win_rate"]
+    judge: str
+    """A pairwise judge of `generation.judges`."""
+    baseline: str | None = None
+    """The model `model` was judged against; default: the judge's baseline (the suite's reference)."""
+    at_least: float = Field(0.5, gt=0.0, lt=1.0)
+    on: WinRateKey = "length_controlled"
+    """`length_controlled`: the win rate predicted at equal lengths (AlpacaEval 2); `raw`: as judged."""
+
+    unit: ClassVar[str] = "prompts"
+
+    @property
+    def run_models(self) -> dict[str, str]:
+        return {"model": self.model} | ({"baseline": self.baseline} if self.baseline is not None else {})
+
+    def described(self) -> str:
+        which = "length-controlled win rate" if self.on == "length_controlled" else "win rate"
+        over = f" over {self.baseline}" if self.baseline else ""
+        return f"{self.model} {which}{over} by {self.judge} >= {self.at_least:g}"
+
+
 GateRule = Annotated[
-    AbsoluteRule | SuperiorityRule | NonInferiorityRule | DriftBudgetRule | LengthBudgetRule | CapabilityRule,
+    AbsoluteRule
+    | SuperiorityRule
+    | NonInferiorityRule
+    | DriftBudgetRule
+    | LengthBudgetRule
+    | CapabilityRule
+    | WinRateRule,
     Field(discriminator="kind"),
 ]
 """One release rule, of one kind."""

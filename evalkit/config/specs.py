@@ -142,19 +142,84 @@ class SamplingSpec(Spec):
     seed: int = 0
 
 
+EnvironmentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+"""The name of an environment variable (the key itself is never written in a suite)."""
+
+
+class EndpointSpec(Spec):
+    """An OpenAI-compatible server (`vllm serve`, TGI, `transformers serve`, Ollama, a hosted API)."""
+
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
+    """The API root, ending in `/v1` (e.g. `http://gpu-box:8000/v1`)."""
+    api_key_env: EnvironmentName | None = None
+    """The environment variable holding the API key; it is read at run time and never written anywhere."""
+    concurrency: int = Field(4, ge=1, le=1024)
+    """Requests in flight at once; the server batches them."""
+    timeout_s: float = Field(120.0, gt=0.0)
+    """Seconds one request may take."""
+    retries: int = Field(3, ge=0, le=20)
+    """Further attempts after a failed one, with exponential backoff from 0.5 s up to 8 s."""
+    cache_dir: Path | None = Path(".evalkit/cache/endpoint")
+    """Where every answer is kept as it arrives: an interrupted run resumes, a rerun asks nothing twice; null
+    turns it off."""
+    honours_seed: bool = False
+    """Whether the server applies each request's `seed` to that request alone (vLLM does; `transformers serve`
+    does not): only then is seeded sampling reproducible without the cache."""
+
+
+class GenerationEndpointSpec(EndpointSpec):
+    """The server that decodes the panel for every model (`generation.backend: openai`)."""
+
+    models: dict[str, str] = {}
+    """Suite model name → the served model name (`/v1/models` lists them); a model not named here (a checkpoint
+    of a sweep: `name@step`) is asked for by its `path`, the name `vllm serve <path>` and `transformers serve`
+    give it by default."""
+
+
+class JudgeEndpointSpec(EndpointSpec):
+    """The server of a pairwise judge model."""
+
+    model: str
+    """The served judge model's name."""
+
+
 class JudgeSpec(Spec):
-    """A judge of completions: a Python callable, or a reward model."""
+    """A judge of completions: pointwise (a Python callable, or a reward model) or pairwise (an LLM judge that
+    compares each model's answer with the baseline's, in both orders: a local model, or one behind an endpoint)."""
 
     name: str
     callable: str | None = None
     """`package.module:function`, called as `function(prompt, completion) -> float`."""
     reward_model: str | None = None
     """A sequence-classification checkpoint (directory or hub id); its first logit is the score."""
+    model: str | None = None
+    """A pairwise judge in this process: a causal LM checkpoint (directory or hub id) whose next-token
+    probabilities of `A` and `B` after the judging prompt are its verdict."""
+    endpoint: JudgeEndpointSpec | None = None
+    """A pairwise judge behind an OpenAI-compatible endpoint (its log-probs when it gives them, else its
+    parsed reply)."""
+    template: Path | None = None
+    """Pairwise only: your own judging prompt with exactly `{instruction}`, `{answer_a}` and `{answer_b}`;
+    default: the shipped `evalkit/judges/templates/pairwise.txt`."""
+    baseline: str | None = None
+    """Pairwise only: the model every other model is judged against; default: the suite's reference."""
+
+    @property
+    def pairwise(self) -> bool:
+        return self.model is not None or self.endpoint is not None
 
     @model_validator(mode="after")
     def _one_kind(self) -> JudgeSpec:
-        if (self.callable is None) == (self.reward_model is None):
-            raise ValueError(f"generation.judges.{self.name}: give exactly one of `callable` and `reward_model`")
+        given = [k for k in ("callable", "reward_model", "model", "endpoint") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"generation.judges.{self.name}: give exactly one of `callable`, `reward_model` (pointwise), "
+                f"`model` and `endpoint` (pairwise); got {given or 'none'}"
+            )
+        if not self.pairwise:
+            for key in ("template", "baseline"):
+                if getattr(self, key) is not None:
+                    raise ValueError(f"generation.judges.{self.name}.{key}: only a pairwise judge reads it")
         return self
 
 
@@ -177,11 +242,24 @@ class GenerationSpec(Spec):
     """Null: greedy decoding (the default: reproducible and comparable)."""
     judges: list[JudgeSpec] = []
     drift: DriftSpec | None = None
+    backend: Literal["hf", "openai"] = "hf"
+    """`hf`: `model.generate` in evalkit's own process (offline, reproducible); `openai`: every model's panel is
+    decoded by the OpenAI-compatible server of `endpoint` (a vLLM server for a large panel)."""
+    endpoint: GenerationEndpointSpec | None = None
+    """The server for `backend: openai`."""
 
     @model_validator(mode="after")
     def _has_prompts(self) -> GenerationSpec:
         if not self.prompts and self.from_dataset is None:
             raise ValueError("generation: no prompts; give `prompts`, `from_dataset`, or both")
+        if self.backend == "openai" and self.endpoint is None:
+            raise ValueError("generation.endpoint: `backend: openai` needs an `endpoint` (base_url, ...)")
+        if self.backend == "hf" and self.endpoint is not None:
+            raise ValueError("generation.endpoint: set `backend: openai` to generate through it")
+        names = [j.name for j in self.judges]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"generation.judges: duplicate name {repeated[0]!r}; names must be unique")
         return self
 
 

@@ -26,6 +26,7 @@ from evalkit.config.rules import (
     GateSpec,
     LengthBudgetRule,
     PreferenceRule,
+    WinRateRule,
     check_rule_names,
 )
 from evalkit.config.specs import (
@@ -90,11 +91,34 @@ class Suite(Spec):
         if source is not None and source.dataset not in [d.name for d in self.datasets]:
             hint = suggestion(source.dataset, [d.name for d in self.datasets])
             yield f"generation.from_dataset.dataset: no dataset named {source.dataset!r}{hint}"
+        if self.generation is not None:
+            yield from self._generation_problems(self.generation)
         datasets = [d.name for d in self.datasets]
         for index, rule in enumerate(self.gate.rules if self.gate is not None else []):
             where = f"gate.rules.{index}"
             yield from _problem(check_rule_names, rule, where, self.model_names, datasets)
             yield from self._rule_problems(rule, where)
+
+    def _generation_problems(self, generation: GenerationSpec) -> Iterator[str]:
+        """The models an endpoint or a pairwise judge names are the suite's; a judging template is read now."""
+        from evalkit.config.judge_template import template_problem
+
+        served = generation.endpoint.models if generation.endpoint is not None else {}
+        for name in served:  # a sweep's checkpoint is named `<model>@<step>`
+            where = f"generation.endpoint.models.{name}"
+            yield from _problem(_require_model, name.split("@")[0], self.model_names, where)
+        for judge in generation.judges:
+            if not judge.pairwise:
+                continue
+            where = f"generation.judges.{judge.name}"
+            if judge.baseline is not None:
+                yield from _problem(_require_model, judge.baseline, self.model_names, f"{where}.baseline")
+            elif self.reference is None:
+                yield f"{where}.baseline: a pairwise judge needs a model to judge against; name one or set `reference`"
+            if judge.template is not None:
+                problem = template_problem(judge.template)
+                if problem is not None:
+                    yield f"{where}.template: {judge.template}: {problem}"
 
     def _rule_problems(self, rule: GateRule, where: str) -> Iterator[str]:
         """What a rule needs of the rest of the suite: a reference for reward metrics, the sections it reads."""
@@ -112,6 +136,11 @@ class Suite(Spec):
             yield f"{where}: a drift budget needs a `reference` and `generation.drift`"
         if isinstance(rule, LengthBudgetRule) and self.generation is None:
             yield f"{where}: a length budget needs a `generation` section"
+        if isinstance(rule, WinRateRule):
+            judges = [j.name for j in self.generation.judges if j.pairwise] if self.generation is not None else []
+            if rule.judge not in judges:
+                hint = suggestion(rule.judge, judges)
+                yield f"{where}.judge: no pairwise judge {rule.judge!r}{hint}; pairwise judges are {judges}"
         if isinstance(rule, CapabilityRule):
             tasks = self.capabilities.tasks if self.capabilities is not None else []
             if rule.task not in tasks:

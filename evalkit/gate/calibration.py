@@ -33,9 +33,12 @@ import numpy as np
 from evalkit.config.rules import AbsoluteRule, Correction, GateSpec
 from evalkit.gate.evidence import Judged
 from evalkit.gate.judge import decide
+from evalkit.gate.kinds import win_rate_sampling
+from evalkit.judges.length_controlled import length_controlled_win_rate, length_feature
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.paired import paired_test
 from evalkit.results.estimates import Statistics
+from evalkit.results.generation import LengthControlledWinRate, PairwiseWinRate
 from evalkit.results.schema import GateVerdict
 
 ALPHA = 0.05
@@ -238,6 +241,67 @@ def length_rule(rng: Rng, n: int) -> tuple[stats.Sampling, float, bool]:
     return stats.mean(after - 1.25 * before, CONFIDENCE).sampling, 0.0, False
 
 
+TIES = 0.2
+"""Share of simulated prompts whose two orders disagree (a tie, ½): judged preferences are rarely only 0 or 1."""
+
+
+def _judged_preferences(rng: Rng, p: np.ndarray) -> np.ndarray:
+    """0/½/1 preferences with mean `p` (n,): a tie with probability TIES, else a win with (p − TIES/2)/(1 − TIES)."""
+    win = (p - TIES / 2) / (1 - TIES)
+    return np.where(rng.random(p.size) < TIES, 0.5, (rng.random(p.size) < win).astype(np.float64))
+
+
+def _win_rate_record(preferences: np.ndarray, deltas: np.ndarray) -> PairwiseWinRate:
+    """The record `results.json` keeps of simulated judgments, through the summary's own estimators."""
+    raw = stats.proportion(preferences, CONFIDENCE)
+    controlled = length_controlled_win_rate(preferences, deltas, np.zeros_like(deltas), CONFIDENCE)
+    return PairwiseWinRate(
+        judge="j",
+        model="m",
+        baseline="b",
+        win_rate=raw.value,
+        ci_low=None,
+        ci_high=None,
+        method=raw.method,
+        n_effective=raw.sampling.n_effective,
+        wins=0,
+        ties=0,
+        losses=0,
+        n=preferences.size,
+        unparsed=0,
+        length_controlled=LengthControlledWinRate(
+            win_rate=controlled.win_rate,
+            ci_low=controlled.ci_low,
+            ci_high=controlled.ci_high,
+            intercept=controlled.model.intercept,
+            length_coefficient=controlled.model.length_coefficient,
+            se=controlled.se,
+            n=controlled.n,
+            method=controlled.method,
+        ),
+        position_bias_rate=None,
+        agreement_rate=None,
+        first_position_rate=None,
+    )
+
+
+def win_rate_length_controlled_rule(rng: Rng, n: int) -> tuple[stats.Sampling, float, bool]:
+    """A judge with a length bias (φ = 1.5), the candidate longer on about 70% of prompts, and a true length-
+    controlled win rate exactly `at_least` (uniform on [0.4, 0.6]): the raw win rate is well above it."""
+    at_least = float(rng.uniform(0.4, 0.6))
+    deltas = rng.normal(50.0, 100.0, n)
+    p = 1.0 / (1.0 + np.exp(-(np.log(at_least / (1 - at_least)) + 1.5 * length_feature(deltas))))
+    record = _win_rate_record(_judged_preferences(rng, p), deltas)
+    return (*win_rate_sampling(record, "length_controlled", at_least), True)
+
+
+def win_rate_raw_rule(rng: Rng, n: int) -> tuple[stats.Sampling, float, bool]:
+    """0/½/1 preferences whose mean is exactly `at_least` (uniform on [0.4, 0.6]), with 20% ties."""
+    at_least = float(rng.uniform(0.4, 0.6))
+    record = _win_rate_record(_judged_preferences(rng, np.full(n, at_least)), rng.normal(0.0, 100.0, n))
+    return (*win_rate_sampling(record, "raw", at_least), True)
+
+
 GATE_RULES: dict[str, Sampler] = {
     "absolute, accuracy (exact binomial)": absolute_share_rule,
     "absolute, skewed mean (t, skewness-corrected)": absolute_mean_rule,
@@ -246,6 +310,8 @@ GATE_RULES: dict[str, Sampler] = {
     "non-inferiority, mean margin (t)": non_inferiority_margin_rule,
     "drift budget, skewed KLs (t, skewness-corrected)": drift_rule,
     "length budget (paired t)": length_rule,
+    "win rate, length-controlled (delta method, t on n − 2)": win_rate_length_controlled_rule,
+    "win rate, raw, 20% ties (score test on the effective n)": win_rate_raw_rule,
 }
 
 

@@ -23,6 +23,7 @@ from evalkit.config.rules import (
     LengthBudgetRule,
     NonInferiorityRule,
     SuperiorityRule,
+    WinRateRule,
 )
 from evalkit.gate.evidence import NO_BASELINE, Judged, NoBaselineYet, Run, Undecidable, open_verdict
 from evalkit.metrics import hypotheses, stats
@@ -30,6 +31,7 @@ from evalkit.metrics.hypotheses import describe_test
 from evalkit.metrics.paired import compare_models
 from evalkit.report.verdicts import interval
 from evalkit.results.estimates import Comparison, Metric
+from evalkit.results.generation import PairwiseWinRate
 from evalkit.results.matching import counterparts, dataset_counterpart
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
 from evalkit.results.schema import RunResult
@@ -50,6 +52,8 @@ def judge_rule(rule: GateRule, run: Run, where: str) -> Judged:
             return _length_budget(rule, run, where)
         case CapabilityRule():
             return _capability_non_inferiority(rule, run, where)
+        case WinRateRule():
+            return _win_rate(rule, run, where)
 
 
 def _dataset(rule: AbsoluteRule | SuperiorityRule | NonInferiorityRule, result: RunResult) -> str:
@@ -276,6 +280,74 @@ def _capability_non_inferiority(rule: CapabilityRule, run: Run, where: str) -> J
         )
     on_metric = rule.model_copy(update={"metric": metric})  # an unnamed rule's title names the metric judged
     return _paired(on_metric, found, _recorded_sampling(found, where), margin=rule.margin)
+
+
+def _win_rate(rule: WinRateRule, run: Run, where: str) -> Judged:
+    """H₀: the judged win rate ≤ `at_least`: on the logit scale for the length-controlled rate, on the rate itself
+    (the score test on Wilson's effective n) for the raw one."""
+    generation = run.result.generation
+    found = [
+        w
+        for w in (generation.pairwise if generation is not None else [])
+        if (w.judge, w.model) == (rule.judge, rule.model) and rule.baseline in (None, w.baseline)
+    ]
+    if not found:
+        against = f" against {rule.baseline!r}" if rule.baseline else ""
+        raise Undecidable(
+            f"{where}: the results have no pairwise judgments of {rule.model!r}{against} by {rule.judge!r}"
+        )
+    record = found[0]
+    if record.n == 0:
+        raise Undecidable(
+            f"{where}: judge {rule.judge!r} gave no readable verdict on {rule.model!r} ({record.unparsed} prompts "
+            "unparsed); check the judge and its template"
+        )
+    sampling, null = win_rate_sampling(record, rule.on, rule.at_least)
+    controlled = record.length_controlled
+    if rule.on == "length_controlled":
+        assert controlled is not None, "a record with read prompts has its length-controlled rate"
+        value, low, high, which = (
+            controlled.win_rate,
+            controlled.ci_low,
+            controlled.ci_high,
+            "length-controlled win rate",
+        )
+        scale = f"; tested on the logit scale, logit({rule.at_least:g}) = {null:+.3g}"
+        test = f"H0: LC win rate <= {rule.at_least:g} (delta method, t on n − 2, logit scale)"
+    else:
+        assert record.win_rate is not None, "a record with read prompts has its win rate"
+        value, low, high, which, scale = record.win_rate, record.ci_low, record.ci_high, "win rate", ""
+        test = f"H0: win rate <= {rule.at_least:g} ({hypotheses.describe_test(sampling)})"
+    unparsed = f", {record.unparsed} unparsed" if record.unparsed else ""
+    verdict = open_verdict(
+        rule,
+        reason=f"{which} of {rule.model} over {record.baseline} by {rule.judge} = {interval(value, low, high)}, "
+        f"over {record.n} prompts{unparsed}{scale}",
+        model=rule.model,
+        baseline=record.baseline,
+        metric=f"{rule.judge}/{rule.on}",
+        value=value,
+        ci_low=low,
+        ci_high=high,
+        n=record.n,
+        threshold=rule.at_least,
+        test=test,
+    )
+    return Judged(rule, verdict, sampling, null, True)
+
+
+def win_rate_sampling(record: PairwiseWinRate, on: str, at_least: float) -> tuple[stats.Sampling, float]:
+    """The estimate a `win_rate` rule tests and its null boundary. The length-controlled rate is σ(θ): its test is
+    on θ, a t on n − 2 degrees of freedom (the sandwich variance's) against logit(at_least); the raw rate is a share
+    of 0/½/1 (or probability) preferences, tested on its effective n."""
+    if on == "length_controlled":
+        controlled = record.length_controlled
+        assert controlled is not None
+        df = float(controlled.n - 2) if controlled.n > 2 else None
+        sampling = stats.Sampling("student_t", controlled.intercept, controlled.n, se=controlled.se, df=df)
+        return sampling, float(np.log(at_least / (1 - at_least)))
+    assert record.win_rate is not None
+    return stats.Sampling("wilson", record.win_rate, record.n, n_effective=record.n_effective), at_least
 
 
 def _find_comparison(

@@ -1,23 +1,94 @@
-"""Generation for a suite's models: each model's samples of the panel and its drift from the reference, while the
-model is loaded."""
+"""Generation for a suite's models: each model's samples of the panel, in process or through an OpenAI-compatible
+endpoint, and its drift from the reference, while the model is loaded."""
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 
 from evalkit.checkpoints import LoadedModel
-from evalkit.config.specs import DriftSpec, GenerationSpec, SamplingSpec
+from evalkit.config.specs import DriftSpec, EndpointSpec, GenerationSpec, ModelSpec, SamplingSpec
 from evalkit.config.suite import Suite
 from evalkit.generate.decode import Sample, generate
 from evalkit.generate.drift import drift_estimate, per_token_kls
+from evalkit.generate.endpoint import Endpoint, EndpointClient, determinism, generate_via_endpoint
 from evalkit.generate.panel import PanelPrompt
-from evalkit.results.generation import Drift
+from evalkit.results.generation import Backend, Drift
+from evalkit.scoring.batching import from_main
 
 
-def samples_of(spec: GenerationSpec, panel: list[PanelPrompt], model: LoadedModel) -> list[Sample]:
-    name, tokenizer, rendering = model.spec.name, model.tokenizer, model.rendering
-    batch, sampling = spec.batch_size, spec.sampling
-    return generate(model.model, tokenizer, panel, name, spec.max_new_tokens, batch, sampling, rendering=rendering)
+def endpoint_of(spec: EndpointSpec, served_model: str) -> Endpoint:
+    """The client settings of one served model on the suite's server."""
+    return Endpoint(
+        base_url=spec.base_url,
+        model=served_model,
+        api_key_env=spec.api_key_env,
+        concurrency=spec.concurrency,
+        timeout_s=spec.timeout_s,
+        retries=spec.retries,
+        cache_dir=spec.cache_dir,
+        honours_seed=spec.honours_seed,
+    )
+
+
+def served_name(spec: GenerationSpec, model: ModelSpec) -> str:
+    """The name the server knows `model` by: the suite's mapping, else its path (`vllm serve <path>`'s default).
+    A checkpoint of a sweep (`dpo@100`) is another model than the final one: its own path unless mapped by that name."""
+    served = spec.endpoint.models if spec.endpoint is not None else {}
+    return served.get(model.name, model.path)
+
+
+@dataclass
+class PanelDecoder:
+    """Decodes the panel for each model in turn, with the backend the suite names, and says what it did."""
+
+    spec: GenerationSpec
+    requests_sent: int = 0
+    """HTTP requests sent to the endpoint so far (0 in process, and when every answer was cached)."""
+
+    def __post_init__(self) -> None:
+        self.served: dict[str, str] = {}
+
+    def samples(self, panel: list[PanelPrompt], model: LoadedModel) -> list[Sample]:
+        spec, name, tokenizer, rendering = self.spec, model.spec.name, model.tokenizer, model.rendering
+        if spec.backend == "hf":
+            batch, sampling, most = spec.batch_size, spec.sampling, spec.max_new_tokens
+            return generate(model.model, tokenizer, panel, name, most, batch, sampling, rendering=rendering)
+        assert spec.endpoint is not None, "validated: backend openai has an endpoint"
+        endpoint = endpoint_of(spec.endpoint, served_name(spec, model.spec))
+        self.served[name] = endpoint.model
+
+        def decoded() -> tuple[list[Sample], int]:
+            # The main process asks the server (under torchrun, one client and one cache, not one per process);
+            # the others get its samples. The tokenizer re-tokenizes the text for the token statistics.
+            with EndpointClient(endpoint) as client:
+                found = generate_via_endpoint(
+                    client, panel, name, spec.max_new_tokens, spec.sampling, tokenizer=tokenizer, rendering=rendering
+                )
+                return found, client.requests_sent
+
+        samples, sent = from_main(decoded)
+        self.requests_sent += sent
+        return samples
+
+    def backend(self) -> Backend:
+        """The determinism statement of the generation backend, as run."""
+        spec = self.spec
+        if spec.endpoint is None:
+            reason = "in process, greedy" if spec.sampling is None else "in process, seeded sampling"
+            return Backend(used_by="generation", backend="hf", deterministic=True, reason=reason)
+        stated = determinism(endpoint_of(spec.endpoint, ""), spec.sampling)
+        return Backend(
+            used_by="generation",
+            backend="openai",
+            base_url=spec.endpoint.base_url,
+            served_models=dict(self.served),
+            api_key_env=spec.endpoint.api_key_env,
+            concurrency=spec.endpoint.concurrency,
+            deterministic=stated.deterministic,
+            reason=stated.reason,
+            requests_sent=self.requests_sent,
+        )
 
 
 def drift_of(

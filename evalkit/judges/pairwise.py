@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import math
 import re
-import string
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -32,43 +30,12 @@ from evalkit.data.rendering import PLAIN, Rendering
 from evalkit.errors import EvalkitError
 from evalkit.generate.endpoint import ChatRequest, EndpointClient
 from evalkit.judges.length_controlled import LengthControlled, length_controlled_win_rate
+from evalkit.judges.prompt import JudgeTemplate
 from evalkit.metrics import stats
+from evalkit.results.generation import LengthControlledWinRate, PairwiseWinRate
 
 LABELS = ("A", "B")
-DEFAULT_TEMPLATE = Path(__file__).parent / "templates" / "pairwise.txt"
-FIELDS = frozenset({"instruction", "answer_a", "answer_b"})
 _VERDICT = re.compile(r"^\W*(?:answer\s*)?\(?\s*([AB])\s*\)?\W*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class JudgeTemplate:
-    """The judging prompt: one user message with `{instruction}`, `{answer_a}` and `{answer_b}`."""
-
-    text: str
-    source: str
-    """The file it was read from."""
-
-    def messages(self, instruction: str, answer_a: str, answer_b: str) -> list[Message]:
-        content = self.text.format(instruction=instruction, answer_a=answer_a, answer_b=answer_b)
-        return [{"role": "user", "content": content}]
-
-
-def load_template(path: Path | None = None) -> JudgeTemplate:
-    """The shipped prompt, or the user's file; its fields are checked now, before any judge runs."""
-    source = path if path is not None else DEFAULT_TEMPLATE
-    try:
-        text = source.read_text()
-    except OSError as exc:
-        raise EvalkitError(f"{source}: cannot read the judging template ({exc.strerror})") from None
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
-    except ValueError as exc:
-        raise EvalkitError(f"{source}: {exc}; write a literal brace as {{{{ or }}}}") from None
-    if fields != FIELDS:
-        raise EvalkitError(
-            f"{source}: the judging template has fields {sorted(fields)}; expected exactly {sorted(FIELDS)}"
-        )
-    return JudgeTemplate(text, str(source))
 
 
 @dataclass(frozen=True)
@@ -261,6 +228,9 @@ class PairwiseSummary:
     """Share of prompts where both orders favoured the same answer."""
     first_position_rate: float | None
     """Share of read verdicts that favoured the answer shown first (½ for a judge without position bias)."""
+    n_effective: float | None = None
+    """The effective n of the raw win rate's Wilson interval and test (n for 0/1 preferences; more where ties
+    and probabilities shrink the variance)."""
 
 
 def summarise_pairwise(
@@ -298,4 +268,40 @@ def summarise_pairwise(
         position_bias_rate=float(np.mean([bool(j.same_position) for j in read])),
         agreement_rate=float(np.mean([bool(j.orders_agree) for j in read])),
         first_position_rate=float(np.mean([p > 0.5 for p in firsts])),
+        n_effective=raw.sampling.n_effective,
+    )
+
+
+def win_rate_record(summary: PairwiseSummary) -> PairwiseWinRate:
+    """The summary as `results.json` records it."""
+    controlled = summary.length_controlled
+    return PairwiseWinRate(
+        judge=summary.judge,
+        model=summary.model,
+        baseline=summary.baseline,
+        win_rate=summary.win_rate,
+        ci_low=summary.ci_low,
+        ci_high=summary.ci_high,
+        method=summary.method,
+        n_effective=summary.n_effective,
+        wins=summary.wins,
+        ties=summary.ties,
+        losses=summary.losses,
+        n=summary.n,
+        unparsed=summary.unparsed,
+        length_controlled=LengthControlledWinRate(
+            win_rate=controlled.win_rate,
+            ci_low=controlled.ci_low,
+            ci_high=controlled.ci_high,
+            intercept=controlled.model.intercept,
+            length_coefficient=controlled.model.length_coefficient,
+            se=controlled.se,
+            n=controlled.n,
+            method=controlled.method,
+        )
+        if controlled is not None
+        else None,
+        position_bias_rate=summary.position_bias_rate,
+        agreement_rate=summary.agreement_rate,
+        first_position_rate=summary.first_position_rate,
     )

@@ -24,7 +24,7 @@ from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
 from evalkit.generate.decode import Sample
 from evalkit.generate.panel import build_panel
-from evalkit.generate.suite import drift_of, samples_of
+from evalkit.generate.suite import PanelDecoder, drift_of
 from evalkit.judges.suite import judge_and_summarise
 from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import ALL_SUBSETS
@@ -73,6 +73,7 @@ def score_suite(
     panel = build_panel(suite.generation, datasets) if suite.generation is not None else []
     samples: list[Sample] = []
     drift: list[Drift] = []
+    decoder = PanelDecoder(suite.generation) if suite.generation is not None else None
     for spec in expand_checkpoints(suite.models):
         is_reference = reference is not None and spec.name == reference.spec.name
         loaded = reference if is_reference and reference is not None else _load(suite, spec, reference)
@@ -87,8 +88,8 @@ def score_suite(
             scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes, "role": role}))
             if capabilities is not None and is_main_process():
                 scored.capability_runs.extend(capabilities.run(loaded))
-            if suite.generation is not None:
-                samples += samples_of(suite.generation, panel, loaded)
+            if suite.generation is not None and decoder is not None:
+                samples += decoder.samples(panel, loaded)
                 if suite.generation.drift is not None and reference is not None and not is_reference:
                     drift.append(drift_of(suite, suite.generation.drift, panel, loaded, reference))
         finally:
@@ -96,8 +97,10 @@ def score_suite(
                 release(loaded)
                 del loaded
                 gc.collect()
-    if suite.generation is not None:
-        scored.generation = judge_and_summarise(suite, suite.generation, panel, samples, drift, scored.models)
+    if suite.generation is not None and decoder is not None:
+        generation = judge_and_summarise(suite, suite.generation, panel, samples, drift, scored.models)
+        # Pairwise judges ran once every model had answered (`judge_and_summarise`); the decoder's statement first.
+        scored.generation = generation.model_copy(update={"backends": [decoder.backend(), *generation.backends]})
     return scored
 
 

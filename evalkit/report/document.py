@@ -35,6 +35,7 @@ from evalkit.report.diagnostics import (
 )
 from evalkit.report.formats import format_number
 from evalkit.report.jinja import render
+from evalkit.report.judged import judged_view
 from evalkit.report.markdown import Markdown, escape
 from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.tables import Table
@@ -148,6 +149,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets],
         training=training,
         generation=_generation_view(result.generation) if result.generation is not None else None,
+        judged=judged_view(result.generation) if result.generation is not None else None,
         capabilities=_capabilities(result),
         audit=audit_table(result.audit),
         models=[m.model_copy(update={"name": escape(m.name)}) for m in result.models],

@@ -39,6 +39,7 @@ from evalkit.report.flipped import FlipGroup, flip_groups
 from evalkit.report.formats import format_number
 from evalkit.report.grids import Grid, grid_of
 from evalkit.report.jinja import clip, environment, render
+from evalkit.report.judged import judged_view
 from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.views import (
     DatasetView,
@@ -147,6 +148,7 @@ def render_html(
         training=training,
         sweep=sweep,
         generation=_generation_view(result) if result.generation is not None else None,
+        judged=_judged_view(result),
         capabilities=_capabilities_grids(capabilities) if capabilities is not None else None,
         audit=grid_of(audit_table(result.audit)),
         packages=", ".join(f"{k} {v}" for k, v in result.environment.packages.items()),
@@ -269,6 +271,16 @@ def _generation_view(result: RunResult) -> dict[str, object]:
         "drift": grid_of(tables.drift) if tables.drift else None,
         "prompts": prompts,
     }
+
+
+def _judged_view(result: RunResult) -> dict[str, object] | None:
+    """The pairwise judges and backends (`evalkit.report.judged`), their tables as grids."""
+    view = judged_view(result.generation) if result.generation is not None else None
+    if view is None:
+        return None
+    win_rates = grid_of(view.win_rates) if view.win_rates else None
+    backends = grid_of(view.backends) if view.backends else None
+    return {"win_rates": win_rates, "meanings": view.meanings, "backends": backends, "cautions": view.cautions}
 
 
 INLINE_STYLE = """

@@ -20,7 +20,12 @@ from evalkit.report.tables import Table, unbreakable
 from evalkit.results.estimates import Comparison
 from evalkit.results.schema import GateStatus, GateVerdict, RunResult
 
-UNITS = {"drift_budget": "prompts", "length_budget": "prompts", "capability_non_inferiority": "documents"}
+UNITS = {
+    "drift_budget": "prompts",
+    "length_budget": "prompts",
+    "win_rate": "prompts",
+    "capability_non_inferiority": "documents",
+}
 """What a rule's n counts; pairs for every other kind."""
 
 
@@ -131,6 +136,9 @@ def statement(v: GateVerdict) -> str:
         return v.reason
     percent = v.kind == "length_budget"
     what = {"drift_budget": "KL", "length_budget": "length growth"}.get(v.kind) or names.title(v.metric or "value")
+    if v.kind == "win_rate":  # the metric is `<judge>/<raw or length_controlled>`
+        judge, _, on = (v.metric or "").partition("/")
+        what = f"{'LC ' if on == 'length_controlled' else ''}win rate by {judge}"
     if v.kind in ("superiority", "non_inferiority", "capability_non_inferiority"):
         what = f"Δ {what}"
     signed = what.startswith("Δ")

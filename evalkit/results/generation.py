@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from evalkit.results.record import Record
 
 
@@ -105,6 +107,95 @@ class Drift(Record):
     """Share of the sampled completions cut at `max_new_tokens` rather than ended with EOS."""
 
 
+class Backend(Record):
+    """Who decoded (or judged) and whether a fresh run would repeat it: the determinism statement of a backend.
+    The API key is never recorded, only the variable it was read from."""
+
+    used_by: str
+    """`generation`, or `judge <name>`."""
+    backend: Literal["hf", "openai"]
+    base_url: str | None = None
+    served_models: dict[str, str] = {}
+    """Suite model (or judge) name → the served model name asked for."""
+    api_key_env: str | None = None
+    concurrency: int | None = None
+    deterministic: bool
+    reason: str
+    """Why it can or cannot promise the same answers with an empty cache (`evalkit.generate.endpoint.determinism`)."""
+    requests_sent: int | None = None
+    """HTTP requests this run sent (retries included); 0 when every answer came from the cache."""
+
+
+class JudgeReading(Record):
+    """One pairwise verdict: the judge's reading of one order."""
+
+    p_first: float | None
+    """Probability that the answer shown first (A) is better; 1 or 0 for a parsed reply; None: unparsed."""
+    source: Literal["logprobs", "parsed", "unparsed"]
+    reply: str
+
+
+class PairwiseJudgmentRecord(Record):
+    """Both orders of one prompt, for one model against the baseline, as one pairwise judge read them."""
+
+    judge: str
+    model: str
+    baseline: str
+    prompt_id: str
+    candidate_first: JudgeReading
+    reference_first: JudgeReading
+    preference: float | None
+    """The model's: 1 win, 0 loss, ½ when the orders disagree, the mean probability where they agree; None when
+    an order is unparsed (left out of the win rate, counted)."""
+    orders_agree: bool | None
+    same_position: bool | None
+    model_length: int
+    baseline_length: int
+    """Characters, the length the length-controlled win rate controls for."""
+
+
+class LengthControlledWinRate(Record):
+    """The win rate a logistic model of the judge's preference predicts at zero length difference (AlpacaEval 2)."""
+
+    win_rate: float
+    ci_low: float | None
+    ci_high: float | None
+    intercept: float
+    """θ of logit P = θ + φ·tanh(Δ/sd(Δ)); the win rate is σ(θ)."""
+    length_coefficient: float
+    """φ: how much the judge's preference follows the length difference (0: not at all)."""
+    se: float | None
+    """Standard error of θ (sandwich, HC1); None with fewer than three prompts."""
+    n: int
+    method: str
+
+
+class PairwiseWinRate(Record):
+    """One model against the baseline on one pairwise judge, both orders of every prompt combined."""
+
+    judge: str
+    model: str
+    baseline: str
+    win_rate: float | None
+    """Mean preference over the prompts with both orders read (a tie ½); None when none was read."""
+    ci_low: float | None
+    ci_high: float | None
+    method: str
+    n_effective: float | None
+    """The effective n of the Wilson interval and of its test."""
+    wins: int
+    ties: int
+    losses: int
+    n: int
+    """Prompts with both orders read."""
+    unparsed: int
+    """Prompts left out because a reply named neither label."""
+    length_controlled: LengthControlledWinRate | None
+    position_bias_rate: float | None
+    agreement_rate: float | None
+    first_position_rate: float | None
+
+
 class GenerationResult(Record):
     decoding: str
     """`greedy`, or `sampling (k=..., temperature=..., top_p=..., seed=...)`."""
@@ -115,3 +206,10 @@ class GenerationResult(Record):
     judges: list[JudgeSummary] = []
     win_rates: list[WinRate] = []
     drift: list[Drift] = []
+    backends: list[Backend] = []
+    """How the panel was decoded and the pairwise judges asked, each with its determinism statement (schema 1.7;
+    empty in older files)."""
+    pairwise: list[PairwiseWinRate] = []
+    """Per (pairwise judge, model, baseline): raw and length-controlled win rates and the judge's biases."""
+    pairwise_judgments: list[PairwiseJudgmentRecord] = []
+    """Every pairwise judgment, both orders, as the judge gave them."""

@@ -20,6 +20,10 @@ baseline run are matched by role and fingerprint rather than by display name, an
 Schema 1.6 adds `capabilities`: lm-evaluation-harness tasks run on every model (their versions, the
 fingerprints of local task files, per-task scores with intervals and paired comparisons with flipped
 documents), and the gate rule kind `capability_non_inferiority`; older files read with none.
+Schema 1.7 adds to `generation` the backends that decoded and judged (an OpenAI-compatible endpoint or in
+process, with their determinism statements), pairwise judgments in both orders, per (judge, model, baseline)
+raw and length-controlled win rates with the judge's position bias, and the gate rule kind `win_rate`; older
+files read with none.
 Older files are migrated once, where they are read (`evalkit.results.migrate`): their bootstrap settings dropped,
 their methods left unrecorded (None), their verdicts given the status their `passed` implies, so readers
 never branch on a version.
@@ -37,7 +41,7 @@ from evalkit.results.estimates import Comparison, Metric, ReliabilityBin, Statis
 from evalkit.results.generation import GenerationResult
 from evalkit.results.record import Record
 
-SCHEMA_VERSION = "1.6"
+SCHEMA_VERSION = "1.7"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
@@ -175,7 +179,13 @@ class ScoringInfo(Record):
 
 
 GateKind = Literal[
-    "absolute", "superiority", "non_inferiority", "drift_budget", "length_budget", "capability_non_inferiority"
+    "absolute",
+    "superiority",
+    "non_inferiority",
+    "drift_budget",
+    "length_budget",
+    "capability_non_inferiority",
+    "win_rate",
 ]
 GateStatus = Literal["passed", "failed", "undecidable", "skipped"]
 """`undecidable`: the rule could not be judged (no such metric, too few pairs, an undefined interval), a

@@ -14,7 +14,8 @@ from evalkit.errors import EvalkitError
 from evalkit.generate.decode import generate
 from evalkit.generate.endpoint import Endpoint, EndpointClient, generate_via_endpoint
 from evalkit.generate.panel import PanelPrompt, build_panel
-from evalkit.judges.pairwise import EndpointJudge, PairToJudge, judge_pairs, load_template, summarise_pairwise
+from evalkit.judges.pairwise import EndpointJudge, PairToJudge, judge_pairs, summarise_pairwise
+from evalkit.judges.prompt import load_template
 from evalkit.world.pairs import generate_pairs
 
 MAX_NEW_TOKENS = 16

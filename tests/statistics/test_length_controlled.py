@@ -12,7 +12,8 @@ import pytest
 
 from evalkit.data.pairs import Message
 from evalkit.judges.length_controlled import length_controlled_win_rate, length_feature
-from evalkit.judges.pairwise import PairToJudge, Verdict, judge_pairs, load_template, summarise_pairwise
+from evalkit.judges.pairwise import PairToJudge, Verdict, judge_pairs, summarise_pairwise
+from evalkit.judges.prompt import load_template
 
 LENGTH_PULL = 1.5
 """φ of the simulated judge: an answer one standard deviation longer is preferred 76% of the time (σ(1.5·tanh 1))."""

@@ -113,7 +113,8 @@ def test_unknown_keys_and_kinds_get_a_suggestion_and_no_union_tag_in_the_key_pat
         "s.yaml: gate.rules.0.min_pairs: Input should be greater than or equal to 2 (got 1)"
     ]
     kinds = (
-        "['absolute', 'superiority', 'non_inferiority', 'drift_budget', 'length_budget', 'capability_non_inferiority']"
+        "['absolute', 'superiority', 'non_inferiority', 'drift_budget', 'length_budget', "
+        "'capability_non_inferiority', 'win_rate']"
     )
     assert problems({"kind": "superiorty"}) == [
         f"s.yaml: gate.rules.0.kind: unknown kind 'superiorty' (did you mean 'superiority'?); kinds are {kinds}"

@@ -14,17 +14,16 @@ from evalkit.data.rendering import chat_token_ids
 from evalkit.errors import EvalkitError
 from evalkit.judges.length_controlled import RIDGE, fit_length_models, length_controlled_win_rate, length_feature
 from evalkit.judges.pairwise import (
-    DEFAULT_TEMPLATE,
     LocalJudge,
     PairToJudge,
     Verdict,
     combine,
     judge_pairs,
     label_probability,
-    load_template,
     parse_verdict,
     summarise_pairwise,
 )
+from evalkit.judges.prompt import DEFAULT_TEMPLATE, load_template
 
 
 class FixedJudge:
