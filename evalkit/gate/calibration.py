@@ -35,10 +35,11 @@ from evalkit.gate.evidence import Judged
 from evalkit.gate.judge import decide
 from evalkit.gate.kinds import win_rate_sampling
 from evalkit.judges.length_controlled import length_controlled_win_rate, length_feature
+from evalkit.judges.pairwise import length_controlled_record
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.paired import paired_test
 from evalkit.results.estimates import Statistics
-from evalkit.results.generation import LengthControlledWinRate, PairwiseWinRate
+from evalkit.results.generation import PairwiseWinRate
 from evalkit.results.schema import GateVerdict
 
 ALPHA = 0.05
@@ -269,16 +270,7 @@ def _win_rate_record(preferences: np.ndarray, deltas: np.ndarray) -> PairwiseWin
         losses=0,
         n=preferences.size,
         unparsed=0,
-        length_controlled=LengthControlledWinRate(
-            win_rate=controlled.win_rate,
-            ci_low=controlled.ci_low,
-            ci_high=controlled.ci_high,
-            intercept=controlled.model.intercept,
-            length_coefficient=controlled.model.length_coefficient,
-            se=controlled.se,
-            n=controlled.n,
-            method=controlled.method,
-        ),
+        length_controlled=length_controlled_record(controlled),
         position_bias_rate=None,
         agreement_rate=None,
         first_position_rate=None,

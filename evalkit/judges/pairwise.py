@@ -202,45 +202,33 @@ def judge_pairs(judge: PairwiseJudge, template: JudgeTemplate, pairs: Sequence[P
     return [combine(pair, verdicts[i], verdicts[n + i]) for i, pair in enumerate(pairs)]
 
 
-@dataclass(frozen=True)
-class PairwiseSummary:
-    """A candidate's judged win rate over a reference, raw and length-controlled, with the judge's biases."""
-
-    judge: str
-    model: str
-    baseline: str
-    win_rate: float | None
-    ci_low: float | None
-    ci_high: float | None
-    method: str
-    """The raw win rate's interval: Wilson on the effective n, ties and probabilities as fractional wins."""
-    wins: int
-    ties: int
-    losses: int
-    n: int
-    """Prompts with both orders read."""
-    unparsed: int
-    """Prompts left out because an order's reply named neither label."""
-    length_controlled: LengthControlled | None
-    position_bias_rate: float | None
-    """Share of prompts where both orders favoured the same position (the verdict flipped with the swap)."""
-    agreement_rate: float | None
-    """Share of prompts where both orders favoured the same answer."""
-    first_position_rate: float | None
-    """Share of read verdicts that favoured the answer shown first (½ for a judge without position bias)."""
-    n_effective: float | None = None
-    """The effective n of the raw win rate's Wilson interval and test (n for 0/1 preferences; more where ties
-    and probabilities shrink the variance)."""
-
-
 def summarise_pairwise(
     judge: str, model: str, baseline: str, judgments: Sequence[PairwiseJudgment], confidence: float
-) -> PairwiseSummary:
+) -> PairwiseWinRate:
+    """`model` against `baseline` on one judge, both orders of every prompt combined, as results.json records it: the
+    raw win rate (Wilson on the effective n, ties and probabilities as fractional wins), the length-controlled one,
+    and the judge's position bias and agreement between the two orders; unparsed prompts counted and left out."""
     read = [j for j in judgments if j.preference is not None]
     unparsed = len(judgments) - len(read)
     if not read:
-        return PairwiseSummary(
-            judge, model, baseline, None, None, None, "wilson", 0, 0, 0, 0, unparsed, None, None, None, None
+        return PairwiseWinRate(
+            judge=judge,
+            model=model,
+            baseline=baseline,
+            win_rate=None,
+            ci_low=None,
+            ci_high=None,
+            method="wilson",
+            n_effective=None,
+            wins=0,
+            ties=0,
+            losses=0,
+            n=0,
+            unparsed=unparsed,
+            length_controlled=None,
+            position_bias_rate=None,
+            agreement_rate=None,
+            first_position_rate=None,
         )
     preferences = np.array([j.preference for j in read], dtype=np.float64)
     raw = stats.proportion(preferences, confidence)
@@ -251,57 +239,37 @@ def summarise_pairwise(
         confidence,
     )
     firsts = [v.p_first for j in read for v in (j.candidate_first, j.reference_first) if v.p_first is not None]
-    return PairwiseSummary(
+    return PairwiseWinRate(
         judge=judge,
         model=model,
         baseline=baseline,
         win_rate=raw.value,
-        ci_low=raw.interval.low if raw.interval else None,
-        ci_high=raw.interval.high if raw.interval else None,
         method=raw.method,
         wins=int((preferences > 0.5).sum()),
         ties=int((preferences == 0.5).sum()),
         losses=int((preferences < 0.5).sum()),
         n=len(read),
         unparsed=unparsed,
-        length_controlled=controlled,
+        length_controlled=length_controlled_record(controlled),
         position_bias_rate=float(np.mean([bool(j.same_position) for j in read])),
         agreement_rate=float(np.mean([bool(j.orders_agree) for j in read])),
         first_position_rate=float(np.mean([p > 0.5 for p in firsts])),
         n_effective=raw.sampling.n_effective,
+        **raw.bounds,
     )
 
 
-def win_rate_record(summary: PairwiseSummary) -> PairwiseWinRate:
-    """The summary as `results.json` records it."""
-    controlled = summary.length_controlled
-    return PairwiseWinRate(
-        judge=summary.judge,
-        model=summary.model,
-        baseline=summary.baseline,
-        win_rate=summary.win_rate,
-        ci_low=summary.ci_low,
-        ci_high=summary.ci_high,
-        method=summary.method,
-        n_effective=summary.n_effective,
-        wins=summary.wins,
-        ties=summary.ties,
-        losses=summary.losses,
-        n=summary.n,
-        unparsed=summary.unparsed,
-        length_controlled=LengthControlledWinRate(
-            win_rate=controlled.win_rate,
-            ci_low=controlled.ci_low,
-            ci_high=controlled.ci_high,
-            intercept=controlled.model.intercept,
-            length_coefficient=controlled.model.length_coefficient,
-            se=controlled.se,
-            n=controlled.n,
-            method=controlled.method,
-        )
-        if controlled is not None
-        else None,
-        position_bias_rate=summary.position_bias_rate,
-        agreement_rate=summary.agreement_rate,
-        first_position_rate=summary.first_position_rate,
+def length_controlled_record(controlled: LengthControlled | None) -> LengthControlledWinRate | None:
+    """The length-controlled win rate as results.json records it (None with no prompt read)."""
+    if controlled is None:
+        return None
+    return LengthControlledWinRate(
+        win_rate=controlled.win_rate,
+        ci_low=controlled.ci_low,
+        ci_high=controlled.ci_high,
+        intercept=controlled.model.intercept,
+        length_coefficient=controlled.model.length_coefficient,
+        se=controlled.se,
+        n=controlled.n,
+        method=controlled.method,
     )

@@ -29,7 +29,6 @@ from evalkit.judges.pairwise import (
     Verdict,
     judge_pairs,
     summarise_pairwise,
-    win_rate_record,
 )
 from evalkit.judges.pointwise import Judge, load_callable_judge, reward_model, summarise
 from evalkit.judges.prompt import load_template
@@ -140,8 +139,7 @@ def judge_pairwise(
             if not pairs:
                 continue
             found = judge_pairs(ready.judge, template, pairs)
-            summary = summarise_pairwise(spec.name, model, baseline, found, suite.statistics.confidence_level)
-            win_rates.append(win_rate_record(summary))
+            win_rates.append(summarise_pairwise(spec.name, model, baseline, found, suite.statistics.confidence_level))
             records += [_judgment_record(spec.name, model, baseline, j) for j in found]
         sent = ready.client.requests_sent if ready.client is not None else None
     return PairwiseRun(win_rates, records, ready.backend.model_copy(update={"requests_sent": sent}))

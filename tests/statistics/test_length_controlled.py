@@ -59,7 +59,7 @@ def test_a_pure_length_bias_is_removed() -> None:
     controlled = summary.length_controlled
     assert controlled is not None and controlled.ci_low is not None and controlled.ci_high is not None
     assert abs(controlled.win_rate - 0.5) < 0.03 and controlled.ci_low < 0.5 < controlled.ci_high
-    assert controlled.model.length_coefficient == pytest.approx(LENGTH_PULL, abs=0.3)
+    assert controlled.length_coefficient == pytest.approx(LENGTH_PULL, abs=0.3)
     # verdicts are A or B: a prompt's two orders either agree on the answer or on the position
     assert summary.agreement_rate is not None
     assert summary.position_bias_rate == pytest.approx(1 - summary.agreement_rate)
