@@ -1,4 +1,5 @@
-"""The gate's verdicts as a table on the terminal: the reports' statement per rule (rich markup shown as text)."""
+"""The gate's verdicts as a table on the terminal: the reports' statement per rule (rich markup shown as text), in
+plain spaces and hyphens, which a terminal wraps itself and a reader copies as typed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from rich.table import Table
 from evalkit.console import plain
 from evalkit.report import verdicts as verdict_words
 from evalkit.report.statements import verdict_view
-from evalkit.report.tables import NO_BREAK_SPACE
+from evalkit.report.tables import MINUS, NO_BREAK_SPACE
 from evalkit.results.schema import GateStatus, GateVerdict
 
 
@@ -21,5 +22,5 @@ def verdict_table(verdicts: Sequence[GateVerdict]) -> Table:
     view = verdict_view(verdicts)
     for line in view.rules if view is not None else []:
         label = f"[{colours[line.status]}]{line.label}[/{colours[line.status]}]"
-        table.add_row(label, plain(line.rule), plain(line.statement.replace(NO_BREAK_SPACE, " ")))
+        table.add_row(label, plain(line.rule), plain(line.statement.replace(NO_BREAK_SPACE, " ").replace(MINUS, "-")))
     return table

@@ -37,6 +37,8 @@ from evalkit.world.pairs import FACTS
 from evalkit.world.tasks import arithmetic_documents, facts_documents, write_tasks
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
+OLDER = GOLDEN.with_name("results-1.5.json")
+"""A real run written before capability tasks existed."""
 STATISTICS = Statistics()
 
 
@@ -150,7 +152,7 @@ def test_the_rule_reads_a_comparison_recorded_the_other_way_round() -> None:
 
 def test_the_rule_is_undecidable_without_the_task_the_comparison_or_enough_documents(tmp_path: Path) -> None:
     spec = GateSpec.model_validate({"rules": [rule(margin=0.1)]})
-    (no_tasks,) = evaluate_gate(spec, read_results(GOLDEN), GOLDEN.parent)
+    (no_tasks,) = evaluate_gate(spec, read_results(OLDER), GOLDEN.parent)
     assert no_tasks.status == "undecidable" and "no capability tasks" in no_tasks.reason
     (too_few,) = evaluate_gate(spec, result_with([BASE, ALIGNED]), GOLDEN.parent)  # min_pairs 30 > 10 documents
     assert too_few.status == "undecidable" and "needs at least 30 documents, has 10" in too_few.reason
@@ -255,8 +257,8 @@ def test_the_report_section_escapes_names() -> None:
 
 
 def test_old_results_read_without_capabilities(tmp_path: Path) -> None:
-    golden = json.loads(GOLDEN.read_text())
-    assert golden["schema_version"] == "1.5" and read_results(GOLDEN).capabilities is None
+    older = json.loads(OLDER.read_text())
+    assert older["schema_version"] == "1.5" and read_results(OLDER).capabilities is None
     # A 1.6 file with capabilities round-trips.
     written = tmp_path / "results.json"
     written.write_text(result_with([BASE, ALIGNED]).model_dump_json())

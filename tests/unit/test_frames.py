@@ -21,12 +21,11 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> evalkit.Evaluation:
     # `evalkit gate` writes the judged results.json into --out (never over its input); the pairs go beside it.
     shutil.copytree(GOLDEN / "pairs", run / "judged" / "pairs")
     suite = str(ROOT / "suites" / "default.yaml")
-    # The golden run predates capability tasks (schema 1.5): the default suite's capability rule is undecidable on
-    # it (exit 2), every other rule is decided.
-    assert main(["gate", str(GOLDEN / "results.json"), "--suite", suite, "--out", str(run / "judged")]) == 2
+    # With no baseline recorded, the rule against the last release waits (skipped, exit 0); every other is decided.
+    assert main(["gate", str(GOLDEN / "results.json"), "--suite", suite, "--out", str(run / "judged")]) == 0
     judged = evalkit.read_results(run / "judged")
-    undecided = [v.kind for v in judged.result.gate or [] if v.status == "undecidable"]
-    assert undecided == ["capability_non_inferiority"]
+    waiting = [v.kind for v in judged.result.gate or [] if v.status == "skipped"]
+    assert waiting == ["non_inferiority"]
     return judged
 
 

@@ -64,7 +64,7 @@ def judged_result() -> RunResult:
 
 
 def test_an_older_results_file_reads_with_no_backends_and_no_pairwise_judges() -> None:
-    generation = read_results(GOLDEN).generation  # schema 1.2
+    generation = read_results(GOLDEN.with_name("results-1.5.json")).generation
     assert generation is not None and (generation.backends, generation.pairwise, generation.pairwise_judgments) == (
         [],
         [],
