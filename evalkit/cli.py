@@ -21,6 +21,7 @@ from rich.markup import escape
 from evalkit import __version__
 from evalkit.console import console, stdout
 from evalkit.errors import EvalkitError
+from evalkit.report.links import REPORT_URL
 
 DEFAULT_SUITE = Path("suites/default.yaml")
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
@@ -134,7 +135,6 @@ REPORT_URL_HELP = (
     "https:// address where the uploaded report.html can be opened (e.g. the CI run's artifact): report.md and "
     "summary.md link there (default: $EVALKIT_REPORT_URL, else report.html beside them)"
 )
-REPORT_URL = "EVALKIT_REPORT_URL"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

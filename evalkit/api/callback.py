@@ -223,7 +223,7 @@ class EvalkitCallback(TrainerCallback):
         for step in steps:
             run = self.evaluations[step]
             label = f"{self.name}@{step}"
-            rows += [_renamed(r, label) for r in run.pairs[self.dataset] if r.model == self.name]
+            rows += [r.as_model(label) for r in run.pairs[self.dataset] if r.model == self.name]
             models += [m.model_copy(update={"name": label}) for m in run.result.models if m.name == self.name]
             audits += [a.model_copy(update={"model": label}) for a in run.result.audit if a.model == self.name]
         parts = inprocess.ResultParts(
@@ -283,10 +283,6 @@ class EvalkitCallback(TrainerCallback):
         )
         mode = self._reference.mode.model_copy(update={"dataset": self.dataset}) if self._reference.mode else None
         self._reference_info = inprocess.with_mode(info, mode)
-
-
-def _renamed(row: PairScore, model: str) -> PairScore:
-    return PairScore(**{**vars(row), "model": model})
 
 
 def _tokenizer_of(processing_class: object) -> PreTrainedTokenizerBase:

@@ -103,6 +103,11 @@ def _describe(error: Any, root: type[BaseModel], given: Any) -> str:
         )
     if kind == "string_pattern_mismatch" and loc and loc[-1] == "api_key_env":  # never echo what may be a key
         return f"{place.path}: not an environment variable name; give the name of the variable holding the key"
+    if kind == "string_pattern_mismatch" and loc and loc[-1] == "base_url":  # nor a URL that may carry one
+        return (
+            f"{place.path}: expected an http:// or https:// address with no user, password, query or fragment "
+            "(it is written to results.json and the reports; a key goes in the variable `api_key_env` names)"
+        )
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "value_error" and (not place.keys or _KEY_PATH.match(message)):
         return message  # the validator named the key itself

@@ -149,8 +149,9 @@ EnvironmentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-
 class EndpointSpec(Spec):
     """An OpenAI-compatible server (`vllm serve`, TGI, `transformers serve`, Ollama, a hosted API)."""
 
-    base_url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
-    """The API root, ending in `/v1` (e.g. `http://gpu-box:8000/v1`)."""
+    base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s@?#]+$")]
+    """The API root, ending in `/v1` (e.g. `http://gpu-box:8000/v1`). No user, password or query: it is written to
+    results.json and the reports, so a key goes in `api_key_env`."""
     api_key_env: EnvironmentName | None = None
     """The environment variable holding the API key; it is read at run time and never written anywhere."""
     concurrency: int = Field(4, ge=1, le=1024)

@@ -30,17 +30,14 @@ from typing import Literal
 
 import numpy as np
 
-from evalkit.gate.boundary import GATE_RULES, false_pass_rate, family_error_rate
+from evalkit.gate.boundary import CONFIDENCE, GATE_RULES, Rng, false_pass_rate, family_error_rate
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.paired import paired_test
 from evalkit.results.estimates import Statistics
 
 ALPHA = 0.05
-CONFIDENCE = 0.95
 SIZES = (20, 60, 200, 1000)
 GATE_SIZES = (30, 60, 200, 1000)
-
-Rng = np.random.Generator
 
 
 @dataclass(frozen=True)

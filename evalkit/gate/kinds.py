@@ -137,7 +137,7 @@ def _non_inferiority(rule: NonInferiorityRule, run: Run, where: str) -> Judged:
     current = _pair_rows(result, results_dir, dataset, rule.model, where)
     before_dataset = dataset_counterpart(dataset, result, baseline) or dataset
     before = _pair_rows(baseline, baseline_dir, before_dataset, baseline_model, where + " in the baseline")
-    renamed = [_renamed(row, baseline_name) for row in before]
+    renamed = [row.as_model(baseline_name) for row in before]
     statistics = result.effective_statistics
     comparisons = compare_models(dataset, [*renamed, *current], result.scoring.beta, statistics=statistics)
     found = _find_comparison(comparisons, dataset, rule.subset, rule.model, baseline_name, rule.metric)
@@ -376,10 +376,6 @@ def _pair_rows(result: RunResult, directory: Path, dataset: str, model: str, whe
     if not rows:
         raise Undecidable(f"{where}: no per-pair scores of model {model!r} on {dataset}")
     return rows
-
-
-def _renamed(row: PairScore, model: str) -> PairScore:
-    return PairScore(**{**vars(row), "model": model})
 
 
 def _lengths(result: RunResult, model: str, where: str) -> dict[str, float]:

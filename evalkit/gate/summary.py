@@ -10,6 +10,7 @@ from pathlib import Path
 from evalkit.gate.junit import write_junit
 from evalkit.report import markdown
 from evalkit.report import verdicts as verdict_words
+from evalkit.report.links import report_url
 from evalkit.report.statements import verdict_view
 from evalkit.results.files import atomic_write_text
 from evalkit.results.schema import GateVerdict, RunResult
@@ -34,8 +35,7 @@ def publish(verdicts: Sequence[GateVerdict], out_dir: Path, result: RunResult) -
     `$EVALKIT_REPORT_URL`, when set (e.g. by a CI job, to the uploaded artifact), is linked as the full report."""
     junit, summary = out_dir / "junit.xml", out_dir / "summary.md"
     write_junit(verdicts, junit, result)
-    report_url = os.environ.get("EVALKIT_REPORT_URL", "").strip()
-    text = summary_markdown(verdicts, result.suite.name, report_url if report_url.startswith("https://") else None)
+    text = summary_markdown(verdicts, result.suite.name, report_url())
     atomic_write_text(summary, text)
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if step_summary:

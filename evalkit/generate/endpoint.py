@@ -67,7 +67,7 @@ class Endpoint:
     """The longest wait between two attempts."""
     cache_dir: Path | None = None
     """Where answers are kept; None: no cache (every run asks again)."""
-    honours_seed: bool = True
+    honours_seed: bool = False
     """Whether the server applies a request's `seed` to that request alone (vLLM does; `transformers serve`
     sets one global torch seed that concurrent requests share)."""
 
@@ -230,10 +230,9 @@ class EndpointClient:
                     if on_answer is not None:
                         on_answer(futures[future])
             if failure is not None:
-                if not isinstance(failure, EvalkitError):
-                    raise failure
                 answered = sum(found is not None for found in raw)
-                raise EvalkitError(self._scrub(f"{failure}; {self._kept(answered, len(raw))}")) from None
+                message = f"{failure}" if isinstance(failure, EvalkitError) else f"{self._where()}: {failure!r}"
+                raise EvalkitError(self._scrub(f"{message}; {self._kept(answered, len(raw))}")) from None
         return [_response(found) for found in raw if found is not None]
 
     def _ask(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -261,16 +260,16 @@ class EndpointClient:
         except httpx2.TimeoutException:
             raise _Retryable(f"no answer within {self.endpoint.timeout_s:g} s") from None
         except httpx2.TransportError as exc:
-            raise _Retryable(f"cannot connect ({type(exc).__name__}: {_first_line(str(exc))})") from None
+            raise _Retryable(f"cannot connect ({type(exc).__name__}: {self._line(str(exc))})") from None
         if reply.status_code == 429 or reply.status_code >= 500:
-            raise _Retryable(f"HTTP {reply.status_code}: {_first_line(reply.text)}")
+            raise _Retryable(f"HTTP {reply.status_code}: {self._line(reply.text)}")
         if reply.status_code >= 400:  # the request itself is wrong (bad model name, bad key): no retry helps
-            raise EvalkitError(f"{self._where()}: HTTP {reply.status_code}: {_first_line(reply.text)}")
+            raise EvalkitError(f"{self._where()}: HTTP {reply.status_code}: {self._line(reply.text)}")
         try:
             answer: dict[str, Any] = reply.json()
             _response(answer)
         except (ValueError, KeyError, IndexError, TypeError):
-            raise _Retryable(f"the answer is not a chat completion: {_first_line(reply.text)!r}") from None
+            raise _Retryable(f"the answer is not a chat completion: {self._line(reply.text)!r}") from None
         return answer
 
     def _where(self) -> str:
@@ -285,13 +284,20 @@ class EndpointClient:
         """A server may echo what it was sent; the key never reaches a message."""
         return message.replace(self._key, "***") if self._key else message
 
+    def _line(self, text: str) -> str:
+        """A server's text as one short line, the key taken out before it is cut (a cut key would not match)."""
+        return _first_line(self._scrub(text))
+
 
 def _api_key(variable: str | None) -> str | None:
     if variable is None:
         return None
-    key = os.environ.get(variable)
+    key = os.environ.get(variable, "").strip()  # a key read from a file often ends in a newline
     if not key:
-        raise EvalkitError(f"endpoint.api_key_env: the environment variable {variable} is not set")
+        # Not named: a key pasted into `api_key_env` by mistake would be printed.
+        raise EvalkitError("endpoint.api_key_env: the environment variable it names is not set")
+    if not key.isprintable() or any(c.isspace() for c in key):
+        raise EvalkitError("endpoint.api_key_env: the key in that variable holds spaces or control characters")
     return key
 
 

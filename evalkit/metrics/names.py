@@ -43,13 +43,9 @@ class MetricName:
     """Why a gate rule cannot judge its interval, where it cannot."""
 
     @property
-    def arrow(self) -> str:
-        return {True: " ↑", False: " ↓", None: ""}[self.higher_is_better]
-
-    @property
     def heading(self) -> str:
         """The title with the arrow of the good direction, as table headers print it."""
-        return self.title + self.arrow
+        return heading(self.name, self.higher_is_better)
 
 
 def _length_bins(prefix: str, title: str, *, needs_reference: bool) -> list[MetricName]:
@@ -118,6 +114,10 @@ def title(name: str) -> str:
     return REGISTRY[name].title if name in REGISTRY else name
 
 
+ARROWS: dict[bool | None, str] = {True: " ↑", False: " ↓", None: ""}
+
+
 def heading(name: str, higher_is_better: bool | None) -> str:
-    """A table header: the title and the arrow of the direction the record states."""
-    return title(name) + {True: " ↑", False: " ↓", None: ""}[higher_is_better]
+    """A table header: the title and the arrow of the direction the record states (a capability task's metric,
+    outside the registry, states its own)."""
+    return title(name) + ARROWS[higher_is_better]

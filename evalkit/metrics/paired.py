@@ -13,11 +13,10 @@ import numpy as np
 
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.cells import Cell, per_pair_values, rows_by_id
+from evalkit.metrics.compute import DEFAULT_STATISTICS
 from evalkit.metrics.names import ALL_SUBSETS, COMPARED, REGISTRY
 from evalkit.results.estimates import Comparison, Flips, PairedTestName, Statistics
 from evalkit.results.pairs import PairScore
-
-DEFAULT_STATISTICS = Statistics()
 
 
 @dataclass(frozen=True)

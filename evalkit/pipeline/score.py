@@ -171,7 +171,7 @@ def score_dataset(
         if reference is policy:
             reference_cache[key] = ModelLogps([_logps(r) for r in stored.rows], stored.mode)
         return ScoredDataset(
-            [PairScore(**{**vars(r), "model": policy.spec.name}) for r in stored.rows],
+            [r.as_model(policy.spec.name) for r in stored.rows],
             stored.audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
             stored.mode.model_copy(update={"dataset": dataset}) if stored.mode is not None else None,
         )

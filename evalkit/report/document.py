@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +34,7 @@ from evalkit.report.diagnostics import (
 from evalkit.report.formats import format_number
 from evalkit.report.jinja import render
 from evalkit.report.judged import judged_view
+from evalkit.report.links import report_url
 from evalkit.report.markdown import Markdown, escape
 from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.tables import Table
@@ -49,7 +48,6 @@ from evalkit.results.texts import read_pair_texts
 MARKDOWN_BUDGET = 60_000
 """Characters of `report.md` above which its lists are left out: GitHub takes 65,536 in a PR comment."""
 HTML_LINK = "Charts, flipped pairs with their text, and generations side by side: [report.html]({target})."
-REPORT_URL = "EVALKIT_REPORT_URL"
 """Where the uploaded reports can be opened (e.g. a CI run's artifacts), set by the job that uploads them: a
 markdown report posted as a PR comment or step summary links there, since `report.html` beside it means nothing."""
 
@@ -57,9 +55,7 @@ markdown report posted as a PR comment or step summary links there, since `repor
 def html_link() -> Markdown:
     """The link to the full report: `--report-url` (which sets `$EVALKIT_REPORT_URL`) when it is an https address
     with nothing that could break out of the link, else `report.html` beside this file."""
-    target = os.environ.get(REPORT_URL, "").strip()
-    safe = target.startswith("https://") and not re.search(r"[\s()<>\[\]`|\\]", target)
-    return Markdown(HTML_LINK.format(target=target if safe else "report.html"))
+    return Markdown(HTML_LINK.format(target=report_url() or "report.html"))
 
 
 CURVE_ROWS = 12

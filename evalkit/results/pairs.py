@@ -36,6 +36,10 @@ class PairScore:
     """A hash of the prompt's token ids: pairs with the same key share a prompt and are clustered in every
     interval and test. None in files written before it existed."""
 
+    def as_model(self, model: str) -> PairScore:
+        """The same row under another model's name (a model matched across runs by role, a stored score reused)."""
+        return dataclasses.replace(self, model=model)
+
 
 Logps = TypeVar("Logps", float, "np.ndarray")
 

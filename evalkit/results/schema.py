@@ -279,7 +279,7 @@ class RunResult(Record):
     gate: list[GateVerdict] | None = None
     """Verdicts of the suite's gate rules; None when no gate ran."""
     flip_examples: list[PairText] = []
-    """Text of the flipped pairs the reports show (`evalkit.report.views.flips_to_show`); every flipped id is in
+    """Text of the flipped pairs the reports show (`evalkit.metrics.flips.flips_to_show`); every flipped id is in
     `comparisons`. Empty in results written before it existed: reports then show the ids only."""
     command: str | None = None
     """The command line that produced the run, for provenance; None when not recorded."""

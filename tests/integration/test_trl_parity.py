@@ -8,7 +8,7 @@ separate reference model and with a PEFT adapter whose reference is the base, ad
 
 For implicit-prompt data both sides get evalkit's split (prompt through the last
 `\\n\\nAssistant:`): TRL's own `extract_prompt` takes the character-level common prefix instead,
-which evalkit deliberately does not (see evalkit/data.py), and evalkit's trainer passes TRL the
+which evalkit deliberately does not (see evalkit/data/pairs.py), and evalkit's trainer passes TRL the
 explicit split too.
 """
 

@@ -98,3 +98,11 @@ def test_pairwise_judges_are_checked_when_the_suite_loads(tmp_path: Path) -> Non
     path.write_text(judges + f"    - {{name: llm, model: j, template: '{template}'}}\n")
     generation = load_suite(path).generation
     assert generation is not None and generation.judges[0].pairwise
+
+
+@pytest.mark.parametrize("url", ["http://user:sk-key@h/v1", "https://h/v1?api-key=sk-key", "http://h/v1#frag"])
+def test_a_base_url_that_would_write_a_secret_into_results_is_refused(tmp_path: Path, url: str) -> None:
+    """base_url is recorded in results.json and the reports: a key in it would be published with them."""
+    message = problem(tmp_path, SUITE + f"  backend: openai\n  endpoint: {{base_url: '{url}'}}\n")
+    assert message.startswith("generation.endpoint.base_url: expected an http:// or https:// address with no user")
+    assert "sk-key" not in message and "#frag" not in message

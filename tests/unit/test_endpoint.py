@@ -245,10 +245,31 @@ def test_the_api_key_is_sent_and_never_written(
     assert "sk-secret-123" not in str(err.value) and "bad key ***" in str(err.value)
 
 
-def test_a_missing_key_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_long_key_echoed_at_the_end_of_a_long_reply_is_masked_before_the_reply_is_cut(
+    fault_server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-" + "k" * 155  # the reply is cut at 160 characters: inside the key, had it not been masked first
+    monkeypatch.setenv("EVALKIT_TEST_KEY", key + "\n")  # read from a file: the newline is not part of the key
+    fault_server.respond = lambda body: (401, "Incorrect API key provided: " + key)
+    client = EndpointClient(endpoint(fault_server, tmp_path, api_key_env="EVALKIT_TEST_KEY"))
+    with client, pytest.raises(EvalkitError) as err:
+        client.complete(asks("y"))
+    assert fault_server.headers[0]["Authorization"] == "Bearer " + key
+    assert "kkkkkkkkkk" not in str(err.value) and "Incorrect API key provided: ***" in str(err.value)
+
+
+def test_a_missing_or_broken_key_is_reported_without_echoing_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("EVALKIT_ABSENT_KEY", raising=False)
-    with pytest.raises(EvalkitError, match="environment variable EVALKIT_ABSENT_KEY is not set"):
+    # a key pasted into `api_key_env` by mistake is never printed back
+    with pytest.raises(EvalkitError, match="the environment variable it names is not set") as err:
         EndpointClient(Endpoint("http://127.0.0.1:1/v1", "m", api_key_env="EVALKIT_ABSENT_KEY"))
+    assert "EVALKIT_ABSENT_KEY" not in str(err.value)
+    monkeypatch.setenv("EVALKIT_BROKEN_KEY", "sk-one two")
+    with pytest.raises(EvalkitError, match="holds spaces or control characters") as err:
+        EndpointClient(Endpoint("http://127.0.0.1:1/v1", "m", api_key_env="EVALKIT_BROKEN_KEY"))
+    assert "sk-one" not in str(err.value)
 
 
 def test_determinism_is_stated() -> None:
