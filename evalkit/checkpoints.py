@@ -26,7 +26,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, P
 from evalkit.config.messages import notice
 from evalkit.config.specs import ModelSpec
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, first_line
 from evalkit.results.provenance import hash_file
 from evalkit.results.schema import ModelInfo
 
@@ -126,7 +126,7 @@ def load_model(
         try:
             model = cast(PreTrainedModel, PeftModel.from_pretrained(base, spec.path, revision=spec.revision))
         except (OSError, ValueError) as exc:
-            raise EvalkitError(f"{where}: cannot load the adapter {spec.path!r}: {_first_line(exc)}") from None
+            raise EvalkitError(f"{where}: cannot load the adapter {spec.path!r}: {first_line(exc)}") from None
         tokenizer = _tokenizer(spec.path, spec.revision, spec, where, fallback=base_path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # only fills padding, which scoring masks out
@@ -200,7 +200,7 @@ def load_reward_model(
     try:
         model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True)
     except (OSError, ValueError) as exc:
-        raise EvalkitError(f"{where}: cannot load a reward model from {path!r}: {_first_line(exc)}") from None
+        raise EvalkitError(f"{where}: cannot load a reward model from {path!r}: {first_line(exc)}") from None
     tokenizer = _tokenizer(path, None, ModelSpec(name="judge", path=path), where)
     torch.nn.Module.to(model, device()).eval()
     rendering = rendering_for(tokenizer, template_options or {}, template_date or DEFAULT_DATE)
@@ -315,7 +315,7 @@ def _from_pretrained(path: str, revision: str | None, spec: ModelSpec, where: st
                 raise
             model = AutoModelForCausalLM.from_pretrained(path, **options)
     except (OSError, ValueError) as exc:
-        raise EvalkitError(f"{where}: cannot load a model from {path!r}: {_first_line(exc)}") from None
+        raise EvalkitError(f"{where}: cannot load a model from {path!r}: {first_line(exc)}") from None
     return cast(PreTrainedModel, model)
 
 
@@ -331,7 +331,7 @@ def _tokenizer(
             return cast(PreTrainedTokenizerBase, tokenizer)
         except (OSError, ValueError) as exc:
             error = exc
-    raise EvalkitError(f"{where}: cannot load a tokenizer from {path!r}: {_first_line(error)}")
+    raise EvalkitError(f"{where}: cannot load a tokenizer from {path!r}: {first_line(error)}")
 
 
 def _fingerprint(path: str, model: PreTrainedModel, base_path: str | None, rendering: Rendering) -> str:
@@ -355,8 +355,3 @@ def files_fingerprint(path: str, revision: str | None = None) -> str:
     for file in sorted(p for pattern in FINGERPRINT_FILES for p in local.glob(pattern) if p.name not in PICKLE_FREE):
         hash_file(digest, file, file.name)
     return digest.hexdigest()
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text = str(exc).strip() if exc is not None else ""
-    return text.splitlines()[0] if text else type(exc).__name__

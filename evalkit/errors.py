@@ -10,3 +10,9 @@ from __future__ import annotations
 
 class EvalkitError(Exception):
     """A problem with the user's input, stated as `where: what is wrong; what is expected`."""
+
+
+def first_line(error: BaseException | None) -> str:
+    """What a library's exception says, on one line for an `EvalkitError`; its type where it says nothing."""
+    text = str(error).strip() if error is not None else ""
+    return text.splitlines()[0] if text else type(error).__name__

@@ -30,7 +30,7 @@ from typing import Any, cast
 import jinja2
 from transformers import PreTrainedTokenizerBase
 
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, first_line
 
 DEFAULT_DATE = datetime.date(2025, 1, 1)
 """The date a clock-reading template is rendered with when neither the suite nor evalkit's training names one."""
@@ -125,7 +125,7 @@ def chat_token_ids(
                 **rendering.template_kwargs(),
             )
     except (jinja2.exceptions.SecurityError, OverflowError) as exc:  # the sandbox's refusals (ranges too big, too)
-        raise EvalkitError(f"the chat template did something its sandbox forbids: {_first_line(exc)}") from None
+        raise EvalkitError(f"the chat template did something its sandbox forbids: {first_line(exc)}") from None
     except jinja2.TemplateError as exc:
         roles = ", ".join(m.get("role", "?") for m in messages)
         raise EvalkitError(f"the chat template cannot render a conversation of roles [{roles}]: {exc}") from None
@@ -155,7 +155,3 @@ def time_limit(seconds: float, what: str) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

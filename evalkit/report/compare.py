@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 from markupsafe import Markup
 
 from evalkit.metrics import names
@@ -44,13 +43,15 @@ from evalkit.report.html import CSP, PRINT_SCRIPT
 from evalkit.report.jinja import render
 from evalkit.report.tables import Table
 from evalkit.report.views import COLUMNS, read_pairs
-from evalkit.results.estimates import Comparison, Flips, Metric, Statistics
+from evalkit.results.estimates import Comparison, Metric, Statistics
 from evalkit.results.files import atomic_write_text, read_results
 from evalkit.results.matching import Counterpart, counterparts, dataset_counterpart
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult
 
 HEADLINE = COLUMNS
+PAIRED = ("preference/accuracy", "rewards/accuracies", "rewards/margins")
+"""What two runs are compared on pair by pair (rewards only where both runs have a reference)."""
 
 
 @dataclass(frozen=True)
@@ -187,8 +188,8 @@ def _paired(
     matched: Mapping[str, str],
 ) -> list[Comparison]:
     """Each candidate model against its counterpart in the baseline run (`matched`: name → name there)."""
-    from evalkit.metrics.cells import Cell
-    from evalkit.metrics.paired import paired_test
+    from evalkit.metrics.cells import Cell, per_pair_values
+    from evalkit.metrics.paired import Where, paired_comparison, paired_test
 
     out = []
     old = {(p.model, p.id): p for p in before}
@@ -200,56 +201,26 @@ def _paired(
             continue
         # Both cells sort by pair id, so their arrays stay aligned pair by pair.
         a, b = Cell.from_rows([p for p, _ in joined]), Cell.from_rows([p for _, p in joined])
-        outcomes = [
-            ("preference/accuracy", _right(a.logp_chosen - a.logp_rejected), _right(b.logp_chosen - b.logp_rejected))
-        ]
-        rewards_a, rewards_b = a.rewards(beta_before), b.rewards(beta_after)
-        if rewards_a is not None and rewards_b is not None:
-            outcomes.append(("rewards/accuracies", _right(rewards_a.margin), _right(rewards_b.margin)))
-            outcomes.append(("rewards/margins", rewards_a.margin, rewards_b.margin))
-        for metric, x, y in outcomes:
-            test = paired_test(metric, y, x, b.prompts, statistics)
-            interval = test.delta.interval
-            flips = None
-            if names.metric(metric).accuracy:
-                gained, lost = test.differences > 0, test.differences < 0
-                flips = Flips(
-                    wrong_to_right=int(gained.sum()),
-                    right_to_wrong=int(lost.sum()),
-                    wrong_to_right_ids=[i for i, g in zip(b.ids, gained, strict=True) if g],
-                    right_to_wrong_ids=[i for i, g in zip(b.ids, lost, strict=True) if g],
-                )
+        theirs, ours = per_pair_values(a, beta_before), per_pair_values(b, beta_after)
+        where = Where(dataset=dataset, subset=ALL_SUBSETS, model=model, baseline=was)
+        for metric in PAIRED:
+            if metric not in ours or metric not in theirs:
+                continue
+            test = paired_test(metric, ours[metric], theirs[metric], b.prompts, statistics)
+            known = names.metric(metric)
             out.append(
-                Comparison(
-                    dataset=dataset,
-                    subset=ALL_SUBSETS,
-                    model=model,
-                    baseline=was,
-                    metric=metric,
-                    model_value=float(y.mean()),
-                    baseline_value=float(x.mean()),
-                    value=test.delta.value,
-                    ci_low=interval.low if interval else None,
-                    ci_high=interval.high if interval else None,
-                    n=b.n,
-                    higher_is_better=names.metric(metric).higher_is_better,
-                    test=test.name,
-                    p_value=test.p_value,
-                    wilcoxon_p_value=test.wilcoxon_p_value,
-                    mde=test.mde,
-                    flips=flips,
-                    method=test.delta.method,
-                    se=test.delta.sampling.se,
-                    df=test.delta.sampling.df,
-                    skewness=test.delta.sampling.skewness,
+                paired_comparison(
+                    where,
+                    metric,
+                    b.ids,
+                    ours[metric],
+                    theirs[metric],
+                    test,
+                    accuracy=known.accuracy,
+                    higher_is_better=known.higher_is_better,
                 )
             )
     return out
-
-
-def _right(margins: np.ndarray) -> np.ndarray:
-    """1 where the chosen answer wins (strictly, as accuracies count), else 0; shape (n,)."""
-    return (margins > 0).astype(float)
 
 
 def headline_tables(comparison: RunComparison, keys: Sequence[str] = HEADLINE) -> list[tuple[str, Table]]:
