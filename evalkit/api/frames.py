@@ -51,7 +51,6 @@ COMPARISON_COLUMNS = [
 ]
 """`value` is the difference model − baseline; the flip counts are there for accuracies only."""
 PAIR_COLUMNS = ["dataset", *(f.name for f in dataclasses.fields(PairScore))]
-REWARD_COLUMNS = ["reward_chosen", "reward_rejected", "margin"]
 GATE_COLUMNS = [
     "rule",
     "kind",

@@ -44,6 +44,7 @@ from evalkit.results.schema import (
     SuiteInfo,
     TokenizationAudit,
 )
+from evalkit.results.texts import pair_text
 
 ReferenceModel = Callable[[], AbstractContextManager[PreTrainedModel]]
 """Enters the reference and yields the model to run: a separate model, or the policy with its adapter disabled."""
@@ -171,20 +172,11 @@ def summarise_scores(
     for dataset, rows in scores.items():
         metrics += compute_metrics(dataset, rows, beta, statistics=statistics)
         reliability += reliability_curves(dataset, rows, beta, statistics=statistics)
-        if compared_with is None:
-            comparisons += compare_models(dataset, rows, beta, statistics=statistics)
-            continue
-        anchor = [r for r in rows if r.model == compared_with]
-        for model in dict.fromkeys(r.model for r in rows if r.model != compared_with):
-            pair = anchor + [r for r in rows if r.model == model]
-            comparisons += compare_models(dataset, pair, beta, statistics=statistics)
+        comparisons += compare_models(dataset, rows, beta, statistics=statistics, against=compared_with)
     comparisons = with_false_discovery_rate(comparisons)  # one family: every comparison the reports mark
     shown = {(name, i) for name, ids in flips_to_show(comparisons, reference).items() for i in ids}
     flip_examples = [
-        PairText(dataset=name, id=p.id, subset=p.subset, prompt=p.prompt, chosen=p.chosen, rejected=p.rejected)
-        for name, dataset_pairs in pairs.items()
-        for p in dataset_pairs
-        if (name, p.id) in shown
+        pair_text(name, p) for name, dataset_pairs in pairs.items() for p in dataset_pairs if (name, p.id) in shown
     ]
     return Summaries(metrics, comparisons, reliability, flip_examples)
 

@@ -76,7 +76,7 @@ class Suite(Spec):
         return self
 
     def _name_problems(self) -> Iterator[str]:
-        for kind, names in (("datasets", [d.name for d in self.datasets]), ("models", self.model_names)):
+        for kind, names in (("datasets", self.dataset_names), ("models", self.model_names)):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 yield f"{kind}: duplicate name {duplicates[0]!r}; names must be unique"
@@ -88,12 +88,12 @@ class Suite(Spec):
         for name, key in required:
             yield from _problem(_require_model, name, self.model_names, key)
         source = self.generation.from_dataset if self.generation is not None else None
-        if source is not None and source.dataset not in [d.name for d in self.datasets]:
-            hint = suggestion(source.dataset, [d.name for d in self.datasets])
+        if source is not None and source.dataset not in self.dataset_names:
+            hint = suggestion(source.dataset, self.dataset_names)
             yield f"generation.from_dataset.dataset: no dataset named {source.dataset!r}{hint}"
         if self.generation is not None:
             yield from self._generation_problems(self.generation)
-        datasets = [d.name for d in self.datasets]
+        datasets = self.dataset_names
         for index, rule in enumerate(self.gate.rules if self.gate is not None else []):
             where = f"gate.rules.{index}"
             yield from _problem(check_rule_names, rule, where, self.model_names, datasets)
@@ -150,6 +150,10 @@ class Suite(Spec):
     @property
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
+
+    @property
+    def dataset_names(self) -> list[str]:
+        return [d.name for d in self.datasets]
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)

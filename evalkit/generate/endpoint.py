@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -43,6 +42,7 @@ from evalkit.data.rendering import PLAIN, Rendering
 from evalkit.errors import EvalkitError
 from evalkit.generate.decode import Sample
 from evalkit.generate.panel import PanelPrompt
+from evalkit.results.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -163,12 +163,8 @@ class ResponseCache:
         return entry.get("response") if entry.get("request") == body else None  # a hash collision reads as a miss
 
     def put(self, body: dict[str, Any], response: dict[str, Any]) -> None:
-        path = self._path(self.key(body))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            json.dump({"request": body, "response": response}, out, ensure_ascii=False)
-        os.replace(temporary, path)  # atomic: a reader sees the whole answer or none
+        entry = json.dumps({"request": body, "response": response}, ensure_ascii=False)
+        atomic_write_text(self._path(self.key(body)), entry)  # a reader sees the whole answer or none
 
 
 class _Retryable(Exception):

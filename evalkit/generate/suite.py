@@ -17,6 +17,28 @@ from evalkit.results.generation import Backend, Drift
 from evalkit.scoring.batching import from_main
 
 
+def endpoint_backend(
+    used_by: str,
+    endpoint: Endpoint,
+    served_models: dict[str, str],
+    sampling: SamplingSpec | None,
+    requests_sent: int | None = None,
+) -> Backend:
+    """The record of a generation or judging server, with what it can promise of a fresh run (`determinism`)."""
+    stated = determinism(endpoint, sampling)
+    return Backend(
+        used_by=used_by,
+        backend="openai",
+        base_url=endpoint.base_url,
+        served_models=served_models,
+        api_key_env=endpoint.api_key_env,
+        concurrency=endpoint.concurrency,
+        deterministic=stated.deterministic,
+        reason=stated.reason,
+        requests_sent=requests_sent,
+    )
+
+
 def endpoint_of(spec: EndpointSpec, served_model: str) -> Endpoint:
     """The client settings of one served model on the suite's server."""
     return Endpoint(
@@ -77,18 +99,8 @@ class PanelDecoder:
         if spec.endpoint is None:
             reason = "in process, greedy" if spec.sampling is None else "in process, seeded sampling"
             return Backend(used_by="generation", backend="hf", deterministic=True, reason=reason)
-        stated = determinism(endpoint_of(spec.endpoint, ""), spec.sampling)
-        return Backend(
-            used_by="generation",
-            backend="openai",
-            base_url=spec.endpoint.base_url,
-            served_models=dict(self.served),
-            api_key_env=spec.endpoint.api_key_env,
-            concurrency=spec.endpoint.concurrency,
-            deterministic=stated.deterministic,
-            reason=stated.reason,
-            requests_sent=self.requests_sent,
-        )
+        client = endpoint_of(spec.endpoint, "")
+        return endpoint_backend("generation", client, dict(self.served), spec.sampling, self.requests_sent)
 
 
 def drift_of(

@@ -17,9 +17,9 @@ from evalkit.checkpoints import load_model, release
 from evalkit.config.specs import GenerationSpec, JudgeSpec, ModelSpec
 from evalkit.config.suite import Suite
 from evalkit.generate.decode import Sample
-from evalkit.generate.endpoint import EndpointClient, determinism
+from evalkit.generate.endpoint import EndpointClient
 from evalkit.generate.panel import PanelPrompt
-from evalkit.generate.suite import endpoint_of
+from evalkit.generate.suite import endpoint_backend, endpoint_of
 from evalkit.judges.pairwise import (
     EndpointJudge,
     LocalJudge,
@@ -160,17 +160,7 @@ def _pairwise_judge(suite: Suite, spec: JudgeSpec) -> Iterator[_ReadyJudge]:
     used_by = f"judge {spec.name}"
     if spec.endpoint is not None:
         endpoint = endpoint_of(spec.endpoint, spec.endpoint.model)
-        stated = determinism(endpoint, None)  # a judge decodes greedily
-        backend = Backend(
-            used_by=used_by,
-            backend="openai",
-            base_url=endpoint.base_url,
-            served_models={spec.name: endpoint.model},
-            api_key_env=endpoint.api_key_env,
-            concurrency=endpoint.concurrency,
-            deterministic=stated.deterministic,
-            reason=stated.reason,
-        )
+        backend = endpoint_backend(used_by, endpoint, {spec.name: endpoint.model}, None)  # a judge is greedy
         with EndpointClient(endpoint) as client:
             yield _ReadyJudge(EndpointJudge(spec.name, client), backend, client)
         return

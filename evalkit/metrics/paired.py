@@ -30,9 +30,15 @@ class Where:
 
 
 def compare_models(
-    dataset: str, scores: Sequence[PairScore], beta: float, *, statistics: Statistics = DEFAULT_STATISTICS
+    dataset: str,
+    scores: Sequence[PairScore],
+    beta: float,
+    *,
+    statistics: Statistics = DEFAULT_STATISTICS,
+    against: str | None = None,
 ) -> list[Comparison]:
-    """Every later-listed model in `scores` against every earlier-listed one, on the pairs both scored.
+    """Every later-listed model in `scores` against every earlier-listed one, on the pairs both scored; with
+    `against`, every other model against that one only (a training curve: each step against the reference).
 
     Models are taken in the order they first appear in `scores` (the suite's order), so with
     [base, aligned] this compares aligned against base. Pairs are matched by id, over all pairs
@@ -51,7 +57,9 @@ def compare_models(
     by_id = {model: rows_by_id(dataset, model, [s for s in scores if s.model == model]) for model in models}
     out: list[Comparison] = []
     for position, model in enumerate(models):
-        for baseline in models[:position]:
+        if against is not None and (model == against or against not in models):
+            continue
+        for baseline in [against] if against is not None else models[:position]:
             shared = sorted(by_id[model].keys() & by_id[baseline].keys())
             ours = [by_id[model][pair_id] for pair_id in shared]
             theirs = [by_id[baseline][pair_id] for pair_id in shared]

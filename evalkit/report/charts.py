@@ -20,7 +20,7 @@ from io import StringIO
 from typing import Any
 
 import numpy as np
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from evalkit.metrics import names
 from evalkit.metrics.names import ALL_SUBSETS
@@ -94,7 +94,7 @@ def svg(figure: Any, label: str) -> Markup:
     text = re.sub(r'<g id="[^"]*"', "<g", text)  # per-figure counters (figure_1, axes_1): the same in every chart
     width = re.search(r'width="([\d.]+)pt"', text)
     assert width is not None, "matplotlib writes the figure width in points"
-    attributes = f'class="chart" role="img" aria-label="{_attribute(label)}" style="max-width:{width.group(1)}pt"'
+    attributes = f'class="chart" role="img" aria-label="{escape(label)}" style="max-width:{width.group(1)}pt"'
     text = re.sub(r'width="[\d.]+pt" height="[\d.]+pt"', attributes, text, count=1)
     return Markup(text)  # matplotlib escapes every text it writes
 
@@ -115,10 +115,6 @@ def _label_inches(labels: Sequence[str]) -> float:
 
 def _short(label: str, limit: int = 28) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
-
-
-def _attribute(text: str) -> str:
-    return text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def whiskers(value: float, low: float | None, high: float | None) -> tuple[float, float]:

@@ -13,6 +13,7 @@ from evalkit.metrics.names import ALL_SUBSETS, LENGTH_BINS
 from evalkit.report.formats import (
     MISSING,
     format_adjusted_p,
+    format_count,
     format_delta,
     format_estimate,
     format_number,
@@ -298,8 +299,8 @@ def capability_view(capabilities: CapabilityResult | None, confidence: float) ->
                 format_delta(c),
                 format_p(c.p_value),
                 format_adjusted_p(c),
-                str(c.flips.wrong_to_right) if c.flips is not None else MISSING,
-                str(c.flips.right_to_wrong) if c.flips is not None else MISSING,
+                format_count(c.flips.wrong_to_right if c.flips is not None else None),
+                format_count(c.flips.right_to_wrong if c.flips is not None else None),
                 str(c.n),
                 named or MISSING,
             ]

@@ -17,6 +17,7 @@ from importlib import resources
 from markupsafe import Markup
 
 from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.report.jinja import clip
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import PairText, RunResult
 
@@ -24,10 +25,6 @@ TEXT_LIMIT = 2000
 """Characters of one prompt or answer the explorer carries; longer texts are cut with a note."""
 
 SCRIPT = resources.files("evalkit.report").joinpath("templates/explorer.js").read_text(encoding="utf-8")
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= TEXT_LIMIT else text[:TEXT_LIMIT] + f"… [{len(text) - TEXT_LIMIT} more characters]"
 
 
 def explorer_data(
@@ -44,12 +41,13 @@ def explorer_data(
             continue
         models = list(dict.fromkeys(p.model for p in rows))
         anchor = anchors.get(d.name, models[0])
-        anchor_index = models.index(anchor) if anchor in models else 0
+        column_of = {model: i for i, model in enumerate(models)}
+        anchor_index = column_of.get(anchor, 0)
         margins: dict[str, list[float | None]] = {}
         first: dict[str, PairScore] = {}
         for p in rows:
             column = margins.setdefault(p.id, [None] * len(models))
-            column[models.index(p.model)] = round(p.logp_chosen - p.logp_rejected, 4)
+            column[column_of[p.model]] = round(p.logp_chosen - p.logp_rejected, 4)
             if p.model == models[anchor_index] or p.id not in first:
                 first[p.id] = p
         known = texts.get(d.name, {})
@@ -58,7 +56,7 @@ def explorer_data(
         table = []
         for pair_id in sorted(first):
             p, text = first[pair_id], known.get(pair_id)
-            words = [_clip(text.prompt), _clip(text.chosen), _clip(text.rejected)] if text else ["", "", ""]
+            words = [clip(t, TEXT_LIMIT) for t in (text.prompt, text.chosen, text.rejected)] if text else ["", "", ""]
             length = p.n_tokens_chosen - p.n_tokens_rejected
             table.append([pair_id, index.get(p.subset, 0), length, *words, *margins[pair_id]])
         datasets.append(

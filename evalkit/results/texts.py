@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from evalkit.results.files import atomic_write_text
+from evalkit.results.files import write_jsonl
 from evalkit.results.pairs import pairs_path
 from evalkit.results.schema import DatasetInfo, PairText
 
@@ -44,16 +44,16 @@ def texts_file(pairs_file: str | Path) -> Path:
     return path.with_name(path.name.removesuffix(".jsonl") + SUFFIX)
 
 
+def pair_text(dataset: str, pair: HasText) -> PairText:
+    """The plain-text record of one pair of `dataset`."""
+    return PairText(
+        dataset=dataset, id=pair.id, subset=pair.subset, prompt=pair.prompt, chosen=pair.chosen, rejected=pair.rejected
+    )
+
+
 def write_pair_texts(dataset: str, pairs: Sequence[HasText], path: Path) -> None:
     """One JSON line per pair of `dataset`, in the order given."""
-    lines = []
-    for p in pairs:
-        text = PairText(
-            dataset=dataset, id=p.id, subset=p.subset, prompt=p.prompt, chosen=p.chosen, rejected=p.rejected
-        )
-        lines.append(json.dumps(text.model_dump(exclude={"dataset"}), ensure_ascii=False) + "\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "".join(lines))
+    write_jsonl((pair_text(dataset, p).model_dump(exclude={"dataset"}) for p in pairs), path)
 
 
 def read_pair_texts(results_dir: Path, info: DatasetInfo) -> dict[str, PairText] | None:

@@ -82,7 +82,7 @@ def write_tasks(directory: Path) -> list[Path]:
     path); files already holding the same text are left alone. Returns the YAML files."""
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, documents in (("tinyworld_facts", facts_documents()), ("tinyworld_arithmetic", arithmetic_documents())):
+    for name, documents in zip(TASK_NAMES, (facts_documents(), arithmetic_documents()), strict=True):
         data = directory / f"{name}.jsonl"
         _write_if_changed(data, "".join(json.dumps(d) + "\n" for d in documents))
         task = directory / f"{name}.yaml"
