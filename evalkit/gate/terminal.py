@@ -10,7 +10,7 @@ from rich.table import Table
 from evalkit.console import plain
 from evalkit.report import verdicts as verdict_words
 from evalkit.report.statements import verdict_view
-from evalkit.report.tables import MINUS, NO_BREAK_SPACE
+from evalkit.report.tables import as_typed
 from evalkit.results.schema import GateStatus, GateVerdict
 
 
@@ -22,5 +22,5 @@ def verdict_table(verdicts: Sequence[GateVerdict]) -> Table:
     view = verdict_view(verdicts)
     for line in view.rules if view is not None else []:
         label = f"[{colours[line.status]}]{line.label}[/{colours[line.status]}]"
-        table.add_row(label, plain(line.rule), plain(line.statement.replace(NO_BREAK_SPACE, " ").replace(MINUS, "-")))
+        table.add_row(label, plain(line.rule), plain(as_typed(line.statement)))
     return table

@@ -53,3 +53,8 @@ def unbreakable(text: str) -> str:
     two lines and '9.9e-21' read '9.9e-' / '21'. U+2212 (the minus sign proper) joins what follows it.
     """
     return text.replace(" ", NO_BREAK_SPACE).replace("-", MINUS)
+
+
+def as_typed(text: str) -> str:
+    """`unbreakable` undone: the text as a reader types it (plain spaces, hyphens), for a terminal and for search."""
+    return text.replace(NO_BREAK_SPACE, " ").replace(MINUS, "-")

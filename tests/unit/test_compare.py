@@ -8,7 +8,7 @@ import pytest
 
 from evalkit.cli import main
 from evalkit.report.compare import RunComparison, compare_runs, render_comparison_html, render_comparison_markdown
-from evalkit.report.tables import MINUS, NO_BREAK_SPACE
+from evalkit.report.tables import as_typed
 from evalkit.report.views import read_pairs
 from evalkit.results.files import read_results
 from evalkit.results.pairs import PairScore
@@ -19,7 +19,7 @@ GOLDEN = Path(__file__).parents[1] / "golden"
 
 def plain_markdown(comparison: RunComparison) -> str:
     """compare.md with its numbers' no-break spaces and minus signs read as a space and a hyphen."""
-    return render_comparison_markdown(comparison).replace(NO_BREAK_SPACE, " ").replace(MINUS, "-")
+    return as_typed(render_comparison_markdown(comparison))
 
 
 def golden() -> RunResult:

@@ -66,6 +66,10 @@ def test_each_kind_parses_to_its_own_class_with_only_its_keys(raw: dict[str, Any
     # What results.json records of the rule (exclude_defaults) is what the user wrote, with YAML's ints as floats.
     assert suite.gate.model_dump(mode="json", exclude_defaults=True)["rules"] == [raw]
     assert set(kind.model_fields) >= set(raw)
+    # ... and none of the keys only other kinds take: a kind's class holds its own fields.
+    shared = {"kind", "model", "metric", "subset", "dataset", "baseline"}
+    foreign = {key for other, _, _ in RULES for key in other} - set(raw) - shared
+    assert not foreign & set(kind.model_fields), foreign & set(kind.model_fields)
 
 
 def test_rules_name_the_models_of_the_run_they_compare() -> None:

@@ -272,6 +272,16 @@ def test_too_few_pairs_or_no_interval_is_undecidable() -> None:
     assert few.status == "undecidable" and "needs at least 1000 pairs, has 225" in few.reason
     (on_value,) = judge(absolute(at_least=0.5, min_pairs=1000, judge_on="value"))
     assert on_value.status == "undecidable"
+    assert "needs at least 1000 pairs, has 225" in on_value.reason  # judged on its value, still held to min_pairs
+    # A recorded interval with no test behind it (a method a one-sided test cannot replay) is not judged.
+    result = read_results(GOLDEN)
+    untested = [
+        m.model_copy(update={"method": "none"}) if (m.model, m.metric) == ("aligned", "rewards/accuracies") else m
+        for m in result.metrics
+    ]
+    spec = GateSpec.model_validate({"rules": [absolute(at_least=0.5)]})
+    (no_test,) = evaluate_gate(spec, result.model_copy(update={"metrics": untested}), GOLDEN.parent)
+    assert no_test.status == "undecidable" and "'rewards/accuracies' has no test (none interval)" in no_test.reason
 
 
 def test_junit_counts_failures_and_summary_says_why(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

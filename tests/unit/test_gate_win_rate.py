@@ -113,6 +113,7 @@ def test_no_readable_verdict_an_undefined_interval_or_too_few_prompts_is_never_a
     assert other_judge.status == "undecidable" and "no pairwise judgments of 'aligned' by 'other'" in other_judge.reason
     (other_baseline,) = judge(record(), win_rate(baseline="aligned"))
     assert other_baseline.status == "undecidable"
+    assert "no pairwise judgments of 'aligned' against 'aligned' by 'llm'" in other_baseline.reason
 
 
 def test_junit_and_the_summary_carry_the_rule(tmp_path: Path) -> None:

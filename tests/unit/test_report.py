@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.report.document import render_markdown, summary_table, write_reports
-from evalkit.report.tables import MINUS, NO_BREAK_SPACE
+from evalkit.report.tables import as_typed
 from evalkit.report.views import MAX_IDS, read_pairs
 from evalkit.results.estimates import Flips
 from evalkit.results.files import read_results
@@ -19,11 +19,6 @@ def golden() -> RunResult:
     return read_results(GOLDEN / "results.json")
 
 
-def plain(markdown: str) -> str:
-    """`markdown` with the no-break space and the minus sign of its numbers read as a space and a hyphen."""
-    return markdown.replace(NO_BREAK_SPACE, " ").replace(MINUS, "-")
-
-
 def test_markdown_report_matches_the_golden_file() -> None:
     rendered = render_markdown(golden())
     if os.environ.get("UPDATE_GOLDEN"):
@@ -32,7 +27,7 @@ def test_markdown_report_matches_the_golden_file() -> None:
 
 
 def test_report_shows_numbers_with_intervals_and_marks_missing_ones() -> None:
-    text = plain(render_markdown(golden()))
+    text = as_typed(render_markdown(golden()))
     assert "| aligned | 0.916 [0.87, 0.95] | 0.902 [0.86, 0.93] |" in text
     assert "| base | 0.471 [0.41, 0.54] | — |" in text  # the reference: no reward columns
     assert "### tinyworld: by subset" in text
@@ -42,7 +37,7 @@ def test_report_shows_numbers_with_intervals_and_marks_missing_ones() -> None:
 
 
 def test_report_shows_aligned_vs_base_with_p_values_and_flips() -> None:
-    text = plain(render_markdown(golden()))
+    text = as_typed(render_markdown(golden()))
     assert "### tinyworld: aligned vs base (225 pairs both scored)" in text
     header = (
         "| metric | Δ [95% CI] | p | verdict | base | aligned | p (BH) | Wilcoxon p | wrong→right | right→wrong | MDE |"
@@ -108,7 +103,7 @@ def test_results_of_schema_1_0_render_without_intervals() -> None:
 
 
 def test_generation_section_shows_judges_drift_and_samples_side_by_side() -> None:
-    text = plain(render_markdown(golden()))
+    text = as_typed(render_markdown(golden()))
     assert "## Generation" in text and "Greedy decoding of up to 24 new tokens on 32 prompts" in text
     assert (
         "| correct | aligned | 0.969 [0.84, 0.99] | 0.719 [0.63, 0.80] | 14 / 18 / 0 | +0.438 [+0.26, +0.62] |" in text
@@ -184,7 +179,7 @@ def test_markdown_leads_with_the_gate_verdict_failed_rules_first() -> None:
     assert failed < passed
     # one statement per rule: value, what it had to be, n (the rule's reason only where it was not judged)
     statement = "pref. acc 0.747 [0.64, 0.83], must be at least 0.800; n = 75 pairs"
-    assert f"| ❌ FAIL | format\\|&lt;b&gt; | tinyworld · format · aligned | {statement} |" in plain(head)
+    assert f"| ❌ FAIL | format\\|&lt;b&gt; | tinyworld · format · aligned | {statement} |" in as_typed(head)
     assert "0.7467" not in head  # the reason's own figures are not stated a second time
     sentence = (
         "**Verdict:** aligned beats base on tinyworld: preference accuracy +0.44 [+0.37, +0.52], 110 pairs flipped "
@@ -214,7 +209,7 @@ def test_numbers_in_markdown_tables_never_wrap() -> None:
 
 def test_markdown_too_long_for_a_pr_comment_leaves_out_its_lists() -> None:
     full = render_markdown(golden())
-    short = plain(render_markdown(golden(), budget=len(full) - 1))
+    short = as_typed(render_markdown(golden(), budget=len(full) - 1))
     assert f"Shortened to fit a PR comment ({len(full)} characters in full)" in short
     assert "| aligned | 0.916 [0.87, 0.95] | 0.902 [0.86, 0.93] |" in short  # the headline stays
     assert "### tinyworld: by subset" in short and "| helpfulness | aligned | 1.000 [0.95, 1.00] |" in short

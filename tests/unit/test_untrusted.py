@@ -110,6 +110,8 @@ def test_any_names_in_a_results_file_render_and_gate_without_a_traceback_or_a_wr
     assert code in (0, 1, 2)
     assert sorted(p.name for p in source.iterdir()) == ["results.json"]  # nothing written beside the input
     assert set(before) <= {p.name for p in root.rglob("*")}
+    written = {p for p in root.rglob("*") if p.name not in before}
+    assert all(p.is_relative_to(out) for p in written), sorted(map(str, written))  # nothing outside --out
     if code != 2:
         from xml.etree import ElementTree
 

@@ -79,13 +79,9 @@ def test_scoring_settings_name_what_the_numbers_depend_on_then_how_they_were_run
     )
 
 
-def plain(text: str) -> str:
-    """`text` as a reader sees it: no-break spaces as spaces, minus signs as hyphens."""
-    return text.replace("\xa0", " ").replace("−", "-")
-
-
 def test_each_rule_reads_as_one_statement_in_its_own_unit() -> None:
     from evalkit.report.statements import statement
+    from evalkit.report.tables import as_typed
     from evalkit.results.schema import GateVerdict
 
     def rule(kind: str, **numbers: object) -> GateVerdict:
@@ -107,17 +103,17 @@ def test_each_rule_reads_as_one_statement_in_its_own_unit() -> None:
         test="H0: Δ <= -0.02 (tango score)",
     )
     stated = statement(non_inferiority)
-    assert plain(stated) == (
+    assert as_typed(stated) == (
         "Δ pref. acc -0.004 [-0.03, +0.02], must be above -0.020; p = 0.024 (Holm) at α = 0.05; n = 225 pairs"
     )
     # A narrow PR-comment column may wrap between clauses, never inside a number, its interval or its unit.
     assert "−0.004\xa0[−0.03,\xa0+0.02]" in stated and "p\xa0=\xa00.024" in stated and "n\xa0=\xa0225" in stated
     drift = rule("drift_budget", value=0.12, ci_low=0.08, ci_high=0.16, threshold=0.5, n=32, test="H0: KL >= 0.5 (t)")
-    assert plain(statement(drift)) == "KL 0.120 [0.08, 0.16] nats, must be at most 0.500 nats; n = 32 prompts"
+    assert as_typed(statement(drift)) == "KL 0.120 [0.08, 0.16] nats, must be at most 0.500 nats; n = 32 prompts"
     assert "0.120\xa0[0.08,\xa00.16]\xa0nats" in statement(drift)
     # a length growth in percent, not a raw 0.061
     growth = rule("length_budget", value=0.061, threshold=0.1, n=32, test="H0: growth >= +10% (t on L − (1 + g)·L)")
-    assert plain(statement(growth)) == "length growth +6.1%, must be at most +10%; n = 32 prompts"
+    assert as_typed(statement(growth)) == "length growth +6.1%, must be at most +10%; n = 32 prompts"
     skipped = rule("non_inferiority").model_copy(update={"status": "skipped", "passed": False})
     assert statement(skipped) == "(the gate's own words)"  # nothing judged: the reason says why
 
