@@ -156,6 +156,15 @@ class Summaries:
     reliability: list[ReliabilityBin]
     flip_examples: list[PairText]
 
+    def fields(self) -> dict[str, Any]:
+        """The `RunResult` fields these fill in."""
+        return {
+            "metrics": self.metrics,
+            "comparisons": self.comparisons,
+            "reliability": self.reliability,
+            "flip_examples": self.flip_examples,
+        }
+
 
 def summarise_scores(
     scores: Mapping[str, list[PairScore]],
@@ -202,8 +211,5 @@ def assemble_result(parts: ResultParts, started: datetime.datetime, duration_s: 
         datasets=parts.datasets,
         audit=parts.audits,
         training=None,
-        metrics=summaries.metrics,
-        comparisons=summaries.comparisons,
-        reliability=summaries.reliability,
-        flip_examples=summaries.flip_examples,
+        **summaries.fields(),
     )

@@ -21,7 +21,7 @@ import yaml
 from evalkit import __version__
 from evalkit.api.evaluation import Evaluation
 from evalkit.api.evaluation import read_results as read_evaluation
-from evalkit.api.inprocess import Summaries, summarise_scores
+from evalkit.api.inprocess import summarise_scores
 from evalkit.capabilities.harness import CapabilityRunner, lm_eval_version
 from evalkit.config.suite import Suite, load_suite, parse_suite
 from evalkit.console import is_main_process, stdout
@@ -139,7 +139,7 @@ def _bench(
         generation=scored.generation,
         capabilities=capabilities.result(scored.capability_runs, suite.statistics) if capabilities else None,
         command=command,
-        **_summary_fields(summaries),
+        **summaries.fields(),
     )
     if suite.gate is not None:
         baseline_dir = baseline_path.parent if baseline_path is not None else None
@@ -157,15 +157,6 @@ def _suite_info(suite: Suite, suite_path: Path) -> SuiteInfo:
         sha256=hashlib.sha256(suite_path.read_bytes()).hexdigest(),
         gate=suite.gate.model_dump(mode="json", exclude_defaults=True) if suite.gate is not None else None,
     )
-
-
-def _summary_fields(summaries: Summaries) -> dict[str, object]:
-    return {
-        "metrics": summaries.metrics,
-        "comparisons": summaries.comparisons,
-        "reliability": summaries.reliability,
-        "flip_examples": summaries.flip_examples,
-    }
 
 
 def _write_pairs(
