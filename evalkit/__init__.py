@@ -3,7 +3,7 @@
 Stages, in pipeline order: config → data → world (the embedded tiny world) → train → scoring →
 metrics → results → report, wired together by `bench` and exposed by `cli`.
 
-From Python (see the README's "From Python"): `score` a model on preference pairs, `compare_models`
+From Python (see docs/how-to/python.md): `score` a model on preference pairs, `compare_models`
 of two scored runs on the same pairs (not `compare`: that name is the `evalkit compare` command's
 module), `run_suite` as `evalkit bench` does, `read_results` of a finished run, and `EvalkitCallback`
 to evaluate properly inside a TRL `DPOTrainer`. Importing evalkit stays cheap:

@@ -54,7 +54,7 @@ DEFAULT_COLUMNS = ColumnMap()
 
 @dataclass(frozen=True)
 class Layout:
-    """How rows become pairs, as a suite's dataset keys say it (see the README's Data layouts)."""
+    """How rows become pairs, as a suite's dataset keys say it (the data layouts: docs/how-to/your-checkpoint.md)."""
 
     format: DataFormat = "auto"
     columns: ColumnMap = DEFAULT_COLUMNS

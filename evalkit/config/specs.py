@@ -23,7 +23,9 @@ WeightsDtype = Literal["float32", "bfloat16", "float16", "auto"]
 class Spec(BaseModel):
     """Base for every suite section: immutable, and unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # `beta: .inf` is a typo, not a setting
+    # `beta: .inf` is a typo, not a setting. The docstring under each field is its description (in the JSON Schema
+    # of a suite that editors read, and the suite reference the docs generate from it).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True)
 
 
 class WorldSpec(Spec):
@@ -87,7 +89,7 @@ class DatasetSpec(Spec):
     format: DataFormat = "auto"
     """`explicit`: prompt/chosen/rejected strings. `conversational`: chosen/rejected message lists, the
     prompt being their shared first messages or the prompt column. `implicit`: hh-rlhf dialogues, the
-    prompt running through the last `\n\nAssistant:`. `auto` picks from the first row."""
+    prompt running through the last `\\n\\nAssistant:`. `auto` picks from the first row."""
     columns: ColumnMap = ColumnMap()
     id_column: str | None = None
     """Column holding a stable pair id; without one, ids are `<name>-<row>`."""

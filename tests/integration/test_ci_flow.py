@@ -1,4 +1,4 @@
-"""The documented CI flow on the full default suite, as a user types it (the README's "Gating in CI"):
+"""The documented CI flow on the full default suite, as a user types it (docs/how-to/ci.md):
 `make bench` before any baseline exists, `make baseline`, then `make bench MODEL=...` for a better, a
 worse and a broken candidate. Every run writes results, reports, a schema-valid junit.xml, summary.md
 and the step summary; the exit code says which of the four outcomes it was."""

@@ -1,4 +1,4 @@
-"""The example notebook runs end to end, offline, in a fresh kernel, and shows what the README says it shows."""
+"""The example notebook runs end to end, offline, in a fresh kernel, and shows what docs/how-to/python.md says."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """evalkit's intervals hold their level and its gates their error rates: deterministic simulations.
 
 The checks live in `evalkit.gate.calibration` (also `make calibration`, which prints the table the
-README shows). `make test` runs every check with enough replicates to catch a broken method
+docs show: docs/explanation/statistics.md). `make test` runs every check with enough replicates to catch a broken method
 (2,000 datasets per coverage check: Monte Carlo error 0.5 points); `make test-exhaustive` runs them with
 10,000, where a rate 0.65 points above α already fails.
 """

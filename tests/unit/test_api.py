@@ -1,4 +1,4 @@
-"""evalkit from Python, used the way the README shows it, on tiny in-memory models.
+"""evalkit from Python, used the way docs/how-to/python.md shows it, on tiny in-memory models.
 
 The API's numbers are the CLI's: `evalkit.score` on a DataFrame and on a `datasets.Dataset` gives every
 metric `evalkit bench` writes for the same models saved to disk and the same pairs in a file, interval

@@ -1,4 +1,4 @@
-"""The house's one rule: a stage imports only from its own stage and earlier ones (README, Layout)."""
+"""The house's one rule: a stage imports only from its own stage and earlier ones (docs/explanation/layout.md)."""
 
 from __future__ import annotations
 
