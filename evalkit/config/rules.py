@@ -53,8 +53,11 @@ class Rule(Spec, abc.ABC):
     """What every kind of rule has."""
 
     name: Text | None = None
+    """What the rule is called in every report and in `junit.xml`; default: a name written from its settings."""
     kind: GateKind
+    """Which test the rule is; it decides the other keys the rule takes."""
     model: str
+    """The model of the run the rule judges."""
     min_pairs: int | None = Field(None, ge=2)
     """Fewest pairs (prompts, for generation rules) the rule is judged on; default `gate.min_pairs`."""
 
@@ -84,9 +87,12 @@ class PreferenceRule(Rule):
     """A rule on a metric of the preference pairs of one dataset (and subset)."""
 
     metric: str
+    """A metric of the preference pairs, by its name in results.json (`rewards/accuracies`, `preference/accuracy`,
+    `rewards/margins`, ...); a misspelt one gets a suggestion."""
     dataset: str | None = None
     """Needed when the suite has several datasets."""
     subset: str = "all"
+    """A subset of the dataset (its `subset_column`'s value), or `all`."""
 
     compares: ClassVar[bool] = False
     """Whether the rule tests a difference between two models (a comparison), not one model's value."""
@@ -119,10 +125,15 @@ class PreferenceRule(Rule):
 
 
 class AbsoluteRule(PreferenceRule):
+    """`model`'s `metric` is at least (or at most) a value. H₀: the metric is on the wrong side of it."""
+
     kind: Literal["absolute"]
     at_least: float | None = None
+    """The value the metric must be above (give this or `at_most`)."""
     at_most: float | None = None
+    """The value the metric must be below, for metrics where lower is better."""
     judge_on: JudgeOn = "interval"
+    """`interval`: a one-sided test at `gate.alpha`; `value`: the point estimate alone, which is not a test."""
 
     @model_validator(mode="after")
     def _one_bound(self) -> AbsoluteRule:
@@ -156,6 +167,8 @@ class AbsoluteRule(PreferenceRule):
 
 
 class SuperiorityRule(PreferenceRule):
+    """`model` beats `baseline`, another model of the run, on the same pairs. H₀: Δ ≤ 0."""
+
     kind: Literal["superiority"]
     baseline: str
     """The other model of the run that `model` must beat."""
@@ -171,10 +184,14 @@ class SuperiorityRule(PreferenceRule):
 
 
 class NonInferiorityRule(PreferenceRule):
+    """Against the baseline run (`--baseline`), on the same pairs, `model` is no worse than `margin`.
+    H₀: Δ ≤ −margin. Skipped until a baseline is recorded."""
+
     kind: Literal["non_inferiority"]
     baseline: str | None = None
     """The model of the baseline run to hold `model` against; default: its counterpart by role, fingerprint, name."""
     margin: float = Field(ge=0.0)
+    """How much worse than the baseline the model may be, in the metric's unit (0.02: two points of accuracy)."""
 
     compares: ClassVar[bool] = True
 
@@ -183,9 +200,13 @@ class NonInferiorityRule(PreferenceRule):
 
 
 class DriftBudgetRule(Rule):
+    """KL(model ‖ reference), from `generation.drift` samples, is below `max_kl`. H₀: KL ≥ max_kl."""
+
     kind: Literal["drift_budget"]
     judge_on: JudgeOn = "interval"
+    """`interval`: a one-sided test at `gate.alpha`; `value`: the point estimate alone, which is not a test."""
     max_kl: float = Field(ge=0.0)
+    """The budget, in nats."""
 
     unit: ClassVar[str] = "prompts"
 
@@ -199,10 +220,14 @@ class DriftBudgetRule(Rule):
 
 
 class LengthBudgetRule(Rule):
+    """Mean generation length grows by less than `max_growth` over the baseline run's model, else the reference,
+    prompt by prompt. H₀: growth ≥ max_growth."""
+
     kind: Literal["length_budget"]
     baseline: str | None = None
     """The model of the baseline run whose lengths are the budget's base; default: the model's counterpart."""
     max_growth: float
+    """The growth allowed, as a share: 0.25 is 25% longer."""
 
     unit: ClassVar[str] = "prompts"
 
@@ -211,12 +236,16 @@ class LengthBudgetRule(Rule):
 
 
 class CapabilityRule(Rule):
+    """On a capability `task`, `model` is no worse than `baseline` by `margin` on the same documents (the alignment
+    tax). H₀: Δ ≤ −margin."""
+
     kind: Literal["capability_non_inferiority"]
     metric: str | None = None
     """The task's metric, as lm-eval names it; default: the task's first."""
     baseline: str
     """The other model of the run (typically the base) whose capability `model` must keep."""
     margin: float = Field(ge=0.0)
+    """How much worse than `baseline` the model may be, in the task metric's unit (0.1: ten points of accuracy)."""
     task: str
     """The capability task (one of `capabilities.tasks`)."""
 
@@ -236,12 +265,15 @@ WinRateKey = Literal["length_controlled", "raw"]
 
 
 class WinRateRule(Rule):
+    """`model`'s win rate over its baseline, by a pairwise `judge`, is above `at_least`. H₀: win rate ≤ at_least."""
+
     kind: Literal["win_rate"]
     judge: str
     """A pairwise judge of `generation.judges`."""
     baseline: str | None = None
     """The model `model` was judged against; default: the judge's baseline (the suite's reference)."""
     at_least: float = Field(0.5, gt=0.0, lt=1.0)
+    """The win rate to beat; ½ is "better than the baseline"."""
     on: WinRateKey = "length_controlled"
     """`length_controlled`: the win rate predicted at equal lengths (AlpacaEval 2); `raw`: as judged."""
 
@@ -282,6 +314,7 @@ class GateSpec(Spec):
     """Fewest pairs (prompts, for generation rules) a rule is judged on; a rule with fewer is undecidable
     and says so."""
     rules: list[GateRule] = Field(min_length=1)
+    """The release rules; a release passes when every rule passes."""
 
 
 def check_rule_names(rule: GateRule, where: str, models: list[str], datasets: list[str]) -> None:

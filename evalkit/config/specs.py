@@ -56,8 +56,11 @@ class ColumnMap(Spec):
     """Which columns of the data hold the prompt and the two answers."""
 
     prompt: str = "prompt"
+    """The column holding the prompt (explicit and conversational layouts)."""
     chosen: str = "chosen"
+    """The column holding the preferred answer."""
     rejected: str = "rejected"
+    """The column holding the dispreferred answer."""
 
 
 def _text(value: str) -> str:
@@ -78,6 +81,8 @@ class DatasetSpec(Spec):
     """Preference pairs to score: a local file or folder, or a hub dataset."""
 
     name: SafeName
+    """The dataset's name in results and reports, and its per-pair files' (`pairs/<name>.jsonl`): a plain file
+    name."""
     path: str
     """A JSONL/JSON/Parquet/CSV file, a folder `datasets` can load, or a hub dataset id."""
     revision: str | None = None
@@ -91,6 +96,7 @@ class DatasetSpec(Spec):
     prompt being their shared first messages or the prompt column. `implicit`: hh-rlhf dialogues, the
     prompt running through the last `\\n\\nAssistant:`. `auto` picks from the first row."""
     columns: ColumnMap = ColumnMap()
+    """Other column names for the prompt and the answers."""
     id_column: str | None = None
     """Column holding a stable pair id; without one, ids are `<name>-<row>`."""
     subset_column: str | None = None
@@ -100,12 +106,14 @@ class DatasetSpec(Spec):
     sample: int | None = Field(None, ge=1)
     """Then draw this many rows at random (with `seed`), kept in file order."""
     seed: int = 0
+    """Seed of `sample`."""
 
 
 class ModelSpec(Spec):
     """A checkpoint to score: a model directory, a PEFT adapter directory, or a hub id."""
 
     name: SafeName
+    """The model's name in results and reports: a plain file name."""
     path: str
     """Local model or adapter directory, or a hub model id."""
     revision: str | None = None
@@ -130,8 +138,11 @@ class PanelSource(Spec):
     """Prompts drawn from one of the suite's datasets."""
 
     dataset: str
+    """A dataset of the suite; its prompts are drawn."""
     n: int = Field(8, ge=1)
+    """Prompts drawn."""
     seed: int = 0
+    """Seed of the draw."""
 
 
 class SamplingSpec(Spec):
@@ -140,8 +151,11 @@ class SamplingSpec(Spec):
     k: int = Field(1, ge=1)
     """Samples per prompt."""
     temperature: float = Field(0.7, gt=0.0)
+    """Softmax temperature of sampling."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling: the smallest set of tokens with this much probability."""
     seed: int = 0
+    """Seed of sampling, per prompt: samples do not depend on the batch size or the other models."""
 
 
 EnvironmentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
@@ -191,6 +205,7 @@ class JudgeSpec(Spec):
     compares each model's answer with the baseline's, in both orders: a local model, or one behind an endpoint)."""
 
     name: str
+    """The judge's name in results and reports, and in `win_rate` rules."""
     callable: str | None = None
     """`package.module:function`, called as `function(prompt, completion) -> float`."""
     reward_model: str | None = None
@@ -230,7 +245,9 @@ class DriftSpec(Spec):
     """KL(π‖π_ref) estimated from `samples` sampled completions per prompt (temperature 1)."""
 
     samples: int = Field(4, ge=1)
+    """Sampled completions per prompt."""
     seed: int = 0
+    """Seed of the samples."""
 
 
 class GenerationSpec(Spec):
@@ -239,12 +256,17 @@ class GenerationSpec(Spec):
     prompts: list[str | list[dict[str, str]]] = []
     """Fixed prompts: text (rendered with the model's chat template when it has one) or messages."""
     from_dataset: PanelSource | None = None
+    """Prompts drawn from a suite dataset, besides (or instead of) `prompts`."""
     max_new_tokens: int = Field(64, ge=1)
+    """Tokens generated at most per completion."""
     batch_size: int = Field(8, ge=1)
+    """Prompts decoded per batch in process; samples do not depend on it."""
     sampling: SamplingSpec | None = None
     """Null: greedy decoding (the default: reproducible and comparable)."""
     judges: list[JudgeSpec] = []
+    """Judges of the completions: pointwise scores, or pairwise verdicts against a baseline model."""
     drift: DriftSpec | None = None
+    """KL(model ‖ reference) from sampled completions; null: not measured."""
     backend: Literal["hf", "openai"] = "hf"
     """`hf`: `model.generate` in evalkit's own process (offline, reproducible); `openai`: every model's panel is
     decoded by the OpenAI-compatible server of `endpoint` (a vLLM server for a large panel)."""

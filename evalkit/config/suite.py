@@ -50,14 +50,21 @@ class Suite(Spec):
     """One evaluation: what to build, train and score, and where to write the results."""
 
     version: Literal[1] = 1
+    """The suite format's version."""
     name: Text
+    """The suite's name, in results.json and every report."""
     description: Text = ""
+    """What the suite evaluates, in a sentence or two; shown in the reports."""
     output_dir: Path
     """Where results.json, per-pair scores and the reports are written."""
     world: WorldSpec | None = None
+    """Build the embedded tiny world first (the default suite's); null for your own models and data."""
     train: TrainSpec | None = None
+    """Train one of the models with DPO before scoring; null to score the models as they are."""
     datasets: list[DatasetSpec] = Field(min_length=1)
+    """The preference pairs to score every model on."""
     models: list[ModelSpec] = Field(min_length=1)
+    """The checkpoints to score; each later model is compared with each earlier one on the same pairs."""
     reference: str | None = None
     """Name of the reference model for implicit rewards; without one only policy metrics are reported."""
     scoring: ScoringSpec = ScoringSpec()

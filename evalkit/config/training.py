@@ -23,11 +23,13 @@ class LoraSpec(Spec):
     """PEFT LoRA settings; the reference is then the base with the adapter disabled (as in TRL)."""
 
     r: int = Field(8, ge=1)
+    """The rank of the adapter's matrices."""
     alpha: int = Field(16, ge=1)
     """`lora_alpha` in PEFT."""
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     """`lora_dropout` in PEFT."""
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    """The modules the adapter wraps, by name, or `all-linear` (PEFT's: every linear layer but the output head)."""
     options: dict[str, Any] = Field(default={})  # a pydantic default: copied for every instance
     """Any other `peft.LoraConfig` field, by its PEFT name (checked when the suite loads)."""
 
@@ -55,10 +57,12 @@ class TrainSpec(Spec):
     output: str
     """Name of the model (in `models`) that training writes; its `path` is TRL's output directory."""
     data: TrainDataSpec
+    """The preference pairs to train on: dataset keys, or just a path."""
     eval_fraction: float | None = Field(None, gt=0.0, lt=1.0)
     """Hold out this share of the pairs (seeded with `split_seed`): TRL evaluates on it while training,
     and it is written to `heldout` for the suite's datasets to score."""
     split_seed: int = 0
+    """Seed of the `eval_fraction` hold-out."""
     heldout: Path | None = None
     """Where the held-out pairs are written (JSON Lines); required with `eval_fraction`."""
     max_prompt_length: int | None = Field(None, ge=1)
