@@ -23,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "figures" / "default-run.md"
 CALIBRATION = ROOT / "docs" / "figures" / "calibration.md"
+TERMINAL = "terminal.txt"
+"""What the run printed, kept beside its results."""
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -30,11 +32,13 @@ def run_bench() -> str:
     """The default suite, as `make bench` runs it, off a terminal; its stdout, as a user reads it in a CI log."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
     command = [sys.executable, "-m", "evalkit", "bench", "suites/default.yaml"]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    sys.stderr.write(done.stderr)
+    # stderr (progress lines, logs) passes through as the run goes; stdout is what the docs show.
+    done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode not in (0, 1):  # 1: a gate rule failed, which the figures report as such
         raise SystemExit(f"evalkit bench exited {done.returncode}; no figures written")
-    return ANSI.sub("", done.stdout)
+    terminal = "\n".join(line.rstrip() for line in ANSI.sub("", done.stdout).splitlines())
+    (ROOT / "reports" / "default" / TERMINAL).write_text(terminal + "\n")  # for `--results`, which reruns nothing
+    return terminal
 
 
 def cpu_name() -> str:
@@ -46,6 +50,14 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def threads() -> str:
+    """How many threads torch computed with: with the CPU, what decides how float sums are reduced."""
+    count = os.environ.get("OMP_NUM_THREADS")
+    if not count:
+        return "torch's default threads"
+    return f"{count} torch thread{'s' if count != '1' else ''} (OMP_NUM_THREADS)"
 
 
 def interval(value: float, low: float | None, high: float | None, signed: bool = False) -> str:
@@ -71,7 +83,7 @@ HEADLINE = [
     ("preference/accuracy", "pref. acc ↑"),
     ("rewards/accuracies", "reward acc ↑"),
     ("rewards/margins", "margin ↑"),
-    ("dpo/loss", "DPO loss ↓"),
+    ("loss", "DPO loss ↓"),
 ]
 
 
@@ -88,7 +100,7 @@ def write_figures(results_dir: Path, terminal: str | None) -> str:
         "",
     ]
     machine = (
-        f"Measured on {when} on {cpu_name()} ({os.cpu_count()} cores), {env.device}, "
+        f"Measured on {when} on {cpu_name()} ({os.cpu_count()} cores, {threads()}), {env.device}, "
         f"torch {env.packages.get('torch', '?')}, transformers {env.packages.get('transformers', '?')}, "
         f"TRL {env.packages.get('trl', '?')}, evalkit {result.evalkit_version}"
         + (f" at {env.git_sha[:10]}" if env.git_sha else "")
@@ -197,11 +209,13 @@ def main(argv: list[str] | None = None) -> int:
         write_calibration()
     if args.only == "calibration":
         return 0
-    terminal = None
-    results_dir = args.results
-    if results_dir is None:
-        terminal = run_bench()
+    if args.results is None:
+        terminal: str | None = run_bench()
         results_dir = ROOT / "reports" / "default"
+    else:
+        results_dir = args.results
+        printed = results_dir / TERMINAL
+        terminal = printed.read_text() if printed.is_file() else None
     write_figures(results_dir, terminal)
     print(f"wrote {OUTPUT.relative_to(ROOT)} ({datetime.date.today()})")
     return 0
