@@ -1,7 +1,10 @@
 """The documented CI flow on the full default suite, as a user types it (the README's "Gating in CI"):
 `make bench` before any baseline exists, `make baseline`, then `make bench MODEL=...` for a better, a
 worse and a broken candidate. Every run writes results, reports, a schema-valid junit.xml, summary.md
-and the step summary; the exit code says which of the four outcomes it was."""
+and the step summary; the exit code says which of the four outcomes it was.
+
+Then the GitHub Actions templates of docs/ci/ (docs/how-to/ci.md), run step by step in a scratch repository
+that is not evalkit."""
 
 import base64
 import json
