@@ -84,6 +84,7 @@ def test_the_committed_notebook_holds_its_outputs_uses_only_public_names_and_sta
     assert len(inline) == 1 and 'class="evalkit-inline"' in inline[0].data["text/html"]
 
 
+@pytest.mark.slow  # a tiny world built, DPO trained for 40 steps, three runs scored: about two CPU minutes
 def test_example_notebook_runs_offline_and_shows_frames_and_the_inline_report(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
