@@ -99,6 +99,9 @@ def prepare(
     decoder, head = _decoder_and_head(model)
     if decoder is None or head is None or ids.shape[1] < 2:
         return dataclasses.replace(plain, reason=why if scaling else "the model exposes no decoder and head to call")
+    transform = logit_transform(config)
+    if transform is not None:
+        return dataclasses.replace(plain, reason=why if scaling else f"its config's `{transform}` transforms its logits")
     tolerance = 1e-4 if full.dtype in (torch.float32, torch.float64) else 5e-2
     expected = full.float().log_softmax(-1)  # (1, T, V)
     hidden = decoder(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).last_hidden_state
@@ -141,6 +144,27 @@ def length_dependent_rope(config: Any) -> str | None:
             kind = entry.get("rope_type", entry.get("type")) if isinstance(entry, dict) else None
             if kind in LENGTH_DEPENDENT_ROPE:
                 return str(kind)
+    return None
+
+
+LOGIT_TRANSFORMS = {"final_logit_softcapping": None, "logit_scale": 1.0, "logits_scaling": 1.0}
+"""Config fields that make a model's logits more than its head on the last hidden state (Gemma 2 and 3 soft-cap,
+Cohere and Granite scale), with the value that leaves the logits alone."""
+
+
+def logit_transform(config: Any) -> str | None:
+    """The field of the text config that transforms the logits after the head, None when none does.
+
+    The probe compares the head's logits with the model's own too, but a random or barely trained model's logits
+    are small enough that `30·tanh(x/30)` is `x` within its tolerance: the config is the reliable witness."""
+    if config is None:
+        return None
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config(decoder=True)
+    for name, neutral in LOGIT_TRANSFORMS.items():
+        value = getattr(config, name, neutral)
+        if value is not None and value != neutral:
+            return name
     return None
 
 

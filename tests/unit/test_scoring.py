@@ -126,7 +126,7 @@ def test_real_model_scores_equal_unbatched_forward_and_do_not_depend_on_batch_si
             assert a.rejected == pytest.approx(b.rejected, abs=1e-5)
     # Against a plain forward of one sequence with no padding at all.
     first = pairs[0]
-    ids = torch.tensor([first.prompt_ids + first.chosen_ids])
+    ids = torch.tensor([first.prompt_ids + first.chosen_ids], device=tiny_model.device)
     with torch.no_grad():
         logp = torch.log_softmax(tiny_model(ids).logits[0, :-1].float(), -1)
     targets = ids[0, 1:]
@@ -185,7 +185,7 @@ class FullLogitsOnly(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.inner = model
-        self.device = torch.device("cpu")
+        self.device = model.device
 
     def forward(self, **inputs: object) -> object:
         return self.inner(**inputs)
@@ -314,7 +314,7 @@ class SoftCapped(torch.nn.Module):
     def __init__(self, model: LlamaForCausalLM) -> None:
         super().__init__()
         self.inner = model
-        self.device = torch.device("cpu")
+        self.device = model.device
 
     def get_decoder(self) -> torch.nn.Module:
         return self.inner.get_decoder()
@@ -388,7 +388,7 @@ class CausalMaskOnly(torch.nn.Module):
     def __init__(self, model: LlamaForCausalLM) -> None:
         super().__init__()
         self.inner = model
-        self.device = torch.device("cpu")
+        self.device = model.device
 
     def get_decoder(self) -> torch.nn.Module:
         inner = self.inner.get_decoder()
@@ -396,7 +396,12 @@ class CausalMaskOnly(torch.nn.Module):
         class Decoder(torch.nn.Module):
             def forward(self, attention_mask: torch.Tensor, **inputs: object) -> object:
                 if attention_mask.dim() == 4:
-                    attention_mask = torch.ones(attention_mask.shape[0], attention_mask.shape[-1], dtype=torch.long)
+                    attention_mask = torch.ones(
+                        attention_mask.shape[0],
+                        attention_mask.shape[-1],
+                        dtype=torch.long,
+                        device=attention_mask.device,
+                    )
                 return inner(attention_mask=attention_mask, **inputs)
 
         return Decoder()
@@ -581,3 +586,40 @@ def test_the_probes_say_which_way_they_chose_and_why(
     assert (off.mode, off.reason) == ("whole sequences", "scoring.share_prompt is off")
     plain = probe_scoring(FullLogitsOnly(tiny_model), world_pairs, 1024)
     assert (plain.mode, plain.reason) == ("whole sequences", "the model exposes no decoder and head to call")
+
+
+def test_a_soft_capped_config_is_scored_by_its_own_forward_even_where_the_cap_barely_bends(
+    tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    """A random Gemma 2's logits are so small that 30·tanh(x/30) equals x within the probe's tolerance; its config
+    names the cap, and that decides. With the cap turned off, the same model takes the fast path."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    options = dict(
+        vocab_size=len(tiny_tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        query_pre_attn_scalar=8,
+        pad_token_id=tiny_tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    capped = Gemma2ForCausalLM(Gemma2Config(final_logit_softcapping=30.0, **options)).eval()
+    uncapped = Gemma2ForCausalLM(Gemma2Config(final_logit_softcapping=None, **options)).eval()
+    uncapped.load_state_dict(capped.state_dict())
+    sample = world_pairs[0].prompt_ids + world_pairs[0].chosen_ids
+    with torch.inference_mode():
+        runner = prepare(capped, sample, True, "float32")
+        assert (runner.decoder, runner.reason) == (None, "its config's `final_logit_softcapping` transforms its logits")
+        assert prepare(uncapped, sample, True, "float32").decoder is not None
+        ids = torch.tensor([sample])
+        logits = capped(input_ids=ids).logits
+        assert (logits.abs().max() < 1.0) and torch.allclose(logits, uncapped(input_ids=ids).logits, atol=1e-4)
+    pad = tiny_tokenizer.pad_token_id
+    assert_same(
+        score_pairs(FullLogitsOnly(capped), world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"),
+        score_pairs(capped, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"),
+    )
