@@ -59,6 +59,8 @@ from evalkit.scoring.logps import Runner
 from evalkit.scoring.score import CompletionLogps, TokenizedPair, probe_scoring
 
 BETA = 0.1
+CARD_PEAKS = {"H100": 989.4, "H200": 989.4}
+"""Dense bf16 TFLOP/s of each card's data sheet (SXM), for the record beside the rate measured here."""
 MAX_LENGTH = 1024
 SCHEMA = "evalkit-gpu-bench/1"
 
@@ -140,6 +142,7 @@ PARITY_SELECTION = (
     " or chunked or truncation or tie_exactly or bfloat16"
 )
 """The parity tests (evalkit against TRL, fp32, tiny models) and the batch and padding invariance tests."""
+TESTS_TIMEOUT_S = 180
 DRY_PARITY_SELECTION = "left_and_right_padding"
 """One of them in a dry run: enough to show the tests run on the device asked for, in seconds."""
 
@@ -192,6 +195,7 @@ class ShapeResult:
     agreement: dict[str, float] = field(default_factory=dict)
     gains: dict[str, float] = field(default_factory=dict)
     parity: dict[str, float] = field(default_factory=dict)
+    memory_at_start_gib: float | None = None
 
 
 class Clock:
@@ -228,7 +232,8 @@ def build_model(config: dict[str, Any], seed: int, device: torch.device) -> PreT
             model: PreTrainedModel = Gemma2ForCausalLM(Gemma2Config(**options))
         else:
             model = LlamaForCausalLM(LlamaConfig(**options))
-    return model.eval()
+    model.eval()
+    return model
 
 
 # --- timing ----------------------------------------------------------------------------------------------------------
@@ -347,7 +352,7 @@ class ShapeRun:
             dtype,
             "plain batched loop",
             lambda: plain_loop(models, self.work.tokenized, self.plan.batch_size),
-            lambda scores: mean_dpo_loss(*(as_logps(scores[name]) for name in ("policy", "reference")), BETA),
+            lambda scores: mean_dpo_loss(as_logps(scores["policy"]), as_logps(scores["reference"]), BETA),
         )
         ours = self.scores.get(f"{dtype}/evalkit")
         if got is not None and ours is not None:
@@ -426,6 +431,8 @@ def measure_shape(plan: Plan, clock: Clock, name: str, peaks: dict[str, float]) 
     tokenized = tokenize(pairs, tokenizer)
     tokens = sum(len(t.prompt_ids) + len(t.chosen_ids) + len(t.rejected_ids) for t in tokenized)
     run = ShapeRun(plan, clock, name, Workload(pairs, tokenized, tokenizer, tokens), peaks)
+    if plan.device.type == "cuda":  # what an earlier shape left behind, if anything
+        run.result.memory_at_start_gib = torch.cuda.memory_allocated(plan.device) / 2**30
     baselines = FP32_BASELINES[name]
     models = {"policy": build_model(config, 1, plan.device), "reference": build_model(config, 2, plan.device)}
     shape: ModelShape = model_shape(models["policy"])
@@ -441,7 +448,7 @@ def measure_shape(plan: Plan, clock: Clock, name: str, peaks: dict[str, float]) 
 
     # The same weights in bfloat16, as a user on a GPU loads them (`models[].dtype: bfloat16`).
     for model in models.values():
-        model.to(torch.bfloat16)  # parameter by parameter: the card never holds both copies
+        torch.nn.Module.to(model, torch.bfloat16)  # parameter by parameter: the card never holds both copies
     release(plan.device)
     run.evalkit(models, "bfloat16", "evalkit")
     run.evalkit(models, "bfloat16", f"evalkit, token budget {plan.token_budget}", token_budget=plan.token_budget)
@@ -521,15 +528,19 @@ def run_parity_tests(plan: Plan) -> dict[str, Any]:
     selection = DRY_PARITY_SELECTION if plan.dry_run else PARITY_SELECTION
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PARITY_TESTS, "-k", selection]
     env = os.environ | {"EVALKIT_TEST_DEVICE": plan.device.type, "HF_HUB_OFFLINE": "1"}
+    if plan.dry_run:
+        env["OMP_NUM_THREADS"] = "1"
     root = Path(__file__).resolve().parents[1]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    record: dict[str, Any] = {"device": plan.device.type, "selection": selection}
+    try:
+        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=TESTS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return record | {"passed": False, "summary": f"stopped after {TESTS_TIMEOUT_S} s", "seconds": TESTS_TIMEOUT_S}
     lines = [line for line in done.stdout.strip().splitlines() if line.strip()]
     if done.returncode != 0:
         print(done.stdout[-8000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
-    return {
-        "device": plan.device.type,
-        "selection": selection,
+    return record | {
         "passed": done.returncode == 0,
         "summary": lines[-1] if lines else done.stderr.strip()[-300:],
         "seconds": time.perf_counter() - started,
@@ -572,6 +583,7 @@ def run(plan: Plan) -> dict[str, Any]:
     size = 256 if plan.dry_run else 8192
     peaks = {name: matmul_tflops(plan.device, getattr(torch, name), size) for name in ("bfloat16", "float32")}
     record["matmul_tflops"] = peaks
+    record["card_bf16_peak_tflops"] = next((peak for card, peak in CARD_PEAKS.items() if card in record["card"]), None)
     clock = Clock(plan.budget_s)
     record["shapes"] = {}
     for name in plan.shapes:
@@ -593,6 +605,8 @@ def write(out: Path, record: dict[str, Any]) -> str:
 def table(record: dict[str, Any]) -> str:
     """The rows as a markdown table, the agreement and gains below it."""
     title = "CPU dry run, tiny shapes: not a performance figure" if record["dry_run"] else record["card"]
+    if record.get("card_bf16_peak_tflops"):
+        title += f", data sheet {record['card_bf16_peak_tflops']:.0f} TFLOP/s bf16"
     lines = [
         f"evalkit GPU benchmark ({title}; torch {record['torch']}, transformers {record['transformers']},"
         f" TRL {record['trl']}; matmul {record['matmul_tflops']['bfloat16']:.0f} TFLOP/s bf16,"
@@ -635,7 +649,7 @@ def table(record: dict[str, Any]) -> str:
                 " preferences flipped"
             )
         parts += [f"{key} {value:.2e}" for key, value in shape["parity"].items()]
-        lines.append(f"- {name} ({shape['parameters'] / 1e9:.2f}B parameters): " + "; ".join(parts))
+        lines.append(f"- {name} ({shape['parameters'] / 1e6:,.1f}M parameters): " + "; ".join(parts))
     return "\n".join(lines)
 
 
@@ -644,13 +658,15 @@ def parse(argv: list[str] | None) -> Plan:
     parser.add_argument("--dry-run", action="store_true", default=os.environ.get("EVALKIT_GPU_DRY_RUN") == "1")
     parser.add_argument("--shapes", nargs="+", choices=list(SHAPES), default=list(SHAPES))
     parser.add_argument("--pairs", type=int, help="pairs per workload (default 128, dry run 8)")
-    parser.add_argument("--budget-s", type=float, default=300.0, help="seconds of measuring before steps are skipped")
+    parser.add_argument("--budget-s", type=float, default=270.0, help="seconds of measuring before steps are skipped")
     parser.add_argument("--no-tests", action="store_true", help="skip the parity and invariance tests")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or "reports/gpu-bench"))
     args = parser.parse_args(argv)
     dry = bool(args.dry_run)
     if not dry and not torch.cuda.is_available():
         parser.error("no CUDA device: run with --dry-run (or EVALKIT_GPU_DRY_RUN=1) for the CPU dry run")
+    if dry:  # tiny matrices gain nothing from threads, and on a shared CPU, waiting threads cost 10-40×
+        torch.set_num_threads(1)
     plan = Plan(
         shapes=list(args.shapes),
         pairs=args.pairs or (8 if dry else 128),
