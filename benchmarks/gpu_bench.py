@@ -96,7 +96,7 @@ SHAPES: dict[str, dict[str, Any]] = {
         "rope_parameters": LLAMA3_ROPE | {"factor": 8.0, "original_max_position_embeddings": 8192},
         "tie_word_embeddings": False,
     },
-    # google/gemma-2-2b config.json: soft-capped logits, so evalkit scores it by its own forward (full logits)
+    # google/gemma-2-2b config.json: a 256k vocabulary, soft-capped logits (the cap applied after the selective head)
     "gemma-2-2b": {
         "architecture": "gemma2",
         "vocab_size": 256000,
@@ -481,7 +481,7 @@ def summarise_shape(run: ShapeRun) -> None:
                 run.result.gains[f"{dtype}: evalkit over {label}"] = other.seconds / base.seconds
     unshared = rows.get(("bfloat16", "evalkit, no prompt sharing"))
     full = rows.get(("bfloat16", "evalkit, no sharing, no selective head"))
-    if ours and unshared and ours.seconds and unshared.seconds:
+    if ours and unshared and ours.seconds and unshared.seconds and ours.mode == "prompt-shared":
         run.result.gains["bfloat16: prompt sharing"] = unshared.seconds / ours.seconds
     if unshared and full and unshared.seconds and full.seconds:
         run.result.gains["bfloat16: selective head"] = full.seconds / unshared.seconds

@@ -588,15 +588,12 @@ def test_the_probes_say_which_way_they_chose_and_why(
     assert (plain.mode, plain.reason) == ("whole sequences", "the model exposes no decoder and head to call")
 
 
-def test_a_soft_capped_config_is_scored_by_its_own_forward_even_where_the_cap_barely_bends(
-    tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
-) -> None:
-    """A random Gemma 2's logits are so small that 30·tanh(x/30) equals x within the probe's tolerance; its config
-    names the cap, and that decides. With the cap turned off, the same model takes the fast path."""
+def gemma2(tokenizer: PreTrainedTokenizerFast, cap: float | None) -> torch.nn.Module:
     from transformers import Gemma2Config, Gemma2ForCausalLM
 
-    options = dict(
-        vocab_size=len(tiny_tokenizer),
+    torch.manual_seed(0)
+    config = Gemma2Config(
+        vocab_size=len(tokenizer),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -604,22 +601,56 @@ def test_a_soft_capped_config_is_scored_by_its_own_forward_even_where_the_cap_ba
         num_key_value_heads=2,
         head_dim=8,
         query_pre_attn_scalar=8,
-        pad_token_id=tiny_tokenizer.pad_token_id,
+        final_logit_softcapping=cap,
+        pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(0)
-    capped = Gemma2ForCausalLM(Gemma2Config(final_logit_softcapping=30.0, **options)).eval()
-    uncapped = Gemma2ForCausalLM(Gemma2Config(final_logit_softcapping=None, **options)).eval()
+    return Gemma2ForCausalLM(config).eval()
+
+
+def test_a_soft_capped_head_is_capped_after_the_selective_head(
+    tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair], test_device: torch.device
+) -> None:
+    """Gemma 2's logits are 30·tanh(head/30). The cap is read from the config (a random model's logits are so small
+    that the cap is the identity within the probe's tolerance) and applied after the head, so the 256k-vocabulary
+    model keeps the fast paths. Its embedding (tied to its head) is scaled here until the cap bends the logits."""
+    capped, uncapped = gemma2(tiny_tokenizer, 3.0).to(test_device), gemma2(tiny_tokenizer, None).to(test_device)
+    with torch.no_grad():
+        capped.get_output_embeddings().weight.mul_(40.0)
     uncapped.load_state_dict(capped.state_dict())
     sample = world_pairs[0].prompt_ids + world_pairs[0].chosen_ids
     with torch.inference_mode():
         runner = prepare(capped, sample, True, "float32")
-        assert (runner.decoder, runner.reason) == (None, "its config's `final_logit_softcapping` transforms its logits")
-        assert prepare(uncapped, sample, True, "float32").decoder is not None
-        ids = torch.tensor([sample])
-        logits = capped(input_ids=ids).logits
-        assert (logits.abs().max() < 1.0) and torch.allclose(logits, uncapped(input_ids=ids).logits, atol=1e-4)
+        assert runner.decoder is not None and runner.soft_cap == 3.0
+        assert prepare(uncapped, sample, True, "float32").soft_cap is None
+        ids = torch.tensor([sample], device=test_device)
+        assert capped(input_ids=ids).logits.abs().max() > 2.5  # the cap bends them: tanh(1) is 0.76
     pad = tiny_tokenizer.pad_token_id
-    assert_same(
-        score_pairs(FullLogitsOnly(capped), world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"),
-        score_pairs(capped, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"),
-    )
+    own = score_pairs(FullLogitsOnly(capped), world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t")
+    for share in (True, False):
+        settings = ScoringSpec(max_length=1024, batch_size=8, share_prompt=share)
+        assert_same(own, score_pairs(capped, world_pairs, settings, pad, "t"))
+    without_cap = score_pairs(uncapped, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t")
+    assert max(abs(a.chosen - b.chosen) for a, b in zip(own, without_cap, strict=True)) > 1.0
+
+
+def test_a_random_soft_capped_model_still_gets_its_cap(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    """At random initialisation the cap barely bends the logits: the probe alone would not see it, the config does."""
+    model = gemma2(tiny_tokenizer, 30.0)
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
+    with torch.inference_mode():
+        assert model(input_ids=ids).logits.abs().max() < 1.0
+        assert prepare(model, ids[0].tolist(), True, "float32").soft_cap == 30.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"logit_scale": 0.0625}, "logit_scale"),
+        ({"logits_scaling": 8.0}, "logits_scaling"),
+        ({"logit_scale": 1.0}, None),
+    ],
+)
+def test_a_config_that_scales_its_logits_runs_its_own_forward(fields: dict[str, float], expected: str | None) -> None:
+    """Cohere multiplies its logits by `logit_scale`, Granite divides them by `logits_scaling`: the head alone is
+    not the model's logits, so such a model is scored by its own forward."""
+    assert logps.logit_scale(SimpleNamespace(**fields)) == expected
