@@ -4,7 +4,8 @@ plain one-sequence-at-a-time loop: same models, same pairs, same machine, one ru
 The reference workload: a Llama of 4 layers × 256 hidden (MLP 1024, 4 heads) with a 32k vocabulary,
 random weights, a policy and a reference; 128 pairs of ~250-token prompts with ~40-token answers
 (long) and 256 pairs of ~20-token prompts (short). Text is words of a 32k-word vocabulary with a
-word-level tokenizer built here, so TRL and evalkit tokenize the same text alike, offline.
+word-level tokenizer (benchmarks/workload.py, shared with the GPU benchmark), so TRL and evalkit tokenize the
+same text alike, offline.
 
 Also measured: prompt sharing on and off, re-scoring a second checkpoint with a cold and a warm
 reference cache, peak memory of the log-prob step against full logits, and model FLOP
