@@ -25,23 +25,22 @@ import json
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
+from benchmarks.gpu_checks import run_parity_tests
+from benchmarks.gpu_record import BETA, Row, ShapeResult, summarise, write
+from benchmarks.gpu_shapes import FP32_BASELINES, SHAPES, build_model, shape_config
 from benchmarks.workload import (
-    BOS,
-    EOS,
-    PAD,
     ModelShape,
     evalkit_scores,
     mean_dpo_loss,
@@ -58,93 +57,10 @@ from evalkit.data.pairs import PreferencePair
 from evalkit.scoring.logps import Runner
 from evalkit.scoring.score import CompletionLogps, TokenizedPair, probe_scoring
 
-BETA = 0.1
 CARD_PEAKS = {"H100": 989.4, "H200": 989.4}
 """Dense bf16 TFLOP/s of each card's data sheet (SXM), for the record beside the rate measured here."""
 MAX_LENGTH = 1024
 SCHEMA = "evalkit-gpu-bench/1"
-
-LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0}
-SHAPES: dict[str, dict[str, Any]] = {
-    # meta-llama/Llama-3.2-1B config.json
-    "llama-3.2-1b": {
-        "architecture": "llama",
-        "vocab_size": 128256,
-        "hidden_size": 2048,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 16,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 64,
-        "max_position_embeddings": 131072,
-        "rms_norm_eps": 1e-5,
-        "rope_parameters": LLAMA3_ROPE | {"factor": 32.0, "original_max_position_embeddings": 8192},
-        "tie_word_embeddings": True,
-    },
-    # meta-llama/Llama-3.1-8B config.json
-    "llama-3.1-8b": {
-        "architecture": "llama",
-        "vocab_size": 128256,
-        "hidden_size": 4096,
-        "intermediate_size": 14336,
-        "num_hidden_layers": 32,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 128,
-        "max_position_embeddings": 131072,
-        "rms_norm_eps": 1e-5,
-        "rope_parameters": LLAMA3_ROPE | {"factor": 8.0, "original_max_position_embeddings": 8192},
-        "tie_word_embeddings": False,
-    },
-    # google/gemma-2-2b config.json: a 256k vocabulary, soft-capped logits (the cap applied after the selective head)
-    "gemma-2-2b": {
-        "architecture": "gemma2",
-        "vocab_size": 256000,
-        "hidden_size": 2304,
-        "intermediate_size": 9216,
-        "num_hidden_layers": 26,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 4,
-        "head_dim": 256,
-        "max_position_embeddings": 8192,
-        "rms_norm_eps": 1e-6,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
-        "sliding_window": 4096,
-        "final_logit_softcapping": 30.0,
-        "attn_logit_softcapping": 50.0,
-        "query_pre_attn_scalar": 256,
-        "hidden_activation": "gelu_pytorch_tanh",
-        "tie_word_embeddings": True,
-    },
-}
-FP32_BASELINES = {"llama-3.2-1b": True, "llama-3.1-8b": False, "gemma-2-2b": True}
-"""Whether the float32 phase also times TRL, the plain loop and autocast: two float32 8B models fill 64 GB of an
-80 GB card, leaving no room for TRL's copies or autocast's bfloat16 weight casts, and no time in 8 minutes."""
-
-DRY_SIZES = {
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-}
-"""Tiny shapes for `--dry-run`."""
-DRY_VOCABULARIES = {"llama-3.2-1b": 1000, "llama-3.1-8b": 1000, "gemma-2-2b": 2000}
-"""Vocabularies of the dry run, Gemma's twice Llama's as at full size."""
-
-PARITY_TESTS = [
-    "tests/unit/test_scoring.py",
-    "tests/integration/test_trl_parity.py",
-]
-PARITY_SELECTION = (
-    "separate_reference_model or peft_and_no_reference or batch_size or padding or prompt_sharing or token_budget"
-    " or chunked or truncation or tie_exactly or bfloat16"
-)
-"""The parity tests (evalkit against TRL, fp32, tiny models) and the batch and padding invariance tests."""
-TESTS_TIMEOUT_S = 180
-DRY_PARITY_SELECTION = "left_and_right_padding"
-"""One of them in a dry run: enough to show the tests run on the device asked for, in seconds."""
 
 
 @dataclass(frozen=True)
@@ -165,39 +81,6 @@ class Plan:
     out: Path
 
 
-@dataclass
-class Row:
-    """One way of scoring the workload, timed."""
-
-    shape: str
-    dtype: str
-    method: str
-    seconds: float | None = None
-    pairs_per_s: float | None = None
-    tokens_per_s: float | None = None
-    useful_tflops: float | None = None
-    """The FLOPs evalkit's way needs (prompts once, head at completion tokens) over the time taken."""
-    matmul_fraction: float | None = None
-    """`useful_tflops` over the card's measured matmul rate in this dtype."""
-    peak_gib: float | None = None
-    peak_above_weights_gib: float | None = None
-    mean_loss: float | None = None
-    mode: str = ""
-    error: str = ""
-
-
-@dataclass
-class ShapeResult:
-    name: str
-    config: dict[str, Any]
-    parameters: int = 0
-    rows: list[Row] = field(default_factory=list)
-    agreement: dict[str, float] = field(default_factory=dict)
-    gains: dict[str, float] = field(default_factory=dict)
-    parity: dict[str, float] = field(default_factory=dict)
-    memory_at_start_gib: float | None = None
-
-
 class Clock:
     """The measuring budget: steps started after it ran out are skipped."""
 
@@ -206,34 +89,6 @@ class Clock:
 
     def left(self) -> float:
         return self.budget_s - (time.perf_counter() - self.started)
-
-
-# --- models ----------------------------------------------------------------------------------------------------------
-
-
-def shape_config(name: str, dry_run: bool) -> dict[str, Any]:
-    config = dict(SHAPES[name])
-    if dry_run:
-        config |= DRY_SIZES | {"vocab_size": DRY_VOCABULARIES[name]}
-        if "query_pre_attn_scalar" in config:
-            config["query_pre_attn_scalar"] = DRY_SIZES["head_dim"]
-    return config
-
-
-def build_model(config: dict[str, Any], seed: int, device: torch.device) -> PreTrainedModel:
-    """A randomly initialised float32 model of `config`, built on `device` (no weights leave the card)."""
-    from transformers import Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM
-
-    options = {key: value for key, value in config.items() if key != "architecture"}
-    options |= {"bos_token_id": BOS, "eos_token_id": EOS, "pad_token_id": PAD}
-    torch.manual_seed(seed)
-    with torch.device(device):
-        if config["architecture"] == "gemma2":
-            model: PreTrainedModel = Gemma2ForCausalLM(Gemma2Config(**options))
-        else:
-            model = LlamaForCausalLM(LlamaConfig(**options))
-    model.eval()
-    return model
 
 
 # --- timing ----------------------------------------------------------------------------------------------------------
@@ -465,86 +320,11 @@ def measure_shape(plan: Plan, clock: Clock, name: str, peaks: dict[str, float]) 
     del models
     release(plan.device)
 
-    summarise_shape(run)
+    summarise(run.result, run.scores)
     return run.result
 
 
-def summarise_shape(run: ShapeRun) -> None:
-    """Speed-ups, the gains of each switch, and bfloat16 against float32 per pair."""
-    rows = {(r.dtype, r.method): r for r in run.result.rows if r.seconds}
-    ours = rows.get(("bfloat16", "evalkit"))
-    for dtype in ("bfloat16", "float32"):
-        base = rows.get((dtype, "evalkit"))
-        for method, label in (("TRL evaluate()", "trl"), ("plain batched loop", "plain")):
-            other = rows.get((dtype, method))
-            if base and other and base.seconds and other.seconds:
-                run.result.gains[f"{dtype}: evalkit over {label}"] = other.seconds / base.seconds
-    unshared = rows.get(("bfloat16", "evalkit, no prompt sharing"))
-    full = rows.get(("bfloat16", "evalkit, no sharing, no selective head"))
-    if ours and unshared and ours.seconds and unshared.seconds and ours.mode == "prompt-shared":
-        run.result.gains["bfloat16: prompt sharing"] = unshared.seconds / ours.seconds
-    if unshared and full and unshared.seconds and full.seconds:
-        run.result.gains["bfloat16: selective head"] = full.seconds / unshared.seconds
-    if unshared and full and unshared.peak_above_weights_gib and full.peak_above_weights_gib:
-        run.result.gains["bfloat16: selective head, memory"] = (
-            full.peak_above_weights_gib / unshared.peak_above_weights_gib
-        )
-    fp32, bf16 = run.scores.get("float32/evalkit"), run.scores.get("bfloat16/evalkit")
-    if fp32 and bf16:
-        run.result.agreement = agreement(fp32, bf16)
-
-
-def agreement(fp32: dict[str, list[CompletionLogps]], bf16: dict[str, list[CompletionLogps]]) -> dict[str, float]:
-    """bfloat16 against float32 per pair: |Δ| of every summed log-prob (policy and reference, chosen and
-    rejected), of every implicit reward margin, and how many pairs change their preferred answer."""
-    deltas = [
-        abs(a - b)
-        for name in ("policy", "reference")
-        for x, y in zip(fp32[name], bf16[name], strict=True)
-        for a, b in ((x.chosen, y.chosen), (x.rejected, y.rejected))
-    ]
-
-    def margins(scores: dict[str, list[CompletionLogps]]) -> list[float]:
-        return [
-            BETA * ((p.chosen - r.chosen) - (p.rejected - r.rejected))
-            for p, r in zip(scores["policy"], scores["reference"], strict=True)
-        ]
-
-    m32, m16 = margins(fp32), margins(bf16)
-    return {
-        "max_abs_logp_delta": max(deltas),
-        "mean_abs_logp_delta": sum(deltas) / len(deltas),
-        "max_abs_margin_delta": max(abs(a - b) for a, b in zip(m32, m16, strict=True)),
-        "preference_flips": float(sum((a > 0) != (b > 0) for a, b in zip(m32, m16, strict=True))),
-        "pairs": float(len(m32)),
-    }
-
-
 # --- the run ---------------------------------------------------------------------------------------------------------
-
-
-def run_parity_tests(plan: Plan) -> dict[str, Any]:
-    """The parity and invariance tests, their tiny models on this run's device."""
-    selection = DRY_PARITY_SELECTION if plan.dry_run else PARITY_SELECTION
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *PARITY_TESTS, "-k", selection]
-    env = os.environ | {"EVALKIT_TEST_DEVICE": plan.device.type, "HF_HUB_OFFLINE": "1"}
-    if plan.dry_run:
-        env["OMP_NUM_THREADS"] = "1"
-    root = Path(__file__).resolve().parents[1]
-    started = time.perf_counter()
-    record: dict[str, Any] = {"device": plan.device.type, "selection": selection}
-    try:
-        done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=TESTS_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return record | {"passed": False, "summary": f"stopped after {TESTS_TIMEOUT_S} s", "seconds": TESTS_TIMEOUT_S}
-    lines = [line for line in done.stdout.strip().splitlines() if line.strip()]
-    if done.returncode != 0:
-        print(done.stdout[-8000:], done.stderr[-4000:], sep="\n", file=sys.stderr)
-    return record | {
-        "passed": done.returncode == 0,
-        "summary": lines[-1] if lines else done.stderr.strip()[-300:],
-        "seconds": time.perf_counter() - started,
-    }
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -579,7 +359,11 @@ def run(plan: Plan) -> dict[str, Any]:
         "token_budget": plan.token_budget,
         "beta": BETA,
     }
-    record["tests"] = run_parity_tests(plan) if plan.tests else {"passed": None, "summary": "not run (--no-tests)"}
+    record["tests"] = (
+        run_parity_tests(plan.device, plan.dry_run)
+        if plan.tests
+        else {"passed": None, "summary": "not run (--no-tests)"}
+    )
     size = 256 if plan.dry_run else 8192
     peaks = {name: matmul_tflops(plan.device, getattr(torch, name), size) for name in ("bfloat16", "float32")}
     record["matmul_tflops"] = peaks
@@ -591,66 +375,6 @@ def run(plan: Plan) -> dict[str, Any]:
         record["wall_s"] = time.perf_counter() - started
         write(plan.out, record)  # a run stopped later still leaves what it measured
     return record
-
-
-def write(out: Path, record: dict[str, Any]) -> str:
-    """The record as one JSON line and as a table, under `out`; returns the table."""
-    text = table(record)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu-bench.json").write_text(json.dumps(record) + "\n")
-    (out / "gpu-bench.md").write_text(text + "\n")
-    return text
-
-
-def table(record: dict[str, Any]) -> str:
-    """The rows as a markdown table, the agreement and gains below it."""
-    title = "CPU dry run, tiny shapes: not a performance figure" if record["dry_run"] else record["card"]
-    if record.get("card_bf16_peak_tflops"):
-        title += f", data sheet {record['card_bf16_peak_tflops']:.0f} TFLOP/s bf16"
-    lines = [
-        f"evalkit GPU benchmark ({title}; torch {record['torch']}, transformers {record['transformers']},"
-        f" TRL {record['trl']}; matmul {record['matmul_tflops']['bfloat16']:.0f} TFLOP/s bf16,"
-        f" {record['matmul_tflops']['float32']:.1f} fp32; tests: {record['tests']['summary']})",
-        "",
-        "| shape | dtype | method | s | pairs/s | tokens/s | useful TFLOP/s | of matmul | peak GiB"
-        " | above weights GiB | mean loss | mode |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-
-    def number(value: float | None, digits: int) -> str:
-        return "" if value is None else f"{value:,.{digits}f}"
-
-    def percent(value: float | None) -> str:
-        return "" if value is None else f"{value:.0%}"
-
-    for shape in record["shapes"].values():
-        for row in shape["rows"]:
-            if row["error"]:
-                lines.append(f"| {row['shape']} | {row['dtype']} | {row['method']} | {row['error']} ||||||||")
-                continue
-            lines.append(
-                f"| {row['shape']} | {row['dtype']} | {row['method']} | {number(row['seconds'], 2)}"
-                f" | {number(row['pairs_per_s'], 1)} | {number(row['tokens_per_s'], 0)}"
-                f" | {number(row['useful_tflops'], 3 if record['dry_run'] else 1)}"
-                f" | {percent(row['matmul_fraction'])}"
-                f" | {number(row['peak_gib'], 2)} | {number(row['peak_above_weights_gib'], 2)}"
-                f" | {number(row['mean_loss'], 6)} | {row['mode']} |"
-            )
-    lines.append("")
-    for name, shape in record["shapes"].items():
-        parts = [f"{key} {value:.2f}x" for key, value in shape["gains"].items() if "memory" not in key]
-        parts += [f"{key} {value:.2f}x less" for key, value in shape["gains"].items() if "memory" in key]
-        a = shape["agreement"]
-        if a:
-            parts.append(
-                f"bf16 vs fp32 per pair: max |Δ logp| {a['max_abs_logp_delta']:.4f},"
-                f" mean {a['mean_abs_logp_delta']:.4f},"
-                f" max |Δ margin| {a['max_abs_margin_delta']:.5f}, {a['preference_flips']:.0f} of {a['pairs']:.0f}"
-                " preferences flipped"
-            )
-        parts += [f"{key} {value:.2e}" for key, value in shape["parity"].items()]
-        lines.append(f"- {name} ({shape['parameters'] / 1e6:,.1f}M parameters): " + "; ".join(parts))
-    return "\n".join(lines)
 
 
 def parse(argv: list[str] | None) -> Plan:
