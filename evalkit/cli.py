@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from evalkit import __version__
-from evalkit.console import console, stdout
+from evalkit.console import console, quiet_libraries, stdout
 from evalkit.errors import EvalkitError
 from evalkit.report.links import REPORT_URL
 
@@ -203,7 +203,7 @@ def _first_line(error: BaseException) -> str:
 def _bench(args: argparse.Namespace) -> int:
     if (args.ref or args.data) and not args.model:
         raise EvalkitError("usage: --ref and --data go with --model (see `evalkit bench --help`)")
-    _quiet_libraries()
+    quiet_libraries()
     from evalkit.pipeline.bench import run_bench  # imports torch; `report` and `gate` must not
     from evalkit.pipeline.candidate import Candidate
 
@@ -222,7 +222,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     from evalkit.gate.judge import evaluate_gate, exit_code
     from evalkit.gate.roles import rules_for_run
     from evalkit.gate.summary import publish
-    from evalkit.gate.terminal import verdict_table
+    from evalkit.gate.terminal import verdict_lines
     from evalkit.report.document import write_reports
     from evalkit.results.files import read_results, write_results
 
@@ -257,7 +257,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
         written.append(out_dir / "results.json")
     written += write_reports(judged, out_dir, results_dir=results_path.parent)
     written += publish(verdicts, out_dir, judged)
-    stdout.print(verdict_table(verdicts))
+    stdout.print(verdict_lines(verdicts), soft_wrap=True)
     stdout.print("wrote " + ", ".join(str(path) for path in written), markup=False)
     return exit_code(verdicts)
 
@@ -268,7 +268,7 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
     suite = load_suite(suite_path, overrides)
     if suite.train is None:
         raise EvalkitError(f"{suite_path}: no `train` section; expected one to train from")
-    _quiet_libraries()
+    quiet_libraries()
     from evalkit.pipeline.checks import check_inputs
     from evalkit.pipeline.training import run_training
     from evalkit.world import build_world
@@ -310,7 +310,7 @@ def _score(args: argparse.Namespace) -> int:
         },
         source="evalkit score",
     )
-    _quiet_libraries()
+    quiet_libraries()
     from evalkit.pipeline.score import run_score  # imports torch; `report` must not
 
     run_score(suite, args.out)
@@ -346,22 +346,6 @@ def _compare(baseline: Path, candidate: Path, out: Path | None) -> int:
     for path in write_comparison(baseline, candidate, out):
         stdout.print(f"wrote {path}", markup=False)
     return EXIT_OK
-
-
-def _quiet_libraries() -> None:
-    """Keep the terminal for evalkit's own progress: library progress bars and info logs off."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import warnings
-
-    import transformers
-
-    # Deprecation notices raised inside transformers by TRL's own calls: nothing a user can act on.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def entrypoint() -> None:

@@ -28,12 +28,13 @@ from evalkit.console import is_main_process, stdout
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs
 from evalkit.gate.judge import evaluate_gate
 from evalkit.gate.summary import publish
-from evalkit.gate.terminal import verdict_table
+from evalkit.gate.terminal import verdict_lines
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
 from evalkit.pipeline.score import ScoredSuite, score_suite
 from evalkit.pipeline.training import run_training, training_info
 from evalkit.report.document import summary_table, write_reports
+from evalkit.report.statements import verdict_sentence
 from evalkit.results.files import JsonStore, read_results, write_jsonl, write_results
 from evalkit.results.pairs import pair_records
 from evalkit.results.provenance import environment
@@ -184,11 +185,13 @@ def _write_pairs(
 def _write_outputs(result: RunResult, out_dir: Path) -> None:
     write_results(result, out_dir / "results.json")
     written = write_reports(result, out_dir)
-    stdout.print(summary_table(result))
+    stdout.print(summary_table(result))  # the headline values with their intervals
     if result.gate is not None:
         written += publish(result.gate, out_dir, result)
-        stdout.print(verdict_table(result.gate))
+        stdout.print(verdict_lines(result.gate), soft_wrap=True)  # one line per rule
     stdout.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written), markup=False)
+    if sentence := verdict_sentence(result):
+        stdout.print(sentence, markup=False, soft_wrap=True)  # the run's last line states the decision
 
 
 def _capability_runner(suite: Suite) -> CapabilityRunner | None:
