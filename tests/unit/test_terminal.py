@@ -80,3 +80,22 @@ def test_off_a_terminal_long_lines_are_not_wrapped(monkeypatch: pytest.MonkeyPat
     assert _width(io.StringIO()) == UNWRAPPED
     monkeypatch.setenv("COLUMNS", "100")
     assert _width(io.StringIO()) is None  # rich reads COLUMNS itself
+
+
+def test_lm_eval_runs_without_bars_or_git_noise_off_a_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """lm-eval passes `disable=False` to its bars and runs `git describe` with the terminal as stderr: outside a
+    git checkout that printed 'fatal: not a git repository' once per model."""
+    pytest.importorskip("lm_eval")
+    import lm_eval.evaluator
+    from tqdm import tqdm
+
+    from evalkit.capabilities.harness import _quiet
+
+    monkeypatch.chdir(tmp_path)  # no git checkout here
+    with _quiet():
+        assert lm_eval.evaluator.get_git_commit_hash() is None
+        for _ in tqdm(range(3), disable=False, desc="Running loglikelihood requests"):
+            pass
+    assert capfd.readouterr().err == ""
