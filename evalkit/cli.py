@@ -341,10 +341,9 @@ def _report(results_path: Path, out: Path | None) -> int:
 
 
 def _compare(baseline: Path, candidate: Path, out: Path | None) -> int:
-    from evalkit.report.compare import write_comparison
+    from evalkit.pipeline.compare import run_compare
 
-    for path in write_comparison(baseline, candidate, out):
-        stdout.print(f"wrote {path}", markup=False)
+    run_compare(baseline, candidate, out)
     return EXIT_OK
 
 
