@@ -20,13 +20,13 @@ import hashlib
 import json
 import os
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from evalkit.config.specs import DatasetSpec
+from evalkit.data.locations import looks_like_hub_id
 from evalkit.errors import EvalkitError
 from evalkit.results.provenance import hash_file
 
@@ -35,7 +35,6 @@ Text: TypeAlias = str | list[Message]
 
 ASSISTANT_MARKER = "\n\nAssistant:"
 _BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -85,10 +84,6 @@ def read_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
     if spec.sample is not None and spec.sample < len(indices):
         indices = sorted(random.Random(spec.seed).sample(indices, spec.sample))
     return list(zip(indices, table.select(indices), strict=True))
-
-
-def looks_like_hub_id(path: str) -> bool:
-    return _HUB_ID.match(path) is not None and not path.endswith(tuple(_BUILDERS))
 
 
 def _load_table(spec: DatasetSpec) -> Any:

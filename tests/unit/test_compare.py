@@ -218,7 +218,8 @@ def test_cli_compare_of_runs_that_share_nothing_exits_2_in_one_line(
         datasets = [d.model_copy(update={"name": "other", "fingerprint": "0" * 64}) for d in run.datasets]
         other = run.model_copy(update={"datasets": datasets})
     else:
-        models = [m.model_copy(update={"name": f"x{m.name}", "fingerprint": "0" * 64, "role": None}) for m in run.models]
+        renamed = {"name": "", "fingerprint": "0" * 64, "role": None}
+        models = [m.model_copy(update=renamed | {"name": f"x{m.name}"}) for m in run.models]
         other = run.model_copy(update={"models": models})
     write_results(other, tmp_path / "results.json")
     assert main(["compare", str(GOLDEN / "results.json"), str(tmp_path / "results.json")]) == 2
