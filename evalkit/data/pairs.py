@@ -16,6 +16,7 @@ completions, either all strings ("standard") or all `{role, content}` message li
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -80,6 +81,7 @@ def read_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
     table = _load_table(spec)
     if len(table) == 0:
         raise EvalkitError(f"{_describe_source(spec)}: no rows; expected preference pairs")
+    check_columns(spec, list(table.column_names), _describe_source(spec))
     indices = list(range(min(len(table), spec.limit or len(table))))
     if spec.sample is not None and spec.sample < len(indices):
         indices = sorted(random.Random(spec.seed).sample(indices, spec.sample))
@@ -106,6 +108,23 @@ def _load_table(spec: DatasetSpec) -> Any:
     except Exception as exc:  # datasets raises many types (parser, hub, split); the message is what matters
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise EvalkitError(f"{_describe_source(spec)}: could not be read: {message}") from None
+
+
+def check_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:
+    """Every column the spec names is in the data: else one line naming the key, the columns found and the nearest.
+
+    The prompt column is required only where it was named (`columns.prompt`) or the layout needs it (`explicit`);
+    otherwise its absence is what `auto` reads as an implicit or conversational layout.
+    """
+    named = {f"columns.{key}": getattr(spec.columns, key) for key in ("chosen", "rejected")}
+    if spec.format == "explicit" or "prompt" in spec.columns.model_fields_set:
+        named["columns.prompt"] = spec.columns.prompt
+    named |= {key: getattr(spec, key) for key in ("id_column", "subset_column") if getattr(spec, key) is not None}
+    for key, column in named.items():
+        if column not in found:
+            close = difflib.get_close_matches(column, found, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; set {key} to one of them"
+            raise EvalkitError(f"{where}: no column {column!r} ({key}); found {', '.join(map(repr, found))}{hint}")
 
 
 def dataset_fingerprint(spec: DatasetSpec) -> str:
@@ -167,7 +186,10 @@ def _build_pair(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
     columns = spec.columns
     for key in (columns.chosen, columns.rejected):
         if row.get(key) is None:
-            raise EvalkitError(f"{where}: missing column {key!r}; expected {columns.chosen!r} and {columns.rejected!r}")
+            found = ", ".join(repr(k) for k, v in row.items() if v is not None)
+            raise EvalkitError(
+                f"{where}: missing column {key!r}; expected {columns.chosen!r} and {columns.rejected!r}, found {found}"
+            )
     chosen, rejected, prompt = row[columns.chosen], row[columns.rejected], row.get(columns.prompt)
     layout = spec.format if spec.format != "auto" else _detect_format(chosen, prompt)
     pair_id = str(row[spec.id_column]) if spec.id_column and row.get(spec.id_column) is not None else None

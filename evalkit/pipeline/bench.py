@@ -112,8 +112,11 @@ def _bench(
     check_inputs(suite)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / OUTPUT_MARKER).write_text("written by evalkit: its outputs here may be replaced by the next run\n")
+    # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
+    heldout = Path(suite.train.heldout).resolve() if suite.train is not None and suite.train.heldout else None
+    ready = {d.name: load_pairs(d) for d in suite.datasets if Path(d.path).resolve() != heldout}
     training = run_training(suite) if suite.train is not None else None
-    datasets = {d.name: load_pairs(d) for d in suite.datasets}
+    datasets = {d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
     if not is_main_process():
         return None  # every process has every score and sample now; the main process summarises and writes
