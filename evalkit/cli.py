@@ -111,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="date written by a template that reads the clock (default: the training date, else 2025-01-01)",
     )
     score.add_argument("--format", choices=["auto", "explicit", "conversational", "implicit"], default="auto")
+    score.add_argument(
+        "--columns",
+        type=_column_map,
+        default={},
+        metavar="KEY=COLUMN,...",
+        help="the data's columns for prompt, chosen and rejected, as a suite's `columns:` names them, "
+        "e.g. prompt=question,chosen=good,rejected=bad",
+    )
+    score.add_argument("--id-column", help="column holding each pair's id (default: `id` when the data has one)")
+    score.add_argument(
+        "--subset-column", help="column naming each pair's subset (default: `subset` when the data has one)"
+    )
     score.add_argument("--split", default="train", help="split of a folder or hub dataset (default train)")
     score.add_argument("--limit", type=int, help="score only the first N pairs")
     score.add_argument("--out", type=Path, required=True, help="JSON Lines file for the per-pair scores")
@@ -289,6 +301,7 @@ def _score(args: argparse.Namespace) -> int:
     if args.ref:
         models.append({"name": "reference", "path": args.ref, **trust})
     dataset = {"name": Path(args.data).stem or "data", "path": args.data, "format": args.format, "split": args.split}
+    dataset |= {"columns": args.columns, "id_column": args.id_column, "subset_column": args.subset_column}
     if args.limit:
         dataset["limit"] = args.limit
     suite = parse_suite(
@@ -328,6 +341,16 @@ def _json_object(text: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"enable_thinking\": false}'")
     return value
+
+
+def _column_map(text: str) -> dict[str, str]:
+    """`prompt=question,chosen=good`: the suite's `columns:` on the command line (its keys are checked there)."""
+    pairs = [item.partition("=") for item in text.split(",") if item.strip()]
+    if not pairs or any(not key.strip() or not sep or not column.strip() for key, sep, column in pairs):
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=COLUMN pairs separated by commas, e.g. chosen=good; got {text!r}"
+        )
+    return {key.strip(): column.strip() for key, _, column in pairs}
 
 
 def _report(results_path: Path, out: Path | None) -> int:

@@ -110,6 +110,20 @@ def _load_table(spec: DatasetSpec) -> Any:
         raise EvalkitError(f"{_describe_source(spec)}: could not be read: {message}") from None
 
 
+OWN_COLUMNS = {"id_column": "id", "subset_column": "subset"}
+"""The columns `evalkit score` takes a pair's id and subset from when the data has them and none is named."""
+
+
+def with_own_columns(spec: DatasetSpec) -> DatasetSpec:
+    """`spec` reading the data's own `id` and `subset` columns where it names no other (a suite names them
+    explicitly, so that its ids never change under a baseline; `evalkit score` keeps what the data has)."""
+    missing = {key: column for key, column in OWN_COLUMNS.items() if getattr(spec, key) is None}
+    if not missing:
+        return spec
+    found = set(_load_table(spec).column_names)
+    return spec.model_copy(update={key: column for key, column in missing.items() if column in found})
+
+
 def check_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:
     """Every column the spec names is in the data: else one line naming the key, the columns found and the nearest.
 
