@@ -107,6 +107,7 @@ def _bench(
     command: str | None,
 ) -> RunResult | None:
     if suite.world is not None:
+        check_inputs(suite, pending=suite.world.dir)  # your own models and data, before minutes of building the world
         build_world(suite.world)
     capabilities = _capability_runner(suite)  # after the world: its task files are written with it
     check_inputs(suite)

@@ -104,26 +104,32 @@ def _check_writable(out_dir: Path) -> None:
         )
 
 
-def check_inputs(suite: Suite) -> None:
+def check_inputs(suite: Suite, pending: Path | None = None) -> None:
     """Fail before any heavy work when a file, directory or hub id the suite names cannot be found: every dataset,
     every model and an adapter's base, in one line each with the nearest names (see `evalkit.data.locations`).
 
-    Training's outputs (the trained model, the held-out pairs) need not exist yet.
+    Training's outputs (the trained model, the held-out pairs) need not exist yet, nor anything under `pending`
+    (the tiny world's directory, checked again once it is built).
     """
     train = suite.train
     produced_model = train.output if train is not None else None
     produced_data = Path(train.heldout).resolve() if train is not None and train.heldout else None
+
+    def later(path: str) -> bool:
+        resolved = Path(path).resolve()
+        return resolved == produced_data or (pending is not None and resolved.is_relative_to(pending.resolve()))
+
     for d in suite.datasets:
-        if Path(d.path).resolve() != produced_data:
+        if not later(d.path):
             check_data_location(d.path, d.revision, f"datasets.{d.name}.path")
-    if train is not None:
+    if train is not None and not later(train.data.path):
         check_data_location(train.data.path, train.data.revision, "train.data.path")
     for m in suite.models:
-        if m.name == produced_model:
+        if m.name == produced_model or later(m.path):
             continue
         check_model_location(m.path, m.revision, f"models.{m.name}.path")
         base = m.base or adapter_base(m.path)
-        if base is not None and not m.checkpoints:
+        if base is not None and not m.checkpoints and not later(base):
             where = f"models.{m.name}.base" if m.base else f"models.{m.name} (its adapter's base)"
             check_model_location(base, None, where)
 

@@ -52,3 +52,16 @@ reference: base
         "set columns.chosen to one of them"
     )
     assert not (tmp_path / "tuned").exists()  # nothing trained
+
+
+def test_a_mistyped_candidate_stops_the_run_before_the_world_is_built(
+    default_suite: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "models" / "aligned").mkdir(parents=True)  # the run starts in tmp_path
+    assert main(["bench", str(default_suite), "--model", "models/aligend"]) == 2
+    [line] = [line for line in capsys.readouterr().err.splitlines() if line.startswith("evalkit: error")]
+    assert (
+        line
+        == "evalkit: error: models.candidate.path: directory not found: models/aligend; did you mean models/aligned?"
+    )
+    assert not (tmp_path / "world").exists()  # minutes of building the tiny world spared
