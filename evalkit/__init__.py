@@ -5,9 +5,10 @@ metrics → results → report, wired together by `bench` and exposed by `cli`.
 
 From Python (see docs/how-to/python.md): `score` a model on preference pairs, `compare_models`
 of two scored runs on the same pairs (not `compare`: that name is the `evalkit compare` command's
-module), `run_suite` as `evalkit bench` does, `read_results` of a finished run, and `EvalkitCallback`
-to evaluate properly inside a TRL `DPOTrainer`. Importing evalkit stays cheap:
-each name loads its module (and torch, where it needs it) when it is first used.
+module), `run_suite` as `evalkit bench` does, `read_results` of a finished run, `EvalkitCallback`
+to evaluate properly inside a TRL `DPOTrainer`, and `build_world` (with a `WorldSpec`) to build the tiny
+offline world the examples run on. Importing evalkit stays cheap: each name loads its module (and torch,
+where it needs it) when it is first used, and `dir(evalkit)` lists `__all__` only.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ if TYPE_CHECKING:
     from evalkit.api.functions import compare_models as compare_models
     from evalkit.api.functions import score as score
     from evalkit.config.specs import ScoringSpec as ScoringSpec
+    from evalkit.config.specs import WorldSpec as WorldSpec
     from evalkit.errors import EvalkitError as EvalkitError
     from evalkit.pipeline.bench import run_suite as run_suite
     from evalkit.results.estimates import Statistics as Statistics
+    from evalkit.world import build_world as build_world
 
 _EXPORTS = {
     "score": "evalkit.api.functions",
@@ -40,7 +43,9 @@ _EXPORTS = {
     "Report": "evalkit.api.evaluation",
     "EvalkitCallback": "evalkit.api.callback",
     "ScoringSpec": "evalkit.config.specs",
-    "Statistics": "evalkit.results.schema",
+    "Statistics": "evalkit.results.estimates",
+    "build_world": "evalkit.world",
+    "WorldSpec": "evalkit.config.specs",
     "EvalkitError": "evalkit.errors",
 }
 """Public name → the module that defines it, imported on first use."""
@@ -58,4 +63,6 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_EXPORTS])
+    """The public names only: not this module's own imports, nor the submodules Python binds here as they load
+    (`evalkit.api`, `evalkit.config`, ...), which tab completion would otherwise offer as if they were the API."""
+    return sorted(__all__)

@@ -82,7 +82,7 @@ def device() -> torch.device:
 
 def is_loadable(path: str) -> bool:
     """A local directory, or something shaped like a hub id (checked when it loads)."""
-    from evalkit.data.pairs import looks_like_hub_id
+    from evalkit.data.locations import looks_like_hub_id
 
     return Path(path).is_dir() or (not Path(path).exists() and looks_like_hub_id(path))
 

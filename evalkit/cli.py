@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from evalkit import __version__
-from evalkit.console import console, stdout
+from evalkit.console import console, quiet_libraries, stdout
 from evalkit.errors import EvalkitError
 from evalkit.report.links import REPORT_URL
 
@@ -111,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="date written by a template that reads the clock (default: the training date, else 2025-01-01)",
     )
     score.add_argument("--format", choices=["auto", "explicit", "conversational", "implicit"], default="auto")
+    score.add_argument(
+        "--columns",
+        type=_column_map,
+        default={},
+        metavar="KEY=COLUMN,...",
+        help="the data's columns for prompt, chosen and rejected, as a suite's `columns:` names them, "
+        "e.g. prompt=question,chosen=good,rejected=bad",
+    )
+    score.add_argument("--id-column", help="column holding each pair's id (default: `id` when the data has one)")
+    score.add_argument(
+        "--subset-column", help="column naming each pair's subset (default: `subset` when the data has one)"
+    )
     score.add_argument("--split", default="train", help="split of a folder or hub dataset (default train)")
     score.add_argument("--limit", type=int, help="score only the first N pairs")
     score.add_argument("--out", type=Path, required=True, help="JSON Lines file for the per-pair scores")
@@ -203,7 +215,7 @@ def _first_line(error: BaseException) -> str:
 def _bench(args: argparse.Namespace) -> int:
     if (args.ref or args.data) and not args.model:
         raise EvalkitError("usage: --ref and --data go with --model (see `evalkit bench --help`)")
-    _quiet_libraries()
+    quiet_libraries()
     from evalkit.pipeline.bench import run_bench  # imports torch; `report` and `gate` must not
     from evalkit.pipeline.candidate import Candidate
 
@@ -222,7 +234,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     from evalkit.gate.judge import evaluate_gate, exit_code
     from evalkit.gate.roles import rules_for_run
     from evalkit.gate.summary import publish
-    from evalkit.gate.terminal import verdict_table
+    from evalkit.gate.terminal import verdict_lines
     from evalkit.report.document import write_reports
     from evalkit.results.files import read_results, write_results
 
@@ -257,7 +269,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
         written.append(out_dir / "results.json")
     written += write_reports(judged, out_dir, results_dir=results_path.parent)
     written += publish(verdicts, out_dir, judged)
-    stdout.print(verdict_table(verdicts))
+    stdout.print(verdict_lines(verdicts), soft_wrap=True)
     stdout.print("wrote " + ", ".join(str(path) for path in written), markup=False)
     return exit_code(verdicts)
 
@@ -268,7 +280,7 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
     suite = load_suite(suite_path, overrides)
     if suite.train is None:
         raise EvalkitError(f"{suite_path}: no `train` section; expected one to train from")
-    _quiet_libraries()
+    quiet_libraries()
     from evalkit.pipeline.checks import check_inputs
     from evalkit.pipeline.training import run_training
     from evalkit.world import build_world
@@ -289,6 +301,7 @@ def _score(args: argparse.Namespace) -> int:
     if args.ref:
         models.append({"name": "reference", "path": args.ref, **trust})
     dataset = {"name": Path(args.data).stem or "data", "path": args.data, "format": args.format, "split": args.split}
+    dataset |= {"columns": args.columns, "id_column": args.id_column, "subset_column": args.subset_column}
     if args.limit:
         dataset["limit"] = args.limit
     suite = parse_suite(
@@ -310,7 +323,7 @@ def _score(args: argparse.Namespace) -> int:
         },
         source="evalkit score",
     )
-    _quiet_libraries()
+    quiet_libraries()
     from evalkit.pipeline.score import run_score  # imports torch; `report` must not
 
     run_score(suite, args.out)
@@ -330,6 +343,16 @@ def _json_object(text: str) -> dict[str, object]:
     return value
 
 
+def _column_map(text: str) -> dict[str, str]:
+    """`prompt=question,chosen=good`: the suite's `columns:` on the command line (its keys are checked there)."""
+    pairs = [item.partition("=") for item in text.split(",") if item.strip()]
+    if not pairs or any(not key.strip() or not sep or not column.strip() for key, sep, column in pairs):
+        raise argparse.ArgumentTypeError(
+            f"expected KEY=COLUMN pairs separated by commas, e.g. chosen=good; got {text!r}"
+        )
+    return {key.strip(): column.strip() for key, _, column in pairs}
+
+
 def _report(results_path: Path, out: Path | None) -> int:
     from evalkit.report.document import write_reports
     from evalkit.results.files import read_results
@@ -341,27 +364,10 @@ def _report(results_path: Path, out: Path | None) -> int:
 
 
 def _compare(baseline: Path, candidate: Path, out: Path | None) -> int:
-    from evalkit.report.compare import write_comparison
+    from evalkit.pipeline.compare import run_compare
 
-    for path in write_comparison(baseline, candidate, out):
-        stdout.print(f"wrote {path}", markup=False)
+    run_compare(baseline, candidate, out)
     return EXIT_OK
-
-
-def _quiet_libraries() -> None:
-    """Keep the terminal for evalkit's own progress: library progress bars and info logs off."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    import warnings
-
-    import transformers
-
-    # Deprecation notices raised inside transformers by TRL's own calls: nothing a user can act on.
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
 
 
 def entrypoint() -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.markup import escape as markup_escape
@@ -33,10 +34,26 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-console = Console(stderr=True, highlight=False, quiet=not is_main_process())
+UNWRAPPED = 10_000
+"""Columns of a console that is not a terminal: a log or a file keeps each line whole, however long."""
+
+
+def _width(stream: TextIO) -> int | None:
+    """None (the terminal's own width) on a terminal or where `COLUMNS` says; elsewhere wide enough never to wrap.
+
+    rich takes 80 columns when its stream is not a terminal, and cut table cells and long lines there.
+    """
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        terminal = False
+    return None if terminal or os.environ.get("COLUMNS", "").isdigit() else UNWRAPPED
+
+
+console = Console(stderr=True, highlight=False, quiet=not is_main_process(), width=_width(sys.stderr))
 """Logs, progress and errors (stderr)."""
 
-stdout = Console(highlight=False, quiet=not is_main_process())
+stdout = Console(highlight=False, quiet=not is_main_process(), width=_width(sys.stdout))
 """Results: tables, verdicts and the files written (stdout)."""
 
 
@@ -155,3 +172,26 @@ def progress_line(description: str, done: float, total: float | None, elapsed: f
 def _clock(seconds: float) -> str:
     whole = round(seconds)
     return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for evalkit's own progress: library progress bars and info logs off.
+
+    Off a terminal (a CI log, a pipe) tqdm's bars too (lm-eval's, and any other library's): each frame of one
+    is a carriage-return line, thousands to a log line. tqdm reads `TQDM_DISABLE` when it is first imported, so
+    this runs before any library that imports it. On a terminal the bars stay.
+    """
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if not console.is_terminal:
+        os.environ.setdefault("TQDM_DISABLE", "1")
+    import warnings
+
+    import transformers
+
+    # Deprecation notices raised inside transformers by TRL's own calls: nothing a user can act on.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()

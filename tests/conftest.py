@@ -34,10 +34,17 @@ def tiny_tokenizer() -> PreTrainedTokenizerFast:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tiny_tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
-    """A random 2-layer, width-32 Llama: enough to test exact arithmetic of scoring."""
+def test_device() -> torch.device:
+    """Where the tiny models of the scoring and parity tests run: the CPU, or `EVALKIT_TEST_DEVICE` (`cuda`, as
+    benchmarks/gpu.sh sets it to run those tests on a GPU before timing anything there)."""
+    return torch.device(os.environ.get("EVALKIT_TEST_DEVICE", "cpu"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_tokenizer: PreTrainedTokenizerFast, test_device: torch.device) -> LlamaForCausalLM:
+    """A random 2-layer, width-32 Llama: enough to test exact arithmetic of scoring (on `test_device`)."""
     torch.manual_seed(0)
-    return build_model(tiny_tokenizer, hidden_size=32, num_layers=2).eval()
+    return build_model(tiny_tokenizer, hidden_size=32, num_layers=2).eval().to(test_device)
 
 
 SchemaCheck = Callable[[Any, dict[str, Any], dict[str, Any]], list[str]]

@@ -71,7 +71,7 @@ def _argument_rows(parser: argparse.ArgumentParser) -> list[str]:
             else ""
         )
         default = action.default
-        shown = "" if default in (None, False, [], argparse.SUPPRESS) else f"`{default}`"
+        shown = "" if default in (None, False, [], {}, argparse.SUPPRESS) else f"`{default}`"
         if action.default is argparse.SUPPRESS or isinstance(action, argparse._VersionAction):
             shown = ""
         rows.append(f"| `{_cell(flags)}` | {shown} | {_cell(action.help or '')}{repeat} |")

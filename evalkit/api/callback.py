@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 
 from evalkit.api import inprocess
-from evalkit.api.evaluation import Evaluation
+from evalkit.api.evaluation import Evaluation, check_metric
 from evalkit.api.functions import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
 from evalkit.config.messages import notice
 from evalkit.config.specs import ScoringSpec
@@ -102,6 +102,8 @@ class EvalkitCallback(TrainerCallback):
         self.trainer = trainer
         self.pairs = as_pairs(pairs, dataset, layout)
         self.name, self.ref_name, self.dataset, self.prefix = name, ref_name, dataset, prefix
+        for metric in logged or ():
+            check_metric(metric)  # a typo here would log nothing, silently
         self.logged = set(logged) if logged is not None else None
         args: Any = trainer.args  # a DPOConfig: its beta and max_length are TRL's
         max_length = args.max_length if getattr(args, "max_length", None) is not None else UNBOUNDED

@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
+from evalkit.config.messages import suggestion
 from evalkit.errors import EvalkitError
+from evalkit.metrics.names import REGISTRY
 from evalkit.results.estimates import Metric
 from evalkit.results.files import read_results as read_result_file
 from evalkit.results.files import write_jsonl, write_results
@@ -66,15 +68,31 @@ class Evaluation:
         return [m.name for m in self.result.models]
 
     def metric(self, metric: str, model: str | None = None, dataset: str | None = None, subset: str = "all") -> Metric:
-        """One metric record (value, interval, n). `model` and `dataset` may be left out when the run has one
-        (for the model: one besides the reference)."""
+        """One metric record (value, interval, n). `model` and `dataset` may be left out when the run holds just one
+        (a run with a reference holds two models: name the one you mean)."""
         dataset = dataset or self._only("dataset", [d.name for d in self.result.datasets])
-        model = model or self._only("model", [m for m in self.models if m != self.result.reference] or self.models)
+        model = model or self._only("model", self.models)
         found = self.result.metric(dataset, model, metric, subset)
         if found is None:
-            known = sorted({m.metric for m in self.result.metrics if m.model == model and m.dataset == dataset})
-            raise EvalkitError(f"metric {metric!r}: not computed for model {model!r} on {dataset!r}; computed: {known}")
+            self._explain_missing(metric, model, dataset, subset)
         return found
+
+    def _explain_missing(self, metric: str, model: str, dataset: str, subset: str) -> NoReturn:
+        """Raise the one-line error that says which of the four names is wrong, with a did-you-mean."""
+        for kind, name, names in (
+            ("model", model, self.models),
+            ("dataset", dataset, [d.name for d in self.result.datasets]),
+        ):
+            if name not in names:
+                raise EvalkitError(f"{kind} {name!r}: not in this run{suggestion(name, names)}; {kind}s: {names}")
+        computed = sorted({m.metric for m in self.result.metrics if m.model == model and m.dataset == dataset})
+        check_metric(metric, computed)  # a capability task's metrics are outside the registry: computed ones count
+        subsets = sorted({m.subset for m in self.result.metrics if m.dataset == dataset})
+        if subset not in subsets:
+            raise EvalkitError(
+                f"subset {subset!r}: not in {dataset!r}{suggestion(subset, subsets)}; subsets: {subsets}"
+            )
+        raise EvalkitError(f"metric {metric!r}: not computed for model {model!r} on {dataset!r}; computed: {computed}")
 
     def value(self, metric: str, model: str | None = None, dataset: str | None = None, subset: str = "all") -> float:
         """The value of one metric (see `metric`)."""
@@ -143,8 +161,17 @@ class Evaluation:
     @staticmethod
     def _only(kind: str, names: list[str]) -> str:
         if len(names) != 1:
-            raise EvalkitError(f"{kind}: the run has {len(names)} ({', '.join(names)}); name the one you mean")
+            choices = ", ".join(repr(name) for name in names)
+            raise EvalkitError(f"{kind}: this run holds {len(names)} ({choices}); pass {kind}= the one you mean")
         return names[0]
+
+
+def check_metric(name: str, also: Sequence[str] = ()) -> None:
+    """Raise a one-line error with a did-you-mean when `name` is neither in the metric registry nor in `also`."""
+    if name in REGISTRY or name in also:
+        return
+    known = [*REGISTRY, *(m for m in also if m not in REGISTRY)]
+    raise EvalkitError(f"metric {name!r}: no such metric{suggestion(name, known)}; metrics are {known}")
 
 
 def read_results(path: str | Path) -> Evaluation:

@@ -145,6 +145,7 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
     settings = scoring_settings(scoring, beta=beta)
     if name == ref_name:
         raise EvalkitError(f"ref_name: {ref_name!r} is also the model's name; expected two different names")
+    pair_list = as_pairs(pairs, dataset, layout)  # the data is checked before any model loads: a typo costs no wait
     options = dict(chat_template_kwargs or {})
     policy = _scorable(model, name, tokenizer, options, template_date)
     reference, reference_info = policy.own_reference, None
@@ -155,7 +156,6 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
         fingerprint = inprocess.parameters_fingerprint(policy.model, policy.rendering, adapters=False)
         path = f"{policy.info.path} (adapter disabled)"
         reference_info = inprocess.live_model_info(ref_name, path, "model", policy.model, policy.rendering, fingerprint)
-    pair_list = as_pairs(pairs, dataset, layout)
     tokens = tokenize_set(pair_list, policy.tokenizer, policy.rendering, settings.max_length)
     pad = pad_token_id(policy.tokenizer)
     own = model_logps(policy.model, tokens, pad, settings, f"{name} on {dataset}")

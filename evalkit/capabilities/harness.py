@@ -10,6 +10,7 @@ import hashlib
 import importlib.metadata
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from evalkit.errors import EvalkitError
 from evalkit.results.capabilities import CapabilityResult, CapabilityTask
 from evalkit.results.estimates import Statistics
 from evalkit.results.files import JsonStore
+from evalkit.results.provenance import git_sha
 
 if TYPE_CHECKING:
     from evalkit.checkpoints import LoadedModel
@@ -176,14 +178,25 @@ class CapabilityRunner:
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """lm-eval's warnings about being handed a loaded model (which is what evalkit means to do) left out."""
+    """lm-eval's warnings about being handed a loaded model (which is what evalkit means to do) left out; off a
+    terminal its tqdm bars too, and always the git call that prints 'fatal: not a git repository' outside one."""
+    from unittest import mock
+
     logger = logging.getLogger("lm_eval")
     level = logger.level
     logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+    with contextlib.ExitStack() as stack:
+        # lm-eval runs `git describe` with the terminal as its stderr; evalkit's own lookup is silent (and records the
+        # same commit in results.json).
+        stack.enter_context(mock.patch("lm_eval.evaluator.get_git_commit_hash", git_sha))
+        if not console.is_terminal:
+            # lm-eval passes `disable=False` to its bars, which overrides TQDM_DISABLE; in a log each bar is one line of
+            # thousands of carriage-return frames. Its errors still arrive as exceptions, its logs through `logging`.
+            stack.enter_context(contextlib.redirect_stderr(stack.enter_context(open(os.devnull, "w"))))
+        try:
+            yield
+        finally:
+            logger.setLevel(level)
 
 
 def _task_manager(spec: CapabilitiesSpec) -> Any:

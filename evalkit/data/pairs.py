@@ -16,17 +16,18 @@ completions, either all strings ("standard") or all `{role, content}` message li
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from evalkit.config.specs import DatasetSpec
+from evalkit.data.locations import looks_like_hub_id
 from evalkit.errors import EvalkitError
 from evalkit.results.provenance import hash_file
 
@@ -35,7 +36,6 @@ Text: TypeAlias = str | list[Message]
 
 ASSISTANT_MARKER = "\n\nAssistant:"
 _BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -81,14 +81,11 @@ def read_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
     table = _load_table(spec)
     if len(table) == 0:
         raise EvalkitError(f"{_describe_source(spec)}: no rows; expected preference pairs")
+    check_columns(spec, list(table.column_names), _describe_source(spec))
     indices = list(range(min(len(table), spec.limit or len(table))))
     if spec.sample is not None and spec.sample < len(indices):
         indices = sorted(random.Random(spec.seed).sample(indices, spec.sample))
     return list(zip(indices, table.select(indices), strict=True))
-
-
-def looks_like_hub_id(path: str) -> bool:
-    return _HUB_ID.match(path) is not None and not path.endswith(tuple(_BUILDERS))
 
 
 def _load_table(spec: DatasetSpec) -> Any:
@@ -111,6 +108,37 @@ def _load_table(spec: DatasetSpec) -> Any:
     except Exception as exc:  # datasets raises many types (parser, hub, split); the message is what matters
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise EvalkitError(f"{_describe_source(spec)}: could not be read: {message}") from None
+
+
+OWN_COLUMNS = {"id_column": "id", "subset_column": "subset"}
+"""The columns `evalkit score` takes a pair's id and subset from when the data has them and none is named."""
+
+
+def with_own_columns(spec: DatasetSpec) -> DatasetSpec:
+    """`spec` reading the data's own `id` and `subset` columns where it names no other (a suite names them
+    explicitly, so that its ids never change under a baseline; `evalkit score` keeps what the data has)."""
+    missing = {key: column for key, column in OWN_COLUMNS.items() if getattr(spec, key) is None}
+    if not missing:
+        return spec
+    found = set(_load_table(spec).column_names)
+    return spec.model_copy(update={key: column for key, column in missing.items() if column in found})
+
+
+def check_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:
+    """Every column the spec names is in the data: else one line naming the key, the columns found and the nearest.
+
+    The prompt column is required only where it was named (`columns.prompt`) or the layout needs it (`explicit`);
+    otherwise its absence is what `auto` reads as an implicit or conversational layout.
+    """
+    named = {f"columns.{key}": getattr(spec.columns, key) for key in ("chosen", "rejected")}
+    if spec.format == "explicit" or "prompt" in spec.columns.model_fields_set:
+        named["columns.prompt"] = spec.columns.prompt
+    named |= {key: getattr(spec, key) for key in ("id_column", "subset_column") if getattr(spec, key) is not None}
+    for key, column in named.items():
+        if column not in found:
+            close = difflib.get_close_matches(column, found, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; set {key} to one of them"
+            raise EvalkitError(f"{where}: no column {column!r} ({key}); found {', '.join(map(repr, found))}{hint}")
 
 
 def dataset_fingerprint(spec: DatasetSpec) -> str:
@@ -172,7 +200,10 @@ def _build_pair(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
     columns = spec.columns
     for key in (columns.chosen, columns.rejected):
         if row.get(key) is None:
-            raise EvalkitError(f"{where}: missing column {key!r}; expected {columns.chosen!r} and {columns.rejected!r}")
+            found = ", ".join(repr(k) for k, v in row.items() if v is not None)
+            raise EvalkitError(
+                f"{where}: missing column {key!r}; expected {columns.chosen!r} and {columns.rejected!r}, found {found}"
+            )
     chosen, rejected, prompt = row[columns.chosen], row[columns.rejected], row.get(columns.prompt)
     layout = spec.format if spec.format != "auto" else _detect_format(chosen, prompt)
     pair_id = str(row[spec.id_column]) if spec.id_column and row.get(spec.id_column) is not None else None

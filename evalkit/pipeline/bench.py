@@ -28,12 +28,13 @@ from evalkit.console import is_main_process, stdout
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs
 from evalkit.gate.judge import evaluate_gate
 from evalkit.gate.summary import publish
-from evalkit.gate.terminal import verdict_table
+from evalkit.gate.terminal import verdict_lines
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
 from evalkit.pipeline.score import ScoredSuite, score_suite
 from evalkit.pipeline.training import run_training, training_info
 from evalkit.report.document import summary_table, write_reports
+from evalkit.report.statements import verdict_sentence
 from evalkit.results.files import JsonStore, read_results, write_jsonl, write_results
 from evalkit.results.pairs import pair_records
 from evalkit.results.provenance import environment
@@ -106,13 +107,17 @@ def _bench(
     command: str | None,
 ) -> RunResult | None:
     if suite.world is not None:
+        check_inputs(suite, pending=suite.world.dir)  # your own models and data, before minutes of building the world
         build_world(suite.world)
     capabilities = _capability_runner(suite)  # after the world: its task files are written with it
     check_inputs(suite)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / OUTPUT_MARKER).write_text("written by evalkit: its outputs here may be replaced by the next run\n")
+    # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
+    heldout = Path(suite.train.heldout).resolve() if suite.train is not None and suite.train.heldout else None
+    ready = {d.name: load_pairs(d) for d in suite.datasets if Path(d.path).resolve() != heldout}
     training = run_training(suite) if suite.train is not None else None
-    datasets = {d.name: load_pairs(d) for d in suite.datasets}
+    datasets = {d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
     if not is_main_process():
         return None  # every process has every score and sample now; the main process summarises and writes
@@ -184,11 +189,13 @@ def _write_pairs(
 def _write_outputs(result: RunResult, out_dir: Path) -> None:
     write_results(result, out_dir / "results.json")
     written = write_reports(result, out_dir)
-    stdout.print(summary_table(result))
+    stdout.print(summary_table(result))  # the headline values with their intervals
     if result.gate is not None:
         written += publish(result.gate, out_dir, result)
-        stdout.print(verdict_table(result.gate))
+        stdout.print(verdict_lines(result.gate), soft_wrap=True)  # one line per rule
     stdout.print(f"wrote {out_dir / 'results.json'}, " + ", ".join(str(p) for p in written), markup=False)
+    if sentence := verdict_sentence(result):
+        stdout.print(sentence, markup=False, soft_wrap=True)  # the run's last line states the decision
 
 
 def _capability_runner(suite: Suite) -> CapabilityRunner | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 from evalkit.config.messages import notice
 from evalkit.config.suite import Suite, parse_suite
 from evalkit.gate.roles import rules_for_candidate
+from evalkit.pipeline.checks import adapter_base
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Candidate:
         raw = suite.model_dump(mode="json")
         trust = {"allow_pickle": self.allow_pickle, "trust_remote_code": self.trust_remote_code}
         models = [{"name": "candidate", "path": self.model, **trust}]
-        reference = self.reference or _adapter_base(self.model)
+        reference = self.reference or adapter_base(self.model)
         if reference is not None:
             models.insert(0, {"name": "reference", "path": reference, **trust})
         raw |= {
@@ -80,15 +80,3 @@ def _reads_world(suite: Suite) -> bool:
     assert suite.world is not None and suite.capabilities is not None
     world = suite.world.dir.resolve()
     return any(world in (path.resolve(), *path.resolve().parents) for path in suite.capabilities.include_path)
-
-
-def _adapter_base(path: str) -> str | None:
-    """The base an adapter directory names: the natural reference for a LoRA checkpoint."""
-    config = Path(path) / "adapter_config.json"
-    if not config.is_file():
-        return None
-    try:
-        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except json.JSONDecodeError:
-        return None
-    return base if isinstance(base, str) and base else None

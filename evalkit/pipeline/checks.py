@@ -6,15 +6,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from evalkit.checkpoints import is_loadable
 from evalkit.config.suite import Suite
-from evalkit.data.pairs import looks_like_hub_id
+from evalkit.data.locations import check_data_location, check_model_location
 from evalkit.errors import EvalkitError
 
 
@@ -104,21 +104,41 @@ def _check_writable(out_dir: Path) -> None:
         )
 
 
-def check_inputs(suite: Suite) -> None:
-    """Fail before any heavy work when a file or directory the suite names is missing.
+def check_inputs(suite: Suite, pending: Path | None = None) -> None:
+    """Fail before any heavy work when a file, directory or hub id the suite names cannot be found: every dataset,
+    every model and an adapter's base, in one line each with the nearest names (see `evalkit.data.locations`).
 
-    Training's outputs (the trained model, the held-out pairs) need not exist yet.
+    Training's outputs (the trained model, the held-out pairs) need not exist yet, nor anything under `pending`
+    (the tiny world's directory, checked again once it is built).
     """
     train = suite.train
     produced_model = train.output if train is not None else None
     produced_data = Path(train.heldout).resolve() if train is not None and train.heldout else None
+
+    def later(path: str) -> bool:
+        resolved = Path(path).resolve()
+        return resolved == produced_data or (pending is not None and resolved.is_relative_to(pending.resolve()))
+
     for d in suite.datasets:
-        if Path(d.path).resolve() == produced_data:
-            continue
-        if not Path(d.path).exists() and not looks_like_hub_id(d.path):
-            raise EvalkitError(f"datasets.{d.name}.path: file not found (nor a hub dataset id): {d.path}")
+        if not later(d.path):
+            check_data_location(d.path, d.revision, f"datasets.{d.name}.path")
+    if train is not None and not later(train.data.path):
+        check_data_location(train.data.path, train.data.revision, "train.data.path")
     for m in suite.models:
-        if m.name != produced_model and not is_loadable(m.path):
-            raise EvalkitError(f"models.{m.name}.path: directory not found (nor a hub model id): {m.path}")
-    if train is not None and not Path(train.data.path).exists() and not looks_like_hub_id(train.data.path):
-        raise EvalkitError(f"train.data.path: file not found (nor a hub dataset id): {train.data.path}")
+        if m.name == produced_model or later(m.path):
+            continue
+        check_model_location(m.path, m.revision, f"models.{m.name}.path")
+        base = m.base or adapter_base(m.path)
+        if base is not None and not m.checkpoints and not later(base):
+            where = f"models.{m.name}.base" if m.base else f"models.{m.name} (its adapter's base)"
+            check_model_location(base, None, where)
+
+
+def adapter_base(path: str) -> str | None:
+    """The base a local adapter directory names in its adapter_config.json (None for a model, or a hub id)."""
+    config = Path(path) / "adapter_config.json"
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return base if isinstance(base, str) and base else None

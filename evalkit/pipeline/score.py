@@ -18,8 +18,8 @@ from evalkit.capabilities.runs import TaskRun
 from evalkit.checkpoints import LoadedModel, load_model, release
 from evalkit.config.specs import ModelSpec
 from evalkit.config.suite import Suite
-from evalkit.console import console, is_main_process, stdout
-from evalkit.data.pairs import PreferencePair, load_pairs
+from evalkit.console import console, is_main_process, plain, stdout
+from evalkit.data.pairs import PreferencePair, load_pairs, with_own_columns
 from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
 from evalkit.generate.decode import Sample
@@ -28,9 +28,11 @@ from evalkit.generate.suite import PanelDecoder, drift_of
 from evalkit.judges.suite import judge_and_summarise
 from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.metrics.paired import compare_models
 from evalkit.pipeline.checks import check_inputs
+from evalkit.report.formats import MISSING, format_delta, format_estimate
 from evalkit.report.views import AUDIT_COUNTS, audit_counts
-from evalkit.results.estimates import Metric
+from evalkit.results.estimates import Comparison, Metric
 from evalkit.results.files import write_jsonl
 from evalkit.results.generation import Drift, GenerationResult
 from evalkit.results.pairs import PairScore, pair_records
@@ -252,15 +254,18 @@ def _tokens_key(pairs: list[TokenizedPair], max_length: int, rendering: Renderin
 
 
 def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
-    """`evalkit score`: per-pair rows of the suite's first model, written to `out` as JSON Lines.
+    """`evalkit score`: per-pair rows of the suite's first model, written to `out` as JSON Lines, and its metrics
+    with their intervals (beside the reference's, with the paired difference, when there is one) on the terminal.
 
-    Under `torchrun --nproc_per_node N -m evalkit score ...` the pairs are shared out between the
-    processes and gathered back in order; only the main process writes and prints.
+    The data's own `id` and `subset` columns are kept where no other is named. Under
+    `torchrun --nproc_per_node N -m evalkit score ...` the pairs are shared out between the processes and gathered
+    back in order; only the main process writes and prints.
     """
     check_inputs(suite)
     if any(Path(d.path).exists() and Path(d.path).resolve() == out.resolve() for d in suite.datasets):
         raise EvalkitError(f"--out: {out} is the data being scored (--data); write the scores to another file")
-    datasets = {d.name: load_pairs(d) for d in suite.datasets}
+    suite = suite.model_copy(update={"datasets": [with_own_columns(d) for d in suite.datasets]})
+    datasets = {d.name: load_pairs(d) for d in suite.datasets}  # every row checked before a model loads
     scored = score_suite(suite, datasets)
     policy = suite.models[0].name
     rows = [r for rows in scored.scores.values() for r in rows if r.model == policy]
@@ -268,27 +273,49 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     if is_main_process():
         write_jsonl(records, out)
     beta, statistics = suite.scoring.beta, suite.statistics
-    metrics = [
-        m for name, rows in scored.scores.items() for m in compute_metrics(name, rows, beta, statistics=statistics)
-    ]
+    metrics, comparisons = [], []
+    for name, dataset_rows in scored.scores.items():
+        metrics += compute_metrics(name, dataset_rows, beta, statistics=statistics)
+        if suite.reference is not None:
+            comparisons += compare_models(name, dataset_rows, beta, statistics=statistics, against=suite.reference)
     modes = [m for info in scored.models if info.name == policy for m in info.scoring_modes]
-    stdout.print(_score_summary(policy, metrics, [a for a in scored.audits if a.model == policy], modes))
+    audits = [a for a in scored.audits if a.model == policy]
+    level = suite.statistics.confidence_level
+    stdout.print(score_table(policy, suite.reference, metrics, comparisons, audits, level))
+    for mode in modes:
+        stdout.print(f"scoring mode on {mode.dataset}: {mode.mode} ({mode.reason})", markup=False, soft_wrap=True)
     stdout.print(f"wrote {len(records)} pairs to {out}", markup=False)
     return records
 
 
-def _score_summary(
-    model: str, metrics: list[Metric], audits: list[TokenizationAudit], modes: list[ScoringMode]
+def score_table(
+    model: str,
+    reference: str | None,
+    metrics: list[Metric],
+    comparisons: list[Comparison],
+    audits: list[TokenizationAudit],
+    confidence_level: float,
 ) -> Table:
-    table = Table(title=f"evalkit score · {model}", title_justify="left")
-    for column in ("dataset", "metric", "value", "n"):
-        table.add_column(column, justify="left" if column in ("dataset", "metric") else "right")
-    for m in metrics:
-        if m.model == model and m.subset == ALL_SUBSETS:
-            table.add_row(m.dataset, m.metric, f"{m.value:.4f}", str(m.n))
+    """Every metric of `model` over all pairs with its interval; with a reference, the reference's value beside it
+    and the paired difference (model − reference, on the same pairs) with its interval."""
+    title = f"evalkit score · {model}" + (f" against {reference}" if reference else "")
+    table = Table(title=plain(title), title_justify="left")
+    columns = ["dataset", "metric", model, *([reference, f"Δ [{confidence_level:.0%} CI]"] if reference else []), "n"]
+    for index, column in enumerate(columns):
+        table.add_column(plain(column), justify="left" if index < 2 else "right")
+    found = {(m.dataset, m.model, m.metric): m for m in metrics if m.subset == ALL_SUBSETS}
+    deltas = {(c.dataset, c.metric): c for c in comparisons if c.subset == ALL_SUBSETS and c.model == model}
+    for (dataset, owner, metric), m in found.items():
+        if owner != model:
+            continue
+        cells = [plain(dataset), metric, format_estimate(m)]
+        if reference is not None:
+            delta = deltas.get((dataset, metric))
+            theirs = found.get((dataset, reference, metric))
+            cells += [format_estimate(theirs), format_delta(delta) if delta else MISSING]
+        table.add_row(*cells, str(m.n))
+    blanks = [""] * (len(columns) - 4)
     for a in audits:
         for label, count in zip(AUDIT_COUNTS, audit_counts(a), strict=True):
-            table.add_row(a.dataset, f"audit: {label}", str(count), str(a.n_pairs))
-    for mode in modes:
-        table.add_row(mode.dataset, f"scoring mode: {mode.mode} ({mode.reason})", "", "")
+            table.add_row(plain(a.dataset), f"audit: {label}", str(count), *blanks, str(a.n_pairs))
     return table

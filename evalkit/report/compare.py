@@ -25,7 +25,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from markupsafe import Markup
+from rich.table import Table as RichTable
 
+from evalkit.console import plain
+from evalkit.errors import EvalkitError
 from evalkit.metrics import names
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report.diagnostics import records_every_scoring_setting, scoring_settings
@@ -346,8 +349,9 @@ def _coloured(grid: Grid) -> Grid:
     return replace(grid, rows=rows)
 
 
-def write_comparison(baseline_path: Path, candidate_path: Path, out_dir: Path | None = None) -> list[Path]:
-    """Write `compare.md` and `compare.html` (by default beside the candidate's results)."""
+def read_comparison(baseline_path: Path, candidate_path: Path) -> RunComparison:
+    """The two runs at these paths compared, pair by pair where their per-pair files are at hand; runs that share no
+    model or no dataset have nothing to compare, which is a user error (exit 2)."""
     baseline, candidate = read_results(baseline_path), read_results(candidate_path)
     comparison = compare_runs(
         baseline,
@@ -356,8 +360,73 @@ def write_comparison(baseline_path: Path, candidate_path: Path, out_dir: Path | 
         read_pairs(candidate, candidate_path.parent),
         (str(baseline_path), str(candidate_path)),
     )
-    out_dir = out_dir or candidate_path.parent
+    shared_datasets = {d.name for d in candidate.datasets if dataset_counterpart(d.name, candidate, baseline)}
+    for what, shared, before, after in (
+        ("dataset", shared_datasets, baseline.datasets, candidate.datasets),
+        ("model", counterparts(candidate, baseline), baseline.models, candidate.models),
+    ):
+        if not shared:
+            raise EvalkitError(
+                f"{candidate_path}: shares no {what} with {baseline_path} ({', '.join(x.name for x in after)} against "
+                f"{', '.join(x.name for x in before)}); expected two runs of the same {what}s to compare"
+            )
+    return comparison
+
+
+def write_comparison(baseline_path: Path, candidate_path: Path, out_dir: Path | None = None) -> list[Path]:
+    """Write `compare.md` and `compare.html` (by default beside the candidate's results)."""
+    comparison = read_comparison(baseline_path, candidate_path)
+    return write_comparison_files(comparison, out_dir or candidate_path.parent)
+
+
+def write_comparison_files(comparison: RunComparison, out_dir: Path) -> list[Path]:
     markdown, html = out_dir / "compare.md", out_dir / "compare.html"
     atomic_write_text(markdown, render_comparison_markdown(comparison))
     atomic_write_text(html, render_comparison_html(comparison))
     return [markdown, html]
+
+
+def comparison_table(comparison: RunComparison) -> RichTable:
+    """The headline table of every dataset (all pairs) for the terminal: the same cells as compare.md's."""
+    table = RichTable(title="evalkit compare", title_justify="left")
+    tables = [(title, t) for title, t in headline_tables(comparison) if " · " not in title]
+    header = tables[0][1].header if tables else ["model", "metric", "baseline", "candidate", "Δ", "intervals"]
+    for index, column in enumerate(["dataset", *header]):
+        table.add_column(column, justify="right" if 3 <= index <= 5 else "left")
+    for title, t in tables:
+        for row in t.rows:
+            table.add_row(plain(title), *(plain(cell) for cell in row))
+    return table
+
+
+OVERLAP_WORDS = {
+    "overlap": "no evidence of a change (the intervals overlap)",
+    "disjoint: better": "better (the intervals do not overlap)",
+    "disjoint: worse": "worse (the intervals do not overlap)",
+    "disjoint: changed": "changed (the intervals do not overlap)",
+    MISSING: "no intervals to compare",
+}
+"""`MetricDelta.verdict` as the conclusion says it."""
+
+
+def conclusion(comparison: RunComparison) -> str:
+    """One sentence per compared model on preference accuracy: pair by pair where the runs scored the same pairs
+    (a paired test), else by whether the two intervals overlap. The candidate model's only, when the runs name one."""
+    candidates = {m.name for m in comparison.candidate.models if m.role == "candidate"}
+    alpha = 1 - comparison.candidate.effective_statistics.confidence_level
+    clauses = []
+    paired = {(p.dataset, p.model): p for p in comparison.paired if p.metric == "preference/accuracy"}
+    for d in comparison.deltas:
+        c = d.candidate
+        if c.metric != "preference/accuracy" or c.subset != ALL_SUBSETS or (candidates and c.model not in candidates):
+            continue
+        change = f"preference accuracy {format_number(d.baseline.value)} → {format_number(c.value)}"
+        if (p := paired.get((c.dataset, c.model))) is not None:
+            significant = p.p_value < alpha and p.value != 0
+            verdict = ("better" if p.value > 0 else "worse") if significant else "no measurable change"
+            test = f"Δ {format_delta(p)} pair by pair, p = {format_p(p.p_value)}"
+        else:
+            verdict = OVERLAP_WORDS[d.verdict]
+            test = f"Δ {format_signed(d.delta)}"
+        clauses.append(f"{c.model} on {c.dataset}: {change}, {test}, {verdict}")
+    return "; ".join(clauses) + "." if clauses else "no preference accuracy in both runs to compare."

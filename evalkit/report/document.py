@@ -31,7 +31,7 @@ from evalkit.report.diagnostics import (
     rendering_table,
     scoring_settings,
 )
-from evalkit.report.formats import format_number
+from evalkit.report.formats import format_estimate, format_number
 from evalkit.report.jinja import render
 from evalkit.report.judged import judged_view
 from evalkit.report.links import report_url
@@ -220,7 +220,7 @@ TERMINAL_COLUMNS = ["preference/accuracy", "rewards/accuracies", "rewards/margin
 
 
 def summary_table(result: RunResult) -> RichTable:
-    """The headline numbers of every dataset and model as a rich table for the terminal."""
+    """The headline numbers of every dataset and model, each with its interval, as a rich table for the terminal."""
     table = RichTable(title=f"evalkit · {plain(result.suite.name)}", title_justify="left")
     table.add_column("dataset")
     table.add_column("model")
@@ -230,9 +230,9 @@ def summary_table(result: RunResult) -> RichTable:
     table.add_column("n", justify="right")
     for dataset in result.datasets:
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
-            values = [result.value(dataset.name, model, key) for key in TERMINAL_COLUMNS]
+            estimates = [result.metric(dataset.name, model, key) for key in TERMINAL_COLUMNS]
             n = next(m.n for m in result.metrics if (m.dataset, m.model, m.subset) == (dataset.name, model, "all"))
-            table.add_row(plain(dataset.name), plain(model), *(format_number(v) for v in values), str(n))
+            table.add_row(plain(dataset.name), plain(model), *(format_estimate(e) for e in estimates), str(n))
     return table
 
 

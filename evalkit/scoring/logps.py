@@ -10,7 +10,7 @@ Three ways, chosen per model by a probe on a few real tokens (never assumed from
   is predicted, and the log-softmax taken a chunk of positions at a time, so no B×T×V logits
   ever exist (at a 128k vocabulary those dwarf the model's activations);
 - plain: the model's own forward and full logits, for models whose logits are not `head(last
-  hidden state)` (a soft-capped or scaled head) or that expose no decoder to call.
+  hidden state)` (a scaled head; a soft cap is applied after the head) or that expose no decoder to call.
 All three compute the same numbers up to float rounding (tests hold them within 1e-5).
 """
 
@@ -56,6 +56,8 @@ class Runner:
     """Whether each sequence runs alone, shortest first (a model whose numbers depend on the longest in a pass)."""
     reason: str = ""
     """Why the probes chose this way, in words, for the results and reports."""
+    soft_cap: float | None = None
+    """The final soft cap applied after the head (Gemma 2 and 3), as the model's own forward applies it."""
 
     @property
     def mode(self) -> ScoringModeName:
@@ -99,13 +101,17 @@ def prepare(
     decoder, head = _decoder_and_head(model)
     if decoder is None or head is None or ids.shape[1] < 2:
         return dataclasses.replace(plain, reason=why if scaling else "the model exposes no decoder and head to call")
+    scale = logit_scale(config)
+    if scale is not None:
+        return dataclasses.replace(plain, reason=why if scaling else f"its config's `{scale}` scales its logits")
+    cap = soft_cap(config)
     tolerance = 1e-4 if full.dtype in (torch.float32, torch.float64) else 5e-2
     expected = full.float().log_softmax(-1)  # (1, T, V)
     hidden = decoder(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).last_hidden_state
-    if not _close(head(hidden).float().log_softmax(-1), expected, tolerance):
+    if not _close(capped(head(hidden).float(), cap).log_softmax(-1), expected, tolerance):
         # the model's logits are more than its head applied to the last hidden state
         return dataclasses.replace(plain, reason=why if scaling else "its logits are not its head on the last state")
-    selective = dataclasses.replace(plain, decoder=decoder, head=head)
+    selective = dataclasses.replace(plain, decoder=decoder, head=head, soft_cap=cap)
     if scaling is not None:
         return dataclasses.replace(selective, reason=why)
     window = attention_window(config)
@@ -142,6 +148,38 @@ def length_dependent_rope(config: Any) -> str | None:
             if kind in LENGTH_DEPENDENT_ROPE:
                 return str(kind)
     return None
+
+
+LOGIT_SCALES = ("logit_scale", "logits_scaling")
+"""Config fields that scale a model's logits after its head (Cohere, Granite): such a model runs its own forward."""
+
+
+def logit_scale(config: Any) -> str | None:
+    """The field of the text config that scales the logits after the head (not by 1), None when none does."""
+    config = _text_config(config)
+    for name in LOGIT_SCALES:
+        value = getattr(config, name, None)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value != 1:
+            return name
+    return None
+
+
+def soft_cap(config: Any) -> float | None:
+    """The cap of Gemma 2 and 3's final soft-capping, `cap·tanh(logits/cap)`, None without one.
+
+    Read from the config, not left to the probe alone: a random or barely trained model's logits are so small
+    that `30·tanh(x/30)` is `x` within the probe's tolerance, and the cap would be dropped unnoticed."""
+    value = getattr(_text_config(config), "final_logit_softcapping", None)
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+
+def capped(logits: torch.Tensor, cap: float | None) -> torch.Tensor:
+    """`logits` soft-capped in place as the model does (`cap·tanh(logits/cap)`), or as they are without a cap."""
+    return logits if cap is None else logits.div_(cap).tanh_().mul_(cap)
+
+
+def _text_config(config: Any) -> Any:
+    return config.get_text_config(decoder=True) if hasattr(config, "get_text_config") else config
 
 
 def attention_window(config: Any) -> int | None:
@@ -265,7 +303,8 @@ def token_logps(runner: Runner, hidden: torch.Tensor, targets: torch.Tensor) -> 
         if buffer is not None and weight is not None:
             logits = torch.mm(chunk, weight.t(), out=buffer[: chunk.shape[0]])  # (C, V)
         else:
-            logits = runner.head(chunk).float()  # (C, V)
+            logits = runner.head(chunk).float()  # (C, V): a fresh tensor, safe to cap in place
+        logits = capped(logits, runner.soft_cap)
         picked = logits.gather(-1, targets[start : start + step].unsqueeze(-1)).squeeze(-1)  # (C,)
         peak = logits.amax(dim=-1, keepdim=True)  # (C, 1)
         out[start : start + step] = picked - logits.sub_(peak).exp_().sum(dim=-1).log_().add_(peak.squeeze(-1))

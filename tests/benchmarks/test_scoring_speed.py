@@ -4,7 +4,8 @@ plain one-sequence-at-a-time loop: same models, same pairs, same machine, one ru
 The reference workload: a Llama of 4 layers × 256 hidden (MLP 1024, 4 heads) with a 32k vocabulary,
 random weights, a policy and a reference; 128 pairs of ~250-token prompts with ~40-token answers
 (long) and 256 pairs of ~20-token prompts (short). Text is words of a 32k-word vocabulary with a
-word-level tokenizer built here, so TRL and evalkit tokenize the same text alike, offline.
+word-level tokenizer (benchmarks/workload.py, shared with the GPU benchmark), so TRL and evalkit tokenize the
+same text alike, offline.
 
 Also measured: prompt sharing on and off, re-scoring a second checkpoint with a cold and a warm
 reference cache, peak memory of the log-prob step against full logits, and model FLOP
@@ -16,10 +17,8 @@ numbers.
 
 from __future__ import annotations
 
-import copy
 import json
 import math
-import random
 import subprocess
 import sys
 import time
@@ -32,9 +31,23 @@ import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from benchmarks.workload import (
+    BOS,
+    EOS,
+    PAD,
+    ModelShape,
+    evalkit_scores,
+    mean_dpo_loss,
+    model_flops,
+    plain_loop,
+    tokenize,
+    trl_trainer,
+    word_tokenizer,
+    workload,
+)
 from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
-from evalkit.scoring.score import CompletionLogps, TokenizedPair, score_pairs, tokenize_pair
+from evalkit.scoring.score import CompletionLogps, tokenize_pair
 
 VOCAB, HIDDEN, MLP, LAYERS, HEADS = 32_000, 256, 1024, 4, 4
 BETA = 0.1
@@ -55,38 +68,11 @@ def llama(seed: int) -> LlamaForCausalLM:
         num_key_value_heads=HEADS,
         max_position_embeddings=2048,
         tie_word_embeddings=False,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
+        bos_token_id=BOS,
+        eos_token_id=EOS,
+        pad_token_id=PAD,
     )
     return LlamaForCausalLM(config).eval()
-
-
-def word_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per word `w<i>`, a BOS before every text; `</s>` is EOS and matched inside words, as TRL needs."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3} | {f"w{i}": i for i in range(4, VOCAB)}
-    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>"
-    )
-
-
-def workload(pairs: int, prompt: int, answer: int, seed: int = 0) -> list[PreferencePair]:
-    """Pairs of random words: prompts of prompt±20% words, answers of answer±25%."""
-    rng = random.Random(seed)
-
-    def words(mean: int, spread: float) -> str:
-        n = rng.randint(round(mean * (1 - spread)), round(mean * (1 + spread)))
-        return " ".join(f"w{rng.randrange(4, VOCAB)}" for _ in range(n))
-
-    return [
-        PreferencePair(f"p{i}", words(prompt, 0.2), " " + words(answer, 0.25), " " + words(answer, 0.25))
-        for i in range(pairs)
-    ]
 
 
 WORKLOADS = {"long": (128, 250, 40), "short": (256, 20, 40)}
@@ -94,7 +80,7 @@ WORKLOADS = {"long": (128, 250, 40), "short": (256, 20, 40)}
 
 @pytest.fixture(scope="module")
 def tokenizer() -> PreTrainedTokenizerFast:
-    return word_tokenizer()
+    return word_tokenizer(VOCAB)
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +90,7 @@ def models() -> dict[str, LlamaForCausalLM]:
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, list[PreferencePair]]:
-    return {name: workload(*shape) for name, shape in WORKLOADS.items()}
+    return {name: workload(*shape, vocab_size=VOCAB) for name, shape in WORKLOADS.items()}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -113,90 +99,24 @@ def summary() -> Iterator[None]:
     print("\n" + summarise(FIGURES))
 
 
-# --- the three ways to score ---------------------------------------------------------------------------------------
-
-
-def evalkit_scores(
+def scored(
     models: dict[str, LlamaForCausalLM], tokenizer: PreTrainedTokenizerFast, pairs: list[PreferencePair], **options: Any
 ) -> dict[str, list[CompletionLogps]]:
     """evalkit from text to per-pair log-probs under policy and reference (tokenization included)."""
-    tokenized = [tokenize_pair(p, tokenizer) for p in pairs]
-    pad = tokenizer.pad_token_id
-    assert pad is not None
     settings = ScoringSpec(max_length=1024, batch_size=8, **options)
-    return {name: score_pairs(model, tokenized, settings, pad, name) for name, model in models.items()}
+    return evalkit_scores(dict(models), tokenize(pairs, tokenizer), settings)
 
 
-@torch.inference_mode()
-def plain_loop(
+def plain(
     models: dict[str, LlamaForCausalLM], tokenizer: PreTrainedTokenizerFast, pairs: list[PreferencePair]
 ) -> dict[str, list[tuple[float, float]]]:
-    """One sequence at a time, no padding, full logits: the loop anyone would write first."""
-    tokenized = [tokenize_pair(p, tokenizer) for p in pairs]
-    out: dict[str, list[tuple[float, float]]] = {}
-    for name, model in models.items():
-        out[name] = [
-            (_one(model, t.prompt_ids, t.chosen_ids), _one(model, t.prompt_ids, t.rejected_ids)) for t in tokenized
-        ]
-    return out
-
-
-def _one(model: LlamaForCausalLM, prompt: list[int], completion: list[int]) -> float:
-    ids = torch.tensor([prompt + completion])  # (1, T)
-    log_probs = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)  # (T-1, V)
-    picked = log_probs.gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)  # (T-1,)
-    return float(picked[len(prompt) - 1 :].double().sum())
-
-
-def trl_trainer(
-    models: dict[str, LlamaForCausalLM], tokenizer: PreTrainedTokenizerFast, pairs: list[PreferencePair], out: Path
-) -> Any:
-    """TRL's DPOTrainer set up for evaluation (it tokenizes the dataset here, outside the timing)."""
-    from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
-
-    dataset = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
-    args = DPOConfig(
-        output_dir=str(out),
-        beta=BETA,
-        per_device_eval_batch_size=8,
-        bf16=False,
-        fp16=False,
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-    )
-    return DPOTrainer(
-        model=copy.deepcopy(models["policy"]),
-        ref_model=copy.deepcopy(models["reference"]),
-        args=args,
-        train_dataset=dataset,
-        eval_dataset=dataset,
-        processing_class=tokenizer,
-    )
+    """One sequence at a time, no padding, full logits (tokenization included)."""
+    return plain_loop(dict(models), tokenize(pairs, tokenizer))
 
 
 BODY_PARAMS = LAYERS * (4 * HIDDEN * HIDDEN + 3 * HIDDEN * MLP)
 HEAD_PARAMS = HIDDEN * VOCAB
-
-
-def model_flops(pair: TokenizedPair, share_prompt: bool = True) -> float:
-    """Forward FLOPs one model needs for one pair: the prompt once (twice without sharing), both completions,
-    the head only where a completion token is predicted, and attention (QKᵀ and AV over each token's
-    context)."""
-    prompt, completions = len(pair.prompt_ids), [len(pair.chosen_ids), len(pair.rejected_ids)]
-    prompts = 1 if share_prompt else 2
-    tokens = prompts * prompt + sum(completions)
-    context = prompts * prompt * (prompt + 1) / 2 + sum(n * prompt + n * (n + 1) / 2 for n in completions)
-    return 2 * BODY_PARAMS * tokens + 2 * HEAD_PARAMS * sum(completions) + 4 * LAYERS * HIDDEN * context
-
-
-def mean_dpo_loss(policy: list[CompletionLogps], reference: list[CompletionLogps]) -> float:
-    losses = []
-    for p, r in zip(policy, reference, strict=True):
-        margin = BETA * ((p.chosen - r.chosen) - (p.rejected - r.rejected))
-        losses.append(math.log1p(math.exp(-margin)))
-    return sum(losses) / len(losses)
+SHAPE = ModelShape(BODY_PARAMS, HEAD_PARAMS, LAYERS, HIDDEN)
 
 
 # --- pairs per second ---------------------------------------------------------------------------------------------
@@ -212,7 +132,7 @@ def test_trl_evaluate(
     tmp_path: Path,
 ) -> None:
     started = time.perf_counter()
-    trainer = trl_trainer(models, tokenizer, data[name], tmp_path)
+    trainer = trl_trainer(dict(models), tokenizer, data[name], tmp_path, BETA)
     setup = time.perf_counter() - started
     metrics = benchmark.pedantic(trainer.evaluate, rounds=1, iterations=1)
     record(benchmark, f"trl/{name}", pairs=len(data[name]), setup_s=setup)
@@ -227,9 +147,9 @@ def test_plain_loop(
     tokenizer: PreTrainedTokenizerFast,
     data: dict[str, list[PreferencePair]],
 ) -> None:
-    scores = benchmark.pedantic(plain_loop, args=(models, tokenizer, data[name]), rounds=1, iterations=1)
+    scores = benchmark.pedantic(plain, args=(models, tokenizer, data[name]), rounds=1, iterations=1)
     record(benchmark, f"plain/{name}", pairs=len(data[name]))
-    ours = evalkit_scores(models, tokenizer, data[name][:16])
+    ours = scored(models, tokenizer, data[name][:16])
     for model, rows in ours.items():
         for (chosen, rejected), row in zip(scores[model], rows, strict=False):
             assert row.chosen == pytest.approx(chosen, abs=1e-4) and row.rejected == pytest.approx(rejected, abs=1e-4)
@@ -243,9 +163,9 @@ def test_evalkit(
     tokenizer: PreTrainedTokenizerFast,
     data: dict[str, list[PreferencePair]],
 ) -> None:
-    scores = benchmark.pedantic(evalkit_scores, args=(models, tokenizer, data[name]), rounds=3, iterations=1)
+    scores = benchmark.pedantic(scored, args=(models, tokenizer, data[name]), rounds=3, iterations=1)
     record(benchmark, f"evalkit/{name}", pairs=len(data[name]))
-    FIGURES[f"evalkit_loss/{name}"] = mean_dpo_loss(scores["policy"], scores["reference"])
+    FIGURES[f"evalkit_loss/{name}"] = mean_dpo_loss(scores["policy"], scores["reference"], BETA)
     tokenized = [tokenize_pair(p, tokenizer) for p in data[name]]
     FIGURES[f"floor_tokens_twice/{name}"] = 2 * sum(
         2 * len(t.prompt_ids) + len(t.chosen_ids) + len(t.rejected_ids) for t in tokenized
@@ -253,7 +173,7 @@ def test_evalkit(
     FIGURES[f"floor_tokens_once/{name}"] = 2 * sum(
         len(t.prompt_ids) + len(t.chosen_ids) + len(t.rejected_ids) for t in tokenized
     )
-    FIGURES[f"model_flops/{name}"] = 2 * sum(model_flops(t) for t in tokenized)  # policy and reference
+    FIGURES[f"model_flops/{name}"] = 2 * sum(model_flops(SHAPE, t) for t in tokenized)  # policy and reference
 
 
 def test_evalkit_without_prompt_sharing(
@@ -273,11 +193,11 @@ def test_evalkit_without_prompt_sharing(
 
     def shared_round() -> tuple[tuple[Any, ...], dict[str, Any]]:
         started = time.perf_counter()
-        shared.update(evalkit_scores(*args))
+        shared.update(scored(*args))
         shared_times.append(time.perf_counter() - started)
         return args, {"share_prompt": False}
 
-    scores = benchmark.pedantic(evalkit_scores, setup=shared_round, rounds=5, iterations=1)
+    scores = benchmark.pedantic(scored, setup=shared_round, rounds=5, iterations=1)
     record(benchmark, "unshared/long", pairs=len(data["long"]))
     unshared_times = list(benchmark.stats.stats.data)
     ratios = sorted(off / on for off, on in zip(unshared_times, shared_times, strict=True))
@@ -285,8 +205,8 @@ def test_evalkit_without_prompt_sharing(
     FIGURES["sharing/ratio"] = ratios[len(ratios) // 2]
     SHARING_ROUNDS[:] = ratios
     tokenized = [tokenize_pair(p, tokenizer) for p in data["long"]]
-    FIGURES["sharing/flop_ratio"] = sum(model_flops(t, False) for t in tokenized) / sum(
-        model_flops(t) for t in tokenized
+    FIGURES["sharing/flop_ratio"] = sum(model_flops(SHAPE, t, False) for t in tokenized) / sum(
+        model_flops(SHAPE, t) for t in tokenized
     )
     for model, rows in shared.items():
         for a, b in zip(rows, scores[model], strict=True):

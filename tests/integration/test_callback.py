@@ -175,6 +175,10 @@ def test_a_precomputed_reference_is_the_initial_policy_scored_when_training_begi
     rows = [{"id": p.id, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs[:HELD_OUT]]
     before = evalkit.score(model, rows, tokenizer=tiny_tokenizer, name="initial", layout=evalkit.Layout(id_column="id"))
     trainer = precomputed_trainer(model, tiny_tokenizer, pairs, tmp_path / "trl", steps=2)
+    with pytest.raises(
+        evalkit.EvalkitError, match=r"metric 'rewards/margin': no such metric \(did you mean 'rewards/margins'"
+    ):
+        evalkit.EvalkitCallback(trainer, rows, logged=["loss", "rewards/margin"])  # it would log nothing, silently
     callback = evalkit.EvalkitCallback(trainer, rows, layout=evalkit.Layout(id_column="id"))
     trainer.add_callback(callback)
     trainer.train()

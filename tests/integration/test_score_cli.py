@@ -112,3 +112,73 @@ def test_scoring_a_plain_model_never_imports_peft_or_trl(checkpoints: dict[str, 
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     assert len(read(tmp_path / "s.jsonl")) == 4 * 3
+
+
+def test_score_shows_intervals_and_against_a_reference_its_value_and_the_paired_difference(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.jsonl"
+    argv = ["score", "--model", str(checkpoints["adapter"]), "--ref", str(checkpoints["base"])]
+    assert main([*argv, "--data", str(checkpoints["data"]), "--out", str(out)]) == 0
+    rows = read(out)
+    ours = sum(r["logp_chosen"] > r["logp_rejected"] for r in rows) / len(rows)
+    theirs = sum(r["ref_logp_chosen"] > r["ref_logp_rejected"] for r in rows) / len(rows)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].strip() == "evalkit score · policy against reference"
+    header = next(line for line in printed if "metric" in line)
+    assert "policy" in header and "reference" in header and "Δ [95% CI]" in header
+    row = next(line for line in printed if " preference/accuracy " in line).split("│")
+    # policy and reference each with an interval; Δ = policy − reference on the same pairs, with its paired interval
+    assert row[3].strip().startswith(f"{ours:.3f} [") and row[4].strip().startswith(f"{theirs:.3f} [")
+    assert row[5].strip().startswith(f"{ours - theirs:+.3f} [") and row[6].strip() == "12"
+
+
+def test_score_keeps_the_data_own_ids_and_subsets_and_maps_columns(
+    checkpoints: dict[str, Path], tmp_path: Path
+) -> None:
+    pairs = generate_pairs(2, seed=3)
+    own = tmp_path / "own.jsonl"
+    rows = [
+        {"id": f"q{i}", "subset": p.subset, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}
+        for i, p in enumerate(pairs)
+    ]
+    own.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["score", "--model", str(checkpoints["base"]), "--no-reference-cache"]
+    assert main([*argv, "--data", str(own), "--out", str(tmp_path / "own-scores.jsonl")]) == 0
+    scored = read(tmp_path / "own-scores.jsonl")
+    assert [(r["id"], r["subset"]) for r in scored] == [(f"q{i}", p.subset) for i, p in enumerate(pairs)]
+
+    renamed = tmp_path / "renamed.jsonl"
+    renamed.write_text(
+        "".join(
+            json.dumps(
+                {"qid": r["id"], "cat": r["subset"], "question": r["prompt"], "good": r["chosen"], "bad": r["rejected"]}
+            )
+            + "\n"
+            for r in rows
+        )
+    )
+    mapping = ["--columns", "prompt=question,chosen=good,rejected=bad", "--id-column", "qid", "--subset-column", "cat"]
+    assert main([*argv, "--data", str(renamed), *mapping, "--out", str(tmp_path / "renamed-scores.jsonl")]) == 0
+    again = read(tmp_path / "renamed-scores.jsonl")
+    assert [(r["id"], r["subset"], r["logp_chosen"]) for r in again] == [
+        (r["id"], r["subset"], r["logp_chosen"]) for r in scored
+    ]
+
+
+def test_score_of_data_without_the_mapped_column_exits_2_listing_the_columns_before_loading_a_model(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "renamed.jsonl"
+    data.write_text(json.dumps({"question": "q", "good": "a", "bad": "b"}) + "\n")
+    argv = ["score", "--model", str(tmp_path / "nowhere"), "--data", str(data), "--out", str(tmp_path / "s.jsonl")]
+    assert main(argv) == 2  # the model path is checked first
+    argv[2] = str(checkpoints["base"])
+    assert main([*argv, "--columns", "prompt=question,chosen=good"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert lines[0].startswith(f"evalkit: error: models.policy.path: directory not found: {tmp_path / 'nowhere'}")
+    assert lines[1] == (
+        f"evalkit: error: {data}: no column 'rejected' (columns.rejected); found 'question', 'good', 'bad'; "
+        "set columns.rejected to one of them"
+    )
+    assert not (tmp_path / "s.jsonl").exists()

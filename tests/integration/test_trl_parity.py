@@ -153,11 +153,13 @@ def assert_parity(
 
 
 @pytest.fixture()
-def policy_and_reference(tiny_tokenizer: PreTrainedTokenizerFast) -> tuple[LlamaForCausalLM, LlamaForCausalLM]:
+def policy_and_reference(
+    tiny_tokenizer: PreTrainedTokenizerFast, test_device: torch.device
+) -> tuple[LlamaForCausalLM, LlamaForCausalLM]:
     torch.manual_seed(1)
-    policy = build_model(tiny_tokenizer, hidden_size=32, num_layers=2).eval()
+    policy = build_model(tiny_tokenizer, hidden_size=32, num_layers=2).eval().to(test_device)
     torch.manual_seed(2)
-    reference = build_model(tiny_tokenizer, hidden_size=32, num_layers=2).eval()
+    reference = build_model(tiny_tokenizer, hidden_size=32, num_layers=2).eval().to(test_device)
     return policy, reference
 
 

@@ -171,8 +171,8 @@ def test_frames_are_tidy_and_agree_with_the_per_pair_rows(run: evalkit.Evaluatio
     assert len(mine) == 15 and mine.ref_logp_chosen.notna().all()
     margin = BETA * ((mine.logp_chosen - mine.ref_logp_chosen) - (mine.logp_rejected - mine.ref_logp_rejected))
     np.testing.assert_allclose(mine.margin, margin, rtol=1e-12)
-    assert run.value("rewards/accuracies") == pytest.approx(float((margin > 0).mean()))
-    assert run.value("loss") == pytest.approx(float(np.log1p(np.exp(-margin)).mean()))
+    assert run.value("rewards/accuracies", "aligned") == pytest.approx(float((margin > 0).mean()))
+    assert run.value("loss", "aligned") == pytest.approx(float(np.log1p(np.exp(-margin)).mean()))
     accuracy = run.metric("preference/accuracy", "aligned", subset="format")
     subset = mine[mine.subset == "format"]
     assert accuracy.n == len(subset) and accuracy.value == pytest.approx(
@@ -266,10 +266,122 @@ def test_bad_inputs_are_one_line_errors(aligned: LlamaForCausalLM, tiny_tokenize
         evalkit.score(aligned, pd.DataFrame([{"prompt": "a", "chosen": "b"}]), tokenizer=tiny_tokenizer)
     with pytest.raises(evalkit.EvalkitError, match="has no rows"):
         evalkit.score(aligned, [], tokenizer=tiny_tokenizer)
-    with pytest.raises(evalkit.EvalkitError, match="metric 'nope': not computed"):
+    with pytest.raises(evalkit.EvalkitError, match="metric 'nope': no such metric; metrics are"):
         evalkit.score(aligned, [{"prompt": "a", "chosen": "b", "rejected": "c"}], tokenizer=tiny_tokenizer).value(
             "nope"
         )
+
+
+def test_value_names_the_model_when_the_run_holds_more_than_one(
+    run: evalkit.Evaluation, aligned: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, rows: list
+) -> None:
+    with pytest.raises(evalkit.EvalkitError) as error:
+        run.value("rewards/accuracies")  # base (the reference) and aligned: which one is not for evalkit to guess
+    assert str(error.value) == "model: this run holds 2 ('base', 'aligned'); pass model= the one you mean"
+    with pytest.raises(evalkit.EvalkitError, match="model: this run holds 2"):
+        run.metric("preference/accuracy")
+    assert run.value("preference/accuracy", "base") != run.value("preference/accuracy", "aligned")
+    alone = evalkit.score(aligned, rows, tokenizer=tiny_tokenizer, name="aligned", layout=LAYOUT)
+    frame = alone.pairs_frame()
+    assert alone.value("preference/accuracy") == pytest.approx(float((frame.logp_chosen > frame.logp_rejected).mean()))
+    assert alone.value("preference/accuracy") == alone.value("preference/accuracy", "aligned", "pairs")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda run: run.value("rewards/accuracy", "aligned"),
+            "metric 'rewards/accuracy': no such metric (did you mean 'rewards/accuracies'?); metrics are [",
+        ),
+        (lambda run: run.metric("preference/acuracy", "base"), "(did you mean 'preference/accuracy'?)"),
+        (
+            lambda run: run.value("loss", "algned"),
+            "model 'algned': not in this run (did you mean 'aligned'?); models: ['base', 'aligned']",
+        ),
+        (
+            lambda run: run.value("loss", "aligned", "pair"),
+            "dataset 'pair': not in this run (did you mean 'pairs'?); datasets: ['pairs']",
+        ),
+        (lambda run: run.value("loss", "aligned", subset="fromat"), "subset 'fromat': not in 'pairs' (did you mean"),
+        # Spelt right, but the reference has no implicit reward: said as such, not as a typo.
+        (
+            lambda run: run.value("rewards/accuracies", "base"),
+            "metric 'rewards/accuracies': not computed for model 'base' on 'pairs'; computed: [",
+        ),
+    ],
+)
+def test_a_misspelt_name_is_one_line_with_a_did_you_mean(run: evalkit.Evaluation, call: object, message: str) -> None:
+    with pytest.raises(evalkit.EvalkitError) as error:
+        call(run)  # type: ignore[operator]
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_data_is_checked_before_any_model_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model directory that holds no model, beside bad data: the data's error is the one the user reads, and
+    no model load was even tried (loading a real checkpoint can take minutes)."""
+    from evalkit import checkpoints
+
+    def no_loading(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a model was loaded before the data was checked")
+
+    monkeypatch.setattr(checkpoints, "load_model", no_loading)
+    (tmp_path / "not-a-model").mkdir()
+    (tmp_path / "not-a-model" / "notes.txt").write_text("no config.json here\n")
+    model, ref = tmp_path / "not-a-model", tmp_path / "not-a-model"
+    (tmp_path / "columns.jsonl").write_text(json.dumps({"prompt": "a", "chosen": "b", "answer": "c"}) + "\n")
+    (tmp_path / "empty.jsonl").write_text("")
+    cases = {
+        tmp_path / "missing.jsonl": "missing.jsonl",
+        tmp_path / "columns.jsonl": "missing column 'rejected'",
+        tmp_path / "empty.jsonl": "empty file; expected preference pairs",
+    }
+    for data, message in cases.items():
+        with pytest.raises(evalkit.EvalkitError, match=message):
+            evalkit.score(model, data, ref=ref, name="aligned", ref_name="base")
+    for table, message in (
+        ([], "has no rows"),
+        (pd.DataFrame([{"prompt": "a", "chosen": "b"}]), "missing column 'rejected'"),
+    ):
+        with pytest.raises(evalkit.EvalkitError, match=message):
+            evalkit.score(model, table, ref=ref)
+    # With good data, the same call gets as far as the model: the stand-in above is what stops it.
+    (tmp_path / "good.jsonl").write_text(json.dumps({"prompt": "a", "chosen": "b", "rejected": "c"}) + "\n")
+    with pytest.raises(AssertionError, match="a model was loaded"):
+        evalkit.score(model, tmp_path / "good.jsonl")
+
+
+PUBLIC = [
+    "EvalkitCallback",
+    "EvalkitError",
+    "Evaluation",
+    "Layout",
+    "Report",
+    "ScoringSpec",
+    "Statistics",
+    "WorldSpec",
+    "__version__",
+    "build_world",
+    "compare_models",
+    "read_results",
+    "run_suite",
+    "score",
+]
+"""The names the docs' API reference documents: `dir(evalkit)` offers these and nothing else."""
+
+
+def test_dir_lists_the_public_names_only_even_after_the_submodules_load() -> None:
+    code = (
+        "import evalkit, evalkit.api.functions, evalkit.pipeline.bench, evalkit.errors; "
+        "evalkit.score; evalkit.Evaluation; print(dir(evalkit)); print(sorted(evalkit.__all__))"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=Path(__file__).parents[2]
+    ).stdout.splitlines()
+    assert listed == [str(PUBLIC), str(PUBLIC)]
+    # Here, with every module this test session imported bound on the package: still the same list.
+    assert dir(evalkit) == PUBLIC and "api" in vars(evalkit)
+    assert all(getattr(evalkit, name) is not None for name in PUBLIC)
 
 
 def test_importing_evalkit_and_reading_results_import_no_torch() -> None:

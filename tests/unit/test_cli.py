@@ -106,3 +106,13 @@ def test_exit_codes_tell_a_crash_from_bad_input_and_a_refusal_of_the_machine(
     monkeypatch.setattr(cli, "_report", full)
     assert main(["report", "results.json"]) == 2
     assert error_lines(capsys) == ["evalkit: error: cannot use reports/default/report.html: No space left on device"]
+
+
+def test_score_columns_are_key_column_pairs_with_the_suite_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["score", "--model", "m", "--data", "d.jsonl", "--out", "o.jsonl", "--columns"]
+    assert main([*argv, "promt"]) == 2
+    assert "argument --columns: expected KEY=COLUMN pairs separated by commas" in error_lines(capsys)[0]
+    assert main([*argv, "promt=question"]) == 2
+    assert error_lines(capsys) == [
+        "evalkit: error: evalkit score: datasets.0.columns.promt: unknown key (did you mean 'prompt'?)"
+    ]

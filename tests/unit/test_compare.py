@@ -175,3 +175,55 @@ def test_runs_whose_models_have_other_names_are_matched_by_role_and_fingerprint_
     }
     text = plain_markdown(comparison)
     assert "| candidate ↔ aligned | pref. acc ↑ | 0.916 [0.87, 0.95] | 0.916 [0.87, 0.95] | +0.000 | overlap |" in text
+
+
+def test_cli_compare_prints_the_headline_table_and_ends_with_a_conclusion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("old", "new"):
+        shutil.copytree(GOLDEN, tmp_path / name)
+    assert main(["compare", str(tmp_path / "old" / "results.json"), str(tmp_path / "new" / "results.json")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if "aligned" in line and "pref. acc" in line)
+    assert row.count("0.916 [0.87, 0.95]") == 2 and "+0.000" in row and "overlap" in row
+    assert lines[-2].startswith("wrote ") and lines[-2].endswith("compare.html")
+    # the same pairs in both runs: the paired test decides, for the candidate model only
+    assert lines[-1] == (
+        "aligned on tinyworld: preference accuracy 0.916 → 0.916, Δ +0.000 [-0.02, +0.02] pair by pair, p = 1, "
+        "no measurable change."
+    )
+
+
+def test_conclusion_without_the_same_pairs_reads_the_intervals() -> None:
+    from evalkit.report.compare import conclusion
+
+    # 0.916 [0.87, 0.95] against 0.966 [0.92, 1.00]: overlapping; against 1.016 [0.97, 1.05]: disjoint
+    assert conclusion(compare_runs(golden(), shifted(golden(), 0.05))) == (
+        "aligned on tinyworld: preference accuracy 0.916 → 0.966, Δ +0.050, no evidence of a change (the intervals "
+        "overlap)."
+    )
+    assert conclusion(compare_runs(golden(), shifted(golden(), 0.1))).endswith(
+        "Δ +0.100, better (the intervals do not overlap)."
+    )
+
+
+@pytest.mark.parametrize("what", ["dataset", "model"])
+def test_cli_compare_of_runs_that_share_nothing_exits_2_in_one_line(
+    what: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evalkit.results.files import write_results
+
+    run = golden()
+    if what == "dataset":
+        datasets = [d.model_copy(update={"name": "other", "fingerprint": "0" * 64}) for d in run.datasets]
+        other = run.model_copy(update={"datasets": datasets})
+    else:
+        renamed = {"name": "", "fingerprint": "0" * 64, "role": None}
+        models = [m.model_copy(update=renamed | {"name": f"x{m.name}"}) for m in run.models]
+        other = run.model_copy(update={"models": models})
+    write_results(other, tmp_path / "results.json")
+    assert main(["compare", str(GOLDEN / "results.json"), str(tmp_path / "results.json")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not (tmp_path / "compare.md").exists()
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"evalkit: error: {tmp_path / 'results.json'}: shares no {what} with {GOLDEN}/results.json")

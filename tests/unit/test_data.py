@@ -273,3 +273,26 @@ def test_empty_answers_are_refused_and_identical_ones_are_ties(tmp_path: Path) -
         spec(write_jsonl(tmp_path / "t.jsonl", [{"prompt": "p", "chosen": " same", "rejected": " same"}]))
     )
     assert tie.chosen == tie.rejected
+
+
+def test_a_column_the_data_lacks_is_named_with_the_columns_found(tmp_path: Path) -> None:
+    rows = [{"question": "a", "good": "b", "bad": "c"}]
+    path = write_jsonl(tmp_path / "p.jsonl", rows)
+    with pytest.raises(EvalkitError) as raised:
+        load_pairs(spec(path))
+    assert str(raised.value) == (
+        f"{path}: no column 'chosen' (columns.chosen); found 'question', 'good', 'bad'; "
+        "set columns.chosen to one of them"
+    )
+    typo = spec(path, columns=ColumnMap(prompt="question", chosen="good", rejected="bda"))
+    with pytest.raises(EvalkitError, match=r"no column 'bda' \(columns.rejected\); found .*; did you mean 'bad'\?$"):
+        load_pairs(typo)
+    mapped = spec(path, columns=ColumnMap(prompt="question", chosen="good", rejected="bad"), id_column="qid")
+    with pytest.raises(EvalkitError, match=r"no column 'qid' \(id_column\); found 'question', 'good', 'bad'"):
+        load_pairs(mapped)
+
+
+def test_a_row_missing_an_answer_names_the_columns_it_has(tmp_path: Path) -> None:
+    rows = [{"prompt": "a", "chosen": "b", "rejected": "c"}, {"prompt": "a", "chosen": "b"}]
+    with pytest.raises(EvalkitError, match=r"row 2: missing column 'rejected'; .*, found 'prompt', 'chosen'$"):
+        load_pairs(spec(write_jsonl(tmp_path / "p.jsonl", rows)))

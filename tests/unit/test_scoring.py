@@ -126,7 +126,7 @@ def test_real_model_scores_equal_unbatched_forward_and_do_not_depend_on_batch_si
             assert a.rejected == pytest.approx(b.rejected, abs=1e-5)
     # Against a plain forward of one sequence with no padding at all.
     first = pairs[0]
-    ids = torch.tensor([first.prompt_ids + first.chosen_ids])
+    ids = torch.tensor([first.prompt_ids + first.chosen_ids], device=tiny_model.device)
     with torch.no_grad():
         logp = torch.log_softmax(tiny_model(ids).logits[0, :-1].float(), -1)
     targets = ids[0, 1:]
@@ -185,7 +185,7 @@ class FullLogitsOnly(torch.nn.Module):
     def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
         self.inner = model
-        self.device = torch.device("cpu")
+        self.device = model.device
 
     def forward(self, **inputs: object) -> object:
         return self.inner(**inputs)
@@ -314,7 +314,7 @@ class SoftCapped(torch.nn.Module):
     def __init__(self, model: LlamaForCausalLM) -> None:
         super().__init__()
         self.inner = model
-        self.device = torch.device("cpu")
+        self.device = model.device
 
     def get_decoder(self) -> torch.nn.Module:
         return self.inner.get_decoder()
@@ -388,7 +388,7 @@ class CausalMaskOnly(torch.nn.Module):
     def __init__(self, model: LlamaForCausalLM) -> None:
         super().__init__()
         self.inner = model
-        self.device = torch.device("cpu")
+        self.device = model.device
 
     def get_decoder(self) -> torch.nn.Module:
         inner = self.inner.get_decoder()
@@ -396,7 +396,12 @@ class CausalMaskOnly(torch.nn.Module):
         class Decoder(torch.nn.Module):
             def forward(self, attention_mask: torch.Tensor, **inputs: object) -> object:
                 if attention_mask.dim() == 4:
-                    attention_mask = torch.ones(attention_mask.shape[0], attention_mask.shape[-1], dtype=torch.long)
+                    attention_mask = torch.ones(
+                        attention_mask.shape[0],
+                        attention_mask.shape[-1],
+                        dtype=torch.long,
+                        device=attention_mask.device,
+                    )
                 return inner(attention_mask=attention_mask, **inputs)
 
         return Decoder()
@@ -581,3 +586,71 @@ def test_the_probes_say_which_way_they_chose_and_why(
     assert (off.mode, off.reason) == ("whole sequences", "scoring.share_prompt is off")
     plain = probe_scoring(FullLogitsOnly(tiny_model), world_pairs, 1024)
     assert (plain.mode, plain.reason) == ("whole sequences", "the model exposes no decoder and head to call")
+
+
+def gemma2(tokenizer: PreTrainedTokenizerFast, cap: float | None) -> torch.nn.Module:
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Gemma2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        query_pre_attn_scalar=8,
+        final_logit_softcapping=cap,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return Gemma2ForCausalLM(config).eval()
+
+
+def test_a_soft_capped_head_is_capped_after_the_selective_head(
+    tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair], test_device: torch.device
+) -> None:
+    """Gemma 2's logits are 30·tanh(head/30). The cap is read from the config (a random model's logits are so small
+    that the cap is the identity within the probe's tolerance) and applied after the head, so the 256k-vocabulary
+    model keeps the fast paths. Its embedding (tied to its head) is scaled here until the cap bends the logits."""
+    capped, uncapped = gemma2(tiny_tokenizer, 3.0).to(test_device), gemma2(tiny_tokenizer, None).to(test_device)
+    with torch.no_grad():
+        capped.get_output_embeddings().weight.mul_(40.0)
+    uncapped.load_state_dict(capped.state_dict())
+    sample = world_pairs[0].prompt_ids + world_pairs[0].chosen_ids
+    with torch.inference_mode():
+        runner = prepare(capped, sample, True, "float32")
+        assert runner.decoder is not None and runner.soft_cap == 3.0
+        assert prepare(uncapped, sample, True, "float32").soft_cap is None
+        ids = torch.tensor([sample], device=test_device)
+        assert capped(input_ids=ids).logits.abs().max() > 2.5  # the cap bends them: tanh(1) is 0.76
+    pad = tiny_tokenizer.pad_token_id
+    own = score_pairs(FullLogitsOnly(capped), world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t")
+    for share in (True, False):
+        settings = ScoringSpec(max_length=1024, batch_size=8, share_prompt=share)
+        assert_same(own, score_pairs(capped, world_pairs, settings, pad, "t"))
+    without_cap = score_pairs(uncapped, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t")
+    assert max(abs(a.chosen - b.chosen) for a, b in zip(own, without_cap, strict=True)) > 1.0
+
+
+def test_a_random_soft_capped_model_still_gets_its_cap(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    """At random initialisation the cap barely bends the logits: the probe alone would not see it, the config does."""
+    model = gemma2(tiny_tokenizer, 30.0)
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
+    with torch.inference_mode():
+        assert model(input_ids=ids).logits.abs().max() < 1.0
+        assert prepare(model, ids[0].tolist(), True, "float32").soft_cap == 30.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"logit_scale": 0.0625}, "logit_scale"),
+        ({"logits_scaling": 8.0}, "logits_scaling"),
+        ({"logit_scale": 1.0}, None),
+    ],
+)
+def test_a_config_that_scales_its_logits_runs_its_own_forward(fields: dict[str, float], expected: str | None) -> None:
+    """Cohere multiplies its logits by `logit_scale`, Granite divides them by `logits_scaling`: the head alone is
+    not the model's logits, so such a model is scored by its own forward."""
+    assert logps.logit_scale(SimpleNamespace(**fields)) == expected

@@ -123,13 +123,13 @@ def test_any_names_in_a_results_file_render_and_gate_without_a_traceback_or_a_wr
 
 def test_names_reach_the_terminal_as_text(capsys: pytest.CaptureFixture[str]) -> None:
     from evalkit.console import plain, stdout
-    from evalkit.gate.terminal import verdict_table
+    from evalkit.gate.terminal import verdict_lines
     from evalkit.results.schema import GateVerdict
 
     hostile = "ok [/] rule [bold red]x\x1b[2J\x1b]0;owned\x07"
     assert plain(hostile) == "ok \\[/] rule \\[bold red]x\ufffd[2J\ufffd]0;owned\ufffd"
     verdict = GateVerdict(rule=hostile, kind="absolute", passed=True, status="passed", reason=hostile)
-    stdout.print(verdict_table([verdict]))  # rich markup in a name used to end in a MarkupError traceback
+    stdout.print(verdict_lines([verdict]), soft_wrap=True)  # markup in a name used to end in a MarkupError traceback
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "[/]" in printed and "[bold" in printed  # shown as typed, not applied
 

@@ -1,0 +1,19 @@
+"""`evalkit compare`: two runs compared, written as compare.md and compare.html, and stated on the terminal."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from evalkit.console import stdout
+from evalkit.report.compare import comparison_table, conclusion, read_comparison, write_comparison_files
+
+
+def run_compare(baseline: Path, candidate: Path, out: Path | None = None) -> list[Path]:
+    """Compare the two runs, write the comparison (by default beside the candidate's results) and print its
+    headline table, the files written and, last, the one-line conclusion; returns the files written."""
+    comparison = read_comparison(baseline, candidate)
+    written = write_comparison_files(comparison, out or candidate.parent)
+    stdout.print(comparison_table(comparison))
+    stdout.print("wrote " + ", ".join(str(path) for path in written), markup=False)
+    stdout.print(conclusion(comparison), markup=False, soft_wrap=True)
+    return written
