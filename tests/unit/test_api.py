@@ -333,7 +333,7 @@ def test_data_is_checked_before_any_model_loads(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "empty.jsonl").write_text("")
     cases = {
         tmp_path / "missing.jsonl": "missing.jsonl",
-        tmp_path / "columns.jsonl": "missing column 'rejected'",
+        tmp_path / "columns.jsonl": "no column 'rejected' \\(columns.rejected\\); found 'prompt', 'chosen', 'answer'",
         tmp_path / "empty.jsonl": "empty file; expected preference pairs",
     }
     for data, message in cases.items():
