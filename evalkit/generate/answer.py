@@ -94,7 +94,7 @@ def _count(tokens: Any, max_tokens: int) -> int | None:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else repr(value)
+    text = json.dumps(value)  # as the server sent it (a parsed JSON value: NaN reads NaN)
     return text if len(text) <= 40 else text[:39] + "…"
 
 

@@ -353,6 +353,8 @@ def _api_key(variable: str | None) -> str | None:
         raise EvalkitError("endpoint.api_key_env: the environment variable it names is not set")
     if not key.isprintable() or any(c.isspace() for c in key):
         raise EvalkitError("endpoint.api_key_env: the key in that variable holds spaces or control characters")
+    if not key.isascii():  # an HTTP header carries ASCII only
+        raise EvalkitError("endpoint.api_key_env: the key in that variable holds characters other than ASCII")
     return key
 
 
