@@ -103,15 +103,13 @@ class _Backend(httpcore2.SyncBackend):
         return _Stream(super().connect_tcp(host, port, left, local_address, socket_options))
 
 
-class DeadlineTransport(httpx2.HTTPTransport):
-    """httpx's own transport, its connection pool built on the deadline-keeping backend."""
+_BACKEND = _Backend()
 
-    def __init__(self, limits: httpx2.Limits) -> None:
-        super().__init__(limits=limits)
-        self._pool = httpcore2.ConnectionPool(
-            ssl_context=httpx2.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_Backend(),
-        )
+
+def keep_deadlines(client: httpx2.Client) -> None:
+    """Put the deadline-keeping backend under every connection pool of `client`: its own transport and the
+    proxies httpx mounted from the environment (`HTTPS_PROXY`), so its TLS, proxy and pool settings stay httpx's.
+    httpx takes no network backend of its own; its transports hold httpcore pools, which read it per connection."""
+    for transport in [client._transport, *client._mounts.values()]:
+        if isinstance(transport, httpx2.HTTPTransport):  # not a test's mock transport, which moves no bytes
+            transport._pool._network_backend = _BACKEND

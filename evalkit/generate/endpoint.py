@@ -45,7 +45,7 @@ from evalkit.data.pairs import Message
 from evalkit.data.rendering import PLAIN, Rendering
 from evalkit.errors import EvalkitError
 from evalkit.generate.answer import ChatResponse, KeyMask, Malformed, Refused, read_answer
-from evalkit.generate.deadline import Cancelled, DeadlineTransport, deadline
+from evalkit.generate.deadline import Cancelled, deadline, keep_deadlines
 from evalkit.generate.decode import Sample
 from evalkit.generate.panel import PanelPrompt
 from evalkit.results.files import atomic_write_text
@@ -186,13 +186,14 @@ class EndpointClient:
         key = _api_key(endpoint.api_key_env)
         self._mask = KeyMask(key)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        limits = httpx2.Limits(max_connections=endpoint.concurrency)
         self._http = httpx2.Client(
             base_url=endpoint.base_url.rstrip("/") + "/",
             headers=headers,
             timeout=endpoint.timeout_s,
-            transport=transport or DeadlineTransport(limits),
+            limits=httpx2.Limits(max_connections=endpoint.concurrency),
+            transport=transport,
         )
+        keep_deadlines(self._http)
         self._cache = ResponseCache(endpoint.cache_dir) if endpoint.cache_dir is not None else None
         self._lock = threading.Lock()
         self._cancel = threading.Event()

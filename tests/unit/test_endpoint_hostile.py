@@ -126,6 +126,22 @@ def test_a_trickling_server_meets_the_wall_clock_deadline(hostile: Hostile, tmp_
     assert hostile.requests == 2 and cached_files(tmp_path) == []
 
 
+def test_the_deadline_holds_through_a_proxy_from_the_environment(
+    hostile: Hostile, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx mounts its own transport for `HTTP_PROXY`; the deadline is kept there too (the trickling server is
+    the proxy here: it reads the request for the unreachable host and trickles the answer)."""
+    for variable in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", hostile.url.removesuffix("/v1"))
+    hostile.answer = trickle("body", hostile.closed)
+    started = time.monotonic()
+    proxied = Endpoint("http://models.invalid/v1", "tiny", timeout_s=0.5, retries=0)
+    with EndpointClient(proxied) as c, pytest.raises(EvalkitError, match=r"no answer within 0\.5 s"):
+        c.complete(asks("x"))
+    assert hostile.requests == 1 and time.monotonic() - started < 1.5
+
+
 def huge(declared: bool) -> Handler:
     """A valid chat completion whose answer is 100 MB of text, with or without a Content-Length."""
 
