@@ -7,18 +7,23 @@ not a count: it is dropped, and generation counts the tokens of the text itself)
 first two is refused, never cached, and the run stops on one line saying what was wrong.
 
 A server may also echo the API key it was sent, as it is or encoded (in a URL, base64, a JSON string). Every
-form is masked in messages and in the answers themselves, before they reach the cache, results or reports.
+form is masked in messages and in the answers themselves, before they reach the cache (`ResponseCache`: one
+file per answer, which says whether the key was masked in it), results or reports.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import re
 import urllib.parse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from evalkit.results.files import atomic_write_text
 
 MASK = "***"
 LOGPROB_ROUNDING = 1e-4
@@ -96,6 +101,44 @@ def _count(tokens: Any, max_tokens: int) -> int | None:
 def _show(value: Any) -> str:
     text = json.dumps(value)  # as the server sent it (a parsed JSON value: NaN reads NaN)
     return text if len(text) <= 40 else text[:39] + "…"
+
+
+@dataclass(frozen=True)
+class KeptAnswer:
+    """A server's answer as kept: the body (the key masked in it) and whether anything was masked."""
+
+    body: dict[str, Any]
+    redacted: bool
+
+
+class ResponseCache:
+    """One JSON file per answered request, named by the SHA-256 of its canonical body."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @staticmethod
+    def key(body: dict[str, Any]) -> str:
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, body: dict[str, Any]) -> KeptAnswer | None:
+        path = self._path(self.key(body))
+        try:
+            entry = json.loads(path.read_text())
+            if entry.get("request") != body:  # a hash collision reads as a miss
+                return None
+            return KeptAnswer(entry["response"], bool(entry.get("redacted", False)))
+        except (OSError, ValueError, KeyError, AttributeError):  # absent, or damaged: asked again, and rewritten
+            return None
+
+    def put(self, body: dict[str, Any], answer: KeptAnswer) -> None:
+        record = {"request": body, "response": answer.body, "redacted": answer.redacted}
+        entry = json.dumps(record, ensure_ascii=False)
+        atomic_write_text(self._path(self.key(body)), entry)  # a reader sees the whole answer or none
 
 
 class KeyMask:

@@ -3,7 +3,7 @@
 httpx's timeouts bound each socket operation, not the request: a server that sends one byte every two seconds
 never trips a ten-second read timeout, and keeps a run waiting as long as it likes. httpcore, under httpx,
 lets a network backend wrap the sockets; the one here clips every connect, write and read to what is left of
-the calling thread's `Budget` (a request's I/O runs in the thread that sent it), and waits in short slices so
+the calling thread's budget (a request's I/O runs in the thread that sent it), and waits in short slices so
 that a cancelled run (Ctrl-C) lets go of its sockets within a fraction of a second instead of holding the
 process open until the server answers.
 """

@@ -28,7 +28,6 @@ thread-safe connection pool with per-request timeouts, and no second client libr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -44,11 +43,18 @@ from evalkit.config.specs import SamplingSpec
 from evalkit.data.pairs import Message
 from evalkit.data.rendering import PLAIN, Rendering
 from evalkit.errors import EvalkitError
-from evalkit.generate.answer import ChatResponse, KeyMask, Malformed, Refused, read_answer
+from evalkit.generate.answer import (
+    ChatResponse,
+    KeptAnswer,
+    KeyMask,
+    Malformed,
+    Refused,
+    ResponseCache,
+    read_answer,
+)
 from evalkit.generate.deadline import Cancelled, deadline, keep_deadlines
 from evalkit.generate.decode import Sample
 from evalkit.generate.panel import PanelPrompt
-from evalkit.results.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -136,44 +142,6 @@ def request_body(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
     return body
 
 
-class ResponseCache:
-    """One JSON file per answered request, named by the SHA-256 of its canonical body."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    @staticmethod
-    def key(body: dict[str, Any]) -> str:
-        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
-
-    def get(self, body: dict[str, Any]) -> _Answer | None:
-        path = self._path(self.key(body))
-        try:
-            entry = json.loads(path.read_text())
-            if entry.get("request") != body:  # a hash collision reads as a miss
-                return None
-            return _Answer(entry["response"], bool(entry.get("redacted", False)))
-        except (OSError, ValueError, KeyError, AttributeError):  # absent, or damaged: asked again, and rewritten
-            return None
-
-    def put(self, body: dict[str, Any], answer: _Answer) -> None:
-        record = {"request": body, "response": answer.body, "redacted": answer.redacted}
-        entry = json.dumps(record, ensure_ascii=False)
-        atomic_write_text(self._path(self.key(body)), entry)  # a reader sees the whole answer or none
-
-
-@dataclass(frozen=True)
-class _Answer:
-    """A server's answer as kept: the body (the key masked in it) and whether anything was masked."""
-
-    body: dict[str, Any]
-    redacted: bool
-
-
 class _Retryable(Exception):
     """A failure another attempt may cure (timeout, connection, 429, 5xx, a body that is not an answer)."""
 
@@ -248,7 +216,7 @@ class EndpointClient:
         self.answers_redacted += sum(found.redacted for found in kept)
         return [read_answer(found.body, r.max_tokens) for found, r in zip(kept, requests, strict=True)]
 
-    def _cached(self, body: dict[str, Any], max_tokens: int) -> _Answer | None:
+    def _cached(self, body: dict[str, Any], max_tokens: int) -> KeptAnswer | None:
         """A cached answer that still reads as a valid one (an entry kept by an older evalkit may not): else a miss."""
         found = self._cache.get(body) if self._cache is not None else None
         if found is None:
@@ -258,9 +226,9 @@ class EndpointClient:
         except (Malformed, Refused):
             return None
         masked, redacted = self._mask.value(found.body)
-        return _Answer(masked, found.redacted or redacted)
+        return KeptAnswer(masked, found.redacted or redacted)
 
-    def _ask(self, body: dict[str, Any], max_tokens: int) -> _Answer:
+    def _ask(self, body: dict[str, Any], max_tokens: int) -> KeptAnswer:
         """One request with its retries; the validated answer, the key masked in it, is cached before it is
         returned. A refused answer is neither retried nor cached."""
         endpoint = self.endpoint
@@ -275,7 +243,7 @@ class EndpointClient:
                     raise Cancelled("the run was interrupted") from None
                 continue
             masked, redacted = self._mask.value(answer)
-            kept = _Answer(masked, redacted)
+            kept = KeptAnswer(masked, redacted)
             if self._cache is not None:
                 self._cache.put(body, kept)
             return kept
@@ -340,7 +308,7 @@ class EndpointClient:
         return _first_line(self._scrub(text))
 
 
-def _cancel_pending(futures: dict[Future[_Answer], int]) -> None:
+def _cancel_pending(futures: dict[Future[KeptAnswer], int]) -> None:
     for other in futures:
         other.cancel()
 
