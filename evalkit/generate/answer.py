@@ -26,6 +26,8 @@ from typing import Any
 from evalkit.results.files import atomic_write_text
 
 MASK = "***"
+SECRET_LENGTH = 8
+"""Keys shorter than this (`EMPTY`, the placeholder a local vLLM server is often given) are masked in messages only."""
 LOGPROB_ROUNDING = 1e-4
 """A log-prob this far above 0 is a rounding error of a probability of 1 (read as 0); further is a broken server."""
 
@@ -147,12 +149,16 @@ class KeyMask:
     def __init__(self, key: str | None) -> None:
         self.forms = sorted(_forms(key), key=len, reverse=True) if key else []
         self._pattern = re.compile("|".join(map(re.escape, self.forms))) if self.forms else None
+        self._in_answers = key is not None and len(key) >= SECRET_LENGTH
 
     def text(self, text: str) -> str:
         return self._pattern.sub(MASK, text) if self._pattern is not None else text
 
     def value(self, value: Any) -> tuple[Any, bool]:
-        """`value` with every string in it masked (keys of objects too), and whether anything was."""
+        """`value` with every string in it masked (keys of objects too), and whether anything was. A key shorter
+        than `SECRET_LENGTH` is left in answers: it is a placeholder, and masking it would change the text."""
+        if not self._in_answers:
+            return value, False
         if isinstance(value, str):
             masked = self.text(value)
             return masked, masked != value

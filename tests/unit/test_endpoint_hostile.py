@@ -298,6 +298,11 @@ def test_the_key_is_masked_in_every_encoding_in_messages_and_in_kept_answers(
     with client(hostile, tmp_path, api_key_env="EVALKIT_TEST_KEY") as c, pytest.raises(EvalkitError) as err:
         c.complete(asks("y"))
     assert not the_key_in(str(err.value)) and "HTTP 401: exact: *** | url: *** | " in str(err.value)
+    # a placeholder key (vLLM's `EMPTY`) is not a secret: the text that happens to contain it stays as written
+    monkeypatch.setenv("EVALKIT_TEST_KEY", "EMPTY")
+    hostile.answer = lambda handler, body: send(handler, completion("EMPTY set"))
+    with client(hostile, tmp_path, api_key_env="EVALKIT_TEST_KEY") as c:
+        assert c.complete(asks("z"))[0].content == "EMPTY set" and c.answers_redacted == 0
     # a key no HTTP header can carry is refused in one line, not a crash
     monkeypatch.setenv("EVALKIT_TEST_KEY", "sk-é" + "k" * 24)
     with pytest.raises(EvalkitError, match="holds characters other than ASCII") as err:
