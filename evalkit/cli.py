@@ -4,7 +4,8 @@ Exit codes are a contract for CI: 0 = ran (and no gate rule failed: rules waitin
 are skipped), 1 = a gate rule failed, 2 = bad input or usage, reported as one line naming the file and
 the key or line, or a gate rule that could not be decided (after every output is written), or a
 refusal of the machine (disk full, read-only directory); 3 = an internal error (a bug: one line, and the
-traceback in `.evalkit/logs/`), so CI never mistakes a crash for a rejected release.
+traceback in `.evalkit/logs/`; a native library's panic too), so CI never mistakes a crash for a rejected
+release; 130 = interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -179,7 +180,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" {error.filename}" if error.filename else ""
         console.print(f"[red]evalkit: error:[/red] cannot use{escape(where)}: {escape(error.strerror or str(error))}")
         return EXIT_BAD_INPUT
-    except Exception as error:  # a bug in evalkit or a library: its own code, the traceback kept for the report
+    except SystemExit:  # --help, --version
+        raise
+    except BaseException as error:  # a bug in evalkit or a library; a native library's panic
+        # (pyo3's PanicException) is a BaseException: still a crash, never exit 1 ("a gate failed")
         log = _keep_traceback()
         console.print(
             f"[red]evalkit: internal error:[/red] {escape(type(error).__name__)}: {escape(_first_line(error))} "

@@ -173,7 +173,10 @@ class EndpointSpec(Spec):
     concurrency: int = Field(4, ge=1, le=1024)
     """Requests in flight at once; the server batches them."""
     timeout_s: float = Field(120.0, gt=0.0)
-    """Seconds one request may take."""
+    """Seconds one request may take, connection to last byte, however slowly the server sends (each retry gets
+    as long again)."""
+    max_response_bytes: int = Field(8 * 2**20, ge=1024)
+    """The longest answer read, in bytes (default 8 MiB); a server that sends more is refused, in one line."""
     retries: int = Field(3, ge=0, le=20)
     """Further attempts after a failed one, with exponential backoff from 0.5 s up to 8 s."""
     cache_dir: Path | None = Path(".evalkit/cache/endpoint")

@@ -9,11 +9,16 @@ What this module promises:
   the endpoint's model name, the messages and the decoding parameters. An interrupted run resumes where it
   stopped and a rerun sends no request. The base URL is not in the key, so the same model served on
   another host or port is the same answer.
+- Every attempt has a wall-clock deadline (`timeout_s`, connection to last byte: `evalkit.generate.deadline`)
+  and a size cap (`max_response_bytes`: the body is read as it streams and dropped at the cap).
 - A timeout, a connection error, a 429 or 5xx status, or a body that is not a chat completion is retried
   with bounded exponential backoff; after the last attempt the run stops with one `EvalkitError` line
-  naming the endpoint and what went wrong, and every answer received before stays in the cache.
+  naming the endpoint and what went wrong, and every answer received before stays in the cache. An answer
+  over the cap, or with values out of range (`evalkit.generate.answer`), is refused at once and never cached.
+- Ctrl-C cancels the requests in flight: the run stops within a fraction of a second, not when they end.
 - The API key is read from the environment variable the suite names, sent as a bearer token, and never
-  written to results, reports, logs or error messages.
+  written to results, reports, logs or error messages: a server that echoes it, as it is or encoded, has it
+  masked in messages and in the answers kept, and the run's results count the answers masked.
 - Determinism is stated, not assumed (`determinism`): a server may batch concurrent requests together and
   round differently, and sampling seeds are honoured per request by some servers only.
 
@@ -23,13 +28,11 @@ thread-safe connection pool with per-request timeouts, and no second client libr
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +43,18 @@ from evalkit.config.specs import SamplingSpec
 from evalkit.data.pairs import Message
 from evalkit.data.rendering import PLAIN, Rendering
 from evalkit.errors import EvalkitError
+from evalkit.generate.answer import (
+    ChatResponse,
+    KeptAnswer,
+    KeyMask,
+    Malformed,
+    Refused,
+    ResponseCache,
+    read_answer,
+)
+from evalkit.generate.deadline import Cancelled, deadline, keep_deadlines
 from evalkit.generate.decode import Sample
 from evalkit.generate.panel import PanelPrompt
-from evalkit.results.files import atomic_write_text
 
 
 @dataclass(frozen=True)
@@ -58,7 +70,10 @@ class Endpoint:
     concurrency: int = 4
     """Requests in flight at once; the server batches them."""
     timeout_s: float = 120.0
-    """Seconds one request may take, connection to last byte."""
+    """Seconds one attempt may take, connection to last byte, however slowly the server sends."""
+    max_response_bytes: int = 8 * 2**20
+    """The longest answer body read; a longer one is refused (a chat completion of thousands of tokens with
+    their top log-probs is well under 1 MiB)."""
     retries: int = 3
     """Further attempts after a failed one."""
     backoff_s: float = 0.5
@@ -85,19 +100,6 @@ class ChatRequest:
     top_logprobs: int | None = None
     """Ask for the first tokens' top log-probabilities (a judge's verdict); None: no log-probs."""
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ChatResponse:
-    """What the server answered, reduced to what evalkit reads."""
-
-    content: str
-    finish_reason: str | None
-    """`stop` (the model ended its turn), `length` (it hit `max_tokens`), or what the server says."""
-    completion_tokens: int | None
-    """The server's count of generated tokens (its EOS included), when it reports usage."""
-    top_logprobs: list[dict[str, float]] | None
-    """Per generated position, token text → log-prob of the most likely tokens; None when not given."""
 
 
 @dataclass(frozen=True)
@@ -140,33 +142,6 @@ def request_body(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
     return body
 
 
-class ResponseCache:
-    """One JSON file per answered request, named by the SHA-256 of its canonical body."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    @staticmethod
-    def key(body: dict[str, Any]) -> str:
-        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def _path(self, key: str) -> Path:
-        return self.directory / key[:2] / f"{key}.json"
-
-    def get(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        path = self._path(self.key(body))
-        try:
-            entry = json.loads(path.read_text())
-        except (OSError, ValueError):  # absent, or damaged (edited by hand): asked again, and rewritten
-            return None
-        return entry.get("response") if entry.get("request") == body else None  # a hash collision reads as a miss
-
-    def put(self, body: dict[str, Any], response: dict[str, Any]) -> None:
-        entry = json.dumps({"request": body, "response": response}, ensure_ascii=False)
-        atomic_write_text(self._path(self.key(body)), entry)  # a reader sees the whole answer or none
-
-
 class _Retryable(Exception):
     """A failure another attempt may cure (timeout, connection, 429, 5xx, a body that is not an answer)."""
 
@@ -176,8 +151,9 @@ class EndpointClient:
 
     def __init__(self, endpoint: Endpoint, transport: httpx2.BaseTransport | None = None) -> None:
         self.endpoint = endpoint
-        self._key = _api_key(endpoint.api_key_env)
-        headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
+        key = _api_key(endpoint.api_key_env)
+        self._mask = KeyMask(key)
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx2.Client(
             base_url=endpoint.base_url.rstrip("/") + "/",
             headers=headers,
@@ -185,10 +161,14 @@ class EndpointClient:
             limits=httpx2.Limits(max_connections=endpoint.concurrency),
             transport=transport,
         )
+        keep_deadlines(self._http)
         self._cache = ResponseCache(endpoint.cache_dir) if endpoint.cache_dir is not None else None
         self._lock = threading.Lock()
+        self._cancel = threading.Event()
         self.requests_sent = 0
         """HTTP requests sent so far, retries included (a fully cached run sends none)."""
+        self.answers_redacted = 0
+        """Answers used in this run (cached ones included) in which the API key was found and masked."""
 
     def close(self) -> None:
         self._http.close()
@@ -204,69 +184,112 @@ class EndpointClient:
     ) -> list[ChatResponse]:
         """Answers in the order of `requests`: cached ones read, the rest asked for, each cached on arrival.
         `on_answer(i)` is called as answer i arrives (a progress bar). On a failure that outlasts its
-        retries, requests not yet sent are dropped, those in flight finish (and are cached), then it raises."""
+        retries, requests not yet sent are dropped, those in flight finish (and are cached), then it raises.
+        On Ctrl-C (any BaseException) the requests in flight are cancelled and nothing is waited for."""
         bodies = [request_body(self.endpoint, r) for r in requests]
-        raw: list[dict[str, Any] | None] = [self._cache.get(b) if self._cache else None for b in bodies]
-        missing = [i for i, found in enumerate(raw) if found is None]
+        answers = [self._cached(b, r.max_tokens) for b, r in zip(bodies, requests, strict=True)]
+        missing = [i for i, found in enumerate(answers) if found is None]
         if missing:
             failure: BaseException | None = None
-            with ThreadPoolExecutor(max_workers=self.endpoint.concurrency) as pool:
-                futures = {pool.submit(self._ask, bodies[i]): i for i in missing}
+            pool = ThreadPoolExecutor(max_workers=self.endpoint.concurrency)
+            try:
+                futures = {pool.submit(self._ask, bodies[i], requests[i].max_tokens): i for i in missing}
                 for future in as_completed(futures):
-                    if future.cancelled():
-                        continue
-                    error = future.exception()
-                    if error is not None:
-                        if failure is None:  # stop sending; what is in flight finishes and is cached
-                            failure = error
-                            for other in futures:
-                                other.cancel()
-                        continue
-                    raw[futures[future]] = future.result()
-                    if on_answer is not None:
-                        on_answer(futures[future])
+                    error = None if future.cancelled() else future.exception()
+                    if error is not None and failure is None:  # stop sending; what is in flight finishes, cached
+                        failure = error
+                        _cancel_pending(futures)
+                    elif not future.cancelled() and error is None:
+                        answers[futures[future]] = future.result()
+                        if on_answer is not None:
+                            on_answer(futures[future])
+            except BaseException:  # Ctrl-C: the requests in flight let go of their sockets; no thread is awaited
+                self._cancel.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
             if failure is not None:
-                answered = sum(found is not None for found in raw)
+                answered = sum(found is not None for found in answers)
                 message = f"{failure}" if isinstance(failure, EvalkitError) else f"{self._where()}: {failure!r}"
-                raise EvalkitError(self._scrub(f"{message}; {self._kept(answered, len(raw))}")) from None
-        return [_response(found) for found in raw if found is not None]
+                raise EvalkitError(self._scrub(f"{message}; {self._kept(answered, len(answers))}")) from None
+        kept = [found for found in answers if found is not None]
+        self.answers_redacted += sum(found.redacted for found in kept)
+        return [read_answer(found.body, r.max_tokens) for found, r in zip(kept, requests, strict=True)]
 
-    def _ask(self, body: dict[str, Any]) -> dict[str, Any]:
-        """One request with its retries; the validated answer is cached before it is returned."""
+    def _cached(self, body: dict[str, Any], max_tokens: int) -> KeptAnswer | None:
+        """A cached answer that still reads as a valid one (an entry kept by an older evalkit may not): else a miss."""
+        found = self._cache.get(body) if self._cache is not None else None
+        if found is None:
+            return None
+        try:
+            read_answer(found.body, max_tokens)
+        except (Malformed, Refused):
+            return None
+        masked, redacted = self._mask.value(found.body)
+        return KeptAnswer(masked, found.redacted or redacted)
+
+    def _ask(self, body: dict[str, Any], max_tokens: int) -> KeptAnswer:
+        """One request with its retries; the validated answer, the key masked in it, is cached before it is
+        returned. A refused answer is neither retried nor cached."""
         endpoint = self.endpoint
         attempts = endpoint.retries + 1
         for attempt in range(attempts):
             try:
-                answer = self._post(body)
+                answer = self._post(body, max_tokens)
             except _Retryable as failure:
                 if attempt + 1 == attempts:
                     raise EvalkitError(f"{self._where()}: {failure} (after {attempts} attempts)") from None
-                time.sleep(min(endpoint.max_backoff_s, endpoint.backoff_s * 2**attempt))
+                if self._cancel.wait(min(endpoint.max_backoff_s, endpoint.backoff_s * 2**attempt)):
+                    raise Cancelled("the run was interrupted") from None
                 continue
+            masked, redacted = self._mask.value(answer)
+            kept = KeptAnswer(masked, redacted)
             if self._cache is not None:
-                self._cache.put(body, answer)
-            return answer
+                self._cache.put(body, kept)
+            return kept
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(self, body: dict[str, Any], max_tokens: int) -> dict[str, Any]:
         with self._lock:
             self.requests_sent += 1
         try:
-            reply = self._http.post("chat/completions", json=body)
+            with deadline(self.endpoint.timeout_s, self._cancel):
+                status, text = self._exchange(body)
         except httpx2.TimeoutException:
             raise _Retryable(f"no answer within {self.endpoint.timeout_s:g} s") from None
         except httpx2.TransportError as exc:
             raise _Retryable(f"cannot connect ({type(exc).__name__}: {self._line(str(exc))})") from None
-        if reply.status_code == 429 or reply.status_code >= 500:
-            raise _Retryable(f"HTTP {reply.status_code}: {self._line(reply.text)}")
-        if reply.status_code >= 400:  # the request itself is wrong (bad model name, bad key): no retry helps
-            raise EvalkitError(f"{self._where()}: HTTP {reply.status_code}: {self._line(reply.text)}")
+        if status == 429 or status >= 500:
+            raise _Retryable(f"HTTP {status}: {self._line(text)}")
+        if status >= 400:  # the request itself is wrong (bad model name, bad key): no retry helps
+            raise EvalkitError(f"{self._where()}: HTTP {status}: {self._line(text)}")
         try:
-            answer: dict[str, Any] = reply.json()
-            _response(answer)
-        except (ValueError, KeyError, IndexError, TypeError):
-            raise _Retryable(f"the answer is not a chat completion: {self._line(reply.text)!r}") from None
+            answer: dict[str, Any] = json.loads(text)
+            read_answer(answer, max_tokens)
+        except (ValueError, Malformed):
+            raise _Retryable(f"the answer is not a chat completion: {self._line(text)!r}") from None
+        except Refused as refusal:
+            raise EvalkitError(f"{self._where()}: refused an answer: {self._scrub(str(refusal))}") from None
         return answer
+
+    def _exchange(self, body: dict[str, Any]) -> tuple[int, str]:
+        """Status and body text, the body read as it streams and dropped past `max_response_bytes`."""
+        cap = self.endpoint.max_response_bytes
+        with self._http.stream("POST", "chat/completions", json=body) as reply:
+            declared = reply.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > cap:
+                raise EvalkitError(self._too_long())
+            chunks, size = [], 0
+            for chunk in reply.iter_bytes():
+                size += len(chunk)
+                if size > cap:
+                    raise EvalkitError(self._too_long())
+                chunks.append(chunk)
+        return reply.status_code, b"".join(chunks).decode("utf-8", errors="replace")  # JSON is UTF-8
+
+    def _too_long(self) -> str:
+        cap = self.endpoint.max_response_bytes
+        return f"{self._where()}: refused an answer longer than max_response_bytes ({cap} bytes)"
 
     def _where(self) -> str:
         return f"endpoint {self.endpoint.base_url} (model {self.endpoint.model!r})"
@@ -277,12 +300,17 @@ class EndpointClient:
         return f"{answered} of {total} answers are kept in {self._cache.directory}; a rerun asks only for the rest"
 
     def _scrub(self, message: str) -> str:
-        """A server may echo what it was sent; the key never reaches a message."""
-        return message.replace(self._key, "***") if self._key else message
+        """A server may echo what it was sent; the key, in none of its encodings, reaches a message."""
+        return self._mask.text(message)
 
     def _line(self, text: str) -> str:
         """A server's text as one short line, the key taken out before it is cut (a cut key would not match)."""
         return _first_line(self._scrub(text))
+
+
+def _cancel_pending(futures: dict[Future[KeptAnswer], int]) -> None:
+    for other in futures:
+        other.cancel()
 
 
 def _api_key(variable: str | None) -> str | None:
@@ -294,30 +322,14 @@ def _api_key(variable: str | None) -> str | None:
         raise EvalkitError("endpoint.api_key_env: the environment variable it names is not set")
     if not key.isprintable() or any(c.isspace() for c in key):
         raise EvalkitError("endpoint.api_key_env: the key in that variable holds spaces or control characters")
+    if not key.isascii():  # an HTTP header carries ASCII only
+        raise EvalkitError("endpoint.api_key_env: the key in that variable holds characters other than ASCII")
     return key
 
 
 def _first_line(text: str, limit: int = 160) -> str:
     line = " ".join(text.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def _response(answer: dict[str, Any]) -> ChatResponse:
-    """The fields evalkit reads; a KeyError, IndexError or TypeError when the body is not a chat completion."""
-    choice = answer["choices"][0]
-    content = choice["message"]["content"]
-    if not isinstance(content, str):
-        raise TypeError("message.content is not text")
-    usage = answer.get("usage") or {}
-    tokens = usage.get("completion_tokens")
-    logprobs = choice.get("logprobs") or {}
-    positions = logprobs.get("content")
-    top = (
-        [{entry["token"]: float(entry["logprob"]) for entry in position["top_logprobs"]} for position in positions]
-        if positions
-        else None
-    )
-    return ChatResponse(content, choice.get("finish_reason"), int(tokens) if tokens is not None else None, top)
 
 
 def chat_messages(prompt: PanelPrompt) -> list[Message]:

@@ -23,6 +23,7 @@ def endpoint_backend(
     served_models: dict[str, str],
     sampling: SamplingSpec | None,
     requests_sent: int | None = None,
+    answers_redacted: int | None = None,
 ) -> Backend:
     """The record of a generation or judging server, with what it can promise of a fresh run (`determinism`)."""
     stated = determinism(endpoint, sampling)
@@ -36,6 +37,7 @@ def endpoint_backend(
         deterministic=stated.deterministic,
         reason=stated.reason,
         requests_sent=requests_sent,
+        answers_redacted=answers_redacted,
     )
 
 
@@ -47,6 +49,7 @@ def endpoint_of(spec: EndpointSpec, served_model: str) -> Endpoint:
         api_key_env=spec.api_key_env,
         concurrency=spec.concurrency,
         timeout_s=spec.timeout_s,
+        max_response_bytes=spec.max_response_bytes,
         retries=spec.retries,
         cache_dir=spec.cache_dir,
         honours_seed=spec.honours_seed,
@@ -67,6 +70,8 @@ class PanelDecoder:
     spec: GenerationSpec
     requests_sent: int = 0
     """HTTP requests sent to the endpoint so far (0 in process, and when every answer was cached)."""
+    answers_redacted: int = 0
+    """Answers in which the API key was found and masked."""
 
     def __post_init__(self) -> None:
         self.served: dict[str, str] = {}
@@ -80,17 +85,18 @@ class PanelDecoder:
         endpoint = endpoint_of(spec.endpoint, served_name(spec, model.spec))
         self.served[name] = endpoint.model
 
-        def decoded() -> tuple[list[Sample], int]:
+        def decoded() -> tuple[list[Sample], int, int]:
             # The main process asks the server (under torchrun, one client and one cache, not one per process);
             # the others get its samples. The tokenizer re-tokenizes the text for the token statistics.
             with EndpointClient(endpoint) as client:
                 found = generate_via_endpoint(
                     client, panel, name, spec.max_new_tokens, spec.sampling, tokenizer=tokenizer, rendering=rendering
                 )
-                return found, client.requests_sent
+                return found, client.requests_sent, client.answers_redacted
 
-        samples, sent = from_main(decoded)
+        samples, sent, redacted = from_main(decoded)
         self.requests_sent += sent
+        self.answers_redacted += redacted
         return samples
 
     def backend(self) -> Backend:
@@ -100,7 +106,8 @@ class PanelDecoder:
             reason = "in process, greedy" if spec.sampling is None else "in process, seeded sampling"
             return Backend(used_by="generation", backend="hf", deterministic=True, reason=reason)
         client = endpoint_of(spec.endpoint, "")
-        return endpoint_backend("generation", client, dict(self.served), spec.sampling, self.requests_sent)
+        sent, redacted = self.requests_sent, self.answers_redacted
+        return endpoint_backend("generation", client, dict(self.served), spec.sampling, sent, redacted)
 
 
 def drift_of(

@@ -141,8 +141,9 @@ def judge_pairwise(
             found = judge_pairs(ready.judge, template, pairs)
             win_rates.append(summarise_pairwise(spec.name, model, baseline, found, suite.statistics.confidence_level))
             records += [_judgment_record(spec.name, model, baseline, j) for j in found]
-        sent = ready.client.requests_sent if ready.client is not None else None
-    return PairwiseRun(win_rates, records, ready.backend.model_copy(update={"requests_sent": sent}))
+        client = ready.client
+        counts = {"requests_sent": client.requests_sent, "answers_redacted": client.answers_redacted} if client else {}
+    return PairwiseRun(win_rates, records, ready.backend.model_copy(update=counts))
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,12 @@ def judged_view(generation: GenerationResult) -> JudgedView | None:
         for b in generation.backends
         if not b.deterministic
     ]
+    cautions += [
+        f"{b.used_by}: the server echoed the API key in {b.answers_redacted} answers; it is masked (***) in the "
+        "completions kept and shown"
+        for b in generation.backends
+        if b.answers_redacted
+    ]
     return JudgedView(
         win_rates if generation.pairwise else None,
         MEANINGS if generation.pairwise else [],

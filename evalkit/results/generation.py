@@ -124,6 +124,9 @@ class Backend(Record):
     """Why it can or cannot promise the same answers with an empty cache (`evalkit.generate.endpoint.determinism`)."""
     requests_sent: int | None = None
     """HTTP requests this run sent (retries included); 0 when every answer came from the cache."""
+    answers_redacted: int | None = None
+    """Answers (cached ones included) in which the server echoed the API key, as it is or encoded, and the key was
+    masked (`***`) before the answer was kept; None in process, and in files older than this field."""
 
 
 class JudgeReading(Record):

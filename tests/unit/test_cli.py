@@ -116,3 +116,33 @@ def test_score_columns_are_key_column_pairs_with_the_suite_keys(capsys: pytest.C
     assert error_lines(capsys) == [
         "evalkit: error: evalkit score: datasets.0.columns.promt: unknown key (did you mean 'prompt'?)"
     ]
+
+
+class PanicException(BaseException):
+    """What a Rust library raises through pyo3 when it panics (the tokenizer on a 100 MB text): not an Exception."""
+
+
+def test_a_native_library_panic_is_a_crash_and_ctrl_c_is_130(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A panic is exit 3 (never 1, which CI reads as a failed gate); Ctrl-C is 130; --help still exits 0."""
+    import evalkit.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+
+    def panic(*_: object) -> int:
+        raise PanicException("called `Result::unwrap()` on an `Err` value")
+
+    monkeypatch.setattr(cli, "_report", panic)
+    assert main(["report", "results.json"]) == 3
+    (line,) = error_lines(capsys)
+    assert line.startswith("evalkit: internal error: PanicException: called `Result::unwrap()`")
+
+    def interrupt(*_: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_report", interrupt)
+    assert main(["report", "results.json"]) == 130
+    with pytest.raises(SystemExit) as leaving:
+        main(["--help"])
+    assert leaving.value.code == 0

@@ -39,6 +39,7 @@ def test_an_endpoint_backend_loads_with_its_defaults(tmp_path: Path) -> None:
     assert (endpoint.concurrency, endpoint.timeout_s, endpoint.retries) == (8, 120.0, 3)
     assert endpoint.cache_dir == Path(".evalkit/cache/endpoint") and not endpoint.honours_seed
     assert endpoint.models == {} and endpoint.api_key_env is None
+    assert endpoint.max_response_bytes == 8 * 1024 * 1024
 
 
 def test_the_backend_and_its_endpoint_go_together(tmp_path: Path) -> None:

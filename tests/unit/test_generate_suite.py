@@ -22,8 +22,10 @@ def test_a_model_is_asked_for_by_its_mapped_name_else_by_its_path() -> None:
 
 
 def test_the_endpoint_carries_every_setting_and_no_key() -> None:
-    keyed = ENDPOINT.model_copy(update={"api_key_env": "VLLM_API_KEY", "cache_dir": Path("c"), "retries": 5})
+    settings = {"api_key_env": "VLLM_API_KEY", "cache_dir": Path("c"), "retries": 5, "max_response_bytes": 4096}
+    keyed = ENDPOINT.model_copy(update=settings | {"timeout_s": 7.5})
     endpoint = endpoint_of(keyed, "dpo-lora")
+    assert (endpoint.timeout_s, endpoint.max_response_bytes) == (7.5, 4096)
     assert (endpoint.base_url, endpoint.model, endpoint.api_key_env) == (ENDPOINT.base_url, "dpo-lora", "VLLM_API_KEY")
     assert (endpoint.concurrency, endpoint.retries, endpoint.cache_dir, endpoint.honours_seed) == (
         1,
@@ -39,6 +41,8 @@ def test_each_backend_states_what_a_fresh_run_repeats() -> None:
     one_at_a_time = PanelDecoder(spec(backend="openai", endpoint=ENDPOINT)).backend()
     assert (one_at_a_time.backend, one_at_a_time.deterministic) == ("openai", True)
     assert one_at_a_time.reason == "greedy, one request at a time" and one_at_a_time.requests_sent == 0
+    assert one_at_a_time.answers_redacted == 0  # an endpoint's answers were looked at for the key
+    assert in_process.answers_redacted is None
     concurrent = ENDPOINT.model_copy(update={"concurrency": 8})
     batched = PanelDecoder(spec(backend="openai", endpoint=concurrent)).backend()
     assert not batched.deterministic and "batched together" in batched.reason

@@ -103,6 +103,11 @@ def test_the_view_has_one_row_per_judged_model_and_says_what_cannot_be_repeated(
         update={"pairwise": [], "backends": [BACKENDS[1].model_copy(update={"used_by": "generation"})]}
     )
     assert judged_view(in_process) is None  # nothing to add to a run decoded in process without pairwise judges
+    echoed = generation.model_copy(update={"backends": [BACKENDS[0].model_copy(update={"answers_redacted": 2})]})
+    view = judged_view(echoed)
+    assert view is not None and view.cautions[1] == (
+        "generation: the server echoed the API key in 2 answers; it is masked (***) in the completions kept and shown"
+    )
 
 
 def test_both_reports_show_the_judge_numbers_and_what_each_means() -> None:
