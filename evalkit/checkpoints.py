@@ -271,7 +271,7 @@ def load_tokenizer(path: str, revision: str | None, spec: ModelSpec, where: str)
 
 
 def check_weights(path: str, allow_pickle: bool, where: str) -> None:
-    """Refuse a local checkpoint whose weights exist only as pickles, unless they are explicitly allowed.
+    """Refuse a local checkpoint whose weights would load from pickles, unless they are explicitly allowed.
 
     Unpickling runs whatever code the file carries. Hub ids are loaded with safetensors only (see
     `_from_pretrained`), so only local directories need looking at here.
@@ -279,23 +279,75 @@ def check_weights(path: str, allow_pickle: bool, where: str) -> None:
     directory = Path(path)
     if allow_pickle or not directory.is_dir():
         return
-    # What the loader reads is decided by name: PEFT reads adapter_model.safetensors, else adapter_model.bin;
-    # transformers model.safetensors (or its shard index), else the pickles. Any other *.safetensors beside
-    # a pickle is a decoy and protects nothing.
     adapter = (directory / "adapter_config.json").is_file()
-    loaded = ADAPTER_SAFETENSORS if adapter else MODEL_SAFETENSORS
-    if any((directory / name).is_file() for name in loaded):
+    opened = _adapter_weight_files(directory) if adapter else _model_weight_files(directory, where)
+    if opened is not None:
+        source, files = opened
+        pickled = sorted({name for name in files if not name.endswith(".safetensors")})
+        if pickled:
+            raise EvalkitError(
+                f"{where}: {directory / source} names pickled weights ({', '.join(pickled)}), which can run code "
+                "when loaded; convert them to safetensors, or set `allow_pickle: true` on the model "
+                "(--allow-pickle) if you trust them"
+            )
         return
     pickled = sorted(
         p.name for pattern in PICKLED_WEIGHTS for p in directory.glob(pattern) if p.name not in PICKLE_FREE
     )
     if pickled:
-        expected = " or ".join(loaded)
+        expected = " or ".join(ADAPTER_SAFETENSORS if adapter else MODEL_SAFETENSORS)
         raise EvalkitError(
             f"{where}: {path} has no {expected} and would load pickled weights ({', '.join(pickled)}), which can "
             "run code when loaded; convert them to safetensors, or set `allow_pickle: true` on the model "
             "(--allow-pickle) if you trust them"
         )
+
+
+def _adapter_weight_files(directory: Path) -> tuple[str, list[str]] | None:
+    """What PEFT opens for an adapter: adapter_model.safetensors when it is there (else its pickle)."""
+    name = ADAPTER_SAFETENSORS[0]
+    return (name, [name]) if (directory / name).is_file() else None
+
+
+def _model_weight_files(directory: Path, where: str) -> tuple[str, list[str]] | None:
+    """The weight files transformers opens for a local model with `use_safetensors=True`, and the file that names
+    them; None when it would find none (it then fails, or falls back to pickles only when they are allowed).
+
+    The same precedence as transformers' `_get_resolved_checkpoint_files`: config.json's `transformers_weights`
+    (which transformers lets name `adapter_model.bin`), then model.safetensors, then the shards the index maps
+    weights to. A name is only a name: an index may map every weight to a pickle.
+    """
+    explicit = _json_object(directory / "config.json", where).get("transformers_weights")
+    if isinstance(explicit, str):
+        if explicit.endswith(".safetensors.index.json"):
+            return explicit, _index_shards(directory / explicit, where)
+        return "config.json", [explicit]
+    if (directory / MODEL_SAFETENSORS[0]).is_file():
+        return MODEL_SAFETENSORS[0], [MODEL_SAFETENSORS[0]]
+    index = directory / MODEL_SAFETENSORS[1]
+    if index.is_file():
+        return index.name, _index_shards(index, where)
+    return None
+
+
+def _index_shards(index: Path, where: str) -> list[str]:
+    weight_map = _json_object(index, where).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise EvalkitError(f"{where}: {index}: expected a `weight_map` of weight names to shard files")
+    return sorted(set(weight_map.values()))
+
+
+def _json_object(file: Path, where: str) -> dict[str, Any]:
+    """A JSON object file's contents ({} when the file is absent); anything else is a one-line error."""
+    if not file.is_file():
+        return {}
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise EvalkitError(f"{where}: {file}: not a JSON file ({first_line(exc)})") from None
+    if not isinstance(value, dict):
+        raise EvalkitError(f"{where}: {file}: expected a JSON object")
+    return value
 
 
 def _from_pretrained(path: str, revision: str | None, spec: ModelSpec, where: str) -> PreTrainedModel:

@@ -171,3 +171,39 @@ def test_remote_code_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch, base_d
     load_model(ModelSpec(name="b", path=str(base_dir)))
     load_model(ModelSpec(name="b", path=str(base_dir), trust_remote_code=True, allow_pickle=True))
     assert seen == [(False, True), (True, None)]
+
+
+@pytest.fixture()
+def pickled_dir(tmp_path: Path, tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast) -> Path:
+    path = tmp_path / "pickled"
+    path.mkdir()
+    tiny_model.config.save_pretrained(path)
+    torch.save(tiny_model.state_dict(), path / "pytorch_model.bin")
+    tiny_tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_decoy_index_naming_pickled_shards_is_refused(pickled_dir: Path, tiny_model: LlamaForCausalLM) -> None:
+    index = {"metadata": {}, "weight_map": {name: "pytorch_model.bin" for name in tiny_model.state_dict()}}
+    (pickled_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(
+        EvalkitError, match=r"models\.p: .*model\.safetensors\.index\.json names pickled weights \(pytorch_model\.bin\)"
+    ):
+        load_model(ModelSpec(name="p", path=str(pickled_dir)))
+    assert load_model(ModelSpec(name="p", path=str(pickled_dir), allow_pickle=True)).info.kind == "model"
+
+
+def test_a_config_naming_pickled_weights_is_refused(pickled_dir: Path) -> None:
+    (pickled_dir / "pytorch_model.bin").rename(pickled_dir / "adapter_model.bin")
+    (pickled_dir / "model.safetensors").write_bytes(b"")  # what a name-only check would trust
+    config = json.loads((pickled_dir / "config.json").read_text())
+    (pickled_dir / "config.json").write_text(json.dumps(config | {"transformers_weights": "adapter_model.bin"}))
+    with pytest.raises(EvalkitError, match=r"models\.p: .*config\.json names pickled weights \(adapter_model\.bin\)"):
+        load_model(ModelSpec(name="p", path=str(pickled_dir)))
+
+
+def test_a_malformed_index_is_a_one_line_error(base_dir: Path) -> None:
+    (base_dir / "model.safetensors").rename(base_dir / "model-00001-of-00001.safetensors")
+    (base_dir / "model.safetensors.index.json").write_text('{"weight_map": []}')
+    with pytest.raises(EvalkitError, match=r"models\.b: .*model\.safetensors\.index\.json: expected a `weight_map`"):
+        load_model(ModelSpec(name="b", path=str(base_dir)))
