@@ -40,7 +40,7 @@ from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.tables import Table
 from evalkit.report.views import audit_table, dataset_view, read_pairs
 from evalkit.results.estimates import Statistics
-from evalkit.results.files import atomic_write_text
+from evalkit.results.files import write_texts
 from evalkit.results.generation import GenerationResult
 from evalkit.results.schema import CurvePoint, RunResult
 from evalkit.results.texts import read_pair_texts
@@ -242,11 +242,15 @@ def write_reports(result: RunResult, out_dir: Path, results_dir: Path | None = N
     Per-pair files are looked up relative to `results_dir`, the directory of the results file
     (by default `out_dir`, where `evalkit bench` writes results, per-pair files and reports).
     """
+    return write_texts(out_dir, render_reports(result, results_dir or out_dir))
+
+
+def render_reports(result: RunResult, results_dir: Path) -> dict[str, str]:
+    """`report.md` and `report.html`, rendered (the per-pair files read from beside the results, in `results_dir`)."""
     from evalkit.report.html import render_html  # the HTML side needs this module's helpers: imported late
 
-    markdown, html = out_dir / "report.md", out_dir / "report.html"
-    atomic_write_text(markdown, render_markdown(result))
-    where = results_dir or out_dir
-    texts = {d.name: found for d in result.datasets if (found := read_pair_texts(where, d)) is not None}
-    atomic_write_text(html, render_html(result, read_pairs(result, where), texts))
-    return [markdown, html]
+    texts = {d.name: found for d in result.datasets if (found := read_pair_texts(results_dir, d)) is not None}
+    return {
+        "report.md": render_markdown(result),
+        "report.html": render_html(result, read_pairs(result, results_dir), texts),
+    }

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from evalkit.errors import EvalkitError
+from evalkit.results.files import inside
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,12 +59,8 @@ def pairs_path(results_dir: Path, info: DatasetInfo) -> Path | None:
     """Where `info`'s per-pair file is, when it is a regular file of bounded size inside `results_dir`; None when
     there is none. A results file is untrusted (a fork's artifact): it may name `../`, an absolute path, a link
     out of its directory or `/dev/zero`, and none of them is read."""
-    candidate = results_dir / info.pairs_file
-    try:
-        resolved, root = candidate.resolve(), results_dir.resolve()
-    except (OSError, RuntimeError):
-        return None
-    if not resolved.is_relative_to(root) or not resolved.is_file():  # is_file: regular files, not devices
+    candidate = inside(results_dir, info.pairs_file)
+    if candidate is None or not (resolved := candidate.resolve()).is_file():  # is_file: regular files, not devices
         return None
     if resolved.stat().st_size > MAX_PAIRS_FILE_BYTES:
         raise EvalkitError(f"{candidate}: {resolved.stat().st_size:,} bytes, more than a per-pair file holds")

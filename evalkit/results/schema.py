@@ -284,6 +284,16 @@ class RunResult(Record):
     command: str | None = None
     """The command line that produced the run, for provenance; None when not recorded."""
 
+    @model_validator(mode="after")
+    def _datasets_once(self) -> RunResult:
+        # Each dataset's metrics, pairs and per-pair file are looked up by its name: a name given twice would let a
+        # second entry take the first one's rows somewhere else.
+        names = [d.name for d in self.datasets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"datasets: {repeated[0]!r} is listed twice; each dataset once")
+        return self
+
     @property
     def effective_statistics(self) -> Statistics:
         """The statistics settings the numbers were made with: a file from before intervals (1.0) records none, and
