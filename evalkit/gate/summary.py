@@ -15,18 +15,30 @@ from evalkit.report.statements import verdict_view
 from evalkit.results.files import write_texts
 from evalkit.results.schema import GateVerdict, RunResult
 
+SUMMARY_BUDGET = 60_000
+"""Characters of `summary.md` at most: GitHub takes 65,536 in a PR comment (and 1 MiB in a step summary)."""
+
 
 def summary_markdown(verdicts: Sequence[GateVerdict], title: str, report_link: str | None = None) -> str:
     """A markdown verdict fit for `$GITHUB_STEP_SUMMARY` or a PR comment: the reports' own statement per rule
     (`evalkit.report.statements`); `report_link` (an absolute URL, e.g. of the uploaded artifact) is where the full
-    report is, since a relative file means nothing there."""
-    lines = [f"## evalkit gate: {markdown.escape(title)}: {verdict_words.headline(verdicts)}", ""]
+    report is, since a relative file means nothing there. Rules that would take it past `SUMMARY_BUDGET` characters
+    (the worst come first) are left to the full report."""
+    head = [f"## evalkit gate: {markdown.escape(title)}: {verdict_words.headline(verdicts)}", ""]
+    tail = ["", f"Full report: {report_link}"] if report_link else []
     view = verdict_view(verdicts)
-    if view is not None and view.table is not None:
-        lines.append(view.table.markdown)
-    if report_link:
-        lines += ["", f"Full report: {report_link}"]
-    return "\n".join(lines) + "\n"
+    table = view.table.markdown.split("\n") if view is not None and view.table is not None else []
+    room = SUMMARY_BUDGET - sum(len(line) + 1 for line in head + tail + table[:2]) - 200  # 200: the note below
+    rows = []
+    for row in table[2:]:
+        room -= len(row) + 1
+        if room < 0:
+            break
+        rows.append(row)
+    lines = head + table[:2] + rows
+    if len(rows) < len(table) - 2:
+        lines += ["", f"Only the first {len(rows)} of {len(verdicts)} rules are shown here: full text in report.html."]
+    return "\n".join(lines + tail) + "\n"
 
 
 def publish(verdicts: Sequence[GateVerdict], out_dir: Path, result: RunResult) -> list[Path]:
