@@ -142,21 +142,18 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
 def read_results(path: Path) -> RunResult:
     """Load and validate a results file; problems are `EvalkitError`s naming the file and key."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise EvalkitError(f"{path}: results file not found") from None
-    except json.JSONDecodeError as exc:
-        raise EvalkitError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise EvalkitError(f"{path}: nested too deeply to be an evalkit results file") from None
     except UnicodeDecodeError:
         raise EvalkitError(f"{path}: not UTF-8 text; expected an evalkit results file") from None
+    raw = parse_json(text, str(path), "an evalkit results file")
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise EvalkitError(f"{path}: not an evalkit results file (no 'schema_version')")
     major = str(raw["schema_version"]).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
         raise EvalkitError(
-            f"{path}: schema_version {raw['schema_version']!r} is not readable by this evalkit "
+            f"{path}: schema_version {str(raw['schema_version'])[:40]!r} is not readable by this evalkit "
             f"(expected {SCHEMA_VERSION.split('.')[0]}.x)"
         )
     try:
@@ -166,3 +163,30 @@ def read_results(path: Path) -> RunResult:
         key = ".".join(str(part) for part in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
         raise EvalkitError(f"{path}: {key + ': ' if key else ''}{message}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a migration step meeting a malformed file
+        raise EvalkitError(f"{path}: not an evalkit results file ({type(exc).__name__}: {exc})") from None
+
+
+def parse_json(text: str, where: str, expected: str) -> Any:
+    """One JSON document of untrusted text, whose problems are one line at `where`: invalid JSON, integers longer
+    than Python converts (4,300 digits), nesting too deep, and lone surrogates (`\\ud800`), which are not text
+    and could not be written out again."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EvalkitError(f"{where}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise EvalkitError(f"{where}: nested too deeply to be {expected}") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise EvalkitError(f"{where}: not {expected}: {str(exc).split(';')[0]}") from None
+    if "\\u" in text.lower() and _has_lone_surrogate(value):
+        raise EvalkitError(f"{where}: holds a lone surrogate escape (such as \\ud800), which is not text")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

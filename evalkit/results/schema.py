@@ -34,8 +34,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from evalkit.metrics.names import REGISTRY
 from evalkit.results.capabilities import CapabilityResult
 from evalkit.results.estimates import Comparison, Metric, ReliabilityBin, Statistics
 from evalkit.results.generation import GenerationResult
@@ -87,7 +88,7 @@ ModelRole = Literal["candidate", "reference"]
 
 
 class ModelInfo(Record):
-    name: str
+    name: str = Field(min_length=1)
     path: str
     kind: ModelKind
     base: str | None
@@ -109,7 +110,7 @@ class ModelInfo(Record):
 
 
 class DatasetInfo(Record):
-    name: str
+    name: str = Field(min_length=1)
     path: str
     fingerprint: str
     """sha256 of the data file."""
@@ -247,9 +248,10 @@ class PairText(Record):
     @field_validator("prompt", "chosen", "rejected", mode="before")
     @classmethod
     def _plain_text(cls, value: object) -> object:
-        if isinstance(value, list):
-            return "\n\n".join(f"{message['role']}: {message['content']}" for message in value)
-        return value
+        messages = value if isinstance(value, list) else None
+        if messages is not None and all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in messages):
+            return "\n\n".join(f"{message['role']}: {message['content']}" for message in messages)
+        return value  # anything else is held to `str`, and refused when it is not one
 
 
 class RunResult(Record):
@@ -263,8 +265,8 @@ class RunResult(Record):
     scoring: ScoringInfo
     statistics: Statistics | None = None
     """None in results written before intervals existed (schema 1.0)."""
-    models: list[ModelInfo]
-    datasets: list[DatasetInfo]
+    models: list[ModelInfo] = Field(min_length=1)
+    datasets: list[DatasetInfo] = Field(min_length=1)
     audit: list[TokenizationAudit]
     training: TrainingInfo | None
     metrics: list[Metric]
@@ -292,6 +294,10 @@ class RunResult(Record):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"datasets: {repeated[0]!r} is listed twice; each dataset once")
+        for kind, records in (("metrics", self.metrics), ("comparisons", self.comparisons)):
+            unknown = next((r.metric for r in records if r.metric not in REGISTRY), None)
+            if unknown is not None:  # every reader looks a metric up in the registry (its title, its direction)
+                raise ValueError(f"{kind}: unknown metric {unknown!r}; known: {', '.join(REGISTRY)}")
         return self
 
     @property
