@@ -116,7 +116,7 @@ class DatasetInfo(Record):
     """sha256 of the data file."""
     n_pairs: int
     subsets: list[str]
-    pairs_file: str
+    pairs_file: str = Field(min_length=1)
     """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`)."""
 
 

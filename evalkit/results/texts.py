@@ -14,7 +14,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from evalkit.errors import EvalkitError
-from evalkit.results.files import parse_json, write_jsonl
+from evalkit.results.files import inside, parse_json, write_jsonl
 from evalkit.results.pairs import pairs_path
 from evalkit.results.schema import DatasetInfo, PairText
 
@@ -61,6 +61,8 @@ def write_pair_texts(dataset: str, pairs: Sequence[HasText], path: Path) -> None
 def read_pair_texts(results_dir: Path, info: DatasetInfo) -> dict[str, PairText] | None:
     """The texts of `info`'s pairs by id, when their file lies inside `results_dir` (checked as `pairs_path`
     checks a score file: a results file is untrusted); None when there is none."""
+    if inside(results_dir, info.pairs_file) is None:  # `.` or `/` names no file to put the texts beside
+        return None
     path = pairs_path(results_dir, info.model_copy(update={"pairs_file": str(texts_file(info.pairs_file))}))
     if path is None:
         return None

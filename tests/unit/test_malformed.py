@@ -80,6 +80,7 @@ RESULTS = {
     "datasets: []": changed(lambda raw: raw.update(datasets=[])),
     "an unknown metric": changed(lambda raw: raw["metrics"][0].update(metric="bogus/metric")),
     "flips: null": changed(no_flips),
+    "an empty pairs_file": changed(lambda raw: raw["datasets"][0].update(pairs_file="")),
 }
 
 
