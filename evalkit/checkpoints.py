@@ -101,7 +101,7 @@ def load_model(
     """
     where = f"models.{spec.name}"
     adapter = _adapter_config(spec)
-    check_weights(spec.path, spec.allow_pickle, where)
+    check_weights(spec.path, spec.allow_pickle, where, spec.revision)
     if adapter is None:
         model = _from_pretrained(spec.path, spec.revision, spec, where)
         base_path, shares_reference = None, False
@@ -254,7 +254,7 @@ MODEL_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 def load_for_training(base: ModelSpec) -> PreTrainedModel:
     """`base` as DPO training starts from it: its weights in the spec's dtype with the architecture's default
     attention (TRL's own defaults, so a run trains as a user's DPOTrainer script would)."""
-    check_weights(base.path, base.allow_pickle, "train.base")
+    check_weights(base.path, base.allow_pickle, "train.base", base.revision)
     model = AutoModelForCausalLM.from_pretrained(
         base.path,
         revision=base.revision,
@@ -270,14 +270,16 @@ def load_tokenizer(path: str, revision: str | None, spec: ModelSpec, where: str)
     return _tokenizer(path, revision, spec, where)
 
 
-def check_weights(path: str, allow_pickle: bool, where: str) -> None:
+def check_weights(path: str, allow_pickle: bool, where: str, revision: str | None = None) -> None:
     """Refuse a local checkpoint whose weights would load from pickles, unless they are explicitly allowed.
 
-    Unpickling runs whatever code the file carries. Hub ids are loaded with safetensors only (see
-    `_from_pretrained`), so only local directories need looking at here.
+    Unpickling runs whatever code the file carries. A hub id is checked on the files transformers fetches first
+    (config.json, model.safetensors, the shard index: `_hub_files`), from the same cache loading reads.
     """
-    directory = Path(path)
-    if allow_pickle or not directory.is_dir():
+    if allow_pickle:
+        return
+    directory = Path(path) if Path(path).is_dir() else _hub_files(path, revision)
+    if directory is None:
         return
     adapter = (directory / "adapter_config.json").is_file()
     opened = _adapter_weight_files(directory) if adapter else _model_weight_files(directory, where)
@@ -286,7 +288,7 @@ def check_weights(path: str, allow_pickle: bool, where: str) -> None:
         pickled = sorted({name for name in files if not name.endswith(".safetensors")})
         if pickled:
             raise EvalkitError(
-                f"{where}: {directory / source} names pickled weights ({', '.join(pickled)}), which can run code "
+                f"{where}: {path}: {source} names pickled weights ({', '.join(pickled)}), which can run code "
                 "when loaded; convert them to safetensors, or set `allow_pickle: true` on the model "
                 "(--allow-pickle) if you trust them"
             )
@@ -301,6 +303,24 @@ def check_weights(path: str, allow_pickle: bool, where: str) -> None:
             "run code when loaded; convert them to safetensors, or set `allow_pickle: true` on the model "
             "(--allow-pickle) if you trust them"
         )
+
+
+def _hub_files(repo: str, revision: str | None) -> Path | None:
+    """The cached snapshot of a hub model's config.json, model.safetensors and shard index (fetched when missing:
+    loading would fetch them next, into the same cache), or None when the hub id cannot be reached, which loading
+    then reports."""
+    from evalkit.data.pairs import looks_like_hub_id
+
+    if Path(repo).exists() or not looks_like_hub_id(repo):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        # An adapter's weights are small: its pickle is fetched too (never opened), so that it is refused by name.
+        patterns = ["config.json", *MODEL_SAFETENSORS, "adapter_config.json", *ADAPTER_SAFETENSORS, "adapter_model.bin"]
+        return Path(snapshot_download(repo, revision=revision, allow_patterns=patterns))
+    except Exception:  # not reachable, not found, gated: nothing to check, and loading says why in one line
+        return None
 
 
 def _adapter_weight_files(directory: Path) -> tuple[str, list[str]] | None:

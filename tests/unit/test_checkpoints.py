@@ -207,3 +207,34 @@ def test_a_malformed_index_is_a_one_line_error(base_dir: Path) -> None:
     (base_dir / "model.safetensors.index.json").write_text('{"weight_map": []}')
     with pytest.raises(EvalkitError, match=r"models\.b: .*model\.safetensors\.index\.json: expected a `weight_map`"):
         load_model(ModelSpec(name="b", path=str(base_dir)))
+
+
+def hub_snapshot(cache: Path, repo: str, files: dict[str, bytes]) -> Path:
+    """A model repository as the hub client caches it (refs/main → snapshots/<commit>/), read offline."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    snapshot = root / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, data in files.items():
+        (snapshot / name).write_bytes(data)
+    return snapshot
+
+
+def test_a_hub_checkpoint_with_a_decoy_index_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from evalkit.checkpoints import check_weights
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    decoy = json.dumps({"metadata": {}, "weight_map": {"lm_head.weight": "pytorch_model.bin"}}).encode()
+    hub_snapshot(tmp_path / "hub", "acme/decoy", {"config.json": b"{}", "model.safetensors.index.json": decoy})
+    with pytest.raises(EvalkitError, match=r"models\.h: .*acme/decoy.*names pickled weights \(pytorch_model\.bin\)"):
+        check_weights("acme/decoy", allow_pickle=False, where="models.h")
+    check_weights("acme/decoy", allow_pickle=True, where="models.h")
+    safe = json.dumps({"metadata": {}, "weight_map": {"lm_head.weight": "model-1-of-1.safetensors"}}).encode()
+    hub_snapshot(tmp_path / "hub", "acme/safe", {"config.json": b"{}", "model.safetensors.index.json": safe})
+    check_weights("acme/safe", allow_pickle=False, where="models.h")
+    check_weights("acme/absent", allow_pickle=False, where="models.h")  # not reachable: loading reports it
