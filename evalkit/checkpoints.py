@@ -101,7 +101,7 @@ def load_model(
     """
     where = f"models.{spec.name}"
     adapter = _adapter_config(spec)
-    check_weights(spec.path, spec.allow_pickle, where)
+    check_weights(spec.path, spec.allow_pickle, where, spec.revision)
     if adapter is None:
         model = _from_pretrained(spec.path, spec.revision, spec, where)
         base_path, shares_reference = None, False
@@ -254,7 +254,7 @@ MODEL_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 def load_for_training(base: ModelSpec) -> PreTrainedModel:
     """`base` as DPO training starts from it: its weights in the spec's dtype with the architecture's default
     attention (TRL's own defaults, so a run trains as a user's DPOTrainer script would)."""
-    check_weights(base.path, base.allow_pickle, "train.base")
+    check_weights(base.path, base.allow_pickle, "train.base", base.revision)
     model = AutoModelForCausalLM.from_pretrained(
         base.path,
         revision=base.revision,
@@ -270,32 +270,104 @@ def load_tokenizer(path: str, revision: str | None, spec: ModelSpec, where: str)
     return _tokenizer(path, revision, spec, where)
 
 
-def check_weights(path: str, allow_pickle: bool, where: str) -> None:
-    """Refuse a local checkpoint whose weights exist only as pickles, unless they are explicitly allowed.
+def check_weights(path: str, allow_pickle: bool, where: str, revision: str | None = None) -> None:
+    """Refuse a local checkpoint whose weights would load from pickles, unless they are explicitly allowed.
 
-    Unpickling runs whatever code the file carries. Hub ids are loaded with safetensors only (see
-    `_from_pretrained`), so only local directories need looking at here.
+    Unpickling runs whatever code the file carries. A hub id is checked on the files transformers fetches first
+    (config.json, model.safetensors, the shard index: `_hub_files`), from the same cache loading reads.
     """
-    directory = Path(path)
-    if allow_pickle or not directory.is_dir():
+    if allow_pickle:
         return
-    # What the loader reads is decided by name: PEFT reads adapter_model.safetensors, else adapter_model.bin;
-    # transformers model.safetensors (or its shard index), else the pickles. Any other *.safetensors beside
-    # a pickle is a decoy and protects nothing.
+    directory = Path(path) if Path(path).is_dir() else _hub_files(path, revision)
+    if directory is None:
+        return
     adapter = (directory / "adapter_config.json").is_file()
-    loaded = ADAPTER_SAFETENSORS if adapter else MODEL_SAFETENSORS
-    if any((directory / name).is_file() for name in loaded):
+    opened = _adapter_weight_files(directory) if adapter else _model_weight_files(directory, where)
+    if opened is not None:
+        source, files = opened
+        pickled = sorted({name for name in files if not name.endswith(".safetensors")})
+        if pickled:
+            raise EvalkitError(
+                f"{where}: {path}: {source} names pickled weights ({', '.join(pickled)}), which can run code "
+                "when loaded; convert them to safetensors, or set `allow_pickle: true` on the model "
+                "(--allow-pickle) if you trust them"
+            )
         return
     pickled = sorted(
         p.name for pattern in PICKLED_WEIGHTS for p in directory.glob(pattern) if p.name not in PICKLE_FREE
     )
     if pickled:
-        expected = " or ".join(loaded)
+        expected = " or ".join(ADAPTER_SAFETENSORS if adapter else MODEL_SAFETENSORS)
         raise EvalkitError(
             f"{where}: {path} has no {expected} and would load pickled weights ({', '.join(pickled)}), which can "
             "run code when loaded; convert them to safetensors, or set `allow_pickle: true` on the model "
             "(--allow-pickle) if you trust them"
         )
+
+
+def _hub_files(repo: str, revision: str | None) -> Path | None:
+    """The cached snapshot of a hub model's config.json, model.safetensors and shard index (fetched when missing:
+    loading would fetch them next, into the same cache), or None when the hub id cannot be reached, which loading
+    then reports."""
+    from evalkit.data.pairs import looks_like_hub_id
+
+    if Path(repo).exists() or not looks_like_hub_id(repo):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        # An adapter's weights are small: its pickle is fetched too (never opened), so that it is refused by name.
+        patterns = ["config.json", *MODEL_SAFETENSORS, "adapter_config.json", *ADAPTER_SAFETENSORS, "adapter_model.bin"]
+        return Path(snapshot_download(repo, revision=revision, allow_patterns=patterns))
+    except Exception:  # not reachable, not found, gated: nothing to check, and loading says why in one line
+        return None
+
+
+def _adapter_weight_files(directory: Path) -> tuple[str, list[str]] | None:
+    """What PEFT opens for an adapter: adapter_model.safetensors when it is there (else its pickle)."""
+    name = ADAPTER_SAFETENSORS[0]
+    return (name, [name]) if (directory / name).is_file() else None
+
+
+def _model_weight_files(directory: Path, where: str) -> tuple[str, list[str]] | None:
+    """The weight files transformers opens for a local model with `use_safetensors=True`, and the file that names
+    them; None when it would find none (it then fails, or falls back to pickles only when they are allowed).
+
+    The same precedence as transformers' `_get_resolved_checkpoint_files`: config.json's `transformers_weights`
+    (which transformers lets name `adapter_model.bin`), then model.safetensors, then the shards the index maps
+    weights to. A name is only a name: an index may map every weight to a pickle.
+    """
+    explicit = _json_object(directory / "config.json", where).get("transformers_weights")
+    if isinstance(explicit, str):
+        if explicit.endswith(".safetensors.index.json"):
+            return explicit, _index_shards(directory / explicit, where)
+        return "config.json", [explicit]
+    if (directory / MODEL_SAFETENSORS[0]).is_file():
+        return MODEL_SAFETENSORS[0], [MODEL_SAFETENSORS[0]]
+    index = directory / MODEL_SAFETENSORS[1]
+    if index.is_file():
+        return index.name, _index_shards(index, where)
+    return None
+
+
+def _index_shards(index: Path, where: str) -> list[str]:
+    weight_map = _json_object(index, where).get("weight_map")
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise EvalkitError(f"{where}: {index}: expected a `weight_map` of weight names to shard files")
+    return sorted(set(weight_map.values()))
+
+
+def _json_object(file: Path, where: str) -> dict[str, Any]:
+    """A JSON object file's contents ({} when the file is absent); anything else is a one-line error."""
+    if not file.is_file():
+        return {}
+    try:
+        value = json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise EvalkitError(f"{where}: {file}: not a JSON file ({first_line(exc)})") from None
+    if not isinstance(value, dict):
+        raise EvalkitError(f"{where}: {file}: expected a JSON object")
+    return value
 
 
 def _from_pretrained(path: str, revision: str | None, spec: ModelSpec, where: str) -> PreTrainedModel:

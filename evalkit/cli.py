@@ -237,10 +237,10 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     from evalkit.config.suite import load_suite, parse_gate
     from evalkit.gate.judge import evaluate_gate, exit_code
     from evalkit.gate.roles import rules_for_run
-    from evalkit.gate.summary import publish
+    from evalkit.gate.summary import append_step_summary, gate_outputs
     from evalkit.gate.terminal import verdict_lines
-    from evalkit.report.document import write_reports
-    from evalkit.results.files import read_results, write_results
+    from evalkit.report.document import render_reports
+    from evalkit.results.files import claim_output, read_results, results_text, write_texts
 
     result = read_results(results_path)
     baseline = read_results(baseline_path) if baseline_path is not None else None
@@ -266,13 +266,15 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     verdicts = evaluate_gate(spec, result, results_path.parent, baseline, baseline_dir)
     judged = result.model_copy(update={"gate": verdicts})
     # A reader never modifies what it reads: everything goes to --out (default: beside the results), and the
-    # judged results.json only where it would not replace its input.
-    written = []
+    # judged results.json only where it would not replace its input. Every output is rendered before the first is
+    # written, and only into a directory of this same run: a failure leaves none, and no two runs' outputs mix.
+    outputs = {}
     if (out_dir / "results.json").resolve() != results_path.resolve():
-        write_results(judged, out_dir / "results.json")
-        written.append(out_dir / "results.json")
-    written += write_reports(judged, out_dir, results_dir=results_path.parent)
-    written += publish(verdicts, out_dir, judged)
+        outputs["results.json"] = results_text(judged)
+    outputs |= render_reports(judged, results_path.parent) | gate_outputs(verdicts, judged)
+    claim_output(out_dir, result)
+    written = write_texts(out_dir, outputs)
+    append_step_summary(outputs["summary.md"])
     stdout.print(verdict_lines(verdicts), soft_wrap=True)
     stdout.print("wrote " + ", ".join(str(path) for path in written), markup=False)
     return exit_code(verdicts)
@@ -358,11 +360,14 @@ def _column_map(text: str) -> dict[str, str]:
 
 
 def _report(results_path: Path, out: Path | None) -> int:
-    from evalkit.report.document import write_reports
-    from evalkit.results.files import read_results
+    from evalkit.report.document import render_reports
+    from evalkit.results.files import claim_output, read_results, write_texts
 
     result = read_results(results_path)
-    for path in write_reports(result, out or results_path.parent, results_dir=results_path.parent):
+    out_dir = out or results_path.parent
+    outputs = render_reports(result, results_path.parent)
+    claim_output(out_dir, result)
+    for path in write_texts(out_dir, outputs):
         stdout.print(f"wrote {path}", markup=False)
     return EXIT_OK
 

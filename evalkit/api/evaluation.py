@@ -17,8 +17,8 @@ from evalkit.config.messages import suggestion
 from evalkit.errors import EvalkitError
 from evalkit.metrics.names import REGISTRY
 from evalkit.results.estimates import Metric
+from evalkit.results.files import claim_output, confined, write_jsonl, write_results
 from evalkit.results.files import read_results as read_result_file
-from evalkit.results.files import write_jsonl, write_results
 from evalkit.results.pairs import PairScore, pair_records
 from evalkit.results.schema import RunResult
 
@@ -149,13 +149,17 @@ class Evaluation:
         from evalkit.report.document import write_reports
 
         out = Path(out_dir)
+        where = {
+            info.name: confined(out, info.pairs_file, f"datasets.{info.name}.pairs_file")
+            for info in self.result.datasets
+            if info.name in self.pairs
+        }
+        claim_output(out, self.result, "out_dir")  # after every path is known to stay inside it: nothing written yet
         write_results(self.result, out / "results.json")
         written = [out / "results.json"]
-        for info in self.result.datasets:
-            rows = self.pairs.get(info.name)
-            if rows is not None:
-                write_jsonl(pair_records(rows, self.result.scoring.beta), out / info.pairs_file)
-                written.append(out / info.pairs_file)
+        for name, path in where.items():
+            write_jsonl(pair_records(self.pairs[name], self.result.scoring.beta), path)
+            written.append(path)
         return written + (write_reports(self.result, out) if reports else [])
 
     @staticmethod

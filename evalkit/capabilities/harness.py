@@ -29,6 +29,7 @@ from evalkit.results.provenance import git_sha
 if TYPE_CHECKING:
     from evalkit.checkpoints import LoadedModel
 
+from evalkit.capabilities.code import check_task_code
 from evalkit.capabilities.runs import DocumentScore, TaskRun
 from evalkit.capabilities.scores import compare_runs, score_runs, with_fdr
 
@@ -205,6 +206,7 @@ def _task_manager(spec: CapabilitiesSpec) -> Any:
     for path in spec.include_path:
         if not path.exists():
             raise EvalkitError(f"capabilities.include_path: not found: {path}")
+    check_task_code(spec)  # before lm-eval reads a task file: loading one imports what its `!function`s name
     from lm_eval.tasks import TaskManager
 
     include = [str(p) for p in spec.include_path] or None

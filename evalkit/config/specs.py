@@ -300,6 +300,9 @@ class CapabilitiesSpec(Spec):
     those of the task YAML files under `include_path`."""
     include_path: list[Path] = []
     """Directories (or single YAML files) of local tasks, passed to lm-eval's `TaskManager(include_path=...)`."""
+    allow_code: bool = False
+    """Let task files under `include_path` run Python (lm-eval's `!function`, which imports a module beside the
+    YAML and calls it); without it such a task is refused before anything runs."""
     num_fewshot: int | None = Field(None, ge=0)
     """Few-shot examples per document; None: each task's own setting."""
     limit: int | None = Field(None, ge=1)

@@ -3,6 +3,7 @@ together, and the two ways a rule is settled without a test (undecidable, or wai
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,23 @@ class Judged:
 def open_verdict(rule: GateRule, reason: str, status: GateStatus = "failed", **fields: Any) -> GateVerdict:
     """A verdict not passed (yet): a judge's evidence before the decision, or a rule settled without a test."""
     return GateVerdict(rule=rule.title, kind=rule.kind, passed=False, status=status, reason=reason, **fields)
+
+
+NOT_A_NUMBER = "its value or interval is not a number (NaN)"
+"""Why a rule with a NaN anywhere in its evidence is undecidable: NaN is neither a pass, nor a fail, nor a tie."""
+
+
+def nan_in(*numbers: float | None) -> bool:
+    """Whether any of `numbers` is NaN (None, for a number not recorded, is not)."""
+    return any(x is not None and math.isnan(x) for x in numbers)
+
+
+def check_numbers(judged: Judged, where: str) -> Judged:
+    """`judged`, unless a NaN is among the numbers it would be decided on (its value, interval, estimate, null)."""
+    verdict, sampling = judged.verdict, judged.sampling
+    numbers = [verdict.value, verdict.ci_low, verdict.ci_high, judged.null]
+    if sampling is not None:
+        numbers += [sampling.value, sampling.se, sampling.df, sampling.skewness]
+    if nan_in(*numbers):
+        raise Undecidable(f"{where}: {NOT_A_NUMBER}")
+    return judged

@@ -32,7 +32,16 @@ from pathlib import Path
 from typing import Any
 
 from evalkit.config.rules import CapabilityRule, GateRule, GateSpec, PreferenceRule, check_rule_names
-from evalkit.gate.evidence import Judged, NoBaselineYet, Run, Undecidable, open_verdict
+from evalkit.gate.evidence import (
+    NOT_A_NUMBER,
+    Judged,
+    NoBaselineYet,
+    Run,
+    Undecidable,
+    check_numbers,
+    nan_in,
+    open_verdict,
+)
 from evalkit.gate.kinds import judge_rule
 from evalkit.metrics import hypotheses
 from evalkit.report import verdicts as verdict_words
@@ -55,7 +64,7 @@ def evaluate_gate(
         where = f"gate.rules.{index} ({rule.title})"
         try:
             check_rule_names(rule, where, models, datasets)
-            judged.append(judge_rule(_with_minimum(rule, spec), run, where))
+            judged.append(check_numbers(judge_rule(_with_minimum(rule, spec), run, where), where))
         except (Undecidable, ValueError) as problem:
             judged.append(_unjudged(rule, "undecidable", str(problem), spec))
         except NoBaselineYet as waiting:
@@ -98,7 +107,8 @@ def _p_value(j: Judged) -> float | None:
     if j.sampling is None or _too_few(j) is not None:
         return None
     test = hypotheses.p_greater if j.higher_passes else hypotheses.p_less
-    return test(j.sampling, j.null)
+    p = test(j.sampling, j.null)
+    return None if nan_in(p) else p  # counted in Holm's family as p = 1, as an undecidable rule is
 
 
 def _too_few(j: Judged) -> str | None:
@@ -120,6 +130,8 @@ def _verdict(j: Judged, p: float | None, adjusted: float | None, spec: GateSpec)
     bound_of = hypotheses.lower_bound if j.higher_passes else hypotheses.upper_bound
     bound = bound_of(j.sampling, alpha)
     problem = _too_few(j)
+    if problem is None and (nan_in(bound, j.sampling.value) or (p is None and nan_in(j.sampling.se))):
+        problem = NOT_A_NUMBER
     if problem is None and (p is None or bound is None):
         problem = "its interval is undefined (too few pairs, or no spread at all)"
     if problem is not None:

@@ -25,6 +25,11 @@ by, so it stays what it has been since the first gate, wherever the gate's modul
 
 
 def write_junit(verdicts: Sequence[GateVerdict], path: Path, result: RunResult | None = None) -> None:
+    """Write `junit_xml` to `path`."""
+    atomic_write_text(path, junit_xml(verdicts, result))
+
+
+def junit_xml(verdicts: Sequence[GateVerdict], result: RunResult | None = None) -> str:
     """JUnit XML, one test case per rule: `<failure>` for a failed rule, `<error>` for an undecidable one,
     `<skipped>` for one waiting for a baseline, nothing for a pass. Valid against both the Jenkins xUnit schema
     and the Ant JUnit schema (tests/schemas), which is why the numbers of every rule (value, interval, n, p) sit
@@ -74,7 +79,7 @@ def write_junit(verdicts: Sequence[GateVerdict], path: Path, result: RunResult |
     ElementTree.SubElement(suite, "system-out").text = _xml_text("\n".join(lines))
     ElementTree.SubElement(suite, "system-err")
     ElementTree.indent(suites)
-    atomic_write_text(path, ElementTree.tostring(suites, encoding="unicode", xml_declaration=True) + "\n")
+    return ElementTree.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
 
 
 _JUNIT_PROPERTIES = (

@@ -25,7 +25,16 @@ from evalkit.config.rules import (
     SuperiorityRule,
     WinRateRule,
 )
-from evalkit.gate.evidence import NO_BASELINE, Judged, NoBaselineYet, Run, Undecidable, open_verdict
+from evalkit.gate.evidence import (
+    NO_BASELINE,
+    NOT_A_NUMBER,
+    Judged,
+    NoBaselineYet,
+    Run,
+    Undecidable,
+    nan_in,
+    open_verdict,
+)
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.hypotheses import describe_test
 from evalkit.metrics.paired import compare_models
@@ -62,6 +71,8 @@ def _dataset(rule: AbsoluteRule | SuperiorityRule | NonInferiorityRule, result: 
 
 def _recorded_sampling(record: Metric | Comparison, where: str) -> stats.Sampling:
     """The estimate a record's test replays, rebuilt from what `results.json` recorded of it."""
+    if nan_in(record.value, record.ci_low, record.ci_high, record.se, record.df, record.skewness):
+        raise Undecidable(f"{where}: {NOT_A_NUMBER}")
     if record.method is None:
         raise Undecidable(
             f"{where}: the results predate recorded interval methods (schema < 1.4), so no test can be replayed; "
@@ -106,6 +117,8 @@ def _absolute(rule: AbsoluteRule, run: Run, where: str) -> Judged:
         threshold=threshold,
     )
     if rule.judge_on == "value":
+        if nan_in(metric.value):
+            raise Undecidable(f"{where}: {NOT_A_NUMBER}")
         on_value = metric.value >= threshold if at_least else metric.value <= threshold
         return Judged(rule, verdict, None, threshold, at_least, passes_on_value=on_value)
     sampling = _recorded_sampling(metric, where)

@@ -21,7 +21,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeGuard
 
 import numpy as np
 
@@ -175,7 +175,7 @@ class PairwiseJudgment:
 def combine(prompt: PairToJudge, candidate_first: Verdict, reference_first: Verdict) -> PairwiseJudgment:
     """The two readings of one prompt as one judgment (see the module doc)."""
     preference = agree = same = None
-    if candidate_first.p_first is not None and reference_first.p_first is not None:
+    if _probability(candidate_first.p_first) and _probability(reference_first.p_first):
         p_one, p_two = candidate_first.p_first, 1.0 - reference_first.p_first  # the candidate's, in each order
         agree = (p_one > 0.5 and p_two > 0.5) or (p_one < 0.5 and p_two < 0.5)
         same = (p_one > 0.5 and p_two < 0.5) or (p_one < 0.5 and p_two > 0.5)
@@ -190,6 +190,12 @@ def combine(prompt: PairToJudge, candidate_first: Verdict, reference_first: Verd
         len(prompt.candidate),
         len(prompt.reference),
     )
+
+
+def _probability(p: float | None) -> TypeGuard[float]:
+    """Whether `p` is a probability: a NaN (or anything outside [0, 1]) from a judge is no reading, so its prompt is
+    counted as unparsed and left out, never a tie."""
+    return p is not None and 0.0 <= p <= 1.0
 
 
 def judge_pairs(judge: PairwiseJudge, template: JudgeTemplate, pairs: Sequence[PairToJudge]) -> list[PairwiseJudgment]:

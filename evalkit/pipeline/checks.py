@@ -16,6 +16,7 @@ from pathlib import Path
 from evalkit.config.suite import Suite
 from evalkit.data.locations import check_data_location, check_model_location
 from evalkit.errors import EvalkitError
+from evalkit.results.files import OUTPUT_MARKER
 
 
 @contextlib.contextmanager
@@ -34,10 +35,6 @@ def output_lock(out_dir: Path) -> Iterator[None]:
                 f"output_dir: another evalkit run is writing to {out_dir}; wait for it, or choose another --out"
             ) from None
         yield
-
-
-OUTPUT_MARKER = ".evalkit-output"
-"""Left in every output directory: evalkit replaces files only in a directory that carries it."""
 
 
 OUTPUT_FILES = ("results.json", "report.md", "report.html", "junit.xml", "summary.md")

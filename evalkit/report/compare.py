@@ -47,7 +47,7 @@ from evalkit.report.jinja import render
 from evalkit.report.tables import Table
 from evalkit.report.views import COLUMNS, read_pairs
 from evalkit.results.estimates import Comparison, Metric, Statistics
-from evalkit.results.files import atomic_write_text, read_results
+from evalkit.results.files import claim_output, read_results, write_texts
 from evalkit.results.matching import Counterpart, counterparts, dataset_counterpart
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult
@@ -380,10 +380,9 @@ def write_comparison(baseline_path: Path, candidate_path: Path, out_dir: Path | 
 
 
 def write_comparison_files(comparison: RunComparison, out_dir: Path) -> list[Path]:
-    markdown, html = out_dir / "compare.md", out_dir / "compare.html"
-    atomic_write_text(markdown, render_comparison_markdown(comparison))
-    atomic_write_text(html, render_comparison_html(comparison))
-    return [markdown, html]
+    outputs = {"compare.md": render_comparison_markdown(comparison), "compare.html": render_comparison_html(comparison)}
+    claim_output(out_dir, comparison.candidate)
+    return write_texts(out_dir, outputs)
 
 
 def comparison_table(comparison: RunComparison) -> RichTable:

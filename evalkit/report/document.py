@@ -40,7 +40,7 @@ from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.tables import Table
 from evalkit.report.views import audit_table, dataset_view, read_pairs
 from evalkit.results.estimates import Statistics
-from evalkit.results.files import atomic_write_text
+from evalkit.results.files import write_texts
 from evalkit.results.generation import GenerationResult
 from evalkit.results.schema import CurvePoint, RunResult
 from evalkit.results.texts import read_pair_texts
@@ -86,10 +86,21 @@ def render_markdown(result: RunResult, budget: int = MARKDOWN_BUDGET) -> str:
     full = _render_markdown(result, compact=False)
     if len(full) <= budget:
         return full
-    return _render_markdown(result, compact=True, full_length=len(full))
+    compact = _render_markdown(result, compact=True, full_length=len(full))
+    if len(compact) <= budget or not result.gate:
+        return compact
+    # Still too long: the gate's rules (the worst first) as many as fit, the rest left to report.html.
+    view = verdict_view(result.gate)
+    assert view is not None and view.table is not None, "a gate with rules has a verdict table"
+    rows = view.table.markdown.split("\n")[2:]
+    excess, shown = len(compact) - budget + 300, len(rows)  # 300: the note saying so
+    while shown and excess > 0:
+        shown -= 1
+        excess -= len(rows[shown]) + 1
+    return _render_markdown(result, compact=True, full_length=len(full), rules_shown=shown)
 
 
-def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> str:
+def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rules_shown: int | None = None) -> str:
     env = result.environment
     packages = ", ".join(f"{name} {version}" for name, version in env.packages.items() if name != "evalkit")
     training = None
@@ -123,6 +134,9 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         if result.reference
         else "no reference (policy metrics only)"
     )
+    verdict = verdict_view(result.gate)
+    if verdict is not None and rules_shown is not None:
+        verdict = dataclasses.replace(verdict, rules=verdict.rules[:rules_shown])
     return render(
         "markdown",
         "report.md.j2",
@@ -137,7 +151,9 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0) -> 
         duration=f"{result.duration_s:.0f}s",
         intervals=_intervals_line(result.statistics),
         sentence=verdict_sentence(result),
-        verdict=verdict_view(result.gate),
+        verdict=verdict,
+        rules_shown=rules_shown,
+        all_rules=len(result.gate or []),
         html_link=html_link(),
         compact=compact,
         full_length=full_length,
@@ -242,11 +258,15 @@ def write_reports(result: RunResult, out_dir: Path, results_dir: Path | None = N
     Per-pair files are looked up relative to `results_dir`, the directory of the results file
     (by default `out_dir`, where `evalkit bench` writes results, per-pair files and reports).
     """
+    return write_texts(out_dir, render_reports(result, results_dir or out_dir))
+
+
+def render_reports(result: RunResult, results_dir: Path) -> dict[str, str]:
+    """`report.md` and `report.html`, rendered (the per-pair files read from beside the results, in `results_dir`)."""
     from evalkit.report.html import render_html  # the HTML side needs this module's helpers: imported late
 
-    markdown, html = out_dir / "report.md", out_dir / "report.html"
-    atomic_write_text(markdown, render_markdown(result))
-    where = results_dir or out_dir
-    texts = {d.name: found for d in result.datasets if (found := read_pair_texts(where, d)) is not None}
-    atomic_write_text(html, render_html(result, read_pairs(result, where), texts))
-    return [markdown, html]
+    texts = {d.name: found for d in result.datasets if (found := read_pair_texts(results_dir, d)) is not None}
+    return {
+        "report.md": render_markdown(result),
+        "report.html": render_html(result, read_pairs(result, results_dir), texts),
+    }

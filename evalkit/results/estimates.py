@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from evalkit.results.record import Record
 
@@ -96,6 +96,13 @@ class Comparison(Record):
     """Minimum detectable effect: the smallest true difference this test finds with the stated power."""
     flips: Flips | None = None
     """For accuracies: the pairs that went wrong→right and right→wrong."""
+
+    @model_validator(mode="after")
+    def _tango_counts_flips(self) -> Comparison:
+        # Tango's test is computed from the flips alone: without them there is nothing to replay or show.
+        if self.method == "tango" and self.flips is None:
+            raise ValueError(f"flips: the {self.metric} comparison by Tango's test must record its flips")
+        return self
 
     def reversed(self) -> Comparison:
         """`baseline` against `model`: values swapped; Δ, its interval and skewness negated; flips reversed.

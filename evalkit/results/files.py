@@ -3,10 +3,11 @@ file), and `results.json` read back with every problem named by file and key."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,89 @@ class JsonStore:
         atomic_write_text(self.directory / f"{key}.json", json.dumps(value))
 
 
+OUTPUT_MARKER = ".evalkit-output"
+"""Left in every output directory: evalkit replaces files only in a directory that carries it, and readers
+(`gate --out`, `report --out`, `Evaluation.save`) only in one of the same run (its `run:` line)."""
+
+
+def inside(root: Path, relative: str) -> Path | None:
+    """`root / relative` when it names a place strictly inside `root`, links resolved; else None.
+
+    The one confinement rule for paths a results file or a suite names (a fork's artifact may name `../`, an
+    absolute path, or a link out of its directory): readers skip what it refuses, writers stop on it (`confined`).
+    """
+    if not relative or "\0" in relative or Path(relative).is_absolute() or ".." in Path(relative).parts:
+        return None
+    candidate = root / relative
+    try:
+        resolved, base = candidate.resolve(), root.resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return candidate if resolved != base and resolved.is_relative_to(base) else None
+
+
+def confined(root: Path, relative: str, where: str) -> Path:
+    """`root / relative` for a write, when it stays inside `root` (see `inside`); else a one-line error at `where`."""
+    found = inside(root, relative)
+    if found is None:
+        raise EvalkitError(f"{where}: {relative!r} is not a relative path inside {root}; refusing to write there")
+    return found
+
+
+def run_identity(result: RunResult) -> str:
+    """What makes two results files the same run, whatever a reader added since (gate verdicts): when it was made,
+    the suite, and the fingerprints of the models and data it scored."""
+    parts = [result.created_at, result.suite.name, *(m.fingerprint for m in result.models)]
+    parts += [d.fingerprint for d in result.datasets]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def claim_output(out_dir: Path, result: RunResult, where: str = "--out") -> None:
+    """Refuse, before anything is written, an output directory that holds another run's outputs (so a report never
+    mixes two runs); then mark it as this run's. A directory evalkit never wrote in is left to the caller's checks."""
+    holder = _held_by(out_dir)
+    mine = run_identity(result)
+    if holder is not None and holder != mine:
+        raise EvalkitError(
+            f"{where}: {out_dir} holds another run's outputs; write this run's into a directory of its own"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    marker = "written by evalkit: its outputs here may be replaced by the next run\n"
+    atomic_write_text(out_dir / OUTPUT_MARKER, f"{marker}run: {mine}\n")
+
+
+def _held_by(out_dir: Path) -> str | None:
+    """The identity of the run whose outputs `out_dir` holds; None when it holds none; "" when one it cannot name
+    (an interrupted run, an unreadable results file)."""
+    marker, results = out_dir / OUTPUT_MARKER, out_dir / "results.json"
+    if marker.is_file():
+        for line in marker.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("run: "):
+                return line.removeprefix("run: ").strip()
+    if results.exists():
+        try:
+            return run_identity(read_results(results))
+        except EvalkitError:
+            return ""
+    return "" if marker.exists() else None
+
+
+def write_texts(out_dir: Path, texts: Mapping[str, str]) -> list[Path]:
+    """Write already-rendered outputs (file name → text) into `out_dir`; returns the paths written."""
+    written = []
+    for name, text in texts.items():
+        atomic_write_text(out_dir / name, text)
+        written.append(out_dir / name)
+    return written
+
+
+def results_text(result: RunResult) -> str:
+    """`results.json` as written."""
+    return result.model_dump_json(indent=2) + "\n"
+
+
 def write_results(result: RunResult, path: Path) -> None:
-    atomic_write_text(path, result.model_dump_json(indent=2) + "\n")
+    atomic_write_text(path, results_text(result))
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
@@ -60,21 +142,18 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> None:
 def read_results(path: Path) -> RunResult:
     """Load and validate a results file; problems are `EvalkitError`s naming the file and key."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise EvalkitError(f"{path}: results file not found") from None
-    except json.JSONDecodeError as exc:
-        raise EvalkitError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise EvalkitError(f"{path}: nested too deeply to be an evalkit results file") from None
     except UnicodeDecodeError:
         raise EvalkitError(f"{path}: not UTF-8 text; expected an evalkit results file") from None
+    raw = parse_json(text, str(path), "an evalkit results file")
     if not isinstance(raw, dict) or "schema_version" not in raw:
         raise EvalkitError(f"{path}: not an evalkit results file (no 'schema_version')")
     major = str(raw["schema_version"]).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
         raise EvalkitError(
-            f"{path}: schema_version {raw['schema_version']!r} is not readable by this evalkit "
+            f"{path}: schema_version {str(raw['schema_version'])[:40]!r} is not readable by this evalkit "
             f"(expected {SCHEMA_VERSION.split('.')[0]}.x)"
         )
     try:
@@ -82,4 +161,32 @@ def read_results(path: Path) -> RunResult:
     except ValidationError as exc:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"])
-        raise EvalkitError(f"{path}: {key}: {error['msg']}") from None
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise EvalkitError(f"{path}: {key + ': ' if key else ''}{message}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a migration step meeting a malformed file
+        raise EvalkitError(f"{path}: not an evalkit results file ({type(exc).__name__}: {exc})") from None
+
+
+def parse_json(text: str, where: str, expected: str) -> Any:
+    """One JSON document of untrusted text, whose problems are one line at `where`: invalid JSON, integers longer
+    than Python converts (4,300 digits), nesting too deep, and lone surrogates (`\\ud800`), which are not text
+    and could not be written out again."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EvalkitError(f"{where}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise EvalkitError(f"{where}: nested too deeply to be {expected}") from None
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise EvalkitError(f"{where}: not {expected}: {str(exc).split(';')[0]}") from None
+    if "\\u" in text.lower() and _has_lone_surrogate(value):
+        raise EvalkitError(f"{where}: holds a lone surrogate escape (such as \\ud800), which is not text")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from evalkit.errors import EvalkitError
+from evalkit.results.files import inside, parse_json
 
 if TYPE_CHECKING:
     import numpy as np
@@ -58,12 +60,8 @@ def pairs_path(results_dir: Path, info: DatasetInfo) -> Path | None:
     """Where `info`'s per-pair file is, when it is a regular file of bounded size inside `results_dir`; None when
     there is none. A results file is untrusted (a fork's artifact): it may name `../`, an absolute path, a link
     out of its directory or `/dev/zero`, and none of them is read."""
-    candidate = results_dir / info.pairs_file
-    try:
-        resolved, root = candidate.resolve(), results_dir.resolve()
-    except (OSError, RuntimeError):
-        return None
-    if not resolved.is_relative_to(root) or not resolved.is_file():  # is_file: regular files, not devices
+    candidate = inside(results_dir, info.pairs_file)
+    if candidate is None or not (resolved := candidate.resolve()).is_file():  # is_file: regular files, not devices
         return None
     if resolved.stat().st_size > MAX_PAIRS_FILE_BYTES:
         raise EvalkitError(f"{candidate}: {resolved.stat().st_size:,} bytes, more than a per-pair file holds")
@@ -72,23 +70,77 @@ def pairs_path(results_dir: Path, info: DatasetInfo) -> Path | None:
 
 def read_pair_scores(path: Path) -> list[PairScore]:
     """The rows of a per-pair file (`pairs/<dataset>.jsonl`); extra columns (rewards, margin) are derived."""
-    names = {f.name for f in dataclasses.fields(PairScore)}
-    rows = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise EvalkitError(
             f"{path}: per-pair scores not found; expected the file written beside results.json"
         ) from None
+    except UnicodeDecodeError:
+        raise EvalkitError(f"{path}: not UTF-8 text; expected per-pair score rows") from None
+    rows = []
     for number, line in enumerate(lines, start=1):
-        try:
-            record = json.loads(line)
-            if not isinstance(record, dict):
-                raise TypeError(f"expected a JSON object, got {type(record).__name__}")
-            rows.append(PairScore(**{k: v for k, v in record.items() if k in names}))
-        except (json.JSONDecodeError, TypeError, RecursionError) as exc:
-            raise EvalkitError(f"{path}:{number}: not a per-pair score row: {exc}") from None
+        where = f"{path}:{number}"
+        rows.append(pair_score(parse_json(line, where, "a per-pair score row"), where))
     return rows
+
+
+_TEXT = ("id", "subset", "model")
+_LOGPS = ("logp_chosen", "logp_rejected")
+_COUNTS = ("n_tokens_chosen", "n_tokens_rejected")
+_OPTIONAL_LOGPS = ("ref_logp_chosen", "ref_logp_rejected")
+
+
+def pair_score(record: object, where: str) -> PairScore:
+    """One per-pair row, checked (a fork's file is untrusted): every column present with its type, log-probs finite
+    numbers, token counts whole and not negative. Extra columns (rewards, margin) are derived, so they are not read."""
+    if not isinstance(record, dict):
+        raise EvalkitError(f"{where}: not a per-pair score row: expected a JSON object, got {type(record).__name__}")
+    for key in (*_TEXT, *_LOGPS, *_COUNTS, "truncated"):
+        if key not in record:
+            raise EvalkitError(f"{where}: not a per-pair score row: no {key!r}")
+    for key in (*_TEXT, "prompt_key"):
+        if not isinstance(record.get(key), str) and (key in _TEXT or record.get(key) is not None):
+            raise EvalkitError(f"{where}: {key}: expected a string, got {_shown(record.get(key))}")
+    for key in (*_LOGPS, *_OPTIONAL_LOGPS):
+        if not _finite(record.get(key)) and (key in _LOGPS or record.get(key) is not None):
+            raise EvalkitError(f"{where}: {key}: expected a finite log-prob, got {_shown(record.get(key))}")
+    for key in _COUNTS:
+        count = record[key]
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 2**53:
+            raise EvalkitError(f"{where}: {key}: expected a count of tokens, got {_shown(count)}")
+    if not isinstance(record["truncated"], bool):
+        raise EvalkitError(f"{where}: truncated: expected true or false, got {_shown(record['truncated'])}")
+    return PairScore(
+        id=record["id"],
+        subset=record["subset"],
+        model=record["model"],
+        logp_chosen=float(record["logp_chosen"]),
+        logp_rejected=float(record["logp_rejected"]),
+        n_tokens_chosen=record["n_tokens_chosen"],
+        n_tokens_rejected=record["n_tokens_rejected"],
+        truncated=record["truncated"],
+        ref_logp_chosen=_optional_float(record.get("ref_logp_chosen")),
+        ref_logp_rejected=_optional_float(record.get("ref_logp_rejected")),
+        prompt_key=record.get("prompt_key"),
+    )
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _shown(value: object) -> str:
+    return json.dumps(value)[:40]
 
 
 def pair_records(rows: Iterable[PairScore], beta: float) -> list[dict[str, object]]:

@@ -34,8 +34,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from evalkit.metrics.names import REGISTRY
 from evalkit.results.capabilities import CapabilityResult
 from evalkit.results.estimates import Comparison, Metric, ReliabilityBin, Statistics
 from evalkit.results.generation import GenerationResult
@@ -87,7 +88,7 @@ ModelRole = Literal["candidate", "reference"]
 
 
 class ModelInfo(Record):
-    name: str
+    name: str = Field(min_length=1)
     path: str
     kind: ModelKind
     base: str | None
@@ -109,13 +110,13 @@ class ModelInfo(Record):
 
 
 class DatasetInfo(Record):
-    name: str
+    name: str = Field(min_length=1)
     path: str
     fingerprint: str
     """sha256 of the data file."""
     n_pairs: int
     subsets: list[str]
-    pairs_file: str
+    pairs_file: str = Field(min_length=1)
     """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`)."""
 
 
@@ -247,9 +248,10 @@ class PairText(Record):
     @field_validator("prompt", "chosen", "rejected", mode="before")
     @classmethod
     def _plain_text(cls, value: object) -> object:
-        if isinstance(value, list):
-            return "\n\n".join(f"{message['role']}: {message['content']}" for message in value)
-        return value
+        messages = value if isinstance(value, list) else None
+        if messages is not None and all(isinstance(m, dict) and {"role", "content"} <= m.keys() for m in messages):
+            return "\n\n".join(f"{message['role']}: {message['content']}" for message in messages)
+        return value  # anything else is held to `str`, and refused when it is not one
 
 
 class RunResult(Record):
@@ -263,8 +265,8 @@ class RunResult(Record):
     scoring: ScoringInfo
     statistics: Statistics | None = None
     """None in results written before intervals existed (schema 1.0)."""
-    models: list[ModelInfo]
-    datasets: list[DatasetInfo]
+    models: list[ModelInfo] = Field(min_length=1)
+    datasets: list[DatasetInfo] = Field(min_length=1)
     audit: list[TokenizationAudit]
     training: TrainingInfo | None
     metrics: list[Metric]
@@ -283,6 +285,20 @@ class RunResult(Record):
     `comparisons`. Empty in results written before it existed: reports then show the ids only."""
     command: str | None = None
     """The command line that produced the run, for provenance; None when not recorded."""
+
+    @model_validator(mode="after")
+    def _datasets_once(self) -> RunResult:
+        # Each dataset's metrics, pairs and per-pair file are looked up by its name: a name given twice would let a
+        # second entry take the first one's rows somewhere else.
+        names = [d.name for d in self.datasets]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"datasets: {repeated[0]!r} is listed twice; each dataset once")
+        for kind, records in (("metrics", self.metrics), ("comparisons", self.comparisons)):
+            unknown = next((r.metric for r in records if r.metric not in REGISTRY), None)
+            if unknown is not None:  # every reader looks a metric up in the registry (its title, its direction)
+                raise ValueError(f"{kind}: unknown metric {unknown!r}; known: {', '.join(REGISTRY)}")
+        return self
 
     @property
     def effective_statistics(self) -> Statistics:

@@ -7,12 +7,14 @@ text (conversational rows as one `role: content` paragraph per message, as `Pair
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
-from evalkit.results.files import write_jsonl
+from pydantic import ValidationError
+
+from evalkit.errors import EvalkitError
+from evalkit.results.files import inside, parse_json, write_jsonl
 from evalkit.results.pairs import pairs_path
 from evalkit.results.schema import DatasetInfo, PairText
 
@@ -59,12 +61,27 @@ def write_pair_texts(dataset: str, pairs: Sequence[HasText], path: Path) -> None
 def read_pair_texts(results_dir: Path, info: DatasetInfo) -> dict[str, PairText] | None:
     """The texts of `info`'s pairs by id, when their file lies inside `results_dir` (checked as `pairs_path`
     checks a score file: a results file is untrusted); None when there is none."""
+    if inside(results_dir, info.pairs_file) is None:  # `.` or `/` names no file to put the texts beside
+        return None
     path = pairs_path(results_dir, info.model_copy(update={"pairs_file": str(texts_file(info.pairs_file))}))
     if path is None:
         return None
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise EvalkitError(f"{path}: not UTF-8 text; expected the texts of the pairs") from None
     out = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, start=1):
         if line.strip():
-            text = PairText.model_validate({**json.loads(line), "dataset": info.name})
+            where = f"{path}:{number}"
+            record = parse_json(line, where, "the text of a pair")
+            if not isinstance(record, dict):
+                raise EvalkitError(f"{where}: expected a JSON object with a pair's text")
+            try:
+                text = PairText.model_validate({**record, "dataset": info.name})
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                key = ".".join(str(part) for part in error["loc"])
+                raise EvalkitError(f"{where}: {key}: {error['msg']}") from None
             out[text.id] = text
     return out

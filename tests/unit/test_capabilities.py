@@ -279,3 +279,43 @@ def test_a_chat_template_is_required_when_documents_are_rendered_with_one() -> N
     runner.spec = CapabilitiesSpec(tasks=["facts"], apply_chat_template=True)
     with pytest.raises(EvalkitError, match=r"capabilities\.apply_chat_template: model 'plain' has no chat template"):
         runner._evaluate(Loaded(), ["facts"])  # type: ignore[arg-type]
+
+
+TASK_WITH_CODE = """task: coded
+dataset_path: json
+dataset_kwargs: {data_files: {test: docs.jsonl}}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{question}}"
+doc_to_target: 0
+doc_to_choice: ["a", "b"]
+process_docs: !function utils.process_docs
+"""
+
+
+@pytest.mark.parametrize("layout", ["direct", "included"])
+def test_task_files_that_run_python_need_allow_code(tmp_path: Path, layout: str) -> None:
+    from evalkit.capabilities.harness import CapabilityRunner
+
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tmp_path / "utils.py").write_text("def process_docs(docs):\n    return docs\n")
+    if layout == "direct":
+        (tasks / "coded.yaml").write_text(TASK_WITH_CODE)
+    else:  # the `!function` sits in a file outside include_path, which the task includes
+        (tmp_path / "base.yaml").write_text(TASK_WITH_CODE.replace("task: coded\n", ""))
+        (tasks / "coded.yaml").write_text("include: ../base.yaml\ntask: coded\n")
+    spec = CapabilitiesSpec(tasks=["coded"], include_path=[tasks])
+    with pytest.raises(
+        EvalkitError,
+        match=r"^capabilities\.include_path: .*yaml runs Python \(!function utils\.process_docs\); .*"
+        r"capabilities\.allow_code: true",
+    ) as refused:
+        CapabilityRunner(spec)
+    assert "\n" not in str(refused.value)
+    CapabilityRunner(spec.model_copy(update={"allow_code": True}))  # trusted: indexed as before
+
+
+def test_allow_code_is_a_suite_key() -> None:
+    assert CapabilitiesSpec(tasks=["t"]).allow_code is False
+    assert CapabilitiesSpec.model_validate({"tasks": ["t"], "allow_code": True}).allow_code is True

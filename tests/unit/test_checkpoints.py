@@ -171,3 +171,70 @@ def test_remote_code_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch, base_d
     load_model(ModelSpec(name="b", path=str(base_dir)))
     load_model(ModelSpec(name="b", path=str(base_dir), trust_remote_code=True, allow_pickle=True))
     assert seen == [(False, True), (True, None)]
+
+
+@pytest.fixture()
+def pickled_dir(tmp_path: Path, tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast) -> Path:
+    path = tmp_path / "pickled"
+    path.mkdir()
+    tiny_model.config.save_pretrained(path)
+    torch.save(tiny_model.state_dict(), path / "pytorch_model.bin")
+    tiny_tokenizer.save_pretrained(path)
+    return path
+
+
+def test_a_decoy_index_naming_pickled_shards_is_refused(pickled_dir: Path, tiny_model: LlamaForCausalLM) -> None:
+    index = {"metadata": {}, "weight_map": {name: "pytorch_model.bin" for name in tiny_model.state_dict()}}
+    (pickled_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(
+        EvalkitError, match=r"models\.p: .*model\.safetensors\.index\.json names pickled weights \(pytorch_model\.bin\)"
+    ):
+        load_model(ModelSpec(name="p", path=str(pickled_dir)))
+    assert load_model(ModelSpec(name="p", path=str(pickled_dir), allow_pickle=True)).info.kind == "model"
+
+
+def test_a_config_naming_pickled_weights_is_refused(pickled_dir: Path) -> None:
+    (pickled_dir / "pytorch_model.bin").rename(pickled_dir / "adapter_model.bin")
+    (pickled_dir / "model.safetensors").write_bytes(b"")  # what a name-only check would trust
+    config = json.loads((pickled_dir / "config.json").read_text())
+    (pickled_dir / "config.json").write_text(json.dumps(config | {"transformers_weights": "adapter_model.bin"}))
+    with pytest.raises(EvalkitError, match=r"models\.p: .*config\.json names pickled weights \(adapter_model\.bin\)"):
+        load_model(ModelSpec(name="p", path=str(pickled_dir)))
+
+
+def test_a_malformed_index_is_a_one_line_error(base_dir: Path) -> None:
+    (base_dir / "model.safetensors").rename(base_dir / "model-00001-of-00001.safetensors")
+    (base_dir / "model.safetensors.index.json").write_text('{"weight_map": []}')
+    with pytest.raises(EvalkitError, match=r"models\.b: .*model\.safetensors\.index\.json: expected a `weight_map`"):
+        load_model(ModelSpec(name="b", path=str(base_dir)))
+
+
+def hub_snapshot(cache: Path, repo: str, files: dict[str, bytes]) -> Path:
+    """A model repository as the hub client caches it (refs/main → snapshots/<commit>/), read offline."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    root = cache / f"models--{repo.replace('/', '--')}"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    snapshot = root / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for name, data in files.items():
+        (snapshot / name).write_bytes(data)
+    return snapshot
+
+
+def test_a_hub_checkpoint_with_a_decoy_index_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    from evalkit.checkpoints import check_weights
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    decoy = json.dumps({"metadata": {}, "weight_map": {"lm_head.weight": "pytorch_model.bin"}}).encode()
+    hub_snapshot(tmp_path / "hub", "acme/decoy", {"config.json": b"{}", "model.safetensors.index.json": decoy})
+    with pytest.raises(EvalkitError, match=r"models\.h: .*acme/decoy.*names pickled weights \(pytorch_model\.bin\)"):
+        check_weights("acme/decoy", allow_pickle=False, where="models.h")
+    check_weights("acme/decoy", allow_pickle=True, where="models.h")
+    safe = json.dumps({"metadata": {}, "weight_map": {"lm_head.weight": "model-1-of-1.safetensors"}}).encode()
+    hub_snapshot(tmp_path / "hub", "acme/safe", {"config.json": b"{}", "model.safetensors.index.json": safe})
+    check_weights("acme/safe", allow_pickle=False, where="models.h")
+    check_weights("acme/absent", allow_pickle=False, where="models.h")  # not reachable: loading reports it

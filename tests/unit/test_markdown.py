@@ -20,21 +20,25 @@ GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 HOSTILE = (
     "x ![pixel](https://evil.example/p.png) [click](https://evil.example) <img src=x onerror=alert(1)> "
     "@acme/security ping www.evil.example `code` | forged |\r| row | two |\n[ref]: https://evil.example "
-    "https://evil.example/plain mail@evil.example \x1b[31m"
+    "https://evil.example/plain mail@evil.example \x1b[31m see #123, acme/repo#9 and GH-77 or gh-78 \u202egnp.exe"
 )
+
+
+BIDI = r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
 
 
 def live_markdown(text: str) -> list[str]:
     """What GitHub would turn into something live: images, links, autolinks, mentions, HTML tags, raw control bytes.
     Code spans are inert: nothing inside one is rendered."""
+    found = ["bidi control"] if re.search(BIDI, text) else []  # reorders what a reader sees, code spans included
     text = re.sub(r"(?<!\\)(`+)(?!`).+?(?<!`)\1(?!`)", "", text)
-    found = []
     patterns = {
         "image or link": r"(?<!\\)\]\(",
         "reference definition": r"(?<!\\)\]:",
         "html": r"<[a-zA-Z/!]",
         "autolink": r"(?i)(https?|ftp)://|www\.",  # anywhere: GitHub links `_https://…` too
         "mention": r"@[\w.+-]",
+        "issue reference": r"(?i)#\d|\bgh-\d",  # `#123`, `owner/repo#9`, `GH-77`: linked, and back-referenced
         "control": r"[\x00-\x08\x0b-\x1f\x7f]",
     }
     for name, pattern in patterns.items():
@@ -75,7 +79,7 @@ def test_the_report_summary_and_comparison_carry_no_live_markdown_from_the_data(
         own = re.sub(r"</?(details|summary)>|\[report\.html\]\(report\.html\)", "", text)
         assert live_markdown(own) == [], name
         assert "| row | two |" not in text, name  # no row forged by a carriage return
-        assert "pixel" in text and "acme/security" in text, name  # shown, not dropped
+        assert "pixel" in text and "acme/security" in text and "gnp.exe" in text, name  # shown, not dropped
 
 
 def test_escaping_by_hand() -> None:
@@ -86,6 +90,8 @@ def test_escaping_by_hand() -> None:
     assert escape("0.916 [0.87, 0.95]") == "0.916 [0.87, 0.95]"  # evalkit's own intervals read as they are
     assert escape("_https://x") == f"_https{ZERO_WIDTH}://x" and escape("x_www.e") == f"x_www{ZERO_WIDTH}.e"
     assert escape("a@-evil.com") == f"a@{ZERO_WIDTH}-evil.com" and escape("data.jsonl") == "data.jsonl"
+    assert escape("#12 o/r#3 GH-4") == f"#{ZERO_WIDTH}12 o/r#{ZERO_WIDTH}3 GH-{ZERO_WIDTH}4" and escape("#x") == "#x"
+    assert escape("a\u202eb\u2066c") == "abc" and code("a\u202eb") == "`ab`"
     assert code("a`b") == "``a`b``" and code("`") == "`` ` ``" and code("p|q") == "`p\\|q`"
 
 
@@ -95,3 +101,20 @@ def test_no_text_escapes_into_live_markdown(text: str) -> None:
     assert live_markdown(escaped) == [] and "\n" not in escaped and "\r" not in escaped
     # The templates' finalize escapes plain text once and passes evalkit's own markdown through untouched.
     assert _finalize(text) == escaped and _finalize(escaped) == escaped
+
+
+def test_summary_and_report_stay_under_githubs_limits_with_the_full_text_in_the_html() -> None:
+    from evalkit.report.html import render_html
+
+    name = "n" * 200_000 + "-tail"
+    run = hostile_run()
+    verdicts = [
+        GateVerdict(rule=f"{name}{i}", kind="absolute", passed=False, status="failed", reason=name, model=name)
+        for i in range(300)
+    ]
+    run = run.model_copy(update={"suite": run.suite.model_copy(update={"name": name}), "gate": verdicts})
+    summary = summary_markdown(verdicts, name)
+    assert len(summary) < 65_536 and len(summary.encode()) < 2**20
+    assert "full text in report.html" in summary and "300 rules" in summary
+    assert len(render_markdown(run)) < 65_536
+    assert name in render_html(run)
