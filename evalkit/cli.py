@@ -233,15 +233,15 @@ def _bench(args: argparse.Namespace) -> int:
     if (args.ref or args.data) and not args.model:
         raise EvalkitError("usage: --ref and --data go with --model (see `evalkit bench --help`)")
     _quiet_libraries()
+    from evalkit.config.suite import DEFAULT_SUITE
     from evalkit.pipeline.bench import run_bench  # imports torch; `report` and `gate` must not
     from evalkit.pipeline.candidate import Candidate
 
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     candidate = Candidate(args.model, args.ref, args.data, **trust) if args.model else None
-    from evalkit.config.suite import DEFAULT_SUITE
-
-    suite = args.suite or DEFAULT_SUITE
-    result = run_bench(suite, args.out, args.overrides, args.baseline, candidate, args.command_line)
+    result = run_bench(
+        args.suite or DEFAULT_SUITE, args.out, args.overrides, args.baseline, candidate, args.command_line
+    )
     return _gate_exit(result)
 
 

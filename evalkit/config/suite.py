@@ -198,7 +198,10 @@ def load_suite(path: Path | str, overrides: Sequence[str] = (), *, train_options
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise EvalkitError(f"{path}: suite file not found") from None
+        raise EvalkitError(
+            f"{path}: suite file not found (`evalkit init` writes a starter suite; `evalkit bench` with no suite, "
+            "or `evalkit demo`, runs the packaged default)"
+        ) from None
     except UnicodeDecodeError:
         raise EvalkitError(f"{path}: not UTF-8 text; expected a YAML suite") from None
     try:
