@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out", type=Path, help="directory for the results, reports and trained model (default ./evalkit-demo)"
     )
+    demo.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a key of the default suite, e.g. --set world.pretrain_steps=200 (repeatable)",
+    )
 
     init = commands.add_parser(
         "init",
@@ -173,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "bench":
             return _bench(args)
         if args.command == "demo":
-            return _demo(args.out, args.command_line)
+            return _demo(args.out, args.overrides, args.command_line)
         if args.command == "init":
             return _init(args)
         if args.command == "gate":
@@ -245,11 +253,11 @@ def _bench(args: argparse.Namespace) -> int:
     return _gate_exit(result)
 
 
-def _demo(out: Path | None, command_line: str) -> int:
+def _demo(out: Path | None, overrides: list[str], command_line: str) -> int:
     _quiet_libraries()
     from evalkit.pipeline.demo import DEMO_OUT, run_demo  # imports torch
 
-    return _gate_exit(run_demo(out or DEMO_OUT, command_line))
+    return _gate_exit(run_demo(out or DEMO_OUT, overrides, command_line))
 
 
 def _gate_exit(result: RunResult | None) -> int:

@@ -9,6 +9,7 @@ go under `--out` (default `./evalkit-demo`) instead of the suite's `reports/defa
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,15 +43,16 @@ def demo_overrides(out: Path, capabilities: bool) -> list[str]:
     return overrides
 
 
-def run_demo(out: Path, command: str | None = None) -> RunResult | None:
-    """Run the default suite into `out`, as `evalkit bench` would (same outputs, same gate)."""
+def run_demo(out: Path, overrides: Sequence[str] = (), command: str | None = None) -> RunResult | None:
+    """Run the default suite into `out`, as `evalkit bench` would (same outputs, same gate); `overrides` are the
+    user's `--set`s, applied after the demo's own."""
     try:
         lm_eval_version()
         capabilities = True
     except EvalkitError:
         console.print(f"[yellow]lm-eval is not installed: the demo skips its capability tasks; {INSTALL_HINT}[/yellow]")
         capabilities = False
-    result = run_bench(DEFAULT_SUITE, out, demo_overrides(out, capabilities), command=command)
+    result = run_bench(DEFAULT_SUITE, out, [*demo_overrides(out, capabilities), *overrides], command=command)
     if result is not None:
         stdout.print(
             f"demo finished: open {out / 'report.html'} in a browser ({out / 'report.md'} in a terminal). "
