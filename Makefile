@@ -102,4 +102,4 @@ dist: $(INSTALLED)
 	$(BIN)/python -m build --no-isolation --outdir dist .
 
 clean:
-	rm -rf .evalkit reports/default .pytest_cache .mypy_cache .ruff_cache dist build
+	rm -rf .evalkit evalkit-demo reports/default .pytest_cache .mypy_cache .ruff_cache dist build
