@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from rich.markup import escape
 
 from evalkit.capabilities.harness import INSTALL_HINT, lm_eval_version
 from evalkit.config.suite import DEFAULT_SUITE
@@ -50,7 +51,8 @@ def run_demo(out: Path, overrides: Sequence[str] = (), command: str | None = Non
         lm_eval_version()
         capabilities = True
     except EvalkitError:
-        console.print(f"[yellow]lm-eval is not installed: the demo skips its capability tasks; {INSTALL_HINT}[/yellow]")
+        hint = escape(INSTALL_HINT)  # its `[capabilities]` is not a style
+        console.print(f"[yellow]lm-eval is not installed: the demo skips its capability tasks; {hint}[/yellow]")
         capabilities = False
     result = run_bench(DEFAULT_SUITE, out, [*demo_overrides(out, capabilities), *overrides], command=command)
     if result is not None:
