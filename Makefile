@@ -1,5 +1,6 @@
 # evalkit: the single list of commands. Every target sets up .venv by itself on first use.
-#   make bench                      run the embedded default suite (tiny world, DPO, scoring, report, gate)
+#   make bench                      run the embedded default suite (tiny world, DPO, scoring, report, gate),
+#                                   evalkit/suites/default.yaml (package data: `evalkit demo` runs it anywhere)
 #   make bench SUITE=suites/x.yaml  run another suite
 #   make bench MODEL=dir-or-hub-id [REF=...] [DATA=...] [SUITE=...]
 #                                   score your own checkpoint with a suite's datasets, panel and gate
@@ -13,6 +14,7 @@
 #   make perf                       performance benchmarks (scoring speed against TRL; report rendering)
 #   make perf-gpu                   the same against TRL on one GPU, models of real shapes (benchmarks/gpu.sh;
 #                                   GPU_ARGS=--dry-run: the CPU dry run; benchmarks/gpu-wheels.sh fetches what it lacks)
+#   make dist                       build the wheel and the sdist of the evalkit-dpo distribution into dist/
 #   make calibration                print how well intervals and gates keep their promises (simulations)
 PYTHON ?= python3
 VENV := .venv
@@ -22,7 +24,7 @@ BIN := $(VENV)/bin
 # (as docs/ci/evalkit-gate.yml installs torch); on a GPU runner leave it empty for the CUDA build.
 TORCH ?= torch==2.13.0
 TORCH_INDEX ?=
-SUITE ?= suites/default.yaml
+SUITE ?= evalkit/suites/default.yaml
 MODEL ?=
 REF ?=
 DATA ?=
@@ -35,7 +37,7 @@ INSTALLED := $(VENV)/.installed
 CANDIDATE := $(if $(MODEL),--model "$(MODEL)") $(if $(REF),--ref "$(REF)") $(if $(DATA),--data "$(DATA)")
 WITH_BASELINE := $(if $(wildcard $(BASELINE)),--baseline $(BASELINE))
 
-.PHONY: install bench baseline gate test test-slow test-exhaustive calibration lint schema docs docs-figures clean
+.PHONY: install bench baseline gate test test-slow test-exhaustive calibration lint schema docs docs-figures dist clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -119,5 +121,10 @@ schema: $(INSTALLED)
 	$(BIN)/python -c "import json; from evalkit.results.schema import SCHEMA_FILE, json_schema; SCHEMA_FILE.write_text(json.dumps(json_schema(), indent=2) + '\n')"
 	$(BIN)/python tools/docs_reference.py
 
+# The wheel and the sdist (`pip install dist/evalkit_dpo-*.whl`), built with the venv's setuptools: no download.
+dist: $(INSTALLED)
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
+
 clean:
-	rm -rf .evalkit reports/default .pytest_cache .mypy_cache .ruff_cache site
+	rm -rf .evalkit evalkit-demo reports/default .pytest_cache .mypy_cache .ruff_cache site dist build

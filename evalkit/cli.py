@@ -16,6 +16,7 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
@@ -24,7 +25,9 @@ from evalkit.console import console, quiet_libraries, stdout
 from evalkit.errors import EvalkitError
 from evalkit.report.links import REPORT_URL
 
-DEFAULT_SUITE = Path("suites/default.yaml")
+if TYPE_CHECKING:
+    from evalkit.results.schema import RunResult
+
 EXIT_OK, EXIT_GATE_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL_ERROR = 0, 1, 2, 3
 
 
@@ -43,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="run a suite: build, train, score, write results and reports")
     bench.add_argument("--report-url", help=REPORT_URL_HELP)
     bench.add_argument(
-        "suite", nargs="?", type=Path, default=DEFAULT_SUITE, help=f"suite file (default {DEFAULT_SUITE})"
+        "suite", nargs="?", type=Path, help="suite file (default: the packaged default suite, as `evalkit demo` runs)"
     )
     bench.add_argument("--out", type=Path, help="output directory (default: the suite's output_dir)")
     bench.add_argument(
@@ -62,6 +65,36 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--trust-remote-code", action="store_true", help="with --model: run modelling code the checkpoint ships"
     )
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the packaged default suite (tiny world, DPO, scoring, report, gate) from any directory",
+        description="Run the packaged default suite: build the tiny world in ./.evalkit/world (once, then reused), "
+        "train a DPO model on it, score, report and gate, all on CPU and offline. Everything else it writes goes "
+        "under --out.",
+    )
+    demo.add_argument(
+        "--out", type=Path, help="directory for the results, reports and trained model (default ./evalkit-demo)"
+    )
+    demo.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help="override a key of the default suite, e.g. --set world.pretrain_steps=200 (repeatable)",
+    )
+
+    init = commands.add_parser(
+        "init",
+        help="write a commented starter suite for your own models and data",
+        description="Write a commented starter suite. With --data, its first rows are read and the columns found "
+        "are written as the dataset's columns, id_column and subset_column. An existing file is never replaced.",
+    )
+    init.add_argument("--data", help="your preference pairs (JSONL/JSON/Parquet/CSV file, folder or hub id)")
+    init.add_argument("--model", help="the checkpoint to evaluate (directory, adapter directory or hub id)")
+    init.add_argument("--ref", help="the reference model implicit rewards are measured against (e.g. the SFT model)")
+    init.add_argument("--out", type=Path, help="where the suite is written (default suites/mine.yaml)")
 
     gate = commands.add_parser("gate", help="judge a results.json against gate rules; exit 1 when a rule fails")
     gate.add_argument("--report-url", help=REPORT_URL_HELP)
@@ -160,6 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.environ[REPORT_URL] = args.report_url
         if args.command == "bench":
             return _bench(args)
+        if args.command == "demo":
+            return _demo(args.out, args.overrides, args.command_line)
+        if args.command == "init":
+            return _init(args)
         if args.command == "gate":
             return _gate(args.results, args.baseline, args.suite, args.out)
         if args.command == "train":
@@ -220,17 +257,41 @@ def _bench(args: argparse.Namespace) -> int:
     if (args.ref or args.data) and not args.model:
         raise EvalkitError("usage: --ref and --data go with --model (see `evalkit bench --help`)")
     quiet_libraries()
+    from evalkit.config.suite import DEFAULT_SUITE
     from evalkit.pipeline.bench import run_bench  # imports torch; `report` and `gate` must not
     from evalkit.pipeline.candidate import Candidate
 
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     candidate = Candidate(args.model, args.ref, args.data, **trust) if args.model else None
-    result = run_bench(args.suite, args.out, args.overrides, args.baseline, candidate, args.command_line)
+    result = run_bench(
+        args.suite or DEFAULT_SUITE, args.out, args.overrides, args.baseline, candidate, args.command_line
+    )
+    return _gate_exit(result)
+
+
+def _demo(out: Path | None, overrides: list[str], command_line: str) -> int:
+    quiet_libraries()
+    from evalkit.pipeline.demo import DEMO_OUT, run_demo  # imports torch
+
+    return _gate_exit(run_demo(out or DEMO_OUT, overrides, command_line))
+
+
+def _gate_exit(result: RunResult | None) -> int:
     if result is None or result.gate is None:  # no gate, or another process of a torchrun run
         return EXIT_OK
     from evalkit.gate.judge import exit_code
 
     return exit_code(result.gate)
+
+
+def _init(args: argparse.Namespace) -> int:
+    if args.data is not None:
+        quiet_libraries()  # reading the data goes through `datasets`
+    from evalkit.pipeline.starter import DEFAULT_OUT, StarterOptions, write_starter_suite
+
+    path = write_starter_suite(StarterOptions(args.out or DEFAULT_OUT, args.data, args.model, args.ref))
+    stdout.print(f"wrote {path}; run it with: evalkit bench {shlex.quote(str(path))}", markup=False)
+    return EXIT_OK
 
 
 def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | None, out: Path | None) -> int:

@@ -292,7 +292,7 @@ class GenerationSpec(Spec):
 
 
 class CapabilitiesSpec(Spec):
-    """Capability tasks of lm-evaluation-harness, run on every model of the suite (`evalkit[capabilities]`), so
+    """Capability tasks of lm-evaluation-harness, run on every model of the suite (`evalkit-dpo[capabilities]`), so
     that what alignment cost (the alignment tax) is measured document by document beside the preferences."""
 
     tasks: list[str] = Field(min_length=1)

@@ -192,6 +192,11 @@ def _require_model(name: str, known: list[str], key: str) -> None:
         raise ValueError(f"{key}: no model named {name!r}{suggestion(name, known)}; models are {known}")
 
 
+DEFAULT_SUITE = Path(__file__).parents[1] / "suites" / "default.yaml"
+"""The embedded default suite (the tiny world), shipped in the package: `evalkit bench` with no suite and
+`evalkit demo` run it, from any directory."""
+
+
 def load_suite(path: Path | str, overrides: Sequence[str] = (), *, train_options: bool = True) -> Suite:
     """Read and validate a suite file, after `key.path=value` overrides; every problem is an
     `EvalkitError` naming the file and key. `train_options=False` leaves the names of TRL and PEFT options
@@ -200,7 +205,10 @@ def load_suite(path: Path | str, overrides: Sequence[str] = (), *, train_options
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise EvalkitError(f"{path}: suite file not found") from None
+        raise EvalkitError(
+            f"{path}: suite file not found (`evalkit init` writes a starter suite; `evalkit bench` with no suite, "
+            "or `evalkit demo`, runs the packaged default)"
+        ) from None
     except UnicodeDecodeError:
         raise EvalkitError(f"{path}: not UTF-8 text; expected a YAML suite") from None
     try:

@@ -205,7 +205,7 @@ def _build_pair(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
                 f"{where}: missing column {key!r}; expected {columns.chosen!r} and {columns.rejected!r}, found {found}"
             )
     chosen, rejected, prompt = row[columns.chosen], row[columns.rejected], row.get(columns.prompt)
-    layout = spec.format if spec.format != "auto" else _detect_format(chosen, prompt)
+    layout = spec.format if spec.format != "auto" else detect_format(chosen, prompt)
     pair_id = str(row[spec.id_column]) if spec.id_column and row.get(spec.id_column) is not None else None
     subset = str(row.get(spec.subset_column)) if spec.subset_column else "all"
     if spec.subset_column and row.get(spec.subset_column) is None:
@@ -232,7 +232,8 @@ def _build_pair(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
     )
 
 
-def _detect_format(chosen: Any, prompt: Any) -> str:
+def detect_format(chosen: Any, prompt: Any) -> str:
+    """A row's layout for `format: auto`: message lists are conversational, else a prompt makes it explicit."""
     if isinstance(chosen, list):
         return "conversational"
     return "explicit" if prompt is not None else "implicit"

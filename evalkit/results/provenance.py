@@ -9,16 +9,19 @@ import platform
 import subprocess
 from pathlib import Path
 
+from evalkit import __version__
 from evalkit.results.schema import Environment
 
-PACKAGES = ["evalkit", "torch", "transformers", "trl", "peft", "datasets", "accelerate"]
+PACKAGES = ["torch", "transformers", "trl", "peft", "datasets", "accelerate"]
+"""Distributions whose versions are recorded beside evalkit's own (which is `evalkit.__version__`: its
+distribution is named `evalkit-dpo`, and a source checkout run from PYTHONPATH has no metadata at all)."""
 
 
 def environment() -> Environment:
     """Package versions, device and git sha of the current run."""
     import torch
 
-    packages = {}
+    packages = {"evalkit": __version__}
     for name in PACKAGES:
         try:
             packages[name] = importlib.metadata.version(name)

@@ -21,6 +21,7 @@ import pytest
 import torch
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from evalkit.config.suite import DEFAULT_SUITE
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs
 from evalkit.world.tokenizer import train_tokenizer
@@ -50,7 +51,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 COMMANDS = {
     "python -c 'import torch'": [sys.executable, "-c", "import torch"],
-    "evalkit gate --suite": [*EVALKIT, "gate", "results.json", "--suite", str(ROOT / "suites" / "default.yaml")],
+    "evalkit gate --suite": [*EVALKIT, "gate", "results.json", "--suite", str(DEFAULT_SUITE)],
     "evalkit report": [*EVALKIT, "report", "results.json"],
     "evalkit compare": [*EVALKIT, "compare", "results.json", "results.json"],
     "evalkit score (plain model, 8 pairs)": [

@@ -11,9 +11,8 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 
+from evalkit.config.suite import DEFAULT_SUITE
 from evalkit.world.pairs import generate_pairs
-
-DEFAULT_SUITE = Path(__file__).parents[2] / "suites" / "default.yaml"
 
 REDUCED_ARGS = [
     "--set",

@@ -13,10 +13,10 @@ import pytest
 import xmlschema
 
 from evalkit.cli import main
+from evalkit.config.suite import DEFAULT_SUITE
 from evalkit.results.files import read_results
 from evalkit.results.schema import RunResult
 
-DEFAULT_SUITE = Path(__file__).parents[2] / "suites" / "default.yaml"
 SCHEMAS = Path(__file__).parents[1] / "schemas"
 RUN_PAGE = "https://ci.example/acme/models/actions/runs/7"
 

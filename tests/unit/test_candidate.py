@@ -5,14 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.config.suite import load_suite
+from evalkit.config.suite import DEFAULT_SUITE, load_suite
 from evalkit.pipeline.candidate import Candidate
-
-DEFAULT = Path(__file__).parents[2] / "suites" / "default.yaml"
 
 
 def test_the_default_suite_scores_a_candidate_against_its_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    suite = Candidate("my/model", reference="my/base").into(load_suite(DEFAULT))
+    suite = Candidate("my/model", reference="my/base").into(load_suite(DEFAULT_SUITE))
     assert [(m.name, m.path) for m in suite.models] == [("reference", "my/base"), ("candidate", "my/model")]
     assert suite.reference == "reference" and suite.train is None
     assert str(suite.output_dir) == "reports/default-candidate" and suite.world is not None
@@ -30,12 +28,12 @@ def test_the_default_suite_scores_a_candidate_against_its_reference(capsys: pyte
 
 def test_an_adapter_is_scored_against_its_base(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "org/base"}))
-    suite = Candidate(str(tmp_path)).into(load_suite(DEFAULT))
+    suite = Candidate(str(tmp_path)).into(load_suite(DEFAULT_SUITE))
     assert [(m.name, m.path) for m in suite.models] == [("reference", "org/base"), ("candidate", str(tmp_path))]
 
 
 def test_own_data_replaces_the_datasets_and_feeds_the_panel() -> None:
-    suite = Candidate("my/model", data="data/heldout.jsonl").into(load_suite(DEFAULT))
+    suite = Candidate("my/model", data="data/heldout.jsonl").into(load_suite(DEFAULT_SUITE))
     assert [(d.name, d.path) for d in suite.datasets] == [("heldout", "data/heldout.jsonl")]
     assert suite.world is None
     assert suite.generation is not None and suite.generation.from_dataset is not None
@@ -51,8 +49,8 @@ def test_data_that_is_one_of_the_suite_s_datasets_keeps_its_name_ids_and_subsets
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """So a candidate scored on the release's own held-out file pairs with the baseline pair by pair."""
-    monkeypatch.chdir(DEFAULT.parents[1])
-    suite = Candidate("my/model", data=".evalkit/world/pairs/eval.jsonl").into(load_suite(DEFAULT))
+    monkeypatch.chdir(tmp_path)  # the suite's relative paths name files under the working directory
+    suite = Candidate("my/model", data=".evalkit/world/pairs/eval.jsonl").into(load_suite(DEFAULT_SUITE))
     (dataset,) = suite.datasets
     assert (dataset.name, dataset.id_column, dataset.subset_column) == ("tinyworld", "id", "subset")
     assert suite.world is not None  # the world still builds that file

@@ -5,7 +5,8 @@ import pytest
 from evalkit.config.suite import Suite, load_suite, parse_suite
 from evalkit.errors import EvalkitError
 
-SUITES = sorted(Path(__file__).parents[2].joinpath("suites").glob("*.yaml"))
+ROOT = Path(__file__).parents[2]
+SUITES = sorted([*ROOT.joinpath("suites").glob("*.yaml"), *ROOT.joinpath("evalkit", "suites").glob("*.yaml")])
 
 MINIMAL = """
 name: demo

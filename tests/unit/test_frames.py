@@ -10,6 +10,7 @@ import pytest
 
 import evalkit
 from evalkit.cli import main
+from evalkit.config.suite import DEFAULT_SUITE
 
 ROOT = Path(__file__).parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -20,7 +21,7 @@ def judged(tmp_path_factory: pytest.TempPathFactory) -> evalkit.Evaluation:
     run = tmp_path_factory.mktemp("golden")
     # `evalkit gate` writes the judged results.json into --out (never over its input); the pairs go beside it.
     shutil.copytree(GOLDEN / "pairs", run / "judged" / "pairs")
-    suite = str(ROOT / "suites" / "default.yaml")
+    suite = str(DEFAULT_SUITE)
     # With no baseline recorded, the rule against the last release waits (skipped, exit 0); every other is decided.
     assert main(["gate", str(GOLDEN / "results.json"), "--suite", suite, "--out", str(run / "judged")]) == 0
     judged = evalkit.read_results(run / "judged")

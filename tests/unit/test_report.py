@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.config.suite import DEFAULT_SUITE
 from evalkit.report.document import render_markdown, summary_table, write_reports
 from evalkit.report.tables import as_typed
 from evalkit.report.views import MAX_IDS, read_pairs
@@ -139,7 +140,7 @@ def test_gating_with_a_suite_never_imports_torch_trl_or_peft(tmp_path: Path) -> 
     (and their seconds of imports) is for commands that train."""
     results = tmp_path / "results.json"
     results.write_text((GOLDEN / "results.json").read_text())
-    suite = Path(__file__).parents[2] / "suites" / "default.yaml"
+    suite = DEFAULT_SUITE
     code = (
         "import sys; from evalkit.cli import main; "
         f"main(['gate', {str(results)!r}, '--suite', {str(suite)!r}]); "
