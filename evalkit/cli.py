@@ -191,21 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command_line = shlex.join(["evalkit", *argv])
         if getattr(args, "report_url", None):  # the option wins over the environment; every writer reads it there
             os.environ[REPORT_URL] = args.report_url
-        if args.command == "bench":
-            return _bench(args)
-        if args.command == "demo":
-            return _demo(args.out, args.overrides, args.command_line)
-        if args.command == "init":
-            return _init(args)
-        if args.command == "gate":
-            return _gate(args.results, args.baseline, args.suite, args.out)
-        if args.command == "train":
-            return _train(args.suite, args.out, args.overrides)
-        if args.command == "score":
-            return _score(args)
-        if args.command == "compare":
-            return _compare(args.baseline, args.candidate, args.out)
-        return _report(args.results, args.out)
+        return _dispatch(args)
     except EvalkitError as error:
         for line in str(error).splitlines() or [""]:  # several problems: one line each, each one named
             console.print(f"[red]evalkit: error:[/red] {escape(line)}", soft_wrap=True)
@@ -228,6 +214,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             soft_wrap=True,
         )
         return EXIT_INTERNAL_ERROR
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand; what each one does lives in its own function (and in `pipeline/`)."""
+    if args.command == "bench":
+        return _bench(args)
+    if args.command == "demo":
+        return _demo(args.out, args.overrides, args.command_line)
+    if args.command == "init":
+        return _init(args)
+    if args.command == "gate":
+        return _gate(args.results, args.baseline, args.suite, args.out)
+    if args.command == "train":
+        return _train(args.suite, args.out, args.overrides)
+    if args.command == "score":
+        return _score(args)
+    if args.command == "compare":
+        return _compare(args.baseline, args.candidate, args.out)
+    return _report(args.results, args.out)
 
 
 def _keep_traceback() -> Path:
