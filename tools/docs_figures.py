@@ -1,6 +1,6 @@
 """Regenerate the figures the docs quote from a run of the default suite (`make docs-figures`).
 
-Runs `evalkit bench` on `suites/default.yaml` (or reads a finished run with `--results DIR`), then writes
+Runs `evalkit bench` on `evalkit/suites/default.yaml` (or reads a finished run with `--results DIR`), then writes
 `docs/figures/default-run.md`: the terminal output and the headline numbers as markdown sections that the
 tutorial includes with pymdownx.snippets (`--8<-- "docs/figures/default-run.md:headline"`). The numbers vary
 by machine: the world and the training are seeded, but float reductions on another CPU (another SIMD width,
@@ -31,7 +31,7 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 def run_bench() -> str:
     """The default suite, as `make bench` runs it, off a terminal; its stdout, as a user reads it in a CI log."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
-    command = [sys.executable, "-m", "evalkit", "bench", "suites/default.yaml"]
+    command = [sys.executable, "-m", "evalkit", "bench", "evalkit/suites/default.yaml"]
     # stderr (progress lines, logs) passes through as the run goes; stdout is what the docs show.
     done = subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode not in (0, 1):  # 1: a gate rule failed, which the figures report as such
