@@ -21,7 +21,9 @@ class NoBaselineYet(Exception):
     """The rule needs a baseline run and none is recorded yet: its verdict is `skipped`."""
 
 
-NO_BASELINE = "no baseline yet: record one with `make baseline` (or pass --baseline BASELINE/results.json)"
+NO_BASELINE = (
+    "no baseline yet: pass --baseline with a released run's results.json (in a clone, `make baseline` records one)"
+)
 
 
 @dataclass(frozen=True)

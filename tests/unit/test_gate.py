@@ -256,7 +256,7 @@ def test_rules_that_cannot_be_decided_are_undecidable_and_rules_waiting_for_a_ba
         absolute(at_least=0.5),
     )
     assert (waiting.status, waiting.passed) == ("skipped", False)
-    assert waiting.reason.startswith("no baseline yet: record one with `make baseline`")
+    assert waiting.reason.startswith("no baseline yet: pass --baseline with a released run")
     assert no_metric.status == "undecidable" and "reference has no reward" in no_metric.reason
     assert typo.status == "undecidable"
     assert re.search(r"gate\.rules\.2.*model: no model named 'algned' \(did you mean 'aligned'\?\)", typo.reason)
