@@ -33,7 +33,7 @@ from evalkit.capabilities.code import check_task_code
 from evalkit.capabilities.runs import DocumentScore, TaskRun
 from evalkit.capabilities.scores import compare_runs, score_runs, with_fdr
 
-INSTALL_HINT = "pip install 'evalkit-dpo[capabilities]'"
+INSTALL_HINT = "install the capabilities extra: pip install 'lm-eval>=0.4.13,<0.5'"
 CACHE_FORMAT = 1
 """Bump when what is stored per (model, task) changes, so older entries are computed again."""
 

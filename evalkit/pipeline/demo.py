@@ -30,7 +30,7 @@ DEMO_OUT = Path("evalkit-demo")
 def demo_overrides(out: Path, capabilities: bool) -> list[str]:
     """`--set` overrides that move the default suite's outputs under `out`: its output_dir and the trained
     model's directory. Without lm-eval (`capabilities=False`) they also drop the capability tasks and the gate
-    rules that read them, so a plain `pip install evalkit-dpo` runs the rest of the demo."""
+    rules that read them, so an install without the capabilities extra runs the rest of the demo."""
     raw: dict[str, Any] = yaml.safe_load(DEFAULT_SUITE.read_text(encoding="utf-8"))
     overrides = [f"output_dir={_yaml_string(out)}"]
     trained = raw.get("train", {}).get("output")

@@ -218,7 +218,10 @@ def test_without_lm_eval_a_suite_with_tasks_stops_before_any_work(
     assert main(["bench", str(tmp_path / "suite.yaml")]) == 2
     message = capsys.readouterr()
     lines = [line for line in (message.out + message.err).splitlines() if line.strip()]
-    assert lines == ["evalkit: error: capabilities: lm-eval is not installed; pip install 'evalkit-dpo[capabilities]'"]
+    assert lines == [
+        "evalkit: error: capabilities: lm-eval is not installed; "
+        "install the capabilities extra: pip install 'lm-eval>=0.4.13,<0.5'"
+    ]
     assert not world.exists()  # nothing built, trained or loaded
 
 
