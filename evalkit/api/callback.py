@@ -195,8 +195,9 @@ class EvalkitCallback(TrainerCallback):
         evaluation = Evaluation(result, {self.dataset: rows})
         self.evaluations[step] = evaluation
         if self.output_dir is not None and is_main_process():
-            evaluation.save(self.output_dir / f"step-{step}", reports=False)
-            self.curve().save(self.output_dir, reports=False)
+            # The callback's own directory (a rerun of training replaces what the last run wrote there).
+            evaluation.save(self.output_dir / f"step-{step}", reports=False, replace=True)
+            self.curve().save(self.output_dir, reports=False, replace=True)  # the same curve, one step longer
         return evaluation
 
     def logs(self, evaluation: Evaluation) -> dict[str, float]:

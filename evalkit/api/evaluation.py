@@ -143,9 +143,10 @@ class Evaluation:
 
         return Report(render_html(self.result, self.pairs))
 
-    def save(self, out_dir: str | Path, *, reports: bool = True) -> list[Path]:
+    def save(self, out_dir: str | Path, *, reports: bool = True, replace: bool = False) -> list[Path]:
         """Write `results.json`, the per-pair files and (with `reports`) `report.md` and `report.html` into
-        `out_dir`, as `evalkit bench` does; returns the paths written."""
+        `out_dir`, as `evalkit bench` does; returns the paths written. A directory that holds another run's outputs
+        is refused (a report never mixes two runs) unless `replace` says it is yours to overwrite."""
         from evalkit.report.document import write_reports
 
         out = Path(out_dir)
@@ -154,7 +155,8 @@ class Evaluation:
             for info in self.result.datasets
             if info.name in self.pairs
         }
-        claim_output(out, self.result, "out_dir")  # after every path is known to stay inside it: nothing written yet
+        # after every path is known to stay inside it: nothing written yet
+        claim_output(out, self.result, "out_dir", replace=replace)
         write_results(self.result, out / "results.json")
         written = [out / "results.json"]
         for name, path in where.items():

@@ -87,12 +87,14 @@ def run_identity(result: RunResult) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
 
 
-def claim_output(out_dir: Path, result: RunResult, where: str = "--out") -> None:
+def claim_output(out_dir: Path, result: RunResult, where: str = "--out", *, replace: bool = False) -> None:
     """Refuse, before anything is written, an output directory that holds another run's outputs (so a report never
-    mixes two runs); then mark it as this run's. A directory evalkit never wrote in is left to the caller's checks."""
+    mixes two runs); then mark it as this run's. A directory evalkit never wrote in is left to the caller's checks.
+    `replace` is the caller's word that the directory is its own to overwrite (a training curve rewritten at every
+    evaluation, a notebook cell run again): never taken from a file."""
     holder = _held_by(out_dir)
     mine = run_identity(result)
-    if holder is not None and holder != mine:
+    if holder is not None and holder != mine and not replace:
         raise EvalkitError(
             f"{where}: {out_dir} holds another run's outputs; write this run's into a directory of its own"
         )

@@ -63,6 +63,8 @@ def test_save_refuses_a_directory_holding_another_run(tmp_path: Path) -> None:
     mine.save(tmp_path / "mine")  # its own directory: the same run
     mine.save(tmp_path / "fresh")
     mine.save(tmp_path / "fresh")  # what it wrote itself: the same run again
+    mine.save(other.parent, replace=True)  # the caller's word that the directory is its own to overwrite
+    assert evalkit.read_results(other.parent).result.created_at == mine.result.created_at
 
 
 def test_gate_out_refuses_a_directory_holding_another_run(tmp_path: Path) -> None:
