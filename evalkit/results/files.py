@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +165,29 @@ def read_results(path: Path) -> RunResult:
         raise EvalkitError(f"{path}: {key + ': ' if key else ''}{message}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a migration step meeting a malformed file
         raise EvalkitError(f"{path}: not an evalkit results file ({type(exc).__name__}: {exc})") from None
+
+
+def read_jsonl(path: Path, expected: str, max_line_bytes: int) -> Iterator[tuple[str, Any]]:
+    """The JSON values of an untrusted JSON-lines file, one line at a time with where each came from (`file:line`),
+    blank lines skipped. Memory stays at one line (at most `max_line_bytes`) plus what the caller keeps: the file is
+    never read whole, so a reader that keeps compact records holds about the file's size, not several times it."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise EvalkitError(f"{path}: not found; expected {expected}") from None
+    with handle:
+        number = 0
+        while line := handle.readline(max_line_bytes + 1):
+            number += 1
+            where = f"{path}:{number}"
+            if len(line) > max_line_bytes:
+                raise EvalkitError(f"{where}: a line longer than {max_line_bytes:,} bytes; expected {expected}")
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise EvalkitError(f"{where}: not UTF-8 text; expected {expected}") from None
+            if text.strip():
+                yield where, parse_json(text, where, expected)
 
 
 def parse_json(text: str, where: str, expected: str) -> Any:

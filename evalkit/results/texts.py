@@ -14,11 +14,14 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from evalkit.errors import EvalkitError
-from evalkit.results.files import inside, parse_json, write_jsonl
+from evalkit.results.files import inside, read_jsonl, write_jsonl
 from evalkit.results.pairs import pairs_path
 from evalkit.results.schema import DatasetInfo, PairText
 
 SUFFIX = ".texts.jsonl"
+
+MAX_TEXT_ROW_BYTES = 64 * 2**20
+"""Longest line of a texts file a reader takes: one pair's prompt and answers, long contexts included."""
 
 
 class HasText(Protocol):
@@ -66,22 +69,15 @@ def read_pair_texts(results_dir: Path, info: DatasetInfo) -> dict[str, PairText]
     path = pairs_path(results_dir, info.model_copy(update={"pairs_file": str(texts_file(info.pairs_file))}))
     if path is None:
         return None
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise EvalkitError(f"{path}: not UTF-8 text; expected the texts of the pairs") from None
     out = {}
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            where = f"{path}:{number}"
-            record = parse_json(line, where, "the text of a pair")
-            if not isinstance(record, dict):
-                raise EvalkitError(f"{where}: expected a JSON object with a pair's text")
-            try:
-                text = PairText.model_validate({**record, "dataset": info.name})
-            except ValidationError as exc:
-                error = exc.errors()[0]
-                key = ".".join(str(part) for part in error["loc"])
-                raise EvalkitError(f"{where}: {key}: {error['msg']}") from None
-            out[text.id] = text
+    for where, record in read_jsonl(path, "the texts of the pairs, one JSON object a line", MAX_TEXT_ROW_BYTES):
+        if not isinstance(record, dict):
+            raise EvalkitError(f"{where}: expected a JSON object with a pair's text")
+        try:
+            text = PairText.model_validate({**record, "dataset": info.name})
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(str(part) for part in error["loc"])
+            raise EvalkitError(f"{where}: {key}: {error['msg']}") from None
+        out[text.id] = text
     return out
