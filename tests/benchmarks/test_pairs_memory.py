@@ -98,5 +98,7 @@ def test_reading_a_250_mb_per_pair_file_holds_under_twice_its_size(
     benchmark.extra_info.update(
         {"file_bytes": size, "rows": n_rows, "traced_peak_ratio": round(traced, 3), "rss_growth_ratio": round(rss, 3)}
     )
-    print(f"\nper-pair file {size / 1e6:.0f} MB, {n_rows:,} rows: traced peak {traced:.2f}×, peak RSS growth {rss:.2f}×")
+    print(
+        f"\nper-pair file {size / 1e6:.0f} MB, {n_rows:,} rows: traced peak {traced:.2f}×, peak RSS growth {rss:.2f}×"
+    )
     assert traced < BOUND
