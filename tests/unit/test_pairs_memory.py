@@ -8,10 +8,14 @@ read, over the file's size, is the ratio the benchmark `tests/benchmarks/test_pa
 from __future__ import annotations
 
 import json
+import re
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from evalkit.errors import EvalkitError
 from evalkit.results.pairs import read_pair_scores
 
 BOUND = 2.0
@@ -63,3 +67,15 @@ def test_reading_per_pair_scores_holds_less_than_twice_the_file(tmp_path: Path) 
         size = write_rows(path, 20_000, with_reference)
         ratio = peak_ratio(lambda: read_pair_scores(path), size)  # noqa: B023 (called at once)
         assert ratio < BOUND, f"{ratio:.2f}× the file's {size:,} bytes (reference: {with_reference})"
+
+
+def test_a_line_longer_than_a_row_is_refused_without_being_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "scores.jsonl"
+    write_rows(path, 3, with_reference=False)
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(score_row(3, False) | {"id": "x" * 5000}) + "\n")
+    monkeypatch.setattr("evalkit.results.pairs.MAX_PAIR_ROW_BYTES", 4096)
+    with pytest.raises(EvalkitError, match=rf"^{re.escape(str(path))}:4: a line longer than 4,096 bytes; expected "):
+        read_pair_scores(path)
