@@ -1,4 +1,4 @@
-"""Reading a per-pair file holds about its own size in memory, not several times it: a fork's
+"""Reading a per-pair file (or its texts) holds about its own size in memory, not several times it: a fork's
 file may be up to `MAX_PAIRS_FILE_BYTES`, and a reader that cost 9× its size would need 19 GB for one.
 
 tracemalloc sees every allocation the readers make (Python objects; numpy's buffers too), so its peak during a
@@ -17,6 +17,8 @@ import pytest
 
 from evalkit.errors import EvalkitError
 from evalkit.results.pairs import read_pair_scores
+from evalkit.results.schema import DatasetInfo
+from evalkit.results.texts import read_pair_texts
 
 BOUND = 2.0
 """Peak memory of a read over the file's size; the issue's bound."""
@@ -79,3 +81,15 @@ def test_a_line_longer_than_a_row_is_refused_without_being_read_whole(
     monkeypatch.setattr("evalkit.results.pairs.MAX_PAIR_ROW_BYTES", 4096)
     with pytest.raises(EvalkitError, match=rf"^{re.escape(str(path))}:4: a line longer than 4,096 bytes; expected "):
         read_pair_scores(path)
+
+
+def test_reading_pair_texts_holds_less_than_twice_the_file(tmp_path: Path) -> None:
+    (tmp_path / "pairs").mkdir()
+    path = tmp_path / "pairs" / "world.texts.jsonl"
+    with path.open("w", encoding="utf-8") as out:
+        for i in range(10_000):
+            row = {"id": f"p{i:06d}", "subset": "arithmetic", "prompt": f"What is {i} + {i}? " * 4}
+            out.write(json.dumps(row | {"chosen": f"{2 * i}, because " * 6, "rejected": f"{2 * i + 1}. " * 6}) + "\n")
+    info = DatasetInfo.model_construct(name="world", pairs_file="pairs/world.jsonl")
+    ratio = peak_ratio(lambda: read_pair_texts(tmp_path, info), path.stat().st_size)
+    assert ratio < BOUND, f"{ratio:.2f}× the file's {path.stat().st_size:,} bytes"
