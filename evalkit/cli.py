@@ -201,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as error:  # the machine's refusal (disk full, read-only, a file where a directory goes): no bug
         where = f" {error.filename}" if error.filename else ""
-        console.print(f"[red]evalkit: error:[/red] cannot use{escape(where)}: {escape(error.strerror or str(error))}")
+        message = f"cannot use{where}: {error.strerror or error}"
+        console.print(f"[red]evalkit: error:[/red] {escape(message)}", soft_wrap=True)
         return EXIT_BAD_INPUT
     except SystemExit:  # --help, --version
         raise
@@ -306,11 +307,12 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     from evalkit.gate.summary import append_step_summary, gate_outputs
     from evalkit.gate.terminal import verdict_lines
     from evalkit.report.document import render_reports
-    from evalkit.results.files import claim_output, read_results, results_text, write_texts
+    from evalkit.results.files import check_writable, claim_output, read_results, results_text, write_texts
 
     result = read_results(results_path)
     baseline = read_results(baseline_path) if baseline_path is not None else None
     out_dir = out or results_path.parent
+    check_writable(out_dir, "--out", "writing reports")
     for name, path in (("--baseline", baseline_path), ("--suite", suite_path)):
         if path is not None and (out_dir / "results.json").resolve() == path.resolve():
             raise EvalkitError(f"--out: {out_dir} would replace {name} {path}; choose another directory")
@@ -427,10 +429,11 @@ def _column_map(text: str) -> dict[str, str]:
 
 def _report(results_path: Path, out: Path | None) -> int:
     from evalkit.report.document import render_reports
-    from evalkit.results.files import claim_output, read_results, write_texts
+    from evalkit.results.files import check_writable, claim_output, read_results, write_texts
 
     result = read_results(results_path)
     out_dir = out or results_path.parent
+    check_writable(out_dir, "--out", "writing reports")  # before the rendering, which reads every per-pair file
     outputs = render_reports(result, results_path.parent)
     claim_output(out_dir, result)
     for path in write_texts(out_dir, outputs):

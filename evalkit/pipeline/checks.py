@@ -7,8 +7,6 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import os
-import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -16,7 +14,7 @@ from pathlib import Path
 from evalkit.config.suite import Suite
 from evalkit.data.locations import check_data_location, check_model_location
 from evalkit.errors import EvalkitError
-from evalkit.results.files import OUTPUT_MARKER
+from evalkit.results.files import OUTPUT_MARKER, check_writable
 
 
 @contextlib.contextmanager
@@ -74,31 +72,7 @@ def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> N
     for path in written:
         if path.resolve() in read:
             raise EvalkitError(f"output_dir: writing {path} would replace {read[path.resolve()]}; choose another --out")
-    _check_writable(out_dir)
-
-
-MIN_FREE_BYTES = 64 * 2**20
-"""Free space a run needs in its output directory before it starts (reports and per-pair files are a few MB)."""
-
-
-def _check_writable(out_dir: Path) -> None:
-    """Fail before the expensive work, not after it, where the outputs cannot be written."""
-    # Probed where the directory would be created, without creating it: a run that stops on bad input leaves nothing.
-    existing = next((p for p in [out_dir, *out_dir.absolute().parents] if p.exists()), Path("/"))
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(20, "Not a directory", str(existing))
-        probe = existing / f".evalkit-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise EvalkitError(f"output_dir: cannot write in {out_dir}: {exc.strerror or exc}") from None
-    free = shutil.disk_usage(existing).free
-    if free < MIN_FREE_BYTES:
-        raise EvalkitError(
-            f"output_dir: {out_dir} has {free / 2**20:.0f} MB free; a run needs at least "
-            f"{MIN_FREE_BYTES / 2**20:.0f} MB"
-        )
+    check_writable(out_dir, "output_dir", "a run")
 
 
 def check_inputs(suite: Suite, pending: Path | None = None) -> None:

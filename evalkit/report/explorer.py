@@ -19,7 +19,8 @@ from markupsafe import Markup
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report.jinja import clip
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import PairText, RunResult
+from evalkit.results.schema import RunResult
+from evalkit.results.texts import ShownText
 
 TEXT_LIMIT = 2000
 """Characters of one prompt or answer the explorer carries; longer texts are cut with a note."""
@@ -30,7 +31,7 @@ SCRIPT = resources.files("evalkit.report").joinpath("templates/explorer.js").rea
 def explorer_data(
     result: RunResult,
     pairs: Mapping[str, Sequence[PairScore]],
-    texts: Mapping[str, Mapping[str, PairText]],
+    texts: Mapping[str, Mapping[str, ShownText]],
     anchors: Mapping[str, str],
 ) -> dict[str, object] | None:
     """The explorer's JSON of every dataset with per-pair scores; None when there are none."""

@@ -9,13 +9,13 @@ from evalkit.metrics.flips import FLIP_METRIC, spread
 from evalkit.report.views import MAX_IDS
 from evalkit.results.estimates import Comparison
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import PairText
+from evalkit.results.texts import ShownText
 
 
 @dataclass(frozen=True)
 class FlipView:
     id: str
-    text: PairText | None
+    text: ShownText | None
     """None when results.json does not carry the pair's text."""
     margins: str
     """The policy's own log-prob margin under the baseline and the model, when per-pair files are at hand."""
@@ -34,7 +34,7 @@ class FlipGroup:
 
 def flip_groups(
     comparisons: Sequence[Comparison],
-    texts: Mapping[tuple[str, str], PairText],
+    texts: Mapping[tuple[str, str], ShownText],
     pairs: Sequence[PairScore] | None,
     dataset: str,
 ) -> list[FlipGroup]:
@@ -66,7 +66,7 @@ def flip_groups(
 
 
 def _flip_view(
-    c: Comparison, pair_id: str, text: PairText | None, margins: Mapping[tuple[str, str], float]
+    c: Comparison, pair_id: str, text: ShownText | None, margins: Mapping[tuple[str, str], float]
 ) -> FlipView:
     before, after = margins.get((c.baseline, pair_id)), margins.get((c.model, pair_id))
     moved = ""

@@ -47,7 +47,8 @@ from evalkit.report.views import (
     dataset_view,
 )
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import PairText, RunResult
+from evalkit.results.schema import RunResult
+from evalkit.results.texts import ShownText
 
 OPEN_PROMPTS = 3
 """Generation prompts shown unfolded."""
@@ -102,7 +103,7 @@ def html_grids(view: DatasetView) -> dict[str, object]:
 def render_html(
     result: RunResult,
     pairs: Mapping[str, Sequence[PairScore]] | None = None,
-    texts: Mapping[str, Mapping[str, PairText]] | None = None,
+    texts: Mapping[str, Mapping[str, ShownText]] | None = None,
 ) -> str:
     """The HTML report of `result`; `pairs` (per dataset) feed the per-pair charts, flip margins and the pair
     explorer, `texts` (per dataset, by pair id: `evalkit.results.texts`) the explorer's prompts and answers
@@ -160,10 +161,10 @@ def render_html(
 def _explorer(
     result: RunResult,
     pairs: Mapping[str, Sequence[PairScore]],
-    texts: Mapping[str, Mapping[str, PairText]] | None,
+    texts: Mapping[str, Mapping[str, ShownText]] | None,
     datasets: Sequence[HtmlDataset],
 ) -> Markup | None:
-    kept: dict[str, dict[str, PairText]] = {}
+    kept: dict[str, dict[str, ShownText]] = {}
     for t in result.flip_examples:
         kept.setdefault(t.dataset, {})[t.id] = t
     found = {name: (texts or {}).get(name) or kept.get(name, {}) for name in pairs}
@@ -217,7 +218,7 @@ def _dataset(
     n_pairs: int,
     pairs: Sequence[PairScore] | None,
     colors: Mapping[str, str],
-    texts: Mapping[tuple[str, str], PairText],
+    texts: Mapping[tuple[str, str], ShownText],
     index: int,
 ) -> HtmlDataset:
     view = dataset_view(result, dataset, n_pairs)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +20,51 @@ from evalkit.results.schema import SCHEMA_VERSION, RunResult
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write `text` to `path` through a temporary file in the same directory and a rename.
+
+    The machine's refusal (a full disk, a read-only directory) is an `OSError` naming `path`: the temporary file
+    is an implementation detail, and a failed write names none (a full disk fails `write`, which has no file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(text)
         os.chmod(temporary, 0o644)  # mkstemp makes it private; results and reports are meant to be shared
         os.replace(temporary, path)
+    except OSError as exc:
+        Path(temporary).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from None
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+MIN_FREE_BYTES = 64 * 2**20
+"""Free space evalkit asks of an output directory before it starts (reports and per-pair files are a few MB)."""
+
+
+def check_writable(out_dir: Path, where: str, needs: str) -> None:
+    """Fail before the work, not after it, where the outputs cannot be written: `out_dir` (or, when it does not
+    exist yet, the directory it would be made in) must take a file and have `MIN_FREE_BYTES` free. Probed by
+    writing, not by permission bits: root writes in a 0o555 directory, and nobody writes on a read-only mount."""
+    # Probed where the directory would be created, without creating it: a run that stops on bad input leaves nothing.
+    existing = next((p for p in [out_dir, *out_dir.absolute().parents] if p.exists()), Path("/"))
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        probe = existing / f".evalkit-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise EvalkitError(f"{where}: cannot write in {out_dir}: {exc.strerror or exc}") from None
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        raise EvalkitError(
+            f"{where}: {out_dir} has {free / 2**20:.0f} MB free; {needs} needs at least {MIN_FREE_BYTES / 2**20:.0f} MB"
+        )
 
 
 class JsonStore:
@@ -167,6 +202,29 @@ def read_results(path: Path) -> RunResult:
         raise EvalkitError(f"{path}: {key + ': ' if key else ''}{message}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a migration step meeting a malformed file
         raise EvalkitError(f"{path}: not an evalkit results file ({type(exc).__name__}: {exc})") from None
+
+
+def read_jsonl(path: Path, expected: str, max_line_bytes: int) -> Iterator[tuple[str, Any]]:
+    """The JSON values of an untrusted JSON-lines file, one line at a time with where each came from (`file:line`),
+    blank lines skipped. Memory stays at one line (at most `max_line_bytes`) plus what the caller keeps: the file is
+    never read whole, so a reader that keeps compact records holds about the file's size, not several times it."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise EvalkitError(f"{path}: not found; expected {expected}") from None
+    with handle:
+        number = 0
+        while line := handle.readline(max_line_bytes + 1):
+            number += 1
+            where = f"{path}:{number}"
+            if len(line) > max_line_bytes:
+                raise EvalkitError(f"{where}: a line longer than {max_line_bytes:,} bytes; expected {expected}")
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise EvalkitError(f"{where}: not UTF-8 text; expected {expected}") from None
+            if text.strip():
+                yield where, parse_json(text, where, expected)
 
 
 def parse_json(text: str, where: str, expected: str) -> Any:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from evalkit.errors import EvalkitError
-from evalkit.results.files import inside, parse_json
+from evalkit.results.files import inside, read_jsonl
 
 if TYPE_CHECKING:
     import numpy as np
@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from evalkit.results.schema import DatasetInfo
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PairScore:
-    """One pair under one model: a row of the per-pair file written beside `results.json`."""
+    """One pair under one model: a row of the per-pair file written beside `results.json`. Slotted: a run holds
+    one per pair and model, and a per-pair file read back should cost about its size, not a dict per row."""
 
     id: str
     subset: str
@@ -68,21 +69,18 @@ def pairs_path(results_dir: Path, info: DatasetInfo) -> Path | None:
     return candidate
 
 
+MAX_PAIR_ROW_BYTES = 2**20
+"""Longest line of a per-pair file a reader takes: a row is a few hundred bytes; a longer line is not a row."""
+
+
 def read_pair_scores(path: Path) -> list[PairScore]:
-    """The rows of a per-pair file (`pairs/<dataset>.jsonl`); extra columns (rewards, margin) are derived."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise EvalkitError(
-            f"{path}: per-pair scores not found; expected the file written beside results.json"
-        ) from None
-    except UnicodeDecodeError:
-        raise EvalkitError(f"{path}: not UTF-8 text; expected per-pair score rows") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        where = f"{path}:{number}"
-        rows.append(pair_score(parse_json(line, where, "a per-pair score row"), where))
-    return rows
+    """The rows of a per-pair file (`pairs/<dataset>.jsonl`); extra columns (rewards, margin) are derived.
+
+    Read a line at a time into slotted records, each row's repeated names (subset, model) shared between rows,
+    so reading a file holds about its size in memory (`tests/benchmarks/test_pairs_memory.py`)."""
+    shared: dict[str, str] = {}
+    expected = "per-pair score rows written beside results.json"
+    return [pair_score(record, where, shared) for where, record in read_jsonl(path, expected, MAX_PAIR_ROW_BYTES)]
 
 
 _TEXT = ("id", "subset", "model")
@@ -91,9 +89,10 @@ _COUNTS = ("n_tokens_chosen", "n_tokens_rejected")
 _OPTIONAL_LOGPS = ("ref_logp_chosen", "ref_logp_rejected")
 
 
-def pair_score(record: object, where: str) -> PairScore:
+def pair_score(record: object, where: str, shared: dict[str, str] | None = None) -> PairScore:
     """One per-pair row, checked (a fork's file is untrusted): every column present with its type, log-probs finite
-    numbers, token counts whole and not negative. Extra columns (rewards, margin) are derived, so they are not read."""
+    numbers, token counts whole and not negative. Extra columns (rewards, margin) are derived, so they are not read.
+    `shared` holds one copy of each subset and model name for the rows of a file, so they do not repeat per row."""
     if not isinstance(record, dict):
         raise EvalkitError(f"{where}: not a per-pair score row: expected a JSON object, got {type(record).__name__}")
     for key in (*_TEXT, *_LOGPS, *_COUNTS, "truncated"):
@@ -113,8 +112,8 @@ def pair_score(record: object, where: str) -> PairScore:
         raise EvalkitError(f"{where}: truncated: expected true or false, got {_shown(record['truncated'])}")
     return PairScore(
         id=record["id"],
-        subset=record["subset"],
-        model=record["model"],
+        subset=_shared(record["subset"], shared),
+        model=_shared(record["model"], shared),
         logp_chosen=float(record["logp_chosen"]),
         logp_rejected=float(record["logp_rejected"]),
         n_tokens_chosen=record["n_tokens_chosen"],
@@ -124,6 +123,10 @@ def pair_score(record: object, where: str) -> PairScore:
         ref_logp_rejected=_optional_float(record.get("ref_logp_rejected")),
         prompt_key=record.get("prompt_key"),
     )
+
+
+def _shared(name: str, shared: dict[str, str] | None) -> str:
+    return name if shared is None else shared.setdefault(name, name)
 
 
 def _finite(value: object) -> bool:
@@ -143,11 +146,16 @@ def _shown(value: object) -> str:
     return json.dumps(value)[:40]
 
 
+def row_record(row: PairScore) -> dict[str, object]:
+    """A row's columns by name (a slotted record has no `vars`)."""
+    return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
+
+
 def pair_records(rows: Iterable[PairScore], beta: float) -> list[dict[str, object]]:
     """Rows of a per-pair file: each `PairScore`, and with a reference its rewards and margin."""
     out = []
     for row in rows:
-        record: dict[str, object] = dict(vars(row))
+        record: dict[str, object] = row_record(row)
         if row.ref_logp_chosen is not None and row.ref_logp_rejected is not None:
             reward_chosen = implicit_reward(row.logp_chosen, row.ref_logp_chosen, beta)
             reward_rejected = implicit_reward(row.logp_rejected, row.ref_logp_rejected, beta)

@@ -23,7 +23,7 @@ import transformers
 from evalkit.checkpoints import LoadedModel
 from evalkit.console import is_main_process
 from evalkit.results.files import JsonStore
-from evalkit.results.pairs import PairScore
+from evalkit.results.pairs import PairScore, row_record
 from evalkit.results.schema import ScoringMode, TokenizationAudit
 from evalkit.scoring.dataset import ScoredDataset
 from evalkit.scoring.score import CompletionLogps, ModelLogps
@@ -100,5 +100,5 @@ class ScoreStore:
 
     def save(self, key: str, scored: ScoredDataset) -> None:
         mode = scored.mode.model_dump(mode="json") if scored.mode is not None else None
-        rows = [vars(r) for r in scored.rows]
+        rows = [row_record(r) for r in scored.rows]
         self.files.save(key, {"rows": rows, "audit": scored.audit.model_dump(mode="json"), "mode": mode})

@@ -331,7 +331,7 @@ def explorer_run(out: Path, pairs: int, seed: int = 0) -> Path:
     prompt and 300-character answers), and the metrics, comparisons and reliability `evalkit bench` computes."""
     from evalkit.metrics.compute import compute_metrics, reliability_curves
     from evalkit.metrics.paired import compare_models, with_false_discovery_rate
-    from evalkit.results.pairs import PairScore
+    from evalkit.results.pairs import PairScore, row_record
     from evalkit.results.texts import texts_file, write_pair_texts
 
     rng = np.random.default_rng(seed)
@@ -365,7 +365,7 @@ def explorer_run(out: Path, pairs: int, seed: int = 0) -> Path:
         fingerprint="0" * 64,
         pairs_file="pairs/heldout.jsonl",
     )
-    write_jsonl([vars(s) for s in scores], out / info.pairs_file)
+    write_jsonl([row_record(s) for s in scores], out / info.pairs_file)
     text = [
         PairText(
             dataset="heldout",

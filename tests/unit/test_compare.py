@@ -1,5 +1,6 @@
 """`evalkit compare`: two runs on their shared cells, and pair by pair where the same pairs were scored."""
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,6 @@ from evalkit.report.compare import RunComparison, compare_runs, render_compariso
 from evalkit.report.tables import as_typed
 from evalkit.report.views import read_pairs
 from evalkit.results.files import read_results
-from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden"
@@ -63,7 +63,7 @@ def test_same_pairs_in_both_runs_are_compared_pair_by_pair() -> None:
     pairs = read_pairs(golden(), GOLDEN)["tinyworld"]
     # the candidate's aligned model now gets every pair right that it got wrong
     better = [
-        PairScore(**{**vars(p), "logp_chosen": max(p.logp_chosen, p.logp_rejected + 1)}) if p.model == "aligned" else p
+        dataclasses.replace(p, logp_chosen=max(p.logp_chosen, p.logp_rejected + 1)) if p.model == "aligned" else p
         for p in pairs
     ]
     comparison = compare_runs(golden(), golden(), {"tinyworld": pairs}, {"tinyworld": better})
@@ -157,7 +157,7 @@ def test_runs_whose_models_have_other_names_are_matched_by_role_and_fingerprint_
     )
     candidate = renamed_run(golden(), {"aligned": "candidate", "base": "reference"})
     pairs = {
-        name: [PairScore(**{**vars(p), "model": {"aligned": "candidate", "base": "reference"}[p.model]}) for p in rows]
+        name: [p.as_model({"aligned": "candidate", "base": "reference"}[p.model]) for p in rows]
         for name, rows in read_pairs(golden(), GOLDEN).items()
     }
     comparison = compare_runs(baseline, candidate, read_pairs(golden(), GOLDEN), pairs)

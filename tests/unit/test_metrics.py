@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import random
 
@@ -174,8 +175,8 @@ def test_pairs_sharing_a_prompt_are_clustered() -> None:
     """Four pairs on two prompts (two pairs each): shares and means use the cluster-robust variance;
     with a prompt each, the independent methods."""
     rows = [row(f"p{i}", "all", -1.0 - i, -2.0, -1.0, -1.0) for i in range(4)]
-    shared = [PairScore(**{**vars(r), "prompt_key": "ab"[i // 2]}) for i, r in enumerate(rows)]
-    own = [PairScore(**{**vars(r), "prompt_key": str(i)}) for i, r in enumerate(rows)]
+    shared = [dataclasses.replace(r, prompt_key="ab"[i // 2]) for i, r in enumerate(rows)]
+    own = [dataclasses.replace(r, prompt_key=str(i)) for i, r in enumerate(rows)]
     clustered, independent = table(compute_metrics("d", shared, 0.5)), table(compute_metrics("d", own, 0.5))
     assert (clustered["logps/chosen"].method, clustered["logps/chosen"].df) == ("cluster_t", 1.0)
     assert clustered["preference/accuracy"].method == "wilson_clustered"
@@ -229,7 +230,7 @@ def test_all_ties() -> None:
 )
 def test_non_finite_log_probs_are_refused(field: str, value: float) -> None:
     rows = [row(f"p{i}", "all", -1.0, -2.0, -1.5, -1.5, model="aligned") for i in range(3)]
-    bad = PairScore(**{**vars(rows[1]), field: value})
+    bad = dataclasses.replace(rows[1], **{field: value})
     scores = [rows[0], bad, rows[2]]
     message = r"dataset 'tiny', model 'aligned': non-finite log-probs .* 1 of 3 pairs: 'p1'; evalkit refuses"
     with pytest.raises(EvalkitError, match=message):
@@ -256,7 +257,7 @@ def test_many_bad_pairs_are_named_then_counted() -> None:
 
 
 def replace_model(score: PairScore, model: str, **changes: object) -> PairScore:
-    return PairScore(**{**vars(score), "model": model, **changes})
+    return dataclasses.replace(score, model=model, **changes)
 
 
 def by_metric(comparisons: list[Comparison], model: str, baseline: str, subset: str = "all") -> dict[str, Comparison]:
