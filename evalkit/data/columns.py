@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalkit.config.specs import ColumnMap, DatasetSpec
-from evalkit.data.pairs import detect_format, pairs_from_rows, read_rows
+from evalkit.data.pairs import detect_format, pairs_from_rows, read_any_rows
 from evalkit.errors import EvalkitError
 
 SAMPLE_ROWS = 50
@@ -46,7 +46,7 @@ class DetectedColumns:
 def detect_columns(path: str) -> DetectedColumns:
     """Read the first rows of `path` and name its columns; `EvalkitError` (listing the columns found) when no
     column holds the chosen or the rejected answer."""
-    rows = [row for _, row in read_rows(DatasetSpec(name="data", path=path, limit=SAMPLE_ROWS))]
+    rows = [row for _, row in read_any_rows(DatasetSpec(name="data", path=path, limit=SAMPLE_ROWS))]
     found = list(rows[0])
     chosen = _column(found, CHOSEN_NAMES, path, "chosen answer")
     rejected = _column(found, REJECTED_NAMES, path, "rejected answer")

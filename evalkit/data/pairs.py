@@ -77,11 +77,26 @@ def pairs_from_rows(rows: Sequence[tuple[int, dict[str, Any]]], spec: DatasetSpe
 
 
 def read_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
-    """(row number, row) for the rows the spec selects: its `limit`, then its seeded `sample`."""
+    """(row number, row) for the rows the spec selects: its `limit`, then its seeded `sample`; a missing column is
+    one error listing the columns found, before any row is read."""
+    table = _nonempty_table(spec)
+    check_columns(spec, list(table.column_names), _describe_source(spec))
+    return _selected_rows(table, spec)
+
+
+def read_any_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
+    """The rows the spec selects whatever their columns: for `evalkit init`, which names the columns itself."""
+    return _selected_rows(_nonempty_table(spec), spec)
+
+
+def _nonempty_table(spec: DatasetSpec) -> Any:
     table = _load_table(spec)
     if len(table) == 0:
         raise EvalkitError(f"{_describe_source(spec)}: no rows; expected preference pairs")
-    check_columns(spec, list(table.column_names), _describe_source(spec))
+    return table
+
+
+def _selected_rows(table: Any, spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
     indices = list(range(min(len(table), spec.limit or len(table))))
     if spec.sample is not None and spec.sample < len(indices):
         indices = sorted(random.Random(spec.seed).sample(indices, spec.sample))

@@ -136,6 +136,7 @@ def test_the_wheel_and_sdist_carry_the_package_data_and_declare_the_extras(dist:
     assert "Name: evalkit-dpo" in headers and f"Version: {evalkit.__version__}" in headers
     assert {line for line in headers if line.startswith("Provides-Extra:")} == {
         "Provides-Extra: dev",
+        "Provides-Extra: docs",
         "Provides-Extra: capabilities",
         "Provides-Extra: serve",
     }
