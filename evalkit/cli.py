@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -342,9 +343,12 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     outputs |= render_reports(judged, results_path.parent) | gate_outputs(verdicts, judged)
     claim_output(out_dir, result)
     written = write_texts(out_dir, outputs)
-    append_step_summary(outputs["summary.md"])
     stdout.print(verdict_lines(verdicts), soft_wrap=True)
     stdout.print("wrote " + ", ".join(str(path) for path in written), markup=False)
+    try:
+        append_step_summary(outputs["summary.md"])
+    except OSError as error:  # CI's step summary is a courtesy: the verdict and its exit code stand without it
+        console.print(f"evalkit: warning: could not append to the step summary: {error.strerror or error}")
     return exit_code(verdicts)
 
 
@@ -374,9 +378,9 @@ def _score(args: argparse.Namespace) -> int:
     models = [{"name": "policy", "path": args.model, "base": args.base, **trust}]
     if args.ref:
         models.append({"name": "reference", "path": args.ref, **trust})
-    dataset = {"name": Path(args.data).stem or "data", "path": args.data, "format": args.format, "split": args.split}
+    dataset = {"name": _plain_name(Path(args.data).stem), "path": args.data, "format": args.format, "split": args.split}
     dataset |= {"columns": args.columns, "id_column": args.id_column, "subset_column": args.subset_column}
-    if args.limit:
+    if args.limit is not None:
         dataset["limit"] = args.limit
     suite = parse_suite(
         {
@@ -415,6 +419,12 @@ def _json_object(text: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"enable_thinking\": false}'")
     return value
+
+
+def _plain_name(stem: str) -> str:
+    """A dataset name from the data's file name (`my pairs.jsonl` → `my_pairs`): names are plain file names, and the
+    user never wrote this one, so it is made plain rather than refused."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", stem).strip("._")[:64] or "data"
 
 
 def _column_map(text: str) -> dict[str, str]:

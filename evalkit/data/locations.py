@@ -27,8 +27,11 @@ MODEL_FILES = ("config.json", "adapter_config.json")
 
 
 def looks_like_hub_id(path: str) -> bool:
-    """`name` or `org/name`, not ending in a data file's suffix."""
-    return _HUB_ID.match(path) is not None and not path.endswith(DATA_SUFFIXES)
+    """`name` or `org/name`, not ending in a data file's suffix, or in a near miss of one (`pairs.jsnl` is a typo of
+    a file, and asking the Hub for it would cost its retries)."""
+    suffix = Path(path).suffix.lower()
+    near_data_file = bool(suffix) and bool(difflib.get_close_matches(suffix, DATA_SUFFIXES, n=1, cutoff=0.7))
+    return _HUB_ID.match(path) is not None and not near_data_file
 
 
 def hub_offline() -> bool:
@@ -67,7 +70,10 @@ def in_hub_cache(repo_id: str, revision: str | None, repo_type: RepoType) -> boo
 
 def did_you_mean(path: str, directories: bool) -> str:
     """'; did you mean models/aligned?': the closest names beside where `path` points, or '' when none is close."""
-    target = Path(path).expanduser()
+    try:
+        target = Path(path).expanduser()
+    except RuntimeError:
+        return ""
     parent = target.parent
     if not parent.is_dir():
         return ""
@@ -81,9 +87,17 @@ def did_you_mean(path: str, directories: bool) -> str:
     return "; did you mean " + " or ".join(str(parent / name) if str(parent) != "." else name for name in close) + "?"
 
 
+def _expanded(path: str, where: str) -> Path:
+    """`~/x` and `~user/x` as the shell reads them; an unknown user is the user's mistake, not a crash."""
+    try:
+        return Path(path).expanduser()
+    except RuntimeError:
+        raise EvalkitError(f"{where}: {path}: no such user's home directory") from None
+
+
 def check_model_location(path: str, revision: str | None, where: str) -> None:
     """A model directory here, or a hub id (in the cache when offline); else one line with the nearest names."""
-    local = Path(path).expanduser()
+    local = _expanded(path, where)
     if local.is_dir():
         return
     if local.exists():
@@ -100,7 +114,7 @@ def check_model_location(path: str, revision: str | None, where: str) -> None:
 def check_data_location(path: str, revision: str | None, where: str) -> None:
     """A data file or folder here, or a hub dataset id (in the cache when offline); else one line with the nearest
     names."""
-    if Path(path).expanduser().exists():
+    if _expanded(path, where).exists():
         return
     if is_local_only(path):
         raise EvalkitError(f"{where}: file not found: {path}{did_you_mean(path, directories=False)}")

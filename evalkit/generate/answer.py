@@ -69,6 +69,8 @@ def read_answer(answer: Any, max_tokens: int) -> ChatResponse:
         raise Malformed("message.content is not text")
     if finish is not None and not isinstance(finish, str):
         raise Refused(f"finish_reason {_show(finish)} is not text")
+    if positions is not None and not isinstance(positions, list):
+        raise Refused(f"logprobs.content {_show(positions)} is not a list")
     top = [_position(position, i) for i, position in enumerate(positions)] if positions else None
     return ChatResponse(content, finish, _count(tokens, max_tokens), top)
 

@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,29 @@ def test_a_native_library_panic_is_a_crash_and_ctrl_c_is_130(
     with pytest.raises(SystemExit) as leaving:
         main(["--help"])
     assert leaving.value.code == 0
+
+
+def test_a_step_summary_that_cannot_be_written_leaves_the_verdict_and_its_exit_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CI's step summary is a courtesy: a directory where the file should be (or a full disk) once turned a pass
+    into exit 2 and hid the verdict lines."""
+    from evalkit.config.suite import DEFAULT_SUITE
+
+    golden = Path(__file__).parents[1] / "golden"
+    shutil.copytree(golden / "pairs", tmp_path / "judged" / "pairs")
+    (tmp_path / "summary-is-a-directory").mkdir()
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary-is-a-directory"))
+    argv = ["gate", str(golden / "results.json"), "--suite", str(DEFAULT_SUITE), "--out", str(tmp_path / "judged")]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert "pass         aligned beats base" in out and (tmp_path / "judged" / "summary.md").is_file()
+    assert err.startswith("evalkit: warning: could not append to the step summary: ")
+
+
+def test_score_names_its_dataset_after_a_file_name_with_spaces_as_a_plain_name() -> None:
+    from evalkit.cli import _plain_name
+
+    assert _plain_name("my pairs") == "my_pairs"
+    assert _plain_name("données v2") == "donn_es_v2"
+    assert _plain_name("...") == "data" and _plain_name("a" * 80) == "a" * 64

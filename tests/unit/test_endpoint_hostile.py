@@ -191,8 +191,9 @@ def judged(logprob: Any, token: Any = "A") -> dict[str, Any]:
         (judged(math.nan), "the top log-prob of token 'A' at position 0 is NaN; expected ≤ 0"),
         (judged("-0.5"), """the top log-prob of token 'A' at position 0 is "-0.5"; expected ≤ 0"""),
         (judged(-0.5, token=5), "a top log-prob token at position 0 is 5, not text"),
+        (completion("A", logprobs=5), "logprobs.content 5 is not a list"),
     ],
-    ids=["1000", "nan", "string", "token-not-text"],
+    ids=["1000", "nan", "string", "token-not-text", "content-not-a-list"],
 )
 def test_a_judge_answer_with_impossible_log_probs_is_refused_and_never_cached(
     hostile: Hostile, tmp_path: Path, answer: dict[str, Any], expected: str

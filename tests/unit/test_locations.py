@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.cli import main
-from evalkit.data.locations import check_data_location, check_model_location, is_local_only
+from evalkit.data.locations import check_data_location, check_model_location, is_local_only, looks_like_hub_id
 from evalkit.errors import EvalkitError
 
 
@@ -61,11 +61,13 @@ def test_a_file_is_not_a_model_and_a_data_typo_gets_the_nearest_file(models: Pat
     with pytest.raises(EvalkitError) as raised:
         check_data_location("./pairs.jsnol", None, "datasets.d.path")
     assert str(raised.value) == "datasets.d.path: file not found: ./pairs.jsnol; did you mean pairs.jsonl?"
-    with pytest.raises(EvalkitError) as raised:  # shaped like a hub id, and offline (as every test runs)
+    with pytest.raises(EvalkitError) as raised:  # a near miss of a data suffix is a file, never a hub id
         check_data_location("pairs.jsnol", None, "datasets.d.path")
+    assert str(raised.value) == "datasets.d.path: file not found: pairs.jsnol; did you mean pairs.jsonl?"
+    with pytest.raises(EvalkitError) as raised:  # shaped like a hub id, and offline (as every test runs)
+        check_data_location("pairs-v2", None, "datasets.d.path")
     assert str(raised.value) == (
-        "datasets.d.path: pairs.jsnol is no file here, and not in the Hugging Face cache while HF_HUB_OFFLINE is set; "
-        "did you mean pairs.jsonl?"
+        "datasets.d.path: pairs-v2 is no file here, and not in the Hugging Face cache while HF_HUB_OFFLINE is set"
     )
 
 
@@ -79,3 +81,22 @@ def test_score_with_a_mistyped_model_path_exits_2_before_loading_anything(
     assert time.monotonic() - started < 10
     [line] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert line == "evalkit: error: models.policy.path: directory not found: models/basee; did you mean models/base?"
+
+
+def test_a_data_file_with_a_misspelt_or_capitalised_suffix_is_a_file_never_a_hub_id(models: Path) -> None:
+    """`pairs.jsnl` is a typo of a file: sent to the Hub it would cost the retries this module exists to spare."""
+    Path("pairs.jsonl").write_text("{}\n")
+    for typo in ("pairs.jsnl", "pairs.JSONL", "pairs.parqet", "pairs.cvs"):
+        assert not looks_like_hub_id(typo) and is_local_only(typo)
+    assert looks_like_hub_id("my-org/my-model") and looks_like_hub_id("org/Llama-3.2-1B")
+    with pytest.raises(
+        EvalkitError, match=r"^datasets\.0\.path: file not found: pairs\.jsnl; did you mean pairs\.jsonl\?$"
+    ):
+        check_data_location("pairs.jsnl", None, "datasets.0.path")
+
+
+def test_an_unknown_users_home_is_one_line_not_a_crash(models: Path) -> None:
+    with pytest.raises(EvalkitError, match=r"^models\.m\.path: ~no-such-user-x9/ckpt: no such user's home directory$"):
+        check_model_location("~no-such-user-x9/ckpt", None, "models.m.path")
+    with pytest.raises(EvalkitError, match=r"no such user's home directory$"):
+        check_data_location("~no-such-user-x9/pairs.jsonl", None, "datasets.0.path")
