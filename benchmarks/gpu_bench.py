@@ -328,23 +328,20 @@ def measure_shape(plan: Plan, clock: Clock, name: str, peaks: dict[str, float]) 
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    import transformers
+    """The versions evalkit records for every run (`results.provenance`), with the card and CUDA beside them."""
+    from evalkit.results.provenance import environment as run_environment
 
-    try:
-        import trl
-
-        trl_version = trl.__version__
-    except ImportError:
-        trl_version = None
+    recorded = run_environment()
+    packages = recorded.packages
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
     return {
         "device": str(device),
         "card": card,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
+        "python": recorded.python,
+        "torch": packages["torch"],
         "cuda": torch.version.cuda,
-        "transformers": transformers.__version__,
-        "trl": trl_version,
+        "transformers": packages["transformers"],
+        "trl": None if packages["trl"] == "not installed" else packages["trl"],
     }
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shlex
 import sys
 from collections.abc import Sequence
@@ -345,10 +344,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
     written = write_texts(out_dir, outputs)
     stdout.print(verdict_lines(verdicts), soft_wrap=True)
     stdout.print("wrote " + ", ".join(str(path) for path in written), markup=False)
-    try:
-        append_step_summary(outputs["summary.md"])
-    except OSError as error:  # CI's step summary is a courtesy: the verdict and its exit code stand without it
-        console.print(f"evalkit: warning: could not append to the step summary: {error.strerror or error}")
+    append_step_summary(outputs["summary.md"])
     return exit_code(verdicts)
 
 
@@ -372,13 +368,16 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    from evalkit.config.specs import plain_name
     from evalkit.config.suite import parse_suite
 
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     models = [{"name": "policy", "path": args.model, "base": args.base, **trust}]
     if args.ref:
         models.append({"name": "reference", "path": args.ref, **trust})
-    dataset = {"name": _plain_name(Path(args.data).stem), "path": args.data, "format": args.format, "split": args.split}
+    # The user never wrote this name (it is the data's file name): made plain rather than refused.
+    name = plain_name(Path(args.data).stem, "data", "_")
+    dataset = {"name": name, "path": args.data, "format": args.format, "split": args.split}
     dataset |= {"columns": args.columns, "id_column": args.id_column, "subset_column": args.subset_column}
     if args.limit is not None:
         dataset["limit"] = args.limit
@@ -419,12 +418,6 @@ def _json_object(text: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"enable_thinking\": false}'")
     return value
-
-
-def _plain_name(stem: str) -> str:
-    """A dataset name from the data's file name (`my pairs.jsonl` → `my_pairs`): names are plain file names, and the
-    user never wrote this one, so it is made plain rather than refused."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", stem).strip("._")[:64] or "data"
 
 
 def _column_map(text: str) -> dict[str, str]:

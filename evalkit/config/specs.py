@@ -77,6 +77,13 @@ SafeName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-
 (letters, digits, `.`, `_`, `+`, `-`; at most 64 characters), never a path."""
 
 
+def plain_name(stem: str, fallback: str, separator: str = "-") -> str:
+    """A file stem as a `SafeName` (`my pairs` → `my-pairs`): each run of other characters becomes `separator`,
+    the ends are trimmed to a letter or digit, at most 64 characters, `fallback` when nothing is left."""
+    name = re.sub(r"[^A-Za-z0-9._+-]+", separator, stem).strip("-._+")[:64]
+    return name or fallback
+
+
 class DatasetSpec(Spec):
     """Preference pairs to score: a local file or folder, or a hub dataset."""
 

@@ -129,14 +129,24 @@ OWN_COLUMNS = {"id_column": "id", "subset_column": "subset"}
 """The columns `evalkit score` takes a pair's id and subset from when the data has them and none is named."""
 
 
-def with_own_columns(spec: DatasetSpec) -> DatasetSpec:
-    """`spec` reading the data's own `id` and `subset` columns where it names no other (a suite names them
-    explicitly, so that its ids never change under a baseline; `evalkit score` keeps what the data has)."""
-    missing = {key: column for key, column in OWN_COLUMNS.items() if getattr(spec, key) is None}
-    if not missing:
-        return spec
-    found = set(_load_table(spec).column_names)
-    return spec.model_copy(update={key: column for key, column in missing.items() if column in found})
+@dataclass(frozen=True)
+class OwnPairs:
+    """A dataset's pairs with the spec that read them, which names the data's own id and subset columns."""
+
+    spec: DatasetSpec
+    pairs: list[PreferencePair]
+
+
+def load_own_pairs(spec: DatasetSpec) -> OwnPairs:
+    """`load_pairs`, reading the data's own `id` and `subset` columns where the spec names no other (a suite names
+    them explicitly, so that its ids never change under a baseline; `evalkit score` keeps what the data has). The
+    table is read once: its column names decide the spec that lays its rows out."""
+    table = _nonempty_table(spec)
+    found = list(table.column_names)
+    own = {key: column for key, column in OWN_COLUMNS.items() if getattr(spec, key) is None and column in found}
+    spec = spec.model_copy(update=own) if own else spec
+    check_columns(spec, found, _describe_source(spec))
+    return OwnPairs(spec, pairs_from_rows(_selected_rows(table, spec), spec, _describe_source(spec)))
 
 
 def check_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:

@@ -116,9 +116,7 @@ def _absolute(rule: AbsoluteRule, run: Run, where: str) -> Judged:
         n=metric.n,
         threshold=threshold,
     )
-    if rule.judge_on == "value":
-        if nan_in(metric.value):
-            raise Undecidable(f"{where}: {NOT_A_NUMBER}")
+    if rule.judge_on == "value":  # a NaN value is undecidable by `check_numbers`, as every judged rule's numbers are
         on_value = metric.value >= threshold if at_least else metric.value <= threshold
         return Judged(rule, verdict, None, threshold, at_least, passes_on_value=on_value)
     sampling = _recorded_sampling(metric, where)

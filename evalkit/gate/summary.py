@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from evalkit.console import console
 from evalkit.gate.junit import junit_xml
 from evalkit.report import markdown
 from evalkit.report import verdicts as verdict_words
@@ -63,6 +64,10 @@ def gate_outputs(verdicts: Sequence[GateVerdict], result: RunResult) -> dict[str
 def append_step_summary(text: str) -> None:
     """Add the summary to `$GITHUB_STEP_SUMMARY`, the job's page on GitHub, when the job sets it."""
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
+    if not step_summary:
+        return
+    try:
         with open(step_summary, "a", encoding="utf-8") as handle:
             handle.write(text + "\n")
+    except OSError as error:  # a courtesy: the verdict and its exit code stand without it
+        console.print(f"evalkit: warning: could not append to the step summary: {error.strerror or error}")

@@ -19,7 +19,7 @@ from evalkit.checkpoints import LoadedModel, load_model, release
 from evalkit.config.specs import ModelSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
-from evalkit.data.pairs import PreferencePair, load_pairs, with_own_columns
+from evalkit.data.pairs import PreferencePair, load_own_pairs
 from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
 from evalkit.generate.decode import Sample
@@ -264,8 +264,9 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     check_inputs(suite)
     if any(Path(d.path).exists() and Path(d.path).resolve() == out.resolve() for d in suite.datasets):
         raise EvalkitError(f"--out: {out} is the data being scored (--data); write the scores to another file")
-    suite = suite.model_copy(update={"datasets": [with_own_columns(d) for d in suite.datasets]})
-    datasets = {d.name: load_pairs(d) for d in suite.datasets}  # every row checked before a model loads
+    own = [load_own_pairs(d) for d in suite.datasets]  # every row checked before a model loads
+    suite = suite.model_copy(update={"datasets": [o.spec for o in own]})
+    datasets = {o.spec.name: o.pairs for o in own}
     scored = score_suite(suite, datasets)
     policy = suite.models[0].name
     rows = [r for rows in scored.scores.values() for r in rows if r.model == policy]

@@ -9,12 +9,12 @@ replaced.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from evalkit.config.specs import plain_name
 from evalkit.config.suite import parse_suite
 from evalkit.data.columns import DetectedColumns, detect_columns
 from evalkit.errors import EvalkitError
@@ -56,7 +56,7 @@ def write_starter_suite(options: StarterOptions) -> Path:
 
 def starter_text(options: StarterOptions, detected: DetectedColumns | None) -> str:
     """The suite's YAML, comments included."""
-    name = _safe_name(options.out.stem, "mine")
+    name = plain_name(options.out.stem, "mine")
     lines = [
         f"# A starter suite written by `evalkit init`. Run it with: evalkit bench {options.out}",
         "# Every key is checked when the suite loads (a typo is an error naming the key). Relative paths are",
@@ -82,7 +82,7 @@ def starter_text(options: StarterOptions, detected: DetectedColumns | None) -> s
 
 
 def _dataset_lines(data: str | None, detected: DetectedColumns | None) -> list[str]:
-    name = _safe_name(Path(data).stem, "data") if data is not None else "heldout"
+    name = plain_name(Path(data).stem, "data") if data is not None else "heldout"
     lines = [f"  - name: {_scalar(name)}"]
     if data is None or detected is None:
         return [
@@ -149,12 +149,6 @@ def _gate_lines(options: StarterOptions) -> list[str]:
     if options.ref is not None:
         return rule
     return ["# With a reference model, a release rule:", *(f"# {line}" for line in rule)]
-
-
-def _safe_name(stem: str, fallback: str) -> str:
-    """A file stem as a suite or dataset name (letters, digits, `.`, `_`, `+`, `-`; at most 64)."""
-    name = re.sub(r"[^A-Za-z0-9._+-]+", "-", stem).strip("-._+")[:64]
-    return name or fallback
 
 
 def _scalar(value: str) -> str:

@@ -351,15 +351,9 @@ def _coloured(grid: Grid) -> Grid:
 
 def read_comparison(baseline_path: Path, candidate_path: Path) -> RunComparison:
     """The two runs at these paths compared, pair by pair where their per-pair files are at hand; runs that share no
-    model or no dataset have nothing to compare, which is a user error (exit 2)."""
+    model or no dataset have nothing to compare, which is a user error (exit 2), said before any per-pair file is
+    read."""
     baseline, candidate = read_results(baseline_path), read_results(candidate_path)
-    comparison = compare_runs(
-        baseline,
-        candidate,
-        read_pairs(baseline, baseline_path.parent),
-        read_pairs(candidate, candidate_path.parent),
-        (str(baseline_path), str(candidate_path)),
-    )
     shared_datasets = {d.name for d in candidate.datasets if dataset_counterpart(d.name, candidate, baseline)}
     for what, shared, before, after in (
         ("dataset", shared_datasets, baseline.datasets, candidate.datasets),
@@ -370,7 +364,13 @@ def read_comparison(baseline_path: Path, candidate_path: Path) -> RunComparison:
                 f"{candidate_path}: shares no {what} with {baseline_path} ({', '.join(x.name for x in after)} against "
                 f"{', '.join(x.name for x in before)}); expected two runs of the same {what}s to compare"
             )
-    return comparison
+    return compare_runs(
+        baseline,
+        candidate,
+        read_pairs(baseline, baseline_path.parent),
+        read_pairs(candidate, candidate_path.parent),
+        (str(baseline_path), str(candidate_path)),
+    )
 
 
 def write_comparison(baseline_path: Path, candidate_path: Path, out_dir: Path | None = None) -> list[Path]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -57,6 +58,12 @@ class Installed:
         )
 
 
+def _succeeds(argv: list[str], cwd: Path) -> None:
+    """Run a build or install step in the clean environment; its output's tail is the failure message."""
+    done = subprocess.run(argv, cwd=cwd, env=_clean_env(), capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+
 def _clean_env() -> dict[str, str]:
     """The environment without what would make a source tree importable (PYTHONPATH names one when the tests
     run from a checkout), offline."""
@@ -70,21 +77,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
     for name in ("pyproject.toml", "README.md"):
         (source / name).write_bytes((ROOT / name).read_bytes())
-    subprocess.run(
-        ["cp", "-r", str(ROOT / "evalkit"), str(source / "evalkit")], check=True, capture_output=True, timeout=60
-    )
+    shutil.copytree(ROOT / "evalkit", source / "evalkit", ignore=shutil.ignore_patterns("__pycache__"))
     out = tmp_path_factory.mktemp("dist")
     # Without build isolation: the test environment's setuptools (the dev extra's), nothing downloaded.
-    done = subprocess.run(
-        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)],
-        cwd=source,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    _succeeds([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(source)], cwd=source)
     return out
 
 
@@ -109,16 +105,10 @@ def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed
     )
     (wheel,) = dist.glob("*.whl")
     # pip of the test environment, installing into the fresh one: the wheel only, its dependencies borrowed.
-    done = subprocess.run(
+    _succeeds(
         [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "--no-deps", str(wheel)],
         cwd=venv,
-        env=_clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     work = tmp_path_factory.mktemp("empty")
     return Installed(venv, work)
 
@@ -213,11 +203,11 @@ def test_demo_then_init_then_score_from_an_empty_directory(installed: Installed,
         timeout=600,
     )
     assert score.returncode == 0, score.stdout[-3000:] + score.stderr[-3000:]
-    data_ids = [json.loads(line)["id"] for line in (work / eval_pairs).read_text().splitlines()]
+    data = [json.loads(line) for line in (work / eval_pairs).read_text().splitlines()]
+    data_ids, subsets = [row["id"] for row in data], {row["id"]: row["subset"] for row in data}
     scored = [json.loads(line) for line in (work / "scores.jsonl").read_text().splitlines()]
     assert len(scored) == len(data_ids) == 12  # 16 pairs a subset, a quarter held out
     assert all("margin" in row for row in scored)
     # The data's own ids and subsets are kept (never renumbered `eval-0…`), so scores join back onto the data.
-    rows = {json.loads(line)["id"]: json.loads(line) for line in (work / eval_pairs).read_text().splitlines()}
     assert sorted(row["id"] for row in scored) == sorted(data_ids)
-    assert all(row["subset"] == rows[row["id"]]["subset"] for row in scored)
+    assert all(row["subset"] == subsets[row["id"]] for row in scored)

@@ -168,8 +168,8 @@ def test_a_step_summary_that_cannot_be_written_leaves_the_verdict_and_its_exit_c
 
 
 def test_score_names_its_dataset_after_a_file_name_with_spaces_as_a_plain_name() -> None:
-    from evalkit.cli import _plain_name
+    from evalkit.config.specs import plain_name
 
-    assert _plain_name("my pairs") == "my_pairs"
-    assert _plain_name("données v2") == "donn_es_v2"
-    assert _plain_name("...") == "data" and _plain_name("a" * 80) == "a" * 64
+    assert plain_name("my pairs", "data", "_") == "my_pairs"
+    assert plain_name("données v2", "data", "_") == "donn_es_v2"
+    assert plain_name("...", "data", "_") == "data" and plain_name("a" * 80, "data", "_") == "a" * 64
