@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.workload import reward_margin
 from evalkit.scoring.score import CompletionLogps
 
 BETA = 0.1
@@ -81,10 +82,7 @@ def agreement(fp32: dict[str, list[CompletionLogps]], bf16: dict[str, list[Compl
     ]
 
     def margins(scores: dict[str, list[CompletionLogps]]) -> list[float]:
-        return [
-            BETA * ((p.chosen - r.chosen) - (p.rejected - r.rejected))
-            for p, r in zip(scores["policy"], scores["reference"], strict=True)
-        ]
+        return [reward_margin(p, r, BETA) for p, r in zip(scores["policy"], scores["reference"], strict=True)]
 
     m32, m16 = margins(fp32), margins(bf16)
     return {

@@ -20,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
 from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
+from evalkit.results.pairs import implicit_reward
 from evalkit.scoring.logps import Runner
 from evalkit.scoring.score import CompletionLogps, TokenizedPair, score_pairs, tokenize_pair
 
@@ -153,11 +154,14 @@ def trl_trainer(
     )
 
 
+def reward_margin(policy: CompletionLogps, reference: CompletionLogps, beta: float) -> float:
+    """The implicit reward margin of one pair, from evalkit's own `implicit_reward`."""
+    chosen = implicit_reward(policy.chosen, reference.chosen, beta)
+    return chosen - implicit_reward(policy.rejected, reference.rejected, beta)
+
+
 def mean_dpo_loss(policy: list[CompletionLogps], reference: list[CompletionLogps], beta: float) -> float:
-    losses = []
-    for p, r in zip(policy, reference, strict=True):
-        margin = beta * ((p.chosen - r.chosen) - (p.rejected - r.rejected))
-        losses.append(math.log1p(math.exp(-margin)))
+    losses = [math.log1p(math.exp(-reward_margin(p, r, beta))) for p, r in zip(policy, reference, strict=True)]
     return sum(losses) / len(losses)
 
 

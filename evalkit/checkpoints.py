@@ -309,7 +309,7 @@ def _hub_files(repo: str, revision: str | None) -> Path | None:
     """The cached snapshot of a hub model's config.json, model.safetensors and shard index (fetched when missing:
     loading would fetch them next, into the same cache), or None when the hub id cannot be reached, which loading
     then reports."""
-    from evalkit.data.pairs import looks_like_hub_id
+    from evalkit.data.locations import looks_like_hub_id
 
     if Path(repo).exists() or not looks_like_hub_id(repo):
         return None

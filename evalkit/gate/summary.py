@@ -12,7 +12,7 @@ from evalkit.gate.junit import junit_xml
 from evalkit.report import markdown
 from evalkit.report import verdicts as verdict_words
 from evalkit.report.links import report_url
-from evalkit.report.statements import verdict_view
+from evalkit.report.statements import rows_within, verdict_view
 from evalkit.results.files import write_texts
 from evalkit.results.schema import GateVerdict, RunResult
 
@@ -30,12 +30,7 @@ def summary_markdown(verdicts: Sequence[GateVerdict], title: str, report_link: s
     view = verdict_view(verdicts)
     table = view.table.markdown.split("\n") if view is not None and view.table is not None else []
     room = SUMMARY_BUDGET - sum(len(line) + 1 for line in head + tail + table[:2]) - 200  # 200: the note below
-    rows = []
-    for row in table[2:]:
-        room -= len(row) + 1
-        if room < 0:
-            break
-        rows.append(row)
+    rows = table[2 : 2 + rows_within(table[2:], room)]
     lines = head + table[:2] + rows
     if len(rows) < len(table) - 2:
         lines += ["", f"Only the first {len(rows)} of {len(verdicts)} rules are shown here: full text in report.html."]

@@ -35,7 +35,7 @@ from evalkit.pipeline.score import ScoredSuite, score_suite
 from evalkit.pipeline.training import run_training, training_info
 from evalkit.report.document import summary_table, write_reports
 from evalkit.report.statements import verdict_sentence
-from evalkit.results.files import JsonStore, read_results, write_jsonl, write_results
+from evalkit.results.files import JsonStore, mark_output, read_results, write_jsonl, write_results
 from evalkit.results.pairs import pair_records
 from evalkit.results.provenance import environment
 from evalkit.results.schema import SCHEMA_VERSION, DatasetInfo, RunResult, ScoringInfo, SuiteInfo
@@ -112,7 +112,7 @@ def _bench(
     capabilities = _capability_runner(suite)  # after the world: its task files are written with it
     check_inputs(suite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / OUTPUT_MARKER).write_text("written by evalkit: its outputs here may be replaced by the next run\n")
+    mark_output(out_dir, None)  # the run is named once its results are written
     # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
     heldout = Path(suite.train.heldout).resolve() if suite.train is not None and suite.train.heldout else None
     ready = {d.name: load_pairs(d) for d in suite.datasets if Path(d.path).resolve() != heldout}
@@ -188,6 +188,7 @@ def _write_pairs(
 
 def _write_outputs(result: RunResult, out_dir: Path) -> None:
     write_results(result, out_dir / "results.json")
+    mark_output(out_dir, result)
     written = write_reports(result, out_dir)
     stdout.print(summary_table(result))  # the headline values with their intervals
     if result.gate is not None:

@@ -36,7 +36,7 @@ from evalkit.report.jinja import render
 from evalkit.report.judged import judged_view
 from evalkit.report.links import report_url
 from evalkit.report.markdown import Markdown, escape
-from evalkit.report.statements import verdict_sentence, verdict_view
+from evalkit.report.statements import rows_within, verdict_sentence, verdict_view
 from evalkit.report.tables import Table
 from evalkit.report.views import audit_table, dataset_view, read_pairs
 from evalkit.results.estimates import Statistics
@@ -93,10 +93,8 @@ def render_markdown(result: RunResult, budget: int = MARKDOWN_BUDGET) -> str:
     view = verdict_view(result.gate)
     assert view is not None and view.table is not None, "a gate with rules has a verdict table"
     rows = view.table.markdown.split("\n")[2:]
-    excess, shown = len(compact) - budget + 300, len(rows)  # 300: the note saying so
-    while shown and excess > 0:
-        shown -= 1
-        excess -= len(rows[shown]) + 1
+    excess = len(compact) - budget + 300  # 300: the note saying so
+    shown = rows_within(rows, sum(len(row) + 1 for row in rows) - excess)  # the rows left when `excess` is cut
     return _render_markdown(result, compact=True, full_length=len(full), rules_shown=shown)
 
 

@@ -167,6 +167,18 @@ def statement(v: GateVerdict) -> str:
     return ", ".join(parts) + ("; " + "; ".join(test) if test else "")
 
 
+def rows_within(rows: Sequence[str], room: int) -> int:
+    """How many of `rows` (markdown table rows, a newline each), from the first, fit in `room` characters: the gate's
+    rules come worst first, so those left out are the ones a reader needs least; the full text is in report.html."""
+    shown = 0
+    for row in rows:
+        room -= len(row) + 1
+        if room < 0:
+            break
+        shown += 1
+    return shown
+
+
 def verdict_view(gate: Sequence[GateVerdict] | None) -> VerdictView | None:
     """The gate's verdict: passed or failed, then every rule, the worst first, one statement each."""
     if gate is None:

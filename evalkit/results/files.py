@@ -134,8 +134,16 @@ def claim_output(out_dir: Path, result: RunResult, where: str = "--out", *, repl
             f"{where}: {out_dir} holds another run's outputs; write this run's into a directory of its own"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    marker = "written by evalkit: its outputs here may be replaced by the next run\n"
-    atomic_write_text(out_dir / OUTPUT_MARKER, f"{marker}run: {mine}\n")
+    mark_output(out_dir, result)
+
+
+def mark_output(out_dir: Path, result: RunResult | None) -> None:
+    """Leave the marker that says evalkit writes here, naming the run once its results exist: a later reader then
+    knows whose outputs these are without reading results.json again."""
+    run = f"run: {run_identity(result)}\n" if result is not None else ""
+    atomic_write_text(
+        out_dir / OUTPUT_MARKER, f"written by evalkit: its outputs here may be replaced by the next run\n{run}"
+    )
 
 
 def _held_by(out_dir: Path) -> str | None:
@@ -196,10 +204,7 @@ def read_results(path: Path) -> RunResult:
     try:
         return RunResult.model_validate(migrate(raw))
     except ValidationError as exc:
-        error = exc.errors()[0]
-        key = ".".join(str(part) for part in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise EvalkitError(f"{path}: {key + ': ' if key else ''}{message}") from None
+        raise EvalkitError(f"{path}: {validation_message(exc)}") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a migration step meeting a malformed file
         raise EvalkitError(f"{path}: not an evalkit results file ({type(exc).__name__}: {exc})") from None
 
@@ -250,3 +255,11 @@ def _has_lone_surrogate(value: Any) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def validation_message(exc: ValidationError) -> str:
+    """The first problem pydantic found, as `key.path: what was wrong` (one line: one problem is enough to fix)."""
+    error = exc.errors()[0]
+    key = ".".join(str(part) for part in error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{key}: {message}" if key else message

@@ -15,7 +15,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from evalkit.errors import EvalkitError
-from evalkit.results.files import inside, read_jsonl, write_jsonl
+from evalkit.results.files import inside, read_jsonl, validation_message, write_jsonl
 from evalkit.results.pairs import pairs_path
 from evalkit.results.schema import DatasetInfo, PairText
 
@@ -109,9 +109,7 @@ def read_pair_texts(results_dir: Path, info: DatasetInfo) -> dict[str, PairTextR
         try:
             text = PairText.model_validate({**record, "dataset": info.name})
         except ValidationError as exc:
-            error = exc.errors()[0]
-            key = ".".join(str(part) for part in error["loc"])
-            raise EvalkitError(f"{where}: {key}: {error['msg']}") from None
+            raise EvalkitError(f"{where}: {validation_message(exc)}") from None
         subset = subsets.setdefault(text.subset, text.subset)
         out[text.id] = PairTextRow(text.id, subset, text.prompt, text.chosen, text.rejected)
     return out

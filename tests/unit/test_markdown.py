@@ -118,3 +118,10 @@ def test_summary_and_report_stay_under_githubs_limits_with_the_full_text_in_the_
     assert "full text in report.html" in summary and "300 rules" in summary
     assert len(render_markdown(run)) < 65_536
     assert name in render_html(run)
+
+
+def test_rows_within_counts_the_leading_rows_that_fit_a_budget_newlines_included() -> None:
+    from evalkit.report.statements import rows_within
+
+    rows = ["aaa", "bb", "c"]  # 4, 3 and 2 characters with their newlines
+    assert [rows_within(rows, room) for room in (0, 3, 4, 6, 7, 8, 9, 100)] == [0, 0, 1, 1, 2, 2, 3, 3]
