@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from evalkit.cli import main
+from evalkit.report.statements import verdict_sentence
 from evalkit.results.files import read_results
 from evalkit.results.pairs import read_pair_scores
 
@@ -40,3 +41,5 @@ def test_reward_model_suite_trains_and_compares_with_the_dpo_policy(
     assert rows and all(r.is_reward_model and r.ref_logp_chosen is None for r in rows)
     report = (tmp_path / "rm" / "report.md").read_text()
     assert "reward model steps" in report
+    sentence = verdict_sentence(result)  # the classifier against the policy, pair by pair, in the run's last line
+    assert "; rm " in sentence and "aligned on tinyworld: reward accuracy" in sentence
