@@ -241,6 +241,16 @@ def needs_reference(objective: Objective) -> bool:
     return isinstance(objective, DpoObjective | KtoObjective)
 
 
+def unscored_reason(objective: Objective) -> str | None:
+    """Why evalkit computes no pairwise `trl/*` or `objective/*` metrics for `objective`, where it does not (the
+    scorers in `evalkit.metrics.objectives` skip the same cases)."""
+    if isinstance(objective, DpoObjective) and objective.ld_alpha not in (None, 1.0):
+        return "LD-DPO's `ld_alpha` weights tokens the per-pair rows do not hold"
+    if isinstance(objective, KtoObjective):
+        return "a KTO model is scored on unpaired data"
+    return None
+
+
 def default_objective(beta: float) -> DpoObjective:
     """The objective of a model no `method` names: sigmoid DPO at the suite's `scoring.beta`."""
     return DpoObjective(name="dpo", beta=beta)

@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from evalkit.config.messages import every_problem, suggestion
-from evalkit.config.objectives import Objective, default_objective, needs_reference, with_beta
+from evalkit.config.objectives import Objective, default_objective, needs_reference, unscored_reason, with_beta
 from evalkit.config.overrides import MAX_SUITE_VALUES, apply_override, expanded_size
 from evalkit.config.rules import (
     CapabilityRule,
@@ -174,6 +174,8 @@ class Suite(Spec):
                 f"{where}.metric: {rule.metric!r} is logged by {' and '.join(known.objectives)} only; "
                 f"{rule.model!r} is scored with {objective.name!r}"
             )
+        elif unscored_reason(objective) is not None:
+            yield f"{where}.metric: {rule.metric!r} is not computed for {rule.model!r}: {unscored_reason(objective)}"
         elif needs_reference(objective) and rule.model == self.reference:
             yield f"{where}.metric: {rule.metric!r} is not computed for the reference model {rule.model!r}"
         elif needs_reference(objective) and self.reference is None:

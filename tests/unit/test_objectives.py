@@ -198,6 +198,10 @@ def test_a_rule_on_an_objectives_metric_needs_a_model_scored_on_one_that_has_it(
     with pytest.raises(EvalkitError, match="'trl/log_odds_ratio' is logged by orpo only; 'tuned' is scored with"):
         parse_suite({**simpo, **rule("trl/log_odds_ratio")})
     assert parse_suite({**simpo, **rule("objective/accuracy")}).named_objectives()["tuned"].name == "simpo"
+    ld = {**SUITE, "method": {"name": "dpo", "ld_alpha": 0.5}}
+    with pytest.raises(EvalkitError, match="not computed for 'tuned': LD-DPO's `ld_alpha` weights tokens"):
+        parse_suite({**ld, **rule("objective/accuracy")})
+    assert objective_pairs(Cell.from_rows([A]), dpo(ld_alpha=0.5)) is None
 
 
 def test_cells_keep_the_per_pair_order_of_the_rows() -> None:

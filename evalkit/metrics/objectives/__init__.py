@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.config.objectives import Objective
+from evalkit.config.objectives import Objective, unscored_reason
 from evalkit.metrics import stats
 from evalkit.metrics.cells import Cell
 from evalkit.metrics.objectives import cpo, dpo, orpo
@@ -38,7 +38,9 @@ def objective_pairs(cell: Cell, objective: Objective) -> ObjectivePairs | None:
     """`cell` under `objective`; None where the objective has nothing to say of these pairs (no scorer, or a
     reference-based objective on the reference's own cell)."""
     scorer = SCORERS.get(objective.name)
-    return scorer(cell, objective) if scorer is not None and cell.n > 0 else None
+    if scorer is None or cell.n == 0 or unscored_reason(objective) is not None:
+        return None
+    return scorer(cell, objective)
 
 
 def objective_estimates(cell: Cell, objective: Objective, statistics: Statistics) -> dict[str, stats.Estimate]:

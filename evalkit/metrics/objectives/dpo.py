@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.config.objectives import DpoObjective
+from evalkit.config.objectives import DpoObjective, unscored_reason
 from evalkit.metrics.cells import Cell
 from evalkit.metrics.objectives.records import ObjectivePairs, log_sigmoid, sigmoid
 
@@ -56,9 +56,7 @@ def score(cell: Cell, objective: DpoObjective) -> ObjectivePairs | None:
     """The DPO objective's values of `cell`'s pairs; None without reference log-probs (the reference's own cell),
     and with LD-DPO's weighting (it needs the log-probs of the tokens past the shorter answer, which the per-pair
     rows do not hold)."""
-    if cell.ref_logp_chosen is None or cell.ref_logp_rejected is None:
-        return None
-    if objective.ld_alpha not in (None, 1.0):
+    if cell.ref_logp_chosen is None or cell.ref_logp_rejected is None or unscored_reason(objective) is not None:
         return None
     assert objective.beta is not None, "the suite fills in a DPO objective's β (Suite.objective)"
     beta = objective.beta
