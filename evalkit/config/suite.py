@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from evalkit.config.messages import every_problem, suggestion
+from evalkit.config.objectives import Objective, default_objective, needs_reference, unscored_reason, with_beta
 from evalkit.config.overrides import MAX_SUITE_VALUES, apply_override, expanded_size
 from evalkit.config.rules import (
     CapabilityRule,
@@ -68,6 +69,9 @@ class Suite(Spec):
     """The checkpoints to score; each later model is compared with each earlier one on the same pairs."""
     reference: str | None = None
     """Name of the reference model for implicit rewards; without one only policy metrics are reported."""
+    method: Objective | None = None
+    """The preference objective of every model that names none: its parameters and the quantity it optimises
+    (`evalkit.config.objectives`). Default: sigmoid DPO at `scoring.beta`."""
     scoring: ScoringSpec = ScoringSpec()
     rendering: RenderingSpec = RenderingSpec()
     statistics: Statistics = Statistics()
@@ -167,6 +171,8 @@ class Suite(Spec):
                 )
             elif self.reference is None:
                 yield f"{where}.metric: {rule.metric!r} needs a `reference` model"
+        if isinstance(rule, PreferenceRule) and REGISTRY[rule.metric].quantity is not None:
+            yield from self._objective_rule_problems(rule, where)
         if isinstance(rule, DriftBudgetRule) and (
             self.reference is None or not self.generation or not self.generation.drift
         ):
@@ -183,6 +189,27 @@ class Suite(Spec):
             if rule.task not in tasks:
                 hint = suggestion(rule.task, tasks)
                 yield f"{where}.task: no capability task {rule.task!r}{hint}; capabilities.tasks are {tasks}"
+
+    def _objective_rule_problems(self, rule: PreferenceRule, where: str) -> Iterator[str]:
+        """A rule on an objective's metric needs a model scored on an objective that has it."""
+        known = REGISTRY[rule.metric]
+        objective = self.named_objectives().get(rule.model)
+        if objective is None:
+            yield (
+                f"{where}.metric: {rule.metric!r} is a metric of the model's objective; give {rule.model!r} a `method` "
+                "(or the suite one)"
+            )
+        elif known.objectives is not None and objective.name not in known.objectives:
+            yield (
+                f"{where}.metric: {rule.metric!r} is logged by {' and '.join(known.objectives)} only; "
+                f"{rule.model!r} is scored with {objective.name!r}"
+            )
+        elif unscored_reason(objective) is not None:
+            yield f"{where}.metric: {rule.metric!r} is not computed for {rule.model!r}: {unscored_reason(objective)}"
+        elif needs_reference(objective) and rule.model == self.reference:
+            yield f"{where}.metric: {rule.metric!r} is not computed for the reference model {rule.model!r}"
+        elif needs_reference(objective) and self.reference is None:
+            yield f"{where}.metric: {rule.metric!r} of objective {objective.name!r} needs a `reference` model"
 
     @property
     def model_names(self) -> list[str]:
@@ -203,6 +230,26 @@ class Suite(Spec):
             return self.train.output
         others = [name for name in self.model_names if name != self.reference]
         return others[-1] if others else None
+
+    def objective(self, model: ModelSpec) -> Objective:
+        """The objective `model` is scored with: its own `method`, else the training's when it is the trained
+        model, else the suite's `method`, else sigmoid DPO; a DPO β left unset is `scoring.beta`."""
+        trained = self.train.method if self.train is not None and self.train.output == model.name else None
+        chosen = model.method or trained or self.method or default_objective(self.scoring.beta)
+        return with_beta(chosen, self.scoring.beta)
+
+    def named_objectives(self, names: Sequence[str] | None = None) -> dict[str, Objective]:
+        """Model name → its objective, for the models scored on one: those whose objective the suite names (their
+        own `method`, the training's, the suite's). A model of none keeps the metrics it always had. `names` may
+        hold a sweep's checkpoints (`<model>@<step>`, scored with their model's objective); default: the models."""
+        named = {
+            m.name: self.objective(m)
+            for m in self.models
+            if m.method is not None
+            or self.method is not None
+            or (self.train and self.train.output == m.name and self.train.method is not None)
+        }
+        return {n: named[n.split("@")[0]] for n in (names or self.model_names) if n.split("@")[0] in named}
 
     def template_options(self, model: ModelSpec) -> dict[str, Any]:
         """`model`'s chat template options: the suite's, overridden key by key by the model's own."""

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
 from evalkit.config.messages import notice, suggestion
+from evalkit.config.objectives import Objective
 from evalkit.config.specs import DatasetSpec, Spec
 
 
@@ -75,10 +77,14 @@ class TrainSpec(Spec):
     """LoRA settings, or null for full fine-tuning (the reference is then a frozen copy of `base`)."""
     merge: bool = False
     """Also save the adapter merged into the base, under `<output path>/merged`."""
+    method: Objective | None = None
+    """The objective to train with, which picks TRL's trainer (`dpo`: DPOTrainer, `cpo`/`simpo`/`alphapo`:
+    CPOTrainer, `orpo`: ORPOTrainer, `kto`: KTOTrainer); the trained model is scored with it too. Default: DPO
+    as `args` configures it."""
     args: dict[str, Any] = Field(default={})
-    """Any `trl.DPOConfig` option (a `trl.RewardConfig` one when `output` is a reward model), by its TRL name
-    (`beta`, `learning_rate`, `num_train_epochs`, `per_device_train_batch_size`, `lr_scheduler_type`,
-    `gradient_checkpointing`, `bf16`, ...)."""
+    """Any option of the trainer's config class (`trl.DPOConfig` by default, `trl.RewardConfig` when `output` is a
+    reward model), by its TRL name (`learning_rate`, `num_train_epochs`, `per_device_train_batch_size`,
+    `lr_scheduler_type`, `gradient_checkpointing`, `bf16`, ...); the objective's own options go in `method`."""
 
     @model_validator(mode="before")
     @classmethod
@@ -112,17 +118,50 @@ class TrainSpec(Spec):
 
 
 Trainer = Literal["dpo", "reward"]
-"""The TRL trainer a suite's `train` runs: `DPOTrainer` for a policy, `RewardTrainer` for a reward model."""
+"""The TRL trainer family a suite's `train` runs: a preference trainer for a policy (which one `method` says),
+`RewardTrainer` for a reward model."""
 
 
 def check_trainer_options(spec: TrainSpec, trainer: Trainer) -> None:
-    """`spec.args` checked against the trainer's own config class (`DPOConfig`, `RewardConfig`): a typo is an
-    error with a suggestion, and YAML's strings that are numbers become the numbers TRL expects."""
-    from trl import DPOConfig, RewardConfig  # deferred: importing TRL takes seconds and only training needs it
+    """`spec.args` checked against the trainer's own config class (`DPOConfig`, `CPOConfig`, `ORPOConfig`,
+    `KTOConfig`, `RewardConfig`): a typo is an error with a suggestion, the objective's options are refused
+    there (they go in `method`), and YAML's strings that are numbers become the numbers TRL expects."""
+    if trainer == "reward":
+        from trl import RewardConfig  # deferred: importing TRL takes seconds and only training needs it
 
-    config = DPOConfig if trainer == "dpo" else RewardConfig
-    _check_option_names(spec.args, config, "train.args", reserved=_TRAIN_RESERVED)
-    _coerce_numbers(spec.args, config)
+        config_class: Any = RewardConfig
+        reserved = _TRAIN_RESERVED
+    else:
+        config_class = trainer_config_class(spec.method)
+        reserved = _TRAIN_RESERVED | dict.fromkeys(
+            spec.method.trainer_options() if spec.method is not None else {},
+            "the objective's options go in `train.method`",
+        )
+    _check_option_names(spec.args, config_class, "train.args", reserved=reserved)
+    _coerce_numbers(spec.args, config_class)
+
+
+def trainer_config_class(method: Objective | None) -> Any:
+    """TRL's config class for `method` (`DPOConfig` without one); imported here, when a suite that trains loads,
+    because importing TRL takes seconds."""
+    name = method.name if method is not None else "dpo"
+    if name == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig
+    if name == "kto":
+        from trl import KTOConfig
+
+        return KTOConfig
+    with warnings.catch_warnings():  # TRL warns that `trl.experimental` may change; the suite names what it uses
+        warnings.simplefilter("ignore")
+        if name == "orpo":
+            from trl.experimental.orpo import ORPOConfig
+
+            return ORPOConfig
+        from trl.experimental.cpo import CPOConfig
+
+        return CPOConfig
 
 
 def checks_libraries(info: ValidationInfo) -> bool:
