@@ -51,7 +51,10 @@ def test_standard_rows_from_csv_and_parquet_with_integer_labels(tmp_path: Path) 
     frame.to_parquet(tmp_path / "u.parquet")
     for name in ("u.csv", "u.parquet"):
         examples = load_unpaired(spec(tmp_path / name))
-        assert [(e.prompt, e.completion, e.label) for e in examples] == [("2+2=", " four", True), ("2+2=", " five", False)]
+        assert [(e.prompt, e.completion, e.label) for e in examples] == [
+            ("2+2=", " four", True),
+            ("2+2=", " five", False),
+        ]
 
 
 def test_a_hub_dataset_goes_through_the_same_loader(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +121,9 @@ def test_bad_rows_are_named(tmp_path: Path, rows: list[dict[str, Any]], message:
 
 def test_a_missing_column_is_named_with_the_nearest(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "u.jsonl", [{"prompt": "p", "completions": "c", "label": True}])
-    with pytest.raises(EvalkitError, match=r"no column 'completion' \(columns.completion\).*did you mean 'completions'"):
+    with pytest.raises(
+        EvalkitError, match=r"no column 'completion' \(columns.completion\).*did you mean 'completions'"
+    ):
         load_unpaired(spec(path, format="unpaired"))
 
 
