@@ -183,8 +183,9 @@ def _section(model: type, path: str, out: list[str], seen: set[tuple[type, str]]
         if len(children) == 1:
             kind = kind.replace("section", f"[section](#{_anchor(key)})")
             nested.append((children[0], key))
-        elif children:  # a union of kinds, told apart by `kind`
-            kind = f"list of [rules](#{_anchor(key)})"
+        elif children:  # a union told apart by a tag: the gate's rules by `kind`, an objective by `name`
+            listed = "list of [rules]" if _tag(children) == "kind" else "one of the [objectives]"
+            kind = f"{listed}(#{_anchor(key)})"
             kinds.append((key, children))
         what = field.description or (children[0].__doc__ or "" if len(children) == 1 else "")
         rows.append(f"| `{name}` | {kind} | {_default(field)} | {_cell(what)} |")
@@ -194,12 +195,19 @@ def _section(model: type, path: str, out: list[str], seen: set[tuple[type, str]]
     for child, key in nested:
         _section(child, key, out, seen)
     for key, children in kinds:
-        named = [(child, f"{key}: {child.model_fields['kind'].annotation.__args__[0]}") for child in children]  # type: ignore[attr-defined]
+        tag = _tag(children)
+        named = [(child, f"{key}: {child.model_fields[tag].annotation.__args__[0]}") for child in children]  # type: ignore[attr-defined]
         listed = [f"- [`{k.split(': ')[1]}`](#{_anchor(k)}): {' '.join((c.__doc__ or '').split())}" for c, k in named]
-        out += [f"## `{key}` {{#{_anchor(key)}}}", "", "Each rule has a `kind`; the keys it takes depend on it.", ""]
+        what = "Each rule has a `kind`" if tag == "kind" else "Each objective has a `name`"
+        out += [f"## `{key}` {{#{_anchor(key)}}}", "", f"{what}; the keys it takes depend on it.", ""]
         out += [*listed, ""]
         for child, name in named:
             _section(child, name, out, seen)
+
+
+def _tag(children: list[type]) -> str:
+    """The key that tells a union's members apart: `kind` (gate rules) or `name` (objectives)."""
+    return "kind" if all("kind" in child.model_fields for child in children) else "name"  # type: ignore[attr-defined]
 
 
 def suite_markdown() -> str:

@@ -80,7 +80,8 @@ def _describe(error: Any, root: type[BaseModel], given: Any) -> str:
     if kind in ("extra_forbidden", "missing") and loc:
         parent, key = _walk(root, loc[:-1]), str(loc[-1])
         if parent.union is not None and parent.tag is not None:
-            named = _named(given, parent.keys, error.get("input") if kind == "missing" else None)
+            rule = parent.union.key == "kind"  # the gate's rules; an objective's `name` is its tag, not a name
+            named = _named(given, parent.keys, error.get("input") if kind == "missing" else None) if rule else ""
             if kind == "missing":
                 return f"{parent.path}: {named}{parent.union.key} {parent.tag!r} needs `{key}`"
             if any(key in member.model_fields for member in parent.union.members.values()):
@@ -108,6 +109,10 @@ def _describe(error: Any, root: type[BaseModel], given: Any) -> str:
             f"{place.path}: expected an http:// or https:// address with no user, password, query or fragment "
             "(it is written to results.json and the reports; a key goes in the variable `api_key_env` names)"
         )
+    if kind == "literal_error":  # an enumeration (a loss type, a dtype): the near miss, then every value
+        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        received = str(error.get("input"))
+        return f"{place.path}: unknown value {received!r}{suggestion(received, expected)}; expected one of {expected}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "value_error" and (not place.keys or _KEY_PATH.match(message)):
         return message  # the validator named the key itself
@@ -154,7 +159,11 @@ def _named(given: Any, keys: tuple[str | int, ...], fallback: Any) -> str:
 
 
 def _tagged(annotation: Any) -> _Tagged | None:
-    """The tagged union `annotation` is (`Annotated[A | B, Field(discriminator=...)]`), if it is one."""
+    """The tagged union `annotation` is (`Annotated[A | B, Field(discriminator=...)]`, optional or not), if it is
+    one."""
+    if typing.get_origin(annotation) in (Union, types.UnionType):
+        found = [_tagged(arg) for arg in typing.get_args(annotation)]
+        return next((tagged for tagged in found if tagged is not None), None)
     if typing.get_origin(annotation) is not Annotated:
         return None
     inner, *metadata = typing.get_args(annotation)

@@ -11,21 +11,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 
+from evalkit.config.base import Spec
+from evalkit.config.objectives import Objective
 from evalkit.results.schema import ScoringDtype
 
 WeightsDtype = Literal["float32", "bfloat16", "float16", "auto"]
 """The dtype a checkpoint's weights are loaded in (`auto`: the checkpoint's own); the compute dtype of scoring is
 `evalkit.results.schema.ScoringDtype`."""
-
-
-class Spec(BaseModel):
-    """Base for every suite section: immutable, and unknown keys are errors."""
-
-    # `beta: .inf` is a typo, not a setting. The docstring under each field is its description (in the JSON Schema
-    # of a suite that editors read, and the suite reference the docs generate from it).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, use_attribute_docstrings=True)
 
 
 class WorldSpec(Spec):
@@ -144,6 +138,9 @@ class ModelSpec(Spec):
     checkpoints: bool = False
     """Sweep a training output directory: score every `checkpoint-<step>` in it (as `<name>@<step>`)
     and the final model, to see the metrics along training and pick the one to ship."""
+    method: Objective | None = None
+    """The preference objective this model was trained with, so it is scored on what it optimised (e.g.
+    `{name: simpo, beta: 2.0, gamma: 0.5}`, `{name: dpo, loss_type: ipo}`); default: the suite's `method`."""
 
 
 class PanelSource(Spec):

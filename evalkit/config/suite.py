@@ -18,6 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from evalkit.config.messages import every_problem, suggestion
+from evalkit.config.objectives import Objective, default_objective, with_beta
 from evalkit.config.overrides import MAX_SUITE_VALUES, apply_override, expanded_size
 from evalkit.config.rules import (
     CapabilityRule,
@@ -67,6 +68,9 @@ class Suite(Spec):
     """The checkpoints to score; each later model is compared with each earlier one on the same pairs."""
     reference: str | None = None
     """Name of the reference model for implicit rewards; without one only policy metrics are reported."""
+    method: Objective | None = None
+    """The preference objective of every model that names none: its parameters and the quantity it optimises
+    (`evalkit.config.objectives`). Default: sigmoid DPO at `scoring.beta`."""
     scoring: ScoringSpec = ScoringSpec()
     rendering: RenderingSpec = RenderingSpec()
     statistics: Statistics = Statistics()
@@ -173,6 +177,13 @@ class Suite(Spec):
             return self.train.output
         others = [name for name in self.model_names if name != self.reference]
         return others[-1] if others else None
+
+    def objective(self, model: ModelSpec) -> Objective:
+        """The objective `model` is scored with: its own `method`, else the training's when it is the trained
+        model, else the suite's `method`, else sigmoid DPO; a DPO β left unset is `scoring.beta`."""
+        trained = self.train.method if self.train is not None and self.train.output == model.name else None
+        chosen = model.method or trained or self.method or default_objective(self.scoring.beta)
+        return with_beta(chosen, self.scoring.beta)
 
     def template_options(self, model: ModelSpec) -> dict[str, Any]:
         """`model`'s chat template options: the suite's, overridden key by key by the model's own."""

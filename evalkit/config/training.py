@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
 from evalkit.config.messages import notice, suggestion
+from evalkit.config.objectives import Objective
 from evalkit.config.specs import DatasetSpec, Spec
 
 
@@ -74,9 +76,14 @@ class TrainSpec(Spec):
     """LoRA settings, or null for full fine-tuning (the reference is then a frozen copy of `base`)."""
     merge: bool = False
     """Also save the adapter merged into the base, under `<output path>/merged`."""
+    method: Objective | None = None
+    """The objective to train with, which picks TRL's trainer (`dpo`: DPOTrainer, `cpo`/`simpo`/`alphapo`:
+    CPOTrainer, `orpo`: ORPOTrainer, `kto`: KTOTrainer); the trained model is scored with it too. Default: DPO
+    as `args` configures it."""
     args: dict[str, Any] = Field(default={})
-    """Any `trl.DPOConfig` option, by its TRL name (`beta`, `learning_rate`, `num_train_epochs`,
-    `per_device_train_batch_size`, `lr_scheduler_type`, `gradient_checkpointing`, `bf16`, ...)."""
+    """Any option of the trainer's config class (`trl.DPOConfig` by default), by its TRL name (`learning_rate`,
+    `num_train_epochs`, `per_device_train_batch_size`, `lr_scheduler_type`, `gradient_checkpointing`, `bf16`,
+    ...); the objective's own options go in `method`."""
 
     @model_validator(mode="before")
     @classmethod
@@ -108,11 +115,37 @@ class TrainSpec(Spec):
             raise ValueError("train.heldout: give both `eval_fraction` and `heldout`, or neither")
         if not _checks_libraries(info):
             return self
-        from trl import DPOConfig  # deferred: importing TRL takes seconds and only training needs it
-
-        _check_option_names(self.args, DPOConfig, "train.args", reserved=_TRAIN_RESERVED)
-        _coerce_numbers(self.args, DPOConfig)
+        config_class = trainer_config_class(self.method)
+        reserved = _TRAIN_RESERVED | dict.fromkeys(
+            self.method.trainer_options() if self.method is not None else {},
+            "the objective's options go in `train.method`",
+        )
+        _check_option_names(self.args, config_class, "train.args", reserved=reserved)
+        _coerce_numbers(self.args, config_class)
         return self
+
+
+def trainer_config_class(method: Objective | None) -> Any:
+    """TRL's config class for `method` (`DPOConfig` without one); imported here, when a suite that trains loads,
+    because importing TRL takes seconds."""
+    name = method.name if method is not None else "dpo"
+    if name == "dpo":
+        from trl import DPOConfig
+
+        return DPOConfig
+    if name == "kto":
+        from trl import KTOConfig
+
+        return KTOConfig
+    with warnings.catch_warnings():  # TRL warns that `trl.experimental` may change; the suite names what it uses
+        warnings.simplefilter("ignore")
+        if name == "orpo":
+            from trl.experimental.orpo import ORPOConfig
+
+            return ORPOConfig
+        from trl.experimental.cpo import CPOConfig
+
+        return CPOConfig
 
 
 def _checks_libraries(info: ValidationInfo) -> bool:

@@ -49,7 +49,9 @@ def test_the_backend_and_its_endpoint_go_together(tmp_path: Path) -> None:
     assert problem(tmp_path, SUITE + "  endpoint: {base_url: 'http://h/v1'}\n") == (
         "generation.endpoint: set `backend: openai` to generate through it"
     )
-    assert problem(tmp_path, SUITE + "  backend: vllm\n").startswith("generation.backend: Input should be 'hf' or")
+    assert problem(tmp_path, SUITE + "  backend: vllm\n").startswith(
+        "generation.backend: unknown value 'vllm'; expected one of ['hf'"
+    )
     assert problem(tmp_path, SUITE + ENDPOINT.replace("concurrency", "concurency")) == (
         "generation.endpoint.concurency: unknown key (did you mean 'concurrency'?)"
     )
