@@ -121,7 +121,8 @@ def _to_example(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
             raise EvalkitError(
                 f"{where}: column {spec.subset_column!r}: 'all' names every row; expected another subset name"
             )
-    fields = {"id": example_id or f"{spec.name}-{index}", "label": _label(row[columns.label], where, columns.label)}
+    example_id = example_id or f"{spec.name}-{index}"
+    label = _label(row[columns.label], where, columns.label)
     prompt, completion = row[columns.prompt], row[columns.completion]
     if isinstance(completion, list):
         completion_messages = as_messages(completion, where, columns.completion)
@@ -132,9 +133,7 @@ def _to_example(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
         completion_messages = without_prefix(completion_messages, prompt_messages)
         if all(not m["content"] for m in completion_messages):
             raise EvalkitError(f"{where}: column {columns.completion!r}: the completion is empty; expected text")
-        return UnpairedExample(
-            prompt=prompt_messages, completion=completion_messages, subset=subset, prompt_text=prompt_text, **fields
-        )
+        return UnpairedExample(example_id, prompt_messages, completion_messages, label, subset, prompt_text)
     text = as_string(completion, where, columns.completion)
     if not text:
         raise EvalkitError(f"{where}: column {columns.completion!r}: the completion is empty; expected text")
@@ -143,7 +142,7 @@ def _to_example(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
             f"{where}: column {columns.prompt!r}: messages beside a string completion; expected both strings or "
             "both lists of {role, content} messages"
         )
-    return UnpairedExample(prompt=prompt, completion=text, subset=subset, **fields)
+    return UnpairedExample(example_id, prompt, text, label, subset)
 
 
 def _label(value: Any, where: str, column: str) -> bool:

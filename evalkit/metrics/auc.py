@@ -38,7 +38,7 @@ def mann_whitney_auc(desirable: np.ndarray, undesirable: np.ndarray) -> float:
     return u / (m * n)
 
 
-def newcombe_variance(theta: np.ndarray, m: float, n: float) -> np.ndarray:
+def newcombe_variance(theta: np.ndarray, m: float | np.ndarray, n: float | np.ndarray) -> np.ndarray:
     """V(θ) of the module doc: Hanley and McNeil's variance with N* = (m + n)/2 for both group sizes."""
     half = (m + n) / 2
     shape = 1 + (half - 1) * ((1 - theta) / (2 - theta) + theta / (1 + theta))

@@ -93,6 +93,17 @@ REGISTRY: dict[str, MetricName] = {
             untestable="it is descriptive, with no interval (binned ECE is biased upward at any n)",
         ),
         MetricName("displacement/chosen", "chosen fell below ref", False, needs_reference=True),
+        # Unpaired data (KTO style, `evalkit.metrics.unpaired`): rewards/chosen and logps/chosen are then the means
+        # over desirable completions, rewards/rejected and logps/rejected over undesirable ones.
+        MetricName(
+            "rewards/auc",
+            "reward AUC",
+            True,
+            needs_reference=True,
+            untestable="its score test needs the two group sizes, which results.json does not carry yet",
+        ),
+        MetricName("kl", "KL ref. point", None, needs_reference=True),
+        MetricName("kto/loss", "KTO loss", False, needs_reference=True),
     ]
 }
 """Every metric `compute_metrics` writes, in the order results.json lists them."""
