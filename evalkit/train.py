@@ -1,15 +1,19 @@
-"""DPO training: a thin wrapper that composes TRL's `DPOTrainer`, never subclasses it.
+"""Preference training: a thin wrapper that composes TRL's trainers, never subclasses them.
 
-The suite's `train` section becomes a `DPOConfig` (every TRL option reachable under `args`) and,
-when asked, a `LoraConfig`; TRL does the training. What evalkit adds is what today's TRL lacks
+`train.method` picks the trainer (`evalkit.trainers`: DPOTrainer with any loss type, CPOTrainer for
+CPO, SimPO and AlphaPO, ORPOTrainer, KTOTrainer; DPO without one). The suite's `train` section becomes
+that trainer's config (every TRL option reachable under `args`, the objective's own under `method`)
+and, when asked, a `LoraConfig`; TRL does the training. What evalkit adds is what today's TRL lacks
 or gets wrong for the recipes users bring:
 - hh-rlhf style data without a prompt column arrives already split (see `evalkit.data.pairs`);
 - chat-message data meets a tokenizer without a chat template (GPT-2) as plain text, exactly as
   evalkit scores it;
 - `max_prompt_length` (dropped from TRL) cuts prompts from the left before TRL sees them;
 - bf16 is switched on only where the device supports it (TRL turns it on whenever fp16 is off);
+- KTO trains on pairs (TRL unpairs them) or on labelled completions (`evalkit.data.unpaired`);
 - the output directory keeps the adapter or model, the tokenizer, `log_history.json`, and
-  `evalkit_train.json` (the resolved settings and an environment block).
+  `evalkit_train.json` (the resolved settings, the objective it trained with, an environment block),
+  from which evalkit reads the objective to score the model with.
 With LoRA and no reference model TRL's reference is the base with the adapter disabled, which
 is what evalkit's scoring uses afterwards.
 """
@@ -24,20 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import torch
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from evalkit.checkpoints import TRAIN_RECORD, files_fingerprint, load_for_training, load_tokenizer, say_pinned
 from evalkit.config.messages import notice
+from evalkit.config.objectives import Objective, default_objective, with_beta
 from evalkit.config.specs import ModelSpec
 from evalkit.config.training import TrainSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import PreferencePair, as_plain_text
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
-from evalkit.errors import EvalkitError
+from evalkit.data.unpaired import UnpairedExample
 from evalkit.results.provenance import environment
 from evalkit.results.schema import CurvePoint
+from evalkit.trainers import choose_trainer, recorded_options, trainer_config
 
 CURVE_KEYS = {
     "loss": "loss",
@@ -65,18 +70,19 @@ class TrainingRun:
     log_history: list[dict[str, Any]]
 
 
-def train_dpo(
+def train_model(
     spec: TrainSpec,
     base: ModelSpec,
     output_dir: Path,
-    pairs: list[PreferencePair],
+    pairs: Sequence[PreferencePair] | Sequence[UnpairedExample],
     eval_pairs: list[PreferencePair] | None = None,
     *,
     template_options: dict[str, Any] | None = None,
     template_date: datetime.date = DEFAULT_DATE,
     evaluations: Sequence[Callable[[Any], TrainerCallback]] = (),
 ) -> TrainingRun:
-    """Train `base` with DPO on `pairs` (evaluating on `eval_pairs`) and save the result to `output_dir`.
+    """Train `base` with the objective of `spec.method` on `pairs` (labelled completions for KTO too), evaluating
+    on `eval_pairs`, and save the result to `output_dir`.
 
     Chats are rendered with `template_options` and, for a template that reads the clock, `template_date`,
     exactly as evalkit scores the trained model afterwards (the date is recorded beside it for that).
@@ -85,25 +91,25 @@ def train_dpo(
     """
     # Imported here: TRL pulls in much of the HF stack, and only training needs it.
     from datasets import Dataset
-    from trl import DPOTrainer
 
+    choice = choose_trainer(spec.method)
     tokenizer = _tokenizer(spec, base)
-    args = dpo_config(spec, output_dir, has_eval=bool(eval_pairs))
+    args = trainer_config(spec, output_dir, has_eval=bool(eval_pairs))
     model = load_for_training(base)
     rendering = rendering_for(tokenizer, template_options or {}, template_date)
     if rendering.date is not None:
         say_pinned("train", rendering.date)
-    train_rows = trl_rows(pairs, tokenizer, spec.max_prompt_length, rendering)
+    train_rows = training_rows(pairs, tokenizer, spec.max_prompt_length, rendering)
     eval_rows = trl_rows(eval_pairs, tokenizer, spec.max_prompt_length, rendering) if eval_pairs else None
     started = time.perf_counter()
-    trainer = DPOTrainer(
+    trainer = choice.trainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
         peft_config=lora_config(spec),
-        callbacks=[_ProgressCallback()],
+        callbacks=[_ProgressCallback(choice.title)],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar shows them
     for evaluation in evaluations:
@@ -123,7 +129,9 @@ def train_dpo(
             "rendering": _rendering_record(template_options or {}, template_date),
             "steps": trainer.state.global_step,
             "seconds": round(time.perf_counter() - started, 1),
-            "dpo_config": {k: v for k, v in args.to_dict().items() if k in spec.args or k in _EVALKIT_DEFAULTS},
+            "method": trained_objective(spec, args).model_dump(mode="json"),
+            "trainer": type(trainer).__name__,
+            "trainer_config": recorded_options(spec, args),
             "environment": environment().model_dump(mode="json"),
         }
         (output_dir / TRAIN_RECORD).write_text(json.dumps(resolved, indent=1, default=str) + "\n")
@@ -132,9 +140,6 @@ def train_dpo(
             merged.save_pretrained(output_dir / "merged")
             tokenizer.save_pretrained(output_dir / "merged")
     return TrainingRun(output_dir, trainer.state.global_step, time.perf_counter() - started, history)
-
-
-_EVALKIT_DEFAULTS = {"bf16", "fp16", "report_to", "save_strategy", "logging_steps", "disable_tqdm", "eval_strategy"}
 
 
 def _sort_target_modules(path: Path) -> None:
@@ -189,29 +194,11 @@ def finished_run(
     return TrainingRun(output_dir, int(done["steps"]), float(done.get("seconds", 0.0)), list(log))
 
 
-def dpo_config(spec: TrainSpec, output_dir: Path, has_eval: bool) -> Any:
-    """The `DPOConfig` for `spec`: the suite's `args`, with evalkit's defaults where it says nothing."""
-    from trl import DPOConfig
-
-    args = dict(spec.args)
-    args.setdefault("report_to", [])
-    args.setdefault("save_strategy", "no")
-    args.setdefault("logging_steps", 1)
-    args.setdefault("disable_tqdm", True)
-    args.setdefault("dataloader_pin_memory", torch.cuda.is_available())
-    if has_eval:
-        args.setdefault("eval_strategy", "steps")
-        args.setdefault("eval_steps", 0.1)  # a ratio of the total steps: ten evaluations per run
-    bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if args.get("bf16", "auto") == "auto":
-        # TRL's DPOConfig turns bf16 on whenever fp16 is off, also on CPUs; evalkit only where supported.
-        args["bf16"] = bf16_supported and not args.get("fp16", False)
-    args.setdefault("fp16", False)
-    try:
-        return DPOConfig(output_dir=str(output_dir), **args)
-    except (TypeError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EvalkitError(f"train.args: {message}") from None
+def trained_objective(spec: TrainSpec, config: Any) -> Objective:
+    """The objective the trainer trained with, as scoring reads it back: `train.method` with TRL's β where the
+    method left it to the config (plain DPO: `DPOConfig.beta`)."""
+    method = spec.method or default_objective(float(config.beta))
+    return with_beta(method, float(config.beta))
 
 
 def lora_config(spec: TrainSpec) -> Any:
@@ -228,6 +215,34 @@ def lora_config(spec: TrainSpec) -> Any:
         task_type="CAUSAL_LM",
         **lora.options,
     )
+
+
+def training_rows(
+    data: Sequence[PreferencePair] | Sequence[UnpairedExample],
+    tokenizer: PreTrainedTokenizerBase,
+    max_prompt_length: int | None,
+    rendering: Rendering = PLAIN,
+) -> list[dict[str, Any]]:
+    """TRL's rows for pairs (`trl_rows`) or labelled completions (`kto_rows`)."""
+    if data and isinstance(data[0], UnpairedExample):
+        return kto_rows([e for e in data if isinstance(e, UnpairedExample)], tokenizer, max_prompt_length, rendering)
+    return trl_rows([p for p in data if isinstance(p, PreferencePair)], tokenizer, max_prompt_length, rendering)
+
+
+def kto_rows(
+    examples: list[UnpairedExample],
+    tokenizer: PreTrainedTokenizerBase,
+    max_prompt_length: int | None,
+    rendering: Rendering = PLAIN,
+) -> list[dict[str, Any]]:
+    """Labelled completions in TRL's unpaired layout (`prompt`, `completion`, `label`), laid out as `trl_rows` lays
+    out pairs: each is a pair whose two answers are the one completion, so the same text conversions apply."""
+    pairs = [PreferencePair(e.id, e.prompt, e.completion, e.completion, e.subset, e.prompt_text) for e in examples]
+    rows = trl_rows(pairs, tokenizer, max_prompt_length, rendering)
+    for row, example in zip(rows, examples, strict=True):
+        row["completion"], row["label"] = row.pop("chosen"), example.label
+        del row["rejected"]
+    return rows
 
 
 def trl_rows(
@@ -299,11 +314,14 @@ def _tokenizer(spec: TrainSpec, base: ModelSpec) -> PreTrainedTokenizerBase:
 
 
 class _ProgressCallback(TrainerCallback):
-    """Shows DPO training on evalkit's progress bar, with the latest loss and reward accuracy."""
+    """Shows training on evalkit's progress bar, with the latest loss and reward accuracy."""
+
+    def __init__(self, title: str) -> None:
+        self.title = title
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._bar = progress_bar()  # silent in the other processes of a distributed run
-        self._task = self._bar.add_task("DPO training", total=state.max_steps, status="")
+        self._task = self._bar.add_task(f"{self.title} training", total=state.max_steps, status="")
         self._bar.start()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any) -> None:

@@ -9,7 +9,8 @@ from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import chat_token_ids, rendering_for
 from evalkit.errors import EvalkitError
 from evalkit.results.schema import CurvePoint
-from evalkit.train import dpo_config, training_curve, trl_rows, truncate_prompt
+from evalkit.trainers import trainer_config
+from evalkit.train import training_curve, trl_rows, truncate_prompt
 
 
 def spec(**kwargs: object) -> TrainSpec:
@@ -19,12 +20,12 @@ def spec(**kwargs: object) -> TrainSpec:
 def test_bf16_stays_off_without_device_support(tmp_path: Path) -> None:
     # On this CPU-only machine TRL alone would switch bf16 on whenever fp16 is off.
     for args in ({}, {"fp16": False}, {"bf16": "auto"}):
-        config = dpo_config(spec(args=args), tmp_path, has_eval=False)
+        config = trainer_config(spec(args=args), tmp_path, has_eval=False)
         assert config.bf16 is False and config.fp16 is False
 
 
 def test_evalkit_defaults_and_user_args(tmp_path: Path) -> None:
-    config = dpo_config(spec(args={"beta": 0.3, "save_strategy": "steps", "save_steps": 5}), tmp_path, has_eval=True)
+    config = trainer_config(spec(args={"beta": 0.3, "save_strategy": "steps", "save_steps": 5}), tmp_path, has_eval=True)
     assert config.beta == 0.3 and config.save_strategy == "steps" and config.save_steps == 5
     assert config.report_to == [] and config.logging_steps == 1
     assert config.eval_strategy == "steps" and config.eval_steps == 0.1
@@ -33,7 +34,7 @@ def test_evalkit_defaults_and_user_args(tmp_path: Path) -> None:
 
 def test_bad_option_values_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(EvalkitError, match=r"^train\.args: "):
-        dpo_config(spec(args={"lr_scheduler_type": "sideways"}), tmp_path, has_eval=False)
+        trainer_config(spec(args={"lr_scheduler_type": "sideways"}), tmp_path, has_eval=False)
 
 
 def test_text_prompts_lose_their_beginning(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
