@@ -139,3 +139,54 @@ def test_parity_with_kto_trainer(
     assert metrics["kl"] > 0  # the clamp did not hide the comparison
     assert metrics["kto/loss"] == pytest.approx(logged["eval_loss"], abs=1e-6)
     assert metrics["rewards/margins"] == pytest.approx(whole["rewards/margins"][0], abs=1e-5)
+
+
+def test_the_callback_logs_ktos_own_numbers_as_kto_trainer_computes_them(
+    tiny_tokenizer: PreTrainedTokenizerFast, tmp_path: Path
+) -> None:
+    """Inside `KTOTrainer.train()` with LoRA: at each evaluation the callback's pooled `kl` and `kto/loss` equal the
+    trainer's own `eval_kl` and `eval_loss`, which TRL computes on the same held-out pairs (unpaired by TRL) in one
+    eval batch holding every row."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import KTOConfig, KTOTrainer
+
+    import evalkit
+
+    torch.manual_seed(0)
+    base = build_model(tiny_tokenizer, hidden_size=32, num_layers=2)
+    pairs = generate_pairs(4, seed=6)
+    train, held_out = pairs[:8], pairs[8:]
+    rows = [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+    args = KTOConfig(
+        output_dir=str(tmp_path / "kto"),
+        beta=BETA,
+        learning_rate=1e-2,
+        max_steps=2,
+        per_device_train_batch_size=GROUP,
+        per_device_eval_batch_size=2 * len(held_out),
+        eval_strategy="steps",
+        eval_steps=2,
+        logging_steps=1,
+        report_to=[],
+        disable_tqdm=True,
+        bf16=False,
+        dataloader_pin_memory=False,
+    )
+    trainer = KTOTrainer(
+        model=base,
+        args=args,
+        train_dataset=Dataset.from_list(rows[:8]),
+        eval_dataset=Dataset.from_list(rows[8:]),
+        processing_class=tiny_tokenizer,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"),
+    )
+    assert len(train) == 8
+    trainer.add_callback(evalkit.EvalkitCallback(trainer, [p.__dict__ for p in held_out]))
+    trainer.train()
+    (trl,) = [e for e in trainer.state.log_history if "eval_kl" in e]
+    (ours,) = [e for e in trainer.state.log_history if "eval_evalkit/kl" in e]
+    assert ours["eval_evalkit/kl"] == pytest.approx(trl["eval_kl"], abs=1e-5)
+    assert ours["eval_evalkit/kl"] > 0  # the clamp did not hide the comparison
+    assert ours["eval_evalkit/kto/loss"] == pytest.approx(trl["eval_loss"], abs=1e-6)
+    assert 0 <= ours["eval_evalkit/rewards/auc"] <= 1 and "eval_evalkit/rewards/auc/ci_low" in ours
