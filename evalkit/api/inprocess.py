@@ -23,6 +23,7 @@ import torch
 from transformers import PreTrainedModel
 
 from evalkit import __version__
+from evalkit.config.objectives import Objective
 from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
@@ -173,15 +174,19 @@ def summarise_scores(
     statistics: Statistics,
     reference: str | None,
     compared_with: str | None = None,
+    objectives: Mapping[str, Objective] | None = None,
 ) -> Summaries:
     """Metrics, paired comparisons and reliability of every dataset's rows, as a suite run computes them (each later
     model against each earlier one, or each against `compared_with` only), and the text of the flipped pairs the
-    reports show (results.json carries exactly those)."""
+    reports show (results.json carries exactly those). Models named in `objectives` get their objective's metrics
+    too (`evalkit.metrics.objectives`)."""
     metrics, comparisons, reliability = [], [], []
     for dataset, rows in scores.items():
-        metrics += compute_metrics(dataset, rows, beta, statistics=statistics)
+        metrics += compute_metrics(dataset, rows, beta, statistics=statistics, objectives=objectives)
         reliability += reliability_curves(dataset, rows, beta, statistics=statistics)
-        comparisons += compare_models(dataset, rows, beta, statistics=statistics, against=compared_with)
+        comparisons += compare_models(
+            dataset, rows, beta, statistics=statistics, against=compared_with, objectives=objectives
+        )
     comparisons = with_false_discovery_rate(comparisons)  # one family: every comparison the reports mark
     shown = {(name, i) for name, ids in flips_to_show(comparisons, reference).items() for i in ids}
     flip_examples = [

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from evalkit.config.base import Spec
+from evalkit.results.schema import ObjectiveInfo
 
 DpoLossType = Literal[
     "sigmoid",
@@ -83,6 +84,8 @@ class DpoObjective(Spec):
             raise ValueError(
                 f"label_smoothing: `robust` needs a flip probability below 0.5 (got {self.label_smoothing})"
             )
+        if "exo_pair" in types and self.label_smoothing == 0.0:  # TRL's EXO takes log ε: infinite at 0
+            raise ValueError("label_smoothing: `exo_pair` needs EXO's ε above 0 (the EXO paper uses 1e-3)")
         unsupported = [t for t in types if t not in F_DIVERGENCE_LOSSES]
         if self.f_divergence_type != "reverse_kl" and unsupported:
             raise ValueError(
@@ -261,3 +264,27 @@ def describe(objective: Objective) -> str:
     if isinstance(objective, OrpoObjective):
         return f"orpo (λ={objective.beta:g})"
     return f"{objective.name} ({objective.loss_type}, β={objective.beta:g})"
+
+
+def objective_info(objective: Objective) -> ObjectiveInfo:
+    """The results record of `objective`."""
+    return ObjectiveInfo(
+        name=objective.name,
+        label=describe(objective),
+        settings=objective.model_dump(mode="json"),
+        reference_free=not needs_reference(objective),
+    )
+
+
+_OBJECTIVE: TypeAdapter[Objective] = TypeAdapter(Objective)
+
+
+def objective_from(info: ObjectiveInfo | None) -> Objective | None:
+    """The objective a results file records for a model (to recompute its metrics from per-pair rows); None when
+    none is recorded or this evalkit does not know it (a file from a later version)."""
+    if info is None:
+        return None
+    try:
+        return _OBJECTIVE.validate_python(info.settings)
+    except ValidationError:
+        return None

@@ -18,7 +18,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from evalkit.config.messages import every_problem, suggestion
-from evalkit.config.objectives import Objective, default_objective, with_beta
+from evalkit.config.objectives import Objective, default_objective, needs_reference, with_beta
 from evalkit.config.overrides import MAX_SUITE_VALUES, apply_override, expanded_size
 from evalkit.config.rules import (
     CapabilityRule,
@@ -141,6 +141,8 @@ class Suite(Spec):
                 )
             elif self.reference is None:
                 yield f"{where}.metric: {rule.metric!r} needs a `reference` model"
+        if isinstance(rule, PreferenceRule) and REGISTRY[rule.metric].quantity is not None:
+            yield from self._objective_rule_problems(rule, where)
         if isinstance(rule, DriftBudgetRule) and (
             self.reference is None or not self.generation or not self.generation.drift
         ):
@@ -157,6 +159,25 @@ class Suite(Spec):
             if rule.task not in tasks:
                 hint = suggestion(rule.task, tasks)
                 yield f"{where}.task: no capability task {rule.task!r}{hint}; capabilities.tasks are {tasks}"
+
+    def _objective_rule_problems(self, rule: PreferenceRule, where: str) -> Iterator[str]:
+        """A rule on an objective's metric needs a model scored on an objective that has it."""
+        known = REGISTRY[rule.metric]
+        objective = self.named_objectives().get(rule.model)
+        if objective is None:
+            yield (
+                f"{where}.metric: {rule.metric!r} is a metric of the model's objective; give {rule.model!r} a `method` "
+                "(or the suite one)"
+            )
+        elif known.objectives is not None and objective.name not in known.objectives:
+            yield (
+                f"{where}.metric: {rule.metric!r} is logged by {' and '.join(known.objectives)} only; "
+                f"{rule.model!r} is scored with {objective.name!r}"
+            )
+        elif needs_reference(objective) and rule.model == self.reference:
+            yield f"{where}.metric: {rule.metric!r} is not computed for the reference model {rule.model!r}"
+        elif needs_reference(objective) and self.reference is None:
+            yield f"{where}.metric: {rule.metric!r} of objective {objective.name!r} needs a `reference` model"
 
     @property
     def model_names(self) -> list[str]:
@@ -184,6 +205,19 @@ class Suite(Spec):
         trained = self.train.method if self.train is not None and self.train.output == model.name else None
         chosen = model.method or trained or self.method or default_objective(self.scoring.beta)
         return with_beta(chosen, self.scoring.beta)
+
+    def named_objectives(self, names: Sequence[str] | None = None) -> dict[str, Objective]:
+        """Model name → its objective, for the models scored on one: those whose objective the suite names (their
+        own `method`, the training's, the suite's). A model of none keeps the metrics it always had. `names` may
+        hold a sweep's checkpoints (`<model>@<step>`, scored with their model's objective); default: the models."""
+        named = {
+            m.name: self.objective(m)
+            for m in self.models
+            if m.method is not None
+            or self.method is not None
+            or (self.train and self.train.output == m.name and self.train.method is not None)
+        }
+        return {n: named[n.split("@")[0]] for n in (names or self.model_names) if n.split("@")[0] in named}
 
     def template_options(self, model: ModelSpec) -> dict[str, Any]:
         """`model`'s chat template options: the suite's, overridden key by key by the model's own."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.capabilities.scores import primary_metric
+from evalkit.config.objectives import Objective, objective_from
 from evalkit.config.rules import (
     AbsoluteRule,
     CapabilityRule,
@@ -150,7 +151,11 @@ def _non_inferiority(rule: NonInferiorityRule, run: Run, where: str) -> Judged:
     before = _pair_rows(baseline, baseline_dir, before_dataset, baseline_model, where + " in the baseline")
     renamed = [row.as_model(baseline_name) for row in before]
     statistics = result.effective_statistics
-    comparisons = compare_models(dataset, [*renamed, *current], result.scoring.beta, statistics=statistics)
+    recorded = {baseline_name: _objective(baseline, baseline_model), rule.model: _objective(result, rule.model)}
+    objectives = {name: objective for name, objective in recorded.items() if objective is not None}
+    comparisons = compare_models(
+        dataset, [*renamed, *current], result.scoring.beta, statistics=statistics, objectives=objectives
+    )
     found = _find_comparison(comparisons, dataset, rule.subset, rule.model, baseline_name, rule.metric)
     if found is None or found.n == 0:
         raise Undecidable(f"{where}: the run and the baseline share no scored pairs of {dataset}/{rule.subset}")
@@ -359,6 +364,13 @@ def win_rate_sampling(record: PairwiseWinRate, on: str, at_least: float) -> tupl
         return sampling, float(np.log(at_least / (1 - at_least)))
     assert record.win_rate is not None
     return stats.Sampling("wilson", record.win_rate, record.n, n_effective=record.n_effective), at_least
+
+
+def _objective(result: RunResult, model: str) -> Objective | None:
+    """The objective `model` was scored with in `result`, so that a comparison recomputed from per-pair rows has
+    its metrics too."""
+    info = next((m for m in result.models if m.name == model), None)
+    return objective_from(info.objective) if info is not None else None
 
 
 def _find_comparison(

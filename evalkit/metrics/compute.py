@@ -54,15 +54,17 @@ Ties: one policy everywhere. A tie is never counted as right (TRL's and RewardBe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit
 
+from evalkit.config.objectives import Objective
 from evalkit.metrics import stats
 from evalkit.metrics.cells import Cell, cells_of, per_token_margin
 from evalkit.metrics.names import LENGTH_BINS, REGISTRY
+from evalkit.metrics.objectives import objective_estimates
 from evalkit.metrics.stats import sampling_fields
 from evalkit.results.estimates import Metric, ReliabilityBin, Statistics
 from evalkit.results.pairs import PairScore
@@ -71,15 +73,26 @@ DEFAULT_STATISTICS = Statistics()
 
 
 def compute_metrics(
-    dataset: str, scores: Sequence[PairScore], beta: float, *, statistics: Statistics = DEFAULT_STATISTICS
+    dataset: str,
+    scores: Sequence[PairScore],
+    beta: float,
+    *,
+    statistics: Statistics = DEFAULT_STATISTICS,
+    objectives: Mapping[str, Objective] | None = None,
 ) -> list[Metric]:
-    """Metrics of every model in `scores`, over all pairs and per subset, with intervals.
+    """Metrics of every model in `scores`, over all pairs and per subset, with intervals; for a model named in
+    `objectives`, also its objective's (`evalkit.metrics.objectives`: what TRL logs, and what the loss optimises).
 
     Raises `EvalkitError` when a model has a non-finite log-prob or an empty completion.
     """
     out: list[Metric] = []
     for model, subset, rows in cells_of(dataset, scores):
-        for metric, estimate in _cell_estimates(Cell.from_rows(rows), beta, statistics=statistics).items():
+        cell = Cell.from_rows(rows)
+        estimates = _cell_estimates(cell, beta, statistics=statistics)
+        objective = (objectives or {}).get(model)
+        if objective is not None:
+            estimates |= objective_estimates(cell, objective, statistics)
+        for metric, estimate in estimates.items():
             interval = estimate.interval
             out.append(
                 Metric(

@@ -13,6 +13,11 @@ gate all read it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+Quantity = Literal["trl_logged", "objective"]
+"""Which of a model's objective numbers a metric is: what TRL's trainer logs at eval for the objective
+(`trl/...`, pooled over pairs), or the quantity the objective's loss optimises (`objective/...`)."""
 
 ALL_SUBSETS = "all"
 """The subset every pair belongs to; other subsets come from the dataset's `subset` column."""
@@ -41,6 +46,13 @@ class MetricName:
     """A share of pairs (0 or 1 per pair): intervals and tests for proportions."""
     untestable: str | None = None
     """Why a gate rule cannot judge its interval, where it cannot."""
+    quantity: Quantity | None = None
+    """For the metrics of a model's objective (`method`): which set it belongs to; None for the others."""
+    objectives: tuple[str, ...] | None = None
+    """The objectives that have it (`orpo` for the log-odds); None: every objective."""
+    scale_free: bool = True
+    """Comparable between models trained with different objectives (a share of pairs); a reward, margin or loss is
+    on its own objective's scale, so two models are compared on it only when they share the objective."""
 
     @property
     def heading(self) -> str:
@@ -52,6 +64,30 @@ def _length_bins(prefix: str, title: str, *, needs_reference: bool) -> list[Metr
     return [
         MetricName(f"{prefix}/{key}", f"{title}, {label}", True, needs_reference=needs_reference, accuracy=True)
         for key, label in LENGTH_BINS.items()
+    ]
+
+
+def _objective_metrics() -> list[MetricName]:
+    """The metrics of a model's objective: TRL's eval logs (`trl/`) and the objective's own (`objective/`)."""
+    logged: Quantity = "trl_logged"
+    own: Quantity = "objective"
+    orpo, nll = ("orpo",), ("cpo", "simpo")
+    return [
+        MetricName("trl/rewards/accuracies", "TRL reward acc", True, compared=True, accuracy=True, quantity=logged),
+        MetricName("trl/rewards/margins", "TRL margin", True, compared=True, quantity=logged, scale_free=False),
+        MetricName("trl/rewards/chosen", "TRL reward chosen", None, quantity=logged, scale_free=False),
+        MetricName("trl/rewards/rejected", "TRL reward rejected", None, quantity=logged, scale_free=False),
+        MetricName("trl/logps/chosen", "TRL logp chosen", None, quantity=logged, scale_free=False),
+        MetricName("trl/logps/rejected", "TRL logp rejected", None, quantity=logged, scale_free=False),
+        MetricName("trl/nll_loss", "TRL NLL", False, quantity=logged, objectives=nll, scale_free=False),
+        MetricName(
+            "trl/log_odds_ratio", "TRL log σ(log-odds)", True, quantity=logged, objectives=orpo, scale_free=False
+        ),
+        MetricName("trl/log_odds_chosen", "TRL log-odds", True, quantity=logged, objectives=orpo, scale_free=False),
+        MetricName("objective/accuracy", "objective acc", True, compared=True, accuracy=True, quantity=own),
+        MetricName("objective/ties", "objective ties", None, quantity=own),
+        MetricName("objective/margins", "objective margin", True, compared=True, quantity=own, scale_free=False),
+        MetricName("objective/loss", "objective loss", False, compared=True, quantity=own, scale_free=False),
     ]
 
 
@@ -93,6 +129,7 @@ REGISTRY: dict[str, MetricName] = {
             untestable="it is descriptive, with no interval (binned ECE is biased upward at any n)",
         ),
         MetricName("displacement/chosen", "chosen fell below ref", False, needs_reference=True),
+        *_objective_metrics(),
         # Unpaired data (KTO style, `evalkit.metrics.unpaired`): rewards/chosen and logps/chosen are then the means
         # over desirable completions, rewards/rejected and logps/rejected over undesirable ones.
         MetricName(

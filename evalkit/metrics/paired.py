@@ -5,16 +5,18 @@ over a run's comparisons. The gate and `evalkit compare` judge two runs with the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
+from evalkit.config.objectives import Objective
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.cells import Cell, per_pair_values, rows_by_id
 from evalkit.metrics.compute import DEFAULT_STATISTICS
 from evalkit.metrics.names import ALL_SUBSETS, COMPARED, REGISTRY
+from evalkit.metrics.objectives import objective_values
 from evalkit.results.estimates import Comparison, Flips, PairedTestName, Statistics
 from evalkit.results.pairs import PairScore
 
@@ -36,6 +38,7 @@ def compare_models(
     *,
     statistics: Statistics = DEFAULT_STATISTICS,
     against: str | None = None,
+    objectives: Mapping[str, Objective] | None = None,
 ) -> list[Comparison]:
     """Every later-listed model in `scores` against every earlier-listed one, on the pairs both scored; with
     `against`, every other model against that one only (a training curve: each step against the reference).
@@ -51,6 +54,9 @@ def compare_models(
     every comparison's interval and test come from one method (`paired_test`), and Wilcoxon's
     signed-rank test sits beside the t-test for margins and losses.
     For two models with the same reference, Δ logps/margins = Δ rewards/margins / β.
+    Models named in `objectives` are also compared on their objectives' metrics (`trl/*`, `objective/*`): on the
+    scale-free ones (accuracies) whatever the two objectives, on margins and losses only when they share one, since
+    rewards on different scales are not comparable.
     Raises `EvalkitError` for non-finite log-probs and for pair ids that repeat within a model.
     """
     models = list(dict.fromkeys(s.model for s in scores))
@@ -72,14 +78,37 @@ def compare_models(
                 cell = Cell.from_rows([ours[i] for i in index])
                 other = Cell.from_rows([theirs[i] for i in index])
                 where = Where(dataset, subset, model, baseline)
-                out.extend(_compare_cells(where, cell, other, beta, statistics))
+                pair = _Objectives((objectives or {}).get(model), (objectives or {}).get(baseline))
+                out.extend(_compare_cells(where, cell, other, beta, statistics, pair))
     return out
 
 
-def _compare_cells(where: Where, cell: Cell, other: Cell, beta: float, statistics: Statistics) -> Iterator[Comparison]:
+@dataclass(frozen=True)
+class _Objectives:
+    """The objectives of the two models of a comparison (None: not named)."""
+
+    model: Objective | None
+    baseline: Objective | None
+
+    def values(self, cell: Cell, other: Cell) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        if self.model is None or self.baseline is None:
+            return {}, {}
+        return objective_values(cell, self.model), objective_values(other, self.baseline)
+
+    def comparable(self, metric: str) -> bool:
+        """A metric of the objectives is compared across objectives only when it is scale-free."""
+        known = REGISTRY[metric]
+        return known.quantity is None or known.scale_free or self.model == self.baseline
+
+
+def _compare_cells(
+    where: Where, cell: Cell, other: Cell, beta: float, statistics: Statistics, objectives: _Objectives
+) -> Iterator[Comparison]:
     ours, theirs = per_pair_values(cell, beta), per_pair_values(other, beta)
+    own, their_own = objectives.values(cell, other)
+    ours, theirs = ours | own, theirs | their_own
     for metric in COMPARED:
-        if metric not in ours or metric not in theirs:
+        if metric not in ours or metric not in theirs or not objectives.comparable(metric):
             continue
         test = paired_test(metric, ours[metric], theirs[metric], cell.prompts, statistics)
         known = REGISTRY[metric]

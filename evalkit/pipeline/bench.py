@@ -122,7 +122,10 @@ def _bench(
     if not is_main_process():
         return None  # every process has every score and sample now; the main process summarises and writes
 
-    summaries = summarise_scores(scored.scores, datasets, suite.scoring.beta, suite.statistics, suite.reference)
+    objectives = suite.named_objectives([m.name for m in scored.models])
+    summaries = summarise_scores(
+        scored.scores, datasets, suite.scoring.beta, suite.statistics, suite.reference, objectives=objectives
+    )
     # The previous run's outputs go before any new one is written: a run stopped midway leaves none of them beside
     # the new files (`evalkit report` renders missing reports again from results.json).
     for name in OUTPUT_FILES:

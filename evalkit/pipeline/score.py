@@ -16,6 +16,7 @@ from rich.table import Table
 from evalkit.capabilities.harness import CapabilityRunner
 from evalkit.capabilities.runs import TaskRun
 from evalkit.checkpoints import LoadedModel, load_model, release
+from evalkit.config.objectives import objective_info
 from evalkit.config.specs import ModelSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
@@ -87,7 +88,10 @@ def score_suite(
                 scored.audits.append(result.audit)
                 modes += [result.mode] if result.mode is not None else []
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
-            scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes, "role": role}))
+            objective = suite.named_objectives([spec.name]).get(spec.name)
+            recorded = objective_info(objective) if objective is not None else None
+            update = {"scoring_modes": modes, "role": role, "objective": recorded}
+            scored.models.append(loaded.info.model_copy(update=update))
             if capabilities is not None and is_main_process():
                 scored.capability_runs.extend(capabilities.run(loaded))
             if suite.generation is not None and decoder is not None:
@@ -276,9 +280,12 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     beta, statistics = suite.scoring.beta, suite.statistics
     metrics, comparisons = [], []
     for name, dataset_rows in scored.scores.items():
-        metrics += compute_metrics(name, dataset_rows, beta, statistics=statistics)
+        objectives = suite.named_objectives(list(dict.fromkeys(r.model for r in dataset_rows)))
+        metrics += compute_metrics(name, dataset_rows, beta, statistics=statistics, objectives=objectives)
         if suite.reference is not None:
-            comparisons += compare_models(name, dataset_rows, beta, statistics=statistics, against=suite.reference)
+            comparisons += compare_models(
+                name, dataset_rows, beta, statistics=statistics, against=suite.reference, objectives=objectives
+            )
     modes = [m for info in scored.models if info.name == policy for m in info.scoring_modes]
     audits = [a for a in scored.audits if a.model == policy]
     level = suite.statistics.confidence_level

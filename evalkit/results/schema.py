@@ -87,6 +87,20 @@ class ScoringMode(Record):
 ModelRole = Literal["candidate", "reference"]
 
 
+class ObjectiveInfo(Record):
+    """The preference objective a model was scored with (the suite's `method`), so its `trl/*` and `objective/*`
+    metrics can be read and recomputed from its per-pair rows."""
+
+    name: str
+    """`dpo`, `cpo`, `simpo`, `alphapo`, `orpo` or `kto`."""
+    label: str
+    """How reports name it: `simpo (β=2, γ=0.5)`, `dpo (ipo, β=0.1)`."""
+    settings: dict[str, Any]
+    """Every option of the objective, defaults filled in, by the suite's names (`evalkit.config.objectives`)."""
+    reference_free: bool
+    """Its rewards need no reference model (CPO, SimPO, AlphaPO, ORPO)."""
+
+
 class ModelInfo(Record):
     name: str = Field(min_length=1)
     path: str
@@ -107,6 +121,9 @@ class ModelInfo(Record):
     checkpoint of `bench --model`), the `reference`, or None for the others (e.g. checkpoints of a sweep).
     Runs are matched by role and fingerprint, since display names differ between a suite run and a
     candidate run."""
+    objective: ObjectiveInfo | None = None
+    """The objective the model was scored with, where the suite names one (`method`); None: sigmoid DPO at
+    `scoring.beta`, with no `trl/*` or `objective/*` metrics (and in results written before objectives existed)."""
 
 
 class DatasetInfo(Record):
