@@ -16,7 +16,15 @@ from typing import Any
 
 import torch
 
-from evalkit.config.objectives import Objective
+from evalkit.config.objectives import (
+    AlphapoObjective,
+    CpoObjective,
+    DpoObjective,
+    KtoObjective,
+    Objective,
+    OrpoObjective,
+    SimpoObjective,
+)
 from evalkit.config.training import TrainSpec, trainer_config_class
 from evalkit.errors import EvalkitError
 
@@ -101,3 +109,39 @@ def recorded_options(spec: TrainSpec, config: Any) -> dict[str, Any]:
     """The config options the training record keeps: those the suite or the objective set, and evalkit's."""
     chosen = set(spec.args) | set(spec.method.trainer_options() if spec.method is not None else {})
     return {k: v for k, v in config.to_dict().items() if k in chosen or k in EVALKIT_DEFAULTS}
+
+
+def objective_of_trainer(trainer: Any) -> Objective | None:
+    """The objective a TRL trainer trains with, read from its config (what `EvalkitCallback` scores a user's own
+    trainer with); None for a trainer none of the objectives is."""
+    kind, args = type(trainer).__name__, trainer.args
+    if kind == "DPOTrainer":
+        types = args.loss_type if isinstance(args.loss_type, list) else [args.loss_type]
+        return DpoObjective(
+            name="dpo",
+            loss_type=types,
+            loss_weights=args.loss_weights,
+            beta=args.beta,
+            label_smoothing=args.label_smoothing,
+            ld_alpha=args.ld_alpha,
+            f_divergence_type=args.f_divergence_type,
+            f_alpha_divergence_coef=args.f_alpha_divergence_coef,
+        )
+    if kind == "KTOTrainer":
+        return KtoObjective(
+            name="kto",
+            loss_type=args.loss_type,
+            beta=args.beta,
+            desirable_weight=args.desirable_weight,
+            undesirable_weight=args.undesirable_weight,
+        )
+    if kind == "ORPOTrainer":
+        return OrpoObjective(name="orpo", beta=args.beta)
+    if kind != "CPOTrainer":
+        return None
+    shared = {"beta": args.beta, "label_smoothing": args.label_smoothing}
+    if args.loss_type in ("simpo", "alphapo") and args.alpha != 0:
+        return AlphapoObjective(name="alphapo", alpha=args.alpha, gamma=args.simpo_gamma, **shared)
+    if args.loss_type in ("simpo", "alphapo"):
+        return SimpoObjective(name="simpo", gamma=args.simpo_gamma, cpo_alpha=args.cpo_alpha, **shared)
+    return CpoObjective(name="cpo", loss_type=args.loss_type, cpo_alpha=args.cpo_alpha, alpha=args.alpha, **shared)

@@ -23,8 +23,9 @@ draws the curve).
 
 The DPO loss it logs is the sigmoid loss −log σ(margin), whatever `loss_type` trains the model. Under
 a `KTOTrainer` (or with `objective` a KTO objective) it also logs KTO's own numbers on the held-out
-pairs unpaired as TRL unpairs them (`evalkit.metrics.unpaired`): the pooled KL reference point `kl`,
-`kto/loss` and the separation `rewards/auc`, with TRL's `per_device_train_batch_size` as the KL groups.
+pairs unpaired as TRL unpairs them (`evalkit.metrics.unpaired`): the pooled KL reference point `trl/kl`,
+the KTO loss `objective/loss` and the separation `objective/auc`, with TRL's `per_device_train_batch_size` as
+the KL groups.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from evalkit.scoring.unpaired import (
     completion_scores,
     tokenize_completions,
 )
+from evalkit.trainers import objective_of_trainer
 
 if TYPE_CHECKING:
     from transformers import Trainer
@@ -78,21 +80,25 @@ LOGGED = (
     "logps/chosen",
     "logps/rejected",
     "preference/accuracy",
+    "objective/accuracy",
+    "objective/margins",
+    "objective/loss",
 )
-"""The metrics logged by default: TRL's vocabulary, and the policy's own preference accuracy (results files
-written with `output_dir` hold them all)."""
+"""The metrics logged by default: TRL's vocabulary, the policy's own preference accuracy, and the objective's own
+accuracy, margin and loss (results files written with `output_dir` hold them all)."""
 
 
 class EvalkitCallback(TrainerCallback):
     """Scores `pairs` on the trainer's live policy at each evaluation and logs evalkit's metrics.
 
-    `trainer`: the `DPOTrainer` to evaluate (add the callback with `trainer.add_callback`). `pairs`:
-    anything `evalkit.score` takes (a `datasets.Dataset`, a DataFrame, a list of dicts, a path), laid out
-    by `layout`. `beta` and `max_length` default to the trainer's (`args.beta`, `args.max_length`);
-    `scoring` holds the other scoring settings (dtype, batch size: by default the trainer's eval batch size;
-    results do not depend on it).
+    `trainer`: the `DPOTrainer` (or CPO, ORPO or KTO trainer) to evaluate (add the callback with
+    `trainer.add_callback`). `pairs`: anything `evalkit.score` takes (a `datasets.Dataset`, a DataFrame, a list
+    of dicts, a path), laid out by `layout`. `beta` and `max_length` default to the trainer's (`args.beta`,
+    `args.max_length`); `scoring` holds the other scoring settings (dtype, batch size: by default the trainer's
+    eval batch size; results do not depend on it).
     `prefix` names the logged keys and `logged` the metrics logged (None: all of them); `output_dir` is where
-    results files go (none when None).
+    results files go (none when None). `objective`: the objective the metrics `trl/*` and `objective/*` follow;
+    default: the trainer's own, read from its config.
     """
 
     def __init__(  # noqa: PLR0913 (keyword options a user passes, as TrainerCallback subclasses take them)
@@ -131,7 +137,8 @@ class EvalkitCallback(TrainerCallback):
         self.rendering = rendering_for(tokenizer, dict(chat_template_kwargs or {}), template_date or DEFAULT_DATE)
         self.tokens = tokenize_set(self.pairs, tokenizer, self.rendering, self.scoring.max_length)
         self.pad_token_id = pad_token_id(tokenizer)
-        self.kto = objective if isinstance(objective, KtoObjective) else kto_objective_of(trainer)
+        self.objective = objective or objective_of_trainer(trainer)
+        self.kto = self.objective if isinstance(self.objective, KtoObjective) else None
         self.completions: TokenizedCompletions | None = None
         self._kto_estimates: dict[str, Estimate] = {}
         if self.kto is not None:
@@ -215,6 +222,7 @@ class EvalkitCallback(TrainerCallback):
             scoring=self._settings(),
             statistics=self.statistics,
             description=f"{self.dataset} scored by evalkit at step {step} of training",
+            objectives={self.name: self.objective} if self.objective is not None else None,
         )
         result = inprocess.assemble_result(parts, started, time.perf_counter() - clock)
         evaluation = Evaluation(result, {self.dataset: rows})
@@ -271,6 +279,7 @@ class EvalkitCallback(TrainerCallback):
             statistics=self.statistics,
             description=f"{self.dataset} scored by evalkit at each evaluation of training",
             compared_with=self.ref_name if models[0].name == self.ref_name else None,
+            objectives={f"{self.name}@{s}": self.objective for s in steps} if self.objective is not None else None,
         )
         return Evaluation(inprocess.assemble_result(parts, started, 0.0), {self.dataset: rows})
 
@@ -308,8 +317,8 @@ class EvalkitCallback(TrainerCallback):
         return self.scoring.model_copy(update={"batch_size": int(self.trainer.args.per_device_eval_batch_size)})
 
     def _kto(self, policy: Any, step: int) -> dict[str, Estimate]:
-        """KTO's own estimates (`kl`, `kto/loss`, `rewards/auc`) on the unpaired held-out pairs; {} for another
-        objective, or without a reference."""
+        """KTO's own estimates (`trl/kl`, `objective/loss`, `objective/auc`) on the unpaired held-out pairs; {} for
+        another objective, or without a reference."""
         if self.kto is None or self.completions is None or self._reference_completions is None:
             return {}
         settings, label = self._settings(), f"{self.name}@{step} (unpaired)"
@@ -333,22 +342,8 @@ class EvalkitCallback(TrainerCallback):
         self._reference_info = inprocess.with_mode(info, mode)
 
 
-KTO_LOGGED = ("kl", "kto/loss", "rewards/auc")
+KTO_LOGGED = ("trl/kl", "objective/loss", "objective/auc")
 """KTO's numbers logged beside the pairs' (its rewards and log-probs per label are the pairs' own means)."""
-
-
-def kto_objective_of(trainer: Any) -> KtoObjective | None:
-    """The KTO objective a `KTOTrainer` trains with, from its config; None for any other trainer."""
-    if type(trainer).__name__ != "KTOTrainer":
-        return None
-    args = trainer.args
-    return KtoObjective(
-        name="kto",
-        loss_type=args.loss_type,
-        beta=args.beta,
-        desirable_weight=args.desirable_weight,
-        undesirable_weight=args.undesirable_weight,
-    )
 
 
 def _tokenizer_of(processing_class: object) -> PreTrainedTokenizerBase:

@@ -9,16 +9,18 @@ partner (the same prompt with another row's completion, `evalkit.scoring.unpaire
   (`apo_zero_unpaired`: w_D·(1 − σ(β·(ℓ − ℓ_ref))) and w_U·σ(β·(ℓ − ℓ_ref)), with no KL point).
 
 What TRL's KTOTrainer logs, pooled (rows labelled desirable are its "chosen", undesirable its "rejected"):
-  rewards/chosen, rewards/rejected   mean r per label, Student t intervals (cluster-robust where rows share a prompt)
-  logps/chosen, logps/rejected       mean ℓ per label, the same intervals
-  rewards/margins                    rewards/chosen − rewards/rejected: a difference of two means, stated
-                                     without an interval
-  kl                                 z, stated without an interval (a clamp of a mean)
-  kto/loss                           mean KTO loss over every row at the pooled z (TRL's eval_loss with one
-                                     batch holding the dataset), Student t interval given z
-What evalkit adds:
-  rewards/auc                        the separation of desirable from undesirable rewards: P(r_D > r_U), ties
-                                     half, with Newcombe's interval (`evalkit.metrics.auc`)
+  trl/rewards/chosen, trl/rewards/rejected   mean r per label, Student t intervals (cluster-robust where rows
+                                             share a prompt)
+  trl/logps/chosen, trl/logps/rejected       mean ℓ per label, the same intervals
+  trl/rewards/margins                        trl/rewards/chosen − trl/rewards/rejected: a difference of two
+                                             means, stated without an interval
+  trl/kl                                     z, stated without an interval (a clamp of a mean)
+What the objective optimises, and what evalkit adds:
+  objective/loss                             mean KTO loss over every row at the pooled z (TRL's eval_loss with
+                                             one batch holding the dataset), Student t interval given z
+  objective/auc                              the separation of desirable from undesirable rewards: P(r_D > r_U),
+                                             ties half, with Newcombe's interval (`evalkit.metrics.auc`): scale-
+                                             free, so models of different objectives compare on it
 
 TRL's own eval log of rewards/* and logps/* is a mean of per-batch means; it equals these with an eval
 batch of one completion. Its `kl` and loss are per batch; they equal these with one batch of all rows.
@@ -82,22 +84,22 @@ def unpaired_estimates(
     out: dict[str, stats.Estimate] = {}
     for side, where in (("chosen", label), ("rejected", ~label)):
         if where.any():
-            out[f"logps/{side}"] = mean(logp, where)
+            out[f"trl/logps/{side}"] = mean(logp, where)
     if any(r.ref_logp is None or r.ref_kl_logp is None for r in rows):
         return out
     ratio = logp - np.array([r.ref_logp for r in rows])
     reward = objective.beta * ratio
     for side, where in (("chosen", label), ("rejected", ~label)):
         if where.any():
-            out[f"rewards/{side}"] = mean(reward, where)
+            out[f"trl/rewards/{side}"] = mean(reward, where)
     if label.any() and (~label).any():
-        margin = out["rewards/chosen"].value - out["rewards/rejected"].value
-        out["rewards/margins"] = stats.descriptive(margin, len(rows))
-        out["rewards/auc"] = auc.auc(reward[label], reward[~label], confidence)
+        margin = out["trl/rewards/chosen"].value - out["trl/rewards/rejected"].value
+        out["trl/rewards/margins"] = stats.descriptive(margin, len(rows))
+        out["objective/auc"] = auc.auc(reward[label], reward[~label], confidence)
     point = kl_point(rows) if objective.loss_type == "kto" else 0.0
     if objective.loss_type == "kto":
-        out["kl"] = stats.descriptive(point, len(rows))
-    out["kto/loss"] = mean(kto_losses(ratio, label, point, objective), np.ones_like(label))
+        out["trl/kl"] = stats.descriptive(point, len(rows))
+    out["objective/loss"] = mean(kto_losses(ratio, label, point, objective), np.ones_like(label))
     return out
 
 

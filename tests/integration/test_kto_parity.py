@@ -6,7 +6,7 @@ TRL is run in evaluation twice on the same labelled completions (KL groups of 4 
   completion's value, so their means are evalkit's pooled means; its `kl` entries are then
   max(0, ℓ' − ℓ'_ref) of each row's KL partner, which evalkit's per-row numbers must reproduce;
 - with one batch holding every row, its `kl` is the pooled KL point and its `eval_loss` the mean
-  KTO loss at that point: evalkit's `kl` and `kto/loss`.
+  KTO loss at that point: evalkit's `trl/kl` and `objective/loss`.
 Standard (string) and conversational rows, desirable and undesirable, 10 rows so the last KL group is
 smaller than the others.
 """
@@ -127,7 +127,7 @@ def test_parity_with_kto_trainer(
 
     one, _ = trl[1]
     for key in ("rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected"):
-        assert metrics[key] == pytest.approx(float(np.mean(one[key])), abs=1e-5), key
+        assert metrics["trl/" + key] == pytest.approx(float(np.mean(one[key])), abs=1e-5), key
     desirable = [s for s in scores if s.label]
     assert [s.logp for s in desirable] == pytest.approx(one["logps/chosen"], abs=1e-4)  # row by row, in TRL's order
     shifts = [max(0.0, s.kl_logp - s.ref_kl_logp) for s in scores if s.ref_kl_logp is not None]
@@ -135,18 +135,18 @@ def test_parity_with_kto_trainer(
     assert len({round(v, 3) for v in one["rewards/chosen"]}) > 1  # the rewards differ row to row
 
     whole, logged = trl[len(rows)]
-    assert metrics["kl"] == pytest.approx(whole["kl"][0], abs=1e-5)
-    assert metrics["kl"] > 0  # the clamp did not hide the comparison
-    assert metrics["kto/loss"] == pytest.approx(logged["eval_loss"], abs=1e-6)
-    assert metrics["rewards/margins"] == pytest.approx(whole["rewards/margins"][0], abs=1e-5)
+    assert metrics["trl/kl"] == pytest.approx(whole["kl"][0], abs=1e-5)
+    assert metrics["trl/kl"] > 0  # the clamp did not hide the comparison
+    assert metrics["objective/loss"] == pytest.approx(logged["eval_loss"], abs=1e-6)
+    assert metrics["trl/rewards/margins"] == pytest.approx(whole["rewards/margins"][0], abs=1e-5)
 
 
 def test_the_callback_logs_ktos_own_numbers_as_kto_trainer_computes_them(
     tiny_tokenizer: PreTrainedTokenizerFast, tmp_path: Path
 ) -> None:
-    """Inside `KTOTrainer.train()` with LoRA: at each evaluation the callback's pooled `kl` and `kto/loss` equal the
-    trainer's own `eval_kl` and `eval_loss`, which TRL computes on the same held-out pairs (unpaired by TRL) in one
-    eval batch holding every row."""
+    """Inside `KTOTrainer.train()` with LoRA: at each evaluation the callback's pooled `trl/kl` and `objective/loss`
+    equal the trainer's own `eval_kl` and `eval_loss`, which TRL computes on the same held-out pairs (unpaired by
+    TRL) in one eval batch holding every row."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import KTOConfig, KTOTrainer
@@ -185,8 +185,8 @@ def test_the_callback_logs_ktos_own_numbers_as_kto_trainer_computes_them(
     trainer.add_callback(evalkit.EvalkitCallback(trainer, [p.__dict__ for p in held_out]))
     trainer.train()
     (trl,) = [e for e in trainer.state.log_history if "eval_kl" in e]
-    (ours,) = [e for e in trainer.state.log_history if "eval_evalkit/kl" in e]
-    assert ours["eval_evalkit/kl"] == pytest.approx(trl["eval_kl"], abs=1e-5)
-    assert ours["eval_evalkit/kl"] > 0  # the clamp did not hide the comparison
-    assert ours["eval_evalkit/kto/loss"] == pytest.approx(trl["eval_loss"], abs=1e-6)
-    assert 0 <= ours["eval_evalkit/rewards/auc"] <= 1 and "eval_evalkit/rewards/auc/ci_low" in ours
+    (ours,) = [e for e in trainer.state.log_history if "eval_evalkit/trl/kl" in e]
+    assert ours["eval_evalkit/trl/kl"] == pytest.approx(trl["eval_kl"], abs=1e-5)
+    assert ours["eval_evalkit/trl/kl"] > 0  # the clamp did not hide the comparison
+    assert ours["eval_evalkit/objective/loss"] == pytest.approx(trl["eval_loss"], abs=1e-6)
+    assert 0 <= ours["eval_evalkit/objective/auc"] <= 1 and "eval_evalkit/objective/auc/ci_low" in ours

@@ -17,6 +17,7 @@ import pytest
 import torch
 from transformers import PreTrainedTokenizerFast
 
+from evalkit.api.callback import EvalkitCallback
 from evalkit.checkpoints import recorded_objective
 from evalkit.config.objectives import with_beta
 from evalkit.config.specs import ModelSpec
@@ -48,7 +49,13 @@ def spec(method: dict[str, Any]) -> TrainSpec:
             "data": "unused.jsonl",
             "method": method,
             "lora": {"r": 4, "alpha": 8},
-            "args": {"max_steps": 2, "per_device_train_batch_size": 4, "learning_rate": 1e-2, "eval_steps": 2},
+            "args": {
+                "max_steps": 2,
+                "per_device_train_batch_size": 4,
+                "per_device_eval_batch_size": 1,
+                "learning_rate": 1e-2,
+                "eval_steps": 2,
+            },
         }
     )
 
@@ -69,8 +76,17 @@ def test_each_trainer_trains_and_records_its_objective(
     method: dict[str, Any], trainer: str, logged: str, base: ModelSpec, tmp_path: Path
 ) -> None:
     output = tmp_path / method["name"]
-    run = train_model(spec(method), base, output, PAIRS[:8], PAIRS[8:])
+    callback = [lambda trainer: EvalkitCallback(trainer, [p.__dict__ for p in PAIRS[8:]])]
+    run = train_model(spec(method), base, output, PAIRS[:8], PAIRS[8:], evaluations=callback)
     assert run.steps == 2 and any(logged in entry for entry in run.log_history)
+    (trl,) = [e for e in run.log_history if "eval_loss" in e]
+    (ours,) = [e for e in run.log_history if "eval_evalkit/n" in e]
+    if method["name"] == "kto":  # TRL's KTO eval batches of one row: its loss uses each row's own KL point
+        assert {"eval_evalkit/trl/kl", "eval_evalkit/objective/auc"} <= set(ours)
+    elif method["name"] == "orpo":  # TRL's NLL covers the prompt's tokens too (see evalkit.metrics.objectives.orpo)
+        assert "eval_evalkit/objective/accuracy" in ours
+    else:  # at an eval batch of one pair, TRL's eval_loss is the mean of per-pair losses
+        assert ours["eval_evalkit/objective/loss"] == pytest.approx(trl["eval_loss"], abs=1e-5)
     record = json.loads((output / "evalkit_train.json").read_text())
     assert record["trainer"] == trainer and record["method"]["name"] == method["name"]
     trained = spec(method).method

@@ -9,8 +9,8 @@ from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import chat_token_ids, rendering_for
 from evalkit.errors import EvalkitError
 from evalkit.results.schema import CurvePoint
-from evalkit.trainers import trainer_config
 from evalkit.train import training_curve, trl_rows, truncate_prompt
+from evalkit.trainers import trainer_config
 
 
 def spec(**kwargs: object) -> TrainSpec:
@@ -25,7 +25,8 @@ def test_bf16_stays_off_without_device_support(tmp_path: Path) -> None:
 
 
 def test_evalkit_defaults_and_user_args(tmp_path: Path) -> None:
-    config = trainer_config(spec(args={"beta": 0.3, "save_strategy": "steps", "save_steps": 5}), tmp_path, has_eval=True)
+    args = {"beta": 0.3, "save_strategy": "steps", "save_steps": 5}
+    config = trainer_config(spec(args=args), tmp_path, has_eval=True)
     assert config.beta == 0.3 and config.save_strategy == "steps" and config.save_steps == 5
     assert config.report_to == [] and config.logging_steps == 1
     assert config.eval_strategy == "steps" and config.eval_steps == 0.1
