@@ -81,6 +81,9 @@ class HtmlDataset:
     matrices: list[Grid]
     subsets: Grid | None
     subset_deltas: Grid | None
+    objectives: Grid | None
+    """Each model's objective and its metrics, when the run names objectives."""
+    objectives_note: str
     charts: list[Chart]
     charts_note: str
     diagnostics: list[tuple[str, Grid]]
@@ -97,6 +100,8 @@ def html_grids(view: DatasetView) -> dict[str, object]:
         "matrices": [grid_of(m) for m in view.matrices],
         "subsets": grid_of(view.subsets) if view.subsets else None,
         "subset_deltas": grid_of(view.subset_comparisons) if view.subset_comparisons else None,
+        "objectives": grid_of(view.objectives) if view.objectives else None,
+        "objectives_note": view.objectives_note,
     }
 
 

@@ -34,6 +34,7 @@ from evalkit.report.formats import (
     format_p,
     format_signed,
 )
+from evalkit.report.objectives import objectives_note, objectives_table
 from evalkit.report.tables import Table
 from evalkit.results.estimates import Comparison
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
@@ -134,6 +135,10 @@ class DatasetView:
     length_notes: list[str] = field(default_factory=list)
     calibration: Table | None = None
     displacement: Table | None = None
+    objectives: Table | None = None
+    """Which objective each model was scored with and its metrics; None when the run names none."""
+    objectives_note: str = ""
+    """Whether the models share an objective, and what is comparable when they do not."""
 
 
 def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
@@ -183,6 +188,8 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
         length_notes=length_notes(found, models),
         calibration=calibration_table(found, models, [r for r in result.reliability if r.dataset == dataset]),
         displacement=displacement_table(found, models),
+        objectives=objectives_table(result, found, models),
+        objectives_note=objectives_note(result),
     )
 
 

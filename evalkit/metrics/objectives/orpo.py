@@ -6,9 +6,10 @@ TRL logs rewards λ·m with their margin and accuracy, m as `logps/*`, and, by i
 and `log_odds_ratio` = log σ(L). The objective's margin is L: the pair is preferred the right way round when the
 odds of the chosen answer are the higher.
 
-TRL's NLL term (`nll_loss`, and so its `eval_loss`) is the cross-entropy over the prompt's tokens as well as the
-chosen answer's. The per-pair rows hold the completions' log-probs only, so evalkit's ORPO loss takes the NLL of
-the chosen answer's tokens (−m_c): it is TRL's loss less the prompt's share, and `nll_loss` is not reported.
+TRL's NLL term (`nll_loss`, and so its `eval_loss`) is the mean cross-entropy over the prompt's tokens as well as
+the chosen answer's. The per-pair rows hold the completions' log-probs only, so evalkit's ORPO loss takes the NLL
+of the chosen answer's tokens alone (−m_c) and `nll_loss` is not reported: `objective/loss` differs from TRL's
+`eval_loss` by the difference of the two NLLs, its odds-ratio term is TRL's.
 """
 
 from __future__ import annotations
