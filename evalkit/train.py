@@ -33,7 +33,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from evalkit.checkpoints import TRAIN_RECORD, files_fingerprint, load_for_training, load_tokenizer, say_pinned
 from evalkit.config.messages import notice
-from evalkit.config.objectives import Objective, default_objective, with_beta
+from evalkit.config.objectives import Objective, with_beta
 from evalkit.config.specs import ModelSpec
 from evalkit.config.training import TrainSpec
 from evalkit.console import progress_bar
@@ -42,7 +42,7 @@ from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_id
 from evalkit.data.unpaired import UnpairedExample
 from evalkit.results.provenance import environment
 from evalkit.results.schema import CurvePoint
-from evalkit.trainers import choose_trainer, recorded_options, trainer_config
+from evalkit.trainers import choose_trainer, objective_of_trainer, recorded_options, trainer_config
 
 CURVE_KEYS = {
     "loss": "loss",
@@ -129,7 +129,7 @@ def train_model(
             "rendering": _rendering_record(template_options or {}, template_date),
             "steps": trainer.state.global_step,
             "seconds": round(time.perf_counter() - started, 1),
-            "method": trained_objective(spec, args).model_dump(mode="json"),
+            "method": _dumped(trained_objective(spec, trainer)),
             "trainer": type(trainer).__name__,
             "trainer_config": recorded_options(spec, args),
             "environment": environment().model_dump(mode="json"),
@@ -194,11 +194,20 @@ def finished_run(
     return TrainingRun(output_dir, int(done["steps"]), float(done.get("seconds", 0.0)), list(log))
 
 
-def trained_objective(spec: TrainSpec, config: Any) -> Objective:
+def trained_objective(spec: TrainSpec, trainer: Any) -> Objective | None:
     """The objective the trainer trained with, as scoring reads it back: `train.method` with TRL's β where the
-    method left it to the config (plain DPO: `DPOConfig.beta`)."""
-    method = spec.method or default_objective(float(config.beta))
-    return with_beta(method, float(config.beta))
+    method left it to the config; without a method, what the trainer's config says (`loss_type` and β set in
+    `args`). None where no objective can say it (DPO combined with TRL's `sft` loss has no pairwise score)."""
+    if spec.method is not None:
+        return with_beta(spec.method, float(trainer.args.beta))
+    try:
+        return objective_of_trainer(trainer)
+    except ValueError:  # pydantic's ValidationError: a loss type no objective scores
+        return None
+
+
+def _dumped(objective: Objective | None) -> dict[str, Any] | None:
+    return objective.model_dump(mode="json") if objective is not None else None
 
 
 def lora_config(spec: TrainSpec) -> Any:
