@@ -7,6 +7,7 @@ Pair `b`: ℓ(chosen) = −2 over 2 tokens, ℓ(rejected) = −6 over 3: mean lo
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -23,14 +24,20 @@ from evalkit.config.objectives import (
     objective_from,
     objective_info,
 )
+from evalkit.config.rules import GateSpec
 from evalkit.config.suite import parse_suite
 from evalkit.errors import EvalkitError
+from evalkit.gate.judge import evaluate_gate
 from evalkit.metrics.cells import Cell
 from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import REGISTRY
 from evalkit.metrics.objectives import objective_pairs
 from evalkit.metrics.paired import compare_models
+from evalkit.results.files import read_results, write_results
 from evalkit.results.pairs import PairScore
+from evalkit.results.schema import RunResult
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 
 A = PairScore("a", "all", "m", -4.0, -6.0, 2, 3, False, -5.0, -5.0)
 B = PairScore("b", "all", "m", -2.0, -6.0, 2, 3, False, -5.0, -5.0)
@@ -215,3 +222,50 @@ def test_reports_name_each_models_objective_and_say_rewards_of_different_objecti
     page = render_markdown(result)
     assert f"| {last.name} | simpo (β=2, γ=0.5) |" in page and note in page
     assert "simpo (β=2, γ=0.5)" in render_html(result)
+
+
+def objective_run(tmp_path: Path, name: str, right: list[int], objective: object) -> tuple[RunResult, Path]:
+    """A copy of the golden run whose model `aligned`, scored with `objective`, is right (1) or wrong (0) on
+    q0..qn: ℓ(chosen) −1 (right) or −3 (wrong) against ℓ(rejected) −2, two tokens each, −2 under the reference."""
+    directory = tmp_path / name
+    (directory / "pairs").mkdir(parents=True)
+    rows = [
+        {
+            "id": f"q{i}",
+            "subset": "all",
+            "model": "aligned",
+            "logp_chosen": -1.0 if ok else -3.0,
+            "logp_rejected": -2.0,
+            "n_tokens_chosen": 2,
+            "n_tokens_rejected": 2,
+            "truncated": False,
+            "ref_logp_chosen": -2.0,
+            "ref_logp_rejected": -2.0,
+        }
+        for i, ok in enumerate(right)
+    ]
+    (directory / "pairs" / "tinyworld.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = read_results(GOLDEN)
+    recorded = objective_info(objective)  # type: ignore[arg-type]
+    models = [m.model_copy(update={"objective": recorded}) if m.name == "aligned" else m for m in result.models]
+    result = result.model_copy(update={"models": models})
+    write_results(result, directory / "results.json")
+    return result, directory
+
+
+def test_a_simpo_candidate_is_gated_against_a_dpo_baseline_on_the_pairs_both_scored(tmp_path: Path) -> None:
+    """The DPO baseline is right on q0..q7 of 8 by its objective's margin (β·(u_c − u_r) = 0.1 > 0), the SimPO
+    candidate on q0..q5 (β·Δ mean log-prob = 2·0.5 > 0): Δ objective accuracy = −0.25. Non-inferior within 1.01,
+    not within 0.1; their margins are on different scales, so a rule on them cannot be decided."""
+    before, before_dir = objective_run(tmp_path, "baseline", [1] * 8, dpo(beta=0.1))
+    simpo = SimpoObjective(name="simpo", beta=2.0, gamma=0.0)
+    _, now_dir = objective_run(tmp_path, "now", [1] * 6 + [0] * 2, simpo)
+    rules = [
+        {"kind": "non_inferiority", "model": "aligned", "metric": metric, "margin": margin, "min_pairs": 2}
+        for metric, margin in (("objective/accuracy", 0.1), ("objective/accuracy", 1.01), ("objective/margins", 1.0))
+    ]
+    spec = GateSpec.model_validate({"rules": rules})
+    tight, loose, scaled = evaluate_gate(spec, read_results(now_dir / "results.json"), now_dir, before, before_dir)
+    assert tight.value == pytest.approx(-0.25) and tight.n == 8 and not tight.passed
+    assert loose.passed
+    assert scaled.status == "undecidable"
