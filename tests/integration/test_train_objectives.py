@@ -110,3 +110,19 @@ def _adapter_weights(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(path / "adapter_model.safetensors"))
+
+
+def test_a_trained_model_is_scored_with_the_objective_its_record_states(
+    base: ModelSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`evalkit score` names no method: the SimPO model's training record says it, so its objective's metrics come."""
+    from evalkit.cli import main
+    from evalkit.data.pairs import write_pairs
+
+    train_model(spec({"name": "simpo", "beta": 2.0}), base, tmp_path / "simpo", PAIRS[:8])
+    write_pairs(PAIRS[8:], tmp_path / "heldout.jsonl")
+    capsys.readouterr()
+    argv = ["score", "--model", str(tmp_path / "simpo"), "--ref", base.path, "--data", str(tmp_path / "heldout.jsonl")]
+    assert main([*argv, "--out", str(tmp_path / "scores.jsonl")]) == 0
+    shown = capsys.readouterr().out
+    assert "objective/accuracy" in shown and "trl/rewards/margins" in shown
