@@ -1,17 +1,19 @@
-"""Training: a thin wrapper that composes TRL's `DPOTrainer` (or its `RewardTrainer`, for a reward model), never
-subclasses them.
+"""Preference training: a thin wrapper that composes TRL's trainers, never subclasses them.
 
-The suite's `train` section becomes a `DPOConfig` or `RewardConfig` (every TRL option reachable under `args`)
-and, when asked, a `LoraConfig` (task type `CAUSAL_LM`, or `SEQ_CLS` for a reward model, whose one-label head is
-then trained and saved with the adapter); TRL does the training. Both trainers take the same rows (`trl_rows`).
-What evalkit adds is what today's TRL lacks or gets wrong for the recipes users bring:
+`train.method` picks the trainer (`evalkit.trainers`: DPOTrainer with any loss type, CPOTrainer for
+CPO, SimPO and AlphaPO, ORPOTrainer, KTOTrainer; DPO without one). The suite's `train` section becomes
+that trainer's config (every TRL option reachable under `args`, the objective's own under `method`)
+and, when asked, a `LoraConfig`; TRL does the training. What evalkit adds is what today's TRL lacks
+or gets wrong for the recipes users bring:
 - hh-rlhf style data without a prompt column arrives already split (see `evalkit.data.pairs`);
 - chat-message data meets a tokenizer without a chat template (GPT-2) as plain text, exactly as
   evalkit scores it;
 - `max_prompt_length` (dropped from TRL) cuts prompts from the left before TRL sees them;
 - bf16 is switched on only where the device supports it (TRL turns it on whenever fp16 is off);
+- KTO trains on pairs (TRL unpairs them) or on labelled completions (`evalkit.data.unpaired`);
 - the output directory keeps the adapter or model, the tokenizer, `log_history.json`, and
-  `evalkit_train.json` (the trainer that ran, the resolved settings and an environment block).
+  `evalkit_train.json` (the resolved settings, the objective it trained with, an environment block),
+  from which evalkit reads the objective to score the model with.
 With LoRA and no reference model TRL's reference is the base with the adapter disabled, which
 is what evalkit's scoring uses afterwards.
 """
@@ -26,20 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import torch
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from evalkit.checkpoints import TRAIN_RECORD, files_fingerprint, load_for_training, load_tokenizer, say_pinned
 from evalkit.config.messages import notice
+from evalkit.config.objectives import Objective, with_beta
 from evalkit.config.specs import ModelSpec
-from evalkit.config.training import Trainer, TrainSpec
+from evalkit.config.training import TrainSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import PreferencePair, as_plain_text
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
-from evalkit.errors import EvalkitError
+from evalkit.data.unpaired import UnpairedExample
 from evalkit.results.provenance import environment
 from evalkit.results.schema import CurvePoint
+from evalkit.trainers import choose_trainer, objective_of_trainer, recorded_options, trainer_config
 
 CURVE_KEYS = {
     "loss": "loss",
@@ -64,7 +67,7 @@ CURVE_KEYS = {
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """What a finished training run leaves behind for the report."""
+    """What a finished DPO run leaves behind for the report."""
 
     output_dir: Path
     steps: int
@@ -72,25 +75,21 @@ class TrainingRun:
     log_history: list[dict[str, Any]]
 
 
-TRAINERS: dict[Trainer, str] = {"dpo": "DPOTrainer", "reward": "RewardTrainer"}
-ACCURACY_KEYS: dict[Trainer, str] = {"dpo": "rewards/accuracies", "reward": "accuracy"}
-"""The key of each trainer's logged reward accuracy."""
-
-
 def train_model(
     spec: TrainSpec,
     base: ModelSpec,
     output_dir: Path,
-    pairs: list[PreferencePair],
+    pairs: Sequence[PreferencePair] | Sequence[UnpairedExample],
     eval_pairs: list[PreferencePair] | None = None,
     *,
     template_options: dict[str, Any] | None = None,
     template_date: datetime.date = DEFAULT_DATE,
     evaluations: Sequence[Callable[[Any], TrainerCallback]] = (),
-    trainer_kind: Trainer = "dpo",
+    reward_model: bool = False,
 ) -> TrainingRun:
-    """Train `base` on `pairs` (evaluating on `eval_pairs`) with DPO, or as a reward model with RewardTrainer
-    (`trainer_kind`), and save the result to `output_dir`.
+    """Train `base` with the objective of `spec.method` on `pairs` (labelled completions for KTO too), or as a
+    classifier reward model with RewardTrainer (`reward_model`), evaluating on `eval_pairs`, and save the result
+    to `output_dir`.
 
     Chats are rendered with `template_options` and, for a template that reads the clock, `template_date`,
     exactly as evalkit scores the trained model afterwards (the date is recorded beside it for that).
@@ -99,26 +98,25 @@ def train_model(
     """
     # Imported here: TRL pulls in much of the HF stack, and only training needs it.
     from datasets import Dataset
-    from trl import DPOTrainer, RewardTrainer
 
+    choice = choose_trainer(spec.method, reward_model=reward_model)
     tokenizer = _tokenizer(spec, base)
-    args = dpo_config(spec, output_dir, has_eval=bool(eval_pairs), trainer=trainer_kind)
-    model = load_for_training(base, classifier=trainer_kind == "reward")
+    args = trainer_config(spec, output_dir, has_eval=bool(eval_pairs), choice=choice)
+    model = load_for_training(base, classifier=choice.reward_model)
     rendering = rendering_for(tokenizer, template_options or {}, template_date)
     if rendering.date is not None:
         say_pinned("train", rendering.date)
-    train_rows = trl_rows(pairs, tokenizer, spec.max_prompt_length, rendering)
+    train_rows = training_rows(pairs, tokenizer, spec.max_prompt_length, rendering)
     eval_rows = trl_rows(eval_pairs, tokenizer, spec.max_prompt_length, rendering) if eval_pairs else None
     started = time.perf_counter()
-    trl_trainer: Any = DPOTrainer if trainer_kind == "dpo" else RewardTrainer
-    trainer = trl_trainer(
+    trainer = choice.trainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
-        peft_config=lora_config(spec, "SEQ_CLS" if trainer_kind == "reward" else "CAUSAL_LM"),
-        callbacks=[_ProgressCallback(trainer_kind)],
+        peft_config=lora_config(spec, "SEQ_CLS" if choice.reward_model else "CAUSAL_LM"),
+        callbacks=[_ProgressCallback(choice.title, choice.accuracy_key)],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar shows them
     for evaluation in evaluations:
@@ -132,16 +130,15 @@ def train_model(
         tokenizer.save_pretrained(output_dir)
         (output_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
         resolved = {
-            "trainer": TRAINERS[trainer_kind],
             "train": spec.model_dump(mode="json"),
             "base": base.model_dump(mode="json"),
             "base_fingerprint": files_fingerprint(base.path, base.revision),
             "rendering": _rendering_record(template_options or {}, template_date),
             "steps": trainer.state.global_step,
             "seconds": round(time.perf_counter() - started, 1),
-            f"{trainer_kind}_config": {
-                k: v for k, v in args.to_dict().items() if k in spec.args or k in _EVALKIT_DEFAULTS
-            },
+            "method": None if choice.reward_model else _dumped(trained_objective(spec, trainer)),
+            "trainer": type(trainer).__name__,
+            "trainer_config": recorded_options(spec, args),
             "environment": environment().model_dump(mode="json"),
         }
         (output_dir / TRAIN_RECORD).write_text(json.dumps(resolved, indent=1, default=str) + "\n")
@@ -150,9 +147,6 @@ def train_model(
             merged.save_pretrained(output_dir / "merged")
             tokenizer.save_pretrained(output_dir / "merged")
     return TrainingRun(output_dir, trainer.state.global_step, time.perf_counter() - started, history)
-
-
-_EVALKIT_DEFAULTS = {"bf16", "fp16", "report_to", "save_strategy", "logging_steps", "disable_tqdm", "eval_strategy"}
 
 
 def _sort_target_modules(path: Path) -> None:
@@ -178,7 +172,7 @@ def finished_run(
     output_dir: Path,
     template_options: dict[str, Any] | None = None,
     template_date: datetime.date = DEFAULT_DATE,
-    trainer_kind: Trainer = "dpo",
+    trainer: str = "DPOTrainer",
 ) -> TrainingRun | None:
     """The earlier run in `output_dir`, when it finished with these very settings (template options and
     pinned date included), on this very base, with the same torch/transformers/TRL/PEFT versions; delete
@@ -196,7 +190,7 @@ def finished_run(
     now = environment().packages
     then = done.get("environment", {}).get("packages", {})
     same = (
-        done.get("trainer", TRAINERS["dpo"]) == TRAINERS[trainer_kind]
+        done.get("trainer", "DPOTrainer") == trainer
         and done.get("train") == spec.model_dump(mode="json")
         and done.get("base") == base.model_dump(mode="json")
         and done.get("base_fingerprint") == files_fingerprint(base.path, base.revision)
@@ -209,31 +203,20 @@ def finished_run(
     return TrainingRun(output_dir, int(done["steps"]), float(done.get("seconds", 0.0)), list(log))
 
 
-def dpo_config(spec: TrainSpec, output_dir: Path, has_eval: bool, trainer: Trainer = "dpo") -> Any:
-    """The `DPOConfig` (`RewardConfig` for a reward model) for `spec`: the suite's `args`, with evalkit's defaults
-    where it says nothing."""
-    from trl import DPOConfig, RewardConfig
-
-    args = dict(spec.args)
-    args.setdefault("report_to", [])
-    args.setdefault("save_strategy", "no")
-    args.setdefault("logging_steps", 1)
-    args.setdefault("disable_tqdm", True)
-    args.setdefault("dataloader_pin_memory", torch.cuda.is_available())
-    if has_eval:
-        args.setdefault("eval_strategy", "steps")
-        args.setdefault("eval_steps", 0.1)  # a ratio of the total steps: ten evaluations per run
-    bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    if args.get("bf16", "auto") == "auto":
-        # TRL's DPOConfig turns bf16 on whenever fp16 is off, also on CPUs; evalkit only where supported.
-        args["bf16"] = bf16_supported and not args.get("fp16", False)
-    args.setdefault("fp16", False)
+def trained_objective(spec: TrainSpec, trainer: Any) -> Objective | None:
+    """The objective the trainer trained with, as scoring reads it back: `train.method` with TRL's β where the
+    method left it to the config; without a method, what the trainer's config says (`loss_type` and β set in
+    `args`). None where no objective can say it (DPO combined with TRL's `sft` loss has no pairwise score)."""
+    if spec.method is not None:
+        return with_beta(spec.method, float(trainer.args.beta))
     try:
-        config: Any = DPOConfig if trainer == "dpo" else RewardConfig
-        return config(output_dir=str(output_dir), **args)
-    except (TypeError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EvalkitError(f"train.args: {message}") from None
+        return objective_of_trainer(trainer)
+    except ValueError:  # pydantic's ValidationError: a loss type no objective scores
+        return None
+
+
+def _dumped(objective: Objective | None) -> dict[str, Any] | None:
+    return objective.model_dump(mode="json") if objective is not None else None
 
 
 def lora_config(spec: TrainSpec, task_type: str = "CAUSAL_LM") -> Any:
@@ -250,6 +233,34 @@ def lora_config(spec: TrainSpec, task_type: str = "CAUSAL_LM") -> Any:
         task_type=task_type,
         **lora.options,
     )
+
+
+def training_rows(
+    data: Sequence[PreferencePair] | Sequence[UnpairedExample],
+    tokenizer: PreTrainedTokenizerBase,
+    max_prompt_length: int | None,
+    rendering: Rendering = PLAIN,
+) -> list[dict[str, Any]]:
+    """TRL's rows for pairs (`trl_rows`) or labelled completions (`kto_rows`)."""
+    if data and isinstance(data[0], UnpairedExample):
+        return kto_rows([e for e in data if isinstance(e, UnpairedExample)], tokenizer, max_prompt_length, rendering)
+    return trl_rows([p for p in data if isinstance(p, PreferencePair)], tokenizer, max_prompt_length, rendering)
+
+
+def kto_rows(
+    examples: list[UnpairedExample],
+    tokenizer: PreTrainedTokenizerBase,
+    max_prompt_length: int | None,
+    rendering: Rendering = PLAIN,
+) -> list[dict[str, Any]]:
+    """Labelled completions in TRL's unpaired layout (`prompt`, `completion`, `label`), laid out as `trl_rows` lays
+    out pairs: each is a pair whose two answers are the one completion, so the same text conversions apply."""
+    pairs = [PreferencePair(e.id, e.prompt, e.completion, e.completion, e.subset, e.prompt_text) for e in examples]
+    rows = trl_rows(pairs, tokenizer, max_prompt_length, rendering)
+    for row, example in zip(rows, examples, strict=True):
+        row["completion"], row["label"] = row.pop("chosen"), example.label
+        del row["rejected"]
+    return rows
 
 
 def trl_rows(
@@ -323,18 +334,18 @@ def _tokenizer(spec: TrainSpec, base: ModelSpec) -> PreTrainedTokenizerBase:
 class _ProgressCallback(TrainerCallback):
     """Shows training on evalkit's progress bar, with the latest loss and reward accuracy."""
 
-    def __init__(self, trainer: Trainer = "dpo") -> None:
-        self._accuracy = ACCURACY_KEYS[trainer]
-        self._title = "DPO training" if trainer == "dpo" else "reward model training"
+    def __init__(self, title: str, accuracy_key: str = "rewards/accuracies") -> None:
+        self.title = title
+        self.accuracy_key = accuracy_key
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._bar = progress_bar()  # silent in the other processes of a distributed run
-        self._task = self._bar.add_task(self._title, total=state.max_steps, status="")
+        self._task = self._bar.add_task(f"{self.title} training", total=state.max_steps, status="")
         self._bar.start()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any) -> None:
         if logs and "loss" in logs:
-            accuracy = logs.get(self._accuracy, float("nan"))
+            accuracy = logs.get(self.accuracy_key, float("nan"))
             self._bar.update(self._task, status=f"loss {logs['loss']:.3f} acc {accuracy:.2f}")
         elif logs and "eval_loss" in logs:
             self._bar.update(self._task, status=f"eval loss {logs['eval_loss']:.3f}")

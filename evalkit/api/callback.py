@@ -21,7 +21,11 @@ draws the curve).
     trainer.add_callback(evalkit.EvalkitCallback(trainer, heldout_pairs, output_dir="runs/evalkit"))
     trainer.train()
 
-The DPO loss it logs is the sigmoid loss −log σ(margin), whatever `loss_type` trains the model.
+The DPO loss it logs is the sigmoid loss −log σ(margin), whatever `loss_type` trains the model. Under
+a `KTOTrainer` (or with `objective` a KTO objective) it also logs KTO's own numbers on the held-out
+pairs unpaired as TRL unpairs them (`evalkit.metrics.unpaired`): the pooled KL reference point `trl/kl`,
+the KTO loss `objective/loss` and the separation `objective/auc`, with TRL's `per_device_train_batch_size` as
+the KL groups.
 """
 
 from __future__ import annotations
@@ -39,15 +43,27 @@ from evalkit.api import inprocess
 from evalkit.api.evaluation import Evaluation, check_metric
 from evalkit.api.functions import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
 from evalkit.config.messages import notice
+from evalkit.config.objectives import KtoObjective, Objective
 from evalkit.config.specs import ScoringSpec
 from evalkit.console import is_main_process
 from evalkit.data.rendering import DEFAULT_DATE, rendering_for
+from evalkit.data.unpaired import unpair
 from evalkit.errors import EvalkitError
+from evalkit.metrics.stats import Estimate
+from evalkit.metrics.unpaired import unpaired_estimates
 from evalkit.results.estimates import Statistics
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import DatasetInfo, ModelInfo, ModelKind
 from evalkit.scoring.dataset import model_logps, pad_token_id, scored_dataset, tokenize_set
 from evalkit.scoring.score import ModelLogps
+from evalkit.scoring.unpaired import (
+    KL_GROUP,
+    TokenizedCompletions,
+    completion_logps,
+    completion_scores,
+    tokenize_completions,
+)
+from evalkit.trainers import objective_of_trainer
 
 if TYPE_CHECKING:
     from transformers import Trainer
@@ -64,21 +80,25 @@ LOGGED = (
     "logps/chosen",
     "logps/rejected",
     "preference/accuracy",
+    "objective/accuracy",
+    "objective/margins",
+    "objective/loss",
 )
-"""The metrics logged by default: TRL's vocabulary, and the policy's own preference accuracy (results files
-written with `output_dir` hold them all)."""
+"""The metrics logged by default: TRL's vocabulary, the policy's own preference accuracy, and the objective's own
+accuracy, margin and loss (results files written with `output_dir` hold them all)."""
 
 
 class EvalkitCallback(TrainerCallback):
     """Scores `pairs` on the trainer's live policy at each evaluation and logs evalkit's metrics.
 
-    `trainer`: the `DPOTrainer` to evaluate (add the callback with `trainer.add_callback`). `pairs`:
-    anything `evalkit.score` takes (a `datasets.Dataset`, a DataFrame, a list of dicts, a path), laid out
-    by `layout`. `beta` and `max_length` default to the trainer's (`args.beta`, `args.max_length`);
-    `scoring` holds the other scoring settings (dtype, batch size: by default the trainer's eval batch size;
-    results do not depend on it).
+    `trainer`: the `DPOTrainer` (or CPO, ORPO or KTO trainer) to evaluate (add the callback with
+    `trainer.add_callback`). `pairs`: anything `evalkit.score` takes (a `datasets.Dataset`, a DataFrame, a list
+    of dicts, a path), laid out by `layout`. `beta` and `max_length` default to the trainer's (`args.beta`,
+    `args.max_length`); `scoring` holds the other scoring settings (dtype, batch size: by default the trainer's
+    eval batch size; results do not depend on it).
     `prefix` names the logged keys and `logged` the metrics logged (None: all of them); `output_dir` is where
-    results files go (none when None).
+    results files go (none when None). `objective`: the objective the metrics `trl/*` and `objective/*` follow;
+    default: the trainer's own, read from its config.
     """
 
     def __init__(  # noqa: PLR0913 (keyword options a user passes, as TrainerCallback subclasses take them)
@@ -98,6 +118,7 @@ class EvalkitCallback(TrainerCallback):
         output_dir: str | Path | None = None,
         chat_template_kwargs: Mapping[str, Any] | None = None,
         template_date: datetime.date | None = None,
+        objective: Objective | None = None,
     ) -> None:
         self.trainer = trainer
         self.pairs = as_pairs(pairs, dataset, layout)
@@ -116,6 +137,16 @@ class EvalkitCallback(TrainerCallback):
         self.rendering = rendering_for(tokenizer, dict(chat_template_kwargs or {}), template_date or DEFAULT_DATE)
         self.tokens = tokenize_set(self.pairs, tokenizer, self.rendering, self.scoring.max_length)
         self.pad_token_id = pad_token_id(tokenizer)
+        self.objective = objective or objective_of_trainer(trainer)
+        self.kto = self.objective if isinstance(self.objective, KtoObjective) else None
+        self.completions: TokenizedCompletions | None = None
+        self._kto_estimates: dict[str, Estimate] = {}
+        if self.kto is not None:
+            group = int(getattr(args, "per_device_train_batch_size", KL_GROUP))
+            self.completions = tokenize_completions(
+                unpair(self.pairs), tokenizer, self.rendering, self.scoring.max_length, group
+            )
+        self._reference_completions: ModelLogps | None = None
         self._held_out = DatasetInfo(
             name=dataset,
             path="<in memory>",
@@ -170,6 +201,7 @@ class EvalkitCallback(TrainerCallback):
         policy = self._policy()
         reference = self._current_reference(policy)
         own = model_logps(policy, self.tokens, self.pad_token_id, self._settings(), f"{self.name}@{step}")
+        self._kto_estimates = self._kto(policy, step)
         scored = scored_dataset(self.dataset, self.name, self.tokens, own, reference)
         kind: ModelKind = "adapter" if inprocess.is_peft_model(policy) else "model"
         # The step names the weights: hashing every parameter at every evaluation would cost a copy of the model.
@@ -190,6 +222,7 @@ class EvalkitCallback(TrainerCallback):
             scoring=self._settings(),
             statistics=self.statistics,
             description=f"{self.dataset} scored by evalkit at step {step} of training",
+            objectives={self.name: self.objective} if self.objective is not None else None,
         )
         result = inprocess.assemble_result(parts, started, time.perf_counter() - clock)
         evaluation = Evaluation(result, {self.dataset: rows})
@@ -211,6 +244,11 @@ class EvalkitCallback(TrainerCallback):
             if m.ci_low is not None and m.ci_high is not None:
                 logs[f"{key}/ci_low"], logs[f"{key}/ci_high"] = m.ci_low, m.ci_high
         logs[f"eval_{self.prefix}/n"] = float(len(self.tokens.scorable))
+        for name, estimate in self._kto_estimates.items():
+            logs[f"eval_{self.prefix}/{name}"] = estimate.value
+            if estimate.interval is not None:
+                logs[f"eval_{self.prefix}/{name}/ci_low"] = estimate.interval.low
+                logs[f"eval_{self.prefix}/{name}/ci_high"] = estimate.interval.high
         return logs
 
     def curve(self) -> Evaluation:
@@ -241,6 +279,7 @@ class EvalkitCallback(TrainerCallback):
             statistics=self.statistics,
             description=f"{self.dataset} scored by evalkit at each evaluation of training",
             compared_with=self.ref_name if models[0].name == self.ref_name else None,
+            objectives={f"{self.name}@{s}": self.objective for s in steps} if self.objective is not None else None,
         )
         return Evaluation(inprocess.assemble_result(parts, started, 0.0), {self.dataset: rows})
 
@@ -277,15 +316,34 @@ class EvalkitCallback(TrainerCallback):
             return self.scoring
         return self.scoring.model_copy(update={"batch_size": int(self.trainer.args.per_device_eval_batch_size)})
 
+    def _kto(self, policy: Any, step: int) -> dict[str, Estimate]:
+        """KTO's own estimates (`trl/kl`, `objective/loss`, `objective/auc`) on the unpaired held-out pairs; {} for
+        another objective, or without a reference."""
+        if self.kto is None or self.completions is None or self._reference_completions is None:
+            return {}
+        settings, label = self._settings(), f"{self.name}@{step} (unpaired)"
+        own = completion_logps(policy, self.completions, self.pad_token_id, settings, label)
+        rows = completion_scores(self.name, self.completions, own, self._reference_completions)
+        estimates = unpaired_estimates(rows, self.kto, self.statistics.confidence_level)
+        return {name: estimates[name] for name in KTO_LOGGED if name in estimates}
+
     def _score_reference(self, model: Any) -> None:
         label = f"reference for {self.name}"
         self._reference = model_logps(model, self.tokens, self.pad_token_id, self._settings(), label)
+        if self.completions is not None:
+            self._reference_completions = completion_logps(
+                model, self.completions, self.pad_token_id, self._settings(), f"{label} (unpaired)"
+            )
         fingerprint = inprocess.parameters_fingerprint(model, self.rendering, adapters=False)
         info = inprocess.live_model_info(
             self.ref_name, "the trainer's reference", "model", model, self.rendering, fingerprint
         )
         mode = self._reference.mode.model_copy(update={"dataset": self.dataset}) if self._reference.mode else None
         self._reference_info = inprocess.with_mode(info, mode)
+
+
+KTO_LOGGED = ("trl/kl", "objective/loss", "objective/auc")
+"""KTO's numbers logged beside the pairs' (its rewards and log-probs per label are the pairs' own means)."""
 
 
 def _tokenizer_of(processing_class: object) -> PreTrainedTokenizerBase:

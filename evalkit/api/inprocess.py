@@ -146,6 +146,8 @@ class ResultParts:
     compared_with: str | None = None
     """When set, each model is compared with this one only (a training curve: every step against the reference,
     not every step against every other); otherwise each later model with each earlier one, as a suite run."""
+    objectives: Mapping[str, Objective] | None = None
+    """Model name → the objective it is scored with (its `trl/*` and `objective/*` metrics); None: none."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,13 @@ def assemble_result(parts: ResultParts, started: datetime.datetime, duration_s: 
     """The `RunResult` of in-memory scores: metrics, paired comparisons and reliability as a suite run computes
     them, and the text of the flipped pairs the reports show."""
     summaries = summarise_scores(
-        parts.scores, parts.pairs, parts.scoring.beta, parts.statistics, parts.reference, parts.compared_with
+        parts.scores,
+        parts.pairs,
+        parts.scoring.beta,
+        parts.statistics,
+        parts.reference,
+        parts.compared_with,
+        parts.objectives,
     )
     settings = parts.scoring.model_dump(mode="json", include=set(ScoringInfo.model_fields) - {"reference_cache"})
     return RunResult(

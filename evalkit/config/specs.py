@@ -46,7 +46,7 @@ class WorldSpec(Spec):
     """Optimiser steps of next-token pretraining on the balanced corpus."""
 
 
-DataFormat = Literal["auto", "explicit", "conversational", "implicit"]
+DataFormat = Literal["auto", "explicit", "conversational", "implicit", "unpaired"]
 
 
 class ColumnMap(Spec):
@@ -58,6 +58,10 @@ class ColumnMap(Spec):
     """The column holding the preferred answer."""
     rejected: str = "rejected"
     """The column holding the dispreferred answer."""
+    completion: str = "completion"
+    """Unpaired data (KTO style): the column holding the one completion of a row."""
+    label: str = "label"
+    """Unpaired data: the column saying whether the completion is desirable (true) or undesirable (false)."""
 
 
 def _text(value: str) -> str:
@@ -98,7 +102,8 @@ class DatasetSpec(Spec):
     format: DataFormat = "auto"
     """`explicit`: prompt/chosen/rejected strings. `conversational`: chosen/rejected message lists, the
     prompt being their shared first messages or the prompt column. `implicit`: hh-rlhf dialogues, the
-    prompt running through the last `\\n\\nAssistant:`. `auto` picks from the first row."""
+    prompt running through the last `\\n\\nAssistant:`. `unpaired`: KTO-style rows of a prompt, one completion and a
+    desirable/undesirable `label` (strings or message lists). `auto` picks from the columns and the first row."""
     columns: ColumnMap = ColumnMap()
     """Other column names for the prompt and the answers."""
     id_column: str | None = None

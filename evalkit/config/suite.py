@@ -245,9 +245,12 @@ class Suite(Spec):
         named = {
             m.name: self.objective(m)
             for m in self.models
-            if m.method is not None
-            or self.method is not None
-            or (self.train and self.train.output == m.name and self.train.method is not None)
+            if m.kind != "reward_model"  # scored by its logit: no objective has its numbers
+            and (
+                m.method is not None
+                or self.method is not None
+                or (self.train is not None and self.train.output == m.name and self.train.method is not None)
+            )
         }
         return {n: named[n.split("@")[0]] for n in (names or self.model_names) if n.split("@")[0] in named}
 

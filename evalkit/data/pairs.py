@@ -57,7 +57,7 @@ class PreferencePair:
 
 def load_pairs(spec: DatasetSpec) -> list[PreferencePair]:
     """Load the pairs a dataset spec names; bad rows are `EvalkitError`s naming the source and row."""
-    return pairs_from_rows(read_rows(spec), spec, _describe_source(spec))
+    return pairs_from_rows(read_rows(spec), spec, describe_source(spec))
 
 
 def pairs_from_rows(rows: Sequence[tuple[int, dict[str, Any]]], spec: DatasetSpec, where: str) -> list[PreferencePair]:
@@ -79,24 +79,24 @@ def pairs_from_rows(rows: Sequence[tuple[int, dict[str, Any]]], spec: DatasetSpe
 def read_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
     """(row number, row) for the rows the spec selects: its `limit`, then its seeded `sample`; a missing column is
     one error listing the columns found, before any row is read."""
-    table = _nonempty_table(spec)
-    check_columns(spec, list(table.column_names), _describe_source(spec))
-    return _selected_rows(table, spec)
+    table = read_table(spec)
+    check_columns(spec, list(table.column_names), describe_source(spec))
+    return selected_rows(table, spec)
 
 
 def read_any_rows(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
     """The rows the spec selects whatever their columns: for `evalkit init`, which names the columns itself."""
-    return _selected_rows(_nonempty_table(spec), spec)
+    return selected_rows(read_table(spec), spec)
 
 
-def _nonempty_table(spec: DatasetSpec) -> Any:
+def read_table(spec: DatasetSpec) -> Any:
     table = _load_table(spec)
     if len(table) == 0:
-        raise EvalkitError(f"{_describe_source(spec)}: no rows; expected preference pairs")
+        raise EvalkitError(f"{describe_source(spec)}: no rows; expected preference pairs")
     return table
 
 
-def _selected_rows(table: Any, spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
+def selected_rows(table: Any, spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
     indices = list(range(min(len(table), spec.limit or len(table))))
     if spec.sample is not None and spec.sample < len(indices):
         indices = sorted(random.Random(spec.seed).sample(indices, spec.sample))
@@ -122,7 +122,7 @@ def _load_table(spec: DatasetSpec) -> Any:
         return datasets.load_dataset(**call)
     except Exception as exc:  # datasets raises many types (parser, hub, split); the message is what matters
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EvalkitError(f"{_describe_source(spec)}: could not be read: {message}") from None
+        raise EvalkitError(f"{describe_source(spec)}: could not be read: {message}") from None
 
 
 OWN_COLUMNS = {"id_column": "id", "subset_column": "subset"}
@@ -141,12 +141,12 @@ def load_own_pairs(spec: DatasetSpec) -> OwnPairs:
     """`load_pairs`, reading the data's own `id` and `subset` columns where the spec names no other (a suite names
     them explicitly, so that its ids never change under a baseline; `evalkit score` keeps what the data has). The
     table is read once: its column names decide the spec that lays its rows out."""
-    table = _nonempty_table(spec)
+    table = read_table(spec)
     found = list(table.column_names)
     own = {key: column for key, column in OWN_COLUMNS.items() if getattr(spec, key) is None and column in found}
     spec = spec.model_copy(update=own) if own else spec
-    check_columns(spec, found, _describe_source(spec))
-    return OwnPairs(spec, pairs_from_rows(_selected_rows(table, spec), spec, _describe_source(spec)))
+    check_columns(spec, found, describe_source(spec))
+    return OwnPairs(spec, pairs_from_rows(selected_rows(table, spec), spec, describe_source(spec)))
 
 
 def check_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:
@@ -155,6 +155,11 @@ def check_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:
     The prompt column is required only where it was named (`columns.prompt`) or the layout needs it (`explicit`);
     otherwise its absence is what `auto` reads as an implicit or conversational layout.
     """
+    if is_unpaired(spec, found):
+        raise EvalkitError(
+            f"{where}: unpaired data ({spec.columns.prompt!r}, {spec.columns.completion!r}, {spec.columns.label!r}); "
+            "expected preference pairs (chosen and rejected) here"
+        )
     named = {f"columns.{key}": getattr(spec.columns, key) for key in ("chosen", "rejected")}
     if spec.format == "explicit" or "prompt" in spec.columns.model_fields_set:
         named["columns.prompt"] = spec.columns.prompt
@@ -164,6 +169,15 @@ def check_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:
             close = difflib.get_close_matches(column, found, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; set {key} to one of them"
             raise EvalkitError(f"{where}: no column {column!r} ({key}); found {', '.join(map(repr, found))}{hint}")
+
+
+def is_unpaired(spec: DatasetSpec, found: Sequence[str]) -> bool:
+    """Whether a dataset with columns `found` is unpaired (KTO style, `evalkit.data.unpaired`): `format: unpaired`,
+    or `auto` with a completion and a label column and no chosen column."""
+    if spec.format != "auto":
+        return spec.format == "unpaired"
+    columns = spec.columns
+    return columns.completion in found and columns.label in found and columns.chosen not in found
 
 
 def dataset_fingerprint(spec: DatasetSpec) -> str:
@@ -178,7 +192,7 @@ def dataset_fingerprint(spec: DatasetSpec) -> str:
     return digest.hexdigest()
 
 
-def _describe_source(spec: DatasetSpec) -> str:
+def describe_source(spec: DatasetSpec) -> str:
     if Path(spec.path).is_file():
         return spec.path
     revision = f"@{spec.revision}" if spec.revision else ""
@@ -244,15 +258,15 @@ def _build_pair(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
         return _conversational(*fields, prompt, chosen, rejected, where, columns.prompt)
     if layout == "implicit":
         return _implicit(
-            *fields, _string(chosen, where, columns.chosen), _string(rejected, where, columns.rejected), where
+            *fields, as_string(chosen, where, columns.chosen), as_string(rejected, where, columns.rejected), where
         )
     if prompt is None:
         raise EvalkitError(f"{where}: missing column {columns.prompt!r}; expected explicit prompt/chosen/rejected")
     return PreferencePair(
         fields[0],
-        _string(prompt, where, columns.prompt),
-        _string(chosen, where, columns.chosen),
-        _string(rejected, where, columns.rejected),
+        as_string(prompt, where, columns.prompt),
+        as_string(chosen, where, columns.chosen),
+        as_string(rejected, where, columns.rejected),
         subset,
     )
 
@@ -269,8 +283,8 @@ def _conversational(
 ) -> PreferencePair:
     """The prompt column when there is one (stripped from the answers when they repeat it), else the
     run of first messages both answers share (the ultrafeedback-binarized layout)."""
-    chosen_messages = _messages(chosen, where, "chosen")
-    rejected_messages = _messages(rejected, where, "rejected")
+    chosen_messages = as_messages(chosen, where, "chosen")
+    rejected_messages = as_messages(rejected, where, "rejected")
     prompt_text = prompt if isinstance(prompt, str) else None
     if prompt is None:
         shared = _shared_messages(chosen_messages, rejected_messages)
@@ -287,9 +301,9 @@ def _conversational(
         if shared > 0 and chosen_messages[shared - 1] == prompt_messages[0]:
             prompt_messages = chosen_messages[:shared]
     else:
-        prompt_messages = _messages(prompt, where, prompt_column)
-    chosen_messages = _without_prefix(chosen_messages, prompt_messages)
-    rejected_messages = _without_prefix(rejected_messages, prompt_messages)
+        prompt_messages = as_messages(prompt, where, prompt_column)
+    chosen_messages = without_prefix(chosen_messages, prompt_messages)
+    rejected_messages = without_prefix(rejected_messages, prompt_messages)
     return PreferencePair(pair_id, prompt_messages, chosen_messages, rejected_messages, subset, prompt_text)
 
 
@@ -303,7 +317,7 @@ def _shared_messages(chosen: list[Message], rejected: list[Message]) -> int:
     return shared
 
 
-def _without_prefix(messages: list[Message], prefix: list[Message]) -> list[Message]:
+def without_prefix(messages: list[Message], prefix: list[Message]) -> list[Message]:
     if len(messages) > len(prefix) and messages[: len(prefix)] == prefix:
         return messages[len(prefix) :]
     return messages
@@ -323,13 +337,13 @@ def _implicit(pair_id: str, subset: str, chosen: str, rejected: str, where: str)
     return PreferencePair(pair_id, prompt, chosen[len(prompt) :], rejected[len(prompt) :], subset)
 
 
-def _string(value: Any, where: str, column: str) -> str:
+def as_string(value: Any, where: str, column: str) -> str:
     if not isinstance(value, str):
         raise EvalkitError(f"{where}: column {column!r}: expected a string, got {type(value).__name__}")
     return value
 
 
-def _messages(value: Any, where: str, column: str) -> list[Message]:
+def as_messages(value: Any, where: str, column: str) -> list[Message]:
     if (
         isinstance(value, list)
         and value

@@ -71,7 +71,7 @@ def _objective_metrics() -> list[MetricName]:
     """The metrics of a model's objective: TRL's eval logs (`trl/`) and the objective's own (`objective/`)."""
     logged: Quantity = "trl_logged"
     own: Quantity = "objective"
-    orpo, nll = ("orpo",), ("cpo", "simpo")
+    orpo, nll, kto = ("orpo",), ("cpo", "simpo"), ("kto",)
     return [
         MetricName("trl/rewards/accuracies", "TRL reward acc", True, compared=True, accuracy=True, quantity=logged),
         MetricName("trl/rewards/margins", "TRL margin", True, compared=True, quantity=logged, scale_free=False),
@@ -88,6 +88,16 @@ def _objective_metrics() -> list[MetricName]:
         MetricName("objective/ties", "objective ties", None, quantity=own),
         MetricName("objective/margins", "objective margin", True, compared=True, quantity=own, scale_free=False),
         MetricName("objective/loss", "objective loss", False, compared=True, quantity=own, scale_free=False),
+        # Unpaired data (KTO style, `evalkit.metrics.unpaired`): trl/rewards/chosen and trl/logps/chosen are then the
+        # means over desirable completions, .../rejected over undesirable ones; objective/loss is KTO's loss.
+        MetricName("trl/kl", "TRL KL point", None, quantity=logged, objectives=kto, scale_free=False),
+        MetricName(
+            "objective/auc",
+            "reward AUC",
+            True,
+            quantity=own,
+            untestable="its score test needs the two group sizes, which results.json does not carry yet",
+        ),
     ]
 
 

@@ -29,6 +29,7 @@ same as reading the matching interval (each test is the inversion of its interva
 - `order_statistics`: a median, distribution-free: the sign-test interval of order statistics,
   interpolated between the two neighbouring ones to the stated level (Hettmansperger and Sheather
   1986). It has no test evalkit can replay without the data, so medians cannot be gated.
+- `newcombe_auc`: an AUC (Mann–Whitney) with Newcombe's score-type interval (`evalkit.metrics.auc`).
 - `none`: a number without an interval (say, a binned calibration error, whose bootstrap is
   biased and misses its truth).
 
@@ -47,7 +48,15 @@ from scipy import optimize
 from scipy import stats as scipy_stats
 
 Method = Literal[
-    "wilson", "wilson_clustered", "student_t", "cluster_t", "tango", "fisher_z", "order_statistics", "none"
+    "wilson",
+    "wilson_clustered",
+    "student_t",
+    "cluster_t",
+    "tango",
+    "fisher_z",
+    "order_statistics",
+    "newcombe_auc",
+    "none",
 ]
 TESTABLE: frozenset[str] = frozenset({"wilson", "wilson_clustered", "student_t", "cluster_t", "tango", "fisher_z"})
 """Methods whose one-sided test can be replayed from the recorded numbers (`Sampling`)."""
@@ -65,7 +74,8 @@ class Sampling:
 
     wilson, wilson_clustered: `value`, `n`, `n_effective` (= n for 0/1 outcomes of independent pairs);
     student_t, cluster_t: `value`, `se`, `df` (and `skewness` for student_t); fisher_z: `value`, `se` (of atanh ρ);
-    tango: `n`, `gained` and `lost` (the discordant pairs, b and c).
+    tango: `n`, `gained` and `lost` (the discordant pairs, b and c); newcombe_auc (`evalkit.metrics.auc`): `value`,
+    `n_positive` and `n_negative` (the sizes of the two groups).
     """
 
     method: Method
@@ -77,6 +87,8 @@ class Sampling:
     gained: int | None = None
     lost: int | None = None
     skewness: float | None = None
+    n_positive: int | None = None
+    n_negative: int | None = None
 
 
 @dataclass(frozen=True)

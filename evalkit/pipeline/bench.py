@@ -31,7 +31,7 @@ from evalkit.gate.summary import publish
 from evalkit.gate.terminal import verdict_lines
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
-from evalkit.pipeline.score import ScoredSuite, score_suite
+from evalkit.pipeline.score import ScoredSuite, score_suite, scored_objectives
 from evalkit.pipeline.training import run_training, training_info
 from evalkit.report.document import summary_table, write_reports
 from evalkit.report.statements import verdict_sentence
@@ -122,7 +122,7 @@ def _bench(
     if not is_main_process():
         return None  # every process has every score and sample now; the main process summarises and writes
 
-    objectives = suite.named_objectives([m.name for m in scored.models])
+    objectives = scored_objectives(scored.models)
     summaries = summarise_scores(
         scored.scores, datasets, suite.scoring.beta, suite.statistics, suite.reference, objectives=objectives
     )

@@ -15,8 +15,8 @@ from rich.table import Table
 
 from evalkit.capabilities.harness import CapabilityRunner
 from evalkit.capabilities.runs import TaskRun
-from evalkit.checkpoints import LoadedModel, load_model, release
-from evalkit.config.objectives import objective_info
+from evalkit.checkpoints import LoadedModel, load_model, recorded_objective, release
+from evalkit.config.objectives import Objective, objective_from, objective_info
 from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
@@ -90,8 +90,9 @@ def score_suite(
                 scored.audits.append(result.audit)
                 modes += [result.mode] if result.mode is not None else []
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
-            objective = suite.named_objectives([spec.name]).get(spec.name)
-            recorded = objective_info(objective) if objective is not None else None
+            # The suite's word first, else what evalkit's training recorded beside the checkpoint.
+            objective = suite.named_objectives([spec.name]).get(spec.name) or recorded_objective(spec.path)
+            recorded = objective_info(objective) if objective is not None and not classifier else None
             update = {"scoring_modes": modes, "role": role, "objective": recorded}
             scored.models.append(loaded.info.model_copy(update=update))
             if classifier:
@@ -322,7 +323,7 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     beta, statistics = suite.scoring.beta, suite.statistics
     metrics, comparisons = [], []
     for name, dataset_rows in scored.scores.items():
-        objectives = suite.named_objectives(list(dict.fromkeys(r.model for r in dataset_rows)))
+        objectives = scored_objectives(scored.models)
         metrics += compute_metrics(name, dataset_rows, beta, statistics=statistics, objectives=objectives)
         if suite.reference is not None:
             comparisons += compare_models(
@@ -336,6 +337,12 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
         stdout.print(f"scoring mode on {mode.dataset}: {mode.mode} ({mode.reason})", markup=False, soft_wrap=True)
     stdout.print(f"wrote {len(records)} pairs to {out}", markup=False)
     return records
+
+
+def scored_objectives(models: Sequence[ModelInfo]) -> dict[str, Objective]:
+    """Model name → the objective it was scored with, as `score_suite` recorded it (the suite's `method`, or the
+    one evalkit's training recorded beside the checkpoint)."""
+    return {m.name: objective for m in models if (objective := objective_from(m.objective)) is not None}
 
 
 def score_table(

@@ -1,5 +1,5 @@
-"""Training a suite's model, as a run's first step (DPO for a policy, TRL's RewardTrainer for a reward model), and
-what results.json records of it."""
+"""Training a suite's model with its objective (DPO by default; TRL's RewardTrainer for a reward model), as a run's
+first step, and what results.json records of it."""
 
 from __future__ import annotations
 
@@ -8,11 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from evalkit.config.specs import DatasetSpec
 from evalkit.config.suite import Suite
 from evalkit.config.training import TrainSpec
 from evalkit.console import console, is_main_process
-from evalkit.data.pairs import PreferencePair, load_pairs, split_pairs, write_pairs
+from evalkit.data.pairs import PreferencePair, is_unpaired, load_pairs, read_table, split_pairs, write_pairs
 from evalkit.data.rendering import DEFAULT_DATE
+from evalkit.data.unpaired import UnpairedExample, load_unpaired
+from evalkit.errors import EvalkitError
 from evalkit.results.schema import TrainingInfo
 
 if TYPE_CHECKING:
@@ -24,10 +27,20 @@ if TYPE_CHECKING:
 def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
     """Train the suite's `train.output` model; with `eval_fraction`, hold out (and write) a seeded split."""
     # Imported here: the trainer's modules pull in PEFT, which scoring a plain model never needs.
-    from evalkit.train import TRAINERS, finished_run, train_model
+    from evalkit.trainers import TITLES
 
     assert suite.train is not None
     spec = suite.train
+    title = TITLES["reward" if suite.trainer == "reward" else spec.method.name if spec.method is not None else "dpo"]
+    if spec.method is not None and spec.method.name == "kto" and holds_unpaired(spec.data):
+        if spec.eval_fraction is not None:
+            raise EvalkitError(
+                f"train.eval_fraction: {spec.data.path} holds labelled completions, and the hold-out is drawn from "
+                "pairs only; score a held-out file of labelled completions instead"
+            )
+        examples = load_unpaired(spec.data)
+        console.print(f"training {spec.output!r} from {spec.base!r} with {title} on {len(examples)} completions")
+        return _train(suite, spec, examples, None, output_dir)
     pairs = load_pairs(spec.data)
     eval_pairs = None
     if spec.eval_fraction is not None and spec.heldout is not None:
@@ -36,30 +49,50 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
         if is_main_process():  # every process splits alike; one writes
             write_pairs(eval_pairs, spec.heldout)
     held_out = f", {len(eval_pairs)} held out to {spec.heldout}" if eval_pairs else ""
-    kind = suite.trainer
-    console.print(f"training {spec.output!r} from {spec.base!r} with {TRAINERS[kind]} on {len(pairs)} pairs{held_out}")
+    console.print(f"training {spec.output!r} from {spec.base!r} with {title} on {len(pairs)} pairs{held_out}")
+    return _train(suite, spec, pairs, eval_pairs, output_dir)
+
+
+def holds_unpaired(data: DatasetSpec) -> bool:
+    """Whether training data are labelled completions (KTO style) rather than pairs, by their columns."""
+    return is_unpaired(data, list(read_table(data).column_names))
+
+
+def _train(
+    suite: Suite,
+    spec: TrainSpec,
+    data: list[PreferencePair] | list[UnpairedExample],
+    eval_pairs: list[PreferencePair] | None,
+    output_dir: Path | None,
+) -> TrainingRun:
+    from evalkit.train import finished_run, train_model
+    from evalkit.trainers import choose_trainer
+
+    reward_model = suite.trainer == "reward"
+    trainer = choose_trainer(spec.method, reward_model=reward_model).trainer.__name__
+
     base = suite.model(spec.base)
     if Path(base.path).exists():
         # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
         base = base.model_copy(update={"path": str(Path(base.path).resolve())})
     output = output_dir or Path(suite.model(spec.output).path)
     options, day = suite.template_options(suite.model(spec.output)), training_date(suite)
-    earlier = finished_run(spec, base, output, options, day, kind)
+    earlier = finished_run(spec, base, output, options, day, trainer)
     if earlier is not None:
         console.print(f"[dim]reusing {output}: trained earlier with these settings on this base[/dim]")
         return earlier
     # evalkit's own pooled evaluation while training scores log-probs: a policy's, not a classifier's.
-    evaluations = [_held_out(spec, eval_pairs, output, options, day)] if eval_pairs and kind == "dpo" else []
+    evaluations = [_held_out(spec, eval_pairs, output, options, day)] if eval_pairs and not reward_model else []
     return train_model(
         spec,
         base,
         output,
-        pairs,
+        data,
         eval_pairs,
         template_options=options,
         template_date=day,
         evaluations=evaluations,
-        trainer_kind=kind,
+        reward_model=reward_model,
     )
 
 
@@ -91,9 +124,11 @@ def training_date(suite: Suite) -> datetime.date:
 def training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None:
     if run is None or suite.train is None:
         return None
-    from evalkit.train import ACCURACY_KEYS, TRAINERS, training_curve
+    from evalkit.train import training_curve
+    from evalkit.trainers import choose_trainer
 
-    accuracy = ACCURACY_KEYS[suite.trainer]
+    choice = choose_trainer(suite.train.method, reward_model=suite.trainer == "reward")
+    accuracy = choice.accuracy_key
     steps = [entry for entry in run.log_history if "loss" in entry and accuracy in entry]
     last = steps[-1] if steps else {}
     return TrainingInfo(
@@ -104,5 +139,5 @@ def training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None:
         final_reward_accuracy=last.get(accuracy),
         log_history=str(run.output_dir / "log_history.json"),
         curve=training_curve(run.log_history),
-        trainer=TRAINERS[suite.trainer],
+        trainer=choice.trainer.__name__,
     )

@@ -81,10 +81,10 @@ def tokenize_pair(
         assert isinstance(chosen, str) and isinstance(rejected, str)
         chosen = chosen if chosen.endswith(eos) else chosen + eos
         rejected = rejected if rejected.endswith(eos) else rejected + eos
-    prompt_ids = _encode(tokenizer, pair.prompt, rendering, add_generation_prompt=True)
-    prompt_chosen_ids = _encode(tokenizer, _join(pair.prompt, chosen), rendering)
-    prompt_rejected_ids = _encode(tokenizer, _join(pair.prompt, rejected), rendering)
-    prompt_len = min(_common_prefix(prompt_ids, prompt_chosen_ids), _common_prefix(prompt_ids, prompt_rejected_ids))
+    prompt_ids = encode_text(tokenizer, pair.prompt, rendering, add_generation_prompt=True)
+    prompt_chosen_ids = encode_text(tokenizer, _join(pair.prompt, chosen), rendering)
+    prompt_rejected_ids = encode_text(tokenizer, _join(pair.prompt, rejected), rendering)
+    prompt_len = min(common_prefix(prompt_ids, prompt_chosen_ids), common_prefix(prompt_ids, prompt_rejected_ids))
     bos = tokenizer.bos_token_id
     return TokenizedPair(
         id=pair.id,
@@ -97,7 +97,7 @@ def tokenize_pair(
     )
 
 
-def _encode(
+def encode_text(
     tokenizer: PreTrainedTokenizerBase, text: Text, rendering: Rendering, add_generation_prompt: bool = False
 ) -> list[int]:
     if isinstance(text, list):
@@ -112,7 +112,7 @@ def _join(prompt: Text, completion: Text) -> Text:
     return prompt + completion
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
     for x, y in zip(a, b, strict=False):  # stops at the shorter one, by design
         if x != y:

@@ -80,7 +80,7 @@ def reward_model(tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: PreTr
         }
     )
     base_spec = ModelSpec(name="base", path=str(root / "base"))
-    run = train_model(spec, base_spec, root / "rm", pairs, trainer_kind="reward")
+    run = train_model(spec, base_spec, root / "rm", pairs, reward_model=True)
     assert run.steps == 6
     assert json.loads((root / "rm" / "evalkit_train.json").read_text())["trainer"] == "RewardTrainer"
     return load_model(ModelSpec(name="rm", path=str(root / "rm"), kind="reward_model"))

@@ -143,7 +143,7 @@ def test_gpt2_ultrafeedback_tutorial_suite_trains_reloads_and_evaluates(gpt2_sta
     assert (config["r"], config["lora_alpha"], config["lora_dropout"]) == (4, 8, 0.1)
     assert sorted(config["target_modules"]) == ["c_attn", "c_proj"] and config["fan_in_fan_out"] is True
     saved = json.loads((out / "models" / "gpt2-dpo" / "evalkit_train.json").read_text())
-    assert saved["dpo_config"]["bf16"] is False and saved["dpo_config"]["learning_rate"] == 1e-4
+    assert saved["trainer_config"]["bf16"] is False and saved["trainer_config"]["learning_rate"] == 1e-4
     assert saved["environment"]["packages"]["trl"]
 
 

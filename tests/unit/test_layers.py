@@ -17,7 +17,7 @@ LAYERS: list[set[str]] = [
     {"data"},
     {"world"},
     {"checkpoints"},
-    {"train"},
+    {"train", "trainers"},
     {"scoring"},
     {"metrics"},
     {"generate"},

@@ -4,12 +4,14 @@ from pathlib import Path
 import pytest
 from transformers import PreTrainedTokenizerFast
 
+from evalkit.config.objectives import KtoObjective, OrpoObjective
 from evalkit.config.training import TrainSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import chat_token_ids, rendering_for
 from evalkit.errors import EvalkitError
 from evalkit.results.schema import CurvePoint
-from evalkit.train import dpo_config, training_curve, trl_rows, truncate_prompt
+from evalkit.train import training_curve, trl_rows, truncate_prompt
+from evalkit.trainers import trainer_config
 
 
 def spec(**kwargs: object) -> TrainSpec:
@@ -19,12 +21,13 @@ def spec(**kwargs: object) -> TrainSpec:
 def test_bf16_stays_off_without_device_support(tmp_path: Path) -> None:
     # On this CPU-only machine TRL alone would switch bf16 on whenever fp16 is off.
     for args in ({}, {"fp16": False}, {"bf16": "auto"}):
-        config = dpo_config(spec(args=args), tmp_path, has_eval=False)
+        config = trainer_config(spec(args=args), tmp_path, has_eval=False)
         assert config.bf16 is False and config.fp16 is False
 
 
 def test_evalkit_defaults_and_user_args(tmp_path: Path) -> None:
-    config = dpo_config(spec(args={"beta": 0.3, "save_strategy": "steps", "save_steps": 5}), tmp_path, has_eval=True)
+    args = {"beta": 0.3, "save_strategy": "steps", "save_steps": 5}
+    config = trainer_config(spec(args=args), tmp_path, has_eval=True)
     assert config.beta == 0.3 and config.save_strategy == "steps" and config.save_steps == 5
     assert config.report_to == [] and config.logging_steps == 1
     assert config.eval_strategy == "steps" and config.eval_steps == 0.1
@@ -33,7 +36,7 @@ def test_evalkit_defaults_and_user_args(tmp_path: Path) -> None:
 
 def test_bad_option_values_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(EvalkitError, match=r"^train\.args: "):
-        dpo_config(spec(args={"lr_scheduler_type": "sideways"}), tmp_path, has_eval=False)
+        trainer_config(spec(args={"lr_scheduler_type": "sideways"}), tmp_path, has_eval=False)
 
 
 def test_text_prompts_lose_their_beginning(tiny_tokenizer: PreTrainedTokenizerFast) -> None:
@@ -109,3 +112,43 @@ def test_training_curve_merges_train_and_eval_logs_by_step() -> None:
         CurvePoint(step=1, loss=0.69, reward_accuracy=0.5),
         CurvePoint(step=2, loss=0.6, margin=0.2, eval_loss=0.65, eval_reward_accuracy=0.7),
     ]
+
+
+def _trainer(kind: str, config: object) -> object:
+    """An object of a class named like TRL's trainer, holding `config` as its args (all `objective_of_trainer`
+    reads)."""
+    return type(kind, (), {"args": config})()
+
+
+def test_the_objective_is_read_from_each_trainers_config(tmp_path: Path) -> None:
+    import warnings
+
+    from trl import DPOConfig, KTOConfig
+
+    from evalkit.trainers import objective_of_trainer
+
+    path, off = str(tmp_path), {"bf16": False}  # TRL's configs turn bf16 on by default, which a CPU refuses
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from trl.experimental.cpo import CPOConfig
+        from trl.experimental.orpo import ORPOConfig
+
+        cpo = CPOConfig(output_dir=path, loss_type="simpo", simpo_gamma=0.7, cpo_alpha=0.0, beta=2.0, **off)
+        alphapo = CPOConfig(output_dir=path, loss_type="alphapo", alpha=0.25, **off)
+        orpo = ORPOConfig(output_dir=path, beta=0.3, **off)
+    dpo = objective_of_trainer(_trainer("DPOTrainer", DPOConfig(output_dir=path, loss_type="ipo", beta=0.2, **off)))
+    assert dpo is not None and dpo.name == "dpo" and dpo.loss_types == ["ipo"] and dpo.beta == 0.2  # type: ignore[union-attr]
+    simpo = objective_of_trainer(_trainer("CPOTrainer", cpo))
+    assert simpo is not None and simpo.model_dump() == {
+        "name": "simpo",
+        "beta": 2.0,
+        "gamma": 0.7,
+        "label_smoothing": 0.0,
+        "cpo_alpha": 0.0,
+    }
+    shaped = objective_of_trainer(_trainer("CPOTrainer", alphapo))
+    assert shaped is not None and shaped.name == "alphapo" and shaped.alpha == 0.25  # type: ignore[union-attr]
+    assert objective_of_trainer(_trainer("ORPOTrainer", orpo)) == OrpoObjective(name="orpo", beta=0.3)
+    kto = KTOConfig(output_dir=path, desirable_weight=1.3, **off)
+    assert objective_of_trainer(_trainer("KTOTrainer", kto)) == KtoObjective(name="kto", desirable_weight=1.3)
+    assert objective_of_trainer(_trainer("SFTTrainer", kto)) is None

@@ -1,0 +1,180 @@
+"""Unpaired preference data, KTO style: rows of a prompt, one completion and a desirable/undesirable label.
+
+The layout TRL's `KTOTrainer` trains on (`trl-lib/kto-mix-14k`): a `prompt`, a `completion` and a
+boolean `label` (true: desirable), all strings ("standard") or the prompt and the completion both
+`{role, content}` message lists ("conversational", rendered later with the chat template). Rows are
+read from the same files, folders and hub datasets as pairs (`evalkit.data.pairs`), chosen by a
+dataset's `format: unpaired` or, with `format: auto`, by its columns: a completion and a label
+column and no chosen one.
+
+A prompt given as a string beside message-list completions is one user message (as for pairs); a
+completion that repeats the prompt's messages first has them removed. A label is a boolean, or 0/1
+(CSV and some exports write integers); anything else is refused, never guessed.
+
+Paired data read as unpaired (`unpair`) follows TRL's `unpair_preference_dataset`: each pair gives
+its chosen answer labelled desirable and its rejected answer labelled undesirable, in the order TRL
+writes them, so a KTO model can be scored on pairs with the numbers KTOTrainer would log on them.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from evalkit.config.specs import DatasetSpec
+from evalkit.data.pairs import (
+    PreferencePair,
+    Text,
+    as_messages,
+    as_string,
+    check_columns,
+    describe_source,
+    is_unpaired,
+    pairs_from_rows,
+    read_table,
+    selected_rows,
+    without_prefix,
+)
+from evalkit.errors import EvalkitError
+
+
+@dataclass(frozen=True)
+class UnpairedExample:
+    """One prompt with one completion, labelled desirable (`label` true) or undesirable."""
+
+    id: str
+    prompt: Text
+    completion: Text
+    label: bool
+    subset: str = "all"
+    prompt_text: str | None = None
+    """For conversational rows whose prompt was a string: that string, for tokenizers without a chat template."""
+
+    @property
+    def is_conversational(self) -> bool:
+        return isinstance(self.completion, list)
+
+
+def load_unpaired(spec: DatasetSpec) -> list[UnpairedExample]:
+    """The labelled completions a dataset spec names; bad rows are `EvalkitError`s naming the source and row.
+
+    Paired data (chosen/rejected columns) is read as pairs and unpaired as TRL unpairs it (`unpair`)."""
+    table = read_table(spec)
+    where, found = describe_source(spec), list(table.column_names)
+    if not is_unpaired(spec, found):
+        check_columns(spec, found, where)
+        return unpair(pairs_from_rows(selected_rows(table, spec), spec, where))
+    check_unpaired_columns(spec, found, where)
+    return unpaired_from_rows(selected_rows(table, spec), spec, where)
+
+
+def check_unpaired_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:
+    """Every column an unpaired dataset needs is in the data: else one line naming the key and the columns found."""
+    columns = spec.columns
+    named = {"columns.prompt": columns.prompt, "columns.completion": columns.completion, "columns.label": columns.label}
+    named |= {key: getattr(spec, key) for key in ("id_column", "subset_column") if getattr(spec, key) is not None}
+    for key, column in named.items():
+        if column not in found:
+            close = difflib.get_close_matches(column, found, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; set {key} to one of them"
+            raise EvalkitError(
+                f"{where}: no column {column!r} ({key}) for unpaired data; found {', '.join(map(repr, found))}{hint}"
+            )
+
+
+def unpaired_from_rows(
+    rows: Sequence[tuple[int, dict[str, Any]]], spec: DatasetSpec, where: str
+) -> list[UnpairedExample]:
+    """The examples of already-read `(row number, row)`s, checked as `spec` says; ids must be unique."""
+    examples = [_to_example(row, index, spec, f"{where}: row {index + 1}") for index, row in rows]
+    seen: dict[str, int] = {}
+    for (index, _), example in zip(rows, examples, strict=True):
+        if example.id in seen:
+            raise EvalkitError(
+                f"{where}: row {index + 1}: id {example.id!r} repeats row {seen[example.id] + 1}; "
+                f"expected unique values in {spec.id_column!r}"
+            )
+        seen[example.id] = index
+    if not any(e.label for e in examples) or all(e.label for e in examples):
+        kind = "desirable" if examples and examples[0].label else "undesirable"
+        raise EvalkitError(
+            f"{where}: every row is {kind}; expected both desirable (true) and undesirable (false) labels in "
+            f"{spec.columns.label!r}"
+        )
+    return examples
+
+
+def _to_example(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) -> UnpairedExample:
+    columns = spec.columns
+    for key in (columns.prompt, columns.completion, columns.label):
+        if row.get(key) is None:
+            raise EvalkitError(f"{where}: missing value in column {key!r}; expected a prompt, a completion and a label")
+    example_id = str(row[spec.id_column]) if spec.id_column and row.get(spec.id_column) is not None else None
+    subset = "all"
+    if spec.subset_column:
+        if row.get(spec.subset_column) is None:
+            raise EvalkitError(f"{where}: missing column {spec.subset_column!r} (subset_column)")
+        subset = str(row[spec.subset_column])
+        if subset == "all":
+            raise EvalkitError(
+                f"{where}: column {spec.subset_column!r}: 'all' names every row; expected another subset name"
+            )
+    example_id = example_id or f"{spec.name}-{index}"
+    label = _label(row[columns.label], where, columns.label)
+    prompt, completion = row[columns.prompt], row[columns.completion]
+    if isinstance(completion, list):
+        completion_messages = as_messages(completion, where, columns.completion)
+        if isinstance(prompt, str):
+            prompt_messages, prompt_text = [{"role": "user", "content": prompt}], prompt
+        else:
+            prompt_messages, prompt_text = as_messages(prompt, where, columns.prompt), None
+        completion_messages = without_prefix(completion_messages, prompt_messages)
+        if all(not m["content"] for m in completion_messages):
+            raise EvalkitError(f"{where}: column {columns.completion!r}: the completion is empty; expected text")
+        return UnpairedExample(example_id, prompt_messages, completion_messages, label, subset, prompt_text)
+    text = as_string(completion, where, columns.completion)
+    if not text:
+        raise EvalkitError(f"{where}: column {columns.completion!r}: the completion is empty; expected text")
+    if not isinstance(prompt, str):
+        raise EvalkitError(
+            f"{where}: column {columns.prompt!r}: messages beside a string completion; expected both strings or "
+            "both lists of {role, content} messages"
+        )
+    return UnpairedExample(example_id, prompt, text, label, subset)
+
+
+def _label(value: Any, where: str, column: str) -> bool:
+    """A boolean label, or 0/1: true is desirable."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise EvalkitError(f"{where}: column {column!r}: {value!r}; expected true (desirable) or false (undesirable)")
+
+
+UNPAIR_CHUNK = 1000
+"""Pairs per chunk when TRL unpairs a dataset: `unpair_preference_dataset` is a batched `datasets.map` of its
+default batch size, each chunk written as its chosen answers, then its rejected ones."""
+
+
+def unpair(pairs: Sequence[PreferencePair]) -> list[UnpairedExample]:
+    """Pairs as labelled completions, in TRL's order: per chunk of `UNPAIR_CHUNK` pairs, every chosen answer
+    (desirable, id `<pair>/chosen`), then every rejected one (undesirable, id `<pair>/rejected`)."""
+    out: list[UnpairedExample] = []
+    for start in range(0, len(pairs), UNPAIR_CHUNK):
+        chunk = pairs[start : start + UNPAIR_CHUNK]
+        for side, label in (("chosen", True), ("rejected", False)):
+            out += [
+                UnpairedExample(
+                    id=f"{p.id}/{side}",
+                    prompt=p.prompt,
+                    completion=p.chosen if label else p.rejected,
+                    label=label,
+                    subset=p.subset,
+                    prompt_text=p.prompt_text,
+                )
+                for p in chunk
+            ]
+    return out

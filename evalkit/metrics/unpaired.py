@@ -1,0 +1,139 @@
+"""Metrics of labelled completions (KTO style), pooled over completions, never over batches.
+
+For a completion with summed log-prob ℓ under the model and ℓ_ref under the reference, and its KL
+partner (the same prompt with another row's completion, `evalkit.scoring.unpaired`) with ℓ' and ℓ'_ref:
+  reward r      = β·(ℓ − ℓ_ref)
+  KL point z    = max(0, mean over every row of (ℓ' − ℓ'_ref))         (TRL's `kl`; pooled, see below)
+  KTO loss      = w_D·(1 − σ(β·((ℓ − ℓ_ref) − z)))  for a desirable completion,
+                  w_U·(1 − σ(β·(z − (ℓ − ℓ_ref))))  for an undesirable one
+  (`apo_zero_unpaired`: w_D·(1 − σ(β·(ℓ − ℓ_ref))) and w_U·σ(β·(ℓ − ℓ_ref)), with no KL point).
+
+What TRL's KTOTrainer logs, pooled (rows labelled desirable are its "chosen", undesirable its "rejected"):
+  trl/rewards/chosen, trl/rewards/rejected   mean r per label, Student t intervals (cluster-robust where rows
+                                             share a prompt)
+  trl/logps/chosen, trl/logps/rejected       mean ℓ per label, the same intervals
+  trl/rewards/margins                        trl/rewards/chosen − trl/rewards/rejected: a difference of two
+                                             means, stated without an interval
+  trl/kl                                     z, stated without an interval (a clamp of a mean)
+What the objective optimises, and what evalkit adds:
+  objective/loss                             mean KTO loss over every row at the pooled z (TRL's eval_loss with
+                                             one batch holding the dataset), Student t interval given z
+  objective/auc                              the separation of desirable from undesirable rewards: P(r_D > r_U),
+                                             ties half, with Newcombe's interval (`evalkit.metrics.auc`): scale-
+                                             free, so models of different objectives compare on it
+
+TRL's own eval log of rewards/* and logps/* is a mean of per-batch means; it equals these with an eval
+batch of one completion. Its `kl` and loss are per batch; they equal these with one batch of all rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from scipy.special import expit
+
+from evalkit.config.objectives import KtoObjective
+from evalkit.errors import EvalkitError
+from evalkit.metrics import auc, stats
+from evalkit.metrics.compute import DEFAULT_STATISTICS
+from evalkit.metrics.names import ALL_SUBSETS, REGISTRY
+from evalkit.metrics.stats import sampling_fields
+from evalkit.results.completions import CompletionScore
+from evalkit.results.estimates import Metric, Statistics
+
+
+def compute_unpaired_metrics(
+    dataset: str,
+    scores: Sequence[CompletionScore],
+    objective: KtoObjective,
+    statistics: Statistics = DEFAULT_STATISTICS,
+) -> list[Metric]:
+    """Metrics of every model in `scores`, over all completions and per subset, with intervals."""
+    out: list[Metric] = []
+    for model, subset, rows in _cells(dataset, scores):
+        for name, estimate in unpaired_estimates(rows, objective, statistics.confidence_level).items():
+            out.append(
+                Metric(
+                    dataset=dataset,
+                    subset=subset,
+                    model=model,
+                    metric=name,
+                    value=estimate.value,
+                    n=estimate.n,
+                    higher_is_better=REGISTRY[name].higher_is_better,
+                    **estimate.bounds,
+                    **sampling_fields(estimate.sampling),
+                )
+            )
+    return out
+
+
+def unpaired_estimates(
+    rows: Sequence[CompletionScore], objective: KtoObjective, confidence: float
+) -> dict[str, stats.Estimate]:
+    """Metric name → estimate over `rows` (one model); the reward metrics only where every row has a reference."""
+    rows = sorted(rows, key=lambda r: r.id)  # the same arrays whatever order the rows were scored in
+    label = np.array([r.label for r in rows], dtype=bool)
+    logp = np.array([r.logp for r in rows])
+    prompts = np.array([r.prompt_key for r in rows]) if all(r.prompt_key for r in rows) else None
+
+    def mean(values: np.ndarray, where: np.ndarray) -> stats.Estimate:
+        return stats.mean(values[where], confidence, prompts[where] if prompts is not None else None)
+
+    out: dict[str, stats.Estimate] = {}
+    for side, where in (("chosen", label), ("rejected", ~label)):
+        if where.any():
+            out[f"trl/logps/{side}"] = mean(logp, where)
+    if any(r.ref_logp is None or r.ref_kl_logp is None for r in rows):
+        return out
+    ratio = logp - np.array([r.ref_logp for r in rows])
+    reward = objective.beta * ratio
+    for side, where in (("chosen", label), ("rejected", ~label)):
+        if where.any():
+            out[f"trl/rewards/{side}"] = mean(reward, where)
+    if label.any() and (~label).any():
+        margin = out["trl/rewards/chosen"].value - out["trl/rewards/rejected"].value
+        out["trl/rewards/margins"] = stats.descriptive(margin, len(rows))
+        out["objective/auc"] = auc.auc(reward[label], reward[~label], confidence)
+    point = kl_point(rows) if objective.loss_type == "kto" else 0.0
+    if objective.loss_type == "kto":
+        out["trl/kl"] = stats.descriptive(point, len(rows))
+    out["objective/loss"] = mean(kto_losses(ratio, label, point, objective), np.ones_like(label))
+    return out
+
+
+def kl_point(rows: Sequence[CompletionScore]) -> float:
+    """KTO's reference point z = max(0, mean of ℓ' − ℓ'_ref over the KL partners of `rows`), pooled."""
+    shifts = [r.kl_logp - r.ref_kl_logp for r in rows if r.ref_kl_logp is not None]
+    assert len(shifts) == len(rows), "every row needs the reference's log-prob of its KL partner"
+    return max(0.0, float(np.mean(shifts)))
+
+
+def kto_losses(ratio: np.ndarray, label: np.ndarray, point: float, objective: KtoObjective) -> np.ndarray:
+    """Each row's weighted loss (the module doc), from its log-ratio ℓ − ℓ_ref, label and the KL point z."""
+    beta = objective.beta
+    if objective.loss_type == "kto":
+        desirable, undesirable = 1 - expit(beta * (ratio - point)), 1 - expit(beta * (point - ratio))
+    else:  # apo_zero_unpaired
+        desirable, undesirable = 1 - expit(beta * ratio), expit(beta * ratio)
+    return np.asarray(
+        np.where(label, objective.desirable_weight * desirable, objective.undesirable_weight * undesirable)
+    )
+
+
+def _cells(dataset: str, scores: Sequence[CompletionScore]) -> Iterator[tuple[str, str, list[CompletionScore]]]:
+    """(model, subset, rows) for every model in order of appearance, over all rows, then per subset; non-finite
+    log-probs are refused, as for pairs (`evalkit.metrics.cells.check_scores`)."""
+    for model in dict.fromkeys(s.model for s in scores):
+        rows = [s for s in scores if s.model == model]
+        values = [(r.id, v) for r in rows for v in (r.logp, r.kl_logp, r.ref_logp, r.ref_kl_logp) if v is not None]
+        bad = sorted({row_id for row_id, v in values if not np.isfinite(v)})
+        if bad:
+            raise EvalkitError(
+                f"dataset {dataset!r}, model {model!r}: non-finite log-probs for completions {bad[:10]}; "
+                "evalkit refuses to average them (check the model's dtype)"
+            )
+        yield model, ALL_SUBSETS, rows
+        for subset in sorted({r.subset for r in rows} - {ALL_SUBSETS}):
+            yield model, subset, [r for r in rows if r.subset == subset]
