@@ -102,9 +102,10 @@ EVALKIT_DEFAULTS = {"bf16", "fp16", "report_to", "save_strategy", "logging_steps
 """Options evalkit sets where the suite says nothing (recorded with the training)."""
 
 
-def trainer_config(spec: TrainSpec, output_dir: Path, has_eval: bool, choice: TrainerChoice) -> Any:
-    """The trainer's config for `spec`: the objective's options (none for a reward model), the suite's `args`,
-    evalkit's defaults."""
+def trainer_config(spec: TrainSpec, output_dir: Path, has_eval: bool, choice: TrainerChoice | None = None) -> Any:
+    """The config of `choice` (default: the trainer of `spec.method`) for `spec`: the objective's options (none
+    for a reward model), the suite's `args`, evalkit's defaults."""
+    choice = choice or choose_trainer(spec.method)
     objective = spec.method.trainer_options() if spec.method is not None and not choice.reward_model else {}
     args = objective | dict(spec.args)
     args.setdefault("report_to", [])
