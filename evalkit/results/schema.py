@@ -67,7 +67,7 @@ class Environment(Record):
     """Processes that shared the scoring out (`torchrun`); the numbers do not depend on it."""
 
 
-ScoringModeName = Literal["prompt-shared", "whole sequences", "one sequence per pass"]
+ScoringModeName = Literal["prompt-shared", "whole sequences", "one sequence per pass", "served"]
 """How a model's forward passes ran (`evalkit.scoring.logps` chooses per model and dataset)."""
 ModelKind = Literal["model", "adapter"]
 
@@ -79,7 +79,8 @@ class ScoringMode(Record):
     dataset: str
     mode: ScoringModeName
     """`prompt-shared`: each pair one row, its prompt once; `whole sequences`: prompt+answer rows, batched;
-    `one sequence per pass`: each sequence alone (a model whose numbers depend on the longest in a batch)."""
+    `one sequence per pass`: each sequence alone (a model whose numbers depend on the longest in a batch);
+    `served`: token ids sent to a serving engine, its prompt log-probs summed here (`scoring.backend: vllm`)."""
     reason: str
     """Why this mode: what the probes found, or the setting that chose it."""
 
