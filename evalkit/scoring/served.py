@@ -18,15 +18,21 @@ request before any work, in one line. Whether the numbers can depend on batching
 from __future__ import annotations
 
 import math
+import random
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+from transformers import PreTrainedModel
+
+from evalkit.config.specs import ModelSpec, ParitySpec, ScoringEndpointSpec
 from evalkit.console import progress_bar
 from evalkit.errors import EvalkitError
 from evalkit.generate.answer import LOGPROB_ROUNDING, Malformed, Refused
-from evalkit.generate.endpoint import EndpointClient, Route
-from evalkit.results.schema import ScoringMode
+from evalkit.generate.endpoint import Endpoint, EndpointClient, Route
+from evalkit.results.schema import ParityResult, ScoringDtype, ScoringMode, ServedScoring
 from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair, exact_ties
 
 LOGPROB_MODE = "prompt_logprobs"
@@ -132,25 +138,35 @@ def batching_statement(engine: Engine, concurrency: int) -> Batching:
     return Batching(False, f"{concurrency} requests in flight may be batched together and round differently")
 
 
-def score_served(
+def scored_sequences(pairs: Sequence[TokenizedPair], max_length: int) -> list[list[int]]:
+    """Per pair, prompt + chosen then prompt + rejected, the completions cut to `max_length` as in process."""
+    rooms = [max_length - len(p.prompt_ids) for p in pairs]
+    return [p.prompt_ids + side[:room] for p, room in zip(pairs, rooms, strict=True) for side in _sides(p)]
+
+
+def served_token_logps(
     client: EndpointClient, pairs: Sequence[TokenizedPair], max_length: int, label: str
-) -> ModelLogps:
+) -> list[list[float]]:
+    """Per sequence of `scored_sequences`, the served model's log-prob of each completion token."""
+    bodies = [completion_body(client.endpoint.model, ids) for ids in scored_sequences(pairs, max_length)]
+    with progress_bar() as bar:
+        task = bar.add_task(f"scoring {label} on {client.endpoint.base_url}", total=len(bodies), status="")
+        answers = client.exchange(bodies, COMPLETIONS, lambda _: bar.update(task, advance=1))
+    tokens = []
+    for index, (answer, body) in enumerate(zip(answers, bodies, strict=True)):
+        start = len(pairs[index // 2].prompt_ids)
+        tokens.append(read_prompt_logprobs(answer, body)[max(start, 1) - 1 :])  # [0] is token 1's (token 0 has none)
+    return tokens
+
+
+def score_served(client: EndpointClient, pairs: Sequence[TokenizedPair], max_length: int, label: str) -> ModelLogps:
     """Summed completion log-probs of every pair under the served model, in the order of `pairs`, truncated to
     `max_length` as in process; two requests a pair (chosen, rejected), every answer cached as it arrives."""
     if not pairs:
         return ModelLogps([], None)
     rooms = [max_length - len(p.prompt_ids) for p in pairs]
-    sequences = [p.prompt_ids + side[:room] for p, room in zip(pairs, rooms, strict=True) for side in _sides(p)]
-    bodies = [completion_body(client.endpoint.model, ids) for ids in sequences]
-    with progress_bar() as bar:
-        task = bar.add_task(f"scoring {label} on {client.endpoint.base_url}", total=len(bodies), status="")
-        answers = client.exchange(bodies, COMPLETIONS, lambda _: bar.update(task, advance=1))
-    sums, counts = [], []
-    for index, (answer, body) in enumerate(zip(answers, bodies, strict=True)):
-        start = len(pairs[index // 2].prompt_ids)
-        logps = read_prompt_logprobs(answer, body)[max(start, 1) - 1 :]  # [0] is token 1 (token 0 has none)
-        sums.append(math.fsum(logps))
-        counts.append(len(logps))
+    tokens = served_token_logps(client, pairs, max_length, label)
+    sums, counts = [math.fsum(t) for t in tokens], [len(t) for t in tokens]
     scored = [
         CompletionLogps(
             chosen=sums[2 * i],
@@ -167,3 +183,91 @@ def score_served(
 
 def _sides(pair: TokenizedPair) -> tuple[list[int], list[int]]:
     return pair.chosen_ids, pair.rejected_ids
+
+
+@dataclass
+class ScoringServer:
+    """One served model's client, open for the run, and what the probe learned of its server."""
+
+    client: EndpointClient
+    engine: Engine
+
+    def statement(self, parity: ParityResult | None = None) -> ServedScoring:
+        """What results.json records of this model's scoring (the API key never: only the variable's name)."""
+        endpoint = self.client.endpoint
+        batching = batching_statement(self.engine, endpoint.concurrency)
+        return ServedScoring(
+            engine=self.engine.name,
+            engine_version=self.engine.version,
+            base_url=endpoint.base_url,
+            served_model=endpoint.model,
+            logprob_mode=LOGPROB_MODE,
+            batch_invariant=batching.batch_invariant,
+            batching_reason=batching.reason,
+            concurrency=endpoint.concurrency,
+            requests_sent=self.client.requests_sent,
+            parity=parity,
+        )
+
+
+def open_server(spec: ScoringEndpointSpec, model: ModelSpec, probe_token: int) -> ScoringServer:
+    """The client of `model`'s server (its own `base_urls` entry, else `base_url`), probed before any work. The
+    served name is the suite's mapping, else the model's path (`vllm serve <path>`'s default)."""
+    endpoint = Endpoint(
+        base_url=spec.base_urls.get(model.name, spec.base_url),
+        model=spec.models.get(model.name, model.path),
+        api_key_env=spec.api_key_env,
+        concurrency=spec.concurrency,
+        timeout_s=spec.timeout_s,
+        max_response_bytes=spec.max_response_bytes,
+        retries=spec.retries,
+        cache_dir=spec.cache_dir,
+    )
+    client = EndpointClient(endpoint)
+    try:
+        return ScoringServer(client, probe_endpoint(client, probe_token))
+    except BaseException:
+        client.close()
+        raise
+
+
+def parity_sample(n_pairs: int, spec: ParitySpec) -> list[int]:
+    """Indices of the seeded sample, in order: the same pairs for every model and every run."""
+    return sorted(random.Random(spec.seed).sample(range(n_pairs), min(spec.pairs, n_pairs)))
+
+
+@torch.inference_mode()
+def local_token_logps(
+    model: PreTrainedModel, pairs: Sequence[TokenizedPair], max_length: int, dtype: ScoringDtype
+) -> list[list[float]]:
+    """The in-process side of the parity check: one plain forward pass per sequence of `scored_sequences` (no
+    batching, no padding), each completion token's log-prob in float32 after the `dtype` compute."""
+    found = []
+    device = next(model.parameters()).device
+    for index, ids in enumerate(scored_sequences(pairs, max_length)):
+        start = max(len(pairs[index // 2].prompt_ids), 1)
+        with torch.autocast(device.type, torch.bfloat16, enabled=dtype == "bfloat16"):
+            logits = model(torch.tensor([ids], device=device)).logits[0]  # (T, V)
+        logps = torch.log_softmax(logits.float(), dim=-1)[:-1]  # (T-1, V): position t predicts token t+1
+        targets = torch.tensor(ids[1:], device=device)
+        found.append(logps.gather(1, targets[:, None])[:, 0][start - 1 :].tolist())
+    return found
+
+
+def compare_logps(
+    local: list[list[float]], served: list[list[float]], spec: ParitySpec, n_pairs: int, dtype: str
+) -> ParityResult:
+    """Absolute differences per token and per sequence (the sums), their maximum and median."""
+    tokens = [abs(a - b) for x, y in zip(local, served, strict=True) for a, b in zip(x, y, strict=True)]
+    sequences = [abs(math.fsum(x) - math.fsum(y)) for x, y in zip(local, served, strict=True)]
+    return ParityResult(
+        n_pairs=n_pairs,
+        seed=spec.seed,
+        dtype=dtype,
+        n_tokens=len(tokens),
+        token_max=max(tokens, default=0.0),
+        token_median=statistics.median(tokens) if tokens else 0.0,
+        n_sequences=len(sequences),
+        sequence_max=max(sequences, default=0.0),
+        sequence_median=statistics.median(sequences) if sequences else 0.0,
+    )
