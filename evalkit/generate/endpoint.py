@@ -203,19 +203,25 @@ class EndpointClient:
         return [read_answer(body, r.max_tokens) for body, r in zip(kept, requests, strict=True)]
 
     def exchange(
-        self, bodies: Sequence[dict[str, Any]], route: Route, on_answer: Callable[[int], None] | None = None
+        self,
+        bodies: Sequence[dict[str, Any]],
+        route: Route,
+        on_answer: Callable[[int], None] | None = None,
+        *,
+        cached: bool = True,
     ) -> list[dict[str, Any]]:
         """Answers in the order of `bodies` (the key masked in them): cached ones read, the rest asked for, each
         cached on arrival. `on_answer(i)` is called as answer i arrives (a progress bar). On a failure that outlasts
         its retries, requests not yet sent are dropped, those in flight finish (and are cached), then it raises.
-        On Ctrl-C (any BaseException) the requests in flight are cancelled and nothing is waited for."""
-        answers = [self._cached(b, route) for b in bodies]
+        On Ctrl-C (any BaseException) the requests in flight are cancelled and nothing is waited for. `cached=False`:
+        the cache is neither read nor written (a probe of what the server can do now)."""
+        answers = [self._cached(b, route) if cached else None for b in bodies]
         missing = [i for i, found in enumerate(answers) if found is None]
         if missing:
             failure: BaseException | None = None
             pool = ThreadPoolExecutor(max_workers=self.endpoint.concurrency)
             try:
-                futures = {pool.submit(self._ask, bodies[i], route): i for i in missing}
+                futures = {pool.submit(self._ask, bodies[i], route, cached): i for i in missing}
                 for future in as_completed(futures):
                     error = None if future.cancelled() else future.exception()
                     if error is not None and failure is None:  # stop sending; what is in flight finishes, cached
@@ -260,7 +266,7 @@ class EndpointClient:
         masked, redacted = self._mask.value(found.body)
         return KeptAnswer(masked, found.redacted or redacted)
 
-    def _ask(self, body: dict[str, Any], route: Route) -> KeptAnswer:
+    def _ask(self, body: dict[str, Any], route: Route, cached: bool = True) -> KeptAnswer:
         """One request with its retries; the validated answer, the key masked in it, is cached before it is
         returned. A refused answer is neither retried nor cached."""
         endpoint = self.endpoint
@@ -276,7 +282,7 @@ class EndpointClient:
                 continue
             masked, redacted = self._mask.value(answer)
             kept = KeptAnswer(masked, redacted)
-            if self._cache is not None:
+            if self._cache is not None and cached:
                 self._cache.put(body, kept)
             return kept
         raise AssertionError("unreachable: the last attempt returns or raises")

@@ -53,7 +53,9 @@ def served_lines(models: Sequence[ModelInfo]) -> list[str]:
         s = m.served
         engine = f"{s.engine} {s.engine_version or ''}".strip()
         line = f"{m.name} scored on {engine} at {s.base_url} (served as {s.served_model!r}, {s.logprob_mode})"
-        line += f"; batch-invariant: {_invariant(s.batch_invariant)} ({s.batching_reason})"
+        line += (
+            f"; batch-invariant: {_invariant(s.batch_invariant)} ({s.batching_reason}); {s.requests_sent} requests sent"
+        )
         if s.parity is not None:
             line += f"; parity: {parity_line(s.parity)}"
         lines.append(line)

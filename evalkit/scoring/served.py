@@ -86,7 +86,7 @@ class Engine:
 
 def probe_endpoint(client: EndpointClient, token: int) -> Engine:
     """Refuse, before any work, a server that does not serve the model or cannot return prompt log-probs; say what
-    engine it is. The probe asks for the log-probs of a two-token prompt and is not cached."""
+    engine it is. The probe asks for the log-probs of a two-token prompt; it is never cached."""
     endpoint = client.endpoint
     where = f"endpoint {endpoint.base_url} (model {endpoint.model!r})"
     listed = client.get("models")
@@ -97,11 +97,11 @@ def probe_endpoint(client: EndpointClient, token: int) -> Engine:
         raise EvalkitError(f"{where}: the server does not serve that model; it lists {shown}")
     probe = completion_body(endpoint.model, [token, token])
     try:
-        client.exchange([probe], COMPLETIONS)
+        client.exchange([probe], COMPLETIONS, cached=False)  # a rerun probes the server it meets now
     except EvalkitError as failure:
         raise EvalkitError(
-            f"{failure}; this server cannot score through /completions with prompt_logprobs (vLLM can; "
-            "transformers serve and hosted APIs cannot): use `scoring.backend: hf`"
+            f"{failure}; scoring needs a server that answers /completions with prompt_logprobs for token ids "
+            "(vLLM does; transformers serve and hosted APIs do not): else use `scoring.backend: hf`"
         ) from None
     owner = next((str(m.get("owned_by")) for m in served if m.get("id") == endpoint.model), "unknown")
     version = client.get(_root(endpoint.base_url) + "/version")
