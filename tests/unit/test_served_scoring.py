@@ -17,8 +17,11 @@ from evalkit.config.suite import parse_suite
 from evalkit.errors import EvalkitError
 from evalkit.generate.answer import Refused
 from evalkit.generate.endpoint import Endpoint, EndpointClient
+from evalkit.report.document import render_markdown
+from evalkit.report.html import render_html
 from evalkit.report.served import served_lines
-from evalkit.results.schema import ModelInfo
+from evalkit.results.files import read_results
+from evalkit.results.schema import ModelInfo, ParityResult
 from evalkit.scoring.score import TokenizedPair
 from evalkit.scoring.served import (
     Engine,
@@ -29,6 +32,8 @@ from evalkit.scoring.served import (
     read_prompt_logprobs,
     score_served,
 )
+
+GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 
 
 def engine_answer(ids: list[int]) -> dict[str, Any]:
@@ -172,3 +177,30 @@ def test_a_served_backend_needs_an_endpoint_and_loads_nothing_in_process() -> No
     with pytest.raises(EvalkitError) as refused:
         parse_suite(raw, source="s.yaml")
     assert "no model named 'x'" in str(refused.value) and "decode with `backend: openai`" in str(refused.value)
+
+
+def test_both_reports_state_the_engine_batching_and_parity_and_older_files_show_nothing() -> None:
+    result = read_results(GOLDEN)
+    before = render_markdown(result, budget=10**9)
+    assert "serving engine" not in before and all(m.served is None for m in result.models)  # read as before
+    parity = ParityResult(
+        n_pairs=4,
+        seed=0,
+        dtype="float32",
+        n_tokens=80,
+        token_max=2.4e-6,
+        token_median=4.8e-7,
+        n_sequences=8,
+        sequence_max=3.1e-6,
+        sequence_median=1.2e-6,
+    )
+    with client(FakeEngine()) as served:
+        statement = ScoringServer(served, Engine("vllm", "0.32.0")).statement(parity)
+    first = result.models[0].model_copy(update={"served": statement})
+    result = result.model_copy(update={"models": [first, *result.models[1:]]})
+    figures = "4 pairs (float32 here): per token max 2.4e-06, median 4.8e-07 over 80 tokens; per sequence max 3.1e-06"
+    markdown, html = render_markdown(result, budget=10**9), render_html(result)
+    for report in (markdown, html):
+        assert "vllm 0.32.0" in report and "VLLM_BATCH_INVARIANT=1" in report and "prompt_logprobs" in report
+    assert figures in markdown.replace("\\", "")
+    assert figures in html
