@@ -7,10 +7,14 @@ and for the adapter by its served name.
 
 from pathlib import Path
 
+import pytest
+
 from evalkit.config.specs import GenerationSpec, PanelSource
 from evalkit.generate.decode import Sample, generate
 from evalkit.generate.endpoint import Endpoint, EndpointClient, generate_via_endpoint
 from evalkit.generate.panel import PanelPrompt, build_panel
+from evalkit.judges.pairwise import EndpointJudge, LocalJudge, PairToJudge, judge_pairs, summarise_pairwise
+from evalkit.judges.prompt import load_template
 from evalkit.world.pairs import generate_pairs
 from tests.integration.vllm_server import VLLMWorld
 
@@ -55,3 +59,25 @@ def test_a_lora_adapter_decodes_through_its_served_name(vllm_world: VLLMWorld, t
     assert readings(served) == readings(local)
     base = generate(vllm_world.model, vllm_world.tokenizer, panel, "m", MAX_NEW_TOKENS, 3, None)
     assert [s.completion for s in local] != [s.completion for s in base]
+
+
+def test_the_pairwise_judge_reads_its_verdicts_from_vllm_log_probs(vllm_world: VLLMWorld, tmp_path: Path) -> None:
+    """vLLM returns the top log-probs of each generated token; the judge's verdict is P(A) / (P(A) + P(B)) at
+    the first position, the same probability the model gives in process (`LocalJudge`, its full next-token
+    distribution), for both orders of every pair."""
+    template = load_template(vllm_world.judge_template)
+    pairs = [
+        PairToJudge(p.id, p.prompt[-1]["content"], p.chosen[-1]["content"], p.rejected[-1]["content"])
+        for p in generate_pairs(2, seed=11)
+    ]
+    endpoint = Endpoint(vllm_world.server.base_url, vllm_world.server.name, concurrency=2, cache_dir=tmp_path / "c")
+    with EndpointClient(endpoint) as client:
+        served = judge_pairs(EndpointJudge("served", client), template, pairs)
+        assert client.requests_sent == 2 * len(pairs)
+    local = judge_pairs(LocalJudge("local", vllm_world.model, vllm_world.tokenizer), template, pairs)
+    served_verdicts = [v for j in served for v in (j.candidate_first, j.reference_first)]
+    local_verdicts = [v for j in local for v in (j.candidate_first, j.reference_first)]
+    assert [v.source for v in served_verdicts] == ["logprobs"] * len(local_verdicts)
+    assert [v.p_first for v in served_verdicts] == pytest.approx([v.p_first for v in local_verdicts], abs=1e-4)
+    summary = summarise_pairwise("served", "chosen", "rejected", served, 0.95)
+    assert (summary.n, summary.unparsed) == (len(pairs), 0)

@@ -29,6 +29,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from evalkit.data.pairs import Message, PreferencePair
 from evalkit.data.rendering import chat_token_ids
 from evalkit.world.model import pretrain
 from evalkit.world.pairs import generate_pairs
@@ -80,6 +81,8 @@ class VLLMWorld:
     adapter: str
     """The adapter's served name."""
     tokenizer: PreTrainedTokenizerFast
+    judge_template: Path
+    """`JUDGE_TEMPLATE` as a file, the judging prompt the base model was trained to answer."""
 
 
 def build_vllm_llama(tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForCausalLM:
@@ -101,11 +104,27 @@ def build_vllm_llama(tokenizer: PreTrainedTokenizerFast, seed: int) -> LlamaForC
     return LlamaForCausalLM(config).eval()
 
 
+JUDGE_TEMPLATE = "{instruction}\nA: {answer_a}\nB: {answer_b}\nWhich is better, A or B?"
+"""A judging prompt short enough for the tiny world's context (the shipped one is about 400 of its tokens)."""
+
+
+def judge_messages(pair: PreferencePair, chosen_first: bool) -> list[Message]:
+    """A world pair as a judging prompt (`JUDGE_TEMPLATE`) and the label of its good answer as the reply."""
+    good, bad = pair.chosen[-1]["content"], pair.rejected[-1]["content"]
+    answers = (good, bad) if chosen_first else (bad, good)
+    instruction = pair.prompt[-1]["content"]
+    content = JUDGE_TEMPLATE.format(instruction=instruction, answer_a=answers[0], answer_b=answers[1])
+    return [{"role": "user", "content": content}, {"role": "assistant", "content": "A" if chosen_first else "B"}]
+
+
 def pretrain_briefly(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast, steps: int = 60) -> None:
-    """A few steps of next-token training on world conversations, so the model writes the world's words and
-    ends its turns (a random one repeats a special token, which a chat answer drops as it decodes)."""
+    """A few steps of next-token training on world conversations, so the model writes the world's words and ends
+    its turns (a random one repeats a special token, which a chat answer drops as it decodes), and on judging
+    prompts answered with a label, so that `A` and `B` lead its next-token distribution after one: what a judge's
+    top log-probs are read from."""
     pairs = generate_pairs(30, seed=0)
     sequences = [chat_token_ids(tokenizer, p.prompt + reply) for p in pairs for reply in (p.chosen, p.rejected)]
+    sequences += [chat_token_ids(tokenizer, judge_messages(p, i % 2 == 0)) for i, p in enumerate(pairs)]
     pretrain(model, sequences, steps=steps, pad_id=int(tokenizer.pad_token_id), seed=0)
     model.eval()
 
