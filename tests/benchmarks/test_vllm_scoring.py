@@ -12,7 +12,6 @@ numbers to fp32 rounding.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from benchmarks.workload import PAD, tokenize, word_tokenizer, workload
 from evalkit.config.specs import ParitySpec, ScoringSpec
 from evalkit.generate.endpoint import Endpoint, EndpointClient
+from evalkit.results.schema import ParityResult
 from evalkit.scoring.score import TokenizedPair, score_pairs
 from evalkit.scoring.served import compare_logps, local_token_logps, score_served, served_token_logps
 from tests.integration.vllm_server import VLLMServer, serve_vllm
@@ -82,21 +82,27 @@ def test_through_vllm(
     FIGURES["through vLLM"] = benchmark.stats.stats.median
 
 
-def test_parity_and_summary(served: tuple[LlamaForCausalLM, VLLMServer], pairs: list[TokenizedPair]) -> None:
-    """Every pair of the workload, token by token, in process (fp32) against the server (fp32)."""
+def test_parity_and_summary(
+    benchmark: BenchmarkFixture, served: tuple[LlamaForCausalLM, VLLMServer], pairs: list[TokenizedPair]
+) -> None:
+    """Every pair of the workload, token by token, in process (fp32, one sequence per pass) against the server
+    (fp32); timed once, both sides together."""
     model, server = served
-    start = time.perf_counter()
-    with client(server) as engine:
-        remote = served_token_logps(engine, pairs, MAX_LENGTH, "parity")
-    local = local_token_logps(model, pairs, MAX_LENGTH, "float32")
-    parity = compare_logps(local, remote, ParitySpec(pairs=len(pairs)), len(pairs), "float32")
-    assert parity.sequence_max < 1e-3 and parity.token_max < 1e-4
+
+    def parity() -> ParityResult:
+        with client(server) as engine:
+            remote = served_token_logps(engine, pairs, MAX_LENGTH, "parity")
+        local = local_token_logps(model, pairs, MAX_LENGTH, "float32")
+        return compare_logps(local, remote, ParitySpec(pairs=len(pairs)), len(pairs), "float32")
+
+    found = benchmark.pedantic(parity, rounds=1, iterations=1)
+    assert found.sequence_max < 1e-3 and found.token_max < 1e-4
+    benchmark.extra_info |= found.model_dump()
     tokens = sum(len(p.prompt_ids) + len(p.chosen_ids) + len(p.rejected_ids) for p in pairs)
     print(f"\nscoring {len(pairs)} pairs (~{tokens} tokens, prompts counted once), fp32, this machine:")
     for name, seconds in FIGURES.items():
         print(f"  {name:<14} {seconds:7.2f} s  {len(pairs) / seconds:7.1f} pairs/s")
     print(
-        f"  parity over {parity.n_tokens} tokens: per token max {parity.token_max:.1e} median "
-        f"{parity.token_median:.1e}; per sequence max {parity.sequence_max:.1e} median {parity.sequence_median:.1e} "
-        f"nats ({time.perf_counter() - start:.1f} s)"
+        f"  parity over {found.n_tokens} tokens: per token max {found.token_max:.1e} median {found.token_median:.1e}; "
+        f"per sequence max {found.sequence_max:.1e} median {found.sequence_median:.1e} nats"
     )
