@@ -227,3 +227,44 @@ def test_a_server_killed_mid_run_stops_in_one_line_and_the_rerun_resumes_from_th
     assert rerun.returncode == 0, rerun.stderr
     assert f"{120 - kept + 1} requests sent" in rerun.stdout  # the rest, and the probe
     assert len(read(tmp_path / "s.jsonl")) == 60
+
+
+def test_a_suite_scored_on_two_servers_records_each_engine_and_both_reports_state_it(
+    scoring_servers: ScoringServers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`evalkit bench` with `scoring.backend: vllm`: per model, the engine, its version, the log-prob mode, what
+    batching can do, and the parity check, in results.json, report.md and report.html."""
+    monkeypatch.chdir(tmp_path)
+    servers = scoring_servers
+    suite = {
+        "name": "served",
+        "output_dir": str(tmp_path / "out"),
+        "datasets": [{"name": "world", "path": str(layouts(tmp_path)["conversational"])}],
+        "models": [{"name": "ref", "path": servers.reference.name}, {"name": "policy", "path": servers.policy.name}],
+        "reference": "ref",
+        "scoring": {
+            "backend": "vllm",
+            "max_length": 64,
+            "endpoint": {"base_url": servers.policy.base_url, "base_urls": {"ref": servers.reference.base_url}},
+            "parity": {"pairs": 2, "seed": 1},
+        },
+    }
+    path = tmp_path / "served.yaml"
+    path.write_text(json.dumps(suite))  # JSON is YAML
+    assert main(["bench", str(path)]) == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    served = {m["name"]: m["served"] for m in results["models"]}
+    assert served["ref"]["base_url"] == servers.reference.base_url
+    assert served["policy"]["base_url"] == servers.policy.base_url
+    for found in served.values():
+        assert (found["engine"], found["engine_version"], found["logprob_mode"]) == (
+            "vllm",
+            "0.32.0",
+            "prompt_logprobs",
+        )
+        assert found["batch_invariant"] is None and "VLLM_BATCH_INVARIANT=1" in found["batching_reason"]
+        assert found["parity"]["n_pairs"] == 2 and found["parity"]["n_sequences"] == 4
+        assert found["parity"]["sequence_max"] < FP32_TOLERANCE
+    for report in ("report.md", "report.html"):
+        text = (tmp_path / "out" / report).read_text()
+        assert "vllm 0.32.0" in text and "VLLM_BATCH_INVARIANT=1" in text and "per token max" in text
