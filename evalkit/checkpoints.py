@@ -155,6 +155,52 @@ def load_model(
     return LoadedModel(spec, model, tokenizer, info, shares_reference, pinned, rendering)
 
 
+@dataclass
+class ServedCheckpoint:
+    """A checkpoint a server holds (`scoring.backend: vllm`): here only its tokenizer, to tokenize exactly as in
+    process, and the fingerprint its scores are keyed by (its files when they are local, as in process)."""
+
+    spec: ModelSpec
+    tokenizer: PreTrainedTokenizerBase
+    info: ModelInfo
+    pinned: bool
+    rendering: Rendering = PLAIN
+    shares_reference: bool = False
+    """Never: a served adapter's reference is the reference the suite names, served on its own."""
+
+
+def load_served_checkpoint(
+    spec: ModelSpec, *, template_options: dict[str, Any], template_date: datetime.date | None = None
+) -> ServedCheckpoint:
+    """`spec`'s tokenizer (an adapter without one: its base's) and rendering, loading no weights."""
+    where = f"models.{spec.name}"
+    adapter = _adapter_config(spec)
+    base_path = (spec.base or adapter.get("base_model_name_or_path")) if adapter is not None else None
+    tokenizer = _tokenizer(spec.path, spec.revision, spec, where, fallback=base_path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    rendering = rendering_for(tokenizer, template_options, template_date or trained_date(spec.path) or DEFAULT_DATE)
+    if rendering.date is not None:
+        say_pinned(where, rendering.date)
+    digest = hashlib.sha256()
+    for directory in [base_path, spec.path] if base_path else [spec.path]:
+        digest.update(files_fingerprint(directory, spec.revision).encode())
+    if not rendering.is_plain:
+        digest.update(rendering.identity.encode())
+    info = ModelInfo(
+        name=spec.name,
+        path=spec.path,
+        kind="adapter" if adapter is not None else "model",
+        base=base_path,
+        dtype="served",
+        fingerprint=digest.hexdigest(),
+        chat_template_kwargs=rendering.options,
+        template_date=rendering.date.isoformat() if rendering.date is not None else None,
+    )
+    pinned = all(Path(d).is_dir() for d in [spec.path, *([base_path] if base_path else [])])
+    return ServedCheckpoint(spec, tokenizer, info, pinned, rendering)
+
+
 def trained_date(path: str) -> datetime.date | None:
     """The date evalkit's training pinned the chat template to, for a model (or a `checkpoint-<step>` of a
     run) that evalkit trained; None for any other checkpoint."""

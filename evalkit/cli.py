@@ -169,6 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--trust-remote-code", action="store_true", help="run modelling code the checkpoints ship (off by default)"
     )
+    score.add_argument(
+        "--endpoint",
+        metavar="URL",
+        help="score on this vLLM server (its API root, e.g. http://gpu-box:8000/v1), which serves --model by its path",
+    )
+    score.add_argument("--ref-endpoint", metavar="URL", help="the reference's own vLLM server (default: --endpoint)")
+    score.add_argument("--concurrency", type=int, default=4, help="requests in flight per server (default 4)")
+    score.add_argument("--api-key-env", metavar="VAR", help="environment variable holding the servers' API key")
+    score.add_argument(
+        "--parity", type=int, metavar="N", help="also score N seeded pairs in this process and report the differences"
+    )
 
     report = commands.add_parser("report", help="render the reports of a results.json (no model needed)")
     report.add_argument("--report-url", help=REPORT_URL_HELP)
@@ -389,6 +400,8 @@ def _score(args: argparse.Namespace) -> int:
     dataset |= {"columns": args.columns, "id_column": args.id_column, "subset_column": args.subset_column}
     if args.limit is not None:
         dataset["limit"] = args.limit
+    if (args.ref_endpoint or args.parity) and not args.endpoint:
+        raise EvalkitError("--ref-endpoint and --parity score on a server: give --endpoint URL too")
     suite = parse_suite(
         {
             "name": "score",
@@ -404,6 +417,7 @@ def _score(args: argparse.Namespace) -> int:
                 "token_budget": args.token_budget,
                 "dtype": args.dtype,
                 **({"reference_cache": None} if args.no_reference_cache else {}),
+                **(_served_scoring(args) if args.endpoint else {}),
             },
         },
         source="evalkit score",
@@ -413,6 +427,15 @@ def _score(args: argparse.Namespace) -> int:
 
     run_score(suite, args.out)
     return EXIT_OK
+
+
+def _served_scoring(args: argparse.Namespace) -> dict[str, object]:
+    """`scoring.backend: vllm` from `evalkit score`'s flags: the reference on its own server when one is named."""
+    endpoint: dict[str, object] = {"base_url": args.endpoint, "concurrency": args.concurrency}
+    endpoint |= {"api_key_env": args.api_key_env} if args.api_key_env else {}
+    endpoint |= {"base_urls": {"reference": args.ref_endpoint}} if args.ref_endpoint else {}
+    parity = {"parity": {"pairs": args.parity}} if args.parity is not None else {}
+    return {"backend": "vllm", "endpoint": endpoint, **parity}
 
 
 def _json_object(text: str) -> dict[str, object]:

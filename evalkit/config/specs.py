@@ -212,6 +212,23 @@ class GenerationEndpointSpec(EndpointSpec):
     give it by default."""
 
 
+class ScoringEndpointSpec(GenerationEndpointSpec):
+    """The server (vLLM) that scores the models (`scoring.backend: vllm`): one for all, or one per model."""
+
+    base_urls: dict[str, Annotated[str, StringConstraints(pattern=r"^https?://[^\s@?#]+$")]] = {}
+    """Suite model name → the API root of that model's own server (a reference and a fully fine-tuned policy on
+    two servers); a model not named here is scored on `base_url` (a base with its LoRA adapters on one server)."""
+
+
+class ParitySpec(Spec):
+    """Score a seeded sample of pairs both in this process and through the server, and report the differences."""
+
+    pairs: int = Field(16, ge=1)
+    """Pairs drawn from the first dataset (each scored on both answers)."""
+    seed: int = 0
+    """Seed of the draw."""
+
+
 class JudgeEndpointSpec(EndpointSpec):
     """The server of a pairwise judge model."""
 
@@ -360,6 +377,24 @@ class ScoringSpec(Spec):
     reference_cache: Path | None = Path(".evalkit/cache/reference")
     """Directory where reference log-probs are kept across runs, keyed by the reference's weights, tokenizer
     and chat template, the token ids scored and these settings; null turns it off."""
+    backend: Literal["hf", "vllm"] = "hf"
+    """`hf`: forward passes in this process. `vllm`: evalkit tokenizes as in process and sends the token ids to a
+    vLLM server (`endpoint`), which returns each token's log-prob; no model is loaded here."""
+    endpoint: ScoringEndpointSpec | None = None
+    """The server(s) for `backend: vllm`; the served name of a model is its path unless `models` maps it."""
+    parity: ParitySpec | None = None
+    """`backend: vllm` only: also score a seeded sample in this process (the model loaded here for it) and report
+    the per-token and per-sequence differences, to learn by how much the engine moves the numbers."""
+
+    @model_validator(mode="after")
+    def _backend_has_endpoint(self) -> ScoringSpec:
+        if self.backend == "vllm" and self.endpoint is None:
+            raise ValueError("scoring.endpoint: `backend: vllm` needs an `endpoint` (base_url, ...)")
+        if self.backend == "hf" and self.endpoint is not None:
+            raise ValueError("scoring.endpoint: set `backend: vllm` to score through it")
+        if self.backend == "hf" and self.parity is not None:
+            raise ValueError("scoring.parity: compares the server with this process; set `backend: vllm`")
+        return self
 
 
 class RenderingSpec(Spec):

@@ -106,6 +106,8 @@ class Suite(Spec):
             yield f"generation.from_dataset.dataset: no dataset named {source.dataset!r}{hint}"
         if self.generation is not None:
             yield from self._generation_problems(self.generation)
+        if self.scoring.backend == "vllm":
+            yield from self._served_problems()
         datasets = self.dataset_names
         for index, rule in enumerate(self.gate.rules if self.gate is not None else []):
             where = f"gate.rules.{index}"
@@ -154,6 +156,24 @@ class Suite(Spec):
                 problem = template_problem(judge.template)
                 if problem is not None:
                     yield f"{where}.template: {judge.template}: {problem}"
+
+    def _served_problems(self) -> Iterator[str]:
+        """Scoring on a server loads no model here: what needs one in process is refused now, not midway."""
+        endpoint = self.scoring.endpoint
+        named = {**(endpoint.models if endpoint else {}), **(endpoint.base_urls if endpoint else {})}
+        for name in named:
+            yield from _problem(_require_model, name.split("@")[0], self.model_names, "scoring.endpoint")
+        if self.generation is not None and self.generation.backend == "hf":
+            yield "generation.backend: `scoring.backend: vllm` loads no model here; decode with `backend: openai`"
+        if self.generation is not None and self.generation.drift is not None:
+            yield "generation.drift: needs the models in process; drop it with `scoring.backend: vllm`"
+        if self.capabilities is not None:
+            yield "capabilities: needs the models in process; drop it with `scoring.backend: vllm`"
+        if self.train is not None:
+            yield "train: `scoring.backend: vllm` scores served models; train first, serve the result, then score"
+        for model in self.models:
+            if model.kind == "reward_model":
+                yield f"models.{model.name}: a reward model is scored in this process; `scoring.backend: vllm` is for policies"
 
     def _rule_problems(self, rule: GateRule, where: str) -> Iterator[str]:
         """What a rule needs of the rest of the suite: a reference for reward metrics, the sections it reads."""

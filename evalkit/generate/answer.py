@@ -42,7 +42,8 @@ class ChatResponse:
     completion_tokens: int | None
     """The server's count of generated tokens (its EOS included), when it reports a count in [0, max_tokens]."""
     top_logprobs: list[dict[str, float]] | None
-    """Per generated position, token text → log-prob of the most likely tokens; None when not given."""
+    """Per generated position, token text → log-prob of the most likely tokens (those that read the same text
+    combined); None when not given."""
 
 
 class Malformed(Exception):
@@ -79,15 +80,24 @@ def _position(position: Any, index: int) -> dict[str, float]:
     entries = position.get("top_logprobs") if isinstance(position, dict) else None
     if not isinstance(entries, list):
         raise Refused(f"logprobs.content[{index}].top_logprobs is not a list")
-    found = {}
+    found: dict[str, float] = {}
     for entry in entries:
         token, logprob = (entry.get("token"), entry.get("logprob")) if isinstance(entry, dict) else (None, None)
         if not isinstance(token, str):
             raise Refused(f"a top log-prob token at position {index} is {_show(token)}, not text")
         if not isinstance(logprob, int | float) or not _is_logprob(logprob):
             raise Refused(f"the top log-prob of token {token!r} at position {index} is {_show(logprob)}; expected ≤ 0")
-        found[token] = min(float(logprob), 0.0)
+        value = min(float(logprob), 0.0)
+        # Two tokens may read as the same text: SentencePiece's byte fallback `<0x41>` and `A`, or partial UTF-8
+        # bytes, which vLLM shows as "". Their probabilities add up, as the model's mass on that text.
+        found[token] = min(_log_add(found[token], value), 0.0) if token in found else value
     return found
+
+
+def _log_add(a: float, b: float) -> float:
+    """log(exp(a) + exp(b)) without underflow (vLLM writes a log-prob of -inf as -9999)."""
+    high, low = max(a, b), min(a, b)
+    return high + math.log1p(math.exp(low - high))
 
 
 def _is_logprob(value: float) -> bool:

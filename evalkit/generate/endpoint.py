@@ -142,6 +142,21 @@ def request_body(endpoint: Endpoint, request: ChatRequest) -> dict[str, Any]:
     return body
 
 
+@dataclass(frozen=True)
+class Route:
+    """One kind of request: where it is posted and how its answer is checked before it is used or kept."""
+
+    path: str
+    """Relative to the API root: `chat/completions`, `completions`."""
+    check: Callable[[Any, dict[str, Any]], object]
+    """Reads `(answer, request body)`; raises `Malformed` (retried) or `Refused` (the run stops at once)."""
+    what: str
+    """What a valid answer is, for messages: `a chat completion`."""
+
+
+CHAT = Route("chat/completions", lambda answer, body: read_answer(answer, body["max_tokens"]), "a chat completion")
+
+
 class _Retryable(Exception):
     """A failure another attempt may cure (timeout, connection, 429, 5xx, a body that is not an answer)."""
 
@@ -182,18 +197,31 @@ class EndpointClient:
     def complete(
         self, requests: Sequence[ChatRequest], on_answer: Callable[[int], None] | None = None
     ) -> list[ChatResponse]:
-        """Answers in the order of `requests`: cached ones read, the rest asked for, each cached on arrival.
-        `on_answer(i)` is called as answer i arrives (a progress bar). On a failure that outlasts its
-        retries, requests not yet sent are dropped, those in flight finish (and are cached), then it raises.
-        On Ctrl-C (any BaseException) the requests in flight are cancelled and nothing is waited for."""
+        """Chat answers in the order of `requests` (`exchange` on `/chat/completions`)."""
         bodies = [request_body(self.endpoint, r) for r in requests]
-        answers = [self._cached(b, r.max_tokens) for b, r in zip(bodies, requests, strict=True)]
+        kept = self.exchange(bodies, CHAT, on_answer)
+        return [read_answer(body, r.max_tokens) for body, r in zip(kept, requests, strict=True)]
+
+    def exchange(
+        self,
+        bodies: Sequence[dict[str, Any]],
+        route: Route,
+        on_answer: Callable[[int], None] | None = None,
+        *,
+        cached: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Answers in the order of `bodies` (the key masked in them): cached ones read, the rest asked for, each
+        cached on arrival. `on_answer(i)` is called as answer i arrives (a progress bar). On a failure that outlasts
+        its retries, requests not yet sent are dropped, those in flight finish (and are cached), then it raises.
+        On Ctrl-C (any BaseException) the requests in flight are cancelled and nothing is waited for. `cached=False`:
+        the cache is neither read nor written (a probe of what the server can do now)."""
+        answers = [self._cached(b, route) if cached else None for b in bodies]
         missing = [i for i, found in enumerate(answers) if found is None]
         if missing:
             failure: BaseException | None = None
             pool = ThreadPoolExecutor(max_workers=self.endpoint.concurrency)
             try:
-                futures = {pool.submit(self._ask, bodies[i], requests[i].max_tokens): i for i in missing}
+                futures = {pool.submit(self._ask, bodies[i], route, cached): i for i in missing}
                 for future in as_completed(futures):
                     error = None if future.cancelled() else future.exception()
                     if error is not None and failure is None:  # stop sending; what is in flight finishes, cached
@@ -214,28 +242,38 @@ class EndpointClient:
                 raise EvalkitError(self._scrub(f"{message}; {self._kept(answered, len(answers))}")) from None
         kept = [found for found in answers if found is not None]
         self.answers_redacted += sum(found.redacted for found in kept)
-        return [read_answer(found.body, r.max_tokens) for found, r in zip(kept, requests, strict=True)]
+        return [found.body for found in kept]
 
-    def _cached(self, body: dict[str, Any], max_tokens: int) -> KeptAnswer | None:
+    def get(self, url: str) -> Any:
+        """A JSON document the server describes itself with (`models`, or `/version` beside the API root), in one
+        attempt within the request deadline; None when it answers anything else (not every server has it)."""
+        try:
+            with deadline(self.endpoint.timeout_s, self._cancel):
+                reply = self._http.get(url)
+            return reply.json() if reply.status_code == 200 and len(reply.content) <= 2**20 else None
+        except (httpx2.HTTPError, ValueError):
+            return None
+
+    def _cached(self, body: dict[str, Any], route: Route) -> KeptAnswer | None:
         """A cached answer that still reads as a valid one (an entry kept by an older evalkit may not): else a miss."""
         found = self._cache.get(body) if self._cache is not None else None
         if found is None:
             return None
         try:
-            read_answer(found.body, max_tokens)
+            route.check(found.body, body)
         except (Malformed, Refused):
             return None
         masked, redacted = self._mask.value(found.body)
         return KeptAnswer(masked, found.redacted or redacted)
 
-    def _ask(self, body: dict[str, Any], max_tokens: int) -> KeptAnswer:
+    def _ask(self, body: dict[str, Any], route: Route, cached: bool = True) -> KeptAnswer:
         """One request with its retries; the validated answer, the key masked in it, is cached before it is
         returned. A refused answer is neither retried nor cached."""
         endpoint = self.endpoint
         attempts = endpoint.retries + 1
         for attempt in range(attempts):
             try:
-                answer = self._post(body, max_tokens)
+                answer = self._post(body, route)
             except _Retryable as failure:
                 if attempt + 1 == attempts:
                     raise EvalkitError(f"{self._where()}: {failure} (after {attempts} attempts)") from None
@@ -244,17 +282,17 @@ class EndpointClient:
                 continue
             masked, redacted = self._mask.value(answer)
             kept = KeptAnswer(masked, redacted)
-            if self._cache is not None:
+            if self._cache is not None and cached:
                 self._cache.put(body, kept)
             return kept
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    def _post(self, body: dict[str, Any], max_tokens: int) -> dict[str, Any]:
+    def _post(self, body: dict[str, Any], route: Route) -> dict[str, Any]:
         with self._lock:
             self.requests_sent += 1
         try:
             with deadline(self.endpoint.timeout_s, self._cancel):
-                status, text = self._exchange(body)
+                status, text = self._exchange(body, route.path)
         except httpx2.TimeoutException:
             raise _Retryable(f"no answer within {self.endpoint.timeout_s:g} s") from None
         except httpx2.TransportError as exc:
@@ -265,17 +303,17 @@ class EndpointClient:
             raise EvalkitError(f"{self._where()}: HTTP {status}: {self._line(text)}")
         try:
             answer: dict[str, Any] = json.loads(text)
-            read_answer(answer, max_tokens)
+            route.check(answer, body)
         except (ValueError, Malformed):
-            raise _Retryable(f"the answer is not a chat completion: {self._line(text)!r}") from None
+            raise _Retryable(f"the answer is not {route.what}: {self._line(text)!r}") from None
         except Refused as refusal:
             raise EvalkitError(f"{self._where()}: refused an answer: {self._scrub(str(refusal))}") from None
         return answer
 
-    def _exchange(self, body: dict[str, Any]) -> tuple[int, str]:
+    def _exchange(self, body: dict[str, Any], path: str) -> tuple[int, str]:
         """Status and body text, the body read as it streams and dropped past `max_response_bytes`."""
         cap = self.endpoint.max_response_bytes
-        with self._http.stream("POST", "chat/completions", json=body) as reply:
+        with self._http.stream("POST", path, json=body) as reply:
             declared = reply.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > cap:
                 raise EvalkitError(self._too_long())

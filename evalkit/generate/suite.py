@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from evalkit.checkpoints import LoadedModel
+from evalkit.checkpoints import LoadedModel, ServedCheckpoint
 from evalkit.config.specs import DriftSpec, EndpointSpec, GenerationSpec, ModelSpec, SamplingSpec
 from evalkit.config.suite import Suite
 from evalkit.generate.decode import Sample, generate
@@ -76,9 +76,10 @@ class PanelDecoder:
     def __post_init__(self) -> None:
         self.served: dict[str, str] = {}
 
-    def samples(self, panel: list[PanelPrompt], model: LoadedModel) -> list[Sample]:
+    def samples(self, panel: list[PanelPrompt], model: LoadedModel | ServedCheckpoint) -> list[Sample]:
         spec, name, tokenizer, rendering = self.spec, model.spec.name, model.tokenizer, model.rendering
         if spec.backend == "hf":
+            assert isinstance(model, LoadedModel), "validated: a served suite decodes on a server"
             batch, sampling, most = spec.batch_size, spec.sampling, spec.max_new_tokens
             return generate(model.model, tokenizer, panel, name, most, batch, sampling, rendering=rendering)
         assert spec.endpoint is not None, "validated: backend openai has an endpoint"

@@ -15,7 +15,14 @@ from rich.table import Table
 
 from evalkit.capabilities.harness import CapabilityRunner
 from evalkit.capabilities.runs import TaskRun
-from evalkit.checkpoints import LoadedModel, load_model, recorded_objective, release
+from evalkit.checkpoints import (
+    LoadedModel,
+    ServedCheckpoint,
+    load_model,
+    load_served_checkpoint,
+    recorded_objective,
+    release,
+)
 from evalkit.config.objectives import Objective, objective_from, objective_info
 from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.config.suite import Suite
@@ -31,7 +38,9 @@ from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.metrics.paired import compare_models
 from evalkit.pipeline.checks import check_inputs
+from evalkit.pipeline.served import ServedRun
 from evalkit.report.formats import MISSING, format_delta, format_estimate
+from evalkit.report.served import served_lines
 from evalkit.report.views import AUDIT_COUNTS, audit_counts
 from evalkit.results.estimates import Comparison, Metric
 from evalkit.results.files import write_jsonl
@@ -43,6 +52,9 @@ from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key
 from evalkit.scoring.classifier import REWARD_MODE, pair_sequences, reward_pad_id, reward_pair_rows, score_sequences
 from evalkit.scoring.dataset import ScoredDataset, TokenizedSet, model_logps, pad_token_id, scored_dataset, tokenize_set
 from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair
+
+Checkpoint = LoadedModel | ServedCheckpoint
+"""A model in this process, or one a server holds (`scoring.backend: vllm`: only its tokenizer here)."""
 
 
 @dataclass
@@ -71,24 +83,45 @@ def score_suite(
     and all of them get every score back (see `evalkit.scoring.batching`).
     """
     start_processes()
-    reference = _load(suite, suite.model(suite.reference)) if suite.reference else None
+    served = ServedRun(suite) if suite.scoring.backend == "vllm" else None
+    try:
+        return _score_models(suite, datasets, store, capabilities, served)
+    finally:
+        if served is not None:
+            served.close()
+
+
+def _score_models(
+    suite: Suite,
+    datasets: dict[str, list[PreferencePair]],
+    store: ScoreStore | None,
+    capabilities: CapabilityRunner | None,
+    served: ServedRun | None,
+) -> ScoredSuite:
+    specs = expand_checkpoints(suite.models)
+    if served is not None:  # every server probed before any work
+        for spec in ([suite.model(suite.reference)] if suite.reference else []) + specs:
+            served.open(_served(suite, spec))
+    reference = _load(suite, suite.model(suite.reference), served) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
     reference_cache: dict[str, ModelLogps] = {}
     panel = build_panel(suite.generation, datasets) if suite.generation is not None else []
     samples: list[Sample] = []
     drift: list[Drift] = []
     decoder = PanelDecoder(suite.generation) if suite.generation is not None else None
-    for spec in expand_checkpoints(suite.models):
+    for spec in specs:
         is_reference = reference is not None and spec.name == reference.spec.name
         classifier = spec.kind == "reward_model"  # no reference, no generation: a classifier only scores
-        loaded = reference if is_reference and reference is not None else _load(suite, spec, reference)
+        loaded = reference if is_reference and reference is not None else _load(suite, spec, served, reference)
         try:
             modes: list[ScoringMode] = []
             for name, pairs in datasets.items():
-                result = score_dataset(suite, name, pairs, loaded, reference, reference_cache, store)
+                result = score_dataset(suite, name, pairs, loaded, reference, reference_cache, store, served)
                 scored.scores[name].extend(result.rows)
                 scored.audits.append(result.audit)
                 modes += [result.mode] if result.mode is not None else []
+            if served is not None and isinstance(loaded, ServedCheckpoint):
+                served.check_parity(loaded, datasets)
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
             # The suite's word first, else what evalkit's training recorded beside the checkpoint.
             objective = suite.named_objectives([spec.name]).get(spec.name) or recorded_objective(spec.path)
@@ -97,17 +130,21 @@ def score_suite(
             scored.models.append(loaded.info.model_copy(update=update))
             if classifier:
                 continue
-            if capabilities is not None and is_main_process():
+            if capabilities is not None and is_main_process() and isinstance(loaded, LoadedModel):
                 scored.capability_runs.extend(capabilities.run(loaded))
             if suite.generation is not None and decoder is not None:
                 samples += decoder.samples(panel, loaded)
-                if suite.generation.drift is not None and reference is not None and not is_reference:
+                drifts = suite.generation.drift is not None and not is_reference
+                if drifts and isinstance(loaded, LoadedModel) and isinstance(reference, LoadedModel):
+                    assert suite.generation.drift is not None
                     drift.append(drift_of(suite, suite.generation.drift, panel, loaded, reference))
         finally:
-            if loaded is not reference:
+            if loaded is not reference and isinstance(loaded, LoadedModel):
                 release(loaded)
                 del loaded
                 gc.collect()
+    if served is not None:
+        scored.models = [served.recorded(info) for info in scored.models]
     if suite.generation is not None and decoder is not None:
         generators = [m for m in scored.models if not m.reward_model]  # a classifier writes no answers
         generation = judge_and_summarise(suite, suite.generation, panel, samples, drift, generators)
@@ -116,12 +153,21 @@ def score_suite(
     return scored
 
 
-def _load(suite: Suite, spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedModel:
-    """`spec` loaded with the suite's rendering: its template options, and the suite's pinned date if it names one
-    (a reward model never shares the reference's weights: it is another architecture)."""
+def _load(suite: Suite, spec: ModelSpec, served: ServedRun | None, reference: Checkpoint | None = None) -> Checkpoint:
+    """`spec` loaded with the suite's rendering: its template options, and the suite's pinned date if it names one;
+    on a server (`served`), only its tokenizer (a reward model never shares the reference's weights: it is another
+    architecture)."""
+    if served is not None:
+        return _served(suite, spec)
+    assert reference is None or isinstance(reference, LoadedModel), "one backend for every model"
     options = suite.template_options(spec)
     shared = reference if spec.kind == "policy" else None
     return load_model(spec, shared, template_options=options, template_date=suite.rendering.date)
+
+
+def _served(suite: Suite, spec: ModelSpec) -> ServedCheckpoint:
+    options = suite.template_options(spec)
+    return load_served_checkpoint(spec, template_options=options, template_date=suite.rendering.date)
 
 
 def expand_checkpoints(models: Sequence[ModelSpec]) -> list[ModelSpec]:
@@ -152,10 +198,11 @@ def score_dataset(
     suite: Suite,
     dataset: str,
     pairs: list[PreferencePair],
-    policy: LoadedModel,
-    reference: LoadedModel | None,
+    policy: Checkpoint,
+    reference: Checkpoint | None,
     reference_cache: dict[str, ModelLogps],
     store: ScoreStore | None = None,
+    served: ServedRun | None = None,
 ) -> ScoredDataset:
     """Score one dataset under one model, and under the reference on the same tokens; with how the
     policy's passes run (None when it has no pair to score).
@@ -180,6 +227,8 @@ def score_dataset(
     )
     ids = hashlib.sha256(json.dumps([t.id for t in tokens.scorable]).encode()).hexdigest()
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}" + ("|logit" if classifier else "")
+    if served is not None:  # the engine's numbers are its own; never mixed with this process's
+        identity += f"|served:{settings.backend}"
     store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     # The main process looks, so that every process takes the same branch (their collectives stay paired).
     stored = from_main(lambda: store.load(store_key)) if store is not None else None
@@ -192,19 +241,19 @@ def score_dataset(
             stored.audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
             stored.mode.model_copy(update={"dataset": dataset}) if stored.mode is not None else None,
         )
-    if policy.spec.kind == "reward_model":
+    if classifier:
+        assert isinstance(policy, LoadedModel), "a reward model is scored in this process (refused with a server)"
         scored = reward_model_dataset(dataset, policy, tokens, settings, label)
         if store is not None and is_main_process():
             store.save(store_key, scored)
         return scored
-    pad = pad_token_id(policy.tokenizer)
     ref: ModelLogps | None = None
     if reference is policy:
         own = _cached_reference(
-            suite, reference, key, reference_cache, lambda: model_logps(policy.model, tokens, pad, settings, label)
+            suite, reference, key, reference_cache, lambda: _model_logps(policy, tokens, suite, label, served)
         )
     else:
-        own = model_logps(policy.model, tokens, pad, settings, label)
+        own = _model_logps(policy, tokens, suite, label, served)
         if reference is not None:
             # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
             ref = _cached_reference(
@@ -212,7 +261,7 @@ def score_dataset(
                 reference,
                 key,
                 reference_cache,
-                lambda: _reference_logps(policy, reference, tokens, suite, label),
+                lambda: _reference_logps(policy, reference, tokens, suite, label, served),
             )
     # The mode as recorded when the scores were computed, in this run or the one that filled the cache.
     scored = scored_dataset(dataset, policy.spec.name, tokens, own, ref)
@@ -256,18 +305,23 @@ def _logps(row: PairScore) -> CompletionLogps:
 
 def _cached_reference(
     suite: Suite,
-    reference: LoadedModel,
+    reference: Checkpoint,
     tokens_key: str,
     in_memory: dict[str, ModelLogps],
     compute: Callable[[], ModelLogps],
 ) -> ModelLogps:
     """The reference's log-probs on the tokens of `tokens_key`: from this run, from an earlier run
-    (the on-disk cache), or computed now and kept in both."""
+    (the on-disk cache), or computed now and kept in both. A served reference keeps its answers in the
+    endpoint's response cache instead."""
     if tokens_key in in_memory:
         return in_memory[tokens_key]
     directory = suite.scoring.reference_cache
-    disk = ReferenceCache(directory) if directory is not None else None
-    disk_key = reference_key(reference, tokens_key, suite.scoring.dtype) if disk is not None else None
+    disk = ReferenceCache(directory) if directory is not None and isinstance(reference, LoadedModel) else None
+    disk_key = (
+        reference_key(reference, tokens_key, suite.scoring.dtype)
+        if disk is not None and isinstance(reference, LoadedModel)
+        else None
+    )
     scores = from_main(lambda: disk.load(disk_key)) if disk is not None and disk_key is not None else None
     if scores is not None:
         console.print(f"[dim]reference log-probs of {reference.spec.name} from the cache in {directory}[/dim]")
@@ -279,11 +333,27 @@ def _cached_reference(
     return scores
 
 
+def _model_logps(
+    model: Checkpoint, tokens: TokenizedSet, suite: Suite, label: str, served: ServedRun | None
+) -> ModelLogps:
+    if isinstance(model, ServedCheckpoint):
+        assert served is not None, "a served checkpoint belongs to a served run"
+        return served.logps(model, tokens, label)
+    return model_logps(model.model, tokens, pad_token_id(model.tokenizer), suite.scoring, label)
+
+
 def _reference_logps(
-    policy: LoadedModel, reference: LoadedModel, tokens: TokenizedSet, suite: Suite, label: str
+    policy: Checkpoint,
+    reference: Checkpoint,
+    tokens: TokenizedSet,
+    suite: Suite,
+    label: str,
+    served: ServedRun | None,
 ) -> ModelLogps:
     pad = pad_token_id(policy.tokenizer)
-    if policy.shares_reference:
+    if isinstance(reference, ServedCheckpoint):  # the policy's tokens, on the reference's own server
+        return _model_logps(reference, tokens, suite, f"reference for {label}", served)
+    if isinstance(policy, LoadedModel) and policy.shares_reference:
         with policy.as_reference() as model:
             return model_logps(model, tokens, pad, suite.scoring, f"reference for {label} (adapter disabled)")
     return model_logps(reference.model, tokens, pad, suite.scoring, f"reference for {label}")
@@ -335,6 +405,8 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     stdout.print(score_table(policy, suite.reference, metrics, comparisons, audits, level))
     for mode in modes:
         stdout.print(f"scoring mode on {mode.dataset}: {mode.mode} ({mode.reason})", markup=False, soft_wrap=True)
+    for line in served_lines(scored.models):
+        stdout.print(line, markup=False, soft_wrap=True)
     stdout.print(f"wrote {len(records)} pairs to {out}", markup=False)
     return records
 

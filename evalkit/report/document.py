@@ -36,6 +36,7 @@ from evalkit.report.jinja import render
 from evalkit.report.judged import judged_view
 from evalkit.report.links import report_url
 from evalkit.report.markdown import Markdown, escape
+from evalkit.report.served import served_table
 from evalkit.report.statements import rows_within, verdict_sentence, verdict_view
 from evalkit.report.tables import Table
 from evalkit.report.views import audit_table, dataset_view, read_pairs
@@ -165,6 +166,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rul
         audit=audit_table(result.audit),
         models=[m.model_copy(update={"name": escape(m.name)}) for m in result.models],
         rendering=rendering_table(result.models),
+        served=served_table(result.models),
         datasets=[d.model_copy(update={"name": escape(d.name)}) for d in result.datasets],
         evalkit_version=result.evalkit_version,
         packages=packages,

@@ -40,6 +40,7 @@ from evalkit.report.formats import format_number
 from evalkit.report.grids import Grid, grid_of
 from evalkit.report.jinja import clip, environment, render
 from evalkit.report.judged import judged_view
+from evalkit.report.served import served_table
 from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.views import (
     DatasetView,
@@ -160,6 +161,7 @@ def render_html(
         packages=", ".join(f"{k} {v}" for k, v in result.environment.packages.items()),
         scoring=scoring_settings(result),
         rendering=grid_of(table) if (table := rendering_table(result.models)) is not None else None,
+        served=grid_of(served) if (served := served_table(result.models)) is not None else None,
     )
 
 

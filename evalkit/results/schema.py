@@ -67,7 +67,7 @@ class Environment(Record):
     """Processes that shared the scoring out (`torchrun`); the numbers do not depend on it."""
 
 
-ScoringModeName = Literal["prompt-shared", "whole sequences", "one sequence per pass"]
+ScoringModeName = Literal["prompt-shared", "whole sequences", "one sequence per pass", "served"]
 """How a model's forward passes ran (`evalkit.scoring.logps` chooses per model and dataset)."""
 ModelKind = Literal["model", "adapter"]
 
@@ -79,7 +79,8 @@ class ScoringMode(Record):
     dataset: str
     mode: ScoringModeName
     """`prompt-shared`: each pair one row, its prompt once; `whole sequences`: prompt+answer rows, batched;
-    `one sequence per pass`: each sequence alone (a model whose numbers depend on the longest in a batch)."""
+    `one sequence per pass`: each sequence alone (a model whose numbers depend on the longest in a batch);
+    `served`: token ids sent to a serving engine, its prompt log-probs summed here (`scoring.backend: vllm`)."""
     reason: str
     """Why this mode: what the probes found, or the setting that chose it."""
 
@@ -101,6 +102,45 @@ class ObjectiveInfo(Record):
     """Its rewards need no reference model (CPO, SimPO, AlphaPO, ORPO)."""
 
 
+class ParityResult(Record):
+    """The same seeded sample of pairs scored in this process and on the server: by how much the engine moves the
+    numbers (absolute differences, nats). Per token: each completion token's log-prob; per sequence: the sums."""
+
+    n_pairs: int
+    seed: int
+    dtype: str
+    """The in-process compute dtype (`scoring.dtype`)."""
+    n_tokens: int
+    token_max: float
+    token_median: float
+    n_sequences: int
+    sequence_max: float
+    sequence_median: float
+
+
+class ServedScoring(Record):
+    """How a model was scored on a serving engine (`scoring.backend: vllm`), and what its numbers can depend on."""
+
+    engine: str
+    """What the server says it is (`vllm`; `unknown` when it does not say)."""
+    engine_version: str | None
+    """From the server's `/version`; None when it has none."""
+    base_url: str
+    served_model: str
+    logprob_mode: str
+    """How the log-probs were asked for: `prompt_logprobs` (the engine's log-prob of each prompt token, summed
+    here over the completion tokens)."""
+    batch_invariant: bool | None
+    """Whether the numbers cannot depend on which requests the server batched together; None: evalkit cannot know
+    (vLLM is batch-invariant only when started with VLLM_BATCH_INVARIANT=1, which its API does not report)."""
+    batching_reason: str
+    concurrency: int
+    requests_sent: int
+    """HTTP requests this run sent (retries included); 0 when every answer came from the cache."""
+    parity: ParityResult | None = None
+    """The parity check against this process (`scoring.parity`), when it ran."""
+
+
 class ModelInfo(Record):
     name: str = Field(min_length=1)
     path: str
@@ -116,6 +156,8 @@ class ModelInfo(Record):
     """ISO date the chat template's clock was pinned to; None when the template does not read the clock."""
     scoring_modes: list[ScoringMode] = []
     """Per dataset, how the scoring passes ran after the probes."""
+    served: ServedScoring | None = None
+    """Scored on a serving engine: which, and what its numbers can depend on; None in process (and in older files)."""
     role: ModelRole | None = None
     """What the model is in the run: the `candidate` (the suite's trained model, else its last model; or the
     checkpoint of `bench --model`), the `reference`, or None for the others (e.g. checkpoints of a sweep).

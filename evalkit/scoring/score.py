@@ -160,7 +160,7 @@ def score_pairs(
     runner = runner or probe_scoring(model, pairs, max_length, settings.share_prompt, settings.dtype)
     assert runner is not None  # there are pairs
     if runner.one_per_pass:
-        return _exact_ties(pairs, _one_per_pass(runner, pairs, shapes, pad_token_id, label))
+        return exact_ties(pairs, _one_per_pass(runner, pairs, shapes, pad_token_id, label))
     batches = plan_batches(shapes, settings.batch_size, settings.token_budget, runner.share_prompt)
     rank, world = process_rank()
     with progress_bar() as bar:
@@ -177,10 +177,10 @@ def score_pairs(
     for batch, scored in zip(batches, by_batch, strict=True):
         for index, logps in zip(batch, scored, strict=True):
             out[index] = logps
-    return _exact_ties(pairs, [logps for logps in out if logps is not None])
+    return exact_ties(pairs, [logps for logps in out if logps is not None])
 
 
-def _exact_ties(pairs: Sequence[TokenizedPair], scored: list[CompletionLogps]) -> list[CompletionLogps]:
+def exact_ties(pairs: Sequence[TokenizedPair], scored: list[CompletionLogps]) -> list[CompletionLogps]:
     """Token-identical answers get one log-prob: packed after one prompt they sit at other positions, and the
     float arithmetic there differs by ~1e-6, enough to turn an exact tie into a "preference" either way."""
     return [

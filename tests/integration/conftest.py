@@ -2,7 +2,7 @@
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +13,15 @@ from transformers import PreTrainedTokenizerFast
 
 from evalkit.config.suite import DEFAULT_SUITE
 from evalkit.world.pairs import generate_pairs
+from tests.integration.vllm_server import (
+    JUDGE_TEMPLATE,
+    VLLMWorld,
+    adapt_with_lora,
+    build_vllm_llama,
+    pretrain_briefly,
+    serve_vllm,
+    vllm_python,
+)
 
 REDUCED_ARGS = [
     "--set",
@@ -178,3 +187,23 @@ def family_checkpoints(
         return tmp_path
 
     return save
+
+
+@pytest.fixture(scope="session")
+def vllm_world(
+    tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: PreTrainedTokenizerFast
+) -> Iterator[VLLMWorld]:
+    """One vLLM server for the session (it takes about 30 s to start): a tiny world model, pretrained briefly so
+    it writes text and answers judging prompts, served with a LoRA adapter of it beside (`--lora-modules
+    adapter=DIR`); the same base and adapted model in memory. Skipped with no `.venv-vllm` under a bare `pytest`,
+    a failure under `make test`."""
+    vllm_python()  # skip before building anything
+    root = tmp_path_factory.mktemp("vllm")
+    model = build_vllm_llama(tiny_tokenizer, seed=0)
+    pretrain_briefly(model, tiny_tokenizer)
+    model.save_pretrained(root / "base")
+    tiny_tokenizer.save_pretrained(root / "base")
+    adapted = adapt_with_lora(model, root / "adapter", seed=1)
+    (root / "judge.txt").write_text(JUDGE_TEMPLATE)
+    with serve_vllm(root / "base", root / "vllm.log", {"adapter": root / "adapter"}) as server:
+        yield VLLMWorld(server, model, adapted, "adapter", tiny_tokenizer, root / "judge.txt")

@@ -163,6 +163,23 @@ def test_an_endpoint_judge_reads_log_probs_where_given(fault_server: FaultServer
     assert (verdict.source, verdict.p_first) == ("parsed", 0.0)
 
 
+def test_tokens_that_read_the_same_add_their_probabilities(fault_server: FaultServer, tmp_path: Path) -> None:
+    """vLLM lists each token id with its text: `A` (0.2) and the byte-fallback token `<0x41>` (0.1) both read `A`,
+    and B has 0.3, so P(first) = 0.3 / 0.6 = ½, not 0.1 / 0.4 (the later entry overwriting the earlier one)."""
+    entries = [("A", 0.2), ("B", 0.3), ("A", 0.1), ("", 0.05), ("", 0.05)]
+    top = [{"token": token, "logprob": math.log(p)} for token, p in entries]
+    position = {"token": "B", "logprob": math.log(0.3), "top_logprobs": top}
+    fault_server.respond = lambda body: completion("B", logprobs={"content": [position]})
+    with EndpointClient(endpoint(fault_server, tmp_path)) as client:
+        [answer] = client.complete([ChatRequest([{"role": "user", "content": "?"}], 1, top_logprobs=5)])
+        [verdict] = EndpointJudge("judge", client, top_logprobs=5).verdicts([[{"role": "user", "content": "?"}]])
+    assert answer.top_logprobs is not None
+    assert {token: math.exp(logprob) for token, logprob in answer.top_logprobs[0].items()} == pytest.approx(
+        {"A": 0.3, "B": 0.3, "": 0.1}
+    )
+    assert verdict.source == "logprobs" and verdict.p_first == pytest.approx(0.5)
+
+
 def test_the_cache_key_is_the_request_not_the_address(tmp_path: Path) -> None:
     """The same model behind another port is the same answer; a different model, message or option is not."""
     request = asks("hello")[0]

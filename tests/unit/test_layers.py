@@ -21,6 +21,7 @@ LAYERS: list[set[str]] = [
     {"scoring"},
     {"metrics"},
     {"generate"},
+    {"scoring.served"},  # scoring on a serving engine speaks through generate's one HTTP client
     {"judges"},
     {"capabilities"},
     {"report"},
