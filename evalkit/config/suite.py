@@ -173,7 +173,10 @@ class Suite(Spec):
             yield "train: `scoring.backend: vllm` scores served models; train first, serve the result, then score"
         for model in self.models:
             if model.kind == "reward_model":
-                yield f"models.{model.name}: a reward model is scored in this process; `scoring.backend: vllm` is for policies"
+                yield (
+                    f"models.{model.name}: a reward model is scored in this process; "
+                    "`scoring.backend: vllm` scores policies"
+                )
 
     def _rule_problems(self, rule: GateRule, where: str) -> Iterator[str]:
         """What a rule needs of the rest of the suite: a reference for reward metrics, the sections it reads."""
