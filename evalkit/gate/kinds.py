@@ -17,6 +17,7 @@ import numpy as np
 from evalkit.capabilities.scores import primary_metric
 from evalkit.config.rules import (
     AbsoluteRule,
+    BeatsBaselineRule,
     CapabilityRule,
     DriftBudgetRule,
     GateRule,
@@ -63,9 +64,11 @@ def judge_rule(rule: GateRule, run: Run, where: str) -> Judged:
             return _capability_non_inferiority(rule, run, where)
         case WinRateRule():
             return _win_rate(rule, run, where)
+        case BeatsBaselineRule():
+            return _beats_baseline(rule, run, where)
 
 
-def _dataset(rule: AbsoluteRule | SuperiorityRule | NonInferiorityRule, result: RunResult) -> str:
+def _dataset(rule: AbsoluteRule | SuperiorityRule | NonInferiorityRule | BeatsBaselineRule, result: RunResult) -> str:
     return rule.dataset or result.datasets[0].name
 
 
@@ -205,6 +208,43 @@ def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, ma
         test=test,
     )
     return Judged(rule, verdict, sampling, null, higher)
+
+
+def _beats_baseline(rule: BeatsBaselineRule, run: Run, where: str) -> Judged:
+    """H₀: Δ ≤ 0 against the named content-blind baseline; with `best`, against the one whose one-sided p is the
+    largest (the intersection-union test: the rule passes only when the model beats every baseline at α, so no
+    correction is owed for testing several)."""
+    result = run.result
+    dataset = _dataset(rule, result)
+    found = [
+        c
+        for c in result.baseline_comparisons
+        if (c.dataset, c.subset, c.model, c.metric) == (dataset, rule.subset, rule.model, rule.metric)
+        and rule.baseline in ("best", c.baseline)
+    ]
+    if not found:
+        against = "any content-blind baseline" if rule.baseline == "best" else f"the {rule.baseline} baseline"
+        raise Undecidable(
+            f"{where}: the results compare {rule.model!r} with {against} on no {rule.metric!r} in {dataset}/"
+            f"{rule.subset} (results written before baselines existed, or a model without that accuracy)"
+        )
+    samplings = [_recorded_sampling(c, where) for c in found]
+    chosen = weakest_win(samplings)
+    judged = _paired(rule, found[chosen], samplings[chosen], margin=0.0)
+    if rule.baseline == "best" and len(found) > 1:
+        note = f" (the hardest of {len(found)} baselines to beat)"
+        judged = replace(judged, verdict=judged.verdict.model_copy(update={"reason": judged.verdict.reason + note}))
+    return judged
+
+
+def weakest_win(samplings: Sequence[stats.Sampling]) -> int:
+    """The index of the estimate of Δ whose one-sided test of H₀: Δ ≤ 0 is the weakest: the largest p, or the
+    first whose p is undefined (a rule on it is then undecidable, never a pass)."""
+    p_values = [hypotheses.p_greater(s, 0.0) for s in samplings]
+    undefined = [i for i, p in enumerate(p_values) if p is None or nan_in(p)]
+    if undefined:
+        return undefined[0]
+    return max(range(len(p_values)), key=lambda i: p_values[i] or 0.0)
 
 
 def _drift_budget(rule: DriftBudgetRule, run: Run, where: str) -> Judged:

@@ -139,7 +139,7 @@ def statement(v: GateVerdict) -> str:
     if v.kind == "win_rate":  # the metric is `<judge>/<raw or length_controlled>`
         judge, _, on = (v.metric or "").partition("/")
         what = f"{'LC ' if on == 'length_controlled' else ''}win rate by {judge}"
-    if v.kind in ("superiority", "non_inferiority", "capability_non_inferiority"):
+    if v.kind in ("superiority", "non_inferiority", "capability_non_inferiority", "beats_baseline"):
         what = f"Δ {what}"
     signed = what.startswith("Δ")
     bracket = format_bracket(v.ci_low, v.ci_high, signed=signed)
