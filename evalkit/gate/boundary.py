@@ -11,10 +11,10 @@ import numpy as np
 from evalkit.config.rules import AbsoluteRule, Correction, GateSpec
 from evalkit.gate.evidence import Judged
 from evalkit.gate.judge import decide
-from evalkit.gate.kinds import weakest_win, win_rate_sampling
+from evalkit.gate.kinds import win_rate_sampling
 from evalkit.judges.length_controlled import length_controlled_win_rate, length_feature
 from evalkit.judges.pairwise import length_controlled_record
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.baselines import pick_scores
 from evalkit.results.generation import PairwiseWinRate
 from evalkit.results.schema import GateVerdict
@@ -124,7 +124,7 @@ def win_rate_raw_rule(rng: Rng, n: int) -> tuple[stats.Sampling, float, bool]:
 def _beats_baseline(rng: Rng, n: int, ties: float) -> tuple[stats.Sampling, float, bool]:
     """A model exactly as accurate as "pick the longer" (true accuracy q uniform on [0.55, 0.75]), agreeing with it on
     85% of the pairs it picks right, with a share `ties` of equal lengths (scored ½); judged as a `best` rule against
-    longer, shorter and chance, as `beats_baseline` judges it (the weakest of the three wins)."""
+    longer, shorter and chance, as `beats_baseline` judges it (the weakest of the three wins decides)."""
     q = float(rng.uniform(0.55, 0.75))
     tied = rng.random(n) < ties
     longer_wins = (q - ties / 2) / (1 - ties)  # P(the chosen answer is longer | lengths differ)
@@ -136,8 +136,13 @@ def _beats_baseline(rng: Rng, n: int, ties: float) -> tuple[stats.Sampling, floa
     c = (q * (1 - ties) - (1 - ties) * longer_wins * 0.85) / ((1 - ties) * (1 - longer_wins))
     p_right = np.where(tied, q, np.where(chosen_longer, 0.85, c))
     model = (rng.random(n) < p_right).astype(np.float64)
-    samplings = [_difference(model, baseline) for baseline in (longer, 1.0 - longer, np.full(n, 0.5))]
-    return samplings[weakest_win(samplings)], 0.0, True
+    # As `weakest_win` chooses: the largest one-sided p of longer, shorter (paired) and chance (the accuracy vs ½).
+    tests = [(_difference(model, longer), 0.0), (_difference(model, 1.0 - longer), 0.0)]
+    tests.append((stats.proportion(model, CONFIDENCE).sampling, 0.5))
+    p_values = [hypotheses.p_greater(sampling, null) for sampling, null in tests]
+    undefined = [i for i, p in enumerate(p_values) if p is None]
+    hardest = undefined[0] if undefined else max(range(len(tests)), key=lambda i: p_values[i] or 0.0)
+    return (*tests[hardest], True)
 
 
 def _difference(model: np.ndarray, baseline: np.ndarray) -> stats.Sampling:

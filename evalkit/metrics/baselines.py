@@ -15,9 +15,16 @@ pair of equal lengths scores ½ (the baseline picks at random between them), and
 the effective sample size of 0/½/1 scores (`evalkit.metrics.stats.proportion`), clustered where pairs share prompts.
 
 Each model's accuracies (`preference/accuracy`, and `rewards/accuracies` where it has rewards) are compared with
-each baseline on the pairs both have, as a paired difference Δ = model − baseline: Tango's score test where the
-baseline's scores are 0/1 and pairs are independent, a paired t (cluster-robust where prompts are shared) where a
-length tie made a baseline's score ½ (chance: always). A gate's `beats_baseline` rule replays these tests one-sided.
+each length baseline on the pairs both have, as a paired difference Δ = model − baseline: Tango's score test where
+the baseline's scores are 0/1 and pairs are independent, a paired t (cluster-robust where prompts are shared) where a
+length tie made some of its scores ½. Chance is a constant, not a sample: a model beats it when its own accuracy is
+above ½, the one-sided test of its accuracy record (exact binomial for 0/1 outcomes of independent pairs), which stays
+defined for a model right on every pair (a paired t of constant differences is not). A length baseline where every
+pair of a cell ties is chance there, and is not compared again.
+
+`baseline_tests` gathers, for one model and accuracy in one cell, the one-sided tests of H₀: model ≤ baseline that a
+gate's `beats_baseline` rule and the reports' † both read; `weakest_win` is the one that decides "beats every
+baseline" (the intersection-union test: the largest p).
 """
 
 from __future__ import annotations
@@ -27,14 +34,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.cells import Cell, cells_of, per_pair_values, rows_by_id
 from evalkit.metrics.compute import DEFAULT_STATISTICS
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.metrics.paired import Where, paired_comparison, paired_values_test
 from evalkit.metrics.stats import sampling_fields
-from evalkit.results.estimates import BaselineName, BaselineScore, Comparison, Statistics
+from evalkit.results.estimates import BaselineName, BaselineScore, Comparison, Metric, Statistics
 from evalkit.results.pairs import PairScore
+from evalkit.results.schema import RunResult
 
 BASELINE_TITLES: dict[BaselineName, str] = {
     "longer_tokens": "longer (tokens)",
@@ -163,6 +171,10 @@ def compare_with_baselines(
         cell = Cell.from_rows(rows)
         values = per_pair_values(cell, beta)
         for name, theirs in baseline_outcomes(inputs, cell.ids).items():
+            # Chance is a constant, tested on the model's own accuracy (`baseline_tests`); a length baseline where
+            # every pair ties is chance too.
+            if name == "chance" or np.all(theirs == 0.5):
+                continue
             for metric in ACCURACIES:
                 if metric not in values:
                     continue
@@ -177,3 +189,58 @@ def compare_with_baselines(
                     )
                 )
     return out
+
+
+@dataclass(frozen=True)
+class BaselineTest:
+    """One model's accuracy against one baseline in one cell: the record tested, and its one-sided test."""
+
+    baseline: BaselineName
+    record: Comparison | Metric
+    """The paired comparison (a length baseline), or the model's accuracy itself (chance)."""
+    null: float
+    """0 for a difference; ½ for chance, on the accuracy's own scale."""
+
+    @property
+    def sampling(self) -> stats.Sampling | None:
+        return hypotheses.recorded_sampling(self.record)
+
+    @property
+    def p_value(self) -> float | None:
+        """One-sided p of H₀: the model is no better than the baseline; None where the test is undefined."""
+        sampling = self.sampling
+        p = hypotheses.p_greater(sampling, self.null) if sampling is not None else None
+        return None if p is None or np.isnan(p) else p
+
+    @property
+    def model_value(self) -> float:
+        return self.record.model_value if isinstance(self.record, Comparison) else self.record.value
+
+    @property
+    def baseline_value(self) -> float:
+        return self.record.baseline_value if isinstance(self.record, Comparison) else 0.5
+
+
+def baseline_tests(
+    result: RunResult, dataset: str, subset: str, model: str, metric: str, baseline: str = "best"
+) -> list[BaselineTest]:
+    """The tests of `model`'s `metric` against `baseline` (`best`: every baseline) in one cell; [] where the results
+    have none (written before baselines existed, or the model lacks that accuracy)."""
+    found: list[BaselineTest] = [
+        BaselineTest(c.baseline, c, 0.0)  # type: ignore[arg-type]  # baseline comparisons name a BaselineName
+        for c in result.baseline_comparisons
+        if (c.dataset, c.subset, c.model, c.metric) == (dataset, subset, model, metric)
+        and baseline in ("best", c.baseline)
+    ]
+    chance = any(b.baseline == "chance" for b in result.baselines if (b.dataset, b.subset) == (dataset, subset))
+    accuracy = result.metric(dataset, model, metric, subset)
+    if chance and accuracy is not None and baseline in ("best", "chance"):
+        found.append(BaselineTest("chance", accuracy, 0.5))
+    return found
+
+
+def weakest_win(tests: Sequence[BaselineTest]) -> BaselineTest:
+    """The test that decides "beats every baseline": the largest one-sided p, or the first undefined one (a rule on
+    it is undecidable, never a pass). `tests` is not empty."""
+    undefined = [t for t in tests if t.p_value is None]
+    return undefined[0] if undefined else max(tests, key=lambda t: t.p_value or 0.0)

@@ -86,8 +86,20 @@ def test_model_against_a_baseline_is_a_paired_test_on_the_same_pairs() -> None:
     # On subset x the baseline scores 1, 0 (no tie) and the model too: Tango's test, no discordant pair.
     x = found["x", "longer_tokens", "preference/accuracy"]
     assert (x.method, x.value, x.flips.wrong_to_right, x.flips.right_to_wrong) == ("tango", 0.0, 0, 0)  # type: ignore[union-attr]
-    # Against chance: differences ½, −½, ½, ½; mean 0.25.
-    assert found["all", "chance", "preference/accuracy"].value == pytest.approx(0.25)
+    # Chance is a constant, tested on the model's own accuracy (`baseline_tests`), never as a paired difference.
+    assert not any(baseline == "chance" for _, baseline, _ in found)
+
+
+def test_a_length_baseline_where_every_pair_ties_is_chance_and_not_compared_again() -> None:
+    tied = [row("a", "all", True, (3, 3)), row("b", "all", True, (4, 4))]
+    inputs = baseline_inputs("d", tied, {})
+    assert inputs is not None
+    assert compare_with_baselines("d", tied, inputs, beta=0.1) == []
+    assert {(b.baseline, b.value, b.ties) for b in compute_baselines("d", inputs)} == {
+        ("longer_tokens", 0.5, 2),
+        ("shorter_tokens", 0.5, 2),
+        ("chance", 0.5, 0),
+    }
 
 
 def test_character_lengths_read_the_answers_text() -> None:
