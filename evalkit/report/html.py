@@ -90,6 +90,7 @@ class HtmlDataset:
     diagnostics: list[tuple[str, Grid]]
     length_notes: list[str]
     flips: list[FlipGroup] = field(default_factory=list)
+    baselines_note: str = ""
 
 
 def html_grids(view: DatasetView) -> dict[str, object]:
@@ -250,6 +251,7 @@ def _dataset(
         diagnostics=diagnostics,
         length_notes=view.length_notes,
         flips=flip_groups(versus, texts, pairs, dataset),
+        baselines_note=view.baselines_note,
     )
 
 

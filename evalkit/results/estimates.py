@@ -122,6 +122,44 @@ class Comparison(Record):
         )
 
 
+BaselineName = Literal["longer_tokens", "shorter_tokens", "longer_chars", "shorter_chars", "chance"]
+"""The content-blind baselines (`evalkit.metrics.baselines`): pick the answer with more (fewer) completion tokens or
+characters, or pick at random. None of them reads what an answer says."""
+
+
+class BaselineScore(Record):
+    """A content-blind baseline's accuracy on one (dataset, subset): what a rule that never reads the answers scores.
+
+    A length tie at the top scores 1/k, k the answers sharing the top length (RewardBench 2's rule): ½ for a pair of
+    equal lengths. Chance is the expected score of a uniform pick (½ for a pair, correct/N for best-of-N), exact,
+    with no interval. The other intervals are Wilson's on the effective sample size of 0/½/1 scores (`wilson`, or
+    `wilson_clustered` where pairs share prompts), as for every share."""
+
+    dataset: str
+    subset: str
+    baseline: BaselineName
+    value: float
+    ci_low: float | None = None
+    """None where undefined: chance (exact), or too few items."""
+    ci_high: float | None = None
+    n: int
+    """Items (pairs, or best-of-N prompts) scored."""
+    ties: int = 0
+    """Items where the baseline's top length was shared by several answers (scored 1/k); 0 for chance."""
+    method: str | None = None
+    """How the interval was made (wilson, wilson_clustered, none), as in `Metric`."""
+    se: float | None = None
+    df: float | None = None
+    n_effective: float | None = None
+    """Wilson's sample size: n for 0/1 scores of independent items, more where ties score ½, less where prompts are
+    shared."""
+    skewness: float | None = None
+    """As in `Metric`; None for shares."""
+    tokens_of: str | None = None
+    """For token baselines: the model whose tokenizer counted the tokens (token counts differ between tokenizers);
+    None for characters and chance."""
+
+
 class ReliabilityBin(Record):
     """One point of a reliability curve: the pairs whose confidence falls in [low, high).
 

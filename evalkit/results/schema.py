@@ -38,7 +38,7 @@ from pydantic import Field, field_validator, model_validator
 
 from evalkit.metrics.names import REGISTRY
 from evalkit.results.capabilities import CapabilityResult
-from evalkit.results.estimates import Comparison, Metric, ReliabilityBin, Statistics
+from evalkit.results.estimates import BaselineScore, Comparison, Metric, ReliabilityBin, Statistics
 from evalkit.results.generation import GenerationResult
 from evalkit.results.record import Record
 
@@ -252,6 +252,7 @@ GateKind = Literal[
     "length_budget",
     "capability_non_inferiority",
     "win_rate",
+    "beats_baseline",
 ]
 GateStatus = Literal["passed", "failed", "undecidable", "skipped"]
 """`undecidable`: the rule could not be judged (no such metric, too few pairs, an undefined interval), a
@@ -339,6 +340,11 @@ class RunResult(Record):
     """Every later-listed model against every earlier-listed one, per dataset and subset."""
     reliability: list[ReliabilityBin] = []
     """Reliability-curve points of the models with rewards."""
+    baselines: list[BaselineScore] = []
+    """Content-blind baselines (longer, shorter, chance) per dataset and subset. Empty in files written before them."""
+    baseline_comparisons: list[Comparison] = []
+    """Every model's accuracy against every content-blind baseline on the same items, per dataset and subset:
+    `baseline` names the baseline (a `BaselineName`), `metric` the model's accuracy. Empty in older files."""
     generation: GenerationResult | None = None
     """Side-by-side samples, their statistics, judges and drift, when the suite asks for them."""
     capabilities: CapabilityResult | None = None
@@ -359,7 +365,12 @@ class RunResult(Record):
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
             raise ValueError(f"datasets: {repeated[0]!r} is listed twice; each dataset once")
-        for kind, records in (("metrics", self.metrics), ("comparisons", self.comparisons)):
+        records_by_kind = (
+            ("metrics", self.metrics),
+            ("comparisons", self.comparisons),
+            ("baseline_comparisons", self.baseline_comparisons),
+        )
+        for kind, records in records_by_kind:
             unknown = next((r.metric for r in records if r.metric not in REGISTRY), None)
             if unknown is not None:  # every reader looks a metric up in the registry (its title, its direction)
                 raise ValueError(f"{kind}: unknown metric {unknown!r}; known: {', '.join(REGISTRY)}")
