@@ -97,7 +97,8 @@ def _dataset_lines(data: str | None, detected: DetectedColumns | None) -> list[s
         f"    # read {detected.rows_read} rows; columns found: {', '.join(detected.found)}",
         f"    # layout found: {LAYOUTS[detected.layout]}",
     ]
-    mapping = detected.columns.model_dump()
+    # The pair columns only: `completion` and `label` name the columns of labelled (unpaired) data.
+    mapping = detected.columns.model_dump(include={"prompt", "chosen", "rejected"})
     if not detected.has_prompt:
         del mapping["prompt"]
     lines.append(f"    columns: {{{', '.join(f'{key}: {_scalar(value)}' for key, value in mapping.items())}}}")

@@ -51,7 +51,8 @@ def test_init_writes_the_detected_columns_and_the_suite_loads_with_them(
     suite = load_suite(tmp_path / "suites" / "mine.yaml")
     (dataset,) = suite.datasets
     assert (dataset.name, dataset.path) == ("prefs", "prefs.jsonl")
-    assert dataset.columns.model_dump() == {"prompt": "question", "chosen": "preferred", "rejected": "dispreferred"}
+    pair_columns = dataset.columns.model_dump(include={"prompt", "chosen", "rejected"})
+    assert pair_columns == {"prompt": "question", "chosen": "preferred", "rejected": "dispreferred"}
     assert (dataset.id_column, dataset.subset_column) == ("uid", "category")
     assert [(m.name, m.path) for m in suite.models] == [("reference", "ck/sft"), ("candidate", "ck/dpo")]
     assert suite.reference == "reference" and suite.candidate == "candidate"
