@@ -220,7 +220,7 @@ def test_without_lm_eval_a_suite_with_tasks_stops_before_any_work(
     lines = [line for line in (message.out + message.err).splitlines() if line.strip()]
     assert lines == [
         "evalkit: error: capabilities: lm-eval is not installed; "
-        "install the capabilities extra: pip install 'lm-eval>=0.4.13,<0.5'"
+        "install the capabilities extra: pip install 'lm-eval[api]>=0.4.13,<0.5'"
     ]
     assert not world.exists()  # nothing built, trained or loaded
 
