@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 from evalkit.capabilities.code import check_task_code
 from evalkit.capabilities.runs import DocumentScore, TaskRun
 from evalkit.capabilities.scores import compare_runs, score_runs, with_fdr
+from evalkit.capabilities.served import check_prompt_logprobs, served_lm, served_name, server_failures
 
-INSTALL_HINT = "install the capabilities extra: pip install 'lm-eval>=0.4.13,<0.5'"
+INSTALL_HINT = "install the capabilities extra: pip install 'lm-eval[api]>=0.4.13,<0.5'"
 CACHE_FORMAT = 1
 """Bump when what is stored per (model, task) changes, so older entries are computed again."""
 
@@ -66,11 +67,15 @@ class CapabilityRunner:
         self.store = store
         self.manager = _task_manager(spec)
         self.tasks = [_resolve(name, self.manager) for name in spec.tasks]
+        self.served: dict[str, str] = {}
+        """Suite model name → the name the server was asked for (with `spec.endpoint`)."""
 
     def run(self, loaded: LoadedModel) -> list[TaskRun]:
         """Every task on one loaded model (its adapter, if any, attached); results kept from an earlier run of the
         same model are reused (a model whose files are not pinned, e.g. a hub id without a commit, keeps none)."""
         name = loaded.spec.name
+        if self.spec.endpoint is not None:
+            self.served[name] = served_name(self.spec.endpoint, loaded)
         keys = {t.name: self._key(t, loaded.info.fingerprint) for t in self.tasks} if loaded.pinned else {}
         runs: dict[str, TaskRun] = {}
         for task in self.tasks:
@@ -113,6 +118,8 @@ class CapabilityRunner:
             tasks=infos,
             scores=score_runs(runs, statistics),
             comparisons=comparisons,
+            endpoint=self.spec.endpoint.base_url if self.spec.endpoint is not None else None,
+            served_models=dict(self.served),
         )
 
     def _key(self, task: ResolvedTask, fingerprint: str) -> str:
@@ -128,6 +135,9 @@ class CapabilityRunner:
                 "limit": spec.limit,
                 "apply_chat_template": spec.apply_chat_template,
                 "lm_eval": self.version,
+                # a server rounds differently from this process (the key is absent in process, so that entries kept
+                # before servers could score stay valid); the model is its fingerprint, wherever it is served
+                **({"scored_by": "local-completions"} if spec.endpoint is not None else {}),
             }
         )
         return hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -153,17 +163,10 @@ class CapabilityRunner:
                 "set it to false for base models"
             )
         from lm_eval import simple_evaluate
-        from lm_eval.models.huggingface import HFLM
 
-        with _quiet():
-            lm = HFLM(
-                pretrained=loaded.model,
-                tokenizer=copy.deepcopy(loaded.tokenizer),  # lm-eval may give it a pad token; evalkit's stays as is
-                batch_size=spec.batch_size,
-                chat_template_args=loaded.rendering.template_kwargs(),  # the options and pinned date evalkit renders
-            )
+        with _quiet(), self._failures(loaded):
             out = simple_evaluate(
-                model=lm,
+                model=self._model(loaded),
                 tasks=tasks,
                 num_fewshot=spec.num_fewshot,
                 limit=spec.limit,
@@ -175,6 +178,27 @@ class CapabilityRunner:
             )
         assert out is not None, "simple_evaluate returns results in the main process"
         return [_task_run(task, loaded.spec.name, out) for task in tasks]
+
+    def _model(self, loaded: LoadedModel) -> Any:
+        """lm-eval's model of `loaded`: the server's (`capabilities.endpoint`), checked before any task runs, or the
+        loaded checkpoint in this process."""
+        spec = self.spec
+        if spec.endpoint is not None:
+            check_prompt_logprobs(spec.endpoint, loaded, list(loaded.tokenizer("Hello world")["input_ids"]))
+            return served_lm(spec.endpoint, loaded, spec.apply_chat_template)
+        from lm_eval.models.huggingface import HFLM
+
+        return HFLM(
+            pretrained=loaded.model,
+            tokenizer=copy.deepcopy(loaded.tokenizer),  # lm-eval may give it a pad token; evalkit's stays as is
+            batch_size=spec.batch_size,
+            chat_template_args=loaded.rendering.template_kwargs(),  # the options and pinned date evalkit renders
+        )
+
+    def _failures(self, loaded: LoadedModel) -> contextlib.AbstractContextManager[None]:
+        """A server's failures as one line (in process there is no server to fail)."""
+        endpoint = self.spec.endpoint
+        return server_failures(endpoint, loaded) if endpoint is not None else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

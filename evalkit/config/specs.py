@@ -178,8 +178,8 @@ EnvironmentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-
 """The name of an environment variable (the key itself is never written in a suite)."""
 
 
-class EndpointSpec(Spec):
-    """An OpenAI-compatible server (`vllm serve`, TGI, `transformers serve`, Ollama, a hosted API)."""
+class ServerSpec(Spec):
+    """Where an OpenAI-compatible server answers and how hard to press it: what every use of a server shares."""
 
     base_url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s@?#]+$")]
     """The API root, ending in `/v1` (e.g. `http://gpu-box:8000/v1`). No user, password or query: it is written to
@@ -191,10 +191,16 @@ class EndpointSpec(Spec):
     timeout_s: float = Field(120.0, gt=0.0)
     """Seconds one request may take, connection to last byte, however slowly the server sends (each retry gets
     as long again)."""
-    max_response_bytes: int = Field(8 * 2**20, ge=1024)
-    """The longest answer read, in bytes (default 8 MiB); a server that sends more is refused, in one line."""
     retries: int = Field(3, ge=0, le=20)
     """Further attempts after a failed one, with exponential backoff from 0.5 s up to 8 s."""
+
+
+class EndpointSpec(ServerSpec):
+    """An OpenAI-compatible server (`vllm serve`, TGI, `transformers serve`, Ollama, a hosted API), asked for chat
+    completions through evalkit's own client."""
+
+    max_response_bytes: int = Field(8 * 2**20, ge=1024)
+    """The longest answer read, in bytes (default 8 MiB); a server that sends more is refused, in one line."""
     cache_dir: Path | None = Path(".evalkit/cache/endpoint")
     """Where every answer is kept as it arrives: an interrupted run resumes, a rerun asks nothing twice; null
     turns it off."""
@@ -324,6 +330,16 @@ class GenerationSpec(Spec):
         return self
 
 
+class CapabilitiesEndpointSpec(ServerSpec):
+    """The server that scores every model's documents: lm-eval's `local-completions` model sends each document's
+    token ids to `/v1/completions` with `echo` and `logprobs`, so the server must return prompt log-probs (vLLM
+    does; `transformers serve` does not). lm-eval retries a failed request itself (backoff from 1 s up to 10 s)."""
+
+    models: dict[str, str] = {}
+    """Suite model name → the served model name (`/v1/models` lists them); a model not named here is asked for by
+    its `path`, the name `vllm serve <path>` gives it by default."""
+
+
 class CapabilitiesSpec(Spec):
     """Capability tasks of lm-evaluation-harness, run on every model of the suite (`evalkit-dpo[capabilities]`), so
     that what alignment cost (the alignment tax) is measured document by document beside the preferences."""
@@ -347,6 +363,10 @@ class CapabilitiesSpec(Spec):
     cache: Path | None = Path(".evalkit/cache/capabilities")
     """Where a model's per-document task results are kept across runs, keyed by the model's fingerprint, the
     task (its files' fingerprint and version), these settings and the lm-eval version; null turns it off."""
+    endpoint: CapabilitiesEndpointSpec | None = None
+    """Score the documents on an OpenAI-compatible server (a vLLM server the models are served on) instead of in
+    evalkit's process: a large model then needs no second copy for its alignment tax. evalkit still tokenizes
+    (with each model's own tokenizer); null: lm-eval's Hugging Face model on the loaded checkpoint."""
 
     @model_validator(mode="after")
     def _distinct(self) -> CapabilitiesSpec:

@@ -166,7 +166,7 @@ class EndpointClient:
 
     def __init__(self, endpoint: Endpoint, transport: httpx2.BaseTransport | None = None) -> None:
         self.endpoint = endpoint
-        key = _api_key(endpoint.api_key_env)
+        key = read_api_key(endpoint.api_key_env)
         self._mask = KeyMask(key)
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._http = httpx2.Client(
@@ -351,7 +351,8 @@ def _cancel_pending(futures: dict[Future[KeptAnswer], int]) -> None:
         other.cancel()
 
 
-def _api_key(variable: str | None) -> str | None:
+def read_api_key(variable: str | None) -> str | None:
+    """The key in the environment variable `variable` (None: no key), checked as an HTTP header can carry it."""
     if variable is None:
         return None
     key = os.environ.get(variable, "").strip()  # a key read from a file often ends in a newline

@@ -40,3 +40,8 @@ class CapabilityResult(Record):
     """Every later-listed model against every earlier-listed one per task and metric (`dataset` is the task):
     Tango's score interval and test for 0/1 scores, with the flipped document ids; a paired t otherwise.
     `p_adjusted` is Benjamini–Hochberg over these comparisons."""
+    endpoint: str | None = None
+    """The API root of the server that scored the documents (lm-eval's `local-completions` against its
+    `/v1/completions`); None: in evalkit's process, and in files older than this field."""
+    served_models: dict[str, str] = {}
+    """With an endpoint: suite model name → the served model name asked for."""

@@ -15,6 +15,7 @@ from evalkit.config.suite import DEFAULT_SUITE
 from evalkit.world.pairs import generate_pairs
 from tests.integration.vllm_server import (
     JUDGE_TEMPLATE,
+    VLLMServer,
     VLLMWorld,
     adapt_with_lora,
     build_vllm_llama,
@@ -193,17 +194,26 @@ def family_checkpoints(
 def vllm_world(
     tmp_path_factory: pytest.TempPathFactory, tiny_tokenizer: PreTrainedTokenizerFast
 ) -> Iterator[VLLMWorld]:
-    """One vLLM server for the session (it takes about 30 s to start): a tiny world model, pretrained briefly so
-    it writes text and answers judging prompts, served with a LoRA adapter of it beside (`--lora-modules
-    adapter=DIR`); the same base and adapted model in memory. Skipped with no `.venv-vllm` under a bare `pytest`,
-    a failure under `make test`."""
+    """A vLLM server for the session (about 30 s to start) serving a tiny world model, pretrained briefly so it
+    writes text and answers judging prompts; the same model in memory, and a LoRA adapter of it (saved, and applied
+    in memory) for `vllm_lora`. Skipped with no `.venv-vllm` under a bare `pytest`, a failure under `make test`."""
     vllm_python()  # skip before building anything
     root = tmp_path_factory.mktemp("vllm")
     model = build_vllm_llama(tiny_tokenizer, seed=0)
     pretrain_briefly(model, tiny_tokenizer)
     model.save_pretrained(root / "base")
     tiny_tokenizer.save_pretrained(root / "base")
-    adapted = adapt_with_lora(model, root / "adapter", seed=1)
+    adapted = adapt_with_lora(model, root / "base", root / "adapter", seed=1)
     (root / "judge.txt").write_text(JUDGE_TEMPLATE)
-    with serve_vllm(root / "base", root / "vllm.log", {"adapter": root / "adapter"}) as server:
-        yield VLLMWorld(server, model, adapted, "adapter", tiny_tokenizer, root / "judge.txt")
+    with serve_vllm(root / "base", root / "vllm.log") as server:
+        yield VLLMWorld(server, model, tiny_tokenizer, root / "adapter", adapted, root / "judge.txt")
+
+
+@pytest.fixture(scope="session")
+def vllm_lora(vllm_world: VLLMWorld) -> Iterator[VLLMServer]:
+    """A second vLLM server for the session: `vllm_world`'s base with its adapter beside, served as `dpo`
+    (`--enable-lora --lora-modules dpo=DIR`). Apart from the first: on CPU a server with adapters returns prompt
+    log-probs only one request at a time (see `serve_vllm`)."""
+    root = vllm_world.adapter_dir.parent
+    with serve_vllm(root / "base", root / "vllm-lora.log", {"dpo": vllm_world.adapter_dir}) as server:
+        yield server

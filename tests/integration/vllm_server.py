@@ -27,7 +27,7 @@ from typing import Any
 import httpx2
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from evalkit.data.pairs import Message, PreferencePair
 from evalkit.data.rendering import chat_token_ids
@@ -71,16 +71,17 @@ def vllm_python() -> Path:
 
 @dataclass(frozen=True)
 class VLLMWorld:
-    """A tiny world model and a LoRA adapter of it, served by one vLLM server, and the same two in memory."""
+    """A tiny world model served by vLLM, and the same model in memory, with a LoRA adapter of it (saved, and
+    applied in memory) for a second server to serve (`vllm_lora`)."""
 
     server: VLLMServer
+    """The base alone: no `--enable-lora`, so prompt log-probs work batched (see `serve_vllm`)."""
     model: LlamaForCausalLM
     """The served base, in this process."""
-    adapted: Any
-    """The base with the served adapter applied (a PEFT model), in this process."""
-    adapter: str
-    """The adapter's served name."""
     tokenizer: PreTrainedTokenizerFast
+    adapter_dir: Path
+    adapted: Any
+    """The base with the adapter applied (a PEFT model), in this process."""
     judge_template: Path
     """`JUDGE_TEMPLATE` as a file, the judging prompt the base model was trained to answer."""
 
@@ -129,10 +130,11 @@ def pretrain_briefly(model: LlamaForCausalLM, tokenizer: PreTrainedTokenizerFast
     model.eval()
 
 
-def adapt_with_lora(model: LlamaForCausalLM, directory: Path, seed: int) -> Any:
-    """A copy of `model` with a random PEFT LoRA adapter of rank `LORA_RANK` on its attention projections; the
-    adapter is saved to `directory` (as a PEFT adapter directory, what `--lora-modules` reads). Both factors are
-    random: PEFT's default starts B at zero, an adapter that changes nothing."""
+def adapt_with_lora(model: LlamaForCausalLM, base_dir: Path, directory: Path, seed: int) -> Any:
+    """A copy of `model` (saved in `base_dir`) with a random PEFT LoRA adapter of rank `LORA_RANK` on its attention
+    projections; the adapter is saved to `directory` with its tokenizer (a PEFT adapter directory: what
+    `--lora-modules` and evalkit's loader read). Both factors are random: PEFT's default starts B at zero, an
+    adapter that changes nothing."""
     import copy
 
     from peft import LoraConfig, get_peft_model
@@ -146,7 +148,9 @@ def adapt_with_lora(model: LlamaForCausalLM, directory: Path, seed: int) -> Any:
         task_type="CAUSAL_LM",
     )
     adapted = get_peft_model(copy.deepcopy(model), config).eval()
+    adapted.peft_config["default"].base_model_name_or_path = str(base_dir)
     adapted.save_pretrained(directory)
+    AutoTokenizer.from_pretrained(base_dir).save_pretrained(directory)
     return adapted
 
 
@@ -182,7 +186,11 @@ def serve_vllm(
     model_dir: Path, log: Path, adapters: Mapping[str, Path] | None = None, extra: Sequence[str] = ()
 ) -> Iterator[VLLMServer]:
     """A vLLM server for `model_dir` (and `adapters`) on a free loopback port, until the block ends. Raises with
-    the log's tail if it exits or does not answer `/v1/models` within `STARTUP_SECONDS`."""
+    the log's tail if it exits or does not answer `/v1/models` within `STARTUP_SECONDS`.
+
+    On CPU a server started with adapters cannot return prompt log-probs (`echo`, `prompt_logprobs`) for requests
+    batched together, even the base model's: its engine dies on an einsum shape error in the CPU LoRA path. One
+    request at a time it can, for the base and the adapters."""
     adapters = dict(adapters or {})
     port = free_port()
     command = server_command(vllm_python(), model_dir, port, adapters, extra)

@@ -8,6 +8,7 @@ two-sided p = 2·Φ(−1) = 0.3173. Base 9/10 right: Wilson 95% with z = 1.96: c
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 import scipy.stats
+from transformers import PreTrainedTokenizerFast
 
 from evalkit.capabilities import harness, scores
 from evalkit.capabilities.runs import DocumentScore, TaskRun
@@ -220,7 +222,7 @@ def test_without_lm_eval_a_suite_with_tasks_stops_before_any_work(
     lines = [line for line in (message.out + message.err).splitlines() if line.strip()]
     assert lines == [
         "evalkit: error: capabilities: lm-eval is not installed; "
-        "install the capabilities extra: pip install 'lm-eval>=0.4.13,<0.5'"
+        "install the capabilities extra: pip install 'lm-eval[api]>=0.4.13,<0.5'"
     ]
     assert not world.exists()  # nothing built, trained or loaded
 
@@ -322,3 +324,18 @@ def test_task_files_that_run_python_need_allow_code(tmp_path: Path, layout: str)
 def test_allow_code_is_a_suite_key() -> None:
     assert CapabilitiesSpec(tasks=["t"]).allow_code is False
     assert CapabilitiesSpec.model_validate({"tasks": ["t"], "allow_code": True}).allow_code is True
+
+
+def test_a_served_model_encodes_documents_with_the_special_tokens_lm_eval_adds_in_process(
+    tiny_tokenizer: PreTrainedTokenizerFast,
+) -> None:
+    """lm-eval's Hugging Face model encodes with the tokenizer's defaults (the world's adds BOS), except text that
+    already starts with BOS; its API model adds nothing unless told. The world's chat template writes the BOS
+    itself, so rendered documents must not get a second one; a template that does not gets the tokenizer's."""
+    from evalkit.capabilities.served import with_special_tokens
+
+    assert with_special_tokens(tiny_tokenizer, apply_chat_template=False)
+    assert not with_special_tokens(tiny_tokenizer, apply_chat_template=True)  # "<s><|user|>x<|end|><|assistant|>"
+    without_bos = copy.deepcopy(tiny_tokenizer)
+    without_bos.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    assert with_special_tokens(without_bos, apply_chat_template=True)
