@@ -167,8 +167,8 @@ class Suite(Spec):
             yield "generation.backend: `scoring.backend: vllm` loads no model here; decode with `backend: openai`"
         if self.generation is not None and self.generation.drift is not None:
             yield "generation.drift: needs the models in process; drop it with `scoring.backend: vllm`"
-        if self.capabilities is not None:
-            yield "capabilities: needs the models in process; drop it with `scoring.backend: vllm`"
+        if self.capabilities is not None and self.capabilities.endpoint is None:
+            yield "capabilities: needs the models in process; give it an `endpoint` with `scoring.backend: vllm`"
         if self.train is not None:
             yield "train: `scoring.backend: vllm` scores served models; train first, serve the result, then score"
         for model in self.models:

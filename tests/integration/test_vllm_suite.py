@@ -1,9 +1,9 @@
-"""suites/vllm.yaml end to end against real vLLM servers: generation, a pairwise judge and a capability task.
+"""suites/vllm.yaml end to end against real vLLM servers: scoring, generation, a pairwise judge and a capability task.
 
 The suite runs as shipped, with only what locates it changed: its base is the `vllm_world` model and its DPO
 adapter that model's LoRA adapter, both decoded by the `vllm_lora` server (the adapter as `dpo`, the name the
 shipped suite asks for); the judge is the `vllm_world` server's model with the judging prompt it was trained on;
-the capability task is the tiny world's, on the LoRA server one request at a time (on CPU, vLLM's LoRA path
+the pairs are scored and the capability task run on the LoRA server one request at a time (on CPU, vLLM's LoRA path
 returns prompt log-probs only for requests not batched together).
 """
 
@@ -37,7 +37,9 @@ def test_the_vllm_suite_generates_judges_and_runs_capability_tasks_on_vllm(
         "datasets.heldout.path": str(tmp_path / "heldout.jsonl"),
         "models.base.path": base,
         "models.dpo.path": str(vllm_world.adapter_dir),
-        "scoring": "{reference_cache: null}",
+        "scoring.endpoint.base_url": vllm_lora.base_url,
+        "scoring.endpoint.concurrency": "1",
+        "scoring.parity.pairs": "2",
         "generation.endpoint.base_url": vllm_lora.base_url,
         "generation.endpoint.concurrency": "2",
         "generation.from_dataset.n": "6",
@@ -74,6 +76,15 @@ def test_the_vllm_suite_generates_judges_and_runs_capability_tasks_on_vllm(
     readings = [j[order] for j in generation["pairwise_judgments"] for order in ("candidate_first", "reference_first")]
     assert len(readings) == 12 and {r["source"] for r in readings} == {"logprobs"}
     assert backends["judge vllm-judge"]["base_url"] == judge.base_url
+
+    # the pairs scored on the server, with the parity check against this process on 2 of them
+    served = {m["name"]: m["served"] for m in results["models"]}
+    assert served["base"]["served_model"] == base and served["dpo"]["served_model"] == "dpo"
+    assert served["dpo"]["base_url"] == vllm_lora.base_url and served["dpo"]["engine"] == "vllm"
+    parity = served["dpo"]["parity"]
+    assert parity["n_pairs"] == 2 and parity["sequence_max"] < 1e-3  # fp32 on both sides
+    accuracy = {(m["model"], m["metric"]): m for m in results["metrics"] if m["subset"] == "all"}
+    assert accuracy[("dpo", "rewards/accuracies")]["n"] == 2
 
     capabilities = results["capabilities"]
     assert capabilities["endpoint"] == vllm_lora.base_url
