@@ -49,7 +49,7 @@ class WorldSpec(Spec):
     """Optimiser steps of next-token pretraining on the balanced corpus."""
 
 
-DataFormat = Literal["auto", "explicit", "conversational", "implicit"]
+DataFormat = Literal["auto", "explicit", "conversational", "implicit", "best_of_n"]
 
 
 class ColumnMap(Spec):
@@ -101,7 +101,9 @@ class DatasetSpec(Spec):
     format: DataFormat = "auto"
     """`explicit`: prompt/chosen/rejected strings. `conversational`: chosen/rejected message lists, the
     prompt being their shared first messages or the prompt column. `implicit`: hh-rlhf dialogues, the
-    prompt running through the last `\\n\\nAssistant:`. `auto` picks from the first row."""
+    prompt running through the last `\\n\\nAssistant:`. `best_of_n`: a prompt with a list of correct answers
+    (`chosen`) and a list of incorrect ones (`rejected`), as RewardBench 2 ships them. `auto` picks from the first
+    row (lists of strings are best-of-N)."""
     columns: ColumnMap = ColumnMap()
     """Other column names for the prompt and the answers."""
     id_column: str | None = None

@@ -1,0 +1,138 @@
+"""Best-of-N items: the loader on RewardBench-shaped stand-ins, RewardBench 2's item rule and Ties composite on
+hand-worked tables, and the intervals and comparisons built on them."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from evalkit.config.specs import DatasetSpec
+from evalkit.data.best_of_n import completion_index, completion_pairs, is_best_of_n, load_items
+from evalkit.data.pairs import load_pairs
+from evalkit.errors import EvalkitError
+from evalkit.metrics.best_of_n import (
+    ItemScores,
+    best_of_n_metrics,
+    compare_best_of_n,
+    item_score,
+    ties_parts,
+)
+from evalkit.results.estimates import Statistics
+from evalkit.world.rewardbench import write_standins
+
+STATS = Statistics()
+
+
+def reward_bench_rule(scores: list[float]) -> float:
+    """reward-bench's `reroll_and_score_dataset` line, verbatim in numpy: `scores[0]` is the one correct answer."""
+    max_val = np.max(scores)
+    return float((1 / np.sum(scores == max_val)) if scores[0] == max_val else 0)
+
+
+@pytest.mark.parametrize(
+    ("scores", "num_correct", "expected"),
+    [
+        ([3.0, 1.0, 2.0, 0.0], 1, 1.0),  # correct on top alone
+        ([3.0, 3.0, 2.0, 0.0], 1, 1 / 2),  # tied at the top with one wrong answer
+        ([3.0, 3.0, 3.0, 0.0], 1, 1 / 3),
+        ([2.0, 2.0, 2.0, 2.0], 1, 1 / 4),  # everything tied: chance
+        ([1.0, 3.0, 2.0, 0.0], 1, 0.0),  # a wrong answer on top
+        ([1.0, 3.0, 3.0, 0.0], 1, 0.0),  # wrong answers tied on top
+        ([1.0, 3.0, 3.0, 0.0], 2, 1 / 2),  # a second correct answer shares the top with a wrong one
+    ],
+)
+def test_item_score_hand_worked(scores: list[float], num_correct: int, expected: float) -> None:
+    assert item_score(scores, num_correct) == pytest.approx(expected)
+    if num_correct == 1:
+        assert item_score(scores, num_correct) == pytest.approx(reward_bench_rule(scores))
+
+
+def test_ties_composite_hand_worked() -> None:
+    """Two prompts, worked by reward-bench's `sample_stats` and `process_single_model`:
+
+    ref:1 [5 | 1, 2]: accurate (5 > 2), correct−incorrect margin 3.
+    tied:1 [4, 6 | 3]: accurate (4 > 3), margin 1, spread among correct 2: not preferred (1 > 2 no), hard
+      min(3, 1) = 1 > 2 no, ratio 1/2 → tanh(−½) = −0.46211716.
+    ref:2 [1 | 2, 0]: not accurate, margin −1.   tied:2 [5, 5 | 1]: accurate, margin 4, spread 0: preferred (4 > 0),
+      hard min(−1, 4) > 0 no, no ratio (spread 0).
+    value = 0.3·1 + 0.3·½ + 0.2·½ + 0.2·0 + 0.01·(−0.46211716) = 0.54537883.
+    """
+    items = [
+        ItemScores("ref:1", "Ties", [5, 1, 2], 1),
+        ItemScores("tied:1", "Ties", [4, 6, 3], 2),
+        ItemScores("ref:2", "Ties", [1, 2, 0], 1),
+        ItemScores("tied:2", "Ties", [5, 5, 1], 2),
+    ]
+    parts = ties_parts(items)
+    assert parts["accuracy_ref"] == 0.5
+    assert parts["accuracy_tied"] == 1.0
+    assert parts["correctness_preferred"] == 0.5
+    assert parts["correctness_preferred_hard"] == 0.0
+    assert parts["correctness_margin_score"] == pytest.approx(math.tanh(-0.5))
+    assert parts["value"] == pytest.approx(0.54537883, abs=1e-8)
+
+
+def test_ties_ids_must_name_ref_or_tied() -> None:
+    with pytest.raises(EvalkitError, match="ref:<k>"):
+        ties_parts([ItemScores("7", "Ties", [1, 0], 1)])
+
+
+def test_metrics_methods_and_overall_mean_of_subsets() -> None:
+    """Math: scores 1, 0, 1, 0 (0/1: Wilson); Focus: 1, ½, 1, 0 (fractional: t); overall = (½ + 5/8)/2."""
+    math_items = [ItemScores(f"m{i}", "Math", s, 1, f"pm{i}") for i, s in enumerate([[2, 1], [0, 1], [3, 1], [1, 2]])]
+    focus = [[2, 1], [1, 1], [5, 0], [0, 4]]
+    focus_items = [ItemScores(f"f{i}", "Focus", s, 1, f"pf{i}") for i, s in enumerate(focus)]
+    metrics, ties = best_of_n_metrics("rb2", "m", math_items + focus_items, STATS)
+    by_subset = {m.subset: m for m in metrics}
+    assert ties == []
+    assert by_subset["Math"].value == 0.5 and by_subset["Math"].method == "wilson"
+    assert by_subset["Focus"].value == 0.625 and by_subset["Focus"].method == "student_t"
+    overall = by_subset["all"]
+    assert overall.value == pytest.approx(0.5625) and overall.method == "stratified_normal"
+    # se = √(se_math² + se_focus²)/2, each the sample sd over √4
+    se = math.sqrt(np.var([1, 0, 1, 0], ddof=1) / 4 + np.var([1, 0.5, 1, 0], ddof=1) / 4) / 2
+    assert overall.se == pytest.approx(se)
+    assert overall.ci_low == pytest.approx(0.5625 - 1.959964 * se, abs=1e-5)
+
+
+def test_paired_comparison_on_shared_items() -> None:
+    """Model a wins items 0 and 1 where b loses them, ties item 2 (both 1): Tango's test with 2 flips."""
+    a = [ItemScores(f"m{i}", "Math", s, 1, f"p{i}") for i, s in enumerate([[2, 1], [2, 1], [2, 1], [0, 1]])]
+    b = [ItemScores(f"m{i}", "Math", s, 1, f"p{i}") for i, s in enumerate([[0, 1], [0, 1], [2, 1], [0, 1]])]
+    (comparison,) = compare_best_of_n("rb2", "a", a, "b", b, STATS)
+    assert comparison.value == 0.5 and comparison.test == "tango_score"
+    assert comparison.flips is not None and comparison.flips.wrong_to_right_ids == ["m0", "m1"]
+
+
+def test_standins_load_as_reward_bench_ships_them(tmp_path: Path) -> None:
+    rb2, rb1 = write_standins(tmp_path, items_per_subset=3, seed=0)
+    first = json.loads(rb2.read_text().splitlines()[0])
+    assert list(first) == [
+        "id", "prompt", "chosen", "rejected", "num_correct", "num_incorrect", "total_completions", "models", "subset"
+    ]  # fmt: skip
+    assert isinstance(first["id"], str) and first["num_correct"] == 1 and first["total_completions"] == 4
+    spec = DatasetSpec(name="rb2", path=str(rb2), id_column="id", subset_column="subset")
+    assert is_best_of_n(spec)
+    items = load_items(spec)
+    assert {i.subset for i in items} == {"Math", "Focus", "Precise IF", "Ties"}
+    tied = [i for i in items if i.id.startswith("tied:")]
+    assert len(tied) == 3 and all(len(i.chosen) == 3 for i in tied)  # several correct answers
+    pairs = completion_pairs(items)
+    assert len(pairs) == sum((len(i.completions) + 1) // 2 for i in items)
+    assert completion_index(pairs[1].id) == (items[0].id, 2)
+    rb1_pairs = load_pairs(DatasetSpec(name="rb1", path=str(rb1), id_column="id", subset_column="subset"))
+    assert {p.subset for p in rb1_pairs} == {"math-prm", "alpacaeval-easy", "llmbar-natural"}
+
+
+def test_counts_that_disagree_with_the_lists_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    row = {"id": "1", "prompt": "q", "chosen": ["a"], "rejected": ["b", "c"], "num_correct": 2, "subset": "Math"}
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(EvalkitError, match="'num_correct' is 2, but the lists hold 1"):
+        load_items(DatasetSpec(name="bad", path=str(path), id_column="id", subset_column="subset"))
+    with pytest.raises(EvalkitError, match="best-of-N"):
+        load_pairs(DatasetSpec(name="bad", path=str(path)))
