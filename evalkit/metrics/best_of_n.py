@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -183,6 +184,10 @@ def subset_score(items: Sequence[ItemScores], statistics: Statistics) -> SubsetS
         if np.isin(scores, (0.0, 1.0)).all()
         else stats.mean(scores, level, prompts)
     )
+    if estimate.interval is not None:  # a t interval of scores in [0, 1] stays there
+        estimate = replace(
+            estimate, interval=stats.Interval(max(estimate.interval.low, 0.0), min(estimate.interval.high, 1.0))
+        )
     se = float(scores.std(ddof=1) / np.sqrt(scores.size)) if scores.size > 1 else 0.0
     return SubsetScore(estimate, se, scores)
 
@@ -311,7 +316,12 @@ def _compare_ties(
 
 
 def _z_comparison(
-    where: Where, values: tuple[float, float], se: float, n: int, statistics: Statistics, test: str
+    where: Where,
+    values: tuple[float, float],
+    se: float,
+    n: int,
+    statistics: Statistics,
+    test: Literal["bootstrap", "stratified_z"],
 ) -> Comparison:
     """`values` (model's, baseline's) and their difference tested by its normal approximation: two-sided p from
     z = Δ/se (1 when se is 0)."""
@@ -329,7 +339,7 @@ def _z_comparison(
         value=value,
         n=n,
         higher_is_better=True,
-        test=test,  # type: ignore[arg-type]
+        test=test,
         p_value=min(p, 1.0),
         method="stratified_normal" if test == "stratified_z" else "cluster_bootstrap",
         se=se,

@@ -24,6 +24,7 @@ from rich.table import Table as RichTable
 from evalkit.console import plain
 from evalkit.metrics import names
 from evalkit.report import markdown
+from evalkit.report.best_of_n import BEST_OF_N, best_of_n_views
 from evalkit.report.diagnostics import (
     CapabilityView,
     capability_view,
@@ -156,7 +157,8 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rul
         compact=compact,
         full_length=full_length,
         stats=_settings(result.effective_statistics),
-        sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets],
+        sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets if d.format != BEST_OF_N],
+        best_of_n=best_of_n_views(result),
         training=training,
         generation=_generation_view(result.generation) if result.generation is not None else None,
         judged=judged_view(result.generation) if result.generation is not None else None,
@@ -248,6 +250,19 @@ def summary_table(result: RunResult) -> RichTable:
             n = next(m.n for m in result.metrics if (m.dataset, m.model, m.subset) == (dataset.name, model, "all"))
             table.add_row(plain(dataset.name), plain(model), *(format_estimate(e) for e in estimates), str(n))
     return table
+
+
+def best_of_n_tables(result: RunResult) -> list[RichTable]:
+    """Each best-of-N dataset's scores beside its baselines, as rich tables for the terminal."""
+    tables = []
+    for view in best_of_n_views(result):
+        table = RichTable(title=f"{plain(view.name)}: best-of-N score", title_justify="left")
+        for index, column in enumerate(view.scores.header):
+            table.add_column(plain(column), justify="left" if index == 0 else "right")
+        for row in view.scores.rows:
+            table.add_row(*(plain(cell) for cell in row))
+        tables.append(table)
+    return tables
 
 
 def write_reports(result: RunResult, out_dir: Path, results_dir: Path | None = None) -> list[Path]:

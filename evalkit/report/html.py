@@ -25,6 +25,7 @@ from markupsafe import Markup
 from evalkit.metrics.flips import primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import charts, curves
+from evalkit.report.best_of_n import BEST_OF_N, best_of_n_views
 from evalkit.report.diagnostics import (
     CapabilityView,
     capability_view,
@@ -113,7 +114,9 @@ def render_html(
     colors = charts.palette(list(dict.fromkeys([m.name for m in result.models] + [m.model for m in result.metrics])))
     kept = {(t.dataset, t.id): t for t in result.flip_examples}
     datasets = [
-        _dataset(result, d.name, d.n_pairs, pairs.get(d.name), colors, kept, i) for i, d in enumerate(result.datasets)
+        _dataset(result, d.name, d.n_pairs, pairs.get(d.name), colors, kept, i)
+        for i, d in enumerate(result.datasets)
+        if d.format != BEST_OF_N
     ]
     steps = sweep_steps(result)
     training = None
@@ -145,6 +148,17 @@ def render_html(
         sentence=verdict_sentence(result),
         verdict=verdict_view(result.gate),
         datasets=datasets,
+        best_of_n=[
+            {
+                "name": view.name,
+                "n_items": view.n_items,
+                "scores": grid_of(view.scores),
+                "ties": grid_of(view.ties) if view.ties is not None else None,
+                "comparisons": grid_of(view.comparisons) if view.comparisons is not None else None,
+                "note": view.note,
+            }
+            for view in best_of_n_views(result)
+        ],
         flip_groups=sum(len(d.flips) for d in datasets),
         training=training,
         sweep=sweep,

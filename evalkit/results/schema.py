@@ -118,6 +118,9 @@ class DatasetInfo(Record):
     subsets: list[str]
     pairs_file: str = Field(min_length=1)
     """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`)."""
+    format: Literal["pairs", "best_of_n"] = "pairs"
+    """`best_of_n`: RewardBench 2's layout; `n_pairs` counts its items, its per-pair file holds their completions
+    scored two by two (`evalkit.data.best_of_n.completion_pairs`), and its scores are in `RunResult.best_of_n`."""
 
 
 class TokenizationAudit(Record):
