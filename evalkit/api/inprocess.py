@@ -26,10 +26,11 @@ from evalkit import __version__
 from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
+from evalkit.metrics.baselines import AnswerLengths, baseline_inputs, compare_with_baselines, compute_baselines
 from evalkit.metrics.compute import compute_metrics, reliability_curves
 from evalkit.metrics.flips import flips_to_show
 from evalkit.metrics.paired import compare_models, with_false_discovery_rate
-from evalkit.results.estimates import Comparison, Metric, ReliabilityBin, Statistics
+from evalkit.results.estimates import BaselineScore, Comparison, Metric, ReliabilityBin, Statistics
 from evalkit.results.pairs import PairScore
 from evalkit.results.provenance import environment
 from evalkit.results.schema import (
@@ -155,6 +156,8 @@ class Summaries:
     comparisons: list[Comparison]
     reliability: list[ReliabilityBin]
     flip_examples: list[PairText]
+    baselines: list[BaselineScore]
+    baseline_comparisons: list[Comparison]
 
     def fields(self) -> dict[str, Any]:
         """The `RunResult` fields these fill in."""
@@ -163,6 +166,8 @@ class Summaries:
             "comparisons": self.comparisons,
             "reliability": self.reliability,
             "flip_examples": self.flip_examples,
+            "baselines": self.baselines,
+            "baseline_comparisons": self.baseline_comparisons,
         }
 
 
@@ -177,17 +182,33 @@ def summarise_scores(
     """Metrics, paired comparisons and reliability of every dataset's rows, as a suite run computes them (each later
     model against each earlier one, or each against `compared_with` only), and the text of the flipped pairs the
     reports show (results.json carries exactly those)."""
-    metrics, comparisons, reliability = [], [], []
+    metrics, comparisons, reliability, baselines, against_baselines = [], [], [], [], []
     for dataset, rows in scores.items():
         metrics += compute_metrics(dataset, rows, beta, statistics=statistics)
         reliability += reliability_curves(dataset, rows, beta, statistics=statistics)
         comparisons += compare_models(dataset, rows, beta, statistics=statistics, against=compared_with)
+        inputs = baseline_inputs(dataset, rows, character_lengths(dataset, pairs.get(dataset, [])))
+        if inputs is not None:
+            baselines += compute_baselines(dataset, inputs, statistics)
+            against_baselines += compare_with_baselines(dataset, rows, inputs, beta, statistics)
     comparisons = with_false_discovery_rate(comparisons)  # one family: every comparison the reports mark
     shown = {(name, i) for name, ids in flips_to_show(comparisons, reference).items() for i in ids}
     flip_examples = [
         pair_text(name, p) for name, dataset_pairs in pairs.items() for p in dataset_pairs if (name, p.id) in shown
     ]
-    return Summaries(metrics, comparisons, reliability, flip_examples)
+    return Summaries(
+        metrics, comparisons, reliability, flip_examples, baselines, with_false_discovery_rate(against_baselines)
+    )
+
+
+def character_lengths(dataset: str, pairs: Sequence[PreferencePair]) -> dict[str, AnswerLengths]:
+    """Each pair's answers' lengths in characters of their plain text (`pair_text`: a message list as its
+    `role: content` paragraphs), for the content-blind baselines."""
+    out = {}
+    for pair in pairs:
+        text = pair_text(dataset, pair)
+        out[pair.id] = AnswerLengths(len(text.chosen), len(text.rejected))
+    return out
 
 
 def assemble_result(parts: ResultParts, started: datetime.datetime, duration_s: float) -> RunResult:

@@ -22,7 +22,12 @@ when it is rejected at `gate.alpha` (after the gate's correction). Kinds:
   above `at_least` (default ½: better than the baseline). `on: length_controlled` (the default) tests the
   length-controlled win rate, H₀: σ(θ) ≤ at_least on the logit scale (the delta method's θ and sandwich se, t on
   n − 2 degrees of freedom); `on: raw` tests the raw win rate, H₀: win rate ≤ at_least (the score test on
-  Wilson's effective n). Prompts with an unparsed verdict are left out of n.
+  Wilson's effective n). Prompts with an unparsed verdict are left out of n;
+- `beats_baseline`: `model`'s accuracy (`metric`: `preference/accuracy` or `rewards/accuracies`) beats a
+  content-blind `baseline` (`longer_tokens`, `shorter_tokens`, `longer_chars`, `shorter_chars`, `chance`) on the same
+  pairs, or with `best` (the default) every one of them. H₀: Δ ≤ 0 against the baseline, one-sided at α, on the test
+  results.json records beside the comparison (Tango's where the baseline's scores are 0/1, a paired t where a length
+  tie scored ½); `best` is the intersection-union test: its p is the largest of the baselines' p.
 A rule with fewer pairs (prompts, for generation rules; documents, for capability rules) than `min_pairs`
 is undecidable, never a pass.
 
@@ -39,6 +44,7 @@ from pydantic import Field, model_validator
 from evalkit.config.messages import suggestion
 from evalkit.config.specs import Spec, Text
 from evalkit.metrics.names import COMPARED, REGISTRY
+from evalkit.results.estimates import BaselineName
 from evalkit.results.schema import GateKind
 
 JudgeOn = Literal["value", "interval"]
@@ -199,6 +205,34 @@ class NonInferiorityRule(PreferenceRule):
         return f"{self.model} no worse than the baseline run on {self.metric} (margin {self.margin}){self._where()}"
 
 
+BASELINE_ACCURACIES = ("preference/accuracy", "rewards/accuracies")
+"""The accuracies a `beats_baseline` rule tests: those results.json compares with the content-blind baselines."""
+
+
+class BeatsBaselineRule(PreferenceRule):
+    """`model`'s accuracy beats a content-blind baseline on the same pairs (with `best`, every one). H₀: Δ ≤ 0."""
+
+    kind: Literal["beats_baseline"]
+    baseline: BaselineName | Literal["best"] = "best"
+    """The baseline to beat: `longer_tokens`, `shorter_tokens`, `longer_chars`, `shorter_chars`, `chance`, or `best`:
+    every one of them (the intersection-union test, whose p is the largest of theirs)."""
+
+    compares: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _an_accuracy(self) -> BeatsBaselineRule:
+        if self.metric not in BASELINE_ACCURACIES:
+            raise ValueError(
+                f"{self._named()}metric {self.metric!r}: a beats_baseline rule tests an accuracy, one of "
+                f"{list(BASELINE_ACCURACIES)}"
+            )
+        return self
+
+    def described(self) -> str:
+        against = "every content-blind baseline" if self.baseline == "best" else f"the {self.baseline} baseline"
+        return f"{self.model} beats {against} on {self.metric}{self._where()}"
+
+
 class DriftBudgetRule(Rule):
     """KL(model ‖ reference), from `generation.drift` samples, is below `max_kl`. H₀: KL ≥ max_kl."""
 
@@ -296,7 +330,8 @@ GateRule = Annotated[
     | DriftBudgetRule
     | LengthBudgetRule
     | CapabilityRule
-    | WinRateRule,
+    | WinRateRule
+    | BeatsBaselineRule,
     Field(discriminator="kind"),
 ]
 """One release rule, of one kind."""

@@ -14,7 +14,8 @@ from evalkit.gate.judge import decide
 from evalkit.gate.kinds import win_rate_sampling
 from evalkit.judges.length_controlled import length_controlled_win_rate, length_feature
 from evalkit.judges.pairwise import length_controlled_record
-from evalkit.metrics import stats
+from evalkit.metrics import hypotheses, stats
+from evalkit.metrics.baselines import pick_scores
 from evalkit.results.generation import PairwiseWinRate
 from evalkit.results.schema import GateVerdict
 
@@ -120,6 +121,50 @@ def win_rate_raw_rule(rng: Rng, n: int) -> tuple[stats.Sampling, float, bool]:
     return (*win_rate_sampling(record, "raw", at_least), True)
 
 
+def _beats_baseline(rng: Rng, n: int, ties: float) -> tuple[stats.Sampling, float, bool]:
+    """A model exactly as accurate as "pick the longer" (true accuracy q uniform on [0.55, 0.75]), agreeing with it on
+    85% of the pairs it picks right, with a share `ties` of equal lengths (scored ½); judged as a `best` rule against
+    longer, shorter and chance, as `beats_baseline` judges it (the weakest of the three wins decides)."""
+    q = float(rng.uniform(0.55, 0.75))
+    tied = rng.random(n) < ties
+    longer_wins = (q - ties / 2) / (1 - ties)  # P(the chosen answer is longer | lengths differ)
+    chosen_longer = rng.random(n) < longer_wins
+    chosen = np.where(tied, 5, np.where(chosen_longer, 6, 4))
+    longer = pick_scores(chosen, np.full(n, 5), longer=True)  # (n,) 1, 0 or ½
+    # P(model right): 0.85 where the longer answer is chosen, q on ties, and `c` where it is rejected, so that
+    # E[model] = (1 − t)·w·0.85 + (1 − t)(1 − w)·c + t·q = q: the model is exactly at the boundary.
+    c = (q * (1 - ties) - (1 - ties) * longer_wins * 0.85) / ((1 - ties) * (1 - longer_wins))
+    p_right = np.where(tied, q, np.where(chosen_longer, 0.85, c))
+    model = (rng.random(n) < p_right).astype(np.float64)
+    # As `weakest_win` chooses: the largest one-sided p of longer, shorter (paired) and chance (the accuracy vs ½).
+    tests = [(_difference(model, longer), 0.0), (_difference(model, 1.0 - longer), 0.0)]
+    tests.append((stats.proportion(model, CONFIDENCE).sampling, 0.5))
+    p_values = [hypotheses.p_greater(sampling, null) for sampling, null in tests]
+    undefined = [i for i, p in enumerate(p_values) if p is None]
+    hardest = undefined[0] if undefined else max(range(len(tests)), key=lambda i: p_values[i] or 0.0)
+    return (*tests[hardest], True)
+
+
+def _difference(model: np.ndarray, baseline: np.ndarray) -> stats.Sampling:
+    """Δ = model − baseline as `compare_with_baselines` estimates it (`paired_values_test` without the MDE and
+    Wilcoxon it adds for the reports): Tango's where both are 0/1, else the mean of the differences."""
+    if np.all((baseline == 0) | (baseline == 1)):
+        differences = model - baseline
+        gained, lost = int((differences > 0).sum()), int((differences < 0).sum())
+        return stats.paired_shares(gained, lost, model.size, CONFIDENCE).sampling
+    return stats.mean(model - baseline, CONFIDENCE).sampling
+
+
+def beats_baseline_rule(rng: Rng, n: int) -> tuple[stats.Sampling, float, bool]:
+    """Beats every baseline, where "pick the longer" is as good as the model and 20% of pairs tie in length."""
+    return _beats_baseline(rng, n, ties=0.2)
+
+
+def beats_baseline_untied_rule(rng: Rng, n: int) -> tuple[stats.Sampling, float, bool]:
+    """The same with no length ties: the baseline's scores are 0/1 and its test Tango's."""
+    return _beats_baseline(rng, n, ties=0.0)
+
+
 GATE_RULES: dict[str, Sampler] = {
     "absolute, accuracy (exact binomial)": absolute_share_rule,
     "absolute, skewed mean (t, skewness-corrected)": absolute_mean_rule,
@@ -130,6 +175,8 @@ GATE_RULES: dict[str, Sampler] = {
     "length budget (paired t)": length_rule,
     "win rate, length-controlled (delta method, t on n − 2)": win_rate_length_controlled_rule,
     "win rate, raw, 20% ties (score test on the effective n)": win_rate_raw_rule,
+    "beats best baseline, 20% length ties (paired t, intersection-union)": beats_baseline_rule,
+    "beats best baseline, no length ties (tango, intersection-union)": beats_baseline_untied_rule,
 }
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from evalkit.capabilities.scores import primary_metric
 from evalkit.config.rules import (
     AbsoluteRule,
+    BeatsBaselineRule,
     CapabilityRule,
     DriftBudgetRule,
     GateRule,
@@ -36,6 +37,7 @@ from evalkit.gate.evidence import (
     open_verdict,
 )
 from evalkit.metrics import hypotheses, stats
+from evalkit.metrics.baselines import baseline_tests, weakest_win
 from evalkit.metrics.hypotheses import describe_test
 from evalkit.metrics.paired import compare_models
 from evalkit.report.verdicts import interval
@@ -63,9 +65,11 @@ def judge_rule(rule: GateRule, run: Run, where: str) -> Judged:
             return _capability_non_inferiority(rule, run, where)
         case WinRateRule():
             return _win_rate(rule, run, where)
+        case BeatsBaselineRule():
+            return _beats_baseline(rule, run, where)
 
 
-def _dataset(rule: AbsoluteRule | SuperiorityRule | NonInferiorityRule, result: RunResult) -> str:
+def _dataset(rule: AbsoluteRule | SuperiorityRule | NonInferiorityRule | BeatsBaselineRule, result: RunResult) -> str:
     return rule.dataset or result.datasets[0].name
 
 
@@ -78,19 +82,9 @@ def _recorded_sampling(record: Metric | Comparison, where: str) -> stats.Samplin
             f"{where}: the results predate recorded interval methods (schema < 1.4), so no test can be replayed; "
             "run `evalkit bench` again to gate them"
         )
-    if isinstance(record, Comparison) and record.method == "tango":
-        assert record.flips is not None, "an accuracy comparison carries its flips"
-        gained, lost = record.flips.wrong_to_right, record.flips.right_to_wrong
-        return stats.Sampling("tango", record.value, record.n, gained=gained, lost=lost)
-    return stats.Sampling(
-        record.method,  # type: ignore[arg-type]
-        record.value,
-        record.n,
-        se=record.se,
-        df=record.df,
-        n_effective=record.n_effective if isinstance(record, Metric) else None,
-        skewness=record.skewness,
-    )
+    sampling = hypotheses.recorded_sampling(record)
+    assert sampling is not None, "a record with a method has a sampling"
+    return sampling
 
 
 def _absolute(rule: AbsoluteRule, run: Run, where: str) -> Judged:
@@ -205,6 +199,49 @@ def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, ma
         test=test,
     )
     return Judged(rule, verdict, sampling, null, higher)
+
+
+def _beats_baseline(rule: BeatsBaselineRule, run: Run, where: str) -> Judged:
+    """H₀: the model is no better than the named content-blind baseline; with `best`, than the one hardest to beat
+    (the intersection-union test: the rule passes only when the model beats every baseline at α, so testing several
+    owes no correction). Length baselines: Δ ≤ 0 on the recorded paired test; chance: accuracy ≤ ½ on the accuracy's
+    own test."""
+    result = run.result
+    dataset = _dataset(rule, result)
+    tests = baseline_tests(result, dataset, rule.subset, rule.model, rule.metric, rule.baseline)
+    if not tests:
+        against = "any content-blind baseline" if rule.baseline == "best" else f"the {rule.baseline} baseline"
+        raise Undecidable(
+            f"{where}: the results compare {rule.model!r} with {against} on no {rule.metric!r} in {dataset}/"
+            f"{rule.subset} (results written before baselines existed, or a model without that accuracy)"
+        )
+    weakest = weakest_win(tests)
+    record = weakest.record
+    sampling = _recorded_sampling(record, where)
+    if isinstance(record, Comparison):
+        judged = _paired(rule, record, sampling, margin=0.0)
+    else:
+        verdict = open_verdict(
+            rule,
+            reason=f"{rule.metric} of {rule.model} on {dataset}/{rule.subset} = {_interval_of(record)} against "
+            f"chance 0.5, over {record.n} pairs",
+            dataset=dataset,
+            subset=rule.subset,
+            model=rule.model,
+            baseline="chance",
+            metric=rule.metric,
+            value=record.value,
+            ci_low=record.ci_low,
+            ci_high=record.ci_high,
+            n=record.n,
+            threshold=0.5,
+            test=f"H0: {rule.metric} <= 0.5 ({hypotheses.describe_test(sampling)})",
+        )
+        judged = Judged(rule, verdict, sampling, 0.5, True)
+    if rule.baseline == "best" and len(tests) > 1:
+        note = f" (the hardest of {len(tests)} baselines to beat)"
+        judged = replace(judged, verdict=judged.verdict.model_copy(update={"reason": judged.verdict.reason + note}))
+    return judged
 
 
 def _drift_budget(rule: DriftBudgetRule, run: Run, where: str) -> Judged:

@@ -21,8 +21,29 @@ from evalkit.metrics.stats import (
     tango_statistic,
     wilson_interval,
 )
+from evalkit.results.estimates import Comparison, Metric
 
 # --- one-sided tests, read back from a `Sampling` ---------------------------------------------------------
+
+
+def recorded_sampling(record: Metric | Comparison) -> Sampling | None:
+    """The estimate a record's test replays, rebuilt from what `results.json` recorded of it; None for records that
+    predate recorded methods (schema < 1.4)."""
+    if record.method is None:
+        return None
+    if isinstance(record, Comparison) and record.method == "tango":
+        assert record.flips is not None, "an accuracy comparison carries its flips"
+        gained, lost = record.flips.wrong_to_right, record.flips.right_to_wrong
+        return Sampling("tango", record.value, record.n, gained=gained, lost=lost)
+    return Sampling(
+        record.method,  # type: ignore[arg-type]
+        record.value,
+        record.n,
+        se=record.se,
+        df=record.df,
+        n_effective=record.n_effective if isinstance(record, Metric) else None,
+        skewness=record.skewness,
+    )
 
 
 def p_greater(s: Sampling, null: float) -> float | None:

@@ -23,7 +23,9 @@ from rich.table import Table as RichTable
 
 from evalkit.console import plain
 from evalkit.metrics import names
+from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import markdown
+from evalkit.report.baselines import baseline_row, baselines_of, row_title, shortfalls
 from evalkit.report.best_of_n import BEST_OF_N, best_of_n_views
 from evalkit.report.diagnostics import (
     CapabilityView,
@@ -39,7 +41,7 @@ from evalkit.report.links import report_url
 from evalkit.report.markdown import Markdown, escape
 from evalkit.report.statements import rows_within, verdict_sentence, verdict_view
 from evalkit.report.tables import Table
-from evalkit.report.views import audit_table, dataset_view, read_pairs
+from evalkit.report.views import alpha_of, audit_table, dataset_view, read_pairs
 from evalkit.results.estimates import Statistics
 from evalkit.results.files import write_texts
 from evalkit.results.generation import GenerationResult
@@ -244,11 +246,22 @@ def summary_table(result: RunResult) -> RichTable:
     for key in TERMINAL_COLUMNS:
         table.add_column(names.heading(key, direction.get(key)), justify="right")
     table.add_column("n", justify="right")
-    for dataset in result.datasets:
+    short = {(f.dataset, f.model, f.metric) for f in shortfalls(result, alpha_of(result)) if f.subset == ALL_SUBSETS}
+    accuracies = [key for key in TERMINAL_COLUMNS if names.metric(key).accuracy]
+    for dataset in (d for d in result.datasets if d.format != BEST_OF_N):  # those have a table of their own
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
-            estimates = [result.metric(dataset.name, model, key) for key in TERMINAL_COLUMNS]
+            cells = [
+                format_estimate(result.metric(dataset.name, model, key))
+                + (" †" if (dataset.name, model, key) in short else "")
+                for key in TERMINAL_COLUMNS
+            ]
             n = next(m.n for m in result.metrics if (m.dataset, m.model, m.subset) == (dataset.name, model, "all"))
-            table.add_row(plain(dataset.name), plain(model), *(format_estimate(e) for e in estimates), str(n))
+            table.add_row(plain(dataset.name), plain(model), *cells, str(n))
+        for b in baselines_of(result, dataset.name, ALL_SUBSETS):
+            row = baseline_row(b, TERMINAL_COLUMNS, accuracies)
+            table.add_row(plain(dataset.name), row_title(b), *row, str(b.n), style="dim")
+    if short:
+        table.caption = "† does not beat every content-blind baseline (baseline rows) at α; see report.md"
     return table
 
 

@@ -11,6 +11,7 @@ from evalkit.metrics.cells import Cell
 from evalkit.metrics.flips import primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import charts
+from evalkit.report.baselines import best_baseline
 from evalkit.results.estimates import Metric
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult
@@ -58,6 +59,17 @@ def dataset_charts(
                 f"Each model in each subset with its {level} interval; dashed: chance (0.5).",
             )
         ]
+    beside = baseline_metrics(result, dataset, metrics)
+    if beside:
+        figures.append(
+            Chart(
+                "Models beside content-blind baselines",
+                charts.accuracy_chart([*metrics, *beside], [*models, BEST_BASELINE], colors, f"{salt}b"),
+                f"Each model's accuracy with its {level} interval, and the best content-blind baseline of each subset "
+                "(grey: pick the longer or the shorter answer, by tokens or characters, or at random). Where the grey "
+                "point is as far right as a model's, length alone does as well as the model.",
+            )
+        )
     note = ""
     series = reward_series(pairs, result.scoring.beta, models) if pairs else []
     if series:
@@ -73,6 +85,35 @@ def dataset_charts(
         note = "Reward-margin charts need the per-pair file beside results.json; it was not found."
     figures += _length_and_calibration(result, dataset, metrics, models, colors, salt)
     return figures, note
+
+
+BEST_BASELINE = "best content-blind baseline"
+"""The series the baseline chart draws beside the models."""
+
+
+def baseline_metrics(result: RunResult, dataset: str, metrics: Sequence[Metric]) -> list[Metric]:
+    """The best baseline of each subset as a series of the accuracy charts, under every accuracy the models have."""
+    accuracies = [key for key in charts.ACCURACIES if any(m.metric == key for m in metrics)]
+    out = []
+    for subset in dict.fromkeys(b.subset for b in result.baselines if b.dataset == dataset):
+        best = best_baseline(result, dataset, subset)
+        if best is None:
+            continue
+        for key in accuracies:
+            out.append(
+                Metric(
+                    dataset=dataset,
+                    subset=subset,
+                    model=BEST_BASELINE,
+                    metric=key,
+                    value=best.value,
+                    ci_low=best.ci_low,
+                    ci_high=best.ci_high,
+                    n=best.n,
+                    higher_is_better=True,
+                )
+            )
+    return out
 
 
 def _length_and_calibration(

@@ -87,6 +87,7 @@ class HtmlDataset:
     diagnostics: list[tuple[str, Grid]]
     length_notes: list[str]
     flips: list[FlipGroup] = field(default_factory=list)
+    baselines_note: str = ""
 
 
 def html_grids(view: DatasetView) -> dict[str, object]:
@@ -257,6 +258,7 @@ def _dataset(
         diagnostics=diagnostics,
         length_notes=view.length_notes,
         flips=flip_groups(versus, texts, pairs, dataset),
+        baselines_note=view.baselines_note,
     )
 
 
@@ -320,7 +322,11 @@ def render_inline(result: RunResult) -> str:
     """The report's headline tables as an HTML fragment for a notebook (`_repr_html_`): the gate's verdict,
     then per dataset every model with its intervals and each model against the anchor. Escaped like
     report.html (jinja2's autoescaping), with no script and nothing fetched."""
-    views = [(d.name, d.n_pairs, html_grids(dataset_view(result, d.name, d.n_pairs))) for d in result.datasets]
+    views = [
+        (d.name, d.n_pairs, html_grids(dataset_view(result, d.name, d.n_pairs)))
+        for d in result.datasets
+        if d.format != BEST_OF_N
+    ]
     statistics = result.effective_statistics
     return render(
         "html",

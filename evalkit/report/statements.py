@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from evalkit.metrics import names
+from evalkit.metrics.baselines import BASELINE_TITLES
 from evalkit.metrics.flips import FLIP_METRIC, primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import verdicts
+from evalkit.report.baselines import Shortfall, shortfalls
 from evalkit.report.formats import adjusted_p, format_bracket, format_interval, format_number, format_p, format_signed
 from evalkit.report.tables import Table, unbreakable
 from evalkit.results.estimates import Comparison
@@ -78,11 +80,36 @@ def verdict_sentence(result: RunResult) -> str:
         for c in primary_comparisons(comparisons, result.reference):
             if c.subset == ALL_SUBSETS and c.metric == FLIP_METRIC:
                 clauses.append(_clause(c, alpha))
+    clauses += _baseline_clauses(result, alpha)
     if result.gate is not None and (gate := _gate_clause(result.gate)):
         clauses.append(gate)
     if not clauses:
         return ""
     return "; ".join(clauses) + "."  # model names lead, as they are written: never capitalised
+
+
+def _baseline_clauses(result: RunResult, alpha: float) -> list[str]:
+    """One clause per model and dataset that does not beat every content-blind baseline (`evalkit.report.baselines`)
+    on its headline accuracy (reward accuracy where it has one), over all pairs or in some subset."""
+    found: dict[tuple[str, str], list[Shortfall]] = {}
+    rewarded = {(c.model, c.dataset) for c in result.baseline_comparisons if c.metric == "rewards/accuracies"}
+    for f in shortfalls(result, alpha):
+        headline = "rewards/accuracies" if (f.model, f.dataset) in rewarded else "preference/accuracy"
+        if f.metric == headline:
+            found.setdefault((f.model, f.dataset), []).append(f)
+    clauses = []
+    for (model, dataset), cells in found.items():
+        overall = next((f for f in cells if f.subset == ALL_SUBSETS), None)
+        where = "" if overall is not None else " in " + ", ".join(f.subset for f in cells)
+        first = overall or cells[0]
+        w = first.weakest
+        p = f"one-sided p = {format_p(first.p_value)}" if first.p_value is not None else "its test undefined"
+        clauses.append(
+            f"{model} does not beat the content-blind baselines on {dataset}{where} "
+            f"({names.title(first.metric)} {format_number(w.model_value)} "
+            f"vs {BASELINE_TITLES[w.baseline]} {format_number(w.baseline_value)}, {p})"
+        )
+    return clauses
 
 
 @dataclass(frozen=True)
@@ -139,7 +166,7 @@ def statement(v: GateVerdict) -> str:
     if v.kind == "win_rate":  # the metric is `<judge>/<raw or length_controlled>`
         judge, _, on = (v.metric or "").partition("/")
         what = f"{'LC ' if on == 'length_controlled' else ''}win rate by {judge}"
-    if v.kind in ("superiority", "non_inferiority", "capability_non_inferiority"):
+    if v.kind in ("superiority", "non_inferiority", "capability_non_inferiority", "beats_baseline"):
         what = f"Δ {what}"
     signed = what.startswith("Δ")
     bracket = format_bracket(v.ci_low, v.ci_high, signed=signed)

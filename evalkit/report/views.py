@@ -15,6 +15,13 @@ from pathlib import Path
 from evalkit.metrics import names
 from evalkit.metrics.flips import other_comparisons, primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.report.baselines import (
+    baseline_row,
+    baselines_of,
+    best_baseline,
+    row_title,
+    shortfalls,
+)
 from evalkit.report.diagnostics import (
     Found,
     calibration_table,
@@ -134,6 +141,16 @@ class DatasetView:
     length_notes: list[str] = field(default_factory=list)
     calibration: Table | None = None
     displacement: Table | None = None
+    baselines_note: str = ""
+    """How the content-blind baselines' rows read, and which models do not beat them; "" for results without them."""
+
+
+BASELINES_NOTE = (
+    "Rows “baseline: …” pick an answer without reading it: the longer or the shorter (by tokens or characters; a tie "
+    "in length scores ½) or at random. † marks a model that does not beat every baseline at α = {alpha:.2g} (one-sided "
+    "paired tests on the same pairs; the p of the hardest baseline): where † stands, length alone explains the "
+    "accuracy as well as the model does."
+)
 
 
 def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
@@ -150,11 +167,26 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
     header = [names.heading(key, direction[key]) for key in columns] + ["n"]
     level = f"{result.effective_statistics.confidence_level:.0%}"
     alpha = alpha_of(result)
+    short = {(f.model, f.subset, f.metric) for f in shortfalls(result, alpha) if f.dataset == dataset}
+    accuracies = [key for key in columns if names.metric(key).accuracy]
 
     def cells(model: str, subset: str) -> list[str]:
-        row = [format_estimate(found.get((model, subset, key))) for key in columns]
+        row = [
+            format_estimate(found.get((model, subset, key))) + (" †" if (model, subset, key) in short else "")
+            for key in columns
+        ]
         cell = found.get((model, subset, "preference/accuracy"))  # every model has it, over every pair
         return [*row, str(cell.n) if cell else MISSING]
+
+    headline_baselines = [
+        [row_title(b), *baseline_row(b, columns, accuracies), str(b.n)]
+        for b in baselines_of(result, dataset, ALL_SUBSETS)
+    ]
+    subset_baselines = {
+        subset: [subset, "best " + row_title(b), *baseline_row(b, columns, accuracies), str(b.n)]
+        for subset in subsets
+        if (b := best_baseline(result, dataset, subset)) is not None
+    }
 
     overall = [c for c in primary if c.subset == ALL_SUBSETS]
     by_subset = [c for c in primary if c.subset != ALL_SUBSETS]
@@ -163,7 +195,9 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
         n_pairs=n_pairs,
         models=models,
         anchor=overall[0].baseline if overall else (result.reference or ""),
-        headline=Table(["model", *header], [[model, *cells(model, ALL_SUBSETS)] for model in models]),
+        headline=Table(
+            ["model", *header], [[model, *cells(model, ALL_SUBSETS)] for model in models] + headline_baselines
+        ),
         comparisons=_comparison_sections(overall, f"Δ [{level} CI]", alpha),
         matrices=delta_matrices(other_comparisons(comparisons, result.reference), models, alpha),
         matrices_note=(
@@ -172,7 +206,12 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
         ),
         subsets=Table(
             ["subset", "model", *header],
-            [[subset, model, *cells(model, subset)] for subset in subsets for model in models],
+            [
+                row
+                for subset in subsets
+                for row in [[subset, model, *cells(model, subset)] for model in models]
+                + ([subset_baselines[subset]] if subset in subset_baselines else [])
+            ],
             align="ll" + "r" * len(header),
         )
         if subsets
@@ -183,6 +222,7 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
         length_notes=length_notes(found, models),
         calibration=calibration_table(found, models, [r for r in result.reliability if r.dataset == dataset]),
         displacement=displacement_table(found, models),
+        baselines_note=BASELINES_NOTE.format(alpha=alpha) if headline_baselines else "",
     )
 
 

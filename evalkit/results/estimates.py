@@ -154,6 +154,8 @@ class BaselineScore(Record):
     n_effective: float | None = None
     """Wilson's sample size: n for 0/1 scores of independent items, more where ties score ½, less where prompts are
     shared."""
+    skewness: float | None = None
+    """As in `Metric`; None for shares."""
     tokens_of: str | None = None
     """For token baselines: the model whose tokenizer counted the tokens (token counts differ between tokenizers);
     None for characters and chance."""

@@ -190,6 +190,7 @@ GateKind = Literal[
     "length_budget",
     "capability_non_inferiority",
     "win_rate",
+    "beats_baseline",
 ]
 GateStatus = Literal["passed", "failed", "undecidable", "skipped"]
 """`undecidable`: the rule could not be judged (no such metric, too few pairs, an undefined interval), a

@@ -118,7 +118,7 @@ def test_unknown_keys_and_kinds_get_a_suggestion_and_no_union_tag_in_the_key_pat
     ]
     kinds = (
         "['absolute', 'superiority', 'non_inferiority', 'drift_budget', 'length_budget', "
-        "'capability_non_inferiority', 'win_rate']"
+        "'capability_non_inferiority', 'win_rate', 'beats_baseline']"
     )
     assert problems({"kind": "superiorty"}) == [
         f"s.yaml: gate.rules.0.kind: unknown kind 'superiorty' (did you mean 'superiority'?); kinds are {kinds}"
