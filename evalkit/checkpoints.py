@@ -104,6 +104,7 @@ def load_model(
     check_weights(spec.path, spec.allow_pickle, where, spec.revision)
     if adapter is None:
         model = _from_pretrained(spec.path, spec.revision, spec, where)
+        _check_one_label(model, spec, where)
         base_path, shares_reference = None, False
         tokenizer = _tokenizer(spec.path, spec.revision, spec, where)
     else:
@@ -122,7 +123,8 @@ def load_model(
             )
         else:
             check_weights(base_path, spec.allow_pickle, f"{where}.base")
-            base = _from_pretrained(base_path, None, spec, f"{where}.base")
+            # A reward model's adapter carries its trained head (`modules_to_save`); the base gets a one-label head.
+            base = _from_pretrained(base_path, None, spec, f"{where}.base", one_label=spec.kind == "reward_model")
         try:
             model = cast(PreTrainedModel, PeftModel.from_pretrained(base, spec.path, revision=spec.revision))
         except (OSError, ValueError) as exc:
@@ -139,6 +141,7 @@ def load_model(
         name=spec.name,
         path=spec.path,
         kind="adapter" if adapter is not None else "model",
+        reward_model=spec.kind == "reward_model",
         base=base_path,
         dtype=spec.dtype,
         fingerprint=_fingerprint(spec.path, model, base_path, rendering),
@@ -251,16 +254,22 @@ MODEL_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 """Pickles that trainers leave beside the weights and that loading a model never reads."""
 
 
-def load_for_training(base: ModelSpec) -> PreTrainedModel:
-    """`base` as DPO training starts from it: its weights in the spec's dtype with the architecture's default
-    attention (TRL's own defaults, so a run trains as a user's DPOTrainer script would)."""
+def load_for_training(base: ModelSpec, *, classifier: bool = False) -> PreTrainedModel:
+    """`base` as training starts from it: its weights in the spec's dtype with the architecture's default
+    attention (TRL's own defaults, so a run trains as a user's DPOTrainer script would). `classifier`: as a
+    sequence classifier with a fresh one-label head, as RewardTrainer builds a reward model from a causal LM."""
+    from transformers import AutoModelForSequenceClassification
+
     check_weights(base.path, base.allow_pickle, "train.base", base.revision)
-    model = AutoModelForCausalLM.from_pretrained(
+    auto: Any = AutoModelForSequenceClassification if classifier else AutoModelForCausalLM
+    labels = {"num_labels": 1} if classifier else {}
+    model = auto.from_pretrained(
         base.path,
         revision=base.revision,
         dtype="auto" if base.dtype == "auto" else getattr(torch, base.dtype),
         use_safetensors=None if base.allow_pickle else True,
         trust_remote_code=base.trust_remote_code,
+        **labels,
     )
     return cast(PreTrainedModel, model)
 
@@ -370,25 +379,43 @@ def _json_object(file: Path, where: str) -> dict[str, Any]:
     return value
 
 
-def _from_pretrained(path: str, revision: str | None, spec: ModelSpec, where: str) -> PreTrainedModel:
-    """The model with PyTorch's fused attention (SDPA) where its architecture has it, else its default."""
+def _from_pretrained(
+    path: str, revision: str | None, spec: ModelSpec, where: str, *, one_label: bool = False
+) -> PreTrainedModel:
+    """The model with PyTorch's fused attention (SDPA) where its architecture has it, else its default: a causal
+    LM for a policy, a sequence classifier for a reward model (`one_label`: with a fresh one-label head, as
+    RewardTrainer builds one on a causal LM)."""
+    from transformers import AutoModelForSequenceClassification
+
     torch_dtype: Any = "auto" if spec.dtype == "auto" else getattr(torch, spec.dtype)
-    options = {
+    options: dict[str, Any] = {
         "revision": revision,
         "dtype": torch_dtype,
         "use_safetensors": None if spec.allow_pickle else True,
         "trust_remote_code": spec.trust_remote_code,
     }
+    if one_label:
+        options["num_labels"] = 1
+    auto: Any = AutoModelForSequenceClassification if spec.kind == "reward_model" else AutoModelForCausalLM
     try:
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa", **options)
+            model = auto.from_pretrained(path, attn_implementation="sdpa", **options)
         except ValueError as exc:
             if "sdpa" not in str(exc).lower():
                 raise
-            model = AutoModelForCausalLM.from_pretrained(path, **options)
+            model = auto.from_pretrained(path, **options)
     except (OSError, ValueError) as exc:
         raise EvalkitError(f"{where}: cannot load a model from {path!r}: {first_line(exc)}") from None
     return cast(PreTrainedModel, model)
+
+
+def _check_one_label(model: PreTrainedModel, spec: ModelSpec, where: str) -> None:
+    labels = getattr(model.config, "num_labels", None)
+    if spec.kind == "reward_model" and labels != 1:
+        raise EvalkitError(
+            f"{where}: {spec.path} is a classifier with {labels} labels; a reward model (`kind: reward_model`) has "
+            "one label, its score"
+        )
 
 
 def _tokenizer(

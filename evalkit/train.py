@@ -1,15 +1,17 @@
-"""DPO training: a thin wrapper that composes TRL's `DPOTrainer`, never subclasses it.
+"""Training: a thin wrapper that composes TRL's `DPOTrainer` (or its `RewardTrainer`, for a reward model), never
+subclasses them.
 
-The suite's `train` section becomes a `DPOConfig` (every TRL option reachable under `args`) and,
-when asked, a `LoraConfig`; TRL does the training. What evalkit adds is what today's TRL lacks
-or gets wrong for the recipes users bring:
+The suite's `train` section becomes a `DPOConfig` or `RewardConfig` (every TRL option reachable under `args`)
+and, when asked, a `LoraConfig` (task type `CAUSAL_LM`, or `SEQ_CLS` for a reward model, whose one-label head is
+then trained and saved with the adapter); TRL does the training. Both trainers take the same rows (`trl_rows`).
+What evalkit adds is what today's TRL lacks or gets wrong for the recipes users bring:
 - hh-rlhf style data without a prompt column arrives already split (see `evalkit.data.pairs`);
 - chat-message data meets a tokenizer without a chat template (GPT-2) as plain text, exactly as
   evalkit scores it;
 - `max_prompt_length` (dropped from TRL) cuts prompts from the left before TRL sees them;
 - bf16 is switched on only where the device supports it (TRL turns it on whenever fp16 is off);
 - the output directory keeps the adapter or model, the tokenizer, `log_history.json`, and
-  `evalkit_train.json` (the resolved settings and an environment block).
+  `evalkit_train.json` (the trainer that ran, the resolved settings and an environment block).
 With LoRA and no reference model TRL's reference is the base with the adapter disabled, which
 is what evalkit's scoring uses afterwards.
 """
@@ -31,7 +33,7 @@ from transformers.trainer_callback import PrinterCallback
 from evalkit.checkpoints import TRAIN_RECORD, files_fingerprint, load_for_training, load_tokenizer, say_pinned
 from evalkit.config.messages import notice
 from evalkit.config.specs import ModelSpec
-from evalkit.config.training import TrainSpec
+from evalkit.config.training import Trainer, TrainSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import PreferencePair, as_plain_text
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
@@ -51,13 +53,18 @@ CURVE_KEYS = {
     "eval_evalkit/loss": "eval_loss",
     "eval_evalkit/rewards/accuracies": "eval_reward_accuracy",
     "eval_evalkit/rewards/margins": "eval_margin",
+    # RewardTrainer's names for the same: means over the logging window (training), of per-batch means (evaluation).
+    "accuracy": "reward_accuracy",
+    "eval_accuracy": "eval_reward_accuracy",
+    "margin": "margin",
+    "eval_margin": "eval_margin",
 }
 """Log key → field of a training-curve point."""
 
 
 @dataclass(frozen=True)
 class TrainingRun:
-    """What a finished DPO run leaves behind for the report."""
+    """What a finished training run leaves behind for the report."""
 
     output_dir: Path
     steps: int
@@ -65,7 +72,12 @@ class TrainingRun:
     log_history: list[dict[str, Any]]
 
 
-def train_dpo(
+TRAINERS: dict[Trainer, str] = {"dpo": "DPOTrainer", "reward": "RewardTrainer"}
+ACCURACY_KEYS: dict[Trainer, str] = {"dpo": "rewards/accuracies", "reward": "accuracy"}
+"""The key of each trainer's logged reward accuracy."""
+
+
+def train_model(
     spec: TrainSpec,
     base: ModelSpec,
     output_dir: Path,
@@ -75,8 +87,10 @@ def train_dpo(
     template_options: dict[str, Any] | None = None,
     template_date: datetime.date = DEFAULT_DATE,
     evaluations: Sequence[Callable[[Any], TrainerCallback]] = (),
+    trainer_kind: Trainer = "dpo",
 ) -> TrainingRun:
-    """Train `base` with DPO on `pairs` (evaluating on `eval_pairs`) and save the result to `output_dir`.
+    """Train `base` on `pairs` (evaluating on `eval_pairs`) with DPO, or as a reward model with RewardTrainer
+    (`trainer_kind`), and save the result to `output_dir`.
 
     Chats are rendered with `template_options` and, for a template that reads the clock, `template_date`,
     exactly as evalkit scores the trained model afterwards (the date is recorded beside it for that).
@@ -85,25 +99,26 @@ def train_dpo(
     """
     # Imported here: TRL pulls in much of the HF stack, and only training needs it.
     from datasets import Dataset
-    from trl import DPOTrainer
+    from trl import DPOTrainer, RewardTrainer
 
     tokenizer = _tokenizer(spec, base)
-    args = dpo_config(spec, output_dir, has_eval=bool(eval_pairs))
-    model = load_for_training(base)
+    args = dpo_config(spec, output_dir, has_eval=bool(eval_pairs), trainer=trainer_kind)
+    model = load_for_training(base, classifier=trainer_kind == "reward")
     rendering = rendering_for(tokenizer, template_options or {}, template_date)
     if rendering.date is not None:
         say_pinned("train", rendering.date)
     train_rows = trl_rows(pairs, tokenizer, spec.max_prompt_length, rendering)
     eval_rows = trl_rows(eval_pairs, tokenizer, spec.max_prompt_length, rendering) if eval_pairs else None
     started = time.perf_counter()
-    trainer = DPOTrainer(
+    trl_trainer: Any = DPOTrainer if trainer_kind == "dpo" else RewardTrainer
+    trainer = trl_trainer(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(eval_rows) if eval_rows else None,
         processing_class=tokenizer,
-        peft_config=lora_config(spec),
-        callbacks=[_ProgressCallback()],
+        peft_config=lora_config(spec, "SEQ_CLS" if trainer_kind == "reward" else "CAUSAL_LM"),
+        callbacks=[_ProgressCallback(trainer_kind)],
     )
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; the progress bar shows them
     for evaluation in evaluations:
@@ -117,13 +132,16 @@ def train_dpo(
         tokenizer.save_pretrained(output_dir)
         (output_dir / "log_history.json").write_text(json.dumps(history, indent=1) + "\n")
         resolved = {
+            "trainer": TRAINERS[trainer_kind],
             "train": spec.model_dump(mode="json"),
             "base": base.model_dump(mode="json"),
             "base_fingerprint": files_fingerprint(base.path, base.revision),
             "rendering": _rendering_record(template_options or {}, template_date),
             "steps": trainer.state.global_step,
             "seconds": round(time.perf_counter() - started, 1),
-            "dpo_config": {k: v for k, v in args.to_dict().items() if k in spec.args or k in _EVALKIT_DEFAULTS},
+            f"{trainer_kind}_config": {
+                k: v for k, v in args.to_dict().items() if k in spec.args or k in _EVALKIT_DEFAULTS
+            },
             "environment": environment().model_dump(mode="json"),
         }
         (output_dir / TRAIN_RECORD).write_text(json.dumps(resolved, indent=1, default=str) + "\n")
@@ -160,6 +178,7 @@ def finished_run(
     output_dir: Path,
     template_options: dict[str, Any] | None = None,
     template_date: datetime.date = DEFAULT_DATE,
+    trainer_kind: Trainer = "dpo",
 ) -> TrainingRun | None:
     """The earlier run in `output_dir`, when it finished with these very settings (template options and
     pinned date included), on this very base, with the same torch/transformers/TRL/PEFT versions; delete
@@ -177,7 +196,8 @@ def finished_run(
     now = environment().packages
     then = done.get("environment", {}).get("packages", {})
     same = (
-        done.get("train") == spec.model_dump(mode="json")
+        done.get("trainer", TRAINERS["dpo"]) == TRAINERS[trainer_kind]
+        and done.get("train") == spec.model_dump(mode="json")
         and done.get("base") == base.model_dump(mode="json")
         and done.get("base_fingerprint") == files_fingerprint(base.path, base.revision)
         and done.get("rendering", _rendering_record({}, DEFAULT_DATE))
@@ -189,9 +209,10 @@ def finished_run(
     return TrainingRun(output_dir, int(done["steps"]), float(done.get("seconds", 0.0)), list(log))
 
 
-def dpo_config(spec: TrainSpec, output_dir: Path, has_eval: bool) -> Any:
-    """The `DPOConfig` for `spec`: the suite's `args`, with evalkit's defaults where it says nothing."""
-    from trl import DPOConfig
+def dpo_config(spec: TrainSpec, output_dir: Path, has_eval: bool, trainer: Trainer = "dpo") -> Any:
+    """The `DPOConfig` (`RewardConfig` for a reward model) for `spec`: the suite's `args`, with evalkit's defaults
+    where it says nothing."""
+    from trl import DPOConfig, RewardConfig
 
     args = dict(spec.args)
     args.setdefault("report_to", [])
@@ -208,13 +229,14 @@ def dpo_config(spec: TrainSpec, output_dir: Path, has_eval: bool) -> Any:
         args["bf16"] = bf16_supported and not args.get("fp16", False)
     args.setdefault("fp16", False)
     try:
-        return DPOConfig(output_dir=str(output_dir), **args)
+        config: Any = DPOConfig if trainer == "dpo" else RewardConfig
+        return config(output_dir=str(output_dir), **args)
     except (TypeError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EvalkitError(f"train.args: {message}") from None
 
 
-def lora_config(spec: TrainSpec) -> Any:
+def lora_config(spec: TrainSpec, task_type: str = "CAUSAL_LM") -> Any:
     if spec.lora is None:
         return None
     from peft import LoraConfig
@@ -225,7 +247,7 @@ def lora_config(spec: TrainSpec) -> Any:
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
         target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
+        task_type=task_type,
         **lora.options,
     )
 
@@ -299,16 +321,20 @@ def _tokenizer(spec: TrainSpec, base: ModelSpec) -> PreTrainedTokenizerBase:
 
 
 class _ProgressCallback(TrainerCallback):
-    """Shows DPO training on evalkit's progress bar, with the latest loss and reward accuracy."""
+    """Shows training on evalkit's progress bar, with the latest loss and reward accuracy."""
+
+    def __init__(self, trainer: Trainer = "dpo") -> None:
+        self._accuracy = ACCURACY_KEYS[trainer]
+        self._title = "DPO training" if trainer == "dpo" else "reward model training"
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._bar = progress_bar()  # silent in the other processes of a distributed run
-        self._task = self._bar.add_task("DPO training", total=state.max_steps, status="")
+        self._task = self._bar.add_task(self._title, total=state.max_steps, status="")
         self._bar.start()
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None, **_: Any) -> None:
         if logs and "loss" in logs:
-            accuracy = logs.get("rewards/accuracies", float("nan"))
+            accuracy = logs.get(self._accuracy, float("nan"))
             self._bar.update(self._task, status=f"loss {logs['loss']:.3f} acc {accuracy:.2f}")
         elif logs and "eval_loss" in logs:
             self._bar.update(self._task, status=f"eval loss {logs['eval_loss']:.3f}")

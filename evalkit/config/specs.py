@@ -16,6 +16,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from evalkit.results.schema import ScoringDtype
 
 WeightsDtype = Literal["float32", "bfloat16", "float16", "auto"]
+ModelKind = Literal["policy", "reward_model"]
+"""What a checkpoint is: a causal LM scored by its log-probs (`policy`), or a one-label sequence classifier scored
+by its raw logit (`reward_model`)."""
 """The dtype a checkpoint's weights are loaded in (`auto`: the checkpoint's own); the compute dtype of scoring is
 `evalkit.results.schema.ScoringDtype`."""
 
@@ -125,6 +128,10 @@ class ModelSpec(Spec):
     """The model's name in results and reports: a plain file name."""
     path: str
     """Local model or adapter directory, or a hub model id."""
+    kind: ModelKind = "policy"
+    """`policy`: a causal LM, scored by its log-probs (implicit rewards against the reference). `reward_model`: an
+    `AutoModelForSequenceClassification` with one label (or a PEFT adapter on one), scored as TRL's RewardTrainer
+    and RewardBench score it: the raw logit at the last non-pad token; no reference."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) when `path` is a hub id."""
     base: str | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from evalkit.config.messages import every_problem, suggestion
 from evalkit.config.overrides import MAX_SUITE_VALUES, apply_override, expanded_size
@@ -40,7 +40,7 @@ from evalkit.config.specs import (
     Text,
     WorldSpec,
 )
-from evalkit.config.training import TrainSpec
+from evalkit.config.training import Trainer, TrainSpec, check_trainer_options, checks_libraries
 from evalkit.errors import EvalkitError
 from evalkit.metrics.names import REGISTRY
 from evalkit.results.estimates import Statistics
@@ -94,6 +94,7 @@ class Suite(Spec):
                 yield "train.output must differ from train.base"
         for name, key in required:
             yield from _problem(_require_model, name, self.model_names, key)
+        yield from self._reward_model_problems()
         source = self.generation.from_dataset if self.generation is not None else None
         if source is not None and source.dataset not in self.dataset_names:
             hint = suggestion(source.dataset, self.dataset_names)
@@ -105,6 +106,28 @@ class Suite(Spec):
             where = f"gate.rules.{index}"
             yield from _problem(check_rule_names, rule, where, self.model_names, datasets)
             yield from self._rule_problems(rule, where)
+
+    def _reward_model_problems(self) -> Iterator[str]:
+        """A reward model is scored by its logit: it is no reference, and it trains with RewardTrainer's options."""
+        kinds = {m.name: m.kind for m in self.models}
+        if self.reference is not None and kinds.get(self.reference) == "reward_model":
+            yield f"reference: {self.reference!r} is a reward model; the reference of implicit rewards is a policy"
+        trains_reward_model = self.train is not None and kinds.get(self.train.output) == "reward_model"
+        if trains_reward_model and self.train is not None and kinds.get(self.train.base) == "reward_model":
+            yield f"train.base: {self.train.base!r} is a reward model; a reward model trains from a policy's weights"
+
+    @model_validator(mode="after")
+    def _check_trainer(self, info: ValidationInfo) -> Suite:
+        """`train.args` are the options of the trainer the output's kind picks (DPOConfig or RewardConfig)."""
+        if self.train is not None and checks_libraries(info):
+            check_trainer_options(self.train, self.trainer)
+        return self
+
+    @property
+    def trainer(self) -> Trainer:
+        """The TRL trainer `train` runs: RewardTrainer for a reward model, else DPOTrainer."""
+        assert self.train is not None
+        return "reward" if self.model(self.train.output).kind == "reward_model" else "dpo"
 
     def _generation_problems(self, generation: GenerationSpec) -> Iterator[str]:
         """The models an endpoint or a pairwise judge names are the suite's; a judging template is read now."""
@@ -129,7 +152,13 @@ class Suite(Spec):
 
     def _rule_problems(self, rule: GateRule, where: str) -> Iterator[str]:
         """What a rule needs of the rest of the suite: a reference for reward metrics, the sections it reads."""
-        if isinstance(rule, PreferenceRule) and REGISTRY[rule.metric].needs_reference:
+        classifier = any(m.name == getattr(rule, "model", None) and m.kind == "reward_model" for m in self.models)
+        if isinstance(rule, PreferenceRule) and classifier and not REGISTRY[rule.metric].needs_reference:
+            yield (
+                f"{where}.metric: {rule.metric!r} is a policy's log-prob metric; the reward model "
+                f"{getattr(rule, 'model', '')!r} has the rewards/* metrics"
+            )
+        if isinstance(rule, PreferenceRule) and REGISTRY[rule.metric].needs_reference and not classifier:
             if rule.model == self.reference:
                 yield (
                     f"{where}.metric: {rule.metric!r} is not computed for the reference model "

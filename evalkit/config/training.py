@@ -35,7 +35,7 @@ class LoraSpec(Spec):
 
     @model_validator(mode="after")
     def _check_options(self, info: ValidationInfo) -> LoraSpec:
-        if not _checks_libraries(info):
+        if not checks_libraries(info):
             return self
         from peft import LoraConfig  # deferred: only suites that train need PEFT loaded
 
@@ -50,7 +50,8 @@ class TrainDataSpec(DatasetSpec):
 
 
 class TrainSpec(Spec):
-    """A DPO run through TRL's DPOTrainer that produces one of the suite's models."""
+    """A run through TRL's DPOTrainer (or its RewardTrainer, when `output` is a reward model) that produces one of
+    the suite's models."""
 
     base: str
     """Name of the model (in `models`) that training starts from."""
@@ -75,8 +76,9 @@ class TrainSpec(Spec):
     merge: bool = False
     """Also save the adapter merged into the base, under `<output path>/merged`."""
     args: dict[str, Any] = Field(default={})
-    """Any `trl.DPOConfig` option, by its TRL name (`beta`, `learning_rate`, `num_train_epochs`,
-    `per_device_train_batch_size`, `lr_scheduler_type`, `gradient_checkpointing`, `bf16`, ...)."""
+    """Any `trl.DPOConfig` option (a `trl.RewardConfig` one when `output` is a reward model), by its TRL name
+    (`beta`, `learning_rate`, `num_train_epochs`, `per_device_train_batch_size`, `lr_scheduler_type`,
+    `gradient_checkpointing`, `bf16`, ...)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -106,16 +108,24 @@ class TrainSpec(Spec):
                 raise ValueError(f"train.args.{old}: {why}")
         if (self.eval_fraction is None) != (self.heldout is None):
             raise ValueError("train.heldout: give both `eval_fraction` and `heldout`, or neither")
-        if not _checks_libraries(info):
-            return self
-        from trl import DPOConfig  # deferred: importing TRL takes seconds and only training needs it
-
-        _check_option_names(self.args, DPOConfig, "train.args", reserved=_TRAIN_RESERVED)
-        _coerce_numbers(self.args, DPOConfig)
         return self
 
 
-def _checks_libraries(info: ValidationInfo) -> bool:
+Trainer = Literal["dpo", "reward"]
+"""The TRL trainer a suite's `train` runs: `DPOTrainer` for a policy, `RewardTrainer` for a reward model."""
+
+
+def check_trainer_options(spec: TrainSpec, trainer: Trainer) -> None:
+    """`spec.args` checked against the trainer's own config class (`DPOConfig`, `RewardConfig`): a typo is an
+    error with a suggestion, and YAML's strings that are numbers become the numbers TRL expects."""
+    from trl import DPOConfig, RewardConfig  # deferred: importing TRL takes seconds and only training needs it
+
+    config = DPOConfig if trainer == "dpo" else RewardConfig
+    _check_option_names(spec.args, config, "train.args", reserved=_TRAIN_RESERVED)
+    _coerce_numbers(spec.args, config)
+
+
+def checks_libraries(info: ValidationInfo) -> bool:
     """Whether options are checked against TRL's and PEFT's own classes (seconds of imports): always, except
     for commands that read a suite for its gate rules and never train (`load_suite(..., train_options=False)`)."""
     return not isinstance(info.context, dict) or info.context.get("train_options", True) is not False
@@ -140,7 +150,7 @@ _LORA_RESERVED = {
     "lora_dropout": "use train.lora.dropout",
     "r": "use train.lora.r",
     "target_modules": "use train.lora.target_modules",
-    "task_type": "evalkit sets CAUSAL_LM",
+    "task_type": "evalkit sets CAUSAL_LM (SEQ_CLS for a reward model)",
 }
 
 

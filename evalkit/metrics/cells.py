@@ -29,6 +29,9 @@ class Cell:
     prompts: np.ndarray | None = None
     """The prompt each pair belongs to (`PairScore.prompt_key`); None when not recorded. Pairs sharing a
     prompt are clustered in every interval and test."""
+    score_chosen: np.ndarray | None = None
+    """A reward model's scores (`PairScore.score_chosen`); None for a policy's cell."""
+    score_rejected: np.ndarray | None = None
 
     @classmethod
     def from_rows(cls, rows: Sequence[PairScore]) -> Cell:
@@ -39,6 +42,7 @@ class Cell:
         """
         rows = sorted(rows, key=lambda r: (r.id, repr(r)))  # repr breaks ties between repeated ids
         reference = all(r.ref_logp_chosen is not None and r.ref_logp_rejected is not None for r in rows)
+        classifier = bool(rows) and all(r.is_reward_model for r in rows)
 
         def column(field: str, dtype: type = np.float64) -> np.ndarray:
             return np.array([getattr(r, field) for r in rows], dtype=dtype)
@@ -52,6 +56,8 @@ class Cell:
             ref_logp_chosen=column("ref_logp_chosen") if reference else None,
             ref_logp_rejected=column("ref_logp_rejected") if reference else None,
             prompts=np.array([r.prompt_key for r in rows]) if all(r.prompt_key for r in rows) else None,
+            score_chosen=column("score_chosen") if classifier else None,
+            score_rejected=column("score_rejected") if classifier else None,
         )
 
     @property
@@ -62,7 +68,15 @@ class Cell:
     def delta_length(self) -> np.ndarray:
         return np.asarray(self.n_tokens_chosen - self.n_tokens_rejected)
 
+    @property
+    def is_reward_model(self) -> bool:
+        """A reward model's cell: its rewards are its scores, and it has no log-probs (no `preference/*`)."""
+        return self.score_chosen is not None and self.score_rejected is not None
+
     def rewards(self, beta: float) -> Rewards | None:
+        """The implicit rewards β·(ℓ − ℓ_ref) of a policy with a reference, a reward model's own scores, else None."""
+        if self.score_chosen is not None and self.score_rejected is not None:
+            return Rewards(self.score_chosen, self.score_rejected, self.score_chosen - self.score_rejected)
         if self.ref_logp_chosen is None or self.ref_logp_rejected is None:
             return None
         chosen = implicit_reward(self.logp_chosen, self.ref_logp_chosen, beta)
@@ -80,12 +94,15 @@ class Rewards:
 
 
 def per_pair_values(cell: Cell, beta: float) -> dict[str, np.ndarray]:
-    """Per-pair values whose means are the compared metrics (accuracies as 0/1)."""
-    values = {
-        "preference/accuracy": (cell.logp_chosen > cell.logp_rejected).astype(np.float64),
-        "preference/accuracy_per_token": (per_token_margin(cell) > 0).astype(np.float64),
-        "logps/margins": cell.logp_chosen - cell.logp_rejected,
-    }
+    """Per-pair values whose means are the compared metrics (accuracies as 0/1); a reward model has no log-probs,
+    so only its reward values."""
+    values: dict[str, np.ndarray] = {}
+    if not cell.is_reward_model:
+        values = {
+            "preference/accuracy": (cell.logp_chosen > cell.logp_rejected).astype(np.float64),
+            "preference/accuracy_per_token": (per_token_margin(cell) > 0).astype(np.float64),
+            "logps/margins": cell.logp_chosen - cell.logp_rejected,
+        }
     rewards = cell.rewards(beta)
     if rewards is not None:
         values["rewards/accuracies"] = (rewards.margin > 0).astype(np.float64)
@@ -120,13 +137,20 @@ def check_scores(dataset: str, model: str, rows: Sequence[PairScore]) -> None:
         for r in rows
         if not all(
             np.isfinite(v)
-            for v in (r.logp_chosen, r.logp_rejected, r.ref_logp_chosen, r.ref_logp_rejected)
+            for v in (
+                r.logp_chosen,
+                r.logp_rejected,
+                r.ref_logp_chosen,
+                r.ref_logp_rejected,
+                r.score_chosen,
+                r.score_rejected,
+            )
             if v is not None
         )
     ]
     if bad:
         raise EvalkitError(
-            f"dataset {dataset!r}, model {model!r}: non-finite log-probs (NaN or ±inf) for {len(bad)} of "
+            f"dataset {dataset!r}, model {model!r}: non-finite log-probs or scores (NaN or ±inf) for {len(bad)} of "
             f"{len(rows)} pairs: {_some(bad)}; evalkit refuses to average them. Check the model and its "
             "dtype (float16 overflows to inf; try float32 or bfloat16) and the tokens of these pairs"
         )

@@ -112,25 +112,7 @@ def _cell_estimates(
     def mean(values: np.ndarray) -> stats.Estimate:
         return stats.mean(values, confidence, clusters)
 
-    log_margin = cell.logp_chosen - cell.logp_rejected
-    per_token = per_token_margin(cell)
-    out = {
-        "preference/accuracy": share(log_margin > 0),
-        "preference/ties": share(log_margin == 0),
-        "preference/accuracy_per_token": share(per_token > 0),
-        "preference/ties_per_token": share(per_token == 0),
-        "logps/chosen": mean(cell.logp_chosen),
-        "logps/rejected": mean(cell.logp_rejected),
-        "logps/margins": mean(log_margin),
-    }
-    out |= _by_length("length/preference_accuracy", log_margin > 0, cell, confidence)
-    unequal = cell.delta_length != 0
-    if unequal.any():
-        longer = cell.delta_length[unequal] > 0
-        out["length/longer_accuracy"] = stats.proportion(
-            longer, confidence, clusters[unequal] if clusters is not None else None
-        )
-
+    out: dict[str, stats.Estimate] = {} if cell.is_reward_model else _policy_estimates(cell, statistics)
     rewards = cell.rewards(beta)
     if rewards is None:
         return out
@@ -153,8 +135,39 @@ def _cell_estimates(
     out["calibration/ece"] = stats.descriptive(
         _expected_calibration_error(calibration, statistics.calibration_bins), cell.n
     )
-    assert cell.ref_logp_chosen is not None
-    out["displacement/chosen"] = share(cell.logp_chosen < cell.ref_logp_chosen)
+    if cell.ref_logp_chosen is not None:  # a policy against its reference (a reward model has neither)
+        out["displacement/chosen"] = share(cell.logp_chosen < cell.ref_logp_chosen)
+    return out
+
+
+def _policy_estimates(cell: Cell, statistics: Statistics) -> dict[str, stats.Estimate]:
+    """The metrics of a policy's own log-probs, which need no reference."""
+    confidence, clusters = statistics.confidence_level, cell.prompts
+
+    def share(outcomes: np.ndarray) -> stats.Estimate:
+        return stats.proportion(outcomes, confidence, clusters)
+
+    def mean(values: np.ndarray) -> stats.Estimate:
+        return stats.mean(values, confidence, clusters)
+
+    log_margin = cell.logp_chosen - cell.logp_rejected
+    per_token = per_token_margin(cell)
+    out = {
+        "preference/accuracy": share(log_margin > 0),
+        "preference/ties": share(log_margin == 0),
+        "preference/accuracy_per_token": share(per_token > 0),
+        "preference/ties_per_token": share(per_token == 0),
+        "logps/chosen": mean(cell.logp_chosen),
+        "logps/rejected": mean(cell.logp_rejected),
+        "logps/margins": mean(log_margin),
+    }
+    out |= _by_length("length/preference_accuracy", log_margin > 0, cell, confidence)
+    unequal = cell.delta_length != 0
+    if unequal.any():
+        longer = cell.delta_length[unequal] > 0
+        out["length/longer_accuracy"] = stats.proportion(
+            longer, confidence, clusters[unequal] if clusters is not None else None
+        )
     return out
 
 

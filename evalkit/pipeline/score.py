@@ -16,7 +16,7 @@ from rich.table import Table
 from evalkit.capabilities.harness import CapabilityRunner
 from evalkit.capabilities.runs import TaskRun
 from evalkit.checkpoints import LoadedModel, load_model, release
-from evalkit.config.specs import ModelSpec
+from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
 from evalkit.data.pairs import PreferencePair, load_own_pairs
@@ -39,6 +39,7 @@ from evalkit.results.pairs import PairScore, pair_records
 from evalkit.results.schema import ModelInfo, ScoringMode, TokenizationAudit
 from evalkit.scoring.batching import from_main, start_processes
 from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key
+from evalkit.scoring.classifier import REWARD_MODE, pair_sequences, reward_pad_id, reward_pair_rows, score_sequences
 from evalkit.scoring.dataset import ScoredDataset, TokenizedSet, model_logps, pad_token_id, scored_dataset, tokenize_set
 from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair
 
@@ -78,6 +79,7 @@ def score_suite(
     decoder = PanelDecoder(suite.generation) if suite.generation is not None else None
     for spec in expand_checkpoints(suite.models):
         is_reference = reference is not None and spec.name == reference.spec.name
+        classifier = spec.kind == "reward_model"  # no reference, no generation: a classifier only scores
         loaded = reference if is_reference and reference is not None else _load(suite, spec, reference)
         try:
             modes: list[ScoringMode] = []
@@ -88,6 +90,8 @@ def score_suite(
                 modes += [result.mode] if result.mode is not None else []
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
             scored.models.append(loaded.info.model_copy(update={"scoring_modes": modes, "role": role}))
+            if classifier:
+                continue
             if capabilities is not None and is_main_process():
                 scored.capability_runs.extend(capabilities.run(loaded))
             if suite.generation is not None and decoder is not None:
@@ -107,9 +111,11 @@ def score_suite(
 
 
 def _load(suite: Suite, spec: ModelSpec, reference: LoadedModel | None = None) -> LoadedModel:
-    """`spec` loaded with the suite's rendering: its template options, and the suite's pinned date if it names one."""
+    """`spec` loaded with the suite's rendering: its template options, and the suite's pinned date if it names one
+    (a reward model never shares the reference's weights: it is another architecture)."""
     options = suite.template_options(spec)
-    return load_model(spec, reference, template_options=options, template_date=suite.rendering.date)
+    shared = reference if spec.kind == "policy" else None
+    return load_model(spec, shared, template_options=options, template_date=suite.rendering.date)
 
 
 def expand_checkpoints(models: Sequence[ModelSpec]) -> list[ModelSpec]:
@@ -162,7 +168,10 @@ def score_dataset(
         )
     label = f"{policy.spec.name} on {dataset}"
     key = _tokens_key(tokens.scorable, settings.max_length, policy.rendering)
-    references = reference.info.fingerprint if reference is not None and reference is not policy else "none"
+    classifier = policy.spec.kind == "reward_model"
+    references = (
+        reference.info.fingerprint if reference is not None and reference is not policy and not classifier else "none"
+    )
     ids = hashlib.sha256(json.dumps([t.id for t in tokens.scorable]).encode()).hexdigest()
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}"
     store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -177,6 +186,11 @@ def score_dataset(
             stored.audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
             stored.mode.model_copy(update={"dataset": dataset}) if stored.mode is not None else None,
         )
+    if policy.spec.kind == "reward_model":
+        scored = reward_model_dataset(dataset, policy, tokens, settings, label)
+        if store is not None and is_main_process():
+            store.save(store_key, scored)
+        return scored
     pad = pad_token_id(policy.tokenizer)
     ref: ModelLogps | None = None
     if reference is policy:
@@ -199,6 +213,33 @@ def score_dataset(
     if store is not None and is_main_process():
         store.save(store_key, scored)
     return scored
+
+
+def reward_model_dataset(
+    dataset: str, model: LoadedModel, tokens: TokenizedSet, settings: ScoringSpec, label: str
+) -> ScoredDataset:
+    """A reward model's rows on one dataset: its score of every scorable pair's chosen and rejected sequence."""
+    scores = score_sequences(
+        model.model,
+        list(pair_sequences(tokens.scorable)),
+        reward_pad_id(model.model, model.tokenizer),
+        max_length=settings.max_length,
+        batch_size=2 * settings.batch_size,  # sequences: a pair's two, as RewardTrainer's collator batches them
+        dtype=settings.dtype,
+        label=label,
+    )
+    result = reward_pair_rows(
+        dataset,
+        model.spec.name,
+        tokens.scorable,
+        scores,
+        n_pairs=tokens.n_pairs,
+        too_long=tokens.too_long,
+        prompt_not_prefix=tokens.prompt_not_prefix,
+        doubled_bos=tokens.doubled_bos,
+    )
+    mode = REWARD_MODE.model_copy(update={"dataset": dataset}) if tokens.scorable else None
+    return ScoredDataset(result.rows, result.audit, mode)
 
 
 def _logps(row: PairScore) -> CompletionLogps:

@@ -1,4 +1,5 @@
-"""Training a suite's model with DPO, as a run's first step, and what results.json records of it."""
+"""Training a suite's model, as a run's first step (DPO for a policy, TRL's RewardTrainer for a reward model), and
+what results.json records of it."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
     """Train the suite's `train.output` model; with `eval_fraction`, hold out (and write) a seeded split."""
     # Imported here: the trainer's modules pull in PEFT, which scoring a plain model never needs.
-    from evalkit.train import finished_run, train_dpo
+    from evalkit.train import TRAINERS, finished_run, train_model
 
     assert suite.train is not None
     spec = suite.train
@@ -35,20 +36,30 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
         if is_main_process():  # every process splits alike; one writes
             write_pairs(eval_pairs, spec.heldout)
     held_out = f", {len(eval_pairs)} held out to {spec.heldout}" if eval_pairs else ""
-    console.print(f"training {spec.output!r} from {spec.base!r} with DPO on {len(pairs)} pairs{held_out}")
+    kind = suite.trainer
+    console.print(f"training {spec.output!r} from {spec.base!r} with {TRAINERS[kind]} on {len(pairs)} pairs{held_out}")
     base = suite.model(spec.base)
     if Path(base.path).exists():
         # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
         base = base.model_copy(update={"path": str(Path(base.path).resolve())})
     output = output_dir or Path(suite.model(spec.output).path)
-    earlier = finished_run(spec, base, output, suite.template_options(suite.model(spec.output)), training_date(suite))
+    options, day = suite.template_options(suite.model(spec.output)), training_date(suite)
+    earlier = finished_run(spec, base, output, options, day, kind)
     if earlier is not None:
         console.print(f"[dim]reusing {output}: trained earlier with these settings on this base[/dim]")
         return earlier
-    options, day = suite.template_options(suite.model(spec.output)), training_date(suite)
-    evaluations = [_held_out(spec, eval_pairs, output, options, day)] if eval_pairs else []
-    return train_dpo(
-        spec, base, output, pairs, eval_pairs, template_options=options, template_date=day, evaluations=evaluations
+    # evalkit's own pooled evaluation while training scores log-probs: a policy's, not a classifier's.
+    evaluations = [_held_out(spec, eval_pairs, output, options, day)] if eval_pairs and kind == "dpo" else []
+    return train_model(
+        spec,
+        base,
+        output,
+        pairs,
+        eval_pairs,
+        template_options=options,
+        template_date=day,
+        evaluations=evaluations,
+        trainer_kind=kind,
     )
 
 
@@ -80,16 +91,18 @@ def training_date(suite: Suite) -> datetime.date:
 def training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None:
     if run is None or suite.train is None:
         return None
-    from evalkit.train import training_curve
+    from evalkit.train import ACCURACY_KEYS, TRAINERS, training_curve
 
-    steps = [entry for entry in run.log_history if "loss" in entry and "rewards/accuracies" in entry]
+    accuracy = ACCURACY_KEYS[suite.trainer]
+    steps = [entry for entry in run.log_history if "loss" in entry and accuracy in entry]
     last = steps[-1] if steps else {}
     return TrainingInfo(
         model=suite.train.output,
         steps=run.steps,
         seconds=round(run.seconds, 1),
         final_loss=last.get("loss"),
-        final_reward_accuracy=last.get("rewards/accuracies"),
+        final_reward_accuracy=last.get(accuracy),
         log_history=str(run.output_dir / "log_history.json"),
         curve=training_curve(run.log_history),
+        trainer=TRAINERS[suite.trainer],
     )

@@ -63,8 +63,14 @@ def length_notes(found: Found, models: list[str]) -> list[str]:
     if not any(k[2].startswith("length/") for k in found):
         return []
     notes: dict[str, list[str]] = {}
-    for model in models:
-        counts = [found.get((model, ALL_SUBSETS, f"length/preference_accuracy/{key}")) for key in LENGTH_BINS]
+    # A reward model has no log-probs, hence no longer-answer baseline: its bins speak only where no policy speaks.
+    policies = [m for m in models if any(k[0] == m and k[2].startswith("length/preference_accuracy/") for k in found)]
+    for model in policies or models:
+        counts = [
+            found.get((model, ALL_SUBSETS, f"length/preference_accuracy/{key}"))
+            or found.get((model, ALL_SUBSETS, f"length/rewards_accuracy/{key}"))
+            for key in LENGTH_BINS
+        ]
         note = "pairs per bin: " + ", ".join(
             f"{m.n if m else 0} {title}" for m, (_, title) in zip(counts, LENGTH_BINS.items(), strict=True)
         )

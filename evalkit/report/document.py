@@ -110,6 +110,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rul
         training = {
             "model": t.model,
             "steps": t.steps,
+            "what": "reward model" if t.trainer == "RewardTrainer" else "DPO",
             "seconds": f"{t.seconds:.0f}s",
             "final_loss": format_number(t.final_loss),
             "final_reward_accuracy": format_number(t.final_reward_accuracy),

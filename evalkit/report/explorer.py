@@ -48,7 +48,7 @@ def explorer_data(
         first: dict[str, PairScore] = {}
         for p in rows:
             column = margins.setdefault(p.id, [None] * len(models))
-            column[column_of[p.model]] = round(p.logp_chosen - p.logp_rejected, 4)
+            column[column_of[p.model]] = round(p.own_margin, 4)
             if p.model == models[anchor_index] or p.id not in first:
                 first[p.id] = p
         known = texts.get(d.name, {})

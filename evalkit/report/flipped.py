@@ -39,7 +39,7 @@ def flip_groups(
     dataset: str,
 ) -> list[FlipGroup]:
     """One group per comparison (each model against the anchor, on all pairs) whose `FLIP_METRIC` flipped."""
-    margins = {(p.model, p.id): p.logp_chosen - p.logp_rejected for p in pairs or ()}
+    margins = {(p.model, p.id): p.own_margin for p in pairs or ()}
     groups = []
     for c in comparisons:
         if c.metric != FLIP_METRIC or c.flips is None or not (c.flips.wrong_to_right or c.flips.right_to_wrong):

@@ -38,6 +38,23 @@ class PairScore:
     prompt_key: str | None = None
     """A hash of the prompt's token ids: pairs with the same key share a prompt and are clustered in every
     interval and test. None in files written before it existed."""
+    score_chosen: float | None = None
+    """A reward model's score of the chosen answer (its raw logit); None for a policy. A reward model's row has
+    no log-probs: its `logp_*` are 0 and its rewards are these scores."""
+    score_rejected: float | None = None
+    """A reward model's score of the rejected answer; None for a policy."""
+
+    @property
+    def is_reward_model(self) -> bool:
+        """Whether the row is a reward model's scores rather than a policy's log-probs."""
+        return self.score_chosen is not None and self.score_rejected is not None
+
+    @property
+    def own_margin(self) -> float:
+        """The model's own margin on the pair: a reward model's score difference, a policy's log-prob difference."""
+        if self.score_chosen is not None and self.score_rejected is not None:
+            return self.score_chosen - self.score_rejected
+        return self.logp_chosen - self.logp_rejected
 
     def as_model(self, model: str) -> PairScore:
         """The same row under another model's name (a model matched across runs by role, a stored score reused)."""
@@ -86,7 +103,7 @@ def read_pair_scores(path: Path) -> list[PairScore]:
 _TEXT = ("id", "subset", "model")
 _LOGPS = ("logp_chosen", "logp_rejected")
 _COUNTS = ("n_tokens_chosen", "n_tokens_rejected")
-_OPTIONAL_LOGPS = ("ref_logp_chosen", "ref_logp_rejected")
+_OPTIONAL_LOGPS = ("ref_logp_chosen", "ref_logp_rejected", "score_chosen", "score_rejected")
 
 
 def pair_score(record: object, where: str, shared: dict[str, str] | None = None) -> PairScore:
@@ -103,7 +120,8 @@ def pair_score(record: object, where: str, shared: dict[str, str] | None = None)
             raise EvalkitError(f"{where}: {key}: expected a string, got {_shown(record.get(key))}")
     for key in (*_LOGPS, *_OPTIONAL_LOGPS):
         if not _finite(record.get(key)) and (key in _LOGPS or record.get(key) is not None):
-            raise EvalkitError(f"{where}: {key}: expected a finite log-prob, got {_shown(record.get(key))}")
+            what = "score" if key.startswith("score") else "log-prob"
+            raise EvalkitError(f"{where}: {key}: expected a finite {what}, got {_shown(record.get(key))}")
     for key in _COUNTS:
         count = record[key]
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 2**53:
@@ -122,6 +140,8 @@ def pair_score(record: object, where: str, shared: dict[str, str] | None = None)
         ref_logp_chosen=_optional_float(record.get("ref_logp_chosen")),
         ref_logp_rejected=_optional_float(record.get("ref_logp_rejected")),
         prompt_key=record.get("prompt_key"),
+        score_chosen=_optional_float(record.get("score_chosen")),
+        score_rejected=_optional_float(record.get("score_rejected")),
     )
 
 
@@ -152,11 +172,18 @@ def row_record(row: PairScore) -> dict[str, object]:
 
 
 def pair_records(rows: Iterable[PairScore], beta: float) -> list[dict[str, object]]:
-    """Rows of a per-pair file: each `PairScore`, and with a reference its rewards and margin."""
+    """Rows of a per-pair file: each `PairScore`, and with a reference its rewards and margin (a reward model's
+    rewards are its scores). A policy's row has no `score_*` columns and a reward model's no `ref_logp_*`, so files
+    of policies alone read as they did before reward models."""
     out = []
     for row in rows:
         record: dict[str, object] = row_record(row)
-        if row.ref_logp_chosen is not None and row.ref_logp_rejected is not None:
+        for key in ("score_chosen", "score_rejected") if not row.is_reward_model else _OPTIONAL_LOGPS[:2]:
+            record.pop(key)
+        if row.score_chosen is not None and row.score_rejected is not None:
+            record |= {"reward_chosen": row.score_chosen, "reward_rejected": row.score_rejected}
+            record["margin"] = row.score_chosen - row.score_rejected
+        elif row.ref_logp_chosen is not None and row.ref_logp_rejected is not None:
             reward_chosen = implicit_reward(row.logp_chosen, row.ref_logp_chosen, beta)
             reward_rejected = implicit_reward(row.logp_rejected, row.ref_logp_rejected, beta)
             record |= {"reward_chosen": reward_chosen, "reward_rejected": reward_rejected}

@@ -107,6 +107,9 @@ class ModelInfo(Record):
     checkpoint of `bench --model`), the `reference`, or None for the others (e.g. checkpoints of a sweep).
     Runs are matched by role and fingerprint, since display names differ between a suite run and a
     candidate run."""
+    reward_model: bool = False
+    """A classifier reward model (`kind: reward_model` in the suite), scored by its logit: its rewards are its
+    scores, and it has no log-probs."""
 
 
 class DatasetInfo(Record):
@@ -162,6 +165,9 @@ class TrainingInfo(Record):
     """Path of TRL's full log history."""
     curve: list[CurvePoint] = []
     """Loss, reward accuracy and margin against step, for training and (when held out) evaluation."""
+    trainer: Literal["DPOTrainer", "RewardTrainer"] | None = None
+    """The TRL trainer that ran: `RewardTrainer` for a reward model; None in files written before it was recorded
+    (they were all DPO)."""
 
 
 ScoringDtype = Literal["float32", "bfloat16"]
