@@ -1,9 +1,11 @@
-"""Scores of each completion of best-of-N items: the seam every scorer plugs into, and DPO's implicit reward.
+"""Scores of each completion of best-of-N items: the seam every scorer plugs into, DPO's implicit reward and a
+classifier reward model's score.
 
 A scorer takes a prompt and its completions and returns one float per completion, higher meaning better
-(`CompletionScorer`): a classifier reward model's logit, a pointwise judge's rating. DPO's implicit reward
-β·(log π(y|x) − log π_ref(y|x)) comes from the pair engine instead (batched, cached, tokenized as TRL does): the
-items' completions are scored as pairs (`evalkit.data.best_of_n.completion_pairs`) and read back here.
+(`CompletionScorer`): a classifier reward model's logit (`classifier_scorer`), a pointwise judge's rating. In a
+suite run, models score through the pair engine instead (batched, cached, tokenized as TRL does): the items'
+completions are scored as pairs (`evalkit.data.best_of_n.completion_pairs`) and read back here, a policy's as
+its implicit reward β·(log π(y|x) − log π_ref(y|x)), a `kind: reward_model`'s as its score.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 from evalkit.data.best_of_n import BestOfNItem, completion_index
+from evalkit.data.rendering import PLAIN, Rendering
 from evalkit.results.pairs import PairScore, implicit_reward
+from evalkit.scoring.classifier import score_completions
 
 
 class CompletionScorer(Protocol):
@@ -31,12 +37,25 @@ def scorer_scores(items: Sequence[BestOfNItem], scorer: CompletionScorer) -> dic
     return out
 
 
+def classifier_scorer(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rendering: Rendering = PLAIN, max_length: int = 1024
+) -> CompletionScorer:
+    """A classifier reward model as a `CompletionScorer`: the logit at the last non-pad token of each prompt +
+    completion, as RewardTrainer computes it (`evalkit.scoring.classifier.score_completions`)."""
+
+    def score(prompt: str, completions: Sequence[str]) -> list[float]:
+        pairs = [(prompt, completion) for completion in completions]
+        return score_completions(model, tokenizer, pairs, rendering=rendering, max_length=max_length).scores
+
+    return score
+
+
 def completion_values(
     items: Sequence[BestOfNItem], rows: Sequence[PairScore], model: str, beta: float
 ) -> dict[str, dict[str, list[float]]]:
-    """`model`'s per-completion `reward` (β·(ℓ − ℓ_ref), when its rows have a reference), `logp` and `tokens`, by item
-    id, from its rows on the items' completion pairs. Items with a completion left unscored (a prompt that fills
-    `max_length`) are left out."""
+    """`model`'s per-completion `reward` (β·(ℓ − ℓ_ref), when its rows have a reference; a reward model's score),
+    `logp` and `tokens`, by item id, from its rows on the items' completion pairs. Items with a completion left
+    unscored (a prompt that fills `max_length`) are left out."""
     sizes = {item.id: len(item.completions) for item in items}
     found: dict[str, dict[str, list[float | None]]] = {
         key: {name: [None] * size for name in ("reward", "logp", "tokens")} for key, size in sizes.items()
@@ -46,13 +65,16 @@ def completion_values(
             continue
         item_id, first = completion_index(row.id)
         values = found[item_id]
-        sides = [(first, row.logp_chosen, row.ref_logp_chosen, row.n_tokens_chosen)]
+        sides = [(first, row.logp_chosen, row.ref_logp_chosen, row.score_chosen, row.n_tokens_chosen)]
         if first + 1 < sizes[item_id]:
-            sides.append((first + 1, row.logp_rejected, row.ref_logp_rejected, row.n_tokens_rejected))
-        for index, logp, ref_logp, tokens in sides:
+            sides.append(
+                (first + 1, row.logp_rejected, row.ref_logp_rejected, row.score_rejected, row.n_tokens_rejected)
+            )
+        for index, logp, ref_logp, score, tokens in sides:
             values["logp"][index] = logp
             values["tokens"][index] = float(tokens)
-            values["reward"][index] = implicit_reward(logp, ref_logp, beta) if ref_logp is not None else None
+            reward = implicit_reward(logp, ref_logp, beta) if ref_logp is not None else None
+            values["reward"][index] = score if score is not None else reward
     complete: dict[str, dict[str, list[float]]] = {}
     for item_id, values in found.items():
         kept = {name: [v for v in column if v is not None] for name, column in values.items()}

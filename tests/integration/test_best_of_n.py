@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from evalkit.cli import main
 from evalkit.results.files import read_results
@@ -23,6 +24,11 @@ def test_reward_bench_standins_in_a_suite(
     schema_errors: Callable[..., list[str]],
 ) -> None:
     root = family_checkpoints("llama3", ["ref", "a", "b"])
+    # A classifier reward model on the same base (its score head random): `kind: reward_model`.
+    rm = AutoModelForSequenceClassification.from_pretrained(root / "ref", num_labels=1)
+    rm.config.pad_token_id = AutoTokenizer.from_pretrained(root / "ref").eos_token_id
+    rm.save_pretrained(root / "rm")
+    AutoTokenizer.from_pretrained(root / "ref").save_pretrained(root / "rm")
     rb2, rb1 = write_standins(tmp_path / "standins", items_per_subset=4, seed=0)
     suite = {
         "version": 1,
@@ -32,7 +38,10 @@ def test_reward_bench_standins_in_a_suite(
             {"name": "rb2", "path": str(rb2), "id_column": "id", "subset_column": "subset"},
             {"name": "rb1", "path": str(rb1), "id_column": "id", "subset_column": "subset"},
         ],
-        "models": [{"name": n, "path": str(root / n)} for n in ("ref", "a", "b")],
+        "models": [
+            *({"name": n, "path": str(root / n)} for n in ("ref", "a", "b")),
+            {"name": "rm", "path": str(root / "rm"), "kind": "reward_model"},
+        ],
         "reference": "ref",
         "scoring": {"beta": 0.1, "max_length": 256, "reference_cache": None},
     }
@@ -46,16 +55,16 @@ def test_reward_bench_standins_in_a_suite(
     info = {d.name: d for d in result.datasets}
     assert info["rb2"].format == "best_of_n" and info["rb2"].n_pairs == 4 * 3 + 4 * 2
     scores = {(m.subset, m.model): m for m in result.best_of_n}
-    # The reference's implicit rewards are 0 by definition: only a and b are scored.
-    assert {model for _, model in scores} == {"a", "b"}
+    # The reference's implicit rewards are 0 by definition: a and b are scored, and the reward model by its logits.
+    assert {model for _, model in scores} == {"a", "b", "rm"}
     for model in ("a", "b"):
         subsets = [scores[(s, model)].value for s in ("Focus", "Math", "Precise IF", "Ties")]
         assert scores[("all", model)].value == pytest.approx(sum(subsets) / 4)
         assert scores[("all", model)].method == "stratified_normal"
         assert scores[("Ties", model)].method == "cluster_bootstrap"
         assert scores[("Math", model)].method in ("wilson", "wilson_clustered", "student_t")
-    assert {(t.model, t.n_prompts) for t in result.best_of_n_ties} == {("a", 4), ("b", 4)}
-    compared = {c.subset: c for c in result.best_of_n_comparisons}
+    assert {(t.model, t.n_prompts) for t in result.best_of_n_ties} == {("a", 4), ("b", 4), ("rm", 4)}
+    compared = {c.subset: c for c in result.best_of_n_comparisons if c.model == "b"}
     assert (compared["all"].model, compared["all"].baseline) == ("b", "a")
     assert compared["all"].value == pytest.approx(scores[("all", "b")].value - scores[("all", "a")].value)
     baselines = {(b.subset, b.baseline): b for b in result.baselines if b.dataset == "rb2"}

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from evalkit.config.specs import DatasetSpec
-from evalkit.data.best_of_n import completion_index, completion_pairs, is_best_of_n, load_items
+from evalkit.data.best_of_n import BestOfNItem, completion_index, completion_pairs, is_best_of_n, load_items
 from evalkit.data.pairs import load_pairs
 from evalkit.errors import EvalkitError
 from evalkit.metrics.best_of_n import (
@@ -22,6 +22,8 @@ from evalkit.metrics.best_of_n import (
     ties_parts,
 )
 from evalkit.results.estimates import Statistics
+from evalkit.results.pairs import PairScore
+from evalkit.scoring.completions import completion_values
 from evalkit.world.rewardbench import write_standins
 
 STATS = Statistics()
@@ -136,3 +138,21 @@ def test_counts_that_disagree_with_the_lists_are_refused(tmp_path: Path) -> None
         load_items(DatasetSpec(name="bad", path=str(path), id_column="id", subset_column="subset"))
     with pytest.raises(EvalkitError, match="best-of-N"):
         load_pairs(DatasetSpec(name="bad", path=str(path)))
+
+
+def test_completion_values_read_back_implicit_rewards_and_reward_model_scores() -> None:
+    """Three completions scored as pairs (0, 1) and (2, 2): β(ℓ − ℓ_ref) for a policy, the score for a reward model."""
+    item = BestOfNItem("q1", "prompt", ["good"], ["bad", "worse"], "Math")
+    policy = [
+        PairScore("q1#0", "Math", "dpo", -1.0, -3.0, 2, 3, False, ref_logp_chosen=-2.0, ref_logp_rejected=-2.0),
+        PairScore("q1#2", "Math", "dpo", -5.0, -5.0, 4, 4, False, ref_logp_chosen=-4.0, ref_logp_rejected=-4.0),
+    ]
+    rm = [
+        PairScore("q1#0", "Math", "rm", 0.0, 0.0, 2, 3, False, score_chosen=0.7, score_rejected=-0.2),
+        PairScore("q1#2", "Math", "rm", 0.0, 0.0, 4, 4, False, score_chosen=0.1, score_rejected=0.1),
+    ]
+    dpo = completion_values([item], policy + rm, "dpo", beta=0.5)["q1"]
+    assert dpo["reward"] == [0.5, -0.5, -0.5] and dpo["tokens"] == [2.0, 3.0, 4.0]
+    assert completion_values([item], policy + rm, "rm", beta=0.5)["q1"]["reward"] == [0.7, -0.2, 0.1]
+    # An item with a completion left unscored is left out.
+    assert completion_values([item], policy[:1], "dpo", beta=0.5) == {}
