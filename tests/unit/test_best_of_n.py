@@ -21,6 +21,7 @@ from evalkit.metrics.best_of_n import (
     item_score,
     ties_parts,
 )
+from evalkit.metrics.rewardbench import reward_bench_1_score, section_scores
 from evalkit.results.estimates import Statistics
 from evalkit.results.pairs import PairScore
 from evalkit.scoring.completions import completion_values
@@ -156,3 +157,14 @@ def test_completion_values_read_back_implicit_rewards_and_reward_model_scores() 
     assert completion_values([item], policy + rm, "rm", beta=0.5)["q1"]["reward"] == [0.7, -0.2, 0.1]
     # An item with a completion left unscored is left out.
     assert completion_values([item], policy[:1], "dpo", beta=0.5) == {}
+
+
+def test_reward_bench_1_sections_hand_worked() -> None:
+    """Chat: (1.0·100 + 0.5·95)/195 = 0.75641; Reasoning: (0.5·984 + 1.0·164)/1148 = 0.57143; the other two
+    sections have no subset scored and count 0, as reward-bench leaves them; score = mean of the four."""
+    accuracies = {"alpacaeval-easy": 1.0, "alpacaeval-length": 0.5, "math-prm": 0.5, "hep-go": 1.0}
+    sections = section_scores(accuracies)
+    assert sections["Chat"] == pytest.approx(147.5 / 195)
+    assert sections["Reasoning"] == pytest.approx(656 / 1148)
+    assert sections["Safety"] == 0.0 and sections["Chat Hard"] == 0.0
+    assert reward_bench_1_score(accuracies) == pytest.approx((147.5 / 195 + 656 / 1148) / 4)
