@@ -10,7 +10,7 @@ its implicit reward β·(log π(y|x) − log π_ref(y|x)), a `kind: reward_model
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -46,6 +46,16 @@ def classifier_scorer(
     def score(prompt: str, completions: Sequence[str]) -> list[float]:
         pairs = [(prompt, completion) for completion in completions]
         return score_completions(model, tokenizer, pairs, rendering=rendering, max_length=max_length).scores
+
+    return score
+
+
+def pointwise_scorer(judge: Callable[[str, str], float]) -> CompletionScorer:
+    """A pointwise judge `(prompt, completion) -> float` (`evalkit.judges.pointwise`: a callable, or a reward model's
+    logit) as a `CompletionScorer`: each completion judged on its own."""
+
+    def score(prompt: str, completions: Sequence[str]) -> list[float]:
+        return [float(judge(prompt, completion)) for completion in completions]
 
     return score
 

@@ -22,9 +22,11 @@ from evalkit.metrics.best_of_n import (
     ties_parts,
 )
 from evalkit.metrics.rewardbench import reward_bench_1_score, section_scores
+from evalkit.pipeline.best_of_n import item_scores
 from evalkit.results.estimates import Statistics
 from evalkit.results.pairs import PairScore
-from evalkit.scoring.completions import completion_values
+from evalkit.scoring.completions import completion_values, pointwise_scorer, scorer_scores
+from evalkit.world import judge as world_judge
 from evalkit.world.rewardbench import write_standins
 
 STATS = Statistics()
@@ -168,3 +170,20 @@ def test_reward_bench_1_sections_hand_worked() -> None:
     assert sections["Reasoning"] == pytest.approx(656 / 1148)
     assert sections["Safety"] == 0.0 and sections["Chat Hard"] == 0.0
     assert reward_bench_1_score(accuracies) == pytest.approx((147.5 / 195 + 656 / 1148) / 4)
+
+
+def test_a_pointwise_judge_through_the_scorer_seam(tmp_path: Path) -> None:
+    """The world's ground-truth judge (1 for the good reply, else 0) on the stand-ins. Math, Focus, Precise IF: the
+    correct answer alone scores 1, so every item scores 1. Ties: ref items accurate (1 > 0); in tied items the judge
+    accepts only the `a + b = T.` phrasing, so the worst correct scores 0 = the best incorrect (not accurate), the
+    correct–incorrect margin 0 is below the spread 1 (plain and hard), ratio 0/1: tanh(−1).
+    Ties = 0.3·0 + 0.3·1 + 0.01·tanh(−1) = 0.29238406; overall = (3 + 0.29238406)/4."""
+    rb2, _ = write_standins(tmp_path, items_per_subset=3, seed=0)
+    items = load_items(DatasetSpec(name="rb2", path=str(rb2), id_column="id", subset_column="subset"))
+    scores = scorer_scores(items, pointwise_scorer(world_judge.score))
+    metrics, (ties,) = best_of_n_metrics("rb2", "judge", item_scores(items, scores), STATS)
+    by_subset = {m.subset: m.value for m in metrics}
+    assert by_subset["Math"] == by_subset["Focus"] == by_subset["Precise IF"] == 1.0
+    assert ties.accuracy_ref == 1.0 and ties.accuracy_tied == 0.0
+    assert by_subset["Ties"] == pytest.approx(0.3 + 0.01 * math.tanh(-1))
+    assert by_subset["all"] == pytest.approx((3 + 0.3 + 0.01 * math.tanh(-1)) / 4)
