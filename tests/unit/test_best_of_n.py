@@ -187,3 +187,20 @@ def test_a_pointwise_judge_through_the_scorer_seam(tmp_path: Path) -> None:
     assert ties.accuracy_ref == 1.0 and ties.accuracy_tied == 0.0
     assert by_subset["Ties"] == pytest.approx(0.3 + 0.01 * math.tanh(-1))
     assert by_subset["all"] == pytest.approx((3 + 0.3 + 0.01 * math.tanh(-1)) / 4)
+
+
+def test_a_parquet_folder_laid_out_as_the_hub_repository_loads(tmp_path: Path) -> None:
+    """The hub path: `datasets.load_dataset(folder, split="test")` on `data/test-00000-of-00001.parquet`, the file
+    the hub repository holds, with its arrow types (list<string> answers, int64 counts)."""
+    import pandas as pd
+
+    rb2, _ = write_standins(tmp_path / "jsonl", items_per_subset=2, seed=0)
+    rows = [json.loads(line) for line in rb2.read_text().splitlines()]
+    folder = tmp_path / "reward-bench-2"
+    (folder / "data").mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(folder / "data" / "test-00000-of-00001.parquet")
+    spec = DatasetSpec(name="rb2", path=str(folder), split="test", id_column="id", subset_column="subset")
+    assert is_best_of_n(spec)
+    items = load_items(spec)
+    assert [i.id for i in items] == [r["id"] for r in rows]
+    assert items[-1].chosen == rows[-1]["chosen"] and items[-1].subset == "Ties"
