@@ -12,7 +12,8 @@ Intervals: Wilson where item scores are all 0 or 1; a t interval where ties at t
 cluster-robust where items share a prompt); a bootstrap over prompts for a Ties composite; and for the mean over
 subsets a normal interval from the subsets' standard errors (subsets are independent samples). Two models are
 compared on the same items: per subset with evalkit's paired tests (Tango's for 0/1 scores, a paired t otherwise),
-a paired bootstrap for Ties, and the subsets' paired standard errors for the overall difference.
+for Ties a z test on a paired bootstrap's standard error, and overall a z test on the subsets' paired standard
+errors (each interval the one its test inverts).
 """
 
 from __future__ import annotations
@@ -300,19 +301,16 @@ def compare_best_of_n(
 def _compare_ties(
     where: Where, ours: list[ItemScores], theirs: list[ItemScores], statistics: Statistics
 ) -> tuple[Comparison, float]:
-    """The Ties composites' difference, with a paired bootstrap over prompts (both models on the same draws)."""
+    """The Ties composites' difference, its standard error from a paired bootstrap over prompts (both models on the
+    same draws), and the normal interval and z test of that standard error (so that the test rejects exactly when
+    the interval excludes 0)."""
 
     def difference(idx: list[int]) -> float:
         return ties_parts(_relabelled(ours, idx))["value"] - ties_parts(_relabelled(theirs, idx))["value"]
 
-    draws = _bootstrap(_prompt_groups(ours), difference)
-    se = float(draws.std(ddof=1))
-    level = statistics.confidence_level
-    low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
+    se = float(_bootstrap(_prompt_groups(ours), difference).std(ddof=1))
     values = (ties_parts(ours)["value"], ties_parts(theirs)["value"])
-    comparison = _z_comparison(where, values, se, len(ours), statistics, "bootstrap")
-    bounds = {"ci_low": float(low), "ci_high": float(high)} if se > 0 else {}
-    return comparison.model_copy(update=bounds), se
+    return _z_comparison(where, values, se, len(ours), statistics, "bootstrap"), se
 
 
 def _z_comparison(

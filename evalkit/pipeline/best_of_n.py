@@ -43,8 +43,9 @@ def summarise_best_of_n(
     beta: float,
     statistics: Statistics,
 ) -> BestOfNSummary:
-    """Each model's implicit-reward scores per dataset and subset (the reference has none: its rewards are 0), every
-    later model against every earlier one on the same items, and the content-blind baselines."""
+    """Each model's scores per dataset and subset (implicit rewards, or a reward model's; the reference has none: its
+    implicit rewards are 0), every later model against every earlier one on the same items, the content-blind
+    baselines, and every model against each length baseline on the same items (`baseline` names it)."""
     summary = BestOfNSummary()
     for dataset, dataset_items in items.items():
         rewarded: dict[str, list[ItemScores]] = {}
@@ -67,7 +68,25 @@ def summarise_best_of_n(
                     dataset, model, rewarded[model], earlier, rewarded[earlier], statistics
                 )
         summary.baselines += best_of_n_baselines(dataset, dataset_items, tokens_of, statistics)
+        for name, blind in length_choices(dataset_items, tokens_of).items():
+            for model, model_items in rewarded.items():
+                summary.comparisons += compare_best_of_n(dataset, model, model_items, name, blind, statistics)
     return summary
+
+
+def length_choices(
+    items: Sequence[BestOfNItem], tokens_of: tuple[str, Mapping[str, list[float]]] | None
+) -> dict[str, list[ItemScores]]:
+    """The content-blind baselines as scorers, by `BaselineName`: each completion scored by its length in characters
+    (and in tokens, when a model's tokenizer counted them), positive to pick the longer, negative the shorter."""
+    lengths = {"chars": {i.id: [float(len(c)) for c in i.completions] for i in items}}
+    if tokens_of is not None:
+        lengths["tokens"] = dict(tokens_of[1])
+    return {
+        f"{direction}_{unit}": item_scores(items, {key: [sign * v for v in values] for key, values in by_item.items()})
+        for unit, by_item in lengths.items()
+        for direction, sign in (("longer", 1.0), ("shorter", -1.0))
+    }
 
 
 def item_scores(items: Sequence[BestOfNItem], scores: Mapping[str, list[float]]) -> list[ItemScores]:
@@ -84,22 +103,14 @@ def best_of_n_baselines(
     """Pick the longer or the shorter completion (by characters; by tokens of the first scored model's tokenizer),
     scored by the same item rule (a length tie at the top scores 1/k) and Ties composite, and chance (the expected
     score of a uniform pick, correct/N per item; not defined for the Ties composite, nor for an overall that has it)."""
-    lengths: dict[str, tuple[str | None, dict[str, list[float]]]] = {
-        "chars": (None, {i.id: [float(len(c)) for c in i.completions] for i in items})
-    }
-    if tokens_of is not None:
-        lengths["tokens"] = (tokens_of[0], dict(tokens_of[1]))
     out = []
-    for unit, (owner, by_item) in lengths.items():
-        for direction, sign in (("longer", 1.0), ("shorter", -1.0)):
-            signed = {key: [sign * v for v in values] for key, values in by_item.items()}
-            scored = item_scores(items, signed)
-            metrics, _ = best_of_n_metrics(dataset, "baseline", scored, statistics)
-            name: BaselineName = f"{direction}_{unit}"  # type: ignore[assignment]
-            for m in metrics:
-                members = [s for s in scored if m.subset in (ALL_SUBSETS, s.subset)]
-                tied = sum(s.scores.count(max(s.scores)) > 1 for s in members)
-                out.append(_baseline(m, name, tied, owner))
+    for name, scored in length_choices(items, tokens_of).items():
+        metrics, _ = best_of_n_metrics(dataset, "baseline", scored, statistics)
+        owner = tokens_of[0] if tokens_of is not None and name.endswith("_tokens") else None
+        for m in metrics:
+            members = [s for s in scored if m.subset in (ALL_SUBSETS, s.subset)]
+            tied = sum(s.scores.count(max(s.scores)) > 1 for s in members)
+            out.append(_baseline(m, name, tied, owner))  # type: ignore[arg-type]  # length_choices names BaselineNames
     out += _chance(dataset, items)
     return out
 

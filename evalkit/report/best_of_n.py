@@ -91,7 +91,7 @@ def _comparisons(result: RunResult, dataset: str) -> Table | None:
         return None
     rows = [
         [
-            f"{c.model} − {c.baseline}",
+            f"{c.model} − {BASELINE_COLUMNS.get(c.baseline, c.baseline)}",
             OVERALL if c.subset == ALL_SUBSETS else c.subset,
             format_delta(c),
             format_p(c.p_value),
@@ -100,7 +100,7 @@ def _comparisons(result: RunResult, dataset: str) -> Table | None:
         ]
         for c in found
     ]
-    return Table(["models", "subset", "Δ score", "p", "test", "n"], rows, align="llrrlr")
+    return Table(["model − other", "subset", "Δ score", "p", "test", "n"], rows, align="llrrlr")
 
 
 def _ties(result: RunResult, dataset: str) -> Table | None:

@@ -296,7 +296,8 @@ class RunResult(Record):
     Ties composite, stratified_normal for the mean over subsets. Empty in files written before them."""
     best_of_n_comparisons: list[Comparison] = []
     """Every later-listed model against every earlier-listed one on the same best-of-N items, per dataset and
-    subset. Empty in older files."""
+    subset, and every model against each length baseline (`baseline` then names a `BaselineName`). Empty in older
+    files."""
     best_of_n_ties: list[TiesScore] = []
     """The parts of each Ties composite in `best_of_n`. Empty in older files."""
     generation: GenerationResult | None = None

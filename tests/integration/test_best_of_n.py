@@ -64,10 +64,14 @@ def test_reward_bench_standins_in_a_suite(
         assert scores[("Ties", model)].method == "cluster_bootstrap"
         assert scores[("Math", model)].method in ("wilson", "wilson_clustered", "student_t")
     assert {(t.model, t.n_prompts) for t in result.best_of_n_ties} == {("a", 4), ("b", 4), ("rm", 4)}
-    compared = {c.subset: c for c in result.best_of_n_comparisons if c.model == "b"}
+    compared = {c.subset: c for c in result.best_of_n_comparisons if (c.model, c.baseline) == ("b", "a")}
     assert (compared["all"].model, compared["all"].baseline) == ("b", "a")
     assert compared["all"].value == pytest.approx(scores[("all", "b")].value - scores[("all", "a")].value)
     baselines = {(b.subset, b.baseline): b for b in result.baselines if b.dataset == "rb2"}
+    against = {(c.subset, c.baseline): c for c in result.best_of_n_comparisons if c.model == "a"}
+    shorter = against[("Math", "shorter_chars")]  # the model against "pick the shorter", on the same items
+    assert shorter.baseline_value == pytest.approx(baselines[("Math", "shorter_chars")].value)
+    assert shorter.model_value == pytest.approx(scores[("Math", "a")].value)
     assert baselines[("Math", "chance")].value == 0.25
     assert baselines[("Focus", "longer_tokens")].tokens_of == "ref"
     assert not any(m.dataset == "rb2" for m in result.metrics)  # completion pairs get no pair metrics
