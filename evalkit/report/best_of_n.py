@@ -122,3 +122,28 @@ def _ties(result: RunResult, dataset: str) -> Table | None:
         for t in found
     ]
     return Table(header, rows)
+
+
+def best_of_n_clauses(result: RunResult, alpha: float) -> list[str]:
+    """One clause per model and best-of-N dataset whose overall score does not beat every length baseline on the
+    same items (one-sided, at `alpha`): the weakest win is named, as for pairs."""
+    found: dict[tuple[str, str], list[Comparison]] = {}
+    for c in result.best_of_n_comparisons:
+        if c.subset == ALL_SUBSETS and c.baseline in BASELINE_COLUMNS:
+            found.setdefault((c.model, c.dataset), []).append(c)
+    clauses = []
+    for (model, dataset), comparisons in found.items():
+        weakest = max(comparisons, key=_one_sided)
+        if _one_sided(weakest) < alpha:
+            continue
+        clauses.append(
+            f"{model} does not beat the content-blind baselines on {dataset} (best-of-N score "
+            f"{format_number(weakest.model_value)} vs {BASELINE_COLUMNS[weakest.baseline]} "
+            f"{format_number(weakest.baseline_value)}, one-sided p = {format_p(_one_sided(weakest))})"
+        )
+    return clauses
+
+
+def _one_sided(c: Comparison) -> float:
+    """p of H1: the model scores above the baseline, from the two-sided p of a symmetric test."""
+    return c.p_value / 2 if c.value > 0 else 1 - c.p_value / 2
