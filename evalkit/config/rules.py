@@ -43,7 +43,7 @@ from pydantic import Field, model_validator
 
 from evalkit.config.messages import suggestion
 from evalkit.config.specs import Spec, Text
-from evalkit.metrics.names import COMPARED, REGISTRY
+from evalkit.metrics.names import BASELINE_ACCURACIES, COMPARED, REGISTRY
 from evalkit.results.estimates import BaselineName
 from evalkit.results.schema import GateKind
 
@@ -203,10 +203,6 @@ class NonInferiorityRule(PreferenceRule):
 
     def described(self) -> str:
         return f"{self.model} no worse than the baseline run on {self.metric} (margin {self.margin}){self._where()}"
-
-
-BASELINE_ACCURACIES = ("preference/accuracy", "rewards/accuracies")
-"""The accuracies a `beats_baseline` rule tests: those results.json compares with the content-blind baselines."""
 
 
 class BeatsBaselineRule(PreferenceRule):

@@ -37,7 +37,7 @@ import numpy as np
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.cells import Cell, cells_of, per_pair_values, rows_by_id
 from evalkit.metrics.compute import DEFAULT_STATISTICS
-from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.metrics.names import ALL_SUBSETS, BASELINE_ACCURACIES
 from evalkit.metrics.paired import Where, paired_comparison, paired_values_test
 from evalkit.metrics.stats import sampling_fields
 from evalkit.results.estimates import BaselineName, BaselineScore, Comparison, Metric, Statistics
@@ -52,9 +52,6 @@ BASELINE_TITLES: dict[BaselineName, str] = {
     "chance": "chance",
 }
 """Every baseline, in the order results.json lists them, with the title reports print."""
-
-ACCURACIES = ("preference/accuracy", "rewards/accuracies")
-"""The model accuracies compared with the baselines."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +172,7 @@ def compare_with_baselines(
             # every pair ties is chance too.
             if name == "chance" or np.all(theirs == 0.5):
                 continue
-            for metric in ACCURACIES:
+            for metric in BASELINE_ACCURACIES:
                 if metric not in values:
                     continue
                 ours = values[metric].astype(np.float64)

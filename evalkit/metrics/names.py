@@ -66,7 +66,9 @@ REGISTRY: dict[str, MetricName] = {
         MetricName("logps/rejected", "logp rejected", None),
         MetricName("logps/margins", "logp margin", True, compared=True),
         *_length_bins("length/preference_accuracy", "pref. acc", needs_reference=False),
-        # A property of the data and the tokenizer, not of the model.
+        # A property of the data and the tokenizer, not of the model: the `longer_tokens` content-blind baseline
+        # (`evalkit.metrics.baselines`) with ties counted apart (on pairs of unequal length), where the baseline
+        # scores a tie ½ over every pair.
         MetricName("length/longer_accuracy", "longer answer preferred", None),
         MetricName("rewards/accuracies", "reward acc", True, compared=True, needs_reference=True, accuracy=True),
         MetricName("rewards/ties", "ties", False, needs_reference=True),
@@ -96,6 +98,10 @@ REGISTRY: dict[str, MetricName] = {
     ]
 }
 """Every metric `compute_metrics` writes, in the order results.json lists them."""
+
+BASELINE_ACCURACIES: tuple[str, ...] = ("preference/accuracy", "rewards/accuracies")
+"""The accuracies compared with the content-blind baselines (`evalkit.metrics.baselines`), and that a
+`beats_baseline` gate rule tests."""
 
 COMPARED: tuple[str, ...] = tuple(name for name, m in REGISTRY.items() if m.compared)
 """Metrics compared between models, in the order comparisons are written."""

@@ -25,7 +25,7 @@ from evalkit.console import plain
 from evalkit.metrics import names
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import markdown
-from evalkit.report.baselines import baseline_row, baselines_of, row_title, shortfalls
+from evalkit.report.baseline_rows import baseline_row, baselines_of, row_title, shortfalls
 from evalkit.report.best_of_n import BEST_OF_N, best_of_n_views
 from evalkit.report.diagnostics import (
     CapabilityView,

@@ -11,7 +11,7 @@ from evalkit.metrics.cells import Cell
 from evalkit.metrics.flips import primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import charts
-from evalkit.report.baselines import best_baseline
+from evalkit.report.baseline_rows import best_baseline
 from evalkit.results.estimates import Metric
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult

@@ -16,7 +16,7 @@ from evalkit.metrics.baselines import BASELINE_TITLES
 from evalkit.metrics.flips import FLIP_METRIC, primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import verdicts
-from evalkit.report.baselines import Shortfall, shortfalls
+from evalkit.report.baseline_rows import Shortfall, shortfalls
 from evalkit.report.best_of_n import best_of_n_clauses
 from evalkit.report.formats import adjusted_p, format_bracket, format_interval, format_number, format_p, format_signed
 from evalkit.report.tables import Table, unbreakable
@@ -91,7 +91,7 @@ def verdict_sentence(result: RunResult) -> str:
 
 
 def _baseline_clauses(result: RunResult, alpha: float) -> list[str]:
-    """One clause per model and dataset that does not beat every content-blind baseline (`evalkit.report.baselines`)
+    """One clause per model and dataset that does not beat every content-blind baseline (`evalkit.report.baseline_rows`)
     on its headline accuracy (reward accuracy where it has one), over all pairs or in some subset."""
     found: dict[tuple[str, str], list[Shortfall]] = {}
     rewarded = {(c.model, c.dataset) for c in result.baseline_comparisons if c.metric == "rewards/accuracies"}

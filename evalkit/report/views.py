@@ -15,7 +15,7 @@ from pathlib import Path
 from evalkit.metrics import names
 from evalkit.metrics.flips import other_comparisons, primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
-from evalkit.report.baselines import (
+from evalkit.report.baseline_rows import (
     baseline_row,
     baselines_of,
     best_baseline,

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from evalkit.metrics.baselines import ACCURACIES, BASELINE_TITLES, BaselineTest, baseline_tests, weakest_win
+from evalkit.metrics.baselines import BASELINE_TITLES, BaselineTest, baseline_tests, weakest_win
+from evalkit.metrics.names import BASELINE_ACCURACIES
 from evalkit.report.formats import MISSING, format_bracket, format_number
 from evalkit.results.estimates import BaselineScore
 from evalkit.results.schema import RunResult
@@ -62,7 +63,7 @@ def shortfalls(result: RunResult, alpha: float) -> list[Shortfall]:
     """Every (model, dataset, subset, accuracy) where the model does not beat every baseline at `alpha`."""
     out = []
     for m in result.metrics:
-        if m.metric not in ACCURACIES:
+        if m.metric not in BASELINE_ACCURACIES:
             continue
         tests = baseline_tests(result, m.dataset, m.subset, m.model, m.metric)
         if not tests:
