@@ -160,6 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--split", default="train", help="split of a folder or hub dataset (default train)")
     score.add_argument("--limit", type=int, help="score only the first N pairs")
     score.add_argument("--out", type=Path, required=True, help="JSON Lines file for the per-pair scores")
+    score.add_argument(
+        "--reward-model",
+        action="store_true",
+        help="--model is a classifier reward model (one label), scored by its logit as RewardTrainer does",
+    )
     score.add_argument("--allow-pickle", action="store_true", help="allow pickled (.bin) weights: they can run code")
     score.add_argument(
         "--trust-remote-code", action="store_true", help="run modelling code the checkpoints ship (off by default)"
@@ -372,7 +377,10 @@ def _score(args: argparse.Namespace) -> int:
     from evalkit.config.suite import parse_suite
 
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
-    models = [{"name": "policy", "path": args.model, "base": args.base, **trust}]
+    kind = "reward_model" if args.reward_model else "policy"
+    models = [{"name": "policy", "path": args.model, "base": args.base, "kind": kind, **trust}]
+    if args.ref and args.reward_model:
+        raise EvalkitError("--ref: a reward model (--reward-model) is scored by its logit and has no reference")
     if args.ref:
         models.append({"name": "reference", "path": args.ref, **trust})
     # The user never wrote this name (it is the data's file name): made plain rather than refused.

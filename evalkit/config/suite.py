@@ -60,7 +60,8 @@ class Suite(Spec):
     world: WorldSpec | None = None
     """Build the embedded tiny world first (the default suite's); null for your own models and data."""
     train: TrainSpec | None = None
-    """Train one of the models with DPO before scoring; null to score the models as they are."""
+    """Train one of the models before scoring (DPO; RewardTrainer when it is a reward model); null to score the models
+    as they are."""
     datasets: list[DatasetSpec] = Field(min_length=1)
     """The preference pairs to score every model on."""
     models: list[ModelSpec] = Field(min_length=1)

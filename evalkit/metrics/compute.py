@@ -21,7 +21,9 @@ Metrics of every model (policy only; no reference needed):
   length/preference_accuracy/BIN  preference/accuracy within a bin of Δlength
   length/longer_accuracy          accuracy of "always prefer the longer answer", on the pairs whose
                                   answers differ in length (its n counts those)
-Metrics of models with a reference (not the reference itself: its rewards are 0 by definition):
+Metrics of models with a reference (not the reference itself: its rewards are 0 by definition), and of classifier
+reward models, whose rewards are their own scores (`PairScore.score_*`; no log-probs, so none of the metrics above,
+and no displacement):
   rewards/chosen, rewards/rejected          mean rewards
   rewards/margins, rewards/margins_median   mean and median margin
   rewards/accuracies, rewards/ties          share with m > 0 (strict, as TRL and RewardBench), with m = 0

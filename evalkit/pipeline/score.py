@@ -104,7 +104,8 @@ def score_suite(
                 del loaded
                 gc.collect()
     if suite.generation is not None and decoder is not None:
-        generation = judge_and_summarise(suite, suite.generation, panel, samples, drift, scored.models)
+        generators = [m for m in scored.models if not m.reward_model]  # a classifier writes no answers
+        generation = judge_and_summarise(suite, suite.generation, panel, samples, drift, generators)
         # Pairwise judges ran once every model had answered (`judge_and_summarise`); the decoder's statement first.
         scored.generation = generation.model_copy(update={"backends": [decoder.backend(), *generation.backends]})
     return scored
@@ -173,7 +174,7 @@ def score_dataset(
         reference.info.fingerprint if reference is not None and reference is not policy and not classifier else "none"
     )
     ids = hashlib.sha256(json.dumps([t.id for t in tokens.scorable]).encode()).hexdigest()
-    identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}"
+    identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}" + ("|logit" if classifier else "")
     store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     # The main process looks, so that every process takes the same branch (their collectives stay paired).
     stored = from_main(lambda: store.load(store_key)) if store is not None else None

@@ -48,7 +48,26 @@ def _clause(c: Comparison, alpha: float) -> str:
     flips = ""
     if c.flips is not None:
         flips = f", {c.flips.wrong_to_right} pairs flipped to right, {c.flips.right_to_wrong} to wrong"
-    return f"{c.model} {verb} on {c.dataset}: preference accuracy {_two_decimals(c.value, c.ci_low, c.ci_high)}{flips}"
+    what = "reward accuracy" if c.metric == REWARD_FLIP_METRIC else "preference accuracy"
+    return f"{c.model} {verb} on {c.dataset}: {what} {_two_decimals(c.value, c.ci_low, c.ci_high)}{flips}"
+
+
+REWARD_FLIP_METRIC = "rewards/accuracies"
+"""The accuracy a reward model is compared on (it has no log-probs, so no `preference/accuracy`)."""
+
+
+def _reward_model_comparisons(result: RunResult, comparisons: Sequence[Comparison]) -> list[Comparison]:
+    """Each comparison of a classifier reward model's accuracy with another model's, the reward model first."""
+    classifiers = {m.name for m in result.models if m.reward_model}
+    out = []
+    for c in comparisons:
+        if c.subset != ALL_SUBSETS or c.metric != REWARD_FLIP_METRIC:
+            continue
+        if c.model in classifiers:
+            out.append(c)
+        elif c.baseline in classifiers:
+            out.append(c.reversed())
+    return out
 
 
 def _gate_clause(gate: Sequence[GateVerdict]) -> str:
@@ -81,6 +100,7 @@ def verdict_sentence(result: RunResult) -> str:
         for c in primary_comparisons(comparisons, result.reference):
             if c.subset == ALL_SUBSETS and c.metric == FLIP_METRIC:
                 clauses.append(_clause(c, alpha))
+        clauses += [_clause(c, alpha) for c in _reward_model_comparisons(result, comparisons)]
     clauses += _baseline_clauses(result, alpha)
     clauses += best_of_n_clauses(result, alpha)
     if result.gate is not None and (gate := _gate_clause(result.gate)):

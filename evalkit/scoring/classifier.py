@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -45,18 +45,22 @@ class SequenceScores:
     scores: list[float]
     truncated: list[bool]
     """True where `max_length` cut the end of the sequence."""
+    prompt_not_prefix: int = 0
+    """Completions whose prompt rendered alone is not a token prefix of prompt+completion (the audit's count)."""
+    doubled_bos: int = 0
+    """Sequences that start with two BOS tokens (a template and the tokenizer both added one)."""
 
     @property
     def n_truncated(self) -> int:
         return sum(self.truncated)
 
 
-def sequence_ids(
+def tokenize_completion(
     prompt: Text, completion: Text, tokenizer: PreTrainedTokenizerBase, rendering: Rendering = PLAIN
-) -> list[int]:
-    """The ids RewardTrainer scores for `completion` after `prompt` (text or messages, as in a pair)."""
-    tokens = tokenize_pair(PreferencePair("", prompt, completion, completion), tokenizer, rendering)
-    return tokens.prompt_ids + tokens.chosen_ids
+) -> TokenizedPair:
+    """`completion` after `prompt` (text or messages, as in a pair) tokenized as a pair's chosen answer: its
+    `prompt_ids + chosen_ids` are the ids RewardTrainer scores."""
+    return tokenize_pair(PreferencePair("", prompt, completion, completion), tokenizer, rendering)
 
 
 @torch.inference_mode()
@@ -125,10 +129,21 @@ def score_completions(
     dtype: ScoringDtype = "float32",
 ) -> SequenceScores:
     """A reward model's score of each (prompt, completion), one float each, as RewardTrainer computes it (for
-    best-of-N items: every completion of an item after its prompt); `truncated` says which `max_length` cut."""
-    sequences = [sequence_ids(prompt, completion, tokenizer, rendering) for prompt, completion in items]
-    return score_sequences(
-        model, sequences, reward_pad_id(model, tokenizer), max_length=max_length, batch_size=batch_size, dtype=dtype
+    best-of-N items: every completion of an item after its prompt), with the tokenization audit's counts:
+    `truncated` says which `max_length` cut."""
+    tokens = [tokenize_completion(prompt, completion, tokenizer, rendering) for prompt, completion in items]
+    scored = score_sequences(
+        model,
+        [t.prompt_ids + t.chosen_ids for t in tokens],
+        reward_pad_id(model, tokenizer),
+        max_length=max_length,
+        batch_size=batch_size,
+        dtype=dtype,
+    )
+    return replace(
+        scored,
+        prompt_not_prefix=sum(not t.prompt_is_prefix for t in tokens),
+        doubled_bos=sum(t.doubled_bos for t in tokens),
     )
 
 

@@ -157,7 +157,7 @@ def test_scores_equal_the_text_classification_pipeline(rows: Any, reward_model: 
             items.append((pair.prompt, answer))
     theirs = [out["score"] for out in classify(texts, function_to_apply="none", batch_size=1)]
     ours = score_completions(model, tokenizer, items, rendering=reward_model.rendering, batch_size=5)
-    assert ours.n_truncated == 0
+    assert ours.n_truncated == ours.prompt_not_prefix == ours.doubled_bos == 0
     assert ours.scores == pytest.approx(theirs, abs=1e-5)
 
 

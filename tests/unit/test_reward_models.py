@@ -105,3 +105,17 @@ def test_suites_train_a_reward_model_with_reward_config_options(tmp_path: Path) 
     path.write_text(SUITE + "reference: rm\n")
     with pytest.raises(EvalkitError, match="reference: 'rm' is a reward model"):
         load_suite(path)
+
+
+def test_a_reward_model_has_no_log_prob_rules_and_no_reference(tmp_path: Path) -> None:
+    from evalkit.cli import main
+
+    path = tmp_path / "suite.yaml"
+    rule = "gate: {rules: [{name: r, kind: absolute, model: rm, metric: preference/accuracy, at_least: 0.5}]}\n"
+    path.write_text(SUITE + rule)
+    with pytest.raises(EvalkitError, match="'preference/accuracy' is a policy's log-prob metric; the reward"):
+        load_suite(path)
+    path.write_text(SUITE + rule.replace("preference/accuracy", "rewards/accuracies"))
+    assert load_suite(path).reference is None  # rewards/* of a reward model need no reference
+    argv = ["score", "--model", "rm", "--reward-model", "--ref", "base", "--data", "d.jsonl", "--out", "o.jsonl"]
+    assert main(argv) == 2
