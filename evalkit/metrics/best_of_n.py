@@ -162,8 +162,7 @@ class SubsetScore:
 
     estimate: stats.Estimate
     se: float
-    item_scores: np.ndarray | None
-    """Per-item scores, shape (n,); None for a Ties composite."""
+    """The standard error the mean over subsets combines (for a Ties composite: its bootstrap's)."""
 
 
 def subset_score(items: Sequence[ItemScores], statistics: Statistics) -> SubsetScore:
@@ -175,9 +174,7 @@ def subset_score(items: Sequence[ItemScores], statistics: Statistics) -> SubsetS
         se = float(draws.std(ddof=1))
         low, high = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2])
         sampling = stats.Sampling("none", value, len(items), se=se)
-        return SubsetScore(
-            stats.Estimate(value, stats.Interval(float(low), float(high)), len(items), sampling), se, None
-        )
+        return SubsetScore(stats.Estimate(value, stats.Interval(float(low), float(high)), len(items), sampling), se)
     scores = np.array([item_score(i.scores, i.num_correct) for i in items])  # (n,)
     prompts = np.array([i.prompt for i in items])
     estimate = (
@@ -190,7 +187,7 @@ def subset_score(items: Sequence[ItemScores], statistics: Statistics) -> SubsetS
             estimate, interval=stats.Interval(max(estimate.interval.low, 0.0), min(estimate.interval.high, 1.0))
         )
     se = float(scores.std(ddof=1) / np.sqrt(scores.size)) if scores.size > 1 else 0.0
-    return SubsetScore(estimate, se, scores)
+    return SubsetScore(estimate, se)
 
 
 def _method(items: Sequence[ItemScores], estimate: stats.Estimate) -> str:
