@@ -39,6 +39,7 @@ from evalkit.report.jinja import render
 from evalkit.report.judged import judged_view
 from evalkit.report.links import report_url
 from evalkit.report.markdown import Markdown, escape
+from evalkit.report.rewardbench import sections_views
 from evalkit.report.statements import rows_within, verdict_sentence, verdict_view
 from evalkit.report.tables import Table
 from evalkit.report.views import alpha_of, audit_table, dataset_view, read_pairs
@@ -162,6 +163,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rul
         stats=_settings(result.effective_statistics),
         sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets if d.format != BEST_OF_N],
         best_of_n=best_of_n_views(result),
+        rewardbench_sections=sections_views(result),
         training=training,
         generation=_generation_view(result.generation) if result.generation is not None else None,
         judged=judged_view(result.generation) if result.generation is not None else None,

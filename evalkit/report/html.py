@@ -41,6 +41,7 @@ from evalkit.report.formats import format_number
 from evalkit.report.grids import Grid, grid_of
 from evalkit.report.jinja import clip, environment, render
 from evalkit.report.judged import judged_view
+from evalkit.report.rewardbench import sections_views
 from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.views import (
     DatasetView,
@@ -149,6 +150,9 @@ def render_html(
         sentence=verdict_sentence(result),
         verdict=verdict_view(result.gate),
         datasets=datasets,
+        rewardbench_sections=[
+            {"name": view.name, "table": grid_of(view.table), "note": view.note} for view in sections_views(result)
+        ],
         best_of_n=[
             {
                 "name": view.name,

@@ -77,7 +77,18 @@ def test_reward_bench_standins_in_a_suite(
     assert not any(m.dataset == "rb2" for m in result.metrics)  # completion pairs get no pair metrics
     # RewardBench 1's layout is pairs, reported per subset.
     assert {m.subset for m in result.metrics if m.dataset == "rb1"} >= {"all", "math-prm", "llmbar-natural"}
+    # RewardBench 1's sections from the reward accuracies per subset: Chat is alpacaeval-easy, Chat Hard
+    # llmbar-natural, Reasoning math-prm (each alone in its section here), Safety none (0).
+    acc = {
+        m.subset: m.value
+        for m in result.metrics
+        if (m.dataset, m.model, m.metric) == ("rb1", "a", "rewards/accuracies")
+    }
+    score = (acc["alpacaeval-easy"] + acc["llmbar-natural"] + acc["math-prm"] + 0.0) / 4
     report = (out / "report.md").read_text()
+    sections = report.split("### rb1: RewardBench 1 sections")[1]
+    row = next(line for line in sections.splitlines() if line.startswith("| a |"))
+    assert row.rstrip(" |").endswith(f"{score:.3f}")
     assert "## rb2: best-of-N (20 items)" in report and "## rb1: headline" in report
     assert "<h4>rb2: Ties composite</h4>" in (out / "report.html").read_text()
     printed = capsys.readouterr().out
