@@ -17,11 +17,14 @@ from typing import Any
 
 import pytest
 import scipy.stats
+from rich.console import Console
 
 from evalkit.config.rules import GateSpec
 from evalkit.gate.judge import evaluate_gate
 from evalkit.metrics.baselines import baseline_inputs, compare_with_baselines, compute_baselines
 from evalkit.metrics.compute import compute_metrics
+from evalkit.report.document import summary_table
+from evalkit.report.html import render_html
 from evalkit.report.statements import verdict_sentence
 from evalkit.report.views import dataset_view
 from evalkit.results.files import read_results
@@ -109,3 +112,13 @@ def test_reports_show_the_baselines_beside_the_model_and_flag_a_model_that_does_
         "aligned does not beat the content-blind baselines on tinyworld (pref. acc 0.700 vs shorter (tokens) 0.550, "
         f"one-sided p = {scipy.stats.norm.sf(6 / math.sqrt(26)):.2g})" in verdict_sentence(result)
     )
+
+
+def test_the_terminal_and_the_html_report_show_the_same_baselines() -> None:
+    result = run_with_baselines()
+    console = Console(width=200, record=True)
+    console.print(summary_table(result))
+    text = console.export_text()
+    assert "baseline: shorter (tokens)" in text and "0.700 [0.55, 0.82] †" in text
+    html = render_html(result)
+    assert "Models beside content-blind baselines" in html and "baseline: longer (tokens)" in html
