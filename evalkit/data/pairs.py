@@ -254,6 +254,11 @@ def _build_pair(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
             f"{where}: column {spec.subset_column!r}: 'all' names every pair; expected another subset name"
         )
     fields = (pair_id or f"{spec.name}-{index}", subset)
+    if layout == "best_of_n":
+        raise EvalkitError(
+            f"{where}: column {columns.chosen!r} holds a list of answers (best-of-N); expected one answer per pair "
+            "(best-of-N datasets are read by a suite's `datasets`, or `evalkit.data.best_of_n.load_items`)"
+        )
     if layout == "conversational":
         return _conversational(*fields, prompt, chosen, rejected, where, columns.prompt)
     if layout == "implicit":
@@ -272,7 +277,10 @@ def _build_pair(row: dict[str, Any], index: int, spec: DatasetSpec, where: str) 
 
 
 def detect_format(chosen: Any, prompt: Any) -> str:
-    """A row's layout for `format: auto`: message lists are conversational, else a prompt makes it explicit."""
+    """A row's layout for `format: auto`: lists of strings are best-of-N, message lists conversational, else a prompt
+    makes it explicit."""
+    if isinstance(chosen, list) and chosen and all(isinstance(c, str) for c in chosen):
+        return "best_of_n"
     if isinstance(chosen, list):
         return "conversational"
     return "explicit" if prompt is not None else "implicit"

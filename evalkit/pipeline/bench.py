@@ -23,17 +23,20 @@ from evalkit.api.evaluation import Evaluation
 from evalkit.api.evaluation import read_results as read_evaluation
 from evalkit.api.inprocess import summarise_scores
 from evalkit.capabilities.harness import CapabilityRunner, lm_eval_version
+from evalkit.config.specs import DatasetSpec
 from evalkit.config.suite import Suite, load_suite, parse_suite
 from evalkit.console import is_main_process, stdout
+from evalkit.data.best_of_n import BestOfNItem, completion_pairs
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs
 from evalkit.gate.judge import evaluate_gate
 from evalkit.gate.summary import publish
 from evalkit.gate.terminal import verdict_lines
+from evalkit.pipeline.best_of_n import best_of_n_items, summarise_best_of_n
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
 from evalkit.pipeline.score import ScoredSuite, score_suite, scored_objectives
 from evalkit.pipeline.training import run_training, training_info
-from evalkit.report.document import summary_table, write_reports
+from evalkit.report.document import best_of_n_tables, summary_table, write_reports
 from evalkit.report.statements import verdict_sentence
 from evalkit.results.files import JsonStore, mark_output, read_results, write_jsonl, write_results
 from evalkit.results.pairs import pair_records
@@ -115,7 +118,9 @@ def _bench(
     mark_output(out_dir, None)  # the run is named once its results are written
     # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
     heldout = Path(suite.train.heldout).resolve() if suite.train is not None and suite.train.heldout else None
-    ready = {d.name: load_pairs(d) for d in suite.datasets if Path(d.path).resolve() != heldout}
+    # Best-of-N datasets are read as items; their completions are scored as pairs by the same engine.
+    items = best_of_n_items([d for d in suite.datasets if Path(d.path).resolve() != heldout])
+    ready = {d.name: _pairs_of(d, items) for d in suite.datasets if Path(d.path).resolve() != heldout}
     training = run_training(suite) if suite.train is not None else None
     datasets = {d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
@@ -123,9 +128,19 @@ def _bench(
         return None  # every process has every score and sample now; the main process summarises and writes
 
     objectives = scored_objectives(scored.models)
+    pair_sets = [name for name in datasets if name not in items]
     summaries = summarise_scores(
-        scored.scores, datasets, suite.scoring.beta, suite.statistics, suite.reference, objectives=objectives
+        {name: scored.scores[name] for name in pair_sets},
+        {name: datasets[name] for name in pair_sets},
+        suite.scoring.beta,
+        suite.statistics,
+        suite.reference,
+        objectives=objectives,
     )
+    models = [info.name for info in scored.models]
+    best_of_n = summarise_best_of_n(items, scored.scores, models, suite.scoring.beta, suite.statistics)
+    fields = summaries.fields()
+    fields["baselines"] = [*fields.get("baselines", []), *best_of_n.baselines]
     # The previous run's outputs go before any new one is written: a run stopped midway leaves none of them beside
     # the new files (`evalkit report` renders missing reports again from results.json).
     for name in OUTPUT_FILES:
@@ -141,13 +156,14 @@ def _bench(
         scoring=ScoringInfo(**suite.scoring.model_dump(mode="json", include=set(ScoringInfo.model_fields))),
         statistics=suite.statistics,
         models=scored.models,
-        datasets=_write_pairs(suite, datasets, scored, out_dir),
+        datasets=_write_pairs(suite, datasets, scored, out_dir, items),
         audit=scored.audits,
         training=training_info(suite, training),
         generation=scored.generation,
         capabilities=capabilities.result(scored.capability_runs, suite.statistics) if capabilities else None,
         command=command,
-        **summaries.fields(),
+        **fields,
+        **best_of_n.fields(),
     )
     if suite.gate is not None:
         baseline_dir = baseline_path.parent if baseline_path is not None else None
@@ -155,6 +171,11 @@ def _bench(
         result = result.model_copy(update={"gate": verdicts})
     _write_outputs(result, out_dir)
     return result
+
+
+def _pairs_of(spec: DatasetSpec, items: dict[str, list[BestOfNItem]]) -> list[PreferencePair]:
+    """A dataset's pairs: its rows, or for a best-of-N dataset its completions laid out as pairs."""
+    return completion_pairs(items[spec.name]) if spec.name in items else load_pairs(spec)
 
 
 def _suite_info(suite: Suite, suite_path: Path) -> SuiteInfo:
@@ -168,7 +189,11 @@ def _suite_info(suite: Suite, suite_path: Path) -> SuiteInfo:
 
 
 def _write_pairs(
-    suite: Suite, datasets: dict[str, list[PreferencePair]], scored: ScoredSuite, out_dir: Path
+    suite: Suite,
+    datasets: dict[str, list[PreferencePair]],
+    scored: ScoredSuite,
+    out_dir: Path,
+    items: dict[str, list[BestOfNItem]],
 ) -> list[DatasetInfo]:
     """Each dataset's per-pair rows and their texts, written beside results.json, and the record that names them."""
     infos = []
@@ -181,9 +206,10 @@ def _write_pairs(
                 name=spec.name,
                 path=spec.path,
                 fingerprint=dataset_fingerprint(spec),
-                n_pairs=len(datasets[spec.name]),
+                n_pairs=len(items[spec.name]) if spec.name in items else len(datasets[spec.name]),
                 subsets=sorted({p.subset for p in datasets[spec.name]}),
                 pairs_file=str(pairs_file),
+                format="best_of_n" if spec.name in items else "pairs",
             )
         )
     return infos
@@ -194,6 +220,8 @@ def _write_outputs(result: RunResult, out_dir: Path) -> None:
     mark_output(out_dir, result)
     written = write_reports(result, out_dir)
     stdout.print(summary_table(result))  # the headline values with their intervals
+    for table in best_of_n_tables(result):
+        stdout.print(table)
     if result.gate is not None:
         written += publish(result.gate, out_dir, result)
         stdout.print(verdict_lines(result.gate), soft_wrap=True)  # one line per rule

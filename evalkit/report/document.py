@@ -26,6 +26,7 @@ from evalkit.metrics import names
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import markdown
 from evalkit.report.baseline_rows import baseline_row, baselines_of, row_title, shortfalls
+from evalkit.report.best_of_n import BEST_OF_N, best_of_n_views
 from evalkit.report.diagnostics import (
     CapabilityView,
     capability_view,
@@ -38,6 +39,7 @@ from evalkit.report.jinja import render
 from evalkit.report.judged import judged_view
 from evalkit.report.links import report_url
 from evalkit.report.markdown import Markdown, escape
+from evalkit.report.rewardbench import sections_views
 from evalkit.report.served import served_table
 from evalkit.report.statements import rows_within, verdict_sentence, verdict_view
 from evalkit.report.tables import Table
@@ -160,7 +162,9 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rul
         compact=compact,
         full_length=full_length,
         stats=_settings(result.effective_statistics),
-        sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets],
+        sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets if d.format != BEST_OF_N],
+        best_of_n=best_of_n_views(result),
+        rewardbench_sections=sections_views(result),
         training=training,
         generation=_generation_view(result.generation) if result.generation is not None else None,
         judged=judged_view(result.generation) if result.generation is not None else None,
@@ -249,7 +253,7 @@ def summary_table(result: RunResult) -> RichTable:
     table.add_column("n", justify="right")
     short = {(f.dataset, f.model, f.metric) for f in shortfalls(result, alpha_of(result)) if f.subset == ALL_SUBSETS}
     accuracies = [key for key in TERMINAL_COLUMNS if names.metric(key).accuracy]
-    for dataset in result.datasets:
+    for dataset in (d for d in result.datasets if d.format != BEST_OF_N):  # those have a table of their own
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
             cells = [
                 format_estimate(result.metric(dataset.name, model, key))
@@ -264,6 +268,19 @@ def summary_table(result: RunResult) -> RichTable:
     if short:
         table.caption = "† does not beat every content-blind baseline (baseline rows) at α; see report.md"
     return table
+
+
+def best_of_n_tables(result: RunResult) -> list[RichTable]:
+    """Each best-of-N dataset's scores beside its baselines, as rich tables for the terminal."""
+    tables = []
+    for view in best_of_n_views(result):
+        table = RichTable(title=f"{plain(view.name)}: best-of-N score", title_justify="left")
+        for index, column in enumerate(view.scores.header):
+            table.add_column(plain(column), justify="left" if index == 0 else "right")
+        for row in view.scores.rows:
+            table.add_row(*(plain(cell) for cell in row))
+        tables.append(table)
+    return tables
 
 
 def write_reports(result: RunResult, out_dir: Path, results_dir: Path | None = None) -> list[Path]:

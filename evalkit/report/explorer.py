@@ -38,7 +38,7 @@ def explorer_data(
     datasets = []
     for d in result.datasets:
         rows = pairs.get(d.name)
-        if not rows:
+        if not rows or d.format == "best_of_n":  # completions scored two by two are not preference pairs
             continue
         models = list(dict.fromkeys(p.model for p in rows))
         anchor = anchors.get(d.name, models[0])

@@ -25,6 +25,7 @@ from markupsafe import Markup
 from evalkit.metrics.flips import primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import charts, curves
+from evalkit.report.best_of_n import BEST_OF_N, best_of_n_views
 from evalkit.report.diagnostics import (
     CapabilityView,
     capability_view,
@@ -40,6 +41,7 @@ from evalkit.report.formats import format_number
 from evalkit.report.grids import Grid, grid_of
 from evalkit.report.jinja import clip, environment, render
 from evalkit.report.judged import judged_view
+from evalkit.report.rewardbench import sections_views
 from evalkit.report.served import served_table
 from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.views import (
@@ -120,7 +122,9 @@ def render_html(
     colors = charts.palette(list(dict.fromkeys([m.name for m in result.models] + [m.model for m in result.metrics])))
     kept = {(t.dataset, t.id): t for t in result.flip_examples}
     datasets = [
-        _dataset(result, d.name, d.n_pairs, pairs.get(d.name), colors, kept, i) for i, d in enumerate(result.datasets)
+        _dataset(result, d.name, d.n_pairs, pairs.get(d.name), colors, kept, i)
+        for i, d in enumerate(result.datasets)
+        if d.format != BEST_OF_N
     ]
     steps = sweep_steps(result)
     training = None
@@ -152,6 +156,20 @@ def render_html(
         sentence=verdict_sentence(result),
         verdict=verdict_view(result.gate),
         datasets=datasets,
+        rewardbench_sections=[
+            {"name": view.name, "table": grid_of(view.table), "note": view.note} for view in sections_views(result)
+        ],
+        best_of_n=[
+            {
+                "name": view.name,
+                "n_items": view.n_items,
+                "scores": grid_of(view.scores),
+                "ties": grid_of(view.ties) if view.ties is not None else None,
+                "comparisons": grid_of(view.comparisons) if view.comparisons is not None else None,
+                "note": view.note,
+            }
+            for view in best_of_n_views(result)
+        ],
         flip_groups=sum(len(d.flips) for d in datasets),
         training=training,
         sweep=sweep,
@@ -315,7 +333,11 @@ def render_inline(result: RunResult) -> str:
     """The report's headline tables as an HTML fragment for a notebook (`_repr_html_`): the gate's verdict,
     then per dataset every model with its intervals and each model against the anchor. Escaped like
     report.html (jinja2's autoescaping), with no script and nothing fetched."""
-    views = [(d.name, d.n_pairs, html_grids(dataset_view(result, d.name, d.n_pairs))) for d in result.datasets]
+    views = [
+        (d.name, d.n_pairs, html_grids(dataset_view(result, d.name, d.n_pairs)))
+        for d in result.datasets
+        if d.format != BEST_OF_N
+    ]
     statistics = result.effective_statistics
     return render(
         "html",

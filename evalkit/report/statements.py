@@ -17,6 +17,7 @@ from evalkit.metrics.flips import FLIP_METRIC, primary_comparisons
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import verdicts
 from evalkit.report.baseline_rows import Shortfall, shortfalls
+from evalkit.report.best_of_n import best_of_n_clauses
 from evalkit.report.formats import adjusted_p, format_bracket, format_interval, format_number, format_p, format_signed
 from evalkit.report.tables import Table, unbreakable
 from evalkit.results.estimates import Comparison
@@ -101,6 +102,7 @@ def verdict_sentence(result: RunResult) -> str:
                 clauses.append(_clause(c, alpha))
         clauses += [_clause(c, alpha) for c in _reward_model_comparisons(result, comparisons)]
     clauses += _baseline_clauses(result, alpha)
+    clauses += best_of_n_clauses(result, alpha)
     if result.gate is not None and (gate := _gate_clause(result.gate)):
         clauses.append(gate)
     if not clauses:

@@ -9,8 +9,9 @@ from pydantic import Field, model_validator
 
 from evalkit.results.record import Record
 
-PairedTestName = Literal["tango_score", "paired_t", "cluster_t"]
-"""The paired tests evalkit runs (`evalkit.metrics.paired`); files before 1.4 may name `mcnemar_exact`."""
+PairedTestName = Literal["tango_score", "paired_t", "cluster_t", "bootstrap", "stratified_z"]
+"""The paired tests evalkit runs (`evalkit.metrics.paired`); files before 1.4 may name `mcnemar_exact`. Best-of-N
+composites add `bootstrap` (the Ties score, prompts resampled) and `stratified_z` (the mean over subsets)."""
 
 
 class Metric(Record):
@@ -158,6 +159,29 @@ class BaselineScore(Record):
     tokens_of: str | None = None
     """For token baselines: the model whose tokenizer counted the tokens (token counts differ between tokenizers);
     None for characters and chance."""
+
+
+class TiesScore(Record):
+    """RewardBench 2's composite score of a Ties subset for one model, with its parts (`evalkit.metrics.best_of_n`).
+
+    value = 0.3·accuracy_tied + 0.3·accuracy_ref + 0.2·correctness_preferred + 0.2·correctness_preferred_hard
+    + 0.01·correctness_margin_score, the weights of reward-bench's `process_single_model`."""
+
+    dataset: str
+    subset: str
+    model: str
+    value: float
+    accuracy_ref: float
+    """Share of `ref:<k>` items whose worst correct answer outscores their best incorrect one."""
+    accuracy_tied: float
+    """The same share over the `tied:<k>` items (several correct answers)."""
+    correctness_preferred: float
+    """Share of prompts where the tied item's correct–incorrect margin exceeds the spread among its correct answers."""
+    correctness_preferred_hard: float
+    """The same with the smaller of the ref and tied items' correct–incorrect margins."""
+    correctness_margin_score: float
+    """Mean of tanh(margin ratio − 1) over those prompts."""
+    n_prompts: int
 
 
 class ReliabilityBin(Record):

@@ -38,7 +38,7 @@ from pydantic import Field, field_validator, model_validator
 
 from evalkit.metrics.names import REGISTRY
 from evalkit.results.capabilities import CapabilityResult
-from evalkit.results.estimates import BaselineScore, Comparison, Metric, ReliabilityBin, Statistics
+from evalkit.results.estimates import BaselineScore, Comparison, Metric, ReliabilityBin, Statistics, TiesScore
 from evalkit.results.generation import GenerationResult
 from evalkit.results.record import Record
 
@@ -180,6 +180,9 @@ class DatasetInfo(Record):
     subsets: list[str]
     pairs_file: str = Field(min_length=1)
     """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`)."""
+    format: Literal["pairs", "best_of_n"] = "pairs"
+    """`best_of_n`: RewardBench 2's layout; `n_pairs` counts its items, its per-pair file holds their completions
+    scored two by two (`evalkit.data.best_of_n.completion_pairs`), and its scores are in `RunResult.best_of_n`."""
 
 
 class TokenizationAudit(Record):
@@ -345,6 +348,17 @@ class RunResult(Record):
     baseline_comparisons: list[Comparison] = []
     """Every model's accuracy against every content-blind baseline on the same items, per dataset and subset:
     `baseline` names the baseline (a `BaselineName`), `metric` the model's accuracy. Empty in older files."""
+    best_of_n: list[Metric] = []
+    """Best-of-N datasets (RewardBench 2's layout): each model's `best_of_n/score` per dataset and subset, the subset
+    `all` aggregated as RewardBench 2 publishes it (the mean of the subset scores). `method` names the interval:
+    wilson where item scores are 0/1, student_t where ties at the top make them fractional, cluster_bootstrap for a
+    Ties composite, stratified_normal for the mean over subsets. Empty in files written before them."""
+    best_of_n_comparisons: list[Comparison] = []
+    """Every later-listed model against every earlier-listed one on the same best-of-N items, per dataset and
+    subset, and every model against each length baseline (`baseline` then names a `BaselineName`). Empty in older
+    files."""
+    best_of_n_ties: list[TiesScore] = []
+    """The parts of each Ties composite in `best_of_n`. Empty in older files."""
     generation: GenerationResult | None = None
     """Side-by-side samples, their statistics, judges and drift, when the suite asks for them."""
     capabilities: CapabilityResult | None = None
