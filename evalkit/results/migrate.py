@@ -11,7 +11,8 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
 
     1.0–1.3 recorded the settings of a percentile bootstrap that 1.4 no longer uses; they are dropped, and
     intervals from those files keep `method` None ("not recorded") rather than a guess. Verdicts before 1.5
-    take the status their `passed` says; models before 1.5 get the roles runs give them now (`_with_roles`).
+    take the status their `passed` says; models before 1.5 get the roles runs give them now (`_with_roles`); a
+training before 1.8 was a `DPOTrainer` run.
     """
     statistics = raw.get("statistics")
     if isinstance(statistics, dict):
@@ -26,7 +27,17 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     models = raw.get("models")
     if isinstance(models, list) and all(isinstance(m, dict) and "role" not in m for m in models):
         raw = {**raw, "models": _with_roles(models, raw)}
+    training = raw.get("training")
+    if isinstance(training, dict) and "trainer" not in training and _minor(raw) < 8:
+        # Before 1.8 evalkit trained with DPOTrainer only; the trainer was not recorded.
+        raw = {**raw, "training": {**training, "trainer": "DPOTrainer"}}
     return raw
+
+
+def _minor(raw: dict[str, Any]) -> int:
+    """The minor version of a 1.x file (0 when unreadable, so the oldest migrations apply)."""
+    version = str(raw.get("schema_version", "1.0")).split(".")
+    return int(version[1]) if len(version) > 1 and version[1].isdigit() else 0
 
 
 def _with_roles(models: list[dict[str, Any]], raw: dict[str, Any]) -> list[dict[str, Any]]:

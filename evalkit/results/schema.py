@@ -24,6 +24,12 @@ Schema 1.7 adds to `generation` the backends that decoded and judged (an OpenAI-
 process, with their determinism statements), pairwise judgments in both orders, per (judge, model, baseline)
 raw and length-controlled win rates with the judge's position bias, and the gate rule kind `win_rate`; older
 files read with none.
+Schema 1.8 adds each model's objective (`method`: `trl/*` and `objective/*` metrics beside DPO's), classifier
+reward models (`reward_model`, per-pair `score_*`), the trainer that trained (`training.trainer`), content-blind
+baselines and the models' tests against them, best-of-N items (RewardBench 2's rule, its Ties composite),
+labelled completions (KTO style: per-label rewards and the AUC), and how a served model was scored
+(`served`: the engine, its version, batch invariance, the parity check); older files read with none, and a
+trained model as trained by `DPOTrainer`.
 Older files are migrated once, where they are read (`evalkit.results.migrate`): their bootstrap settings dropped,
 their methods left unrecorded (None), their verdicts given the status their `passed` implies, so readers
 never branch on a version.
@@ -42,7 +48,7 @@ from evalkit.results.estimates import BaselineScore, Comparison, Metric, Reliabi
 from evalkit.results.generation import GenerationResult
 from evalkit.results.record import Record
 
-SCHEMA_VERSION = "1.7"
+SCHEMA_VERSION = "1.8"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 
@@ -224,9 +230,9 @@ class TrainingInfo(Record):
     """Path of TRL's full log history."""
     curve: list[CurvePoint] = []
     """Loss, reward accuracy and margin against step, for training and (when held out) evaluation."""
-    trainer: Literal["DPOTrainer", "RewardTrainer"] | None = None
-    """The TRL trainer that ran: `RewardTrainer` for a reward model; None in files written before it was recorded
-    (they were all DPO)."""
+    trainer: Literal["DPOTrainer", "CPOTrainer", "ORPOTrainer", "KTOTrainer", "RewardTrainer"] | None = None
+    """The TRL trainer that ran (`train.method` picks it; `RewardTrainer` for a reward model); files written before
+    schema 1.8 were all DPO and read as `DPOTrainer`."""
 
 
 ScoringDtype = Literal["float32", "bfloat16"]

@@ -86,6 +86,23 @@ def test_files_before_1_4_are_migrated_where_they_are_read(tmp_path: Path) -> No
     assert {m.method for m in result.metrics} == {None}
 
 
+def test_a_1_7_file_reads_as_1_8_with_what_it_did_not_record(tmp_path: Path) -> None:
+    """1.7 knew one trainer (DPOTrainer) and one objective (sigmoid DPO): its training reads as a DPOTrainer run, its
+    models with no objective, served block or reward-model flag, and it has no baselines or best-of-N items."""
+    raw = json.loads((GOLDEN / "results.json").read_text())
+    assert raw["schema_version"] == "1.7" and "trainer" not in raw["training"]
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(raw))
+    result = read_results(path)
+    assert result.training is not None and result.training.trainer == "DPOTrainer"
+    assert {(m.objective, m.served, m.reward_model) for m in result.models} == {(None, None, False)}
+    assert result.baselines == [] and result.best_of_n == []
+    newer = raw | {"schema_version": "1.8", "training": {**raw["training"], "trainer": "KTOTrainer"}}
+    path.write_text(json.dumps(newer))
+    training = read_results(path).training
+    assert training is not None and training.trainer == "KTOTrainer"
+
+
 def test_results_of_schema_1_0_still_read(tmp_path: Path) -> None:
     """A 1.0 file has no intervals, comparisons, reliability or statistics: they read as absent."""
     raw = json.loads((GOLDEN / "results.json").read_text())
