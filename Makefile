@@ -94,7 +94,7 @@ calibration: $(INSTALLED)
 
 # Benchmarks are not part of `make test`: they run only with --benchmark-only (tests/benchmarks/conftest.py).
 .PHONY: perf
-perf: $(INSTALLED)
+perf: $(INSTALLED) $(VLLM_INSTALLED)
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only -s
 
 # On a GPU machine, with that machine's own Python (which holds torch with CUDA): no virtualenv is made there, and
