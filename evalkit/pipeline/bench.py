@@ -32,7 +32,7 @@ from evalkit.gate.terminal import verdict_lines
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
 from evalkit.pipeline.score import ScoredSuite, score_suite, scored_objectives
-from evalkit.pipeline.training import run_training, training_info
+from evalkit.pipeline.training import run_training, training_infos
 from evalkit.report.document import summary_table, write_reports
 from evalkit.report.statements import verdict_sentence
 from evalkit.results.files import JsonStore, mark_output, read_results, write_jsonl, write_results
@@ -114,9 +114,9 @@ def _bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     mark_output(out_dir, None)  # the run is named once its results are written
     # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
-    heldout = Path(suite.train.heldout).resolve() if suite.train is not None and suite.train.heldout else None
-    ready = {d.name: load_pairs(d) for d in suite.datasets if Path(d.path).resolve() != heldout}
-    training = run_training(suite) if suite.train is not None else None
+    heldout = {Path(run.heldout).resolve() for run in suite.train if run.heldout is not None}
+    ready = {d.name: load_pairs(d) for d in suite.datasets if Path(d.path).resolve() not in heldout}
+    training = training_infos(suite, run_training(suite))
     datasets = {d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
     if not is_main_process():
@@ -143,7 +143,9 @@ def _bench(
         models=scored.models,
         datasets=_write_pairs(suite, datasets, scored, out_dir),
         audit=scored.audits,
-        training=training_info(suite, training),
+        # One run keeps the one `training` record every reader knows; several are listed in order.
+        training=training[0] if len(training) == 1 else None,
+        trainings=training if len(training) > 1 else [],
         generation=scored.generation,
         capabilities=capabilities.result(scored.capability_runs, suite.statistics) if capabilities else None,
         command=command,
