@@ -79,15 +79,18 @@ def check_inputs(suite: Suite, pending: Path | None = None) -> None:
     """Fail before any heavy work when a file, directory or hub id the suite names cannot be found: every dataset,
     every model and an adapter's base, in one line each with the nearest names (see `evalkit.data.locations`).
 
-    Training's outputs (the trained model, the held-out pairs) need not exist yet, nor anything under `pending`
-    (the tiny world's directory, checked again once it is built).
+    Training's outputs (the trained models and what they hold, the held-out pairs) need not exist yet, nor anything
+    under `pending` (the tiny world's directory, checked again once it is built).
     """
     produced_models = {run.output for run in suite.train}
     produced_data = {Path(run.heldout).resolve() for run in suite.train if run.heldout is not None}
+    # What training writes inside an output directory (a merged copy under `<output>/merged`) comes later too.
+    pending_dirs = [Path(suite.model(name).path).resolve() for name in produced_models]
+    pending_dirs += [pending.resolve()] if pending is not None else []
 
     def later(path: str) -> bool:
         resolved = Path(path).resolve()
-        return resolved in produced_data or (pending is not None and resolved.is_relative_to(pending.resolve()))
+        return resolved in produced_data or any(resolved.is_relative_to(d) for d in pending_dirs)
 
     for d in suite.datasets:
         if not later(d.path):
