@@ -35,7 +35,7 @@ from evalkit.pipeline.best_of_n import best_of_n_items, summarise_best_of_n
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
 from evalkit.pipeline.score import ScoredSuite, score_suite, scored_objectives
-from evalkit.pipeline.training import run_training, training_info
+from evalkit.pipeline.training import run_training, training_infos
 from evalkit.report.document import best_of_n_tables, summary_table, write_reports
 from evalkit.report.statements import verdict_sentence
 from evalkit.results.files import JsonStore, mark_output, read_results, write_jsonl, write_results
@@ -117,11 +117,11 @@ def _bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     mark_output(out_dir, None)  # the run is named once its results are written
     # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
-    heldout = Path(suite.train.heldout).resolve() if suite.train is not None and suite.train.heldout else None
+    heldout = {Path(run.heldout).resolve() for run in suite.train if run.heldout is not None}
     # Best-of-N datasets are read as items; their completions are scored as pairs by the same engine.
-    items = best_of_n_items([d for d in suite.datasets if Path(d.path).resolve() != heldout])
-    ready = {d.name: _pairs_of(d, items) for d in suite.datasets if Path(d.path).resolve() != heldout}
-    training = run_training(suite) if suite.train is not None else None
+    items = best_of_n_items([d for d in suite.datasets if Path(d.path).resolve() not in heldout])
+    ready = {d.name: _pairs_of(d, items) for d in suite.datasets if Path(d.path).resolve() not in heldout}
+    training = training_infos(suite, run_training(suite))
     datasets = {d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets}
     scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
     if not is_main_process():
@@ -158,7 +158,9 @@ def _bench(
         models=scored.models,
         datasets=_write_pairs(suite, datasets, scored, out_dir, items),
         audit=scored.audits,
-        training=training_info(suite, training),
+        # One run keeps the one `training` record every reader knows; several are listed in order.
+        training=training[0] if len(training) == 1 else None,
+        trainings=training if len(training) > 1 else [],
         generation=scored.generation,
         capabilities=capabilities.result(scored.capability_runs, suite.statistics) if capabilities else None,
         command=command,

@@ -9,10 +9,10 @@ from typing import Any
 def migrate(raw: dict[str, Any]) -> dict[str, Any]:
     """A results file of any 1.x schema, as the current schema reads it (missing fields take their defaults).
 
-    1.0–1.3 recorded the settings of a percentile bootstrap that 1.4 no longer uses; they are dropped, and
-    intervals from those files keep `method` None ("not recorded") rather than a guess. Verdicts before 1.5
-    take the status their `passed` says; models before 1.5 get the roles runs give them now (`_with_roles`); a
-training before 1.8 was a `DPOTrainer` run.
+        1.0–1.3 recorded the settings of a percentile bootstrap that 1.4 no longer uses; they are dropped, and
+        intervals from those files keep `method` None ("not recorded") rather than a guess. Verdicts before 1.5
+        take the status their `passed` says; models before 1.5 get the roles runs give them now (`_with_roles`); a
+    training before 1.8 was a `DPOTrainer` run.
     """
     statistics = raw.get("statistics")
     if isinstance(statistics, dict):
