@@ -91,6 +91,8 @@ def _recorded_sampling(record: Metric | Comparison, where: str) -> stats.Samplin
         df=record.df,
         n_effective=record.n_effective if isinstance(record, Metric) else None,
         skewness=record.skewness,
+        n_positive=record.n_positive if isinstance(record, Metric) else None,
+        n_negative=record.n_negative if isinstance(record, Metric) else None,
     )
 
 

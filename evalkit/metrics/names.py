@@ -91,13 +91,8 @@ def _objective_metrics() -> list[MetricName]:
         # Unpaired data (KTO style, `evalkit.metrics.unpaired`): trl/rewards/chosen and trl/logps/chosen are then the
         # means over desirable completions, .../rejected over undesirable ones; objective/loss is KTO's loss.
         MetricName("trl/kl", "TRL KL point", None, quantity=logged, objectives=kto, scale_free=False),
-        MetricName(
-            "objective/auc",
-            "reward AUC",
-            True,
-            quantity=own,
-            untestable="its score test needs the two group sizes, which results.json does not carry yet",
-        ),
+        # Gated by Newcombe's score test on the two group sizes results.json records (`n_positive`, `n_negative`).
+        MetricName("objective/auc", "reward AUC", True, quantity=own),
     ]
 
 
