@@ -26,15 +26,25 @@ from evalkit.capabilities.harness import CapabilityRunner, lm_eval_version
 from evalkit.config.suite import Suite, load_suite, parse_suite
 from evalkit.console import is_main_process, stdout
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs
+from evalkit.data.unpaired import UnpairedExample, load_unpaired
 from evalkit.gate.judge import evaluate_gate
 from evalkit.gate.summary import publish
 from evalkit.gate.terminal import verdict_lines
+from evalkit.metrics.unpaired import reward_beta, suite_unpaired_metrics
 from evalkit.pipeline.candidate import Candidate
-from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
+from evalkit.pipeline.checks import (
+    COMPLETIONS_DIR,
+    OUTPUT_FILES,
+    OUTPUT_MARKER,
+    check_inputs,
+    check_outputs,
+    output_lock,
+)
 from evalkit.pipeline.score import ScoredSuite, score_suite, scored_objectives
-from evalkit.pipeline.training import run_training, training_info
-from evalkit.report.document import summary_table, write_reports
+from evalkit.pipeline.training import holds_unpaired, run_training, training_info
+from evalkit.report.document import summary_table, unpaired_tables, write_reports
 from evalkit.report.statements import verdict_sentence
+from evalkit.results.completions import completion_records
 from evalkit.results.files import JsonStore, mark_output, read_results, write_jsonl, write_results
 from evalkit.results.pairs import pair_records
 from evalkit.results.provenance import environment
@@ -114,11 +124,16 @@ def _bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     mark_output(out_dir, None)  # the run is named once its results are written
     # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
+    # Labelled completions (KTO style: `format: unpaired`, or told by their columns) are scored apart from pairs.
     heldout = Path(suite.train.heldout).resolve() if suite.train is not None and suite.train.heldout else None
-    ready = {d.name: load_pairs(d) for d in suite.datasets if Path(d.path).resolve() != heldout}
+    present = [d for d in suite.datasets if Path(d.path).resolve() != heldout]
+    unpaired = {d.name: load_unpaired(d) for d in present if holds_unpaired(d)}
+    ready = {d.name: load_pairs(d) for d in present if d.name not in unpaired}
     training = run_training(suite) if suite.train is not None else None
-    datasets = {d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets}
-    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
+    datasets = {
+        d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets if d.name not in unpaired
+    }
+    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities, unpaired)
     if not is_main_process():
         return None  # every process has every score and sample now; the main process summarises and writes
 
@@ -126,6 +141,8 @@ def _bench(
     summaries = summarise_scores(
         scored.scores, datasets, suite.scoring.beta, suite.statistics, suite.reference, objectives=objectives
     )
+    for name, rows in scored.completions.items():
+        summaries.metrics.extend(suite_unpaired_metrics(name, rows, objectives, suite.scoring.beta, suite.statistics))
     # The previous run's outputs go before any new one is written: a run stopped midway leaves none of them beside
     # the new files (`evalkit report` renders missing reports again from results.json).
     for name in OUTPUT_FILES:
@@ -141,7 +158,7 @@ def _bench(
         scoring=ScoringInfo(**suite.scoring.model_dump(mode="json", include=set(ScoringInfo.model_fields))),
         statistics=suite.statistics,
         models=scored.models,
-        datasets=_write_pairs(suite, datasets, scored, out_dir),
+        datasets=_write_pairs(suite, datasets, unpaired, scored, out_dir),
         audit=scored.audits,
         training=training_info(suite, training),
         generation=scored.generation,
@@ -168,11 +185,19 @@ def _suite_info(suite: Suite, suite_path: Path) -> SuiteInfo:
 
 
 def _write_pairs(
-    suite: Suite, datasets: dict[str, list[PreferencePair]], scored: ScoredSuite, out_dir: Path
+    suite: Suite,
+    datasets: dict[str, list[PreferencePair]],
+    unpaired: dict[str, list[UnpairedExample]],
+    scored: ScoredSuite,
+    out_dir: Path,
 ) -> list[DatasetInfo]:
-    """Each dataset's per-pair rows and their texts, written beside results.json, and the record that names them."""
+    """Each dataset's per-pair rows and their texts (an unpaired dataset's per-completion rows), written beside
+    results.json, and the record that names them."""
     infos = []
     for spec in suite.datasets:
+        if spec.name in unpaired:
+            infos.append(_write_completions(suite, spec.name, unpaired[spec.name], scored, out_dir))
+            continue
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"
         write_jsonl(pair_records(scored.scores[spec.name], suite.scoring.beta), out_dir / pairs_file)
         write_pair_texts(spec.name, datasets[spec.name], out_dir / texts_file(pairs_file))  # beside the scores
@@ -189,11 +214,40 @@ def _write_pairs(
     return infos
 
 
+def _write_completions(
+    suite: Suite, name: str, examples: list[UnpairedExample], scored: ScoredSuite, out_dir: Path
+) -> DatasetInfo:
+    """An unpaired dataset's per-completion rows (`completions/<dataset>.jsonl`) and the record that names them.
+    Each row's `reward` is β·(ℓ − ℓ_ref) at its model's β (`reward_beta`), the reward its metrics are of."""
+    completions_file = COMPLETIONS_DIR / f"{name}.jsonl"
+    objectives, rows = scored_objectives(scored.models), scored.completions[name]
+    records = [
+        record
+        for model in dict.fromkeys(r.model for r in rows)
+        for record in completion_records(
+            [r for r in rows if r.model == model], reward_beta(objectives.get(model), suite.scoring.beta)
+        )
+    ]
+    write_jsonl(records, out_dir / completions_file)
+    spec = next(d for d in suite.datasets if d.name == name)
+    return DatasetInfo(
+        name=name,
+        path=spec.path,
+        fingerprint=dataset_fingerprint(spec),
+        n_pairs=len(examples),
+        subsets=sorted({e.subset for e in examples}),
+        pairs_file=str(completions_file),
+        kind="unpaired",
+    )
+
+
 def _write_outputs(result: RunResult, out_dir: Path) -> None:
     write_results(result, out_dir / "results.json")
     mark_output(out_dir, result)
     written = write_reports(result, out_dir)
     stdout.print(summary_table(result))  # the headline values with their intervals
+    for table in unpaired_tables(result):
+        stdout.print(table)
     if result.gate is not None:
         written += publish(result.gate, out_dir, result)
         stdout.print(verdict_lines(result.gate), soft_wrap=True)  # one line per rule

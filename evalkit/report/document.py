@@ -23,6 +23,7 @@ from rich.table import Table as RichTable
 
 from evalkit.console import plain
 from evalkit.metrics import names
+from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report import markdown
 from evalkit.report.diagnostics import (
     CapabilityView,
@@ -245,12 +246,29 @@ def summary_table(result: RunResult) -> RichTable:
     for key in TERMINAL_COLUMNS:
         table.add_column(names.heading(key, direction.get(key)), justify="right")
     table.add_column("n", justify="right")
-    for dataset in result.datasets:
+    for dataset in (d for d in result.datasets if d.kind == "pairs"):  # labelled completions: `unpaired_tables`
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
             estimates = [result.metric(dataset.name, model, key) for key in TERMINAL_COLUMNS]
             n = next(m.n for m in result.metrics if (m.dataset, m.model, m.subset) == (dataset.name, model, "all"))
             table.add_row(plain(dataset.name), plain(model), *(format_estimate(e) for e in estimates), str(n))
     return table
+
+
+def unpaired_tables(result: RunResult) -> list[RichTable]:
+    """Each unpaired dataset's table (`evalkit.report.unpaired`), all completions only, for the terminal."""
+    tables = []
+    for dataset in (d for d in result.datasets if d.kind == "unpaired"):
+        view = dataset_view(result, dataset.name, dataset.n_pairs)
+        table = RichTable(
+            title=f"evalkit · {plain(dataset.name)} ({dataset.n_pairs} labelled completions)", title_justify="left"
+        )
+        for index, column in enumerate(view.headline.header[1:]):
+            table.add_column(column, justify="left" if index == 0 else "right")
+        for row in view.headline.rows:
+            if row[0] == ALL_SUBSETS:
+                table.add_row(*(plain(cell) for cell in row[1:]))
+        tables.append(table)
+    return tables
 
 
 def write_reports(result: RunResult, out_dir: Path, results_dir: Path | None = None) -> list[Path]:

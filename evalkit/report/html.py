@@ -90,6 +90,8 @@ class HtmlDataset:
     diagnostics: list[tuple[str, Grid]]
     length_notes: list[str]
     flips: list[FlipGroup] = field(default_factory=list)
+    unit: str = "pairs"
+    """What `n_pairs` counts (`completions` for an unpaired dataset)."""
 
 
 def html_grids(view: DatasetView) -> dict[str, object]:
@@ -103,6 +105,7 @@ def html_grids(view: DatasetView) -> dict[str, object]:
         "subset_deltas": grid_of(view.subset_comparisons) if view.subset_comparisons else None,
         "objectives": grid_of(view.objectives) if view.objectives else None,
         "objectives_note": view.objectives_note,
+        "unit": view.unit,
     }
 
 
@@ -240,7 +243,9 @@ def _dataset(
         )
         if table is not None
     ]
-    figures, note = dataset_charts(result, dataset, view.models, pairs, colors, f"d{index}")
+    # Labelled completions have their table only: the charts are of pairs' accuracies and margins.
+    unpaired = view.unit == "completions"
+    figures, note = ([], "") if unpaired else dataset_charts(result, dataset, view.models, pairs, colors, f"d{index}")
     return HtmlDataset(
         name=dataset,
         n_pairs=n_pairs,

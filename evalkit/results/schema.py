@@ -171,15 +171,24 @@ class ModelInfo(Record):
     `scoring.beta`, with no `trl/*` or `objective/*` metrics (and in results written before objectives existed)."""
 
 
+DatasetKind = Literal["pairs", "unpaired"]
+"""Preference pairs (chosen, rejected), or labelled completions (KTO style: a completion, desirable or not)."""
+
+
 class DatasetInfo(Record):
     name: str = Field(min_length=1)
     path: str
     fingerprint: str
     """sha256 of the data file."""
     n_pairs: int
+    """Pairs; for an `unpaired` dataset, completions."""
     subsets: list[str]
     pairs_file: str = Field(min_length=1)
-    """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`)."""
+    """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`); for an
+    `unpaired` dataset, the per-completion scores (`completions/<dataset>.jsonl`)."""
+    kind: DatasetKind = "pairs"
+    """`unpaired`: labelled completions, scored one completion at a time (`pairs_file` then holds one row per
+    completion and model: `id`, `label`, `logp`, `ref_logp`, `n_tokens`, ...); absent in older files: pairs."""
 
 
 class TokenizationAudit(Record):
