@@ -48,7 +48,7 @@ from evalkit.report.views import (
     dataset_view,
 )
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import RunResult
+from evalkit.results.schema import DATASET_UNITS, RunResult
 from evalkit.results.texts import ShownText
 
 OPEN_PROMPTS = 3
@@ -244,7 +244,7 @@ def _dataset(
         if table is not None
     ]
     # Labelled completions have their table only: the charts are of pairs' accuracies and margins.
-    unpaired = view.unit == "completions"
+    unpaired = view.unit == DATASET_UNITS["unpaired"]
     figures, note = ([], "") if unpaired else dataset_charts(result, dataset, view.models, pairs, colors, f"d{index}")
     return HtmlDataset(
         name=dataset,

@@ -183,8 +183,15 @@ def statement(v: GateVerdict) -> str:
         if v.alpha is not None:
             test[-1] += " at " + unbreakable(f"α = {v.alpha:.2g}")
     if v.n is not None:
-        test.append(unbreakable(f"n = {v.n}") + f" {UNITS.get(v.kind, 'pairs')}")
+        test.append(unbreakable(f"n = {v.n}") + f" {_unit(v)}")
     return ", ".join(parts) + ("; " + "; ".join(test) if test else "")
+
+
+def _unit(v: GateVerdict) -> str:
+    """What the verdict's n counts: labelled completions for a metric of unpaired data, else the kind's unit."""
+    if v.metric is not None and v.metric in names.REGISTRY and names.REGISTRY[v.metric].unpaired:
+        return "completions"
+    return UNITS.get(v.kind, "pairs")
 
 
 def rows_within(rows: Sequence[str], room: int) -> int:

@@ -39,7 +39,7 @@ from evalkit.report.tables import Table
 from evalkit.report.unpaired import unpaired_table
 from evalkit.results.estimates import Comparison
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
-from evalkit.results.schema import RunResult, TokenizationAudit
+from evalkit.results.schema import DATASET_UNITS, RunResult, TokenizationAudit
 
 COLUMNS = ["preference/accuracy", "rewards/accuracies", "rewards/ties", "rewards/margins", "loss"]
 """The headline's metrics in the order a reviewer reads them."""
@@ -162,7 +162,7 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
             headline=unpaired_table(found, models, subsets),
             objectives=objectives_table(result, found, models),
             objectives_note=objectives_note(result),
-            unit="completions",
+            unit=DATASET_UNITS["unpaired"],
         )
     present = {m.metric for m in metrics}
     columns = [key for key in COLUMNS if key in present]

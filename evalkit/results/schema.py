@@ -174,6 +174,9 @@ class ModelInfo(Record):
 DatasetKind = Literal["pairs", "unpaired"]
 """Preference pairs (chosen, rejected), or labelled completions (KTO style: a completion, desirable or not)."""
 
+DATASET_UNITS: dict[str, str] = {"pairs": "pairs", "unpaired": "completions"}
+"""What a dataset's `n_pairs` counts, by its kind."""
+
 
 class DatasetInfo(Record):
     name: str = Field(min_length=1)

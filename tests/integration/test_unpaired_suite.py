@@ -122,4 +122,5 @@ def test_a_suite_scores_labelled_completions_for_every_model(
     report = (out / "report.md").read_text()
     assert "## labelled: headline (18 completions)" in report and "reward AUC" in report
     assert "reward desirable" in (out / "report.html").read_text()
-    assert "labelled completions" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "labelled (18 labelled completions)" in printed and "n = 18 completions" in printed
