@@ -5,10 +5,13 @@ is KTO's. A model with no reward (the reference; no reference in the run) shows 
 
 from __future__ import annotations
 
+from evalkit.metrics import names
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.report.diagnostics import Found
 from evalkit.report.formats import MISSING, format_estimate
+from evalkit.report.objectives import objective_labels
 from evalkit.report.tables import Table
+from evalkit.results.schema import RunResult
 
 UNPAIRED_COLUMNS = {
     "trl/rewards/chosen": "reward desirable",
@@ -45,3 +48,37 @@ def _sizes(found: Found, model: str, subset: str) -> list[str]:
         str(m.n) if (m := found.get((model, subset, f"trl/logps/{side}"))) is not None else MISSING
         for side in ("chosen", "rejected")
     ]
+
+
+UNPAIRED_OBJECTIVE_COLUMNS = ["trl/rewards/margins", "objective/loss"]
+"""What depends on a model's objective on labelled completions: the difference of the label means, KTO's loss."""
+
+
+def unpaired_objectives_table(result: RunResult, found: Found, models: list[str]) -> Table | None:
+    """A row per model: the objective its rewards on the completions are of, and those numbers; None when the run
+    names no objective."""
+    labels = objective_labels(result)
+    if not labels:
+        return None
+    header = ["model", "objective", *(names.metric(key).heading for key in UNPAIRED_OBJECTIVE_COLUMNS)]
+    rows = [
+        [
+            model,
+            labels.get(model.split("@")[0], labels.get(model, "")),
+            *(format_estimate(found.get((model, ALL_SUBSETS, key))) for key in UNPAIRED_OBJECTIVE_COLUMNS),
+        ]
+        for model in models
+    ]
+    return Table(header, rows, align="ll" + "r" * len(UNPAIRED_OBJECTIVE_COLUMNS))
+
+
+def unpaired_objectives_note(result: RunResult) -> str:
+    """Which reward each model has on labelled completions, and what compares across objectives; empty without
+    objectives."""
+    if not objective_labels(result):
+        return ""
+    return (
+        "Each model's reward is β·(log π − log π_ref) at its objective's β (KTO's or DPO's; otherwise "
+        f"scoring.beta = {result.scoring.beta:g}); the KL point and the loss are KTO's alone. Rewards and margins are "
+        "on each β's scale: compare models of different objectives on the reward AUC, which does not depend on it."
+    )

@@ -36,7 +36,7 @@ from evalkit.report.formats import (
 )
 from evalkit.report.objectives import objectives_note, objectives_table
 from evalkit.report.tables import Table
-from evalkit.report.unpaired import unpaired_table
+from evalkit.report.unpaired import unpaired_objectives_note, unpaired_objectives_table, unpaired_table
 from evalkit.results.estimates import Comparison
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
 from evalkit.results.schema import DATASET_UNITS, RunResult, TokenizationAudit
@@ -160,8 +160,8 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
             models=models,
             anchor=result.reference or "",
             headline=unpaired_table(found, models, subsets),
-            objectives=objectives_table(result, found, models),
-            objectives_note=objectives_note(result),
+            objectives=unpaired_objectives_table(result, found, models),
+            objectives_note=unpaired_objectives_note(result),
             unit=DATASET_UNITS["unpaired"],
         )
     present = {m.metric for m in metrics}
