@@ -130,6 +130,9 @@ def _bench(
     unpaired = {d.name: load_unpaired(d) for d in present if holds_unpaired(d)}
     ready = {d.name: load_pairs(d) for d in present if d.name not in unpaired}
     training = run_training(suite) if suite.train is not None else None
+    for d in suite.datasets:  # the held-out data training wrote, scored unpaired where the suite says so
+        if d.name not in ready and d.name not in unpaired and holds_unpaired(d):
+            unpaired[d.name] = load_unpaired(d)
     datasets = {
         d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets if d.name not in unpaired
     }

@@ -54,6 +54,8 @@ def unpaired_suite(
         "datasets": [
             {"name": "labelled", "path": str(tmp_path / "labelled.jsonl")},  # told unpaired by its columns
             {"name": "pairs", "path": str(tmp_path / "pairs.jsonl")},
+            # The same pairs as labelled completions: each chosen answer desirable, each rejected one not.
+            {"name": "unpaired-pairs", "path": str(tmp_path / "pairs.jsonl"), "format": "unpaired"},
         ],
         "models": [
             {"name": "base", "path": str(base)},
@@ -93,6 +95,7 @@ def test_a_suite_scores_labelled_completions_for_every_model(
     info = {d.name: d for d in result.datasets}
     assert info["labelled"].kind == "unpaired" and info["labelled"].n_pairs == 18
     assert info["labelled"].pairs_file == "completions/labelled.jsonl" and info["pairs"].kind == "pairs"
+    assert (info["unpaired-pairs"].kind, info["unpaired-pairs"].n_pairs) == ("unpaired", 8)
 
     rows = [json.loads(line) for line in (out / "completions" / "labelled.jsonl").read_text().splitlines()]
     assert len(rows) == 3 * 18 and {"id", "label", "logp", "ref_logp", "n_tokens", "reward"} <= rows[-1].keys()
