@@ -84,7 +84,6 @@ def unpaired_suite(
     return path
 
 
-@pytest.mark.slow
 def test_a_suite_scores_labelled_completions_for_every_model(
     unpaired_suite: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,6 +1,7 @@
 """Gating the AUC of unpaired data (`objective/auc`): Newcombe's score test, read back from the two group sizes
 results.json records, worked by hand on two desirable and two undesirable completions."""
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ from evalkit.results.estimates import Metric
 from evalkit.results.files import read_results
 from evalkit.results.schema import GateVerdict
 
-from .test_gate import GOLDEN
+GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 
 # m = n = 2: N* = 2 and V(½) = ¼·¼·(1 + ⅓ + ⅓) = 5/48, so H₀: θ ≤ ½ against an AUC of 1 is z = ½/√(5/48) = 1.5492,
 # one-sided p = 0.06066.
