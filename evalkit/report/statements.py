@@ -98,11 +98,23 @@ def verdict_sentence(result: RunResult) -> str:
             if c.subset == ALL_SUBSETS and c.metric == FLIP_METRIC:
                 clauses.append(_clause(c, alpha))
         clauses += [_clause(c, alpha) for c in _reward_model_comparisons(result, comparisons)]
+        if d.kind == "unpaired":
+            clauses += _separation_clauses(result, d.name)
     if result.gate is not None and (gate := _gate_clause(result.gate)):
         clauses.append(gate)
     if not clauses:
         return ""
     return "; ".join(clauses) + "."  # model names lead, as they are written: never capitalised
+
+
+def _separation_clauses(result: RunResult, dataset: str) -> list[str]:
+    """E.g. 'kto on feedback: reward AUC 0.81 [0.74, 0.87] over 60 + 40 completions', per model with rewards."""
+    return [
+        f"{m.model} on {dataset}: reward AUC {format_number(m.value)} {format_bracket(m.ci_low, m.ci_high)} over "
+        f"{m.n_positive} + {m.n_negative} completions"
+        for m in result.metrics
+        if (m.dataset, m.subset, m.metric) == (dataset, ALL_SUBSETS, "objective/auc")
+    ]
 
 
 @dataclass(frozen=True)

@@ -126,3 +126,4 @@ def test_a_suite_scores_labelled_completions_for_every_model(
     assert "reward desirable" in (out / "report.html").read_text()
     printed = capsys.readouterr().out
     assert "labelled (18 labelled completions)" in printed and "n = 18 completions" in printed
+    assert "kto on labelled: reward AUC 0.432 [0.21, 0.68] over 9 + 9 completions" in printed
