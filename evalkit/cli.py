@@ -336,7 +336,7 @@ def _gate(results_path: Path, baseline_path: Path | None, suite_path: Path | Non
         suite = load_suite(suite_path, train_options=False)  # its rules only: TRL and PEFT stay unimported
         if suite.gate is None:
             raise EvalkitError(f"{suite_path}: no `gate` section; expected the rules to judge by")
-        spec = rules_for_run(suite.gate, suite.candidate, suite.reference, result)
+        spec = rules_for_run(suite.gate, suite.candidate_model, suite.reference, result)
     elif result.suite.gate is not None:
         spec = parse_gate(result.suite.gate, str(results_path))
         console.print(
@@ -368,7 +368,7 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
     from evalkit.config.suite import load_suite
 
     suite = load_suite(suite_path, overrides)
-    if suite.train is None:
+    if not suite.train:
         raise EvalkitError(f"{suite_path}: no `train` section; expected one to train from")
     quiet_libraries()
     from evalkit.pipeline.checks import check_inputs
@@ -378,8 +378,8 @@ def _train(suite_path: Path, out: Path | None, overrides: list[str]) -> int:
     if suite.world is not None:
         build_world(suite.world)
     check_inputs(suite)
-    run = run_training(suite, out)
-    stdout.print(f"trained {suite.train.output!r}: {run.steps} steps in {run.seconds:.0f}s, saved to {run.output_dir}")
+    for spec, run in zip(suite.train, run_training(suite, out), strict=True):
+        stdout.print(f"trained {spec.output!r}: {run.steps} steps in {run.seconds:.0f}s, saved to {run.output_dir}")
     return EXIT_OK
 
 

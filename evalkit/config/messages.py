@@ -9,10 +9,12 @@ not use: `gate.rules.0: kind 'absolute' needs `metric``.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Union
 
@@ -36,10 +38,21 @@ def suggestion(name: str, known: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def every_problem(source: str, error: ValidationError, root: type[BaseModel], given: Any = None) -> str:
+def every_problem(
+    source: str,
+    error: ValidationError,
+    root: type[BaseModel],
+    given: Any = None,
+    indexed: Sequence[str] = (),
+    single: Sequence[str] = (),
+) -> str:
     """Every problem pydantic found validating `given` as a `root`, one line each, each naming the file and the
-    key. `given` (the mapping validated) lets a message about a rule name the rule."""
-    lines = [line for problem in error.errors() for line in _describe(problem, root, given).splitlines()]
+    key. `given` (the mapping validated) lets a message about a rule name the rule. `indexed`: top-level lists whose
+    items' validators name their keys without the item's index (`train.heldout`), which the error's location
+    adds; `single`: those of them the user wrote as one item (`train: {...}`), whose index is no key of theirs."""
+    lines = [
+        line for problem in error.errors() for line in _describe(problem, root, given, indexed, single).splitlines()
+    ]
     return "\n".join(f"{source}: {line}" for line in dict.fromkeys(lines))
 
 
@@ -64,21 +77,26 @@ class _Place:
     union: _Tagged | None = None
     """...and the union it is a member of."""
 
+    single: bool = False
+    """The place is in a one-item list the user wrote as that item: its index is no key of theirs."""
+
     @property
     def path(self) -> str:
-        return ".".join(str(key) for key in self.keys) or "(top level)"
+        keys = self.keys[:1] + self.keys[2:] if self.single else self.keys
+        return ".".join(str(key) for key in keys) or "(top level)"
 
     @property
     def spec(self) -> type[BaseModel] | None:
         return _model_in(self.annotation)
 
 
-def _describe(error: Any, root: type[BaseModel], given: Any) -> str:
+def _describe(error: Any, root: type[BaseModel], given: Any, indexed: Sequence[str], single: Sequence[str]) -> str:
     loc = tuple(error["loc"])
-    place = _walk(root, loc)
+    alone = len(loc) >= 2 and loc[0] in single and loc[1] == 0
+    place = dataclasses.replace(_walk(root, loc), single=alone)
     kind = error["type"]
     if kind in ("extra_forbidden", "missing") and loc:
-        parent, key = _walk(root, loc[:-1]), str(loc[-1])
+        parent, key = dataclasses.replace(_walk(root, loc[:-1]), single=alone), str(loc[-1])
         if parent.union is not None and parent.tag is not None:
             rule = parent.union.key == "kind"  # the gate's rules; an objective's `name` is its tag, not a name
             named = _named(given, parent.keys, error.get("input") if kind == "missing" else None) if rule else ""
@@ -115,12 +133,22 @@ def _describe(error: Any, root: type[BaseModel], given: Any) -> str:
         return f"{place.path}: unknown value {received!r}{suggestion(received, expected)}; expected one of {expected}"
     message = str(error["msg"]).removeprefix("Value error, ")
     if kind == "value_error" and (not place.keys or _KEY_PATH.match(message)):
-        return message  # the validator named the key itself
+        # the validator named the key itself
+        return _indexed(message, place) if loc and loc[0] in indexed else message
     received = error.get("input")
     return f"{place.path}: {message}" + ("" if isinstance(received, (dict, list)) else f" (got {received!r})")
 
 
 _KEY_PATH = re.compile(r"^[\w-]+(\.[\w-]+)+: ")
+
+
+def _indexed(message: str, place: _Place) -> str:
+    """A validator's message names its section's key path without list indices (`train.heldout: ...`), since a
+    section does not know where it sits; the error's location gives the item (`train.1.heldout: ...`)."""
+    plain = ".".join(str(key) for key in place.keys if not isinstance(key, int))
+    if not message.startswith(f"{plain}."):
+        return message
+    return place.path + message[len(plain) :]
 
 
 def _walk(root: type[BaseModel], loc: tuple[Any, ...]) -> _Place:

@@ -41,7 +41,7 @@ from evalkit.config.specs import (
     Text,
     WorldSpec,
 )
-from evalkit.config.training import Trainer, TrainSpec, check_trainer_options, checks_libraries
+from evalkit.config.training import Trainer, TrainRuns, TrainSpec, check_trainer_options, checks_libraries
 from evalkit.errors import EvalkitError
 from evalkit.metrics.names import REGISTRY
 from evalkit.results.estimates import Statistics
@@ -60,9 +60,13 @@ class Suite(Spec):
     """Where results.json, per-pair scores and the reports are written."""
     world: WorldSpec | None = None
     """Build the embedded tiny world first (the default suite's); null for your own models and data."""
-    train: TrainSpec | None = None
-    """Train one of the models before scoring (DPO; RewardTrainer when it is a reward model); null to score the models
-    as they are."""
+    train: TrainRuns = Field(default=[])  # a pydantic default: copied for every instance
+    """Train models before scoring: one run (a mapping), or a list of runs that train in order, each its own
+    `output` from its own `base` (which may be an earlier run's output) with its own objective, data, LoRA and
+    options; null to score the models as they are."""
+    candidate: str | None = None
+    """The model a release decision is about (its role in results.json is `candidate`). Default: the last training
+    run's output, else the last model that is not the reference."""
     datasets: list[DatasetSpec] = Field(min_length=1)
     """The preference pairs to score every model on."""
     models: list[ModelSpec] = Field(min_length=1)
@@ -93,12 +97,13 @@ class Suite(Spec):
             if duplicates:
                 yield f"{kind}: duplicate name {duplicates[0]!r}; names must be unique"
         required = [(self.reference, "reference")] if self.reference is not None else []
-        if self.train is not None:
-            required += [(self.train.base, "train.base"), (self.train.output, "train.output")]
-            if self.train.base == self.train.output:
-                yield "train.output must differ from train.base"
+        required += [(self.candidate, "candidate")] if self.candidate is not None else []
+        for index, run in enumerate(self.train):
+            where = self.train_key(index)
+            required += [(run.base, f"{where}.base"), (run.output, f"{where}.output")]
         for name, key in required:
             yield from _problem(_require_model, name, self.model_names, key)
+        yield from self._run_problems()
         yield from self._reward_model_problems()
         source = self.generation.from_dataset if self.generation is not None else None
         if source is not None and source.dataset not in self.dataset_names:
@@ -114,27 +119,66 @@ class Suite(Spec):
             yield from _problem(check_rule_names, rule, where, self.model_names, datasets)
             yield from self._rule_problems(rule, where)
 
+    def _run_problems(self) -> Iterator[str]:
+        """Runs in order: each trains a model of its own, from a model that exists by the time it starts, and runs
+        that share a hold-out split the same pairs alike (else each would write different pairs to one file)."""
+        trained_by = {run.output: index for index, run in enumerate(self.train)}
+        for index, run in enumerate(self.train):
+            where = self.train_key(index)
+            if run.base == run.output:
+                yield f"{where}.output must differ from {where}.base"
+            earlier = next((i for i, r in enumerate(self.train[:index]) if r.output == run.output), None)
+            if earlier is not None:
+                yield f"{where}.output: {run.output!r} is trained by train.{earlier} too; each run trains its own model"
+            producer = trained_by.get(run.base)
+            if producer is not None and producer > index:
+                yield (
+                    f"{where}.base: {run.base!r} is trained by train.{producer}, which runs later; list the runs in "
+                    "the order they train"
+                )
+            sharing = next((i for i, r in enumerate(self.train[:index]) if _same_file(r.heldout, run.heldout)), None)
+            if sharing is not None and _split_of(self.train[sharing]) != _split_of(run):
+                yield (
+                    f"{where}.heldout: train.{sharing} writes {run.heldout} too, from another split; runs that share "
+                    "a hold-out give the same `data`, `eval_fraction` and `split_seed`"
+                )
+
     def _reward_model_problems(self) -> Iterator[str]:
         """A reward model is scored by its logit: it is no reference, and it trains with RewardTrainer's options."""
         kinds = {m.name: m.kind for m in self.models}
         if self.reference is not None and kinds.get(self.reference) == "reward_model":
             yield f"reference: {self.reference!r} is a reward model; the reference of implicit rewards is a policy"
-        trains_reward_model = self.train is not None and kinds.get(self.train.output) == "reward_model"
-        if trains_reward_model and self.train is not None and kinds.get(self.train.base) == "reward_model":
-            yield f"train.base: {self.train.base!r} is a reward model; a reward model trains from a policy's weights"
+        for index, run in enumerate(self.train):
+            if kinds.get(run.output) == "reward_model" and kinds.get(run.base) == "reward_model":
+                yield (
+                    f"{self.train_key(index)}.base: {run.base!r} is a reward model; a reward model trains from a "
+                    "policy's weights"
+                )
 
     @model_validator(mode="after")
     def _check_trainer(self, info: ValidationInfo) -> Suite:
-        """`train.args` are the options of the trainer the output's kind picks (DPOConfig or RewardConfig)."""
-        if self.train is not None and checks_libraries(info):
-            check_trainer_options(self.train, self.trainer)
+        """Each run's `args` are the options of the trainer its output's kind and method pick (DPOConfig,
+        RewardConfig, ...)."""
+        if checks_libraries(info):
+            for index, run in enumerate(self.train):
+                check_trainer_options(run, self.trainer_of(run), self.train_key(index))
         return self
 
-    @property
-    def trainer(self) -> Trainer:
-        """The TRL trainer `train` runs: RewardTrainer for a reward model, else DPOTrainer."""
-        assert self.train is not None
-        return "reward" if self.model(self.train.output).kind == "reward_model" else "dpo"
+    def trainer_of(self, run: TrainSpec) -> Trainer:
+        """The TRL trainer family `run` trains with: RewardTrainer for a reward model, else a preference trainer."""
+        return "reward" if self.model(run.output).kind == "reward_model" else "dpo"
+
+    def train_key(self, index: int) -> str:
+        """The key path of the run at `index` in messages: `train` when the suite has one run, else `train.<i>`."""
+        return "train" if len(self.train) == 1 else f"train.{index}"
+
+    def run_of(self, model: str) -> TrainSpec | None:
+        """The training run that writes `model`, if one does."""
+        return next((run for run in self.train if run.output == model), None)
+
+    def _trained_method(self, model: str) -> Objective | None:
+        run = self.run_of(model)
+        return run.method if run is not None else None
 
     def _generation_problems(self, generation: GenerationSpec) -> Iterator[str]:
         """The models an endpoint or a pairwise judge names are the suite's; a judging template is read now."""
@@ -169,7 +213,7 @@ class Suite(Spec):
             yield "generation.drift: needs the models in process; drop it with `scoring.backend: vllm`"
         if self.capabilities is not None:
             yield "capabilities: needs the models in process; drop it with `scoring.backend: vllm`"
-        if self.train is not None:
+        if self.train:
             yield "train: `scoring.backend: vllm` scores served models; train first, serve the result, then score"
         for model in self.models:
             if model.kind == "reward_model":
@@ -269,19 +313,21 @@ class Suite(Spec):
         return next(m for m in self.models if m.name == name)
 
     @property
-    def candidate(self) -> str | None:
-        """The model a release decision is about: the trained model, else the last model that is not the
-        reference (None when the reference is the only model)."""
-        if self.train is not None:
-            return self.train.output
+    def candidate_model(self) -> str | None:
+        """The model a release decision is about: `candidate`, else the last training run's output, else the last
+        model that is not the reference (None when the reference is the only model)."""
+        if self.candidate is not None:
+            return self.candidate
+        if self.train:
+            return self.train[-1].output
         others = [name for name in self.model_names if name != self.reference]
         return others[-1] if others else None
 
     def objective(self, model: ModelSpec) -> Objective:
         """The objective `model` is scored with: its own `method`, else the training's when it is the trained
-        model, else the suite's `method`, else sigmoid DPO; a DPO β left unset is `scoring.beta`."""
-        trained = self.train.method if self.train is not None and self.train.output == model.name else None
-        chosen = model.method or trained or self.method or default_objective(self.scoring.beta)
+        model (the method of the run that trains it), else the suite's `method`, else sigmoid DPO; a DPO β left unset
+        is `scoring.beta`."""
+        chosen = model.method or self._trained_method(model.name) or self.method or default_objective(self.scoring.beta)
         return with_beta(chosen, self.scoring.beta)
 
     def named_objectives(self, names: Sequence[str] | None = None) -> dict[str, Objective]:
@@ -292,11 +338,7 @@ class Suite(Spec):
             m.name: self.objective(m)
             for m in self.models
             if m.kind != "reward_model"  # scored by its logit: no objective has its numbers
-            and (
-                m.method is not None
-                or self.method is not None
-                or (self.train is not None and self.train.output == m.name and self.train.method is not None)
-            )
+            and (m.method is not None or self.method is not None or self._trained_method(m.name) is not None)
         }
         return {n: named[n.split("@")[0]] for n in (names or self.model_names) if n.split("@")[0] in named}
 
@@ -311,6 +353,15 @@ def _problem(check: Callable[..., None], *args: Any) -> Iterator[str]:
         check(*args)
     except ValueError as exc:
         yield str(exc)
+
+
+def _same_file(first: Path | None, second: Path | None) -> bool:
+    return first is not None and second is not None and first.resolve() == second.resolve()
+
+
+def _split_of(run: TrainSpec) -> tuple[object, ...]:
+    """What decides a run's hold-out: its data and the seeded share held out."""
+    return (run.data.model_dump(mode="json"), run.eval_fraction, run.split_seed)
 
 
 def _require_model(name: str, known: list[str], key: str) -> None:
@@ -366,7 +417,9 @@ def parse_suite(raw: dict[str, Any], source: str = "<suite>", *, train_options: 
     try:
         return Suite.model_validate(raw, context={"train_options": train_options})
     except ValidationError as exc:
-        raise EvalkitError(every_problem(source, exc, Suite, raw)) from None
+        runs = raw.get("train")
+        single = ("train",) if isinstance(runs, dict) or (isinstance(runs, list) and len(runs) == 1) else ()
+        raise EvalkitError(every_problem(source, exc, Suite, raw, ("train",), single)) from None
 
 
 def parse_gate(raw: Any, source: str) -> GateSpec:

@@ -12,9 +12,9 @@ import dataclasses
 import re
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, model_validator
 
 from evalkit.config.messages import notice, suggestion
 from evalkit.config.objectives import Objective
@@ -67,7 +67,10 @@ class TrainSpec(Spec):
     split_seed: int = 0
     """Seed of the `eval_fraction` hold-out."""
     heldout: Path | None = None
-    """Where the held-out pairs are written (JSON Lines); required with `eval_fraction`."""
+    """Where the held-out pairs are written (JSON Lines); required with `eval_fraction`. Runs of one suite may share
+    a hold-out: those that name the same `heldout` split the same `data` with the same `eval_fraction` and
+    `split_seed`, so every one of them trains on the same remaining pairs and all are scored on the same held-out
+    ones."""
     max_prompt_length: int | None = Field(None, ge=1)
     """Prompts longer than this many tokens lose their beginning before TRL sees them (TRL 1.x
     dropped this option; evalkit implements it)."""
@@ -117,12 +120,25 @@ class TrainSpec(Spec):
         return self
 
 
+def as_runs(raw: Any) -> Any:
+    """`train` as a list of runs: one mapping is one run (every suite written before lists existed), null none."""
+    if raw is None:
+        return []
+    return [raw] if isinstance(raw, dict) else raw
+
+
+TrainRuns = Annotated[
+    list[TrainSpec], BeforeValidator(as_runs, json_schema_input_type=TrainSpec | list[TrainSpec] | None)
+]
+"""The suite's training runs, in the order they run: one mapping or a list of them."""
+
+
 Trainer = Literal["dpo", "reward"]
 """The TRL trainer family a suite's `train` runs: a preference trainer for a policy (which one `method` says),
 `RewardTrainer` for a reward model."""
 
 
-def check_trainer_options(spec: TrainSpec, trainer: Trainer) -> None:
+def check_trainer_options(spec: TrainSpec, trainer: Trainer, where: str = "train") -> None:
     """`spec.args` checked against the trainer's own config class (`DPOConfig`, `CPOConfig`, `ORPOConfig`,
     `KTOConfig`, `RewardConfig`): a typo is an error with a suggestion, the objective's options are refused
     there (they go in `method`), and YAML's strings that are numbers become the numbers TRL expects."""
@@ -137,7 +153,7 @@ def check_trainer_options(spec: TrainSpec, trainer: Trainer) -> None:
             spec.method.trainer_options() if spec.method is not None else {},
             "the objective's options go in `train.method`",
         )
-    _check_option_names(spec.args, config_class, "train.args", reserved=reserved)
+    _check_option_names(spec.args, config_class, f"{where}.args", reserved=reserved)
     _coerce_numbers(spec.args, config_class)
 
 

@@ -41,7 +41,7 @@ from evalkit.pipeline.checks import (
     output_lock,
 )
 from evalkit.pipeline.score import ScoredSuite, score_suite, scored_objectives
-from evalkit.pipeline.training import holds_unpaired, run_training, training_info
+from evalkit.pipeline.training import holds_unpaired, run_training, training_infos
 from evalkit.report.document import summary_table, unpaired_tables, write_reports
 from evalkit.report.statements import verdict_sentence
 from evalkit.results.completions import completion_records
@@ -125,11 +125,11 @@ def _bench(
     mark_output(out_dir, None)  # the run is named once its results are written
     # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
     # Labelled completions (KTO style: `format: unpaired`, or told by their columns) are scored apart from pairs.
-    heldout = Path(suite.train.heldout).resolve() if suite.train is not None and suite.train.heldout else None
-    present = [d for d in suite.datasets if Path(d.path).resolve() != heldout]
+    heldout = {Path(run.heldout).resolve() for run in suite.train if run.heldout is not None}
+    present = [d for d in suite.datasets if Path(d.path).resolve() not in heldout]
     unpaired = {d.name: load_unpaired(d) for d in present if holds_unpaired(d)}
     ready = {d.name: load_pairs(d) for d in present if d.name not in unpaired}
-    training = run_training(suite) if suite.train is not None else None
+    training = training_infos(suite, run_training(suite))
     for d in suite.datasets:  # the held-out data training wrote, scored unpaired where the suite says so
         if d.name not in ready and d.name not in unpaired and holds_unpaired(d):
             unpaired[d.name] = load_unpaired(d)
@@ -163,7 +163,9 @@ def _bench(
         models=scored.models,
         datasets=_write_pairs(suite, datasets, unpaired, scored, out_dir),
         audit=scored.audits,
-        training=training_info(suite, training),
+        # One run keeps the one `training` record every reader knows; several are listed in order.
+        training=training[0] if len(training) == 1 else None,
+        trainings=training if len(training) > 1 else [],
         generation=scored.generation,
         capabilities=capabilities.result(scored.capability_runs, suite.statistics) if capabilities else None,
         command=command,

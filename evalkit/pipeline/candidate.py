@@ -37,7 +37,8 @@ class Candidate:
             "output_dir": f"{suite.output_dir}-candidate",
             "models": models,
             "reference": "reference" if reference is not None else None,
-            "train": None,
+            "train": [],
+            "candidate": None,
         }
         data = Path(self.data).resolve() if self.data is not None else None
         same = next((d for d in suite.datasets if Path(d.path).resolve() == data), None)
@@ -58,7 +59,7 @@ class Candidate:
         if suite.gate is not None:
             # The suite's rules about its reference and its candidate now apply to yours; rules about other
             # models are left out.
-            renamed = {suite.candidate or "": "candidate"}
+            renamed = {suite.candidate_model or "": "candidate"}
             if suite.reference is not None and reference is not None:
                 renamed[suite.reference] = "reference"
             rules = rules_for_candidate(

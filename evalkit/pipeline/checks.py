@@ -58,16 +58,16 @@ def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> N
             "evalkit output directory"
         )
     read = {Path(d.path).resolve(): f"datasets.{d.name}.path" for d in suite.datasets if Path(d.path).exists()}
-    if suite.train is not None:
-        # The held-out pairs are written by training and then scored as a dataset: only the training data is theirs
-        # to spare.
-        training_data = Path(suite.train.data.path).resolve()
-        if suite.train.heldout is not None and Path(suite.train.heldout).resolve() == training_data:
+    # The held-out pairs are written by training and then scored as a dataset: only the training data is theirs
+    # to spare, every run's.
+    training_data = {Path(run.data.path).resolve(): suite.train_key(i) for i, run in enumerate(suite.train)}
+    for index, run in enumerate(suite.train):
+        if run.heldout is not None and Path(run.heldout).resolve() in training_data:
             raise EvalkitError(
-                f"train.heldout: {suite.train.heldout} is also train.data.path; the held-out pairs need a file of "
-                "their own"
+                f"{suite.train_key(index)}.heldout: {run.heldout} is also "
+                f"{training_data[Path(run.heldout).resolve()]}.data.path; the held-out pairs need a file of their own"
             )
-        read[training_data] = "train.data.path"
+    read |= {path: f"{key}.data.path" for path, key in training_data.items()}
     read |= {path.resolve(): str(path) for path in inputs}
     written = [out_dir / name for name in OUTPUT_FILES] + [
         out_dir / folder / f"{d.name}.jsonl" for d in suite.datasets for folder in (Path("pairs"), COMPLETIONS_DIR)
@@ -85,21 +85,21 @@ def check_inputs(suite: Suite, pending: Path | None = None) -> None:
     Training's outputs (the trained model, the held-out pairs) need not exist yet, nor anything under `pending`
     (the tiny world's directory, checked again once it is built).
     """
-    train = suite.train
-    produced_model = train.output if train is not None else None
-    produced_data = Path(train.heldout).resolve() if train is not None and train.heldout else None
+    produced_models = {run.output for run in suite.train}
+    produced_data = {Path(run.heldout).resolve() for run in suite.train if run.heldout is not None}
 
     def later(path: str) -> bool:
         resolved = Path(path).resolve()
-        return resolved == produced_data or (pending is not None and resolved.is_relative_to(pending.resolve()))
+        return resolved in produced_data or (pending is not None and resolved.is_relative_to(pending.resolve()))
 
     for d in suite.datasets:
         if not later(d.path):
             check_data_location(d.path, d.revision, f"datasets.{d.name}.path")
-    if train is not None and not later(train.data.path):
-        check_data_location(train.data.path, train.data.revision, "train.data.path")
+    for index, run in enumerate(suite.train):
+        if not later(run.data.path):
+            check_data_location(run.data.path, run.data.revision, f"{suite.train_key(index)}.data.path")
     for m in suite.models:
-        if m.name == produced_model or later(m.path):
+        if m.name in produced_models or later(m.path):
             continue
         check_model_location(m.path, m.revision, f"models.{m.name}.path")
         base = m.base or adapter_base(m.path)

@@ -140,7 +140,7 @@ def _score_models(
                 scored.audits.append(completions.audit)
             if served is not None and isinstance(loaded, ServedCheckpoint):
                 served.check_parity(loaded, datasets)
-            role = "reference" if is_reference else "candidate" if spec.name == suite.candidate else None
+            role = "reference" if is_reference else "candidate" if spec.name == suite.candidate_model else None
             # The suite's word first, else what evalkit's training recorded beside the checkpoint.
             objective = suite.named_objectives([spec.name]).get(spec.name) or recorded_objective(spec.path)
             recorded = objective_info(objective) if objective is not None and not classifier else None

@@ -1,5 +1,5 @@
-"""Training a suite's model with its objective (DPO by default; TRL's RewardTrainer for a reward model), as a run's
-first step, and what results.json records of it."""
+"""Training a suite's models, run after run, each with its objective (DPO by default; TRL's RewardTrainer for a reward
+model), as a suite run's first step, and what results.json records of them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evalkit.config.specs import DatasetSpec
+from evalkit.config.specs import DatasetSpec, ModelSpec
 from evalkit.config.suite import Suite
 from evalkit.config.training import TrainSpec
 from evalkit.console import console, is_main_process
@@ -24,23 +24,38 @@ if TYPE_CHECKING:
     from evalkit.train import TrainingRun
 
 
-def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
-    """Train the suite's `train.output` model; with `eval_fraction`, hold out (and write) a seeded split."""
+def run_training(suite: Suite, out: Path | None = None) -> list[TrainingRun]:
+    """Train the suite's runs in their order, each its `output` model (reused when trained earlier with the same
+    settings); with `eval_fraction`, a run holds out (and writes) a seeded split. `out` replaces where the models
+    go: the one run's output directory, or with several runs the directory holding `<out>/<output>` for each."""
+    produced: dict[str, Path] = {}  # model name → where this call trained it: a later run may start from it
+    runs = []
+    for index, spec in enumerate(suite.train):
+        output = out / spec.output if out is not None and len(suite.train) > 1 else out
+        run = _run(suite, index, spec, output, produced)
+        produced[spec.output] = run.output_dir
+        runs.append(run)
+    return runs
+
+
+def _run(suite: Suite, index: int, spec: TrainSpec, output_dir: Path | None, produced: dict[str, Path]) -> TrainingRun:
     # Imported here: the trainer's modules pull in PEFT, which scoring a plain model never needs.
     from evalkit.trainers import TITLES
 
-    assert suite.train is not None
-    spec = suite.train
-    title = TITLES["reward" if suite.trainer == "reward" else spec.method.name if spec.method is not None else "dpo"]
+    reward_model = suite.trainer_of(spec) == "reward"
+    title = TITLES["reward" if reward_model else spec.method.name if spec.method is not None else "dpo"]
+    base = suite.model(spec.base)
+    if spec.base in produced:
+        base = base.model_copy(update={"path": str(produced[spec.base])})
     if spec.method is not None and spec.method.name == "kto" and holds_unpaired(spec.data):
         if spec.eval_fraction is not None:
             raise EvalkitError(
-                f"train.eval_fraction: {spec.data.path} holds labelled completions, and the hold-out is drawn from "
-                "pairs only; score a held-out file of labelled completions instead"
+                f"{suite.train_key(index)}.eval_fraction: {spec.data.path} holds labelled completions, and the "
+                "hold-out is drawn from pairs only; score a held-out file of labelled completions instead"
             )
         examples = load_unpaired(spec.data)
         console.print(f"training {spec.output!r} from {spec.base!r} with {title} on {len(examples)} completions")
-        return _train(suite, spec, examples, None, output_dir)
+        return _train(suite, spec, base, examples, None, output_dir)
     pairs = load_pairs(spec.data)
     eval_pairs = None
     if spec.eval_fraction is not None and spec.heldout is not None:
@@ -50,7 +65,7 @@ def run_training(suite: Suite, output_dir: Path | None = None) -> TrainingRun:
             write_pairs(eval_pairs, spec.heldout)
     held_out = f", {len(eval_pairs)} held out to {spec.heldout}" if eval_pairs else ""
     console.print(f"training {spec.output!r} from {spec.base!r} with {title} on {len(pairs)} pairs{held_out}")
-    return _train(suite, spec, pairs, eval_pairs, output_dir)
+    return _train(suite, spec, base, pairs, eval_pairs, output_dir)
 
 
 def holds_unpaired(data: DatasetSpec) -> bool:
@@ -61,6 +76,7 @@ def holds_unpaired(data: DatasetSpec) -> bool:
 def _train(
     suite: Suite,
     spec: TrainSpec,
+    base: ModelSpec,
     data: list[PreferencePair] | list[UnpairedExample],
     eval_pairs: list[PreferencePair] | None,
     output_dir: Path | None,
@@ -68,10 +84,9 @@ def _train(
     from evalkit.train import finished_run, train_model
     from evalkit.trainers import choose_trainer
 
-    reward_model = suite.trainer == "reward"
+    reward_model = suite.trainer_of(spec) == "reward"
     trainer = choose_trainer(spec.method, reward_model=reward_model).trainer.__name__
 
-    base = suite.model(spec.base)
     if Path(base.path).exists():
         # An absolute base path goes into the adapter's config, so the adapter loads from any directory.
         base = base.model_copy(update={"path": str(Path(base.path).resolve())})
@@ -121,18 +136,21 @@ def training_date(suite: Suite) -> datetime.date:
     return suite.rendering.date or DEFAULT_DATE
 
 
-def training_info(suite: Suite, run: TrainingRun | None) -> TrainingInfo | None:
-    if run is None or suite.train is None:
-        return None
+def training_infos(suite: Suite, runs: list[TrainingRun]) -> list[TrainingInfo]:
+    """What results.json records of each run, in the suite's order."""
+    return [training_info(suite, spec, run) for spec, run in zip(suite.train, runs, strict=True)]
+
+
+def training_info(suite: Suite, spec: TrainSpec, run: TrainingRun) -> TrainingInfo:
     from evalkit.train import training_curve
     from evalkit.trainers import choose_trainer
 
-    choice = choose_trainer(suite.train.method, reward_model=suite.trainer == "reward")
+    choice = choose_trainer(spec.method, reward_model=suite.trainer_of(spec) == "reward")
     accuracy = choice.accuracy_key
     steps = [entry for entry in run.log_history if "loss" in entry and accuracy in entry]
     last = steps[-1] if steps else {}
     return TrainingInfo(
-        model=suite.train.output,
+        model=spec.output,
         steps=run.steps,
         seconds=round(run.seconds, 1),
         final_loss=last.get("loss"),

@@ -40,7 +40,7 @@ from evalkit.report.markdown import Markdown, escape
 from evalkit.report.served import served_table
 from evalkit.report.statements import rows_within, verdict_sentence, verdict_view
 from evalkit.report.tables import Table
-from evalkit.report.views import audit_table, dataset_view, read_pairs
+from evalkit.report.views import TRAINER_TITLES, audit_table, dataset_view, read_pairs
 from evalkit.results.estimates import Statistics
 from evalkit.results.files import write_texts
 from evalkit.results.generation import GenerationResult
@@ -103,13 +103,11 @@ def render_markdown(result: RunResult, budget: int = MARKDOWN_BUDGET) -> str:
 def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rules_shown: int | None = None) -> str:
     env = result.environment
     packages = ", ".join(f"{name} {version}" for name, version in env.packages.items() if name != "evalkit")
-    training = None
-    if result.training is not None:
-        t = result.training
-        training = {
+    trainings = [
+        {
             "model": t.model,
             "steps": t.steps,
-            "what": "reward model" if t.trainer == "RewardTrainer" else "DPO",
+            "what": TRAINER_TITLES[t.trainer or "DPOTrainer"],
             "seconds": f"{t.seconds:.0f}s",
             "final_loss": format_number(t.final_loss),
             "final_reward_accuracy": format_number(t.final_reward_accuracy),
@@ -130,6 +128,8 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rul
             ],
             "has_eval": any(point.eval_loss is not None for point in t.curve),
         }
+        for t in result.training_runs
+    ]
     reference = (
         Markdown(f"reference: {markdown.code(result.reference)}")
         if result.reference
@@ -160,7 +160,7 @@ def _render_markdown(result: RunResult, compact: bool, full_length: int = 0, rul
         full_length=full_length,
         stats=_settings(result.effective_statistics),
         sections=[dataset_view(result, d.name, d.n_pairs) for d in result.datasets],
-        training=training,
+        trainings=trainings,
         generation=_generation_view(result.generation) if result.generation is not None else None,
         judged=judged_view(result.generation) if result.generation is not None else None,
         capabilities=_capabilities(result),

@@ -43,12 +43,13 @@ from evalkit.report.judged import judged_view
 from evalkit.report.served import served_table
 from evalkit.report.statements import verdict_sentence, verdict_view
 from evalkit.report.views import (
+    TRAINER_TITLES,
     DatasetView,
     audit_table,
     dataset_view,
 )
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import DATASET_UNITS, RunResult
+from evalkit.results.schema import DATASET_UNITS, RunResult, TrainingInfo
 from evalkit.results.texts import ShownText
 
 OPEN_PROMPTS = 3
@@ -125,14 +126,21 @@ def render_html(
         _dataset(result, d.name, d.n_pairs, pairs.get(d.name), colors, kept, i) for i, d in enumerate(result.datasets)
     ]
     steps = sweep_steps(result)
-    training = None
-    if result.training is not None and result.training.curve:
-        training = Chart(
-            "Loss, reward accuracy and margin against step",
-            curves.training_chart(result.training.curve, "training", scored_steps(result)),
-            "TRL's logged values against step: training values are means over one batch (faint), smoothed "
-            "(solid); eval on the held-out split; dotted: the checkpoints this report scored.",
-        )
+    trainings = [
+        {
+            "run": run,
+            "what": TRAINER_TITLES[run.trainer or "DPOTrainer"],
+            "chart": Chart(
+                "Loss, reward accuracy and margin against step",
+                curves.training_chart(run.curve, "training" if i == 0 else f"training{i}", scored_steps(result, run)),
+                "TRL's logged values against step: training values are means over one batch (faint), smoothed "
+                "(solid); eval on the held-out split; dotted: the checkpoints this report scored.",
+            )
+            if run.curve
+            else None,
+        }
+        for i, run in enumerate(result.training_runs)
+    ]
     sweep = None
     if steps:
         sweep = Chart(
@@ -155,7 +163,7 @@ def render_html(
         verdict=verdict_view(result.gate),
         datasets=datasets,
         flip_groups=sum(len(d.flips) for d in datasets),
-        training=training,
+        trainings=trainings,
         sweep=sweep,
         generation=_generation_view(result) if result.generation is not None else None,
         judged=_judged_view(result),
@@ -187,15 +195,13 @@ def _capabilities_grids(view: CapabilityView) -> dict[str, object]:
     return {"note": view.note, "scores": grid_of(view.scores), "paired": paired, "tasks": grid_of(view.tasks)}
 
 
-def scored_steps(result: RunResult) -> dict[str, int]:
-    """Step of every scored checkpoint (`name@step`) of the trained run, and of the trained model itself."""
-    training = result.training
-    if training is None:
-        return {}
+def scored_steps(result: RunResult, training: TrainingInfo) -> dict[str, int]:
+    """Step of every scored checkpoint (`name@step`) of the training run, and of the trained model itself."""
     steps = {}
     for m in result.models:
-        _, at, step = m.name.rpartition("@")
-        if at and step.isdigit():
+        name, at, step = m.name.rpartition("@")
+        # With several runs, a checkpoint is drawn on the curve of the run that trained its model.
+        if at and step.isdigit() and (name == training.model or len(result.training_runs) == 1):
             steps[m.name] = int(step)
     if training.model in {m.name for m in result.models}:
         steps[training.model] = training.steps
@@ -210,15 +216,10 @@ def sweep_steps(result: RunResult) -> dict[str, int]:
         if at and name and step.isdigit():
             steps[m.name] = int(step)
     runs = {name.rpartition("@")[0] for name in steps}
-    training = result.training
-    final_is_new = training is not None and training.steps not in steps.values()  # else a checkpoint has it
-    if (
-        training is not None
-        and final_is_new
-        and training.model in runs
-        and training.model in {m.name for m in result.models}
-    ):
-        steps[training.model] = training.steps
+    for training in result.training_runs:
+        final_is_new = training.steps not in steps.values()  # else a checkpoint has it
+        if final_is_new and training.model in runs and training.model in {m.name for m in result.models}:
+            steps[training.model] = training.steps
     return steps if len(steps) >= 2 else {}
 
 

@@ -51,6 +51,17 @@ MAX_IDS = 50
 """Flipped pair ids listed per direction; results.json has them all."""
 
 
+TRAINER_TITLES = {
+    "DPOTrainer": "DPO",
+    "CPOTrainer": "CPO",
+    "ORPOTrainer": "ORPO",
+    "KTOTrainer": "KTO",
+    "RewardTrainer": "reward model",
+}
+"""What a training run's steps were, by the TRL trainer that ran them (the objective's settings are in the
+objectives table)."""
+
+
 def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore]]:
     """Per-pair scores of each dataset whose file lies beside the results (`DatasetInfo.pairs_file`).
 

@@ -233,9 +233,9 @@ class TrainingInfo(Record):
     """Path of TRL's full log history."""
     curve: list[CurvePoint] = []
     """Loss, reward accuracy and margin against step, for training and (when held out) evaluation."""
-    trainer: Literal["DPOTrainer", "RewardTrainer"] | None = None
-    """The TRL trainer that ran: `RewardTrainer` for a reward model; None in files written before it was recorded
-    (they were all DPO)."""
+    trainer: Literal["DPOTrainer", "CPOTrainer", "ORPOTrainer", "KTOTrainer", "RewardTrainer"] | None = None
+    """The TRL trainer that ran (the run's `method` picks it; `RewardTrainer` for a reward model); None in files
+    written before it was recorded (they were all DPO)."""
 
 
 ScoringDtype = Literal["float32", "bfloat16"]
@@ -346,6 +346,9 @@ class RunResult(Record):
     datasets: list[DatasetInfo] = Field(min_length=1)
     audit: list[TokenizationAudit]
     training: TrainingInfo | None
+    """The suite's training run, when it has one (`train` as one mapping or a one-item list)."""
+    trainings: list[TrainingInfo] = []
+    """Every training run in the suite's order, when it has several (`training` is then None); empty otherwise."""
     metrics: list[Metric]
     comparisons: list[Comparison] = []
     """Every later-listed model against every earlier-listed one, per dataset and subset."""
@@ -376,6 +379,11 @@ class RunResult(Record):
             if unknown is not None:  # every reader looks a metric up in the registry (its title, its direction)
                 raise ValueError(f"{kind}: unknown metric {unknown!r}; known: {', '.join(REGISTRY)}")
         return self
+
+    @property
+    def training_runs(self) -> list[TrainingInfo]:
+        """Every training run of the suite, in order, whichever field records them (one run: `training`)."""
+        return self.trainings or ([self.training] if self.training is not None else [])
 
     @property
     def effective_statistics(self) -> Statistics:

@@ -1,5 +1,5 @@
-"""The shipped `suites/reward-models.yaml`, end to end offline: the default suite trains the DPO policy, then this
-suite trains a classifier reward model with RewardTrainer and compares the two on the same held-out pairs."""
+"""The shipped `suites/reward-models.yaml`, end to end offline and on its own: it trains the DPO policy, then a
+classifier reward model with RewardTrainer, and compares the two on the same held-out pairs."""
 
 from __future__ import annotations
 
@@ -15,20 +15,28 @@ from evalkit.results.pairs import read_pair_scores
 SUITE = Path(__file__).parents[2] / "suites" / "reward-models.yaml"
 
 
+REDUCED = [
+    *("--set", "world.pairs_per_subset=16", "--set", "world.pretrain_steps=60"),
+    *("--set", "train.0.args.num_train_epochs=1", "--set", "train.1.args.num_train_epochs=1"),
+    *("--set", "gate=null"),  # models trained this little are not meant to pass it
+]
+
+
 @pytest.mark.slow
-def test_reward_model_suite_trains_and_compares_with_the_dpo_policy(
-    default_suite: Path, reduced: list[str], tmp_path: Path
+def test_reward_model_suite_trains_both_models_and_compares_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    quick = ["--set", "generation=null", "--set", "capabilities=null"]  # only the DPO policy is needed of it
-    assert main(["bench", str(default_suite), *reduced, *quick]) == 0
+    monkeypatch.chdir(tmp_path)  # what the run keeps relative to the working directory stays here
     text = SUITE.read_text().replace(".evalkit/world", str(tmp_path / "world"))
-    text = text.replace("reports/default", str(tmp_path / "out")).replace("reports/reward-models", str(tmp_path / "rm"))
     suite = tmp_path / "reward-models.yaml"
-    suite.write_text(text)
-    assert main(["bench", str(suite), *reduced]) == 0
+    suite.write_text(text.replace("reports/reward-models", str(tmp_path / "rm")))
+    assert main(["bench", str(suite), *REDUCED]) == 0
 
     result = read_results(tmp_path / "rm" / "results.json")
-    assert result.training is not None and result.training.trainer == "RewardTrainer" and result.training.steps > 0
+    assert result.training is None  # two runs: listed in order
+    assert [(t.model, t.trainer) for t in result.trainings] == [("aligned", "DPOTrainer"), ("rm", "RewardTrainer")]
+    assert all(t.steps > 0 for t in result.trainings)
+    assert {m.name: m.role for m in result.models} == {"base": "reference", "aligned": None, "rm": "candidate"}
     kinds = {m.name: m.reward_model for m in result.models}
     assert kinds == {"base": False, "aligned": False, "rm": True}
     rm = {m.metric: m for m in result.metrics if m.model == "rm" and m.subset == "all"}
@@ -40,6 +48,6 @@ def test_reward_model_suite_trains_and_compares_with_the_dpo_policy(
     rows = [r for r in read_pair_scores(tmp_path / "rm" / "pairs" / "tinyworld.jsonl") if r.model == "rm"]
     assert rows and all(r.is_reward_model and r.ref_logp_chosen is None for r in rows)
     report = (tmp_path / "rm" / "report.md").read_text()
-    assert "reward model steps" in report
+    assert "`aligned`: " in report and " DPO steps" in report and "reward model steps" in report
     sentence = verdict_sentence(result)  # the classifier against the policy, pair by pair, in the run's last line
     assert "; rm " in sentence and "aligned on tinyworld: reward accuracy" in sentence

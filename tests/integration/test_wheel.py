@@ -184,7 +184,7 @@ def test_demo_then_init_then_score_from_an_empty_directory(installed: Installed,
     assert init.stdout.strip() == "wrote suites/mine.yaml; run it with: evalkit bench suites/mine.yaml"
     probe = (
         "from evalkit.config.suite import load_suite; s = load_suite('suites/mine.yaml'); d = s.datasets[0]; "
-        "print(d.path, d.id_column, d.subset_column, s.reference, s.candidate)"
+        "print(d.path, d.id_column, d.subset_column, s.reference, s.candidate_model)"
     )
     loaded = installed.run("python", "-c", probe)
     assert loaded.stdout.split() == [eval_pairs, "id", "subset", "reference", "candidate"], loaded.stderr

@@ -12,7 +12,7 @@ from evalkit.pipeline.candidate import Candidate
 def test_the_default_suite_scores_a_candidate_against_its_reference(capsys: pytest.CaptureFixture[str]) -> None:
     suite = Candidate("my/model", reference="my/base").into(load_suite(DEFAULT_SUITE))
     assert [(m.name, m.path) for m in suite.models] == [("reference", "my/base"), ("candidate", "my/model")]
-    assert suite.reference == "reference" and suite.train is None
+    assert suite.reference == "reference" and suite.train == []
     assert str(suite.output_dir) == "reports/default-candidate" and suite.world is not None
     assert suite.gate is not None
     # Rules about the trained model and the reference now speak of the candidate and the reference.

@@ -34,7 +34,7 @@ def test_minimal_suite_loads_with_defaults(tmp_path: Path) -> None:
     assert suite.model_names == ["base", "tuned"]
     assert suite.scoring.max_length == 1024
     assert suite.scoring.beta == 0.1
-    assert suite.world is None and suite.train is None
+    assert suite.world is None and suite.train == []
 
 
 @pytest.mark.parametrize("path", SUITES, ids=[p.name for p in SUITES])
@@ -129,8 +129,7 @@ def test_train_args_are_checked_against_dpo_config(tmp_path: Path) -> None:
 
 def test_renamed_trl_options_are_understood_with_a_notice(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = TRAIN + "  args:\n    evaluation_strategy: epoch\n    max_prompt_length: 64\n    tokenizer: tok/dir\n"
-    train = load_suite(write(tmp_path, text)).train
-    assert train is not None
+    (train,) = load_suite(write(tmp_path, text)).train
     assert train.args == {"eval_strategy": "epoch"}
     assert train.max_prompt_length == 64 and train.tokenizer == "tok/dir"
     err = capsys.readouterr().err
@@ -173,8 +172,9 @@ def test_set_overrides_keys_by_index_or_name_with_yaml_values(tmp_path: Path) ->
     )
     assert suite.scoring.batch_size == 3
     assert suite.model("tuned").path == "elsewhere" and suite.model("base").dtype == "bfloat16"
-    assert suite.train is not None and suite.train.args == {"beta": 0.5}
-    assert suite.train.lora is not None and suite.train.lora.target_modules == ["q_proj", "v_proj"]
+    (train,) = suite.train
+    assert train.args == {"beta": 0.5}
+    assert train.lora is not None and train.lora.target_modules == ["q_proj", "v_proj"]
 
 
 def test_bad_overrides_are_one_line_errors(tmp_path: Path) -> None:
@@ -191,8 +191,8 @@ def test_bad_overrides_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_yaml_exponent_without_a_dot_is_still_a_number(tmp_path: Path) -> None:
     """YAML 1.1 reads `1e-4` as a string; TRL would fail deep inside the optimiser."""
-    train = load_suite(write(tmp_path, TRAIN + "  args:\n    learning_rate: 1e-4\n    beta: 5e-1\n")).train
-    assert train is not None and train.args == {"learning_rate": 1e-4, "beta": 0.5}
+    (train,) = load_suite(write(tmp_path, TRAIN + "  args:\n    learning_rate: 1e-4\n    beta: 5e-1\n")).train
+    assert train.args == {"learning_rate": 1e-4, "beta": 0.5}
 
 
 def test_generation_section_is_checked(tmp_path: Path) -> None:

@@ -97,8 +97,9 @@ def test_suites_train_a_reward_model_with_reward_config_options(tmp_path: Path) 
     train = "train: {base: base, output: rm, data: pairs.jsonl, args: {center_rewards_coefficient: 1e-2}}\n"
     path.write_text(SUITE + train)
     suite = load_suite(path)
-    assert suite.trainer == "reward" and suite.train is not None
-    assert suite.train.args["center_rewards_coefficient"] == 0.01  # a number, as RewardConfig types it
+    (run,) = suite.train
+    assert suite.trainer_of(run) == "reward"
+    assert run.args["center_rewards_coefficient"] == 0.01  # a number, as RewardConfig types it
     path.write_text(SUITE + train.replace("center_rewards_coefficient", "beta"))
     with pytest.raises(EvalkitError, match=r"train\.args\.beta: unknown RewardConfig option"):
         load_suite(path)

@@ -54,7 +54,7 @@ def test_init_writes_the_detected_columns_and_the_suite_loads_with_them(
     assert dataset.columns.model_dump() == {"prompt": "question", "chosen": "preferred", "rejected": "dispreferred"}
     assert (dataset.id_column, dataset.subset_column) == ("uid", "category")
     assert [(m.name, m.path) for m in suite.models] == [("reference", "ck/sft"), ("candidate", "ck/dpo")]
-    assert suite.reference == "reference" and suite.candidate == "candidate"
+    assert suite.reference == "reference" and suite.candidate_model == "candidate"
     assert suite.gate is not None and [r.kind for r in suite.gate.rules] == ["superiority"]
     assert suite.output_dir == Path("reports/mine")
 
@@ -138,7 +138,7 @@ def test_data_with_no_answer_columns_is_refused_with_the_columns_found(
 def test_the_demo_moves_outputs_and_the_trained_model_under_out() -> None:
     suite = load_suite(DEFAULT_SUITE, demo_overrides(Path("my demo"), capabilities=True))
     assert suite.output_dir == Path("my demo")
-    assert suite.train is not None and suite.model(suite.train.output).path == "my demo/models/aligned"
+    assert suite.train and suite.model(suite.train[0].output).path == "my demo/models/aligned"
     assert suite.world is not None and suite.world.dir == Path(
         ".evalkit/world"
     )  # relative: under the working directory
