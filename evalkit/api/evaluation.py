@@ -59,7 +59,7 @@ class Evaluation:
     """Per dataset, one row per pair and model (what `pairs/<dataset>.jsonl` holds); empty when not at hand."""
 
     def __repr__(self) -> str:
-        datasets = ", ".join(f"{d.name} ({d.n_pairs} {DATASET_UNITS[d.kind]})" for d in self.result.datasets)
+        datasets = ", ".join(f"{d.name} ({d.n_pairs} {DATASET_UNITS[d.format]})" for d in self.result.datasets)
         reference = f"; reference {self.result.reference}" if self.result.reference else ""
         return f"Evaluation({self.result.suite.name!r}: models {', '.join(self.models)} on {datasets}{reference})"
 

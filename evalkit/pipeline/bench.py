@@ -242,7 +242,7 @@ def _write_completions(
         n_pairs=len(examples),
         subsets=sorted({e.subset for e in examples}),
         pairs_file=str(completions_file),
-        kind="unpaired",
+        format="unpaired",
     )
 
 

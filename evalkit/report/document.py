@@ -246,7 +246,7 @@ def summary_table(result: RunResult) -> RichTable:
     for key in TERMINAL_COLUMNS:
         table.add_column(names.heading(key, direction.get(key)), justify="right")
     table.add_column("n", justify="right")
-    for dataset in (d for d in result.datasets if d.kind == "pairs"):  # labelled completions: `unpaired_tables`
+    for dataset in (d for d in result.datasets if d.format == "pairs"):  # labelled completions: `unpaired_tables`
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
             estimates = [result.metric(dataset.name, model, key) for key in TERMINAL_COLUMNS]
             n = next(m.n for m in result.metrics if (m.dataset, m.model, m.subset) == (dataset.name, model, "all"))
@@ -257,7 +257,7 @@ def summary_table(result: RunResult) -> RichTable:
 def unpaired_tables(result: RunResult) -> list[RichTable]:
     """Each unpaired dataset's table (`evalkit.report.unpaired`), all completions only, for the terminal."""
     tables = []
-    for dataset in (d for d in result.datasets if d.kind == "unpaired"):
+    for dataset in (d for d in result.datasets if d.format == "unpaired"):
         view = dataset_view(result, dataset.name, dataset.n_pairs)
         table = RichTable(
             title=f"evalkit · {plain(dataset.name)} ({dataset.n_pairs} labelled completions)", title_justify="left"

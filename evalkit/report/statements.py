@@ -98,7 +98,7 @@ def verdict_sentence(result: RunResult) -> str:
             if c.subset == ALL_SUBSETS and c.metric == FLIP_METRIC:
                 clauses.append(_clause(c, alpha))
         clauses += [_clause(c, alpha) for c in _reward_model_comparisons(result, comparisons)]
-        if d.kind == "unpaired":
+        if d.format == "unpaired":
             clauses += _separation_clauses(result, d.name)
     if result.gate is not None and (gate := _gate_clause(result.gate)):
         clauses.append(gate)

@@ -68,7 +68,7 @@ def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore
     A dataset whose file is missing (a results.json copied on its own) is left out; the charts that
     need per-pair values say so in one line.
     """
-    found = {d.name: pairs_path(results_dir, d) for d in result.datasets if d.kind == "pairs"}
+    found = {d.name: pairs_path(results_dir, d) for d in result.datasets if d.format == "pairs"}
     return {name: read_pair_scores(path) for name, path in found.items() if path is not None}
 
 
@@ -164,7 +164,7 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
     found: Found = {(m.model, m.subset, m.metric): m for m in metrics}
     models = list(dict.fromkeys(m.model for m in metrics))
     subsets = sorted({m.subset for m in metrics} - {ALL_SUBSETS})
-    if any(d.name == dataset and d.kind == "unpaired" for d in result.datasets):
+    if any(d.name == dataset and d.format == "unpaired" for d in result.datasets):
         return DatasetView(
             name=dataset,
             n_pairs=n_pairs,

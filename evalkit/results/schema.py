@@ -171,11 +171,11 @@ class ModelInfo(Record):
     `scoring.beta`, with no `trl/*` or `objective/*` metrics (and in results written before objectives existed)."""
 
 
-DatasetKind = Literal["pairs", "unpaired"]
+DatasetFormat = Literal["pairs", "unpaired"]
 """Preference pairs (chosen, rejected), or labelled completions (KTO style: a completion, desirable or not)."""
 
 DATASET_UNITS: dict[str, str] = {"pairs": "pairs", "unpaired": "completions"}
-"""What a dataset's `n_pairs` counts, by its kind."""
+"""What a dataset's `n_pairs` counts, by its format."""
 
 
 class DatasetInfo(Record):
@@ -189,7 +189,7 @@ class DatasetInfo(Record):
     pairs_file: str = Field(min_length=1)
     """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`); for an
     `unpaired` dataset, the per-completion scores (`completions/<dataset>.jsonl`)."""
-    kind: DatasetKind = "pairs"
+    format: DatasetFormat = "pairs"
     """`unpaired`: labelled completions, scored one completion at a time (`pairs_file` then holds one row per
     completion and model: `id`, `label`, `logp`, `ref_logp`, `n_tokens`, ...); absent in older files: pairs."""
 

@@ -39,7 +39,7 @@ def test_objectives_suite_trains_five_objectives_on_one_split(tmp_path: Path, mo
     heldout = [json.loads(line)["id"] for line in (tmp_path / "out" / "heldout.jsonl").read_text().splitlines()]
     assert dataset.n_pairs == len(heldout) > 0
     # The same hold-out unpaired: every answer a labelled completion, every model with rewards has its AUC.
-    assert (unpaired.name, unpaired.kind, unpaired.n_pairs) == ("heldout-unpaired", "unpaired", 2 * len(heldout))
+    assert (unpaired.name, unpaired.format, unpaired.n_pairs) == ("heldout-unpaired", "unpaired", 2 * len(heldout))
     for run in RUNS:
         auc = result.metric("heldout-unpaired", run, "objective/auc")
         assert auc is not None and (auc.n_positive, auc.n_negative) == (len(heldout), len(heldout))

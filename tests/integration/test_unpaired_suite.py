@@ -92,9 +92,9 @@ def test_a_suite_scores_labelled_completions_for_every_model(
     out = unpaired_suite.parent / "out"
     result = read_results(out / "results.json")
     info = {d.name: d for d in result.datasets}
-    assert info["labelled"].kind == "unpaired" and info["labelled"].n_pairs == 18
-    assert info["labelled"].pairs_file == "completions/labelled.jsonl" and info["pairs"].kind == "pairs"
-    assert (info["unpaired-pairs"].kind, info["unpaired-pairs"].n_pairs) == ("unpaired", 8)
+    assert info["labelled"].format == "unpaired" and info["labelled"].n_pairs == 18
+    assert info["labelled"].pairs_file == "completions/labelled.jsonl" and info["pairs"].format == "pairs"
+    assert (info["unpaired-pairs"].format, info["unpaired-pairs"].n_pairs) == ("unpaired", 8)
 
     rows = [json.loads(line) for line in (out / "completions" / "labelled.jsonl").read_text().splitlines()]
     assert len(rows) == 3 * 18 and {"id", "label", "logp", "ref_logp", "n_tokens", "reward"} <= rows[-1].keys()

@@ -180,7 +180,7 @@ def test_an_unpaired_dataset_is_shown_as_its_table_of_labels_and_auc() -> None:
         n_pairs=5,
         subsets=["all"],
         pairs_file="completions/fb.jsonl",
-        kind="unpaired",
+        format="unpaired",
     )
     result = result.model_copy(update={"metrics": [*result.metrics, *extra], "datasets": [*result.datasets, info]})
     view = dataset_view(result, "fb", 5)
