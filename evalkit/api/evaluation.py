@@ -20,7 +20,7 @@ from evalkit.results.estimates import Metric
 from evalkit.results.files import claim_output, confined, write_jsonl, write_results
 from evalkit.results.files import read_results as read_result_file
 from evalkit.results.pairs import PairScore, pair_records
-from evalkit.results.schema import RunResult
+from evalkit.results.schema import DATASET_UNITS, RunResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +59,7 @@ class Evaluation:
     """Per dataset, one row per pair and model (what `pairs/<dataset>.jsonl` holds); empty when not at hand."""
 
     def __repr__(self) -> str:
-        datasets = ", ".join(f"{d.name} ({d.n_pairs} pairs)" for d in self.result.datasets)
+        datasets = ", ".join(f"{d.name} ({d.n_pairs} {DATASET_UNITS[d.format]})" for d in self.result.datasets)
         reference = f"; reference {self.result.reference}" if self.result.reference else ""
         return f"Evaluation({self.result.suite.name!r}: models {', '.join(self.models)} on {datasets}{reference})"
 

@@ -103,9 +103,10 @@ class DatasetSpec(Spec):
     """`explicit`: prompt/chosen/rejected strings. `conversational`: chosen/rejected message lists, the
     prompt being their shared first messages or the prompt column. `implicit`: hh-rlhf dialogues, the
     prompt running through the last `\\n\\nAssistant:`. `unpaired`: KTO-style rows of a prompt, one completion and a
-    desirable/undesirable `label` (strings or message lists). `best_of_n`: a prompt with a list of correct answers
-    (`chosen`) and a list of incorrect ones (`rejected`), as RewardBench 2 ships them. `auto` picks from the columns
-    and the first row (lists of strings are best-of-N)."""
+    desirable/undesirable `label` (strings or message lists); on a file of pairs, each chosen answer desirable and each
+    rejected one undesirable, as TRL unpairs them. `best_of_n`: a prompt with a list of correct answers (`chosen`)
+    and a list of incorrect ones (`rejected`), as RewardBench 2 ships them. `auto` picks from the columns and the
+    first row (lists of strings are best-of-N)."""
     columns: ColumnMap = ColumnMap()
     """Other column names for the prompt and the answers."""
     id_column: str | None = None

@@ -261,6 +261,9 @@ class Suite(Spec):
         """A rule on an objective's metric needs a model scored on an objective that has it."""
         known = REGISTRY[rule.metric]
         objective = self.named_objectives().get(rule.model)
+        if known.unpaired:
+            yield from self._unpaired_rule_problems(rule, where, objective)
+            return
         if objective is None:
             yield (
                 f"{where}.metric: {rule.metric!r} is a metric of the model's objective; give {rule.model!r} a `method` "
@@ -277,6 +280,26 @@ class Suite(Spec):
             yield f"{where}.metric: {rule.metric!r} is not computed for the reference model {rule.model!r}"
         elif needs_reference(objective) and self.reference is None:
             yield f"{where}.metric: {rule.metric!r} of objective {objective.name!r} needs a `reference` model"
+
+    def _unpaired_rule_problems(self, rule: PreferenceRule, where: str, objective: Objective | None) -> Iterator[str]:
+        """A rule on a metric of labelled completions (`objective/auc`, KTO's `trl/kl`): a dataset that can hold
+        them, a model with rewards, and the objective the metric belongs to where it belongs to one."""
+        dataset = next((d for d in self.datasets if d.name == rule.dataset), self.datasets[0])
+        known = REGISTRY[rule.metric]
+        if dataset.format not in ("auto", "unpaired"):
+            yield (
+                f"{where}.metric: {rule.metric!r} is computed on unpaired data; {dataset.name!r} has format "
+                f"{dataset.format!r}"
+            )
+        elif known.objectives is not None and (objective is None or objective.name not in known.objectives):
+            yield (
+                f"{where}.metric: {rule.metric!r} is computed for {' and '.join(known.objectives)} models only; give "
+                f"{rule.model!r} that `method`"
+            )
+        elif rule.model == self.reference:
+            yield f"{where}.metric: {rule.metric!r} is not computed for the reference model {rule.model!r}"
+        elif self.reference is None:
+            yield f"{where}.metric: {rule.metric!r} needs a `reference` model (rewards are β·(log π − log π_ref))"
 
     @property
     def model_names(self) -> list[str]:

@@ -60,14 +60,29 @@ class UnpairedExample:
 def load_unpaired(spec: DatasetSpec) -> list[UnpairedExample]:
     """The labelled completions a dataset spec names; bad rows are `EvalkitError`s naming the source and row.
 
-    Paired data (chosen/rejected columns) is read as pairs and unpaired as TRL unpairs it (`unpair`)."""
+    Paired data (chosen/rejected columns) is read as pairs and unpaired as TRL unpairs it (`unpair`), also under
+    `format: unpaired` (a suite's way of scoring its held-out pairs as labelled completions)."""
     table = read_table(spec)
     where, found = describe_source(spec), list(table.column_names)
+    if holds_pairs(spec, found):
+        spec = spec.model_copy(update={"format": "auto"})  # the pairs' own layout, told by their columns
     if not is_unpaired(spec, found):
         check_columns(spec, found, where)
         return unpair(pairs_from_rows(selected_rows(table, spec), spec, where))
     check_unpaired_columns(spec, found, where)
     return unpaired_from_rows(selected_rows(table, spec), spec, where)
+
+
+def holds_pairs(spec: DatasetSpec, found: Sequence[str]) -> bool:
+    """Whether a dataset marked `format: unpaired` holds pairs (a chosen and a rejected column, no completion):
+    read as TRL unpairs them."""
+    columns = spec.columns
+    return (
+        spec.format == "unpaired"
+        and columns.chosen in found
+        and columns.rejected in found
+        and columns.completion not in found
+    )
 
 
 def check_unpaired_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:

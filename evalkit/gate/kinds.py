@@ -429,6 +429,8 @@ def _pair_rows(result: RunResult, directory: Path, dataset: str, model: str, whe
     info = next((d for d in result.datasets if d.name == dataset), None)
     if info is None:
         raise Undecidable(f"{where}: no dataset {dataset!r} in the results")
+    if info.format != "pairs":
+        raise Undecidable(f"{where}: {dataset} holds labelled completions, not pairs; gate its metrics (objective/auc)")
     path = pairs_path(directory, info)
     if path is None:
         raise Undecidable(f"{where}: no per-pair file {info.pairs_file!r} inside {directory}")

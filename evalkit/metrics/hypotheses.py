@@ -11,6 +11,7 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as scipy_stats
 
+from evalkit.metrics.auc import newcombe_bounds, newcombe_variance
 from evalkit.metrics.stats import (
     TESTABLE,
     Sampling,
@@ -43,6 +44,8 @@ def recorded_sampling(record: Metric | Comparison) -> Sampling | None:
         df=record.df,
         n_effective=record.n_effective if isinstance(record, Metric) else None,
         skewness=record.skewness,
+        n_positive=record.n_positive if isinstance(record, Metric) else None,
+        n_negative=record.n_negative if isinstance(record, Metric) else None,
     )
 
 
@@ -93,6 +96,19 @@ def _correlation_greater(s: Sampling, null: float) -> float | None:
     return float(scipy_stats.norm.sf((np.arctanh(s.value) - np.arctanh(null)) / s.se))
 
 
+def _auc_greater(s: Sampling, null: float) -> float | None:
+    """Newcombe's score test, the one his interval inverts: z = (AUC − θ₀)/√V(θ₀) with V of `evalkit.metrics.auc`."""
+    m, n = s.n_positive, s.n_negative
+    if m is None or n is None or m < 1 or n < 1:
+        return None
+    if null <= 0.0:
+        return 0.0 if s.value > 0 else 1.0
+    if null >= 1.0:
+        return 1.0
+    z = (s.value - null) / float(np.sqrt(newcombe_variance(np.array(null), m, n)))
+    return float(scipy_stats.norm.sf(z))
+
+
 _GREATER: dict[str, Callable[[Sampling, float], float | None]] = {
     "wilson": _share_greater,
     "wilson_clustered": _share_greater,
@@ -100,6 +116,7 @@ _GREATER: dict[str, Callable[[Sampling, float], float | None]] = {
     "cluster_t": _mean_greater,
     "tango": _paired_shares_greater,
     "fisher_z": _correlation_greater,
+    "newcombe_auc": _auc_greater,
 }
 """The one-sided test of each method that has one (`order_statistics` and `none` have none)."""
 
@@ -107,7 +124,7 @@ _GREATER: dict[str, Callable[[Sampling, float], float | None]] = {
 def p_less(s: Sampling, null: float) -> float | None:
     """One-sided p of H₀: θ ≥ `null` against θ < `null` (the mirror of `p_greater`)."""
     mirrored = _mirror(s)
-    return p_greater(mirrored, -null if s.method not in ("wilson", "wilson_clustered") else 1 - null)
+    return p_greater(mirrored, 1 - null if s.method in _SHARES else -null)
 
 
 def describe_test(s: Sampling) -> str:
@@ -120,6 +137,7 @@ def describe_test(s: Sampling) -> str:
         "cluster_t": "cluster-robust t",
         "tango": "tango score",
         "fisher_z": "fisher z",
+        "newcombe_auc": "Newcombe score",
     }.get(s.method, "no test")
 
 
@@ -136,8 +154,15 @@ def _whole_successes(s: Sampling) -> int | None:
     return int(rounded) if abs(successes - rounded) < 1e-6 else None
 
 
+_SHARES = ("wilson", "wilson_clustered", "newcombe_auc")
+"""Methods of a quantity in [0, 1], mirrored as 1 − θ (an AUC as the other group's: V(θ) is symmetric in θ ↔ 1 − θ
+and in the two group sizes)."""
+
+
 def _mirror(s: Sampling) -> Sampling:
     """The same estimate of −θ (of 1 − θ for shares), so one function tests both directions."""
+    if s.method == "newcombe_auc":
+        return Sampling(s.method, 1 - s.value, s.n, n_positive=s.n_negative, n_negative=s.n_positive)
     if s.method in ("wilson", "wilson_clustered"):
         return Sampling(s.method, 1 - s.value, s.n, n_effective=s.n_effective)
     if s.method == "tango":
@@ -164,6 +189,11 @@ def lower_bound(s: Sampling, alpha: float) -> float | None:
         if s.skewness:
             critical = hall_inverse(critical, s.skewness, s.n)
         return s.value - critical * s.se
+    if s.method == "newcombe_auc":
+        if s.n_positive is None or s.n_negative is None or min(s.n_positive, s.n_negative) < 1:
+            return None
+        low, _ = newcombe_bounds(np.array(s.value), np.array(s.n_positive), np.array(s.n_negative), normal_isf(alpha))
+        return float(low)
     if s.method == "tango":
         assert s.gained is not None and s.lost is not None
         return float(tango_root(np.array(s.gained), np.array(s.lost), np.array(s.n), np.array(normal_isf(alpha))))
@@ -177,7 +207,7 @@ def upper_bound(s: Sampling, alpha: float) -> float | None:
     low = lower_bound(_mirror(s), alpha)
     if low is None:
         return None
-    return 1 - low if s.method in ("wilson", "wilson_clustered") else -low
+    return 1 - low if s.method in _SHARES else -low
 
 
 # --- two-sided tests of a paired difference ---------------------------------------------------------------

@@ -53,6 +53,9 @@ class MetricName:
     scale_free: bool = True
     """Comparable between models trained with different objectives (a share of pairs); a reward, margin or loss is
     on its own objective's scale, so two models are compared on it only when they share the objective."""
+    unpaired: bool = False
+    """Computed on labelled completions (KTO style) only, for every model with rewards that its `objectives` allow
+    (`evalkit.metrics.unpaired.suite_unpaired_metrics`), never on pairs."""
 
     @property
     def heading(self) -> str:
@@ -90,14 +93,9 @@ def _objective_metrics() -> list[MetricName]:
         MetricName("objective/loss", "objective loss", False, compared=True, quantity=own, scale_free=False),
         # Unpaired data (KTO style, `evalkit.metrics.unpaired`): trl/rewards/chosen and trl/logps/chosen are then the
         # means over desirable completions, .../rejected over undesirable ones; objective/loss is KTO's loss.
-        MetricName("trl/kl", "TRL KL point", None, quantity=logged, objectives=kto, scale_free=False),
-        MetricName(
-            "objective/auc",
-            "reward AUC",
-            True,
-            quantity=own,
-            untestable="its score test needs the two group sizes, which results.json does not carry yet",
-        ),
+        MetricName("trl/kl", "TRL KL point", None, quantity=logged, objectives=kto, scale_free=False, unpaired=True),
+        # Gated by Newcombe's score test on the two group sizes results.json records (`n_positive`, `n_negative`).
+        MetricName("objective/auc", "reward AUC", True, quantity=own, unpaired=True),
     ]
 
 

@@ -58,7 +58,9 @@ Method = Literal[
     "newcombe_auc",
     "none",
 ]
-TESTABLE: frozenset[str] = frozenset({"wilson", "wilson_clustered", "student_t", "cluster_t", "tango", "fisher_z"})
+TESTABLE: frozenset[str] = frozenset(
+    {"wilson", "wilson_clustered", "student_t", "cluster_t", "tango", "fisher_z", "newcombe_auc"}
+)
 """Methods whose one-sided test can be replayed from the recorded numbers (`Sampling`)."""
 
 
@@ -376,6 +378,6 @@ def descriptive(value: float, n: int) -> Estimate:
 
 def sampling_fields(sampling: Sampling) -> dict[str, Any]:
     """The record fields of a `Sampling` a gate's test reads back (`method`, `se`, `df`, `n_effective`,
-    `skewness`)."""
-    fields = ("method", "se", "df", "n_effective", "skewness")
+    `skewness`, and an AUC's group sizes `n_positive`, `n_negative`)."""
+    fields = ("method", "se", "df", "n_effective", "skewness", "n_positive", "n_negative")
     return {name: getattr(sampling, name) for name in fields}

@@ -28,12 +28,12 @@ batch of one completion. Its `kl` and loss are per batch; they equal these with 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 from scipy.special import expit
 
-from evalkit.config.objectives import KtoObjective
+from evalkit.config.objectives import DpoObjective, KtoObjective, Objective
 from evalkit.errors import EvalkitError
 from evalkit.metrics import auc, stats
 from evalkit.metrics.compute import DEFAULT_STATISTICS
@@ -67,6 +67,40 @@ def compute_unpaired_metrics(
                 )
             )
     return out
+
+
+KTO_ONLY = frozenset({"trl/kl", "objective/loss"})
+"""Metrics of KTO's own loss: a model trained with another objective gets its rewards and AUC, not these."""
+
+
+def suite_unpaired_metrics(
+    dataset: str,
+    scores: Sequence[CompletionScore],
+    objectives: Mapping[str, Objective],
+    beta: float,
+    statistics: Statistics = DEFAULT_STATISTICS,
+) -> list[Metric]:
+    """The metrics of every model of a suite run on one unpaired dataset, each by its objective: a KTO model's with
+    its own β, KL point and loss; any other model's with the DPO-style implicit reward β·(ℓ − ℓ_ref) at its DPO β
+    (else `beta`, the suite's `scoring.beta`), and no KL point or loss, which belong to KTO's objective alone."""
+    out: list[Metric] = []
+    for model in dict.fromkeys(s.model for s in scores):
+        rows = [s for s in scores if s.model == model]
+        objective = objectives.get(model)
+        if isinstance(objective, KtoObjective):
+            out += compute_unpaired_metrics(dataset, rows, objective, statistics)
+            continue
+        implicit = KtoObjective(name="kto", beta=reward_beta(objective, beta))
+        out += [m for m in compute_unpaired_metrics(dataset, rows, implicit, statistics) if m.metric not in KTO_ONLY]
+    return out
+
+
+def reward_beta(objective: Objective | None, beta: float) -> float:
+    """The β of a model's reward on labelled completions: KTO's or DPO's own, else `beta` (`scoring.beta`)."""
+    if isinstance(objective, KtoObjective) or (isinstance(objective, DpoObjective) and objective.beta is not None):
+        assert objective.beta is not None
+        return objective.beta
+    return beta
 
 
 def unpaired_estimates(

@@ -28,16 +28,26 @@ from evalkit.config.suite import Suite, load_suite, parse_suite
 from evalkit.console import is_main_process, stdout
 from evalkit.data.best_of_n import BestOfNItem, completion_pairs
 from evalkit.data.pairs import PreferencePair, dataset_fingerprint, load_pairs
+from evalkit.data.unpaired import UnpairedExample, load_unpaired
 from evalkit.gate.judge import evaluate_gate
 from evalkit.gate.summary import publish
 from evalkit.gate.terminal import verdict_lines
+from evalkit.metrics.unpaired import reward_beta, suite_unpaired_metrics
 from evalkit.pipeline.best_of_n import best_of_n_items, summarise_best_of_n
 from evalkit.pipeline.candidate import Candidate
-from evalkit.pipeline.checks import OUTPUT_FILES, OUTPUT_MARKER, check_inputs, check_outputs, output_lock
+from evalkit.pipeline.checks import (
+    COMPLETIONS_DIR,
+    OUTPUT_FILES,
+    OUTPUT_MARKER,
+    check_inputs,
+    check_outputs,
+    output_lock,
+)
 from evalkit.pipeline.score import ScoredSuite, score_suite, scored_objectives
-from evalkit.pipeline.training import run_training, training_infos
-from evalkit.report.document import best_of_n_tables, summary_table, write_reports
+from evalkit.pipeline.training import holds_unpaired, run_training, training_infos
+from evalkit.report.document import best_of_n_tables, summary_table, unpaired_tables, write_reports
 from evalkit.report.statements import verdict_sentence
+from evalkit.results.completions import completion_records
 from evalkit.results.files import JsonStore, mark_output, read_results, write_jsonl, write_results
 from evalkit.results.pairs import pair_records
 from evalkit.results.provenance import environment
@@ -117,13 +127,21 @@ def _bench(
     out_dir.mkdir(parents=True, exist_ok=True)
     mark_output(out_dir, None)  # the run is named once its results are written
     # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
+    # Labelled completions (KTO style: `format: unpaired`, or told by their columns) are scored apart from pairs.
     heldout = {Path(run.heldout).resolve() for run in suite.train if run.heldout is not None}
+    present = [d for d in suite.datasets if Path(d.path).resolve() not in heldout]
+    unpaired = {d.name: load_unpaired(d) for d in present if holds_unpaired(d)}
     # Best-of-N datasets are read as items; their completions are scored as pairs by the same engine.
-    items = best_of_n_items([d for d in suite.datasets if Path(d.path).resolve() not in heldout])
-    ready = {d.name: _pairs_of(d, items) for d in suite.datasets if Path(d.path).resolve() not in heldout}
+    items = best_of_n_items([d for d in present if d.name not in unpaired])
+    ready = {d.name: _pairs_of(d, items) for d in present if d.name not in unpaired}
     training = training_infos(suite, run_training(suite))
-    datasets = {d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets}
-    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities)
+    for d in suite.datasets:  # the held-out data training wrote, scored unpaired where the suite says so
+        if d.name not in ready and d.name not in unpaired and holds_unpaired(d):
+            unpaired[d.name] = load_unpaired(d)
+    datasets = {
+        d.name: ready[d.name] if d.name in ready else load_pairs(d) for d in suite.datasets if d.name not in unpaired
+    }
+    scored = score_suite(suite, datasets, ScoreStore(out_dir / ".scores"), capabilities, unpaired)
     if not is_main_process():
         return None  # every process has every score and sample now; the main process summarises and writes
 
@@ -137,6 +155,8 @@ def _bench(
         suite.reference,
         objectives=objectives,
     )
+    for name, rows in scored.completions.items():
+        summaries.metrics.extend(suite_unpaired_metrics(name, rows, objectives, suite.scoring.beta, suite.statistics))
     models = [info.name for info in scored.models]
     best_of_n = summarise_best_of_n(items, scored.scores, models, suite.scoring.beta, suite.statistics)
     fields = summaries.fields()
@@ -156,7 +176,7 @@ def _bench(
         scoring=ScoringInfo(**suite.scoring.model_dump(mode="json", include=set(ScoringInfo.model_fields))),
         statistics=suite.statistics,
         models=scored.models,
-        datasets=_write_pairs(suite, datasets, scored, out_dir, items),
+        datasets=_write_pairs(suite, datasets, unpaired, scored, out_dir, items),
         audit=scored.audits,
         # One run keeps the one `training` record every reader knows; several are listed in order.
         training=training[0] if len(training) == 1 else None,
@@ -193,13 +213,18 @@ def _suite_info(suite: Suite, suite_path: Path) -> SuiteInfo:
 def _write_pairs(
     suite: Suite,
     datasets: dict[str, list[PreferencePair]],
+    unpaired: dict[str, list[UnpairedExample]],
     scored: ScoredSuite,
     out_dir: Path,
     items: dict[str, list[BestOfNItem]],
 ) -> list[DatasetInfo]:
-    """Each dataset's per-pair rows and their texts, written beside results.json, and the record that names them."""
+    """Each dataset's per-pair rows and their texts (an unpaired dataset's per-completion rows), written beside
+    results.json, and the record that names them."""
     infos = []
     for spec in suite.datasets:
+        if spec.name in unpaired:
+            infos.append(_write_completions(suite, spec.name, unpaired[spec.name], scored, out_dir))
+            continue
         pairs_file = Path("pairs") / f"{spec.name}.jsonl"
         write_jsonl(pair_records(scored.scores[spec.name], suite.scoring.beta), out_dir / pairs_file)
         write_pair_texts(spec.name, datasets[spec.name], out_dir / texts_file(pairs_file))  # beside the scores
@@ -217,12 +242,39 @@ def _write_pairs(
     return infos
 
 
+def _write_completions(
+    suite: Suite, name: str, examples: list[UnpairedExample], scored: ScoredSuite, out_dir: Path
+) -> DatasetInfo:
+    """An unpaired dataset's per-completion rows (`completions/<dataset>.jsonl`) and the record that names them.
+    Each row's `reward` is β·(ℓ − ℓ_ref) at its model's β (`reward_beta`), the reward its metrics are of."""
+    completions_file = COMPLETIONS_DIR / f"{name}.jsonl"
+    objectives, rows = scored_objectives(scored.models), scored.completions[name]
+    records = [
+        record
+        for model in dict.fromkeys(r.model for r in rows)
+        for record in completion_records(
+            [r for r in rows if r.model == model], reward_beta(objectives.get(model), suite.scoring.beta)
+        )
+    ]
+    write_jsonl(records, out_dir / completions_file)
+    spec = next(d for d in suite.datasets if d.name == name)
+    return DatasetInfo(
+        name=name,
+        path=spec.path,
+        fingerprint=dataset_fingerprint(spec),
+        n_pairs=len(examples),
+        subsets=sorted({e.subset for e in examples}),
+        pairs_file=str(completions_file),
+        format="unpaired",
+    )
+
+
 def _write_outputs(result: RunResult, out_dir: Path) -> None:
     write_results(result, out_dir / "results.json")
     mark_output(out_dir, result)
     written = write_reports(result, out_dir)
     stdout.print(summary_table(result))  # the headline values with their intervals
-    for table in best_of_n_tables(result):
+    for table in [*best_of_n_tables(result), *unpaired_tables(result)]:
         stdout.print(table)
     if result.gate is not None:
         written += publish(result.gate, out_dir, result)

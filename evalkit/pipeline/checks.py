@@ -35,6 +35,9 @@ def output_lock(out_dir: Path) -> Iterator[None]:
         yield
 
 
+COMPLETIONS_DIR = Path("completions")
+"""Where an unpaired dataset's per-completion rows go, beside `pairs/`."""
+
 OUTPUT_FILES = ("results.json", "report.md", "report.html", "junit.xml", "summary.md")
 
 
@@ -67,7 +70,7 @@ def check_outputs(suite: Suite, out_dir: Path, inputs: Sequence[Path] = ()) -> N
     read |= {path: f"{key}.data.path" for path, key in training_data.items()}
     read |= {path.resolve(): str(path) for path in inputs}
     written = [out_dir / name for name in OUTPUT_FILES] + [
-        out_dir / "pairs" / f"{d.name}.jsonl" for d in suite.datasets
+        out_dir / folder / f"{d.name}.jsonl" for d in suite.datasets for folder in (Path("pairs"), COMPLETIONS_DIR)
     ]
     for path in written:
         if path.resolve() in read:

@@ -29,6 +29,7 @@ from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
 from evalkit.data.pairs import PreferencePair, load_own_pairs
 from evalkit.data.rendering import Rendering
+from evalkit.data.unpaired import UnpairedExample
 from evalkit.errors import EvalkitError
 from evalkit.generate.decode import Sample
 from evalkit.generate.panel import build_panel
@@ -38,10 +39,12 @@ from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.metrics.paired import compare_models
 from evalkit.pipeline.checks import check_inputs
+from evalkit.pipeline.completions import score_completions
 from evalkit.pipeline.served import ServedRun
 from evalkit.report.formats import MISSING, format_delta, format_estimate
 from evalkit.report.served import served_lines
 from evalkit.report.views import AUDIT_COUNTS, audit_counts
+from evalkit.results.completions import CompletionScore
 from evalkit.results.estimates import Comparison, Metric
 from evalkit.results.files import write_jsonl
 from evalkit.results.generation import Drift, GenerationResult
@@ -68,6 +71,8 @@ class ScoredSuite:
     generation: GenerationResult | None = None
     capability_runs: list[TaskRun] = field(default_factory=list)
     """Every capability task on every model, when the suite has tasks."""
+    completions: dict[str, list[CompletionScore]] = field(default_factory=dict)
+    """Per unpaired dataset (KTO style), every model's per-completion rows (a reward model has none)."""
 
 
 def score_suite(
@@ -75,17 +80,24 @@ def score_suite(
     datasets: dict[str, list[PreferencePair]],
     store: ScoreStore | None = None,
     capabilities: CapabilityRunner | None = None,
+    unpaired: dict[str, list[UnpairedExample]] | None = None,
 ) -> ScoredSuite:
     """Score every model of the suite on every dataset, one policy in memory beside the reference; with
-    `capabilities`, run its tasks on each model while it is loaded (in the main process).
+    `capabilities`, run its tasks on each model while it is loaded (in the main process); `unpaired`: the suite's
+    datasets of labelled completions, scored one completion at a time (`evalkit.pipeline.completions`).
 
     Started by `torchrun` with several processes, each process scores its share of every dataset
     and all of them get every score back (see `evalkit.scoring.batching`).
     """
     start_processes()
+    if suite.scoring.backend == "vllm" and unpaired:
+        raise EvalkitError(
+            f"datasets.{next(iter(unpaired))}: unpaired data is scored in this process, not on a server; "
+            "set scoring.backend: hf or score it in a suite of its own"
+        )
     served = ServedRun(suite) if suite.scoring.backend == "vllm" else None
     try:
-        return _score_models(suite, datasets, store, capabilities, served)
+        return _score_models(suite, datasets, store, capabilities, served, unpaired or {})
     finally:
         if served is not None:
             served.close()
@@ -97,6 +109,7 @@ def _score_models(
     store: ScoreStore | None,
     capabilities: CapabilityRunner | None,
     served: ServedRun | None,
+    unpaired: dict[str, list[UnpairedExample]],
 ) -> ScoredSuite:
     specs = expand_checkpoints(suite.models)
     if served is not None:  # every server probed before any work
@@ -104,6 +117,7 @@ def _score_models(
             served.open(_served(suite, spec))
     reference = _load(suite, suite.model(suite.reference), served) if suite.reference else None
     scored = ScoredSuite(pairs=datasets, scores={name: [] for name in datasets}, audits=[], models=[])
+    scored.completions = {name: [] for name in unpaired}
     reference_cache: dict[str, ModelLogps] = {}
     panel = build_panel(suite.generation, datasets) if suite.generation is not None else []
     samples: list[Sample] = []
@@ -120,6 +134,10 @@ def _score_models(
                 scored.scores[name].extend(result.rows)
                 scored.audits.append(result.audit)
                 modes += [result.mode] if result.mode is not None else []
+            for name, examples in ({} if classifier else unpaired).items():  # a classifier has no log-ratio
+                completions = score_completions(suite, name, examples, loaded, reference, reference_cache)
+                scored.completions[name].extend(completions.rows)
+                scored.audits.append(completions.audit)
             if served is not None and isinstance(loaded, ServedCheckpoint):
                 served.check_parity(loaded, datasets)
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate_model else None

@@ -253,7 +253,7 @@ def summary_table(result: RunResult) -> RichTable:
     table.add_column("n", justify="right")
     short = {(f.dataset, f.model, f.metric) for f in shortfalls(result, alpha_of(result)) if f.subset == ALL_SUBSETS}
     accuracies = [key for key in TERMINAL_COLUMNS if names.metric(key).accuracy]
-    for dataset in (d for d in result.datasets if d.format != BEST_OF_N):  # those have a table of their own
+    for dataset in (d for d in result.datasets if d.format == "pairs"):  # best-of-N, labelled: tables of their own
         for model in dict.fromkeys(m.model for m in result.metrics if m.dataset == dataset.name):
             cells = [
                 format_estimate(result.metric(dataset.name, model, key))
@@ -279,6 +279,23 @@ def best_of_n_tables(result: RunResult) -> list[RichTable]:
             table.add_column(plain(column), justify="left" if index == 0 else "right")
         for row in view.scores.rows:
             table.add_row(*(plain(cell) for cell in row))
+        tables.append(table)
+    return tables
+
+
+def unpaired_tables(result: RunResult) -> list[RichTable]:
+    """Each unpaired dataset's table (`evalkit.report.unpaired`), all completions only, for the terminal."""
+    tables = []
+    for dataset in (d for d in result.datasets if d.format == "unpaired"):
+        view = dataset_view(result, dataset.name, dataset.n_pairs)
+        table = RichTable(
+            title=f"evalkit · {plain(dataset.name)} ({dataset.n_pairs} labelled completions)", title_justify="left"
+        )
+        for index, column in enumerate(view.headline.header[1:]):
+            table.add_column(column, justify="left" if index == 0 else "right")
+        for row in view.headline.rows:
+            if row[0] == ALL_SUBSETS:
+                table.add_row(*(plain(cell) for cell in row[1:]))
         tables.append(table)
     return tables
 

@@ -51,7 +51,7 @@ from evalkit.report.views import (
     dataset_view,
 )
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import RunResult, TrainingInfo
+from evalkit.results.schema import DATASET_UNITS, RunResult, TrainingInfo
 from evalkit.results.texts import ShownText
 
 OPEN_PROMPTS = 3
@@ -94,6 +94,8 @@ class HtmlDataset:
     length_notes: list[str]
     flips: list[FlipGroup] = field(default_factory=list)
     baselines_note: str = ""
+    unit: str = "pairs"
+    """What `n_pairs` counts (`completions` for an unpaired dataset)."""
 
 
 def html_grids(view: DatasetView) -> dict[str, object]:
@@ -107,6 +109,7 @@ def html_grids(view: DatasetView) -> dict[str, object]:
         "subset_deltas": grid_of(view.subset_comparisons) if view.subset_comparisons else None,
         "objectives": grid_of(view.objectives) if view.objectives else None,
         "objectives_note": view.objectives_note,
+        "unit": view.unit,
     }
 
 
@@ -260,7 +263,9 @@ def _dataset(
         )
         if table is not None
     ]
-    figures, note = dataset_charts(result, dataset, view.models, pairs, colors, f"d{index}")
+    # Labelled completions have their table only: the charts are of pairs' accuracies and margins.
+    unpaired = view.unit == DATASET_UNITS["unpaired"]
+    figures, note = ([], "") if unpaired else dataset_charts(result, dataset, view.models, pairs, colors, f"d{index}")
     return HtmlDataset(
         name=dataset,
         n_pairs=n_pairs,

@@ -101,6 +101,8 @@ def verdict_sentence(result: RunResult) -> str:
             if c.subset == ALL_SUBSETS and c.metric == FLIP_METRIC:
                 clauses.append(_clause(c, alpha))
         clauses += [_clause(c, alpha) for c in _reward_model_comparisons(result, comparisons)]
+        if d.format == "unpaired":
+            clauses += _separation_clauses(result, d.name)
     clauses += _baseline_clauses(result, alpha)
     clauses += best_of_n_clauses(result, alpha)
     if result.gate is not None and (gate := _gate_clause(result.gate)):
@@ -132,6 +134,16 @@ def _baseline_clauses(result: RunResult, alpha: float) -> list[str]:
             f"vs {BASELINE_TITLES[w.baseline]} {format_number(w.baseline_value)}, {p})"
         )
     return clauses
+
+
+def _separation_clauses(result: RunResult, dataset: str) -> list[str]:
+    """E.g. 'kto on feedback: reward AUC 0.81 [0.74, 0.87] over 60 + 40 completions', per model with rewards."""
+    return [
+        f"{m.model} on {dataset}: reward AUC {format_number(m.value)} {format_bracket(m.ci_low, m.ci_high)} over "
+        f"{m.n_positive} + {m.n_negative} completions"
+        for m in result.metrics
+        if (m.dataset, m.subset, m.metric) == (dataset, ALL_SUBSETS, "objective/auc")
+    ]
 
 
 @dataclass(frozen=True)
@@ -212,8 +224,15 @@ def statement(v: GateVerdict) -> str:
         if v.alpha is not None:
             test[-1] += " at " + unbreakable(f"α = {v.alpha:.2g}")
     if v.n is not None:
-        test.append(unbreakable(f"n = {v.n}") + f" {UNITS.get(v.kind, 'pairs')}")
+        test.append(unbreakable(f"n = {v.n}") + f" {_unit(v)}")
     return ", ".join(parts) + ("; " + "; ".join(test) if test else "")
+
+
+def _unit(v: GateVerdict) -> str:
+    """What the verdict's n counts: labelled completions for a metric of unpaired data, else the kind's unit."""
+    if v.metric is not None and v.metric in names.REGISTRY and names.REGISTRY[v.metric].unpaired:
+        return "completions"
+    return UNITS.get(v.kind, "pairs")
 
 
 def rows_within(rows: Sequence[str], room: int) -> int:

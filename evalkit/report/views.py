@@ -43,9 +43,10 @@ from evalkit.report.formats import (
 )
 from evalkit.report.objectives import objectives_note, objectives_table
 from evalkit.report.tables import Table
+from evalkit.report.unpaired import unpaired_objectives_note, unpaired_objectives_table, unpaired_table
 from evalkit.results.estimates import Comparison
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
-from evalkit.results.schema import RunResult, TokenizationAudit
+from evalkit.results.schema import DATASET_UNITS, RunResult, TokenizationAudit
 
 COLUMNS = ["preference/accuracy", "rewards/accuracies", "rewards/ties", "rewards/margins", "loss"]
 """The headline's metrics in the order a reviewer reads them."""
@@ -74,7 +75,7 @@ def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore
     A dataset whose file is missing (a results.json copied on its own) is left out; the charts that
     need per-pair values say so in one line.
     """
-    found = {d.name: pairs_path(results_dir, d) for d in result.datasets}
+    found = {d.name: pairs_path(results_dir, d) for d in result.datasets if d.format == "pairs"}
     return {name: read_pair_scores(path) for name, path in found.items() if path is not None}
 
 
@@ -157,6 +158,9 @@ class DatasetView:
     """Which objective each model was scored with and its metrics; None when the run names none."""
     objectives_note: str = ""
     """Whether the models share an objective, and what is comparable when they do not."""
+    unit: str = "pairs"
+    """What `n_pairs` counts: `completions` for an unpaired dataset, whose headline is its table
+    (`evalkit.report.unpaired`)."""
     baselines_note: str = ""
     """How the content-blind baselines' rows read, and which models do not beat them; "" for results without them."""
 
@@ -177,6 +181,17 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
     found: Found = {(m.model, m.subset, m.metric): m for m in metrics}
     models = list(dict.fromkeys(m.model for m in metrics))
     subsets = sorted({m.subset for m in metrics} - {ALL_SUBSETS})
+    if any(d.name == dataset and d.format == "unpaired" for d in result.datasets):
+        return DatasetView(
+            name=dataset,
+            n_pairs=n_pairs,
+            models=models,
+            anchor=result.reference or "",
+            headline=unpaired_table(found, models, subsets),
+            objectives=unpaired_objectives_table(result, found, models),
+            objectives_note=unpaired_objectives_note(result),
+            unit=DATASET_UNITS["unpaired"],
+        )
     present = {m.metric for m in metrics}
     columns = [key for key in COLUMNS if key in present]
     direction = {m.metric: m.higher_is_better for m in metrics}

@@ -41,6 +41,11 @@ class Metric(Record):
     independent pairs; less where pairs share prompts, more where ties count half)."""
     skewness: float | None = None
     """For student_t: the sample skewness G₁, which a gate's one-sided test corrects for (Hall 1992)."""
+    n_positive: int | None = None
+    """For newcombe_auc (an AUC of unpaired data): the desirable completions, the first of the two groups its
+    score test reads."""
+    n_negative: int | None = None
+    """For newcombe_auc: the undesirable completions."""
 
 
 class Flips(Record):

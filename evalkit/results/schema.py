@@ -177,18 +177,30 @@ class ModelInfo(Record):
     `scoring.beta`, with no `trl/*` or `objective/*` metrics (and in results written before objectives existed)."""
 
 
+DatasetFormat = Literal["pairs", "unpaired", "best_of_n"]
+"""Preference pairs (chosen, rejected), or labelled completions (KTO style: a completion, desirable or not)."""
+
+DATASET_UNITS: dict[str, str] = {"pairs": "pairs", "unpaired": "completions"}
+"""What a dataset's `n_pairs` counts, by its format."""
+
+
 class DatasetInfo(Record):
     name: str = Field(min_length=1)
     path: str
     fingerprint: str
     """sha256 of the data file."""
     n_pairs: int
+    """Pairs; for an `unpaired` dataset, completions."""
     subsets: list[str]
     pairs_file: str = Field(min_length=1)
-    """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`)."""
-    format: Literal["pairs", "best_of_n"] = "pairs"
-    """`best_of_n`: RewardBench 2's layout; `n_pairs` counts its items, its per-pair file holds their completions
-    scored two by two (`evalkit.data.best_of_n.completion_pairs`), and its scores are in `RunResult.best_of_n`."""
+    """Per-pair scores, relative to the results file (read only from inside its directory: `pairs_path`); for an
+    `unpaired` dataset, the per-completion scores (`completions/<dataset>.jsonl`)."""
+    format: DatasetFormat = "pairs"
+    """`unpaired`: labelled completions, scored one completion at a time (`pairs_file` then holds one row per
+    completion and model: `id`, `label`, `logp`, `ref_logp`, `n_tokens`, ...). `best_of_n`: RewardBench 2's layout;
+    `n_pairs` counts its items, its per-pair file holds their completions scored two by two
+    (`evalkit.data.best_of_n.completion_pairs`), and its scores are in `RunResult.best_of_n`. Absent in older
+    files: pairs."""
 
 
 class TokenizationAudit(Record):

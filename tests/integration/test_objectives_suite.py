@@ -35,9 +35,14 @@ def test_objectives_suite_trains_five_objectives_on_one_split(tmp_path: Path, mo
     objectives = {m.name: m.objective.name if m.objective else None for m in result.models}
     assert objectives == {"base": None, "dpo": "dpo", "ipo": "dpo", "simpo": "simpo", "orpo": "orpo", "kto": "kto"}
     # One hold-out: every run held out the same pairs, and every model is scored on all of them.
-    (dataset,) = result.datasets
+    dataset, unpaired = result.datasets
     heldout = [json.loads(line)["id"] for line in (tmp_path / "out" / "heldout.jsonl").read_text().splitlines()]
     assert dataset.n_pairs == len(heldout) > 0
+    # The same hold-out unpaired: every answer a labelled completion, every model with rewards has its AUC.
+    assert (unpaired.name, unpaired.format, unpaired.n_pairs) == ("heldout-unpaired", "unpaired", 2 * len(heldout))
+    for run in RUNS:
+        auc = result.metric("heldout-unpaired", run, "objective/auc")
+        assert auc is not None and (auc.n_positive, auc.n_negative) == (len(heldout), len(heldout))
     for run in RUNS:
         record = json.loads((tmp_path / "out" / "models" / run / "evalkit_train.json").read_text())
         assert record["train"]["heldout"] == str(tmp_path / "out" / "heldout.jsonl")

@@ -128,3 +128,33 @@ def test_unknown_keys_and_kinds_get_a_suggestion_and_no_union_tag_in_the_key_pat
     # Rules recorded in a results file get the same suggestions as a suite's.
     with pytest.raises(EvalkitError, match=r"rules\.0\.datset: unknown key \(did you mean 'dataset'\?\)$"):
         parse_gate({"rules": [{"kind": "superiority", "model": "a", "baseline": "b", "datset": "d"}]}, "r.json")
+
+
+def test_rules_on_the_metrics_of_labelled_completions() -> None:
+    """`objective/auc` is every model's with rewards, whatever its objective; `trl/kl` a KTO model's only; both
+    need a dataset that can hold labelled completions and a model other than the reference."""
+    suite = parse_suite(
+        {
+            **SUITE,
+            "gate": {"rules": [{"kind": "absolute", "model": "aligned", "metric": "objective/auc", "at_least": 0.6}]},
+        },
+        "s.yaml",
+    )
+    assert suite.gate is not None and suite.gate.rules[0].metric == "objective/auc"
+    assert problems({"metric": "objective/auc", "at_least": 0.6, "model": "base"}) == [
+        "s.yaml: gate.rules.0.metric: 'objective/auc' is not computed for the reference model 'base'"
+    ]
+    assert problems({"metric": "trl/kl", "at_most": 1.0}) == [
+        "s.yaml: gate.rules.0.metric: 'trl/kl' is computed for kto models only; give 'aligned' that `method`"
+    ]
+    paired = {**SUITE, "datasets": [{"name": "d", "path": "d.jsonl", "format": "explicit"}]}
+    with pytest.raises(EvalkitError, match="'objective/auc' is computed on unpaired data; 'd' has format 'explicit'"):
+        parse_suite(
+            {
+                **paired,
+                "gate": {
+                    "rules": [{"kind": "absolute", "model": "aligned", "metric": "objective/auc", "at_least": 0.6}]
+                },
+            },
+            "s.yaml",
+        )

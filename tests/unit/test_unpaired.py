@@ -156,3 +156,20 @@ def test_trl_unpairs_in_the_same_order() -> None:
     assert [(e.prompt, e.completion, e.label) for e in ours] == list(
         zip(trl["prompt"], trl["completion"], trl["label"], strict=True)
     )
+
+
+def test_pairs_marked_unpaired_are_unpaired_as_trl_does(tmp_path: Path) -> None:
+    """A suite scores its held-out pairs as labelled completions with `format: unpaired`: each chosen answer
+    desirable (`<id>/chosen`), each rejected one undesirable, chosen answers first; the pairs' own layout kept."""
+    rows = [
+        {"id": "p1", "subset": "math", "prompt": "1+1=", "chosen": "2", "rejected": "3"},
+        {"id": "p2", "subset": "chat", "prompt": "Hi.", "chosen": "Hello!", "rejected": "Go away."},
+    ]
+    path = write_jsonl(tmp_path / "eval.jsonl", rows)
+    examples = load_unpaired(spec(path, format="unpaired", id_column="id", subset_column="subset"))
+    assert [(e.id, e.subset, e.prompt, e.completion, e.label) for e in examples] == [
+        ("p1/chosen", "math", "1+1=", "2", True),
+        ("p2/chosen", "chat", "Hi.", "Hello!", True),
+        ("p1/rejected", "math", "1+1=", "3", False),
+        ("p2/rejected", "chat", "Hi.", "Go away.", False),
+    ]

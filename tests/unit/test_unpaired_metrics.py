@@ -1,9 +1,11 @@
 """KTO metrics of labelled completions, worked by hand (β = 1)."""
 
+import dataclasses
+
 import pytest
 
-from evalkit.config.objectives import KtoObjective
-from evalkit.metrics.unpaired import compute_unpaired_metrics
+from evalkit.config.objectives import DpoObjective, KtoObjective
+from evalkit.metrics.unpaired import compute_unpaired_metrics, reward_beta, suite_unpaired_metrics
 from evalkit.results.completions import CompletionScore
 
 
@@ -70,3 +72,24 @@ def test_the_reference_model_itself_has_log_probs_only() -> None:
     rows = [CompletionScore(r.id, r.subset, "ref", r.label, r.logp, 3, False, r.kl_logp, 3) for r in ROWS]
     got = {m.metric for m in compute_unpaired_metrics("u", rows, KtoObjective(name="kto"))}
     assert got == {"trl/logps/chosen", "trl/logps/rejected"}
+
+
+def test_a_suite_gives_each_model_the_reward_of_its_objective() -> None:
+    """The same four rows under three models: a KTO model at its β = 2 (desirable rewards 2·(1, 0), mean 1; its KL
+    point z = .25 is of log-ratios, unscaled), a DPO model at its β = .5, a model of no objective at `scoring.beta`
+    = .1; the AUC is the same for all (a rank statistic: 3.5/4), and only KTO has a KL point and a loss."""
+    rows = [dataclasses.replace(r, model=model) for model in ("kto", "dpo", "plain") for r in ROWS]
+    objectives = {"kto": KtoObjective(name="kto", beta=2.0), "dpo": DpoObjective(name="dpo", beta=0.5)}
+    records = suite_unpaired_metrics("u", rows, objectives, beta=0.1)
+    got = {(m.model, m.metric): m for m in records if m.subset == "all"}
+    for model, beta in (("kto", 2.0), ("dpo", 0.5), ("plain", 0.1)):
+        assert got[(model, "trl/rewards/chosen")].value == pytest.approx(0.5 * beta)
+        assert got[(model, "trl/rewards/rejected")].value == pytest.approx(-0.5 * beta)
+        auc = got[(model, "objective/auc")]
+        assert (auc.value, auc.n_positive, auc.n_negative, auc.method) == (pytest.approx(0.875), 2, 2, "newcombe_auc")
+    assert got[("kto", "trl/kl")].value == pytest.approx(0.25) and ("kto", "objective/loss") in got
+    assert (
+        not {("dpo", "trl/kl"), ("dpo", "objective/loss"), ("plain", "trl/kl"), ("plain", "objective/loss")}
+        & got.keys()
+    )
+    assert (reward_beta(None, 0.1), reward_beta(DpoObjective(name="dpo"), 0.1)) == (0.1, 0.1)

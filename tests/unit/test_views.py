@@ -5,9 +5,10 @@ from pathlib import Path
 from evalkit.metrics.flips import FLIP_EXAMPLES, flips_to_show, orient, other_comparisons, primary_comparisons, spread
 from evalkit.report.diagnostics import scoring_settings
 from evalkit.report.tables import Table
-from evalkit.results.estimates import Flips
+from evalkit.report.views import dataset_view
+from evalkit.results.estimates import Flips, Metric
 from evalkit.results.files import read_results
-from evalkit.results.schema import RunResult
+from evalkit.results.schema import DatasetInfo, RunResult
 
 GOLDEN = Path(__file__).parents[1] / "golden"
 
@@ -141,3 +142,60 @@ def test_the_verdict_sentence_says_who_beats_whom_and_how_the_rules_came_out() -
     assert verdict_sentence(gated).endswith("; all 2 judged release rules pass, 1 waiting for a baseline.")
     first = result.model_copy(update={"gate": [waiting]})  # the first run: nothing to hold it against yet
     assert verdict_sentence(first).endswith("; 1 release rule waiting for a baseline.")
+
+
+def test_an_unpaired_dataset_is_shown_as_its_table_of_labels_and_auc() -> None:
+    """The golden run with one more dataset of labelled completions: its view's headline is the per-label table,
+    the reference on its log-probs alone, the group sizes from the log-prob means every model has."""
+
+    def metric(
+        model: str, name: str, value: float, n: int, low: float | None = None, high: float | None = None
+    ) -> Metric:
+        return Metric(
+            dataset="fb",
+            subset="all",
+            model=model,
+            metric=name,
+            value=value,
+            ci_low=low,
+            ci_high=high,
+            n=n,
+            higher_is_better=None,
+        )
+
+    result = golden()
+    extra = [
+        metric("base", "trl/logps/chosen", -10.0, 3, -12.0, -8.0),
+        metric("base", "trl/logps/rejected", -11.0, 2, -13.0, -9.0),
+        metric("aligned", "trl/logps/chosen", -9.0, 3, -11.0, -7.0),
+        metric("aligned", "trl/logps/rejected", -12.0, 2, -14.0, -10.0),
+        metric("aligned", "trl/rewards/chosen", 0.25, 3, 0.1, 0.4),
+        metric("aligned", "trl/rewards/rejected", -0.125, 2, -0.3, 0.05),
+        metric("aligned", "objective/auc", 0.8333, 5, 0.35, 0.97),
+    ]
+    info = DatasetInfo(
+        name="fb",
+        path="fb.jsonl",
+        fingerprint="x",
+        n_pairs=5,
+        subsets=["all"],
+        pairs_file="completions/fb.jsonl",
+        format="unpaired",
+    )
+    result = result.model_copy(update={"metrics": [*result.metrics, *extra], "datasets": [*result.datasets, info]})
+    view = dataset_view(result, "fb", 5)
+    assert view.unit == "completions" and view.comparisons == [] and view.length is None
+    assert view.headline.header == [
+        "subset",
+        "model",
+        "reward desirable",
+        "reward undesirable",
+        "reward AUC ↑",
+        "logp desirable",
+        "logp undesirable",
+        "n desirable",
+        "n undesirable",
+    ]
+    base, aligned = view.headline.rows
+    assert base == ["all", "base", "—", "—", "—", "-10.000 [-12.00, -8.00]", "-11.000 [-13.00, -9.00]", "3", "2"]
+    assert aligned[2:5] == ["0.250 [0.10, 0.40]", "-0.125 [-0.30, 0.05]", "0.833 [0.35, 0.97]"]
