@@ -89,7 +89,7 @@ def test_files_before_1_4_are_migrated_where_they_are_read(tmp_path: Path) -> No
 def test_a_1_7_file_reads_as_1_8_with_what_it_did_not_record(tmp_path: Path) -> None:
     """1.7 knew one trainer (DPOTrainer) and one objective (sigmoid DPO): its training reads as a DPOTrainer run, its
     models with no objective, served block or reward-model flag, and it has no baselines or best-of-N items."""
-    raw = json.loads((GOLDEN / "results.json").read_text())
+    raw = json.loads((GOLDEN / "results-1.7.json").read_text())  # a real default-suite run at schema 1.7
     assert raw["schema_version"] == "1.7" and "trainer" not in raw["training"]
     path = tmp_path / "results.json"
     path.write_text(json.dumps(raw))
