@@ -32,6 +32,7 @@ from evalkit.data.rendering import chat_token_ids
 from evalkit.errors import EvalkitError
 from evalkit.world.model import build_model, pretrain
 from evalkit.world.pairs import generate_pairs
+from evalkit.world.rewardbench import write_standins
 from evalkit.world.tasks import write_tasks
 from evalkit.world.tokenizer import train_tokenizer
 
@@ -48,6 +49,9 @@ class World:
     train_pairs: Path
     eval_pairs: Path
     tasks: Path
+    rewardbench: Path
+    """RewardBench 2 and RewardBench 1 stand-ins (`reward-bench-2.jsonl`, `reward-bench.jsonl`) from the world's
+    prompts: best-of-N items a suite can score offline."""
 
 
 def world_paths(directory: Path) -> World:
@@ -57,7 +61,12 @@ def world_paths(directory: Path) -> World:
         train_pairs=directory / "pairs" / "train.jsonl",
         eval_pairs=directory / "pairs" / "eval.jsonl",
         tasks=directory / "tasks",
+        rewardbench=directory / "rewardbench",
     )
+
+
+STANDIN_ITEMS = 12
+"""Best-of-N stand-in items per RewardBench 2 subset (and pairs per RewardBench 1 subset) a world writes."""
 
 
 def build_world(spec: WorldSpec) -> World:
@@ -67,6 +76,7 @@ def build_world(spec: WorldSpec) -> World:
     with _exclusive(spec.dir.with_name(f".{spec.dir.name}.lock")):
         world = _build_or_reuse(spec)
         write_tasks(world.tasks)
+        write_standins(world.rewardbench, STANDIN_ITEMS, spec.seed)  # no model needed: written on every build
         return world
 
 

@@ -1,5 +1,5 @@
 """The shipped `suites/reward-models.yaml`, end to end offline and on its own: it trains the DPO policy, then a
-classifier reward model with RewardTrainer, and compares the two on the same held-out pairs."""
+classifier reward model with RewardTrainer, and compares the two on the same held-out pairs and on best-of-4 items."""
 
 from __future__ import annotations
 
@@ -47,6 +47,12 @@ def test_reward_model_suite_trains_both_models_and_compares_them(
     assert paired["rewards/accuracies"].flips is not None
     rows = [r for r in read_pair_scores(tmp_path / "rm" / "pairs" / "tinyworld.jsonl") if r.model == "rm"]
     assert rows and all(r.is_reward_model and r.ref_logp_chosen is None for r in rows)
+    # the same models on RewardBench 2-shaped best-of-4 items the world wrote: each scored per subset and overall,
+    # against each other item by item, beside the length baselines
+    scores = {(m.model, m.subset) for m in result.best_of_n if m.dataset == "rewardbench-2-standin"}
+    assert {("aligned", "all"), ("rm", "all"), ("aligned", "Ties"), ("rm", "Math")} <= scores
+    assert any(c.model == "rm" and c.baseline == "aligned" for c in result.best_of_n_comparisons)
+    assert {b.baseline for b in result.baselines if b.dataset == "rewardbench-2-standin"} >= {"longer_tokens"}
     report = (tmp_path / "rm" / "report.md").read_text()
     assert "`aligned`: " in report and " DPO steps" in report and "reward model steps" in report
     sentence = verdict_sentence(result)  # the classifier against the policy, pair by pair, in the run's last line
