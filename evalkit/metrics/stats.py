@@ -379,5 +379,8 @@ def descriptive(value: float, n: int) -> Estimate:
 def sampling_fields(sampling: Sampling) -> dict[str, Any]:
     """The record fields of a `Sampling` a gate's test reads back (`method`, `se`, `df`, `n_effective`,
     `skewness`, and an AUC's group sizes `n_positive`, `n_negative`)."""
-    fields = ("method", "se", "df", "n_effective", "skewness", "n_positive", "n_negative")
-    return {name: getattr(sampling, name) for name in fields}
+    fields = {name: getattr(sampling, name) for name in ("method", "se", "df", "n_effective", "skewness")}
+    if sampling.n_positive is not None or sampling.n_negative is not None:
+        # Only an AUC has group sizes, and only the records that can hold one (`Metric`) are given them.
+        fields |= {"n_positive": sampling.n_positive, "n_negative": sampling.n_negative}
+    return fields
