@@ -189,6 +189,9 @@ TRL_ARGS = "training_args.bin"
 config."""
 
 
+_REFUSED: set[str] = set()
+
+
 def trl_objective(path: str, allow_pickle: bool, where: str) -> Objective | None:
     """The objective a TRL config saved in the checkpoint directory `path` trains with (a user's own TRL script
     leaves no evalkit record). Unpickling it can run code, so it is read only where the model allows pickles;
@@ -197,6 +200,9 @@ def trl_objective(path: str, allow_pickle: bool, where: str) -> Objective | None
     if not saved.is_file():
         return None
     if not allow_pickle:
+        if where in _REFUSED:
+            return None  # a sweep's checkpoints each hold one: one notice per model
+        _REFUSED.add(where)
         notice(
             f"{where}: {saved} (TRL's pickled training config) was not read, as unpickling can run code; set "
             "`allow_pickle: true` on the model to read its objective from it, or name the model's `method`"

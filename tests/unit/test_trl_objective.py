@@ -48,9 +48,10 @@ def test_a_trl_config_is_read_where_pickles_are_allowed(tmp_path: Path, capsys: 
 
 
 def test_a_trl_config_is_not_unpickled_unless_allowed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert trl_objective(str(save_simpo(tmp_path)), False, "models.tuned") is None
-    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert "models.tuned:" in line and "was not read" in line
+    checkpoints = [save_simpo(tmp_path / f"checkpoint-{step}") for step in (1, 2)]
+    assert [trl_objective(str(c), False, "models.refused") for c in checkpoints] == [None, None]
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if line.strip()]  # one per model
+    assert "models.refused:" in line and "checkpoint-1" in line and "was not read" in line
     assert "`allow_pickle: true`" in line and "`method`" in line
 
 
