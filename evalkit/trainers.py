@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from evalkit.config.messages import notice
 from evalkit.config.objectives import (
     AlphapoObjective,
     CpoObjective,
@@ -27,7 +28,7 @@ from evalkit.config.objectives import (
     SimpoObjective,
 )
 from evalkit.config.training import TrainSpec, trainer_config_class
-from evalkit.errors import EvalkitError
+from evalkit.errors import EvalkitError, first_line
 
 TITLES = {
     "dpo": "DPO",
@@ -136,11 +137,22 @@ def recorded_options(spec: TrainSpec, config: Any) -> dict[str, Any]:
     return {k: v for k, v in config.to_dict().items() if k in chosen or k in EVALKIT_DEFAULTS}
 
 
+OBJECTIVE_TRAINERS = {"DPOTrainer", "KTOTrainer", "ORPOTrainer", "CPOTrainer"}
+"""TRL's trainers of an objective (each reads its own config class)."""
+
+
 def objective_of_trainer(trainer: Any) -> Objective | None:
     """The objective a TRL trainer trains with, read from its config (what `EvalkitCallback` scores a user's own
     trainer with); None for a trainer none of the objectives is."""
-    kind, args = type(trainer).__name__, trainer.args
-    if kind == "DPOTrainer":
+    return objective_of_config(trainer.args) if type(trainer).__name__ in OBJECTIVE_TRAINERS else None
+
+
+def objective_of_config(args: Any) -> Objective | None:
+    """The objective a TRL config (`DPOConfig`, `CPOConfig`, `ORPOConfig`, `KTOConfig`, or a subclass) trains
+    with; None for any other config. Raises pydantic's `ValidationError` (a `ValueError`) for a loss type no
+    objective scores."""
+    kinds = {cls.__name__ for cls in type(args).__mro__}
+    if "DPOConfig" in kinds:
         types = args.loss_type if isinstance(args.loss_type, list) else [args.loss_type]
         return DpoObjective(
             name="dpo",
@@ -152,7 +164,7 @@ def objective_of_trainer(trainer: Any) -> Objective | None:
             f_divergence_type=args.f_divergence_type,
             f_alpha_divergence_coef=args.f_alpha_divergence_coef,
         )
-    if kind == "KTOTrainer":
+    if "KTOConfig" in kinds:
         return KtoObjective(
             name="kto",
             loss_type=args.loss_type,
@@ -160,9 +172,9 @@ def objective_of_trainer(trainer: Any) -> Objective | None:
             desirable_weight=args.desirable_weight,
             undesirable_weight=args.undesirable_weight,
         )
-    if kind == "ORPOTrainer":
+    if "ORPOConfig" in kinds:
         return OrpoObjective(name="orpo", beta=args.beta)
-    if kind != "CPOTrainer":
+    if "CPOConfig" not in kinds:
         return None
     shared = {"beta": args.beta, "label_smoothing": args.label_smoothing}
     if args.loss_type in ("simpo", "alphapo") and args.alpha != 0:
@@ -170,3 +182,36 @@ def objective_of_trainer(trainer: Any) -> Objective | None:
     if args.loss_type in ("simpo", "alphapo"):
         return SimpoObjective(name="simpo", gamma=args.simpo_gamma, cpo_alpha=args.cpo_alpha, **shared)
     return CpoObjective(name="cpo", loss_type=args.loss_type, cpo_alpha=args.cpo_alpha, alpha=args.alpha, **shared)
+
+
+TRL_ARGS = "training_args.bin"
+"""What TRL's (transformers') Trainer saves in its output directory and each `checkpoint-<step>`: its pickled
+config."""
+
+
+_REFUSED: set[str] = set()
+
+
+def trl_objective(path: str, allow_pickle: bool, where: str) -> Objective | None:
+    """The objective a TRL config saved in the checkpoint directory `path` trains with (a user's own TRL script
+    leaves no evalkit record). Unpickling it can run code, so it is read only where the model allows pickles;
+    otherwise a notice says so. None where there is no such config, or none of the objectives is its."""
+    saved = Path(path) / TRL_ARGS
+    if not saved.is_file():
+        return None
+    if not allow_pickle:
+        if where in _REFUSED:
+            return None  # a sweep's checkpoints each hold one: one notice per model
+        _REFUSED.add(where)
+        notice(
+            f"{where}: {saved} (TRL's pickled training config) was not read, as unpickling can run code; set "
+            "`allow_pickle: true` on the model to read its objective from it, or name the model's `method`"
+        )
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the experimental configs' import-path notices
+            return objective_of_config(torch.load(saved, weights_only=False))
+    except Exception as exc:  # an unreadable pickle (another TRL's classes) or a loss type no objective scores
+        notice(f"{where}: {saved} could not be read as a TRL config ({first_line(exc)}); name the model's `method`")
+        return None

@@ -49,12 +49,13 @@ from evalkit.results.estimates import Comparison, Metric
 from evalkit.results.files import write_jsonl
 from evalkit.results.generation import Drift, GenerationResult
 from evalkit.results.pairs import PairScore, pair_records
-from evalkit.results.schema import ModelInfo, ScoringMode, TokenizationAudit
+from evalkit.results.schema import ModelInfo, ObjectiveInfo, ScoringMode, TokenizationAudit
 from evalkit.scoring.batching import from_main, start_processes
 from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key
 from evalkit.scoring.classifier import REWARD_MODE, pair_sequences, reward_pad_id, reward_pair_rows, score_sequences
 from evalkit.scoring.dataset import ScoredDataset, TokenizedSet, model_logps, pad_token_id, scored_dataset, tokenize_set
 from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair
+from evalkit.trainers import trl_objective
 
 Checkpoint = LoadedModel | ServedCheckpoint
 """A model in this process, or one a server holds (`scoring.backend: vllm`: only its tokenizer here)."""
@@ -141,9 +142,7 @@ def _score_models(
             if served is not None and isinstance(loaded, ServedCheckpoint):
                 served.check_parity(loaded, datasets)
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate_model else None
-            # The suite's word first, else what evalkit's training recorded beside the checkpoint.
-            objective = suite.named_objectives([spec.name]).get(spec.name) or recorded_objective(spec.path)
-            recorded = objective_info(objective) if objective is not None and not classifier else None
+            recorded = None if classifier else objective_info_of(suite, spec)
             update = {"scoring_modes": modes, "role": role, "objective": recorded}
             scored.models.append(loaded.info.model_copy(update=update))
             if classifier:
@@ -169,6 +168,18 @@ def _score_models(
         # Pairwise judges ran once every model had answered (`judge_and_summarise`); the decoder's statement first.
         scored.generation = generation.model_copy(update={"backends": [decoder.backend(), *generation.backends]})
     return scored
+
+
+def objective_info_of(suite: Suite, spec: ModelSpec) -> ObjectiveInfo | None:
+    """The objective `spec` is scored with: the suite's word (the model's `method`, its training's, the suite's),
+    else what evalkit's training recorded beside the checkpoint, else the TRL config saved there."""
+    where = f"models.{spec.name.split('@')[0]}"
+    objective = (
+        suite.named_objectives([spec.name]).get(spec.name)
+        or recorded_objective(spec.path)
+        or trl_objective(spec.path, spec.allow_pickle, where)
+    )
+    return objective_info(objective) if objective is not None else None
 
 
 def _load(suite: Suite, spec: ModelSpec, served: ServedRun | None, reference: Checkpoint | None = None) -> Checkpoint:
