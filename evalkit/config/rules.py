@@ -23,11 +23,13 @@ when it is rejected at `gate.alpha` (after the gate's correction). Kinds:
   length-controlled win rate, H₀: σ(θ) ≤ at_least on the logit scale (the delta method's θ and sandwich se, t on
   n − 2 degrees of freedom); `on: raw` tests the raw win rate, H₀: win rate ≤ at_least (the score test on
   Wilson's effective n). Prompts with an unparsed verdict are left out of n;
-- `beats_baseline`: `model`'s accuracy (`metric`: `preference/accuracy` or `rewards/accuracies`) beats a
-  content-blind `baseline` (`longer_tokens`, `shorter_tokens`, `longer_chars`, `shorter_chars`, `chance`) on the same
-  pairs, or with `best` (the default) every one of them. H₀: Δ ≤ 0 against the baseline, one-sided at α, on the test
-  results.json records beside the comparison (Tango's where the baseline's scores are 0/1, a paired t where a length
-  tie scored ½); `best` is the intersection-union test: its p is the largest of the baselines' p.
+- `beats_baseline`: `model`'s accuracy (`metric`: `preference/accuracy` or `rewards/accuracies`; on a best-of-N
+  dataset `best_of_n/score`) beats a content-blind `baseline` (`longer_tokens`, `shorter_tokens`, `longer_chars`,
+  `shorter_chars`, `chance`) on the same pairs or items, or with `best` (the default) every one of them. Chance is ½
+  for pairs and, for best-of-N items, the mean share of correct answers per item (¼ for one correct of four).
+  H₀: Δ ≤ 0 against the baseline, one-sided at α, on the test results.json records beside the comparison (Tango's
+  where the baseline's scores are 0/1, a paired t where a length tie scored ½, a z test for a Ties composite and a
+  mean over subsets); `best` is the intersection-union test: its p is the largest of the baselines' p.
 A rule with fewer pairs (prompts, for generation rules; documents, for capability rules) than `min_pairs`
 is undecidable, never a pass.
 
@@ -43,7 +45,7 @@ from pydantic import Field, model_validator
 
 from evalkit.config.messages import suggestion
 from evalkit.config.specs import Spec, Text
-from evalkit.metrics.names import BASELINE_ACCURACIES, COMPARED, REGISTRY
+from evalkit.metrics.names import BASELINE_ACCURACIES, BEST_OF_N_SCORE, COMPARED, REGISTRY
 from evalkit.results.estimates import BaselineName
 from evalkit.results.schema import GateKind
 
@@ -216,11 +218,13 @@ class BeatsBaselineRule(PreferenceRule):
     compares: ClassVar[bool] = True
 
     @model_validator(mode="after")
-    def _an_accuracy(self) -> BeatsBaselineRule:
-        if self.metric not in BASELINE_ACCURACIES:
+    def _gateable_metric(self) -> BeatsBaselineRule:
+        """Replaces `PreferenceRule`'s check: an accuracy of pairs, or a best-of-N dataset's score (not a pair metric
+        of the registry)."""
+        if self.metric not in (*BASELINE_ACCURACIES, BEST_OF_N_SCORE):
             raise ValueError(
                 f"{self._named()}metric {self.metric!r}: a beats_baseline rule tests an accuracy, one of "
-                f"{list(BASELINE_ACCURACIES)}"
+                f"{[*BASELINE_ACCURACIES, BEST_OF_N_SCORE]}"
             )
         return self
 

@@ -209,8 +209,8 @@ def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, ma
 def _beats_baseline(rule: BeatsBaselineRule, run: Run, where: str) -> Judged:
     """H₀: the model is no better than the named content-blind baseline; with `best`, than the one hardest to beat
     (the intersection-union test: the rule passes only when the model beats every baseline at α, so testing several
-    owes no correction). Length baselines: Δ ≤ 0 on the recorded paired test; chance: accuracy ≤ ½ on the accuracy's
-    own test."""
+    owes no correction). Length baselines: Δ ≤ 0 on the recorded paired test; chance: accuracy ≤ ½ (a best-of-N
+    score ≤ the items' mean share of correct answers) on the accuracy's own test."""
     result = run.result
     dataset = _dataset(rule, result)
     tests = baseline_tests(result, dataset, rule.subset, rule.model, rule.metric, rule.baseline)
@@ -226,10 +226,12 @@ def _beats_baseline(rule: BeatsBaselineRule, run: Run, where: str) -> Judged:
     if isinstance(record, Comparison):
         judged = _paired(rule, record, sampling, margin=0.0)
     else:
+        chance = weakest.null
+        units = "items" if record in result.best_of_n else "pairs"
         verdict = open_verdict(
             rule,
             reason=f"{rule.metric} of {rule.model} on {dataset}/{rule.subset} = {_interval_of(record)} against "
-            f"chance 0.5, over {record.n} pairs",
+            f"chance {chance:.3g}, over {record.n} {units}",
             dataset=dataset,
             subset=rule.subset,
             model=rule.model,
@@ -239,10 +241,10 @@ def _beats_baseline(rule: BeatsBaselineRule, run: Run, where: str) -> Judged:
             ci_low=record.ci_low,
             ci_high=record.ci_high,
             n=record.n,
-            threshold=0.5,
-            test=f"H0: {rule.metric} <= 0.5 ({hypotheses.describe_test(sampling)})",
+            threshold=chance,
+            test=f"H0: {rule.metric} <= {chance:.3g} ({hypotheses.describe_test(sampling)})",
         )
-        judged = Judged(rule, verdict, sampling, 0.5, True)
+        judged = Judged(rule, verdict, sampling, chance, True)
     if rule.baseline == "best" and len(tests) > 1:
         note = f" (the hardest of {len(tests)} baselines to beat)"
         judged = replace(judged, verdict=judged.verdict.model_copy(update={"reason": judged.verdict.reason + note}))

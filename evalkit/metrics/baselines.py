@@ -37,7 +37,7 @@ import numpy as np
 from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.cells import Cell, cells_of, per_pair_values, rows_by_id
 from evalkit.metrics.compute import DEFAULT_STATISTICS
-from evalkit.metrics.names import ALL_SUBSETS, BASELINE_ACCURACIES
+from evalkit.metrics.names import ALL_SUBSETS, BASELINE_ACCURACIES, BEST_OF_N_SCORE
 from evalkit.metrics.paired import Where, paired_comparison, paired_values_test
 from evalkit.metrics.stats import sampling_fields
 from evalkit.results.estimates import BaselineName, BaselineScore, Comparison, Metric, Statistics
@@ -151,7 +151,8 @@ def _baseline_score(
         ties=0 if name == "chance" else int((scores == 0.5).sum()),
         tokens_of=inputs.tokens_of if name.endswith("_tokens") else None,
         **estimate.bounds,
-        **sampling_fields(estimate.sampling),
+        # A baseline's accuracy is a share, never an AUC: the record has no group sizes (n_positive, n_negative).
+        **{k: v for k, v in sampling_fields(estimate.sampling).items() if k in BaselineScore.model_fields},
     )
 
 
@@ -196,7 +197,8 @@ class BaselineTest:
     record: Comparison | Metric
     """The paired comparison (a length baseline), or the model's accuracy itself (chance)."""
     null: float
-    """0 for a difference; ½ for chance, on the accuracy's own scale."""
+    """0 for a difference; chance itself on the accuracy's own scale (½ for pairs, a best-of-N dataset's mean share
+    of correct answers for its score)."""
 
     @property
     def sampling(self) -> stats.Sampling | None:
@@ -215,14 +217,18 @@ class BaselineTest:
 
     @property
     def baseline_value(self) -> float:
-        return self.record.baseline_value if isinstance(self.record, Comparison) else 0.5
+        return self.record.baseline_value if isinstance(self.record, Comparison) else self.null
 
 
 def baseline_tests(
     result: RunResult, dataset: str, subset: str, model: str, metric: str, baseline: str = "best"
 ) -> list[BaselineTest]:
     """The tests of `model`'s `metric` against `baseline` (`best`: every baseline) in one cell; [] where the results
-    have none (written before baselines existed, or the model lacks that accuracy)."""
+    have none (written before baselines existed, or the model lacks that accuracy). `best_of_n/score` reads the
+    best-of-N records, and tests chance at the items' own chance (`best_of_n_baselines`; none for a Ties
+    composite)."""
+    if metric == BEST_OF_N_SCORE:
+        return _best_of_n_tests(result, dataset, subset, model, baseline)
     found: list[BaselineTest] = [
         BaselineTest(c.baseline, c, 0.0)  # type: ignore[arg-type]  # baseline comparisons name a BaselineName
         for c in result.baseline_comparisons
@@ -234,6 +240,21 @@ def baseline_tests(
     if chance and accuracy is not None and baseline in ("best", "chance"):
         found.append(BaselineTest("chance", accuracy, 0.5))
     return found
+
+
+def _best_of_n_tests(result: RunResult, dataset: str, subset: str, model: str, baseline: str) -> list[BaselineTest]:
+    lengths = [
+        BaselineTest(c.baseline, c, 0.0)
+        for c in result.best_of_n_comparisons
+        if (c.dataset, c.subset, c.model) == (dataset, subset, model)
+        and c.baseline in BASELINE_TITLES
+        and baseline in ("best", c.baseline)
+    ]
+    chance = [b for b in result.baselines if (b.dataset, b.subset, b.baseline) == (dataset, subset, "chance")]
+    score = [m for m in result.best_of_n if (m.dataset, m.subset, m.model) == (dataset, subset, model)]
+    if chance and score and baseline in ("best", "chance"):
+        lengths.append(BaselineTest("chance", score[0], chance[0].value))
+    return lengths
 
 
 def weakest_win(tests: Sequence[BaselineTest]) -> BaselineTest:

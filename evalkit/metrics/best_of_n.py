@@ -27,11 +27,11 @@ import numpy as np
 
 from evalkit.errors import EvalkitError
 from evalkit.metrics import stats
-from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.metrics.names import ALL_SUBSETS, BEST_OF_N_SCORE
 from evalkit.metrics.paired import Where, paired_comparison, paired_values_test
 from evalkit.results.estimates import Comparison, Metric, Statistics, TiesScore
 
-METRIC = "best_of_n/score"
+METRIC = BEST_OF_N_SCORE
 TIES = "ties"
 TIES_WEIGHTS = {
     "accuracy_tied": 0.3,

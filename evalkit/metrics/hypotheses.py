@@ -109,6 +109,14 @@ def _auc_greater(s: Sampling, null: float) -> float | None:
     return float(scipy_stats.norm.sf(z))
 
 
+def _normal_greater(s: Sampling, null: float) -> float | None:
+    """z = (θ̂ − θ₀)/se on a recorded standard error: best-of-N's mean over subsets (`stratified_normal`) and its
+    Ties composite (`cluster_bootstrap`), the normal tests their intervals invert."""
+    if s.se is None or not s.se > 0:
+        return None
+    return float(scipy_stats.norm.sf((s.value - null) / s.se))
+
+
 _GREATER: dict[str, Callable[[Sampling, float], float | None]] = {
     "wilson": _share_greater,
     "wilson_clustered": _share_greater,
@@ -117,6 +125,8 @@ _GREATER: dict[str, Callable[[Sampling, float], float | None]] = {
     "tango": _paired_shares_greater,
     "fisher_z": _correlation_greater,
     "newcombe_auc": _auc_greater,
+    "stratified_normal": _normal_greater,
+    "cluster_bootstrap": _normal_greater,
 }
 """The one-sided test of each method that has one (`order_statistics` and `none` have none)."""
 
@@ -138,6 +148,8 @@ def describe_test(s: Sampling) -> str:
         "tango": "tango score",
         "fisher_z": "fisher z",
         "newcombe_auc": "Newcombe score",
+        "stratified_normal": "z on the subsets' standard errors",
+        "cluster_bootstrap": "z on a bootstrap standard error over prompts",
     }.get(s.method, "no test")
 
 
@@ -189,6 +201,8 @@ def lower_bound(s: Sampling, alpha: float) -> float | None:
         if s.skewness:
             critical = hall_inverse(critical, s.skewness, s.n)
         return s.value - critical * s.se
+    if s.method in ("stratified_normal", "cluster_bootstrap"):
+        return s.value - normal_isf(alpha) * s.se if s.se is not None and s.se > 0 else None
     if s.method == "newcombe_auc":
         if s.n_positive is None or s.n_negative is None or min(s.n_positive, s.n_negative) < 1:
             return None

@@ -148,6 +148,10 @@ BASELINE_ACCURACIES: tuple[str, ...] = ("preference/accuracy", "rewards/accuraci
 """The accuracies compared with the content-blind baselines (`evalkit.metrics.baselines`), and that a
 `beats_baseline` gate rule tests."""
 
+BEST_OF_N_SCORE = "best_of_n/score"
+"""RewardBench 2's score of best-of-N items (`evalkit.metrics.best_of_n`): compared with the content-blind
+baselines on the same items, and so a `beats_baseline` gate rule can test it too."""
+
 COMPARED: tuple[str, ...] = tuple(name for name, m in REGISTRY.items() if m.compared)
 """Metrics compared between models, in the order comparisons are written."""
 

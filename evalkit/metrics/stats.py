@@ -56,10 +56,22 @@ Method = Literal[
     "fisher_z",
     "order_statistics",
     "newcombe_auc",
+    "stratified_normal",
+    "cluster_bootstrap",
     "none",
 ]
 TESTABLE: frozenset[str] = frozenset(
-    {"wilson", "wilson_clustered", "student_t", "cluster_t", "tango", "fisher_z", "newcombe_auc"}
+    {
+        "wilson",
+        "wilson_clustered",
+        "student_t",
+        "cluster_t",
+        "tango",
+        "fisher_z",
+        "newcombe_auc",
+        "stratified_normal",
+        "cluster_bootstrap",
+    }
 )
 """Methods whose one-sided test can be replayed from the recorded numbers (`Sampling`)."""
 

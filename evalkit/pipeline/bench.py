@@ -158,7 +158,10 @@ def _bench(
     for name, rows in scored.completions.items():
         summaries.metrics.extend(suite_unpaired_metrics(name, rows, objectives, suite.scoring.beta, suite.statistics))
     models = [info.name for info in scored.models]
-    best_of_n = summarise_best_of_n(items, scored.scores, models, suite.scoring.beta, suite.statistics)
+    rms = frozenset(info.name for info in scored.models if info.reward_model)
+    best_of_n = summarise_best_of_n(
+        items, scored.scores, models, suite.scoring.beta, suite.statistics, objectives=objectives, reward_models=rms
+    )
     fields = summaries.fields()
     fields["baselines"] = [*fields.get("baselines", []), *best_of_n.baselines]
     # The previous run's outputs go before any new one is written: a run stopped midway leaves none of them beside

@@ -1,5 +1,9 @@
 """Best-of-N datasets in a suite run: read them as items, score their completions through the pair engine, and
-summarise each model's implicit rewards (and the content-blind baselines) as RewardBench 2 scores them."""
+summarise each model's implicit rewards (and the content-blind baselines) as RewardBench 2 scores them.
+
+A model scored with an objective (`method`) ranks an item's completions by that objective's reward of a single
+completion (`evalkit.metrics.objectives.REWARDS`: β·ℓ/T for SimPO, the log-odds for ORPO, ...); any other policy by
+DPO's implicit reward at `scoring.beta`, a reward model by its score."""
 
 from __future__ import annotations
 
@@ -9,10 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from evalkit.config.objectives import Objective
 from evalkit.config.specs import DatasetSpec
 from evalkit.data.best_of_n import BestOfNItem, is_best_of_n, load_items
 from evalkit.metrics.best_of_n import ItemScores, best_of_n_metrics, compare_best_of_n, is_ties
 from evalkit.metrics.names import ALL_SUBSETS
+from evalkit.metrics.objectives import completion_rewards, reward_label
 from evalkit.results.estimates import BaselineName, BaselineScore, Comparison, Metric, Statistics, TiesScore
 from evalkit.results.pairs import PairScore
 from evalkit.scoring.completions import completion_values
@@ -31,9 +37,16 @@ class BestOfNSummary:
     comparisons: list[Comparison] = field(default_factory=list)
     ties: list[TiesScore] = field(default_factory=list)
     baselines: list[BaselineScore] = field(default_factory=list)
+    rewards: dict[str, str] = field(default_factory=dict)
+    """Model → the reward its completions were ranked by (`RunResult.best_of_n_rewards`)."""
 
     def fields(self) -> dict[str, Any]:
-        return {"best_of_n": self.metrics, "best_of_n_comparisons": self.comparisons, "best_of_n_ties": self.ties}
+        return {
+            "best_of_n": self.metrics,
+            "best_of_n_comparisons": self.comparisons,
+            "best_of_n_ties": self.ties,
+            "best_of_n_rewards": self.rewards,
+        }
 
 
 def summarise_best_of_n(
@@ -42,11 +55,15 @@ def summarise_best_of_n(
     models: Sequence[str],
     beta: float,
     statistics: Statistics,
+    objectives: Mapping[str, Objective] | None = None,
+    reward_models: frozenset[str] = frozenset(),
 ) -> BestOfNSummary:
-    """Each model's scores per dataset and subset (implicit rewards, or a reward model's; the reference has none: its
+    """Each model's scores per dataset and subset (its objective's rewards where `objectives` names one, else DPO's
+    implicit rewards at `beta`, or a reward model's scores; the reference has no reference-based reward: its
     implicit rewards are 0), every later model against every earlier one on the same items, the content-blind
     baselines, and every model against each length baseline on the same items (`baseline` names it)."""
     summary = BestOfNSummary()
+    objectives = objectives or {}
     for dataset, dataset_items in items.items():
         rewarded: dict[str, list[ItemScores]] = {}
         tokens_of: tuple[str, dict[str, list[float]]] | None = None
@@ -54,9 +71,15 @@ def summarise_best_of_n(
             values = completion_values(dataset_items, scores[dataset], model, beta)
             if tokens_of is None and values:
                 tokens_of = (model, {key: v["tokens"] for key, v in values.items()})
-            by_item = {key: v["reward"] for key, v in values.items() if "reward" in v}
+            objective = objectives.get(model) if model not in reward_models else None
+            by_item = (
+                objective_rewards(values, objective)
+                if objective is not None
+                else {key: v["reward"] for key, v in values.items() if "reward" in v}
+            )
             if by_item:
                 rewarded[model] = item_scores(dataset_items, by_item)
+                summary.rewards[model] = _reward_label(objective, model in reward_models)
         for model, model_items in rewarded.items():
             metrics, ties = best_of_n_metrics(dataset, model, model_items, statistics)
             summary.metrics += metrics
@@ -72,6 +95,24 @@ def summarise_best_of_n(
             for model, model_items in rewarded.items():
                 summary.comparisons += compare_best_of_n(dataset, model, model_items, name, blind, statistics)
     return summary
+
+
+def objective_rewards(values: Mapping[str, Mapping[str, list[float]]], objective: Objective) -> dict[str, list[float]]:
+    """Each item's completion rewards under `objective`, by item id, from `completion_values`' columns; items
+    whose completions it cannot score (a reference-based objective without reference log-probs) are left out."""
+    out = {}
+    for key, columns in values.items():
+        ref = np.asarray(columns["ref_logp"]) if "ref_logp" in columns else None
+        rewards = completion_rewards(objective, np.asarray(columns["logp"]), ref, np.asarray(columns["tokens"]))
+        if rewards is not None:
+            out[key] = [float(r) for r in rewards]
+    return out
+
+
+def _reward_label(objective: Objective | None, reward_model: bool) -> str:
+    if reward_model:
+        return "reward model score"
+    return reward_label(objective) if objective is not None else "dpo sigmoid: β·(ℓ − ℓ_ref), β = scoring.beta"
 
 
 def length_choices(

@@ -380,6 +380,10 @@ class RunResult(Record):
     files."""
     best_of_n_ties: list[TiesScore] = []
     """The parts of each Ties composite in `best_of_n`. Empty in older files."""
+    best_of_n_rewards: dict[str, str] = {}
+    """Model → the reward its `best_of_n` scores ranked completions by: its objective's reward of one completion
+    (`simpo: β·ℓ/T (γ left out)`, `orpo: log-odds ...`), DPO's implicit reward at `scoring.beta` for a model with no
+    `method`, or `reward model score`. Empty in older files."""
     generation: GenerationResult | None = None
     """Side-by-side samples, their statistics, judges and drift, when the suite asks for them."""
     capabilities: CapabilityResult | None = None

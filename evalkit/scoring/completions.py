@@ -64,11 +64,11 @@ def completion_values(
     items: Sequence[BestOfNItem], rows: Sequence[PairScore], model: str, beta: float
 ) -> dict[str, dict[str, list[float]]]:
     """`model`'s per-completion `reward` (β·(ℓ − ℓ_ref), when its rows have a reference; a reward model's score),
-    `logp` and `tokens`, by item id, from its rows on the items' completion pairs. Items with a completion left
-    unscored (a prompt that fills `max_length`) are left out."""
+    `logp`, `ref_logp` (when its rows have a reference) and `tokens`, by item id, from its rows on the items'
+    completion pairs. Items with a completion left unscored (a prompt that fills `max_length`) are left out."""
     sizes = {item.id: len(item.completions) for item in items}
     found: dict[str, dict[str, list[float | None]]] = {
-        key: {name: [None] * size for name in ("reward", "logp", "tokens")} for key, size in sizes.items()
+        key: {name: [None] * size for name in ("reward", "logp", "ref_logp", "tokens")} for key, size in sizes.items()
     }
     for row in rows:
         if row.model != model:
@@ -82,6 +82,7 @@ def completion_values(
             )
         for index, logp, ref_logp, score, tokens in sides:
             values["logp"][index] = logp
+            values["ref_logp"][index] = ref_logp
             values["tokens"][index] = float(tokens)
             reward = implicit_reward(logp, ref_logp, beta) if ref_logp is not None else None
             values["reward"][index] = score if score is not None else reward

@@ -39,7 +39,9 @@ def test_reward_bench_standins_in_a_suite(
             {"name": "rb1", "path": str(rb1), "id_column": "id", "subset_column": "subset"},
         ],
         "models": [
-            *({"name": n, "path": str(root / n)} for n in ("ref", "a", "b")),
+            *({"name": n, "path": str(root / n)} for n in ("ref", "a")),
+            # b was trained with SimPO: its completions are ranked by β·(mean log-prob), not DPO's β·(ℓ − ℓ_ref).
+            {"name": "b", "path": str(root / "b"), "method": {"name": "simpo", "beta": 2.0}},
             {"name": "rm", "path": str(root / "rm"), "kind": "reward_model"},
         ],
         "reference": "ref",
@@ -63,6 +65,11 @@ def test_reward_bench_standins_in_a_suite(
         assert scores[("all", model)].method == "stratified_normal"
         assert scores[("Ties", model)].method == "cluster_bootstrap"
         assert scores[("Math", model)].method in ("wilson", "wilson_clustered", "student_t")
+    assert result.best_of_n_rewards == {
+        "a": "dpo sigmoid: β·(ℓ − ℓ_ref), β = scoring.beta",
+        "b": "simpo: β·ℓ/T (γ left out)",
+        "rm": "reward model score",
+    }
     assert {(t.model, t.n_prompts) for t in result.best_of_n_ties} == {("a", 4), ("b", 4), ("rm", 4)}
     compared = {c.subset: c for c in result.best_of_n_comparisons if (c.model, c.baseline) == ("b", "a")}
     assert (compared["all"].model, compared["all"].baseline) == ("b", "a")

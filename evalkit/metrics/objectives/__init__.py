@@ -6,6 +6,10 @@ code (see each module). Here those per-pair values become metrics pooled over pa
 batch size: `trl/<log key>` (the mean over pairs is TRL's eval log at batch size 1) and `objective/accuracy`,
 `objective/ties`, `objective/margins`, `objective/loss` (the objective's margin above 0, at 0, its mean, the mean
 loss). A new objective is a module and a `SCORERS` entry.
+
+`REWARDS` holds each objective's reward of a single completion, beside its pairwise scorer: the term of the
+objective's margin that each answer contributes, so that margin = reward(chosen) − reward(rejected) (up to SimPO's and
+AlphaPO's constant γ). Best-of-N items rank their completions by it.
 """
 
 from __future__ import annotations
@@ -15,12 +19,21 @@ from typing import Any
 
 import numpy as np
 
-from evalkit.config.objectives import Objective, unscored_reason
+from evalkit.config.objectives import (
+    AlphapoObjective,
+    CpoObjective,
+    DpoObjective,
+    KtoObjective,
+    Objective,
+    SimpoObjective,
+    unscored_reason,
+)
 from evalkit.metrics import stats
 from evalkit.metrics.cells import Cell
 from evalkit.metrics.objectives import cpo, dpo, orpo
 from evalkit.metrics.objectives.records import ObjectivePairs
 from evalkit.results.estimates import Statistics
+from evalkit.results.pairs import implicit_reward
 
 SCORERS: dict[str, Callable[[Cell, Any], ObjectivePairs | None]] = {
     "dpo": dpo.score,
@@ -32,6 +45,63 @@ SCORERS: dict[str, Callable[[Cell, Any], ObjectivePairs | None]] = {
 """Objective name → its scorer; an objective with none (`kto`, scored on unpaired data) has no pairwise metrics."""
 
 TRL_PREFIX = "trl/"
+
+RewardOf = Callable[[Any, np.ndarray, np.ndarray | None, np.ndarray], np.ndarray | None]
+"""(objective, ℓ, ℓ_ref or None, completion tokens T) → each completion's reward; None where it needs a reference
+that is not there."""
+
+
+def _kto_reward(objective: KtoObjective, logp: np.ndarray, ref: np.ndarray | None, _: np.ndarray) -> np.ndarray | None:
+    return None if ref is None else np.asarray(implicit_reward(logp, ref, objective.beta))
+
+
+REWARDS: dict[str, RewardOf] = {
+    "dpo": dpo.completion_reward,
+    "cpo": lambda objective, logp, _, tokens: cpo.completion_reward(objective, logp, tokens),
+    "simpo": lambda objective, logp, _, tokens: cpo.completion_reward(objective, logp, tokens),
+    "alphapo": lambda objective, logp, _, tokens: cpo.completion_reward(objective, logp, tokens),
+    "orpo": lambda objective, logp, _, tokens: orpo.completion_reward(objective, logp, tokens),
+    "kto": _kto_reward,  # KTO's implicit reward of one answer (its KL reference point shifts all answers alike)
+}
+"""Objective name → its reward of single completions (see the module's docstring)."""
+
+
+def completion_rewards(
+    objective: Objective, logp: np.ndarray, ref_logp: np.ndarray | None, tokens: np.ndarray
+) -> np.ndarray | None:
+    """Each completion's reward under `objective` (arrays in the completions' order); None where it needs reference
+    log-probs that are not there (the reference's own completions, under a reference-based objective)."""
+    return REWARDS[objective.name](objective, logp, ref_logp, tokens)
+
+
+def reward_label(objective: Objective) -> str:
+    """The formula `completion_rewards` uses for `objective`, for results and reports: ℓ the summed log-prob, ℓ_ref
+    the reference's, T the completion tokens."""
+    if isinstance(objective, DpoObjective):
+        kind = objective.loss_types[0]
+        ratio = (
+            "(ℓ − ℓ_ref)"
+            if objective.f_divergence_type == "reverse_kl"
+            else f"f'(π/π_ref) of {objective.f_divergence_type}"
+        )
+        if kind in dpo.PER_ANSWER_LOSSES:
+            return f"dpo {kind}: β·(ℓ − ℓ_ref)"
+        if kind == "ipo":
+            return f"dpo ipo: {ratio}/T"
+        if kind == "sigmoid_norm":
+            return f"dpo sigmoid_norm: β·{ratio}/T"
+        return f"dpo {kind}: β·{ratio}"
+    if isinstance(objective, SimpoObjective):
+        return "simpo: β·ℓ/T (γ left out)"
+    if isinstance(objective, AlphapoObjective):
+        return "alphapo: β·(1 − e^(−α·ℓ/T))/α (γ left out)"
+    if isinstance(objective, CpoObjective):
+        inner = "ℓ/T" if objective.loss_type == "ipo" else "ℓ"
+        shaped = f"(1 − e^(−α·{inner}))/α" if objective.alpha != 0.0 else inner
+        return f"cpo {objective.loss_type}: {shaped if objective.loss_type == 'ipo' else 'β·' + shaped}"
+    if isinstance(objective, KtoObjective):
+        return "kto: β·(ℓ − ℓ_ref)"
+    return "orpo: log-odds ℓ/T − log(1 − e^(ℓ/T))"
 
 
 def objective_pairs(cell: Cell, objective: Objective) -> ObjectivePairs | None:

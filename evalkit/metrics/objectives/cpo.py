@@ -12,6 +12,9 @@ AlphaPO), per pair (ε: `label_smoothing`):
 plus `cpo_alpha` times the NLL of the chosen answer (its mean −log-prob per completion token, TRL's `nll_loss`,
 logged only when `cpo_alpha` is not 0). TRL logs rewards β·r, their margin and accuracy, and ℓ (or ℓ/T) as
 `logps/*`. The objective's margin is βz (z for `ipo`): for SimPO, β·Δ(mean log-prob) − γ.
+
+A single completion's reward (`completion_reward`, best-of-N) is β·r (r for `ipo`): the margin's term of each answer.
+γ shifts every pair's margin alike and so ranks nothing: it is left out.
 """
 
 from __future__ import annotations
@@ -56,6 +59,14 @@ def score(cell: Cell, objective: CpoFamily) -> ObjectivePairs:
         logged["nll_loss"] = nll
     margin = z if loss_type == "ipo" else beta * z
     return ObjectivePairs(logged, margin, np.asarray(losses + cpo_alpha * nll))
+
+
+def completion_reward(objective: CpoFamily, logp: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Each completion's reward β·r (r for CPO's `ipo`), with r as `score` computes it; γ is left out."""
+    loss_type = objective.loss_type if isinstance(objective, CpoObjective) else "simpo"
+    alpha = 0.0 if isinstance(objective, SimpoObjective) else objective.alpha
+    reward = alphapo_reward(logp / tokens if loss_type in ("ipo", "simpo") else logp, alpha)
+    return reward if loss_type == "ipo" else np.asarray(objective.beta * reward)
 
 
 def alphapo_reward(logp: np.ndarray, alpha: float) -> np.ndarray:

@@ -20,6 +20,10 @@ Several loss types add up with their weights. The margin each loss optimises is 
 IPO (in nats per token: its target is 1/(2β)), βΔ̄ for `sigmoid_norm`, and the reward margin β(u_c − u_r) for the
 losses that place each answer on its own (nca_pair, bco_pair, sppo_hard, apo_*); with several loss types, the
 first one's.
+
+A single completion's reward (`completion_reward`, best-of-N) is the term of that margin each answer contributes, so
+the margin is reward(chosen) − reward(rejected): β·s, s/T for IPO, β·s/T for `sigmoid_norm`, β·u for the losses
+that place each answer on its own. For plain sigmoid DPO it is the implicit reward β·(ℓ − ℓ_ref).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import numpy as np
 from evalkit.config.objectives import DpoObjective, unscored_reason
 from evalkit.metrics.cells import Cell
 from evalkit.metrics.objectives.records import ObjectivePairs, log_sigmoid, sigmoid
+from evalkit.results.pairs import implicit_reward
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,29 @@ def score(cell: Cell, objective: DpoObjective) -> ObjectivePairs | None:
         "logps/rejected": cell.logp_rejected,
     }
     return ObjectivePairs(logged, margin(objective.loss_types[0], terms), loss)
+
+
+PER_ANSWER_LOSSES = frozenset({"nca_pair", "bco_pair", "sppo_hard", "apo_zero", "apo_down"})
+"""The loss types that place each answer on its own, by its reward β·u (not by the f-divergence score)."""
+
+
+def completion_reward(
+    objective: DpoObjective, logp: np.ndarray, ref_logp: np.ndarray | None, tokens: np.ndarray
+) -> np.ndarray | None:
+    """Each completion's reward under the objective's first loss type (see the module's docstring); None without
+    reference log-probs. LD-DPO's weighting needs a pair, so a lone completion gets the unweighted reward."""
+    if ref_logp is None:
+        return None
+    assert objective.beta is not None, "the suite fills in a DPO objective's β (Suite.objective)"
+    beta, kind = objective.beta, objective.loss_types[0]
+    if kind in PER_ANSWER_LOSSES:
+        return np.asarray(implicit_reward(logp, ref_logp, beta))
+    score = f_score(logp - ref_logp, objective)
+    if kind == "ipo":
+        return np.asarray(score / np.maximum(tokens, 1))
+    if kind == "sigmoid_norm":
+        return np.asarray(beta * score / np.maximum(tokens, 1))
+    return np.asarray(beta * score)
 
 
 def f_score(log_ratio: np.ndarray, objective: DpoObjective) -> np.ndarray:

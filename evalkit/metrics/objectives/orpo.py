@@ -10,6 +10,8 @@ TRL's NLL term (`nll_loss`, and so its `eval_loss`) is the mean cross-entropy ov
 the chosen answer's. The per-pair rows hold the completions' log-probs only, so evalkit's ORPO loss takes the NLL
 of the chosen answer's tokens alone (−m_c) and `nll_loss` is not reported: `objective/loss` differs from TRL's
 `eval_loss` by the difference of the two NLLs, its odds-ratio term is TRL's.
+
+A single completion's reward (`completion_reward`, best-of-N) is its log-odds m − log(1 − e^m): L is their difference.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ def score(cell: Cell, objective: OrpoObjective) -> ObjectivePairs:
         "log_odds_chosen": odds,
     }
     return ObjectivePairs(logged, odds, np.asarray(-mean_c - beta * ratio))
+
+
+def completion_reward(objective: OrpoObjective, logp: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+    """Each completion's log-odds log(p/(1 − p)) of its per-token mean probability p = e^(ℓ/T) (λ scales nothing
+    here: ORPO's margin is L itself)."""
+    mean = logp / tokens
+    return np.asarray(mean - log1mexp(mean))
 
 
 def log_odds_ratio(mean_chosen: np.ndarray, mean_rejected: np.ndarray) -> np.ndarray:
