@@ -151,8 +151,7 @@ def _baseline_score(
         ties=0 if name == "chance" else int((scores == 0.5).sum()),
         tokens_of=inputs.tokens_of if name.endswith("_tokens") else None,
         **estimate.bounds,
-        # A baseline's accuracy is a share, never an AUC: the record has no group sizes (n_positive, n_negative).
-        **{k: v for k, v in sampling_fields(estimate.sampling).items() if k in BaselineScore.model_fields},
+        **sampling_fields(estimate.sampling),  # a share, never an AUC: no group sizes
     )
 
 
