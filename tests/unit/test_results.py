@@ -24,14 +24,17 @@ def test_shipped_json_schema_is_current() -> None:
 
 
 def test_real_output_validates_against_the_shipped_schema(schema_errors: Callable[..., list[str]]) -> None:
-    """The golden results.json was written by a real run of the default suite at the current schema; the one kept
-    from schema 1.5 shows that a file of an earlier minor validates against the current schema too."""
+    """results-1.8.json was written by a real run of the default suite at the current schema (with its content-blind
+    baselines and the trainer that trained); the golden results.json (1.7, the fixture the reports are rendered
+    from) and the one kept from 1.5 show that files of earlier minors validate against the current schema too."""
     schema = json.loads(SCHEMA_FILE.read_text())
-    older = json.loads((GOLDEN / "results-1.5.json").read_text())
-    assert older["schema_version"] == "1.5" and schema_errors(older, schema, schema) == []
-    raw = json.loads((GOLDEN / "results.json").read_text())
+    for name, version in (("results-1.5.json", "1.5"), ("results.json", "1.7")):
+        older = json.loads((GOLDEN / name).read_text())
+        assert older["schema_version"] == version and schema_errors(older, schema, schema) == []
+    raw = json.loads((GOLDEN / "results-1.8.json").read_text())
     assert raw["schema_version"] == SCHEMA_VERSION
-    assert raw["comparisons"] and raw["reliability"] and raw["statistics"]
+    assert raw["comparisons"] and raw["reliability"] and raw["statistics"] and raw["baselines"]
+    assert raw["training"]["trainer"] == "DPOTrainer"
     assert schema_errors(raw, schema, schema) == []
     # The check has teeth: each of these breaks the schema.
     metric, comparison = raw["metrics"][0], raw["comparisons"][0]
@@ -89,7 +92,7 @@ def test_files_before_1_4_are_migrated_where_they_are_read(tmp_path: Path) -> No
 def test_a_1_7_file_reads_as_1_8_with_what_it_did_not_record(tmp_path: Path) -> None:
     """1.7 knew one trainer (DPOTrainer) and one objective (sigmoid DPO): its training reads as a DPOTrainer run, its
     models with no objective, served block or reward-model flag, and it has no baselines or best-of-N items."""
-    raw = json.loads((GOLDEN / "results-1.7.json").read_text())  # a real default-suite run at schema 1.7
+    raw = json.loads((GOLDEN / "results.json").read_text())  # a real default-suite run at schema 1.7
     assert raw["schema_version"] == "1.7" and "trainer" not in raw["training"]
     path = tmp_path / "results.json"
     path.write_text(json.dumps(raw))
