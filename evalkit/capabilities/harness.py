@@ -27,7 +27,9 @@ from evalkit.results.files import JsonStore
 from evalkit.results.provenance import git_sha
 
 if TYPE_CHECKING:
-    from evalkit.checkpoints import LoadedModel
+    from evalkit.checkpoints import LoadedModel, ServedCheckpoint
+
+    Checkpoint = LoadedModel | ServedCheckpoint
 
 from evalkit.capabilities.code import check_task_code
 from evalkit.capabilities.runs import DocumentScore, TaskRun
@@ -70,9 +72,11 @@ class CapabilityRunner:
         self.served: dict[str, str] = {}
         """Suite model name → the name the server was asked for (with `spec.endpoint`)."""
 
-    def run(self, loaded: LoadedModel) -> list[TaskRun]:
-        """Every task on one loaded model (its adapter, if any, attached); results kept from an earlier run of the
-        same model are reused (a model whose files are not pinned, e.g. a hub id without a commit, keeps none)."""
+    def run(self, loaded: Checkpoint) -> list[TaskRun]:
+        """Every task on one model, loaded here (its adapter, if any, attached) or on the server
+        (`capabilities.endpoint`, where scoring may be served too: only its tokenizer here); results kept from an
+        earlier run of the same model are reused (a model whose files are not pinned, e.g. a hub id without a
+        commit, keeps none)."""
         name = loaded.spec.name
         if self.spec.endpoint is not None:
             self.served[name] = served_name(self.spec.endpoint, loaded)
@@ -155,7 +159,7 @@ class CapabilityRunner:
         except (TypeError, KeyError, ValueError):
             return None  # absent or unreadable: evaluate again and overwrite
 
-    def _evaluate(self, loaded: LoadedModel, tasks: list[str]) -> list[TaskRun]:
+    def _evaluate(self, loaded: Checkpoint, tasks: list[str]) -> list[TaskRun]:
         spec = self.spec
         if spec.apply_chat_template and not getattr(loaded.tokenizer, "chat_template", None):
             raise EvalkitError(
@@ -179,7 +183,7 @@ class CapabilityRunner:
         assert out is not None, "simple_evaluate returns results in the main process"
         return [_task_run(task, loaded.spec.name, out) for task in tasks]
 
-    def _model(self, loaded: LoadedModel) -> Any:
+    def _model(self, loaded: Checkpoint) -> Any:
         """lm-eval's model of `loaded`: the server's (`capabilities.endpoint`), checked before any task runs, or the
         loaded checkpoint in this process."""
         spec = self.spec
@@ -188,6 +192,9 @@ class CapabilityRunner:
             return served_lm(spec.endpoint, loaded, spec.apply_chat_template)
         from lm_eval.models.huggingface import HFLM
 
+        from evalkit.checkpoints import LoadedModel  # deferred: torch is loaded by now
+
+        assert isinstance(loaded, LoadedModel), "validated: without an endpoint, tasks run on a model in process"
         return HFLM(
             pretrained=loaded.model,
             tokenizer=copy.deepcopy(loaded.tokenizer),  # lm-eval may give it a pad token; evalkit's stays as is
@@ -195,7 +202,7 @@ class CapabilityRunner:
             chat_template_args=loaded.rendering.template_kwargs(),  # the options and pinned date evalkit renders
         )
 
-    def _failures(self, loaded: LoadedModel) -> contextlib.AbstractContextManager[None]:
+    def _failures(self, loaded: Checkpoint) -> contextlib.AbstractContextManager[None]:
         """A server's failures as one line (in process there is no server to fail)."""
         endpoint = self.spec.endpoint
         return server_failures(endpoint, loaded) if endpoint is not None else contextlib.nullcontext()

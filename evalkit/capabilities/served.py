@@ -28,15 +28,17 @@ from evalkit.generate.answer import KeyMask
 from evalkit.generate.endpoint import read_api_key
 
 if TYPE_CHECKING:
-    from evalkit.checkpoints import LoadedModel
+    from evalkit.checkpoints import LoadedModel, ServedCheckpoint
+
+    Checkpoint = LoadedModel | ServedCheckpoint
 
 
-def served_name(endpoint: CapabilitiesEndpointSpec, loaded: LoadedModel) -> str:
+def served_name(endpoint: CapabilitiesEndpointSpec, loaded: Checkpoint) -> str:
     """The name the server knows the model by: the suite's mapping, else its path (`vllm serve <path>`'s default)."""
     return endpoint.models.get(loaded.spec.name, loaded.spec.path)
 
 
-def served_lm(endpoint: CapabilitiesEndpointSpec, loaded: LoadedModel, apply_chat_template: bool) -> Any:
+def served_lm(endpoint: CapabilitiesEndpointSpec, loaded: Checkpoint, apply_chat_template: bool) -> Any:
     """lm-eval's `local-completions` model for `loaded` as the server serves it, with `loaded`'s tokenizer."""
     from lm_eval.models.openai_completions import LocalCompletionsAPI
 
@@ -81,7 +83,7 @@ def with_special_tokens(tokenizer: Any, apply_chat_template: bool) -> bool:
 
 
 @contextlib.contextmanager
-def server_failures(endpoint: CapabilitiesEndpointSpec, loaded: LoadedModel) -> Iterator[None]:
+def server_failures(endpoint: CapabilitiesEndpointSpec, loaded: Checkpoint) -> Iterator[None]:
     """What lm-eval raises once its retries are spent, as one line naming the server and the model."""
     import aiohttp
     import requests
@@ -98,7 +100,7 @@ def server_failures(endpoint: CapabilitiesEndpointSpec, loaded: LoadedModel) -> 
         ) from None
 
 
-def check_prompt_logprobs(endpoint: CapabilitiesEndpointSpec, loaded: LoadedModel, token_ids: list[int]) -> None:
+def check_prompt_logprobs(endpoint: CapabilitiesEndpointSpec, loaded: Checkpoint, token_ids: list[int]) -> None:
     """One request of the kind lm-eval sends (`token_ids` as the prompt, echoed with log-probs), before any task
     runs: a wrong served name, an unreachable server or one that echoes no log-probs stops here, in one line."""
     name = served_name(endpoint, loaded)

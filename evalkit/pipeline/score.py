@@ -147,7 +147,7 @@ def _score_models(
             scored.models.append(loaded.info.model_copy(update=update))
             if classifier:
                 continue
-            if capabilities is not None and is_main_process() and isinstance(loaded, LoadedModel):
+            if capabilities is not None and is_main_process():  # in process, or on its server (validated)
                 scored.capability_runs.extend(capabilities.run(loaded))
             if suite.generation is not None and decoder is not None:
                 samples += decoder.samples(panel, loaded)

@@ -130,7 +130,7 @@ def test_the_wheel_and_sdist_carry_the_package_data_and_declare_the_extras(dist:
         "Provides-Extra: capabilities",
         "Provides-Extra: serve",
     }
-    assert 'Requires-Dist: lm-eval<0.5,>=0.4.13; extra == "capabilities"' in headers
+    assert 'Requires-Dist: lm-eval[api]<0.5,>=0.4.13; extra == "capabilities"' in headers
     assert "evalkit = evalkit.cli:entrypoint" in scripts
     (sdist,) = dist.glob("*.tar.gz")
     with tarfile.open(sdist) as archive:
