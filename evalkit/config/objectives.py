@@ -224,16 +224,6 @@ Objective: TypeAlias = Annotated[
 
 ObjectiveName = Literal["dpo", "cpo", "simpo", "alphapo", "orpo", "kto"]
 
-TRAINERS: dict[str, str] = {
-    "dpo": "DPOTrainer",
-    "cpo": "CPOTrainer",
-    "simpo": "CPOTrainer",
-    "alphapo": "CPOTrainer",
-    "orpo": "ORPOTrainer",
-    "kto": "KTOTrainer",
-}
-"""The TRL trainer each objective trains with."""
-
 
 def needs_reference(objective: Objective) -> bool:
     """Whether the objective's rewards compare the model with a reference model (DPO, KTO) or not (CPO, SimPO,

@@ -7,7 +7,6 @@ Pair `b`: ℓ(chosen) = −2 over 2 tokens, ℓ(rejected) = −6 over 3: mean lo
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from evalkit.metrics.paired import compare_models
 from evalkit.results.files import read_results, write_results
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import RunResult
+from tests.unit.test_gate import pairs_run
 
 GOLDEN = Path(__file__).parents[1] / "golden" / "results.json"
 
@@ -230,26 +230,9 @@ def test_reports_name_each_models_objective_and_say_rewards_of_different_objecti
 
 def objective_run(tmp_path: Path, name: str, right: list[int], objective: object) -> tuple[RunResult, Path]:
     """A copy of the golden run whose model `aligned`, scored with `objective`, is right (1) or wrong (0) on
-    q0..qn: ℓ(chosen) −1 (right) or −3 (wrong) against ℓ(rejected) −2, two tokens each, −2 under the reference."""
-    directory = tmp_path / name
-    (directory / "pairs").mkdir(parents=True)
-    rows = [
-        {
-            "id": f"q{i}",
-            "subset": "all",
-            "model": "aligned",
-            "logp_chosen": -1.0 if ok else -3.0,
-            "logp_rejected": -2.0,
-            "n_tokens_chosen": 2,
-            "n_tokens_rejected": 2,
-            "truncated": False,
-            "ref_logp_chosen": -2.0,
-            "ref_logp_rejected": -2.0,
-        }
-        for i, ok in enumerate(right)
-    ]
-    (directory / "pairs" / "tinyworld.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = read_results(GOLDEN)
+    q0..qn: ℓ(chosen) −1 (right) or −3 (wrong) against ℓ(rejected) −2, two tokens each, −2 under the reference
+    (the per-pair file `pairs_run` writes)."""
+    result, directory = pairs_run(tmp_path, name, right)
     recorded = objective_info(objective)  # type: ignore[arg-type]
     models = [m.model_copy(update={"objective": recorded}) if m.name == "aligned" else m for m in result.models]
     result = result.model_copy(update={"models": models})
