@@ -43,7 +43,7 @@ from evalkit.api import inprocess
 from evalkit.api.evaluation import Evaluation, check_metric
 from evalkit.api.functions import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
 from evalkit.config.messages import notice
-from evalkit.config.objectives import KtoObjective, Objective
+from evalkit.config.objectives import KtoObjective, Objective, reads_prompt
 from evalkit.config.specs import ScoringSpec
 from evalkit.console import is_main_process
 from evalkit.data.rendering import DEFAULT_DATE, rendering_for
@@ -200,7 +200,14 @@ class EvalkitCallback(TrainerCallback):
         started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
         policy = self._policy()
         reference = self._current_reference(policy)
-        own = model_logps(policy, self.tokens, self.pad_token_id, self._settings(), f"{self.name}@{step}")
+        own = model_logps(
+            policy,
+            self.tokens,
+            self.pad_token_id,
+            self._settings(),
+            f"{self.name}@{step}",
+            with_prompt=reads_prompt(self.objective),
+        )
         self._kto_estimates = self._kto(policy, step)
         scored = scored_dataset(self.dataset, self.name, self.tokens, own, reference)
         kind: ModelKind = "adapter" if inprocess.is_peft_model(policy) else "model"

@@ -234,11 +234,15 @@ def needs_reference(objective: Objective) -> bool:
 def unscored_reason(objective: Objective) -> str | None:
     """Why evalkit computes no pairwise `trl/*` or `objective/*` metrics for `objective`, where it does not (the
     scorers in `evalkit.metrics.objectives` skip the same cases)."""
-    if isinstance(objective, DpoObjective) and objective.ld_alpha not in (None, 1.0):
-        return "LD-DPO's `ld_alpha` weights tokens the per-pair rows do not hold"
     if isinstance(objective, KtoObjective):
         return "a KTO model is scored on unpaired data"
     return None
+
+
+def reads_prompt(objective: Objective | None) -> bool:
+    """Whether the objective's numbers read the prompt's log-prob: ORPO's NLL term covers the prompt's tokens and
+    the chosen answer's. Scoring sums the prompt only for such models (the LM head over every prompt position)."""
+    return isinstance(objective, OrpoObjective)
 
 
 def default_objective(beta: float) -> DpoObjective:

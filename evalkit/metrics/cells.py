@@ -32,6 +32,16 @@ class Cell:
     score_chosen: np.ndarray | None = None
     """A reward model's scores (`PairScore.score_chosen`); None for a policy's cell."""
     score_rejected: np.ndarray | None = None
+    logp_chosen_shared: np.ndarray | None = None
+    """Each answer's log-prob over its first min(T_c, T_r) tokens (`PairScore.logp_chosen_shared`), the reference's
+    beside; None where any pair lacks it (LD-DPO's weighting needs them)."""
+    logp_rejected_shared: np.ndarray | None = None
+    ref_logp_chosen_shared: np.ndarray | None = None
+    ref_logp_rejected_shared: np.ndarray | None = None
+    logp_prompt: np.ndarray | None = None
+    """The prompt's log-prob (`PairScore.logp_prompt`, ORPO's NLL reads it) and its tokens; None where any pair
+    lacks it."""
+    n_tokens_prompt: np.ndarray | None = None
 
     @classmethod
     def from_rows(cls, rows: Sequence[PairScore]) -> Cell:
@@ -47,6 +57,10 @@ class Cell:
         def column(field: str, dtype: type = np.float64) -> np.ndarray:
             return np.array([getattr(r, field) for r in rows], dtype=dtype)
 
+        def optional(field: str, dtype: type = np.float64) -> np.ndarray | None:
+            present = bool(rows) and all(getattr(r, field) is not None for r in rows)
+            return column(field, dtype) if present else None
+
         return cls(
             ids=[r.id for r in rows],
             logp_chosen=column("logp_chosen"),
@@ -58,6 +72,12 @@ class Cell:
             prompts=np.array([r.prompt_key for r in rows]) if all(r.prompt_key for r in rows) else None,
             score_chosen=column("score_chosen") if classifier else None,
             score_rejected=column("score_rejected") if classifier else None,
+            logp_chosen_shared=optional("logp_chosen_shared"),
+            logp_rejected_shared=optional("logp_rejected_shared"),
+            ref_logp_chosen_shared=optional("ref_logp_chosen_shared"),
+            ref_logp_rejected_shared=optional("ref_logp_rejected_shared"),
+            logp_prompt=optional("logp_prompt"),
+            n_tokens_prompt=optional("n_tokens_prompt", np.int64),
         )
 
     @property

@@ -74,7 +74,7 @@ def _objective_metrics() -> list[MetricName]:
     """The metrics of a model's objective: TRL's eval logs (`trl/`) and the objective's own (`objective/`)."""
     logged: Quantity = "trl_logged"
     own: Quantity = "objective"
-    orpo, nll, kto = ("orpo",), ("cpo", "simpo"), ("kto",)
+    orpo, nll, kto = ("orpo",), ("cpo", "simpo", "orpo"), ("kto",)
     return [
         MetricName("trl/rewards/accuracies", "TRL reward acc", True, compared=True, accuracy=True, quantity=logged),
         MetricName("trl/rewards/margins", "TRL margin", True, compared=True, quantity=logged, scale_free=False),

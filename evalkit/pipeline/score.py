@@ -23,7 +23,7 @@ from evalkit.checkpoints import (
     recorded_objective,
     release,
 )
-from evalkit.config.objectives import Objective, objective_from, objective_info
+from evalkit.config.objectives import Objective, objective_from, objective_info, reads_prompt
 from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
@@ -171,15 +171,20 @@ def _score_models(
 
 
 def objective_info_of(suite: Suite, spec: ModelSpec) -> ObjectiveInfo | None:
+    """The results record of the objective `spec` is scored with (`objective_of`)."""
+    objective = objective_of(suite, spec)
+    return objective_info(objective) if objective is not None else None
+
+
+def objective_of(suite: Suite, spec: ModelSpec) -> Objective | None:
     """The objective `spec` is scored with: the suite's word (the model's `method`, its training's, the suite's),
     else what evalkit's training recorded beside the checkpoint, else the TRL config saved there."""
     where = f"models.{spec.name.split('@')[0]}"
-    objective = (
+    return (
         suite.named_objectives([spec.name]).get(spec.name)
         or recorded_objective(spec.path)
         or trl_objective(spec.path, spec.allow_pickle, where)
     )
-    return objective_info(objective) if objective is not None else None
 
 
 def _load(suite: Suite, spec: ModelSpec, served: ServedRun | None, reference: Checkpoint | None = None) -> Checkpoint:
@@ -255,7 +260,9 @@ def score_dataset(
         reference.info.fingerprint if reference is not None and reference is not policy and not classifier else "none"
     )
     ids = hashlib.sha256(json.dumps([t.id for t in tokens.scorable]).encode()).hexdigest()
+    with_prompt = not classifier and reads_prompt(objective_of(suite, policy.spec))
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}" + ("|logit" if classifier else "")
+    identity += "|prompt" if with_prompt else ""
     if served is not None:  # the engine's numbers are its own; never mixed with this process's
         identity += f"|served:{settings.backend}"
     store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
@@ -279,10 +286,16 @@ def score_dataset(
     ref: ModelLogps | None = None
     if reference is policy:
         own = _cached_reference(
-            suite, reference, key, reference_cache, lambda: _model_logps(policy, tokens, suite, label, served)
+            suite,
+            reference,
+            key,
+            reference_cache,
+            lambda: _model_logps(policy, tokens, suite, label, served, with_prompt),
         )
+        if with_prompt and own.logps and own.logps[0].prompt is None:  # the reference's cached passes had no prompt
+            own = _model_logps(policy, tokens, suite, label, served, with_prompt)
     else:
-        own = _model_logps(policy, tokens, suite, label, served)
+        own = _model_logps(policy, tokens, suite, label, served, with_prompt)
         if reference is not None:
             # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
             ref = _cached_reference(
@@ -328,7 +341,15 @@ def reward_model_dataset(
 
 def _logps(row: PairScore) -> CompletionLogps:
     return CompletionLogps(
-        row.logp_chosen, row.logp_rejected, row.n_tokens_chosen, row.n_tokens_rejected, row.truncated
+        row.logp_chosen,
+        row.logp_rejected,
+        row.n_tokens_chosen,
+        row.n_tokens_rejected,
+        row.truncated,
+        chosen_shared=row.logp_chosen_shared,
+        rejected_shared=row.logp_rejected_shared,
+        prompt=row.logp_prompt,
+        n_tokens_prompt=row.n_tokens_prompt,
     )
 
 
@@ -363,12 +384,17 @@ def _cached_reference(
 
 
 def _model_logps(
-    model: Checkpoint, tokens: TokenizedSet, suite: Suite, label: str, served: ServedRun | None
+    model: Checkpoint,
+    tokens: TokenizedSet,
+    suite: Suite,
+    label: str,
+    served: ServedRun | None,
+    with_prompt: bool = False,
 ) -> ModelLogps:
     if isinstance(model, ServedCheckpoint):
         assert served is not None, "a served checkpoint belongs to a served run"
-        return served.logps(model, tokens, label)
-    return model_logps(model.model, tokens, pad_token_id(model.tokenizer), suite.scoring, label)
+        return served.logps(model, tokens, label, with_prompt)
+    return model_logps(model.model, tokens, pad_token_id(model.tokenizer), suite.scoring, label, with_prompt)
 
 
 def _reference_logps(

@@ -41,10 +41,12 @@ class ServedRun:
             token = next((t for t in (tokenizer.bos_token_id, tokenizer.eos_token_id) if t is not None), 0)
             self.servers[checkpoint.spec.name] = open_server(endpoint, checkpoint.spec, int(token))
 
-    def logps(self, checkpoint: ServedCheckpoint, tokens: TokenizedSet, label: str) -> ModelLogps:
+    def logps(
+        self, checkpoint: ServedCheckpoint, tokens: TokenizedSet, label: str, with_prompt: bool = False
+    ) -> ModelLogps:
         self.open(checkpoint)
         client = self.servers[checkpoint.spec.name].client
-        return score_served(client, tokens.scorable, self.suite.scoring.max_length, label)
+        return score_served(client, tokens.scorable, self.suite.scoring.max_length, label, with_prompt)
 
     def check_parity(self, checkpoint: ServedCheckpoint, datasets: dict[str, list[PreferencePair]]) -> None:
         """`scoring.parity`: a seeded sample of the first dataset's pairs, scored here (the model loaded for it,

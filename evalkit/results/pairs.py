@@ -43,6 +43,18 @@ class PairScore:
     no log-probs: its `logp_*` are 0 and its rewards are these scores."""
     score_rejected: float | None = None
     """A reward model's score of the rejected answer; None for a policy."""
+    logp_chosen_shared: float | None = None
+    """The log-prob of the chosen answer's first min(T_c, T_r) tokens, the part LD-DPO weights fully (all of the
+    shorter answer); None for a reward model and in files written before it existed."""
+    logp_rejected_shared: float | None = None
+    ref_logp_chosen_shared: float | None = None
+    """The reference's log-prob of the same tokens as `logp_chosen_shared`."""
+    ref_logp_rejected_shared: float | None = None
+    logp_prompt: float | None = None
+    """The log-prob of the prompt's tokens after its first (ORPO's NLL covers them); scored only for a model whose
+    objective reads it, None otherwise."""
+    n_tokens_prompt: int | None = None
+    """The prompt tokens `logp_prompt` sums over."""
 
     @property
     def is_reward_model(self) -> bool:
@@ -104,6 +116,9 @@ _TEXT = ("id", "subset", "model")
 _LOGPS = ("logp_chosen", "logp_rejected")
 _COUNTS = ("n_tokens_chosen", "n_tokens_rejected")
 _OPTIONAL_LOGPS = ("ref_logp_chosen", "ref_logp_rejected", "score_chosen", "score_rejected")
+_PARTS = ("logp_chosen_shared", "logp_rejected_shared", "ref_logp_chosen_shared", "ref_logp_rejected_shared")
+"""Optional log-probs of parts of the sequences (LD-DPO's shared tokens, ORPO's prompt): written where scored."""
+_PROMPT = ("logp_prompt", "n_tokens_prompt")
 
 
 def pair_score(record: object, where: str, shared: dict[str, str] | None = None) -> PairScore:
@@ -118,12 +133,14 @@ def pair_score(record: object, where: str, shared: dict[str, str] | None = None)
     for key in (*_TEXT, "prompt_key"):
         if not isinstance(record.get(key), str) and (key in _TEXT or record.get(key) is not None):
             raise EvalkitError(f"{where}: {key}: expected a string, got {_shown(record.get(key))}")
-    for key in (*_LOGPS, *_OPTIONAL_LOGPS):
+    for key in (*_LOGPS, *_OPTIONAL_LOGPS, *_PARTS, "logp_prompt"):
         if not _finite(record.get(key)) and (key in _LOGPS or record.get(key) is not None):
             what = "score" if key.startswith("score") else "log-prob"
             raise EvalkitError(f"{where}: {key}: expected a finite {what}, got {_shown(record.get(key))}")
-    for key in _COUNTS:
-        count = record[key]
+    for key in (*_COUNTS, "n_tokens_prompt"):
+        count = record.get(key)
+        if key not in _COUNTS and count is None:
+            continue
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 2**53:
             raise EvalkitError(f"{where}: {key}: expected a count of tokens, got {_shown(count)}")
     if not isinstance(record["truncated"], bool):
@@ -142,6 +159,12 @@ def pair_score(record: object, where: str, shared: dict[str, str] | None = None)
         prompt_key=record.get("prompt_key"),
         score_chosen=_optional_float(record.get("score_chosen")),
         score_rejected=_optional_float(record.get("score_rejected")),
+        logp_chosen_shared=_optional_float(record.get("logp_chosen_shared")),
+        logp_rejected_shared=_optional_float(record.get("logp_rejected_shared")),
+        ref_logp_chosen_shared=_optional_float(record.get("ref_logp_chosen_shared")),
+        ref_logp_rejected_shared=_optional_float(record.get("ref_logp_rejected_shared")),
+        logp_prompt=_optional_float(record.get("logp_prompt")),
+        n_tokens_prompt=record.get("n_tokens_prompt"),
     )
 
 
@@ -180,6 +203,9 @@ def pair_records(rows: Iterable[PairScore], beta: float) -> list[dict[str, objec
         record: dict[str, object] = row_record(row)
         for key in ("score_chosen", "score_rejected") if not row.is_reward_model else _OPTIONAL_LOGPS[:2]:
             record.pop(key)
+        for key in (*_PARTS, *_PROMPT):  # only where scored: files of models without them read as before
+            if record[key] is None:
+                record.pop(key)
         if row.score_chosen is not None and row.score_rejected is not None:
             record |= {"reward_chosen": row.score_chosen, "reward_rejected": row.score_rejected}
             record["margin"] = row.score_chosen - row.score_rejected

@@ -28,8 +28,9 @@ from evalkit.results.schema import ScoringMode, TokenizationAudit
 from evalkit.scoring.dataset import ScoredDataset
 from evalkit.scoring.score import CompletionLogps, ModelLogps
 
-FORMAT = 2
-"""2: each pair's log-probs stored by field name (1 stored them by position)."""
+FORMAT = 3
+"""3: with the log-probs of the tokens LD-DPO shares between a pair's answers; 2: each pair's log-probs stored by
+field name (1 stored them by position)."""
 
 
 def reference_key(reference: LoadedModel, tokens_key: str, dtype: str) -> str | None:
@@ -94,6 +95,8 @@ class ScoreStore:
             rows = [PairScore(**row) for row in stored["rows"]]
             if any(r.prompt_key is None for r in rows):
                 return None  # stored before prompts were recorded: score again, so pairs can be clustered
+            if any(r.logp_chosen_shared is None and not r.is_reward_model for r in rows):
+                return None  # stored before LD-DPO's shared tokens were summed: score again
             return ScoredDataset(rows, TokenizationAudit.model_validate(stored["audit"]), mode)
         except (ValueError, KeyError, TypeError, AttributeError):
             return None  # absent or unreadable: score again and overwrite

@@ -63,15 +63,21 @@ def tokenize_set(
 
 
 def model_logps(
-    model: PreTrainedModel, tokens: TokenizedSet, pad_token_id: int, settings: ScoringSpec, label: str
+    model: PreTrainedModel,
+    tokens: TokenizedSet,
+    pad_token_id: int,
+    settings: ScoringSpec,
+    label: str,
+    with_prompt: bool = False,
 ) -> ModelLogps:
-    """`model`'s log-probs on the scorable pairs of `tokens`, with the mode its probes chose.
+    """`model`'s log-probs on the scorable pairs of `tokens`, with the mode its probes chose (and each prompt's
+    log-prob, `with_prompt`, for an objective that reads it: `evalkit.config.objectives.reads_prompt`).
 
     The model is put in eval mode for the passes (no dropout) and handed back in the mode it came in:
     a trainer's policy goes on training afterwards."""
     was_training = model.training
     try:
-        return score_configured(model, tokens.scorable, settings, pad_token_id, label)
+        return score_configured(model, tokens.scorable, settings, pad_token_id, label, with_prompt)
     finally:
         model.train(was_training)
 

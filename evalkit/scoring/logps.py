@@ -247,8 +247,8 @@ def _packs_like_whole_sequences(packed: Runner, whole: Runner, pair: PairTokens,
     if not prompt or not chosen or not rejected:
         return True  # a batch with such a pair scores whole sequences anyway
     sequences = [prompt + chosen, prompt + rejected]
-    wanted, _ = whole_sequence_logps(whole, sequences, [len(prompt)] * 2, max(map(len, sequences)), prompt[0], "right")
-    return _packed_gives(packed, [prompt], [(chosen, rejected)], [(wanted[0], wanted[1])], tolerance)
+    wanted = whole_sequence_logps(whole, sequences, [len(prompt)] * 2, max(map(len, sequences)), prompt[0], "right")
+    return _packed_gives(packed, [prompt], [(chosen, rejected)], [(wanted.logps[0], wanted.logps[1])], tolerance)
 
 
 def _packed_gives(
@@ -265,8 +265,8 @@ def _packed_gives(
         return False
     return all(
         abs(g - w) <= tolerance * (len(prompt) + len(completion))
-        for prompt, pair, values, targets in zip(prompts, completions, got, wanted, strict=True)
-        for completion, g, w in zip(pair, values, targets, strict=True)
+        for prompt, pair, sums, targets in zip(prompts, completions, got, wanted, strict=True)
+        for completion, g, w in zip(pair, (sums.chosen, sums.rejected), targets, strict=True)
     )
 
 
@@ -323,9 +323,27 @@ PROMPT, CHOSEN, REJECTED, PADDING = 0, 1, 2, 3
 """What each position of a packed row holds."""
 
 
+@dataclass(frozen=True)
+class PairSums:
+    """Summed log-probs of one pair's completions under one model, and what LD-DPO and ORPO read besides."""
+
+    chosen: float
+    rejected: float
+    chosen_shared: float
+    """The chosen completion's first min(T_c, T_r) tokens: LD-DPO's shared part (all of the shorter completion)."""
+    rejected_shared: float
+    prompt: float | None = None
+    """The prompt's tokens after its first, each given those before it (ORPO's NLL covers them); None unless
+    asked for (`with_prompt`): the LM head then runs over every prompt position too."""
+
+
 def packed_pair_logps(
-    runner: Runner, prompts: list[list[int]], completions: list[tuple[list[int], list[int]]], pad_token_id: int
-) -> list[tuple[float, float]]:
+    runner: Runner,
+    prompts: list[list[int]],
+    completions: list[tuple[list[int], list[int]]],
+    pad_token_id: int,
+    with_prompt: bool = False,
+) -> list[PairSums]:
     """Summed log-probs of each (chosen, rejected) completion, its prompt computed once.
 
     Each pair is one right-padded row: prompt, chosen, rejected. A chosen token attends to the
@@ -333,7 +351,8 @@ def packed_pair_logps(
     before it, never to the chosen ones, and its positions count on from the prompt's end. So each
     completion sees exactly what it would see after its prompt alone; a padding position sees only
     itself (no row of the mask is empty). Token k of a completion is predicted at the position
-    before it: the prompt's last position for k = 0, for both completions.
+    before it: the prompt's last position for k = 0, for both completions. With `with_prompt`, prompt
+    token j > 0 is predicted at position j − 1 as well.
     """
     assert runner.decoder is not None and all(prompts)  # the probe calls this before `share_prompt` is set
     pairs = len(prompts)
@@ -344,7 +363,8 @@ def packed_pair_logps(
     rows: list[int] = []
     columns: list[int] = []
     targets: list[int] = []
-    owners: list[int] = []  # 2i: pair i's chosen, 2i+1: its rejected
+    owners: list[int] = []  # 3i: pair i's chosen, 3i+1: its rejected, 3i+2: its prompt
+    shared: list[bool] = []  # whether the token is within the shorter completion's length
     for row, (prompt, (chosen, rejected)) in enumerate(zip(prompts, completions, strict=True)):
         p, c, r = len(prompt), len(chosen), len(rejected)
         input_ids[row, : p + c + r] = torch.tensor(prompt + chosen + rejected)
@@ -354,7 +374,14 @@ def packed_pair_logps(
         rows += [row] * (c + r)
         columns += [p - 1 + k for k in range(c)] + [p - 1 if k == 0 else p + c + k - 1 for k in range(r)]
         targets += chosen + rejected
-        owners += [2 * row] * c + [2 * row + 1] * r
+        owners += [3 * row] * c + [3 * row + 1] * r
+        shared += [k < min(c, r) for k in range(c)] + [k < min(c, r) for k in range(r)]
+        if with_prompt:
+            rows += [row] * (p - 1)
+            columns += list(range(p - 1))
+            targets += prompt[1:]
+            owners += [3 * row + 2] * (p - 1)
+            shared += [False] * (p - 1)
     device = runner.device
     segment = segment.to(device)
     query, key = segment[:, :, None], segment[:, None, :]  # (B, W, 1), (B, 1, W)
@@ -369,11 +396,35 @@ def packed_pair_logps(
         input_ids=input_ids.to(device), attention_mask=mask, position_ids=position_ids.to(device), use_cache=False
     ).last_hidden_state  # (B, W, H)
     at_row, at_column = torch.tensor(rows, device=device), torch.tensor(columns, device=device)
-    logps = token_logps(runner, hidden[at_row, at_column], torch.tensor(targets, device=device))  # (N,)
-    sums = torch.zeros(2 * pairs, dtype=torch.float64, device=device)  # (2B,)
-    sums.index_add_(0, torch.tensor(owners, device=device), logps.double())
-    values = sums.cpu().tolist()
-    return [(values[2 * i], values[2 * i + 1]) for i in range(pairs)]
+    logps = token_logps(runner, hidden[at_row, at_column], torch.tensor(targets, device=device)).double()  # (N,)
+    slots, within = torch.tensor(owners, device=device), torch.tensor(shared, device=device)
+    sums = torch.zeros(3 * pairs, dtype=torch.float64, device=device).index_add_(0, slots, logps)  # (3B,)
+    heads = torch.zeros(3 * pairs, dtype=torch.float64, device=device)  # (3B,)
+    heads.index_add_(0, slots[within], logps[within])
+    values, shared_values = sums.cpu().tolist(), heads.cpu().tolist()
+    return [
+        PairSums(
+            values[3 * i],
+            values[3 * i + 1],
+            shared_values[3 * i],
+            shared_values[3 * i + 1],
+            values[3 * i + 2] if with_prompt else None,
+        )
+        for i in range(pairs)
+    ]
+
+
+@dataclass(frozen=True)
+class SequenceSums:
+    """Per whole sequence (lists in the order given): its completion's summed log-prob and tokens, and the parts
+    `whole_sequence_logps` was asked for besides."""
+
+    logps: list[float]
+    tokens: list[int]
+    shared: list[float]
+    """The completion's first `shared_lengths` tokens (all of them when no length is given)."""
+    prompt: list[float | None]
+    """The prompt's tokens after its first, for the sequences `with_prompt` names; None for the others."""
 
 
 def whole_sequence_logps(
@@ -383,23 +434,32 @@ def whole_sequence_logps(
     max_length: int,
     pad_token_id: int,
     padding_side: str,
-) -> tuple[list[float], list[int]]:
-    """Sum of log p(token) over the completion part of each whole sequence, and the number of such tokens."""
+    shared_lengths: list[int] | None = None,
+    with_prompt: list[bool] | None = None,
+) -> SequenceSums:
+    """Sum of log p(token) over the completion part of each whole sequence, and the number of such tokens; over
+    the first `shared_lengths[i]` completion tokens of sequence i; over its prompt where `with_prompt[i]`."""
     sequences = [ids[:max_length] for ids in sequences]
     width = max(len(ids) for ids in sequences)
     device = runner.device
     input_ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)  # (B, T)
     attention_mask = torch.zeros_like(input_ids)  # (B, T)
     completion_mask = torch.zeros_like(input_ids)  # (B, T)
+    prompt_mask = torch.zeros_like(input_ids)  # (B, T): prompt tokens after the first, where asked for
     for row, (ids, start) in enumerate(zip(sequences, completion_starts, strict=True)):
         offset = width - len(ids) if padding_side == "left" else 0
         input_ids[row, offset : offset + len(ids)] = torch.tensor(ids)
         attention_mask[row, offset : offset + len(ids)] = 1
         completion_mask[row, offset + start : offset + len(ids)] = 1
+        if with_prompt is not None and with_prompt[row]:
+            prompt_mask[row, offset + 1 : offset + start] = 1
     # Positions count real tokens only, so a left-padded sequence sees the positions it would alone.
     position_ids = (attention_mask.cumsum(dim=-1) - 1).clamp(min=0)  # (B, T)
     input_ids, attention_mask, position_ids = input_ids.to(device), attention_mask.to(device), position_ids.to(device)
-    mask = completion_mask[:, 1:].to(device)  # (B, T-1): position t predicts token t+1
+    mask = completion_mask[:, 1:].to(device).bool()  # (B, T-1): position t predicts token t+1
+    heads = torch.tensor(shared_lengths if shared_lengths is not None else [width] * len(sequences), device=device)
+    head_mask = mask & (mask.cumsum(dim=-1) <= heads[:, None])  # (B, T-1): the first `heads` completion tokens
+    masks = torch.stack([mask, head_mask, prompt_mask[:, 1:].to(device).bool()])  # (3, B, T-1)
     if runner.decoder is None:
         logits = runner.model(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
@@ -408,12 +468,19 @@ def whole_sequence_logps(
         log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
         picked = log_probs.gather(-1, input_ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T-1)
         # `where`, not a product, so that padding can never add NaN; float64 sums keep the batch-size noise < 1e-6.
-        sums = torch.where(mask.bool(), picked.double(), 0.0).sum(dim=-1)  # (B,)
+        sums = torch.where(masks, picked.double(), 0.0).sum(dim=-1)  # (3, B)
     else:
         hidden = runner.decoder(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state  # (B, T, H)
-        at_row, at_col = mask.nonzero(as_tuple=True)
-        logps = token_logps(runner, hidden[at_row, at_col], input_ids[at_row, at_col + 1])  # (N,)
-        sums = torch.zeros(len(sequences), dtype=torch.float64, device=device).index_add_(0, at_row, logps.double())
-    return sums.cpu().tolist(), mask.sum(dim=-1).cpu().tolist()
+        at_row, at_col = (masks[0] | masks[2]).nonzero(as_tuple=True)
+        logps = token_logps(runner, hidden[at_row, at_col], input_ids[at_row, at_col + 1]).double()  # (N,)
+        sums = torch.zeros(3, len(sequences), dtype=torch.float64, device=device)  # (3, B)
+        for kind in range(3):
+            picked = masks[kind][at_row, at_col]  # (N,): the scored tokens this sum takes
+            sums[kind].index_add_(0, at_row[picked], logps[picked])
+    totals, shared, prompts = sums.cpu().tolist()
+    asked = with_prompt if with_prompt is not None else [False] * len(sequences)
+    return SequenceSums(
+        totals, mask.sum(dim=-1).cpu().tolist(), shared, [p if a else None for p, a in zip(prompts, asked, strict=True)]
+    )

@@ -39,7 +39,14 @@ from evalkit.data.rendering import PLAIN, Rendering, chat_token_ids
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import ScoringDtype, ScoringMode
 from evalkit.scoring.batching import PairShape, every_process, plan_batches, process_rank, row_length, share_out
-from evalkit.scoring.logps import Runner, packed_pair_logps, prepare, whole_sequence_logps
+from evalkit.scoring.logps import (
+    PairSums,
+    Runner,
+    SequenceSums,
+    packed_pair_logps,
+    prepare,
+    whole_sequence_logps,
+)
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,12 @@ class CompletionLogps:
     n_tokens_rejected: int
     truncated: bool
     """True when `max_length` cut the end of either completion."""
+    chosen_shared: float | None = None
+    """The chosen completion's first min(T_c, T_r) tokens (LD-DPO's shared part); None in caches written before."""
+    rejected_shared: float | None = None
+    prompt: float | None = None
+    """The prompt's tokens after its first (ORPO's NLL covers them); None unless asked for."""
+    n_tokens_prompt: int | None = None
 
 
 def tokenize_pair(
@@ -136,11 +149,14 @@ def score_pairs(
     *,
     padding_side: Literal["right", "left"] = "right",
     runner: Runner | None = None,
+    with_prompt: bool = False,
 ) -> list[CompletionLogps]:
     """Summed completion log-probs of every pair under `model`, in the order of `pairs`, with the passes
     `settings` asks for (`max_length`, `batch_size` or `token_budget`, `share_prompt`, `dtype`).
 
     `runner`: how to run `model`, as `probe_scoring` found it for these pairs (probed here when None).
+    `with_prompt`: also sum each prompt's log-probs (ORPO's NLL covers the prompt), at the cost of the LM head
+    over every prompt position.
 
     Pairs are sorted by length and batched `batch_size` pairs at a time, or by `token_budget`
     tokens (padding included) when one is given. With `share_prompt`, each pair runs as one row, its
@@ -160,7 +176,7 @@ def score_pairs(
     runner = runner or probe_scoring(model, pairs, max_length, settings.share_prompt, settings.dtype)
     assert runner is not None  # there are pairs
     if runner.one_per_pass:
-        return exact_ties(pairs, _one_per_pass(runner, pairs, shapes, pad_token_id, label))
+        return exact_ties(pairs, _one_per_pass(runner, pairs, shapes, pad_token_id, label, with_prompt))
     batches = plan_batches(shapes, settings.batch_size, settings.token_budget, runner.share_prompt)
     rank, world = process_rank()
     with progress_bar() as bar:
@@ -168,7 +184,9 @@ def score_pairs(
 
         def score(batch: list[int]) -> list[CompletionLogps]:
             with runner.computing():
-                scored = _score_batch(runner, [pairs[i] for i in batch], max_length, pad_token_id, padding_side)
+                scored = _score_batch(
+                    runner, [pairs[i] for i in batch], max_length, pad_token_id, padding_side, with_prompt
+                )
             bar.update(task, advance=len(batch))
             return scored
 
@@ -184,7 +202,9 @@ def exact_ties(pairs: Sequence[TokenizedPair], scored: list[CompletionLogps]) ->
     """Token-identical answers get one log-prob: packed after one prompt they sit at other positions, and the
     float arithmetic there differs by ~1e-6, enough to turn an exact tie into a "preference" either way."""
     return [
-        replace(logps, rejected=logps.chosen) if pair.chosen_ids == pair.rejected_ids else logps
+        replace(logps, rejected=logps.chosen, rejected_shared=logps.chosen_shared)
+        if pair.chosen_ids == pair.rejected_ids
+        else logps
         for pair, logps in zip(pairs, scored, strict=True)
     ]
 
@@ -199,7 +219,12 @@ class ModelLogps:
 
 
 def score_configured(
-    model: PreTrainedModel, pairs: Sequence[TokenizedPair], settings: ScoringSpec, pad_token_id: int, label: str
+    model: PreTrainedModel,
+    pairs: Sequence[TokenizedPair],
+    settings: ScoringSpec,
+    pad_token_id: int,
+    label: str,
+    with_prompt: bool = False,
 ) -> ModelLogps:
     """`score_pairs` with the settings of a suite's `scoring` section, after the probes choose how to run `model`.
 
@@ -207,7 +232,7 @@ def score_configured(
     runner = probe_scoring(model, pairs, settings.max_length, settings.share_prompt, settings.dtype)
     if runner is None:
         return ModelLogps([], None)
-    logps = score_pairs(model, pairs, settings, pad_token_id, label, runner=runner)
+    logps = score_pairs(model, pairs, settings, pad_token_id, label, runner=runner, with_prompt=with_prompt)
     return ModelLogps(logps, ScoringMode(dataset="", mode=runner.mode, reason=runner.reason))
 
 
@@ -248,7 +273,12 @@ def _shapes(pairs: Sequence[TokenizedPair], max_length: int) -> list[PairShape]:
 
 
 def _one_per_pass(
-    runner: Runner, pairs: Sequence[TokenizedPair], shapes: list[PairShape], pad_token_id: int, label: str
+    runner: Runner,
+    pairs: Sequence[TokenizedPair],
+    shapes: list[PairShape],
+    pad_token_id: int,
+    label: str,
+    with_prompt: bool,
 ) -> list[CompletionLogps]:
     """Each (truncated) sequence in a pass of its own, shortest first, so that a rotary scaling that follows the
     longest position of a pass gives every sequence the numbers it has alone. Shortest first matters for
@@ -268,57 +298,94 @@ def _one_per_pass(
         rank, world = process_rank()
         task = bar.add_task(f"scoring {label} (one sequence per pass)", total=len(units[rank::world]), status="")
 
-        def score(unit: tuple[int, int, list[int]]) -> tuple[float, int]:
-            index, _, ids = unit
+        def score(unit: tuple[int, int, list[int]]) -> SequenceSums:
+            index, side, ids = unit
+            shape = shapes[index]
             with runner.computing():
-                logps, tokens = whole_sequence_logps(
-                    runner, [ids], [len(pairs[index].prompt_ids)], len(ids), pad_token_id, "right"
+                sums = whole_sequence_logps(
+                    runner,
+                    [ids],
+                    [len(pairs[index].prompt_ids)],
+                    len(ids),
+                    pad_token_id,
+                    "right",
+                    shared_lengths=[min(shape.chosen, shape.rejected)],
+                    with_prompt=[with_prompt and side == 0],  # the prompt once, with the chosen sequence
                 )
             bar.update(task, advance=1)
-            return logps[0], tokens[0]
+            return sums
 
         scored = share_out(units, score)
-    sums: dict[tuple[int, int], tuple[float, int]] = {(u[0], u[1]): s for u, s in zip(units, scored, strict=True)}
+    sums: dict[tuple[int, int], SequenceSums] = {(u[0], u[1]): s for u, s in zip(units, scored, strict=True)}
     return [
         CompletionLogps(
-            chosen=sums[(i, 0)][0],
-            rejected=sums[(i, 1)][0],
-            n_tokens_chosen=sums[(i, 0)][1],
-            n_tokens_rejected=sums[(i, 1)][1],
+            chosen=sums[(i, 0)].logps[0],
+            rejected=sums[(i, 1)].logps[0],
+            n_tokens_chosen=sums[(i, 0)].tokens[0],
+            n_tokens_rejected=sums[(i, 1)].tokens[0],
             truncated=len(pair.chosen_ids) > shape.chosen or len(pair.rejected_ids) > shape.rejected,
+            chosen_shared=sums[(i, 0)].shared[0],
+            rejected_shared=sums[(i, 1)].shared[0],
+            prompt=sums[(i, 0)].prompt[0],
+            n_tokens_prompt=_prompt_tokens(pair) if with_prompt else None,
         )
         for i, (pair, shape) in enumerate(zip(pairs, shapes, strict=True))
     ]
 
 
+def _prompt_tokens(pair: TokenizedPair) -> int:
+    """The prompt tokens that have a log-prob: all but the first, which nothing comes before."""
+    return max(len(pair.prompt_ids) - 1, 0)
+
+
 def _score_batch(
-    runner: Runner, batch: list[TokenizedPair], max_length: int, pad_token_id: int, padding_side: str
+    runner: Runner,
+    batch: list[TokenizedPair],
+    max_length: int,
+    pad_token_id: int,
+    padding_side: str,
+    with_prompt: bool,
 ) -> list[CompletionLogps]:
     room = [max_length - len(p.prompt_ids) for p in batch]
     completions = [(p.chosen_ids[:r], p.rejected_ids[:r]) for p, r in zip(batch, room, strict=True)]
     truncated = [len(p.chosen_ids) > r or len(p.rejected_ids) > r for p, r in zip(batch, room, strict=True)]
     prompts = [p.prompt_ids for p in batch]
     if runner.share_prompt and all(prompts):
-        sums = packed_pair_logps(runner, prompts, completions, pad_token_id)
+        sums = packed_pair_logps(runner, prompts, completions, pad_token_id, with_prompt)
         counts = [(len(c), len(r)) for c, r in completions]
     else:  # whole sequences: chosen rows, then rejected rows
         sequences = [p + c for p, (c, _) in zip(prompts, completions, strict=True)]
         sequences += [p + r for p, (_, r) in zip(prompts, completions, strict=True)]
-        logps, tokens = whole_sequence_logps(
-            runner, sequences, [len(p) for p in prompts] * 2, max_length, pad_token_id, padding_side
+        shared = [min(len(c), len(r)) for c, r in completions]
+        whole = whole_sequence_logps(
+            runner,
+            sequences,
+            [len(p) for p in prompts] * 2,
+            max_length,
+            pad_token_id,
+            padding_side,
+            shared_lengths=shared * 2,
+            with_prompt=[with_prompt] * len(batch) + [False] * len(batch),  # the prompt once, with the chosen rows
         )
         half = len(batch)
-        sums = [(logps[i], logps[half + i]) for i in range(half)]
-        counts = [(tokens[i], tokens[half + i]) for i in range(half)]
+        sums = [
+            PairSums(whole.logps[i], whole.logps[half + i], whole.shared[i], whole.shared[half + i], whole.prompt[i])
+            for i in range(half)
+        ]
+        counts = [(whole.tokens[i], whole.tokens[half + i]) for i in range(half)]
     return [
         CompletionLogps(
-            chosen=chosen,
-            rejected=rejected,
+            chosen=pair_sums.chosen,
+            rejected=pair_sums.rejected,
             n_tokens_chosen=n_chosen,
             n_tokens_rejected=n_rejected,
             truncated=cut,
+            chosen_shared=pair_sums.chosen_shared,
+            rejected_shared=pair_sums.rejected_shared,
+            prompt=pair_sums.prompt,
+            n_tokens_prompt=_prompt_tokens(pair) if with_prompt else None,
         )
-        for (chosen, rejected), (n_chosen, n_rejected), cut in zip(sums, counts, truncated, strict=True)
+        for pair, pair_sums, (n_chosen, n_rejected), cut in zip(batch, sums, counts, truncated, strict=True)
     ]
 
 
@@ -345,6 +412,12 @@ def pair_scores(
                 ref_logp_chosen=ref.chosen if ref else None,
                 ref_logp_rejected=ref.rejected if ref else None,
                 prompt_key=prompt_key(pair.prompt_ids),
+                logp_chosen_shared=logps.chosen_shared,
+                logp_rejected_shared=logps.rejected_shared,
+                ref_logp_chosen_shared=ref.chosen_shared if ref else None,
+                ref_logp_rejected_shared=ref.rejected_shared if ref else None,
+                logp_prompt=logps.prompt,
+                n_tokens_prompt=logps.n_tokens_prompt,
             )
         )
     return rows

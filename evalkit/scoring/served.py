@@ -148,35 +148,51 @@ def served_token_logps(
     client: EndpointClient, pairs: Sequence[TokenizedPair], max_length: int, label: str
 ) -> list[list[float]]:
     """Per sequence of `scored_sequences`, the served model's log-prob of each completion token."""
+    return [
+        logps[max(len(pairs[index // 2].prompt_ids), 1) - 1 :]  # [0] is token 1's (token 0 has none)
+        for index, logps in enumerate(_served_sequence_logps(client, pairs, max_length, label))
+    ]
+
+
+def _served_sequence_logps(
+    client: EndpointClient, pairs: Sequence[TokenizedPair], max_length: int, label: str
+) -> list[list[float]]:
+    """Per sequence of `scored_sequences`, the served model's log-prob of each token after the first."""
     bodies = [completion_body(client.endpoint.model, ids) for ids in scored_sequences(pairs, max_length)]
     with progress_bar() as bar:
         task = bar.add_task(f"scoring {label} on {client.endpoint.base_url}", total=len(bodies), status="")
         answers = client.exchange(bodies, COMPLETIONS, lambda _: bar.update(task, advance=1))
-    tokens = []
-    for index, (answer, body) in enumerate(zip(answers, bodies, strict=True)):
-        start = len(pairs[index // 2].prompt_ids)
-        tokens.append(read_prompt_logprobs(answer, body)[max(start, 1) - 1 :])  # [0] is token 1's (token 0 has none)
-    return tokens
+    return [read_prompt_logprobs(answer, body) for answer, body in zip(answers, bodies, strict=True)]
 
 
-def score_served(client: EndpointClient, pairs: Sequence[TokenizedPair], max_length: int, label: str) -> ModelLogps:
+def score_served(
+    client: EndpointClient, pairs: Sequence[TokenizedPair], max_length: int, label: str, with_prompt: bool = False
+) -> ModelLogps:
     """Summed completion log-probs of every pair under the served model, in the order of `pairs`, truncated to
-    `max_length` as in process; two requests a pair (chosen, rejected), every answer cached as it arrives."""
+    `max_length` as in process; two requests a pair (chosen, rejected), every answer cached as it arrives. The
+    server answers every position's log-prob, so the shared tokens and (`with_prompt`) the prompt cost nothing more."""
     if not pairs:
         return ModelLogps([], None)
     rooms = [max_length - len(p.prompt_ids) for p in pairs]
-    tokens = served_token_logps(client, pairs, max_length, label)
-    sums, counts = [math.fsum(t) for t in tokens], [len(t) for t in tokens]
-    scored = [
-        CompletionLogps(
-            chosen=sums[2 * i],
-            rejected=sums[2 * i + 1],
-            n_tokens_chosen=counts[2 * i],
-            n_tokens_rejected=counts[2 * i + 1],
-            truncated=len(p.chosen_ids) > room or len(p.rejected_ids) > room,
+    sequences = _served_sequence_logps(client, pairs, max_length, label)
+    scored = []
+    for i, (p, room) in enumerate(zip(pairs, rooms, strict=True)):
+        start = max(len(p.prompt_ids), 1) - 1  # [0] is token 1's (token 0 has none)
+        chosen, rejected = sequences[2 * i][start:], sequences[2 * i + 1][start:]
+        shared = min(len(chosen), len(rejected))
+        scored.append(
+            CompletionLogps(
+                chosen=math.fsum(chosen),
+                rejected=math.fsum(rejected),
+                n_tokens_chosen=len(chosen),
+                n_tokens_rejected=len(rejected),
+                truncated=len(p.chosen_ids) > room or len(p.rejected_ids) > room,
+                chosen_shared=math.fsum(chosen[:shared]),
+                rejected_shared=math.fsum(rejected[:shared]),
+                prompt=math.fsum(sequences[2 * i][:start]) if with_prompt else None,
+                n_tokens_prompt=start if with_prompt else None,
+            )
         )
-        for i, (p, room) in enumerate(zip(pairs, rooms, strict=True))
-    ]
     reason = f"{LOGPROB_MODE} from {client.endpoint.base_url}, summed here"
     return ModelLogps(exact_ties(pairs, scored), ScoringMode(dataset="", mode="served", reason=reason))
 

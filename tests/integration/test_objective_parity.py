@@ -121,6 +121,8 @@ DPO_CASES: list[dict[str, Any]] = [
     {"loss_type": "sigmoid", "f_divergence_type": "forward_kl"},
     {"loss_type": "ipo", "f_divergence_type": "js_divergence"},
     {"loss_type": "hinge", "f_divergence_type": "alpha_divergence", "f_alpha_divergence_coef": 0.3},
+    {"loss_type": "sigmoid", "ld_alpha": 0.5},  # LD-DPO: the tokens past the shorter answer count half
+    {"loss_type": "ipo", "ld_alpha": 0.2},
 ]
 
 
@@ -128,7 +130,9 @@ DPO_CASES: list[dict[str, Any]] = [
     "case",
     DPO_CASES,
     ids=lambda c: (
-        "+".join(c["loss_type"]) if isinstance(c["loss_type"], list) else c.get("f_divergence_type", c["loss_type"])
+        "+".join(c["loss_type"])
+        if isinstance(c["loss_type"], list)
+        else c.get("f_divergence_type", c["loss_type"]) + ("-ld" if "ld_alpha" in c else "")
     ),
 )
 def test_dpo_trainer_evaluate_equals_evalkit_for_every_loss_type(
@@ -144,8 +148,21 @@ def test_dpo_trainer_evaluate_equals_evalkit_for_every_loss_type(
         objective.f_alpha_divergence_coef,
         objective.discopop_tau,
     )
+    trainer.ld_alpha = objective.ld_alpha
     trl = trainer.evaluate()
     ours = pooled(compute_metrics("p", scores, 0.1, objectives={"policy": objective}))
+    if objective.ld_alpha is not None:  # the pairs' answers differ in length, so the weighting shows
+        summed = objective.model_copy(update={"ld_alpha": None})
+        plain = pooled(compute_metrics("p", scores, 0.1, objectives={"policy": summed}))
+        assert (
+            abs(
+                plain["trl/logps/chosen"]
+                + plain["trl/logps/rejected"]
+                - ours["trl/logps/chosen"]
+                - ours["trl/logps/rejected"]
+            )
+            > 1.0
+        )
     assert_logged_equal(ours, trl, ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins"])
     assert_logged_equal(ours, trl, ["logps/chosen", "logps/rejected"])
     assert ours["objective/loss"] == pytest.approx(trl["eval_loss"], rel=1e-4, abs=1e-5)
@@ -233,12 +250,33 @@ def test_cpo_trainer_evaluate_equals_evalkit(
     assert ours["objective/loss"] == pytest.approx(trl["eval_loss"], rel=1e-4, abs=1e-5)
 
 
-def test_orpo_trainer_evaluate_equals_evalkit_but_for_the_prompts_nll(
+def test_orpo_trainer_evaluate_equals_evalkit(
     models: tuple[LlamaForCausalLM, LlamaForCausalLM], tiny_tokenizer: PreTrainedTokenizerFast, tmp_path: Path
 ) -> None:
-    """ORPO's NLL term is the mean over the prompt's tokens and the chosen answer's (see
-    evalkit/metrics/objectives/orpo.py): evalkit's is the answer's alone, so `nll_loss` is not reported and the
-    losses differ by the two NLLs; the odds-ratio term and the rest are TRL's."""
+    """evalkit scoring the pairs itself, the prompt's log-prob summed as for every ORPO model: ORPOTrainer's eval
+    logs all equal, its NLL over the prompt's and the chosen answer's tokens (`nll_loss`) and `eval_loss` with them.
+    (ORPO tokenizes its own way; on this tokenizer its tokens are evalkit's, which the log-probs check.)"""
+    objective = OrpoObjective(name="orpo", beta=0.25)
+    policy = models[0]
+    trainer = legacy_trainer("orpo", objective, policy, tiny_tokenizer, tmp_path)
+    trl = trainer.evaluate()
+    pairs = [PreferencePair(f"p{i}", r["prompt"], r["chosen"], r["rejected"]) for i, r in enumerate(rows())]
+    tokenized = [tokenize_pair(p, tiny_tokenizer) for p in pairs]
+    spec, pad = ScoringSpec(batch_size=4), int(tiny_tokenizer.pad_token_id)
+    scored = score_pairs(policy, tokenized, spec, pad, "policy", with_prompt=True)
+    own = pair_scores("policy", tokenized, scored, None)
+    ours = pooled(compute_metrics("p", own, 0.1, objectives={"policy": objective}))
+    logged = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen"]
+    assert_logged_equal(ours, trl, [*logged, "logps/rejected", "log_odds_ratio", "log_odds_chosen", "nll_loss"])
+    assert ours["objective/loss"] == pytest.approx(trl["eval_loss"], rel=1e-4, abs=1e-5)
+
+
+def test_orpo_formulas_on_trls_own_logps_without_the_prompt(
+    models: tuple[LlamaForCausalLM, LlamaForCausalLM], tiny_tokenizer: PreTrainedTokenizerFast, tmp_path: Path
+) -> None:
+    """Fed ORPOTrainer's own per-pair log-probs, which hold no prompt (a per-pair file written before evalkit summed
+    it reads the same): every logged value but `nll_loss` is TRL's, `nll_loss` is not reported, and the loss takes
+    the chosen answer's NLL alone, so it differs from TRL's by the two NLLs; its odds-ratio term is TRL's."""
     objective = OrpoObjective(name="orpo", beta=0.25)
     trainer = legacy_trainer("orpo", objective, models[0], tiny_tokenizer, tmp_path)
     trl, scores = legacy_evaluate(trainer)

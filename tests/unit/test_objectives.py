@@ -7,6 +7,7 @@ Pair `b`: ℓ(chosen) = −2 over 2 tokens, ℓ(rejected) = −6 over 3: mean lo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -147,6 +148,42 @@ def test_orpo_log_odds_on_mean_log_probs() -> None:
     assert pairs.loss[0] == pytest.approx(1.0238183026413827)
 
 
+def test_ld_dpo_weights_the_tokens_past_the_shorter_answer() -> None:
+    """Pair a with its shared parts: the chosen answer (2 tokens) is the shorter, so ℓ_shared(chosen) = ℓ = −4; the
+    rejected one's first 2 tokens have −4.5 of its −6, the reference's −3 of its −5 (its chosen: −5 in all). At
+    α = 0.5: ℓ(rejected) = −4.5 + 0.5·(−1.5) = −5.25, ℓ_ref(rejected) = −3 + 0.5·(−2) = −4, so u_c = 1, u_r = −1.25,
+    TRL logs rewards 0.5 and −0.625 (β = 0.5) and logps −4 and −5.25, and the sigmoid loss is −log σ(1.125)."""
+    row = dataclasses.replace(
+        A,
+        logp_chosen_shared=-4.0,
+        logp_rejected_shared=-4.5,
+        ref_logp_chosen_shared=-5.0,
+        ref_logp_rejected_shared=-3.0,
+    )
+    pairs = objective_pairs(Cell.from_rows([row]), dpo(ld_alpha=0.5))
+    assert pairs is not None
+    assert pairs.logged["logps/rejected"][0] == pytest.approx(-5.25) and pairs.logged["logps/chosen"][0] == -4.0
+    assert pairs.logged["rewards/rejected"][0] == pytest.approx(-0.625)
+    assert pairs.margin[0] == pytest.approx(1.125)
+    assert pairs.loss[0] == pytest.approx(math.log1p(math.exp(-1.125)))
+    # α = 1 is plain DPO; rows without the shared parts (files written before them) give LD-DPO no numbers.
+    assert loss_of(dpo(ld_alpha=1.0), row) == pytest.approx(loss_of(dpo(), A))
+    assert objective_pairs(Cell.from_rows([A]), dpo(ld_alpha=0.5)) is None
+
+
+def test_orpo_nll_covers_the_prompt_and_the_chosen_answer() -> None:
+    """Pair b with a prompt of 4 tokens, whose last 3 have log-prob −3.5: TRL's NLL is the mean over those 3 and the
+    chosen answer's 2, −(−3.5 − 2)/(3 + 2) = 1.1; the loss is 1.1 − λ·log σ(L) = 1.1 + 0.1·0.2381830."""
+    row = dataclasses.replace(B, logp_prompt=-3.5, n_tokens_prompt=3)
+    pairs = objective_pairs(Cell.from_rows([row]), OrpoObjective(name="orpo", beta=0.1))
+    assert pairs is not None
+    assert pairs.logged["nll_loss"][0] == pytest.approx(1.1)
+    assert pairs.loss[0] == pytest.approx(1.1 + 0.023818302641382824)
+    reported = {m.metric for m in compute_metrics("d", [row], 0.1, objectives={"m": OrpoObjective(name="orpo")})}
+    assert "trl/nll_loss" in reported
+    assert "nll_loss" not in objective_pairs(Cell.from_rows([B]), OrpoObjective(name="orpo")).logged  # type: ignore[union-attr]
+
+
 def test_pooled_over_pairs_with_intervals_and_labelled_by_quantity() -> None:
     """SimPO at β = 2, γ = 0.5: margins −0.5 (pair a) and 2·1 − 0.5 = 1.5 (pair b): accuracy ½, mean 0.5."""
     objective = SimpoObjective(name="simpo", beta=2.0, gamma=0.5)
@@ -199,9 +236,7 @@ def test_a_rule_on_an_objectives_metric_needs_a_model_scored_on_one_that_has_it(
         parse_suite({**simpo, **rule("trl/log_odds_ratio")})
     assert parse_suite({**simpo, **rule("objective/accuracy")}).named_objectives()["tuned"].name == "simpo"
     ld = {**SUITE, "method": {"name": "dpo", "ld_alpha": 0.5}}
-    with pytest.raises(EvalkitError, match="not computed for 'tuned': LD-DPO's `ld_alpha` weights tokens"):
-        parse_suite({**ld, **rule("objective/accuracy")})
-    assert objective_pairs(Cell.from_rows([A]), dpo(ld_alpha=0.5)) is None
+    assert parse_suite({**ld, **rule("objective/accuracy")}).named_objectives()["tuned"].name == "dpo"
 
 
 def test_cells_keep_the_per_pair_order_of_the_rows() -> None:

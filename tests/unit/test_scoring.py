@@ -176,6 +176,10 @@ def assert_same(expected: list[CompletionLogps], got: list[CompletionLogps], tol
             b.n_tokens_rejected,
             b.truncated,
         )
+        assert a.chosen_shared == pytest.approx(b.chosen_shared, abs=tolerance)
+        assert a.rejected_shared == pytest.approx(b.rejected_shared, abs=tolerance)
+        assert (a.prompt is None) == (b.prompt is None) and a.n_tokens_prompt == b.n_tokens_prompt
+        assert a.prompt is None or a.prompt == pytest.approx(b.prompt, abs=tolerance)
 
 
 class FullLogitsOnly(torch.nn.Module):
@@ -225,6 +229,44 @@ def test_prompt_sharing_equals_whole_sequences(
                 tiny_model, world_pairs, ScoringSpec(max_length=1024, batch_size=size, share_prompt=False), pad, "t"
             ),
         )
+
+
+def test_shared_tokens_and_prompt_logps_on_every_path(
+    tiny_model: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, world_pairs: list[TokenizedPair]
+) -> None:
+    """LD-DPO's shared part (each answer's first min(T_c, T_r) tokens, after truncation) and ORPO's prompt log-prob
+    (the prompt's tokens after its first) equal the sums of one whole forward pass per sequence, on every path."""
+    pad, max_length = tiny_tokenizer.pad_token_id, 40
+    fitting = [p for p in world_pairs if fits(p, max_length)]
+    settings = ScoringSpec(max_length=max_length, batch_size=4)
+    full = score_pairs(FullLogitsOnly(tiny_model), fitting, settings, pad, "t", with_prompt=True)
+    for p, scored in zip(fitting, full, strict=True):
+        room = max_length - len(p.prompt_ids)
+        chosen, rejected = p.chosen_ids[:room], p.rejected_ids[:room]
+        shared = min(len(chosen), len(rejected))
+        with torch.inference_mode():
+            ids = torch.tensor([p.prompt_ids + chosen])  # (1, T)
+            picked = tiny_model(input_ids=ids).logits[0, :-1].log_softmax(-1).gather(-1, ids[0, 1:, None])[:, 0]
+        start = len(p.prompt_ids) - 1  # picked[t] is token t + 1's
+        assert scored.prompt == pytest.approx(float(picked[:start].double().sum()), abs=1e-5)
+        assert scored.n_tokens_prompt == len(p.prompt_ids) - 1
+        assert scored.chosen_shared == pytest.approx(float(picked[start : start + shared].double().sum()), abs=1e-5)
+        assert scored.rejected_shared == pytest.approx(alone(tiny_model, p.prompt_ids, rejected[:shared]), abs=1e-5)
+    assert any(len(p.chosen_ids) != len(p.rejected_ids) for p in fitting)
+    for share in (True, False):
+        for side in ("right", "left"):
+            got = score_pairs(
+                tiny_model,
+                fitting,
+                ScoringSpec(max_length=max_length, batch_size=4, share_prompt=share),
+                pad,
+                "t",
+                padding_side=side,  # type: ignore[arg-type]
+                with_prompt=True,
+            )
+            assert_same(full, got)
+    unasked = score_pairs(tiny_model, fitting, settings, pad, "t")
+    assert all(s.prompt is None and s.n_tokens_prompt is None for s in unasked)
 
 
 def test_token_identical_answers_tie_exactly_on_every_path(
@@ -474,7 +516,9 @@ def test_sliding_window_attention_shorter_than_a_pair_is_never_packed(
         forced = packed_pair_logps(
             packed, [p.prompt_ids for p in world_pairs], [(p.chosen_ids, p.rejected_ids) for p in world_pairs], pad
         )
-    assert max(abs(c - w.chosen) + abs(r - w.rejected) for (c, r), w in zip(forced, whole, strict=True)) > 1e-3
+    assert (
+        max(abs(f.chosen - w.chosen) + abs(f.rejected - w.rejected) for f, w in zip(forced, whole, strict=True)) > 1e-3
+    )
     assert_same(whole, score_pairs(model, world_pairs, ScoringSpec(max_length=1024, batch_size=8), pad, "t"))
 
     # A window the config does not name: the longest pair, packed and whole, tells.
@@ -565,7 +609,7 @@ def test_rope_scaled_by_the_longest_position_scores_each_sequence_alone(
             1024,
             pad,
             "right",
-        )[0][0]
+        ).logps[0]
     # (a random tiny model attends almost uniformly, so positions move it little; still past the tolerance below)
     assert abs(batched - expected[world_pairs.index(short)][0]) > 2e-4
     runner = probe_scoring(model, world_pairs, 1024)

@@ -125,6 +125,24 @@ def test_sums_cover_the_completion_tokens_cut_to_max_length_and_a_rerun_asks_not
         assert again.requests_sent == 0  # every answer from the cache, keyed by served model and token ids
 
 
+def test_the_shared_tokens_and_the_prompt_come_from_the_same_answers(tmp_path: Path) -> None:
+    """Token t has log-prob −t/10. Prompt [1, 2, 3], chosen [4, 5, 6], rejected [7]: the answers share their first
+    token, so ℓ_shared is −0.4 and −0.7; the prompt's tokens after its first, [2, 3], sum to −0.5."""
+    engine = FakeEngine()
+    with client(engine, tmp_path) as served:
+        scored = score_served(served, [pair([1, 2, 3], [4, 5, 6], [7])], 10, "m", with_prompt=True).logps[0]
+        assert served.requests_sent == 2  # nothing more asked for the parts
+    assert (scored.chosen, scored.chosen_shared, scored.rejected_shared) == (
+        pytest.approx(-1.5),
+        pytest.approx(-0.4),
+        pytest.approx(-0.7),
+    )
+    assert (scored.prompt, scored.n_tokens_prompt) == (pytest.approx(-0.5), 2)
+    with client(engine, tmp_path) as again:
+        unasked = score_served(again, [pair([1, 2, 3], [4, 5, 6], [7])], 10, "m").logps[0]
+    assert unasked.prompt is None and unasked.chosen_shared == pytest.approx(-0.4)
+
+
 def test_the_probe_names_the_engine_and_refuses_what_cannot_score() -> None:
     with client(FakeEngine()) as served:
         assert probe_endpoint(served, 1) == Engine("vllm", "0.32.0")

@@ -16,6 +16,10 @@ u_c = ℓ(chosen) − ℓ_ref(chosen) and u_r likewise; the scores s = f'(e^u) o
     apo_zero      1 − σ(βu_c) + σ(βu_r)
     apo_down      σ(βu_c) + 1 − σ(β(u_c − u_r))
 
+LD-DPO (`ld_alpha` = α) replaces every ℓ, the policy's and the reference's, by ℓ_shared + α·(ℓ − ℓ_shared),
+ℓ_shared being the log-prob of the answer's first min(T_c, T_r) tokens: the tokens past the shorter answer's length
+count α times (TRL logs these weighted ℓ as `logps/*`).
+
 Several loss types add up with their weights. The margin each loss optimises is βΔ for the losses of Δ, Δ̄ for
 IPO (in nats per token: its target is 1/(2β)), βΔ̄ for `sigmoid_norm`, and the reward margin β(u_c − u_r) for the
 losses that place each answer on its own (nca_pair, bco_pair, sppo_hard, apo_*); with several loss types, the
@@ -59,13 +63,13 @@ class Terms:
 
 def score(cell: Cell, objective: DpoObjective) -> ObjectivePairs | None:
     """The DPO objective's values of `cell`'s pairs; None without reference log-probs (the reference's own cell),
-    and with LD-DPO's weighting (it needs the log-probs of the tokens past the shorter answer, which the per-pair
-    rows do not hold)."""
-    if cell.ref_logp_chosen is None or cell.ref_logp_rejected is None or unscored_reason(objective) is not None:
+    and under LD-DPO's weighting without the log-probs of the tokens the answers share (rows written before them)."""
+    logps = weighted_logps(cell, objective.ld_alpha)
+    if logps is None or unscored_reason(objective) is not None:
         return None
     assert objective.beta is not None, "the suite fills in a DPO objective's β (Suite.objective)"
     beta = objective.beta
-    chosen, rejected = cell.logp_chosen - cell.ref_logp_chosen, cell.logp_rejected - cell.ref_logp_rejected
+    chosen, rejected = logps.chosen - logps.ref_chosen, logps.rejected - logps.ref_rejected
     s_c, s_r = f_score(chosen, objective), f_score(rejected, objective)
     t_c, t_r = np.maximum(cell.n_tokens_chosen, 1), np.maximum(cell.n_tokens_rejected, 1)
     terms = Terms(
@@ -81,10 +85,42 @@ def score(cell: Cell, objective: DpoObjective) -> ObjectivePairs | None:
         "rewards/rejected": reward_r,
         "rewards/accuracies": (reward_c > reward_r).astype(np.float64),
         "rewards/margins": reward_c - reward_r,
-        "logps/chosen": cell.logp_chosen,
-        "logps/rejected": cell.logp_rejected,
+        "logps/chosen": logps.chosen,
+        "logps/rejected": logps.rejected,
     }
     return ObjectivePairs(logged, margin(objective.loss_types[0], terms), loss)
+
+
+@dataclass(frozen=True)
+class ComparedLogps:
+    """The log-probs a DPO loss compares, of the policy and the reference; each of shape (n,)."""
+
+    chosen: np.ndarray
+    rejected: np.ndarray
+    ref_chosen: np.ndarray
+    ref_rejected: np.ndarray
+
+
+def weighted_logps(cell: Cell, ld_alpha: float | None) -> ComparedLogps | None:
+    """The log-probs DPO compares: summed over the answer's tokens, or under LD-DPO (`ld_alpha` = α) the tokens
+    within the shorter answer's length in full and those past it weighted by α, ℓ_shared + α·(ℓ − ℓ_shared), for the
+    policy and the reference alike. None without the reference's log-probs, or without the shared parts LD-DPO
+    needs."""
+    if cell.ref_logp_chosen is None or cell.ref_logp_rejected is None:
+        return None
+    summed = (cell.logp_chosen, cell.logp_rejected, cell.ref_logp_chosen, cell.ref_logp_rejected)
+    if ld_alpha is None:
+        return ComparedLogps(*summed)
+    shared = (
+        cell.logp_chosen_shared,
+        cell.logp_rejected_shared,
+        cell.ref_logp_chosen_shared,
+        cell.ref_logp_rejected_shared,
+    )
+    parts = [part for part in shared if part is not None]
+    if len(parts) < len(shared):
+        return None
+    return ComparedLogps(*(part + ld_alpha * (whole - part) for whole, part in zip(summed, parts, strict=True)))
 
 
 PER_ANSWER_LOSSES = frozenset({"nca_pair", "bco_pair", "sppo_hard", "apo_zero", "apo_down"})

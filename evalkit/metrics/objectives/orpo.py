@@ -6,10 +6,11 @@ TRL logs rewards λ·m with their margin and accuracy, m as `logps/*`, and, by i
 and `log_odds_ratio` = log σ(L). The objective's margin is L: the pair is preferred the right way round when the
 odds of the chosen answer are the higher.
 
-TRL's NLL term (`nll_loss`, and so its `eval_loss`) is the mean cross-entropy over the prompt's tokens as well as
-the chosen answer's. The per-pair rows hold the completions' log-probs only, so evalkit's ORPO loss takes the NLL
-of the chosen answer's tokens alone (−m_c) and `nll_loss` is not reported: `objective/loss` differs from TRL's
-`eval_loss` by the difference of the two NLLs, its odds-ratio term is TRL's.
+TRL's NLL term (`nll_loss`) is the mean cross-entropy over the prompt's tokens (all but the first) and the chosen
+answer's: −(ℓ_prompt + ℓ_c)/(P − 1 + T_c) for a batch of one pair. Scoring sums the prompt's log-prob for ORPO
+models (`evalkit.config.objectives.reads_prompt`), so `nll_loss` and `objective/loss` are TRL's `eval_nll_loss` and
+`eval_loss` at batch size 1. Where the rows hold no prompt log-prob (per-pair files written before evalkit summed
+it), the NLL is the answer's alone (−m_c) and `nll_loss` is not reported.
 
 A single completion's reward (`completion_reward`, best-of-N) is its log-odds m − log(1 − e^m): L is their difference.
 """
@@ -30,6 +31,7 @@ def score(cell: Cell, objective: OrpoObjective) -> ObjectivePairs:
     odds = log_odds_ratio(mean_c, mean_r)
     ratio = log_sigmoid(odds)
     reward_c, reward_r = beta * mean_c, beta * mean_r
+    nll = chosen_nll(cell)
     logged = {
         "rewards/chosen": reward_c,
         "rewards/rejected": reward_r,
@@ -40,7 +42,19 @@ def score(cell: Cell, objective: OrpoObjective) -> ObjectivePairs:
         "log_odds_ratio": ratio,
         "log_odds_chosen": odds,
     }
-    return ObjectivePairs(logged, odds, np.asarray(-mean_c - beta * ratio))
+    if nll is not None:
+        logged["nll_loss"] = nll
+    return ObjectivePairs(logged, odds, np.asarray((-mean_c if nll is None else nll) - beta * ratio))
+
+
+def chosen_nll(cell: Cell) -> np.ndarray | None:
+    """Per pair, ORPO's NLL term: the mean negative log-prob over the prompt's tokens after the first and the chosen
+    answer's; None where the rows hold no prompt log-prob."""
+    if cell.logp_prompt is None or cell.n_tokens_prompt is None:
+        return None
+    return np.asarray(
+        -(cell.logp_prompt + cell.logp_chosen) / np.maximum(cell.n_tokens_prompt + cell.n_tokens_chosen, 1)
+    )
 
 
 def completion_reward(objective: OrpoObjective, logp: np.ndarray, tokens: np.ndarray) -> np.ndarray:
