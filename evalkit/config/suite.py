@@ -260,15 +260,20 @@ class Suite(Spec):
 
     def _objective_rule_problems(self, rule: PreferenceRule, where: str) -> Iterator[str]:
         """A rule on an objective's metric, checked now against the objective the model will be scored with (the
-        suite's word, else evalkit's training record beside it), unless only the run can know it: a model this
-        suite trains with no `method` (its record is written by the training), one whose TRL config is read from
-        its pickle, one the tiny world builds. Those are checked when the run starts (`check_objective_rules`)."""
-        model = self.model(rule.model)
+        suite's word, else evalkit's training record beside it), unless only the run can know it: a model the suite
+        names no objective for that this run trains or builds (its record is written then; one there now may be an
+        earlier run's), or whose TRL config is read from its pickle. Those are checked when the run starts, by the
+        same rules (`evalkit.pipeline.checks.check_objective_rules`)."""
+        model = next((m for m in self.models if m.name == rule.model), None)
+        if model is None:
+            return  # an unknown model has its own message (`check_rule_names`)
         objective = self.stated_objective(model)
-        trained_later = self.run_of(model.name) is not None and model.name not in self.named_objectives()
-        built_later = self.world is not None and Path(model.path).resolve().is_relative_to(self.world.dir.resolve())
+        world = self.world.dir.resolve() if self.world is not None else None
+        written_later = self.run_of(model.name) is not None or (
+            world is not None and Path(model.path).resolve().is_relative_to(world)
+        )
         read_later = objective is None and model.allow_pickle and holds_trl_config(model.path)
-        if not (trained_later or built_later or read_later):
+        if model.name in self.named_objectives() or not (written_later or read_later):
             yield from self.objective_rule_problems(rule, where, objective)
 
     def objective_rule_problems(self, rule: PreferenceRule, where: str, objective: Objective | None) -> Iterator[str]:

@@ -109,6 +109,8 @@ def test_a_model_with_neither_a_method_nor_a_record_is_refused_naming_the_key(tm
             "a `method` (or the suite one)"
         ]
     assert recorded_objective(older) is None
+    unknown = problems(older, {"metric": "objective/accuracy", "at_least": 0.5, "model": "algned"})
+    assert len(unknown) == 1 and unknown[0].startswith("s.yaml: gate.rules.0.model: no model named 'algned'")
 
 
 def test_trls_saved_config_is_read_when_the_run_starts_where_pickles_are_allowed(tmp_path: Path) -> None:
