@@ -21,19 +21,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from pydantic import TypeAdapter
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from evalkit.config.messages import notice
-from evalkit.config.objectives import Objective
+from evalkit.config.recorded import TRAIN_RECORD
 from evalkit.config.specs import ModelSpec
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, rendering_for
 from evalkit.errors import EvalkitError, first_line
 from evalkit.results.provenance import hash_file
 from evalkit.results.schema import ModelInfo
-
-TRAIN_RECORD = "evalkit_train.json"
-"""What evalkit's training leaves beside a model it trained: its settings, its template's pinned date among them."""
 
 FINGERPRINT_FILES = (
     "*.safetensors",
@@ -212,21 +208,6 @@ def trained_date(path: str) -> datetime.date | None:
             day = json.loads(record.read_text(encoding="utf-8")).get("rendering", {}).get("date")
             return datetime.date.fromisoformat(day) if isinstance(day, str) else None
         except (ValueError, AttributeError):
-            return None
-    return None
-
-
-def recorded_objective(path: str) -> Objective | None:
-    """The objective evalkit's training trained a model (or a `checkpoint-<step>` of its run) with, as its training
-    record states it; None for any other checkpoint, and for records older than the objective they state."""
-    for directory in (Path(path), Path(path).parent):
-        record = directory / TRAIN_RECORD
-        if not record.is_file():
-            continue
-        try:
-            method = json.loads(record.read_text(encoding="utf-8")).get("method")
-            return TypeAdapter(Objective).validate_python(method) if method is not None else None
-        except (ValueError, AttributeError):  # pydantic's ValidationError is a ValueError
             return None
     return None
 

@@ -31,9 +31,10 @@ from typing import Any, cast
 from transformers import PreTrainedTokenizerBase, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
-from evalkit.checkpoints import TRAIN_RECORD, files_fingerprint, load_for_training, load_tokenizer, say_pinned
+from evalkit.checkpoints import files_fingerprint, load_for_training, load_tokenizer, say_pinned
 from evalkit.config.messages import notice
 from evalkit.config.objectives import Objective, with_beta
+from evalkit.config.recorded import TRAIN_RECORD
 from evalkit.config.specs import ModelSpec
 from evalkit.config.training import TrainSpec
 from evalkit.console import progress_bar

@@ -27,6 +27,9 @@ from evalkit.config.objectives import (
     OrpoObjective,
     SimpoObjective,
 )
+from evalkit.config.recorded import TRL_ARGS
+from evalkit.config.specs import ModelSpec
+from evalkit.config.suite import Suite
 from evalkit.config.training import TrainSpec, trainer_config_class
 from evalkit.errors import EvalkitError, first_line
 
@@ -184,11 +187,6 @@ def objective_of_config(args: Any) -> Objective | None:
     return CpoObjective(name="cpo", loss_type=args.loss_type, cpo_alpha=args.cpo_alpha, alpha=args.alpha, **shared)
 
 
-TRL_ARGS = "training_args.bin"
-"""What TRL's (transformers') Trainer saves in its output directory and each `checkpoint-<step>`: its pickled
-config."""
-
-
 _REFUSED: set[str] = set()
 
 
@@ -215,3 +213,14 @@ def trl_objective(path: str, allow_pickle: bool, where: str) -> Objective | None
     except Exception as exc:  # an unreadable pickle (another TRL's classes) or a loss type no objective scores
         notice(f"{where}: {saved} could not be read as a TRL config ({first_line(exc)}); name the model's `method`")
         return None
+
+
+def resolved_objective(suite: Suite, spec: ModelSpec) -> Objective | None:
+    """The objective `spec` is scored with: the suite's word (the model's `method`, its training's, the suite's),
+    else what evalkit's training recorded beside the checkpoint, else the TRL config saved there (read only where
+    the model allows pickles). Scoring records it and the gate's rules on objective metrics are checked against it,
+    so the two never disagree. None for a reward model, and for a model none of these names."""
+    if spec.kind == "reward_model":
+        return None
+    where = f"models.{spec.name.split('@')[0]}"
+    return suite.stated_objective(spec) or trl_objective(spec.path, spec.allow_pickle, where)

@@ -20,6 +20,7 @@ from pydantic import Field, ValidationError, ValidationInfo, model_validator
 from evalkit.config.messages import every_problem, suggestion
 from evalkit.config.objectives import Objective, default_objective, needs_reference, unscored_reason, with_beta
 from evalkit.config.overrides import MAX_SUITE_VALUES, apply_override, expanded_size
+from evalkit.config.recorded import holds_trl_config, recorded_objective
 from evalkit.config.rules import (
     CapabilityRule,
     DriftBudgetRule,
@@ -258,16 +259,34 @@ class Suite(Spec):
                 yield f"{where}.task: no capability task {rule.task!r}{hint}; capabilities.tasks are {tasks}"
 
     def _objective_rule_problems(self, rule: PreferenceRule, where: str) -> Iterator[str]:
-        """A rule on an objective's metric needs a model scored on an objective that has it."""
+        """A rule on an objective's metric, checked now against the objective the model will be scored with (the
+        suite's word, else evalkit's training record beside it), unless only the run can know it: a model the suite
+        names no objective for that this run trains or builds (its record is written then; one there now may be an
+        earlier run's), or whose TRL config is read from its pickle. Those are checked when the run starts, by the
+        same rules (`evalkit.pipeline.checks.check_objective_rules`)."""
+        model = next((m for m in self.models if m.name == rule.model), None)
+        if model is None:
+            return  # an unknown model has its own message (`check_rule_names`)
+        objective = self.stated_objective(model)
+        world = self.world.dir.resolve() if self.world is not None else None
+        written_later = self.run_of(model.name) is not None or (
+            world is not None and Path(model.path).resolve().is_relative_to(world)
+        )
+        read_later = objective is None and model.allow_pickle and holds_trl_config(model.path)
+        if model.name in self.named_objectives() or not (written_later or read_later):
+            yield from self.objective_rule_problems(rule, where, objective)
+
+    def objective_rule_problems(self, rule: PreferenceRule, where: str, objective: Objective | None) -> Iterator[str]:
+        """What is wrong with a rule on an objective's metric for a model scored with `objective` (None: none is
+        known, so the model has only the metrics it always had)."""
         known = REGISTRY[rule.metric]
-        objective = self.named_objectives().get(rule.model)
         if known.unpaired:
             yield from self._unpaired_rule_problems(rule, where, objective)
             return
         if objective is None:
             yield (
                 f"{where}.metric: {rule.metric!r} is a metric of the model's objective; give {rule.model!r} a `method` "
-                "(or the suite one)"
+                f"(or the suite one){self._unstated_hint(rule.model)}"
             )
         elif known.objectives is not None and objective.name not in known.objectives:
             yield (
@@ -281,6 +300,13 @@ class Suite(Spec):
         elif needs_reference(objective) and self.reference is None:
             yield f"{where}.metric: {rule.metric!r} of objective {objective.name!r} needs a `reference` model"
 
+    def _unstated_hint(self, name: str) -> str:
+        """Where a model's objective could come from instead, when neither the suite nor a record states it."""
+        model = self.model(name)
+        if model.kind != "reward_model" and not model.allow_pickle and holds_trl_config(model.path):
+            return f", or `allow_pickle: true` to read it from the TRL config in {model.path}"
+        return ""
+
     def _unpaired_rule_problems(self, rule: PreferenceRule, where: str, objective: Objective | None) -> Iterator[str]:
         """A rule on a metric of labelled completions (`objective/auc`, KTO's `trl/kl`): a dataset that can hold
         them, a model with rewards, and the objective the metric belongs to where it belongs to one."""
@@ -292,10 +318,13 @@ class Suite(Spec):
                 f"{dataset.format!r}"
             )
         elif known.objectives is not None and (objective is None or objective.name not in known.objectives):
-            yield (
-                f"{where}.metric: {rule.metric!r} is computed for {' and '.join(known.objectives)} models only; give "
-                f"{rule.model!r} that `method`"
+            scored = (
+                f"give {rule.model!r} that `method`{self._unstated_hint(rule.model)}"
+                if objective is None
+                else f"{rule.model!r} is scored with {objective.name!r}"
             )
+            owners = " and ".join(known.objectives)
+            yield f"{where}.metric: {rule.metric!r} is computed for {owners} models only; {scored}"
         elif rule.model == self.reference:
             yield f"{where}.metric: {rule.metric!r} is not computed for the reference model {rule.model!r}"
         elif self.reference is None:
@@ -329,6 +358,15 @@ class Suite(Spec):
         is `scoring.beta`."""
         chosen = model.method or self._trained_method(model.name) or self.method or default_objective(self.scoring.beta)
         return with_beta(chosen, self.scoring.beta)
+
+    def stated_objective(self, model: ModelSpec) -> Objective | None:
+        """The objective `model` (or a sweep's checkpoint, `<model>@<step>`) is scored with as far as it can be known
+        without unpickling anything: the suite's word, else what evalkit's training recorded beside the checkpoint. A
+        reward model has none (it is scored by its logit). `evalkit.pipeline.score.resolved_objective` adds TRL's
+        saved config."""
+        if model.kind == "reward_model":
+            return None
+        return self.named_objectives([model.name]).get(model.name) or recorded_objective(model.path)
 
     def named_objectives(self, names: Sequence[str] | None = None) -> dict[str, Objective]:
         """Model name → its objective, for the models scored on one: those whose objective the suite names (their

@@ -40,6 +40,7 @@ from evalkit.pipeline.checks import (
     OUTPUT_FILES,
     OUTPUT_MARKER,
     check_inputs,
+    check_objective_rules,
     check_outputs,
     output_lock,
 )
@@ -124,6 +125,8 @@ def _bench(
         build_world(suite.world)
     capabilities = _capability_runner(suite)  # after the world: its task files are written with it
     check_inputs(suite)
+    trained = {run.output for run in suite.train}
+    check_objective_rules(suite, str(suite_path), pending=trained)  # before training: its models' records wait
     out_dir.mkdir(parents=True, exist_ok=True)
     mark_output(out_dir, None)  # the run is named once its results are written
     # Every dataset is read (and its rows checked) before any model loads; only the held-out pairs training writes wait.
@@ -135,6 +138,7 @@ def _bench(
     items = best_of_n_items([d for d in present if d.name not in unpaired])
     ready = {d.name: _pairs_of(d, items) for d in present if d.name not in unpaired}
     training = training_infos(suite, run_training(suite))
+    check_objective_rules(suite, str(suite_path))  # the trained models' records are written now
     for d in suite.datasets:  # the held-out data training wrote, scored unpaired where the suite says so
         if d.name not in ready and d.name not in unpaired and holds_unpaired(d):
             unpaired[d.name] = load_unpaired(d)

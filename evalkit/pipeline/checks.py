@@ -8,13 +8,16 @@ import fcntl
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
+from evalkit.config.rules import PreferenceRule
 from evalkit.config.suite import Suite
 from evalkit.data.locations import check_data_location, check_model_location
 from evalkit.errors import EvalkitError
+from evalkit.metrics.names import REGISTRY
 from evalkit.results.files import OUTPUT_MARKER, check_writable
+from evalkit.trainers import resolved_objective
 
 
 @contextlib.contextmanager
@@ -119,3 +122,21 @@ def adapter_base(path: str) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return base if isinstance(base, str) and base else None
+
+
+def check_objective_rules(suite: Suite, source: str, pending: Collection[str] = ()) -> None:
+    """Refuse, before any model is scored, a gate rule on an objective's metric that the model's objective does not
+    have: the same check as when the suite loads, against the objective scoring will record
+    (`evalkit.trainers.resolved_objective`), for the models whose objective only the run can read (a TRL config in
+    a pickle, a training record this run writes). Rules on `pending` models (trained later in the run) wait."""
+    rules = suite.gate.rules if suite.gate is not None else []
+    problems = [
+        f"{source}: {problem}"
+        for index, rule in enumerate(rules)
+        if isinstance(rule, PreferenceRule) and REGISTRY[rule.metric].quantity is not None and rule.model not in pending
+        for problem in suite.objective_rule_problems(
+            rule, f"gate.rules.{index}", resolved_objective(suite, suite.model(rule.model))
+        )
+    ]
+    if problems:
+        raise EvalkitError("\n".join(problems))

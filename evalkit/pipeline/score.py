@@ -20,7 +20,6 @@ from evalkit.checkpoints import (
     ServedCheckpoint,
     load_model,
     load_served_checkpoint,
-    recorded_objective,
     release,
 )
 from evalkit.config.objectives import Objective, objective_from, objective_info, reads_prompt
@@ -55,7 +54,7 @@ from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key
 from evalkit.scoring.classifier import REWARD_MODE, pair_sequences, reward_pad_id, reward_pair_rows, score_sequences
 from evalkit.scoring.dataset import ScoredDataset, TokenizedSet, model_logps, pad_token_id, scored_dataset, tokenize_set
 from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair
-from evalkit.trainers import trl_objective
+from evalkit.trainers import resolved_objective
 
 Checkpoint = LoadedModel | ServedCheckpoint
 """A model in this process, or one a server holds (`scoring.backend: vllm`: only its tokenizer here)."""
@@ -171,20 +170,9 @@ def _score_models(
 
 
 def objective_info_of(suite: Suite, spec: ModelSpec) -> ObjectiveInfo | None:
-    """The results record of the objective `spec` is scored with (`objective_of`)."""
-    objective = objective_of(suite, spec)
+    """The objective `spec` is scored with (`evalkit.trainers.resolved_objective`), as results.json records it."""
+    objective = resolved_objective(suite, spec)
     return objective_info(objective) if objective is not None else None
-
-
-def objective_of(suite: Suite, spec: ModelSpec) -> Objective | None:
-    """The objective `spec` is scored with: the suite's word (the model's `method`, its training's, the suite's),
-    else what evalkit's training recorded beside the checkpoint, else the TRL config saved there."""
-    where = f"models.{spec.name.split('@')[0]}"
-    return (
-        suite.named_objectives([spec.name]).get(spec.name)
-        or recorded_objective(spec.path)
-        or trl_objective(spec.path, spec.allow_pickle, where)
-    )
 
 
 def _load(suite: Suite, spec: ModelSpec, served: ServedRun | None, reference: Checkpoint | None = None) -> Checkpoint:
@@ -260,7 +248,7 @@ def score_dataset(
         reference.info.fingerprint if reference is not None and reference is not policy and not classifier else "none"
     )
     ids = hashlib.sha256(json.dumps([t.id for t in tokens.scorable]).encode()).hexdigest()
-    with_prompt = not classifier and reads_prompt(objective_of(suite, policy.spec))
+    with_prompt = not classifier and reads_prompt(resolved_objective(suite, policy.spec))
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}" + ("|logit" if classifier else "")
     identity += "|prompt" if with_prompt else ""
     if served is not None:  # the engine's numbers are its own; never mixed with this process's

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evalkit.checkpoints import TRAIN_RECORD, load_model
+from evalkit.checkpoints import load_model
+from evalkit.config.recorded import TRAIN_RECORD
 from evalkit.config.specs import ModelSpec
 from evalkit.config.suite import load_suite
 from evalkit.pipeline.bench import run_bench

@@ -18,8 +18,8 @@ import torch
 from transformers import PreTrainedTokenizerFast
 
 from evalkit.api.callback import EvalkitCallback
-from evalkit.checkpoints import recorded_objective
 from evalkit.config.objectives import with_beta
+from evalkit.config.recorded import recorded_objective
 from evalkit.config.specs import ModelSpec
 from evalkit.config.training import TrainSpec
 from evalkit.data.unpaired import unpair

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from evalkit.config.objectives import DpoObjective, SimpoObjective
+from evalkit.config.recorded import TRL_ARGS
 from evalkit.config.suite import parse_suite
 from evalkit.pipeline.score import objective_info_of
-from evalkit.trainers import TRL_ARGS, trl_objective
+from evalkit.trainers import trl_objective
 
 OFF = {"bf16": False}  # TRL's configs turn bf16 on by default, which a CPU refuses
 
