@@ -48,10 +48,12 @@ def test_a_full_or_read_only_output_directory_is_refused_before_rendering(
     def rendered(*_: object) -> None:
         raise AssertionError("rendered before the output directory was checked")
 
+    # The importer before the imported: patched first, `evalkit.report.compare` would hand its stand-in to a
+    # `evalkit.pipeline.compare` imported by the second patch, which would then keep it after the test.
     for module, name in [
-        ("evalkit.report.document", "render_reports"),
-        ("evalkit.report.compare", "read_comparison"),
         ("evalkit.pipeline.compare", "read_comparison"),
+        ("evalkit.report.compare", "read_comparison"),
+        ("evalkit.report.document", "render_reports"),
         ("evalkit.gate.judge", "evaluate_gate"),
     ]:
         monkeypatch.setattr(f"{module}.{name}", rendered)
