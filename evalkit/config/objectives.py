@@ -231,11 +231,42 @@ def needs_reference(objective: Objective) -> bool:
     return isinstance(objective, DpoObjective | KtoObjective)
 
 
-def unscored_reason(objective: Objective) -> str | None:
-    """Why evalkit computes no pairwise `trl/*` or `objective/*` metrics for `objective`, where it does not (the
-    scorers in `evalkit.metrics.objectives` skip the same cases)."""
-    if isinstance(objective, KtoObjective):
-        return "a KTO model is scored on unpaired data"
+UNPAIRED_METRICS = frozenset(
+    {
+        "trl/rewards/chosen",
+        "trl/rewards/rejected",
+        "trl/rewards/margins",
+        "trl/logps/chosen",
+        "trl/logps/rejected",
+        "trl/kl",
+        "objective/loss",
+        "objective/auc",
+    }
+)
+"""The objective metrics of labelled completions (`evalkit.metrics.unpaired`): per-label means, KTO's KL point and
+loss, and the reward AUC."""
+
+KTO_METRICS = frozenset({"trl/kl", "objective/loss"})
+"""Metrics of KTO's own loss on labelled completions: a model of another objective has its rewards and AUC only."""
+
+
+def unscored_reason(objective: Objective, metric: str, unpaired: bool) -> str | None:
+    """Why evalkit does not compute the objective metric `metric` for a model scored with `objective`, on labelled
+    completions (`unpaired`) or on pairs; None where it does (the scorers in `evalkit.metrics.objectives` and
+    `evalkit.metrics.unpaired` compute the same)."""
+    if unpaired:
+        if metric not in UNPAIRED_METRICS:
+            return "labelled completions have no pairs to prefer one answer of"
+        if metric in KTO_METRICS and not isinstance(objective, KtoObjective):
+            return f"it belongs to KTO's loss, and the model is scored with {objective.name!r}"
+        return None
+    if isinstance(objective, KtoObjective) and metric == "trl/rewards/accuracies":
+        return "TRL's KTOTrainer logs no reward accuracy (`objective/accuracy` is the sign of the same margin)"
+    if isinstance(objective, KtoObjective) and metric == "objective/loss":
+        return (
+            "KTO's loss needs its KL reference point, which only unpaired scoring estimates; score the pairs as "
+            "`format: unpaired` for it"
+        )
     return None
 
 

@@ -293,12 +293,17 @@ class Suite(Spec):
                 f"{where}.metric: {rule.metric!r} is logged by {' and '.join(known.objectives)} only; "
                 f"{rule.model!r} is scored with {objective.name!r}"
             )
-        elif unscored_reason(objective) is not None:
-            yield f"{where}.metric: {rule.metric!r} is not computed for {rule.model!r}: {unscored_reason(objective)}"
+        elif (reason := unscored_reason(objective, rule.metric, self._is_unpaired(rule.dataset))) is not None:
+            yield f"{where}.metric: {rule.metric!r} is not computed for {rule.model!r}: {reason}"
         elif needs_reference(objective) and rule.model == self.reference:
             yield f"{where}.metric: {rule.metric!r} is not computed for the reference model {rule.model!r}"
         elif needs_reference(objective) and self.reference is None:
             yield f"{where}.metric: {rule.metric!r} of objective {objective.name!r} needs a `reference` model"
+
+    def _is_unpaired(self, dataset: str | None) -> bool:
+        """Whether a rule's dataset (default: the first) holds labelled completions (`format: unpaired`)."""
+        spec = next((d for d in self.datasets if d.name == dataset), self.datasets[0])
+        return spec.format == "unpaired"
 
     def _unstated_hint(self, name: str) -> str:
         """Where a model's objective could come from instead, when neither the suite nor a record states it."""

@@ -26,7 +26,9 @@ from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import PLAIN
 from evalkit.data.unpaired import UnpairedExample, unpair
+from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.unpaired import compute_unpaired_metrics
+from evalkit.scoring.score import pair_scores, score_pairs, tokenize_pair
 from evalkit.scoring.unpaired import completion_logps, completion_scores, tokenize_completions
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs
@@ -139,6 +141,64 @@ def test_parity_with_kto_trainer(
     assert metrics["trl/kl"] > 0  # the clamp did not hide the comparison
     assert metrics["objective/loss"] == pytest.approx(logged["eval_loss"], abs=1e-6)
     assert metrics["trl/rewards/margins"] == pytest.approx(whole["rewards/margins"][0], abs=1e-5)
+
+
+def test_kto_on_pairs_equals_kto_trainer_on_the_paired_dataset(
+    policy_and_reference: tuple[LlamaForCausalLM, LlamaForCausalLM],
+    tiny_tokenizer: PreTrainedTokenizerFast,
+    tmp_path: Path,
+) -> None:
+    """Given pairs, KTOTrainer unpairs them itself; at a batch of one answer its rewards and log-probs per label are
+    evalkit's KTO metrics of the pairs (`trl/*`), and its margin is the difference of the two reward means."""
+    from datasets import Dataset
+    from trl import KTOConfig, KTOTrainer
+
+    policy, reference = policy_and_reference
+    pairs = [
+        PreferencePair(p.id, p.prompt[0]["content"], " " + p.chosen[0]["content"], " " + p.rejected[0]["content"])  # type: ignore[index]
+        for p in generate_pairs(2, seed=5)[:5]
+    ]
+    data = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
+    args = KTOConfig(
+        output_dir=str(tmp_path / "trl"),
+        beta=BETA,
+        per_device_train_batch_size=GROUP,
+        per_device_eval_batch_size=1,
+        bf16=False,
+        fp16=False,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+    trainer = KTOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=args,
+        train_dataset=data,
+        eval_dataset=data,
+        processing_class=tiny_tokenizer,
+    )
+    one, _ = evaluate_capturing(trainer)
+
+    tokens = [tokenize_pair(p, tiny_tokenizer) for p in pairs]
+    settings, pad = ScoringSpec(batch_size=2), int(tiny_tokenizer.pad_token_id)
+    own = score_pairs(policy, tokens, settings, pad, "policy")
+    ref = score_pairs(reference, tokens, settings, pad, "reference")
+    objective = KtoObjective(name="kto", beta=BETA)
+    metrics = {
+        m.metric: m.value
+        for m in compute_metrics("p", pair_scores("policy", tokens, own, ref), 0.5, objectives={"policy": objective})
+        if m.subset == "all"
+    }
+    for key in ("rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected"):
+        assert metrics["trl/" + key] == pytest.approx(float(np.mean(one[key])), abs=1e-5), key
+    assert metrics["trl/rewards/margins"] == pytest.approx(
+        np.mean(one["rewards/chosen"]) - np.mean(one["rewards/rejected"]), abs=1e-5
+    )
+    # No reward accuracy (TRL logs none) and no loss (it needs the KL point of unpaired scoring); the objective's own
+    # accuracy is the sign of the reward margin.
+    assert "trl/rewards/accuracies" not in metrics and "objective/loss" not in metrics
+    assert 0.0 <= metrics["objective/accuracy"] <= 1.0 and "objective/margins" in metrics
 
 
 def test_the_callback_logs_ktos_own_numbers_as_kto_trainer_computes_them(

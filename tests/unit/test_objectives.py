@@ -101,7 +101,25 @@ def test_a_reference_based_objective_says_nothing_of_the_references_own_pairs() 
     reference = PairScore("a", "all", "ref", -5.0, -5.0, 2, 3, False)
     assert objective_pairs(Cell.from_rows([reference]), dpo()) is None
     assert objective_pairs(Cell.from_rows([reference]), SimpoObjective(name="simpo")) is not None
-    assert objective_pairs(Cell.from_rows([A]), KtoObjective(name="kto")) is None  # paired KTO: not scored here
+    assert objective_pairs(Cell.from_rows([reference]), KtoObjective(name="kto")) is None
+
+
+def test_kto_on_pairs_rewards_each_answer_and_has_no_loss_without_its_kl_point() -> None:
+    """Pair a at β = 0.1: u_c = 1, u_r = −1, so rewards 0.1 and −0.1, margin 0.2 (the pair preferred right); TRL
+    logs no reward accuracy for KTO, and KTO's loss needs the KL point only unpaired scoring estimates."""
+    pairs = objective_pairs(Cell.from_rows([A]), KtoObjective(name="kto"))
+    assert pairs is not None and pairs.loss is None
+    assert pairs.logged["rewards/chosen"][0] == pytest.approx(0.1) and pairs.margin[0] == pytest.approx(0.2)
+    assert "rewards/accuracies" not in pairs.logged
+    found = {m.metric for m in compute_metrics("d", [A, B], 0.1, objectives={"m": KtoObjective(name="kto")})}
+    assert {"trl/rewards/margins", "objective/accuracy", "objective/margins"} <= found
+    assert not {"trl/rewards/accuracies", "objective/loss", "trl/kl"} & found
+    kto = {**SUITE, "method": {"name": "kto"}}
+    with pytest.raises(EvalkitError, match="'objective/loss' is not computed for 'tuned': KTO's loss needs its KL"):
+        parse_suite({**kto, **rule("objective/loss")})
+    with pytest.raises(EvalkitError, match="'trl/rewards/accuracies' is not computed .*logs no reward accuracy"):
+        parse_suite({**kto, **rule("trl/rewards/accuracies")})
+    assert parse_suite({**kto, **rule("objective/accuracy")}).named_objectives()["tuned"].name == "kto"
 
 
 def test_simpo_rewards_are_beta_mean_logps_and_its_margin_takes_gamma_off() -> None:

@@ -26,11 +26,10 @@ from evalkit.config.objectives import (
     KtoObjective,
     Objective,
     SimpoObjective,
-    unscored_reason,
 )
 from evalkit.metrics import stats
 from evalkit.metrics.cells import Cell
-from evalkit.metrics.objectives import cpo, dpo, orpo
+from evalkit.metrics.objectives import cpo, dpo, kto, orpo
 from evalkit.metrics.objectives.records import ObjectivePairs
 from evalkit.results.estimates import Statistics
 from evalkit.results.pairs import implicit_reward
@@ -41,8 +40,10 @@ SCORERS: dict[str, Callable[[Cell, Any], ObjectivePairs | None]] = {
     "simpo": cpo.score,
     "alphapo": cpo.score,
     "orpo": orpo.score,
+    "kto": kto.score,
 }
-"""Objective name → its scorer; an objective with none (`kto`, scored on unpaired data) has no pairwise metrics."""
+"""Objective name → its scorer of pairs (KTO's, as TRL unpairs a paired dataset; its own data is unpaired:
+`evalkit.metrics.unpaired`)."""
 
 TRL_PREFIX = "trl/"
 
@@ -108,7 +109,7 @@ def objective_pairs(cell: Cell, objective: Objective) -> ObjectivePairs | None:
     """`cell` under `objective`; None where the objective has nothing to say of these pairs (no scorer, or a
     reference-based objective on the reference's own cell)."""
     scorer = SCORERS.get(objective.name)
-    if scorer is None or cell.n == 0 or unscored_reason(objective) is not None:
+    if scorer is None or cell.n == 0:
         return None
     return scorer(cell, objective)
 
@@ -128,7 +129,8 @@ def objective_estimates(cell: Cell, objective: Objective, statistics: Statistics
     out["objective/accuracy"] = stats.proportion(pairs.margin > 0, confidence, clusters)
     out["objective/ties"] = stats.proportion(pairs.margin == 0, confidence, clusters)
     out["objective/margins"] = stats.mean(pairs.margin, confidence, clusters)
-    out["objective/loss"] = stats.mean(pairs.loss, confidence, clusters)
+    if pairs.loss is not None:
+        out["objective/loss"] = stats.mean(pairs.loss, confidence, clusters)
     return out
 
 
@@ -137,10 +139,13 @@ def objective_values(cell: Cell, objective: Objective) -> dict[str, np.ndarray]:
     pairs = objective_pairs(cell, objective)
     if pairs is None:
         return {}
-    return {
-        "trl/rewards/accuracies": pairs.logged["rewards/accuracies"],
+    values = {
         "trl/rewards/margins": pairs.logged["rewards/margins"],
         "objective/accuracy": (pairs.margin > 0).astype(np.float64),
         "objective/margins": pairs.margin,
-        "objective/loss": pairs.loss,
     }
+    if "rewards/accuracies" in pairs.logged:  # KTO's trainer logs none
+        values["trl/rewards/accuracies"] = pairs.logged["rewards/accuracies"]
+    if pairs.loss is not None:
+        values["objective/loss"] = pairs.loss
+    return values

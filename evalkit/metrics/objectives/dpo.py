@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evalkit.config.objectives import DpoObjective, unscored_reason
+from evalkit.config.objectives import DpoObjective
 from evalkit.metrics.cells import Cell
 from evalkit.metrics.objectives.records import ObjectivePairs, log_sigmoid, sigmoid
 from evalkit.results.pairs import implicit_reward
@@ -65,7 +65,7 @@ def score(cell: Cell, objective: DpoObjective) -> ObjectivePairs | None:
     """The DPO objective's values of `cell`'s pairs; None without reference log-probs (the reference's own cell),
     and under LD-DPO's weighting without the log-probs of the tokens the answers share (rows written before them)."""
     logps = weighted_logps(cell, objective.ld_alpha)
-    if logps is None or unscored_reason(objective) is not None:
+    if logps is None:
         return None
     assert objective.beta is not None, "the suite fills in a DPO objective's β (Suite.objective)"
     beta = objective.beta

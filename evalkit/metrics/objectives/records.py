@@ -19,8 +19,9 @@ class ObjectivePairs:
     """The objective's own margin: the quantity its loss pushes up (β·Δ of the scores the loss compares, the
     length-normalised log-ratio for IPO, β·Δ(mean log-prob) − γ for SimPO, the log-odds ratio for ORPO). The pair
     is preferred the right way round when it is above 0."""
-    loss: np.ndarray
-    """The objective's loss of each pair: its mean is TRL's `eval_loss` at batch size 1."""
+    loss: np.ndarray | None
+    """The objective's loss of each pair: its mean is TRL's `eval_loss` at batch size 1. None where the loss is not
+    a function of the pair alone (KTO's compares with a KL point estimated from other rows)."""
 
 
 def log_sigmoid(x: np.ndarray) -> np.ndarray:
