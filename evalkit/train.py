@@ -10,7 +10,9 @@ or gets wrong for the recipes users bring:
   evalkit scores it;
 - `max_prompt_length` (dropped from TRL) cuts prompts from the left before TRL sees them;
 - bf16 is switched on only where the device supports it (TRL turns it on whenever fp16 is off);
-- KTO trains on pairs (TRL unpairs them) or on labelled completions (`evalkit.data.unpaired`);
+- KTO trains on pairs or on labelled completions (`evalkit.data.unpaired`), shuffled once with the run's
+  seed: KTOTrainer reads its rows in order, and pairs unpaired in TRL's order would give it desirable
+  answers alone for half an epoch;
 - the output directory keeps the adapter or model, the tokenizer, `log_history.json`, and
   `evalkit_train.json` (the resolved settings, the objective it trained with, an environment block),
   from which evalkit reads the objective to score the model with.
@@ -40,7 +42,7 @@ from evalkit.config.training import TrainSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import PreferencePair, as_plain_text
 from evalkit.data.rendering import DEFAULT_DATE, PLAIN, Rendering, chat_token_ids, rendering_for
-from evalkit.data.unpaired import UnpairedExample
+from evalkit.data.unpaired import UnpairedExample, training_order, unpair
 from evalkit.results.provenance import environment
 from evalkit.results.schema import CurvePoint
 from evalkit.trainers import choose_trainer, objective_of_trainer, recorded_options, trainer_config
@@ -107,6 +109,11 @@ def train_model(
     rendering = rendering_for(tokenizer, template_options or {}, template_date)
     if rendering.date is not None:
         say_pinned("train", rendering.date)
+    if choice.unpaired:
+        unpaired = [e for e in pairs if isinstance(e, UnpairedExample)] or unpair(
+            [p for p in pairs if isinstance(p, PreferencePair)]
+        )
+        pairs = training_order(unpaired, args.seed)
     train_rows = training_rows(pairs, tokenizer, spec.max_prompt_length, rendering)
     eval_rows = trl_rows(eval_pairs, tokenizer, spec.max_prompt_length, rendering) if eval_pairs else None
     started = time.perf_counter()

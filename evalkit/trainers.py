@@ -57,7 +57,8 @@ class TrainerChoice:
 
     @property
     def unpaired(self) -> bool:
-        """Whether the trainer takes labelled completions (KTO); it unpairs pairs itself."""
+        """Whether the trainer takes labelled completions (KTO): evalkit unpairs pairs for it and shuffles the rows
+        (`evalkit.data.unpaired.training_order`)."""
         return self.name == "kto"
 
     @property

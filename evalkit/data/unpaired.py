@@ -14,11 +14,14 @@ completion that repeats the prompt's messages first has them removed. A label is
 Paired data read as unpaired (`unpair`) follows TRL's `unpair_preference_dataset`: each pair gives
 its chosen answer labelled desirable and its rejected answer labelled undesirable, in the order TRL
 writes them, so a KTO model can be scored on pairs with the numbers KTOTrainer would log on them.
+Training takes them in another order (`training_order`): TRL's order, read as KTOTrainer reads it, would
+train on desirable answers alone for the first half of an epoch.
 """
 
 from __future__ import annotations
 
 import difflib
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -193,3 +196,18 @@ def unpair(pairs: Sequence[PreferencePair]) -> list[UnpairedExample]:
                 for p in chunk
             ]
     return out
+
+
+def training_order(examples: Sequence[UnpairedExample], seed: int) -> list[UnpairedExample]:
+    """`examples` shuffled once with `seed`, as KTOTrainer should see them.
+
+    KTOTrainer reads its rows in order (`train_sampling_strategy="sequential"`: each row's KL completion is fixed
+    against its neighbours in the batch), where the other trainers draw batches at random. Pairs unpaired in
+    TRL's order put every chosen answer before every rejected one, and a data file sorted by subset or label
+    keeps its sort: a run shorter than an epoch would then train on desirable answers of a few subsets alone,
+    and every batch would hold one label. Shuffled, each batch mixes both labels and all subsets, as random
+    sampling would, and a row's KL completion (its batch neighbour's) is almost never an answer to its prompt.
+    """
+    shuffled = list(examples)
+    random.Random(seed).shuffle(shuffled)
+    return shuffled

@@ -83,6 +83,9 @@ def test_each_trainer_trains_and_records_its_objective(
     (ours,) = [e for e in run.log_history if "eval_evalkit/n" in e]
     if method["name"] == "kto":  # TRL's KTO eval batches of one row: its loss uses each row's own KL point
         assert {"eval_evalkit/trl/kl", "eval_evalkit/objective/auc"} <= set(ours)
+        # KTOTrainer reads its rows in order; in TRL's unpaired order its two steps of four would be the eight
+        # chosen answers alone, and no step would log a rejected reward. evalkit shuffles them first.
+        assert any("rewards/rejected" in e for e in run.log_history if "loss" in e)
     elif method["name"] == "orpo":  # TRL's NLL covers the prompt's tokens too (see evalkit.metrics.objectives.orpo)
         assert "eval_evalkit/objective/accuracy" in ours
     else:  # at an eval batch of one pair, TRL's eval_loss is the mean of per-pair losses

@@ -6,7 +6,7 @@ import pytest
 
 from evalkit.config.specs import ColumnMap, DatasetSpec
 from evalkit.data.pairs import PreferencePair, load_pairs
-from evalkit.data.unpaired import UnpairedExample, load_unpaired, unpair
+from evalkit.data.unpaired import UnpairedExample, load_unpaired, training_order, unpair
 from evalkit.errors import EvalkitError
 
 
@@ -156,6 +156,18 @@ def test_trl_unpairs_in_the_same_order() -> None:
     assert [(e.prompt, e.completion, e.label) for e in ours] == list(
         zip(trl["prompt"], trl["completion"], trl["label"], strict=True)
     )
+
+
+def test_training_order_mixes_both_labels_into_the_first_batches() -> None:
+    """KTOTrainer reads its rows in order: in TRL's unpaired order the first 100 of 200 rows are all desirable.
+    Shuffled with a seed, five batches of 8 hold both labels; every row stays, once; the same seed, the same order."""
+    unpaired = unpair([PreferencePair(str(i), f"p{i}", f"c{i}", f"r{i}", "s") for i in range(100)])
+    assert all(e.label for e in unpaired[:100])
+    shuffled = training_order(unpaired, seed=0)
+    assert sorted(e.id for e in shuffled) == sorted(e.id for e in unpaired)
+    assert shuffled == training_order(unpaired, seed=0) != training_order(unpaired, seed=1)
+    assert 10 <= sum(e.label for e in shuffled[:40]) <= 30
+    assert all({e.label for e in shuffled[start : start + 8]} == {True, False} for start in range(0, 40, 8))
 
 
 def test_pairs_marked_unpaired_are_unpaired_as_trl_does(tmp_path: Path) -> None:
