@@ -135,7 +135,7 @@ class AucPair:
     @property
     def se(self) -> np.ndarray:
         """DeLong's standard error of Δ = model − baseline."""
-        return np.sqrt(np.maximum(self.var_model + self.var_baseline - 2 * self.covariance, 0.0))
+        return np.asarray(np.sqrt(np.maximum(self.var_model + self.var_baseline - 2 * self.covariance, 0.0)))
 
     @property
     def correlation(self) -> np.ndarray:
