@@ -78,12 +78,12 @@ class Comparison(Record):
     model_value: float
     baseline_value: float
     value: float
-    """The difference model − baseline (the mean of the per-pair differences)."""
+    """The difference model − baseline (the mean of the per-pair differences; for mover_auc, of the two AUCs)."""
     ci_low: float | None
     """Paired interval of the difference (see `method`); None where undefined (one pair, or no spread)."""
     ci_high: float | None
     n: int
-    """Pairs both models scored."""
+    """Pairs both models scored (for mover_auc: labelled completions, both labels)."""
     higher_is_better: bool | None
     test: Literal[PairedTestName, "mcnemar_exact"]
     """Tango's score test for accuracies (McNemar's z at Δ = 0); a paired t-test of the mean difference for
