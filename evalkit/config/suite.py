@@ -28,6 +28,7 @@ from evalkit.config.rules import (
     GateSpec,
     LengthBudgetRule,
     PreferenceRule,
+    SuperiorityRule,
     WinRateRule,
     check_rule_names,
 )
@@ -334,6 +335,11 @@ class Suite(Spec):
             yield f"{where}.metric: {rule.metric!r} is not computed for the reference model {rule.model!r}"
         elif self.reference is None:
             yield f"{where}.metric: {rule.metric!r} needs a `reference` model (rewards are β·(log π − log π_ref))"
+        elif isinstance(rule, SuperiorityRule) and rule.baseline == self.reference:
+            yield (
+                f"{where}.baseline: {rule.metric!r} is not computed for the reference model {rule.baseline!r} (its "
+                "rewards are 0); compare two models with rewards, or gate the model's AUC with an `absolute` rule"
+            )
 
     @property
     def model_names(self) -> list[str]:

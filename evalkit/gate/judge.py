@@ -113,8 +113,9 @@ def _p_value(j: Judged) -> float | None:
 
 def _too_few(j: Judged) -> str | None:
     minimum = j.rule.min_pairs
-    groups = j.sampling if j.sampling is not None and j.sampling.method == "newcombe_auc" else None
-    if groups is not None and minimum is not None:  # an AUC: the minimum holds for each label's completions
+    auc = j.sampling is not None and j.sampling.method in ("newcombe_auc", "mover_auc")
+    groups = j.sampling if auc else None
+    if groups is not None and minimum is not None:  # an AUC or two: the minimum holds for each label's completions
         smaller = min(groups.n_positive or 0, groups.n_negative or 0)
         if smaller < minimum:
             return f"needs at least {minimum} desirable and {minimum} undesirable completions, has {smaller} in one"

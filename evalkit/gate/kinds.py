@@ -41,7 +41,9 @@ from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.baselines import baseline_tests, weakest_win
 from evalkit.metrics.hypotheses import describe_test
 from evalkit.metrics.paired import compare_models
+from evalkit.metrics.unpaired import compare_unpaired
 from evalkit.report.verdicts import interval
+from evalkit.results.completions import CompletionScore, read_completion_scores
 from evalkit.results.estimates import Comparison, Metric
 from evalkit.results.generation import PairwiseWinRate
 from evalkit.results.matching import counterparts, dataset_counterpart
@@ -140,16 +142,22 @@ def _non_inferiority(rule: NonInferiorityRule, run: Run, where: str) -> Judged:
     dataset = _dataset(rule, result)
     baseline_model = _baseline_model(rule, result, baseline, where)
     baseline_name = f"{baseline_model} (baseline)"
-    current = _pair_rows(result, results_dir, dataset, rule.model, where)
     before_dataset = dataset_counterpart(dataset, result, baseline) or dataset
-    before = _pair_rows(baseline, baseline_dir, before_dataset, baseline_model, where + " in the baseline")
-    renamed = [row.as_model(baseline_name) for row in before]
     statistics = result.effective_statistics
     recorded = {baseline_name: _objective(baseline, baseline_model), rule.model: _objective(result, rule.model)}
     objectives = {name: objective for name, objective in recorded.items() if objective is not None}
-    comparisons = compare_models(
-        dataset, [*renamed, *current], result.scoring.beta, statistics=statistics, objectives=objectives
-    )
+    if _holds_completions(result, dataset):  # labelled completions: the two AUCs on the completions both scored
+        current_rows = _completion_rows(result, results_dir, dataset, rule.model, where)
+        earlier = _completion_rows(baseline, baseline_dir, before_dataset, baseline_model, where + " in the baseline")
+        both = [replace(row, model=baseline_name) for row in earlier] + current_rows
+        comparisons = compare_unpaired(dataset, both, objectives, result.scoring.beta, statistics)
+    else:
+        current = _pair_rows(result, results_dir, dataset, rule.model, where)
+        before = _pair_rows(baseline, baseline_dir, before_dataset, baseline_model, where + " in the baseline")
+        renamed = [row.as_model(baseline_name) for row in before]
+        comparisons = compare_models(
+            dataset, [*renamed, *current], result.scoring.beta, statistics=statistics, objectives=objectives
+        )
     found = _find_comparison(comparisons, dataset, rule.subset, rule.model, baseline_name, rule.metric)
     if found is None or found.n == 0:
         raise Undecidable(f"{where}: the run and the baseline share no scored pairs of {dataset}/{rule.subset}")
@@ -186,11 +194,12 @@ def _paired(rule: GateRule, comparison: Comparison, sampling: stats.Sampling, ma
     higher = comparison.higher_is_better is not False
     null = (-margin if higher else margin) + 0.0  # + 0.0: never a "-0" in a verdict
     difference = interval(comparison.value, comparison.ci_low, comparison.ci_high, signed=True)
+    unit = "completions" if comparison.method == "mover_auc" else rule.unit  # two AUCs of labelled completions
     described = f"Δ {comparison.metric} = {difference}"
     test = f"H0: Δ {'<=' if higher else '>='} {null:+g} ({hypotheses.describe_test(sampling)})"
     verdict = open_verdict(
         rule,
-        reason=f"{rule.model} vs {comparison.baseline}: {described} over {comparison.n} {rule.unit}",
+        reason=f"{rule.model} vs {comparison.baseline}: {described} over {comparison.n} {unit}",
         dataset=comparison.dataset,
         subset=comparison.subset,
         model=rule.model,
@@ -439,6 +448,26 @@ def _pair_rows(result: RunResult, directory: Path, dataset: str, model: str, whe
     rows = [r for r in read_pair_scores(path) if r.model == model]
     if not rows:
         raise Undecidable(f"{where}: no per-pair scores of model {model!r} on {dataset}")
+    return rows
+
+
+def _holds_completions(result: RunResult, dataset: str) -> bool:
+    info = next((d for d in result.datasets if d.name == dataset), None)
+    return info is not None and info.format == "unpaired"
+
+
+def _completion_rows(result: RunResult, directory: Path, dataset: str, model: str, where: str) -> list[CompletionScore]:
+    """`model`'s per-completion rows of an unpaired dataset, read from the file results.json names; they need the
+    reference's log-probs (rewards), which every model but the reference has."""
+    info = next((d for d in result.datasets if d.name == dataset), None)
+    if info is None or info.format != "unpaired":
+        raise Undecidable(f"{where}: no dataset of labelled completions {dataset!r} in the results")
+    path = pairs_path(directory, info)
+    if path is None:
+        raise Undecidable(f"{where}: no per-completion file {info.pairs_file!r} inside {directory}")
+    rows = [r for r in read_completion_scores(path) if r.model == model]
+    if not rows or any(r.ref_logp is None for r in rows):
+        raise Undecidable(f"{where}: no rewards of model {model!r} on {dataset} (the reference has none)")
     return rows
 
 

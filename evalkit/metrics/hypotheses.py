@@ -6,12 +6,13 @@ Benjamini–Hochberg for a report's comparisons)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import numpy as np
 from scipy import optimize
 from scipy import stats as scipy_stats
 
-from evalkit.metrics.auc import newcombe_bounds, newcombe_variance
+from evalkit.metrics.auc import mover_lower_bound, mover_p_greater, newcombe_bounds, newcombe_variance
 from evalkit.metrics.stats import (
     TESTABLE,
     Sampling,
@@ -36,6 +37,17 @@ def recorded_sampling(record: Metric | Comparison) -> Sampling | None:
         assert record.flips is not None, "an accuracy comparison carries its flips"
         gained, lost = record.flips.wrong_to_right, record.flips.right_to_wrong
         return Sampling("tango", record.value, record.n, gained=gained, lost=lost)
+    if isinstance(record, Comparison) and record.method == "mover_auc":
+        return Sampling(
+            "mover_auc",
+            record.value,
+            record.n,
+            se=record.se,
+            n_positive=record.n_positive,
+            n_negative=record.n_negative,
+            baseline_value=record.baseline_value,
+            correlation=record.correlation,
+        )
     return Sampling(
         record.method,  # type: ignore[arg-type]
         record.value,
@@ -109,6 +121,14 @@ def _auc_greater(s: Sampling, null: float) -> float | None:
     return float(scipy_stats.norm.sf(z))
 
 
+def _auc_difference_greater(s: Sampling, null: float) -> float | None:
+    """MOVER's test of Δ AUC, the inversion of its lower limit (`evalkit.metrics.auc.mover_p_greater`)."""
+    m, n = s.n_positive, s.n_negative
+    if m is None or n is None or m < 2 or n < 2 or s.baseline_value is None or s.correlation is None:
+        return None
+    return mover_p_greater(s.value + s.baseline_value, s.baseline_value, s.correlation, m, n, null)
+
+
 def _normal_greater(s: Sampling, null: float) -> float | None:
     """z = (θ̂ − θ₀)/se on a recorded standard error: best-of-N's mean over subsets (`stratified_normal`) and its
     Ties composite (`cluster_bootstrap`), the normal tests their intervals invert."""
@@ -125,6 +145,7 @@ _GREATER: dict[str, Callable[[Sampling, float], float | None]] = {
     "tango": _paired_shares_greater,
     "fisher_z": _correlation_greater,
     "newcombe_auc": _auc_greater,
+    "mover_auc": _auc_difference_greater,
     "stratified_normal": _normal_greater,
     "cluster_bootstrap": _normal_greater,
 }
@@ -148,6 +169,7 @@ def describe_test(s: Sampling) -> str:
         "tango": "tango score",
         "fisher_z": "fisher z",
         "newcombe_auc": "Newcombe score",
+        "mover_auc": "MOVER of Newcombe intervals, DeLong correlation",
         "stratified_normal": "z on the subsets' standard errors",
         "cluster_bootstrap": "z on a bootstrap standard error over prompts",
     }.get(s.method, "no test")
@@ -175,6 +197,9 @@ def _mirror(s: Sampling) -> Sampling:
     """The same estimate of −θ (of 1 − θ for shares), so one function tests both directions."""
     if s.method == "newcombe_auc":
         return Sampling(s.method, 1 - s.value, s.n, n_positive=s.n_negative, n_negative=s.n_positive)
+    if s.method == "mover_auc":  # the baseline's AUC against the model's
+        model = None if s.baseline_value is None else s.value + s.baseline_value
+        return replace(s, value=-s.value, baseline_value=model)
     if s.method in ("wilson", "wilson_clustered"):
         return Sampling(s.method, 1 - s.value, s.n, n_effective=s.n_effective)
     if s.method == "tango":
@@ -208,6 +233,8 @@ def lower_bound(s: Sampling, alpha: float) -> float | None:
             return None
         low, _ = newcombe_bounds(np.array(s.value), np.array(s.n_positive), np.array(s.n_negative), normal_isf(alpha))
         return float(low)
+    if s.method == "mover_auc":
+        return mover_lower_bound(s, alpha)
     if s.method == "tango":
         assert s.gained is not None and s.lost is not None
         return float(tango_root(np.array(s.gained), np.array(s.lost), np.array(s.n), np.array(normal_isf(alpha))))
@@ -239,6 +266,9 @@ def two_sided_p(s: Sampling) -> float:
         if s.se is None or s.df is None or not s.se > 0 or s.df < 1:
             return 1.0
         return float(2 * scipy_stats.t.sf(abs(s.value) / s.se, s.df))
+    if s.method == "mover_auc":  # the two-sided interval at 1 − p just reaches 0
+        greater = p_greater(s, 0.0)
+        return 1.0 if greater is None else min(1.0, 2 * min(greater, 1 - greater))
     raise AssertionError(f"no two-sided test of a difference for method {s.method!r}")
 
 

@@ -39,7 +39,8 @@ class MetricName:
     higher_is_better: bool | None
     """None where neither direction is good in itself."""
     compared: bool = False
-    """The mean of a per-pair value, so two models differ on it by a paired difference."""
+    """Two models differ on it by a paired difference on the same items: the mean of a per-pair value, or (for
+    `objective/auc`) two AUCs on the same completions."""
     needs_reference: bool = False
     """Computed from the implicit reward: the reference model itself has none."""
     accuracy: bool = False
@@ -94,8 +95,9 @@ def _objective_metrics() -> list[MetricName]:
         # Unpaired data (KTO style, `evalkit.metrics.unpaired`): trl/rewards/chosen and trl/logps/chosen are then the
         # means over desirable completions, .../rejected over undesirable ones; objective/loss is KTO's loss.
         MetricName("trl/kl", "TRL KL point", None, quantity=logged, objectives=kto, scale_free=False, unpaired=True),
-        # Gated by Newcombe's score test on the two group sizes results.json records (`n_positive`, `n_negative`).
-        MetricName("objective/auc", "reward AUC", True, quantity=own, unpaired=True),
+        # Gated by Newcombe's score test on the two group sizes results.json records (`n_positive`, `n_negative`);
+        # compared between two models on the same completions by MOVER (`evalkit.metrics.unpaired.compare_unpaired`).
+        MetricName("objective/auc", "reward AUC", True, compared=True, quantity=own, unpaired=True),
     ]
 
 

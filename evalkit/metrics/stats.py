@@ -30,6 +30,8 @@ same as reading the matching interval (each test is the inversion of its interva
   interpolated between the two neighbouring ones to the stated level (Hettmansperger and Sheather
   1986). It has no test evalkit can replay without the data, so medians cannot be gated.
 - `newcombe_auc`: an AUC (Mann–Whitney) with Newcombe's score-type interval (`evalkit.metrics.auc`).
+- `mover_auc`: the difference of two models' AUCs on the same completions: each AUC's Newcombe interval recombined
+  by MOVER with the AUCs' correlation from DeLong's structural components (`evalkit.metrics.auc`).
 - `none`: a number without an interval (say, a binned calibration error, whose bootstrap is
   biased and misses its truth).
 
@@ -56,6 +58,7 @@ Method = Literal[
     "fisher_z",
     "order_statistics",
     "newcombe_auc",
+    "mover_auc",
     "stratified_normal",
     "cluster_bootstrap",
     "none",
@@ -69,6 +72,7 @@ TESTABLE: frozenset[str] = frozenset(
         "tango",
         "fisher_z",
         "newcombe_auc",
+        "mover_auc",
         "stratified_normal",
         "cluster_bootstrap",
     }
@@ -89,7 +93,9 @@ class Sampling:
     wilson, wilson_clustered: `value`, `n`, `n_effective` (= n for 0/1 outcomes of independent pairs);
     student_t, cluster_t: `value`, `se`, `df` (and `skewness` for student_t); fisher_z: `value`, `se` (of atanh ρ);
     tango: `n`, `gained` and `lost` (the discordant pairs, b and c); newcombe_auc (`evalkit.metrics.auc`): `value`,
-    `n_positive` and `n_negative` (the sizes of the two groups).
+    `n_positive` and `n_negative` (the sizes of the two groups); mover_auc (a difference of two AUCs): `value` (Δ),
+    `baseline_value` (the baseline's AUC), `correlation` (of the two AUCs), `n_positive`, `n_negative`, and `se`
+    (DeLong's, recorded, not read by the test).
     """
 
     method: Method
@@ -103,6 +109,8 @@ class Sampling:
     skewness: float | None = None
     n_positive: int | None = None
     n_negative: int | None = None
+    baseline_value: float | None = None
+    correlation: float | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,9 @@ What the objective optimises, and what evalkit adds:
                                              ties half, with Newcombe's interval (`evalkit.metrics.auc`): scale-
                                              free, so models of different objectives compare on it
 
+Two models are compared on the same completions (`compare_unpaired`) by their AUCs alone: the difference with MOVER's
+interval and test (`evalkit.metrics.auc.auc_difference`), whatever the two objectives, since the AUC is scale-free.
+
 TRL's own eval log of rewards/* and logps/* is a mean of per-batch means; it equals these with an eval
 batch of one completion. Its `kl` and loss are per batch; they equal these with one batch of all rows.
 """
@@ -35,12 +38,12 @@ from scipy.special import expit
 
 from evalkit.config.objectives import DpoObjective, KtoObjective, Objective
 from evalkit.errors import EvalkitError
-from evalkit.metrics import auc, stats
+from evalkit.metrics import auc, hypotheses, stats
 from evalkit.metrics.compute import DEFAULT_STATISTICS
 from evalkit.metrics.names import ALL_SUBSETS, REGISTRY
 from evalkit.metrics.stats import sampling_fields
 from evalkit.results.completions import CompletionScore
-from evalkit.results.estimates import Metric, Statistics
+from evalkit.results.estimates import Comparison, Metric, Statistics
 
 
 def compute_unpaired_metrics(
@@ -93,6 +96,73 @@ def suite_unpaired_metrics(
         implicit = KtoObjective(name="kto", beta=reward_beta(objective, beta))
         out += [m for m in compute_unpaired_metrics(dataset, rows, implicit, statistics) if m.metric not in KTO_ONLY]
     return out
+
+
+def compare_unpaired(
+    dataset: str,
+    scores: Sequence[CompletionScore],
+    objectives: Mapping[str, Objective],
+    beta: float,
+    statistics: Statistics = DEFAULT_STATISTICS,
+) -> list[Comparison]:
+    """`objective/auc` of every later-listed model against every earlier-listed one (the order of `compare_models`),
+    on the completions both scored (matched by id), over all rows and per subset. Only models with rewards are
+    compared: the reference's are 0 by definition, so its AUC says nothing. Each model's rewards are those of its
+    `objective/auc` metric (`reward_beta`; the AUC does not change with a positive β)."""
+    rewards: dict[str, dict[str, tuple[CompletionScore, float]]] = {}
+    for model, _, rows in _cells(dataset, scores):
+        if model in rewards or any(r.ref_logp is None for r in rows):
+            continue
+        scale = reward_beta(objectives.get(model), beta)
+        rewards[model] = {r.id: (r, scale * (r.logp - r.ref_logp)) for r in rows if r.ref_logp is not None}
+    models, out = list(rewards), []
+    for position, model in enumerate(models):
+        for baseline in models[:position]:
+            shared = sorted(rewards[model].keys() & rewards[baseline].keys())
+            rows = [rewards[model][i][0] for i in shared]
+            groups = {ALL_SUBSETS: shared} | {
+                subset: [r.id for r in rows if r.subset == subset]
+                for subset in sorted({r.subset for r in rows} - {ALL_SUBSETS})
+            }
+            for subset, ids in groups.items():
+                ours = np.array([rewards[model][i][1] for i in ids])
+                theirs = np.array([rewards[baseline][i][1] for i in ids])
+                label = np.array([rewards[model][i][0].label for i in ids], dtype=bool)
+                if label.any() and (~label).any():
+                    where = (dataset, subset, model, baseline)
+                    out.append(_auc_comparison(where, ours, theirs, label, statistics.confidence_level))
+    return out
+
+
+def _auc_comparison(
+    where: tuple[str, str, str, str], ours: np.ndarray, theirs: np.ndarray, label: np.ndarray, confidence: float
+) -> Comparison:
+    """The record of Δ objective/auc of `ours` over `theirs` (rewards on the same rows, `label` true: desirable)."""
+    dataset, subset, model, baseline = where
+    delta = auc.auc_difference(ours[label], ours[~label], theirs[label], theirs[~label], confidence)
+    s = delta.sampling
+    testable = s.method == "mover_auc"
+    return Comparison(
+        dataset=dataset,
+        subset=subset,
+        model=model,
+        baseline=baseline,
+        metric="objective/auc",
+        model_value=auc.mann_whitney_auc(ours[label], ours[~label]),
+        baseline_value=auc.mann_whitney_auc(theirs[label], theirs[~label]),
+        value=delta.value,
+        n=delta.n,
+        higher_is_better=REGISTRY["objective/auc"].higher_is_better,
+        test="mover_auc",
+        p_value=hypotheses.two_sided_p(s) if testable else 1.0,
+        method=s.method,
+        se=s.se,
+        mde=None,
+        n_positive=int(label.sum()),
+        n_negative=int((~label).sum()),
+        correlation=s.correlation,
+        **delta.bounds,
+    )
 
 
 def reward_beta(objective: Objective | None, beta: float) -> float:

@@ -32,7 +32,8 @@ from evalkit.data.unpaired import UnpairedExample, load_unpaired
 from evalkit.gate.judge import evaluate_gate
 from evalkit.gate.summary import publish
 from evalkit.gate.terminal import verdict_lines
-from evalkit.metrics.unpaired import reward_beta, suite_unpaired_metrics
+from evalkit.metrics.paired import with_false_discovery_rate
+from evalkit.metrics.unpaired import compare_unpaired, reward_beta, suite_unpaired_metrics
 from evalkit.pipeline.best_of_n import best_of_n_items, summarise_best_of_n
 from evalkit.pipeline.candidate import Candidate
 from evalkit.pipeline.checks import (
@@ -159,14 +160,18 @@ def _bench(
         suite.reference,
         objectives=objectives,
     )
+    unpaired_comparisons = []
     for name, rows in scored.completions.items():
         summaries.metrics.extend(suite_unpaired_metrics(name, rows, objectives, suite.scoring.beta, suite.statistics))
+        unpaired_comparisons += compare_unpaired(name, rows, objectives, suite.scoring.beta, suite.statistics)
     models = [info.name for info in scored.models]
     rms = frozenset(info.name for info in scored.models if info.reward_model)
     best_of_n = summarise_best_of_n(
         items, scored.scores, models, suite.scoring.beta, suite.statistics, objectives=objectives, reward_models=rms
     )
     fields = summaries.fields()
+    if unpaired_comparisons:  # one family with the pairs' comparisons for the reports' significance marks
+        fields["comparisons"] = with_false_discovery_rate([*summaries.comparisons, *unpaired_comparisons])
     fields["baselines"] = [*fields.get("baselines", []), *best_of_n.baselines]
     # The previous run's outputs go before any new one is written: a run stopped midway leaves none of them beside
     # the new files (`evalkit report` renders missing reports again from results.json).

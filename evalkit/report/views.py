@@ -181,13 +181,17 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
     found: Found = {(m.model, m.subset, m.metric): m for m in metrics}
     models = list(dict.fromkeys(m.model for m in metrics))
     subsets = sorted({m.subset for m in metrics} - {ALL_SUBSETS})
+    level = f"{result.effective_statistics.confidence_level:.0%}"
     if any(d.name == dataset and d.format == "unpaired" for d in result.datasets):
+        # Models with rewards against each other on the reward AUC, on all completions (per subset: results.json).
+        overall = [c for c in comparisons if c.subset == ALL_SUBSETS]
         return DatasetView(
             name=dataset,
             n_pairs=n_pairs,
             models=models,
-            anchor=result.reference or "",
+            anchor=overall[0].baseline if overall else (result.reference or ""),
             headline=unpaired_table(found, models, subsets),
+            comparisons=_comparison_sections(overall, f"Δ [{level} CI]", alpha_of(result)),
             objectives=unpaired_objectives_table(result, found, models),
             objectives_note=unpaired_objectives_note(result),
             unit=DATASET_UNITS["unpaired"],
@@ -196,7 +200,6 @@ def dataset_view(result: RunResult, dataset: str, n_pairs: int) -> DatasetView:
     columns = [key for key in COLUMNS if key in present]
     direction = {m.metric: m.higher_is_better for m in metrics}
     header = [names.heading(key, direction[key]) for key in columns] + ["n"]
-    level = f"{result.effective_statistics.confidence_level:.0%}"
     alpha = alpha_of(result)
     short = {(f.model, f.subset, f.metric) for f in shortfalls(result, alpha) if f.dataset == dataset}
     accuracies = [key for key in columns if names.metric(key).accuracy]

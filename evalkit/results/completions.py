@@ -4,10 +4,15 @@ log-probs of the mismatched completion KTO's KL reference point is estimated fro
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
-from evalkit.results.pairs import implicit_reward
+from evalkit.errors import EvalkitError
+from evalkit.results.files import read_jsonl
+from evalkit.results.pairs import MAX_PAIR_ROW_BYTES, implicit_reward
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,3 +46,69 @@ def completion_records(rows: Iterable[CompletionScore], beta: float) -> list[dic
             record["reward"] = implicit_reward(row.logp, row.ref_logp, beta)
         out.append(record)
     return out
+
+
+_STRINGS = ("id", "subset", "model")
+_LOGPS = ("logp", "kl_logp")
+_COUNTS = ("n_tokens", "kl_n_tokens")
+_FLAGS = ("label", "truncated")
+
+
+def read_completion_scores(path: Path) -> list[CompletionScore]:
+    """The rows of a per-completion file (`completions/<dataset>.jsonl`), each checked as a fork's file must be (a
+    gate recomputes a comparison against a baseline run from them); the derived `reward` column is not read."""
+    expected = "per-completion score rows written beside results.json"
+    return [completion_score(record, where) for where, record in read_jsonl(path, expected, MAX_PAIR_ROW_BYTES)]
+
+
+def completion_score(record: object, where: str) -> CompletionScore:
+    """One per-completion row: every column present with its type, log-probs finite, token counts whole."""
+    if not isinstance(record, dict):
+        raise EvalkitError(f"{where}: not a per-completion row: expected a JSON object, got {type(record).__name__}")
+    for key in (*_STRINGS, *_LOGPS, *_COUNTS, *_FLAGS):
+        if key not in record:
+            raise EvalkitError(f"{where}: not a per-completion row: no {key!r}")
+    checks = [
+        *((key, isinstance(record[key], str), "a string") for key in _STRINGS),
+        *((key, _finite(record[key]), "a finite log-prob") for key in _LOGPS),
+        *(
+            (key, record.get(key) is None or _finite(record[key]), "a finite log-prob")
+            for key in ("ref_logp", "ref_kl_logp")
+        ),
+        *(
+            (
+                key,
+                isinstance(record[key], int) and not isinstance(record[key], bool) and record[key] >= 0,
+                "a count of tokens",
+            )
+            for key in _COUNTS
+        ),
+        *((key, isinstance(record[key], bool), "true or false") for key in _FLAGS),
+        ("prompt_key", record.get("prompt_key") is None or isinstance(record["prompt_key"], str), "a string"),
+    ]
+    for key, good, what in checks:
+        if not good:
+            raise EvalkitError(f"{where}: {key}: expected {what}, got {json.dumps(record.get(key))[:40]}")
+    optional = {key: None if record.get(key) is None else float(record[key]) for key in ("ref_logp", "ref_kl_logp")}
+    return CompletionScore(
+        id=record["id"],
+        subset=record["subset"],
+        model=record["model"],
+        label=record["label"],
+        logp=float(record["logp"]),
+        n_tokens=record["n_tokens"],
+        truncated=record["truncated"],
+        kl_logp=float(record["kl_logp"]),
+        kl_n_tokens=record["kl_n_tokens"],
+        prompt_key=record.get("prompt_key"),
+        **optional,
+    )
+
+
+def _finite(value: object) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False

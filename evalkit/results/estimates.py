@@ -9,9 +9,10 @@ from pydantic import Field, model_validator
 
 from evalkit.results.record import Record
 
-PairedTestName = Literal["tango_score", "paired_t", "cluster_t", "bootstrap", "stratified_z"]
+PairedTestName = Literal["tango_score", "paired_t", "cluster_t", "bootstrap", "stratified_z", "mover_auc"]
 """The paired tests evalkit runs (`evalkit.metrics.paired`); files before 1.4 may name `mcnemar_exact`. Best-of-N
-composites add `bootstrap` (the Ties score, prompts resampled) and `stratified_z` (the mean over subsets)."""
+composites add `bootstrap` (the Ties score, prompts resampled) and `stratified_z` (the mean over subsets); two models'
+AUCs on the same labelled completions `mover_auc` (`evalkit.metrics.auc.auc_difference`)."""
 
 
 class Metric(Record):
@@ -77,12 +78,12 @@ class Comparison(Record):
     model_value: float
     baseline_value: float
     value: float
-    """The difference model − baseline (the mean of the per-pair differences)."""
+    """The difference model − baseline (the mean of the per-pair differences; for mover_auc, of the two AUCs)."""
     ci_low: float | None
     """Paired interval of the difference (see `method`); None where undefined (one pair, or no spread)."""
     ci_high: float | None
     n: int
-    """Pairs both models scored."""
+    """Pairs both models scored (for mover_auc: labelled completions, both labels)."""
     higher_is_better: bool | None
     test: Literal[PairedTestName, "mcnemar_exact"]
     """Tango's score test for accuracies (McNemar's z at Δ = 0); a paired t-test of the mean difference for
@@ -92,7 +93,8 @@ class Comparison(Record):
     p_adjusted: float | None = None
     """Benjamini–Hochberg adjusted over every comparison of the run: what the reports' significance marks read."""
     method: str | None = None
-    """How the interval was made: tango, student_t or cluster_t; None in files older than schema 1.4."""
+    """How the interval was made: tango, student_t, cluster_t, or mover_auc (a difference of two AUCs); None in files
+    older than schema 1.4."""
     se: float | None = None
     df: float | None = None
     skewness: float | None = None
@@ -102,6 +104,13 @@ class Comparison(Record):
     """Minimum detectable effect: the smallest true difference this test finds with the stated power."""
     flips: Flips | None = None
     """For accuracies: the pairs that went wrong→right and right→wrong."""
+    n_positive: int | None = None
+    """For mover_auc (two AUCs on the same labelled completions): the desirable completions; `n` is both labels."""
+    n_negative: int | None = None
+    """For mover_auc: the undesirable completions."""
+    correlation: float | None = None
+    """For mover_auc: the correlation of the two AUCs (DeLong's structural components), which MOVER's test reads
+    with each AUC (`model_value`, `baseline_value`) and the group sizes."""
 
     @model_validator(mode="after")
     def _tango_counts_flips(self) -> Comparison:

@@ -43,6 +43,11 @@ def test_objectives_suite_trains_five_objectives_on_one_split(tmp_path: Path, mo
     for run in RUNS:
         auc = result.metric("heldout-unpaired", run, "objective/auc")
         assert auc is not None and (auc.n_positive, auc.n_negative) == (len(heldout), len(heldout))
+    # Every two runs compared on the reward AUC, whatever their objectives (scale-free); the base has no rewards.
+    compared = {
+        (c.model, c.baseline) for c in result.comparisons if (c.dataset, c.subset) == ("heldout-unpaired", "all")
+    }
+    assert compared == {(later, earlier) for i, later in enumerate(RUNS) for earlier in RUNS[:i]}
     for run in RUNS:
         record = json.loads((tmp_path / "out" / "models" / run / "evalkit_train.json").read_text())
         assert record["train"]["heldout"] == str(tmp_path / "out" / "heldout.jsonl")

@@ -76,6 +76,15 @@ def unpaired_suite(
                     "at_least": 0.0,
                     "min_pairs": 10,
                 },
+                # Models of two objectives compare on the AUC, scale-free: kto is listed first, so the run records
+                # dpo against kto and the rule reads it turned round.
+                {
+                    "kind": "superiority",
+                    "model": "kto",
+                    "baseline": "dpo",
+                    "metric": "objective/auc",
+                    "dataset": "labelled",
+                },
             ],
         },
     }
@@ -117,12 +126,20 @@ def test_a_suite_scores_labelled_completions_for_every_model(
     assert any(m.dataset == "pairs" and m.metric == "preference/accuracy" for m in result.metrics)
 
     assert result.gate is not None
-    kto_rule, dpo_rule = sorted(result.gate, key=lambda v: v.model != "kto")
+    kto_rule, dpo_rule, versus = sorted(result.gate, key=lambda v: (v.kind != "absolute", v.model != "kto"))
+    (delta,) = [c for c in result.comparisons if c.dataset == "labelled" and c.subset == "all"]
+    assert (delta.model, delta.baseline, delta.metric, delta.test) == ("dpo", "kto", "objective/auc", "mover_auc")
+    aucs = {model: metrics[(model, "objective/auc")].value for model in ("kto", "dpo")}
+    assert delta.value == pytest.approx(aucs["dpo"] - aucs["kto"]) and (delta.n_positive, delta.n_negative) == (9, 9)
+    assert not any(c.model == "base" or c.baseline == "base" for c in result.comparisons if c.dataset == "labelled")
+    assert versus.kind == "superiority" and versus.value == pytest.approx(aucs["kto"] - aucs["dpo"])
+    assert versus.status in ("passed", "failed") and versus.test is not None and "MOVER" in versus.test
     assert kto_rule.status == "passed" and kto_rule.test is not None and "Newcombe" in kto_rule.test
     assert dpo_rule.status == "undecidable" and "needs at least 10 desirable" in dpo_rule.reason
 
     report = (out / "report.md").read_text()
     assert "## labelled: headline (18 completions)" in report and "reward AUC" in report
+    assert "### labelled: dpo vs kto (18 completions both scored)" in report
     assert "reward desirable" in (out / "report.html").read_text()
     printed = capsys.readouterr().out
     assert "labelled (18 labelled completions)" in printed and "n = 18 completions" in printed

@@ -158,3 +158,31 @@ def test_rules_on_the_metrics_of_labelled_completions() -> None:
             },
             "s.yaml",
         )
+
+
+def test_comparing_two_models_on_their_auc() -> None:
+    """Two models with rewards compare on `objective/auc` on labelled completions, whatever their objectives (it is
+    scale-free): a superiority rule against another model with rewards loads; against the reference (rewards 0),
+    or on a dataset of pairs, it is refused in one line."""
+    suite = {
+        **SUITE,
+        "models": [*SUITE["models"], {"name": "kto", "path": "k", "method": {"name": "kto", "beta": 0.1}}],
+    }
+    rule = {"kind": "superiority", "model": "kto", "baseline": "aligned", "metric": "objective/auc"}
+    loaded = parse_suite({**suite, "gate": {"rules": [rule]}}, "s.yaml")
+    assert loaded.gate is not None and isinstance(loaded.gate.rules[0], SuperiorityRule)
+    margin = {"kind": "non_inferiority", "model": "kto", "metric": "objective/auc", "margin": 0.05}
+    assert parse_suite({**suite, "gate": {"rules": [margin]}}, "s.yaml").gate is not None
+    with pytest.raises(
+        EvalkitError,
+        match=r"^s\.yaml: gate\.rules\.0\.baseline: 'objective/auc' is not computed for the reference model 'base' "
+        r"\(its rewards are 0\); compare two models with rewards, or gate the model's AUC with an `absolute` rule$",
+    ):
+        parse_suite({**suite, "gate": {"rules": [{**rule, "baseline": "base"}]}}, "s.yaml")
+    paired = {**suite, "datasets": [{"name": "d", "path": "d.jsonl", "format": "explicit"}]}
+    with pytest.raises(
+        EvalkitError,
+        match=r"^s\.yaml: gate\.rules\.0\.metric: 'objective/auc' is computed on unpaired data; 'd' has format "
+        r"'explicit'$",
+    ):
+        parse_suite({**paired, "gate": {"rules": [rule]}}, "s.yaml")

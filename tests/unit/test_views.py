@@ -199,3 +199,61 @@ def test_an_unpaired_dataset_is_shown_as_its_table_of_labels_and_auc() -> None:
     base, aligned = view.headline.rows
     assert base == ["all", "base", "—", "—", "—", "-10.000 [-12.00, -8.00]", "-11.000 [-13.00, -9.00]", "3", "2"]
     assert aligned[2:5] == ["0.250 [0.10, 0.40]", "-0.125 [-0.30, 0.05]", "0.833 [0.35, 0.97]"]
+
+
+def test_an_unpaired_dataset_shows_the_auc_comparisons_of_models_with_rewards() -> None:
+    """Two models with rewards on five labelled completions (the hand-worked rows of test_unpaired_comparisons.py:
+    AUCs 5/6 and 3/4): the view has one section, the later model against the earlier, on the reward AUC, and the
+    markdown report counts completions, not pairs."""
+    from evalkit.report.document import render_markdown
+    from evalkit.results.estimates import Comparison
+
+    result = golden()
+    info = DatasetInfo(
+        name="fb",
+        path="fb.jsonl",
+        fingerprint="x",
+        n_pairs=5,
+        subsets=["all"],
+        pairs_file="completions/fb.jsonl",
+        format="unpaired",
+    )
+    auc = Metric(
+        dataset="fb", subset="all", model="aligned", metric="objective/auc", value=0.8333, n=5, higher_is_better=True
+    )
+    delta = Comparison(
+        dataset="fb",
+        subset="all",
+        model="aligned",
+        baseline="base",
+        metric="objective/auc",
+        model_value=5 / 6,
+        baseline_value=0.75,
+        value=1 / 12,
+        ci_low=-0.4,
+        ci_high=0.55,
+        n=5,
+        higher_is_better=True,
+        test="mover_auc",
+        p_value=0.7,
+        p_adjusted=0.9,
+        method="mover_auc",
+        se=0.2357,
+        mde=None,
+        n_positive=3,
+        n_negative=2,
+        correlation=0.6124,
+    )
+    result = result.model_copy(
+        update={
+            "metrics": [*result.metrics, auc],
+            "datasets": [*result.datasets, info],
+            "comparisons": [*result.comparisons, delta],
+        }
+    )
+    view = dataset_view(result, "fb", 5)
+    (section,) = view.comparisons
+    assert (section.model, section.baseline, section.n) == ("aligned", "base", 5)
+    (row,) = section.table.rows
+    assert row[:3] == ["reward AUC ↑", "+0.083 [-0.40, +0.55]", "0.7"] and row[4:6] == ["0.750", "0.833"]
+    assert "### fb: aligned vs base (5 completions both scored)" in render_markdown(result)
