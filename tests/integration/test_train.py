@@ -277,16 +277,24 @@ models:
 """
     )
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    root = str(Path(__file__).parents[2])
     done = subprocess.run(
         [*torchrun, "-m", "evalkit", "train", str(suite)],
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        cwd=tmp_path,  # an internal error's traceback goes to .evalkit/logs here, shown below if a rank fails
+        env={
+            **os.environ,
+            "OMP_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+        },
     )
-    # Each rank's own one-line error can sit anywhere in torchrun's stderr: show every line that names evalkit too.
+    # Each rank's own one-line error can sit anywhere in torchrun's stderr: show every line that names evalkit too,
+    # and the tracebacks an internal error (exit 3) left.
     named = [line for line in done.stderr.splitlines() if "evalkit" in line.lower() and "Traceback" not in line]
-    assert done.returncode == 0, "\n".join(named[-20:]) + "\n" + done.stderr[-2000:]
+    tracebacks = [log.read_text()[-3000:] for log in sorted((tmp_path / ".evalkit" / "logs").glob("*.log"))]
+    assert done.returncode == 0, "\n".join([*named[-20:], *tracebacks]) + "\n" + done.stderr[-2000:]
     assert done.stdout.count("trained 'tuned'") == 1  # only the main process speaks
     history = json.loads((tmp_path / "tuned" / "log_history.json").read_text())
     assert [e["step"] for e in history if "loss" in e] == [1, 2, 3]
