@@ -12,7 +12,8 @@ def migrate(raw: dict[str, Any]) -> dict[str, Any]:
         1.0–1.3 recorded the settings of a percentile bootstrap that 1.4 no longer uses; they are dropped, and
         intervals from those files keep `method` None ("not recorded") rather than a guess. Verdicts before 1.5
         take the status their `passed` says; models before 1.5 get the roles runs give them now (`_with_roles`); a
-    training before 1.8 was a `DPOTrainer` run.
+    training before 1.8 was a `DPOTrainer` run. 1.9 added comparisons of two models' reward AUCs on labelled
+    completions (`mover_auc`, with their group sizes and correlation): older files have none, and read as they are.
     """
     statistics = raw.get("statistics")
     if isinstance(statistics, dict):

@@ -48,7 +48,7 @@ from evalkit.results.estimates import BaselineScore, Comparison, Metric, Reliabi
 from evalkit.results.generation import GenerationResult
 from evalkit.results.record import Record
 
-SCHEMA_VERSION = "1.8"
+SCHEMA_VERSION = "1.9"
 SCHEMA_FILE = Path(__file__).parent / "schemas" / "results.schema.json"
 
 

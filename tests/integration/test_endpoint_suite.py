@@ -54,7 +54,7 @@ def test_the_endpoint_suite_generates_and_judges_through_the_server(
     monkeypatch.chdir(tmp_path)
     assert run(served_world, tmp_path) == 0
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert results["schema_version"] == "1.8"
+    assert results["schema_version"] == "1.9"
     schema = json.loads(SCHEMA_FILE.read_text())
     assert schema_errors(results, schema, schema) == []
     generation = results["generation"]

@@ -24,17 +24,26 @@ def test_shipped_json_schema_is_current() -> None:
 
 
 def test_real_output_validates_against_the_shipped_schema(schema_errors: Callable[..., list[str]]) -> None:
-    """results-1.8.json was written by a real run of the default suite at the current schema (with its content-blind
-    baselines and the trainer that trained); the golden results.json (1.7, the fixture the reports are rendered
-    from) and the one kept from 1.5 show that files of earlier minors validate against the current schema too."""
+    """results-1.9.json was written by a real run of suites/objectives.yaml at the current schema (five trainers,
+    their objectives' metrics, labelled completions with two models' reward AUCs compared, content-blind baselines);
+    the golden results.json (1.7, the fixture the reports are rendered from), a default-suite run at 1.8 and the
+    file kept from 1.5 show that files of earlier minors validate against the current schema too."""
     schema = json.loads(SCHEMA_FILE.read_text())
-    for name, version in (("results-1.5.json", "1.5"), ("results.json", "1.7")):
+    for name, version in (("results-1.5.json", "1.5"), ("results.json", "1.7"), ("results-1.8.json", "1.8")):
         older = json.loads((GOLDEN / name).read_text())
         assert older["schema_version"] == version and schema_errors(older, schema, schema) == []
-    raw = json.loads((GOLDEN / "results-1.8.json").read_text())
+    raw = json.loads((GOLDEN / "results-1.9.json").read_text())
     assert raw["schema_version"] == SCHEMA_VERSION
     assert raw["comparisons"] and raw["reliability"] and raw["statistics"] and raw["baselines"]
-    assert raw["training"]["trainer"] == "DPOTrainer"
+    assert [t["trainer"] for t in raw["trainings"]] == [
+        "DPOTrainer",
+        "DPOTrainer",
+        "CPOTrainer",
+        "ORPOTrainer",
+        "KTOTrainer",
+    ]
+    assert {c["test"] for c in raw["comparisons"]} == {"tango_score", "paired_t", "mover_auc"}
+    assert any(m["metric"] == "trl/nll_loss" and m["model"] == "orpo" for m in raw["metrics"])
     assert schema_errors(raw, schema, schema) == []
     # The check has teeth: each of these breaks the schema.
     metric, comparison = raw["metrics"][0], raw["comparisons"][0]
