@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping, Sequence
 import numpy as np
 from scipy.special import expit
 
-from evalkit.config.objectives import DpoObjective, KtoObjective, Objective
+from evalkit.config.objectives import KTO_METRICS, DpoObjective, KtoObjective, Objective
 from evalkit.errors import EvalkitError
 from evalkit.metrics import auc, hypotheses, stats
 from evalkit.metrics.compute import DEFAULT_STATISTICS
@@ -72,10 +72,6 @@ def compute_unpaired_metrics(
     return out
 
 
-KTO_ONLY = frozenset({"trl/kl", "objective/loss"})
-"""Metrics of KTO's own loss: a model trained with another objective gets its rewards and AUC, not these."""
-
-
 def suite_unpaired_metrics(
     dataset: str,
     scores: Sequence[CompletionScore],
@@ -94,7 +90,7 @@ def suite_unpaired_metrics(
             out += compute_unpaired_metrics(dataset, rows, objective, statistics)
             continue
         implicit = KtoObjective(name="kto", beta=reward_beta(objective, beta))
-        out += [m for m in compute_unpaired_metrics(dataset, rows, implicit, statistics) if m.metric not in KTO_ONLY]
+        out += [m for m in compute_unpaired_metrics(dataset, rows, implicit, statistics) if m.metric not in KTO_METRICS]
     return out
 
 

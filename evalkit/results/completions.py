@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from evalkit.errors import EvalkitError
 from evalkit.results.files import read_jsonl
-from evalkit.results.pairs import MAX_PAIR_ROW_BYTES, implicit_reward
+from evalkit.results.pairs import MAX_PAIR_ROW_BYTES, implicit_reward, is_finite_number
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +69,9 @@ def completion_score(record: object, where: str) -> CompletionScore:
             raise EvalkitError(f"{where}: not a per-completion row: no {key!r}")
     checks = [
         *((key, isinstance(record[key], str), "a string") for key in _STRINGS),
-        *((key, _finite(record[key]), "a finite log-prob") for key in _LOGPS),
+        *((key, is_finite_number(record[key]), "a finite log-prob") for key in _LOGPS),
         *(
-            (key, record.get(key) is None or _finite(record[key]), "a finite log-prob")
+            (key, record.get(key) is None or is_finite_number(record[key]), "a finite log-prob")
             for key in ("ref_logp", "ref_kl_logp")
         ),
         *(
@@ -103,12 +102,3 @@ def completion_score(record: object, where: str) -> CompletionScore:
         prompt_key=record.get("prompt_key"),
         **optional,
     )
-
-
-def _finite(value: object) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False

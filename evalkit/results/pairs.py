@@ -134,7 +134,7 @@ def pair_score(record: object, where: str, shared: dict[str, str] | None = None)
         if not isinstance(record.get(key), str) and (key in _TEXT or record.get(key) is not None):
             raise EvalkitError(f"{where}: {key}: expected a string, got {_shown(record.get(key))}")
     for key in (*_LOGPS, *_OPTIONAL_LOGPS, *_PARTS, "logp_prompt"):
-        if not _finite(record.get(key)) and (key in _LOGPS or record.get(key) is not None):
+        if not is_finite_number(record.get(key)) and (key in _LOGPS or record.get(key) is not None):
             what = "score" if key.startswith("score") else "log-prob"
             raise EvalkitError(f"{where}: {key}: expected a finite {what}, got {_shown(record.get(key))}")
     for key in (*_COUNTS, "n_tokens_prompt"):
@@ -172,7 +172,8 @@ def _shared(name: str, shared: dict[str, str] | None) -> str:
     return name if shared is None else shared.setdefault(name, name)
 
 
-def _finite(value: object) -> bool:
+def is_finite_number(value: object) -> bool:
+    """Whether a value read from JSON is a finite number (not a bool, a string, NaN or an infinity)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     try:

@@ -55,32 +55,37 @@ def trl_evaluate(
 ) -> dict[int, tuple[dict[str, list[float]], dict[str, float]]]:
     """TRL's per-batch metric lists and its logged metrics, at an eval batch of 1 and of every row."""
     from datasets import Dataset
-    from trl import KTOConfig, KTOTrainer
 
     dataset = Dataset.from_list([{"prompt": e.prompt, "completion": e.completion, "label": e.label} for e in examples])
     out = {}
     for batch in (1, len(examples)):
-        args = KTOConfig(
-            output_dir=str(tmp_path / "trl"),
-            beta=BETA,
-            per_device_train_batch_size=GROUP,
-            per_device_eval_batch_size=batch,
-            bf16=False,
-            fp16=False,
-            report_to=[],
-            disable_tqdm=True,
-            dataloader_pin_memory=False,
-        )
-        trainer = KTOTrainer(
-            model=policy,
-            ref_model=reference,
-            args=args,
-            train_dataset=dataset,
-            eval_dataset=dataset,
-            processing_class=tokenizer,
-        )
-        out[batch] = evaluate_capturing(trainer)
+        out[batch] = evaluate_capturing(kto_trainer(policy, reference, tokenizer, dataset, batch, tmp_path))
     return out
+
+
+def kto_trainer(policy: Any, reference: Any, tokenizer: Any, dataset: Any, batch: int, tmp_path: Path) -> Any:
+    """KTOTrainer at β = `BETA` with KL groups of `GROUP` rows, evaluating `batch` rows at a time."""
+    from trl import KTOConfig, KTOTrainer
+
+    args = KTOConfig(
+        output_dir=str(tmp_path / "trl"),
+        beta=BETA,
+        per_device_train_batch_size=GROUP,
+        per_device_eval_batch_size=batch,
+        bf16=False,
+        fp16=False,
+        report_to=[],
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+    return KTOTrainer(
+        model=policy,
+        ref_model=reference,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        processing_class=tokenizer,
+    )
 
 
 def evaluate_capturing(trainer: Any) -> tuple[dict[str, list[float]], dict[str, float]]:
@@ -151,7 +156,6 @@ def test_kto_on_pairs_equals_kto_trainer_on_the_paired_dataset(
     """Given pairs, KTOTrainer unpairs them itself; at a batch of one answer its rewards and log-probs per label are
     evalkit's KTO metrics of the pairs (`trl/*`), and its margin is the difference of the two reward means."""
     from datasets import Dataset
-    from trl import KTOConfig, KTOTrainer
 
     policy, reference = policy_and_reference
     pairs = [
@@ -159,26 +163,7 @@ def test_kto_on_pairs_equals_kto_trainer_on_the_paired_dataset(
         for p in generate_pairs(2, seed=5)[:5]
     ]
     data = Dataset.from_list([{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs])
-    args = KTOConfig(
-        output_dir=str(tmp_path / "trl"),
-        beta=BETA,
-        per_device_train_batch_size=GROUP,
-        per_device_eval_batch_size=1,
-        bf16=False,
-        fp16=False,
-        report_to=[],
-        disable_tqdm=True,
-        dataloader_pin_memory=False,
-    )
-    trainer = KTOTrainer(
-        model=policy,
-        ref_model=reference,
-        args=args,
-        train_dataset=data,
-        eval_dataset=data,
-        processing_class=tiny_tokenizer,
-    )
-    one, _ = evaluate_capturing(trainer)
+    one, _ = evaluate_capturing(kto_trainer(policy, reference, tiny_tokenizer, data, 1, tmp_path))
 
     tokens = [tokenize_pair(p, tiny_tokenizer) for p in pairs]
     settings, pad = ScoringSpec(batch_size=2), int(tiny_tokenizer.pad_token_id)
