@@ -43,7 +43,7 @@ from evalkit.api import inprocess
 from evalkit.api.evaluation import Evaluation, check_metric
 from evalkit.api.functions import DEFAULT_LAYOUT, Layout, Pairs, as_pairs, scoring_settings
 from evalkit.config.messages import notice
-from evalkit.config.objectives import KtoObjective, Objective, reads_prompt
+from evalkit.config.objectives import KtoObjective, Objective, reads_prompt, tokenization_of
 from evalkit.config.specs import ScoringSpec
 from evalkit.console import is_main_process
 from evalkit.data.rendering import DEFAULT_DATE, rendering_for
@@ -135,9 +135,11 @@ class EvalkitCallback(TrainerCallback):
         self.output_dir = Path(output_dir) if output_dir is not None else None
         tokenizer = _tokenizer_of(trainer.processing_class)
         self.rendering = rendering_for(tokenizer, dict(chat_template_kwargs or {}), template_date or DEFAULT_DATE)
-        self.tokens = tokenize_set(self.pairs, tokenizer, self.rendering, self.scoring.max_length)
-        self.pad_token_id = pad_token_id(tokenizer)
         self.objective = objective or objective_of_trainer(trainer)
+        # As the trainer tokenizes them: a CPOTrainer's or ORPOTrainer's pairs the legacy way, so the numbers match.
+        tokenization = tokenization_of(self.objective)
+        self.tokens = tokenize_set(self.pairs, tokenizer, self.rendering, self.scoring.max_length, tokenization)
+        self.pad_token_id = pad_token_id(tokenizer)
         self.kto = self.objective if isinstance(self.objective, KtoObjective) else None
         self.completions: TokenizedCompletions | None = None
         self._kto_estimates: dict[str, Estimate] = {}

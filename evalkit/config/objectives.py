@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from evalkit.config.base import Spec
-from evalkit.results.schema import ObjectiveInfo
+from evalkit.results.schema import ObjectiveInfo, Tokenization
 
 DpoLossType = Literal[
     "sigmoid",
@@ -274,6 +274,14 @@ def reads_prompt(objective: Objective | None) -> bool:
     """Whether the objective's numbers read the prompt's log-prob: ORPO's NLL term covers the prompt's tokens and
     the chosen answer's. Scoring sums the prompt only for such models (the LM head over every prompt position)."""
     return isinstance(objective, OrpoObjective)
+
+
+def tokenization_of(objective: Objective | None) -> Tokenization:
+    """How a model of `objective` has its pairs tokenized, so its log-probs are those its trainer computed: CPO,
+    SimPO, AlphaPO (CPOTrainer) and ORPO (ORPOTrainer) tokenize the legacy way (`evalkit.scoring.legacy`), DPO and KTO
+    (and a model no objective names) as DPOTrainer does."""
+    legacy = isinstance(objective, CpoObjective | SimpoObjective | AlphapoObjective | OrpoObjective)
+    return "legacy" if legacy else "dpo"
 
 
 def default_objective(beta: float) -> DpoObjective:

@@ -115,21 +115,50 @@ def chat_token_ids(
     A template that refuses the conversation (Gemma's has no system role, Mistral's wants user and assistant
     turns to alternate) raises its own message as a one-line `EvalkitError`.
     """
+    rendered = _render(tokenizer, messages, rendering, tokenize=True, add_generation_prompt=add_generation_prompt)
+    return list(cast(dict[str, Any], rendered)["input_ids"])
+
+
+def chat_text(
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[dict[str, str]],
+    rendering: Rendering = PLAIN,
+    add_generation_prompt: bool = False,
+    continues: bool = False,
+) -> str:
+    """`messages` rendered to text with the tokenizer's chat template, as TRL's `maybe_apply_chat_template` renders
+    them for the trainers that tokenize text (CPO, ORPO); `continues`: leave the final message open."""
+    rendered = _render(
+        tokenizer,
+        messages,
+        rendering,
+        tokenize=False,
+        add_generation_prompt=add_generation_prompt,
+        continue_final_message=continues,
+    )
+    assert isinstance(rendered, str)
+    return rendered
+
+
+def _render(
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[dict[str, str]],
+    rendering: Rendering,
+    tokenize: bool,
+    **options: Any,
+) -> Any:
     try:
         with time_limit(TEMPLATE_SECONDS, "the chat template"):
-            rendered = tokenizer.apply_chat_template(
-                messages,
-                tokenize=True,
-                return_dict=True,
-                add_generation_prompt=add_generation_prompt,
-                **rendering.template_kwargs(),
-            )
+            if tokenize:
+                return tokenizer.apply_chat_template(
+                    messages, tokenize=True, return_dict=True, **options, **rendering.template_kwargs()
+                )
+            return tokenizer.apply_chat_template(messages, tokenize=False, **options, **rendering.template_kwargs())
     except (jinja2.exceptions.SecurityError, OverflowError) as exc:  # the sandbox's refusals (ranges too big, too)
         raise EvalkitError(f"the chat template did something its sandbox forbids: {first_line(exc)}") from None
     except jinja2.TemplateError as exc:
         roles = ", ".join(m.get("role", "?") for m in messages)
         raise EvalkitError(f"the chat template cannot render a conversation of roles [{roles}]: {exc}") from None
-    return list(cast(dict[str, Any], rendered)["input_ids"])
 
 
 TEMPLATE_SECONDS = 10.0

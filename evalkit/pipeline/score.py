@@ -22,7 +22,7 @@ from evalkit.checkpoints import (
     load_served_checkpoint,
     release,
 )
-from evalkit.config.objectives import Objective, objective_from, objective_info, reads_prompt
+from evalkit.config.objectives import Objective, objective_from, objective_info, reads_prompt, tokenization_of
 from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
@@ -235,7 +235,10 @@ def score_dataset(
     The reference model itself gets no reward metrics: its rewards are zero by definition.
     """
     settings = suite.scoring
-    tokens = tokenize_set(pairs, policy.tokenizer, policy.rendering, settings.max_length)
+    classifier = policy.spec.kind == "reward_model"
+    objective = resolved_objective(suite, policy.spec)
+    # Tokens are the policy's: a CPO/ORPO model's pairs as its trainer tokenized them, its reference scored on them.
+    tokens = tokenize_set(pairs, policy.tokenizer, policy.rendering, settings.max_length, tokenization_of(objective))
     if tokens.too_long:
         console.print(
             f"[yellow]{dataset}: {len(tokens.too_long)} pairs have a prompt that fills max_length="
@@ -243,12 +246,11 @@ def score_dataset(
         )
     label = f"{policy.spec.name} on {dataset}"
     key = _tokens_key(tokens.scorable, settings.max_length, policy.rendering)
-    classifier = policy.spec.kind == "reward_model"
     references = (
         reference.info.fingerprint if reference is not None and reference is not policy and not classifier else "none"
     )
     ids = hashlib.sha256(json.dumps([t.id for t in tokens.scorable]).encode()).hexdigest()
-    with_prompt = not classifier and reads_prompt(resolved_objective(suite, policy.spec))
+    with_prompt = not classifier and reads_prompt(objective)
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}" + ("|logit" if classifier else "")
     identity += "|prompt" if with_prompt else ""
     if served is not None:  # the engine's numbers are its own; never mixed with this process's
@@ -262,7 +264,9 @@ def score_dataset(
             reference_cache[key] = ModelLogps([_logps(r) for r in stored.rows], stored.mode)
         return ScoredDataset(
             [r.as_model(policy.spec.name) for r in stored.rows],
-            stored.audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}),
+            stored.audit.model_copy(
+                update={"model": policy.spec.name, "dataset": dataset, "tokenization": tokens.tokenization}
+            ),
             stored.mode.model_copy(update={"dataset": dataset}) if stored.mode is not None else None,
         )
     if classifier:

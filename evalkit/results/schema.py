@@ -203,6 +203,10 @@ class DatasetInfo(Record):
     files: pairs."""
 
 
+Tokenization = Literal["dpo", "legacy"]
+"""How a model's pairs are tokenized: as TRL's DPOTrainer does, or as its CPOTrainer and ORPOTrainer do."""
+
+
 class TokenizationAudit(Record):
     """What tokenization did to a dataset under one model's tokenizer."""
 
@@ -218,6 +222,10 @@ class TokenizationAudit(Record):
     """Pairs whose rendered prompt is not a token prefix of prompt+completion."""
     doubled_bos: int = 0
     """Pairs whose sequence starts with two BOS tokens (a template and the tokenizer both added one)."""
+    tokenization: Tokenization | None = None
+    """Whose tokenization the pairs had: `dpo` (TRL's DPOTrainer, for DPO and KTO models and reward models) or
+    `legacy` (TRL's CPOTrainer and ORPOTrainer, for CPO, SimPO, AlphaPO and ORPO models); None in files written
+    before evalkit recorded it (all `dpo`)."""
 
 
 class CurvePoint(Record):

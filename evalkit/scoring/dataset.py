@@ -15,7 +15,8 @@ from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import ScoringMode, TokenizationAudit
+from evalkit.results.schema import ScoringMode, Tokenization, TokenizationAudit
+from evalkit.scoring.legacy import tokenize_pair_legacy
 from evalkit.scoring.score import ModelLogps, TokenizedPair, fits, pair_scores, score_configured, tokenize_pair
 
 
@@ -29,6 +30,8 @@ class TokenizedSet:
     """Ids of pairs whose prompt alone fills `max_length`: left out of the metrics, and said so in the audit."""
     prompt_not_prefix: int
     doubled_bos: int
+    tokenization: Tokenization = "dpo"
+    """Whose tokenization the pairs had (DPOTrainer's, or CPOTrainer's and ORPOTrainer's: `legacy`)."""
 
     @property
     def fingerprint(self) -> str:
@@ -49,16 +52,24 @@ class ScoredDataset:
 
 
 def tokenize_set(
-    pairs: Sequence[PreferencePair], tokenizer: PreTrainedTokenizerBase, rendering: Rendering, max_length: int
+    pairs: Sequence[PreferencePair],
+    tokenizer: PreTrainedTokenizerBase,
+    rendering: Rendering,
+    max_length: int,
+    tokenization: Tokenization = "dpo",
 ) -> TokenizedSet:
-    """`pairs` tokenized exactly as TRL's DPOTrainer does, the ones whose prompt fills `max_length` set apart."""
-    tokenized = [tokenize_pair(p, tokenizer, rendering) for p in pairs]
+    """`pairs` tokenized exactly as TRL's DPOTrainer does (`legacy`: as its CPOTrainer and ORPOTrainer do, for the
+    models they train: `evalkit.config.objectives.tokenization_of`), the ones whose prompt fills `max_length` set
+    apart."""
+    tokenize = tokenize_pair_legacy if tokenization == "legacy" else tokenize_pair
+    tokenized = [tokenize(p, tokenizer, rendering) for p in pairs]
     return TokenizedSet(
         n_pairs=len(pairs),
         scorable=[t for t in tokenized if fits(t, max_length)],
         too_long=[t.id for t in tokenized if not fits(t, max_length)],
         prompt_not_prefix=sum(not t.prompt_is_prefix for t in tokenized),
         doubled_bos=sum(t.doubled_bos for t in tokenized),
+        tokenization=tokenization,
     )
 
 
@@ -96,6 +107,7 @@ def scored_dataset(
         prompt_too_long=tokens.too_long,
         prompt_not_prefix=tokens.prompt_not_prefix,
         doubled_bos=tokens.doubled_bos,
+        tokenization=tokens.tokenization,
     )
     mode = policy.mode.model_copy(update={"dataset": dataset}) if policy.mode is not None else None
     return ScoredDataset(rows, audit, mode)
