@@ -4,12 +4,15 @@ Every trainer evaluates with a batch of one pair, so each of its eval logs (`eva
 `eval_loss`) is the mean over pairs of that pair's value: the number evalkit pools. DPO: evalkit scores the pairs
 itself (its log-probs equal DPOTrainer's, tests/integration/test_trl_parity.py), and one trainer is evaluated under
 each loss type in turn (the trainer reads its loss settings at every step, so only they change between runs).
-CPO/SimPO/AlphaPO and ORPO tokenize in their own (legacy) way, so evalkit's formulas are fed their own per-pair
-log-probs and completion lengths, caught as each batch goes through `concatenated_forward`.
+CPO/SimPO/AlphaPO and ORPO tokenize in their own (legacy) way: the loss-type cases feed evalkit's formulas the
+trainers' own per-pair log-probs and completion lengths, caught as each batch goes through `concatenated_forward`;
+the legacy-tokenization cases have evalkit tokenize the pairs as those trainers do (`evalkit.scoring.legacy`) and
+score them itself, on tokenizers where DPOTrainer's tokens differ.
 """
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 from typing import Any
@@ -25,12 +28,16 @@ from evalkit.config.objectives import (
     Objective,
     OrpoObjective,
     SimpoObjective,
+    reads_prompt,
+    tokenization_of,
 )
 from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
+from evalkit.data.rendering import PLAIN
 from evalkit.metrics.compute import compute_metrics
 from evalkit.results.estimates import Metric
 from evalkit.results.pairs import PairScore
+from evalkit.scoring.dataset import tokenize_set
 from evalkit.scoring.score import pair_scores, score_pairs, tokenize_pair
 from evalkit.world.model import build_model
 from evalkit.world.pairs import generate_pairs
@@ -201,7 +208,14 @@ def legacy_evaluate(trainer: Any) -> tuple[dict[str, float], list[PairScore]]:
     return trl, scores
 
 
-def legacy_trainer(name: str, objective: Objective, model: Any, tokenizer: Any, directory: Path) -> Any:
+def legacy_trainer(
+    name: str,
+    objective: Objective,
+    model: Any,
+    tokenizer: Any,
+    directory: Path,
+    data: list[dict[str, Any]] | None = None,
+) -> Any:
     from datasets import Dataset
 
     with warnings.catch_warnings():
@@ -212,9 +226,9 @@ def legacy_trainer(name: str, objective: Objective, model: Any, tokenizer: Any, 
         else:
             from trl.experimental.cpo import CPOConfig as Config  # type: ignore[assignment]
             from trl.experimental.cpo import CPOTrainer as Trainer  # type: ignore[assignment]
-    data = Dataset.from_list(rows())
+    dataset = Dataset.from_list(data if data is not None else rows())
     args = _dpo_args(Config, directory, objective.trainer_options())
-    return Trainer(model=model, args=args, train_dataset=data, eval_dataset=data, processing_class=tokenizer)
+    return Trainer(model=model, args=args, train_dataset=dataset, eval_dataset=dataset, processing_class=tokenizer)
 
 
 CPO_CASES: list[Objective] = [
@@ -287,3 +301,76 @@ def test_orpo_formulas_on_trls_own_logps_without_the_prompt(
     odds_term = trl["eval_loss"] - trl["eval_nll_loss"]  # −λ·log σ(log-odds), as TRL adds it
     assert ours["objective/loss"] - (-ours["trl/logps/chosen"]) == pytest.approx(odds_term, rel=1e-4)
     assert ours["objective/loss"] != pytest.approx(trl["eval_loss"], rel=1e-4)
+
+
+# ---- CPOTrainer (SimPO) and ORPOTrainer: evalkit scoring the pairs itself, tokenized the trainers' (legacy) way ------
+
+
+def gpt2_style(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
+    """The tiny tokenizer as GPT-2's behaves: a BOS token it has, but never adds (no post-processor)."""
+    variant = copy.deepcopy(tokenizer)
+    variant.backend_tokenizer.post_processor = None
+    assert variant("Hi")["input_ids"][0] != variant.bos_token_id
+    return variant
+
+
+NEWLINE_TURNS = (
+    "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}<|end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+"""Turns that end in a newline after the end-of-turn token, as ChatML templates' do: the last token is not EOS."""
+
+
+def newline_turns(tokenizer: PreTrainedTokenizerFast) -> PreTrainedTokenizerFast:
+    variant = copy.deepcopy(tokenizer)
+    variant.chat_template = NEWLINE_TURNS
+    return variant
+
+
+LEGACY_CASES = {
+    "gpt2-style-text": (gpt2_style, False),
+    "chat-turns-ending-in-newline": (newline_turns, True),
+}
+
+
+@pytest.mark.parametrize("trainer_name", ["simpo", "orpo"])
+@pytest.mark.parametrize("case", list(LEGACY_CASES))
+def test_legacy_trainer_evaluate_equals_evalkit_scoring_its_own_tokens(
+    case: str,
+    trainer_name: str,
+    models: tuple[LlamaForCausalLM, LlamaForCausalLM],
+    tiny_tokenizer: PreTrainedTokenizerFast,
+    tmp_path: Path,
+) -> None:
+    """evalkit tokenizes the pairs as CPOTrainer and ORPOTrainer do (`tokenization_of` says `legacy` for both) and
+    scores them itself: every value the trainer logs equals evalkit's, where DPOTrainer's tokens differ (a BOS
+    GPT-2-style tokenizers never add; an EOS after a turn that ends in a newline)."""
+    make, chat = LEGACY_CASES[case]
+    tokenizer = make(tiny_tokenizer)
+    objective: Objective = (
+        OrpoObjective(name="orpo", beta=0.25) if trainer_name == "orpo" else SimpoObjective(name="simpo", beta=2.0)
+    )
+    assert tokenization_of(objective) == "legacy"
+    chats = [
+        {"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in generate_pairs(N_PER_SUBSET, seed=11)
+    ]
+    data = chats if chat else rows()
+    pairs = [PreferencePair(f"p{i}", r["prompt"], r["chosen"], r["rejected"]) for i, r in enumerate(data)]
+    tokens = tokenize_set(pairs, tokenizer, PLAIN, 1024, tokenization_of(objective))
+    assert tokens.tokenization == "legacy" and len(tokens.scorable) == len(pairs)
+    for ours, dpo in zip(tokens.scorable, (tokenize_pair(p, tokenizer) for p in pairs), strict=True):
+        if chat:  # DPO's chosen answer ends at the turn's newline; the trainers append EOS after it
+            assert ours.chosen_ids == [*dpo.chosen_ids, tokenizer.eos_token_id]
+        else:  # DPO's prompt has no BOS: the tokenizer adds none
+            assert ours.prompt_ids == [tokenizer.bos_token_id, *dpo.prompt_ids]
+    policy = models[0]
+    trainer = legacy_trainer("orpo" if trainer_name == "orpo" else "cpo", objective, policy, tokenizer, tmp_path, data)
+    trl = trainer.evaluate()
+    spec, pad = ScoringSpec(batch_size=4), int(tokenizer.pad_token_id)
+    scored = score_pairs(policy, tokens.scorable, spec, pad, "policy", with_prompt=reads_prompt(objective))
+    own = pair_scores("policy", tokens.scorable, scored, None)
+    ours = pooled(compute_metrics("p", own, 0.1, objectives={"policy": objective}))
+    logged = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen"]
+    odds = ["log_odds_ratio", "log_odds_chosen", "nll_loss"] if trainer_name == "orpo" else []
+    assert_logged_equal(ours, trl, [*logged, "logps/rejected", *odds])
+    assert ours["objective/loss"] == pytest.approx(trl["eval_loss"], rel=1e-4, abs=1e-5)
