@@ -76,8 +76,15 @@ def test_each_trainer_trains_and_records_its_objective(
     method: dict[str, Any], trainer: str, logged: str, base: ModelSpec, tmp_path: Path
 ) -> None:
     output = tmp_path / method["name"]
-    callback = [lambda trainer: EvalkitCallback(trainer, [p.__dict__ for p in PAIRS[8:]])]
-    run = train_model(spec(method), base, output, PAIRS[:8], PAIRS[8:], evaluations=callback)
+    made: list[EvalkitCallback] = []
+
+    def callback(trainer: Any) -> EvalkitCallback:
+        made.append(EvalkitCallback(trainer, [p.__dict__ for p in PAIRS[8:]]))
+        return made[-1]
+
+    run = train_model(spec(method), base, output, PAIRS[:8], PAIRS[8:], evaluations=[callback])
+    # The callback scores the held-out pairs on the tokens its trainer feeds the model.
+    assert made[0].tokens.tokenization == ("legacy" if trainer in ("CPOTrainer", "ORPOTrainer") else "dpo")
     assert run.steps == 2 and any(logged in entry for entry in run.log_history)
     (trl,) = [e for e in run.log_history if "eval_loss" in e]
     (ours,) = [e for e in run.log_history if "eval_evalkit/n" in e]

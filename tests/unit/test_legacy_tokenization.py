@@ -9,6 +9,15 @@ from tokenizers import Tokenizer
 from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerFast
 
+from evalkit.config.objectives import (
+    AlphapoObjective,
+    CpoObjective,
+    DpoObjective,
+    KtoObjective,
+    OrpoObjective,
+    SimpoObjective,
+    tokenization_of,
+)
 from evalkit.data.pairs import PreferencePair
 from evalkit.scoring.legacy import legacy_texts, tokenize_pair_legacy
 from evalkit.scoring.score import tokenize_pair
@@ -89,3 +98,14 @@ def test_a_prompt_ending_in_an_assistant_message_is_continued(letters: PreTraine
         assert legacy_texts(pair, letters) == ("c<eot>a", "<eot>b<eot>", "<eot>c<eot>")
     finally:
         letters.chat_template = None
+
+
+def test_the_cpo_family_and_orpo_tokenize_the_legacy_way_dpo_and_kto_as_dpo() -> None:
+    legacy = [
+        CpoObjective(name="cpo"),
+        SimpoObjective(name="simpo"),
+        AlphapoObjective(name="alphapo", alpha=0.25),
+        OrpoObjective(name="orpo"),
+    ]
+    assert [tokenization_of(o) for o in legacy] == ["legacy"] * 4
+    assert [tokenization_of(o) for o in (DpoObjective(name="dpo"), KtoObjective(name="kto"), None)] == ["dpo"] * 3
