@@ -223,9 +223,10 @@ class TokenizationAudit(Record):
     doubled_bos: int = 0
     """Pairs whose sequence starts with two BOS tokens (a template and the tokenizer both added one)."""
     tokenization: Tokenization | None = None
-    """Whose tokenization the pairs had: `dpo` (TRL's DPOTrainer, for DPO and KTO models and reward models) or
-    `legacy` (TRL's CPOTrainer and ORPOTrainer, for CPO, SimPO, AlphaPO and ORPO models); None in files written
-    before evalkit recorded it (all `dpo`)."""
+    """Whose tokenization a model's pairs had for their log-probs: `dpo` (TRL's DPOTrainer, for DPO and KTO models
+    and a model no objective names) or `legacy` (TRL's CPOTrainer and ORPOTrainer, for CPO, SimPO, AlphaPO and ORPO
+    models). None for a reward model's pairs and for labelled completions (tokenized as RewardTrainer and
+    KTOTrainer do), and in files written before evalkit recorded it (pairs then had `dpo`)."""
 
 
 class CurvePoint(Record):
