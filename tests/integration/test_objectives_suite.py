@@ -34,6 +34,16 @@ def test_objectives_suite_trains_five_objectives_on_one_split(tmp_path: Path, mo
     ]
     objectives = {m.name: m.objective.name if m.objective else None for m in result.models}
     assert objectives == {"base": None, "dpo": "dpo", "ipo": "dpo", "simpo": "simpo", "orpo": "orpo", "kto": "kto"}
+    # SimPO's and ORPO's pairs are tokenized as CPOTrainer and ORPOTrainer tokenize them; the others as DPOTrainer.
+    tokenization = {a.model: a.tokenization for a in result.audit if a.dataset == "heldout"}
+    assert tokenization == {
+        "base": "dpo",
+        "dpo": "dpo",
+        "ipo": "dpo",
+        "simpo": "legacy",
+        "orpo": "legacy",
+        "kto": "dpo",
+    }
     # One hold-out: every run held out the same pairs, and every model is scored on all of them.
     dataset, unpaired = result.datasets
     heldout = [json.loads(line)["id"] for line in (tmp_path / "out" / "heldout.jsonl").read_text().splitlines()]
