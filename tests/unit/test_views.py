@@ -144,6 +144,19 @@ def test_the_verdict_sentence_says_who_beats_whom_and_how_the_rules_came_out() -
     assert verdict_sentence(first).endswith("; 1 release rule waiting for a baseline.")
 
 
+def feedback_info() -> DatasetInfo:
+    """An unpaired dataset of five labelled completions, as results.json records it."""
+    return DatasetInfo(
+        name="fb",
+        path="fb.jsonl",
+        fingerprint="x",
+        n_pairs=5,
+        subsets=["all"],
+        pairs_file="completions/fb.jsonl",
+        format="unpaired",
+    )
+
+
 def test_an_unpaired_dataset_is_shown_as_its_table_of_labels_and_auc() -> None:
     """The golden run with one more dataset of labelled completions: its view's headline is the per-label table,
     the reference on its log-probs alone, the group sizes from the log-prob means every model has."""
@@ -173,15 +186,7 @@ def test_an_unpaired_dataset_is_shown_as_its_table_of_labels_and_auc() -> None:
         metric("aligned", "trl/rewards/rejected", -0.125, 2, -0.3, 0.05),
         metric("aligned", "objective/auc", 0.8333, 5, 0.35, 0.97),
     ]
-    info = DatasetInfo(
-        name="fb",
-        path="fb.jsonl",
-        fingerprint="x",
-        n_pairs=5,
-        subsets=["all"],
-        pairs_file="completions/fb.jsonl",
-        format="unpaired",
-    )
+    info = feedback_info()
     result = result.model_copy(update={"metrics": [*result.metrics, *extra], "datasets": [*result.datasets, info]})
     view = dataset_view(result, "fb", 5)
     assert view.unit == "completions" and view.comparisons == [] and view.length is None
@@ -209,15 +214,7 @@ def test_an_unpaired_dataset_shows_the_auc_comparisons_of_models_with_rewards() 
     from evalkit.results.estimates import Comparison
 
     result = golden()
-    info = DatasetInfo(
-        name="fb",
-        path="fb.jsonl",
-        fingerprint="x",
-        n_pairs=5,
-        subsets=["all"],
-        pairs_file="completions/fb.jsonl",
-        format="unpaired",
-    )
+    info = feedback_info()
     auc = Metric(
         dataset="fb", subset="all", model="aligned", metric="objective/auc", value=0.8333, n=5, higher_is_better=True
     )
