@@ -244,11 +244,7 @@ def _metric(dataset: str, subset: str, model: str, estimate: stats.Estimate, met
         value=estimate.value,
         n=estimate.n,
         higher_is_better=True,
-        method=method,
-        se=sampling.se,
-        df=sampling.df,
-        n_effective=sampling.n_effective,
-        skewness=sampling.skewness,
+        **(stats.sampling_fields(sampling) | {"method": method}),
         **estimate.bounds,
     )
 

@@ -127,10 +127,13 @@ def _score_models(
         is_reference = reference is not None and spec.name == reference.spec.name
         classifier = spec.kind == "reward_model"  # no reference, no generation: a classifier only scores
         loaded = reference if is_reference and reference is not None else _load(suite, spec, served, reference)
+        objective = resolved_objective(suite, spec)  # once per model: it may unpickle a TRL config
         try:
             modes: list[ScoringMode] = []
             for name, pairs in datasets.items():
-                result = score_dataset(suite, name, pairs, loaded, reference, reference_cache, store, served)
+                result = score_dataset(
+                    suite, name, pairs, loaded, reference, reference_cache, store, served, objective=objective
+                )
                 scored.scores[name].extend(result.rows)
                 scored.audits.append(result.audit)
                 modes += [result.mode] if result.mode is not None else []
@@ -141,7 +144,7 @@ def _score_models(
             if served is not None and isinstance(loaded, ServedCheckpoint):
                 served.check_parity(loaded, datasets)
             role = "reference" if is_reference else "candidate" if spec.name == suite.candidate_model else None
-            recorded = None if classifier else objective_info_of(suite, spec)
+            recorded = objective_info(objective) if objective is not None else None
             update = {"scoring_modes": modes, "role": role, "objective": recorded}
             scored.models.append(loaded.info.model_copy(update=update))
             if classifier:
@@ -225,9 +228,12 @@ def score_dataset(
     reference_cache: dict[str, ModelLogps],
     store: ScoreStore | None = None,
     served: ServedRun | None = None,
+    *,
+    objective: Objective | None = None,
 ) -> ScoredDataset:
     """Score one dataset under one model, and under the reference on the same tokens; with how the
-    policy's passes run (None when it has no pair to score).
+    policy's passes run (None when it has no pair to score). `objective`: the policy's
+    (`evalkit.trainers.resolved_objective`), which picks its tokenization and whether its prompts are scored.
 
     Reference log-probs are cached by the exact token ids scored, so models that share a
     tokenizer (the usual case: checkpoints of one base) cost one reference pass in all, and kept
@@ -236,7 +242,6 @@ def score_dataset(
     """
     settings = suite.scoring
     classifier = policy.spec.kind == "reward_model"
-    objective = resolved_objective(suite, policy.spec)
     # Tokens are the policy's: a CPO/ORPO model's pairs as its trainer tokenized them, its reference scored on them.
     tokens = tokenize_set(pairs, policy.tokenizer, policy.rendering, settings.max_length, tokenization_of(objective))
     if tokens.too_long:
