@@ -143,6 +143,7 @@ def train_model(
             "base_fingerprint": files_fingerprint(base.path, base.revision),
             "rendering": _rendering_record(template_options or {}, template_date),
             "steps": trainer.state.global_step,
+            "processes": trainer.accelerator.num_processes,
             "seconds": round(time.perf_counter() - started, 1),
             "method": None if choice.reward_model else _dumped(trained_objective(spec, trainer)),
             "trainer": type(trainer).__name__,

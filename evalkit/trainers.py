@@ -10,6 +10,7 @@ LoRA config and callbacks, so `evalkit.train` builds all of them the same way.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,6 +119,10 @@ def trainer_config(spec: TrainSpec, output_dir: Path, has_eval: bool, choice: Tr
     args.setdefault("logging_steps", 1)
     args.setdefault("disable_tqdm", True)
     args.setdefault("dataloader_pin_memory", torch.cuda.is_available())
+    if _launched_without_accelerator():
+        # transformers joins the processes of a `torchrun` only where accelerate finds a device backend, or where
+        # told to use the CPU: without this, each process would train alone and all would write one output.
+        args.setdefault("use_cpu", True)
     if has_eval:
         args.setdefault("eval_strategy", "steps")
         args.setdefault("eval_steps", 0.1)  # a ratio of the total steps: ten evaluations per run
@@ -133,6 +138,11 @@ def trainer_config(spec: TrainSpec, output_dir: Path, has_eval: bool, choice: Tr
     except (TypeError, ValueError) as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EvalkitError(f"train.args: {message}") from None
+
+
+def _launched_without_accelerator() -> bool:
+    """Whether this is one of several processes (`torchrun`, `accelerate launch`) on a machine with no GPU."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.accelerator.is_available()
 
 
 def recorded_options(spec: TrainSpec, config: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast, SmolLM3Config, SmolLM3ForCausalLM
 
 from evalkit.cli import main
+from evalkit.config.recorded import TRAIN_RECORD
 from evalkit.config.specs import ScoringSpec, WorldSpec
 from evalkit.results.files import read_results
 from evalkit.world import build_world
@@ -298,6 +299,24 @@ models:
     assert done.stdout.count("trained 'tuned'") == 1  # only the main process speaks
     history = json.loads((tmp_path / "tuned" / "log_history.json").read_text())
     assert [e["step"] for e in history if "loss" in e] == [1, 2, 3]
+    record = json.loads((tmp_path / "tuned" / TRAIN_RECORD).read_text())
+    assert record["processes"] == 2  # one training over two processes, not two trainings into one directory
+    # Two processes of batch 2 train as one process of batch 4: the same pairs each step, gradients averaged.
+    alone = subprocess.run(
+        [sys.executable, "-m", "evalkit", "train", str(suite), "--out", str(tmp_path / "alone")]
+        + ["--set", "train.args.per_device_train_batch_size=4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": root},
+    )
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    single = json.loads((tmp_path / "alone" / "log_history.json").read_text())
+    assert json.loads((tmp_path / "alone" / TRAIN_RECORD).read_text())["processes"] == 1
+    losses = [e["loss"] for e in history if "loss" in e]
+    assert losses == pytest.approx([e["loss"] for e in single if "loss" in e], abs=1e-5)
+    assert len(set(losses)) == 3
     assert (tmp_path / "tuned" / "adapter_model.safetensors").is_file()
 
 
