@@ -302,9 +302,9 @@ models:
     record = json.loads((tmp_path / "tuned" / TRAIN_RECORD).read_text())
     assert record["processes"] == 2  # one training over two processes, not two trainings into one directory
     # Two processes of batch 2 train as one process of batch 4: the same pairs each step, gradients averaged.
+    batch_of_four = ["--set", "train.args.per_device_train_batch_size=4"]
     alone = subprocess.run(
-        [sys.executable, "-m", "evalkit", "train", str(suite), "--out", str(tmp_path / "alone")]
-        + ["--set", "train.args.per_device_train_batch_size=4"],
+        [sys.executable, "-m", "evalkit", "train", str(suite), "--out", str(tmp_path / "alone"), *batch_of_four],
         capture_output=True,
         text=True,
         timeout=300,
