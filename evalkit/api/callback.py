@@ -216,7 +216,7 @@ class EvalkitCallback(TrainerCallback):
         # The step names the weights: hashing every parameter at every evaluation would cost a copy of the model.
         fingerprint = hashlib.sha256(f"{self.trainer.args.output_dir}|{step}".encode()).hexdigest()
         info = inprocess.live_model_info(self.name, f"step {step}", kind, policy, self.rendering, fingerprint)
-        rows, models, audits = scored.rows, [inprocess.with_mode(info, scored.mode)], [scored.audit]
+        rows, models, audits = scored.rows, [inprocess.with_mode(info, scored.mode, self.objective)], [scored.audit]
         if reference is not None and self._reference_info is not None:
             as_model = scored_dataset(self.dataset, self.ref_name, self.tokens, reference, None)
             rows, models, audits = as_model.rows + rows, [self._reference_info, *models], [as_model.audit, *audits]

@@ -21,7 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+from pydantic import BaseModel
+
 from evalkit.api.evaluation import Evaluation, read_results
+from evalkit.config.objectives import (
+    OBJECTIVE,
+    Objective,
+    needs_reference,
+    reads_prompt,
+    tokenization_of,
+    with_beta,
+)
 from evalkit.config.specs import ColumnMap, DataFormat, DatasetSpec, ScoringSpec
 from evalkit.data.pairs import PreferencePair, load_pairs, pairs_from_rows
 from evalkit.data.rendering import Rendering
@@ -128,6 +138,7 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
     statistics: Statistics | None = None,
     chat_template_kwargs: Mapping[str, Any] | None = None,
     template_date: datetime.date | None = None,
+    method: Objective | Mapping[str, Any] | None = None,
 ) -> Evaluation:
     """Score `model` on `pairs`: per-pair log-probs, and metrics with intervals, as `evalkit bench` computes them.
 
@@ -137,7 +148,10 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
     TRL's DPOTrainer does with `peft_config`; a plain model with no `ref` gets the policy metrics only.
     `tokenizer` is needed for a model in memory unless its `name_or_path` is a directory holding one.
     `scoring` holds the other scoring settings (`max_length`, `batch_size`, `dtype`, ...); `beta` wins
-    over its `beta`."""
+    over its `beta`. `method` is the objective the model was trained with, as a suite's `method` says it
+    (`{"name": "simpo", "beta": 2.0, "gamma": 0.5}`, `{"name": "dpo", "loss_type": "ipo"}`, or an objective
+    from `evalkit.config.objectives`): the pairs are tokenized as its TRL trainer does, and the results add
+    its `trl/*` and `objective/*` metrics; a DPO `beta` left out is `beta`."""
     from evalkit.api import inprocess
     from evalkit.scoring.dataset import model_logps, pad_token_id, scored_dataset, tokenize_set
 
@@ -145,6 +159,7 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
     settings = scoring_settings(scoring, beta=beta)
     if name == ref_name:
         raise EvalkitError(f"ref_name: {ref_name!r} is also the model's name; expected two different names")
+    objective = objective_setting(method, settings.beta)
     pair_list = as_pairs(pairs, dataset, layout)  # the data is checked before any model loads: a typo costs no wait
     options = dict(chat_template_kwargs or {})
     policy = _scorable(model, name, tokenizer, options, template_date)
@@ -156,15 +171,22 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
         fingerprint = inprocess.parameters_fingerprint(policy.model, policy.rendering, adapters=False)
         path = f"{policy.info.path} (adapter disabled)"
         reference_info = inprocess.live_model_info(ref_name, path, "model", policy.model, policy.rendering, fingerprint)
-    tokens = tokenize_set(pair_list, policy.tokenizer, policy.rendering, settings.max_length)
+    if objective is not None and needs_reference(objective) and reference is None:
+        raise EvalkitError(
+            f"method: {objective.name!r} compares the model with a reference; pass ref=... (or a PEFT model, "
+            "whose base is its reference)"
+        )
+    tokens = tokenize_set(
+        pair_list, policy.tokenizer, policy.rendering, settings.max_length, tokenization_of(objective)
+    )
     pad = pad_token_id(policy.tokenizer)
-    own = model_logps(policy.model, tokens, pad, settings, f"{name} on {dataset}")
+    own = model_logps(policy.model, tokens, pad, settings, f"{name} on {dataset}", with_prompt=reads_prompt(objective))
     ref_logps = None
     if reference is not None:
         with reference() as ref_model:
             ref_logps = model_logps(ref_model, tokens, pad, settings, f"reference for {name} on {dataset}")
     scored = scored_dataset(dataset, name, tokens, own, ref_logps)
-    rows, audits, models = scored.rows, [scored.audit], [inprocess.with_mode(policy.info, scored.mode)]
+    rows, audits, models = scored.rows, [scored.audit], [inprocess.with_mode(policy.info, scored.mode, objective)]
     if ref_logps is not None and reference_info is not None:
         as_model = scored_dataset(dataset, ref_name, tokens, ref_logps, None)
         rows, audits = as_model.rows + rows, [as_model.audit, *audits]
@@ -187,6 +209,7 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
         reference=ref_name if ref_logps is not None else None,
         scoring=settings,
         statistics=statistics or Statistics(),
+        objectives={name: objective} if objective is not None else None,
     )
     result = inprocess.assemble_result(parts, started, time.perf_counter() - clock)
     return Evaluation(result, {dataset: rows})
@@ -299,6 +322,20 @@ def scoring_settings(scoring: ScoringSpec | None, **updates: Any) -> ScoringSpec
     except ValidationError as exc:
         error = exc.errors()[0]
         raise EvalkitError(f"scoring.{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+
+
+def objective_setting(method: Objective | Mapping[str, Any] | None, beta: float) -> Objective | None:
+    """`method` checked as a suite's `method` key is, with a DPO β left unset filled in by `beta`."""
+    from pydantic import ValidationError
+
+    if method is None:
+        return None
+    try:
+        objective = OBJECTIVE.validate_python(method if isinstance(method, BaseModel) else dict(method))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise EvalkitError(f"method{''.join(f'.{part}' for part in error['loc'])}: {error['msg']}") from None
+    return with_beta(objective, beta)
 
 
 def _own_tokenizer(model: Any, name: str) -> PreTrainedTokenizerBase:

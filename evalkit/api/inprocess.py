@@ -23,7 +23,7 @@ import torch
 from transformers import PreTrainedModel
 
 from evalkit import __version__
-from evalkit.config.objectives import Objective
+from evalkit.config.objectives import Objective, objective_info
 from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
@@ -115,9 +115,10 @@ def live_model_info(
     )
 
 
-def with_mode(info: ModelInfo, mode: ScoringMode | None) -> ModelInfo:
-    """`info` with the scoring mode its passes ran in on one dataset."""
-    return info.model_copy(update={"scoring_modes": [mode] if mode is not None else []})
+def with_mode(info: ModelInfo, mode: ScoringMode | None, objective: Objective | None = None) -> ModelInfo:
+    """`info` with the scoring mode its passes ran in on one dataset, and the objective it was scored with."""
+    recorded = objective_info(objective) if objective is not None else None
+    return info.model_copy(update={"scoring_modes": [mode] if mode is not None else [], "objective": recorded})
 
 
 def pairs_fingerprint(pairs: Sequence[PreferencePair]) -> str:

@@ -319,7 +319,8 @@ def objective_info(objective: Objective) -> ObjectiveInfo:
     )
 
 
-_OBJECTIVE: TypeAdapter[Objective] = TypeAdapter(Objective)
+OBJECTIVE: TypeAdapter[Objective] = TypeAdapter(Objective)
+"""Checks an objective given as a mapping (the suite's `method`, read back from results, or from Python)."""
 
 
 def objective_from(info: ObjectiveInfo | None) -> Objective | None:
@@ -328,6 +329,6 @@ def objective_from(info: ObjectiveInfo | None) -> Objective | None:
     if info is None:
         return None
     try:
-        return _OBJECTIVE.validate_python(info.settings)
+        return OBJECTIVE.validate_python(info.settings)
     except ValidationError:
         return None

@@ -374,3 +374,35 @@ def test_legacy_trainer_evaluate_equals_evalkit_scoring_its_own_tokens(
     odds = ["log_odds_ratio", "log_odds_chosen", "nll_loss"] if trainer_name == "orpo" else []
     assert_logged_equal(ours, trl, [*logged, "logps/rejected", *odds])
     assert ours["objective/loss"] == pytest.approx(trl["eval_loss"], rel=1e-4, abs=1e-5)
+
+
+@pytest.mark.parametrize("trainer_name", ["simpo", "orpo"])
+def test_python_score_with_a_method_equals_the_trainers_evaluate(
+    trainer_name: str,
+    models: tuple[LlamaForCausalLM, LlamaForCausalLM],
+    tiny_tokenizer: PreTrainedTokenizerFast,
+    tmp_path: Path,
+) -> None:
+    """`evalkit.score(..., method=...)` from a notebook: the trainer's tokens (here a GPT-2-style tokenizer, where
+    DPO's differ), ORPO's prompt log-prob, and the objective's metrics, all as CPOTrainer's and ORPOTrainer's logs;
+    results.json records the objective. Without the method, the same call has none of them."""
+    import evalkit
+
+    tokenizer = gpt2_style(tiny_tokenizer)
+    method = {"name": "orpo", "beta": 0.25} if trainer_name == "orpo" else {"name": "simpo", "beta": 2.0}
+    objective: Objective = OrpoObjective(**method) if trainer_name == "orpo" else SimpoObjective(**method)
+    trl = legacy_trainer(
+        "orpo" if trainer_name == "orpo" else "cpo", objective, models[0], tokenizer, tmp_path
+    ).evaluate()
+    run = evalkit.score(models[0], rows(), tokenizer=tokenizer, name="policy", method=method)
+    ours = pooled(run.result.metrics)
+    logged = ["rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen"]
+    odds = ["log_odds_ratio", "log_odds_chosen", "nll_loss"] if trainer_name == "orpo" else []
+    assert_logged_equal(ours, trl, [*logged, "logps/rejected", *odds])
+    assert ours["objective/loss"] == pytest.approx(trl["eval_loss"], rel=1e-4, abs=1e-5)
+    (model,) = run.result.models
+    assert model.objective is not None and model.objective.settings == objective.model_dump(mode="json")
+    assert run.result.audit[0].tokenization == "legacy"
+    plain = evalkit.score(models[0], rows(), tokenizer=tokenizer, name="policy")
+    assert not any(m.metric.startswith(("trl/", "objective/")) for m in plain.result.metrics)
+    assert plain.result.models[0].objective is None and plain.result.audit[0].tokenization == "dpo"

@@ -85,6 +85,9 @@ def test_each_trainer_trains_and_records_its_objective(
     run = train_model(spec(method), base, output, PAIRS[:8], PAIRS[8:], evaluations=[callback])
     # The callback scores the held-out pairs on the tokens its trainer feeds the model.
     assert made[0].tokens.tokenization == ("legacy" if trainer in ("CPOTrainer", "ORPOTrainer") else "dpo")
+    # Its results say which objective the model was scored with, as a suite run's do.
+    scored = made[0].evaluations[max(made[0].evaluations)].result.models[-1]
+    assert scored.objective is not None and scored.objective.name == method["name"]
     assert run.steps == 2 and any(logged in entry for entry in run.log_history)
     (trl,) = [e for e in run.log_history if "eval_loss" in e]
     (ours,) = [e for e in run.log_history if "eval_evalkit/n" in e]

@@ -272,6 +272,21 @@ def test_bad_inputs_are_one_line_errors(aligned: LlamaForCausalLM, tiny_tokenize
         )
 
 
+def test_a_bad_method_is_one_line_error(aligned: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast) -> None:
+    pairs = [{"prompt": "a", "chosen": "b", "rejected": "c"}]
+    cases = {
+        "method.simpo.gamma: Input should be a valid number": {"name": "simpo", "gamma": "high"},
+        "method: Input tag 'dop' found using 'name' does not match any of the expected tags": {"name": "dop"},
+        "method.dpo.loss_type": {"name": "dpo", "loss_type": "sigmoid_typo"},
+        # A plain model scored alone has no reference for DPO's or KTO's rewards: said before any scoring.
+        "method: 'kto' compares the model with a reference; pass ref=": {"name": "kto"},
+    }
+    for message, method in cases.items():
+        with pytest.raises(evalkit.EvalkitError, match=message) as error:
+            evalkit.score(aligned, pairs, tokenizer=tiny_tokenizer, method=method)
+        assert "\n" not in str(error.value)
+
+
 def test_value_names_the_model_when_the_run_holds_more_than_one(
     run: evalkit.Evaluation, aligned: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast, rows: list
 ) -> None:
