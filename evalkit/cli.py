@@ -144,6 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="YYYY-MM-DD",
         help="date written by a template that reads the clock (default: the training date, else 2025-01-01)",
     )
+    score.add_argument(
+        "--method",
+        type=_method,
+        metavar="NAME|JSON",
+        help="the objective --model was trained with, as a suite's `method`: a name (simpo, orpo, kto, ...) or "
+        """its options, e.g. '{"name": "simpo", "beta": 2.0, "gamma": 0.5}' (default: the one its training """
+        "record states, else none)",
+    )
     score.add_argument("--format", choices=["auto", "explicit", "conversational", "implicit"], default="auto")
     score.add_argument(
         "--columns",
@@ -390,6 +398,8 @@ def _score(args: argparse.Namespace) -> int:
     trust = {"allow_pickle": args.allow_pickle, "trust_remote_code": args.trust_remote_code}
     kind = "reward_model" if args.reward_model else "policy"
     models = [{"name": "policy", "path": args.model, "base": args.base, "kind": kind, **trust}]
+    if args.method is not None:
+        models[0]["method"] = args.method
     if args.ref and args.reward_model:
         raise EvalkitError("--ref: a reward model (--reward-model) is scored by its logit and has no reference")
     if args.ref:
@@ -402,31 +412,72 @@ def _score(args: argparse.Namespace) -> int:
         dataset["limit"] = args.limit
     if (args.ref_endpoint or args.parity) and not args.endpoint:
         raise EvalkitError("--ref-endpoint and --parity score on a server: give --endpoint URL too")
-    suite = parse_suite(
-        {
-            "name": "score",
-            "output_dir": str(args.out.parent),
-            "datasets": [dataset],
-            "models": models,
-            "reference": "reference" if args.ref else None,
-            "rendering": {"chat_template_kwargs": args.chat_template_kwargs, "date": args.template_date},
-            "scoring": {
-                "beta": args.beta,
-                "max_length": args.max_length,
-                "batch_size": args.batch_size,
-                "token_budget": args.token_budget,
-                "dtype": args.dtype,
-                **({"reference_cache": None} if args.no_reference_cache else {}),
-                **(_served_scoring(args) if args.endpoint else {}),
+    try:
+        suite = parse_suite(
+            {
+                "name": "score",
+                "output_dir": str(args.out.parent),
+                "datasets": [dataset],
+                "models": models,
+                "reference": "reference" if args.ref else None,
+                "rendering": {"chat_template_kwargs": args.chat_template_kwargs, "date": args.template_date},
+                "scoring": {
+                    "beta": args.beta,
+                    "max_length": args.max_length,
+                    "batch_size": args.batch_size,
+                    "token_budget": args.token_budget,
+                    "dtype": args.dtype,
+                    **({"reference_cache": None} if args.no_reference_cache else {}),
+                    **(_served_scoring(args) if args.endpoint else {}),
+                },
             },
-        },
-        source="evalkit score",
-    )
+            source="evalkit score",
+        )
+    except EvalkitError as exc:
+        raise EvalkitError(_as_flags(str(exc))) from None
     quiet_libraries()
     from evalkit.pipeline.score import run_score  # imports torch; `report` must not
 
     run_score(suite, args.out)
     return EXIT_OK
+
+
+SCORE_FLAGS = {
+    "models.0.method": "--method",
+    "models.0": "--model",
+    "models.1": "--ref",
+    "datasets.0.columns": "--columns",
+    "datasets.0.id_column": "--id-column",
+    "datasets.0.subset_column": "--subset-column",
+    "datasets.0.limit": "--limit",
+    "datasets.0.split": "--split",
+    "datasets.0": "--data",
+    "rendering.chat_template_kwargs": "--chat-template-kwargs",
+    "rendering.date": "--template-date",
+    "scoring.endpoint.concurrency": "--concurrency",
+    "scoring.endpoint": "--endpoint",
+    "scoring.parity": "--parity",
+    "scoring.beta": "--beta",
+    "scoring.max_length": "--max-length",
+    "scoring.batch_size": "--batch-size",
+    "scoring.token_budget": "--token-budget",
+}
+"""The suite keys `evalkit score` builds from its flags (longest first where one key holds another), so that a
+bad value is named by the flag the user typed."""
+
+
+def _as_flags(message: str) -> str:
+    """`evalkit score: scoring.batch_size: ...` as `--batch-size: ...`, line by line."""
+    lines = []
+    for line in message.splitlines():
+        where, _, rest = line.removeprefix("evalkit score: ").partition(": ")
+        flag = next((f for key, f in SCORE_FLAGS.items() if where == key or where.startswith(key + ".")), None)
+        if flag is None or not rest:
+            lines.append(line)
+            continue
+        detail = where.removeprefix(next(k for k, f in SCORE_FLAGS.items() if f == flag)).lstrip(".")
+        lines.append(f"{flag}{' ' + detail if detail else ''}: {rest}")
+    return "\n".join(lines)
 
 
 def _served_scoring(args: argparse.Namespace) -> dict[str, object]:
@@ -449,6 +500,13 @@ def _json_object(text: str) -> dict[str, object]:
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("expected a JSON object, e.g. '{\"enable_thinking\": false}'")
     return value
+
+
+def _method(text: str) -> dict[str, object]:
+    """`--method`: an objective's name, or its options as a JSON object (checked as a suite's `method`)."""
+    if text.lstrip().startswith("{"):
+        return _json_object(text)
+    return {"name": text.strip()}
 
 
 def _column_map(text: str) -> dict[str, str]:

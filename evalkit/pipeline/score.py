@@ -22,7 +22,7 @@ from evalkit.checkpoints import (
     load_served_checkpoint,
     release,
 )
-from evalkit.config.objectives import Objective, objective_from, objective_info, reads_prompt, tokenization_of
+from evalkit.config.objectives import Objective, describe, objective_from, objective_info, reads_prompt, tokenization_of
 from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
@@ -454,7 +454,8 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     modes = [m for info in scored.models if info.name == policy for m in info.scoring_modes]
     audits = [a for a in scored.audits if a.model == policy]
     level = suite.statistics.confidence_level
-    stdout.print(score_table(policy, suite.reference, metrics, comparisons, audits, level))
+    objective = scored_objectives(scored.models).get(policy)
+    stdout.print(score_table(policy, suite.reference, metrics, comparisons, audits, level, objective))
     for mode in modes:
         stdout.print(f"scoring mode on {mode.dataset}: {mode.mode} ({mode.reason})", markup=False, soft_wrap=True)
     for line in served_lines(scored.models):
@@ -476,10 +477,13 @@ def score_table(
     comparisons: list[Comparison],
     audits: list[TokenizationAudit],
     confidence_level: float,
+    objective: Objective | None = None,
 ) -> Table:
     """Every metric of `model` over all pairs with its interval; with a reference, the reference's value beside it
-    and the paired difference (model − reference, on the same pairs) with its interval."""
-    title = f"evalkit score · {model}" + (f" against {reference}" if reference else "")
+    and the paired difference (model − reference, on the same pairs) with its interval. The title names the
+    objective the `trl/*` and `objective/*` rows follow."""
+    title = f"evalkit score · {model}" + (f" ({describe(objective)})" if objective is not None else "")
+    title += f" against {reference}" if reference else ""
     table = Table(title=plain(title), title_justify="left")
     columns = ["dataset", "metric", model, *([reference, f"Δ [{confidence_level:.0%} CI]"] if reference else []), "n"]
     for index, column in enumerate(columns):

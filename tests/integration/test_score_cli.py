@@ -182,3 +182,23 @@ def test_score_of_data_without_the_mapped_column_exits_2_listing_the_columns_bef
         "set columns.rejected to one of them"
     )
     assert not (tmp_path / "s.jsonl").exists()
+
+
+def test_score_with_a_method_shows_the_objectives_metrics_on_its_trainers_tokens(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "scores.jsonl"
+    argv = ["score", "--model", str(checkpoints["adapter"]), "--data", str(checkpoints["data"]), "--out", str(out)]
+    assert main([*argv, "--method", '{"name": "simpo", "beta": 2.0, "gamma": 0.5}']) == 0
+    shown = capsys.readouterr().out
+    assert "evalkit score · policy (simpo (β=2, γ=0.5))" in shown
+    cells = {
+        line.split("│")[2].strip(): line.split("│")[3].split()[0] for line in shown.splitlines() if "│ pairs" in line
+    }
+    # SimPO's reward, by hand from the per-pair rows: β times each answer's mean log-prob, averaged over the pairs.
+    rows = read(out)
+    chosen = sum(2.0 * r["logp_chosen"] / r["n_tokens_chosen"] for r in rows) / len(rows)
+    assert float(cells["trl/rewards/chosen"]) == pytest.approx(chosen, abs=5e-4)
+    assert {"objective/accuracy", "objective/loss", "trl/rewards/margins"} <= set(cells)
+    assert main(argv) == 0  # without a method: DPO's metrics only
+    assert "trl/rewards/chosen" not in capsys.readouterr().out

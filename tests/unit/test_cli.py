@@ -114,9 +114,29 @@ def test_score_columns_are_key_column_pairs_with_the_suite_keys(capsys: pytest.C
     assert main([*argv, "promt"]) == 2
     assert "argument --columns: expected KEY=COLUMN pairs separated by commas" in error_lines(capsys)[0]
     assert main([*argv, "promt=question"]) == 2
+    assert error_lines(capsys) == ["evalkit: error: --columns promt: unknown key (did you mean 'prompt'?)"]
+
+
+def test_score_names_a_bad_value_by_its_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    """The suite keys `evalkit score` builds from its flags are said as the flags the user typed."""
+    argv = ["score", "--model", "m", "--data", "d.jsonl", "--out", "o.jsonl"]
+    assert main([*argv, "--batch-size", "0", "--max-length", "1"]) == 2
     assert error_lines(capsys) == [
-        "evalkit: error: evalkit score: datasets.0.columns.promt: unknown key (did you mean 'prompt'?)"
+        "evalkit: error: --max-length: Input should be greater than or equal to 2 (got 1)",
+        "evalkit: error: --batch-size: Input should be greater than or equal to 1 (got 0)",
     ]
+    assert main([*argv, "--method", "simpx"]) == 2
+    assert error_lines(capsys) == [
+        "evalkit: error: --method name: unknown name 'simpx' (did you mean 'simpo'?); names are "
+        "['dpo', 'cpo', 'simpo', 'alphapo', 'orpo', 'kto']"
+    ]
+    assert main([*argv, "--method", '{"name": "simpo", "gamma": "high"}']) == 2
+    assert error_lines(capsys) == [
+        "evalkit: error: --method gamma: Input should be a valid number, unable to parse string as a number "
+        "(got 'high')"
+    ]
+    assert main([*argv, "--method", '{"name": "simpo"']) == 2
+    assert "argument --method: not JSON" in error_lines(capsys)[0]
 
 
 class PanicException(BaseException):
