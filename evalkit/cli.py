@@ -117,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="score one model (and a reference) on one dataset, pair by pair")
     score.add_argument("--model", required=True, help="model or adapter directory, or hub id")
-    score.add_argument("--data", required=True, help="preference pairs: JSONL/JSON/Parquet/CSV file, folder or hub id")
+    score.add_argument(
+        "--data",
+        required=True,
+        help="preference pairs, or labelled completions (prompt, completion, label): JSONL/JSON/Parquet/CSV file, "
+        "folder or hub id",
+    )
     score.add_argument("--base", help="base model for an adapter (default: the one in adapter_config.json)")
     score.add_argument("--ref", help="reference model for implicit rewards (default: none)")
     score.add_argument("--beta", type=float, default=0.1, help="β of the implicit reward (default 0.1)")
@@ -152,22 +157,29 @@ def build_parser() -> argparse.ArgumentParser:
         """its options, e.g. '{"name": "simpo", "beta": 2.0, "gamma": 0.5}' (default: the one its training """
         "record states, else none)",
     )
-    score.add_argument("--format", choices=["auto", "explicit", "conversational", "implicit"], default="auto")
+    score.add_argument(
+        "--format",
+        choices=["auto", "explicit", "conversational", "implicit", "unpaired"],
+        default="auto",
+        help="the data's layout (default auto: told by its columns); unpaired scores pairs as labelled completions",
+    )
     score.add_argument(
         "--columns",
         type=_column_map,
         default={},
         metavar="KEY=COLUMN,...",
-        help="the data's columns for prompt, chosen and rejected, as a suite's `columns:` names them, "
-        "e.g. prompt=question,chosen=good,rejected=bad",
+        help="the data's columns for prompt, chosen and rejected (or completion and label), as a suite's "
+        "`columns:` names them, e.g. prompt=question,chosen=good,rejected=bad",
     )
     score.add_argument("--id-column", help="column holding each pair's id (default: `id` when the data has one)")
     score.add_argument(
         "--subset-column", help="column naming each pair's subset (default: `subset` when the data has one)"
     )
     score.add_argument("--split", default="train", help="split of a folder or hub dataset (default train)")
-    score.add_argument("--limit", type=int, help="score only the first N pairs")
-    score.add_argument("--out", type=Path, required=True, help="JSON Lines file for the per-pair scores")
+    score.add_argument("--limit", type=int, help="score only the first N rows")
+    score.add_argument(
+        "--out", type=Path, required=True, help="JSON Lines file for the per-pair (or per-completion) scores"
+    )
     score.add_argument(
         "--reward-model",
         action="store_true",
@@ -438,14 +450,23 @@ def _score(args: argparse.Namespace) -> int:
     quiet_libraries()
     from evalkit.pipeline.score import run_score  # imports torch; `report` must not
 
-    run_score(suite, args.out)
+    try:
+        run_score(suite, args.out)
+    except EvalkitError as exc:  # the checks of the models' paths name them by the suite's keys too
+        raise EvalkitError(_as_flags(str(exc))) from None
     return EXIT_OK
 
 
 SCORE_FLAGS = {
     "models.0.method": "--method",
+    "models.0.path": "--model",
     "models.0": "--model",
+    "models.1.path": "--ref",
     "models.1": "--ref",
+    "models.policy.path": "--model",
+    "models.policy": "--model",
+    "models.reference.path": "--ref",
+    "models.reference": "--ref",
     "datasets.0.columns": "--columns",
     "datasets.0.id_column": "--id-column",
     "datasets.0.subset_column": "--subset-column",
@@ -471,12 +492,12 @@ def _as_flags(message: str) -> str:
     lines = []
     for line in message.splitlines():
         where, _, rest = line.removeprefix("evalkit score: ").partition(": ")
-        flag = next((f for key, f in SCORE_FLAGS.items() if where == key or where.startswith(key + ".")), None)
-        if flag is None or not rest:
+        key = next((k for k in SCORE_FLAGS if where == k or where.startswith(k + ".")), None)
+        if key is None or not rest:
             lines.append(line)
             continue
-        detail = where.removeprefix(next(k for k, f in SCORE_FLAGS.items() if f == flag)).lstrip(".")
-        lines.append(f"{flag}{' ' + detail if detail else ''}: {rest}")
+        detail = where.removeprefix(key).lstrip(".")
+        lines.append(f"{SCORE_FLAGS[key]}{' ' + detail if detail else ''}: {rest}")
     return "\n".join(lines)
 
 

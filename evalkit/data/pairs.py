@@ -129,24 +129,11 @@ OWN_COLUMNS = {"id_column": "id", "subset_column": "subset"}
 """The columns `evalkit score` takes a pair's id and subset from when the data has them and none is named."""
 
 
-@dataclass(frozen=True)
-class OwnPairs:
-    """A dataset's pairs with the spec that read them, which names the data's own id and subset columns."""
-
-    spec: DatasetSpec
-    pairs: list[PreferencePair]
-
-
-def load_own_pairs(spec: DatasetSpec) -> OwnPairs:
-    """`load_pairs`, reading the data's own `id` and `subset` columns where the spec names no other (a suite names
-    them explicitly, so that its ids never change under a baseline; `evalkit score` keeps what the data has). The
-    table is read once: its column names decide the spec that lays its rows out."""
-    table = read_table(spec)
-    found = list(table.column_names)
+def with_own_columns(spec: DatasetSpec, found: Sequence[str]) -> DatasetSpec:
+    """`spec` reading the data's own `id` and `subset` columns where it names no other (a suite names them
+    explicitly, so that its ids never change under a baseline; `evalkit score` keeps what the data has)."""
     own = {key: column for key, column in OWN_COLUMNS.items() if getattr(spec, key) is None and column in found}
-    spec = spec.model_copy(update=own) if own else spec
-    check_columns(spec, found, describe_source(spec))
-    return OwnPairs(spec, pairs_from_rows(selected_rows(table, spec), spec, describe_source(spec)))
+    return spec.model_copy(update=own) if own else spec
 
 
 def check_columns(spec: DatasetSpec, found: Sequence[str], where: str) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evalkit.config.specs import DatasetSpec
@@ -38,6 +38,7 @@ from evalkit.data.pairs import (
     pairs_from_rows,
     read_table,
     selected_rows,
+    with_own_columns,
     without_prefix,
 )
 from evalkit.errors import EvalkitError
@@ -66,7 +67,34 @@ def load_unpaired(spec: DatasetSpec) -> list[UnpairedExample]:
     Paired data (chosen/rejected columns) is read as pairs and unpaired as TRL unpairs it (`unpair`), also under
     `format: unpaired` (a suite's way of scoring its held-out pairs as labelled completions)."""
     table = read_table(spec)
-    where, found = describe_source(spec), list(table.column_names)
+    return _unpaired_of(table, spec, list(table.column_names))
+
+
+@dataclass(frozen=True)
+class OwnData:
+    """What `evalkit score` read from its dataset: pairs, or labelled completions (then `pairs` is empty), with the
+    spec that read them, which names the data's own id and subset columns."""
+
+    spec: DatasetSpec
+    pairs: list[PreferencePair] = field(default_factory=list)
+    examples: list[UnpairedExample] = field(default_factory=list)
+
+
+def load_own(spec: DatasetSpec) -> OwnData:
+    """Pairs, or labelled completions where `format: unpaired` or the columns say so, reading the data's own `id`
+    and `subset` columns where the spec names no other. The table is read once: its column names decide the spec
+    that lays its rows out."""
+    table = read_table(spec)
+    found = list(table.column_names)
+    spec = with_own_columns(spec, found)
+    if is_unpaired(spec, found):
+        return OwnData(spec, examples=_unpaired_of(table, spec, found))
+    check_columns(spec, found, describe_source(spec))
+    return OwnData(spec, pairs=pairs_from_rows(selected_rows(table, spec), spec, describe_source(spec)))
+
+
+def _unpaired_of(table: Any, spec: DatasetSpec, found: list[str]) -> list[UnpairedExample]:
+    where = describe_source(spec)
     if holds_pairs(spec, found):
         spec = spec.model_copy(update={"format": "auto"})  # the pairs' own layout, told by their columns
     if not is_unpaired(spec, found):

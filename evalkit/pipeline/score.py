@@ -26,9 +26,9 @@ from evalkit.config.objectives import Objective, describe, objective_from, objec
 from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
-from evalkit.data.pairs import PreferencePair, load_own_pairs
+from evalkit.data.pairs import PreferencePair
 from evalkit.data.rendering import Rendering
-from evalkit.data.unpaired import UnpairedExample
+from evalkit.data.unpaired import UnpairedExample, load_own
 from evalkit.errors import EvalkitError
 from evalkit.generate.decode import Sample
 from evalkit.generate.panel import build_panel
@@ -37,13 +37,14 @@ from evalkit.judges.suite import judge_and_summarise
 from evalkit.metrics.compute import compute_metrics
 from evalkit.metrics.names import ALL_SUBSETS
 from evalkit.metrics.paired import compare_models
+from evalkit.metrics.unpaired import reward_beta, suite_unpaired_metrics
 from evalkit.pipeline.checks import check_inputs
 from evalkit.pipeline.completions import score_completions
 from evalkit.pipeline.served import ServedRun
 from evalkit.report.formats import MISSING, format_delta, format_estimate
 from evalkit.report.served import served_lines
 from evalkit.report.views import AUDIT_COUNTS, audit_counts
-from evalkit.results.completions import CompletionScore
+from evalkit.results.completions import CompletionScore, completion_records
 from evalkit.results.estimates import Comparison, Metric
 from evalkit.results.files import write_jsonl
 from evalkit.results.generation import Drift, GenerationResult
@@ -425,6 +426,7 @@ def _tokens_key(pairs: list[TokenizedPair], max_length: int, rendering: Renderin
 def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     """`evalkit score`: per-pair rows of the suite's first model, written to `out` as JSON Lines, and its metrics
     with their intervals (beside the reference's, with the paired difference, when there is one) on the terminal.
+    Labelled completions (KTO style) give per-completion rows and the metrics of a suite's unpaired dataset.
 
     The data's own `id` and `subset` columns are kept where no other is named. Under
     `torchrun --nproc_per_node N -m evalkit score ...` the pairs are shared out between the processes and gathered
@@ -433,34 +435,40 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     check_inputs(suite)
     if any(Path(d.path).exists() and Path(d.path).resolve() == out.resolve() for d in suite.datasets):
         raise EvalkitError(f"--out: {out} is the data being scored (--data); write the scores to another file")
-    own = [load_own_pairs(d) for d in suite.datasets]  # every row checked before a model loads
+    own = [load_own(d) for d in suite.datasets]  # every row checked before a model loads
     suite = suite.model_copy(update={"datasets": [o.spec for o in own]})
-    datasets = {o.spec.name: o.pairs for o in own}
-    scored = score_suite(suite, datasets)
-    policy = suite.models[0].name
+    datasets = {o.spec.name: o.pairs for o in own if not o.examples}
+    unpaired = {o.spec.name: o.examples for o in own if o.examples}
+    if unpaired and suite.scoring.backend == "vllm":
+        raise EvalkitError("--endpoint: labelled completions are scored in this process, not on a server")
+    scored = score_suite(suite, datasets, unpaired=unpaired)
+    policy, beta, statistics = suite.models[0].name, suite.scoring.beta, suite.statistics
+    objectives = scored_objectives(scored.models)
     rows = [r for rows in scored.scores.values() for r in rows if r.model == policy]
-    records = pair_records(rows, suite.scoring.beta)
+    completions = [r for rows in scored.completions.values() for r in rows if r.model == policy]
+    records = pair_records(rows, beta) + completion_records(completions, reward_beta(objectives.get(policy), beta))
     if is_main_process():
         write_jsonl(records, out)
-    beta, statistics = suite.scoring.beta, suite.statistics
     metrics, comparisons = [], []
     for name, dataset_rows in scored.scores.items():
-        objectives = scored_objectives(scored.models)
         metrics += compute_metrics(name, dataset_rows, beta, statistics=statistics, objectives=objectives)
         if suite.reference is not None:
             comparisons += compare_models(
                 name, dataset_rows, beta, statistics=statistics, against=suite.reference, objectives=objectives
             )
+    for name, completion_rows in scored.completions.items():
+        metrics += suite_unpaired_metrics(name, completion_rows, objectives, beta, statistics)
     modes = [m for info in scored.models if info.name == policy for m in info.scoring_modes]
     audits = [a for a in scored.audits if a.model == policy]
     level = suite.statistics.confidence_level
-    objective = scored_objectives(scored.models).get(policy)
-    stdout.print(score_table(policy, suite.reference, metrics, comparisons, audits, level, objective))
+    # Labelled completions have no model-against-reference comparison: the reference's own rewards are 0.
+    reference = suite.reference if not unpaired else None
+    stdout.print(score_table(policy, reference, metrics, comparisons, audits, level, objectives.get(policy)))
     for mode in modes:
         stdout.print(f"scoring mode on {mode.dataset}: {mode.mode} ({mode.reason})", markup=False, soft_wrap=True)
     for line in served_lines(scored.models):
         stdout.print(line, markup=False, soft_wrap=True)
-    stdout.print(f"wrote {len(records)} pairs to {out}", markup=False)
+    stdout.print(f"wrote {len(records)} {'completions' if unpaired else 'pairs'} to {out}", markup=False)
     return records
 
 

@@ -176,7 +176,7 @@ def test_score_of_data_without_the_mapped_column_exits_2_listing_the_columns_bef
     argv[2] = str(checkpoints["base"])
     assert main([*argv, "--columns", "prompt=question,chosen=good"]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert lines[0].startswith(f"evalkit: error: models.policy.path: directory not found: {tmp_path / 'nowhere'}")
+    assert lines[0].startswith(f"evalkit: error: --model: directory not found: {tmp_path / 'nowhere'}")
     assert lines[1] == (
         f"evalkit: error: {data}: no column 'rejected' (columns.rejected); found 'question', 'good', 'bad'; "
         "set columns.rejected to one of them"
@@ -202,3 +202,42 @@ def test_score_with_a_method_shows_the_objectives_metrics_on_its_trainers_tokens
     assert {"objective/accuracy", "objective/loss", "trl/rewards/margins"} <= set(cells)
     assert main(argv) == 0  # without a method: DPO's metrics only
     assert "trl/rewards/chosen" not in capsys.readouterr().out
+
+
+def test_score_labelled_completions_writes_one_row_each_and_the_reward_auc(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """KTO-style data (prompt, completion, label) is told by its columns; pairs are read as labelled completions
+    with `--format unpaired`, as TRL unpairs them. Each row's reward is β·(ℓ − ℓ_ref) at the model's β, and the AUC
+    shown is the share of (desirable, undesirable) reward pairs in the right order, ties counting half."""
+    pairs = read(checkpoints["data"])
+    feedback = tmp_path / "feedback.jsonl"
+    labelled = [
+        {"id": f"f{i}-{label}", "prompt": p["prompt"], "completion": p[answer], "label": label}
+        for i, p in enumerate(pairs)
+        for answer, label in (("chosen", True), ("rejected", False))
+    ]
+    feedback.write_text("".join(json.dumps(r) + "\n" for r in labelled[:-1]))  # 12 desirable, 11 undesirable
+    argv = ["score", "--model", str(checkpoints["adapter"]), "--ref", str(checkpoints["base"])]
+    out = tmp_path / "completions.jsonl"
+    assert main([*argv, "--data", str(feedback), "--out", str(out), "--method", '{"name": "kto", "beta": 0.5}']) == 0
+    shown = capsys.readouterr().out
+    rows = read(out)
+    assert [r["id"] for r in rows] == [r["id"] for r in labelled[:-1]]
+    assert {r["model"] for r in rows} == {"policy"}
+    for r in rows:
+        assert r["reward"] == pytest.approx(0.5 * (r["logp"] - r["ref_logp"]))
+    good = [r["reward"] for r in rows if r["label"]]
+    bad = [r["reward"] for r in rows if not r["label"]]
+    auc = sum((g > b) + 0.5 * (g == b) for g in good for b in bad) / (len(good) * len(bad))
+    cells = {
+        line.split("│")[2].strip(): line.split("│")[3].split()[0] for line in shown.splitlines() if "│ feedback" in line
+    }
+    assert float(cells["objective/auc"]) == pytest.approx(auc, abs=5e-4)
+    assert {"trl/kl", "objective/loss", "trl/rewards/chosen"} <= set(cells)
+    assert "wrote 23 completions" in shown
+
+    unpaired = tmp_path / "unpaired.jsonl"
+    assert main([*argv, "--data", str(checkpoints["data"]), "--format", "unpaired", "--out", str(unpaired)]) == 0
+    ids = [r["id"] for r in read(unpaired)]
+    assert ids[:2] == ["pairs-0/chosen", "pairs-1/chosen"] and ids[-1] == "pairs-11/rejected" and len(ids) == 24

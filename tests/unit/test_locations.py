@@ -80,7 +80,7 @@ def test_score_with_a_mistyped_model_path_exits_2_before_loading_anything(
     assert main(argv) == 2
     assert time.monotonic() - started < 10
     [line] = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert line == "evalkit: error: models.policy.path: directory not found: models/basee; did you mean models/base?"
+    assert line == "evalkit: error: --model: directory not found: models/basee; did you mean models/base?"
 
 
 def test_a_data_file_with_a_misspelt_or_capitalised_suffix_is_a_file_never_a_hub_id(models: Path) -> None:
