@@ -27,6 +27,7 @@ from pathlib import Path
 from markupsafe import Markup
 from rich.table import Table as RichTable
 
+from evalkit.config.objectives import objective_from
 from evalkit.console import plain
 from evalkit.errors import EvalkitError
 from evalkit.metrics import names
@@ -45,16 +46,20 @@ from evalkit.report.grids import Grid, grid_of
 from evalkit.report.html import CSP, PRINT_SCRIPT
 from evalkit.report.jinja import render
 from evalkit.report.tables import Table
-from evalkit.report.views import COLUMNS, read_pairs
+from evalkit.report.views import COLUMNS, read_completions, read_pairs
+from evalkit.results.completions import CompletionScore
 from evalkit.results.estimates import Comparison, Metric, Statistics
 from evalkit.results.files import claim_output, read_results, write_texts
 from evalkit.results.matching import Counterpart, counterparts, dataset_counterpart
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import RunResult
+from evalkit.results.schema import ModelInfo, RunResult
 
 HEADLINE = COLUMNS
+UNPAIRED_HEADLINE = ("objective/auc", "trl/rewards/chosen", "trl/rewards/rejected", "trl/kl")
+"""The headline of a dataset of labelled completions: the reward AUC, the mean reward of each label, KTO's KL point."""
 PAIRED = ("preference/accuracy", "rewards/accuracies", "rewards/margins")
-"""What two runs are compared on pair by pair (rewards only where both runs have a reference)."""
+"""What two runs are compared on pair by pair (rewards only where both runs have a reference); on labelled
+completions, the same model's reward AUC on the same completion ids (`evalkit.metrics.unpaired.compare_unpaired`)."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,10 @@ def compare_runs(
     baseline_pairs: Mapping[str, Sequence[PairScore]] | None = None,
     candidate_pairs: Mapping[str, Sequence[PairScore]] | None = None,
     paths: tuple[str, str] = ("baseline", "candidate"),
+    completions: tuple[Mapping[str, Sequence[CompletionScore]], Mapping[str, Sequence[CompletionScore]]] = ({}, {}),
 ) -> RunComparison:
-    """Compare two runs on the cells both have; pair by pair where both per-pair files allow it."""
+    """Compare two runs on the cells both have; pair by pair where both per-pair files allow it, and on labelled
+    completions completion by completion where both per-completion files (`completions`: baseline's, candidate's) do."""
     matched = counterparts(candidate, baseline)
     models = {name: match.name for name, match in matched.items()}
     datasets = {d.name: dataset_counterpart(d.name, candidate, baseline) for d in candidate.datasets}
@@ -126,6 +133,11 @@ def compare_runs(
     for d in candidate.datasets:
         name_before = datasets[d.name]
         if name_before is None or fingerprints.get(name_before) != d.fingerprint:
+            continue
+        if d.format == "unpaired":
+            scored = completions[0].get(name_before), completions[1].get(d.name)
+            if scored[0] and scored[1]:
+                paired += _paired_auc(d.name, scored[0], scored[1], baseline, candidate, models)
             continue
         rows_before, rows_after = (baseline_pairs or {}).get(name_before), (candidate_pairs or {}).get(d.name)
         if rows_before and rows_after:
@@ -226,16 +238,64 @@ def _paired(
     return out
 
 
-def headline_tables(comparison: RunComparison, keys: Sequence[str] = HEADLINE) -> list[tuple[str, Table]]:
-    """Per dataset (and subset, when not 'all'), a row per model and metric in `keys`."""
+def _paired_auc(
+    dataset: str,
+    before: Sequence[CompletionScore],
+    after: Sequence[CompletionScore],
+    baseline: RunResult,
+    candidate: RunResult,
+    matched: Mapping[str, str],
+) -> list[Comparison]:
+    """Each candidate model's reward AUC against its counterpart's in the baseline run, on the completion ids both
+    scored (MOVER, as between two models of one run), each with the reward of its own recorded objective."""
+    from evalkit.metrics.unpaired import compare_unpaired
+
+    out = []
+    for model in dict.fromkeys(r.model for r in after):
+        was = matched.get(model)
+        if was is None:
+            continue
+        earlier = f"{was} (baseline run)"  # a name of its own, so that the two runs' rows stay apart
+        rows = [replace(r, model=earlier) for r in before if r.model == was] + [r for r in after if r.model == model]
+        objectives = {
+            name: objective
+            for name, info in ((earlier, _model(baseline, was)), (model, _model(candidate, model)))
+            if info is not None and (objective := objective_from(info.objective)) is not None
+        }
+        beta = candidate.scoring.beta  # a model with no objective of its own: the AUC does not change with β
+        out += [
+            c.model_copy(update={"baseline": was})
+            for c in compare_unpaired(dataset, rows, objectives, beta, candidate.effective_statistics)
+            if c.subset == ALL_SUBSETS and c.model == model and c.baseline == earlier
+        ]
+    return out
+
+
+def _model(result: RunResult, name: str) -> ModelInfo | None:
+    return next((m for m in result.models if m.name == name), None)
+
+
+def headline_keys(comparison: RunComparison) -> dict[str, Sequence[str]]:
+    """Dataset → the metrics of its headline: a dataset of labelled completions has no pairs to be right about."""
+    return {d.name: UNPAIRED_HEADLINE if d.format == "unpaired" else HEADLINE for d in comparison.candidate.datasets}
+
+
+def headline_tables(
+    comparison: RunComparison, keys: Mapping[str, Sequence[str]] | None = None
+) -> list[tuple[str, Table]]:
+    """Per dataset (and subset, when not 'all'), a row per model and metric in its `keys` (default: its headline)."""
+    keys = keys if keys is not None else headline_keys(comparison)
     groups: dict[str, list[MetricDelta]] = {}
+    order: dict[str, Sequence[str]] = {}
     for d in comparison.deltas:
-        if d.candidate.metric in keys:
+        if d.candidate.metric in keys.get(d.candidate.dataset, ()):
             title = d.candidate.dataset + ("" if d.candidate.subset == "all" else f" · {d.candidate.subset}")
             groups.setdefault(title, []).append(d)
+            order[title] = keys[d.candidate.dataset]
     tables = []
     for title, deltas in groups.items():
-        deltas.sort(key=lambda d: keys.index(d.candidate.metric))
+        shown = order[title]
+        deltas.sort(key=lambda d: shown.index(d.candidate.metric))
         rows = [
             [
                 d.candidate.model
@@ -325,7 +385,11 @@ def render_comparison_markdown(comparison: RunComparison) -> str:
 def render_comparison_html(comparison: RunComparison) -> str:
     """The comparison as one self-contained HTML page, styled like the report."""
     headline = [(title, _coloured(grid_of(table))) for title, table in headline_tables(comparison)]
-    others = [key for key in dict.fromkeys(d.candidate.metric for d in comparison.deltas) if key not in HEADLINE]
+    shown = headline_keys(comparison)
+    others = {
+        dataset: [m for m in dict.fromkeys(d.candidate.metric for d in comparison.deltas) if m not in keys]
+        for dataset, keys in shown.items()
+    }
     paired = paired_table(comparison)
     return render(
         "html",
@@ -370,6 +434,7 @@ def read_comparison(baseline_path: Path, candidate_path: Path) -> RunComparison:
         read_pairs(baseline, baseline_path.parent),
         read_pairs(candidate, candidate_path.parent),
         (str(baseline_path), str(candidate_path)),
+        (read_completions(baseline, baseline_path.parent), read_completions(candidate, candidate_path.parent)),
     )
 
 
@@ -409,21 +474,25 @@ OVERLAP_WORDS = {
 
 
 def conclusion(comparison: RunComparison) -> str:
-    """One sentence per compared model on preference accuracy: pair by pair where the runs scored the same pairs
-    (a paired test), else by whether the two intervals overlap. The candidate model's only, when the runs name one."""
+    """One sentence per compared model on preference accuracy (on labelled completions, on reward AUC): pair by pair
+    where the runs scored the same pairs (a paired test), else by whether the two intervals overlap. The candidate
+    model's only, when the runs name one."""
     candidates = {m.name for m in comparison.candidate.models if m.role == "candidate"}
     alpha = 1 - comparison.candidate.effective_statistics.confidence_level
     clauses = []
-    paired = {(p.dataset, p.model): p for p in comparison.paired if p.metric == "preference/accuracy"}
+    headline = {name: keys[0] for name, keys in headline_keys(comparison).items()}
+    paired = {(p.dataset, p.model, p.metric): p for p in comparison.paired}
     for d in comparison.deltas:
         c = d.candidate
-        if c.metric != "preference/accuracy" or c.subset != ALL_SUBSETS or (candidates and c.model not in candidates):
+        if c.metric != headline.get(c.dataset) or c.subset != ALL_SUBSETS or (candidates and c.model not in candidates):
             continue
-        change = f"preference accuracy {format_number(d.baseline.value)} → {format_number(c.value)}"
-        if (p := paired.get((c.dataset, c.model))) is not None:
+        said = names.metric(c.metric).title if c.metric != "preference/accuracy" else "preference accuracy"
+        change = f"{said} {format_number(d.baseline.value)} → {format_number(c.value)}"
+        if (p := paired.get((c.dataset, c.model, c.metric))) is not None:
             significant = p.p_value < alpha and p.value != 0
             verdict = ("better" if p.value > 0 else "worse") if significant else "no measurable change"
-            test = f"Δ {format_delta(p)} pair by pair, p = {format_p(p.p_value)}"
+            same = "completion by completion" if c.metric == "objective/auc" else "pair by pair"
+            test = f"Δ {format_delta(p)} {same}, p = {format_p(p.p_value)}"
         else:
             verdict = OVERLAP_WORDS[d.verdict]
             test = f"Δ {format_signed(d.delta)}"

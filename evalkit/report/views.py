@@ -44,6 +44,7 @@ from evalkit.report.formats import (
 from evalkit.report.objectives import objectives_note, objectives_table
 from evalkit.report.tables import Table
 from evalkit.report.unpaired import unpaired_objectives_note, unpaired_objectives_table, unpaired_table
+from evalkit.results.completions import CompletionScore, read_completion_scores
 from evalkit.results.estimates import Comparison
 from evalkit.results.pairs import PairScore, pairs_path, read_pair_scores
 from evalkit.results.schema import DATASET_UNITS, RunResult, TokenizationAudit
@@ -77,6 +78,13 @@ def read_pairs(result: RunResult, results_dir: Path) -> dict[str, list[PairScore
     """
     found = {d.name: pairs_path(results_dir, d) for d in result.datasets if d.format == "pairs"}
     return {name: read_pair_scores(path) for name, path in found.items() if path is not None}
+
+
+def read_completions(result: RunResult, results_dir: Path) -> dict[str, list[CompletionScore]]:
+    """Per-completion scores of each dataset of labelled completions whose file lies beside the results (a missing
+    file leaves its dataset out, as `read_pairs` does)."""
+    found = {d.name: pairs_path(results_dir, d) for d in result.datasets if d.format == "unpaired"}
+    return {name: read_completion_scores(path) for name, path in found.items() if path is not None}
 
 
 def alpha_of(result: RunResult) -> float:

@@ -152,3 +152,36 @@ def test_non_inferiority_on_the_auc_against_the_baseline_run(tmp_path: Path) -> 
     worse = judge({**rule, "model": "aligned", "baseline": "kto"}, before, tmp_path, now, swap=True)
     assert worse.status == "failed" and worse.value == pytest.approx(-0.5)
     assert "over 60 completions" in worse.reason
+
+
+def test_compare_two_runs_on_the_same_completions_by_their_aucs(tmp_path: Path) -> None:
+    """`evalkit compare`: this module's two reward sets as one model `kto` in a baseline run (the DPO-style rewards,
+    AUC ¾) and in a candidate run (KTO's, AUC 5/6), matched by completion id from both runs' per-completion files:
+    Δ = 1/12 with r = 0.612372, as between two models of one run; the headline row is the AUC, and the conclusion
+    says it completion by completion."""
+    from evalkit.metrics.unpaired import compute_unpaired_metrics
+    from evalkit.report.compare import conclusion, read_comparison, render_comparison_markdown
+    from evalkit.results.files import write_results
+
+    runs = {}
+    for name, rewards in (("before", DPO), ("now", KTO)):
+        scores = rows("kto", rewards)
+        result = run_with_completions(tmp_path / name, scores, comparisons=False)
+        kto = KtoObjective(name="kto", beta=1.0)
+        metrics = compute_unpaired_metrics("u", scores, kto)
+        result = result.model_copy(update={"metrics": [*result.metrics, *metrics]})
+        write_results(result, tmp_path / name / "results.json")
+        runs[name] = tmp_path / name / "results.json"
+    comparison = read_comparison(runs["before"], runs["now"])
+    (paired,) = [p for p in comparison.paired if p.dataset == "u"]
+    assert (paired.model, paired.baseline, paired.metric, paired.test) == ("kto", "kto", "objective/auc", "mover_auc")
+    assert (paired.baseline_value, paired.model_value) == (pytest.approx(3 / 4), pytest.approx(5 / 6))
+    assert paired.value == pytest.approx(1 / 12) and paired.n == 5
+    assert paired.correlation == pytest.approx(0.612372, abs=1e-6)
+    markdown = render_comparison_markdown(comparison)
+    section = markdown.split("## u\n", 1)[1].split("##", 1)[0]
+    first_row = section.strip().splitlines()[2].replace("\xa0", " ")  # under the header and its rule: the AUC
+    assert first_row == "| kto | reward AUC ↑ | 0.750 [0.26, 0.96] | 0.833 [0.31, 0.98] | +0.083 | overlap |"
+    assert "| u | kto | reward AUC ↑ | 0.750 | 0.833 | +0.083\xa0[" in markdown
+    assert "kto on u: reward AUC 0.750 → 0.833, Δ +0.083 [" in conclusion(comparison)
+    assert "completion by completion, p = " in conclusion(comparison)
