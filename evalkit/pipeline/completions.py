@@ -4,22 +4,26 @@ Every completion is tokenized as TRL's `KTOTrainer` tokenizes it and scored with
 (`evalkit.scoring.unpaired`), under the model and under the reference on the model's own tokens (an adapter's
 reference is its base, adapter disabled), so each row carries what a reward β·(ℓ − ℓ_ref) and KTO's KL point
 need. Which reward and which metrics a model gets is decided later, from its objective
-(`evalkit.metrics.unpaired.suite_unpaired_metrics`). Unpaired scores are computed in this process and not kept
-across runs (pairs are, `scoring.cache`); a served run (`scoring.backend: vllm`) refuses unpaired datasets.
+(`evalkit.metrics.unpaired.suite_unpaired_metrics`). A run's finished rows are kept in its output directory's store,
+as its pairs' are, so a rerun scores only what changed. Unpaired scores are computed in this process: a served run
+(`scoring.backend: vllm`) refuses unpaired datasets.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from evalkit.checkpoints import LoadedModel, ServedCheckpoint
 from evalkit.config.suite import Suite
+from evalkit.console import console
 from evalkit.data.unpaired import UnpairedExample
 from evalkit.errors import EvalkitError
 from evalkit.results.completions import CompletionScore
 from evalkit.results.schema import TokenizationAudit
+from evalkit.scoring.batching import from_main
+from evalkit.scoring.cache import CompletionStore
 from evalkit.scoring.dataset import pad_token_id
 from evalkit.scoring.score import ModelLogps
 from evalkit.scoring.unpaired import TokenizedCompletions, completion_logps, completion_scores, tokenize_completions
@@ -42,10 +46,12 @@ def score_completions(
     policy: Checkpoint,
     reference: Checkpoint | None,
     reference_cache: dict[str, ModelLogps],
+    store: CompletionStore | None = None,
 ) -> ScoredCompletions:
     """`policy`'s log-probs of every completion of `dataset` and its KL partner, and the reference's on the same
     tokens (none for the reference itself: its rewards are zero by definition). The reference's passes are kept in
-    `reference_cache` by the exact tokens, so models sharing a tokenizer cost one reference pass in all."""
+    `reference_cache` by the exact tokens, so models sharing a tokenizer cost one reference pass in all; the rows,
+    in `store` under a key of both models' fingerprints, the exact tokens, ids and labels, and the compute dtype."""
     if not isinstance(policy, LoadedModel) or isinstance(reference, ServedCheckpoint):
         raise EvalkitError(
             f"datasets.{dataset}: unpaired data is scored in this process; set scoring.backend: hf "
@@ -54,11 +60,22 @@ def score_completions(
     settings = suite.scoring
     tokens = tokenize_completions(examples, policy.tokenizer, policy.rendering, settings.max_length)
     label = f"{policy.spec.name} on {dataset}"
+    key = _tokens_key(tokens, settings.max_length)
+    against = reference.info.fingerprint if reference is not None and reference is not policy else "none"
+    rows_of = [[e.id, e.subset, e.label] for e in examples]
+    identity = f"completions|{policy.info.fingerprint}|{against}|{key}|{json.dumps(rows_of)}|{settings.dtype}"
+    store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    # The main process looks, so that every process takes the same branch (their collectives stay paired).
+    stored = from_main(lambda: store.load(store_key)) if store is not None else None
+    if stored is not None:
+        console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
+        rows, audit = stored
+        renamed = [replace(r, model=policy.spec.name) for r in rows]
+        return ScoredCompletions(renamed, audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}))
     pad = pad_token_id(policy.tokenizer)
     own = completion_logps(policy.model, tokens, pad, settings, label)
     ref: ModelLogps | None = None
     if reference is not None and reference is not policy:
-        key = _tokens_key(tokens, settings.max_length)
         if key not in reference_cache:
             if policy.shares_reference:
                 with policy.as_reference() as model:
@@ -78,6 +95,8 @@ def score_completions(
         prompt_too_long=tokens.too_long,
         prompt_not_prefix=tokens.prompt_not_prefix,
     )
+    if store is not None:
+        store.save(store_key, rows, audit)
     return ScoredCompletions(rows, audit)
 
 

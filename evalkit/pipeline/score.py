@@ -139,7 +139,8 @@ def _score_models(
                 scored.audits.append(result.audit)
                 modes += [result.mode] if result.mode is not None else []
             for name, examples in ({} if classifier else unpaired).items():  # a classifier has no log-ratio
-                completions = score_completions(suite, name, examples, loaded, reference, reference_cache)
+                kept = store.completions if store is not None else None
+                completions = score_completions(suite, name, examples, loaded, reference, reference_cache, kept)
                 scored.completions[name].extend(completions.rows)
                 scored.audits.append(completions.audit)
             if served is not None and isinstance(loaded, ServedCheckpoint):

@@ -1,4 +1,5 @@
-"""Scores kept on disk across runs: the reference's log-probs, and every (model, dataset) a run has finished.
+"""Scores kept on disk across runs: the reference's log-probs, and every (model, dataset) a run has finished (pairs
+and labelled completions alike).
 
 Every checkpoint of a training run is scored against the same reference on the same pairs, and
 the reference's forward passes cost as much as the policy's. Its log-probs are kept here, one
@@ -22,6 +23,7 @@ import transformers
 
 from evalkit.checkpoints import LoadedModel
 from evalkit.console import is_main_process
+from evalkit.results.completions import CompletionScore
 from evalkit.results.files import JsonStore
 from evalkit.results.pairs import PairScore, row_record
 from evalkit.results.schema import ScoringMode, TokenizationAudit
@@ -85,6 +87,8 @@ class ScoreStore:
 
     def __init__(self, directory: Path) -> None:
         self.files = JsonStore(directory)
+        self.completions = CompletionStore(directory)
+        """The rows of the run's labelled completions, in the same directory under keys of their own."""
 
     def load(self, key: str) -> ScoredDataset | None:
         stored = self.files.load(key)
@@ -105,3 +109,25 @@ class ScoreStore:
         mode = scored.mode.model_dump(mode="json") if scored.mode is not None else None
         rows = [row_record(r) for r in scored.rows]
         self.files.save(key, {"rows": rows, "audit": scored.audit.model_dump(mode="json"), "mode": mode})
+
+
+class CompletionStore:
+    """Per (model, unpaired dataset) rows kept on disk beside the pairs' (`ScoreStore`), under keys of their own: a
+    rerun scores only the labelled completions whose model, reference, tokens or settings changed."""
+
+    def __init__(self, directory: Path) -> None:
+        self.files = JsonStore(directory)
+
+    def load(self, key: str) -> tuple[list[CompletionScore], TokenizationAudit] | None:
+        stored = self.files.load(key)
+        try:
+            rows = [CompletionScore(**row) for row in stored["rows"]]
+            return rows, TokenizationAudit.model_validate(stored["audit"])
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # absent or unreadable: score again and overwrite
+
+    def save(self, key: str, rows: list[CompletionScore], audit: TokenizationAudit) -> None:
+        if not is_main_process():
+            return
+        records = [dataclasses.asdict(r) for r in rows]
+        self.files.save(key, {"kind": "completions", "rows": records, "audit": audit.model_dump(mode="json")})

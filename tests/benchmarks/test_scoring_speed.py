@@ -47,7 +47,7 @@ from benchmarks.workload import (
 )
 from evalkit.config.specs import ScoringSpec
 from evalkit.data.pairs import PreferencePair
-from evalkit.scoring.score import CompletionLogps, tokenize_pair
+from evalkit.scoring.score import CompletionLogps, score_pairs, tokenize_pair
 
 VOCAB, HIDDEN, MLP, LAYERS, HEADS = 32_000, 256, 1024, 4, 4
 BETA = 0.1
@@ -211,6 +211,46 @@ def test_evalkit_without_prompt_sharing(
     for model, rows in shared.items():
         for a, b in zip(rows, scores[model], strict=True):
             assert a.chosen == pytest.approx(b.chosen, abs=1e-4) and a.rejected == pytest.approx(b.rejected, abs=1e-4)
+
+
+PROMPT_ROUNDS: list[float] = []
+"""Per-round ratios of scoring with and without the prompt's log-prob (ORPO's NLL term), sorted."""
+
+
+def test_orpo_prompt_logprob(
+    benchmark: BenchmarkFixture,
+    models: dict[str, LlamaForCausalLM],
+    tokenizer: PreTrainedTokenizerFast,
+    data: dict[str, list[PreferencePair]],
+) -> None:
+    """What an ORPO model pays for `trl/nll_loss`: the policy on the long workload (prompts ~6x the answers, the
+    worst case: the LM head runs over every prompt position too) with and without the prompt's log-prob, in paired
+    rounds as for prompt sharing. The answers' log-probs must not change."""
+    policy = {"policy": models["policy"]}
+    tokenized = tokenize(data["long"], tokenizer)
+    settings = ScoringSpec(max_length=1024, batch_size=8)
+    plain_times: list[float] = []
+    without: list[CompletionLogps] = []
+
+    def with_prompt() -> list[CompletionLogps]:
+        return score_pairs(policy["policy"], tokenized, settings, PAD, "policy", with_prompt=True)
+
+    def plain_round() -> tuple[tuple[Any, ...], dict[str, Any]]:
+        started = time.perf_counter()
+        without[:] = score_pairs(policy["policy"], tokenized, settings, PAD, "policy")
+        plain_times.append(time.perf_counter() - started)
+        return (), {}
+
+    rows = benchmark.pedantic(with_prompt, setup=plain_round, rounds=5, iterations=1)
+    record(benchmark, "orpo_prompt/long", pairs=len(tokenized))
+    ratios = sorted(on / off for on, off in zip(benchmark.stats.stats.data, plain_times, strict=True))
+    benchmark.extra_info |= {"without_prompt_s": plain_times, "ratios": ratios}
+    FIGURES["orpo_prompt/ratio"] = ratios[len(ratios) // 2]
+    FIGURES["orpo_prompt/head_share"] = HEAD_PARAMS / (BODY_PARAMS + HEAD_PARAMS)
+    PROMPT_ROUNDS[:] = ratios
+    for a, b in zip(rows, without, strict=True):
+        assert a.chosen == pytest.approx(b.chosen, abs=1e-4) and a.rejected == pytest.approx(b.rejected, abs=1e-4)
+        assert b.prompt is None and a.prompt is not None and math.isfinite(a.prompt) and a.prompt < 0
 
 
 # --- a second checkpoint against a cached reference ---------------------------------------------------------------
@@ -408,6 +448,13 @@ def summarise(figures: dict[str, float]) -> str:
             f"  prompt sharing (long): {ratio:.2f}x, median of paired rounds ({rounds}; target 1.5x);"
             f" the FLOP counts differ by {bound:.2f}x (the head runs at every answer token either way; without"
             " sharing, the activations are larger and less cache-friendly)"
+        )
+    prompt_ratio = get("orpo_prompt/ratio")
+    if prompt_ratio:
+        rounds = ", ".join(f"{r:.2f}" for r in PROMPT_ROUNDS)
+        lines.append(
+            f"  ORPO's prompt log-prob (long, policy only): {prompt_ratio:.2f}x the time without it, median of paired"
+            f" rounds ({rounds}); the LM head is {figures['orpo_prompt/head_share']:.0%} of this model's parameters"
         )
     cold, warm = get("cache/cold"), get("cache/warm")
     if cold and warm:

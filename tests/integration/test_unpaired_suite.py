@@ -144,3 +144,34 @@ def test_a_suite_scores_labelled_completions_for_every_model(
     printed = capsys.readouterr().out
     assert "labelled (18 labelled completions)" in printed and "n = 18 completions" in printed
     assert "kto on labelled: reward AUC 0.432 [0.21, 0.68] over 9 + 9 completions" in printed
+
+
+def test_a_rerun_reuses_the_labelled_completions_scores(
+    unpaired_suite: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Labelled completions are kept in the output's store as pairs are: a rerun scores none of them again and
+    writes the same rows; a model whose weights changed is scored again."""
+    assert main(["bench", str(unpaired_suite)]) == 2
+    out = unpaired_suite.parent / "out"
+    first = (out / "completions" / "labelled.jsonl").read_text()
+    capsys.readouterr()
+    assert main(["bench", str(unpaired_suite)]) == 2
+    said = capsys.readouterr().err
+    for model in ("base", "kto", "dpo"):
+        for dataset in ("labelled", "unpaired-pairs", "pairs"):
+            assert f"reusing the scores of {model} on {dataset} from an earlier run" in said
+    assert (out / "completions" / "labelled.jsonl").read_text() == first
+    # Another adapter under the name `dpo`: its rows and its comparisons are new, the others' are kept.
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(11)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False, task_type="CAUSAL_LM")
+    base = unpaired_suite.parent / "base"
+    get_peft_model(LlamaForCausalLM.from_pretrained(base), lora).save_pretrained(unpaired_suite.parent / "dpo")
+    assert main(["bench", str(unpaired_suite)]) == 2
+    said = capsys.readouterr().err
+    assert "reusing the scores of kto on labelled" in said and "reusing the scores of dpo on labelled" not in said
+    again = (out / "completions" / "labelled.jsonl").read_text().splitlines()
+    before = first.splitlines()
+    assert [line for line in again if '"model": "kto"' in line] == [line for line in before if '"model": "kto"' in line]
+    assert [line for line in again if '"model": "dpo"' in line] != [line for line in before if '"model": "dpo"' in line]
