@@ -38,7 +38,7 @@ from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
 from evalkit.results.estimates import Flips, Statistics
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import DatasetInfo, ModelInfo
+from evalkit.results.schema import DatasetInfo, ModelInfo, TokenizationAudit
 
 # Pairs: a `datasets.Dataset`, a pandas DataFrame, a sequence of row dicts (or of `PreferencePair`s), or a path or
 # hub id `evalkit bench` reads (JSONL, JSON, Parquet, CSV, a dataset folder). ModelLike: a `transformers` causal
@@ -139,6 +139,7 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
     chat_template_kwargs: Mapping[str, Any] | None = None,
     template_date: datetime.date | None = None,
     method: Objective | Mapping[str, Any] | None = None,
+    reward_model: bool = False,
 ) -> Evaluation:
     """Score `model` on `pairs`: per-pair log-probs, and metrics with intervals, as `evalkit bench` computes them.
 
@@ -151,9 +152,13 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
     over its `beta`. `method` is the objective the model was trained with, as a suite's `method` says it
     (`{"name": "simpo", "beta": 2.0, "gamma": 0.5}`, `{"name": "dpo", "loss_type": "ipo"}`, or an objective
     from `evalkit.config.objectives`): the pairs are tokenized as its TRL trainer does, and the results add
-    its `trl/*` and `objective/*` metrics; a DPO `beta` left out is `beta`."""
+    its `trl/*` and `objective/*` metrics; a DPO `beta` left out is `beta`. A reward model (a one-label
+    sequence classifier in memory, or a directory or hub id with `reward_model=True`) is scored as
+    RewardTrainer scores it, by its logit after each answer: reward accuracy, margin and loss, and no
+    `ref` or `method`."""
     from evalkit.api import inprocess
-    from evalkit.scoring.dataset import model_logps, pad_token_id, scored_dataset, tokenize_set
+    from evalkit.scoring.classifier import reward_model_dataset
+    from evalkit.scoring.dataset import tokenize_set
 
     started, clock = datetime.datetime.now(datetime.timezone.utc), time.perf_counter()
     settings = scoring_settings(scoring, beta=beta)
@@ -162,7 +167,63 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
     objective = objective_setting(method, settings.beta)
     pair_list = as_pairs(pairs, dataset, layout)  # the data is checked before any model loads: a typo costs no wait
     options = dict(chat_template_kwargs or {})
-    policy = _scorable(model, name, tokenizer, options, template_date)
+    classifier = reward_model or _is_classifier(model)
+    if classifier and ref is not None:
+        raise EvalkitError("ref: a reward model is scored by its own logit and has no reference; leave out ref")
+    if classifier and objective is not None:
+        raise EvalkitError("method: a reward model is scored by its own logit, not by an objective; leave out method")
+    policy = _scorable(model, name, tokenizer, options, template_date, classifier)
+    if classifier:
+        tokens = tokenize_set(pair_list, policy.tokenizer, policy.rendering, settings.max_length)
+        label = f"{name} on {dataset}"
+        scored = reward_model_dataset(dataset, name, policy.model, policy.tokenizer, tokens, settings, label)
+        rows, audits, models = scored.rows, [scored.audit], [inprocess.with_mode(policy.info, scored.mode)]
+        reference_name = None
+    else:
+        rows, audits, models, reference_name = _policy_rows(
+            policy, ref, ref_name, options, template_date, pair_list, dataset, settings, objective
+        )
+    info = DatasetInfo(
+        name=dataset,
+        path=str(pairs) if isinstance(pairs, (str, Path)) else "<in memory>",
+        fingerprint=inprocess.pairs_fingerprint(pair_list),
+        n_pairs=len(pair_list),
+        subsets=sorted({p.subset for p in pair_list}),
+        pairs_file=f"pairs/{dataset}.jsonl",
+    )
+    parts = inprocess.ResultParts(
+        name=name,
+        scores={dataset: rows},
+        pairs={dataset: pair_list},
+        models=models,
+        datasets=[info],
+        audits=audits,
+        reference=reference_name,
+        scoring=settings,
+        statistics=statistics or Statistics(),
+        objectives={name: objective} if objective is not None else None,
+    )
+    result = inprocess.assemble_result(parts, started, time.perf_counter() - clock)
+    return Evaluation(result, {dataset: rows})
+
+
+def _policy_rows(
+    policy: _Scorable,
+    ref: ModelLike | None,
+    ref_name: str,
+    options: dict[str, Any],
+    template_date: datetime.date | None,
+    pair_list: list[PreferencePair],
+    dataset: str,
+    settings: ScoringSpec,
+    objective: Objective | None,
+) -> tuple[list[PairScore], list[TokenizationAudit], list[ModelInfo], str | None]:
+    """A policy's rows (its log-probs, and the reference's on its tokens) with the reference's own rows first,
+    their audits and model records, and the reference's name (None without one)."""
+    from evalkit.api import inprocess
+    from evalkit.scoring.dataset import model_logps, pad_token_id, scored_dataset, tokenize_set
+
+    name = policy.info.name
     reference, reference_info = policy.own_reference, None
     if ref is not None:  # scored on the policy's tokens: a reference in memory needs no tokenizer of its own
         separate = _scorable(ref, ref_name, policy.tokenizer, options, template_date)
@@ -187,32 +248,17 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
             ref_logps = model_logps(ref_model, tokens, pad, settings, f"reference for {name} on {dataset}")
     scored = scored_dataset(dataset, name, tokens, own, ref_logps)
     rows, audits, models = scored.rows, [scored.audit], [inprocess.with_mode(policy.info, scored.mode, objective)]
-    if ref_logps is not None and reference_info is not None:
-        as_model = scored_dataset(dataset, ref_name, tokens, ref_logps, None)
-        rows, audits = as_model.rows + rows, [as_model.audit, *audits]
-        models.insert(0, inprocess.with_mode(reference_info, as_model.mode))
-    info = DatasetInfo(
-        name=dataset,
-        path=str(pairs) if isinstance(pairs, (str, Path)) else "<in memory>",
-        fingerprint=inprocess.pairs_fingerprint(pair_list),
-        n_pairs=len(pair_list),
-        subsets=sorted({p.subset for p in pair_list}),
-        pairs_file=f"pairs/{dataset}.jsonl",
-    )
-    parts = inprocess.ResultParts(
-        name=name,
-        scores={dataset: rows},
-        pairs={dataset: pair_list},
-        models=models,
-        datasets=[info],
-        audits=audits,
-        reference=ref_name if ref_logps is not None else None,
-        scoring=settings,
-        statistics=statistics or Statistics(),
-        objectives={name: objective} if objective is not None else None,
-    )
-    result = inprocess.assemble_result(parts, started, time.perf_counter() - clock)
-    return Evaluation(result, {dataset: rows})
+    if ref_logps is None or reference_info is None:
+        return rows, audits, models, None
+    as_model = scored_dataset(dataset, ref_name, tokens, ref_logps, None)
+    models.insert(0, inprocess.with_mode(reference_info, as_model.mode))
+    return as_model.rows + rows, [as_model.audit, *audits], models, ref_name
+
+
+def _is_classifier(model: object) -> bool:
+    """Whether a model in memory is a sequence classifier (a reward model), or a PEFT adapter on one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return type(base).__name__.endswith("ForSequenceClassification")
 
 
 def compare_models(baseline: Evaluation, candidate: Evaluation) -> Evaluation:
@@ -287,17 +333,20 @@ def _scorable(
     tokenizer: PreTrainedTokenizerBase | None,
     options: dict[str, Any],
     template_date: datetime.date | None,
+    classifier: bool = False,
 ) -> _Scorable:
-    """`model`, in memory or loaded from a path or hub id as `evalkit bench` loads it (an adapter onto its base)."""
+    """`model`, in memory or loaded from a path or hub id as `evalkit bench` loads it (an adapter onto its base);
+    `classifier`: as a reward model, recorded as one."""
     from evalkit.api import inprocess
     from evalkit.checkpoints import load_model, say_pinned
     from evalkit.config.specs import ModelSpec
     from evalkit.data.rendering import DEFAULT_DATE, rendering_for
 
     if isinstance(model, (str, Path)):
-        spec = ModelSpec(name=name, path=str(model))
+        spec = ModelSpec(name=name, path=str(model), kind="reward_model" if classifier else "policy")
         loaded = load_model(spec, template_options=options, template_date=template_date)
-        own = inprocess.adapter_disabled(loaded.model) if inprocess.is_peft_model(loaded.model) else None
+        peft = inprocess.is_peft_model(loaded.model) and not classifier
+        own = inprocess.adapter_disabled(loaded.model) if peft else None
         return _Scorable(loaded.model, loaded.tokenizer, loaded.rendering, loaded.info, own)
     if not hasattr(model, "forward") or not hasattr(model, "config"):
         raise EvalkitError(f"{name}: got a {type(model).__name__}; expected a transformers model, a path or a hub id")
@@ -310,6 +359,11 @@ def _scorable(
     path = str(getattr(model, "name_or_path", "") or "<in memory>")
     fingerprint = inprocess.parameters_fingerprint(model, rendering)
     info = inprocess.live_model_info(name, path, "adapter" if peft else "model", model, rendering, fingerprint)
+    if classifier:
+        labels = getattr(model.config, "num_labels", None)
+        if labels != 1:
+            raise EvalkitError(f"{name}: a classifier with {labels} labels; a reward model has one label, its score")
+        return _Scorable(model, tokenizer, rendering, info.model_copy(update={"reward_model": True}), None)
     return _Scorable(model, tokenizer, rendering, info, inprocess.adapter_disabled(model) if peft else None)
 
 

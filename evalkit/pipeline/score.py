@@ -23,7 +23,7 @@ from evalkit.checkpoints import (
     release,
 )
 from evalkit.config.objectives import Objective, describe, objective_from, objective_info, reads_prompt, tokenization_of
-from evalkit.config.specs import ModelSpec, ScoringSpec
+from evalkit.config.specs import ModelSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, is_main_process, plain, stdout
 from evalkit.data.pairs import PreferencePair
@@ -52,7 +52,7 @@ from evalkit.results.pairs import PairScore, pair_records
 from evalkit.results.schema import ModelInfo, ObjectiveInfo, ScoringMode, TokenizationAudit
 from evalkit.scoring.batching import from_main, start_processes
 from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key
-from evalkit.scoring.classifier import REWARD_MODE, pair_sequences, reward_pad_id, reward_pair_rows, score_sequences
+from evalkit.scoring.classifier import reward_model_dataset
 from evalkit.scoring.dataset import ScoredDataset, TokenizedSet, model_logps, pad_token_id, scored_dataset, tokenize_set
 from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair
 from evalkit.trainers import resolved_objective
@@ -278,7 +278,9 @@ def score_dataset(
         )
     if classifier:
         assert isinstance(policy, LoadedModel), "a reward model is scored in this process (refused with a server)"
-        scored = reward_model_dataset(dataset, policy, tokens, settings, label)
+        scored = reward_model_dataset(
+            dataset, policy.spec.name, policy.model, policy.tokenizer, tokens, settings, label
+        )
         if store is not None and is_main_process():
             store.save(store_key, scored)
         return scored
@@ -309,33 +311,6 @@ def score_dataset(
     if store is not None and is_main_process():
         store.save(store_key, scored)
     return scored
-
-
-def reward_model_dataset(
-    dataset: str, model: LoadedModel, tokens: TokenizedSet, settings: ScoringSpec, label: str
-) -> ScoredDataset:
-    """A reward model's rows on one dataset: its score of every scorable pair's chosen and rejected sequence."""
-    scores = score_sequences(
-        model.model,
-        list(pair_sequences(tokens.scorable)),
-        reward_pad_id(model.model, model.tokenizer),
-        max_length=settings.max_length,
-        batch_size=2 * settings.batch_size,  # sequences: a pair's two, as RewardTrainer's collator batches them
-        dtype=settings.dtype,
-        label=label,
-    )
-    result = reward_pair_rows(
-        dataset,
-        model.spec.name,
-        tokens.scorable,
-        scores,
-        n_pairs=tokens.n_pairs,
-        too_long=tokens.too_long,
-        prompt_not_prefix=tokens.prompt_not_prefix,
-        doubled_bos=tokens.doubled_bos,
-    )
-    mode = REWARD_MODE.model_copy(update={"dataset": dataset}) if tokens.scorable else None
-    return ScoredDataset(result.rows, result.audit, mode)
 
 
 def _logps(row: PairScore) -> CompletionLogps:

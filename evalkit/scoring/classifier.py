@@ -22,12 +22,14 @@ from dataclasses import dataclass, replace
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from evalkit.config.specs import ScoringSpec
 from evalkit.console import progress_bar
 from evalkit.data.pairs import PreferencePair, Text
 from evalkit.data.rendering import PLAIN, Rendering
 from evalkit.results.pairs import PairScore
 from evalkit.results.schema import ScoringDtype, ScoringMode, TokenizationAudit
 from evalkit.scoring.batching import share_out
+from evalkit.scoring.dataset import ScoredDataset, TokenizedSet
 from evalkit.scoring.score import TokenizedPair, prompt_key, tokenize_pair
 
 REWARD_MODE = ScoringMode(
@@ -210,6 +212,40 @@ def reward_pair_rows(
         doubled_bos=doubled_bos,
     )
     return RewardRows(rows, audit)
+
+
+def reward_model_dataset(
+    dataset: str,
+    name: str,
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tokens: TokenizedSet,
+    settings: ScoringSpec,
+    label: str,
+) -> ScoredDataset:
+    """The reward model `name`'s rows on one dataset: its score of every scorable pair's chosen and rejected
+    sequence (the same rows in a suite run, `evalkit score` and `evalkit.score`)."""
+    scores = score_sequences(
+        model,
+        list(pair_sequences(tokens.scorable)),
+        reward_pad_id(model, tokenizer),
+        max_length=settings.max_length,
+        batch_size=2 * settings.batch_size,  # sequences: a pair's two, as RewardTrainer's collator batches them
+        dtype=settings.dtype,
+        label=label,
+    )
+    result = reward_pair_rows(
+        dataset,
+        name,
+        tokens.scorable,
+        scores,
+        n_pairs=tokens.n_pairs,
+        too_long=tokens.too_long,
+        prompt_not_prefix=tokens.prompt_not_prefix,
+        doubled_bos=tokens.doubled_bos,
+    )
+    mode = REWARD_MODE.model_copy(update={"dataset": dataset}) if tokens.scorable else None
+    return ScoredDataset(result.rows, result.audit, mode)
 
 
 def pair_sequences(pairs: Sequence[TokenizedPair]) -> Iterator[list[int]]:

@@ -28,8 +28,7 @@ from evalkit.config.specs import DatasetSpec, ModelSpec, ScoringSpec
 from evalkit.config.training import TrainSpec
 from evalkit.data.pairs import PreferencePair, load_pairs
 from evalkit.metrics.compute import compute_metrics
-from evalkit.pipeline.score import reward_model_dataset
-from evalkit.scoring.classifier import score_completions
+from evalkit.scoring.classifier import reward_model_dataset, score_completions
 from evalkit.scoring.dataset import tokenize_set
 from evalkit.train import train_model
 from evalkit.world.model import build_model
@@ -118,7 +117,7 @@ def test_scores_equal_reward_trainer_evaluate(rows: Any, reward_model: LoadedMod
     pairs = write_rows(rows(seed=9, n=4), tmp_path / "eval.jsonl")
     settings = ScoringSpec(max_length=1024, batch_size=3)
     tokens = tokenize_set(pairs, reward_model.tokenizer, reward_model.rendering, settings.max_length)
-    scored = reward_model_dataset("p", reward_model, tokens, settings, "rm")
+    scored = reward_model_dataset("p", "rm", reward_model.model, reward_model.tokenizer, tokens, settings, "rm")
     assert scored.audit.n_scored == len(pairs) and scored.audit.truncated == 0
     trl, trl_metrics = trl_evaluate(reward_model.model, reward_model.tokenizer, pairs, tmp_path)
     assert len(trl["margin"]) == len(pairs)  # one entry per pair: batch size 1
@@ -169,7 +168,7 @@ def test_max_length_cuts_the_end_and_is_counted(reward_model: LoadedModel, tmp_p
     cut = max(len(p.prompt_ids) for p in whole.scorable) + 1  # every prompt fits, no answer does
     settings = ScoringSpec(max_length=cut, batch_size=2)
     tokens = tokenize_set(pairs, reward_model.tokenizer, reward_model.rendering, settings.max_length)
-    scored = reward_model_dataset("p", reward_model, tokens, settings, "rm")
+    scored = reward_model_dataset("p", "rm", reward_model.model, reward_model.tokenizer, tokens, settings, "rm")
     longer = [len(p.prompt_ids) + max(len(p.chosen_ids), len(p.rejected_ids)) > cut for p in tokens.scorable]
     assert scored.audit.truncated == sum(longer) > 0
     assert [r.truncated for r in scored.rows] == longer
@@ -178,3 +177,29 @@ def test_max_length_cuts_the_end_and_is_counted(reward_model: LoadedModel, tmp_p
     with torch.inference_mode():
         alone = float(reward_model.model(input_ids=ids).logits[0, 0])
     assert scored.rows[[r.id for r in scored.rows].index(first.id)].score_chosen == pytest.approx(alone, abs=1e-5)
+
+
+def test_python_score_of_a_reward_model_equals_reward_trainer_evaluate(
+    reward_model: LoadedModel, tmp_path: Path
+) -> None:
+    """`evalkit.score` on a classifier in memory (a PEFT adapter on one, told by its class) and on its directory
+    (`reward_model=True`): RewardTrainer's accuracy, margin and loss, no log-prob metric, no reference; a `ref` or
+    a `method` beside a reward model is a one-line error."""
+    import evalkit
+
+    pairs = write_rows(conversational(seed=9, n=4), tmp_path / "eval.jsonl")
+    rows = [{"id": p.id, "prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs]
+    _, trl = trl_evaluate(reward_model.model, reward_model.tokenizer, pairs, tmp_path)
+    in_memory = evalkit.score(reward_model.model, rows, tokenizer=reward_model.tokenizer, name="rm")
+    from_disk = evalkit.score(reward_model.spec.path, rows, name="rm", reward_model=True)
+    for run in (in_memory, from_disk):
+        (info,) = run.result.models
+        assert info.reward_model and run.result.reference is None
+        assert run.value("rewards/margins") == pytest.approx(trl["eval_margin"], abs=1e-5)
+        assert run.value("rewards/accuracies") == pytest.approx(trl["eval_accuracy"], abs=1e-9)
+        assert run.value("loss") == pytest.approx(trl["eval_loss"], abs=1e-5)
+        assert not any(m.metric == "preference/accuracy" for m in run.result.metrics)
+    with pytest.raises(evalkit.EvalkitError, match="ref: a reward model is scored by its own logit"):
+        evalkit.score(reward_model.model, rows, tokenizer=reward_model.tokenizer, ref=reward_model.spec.path)
+    with pytest.raises(evalkit.EvalkitError, match="method: a reward model is scored by its own logit"):
+        evalkit.score(reward_model.model, rows, tokenizer=reward_model.tokenizer, method={"name": "simpo"})
