@@ -42,6 +42,8 @@ class BestOfNView:
     """Subsets (overall last) × models and baselines."""
     comparisons: Table | None
     ties: Table | None
+    rewards: Table | None = None
+    """What each model ranked the completions by (its objective's reward, or a reward model's score)."""
     note: str = METHOD_NOTE
 
 
@@ -76,7 +78,10 @@ def _view(result: RunResult, dataset: str, n_items: int) -> BestOfNView:
             ]
         )
     header = ["subset", *models, *(BASELINE_COLUMNS[k] for k in kinds), "n"]
-    return BestOfNView(dataset, n_items, Table(header, rows), _comparisons(result, dataset), _ties(result, dataset))
+    ranked = [[model, result.best_of_n_rewards[model]] for model in models if model in result.best_of_n_rewards]
+    rewards = Table(["model", "ranks the completions by"], ranked, align="ll") if ranked else None
+    scores = Table(header, rows)
+    return BestOfNView(dataset, n_items, scores, _comparisons(result, dataset), _ties(result, dataset), rewards)
 
 
 def _baseline(b: BaselineScore | None) -> str:

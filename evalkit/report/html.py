@@ -176,6 +176,7 @@ def render_html(
                 "n_items": view.n_items,
                 "scores": grid_of(view.scores),
                 "ties": grid_of(view.ties) if view.ties is not None else None,
+                "rewards": grid_of(view.rewards) if view.rewards is not None else None,
                 "comparisons": grid_of(view.comparisons) if view.comparisons is not None else None,
                 "note": view.note,
             }

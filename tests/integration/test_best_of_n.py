@@ -97,6 +97,9 @@ def test_reward_bench_standins_in_a_suite(
     row = next(line for line in sections.splitlines() if line.startswith("| a |"))
     assert row.rstrip(" |").endswith(f"{score:.3f}")
     assert "## rb2: best-of-N (20 items)" in report and "## rb1: headline" in report
+    # Each model's ranking reward is said beside its scores, in both reports.
+    assert "| b | simpo: β·ℓ/T (γ left out) |" in report and "| rm | reward model score |" in report
+    assert "simpo: β·ℓ/T (γ left out)" in (out / "report.html").read_text()
     assert "<h4>rb2: Ties composite</h4>" in (out / "report.html").read_text()
     printed = capsys.readouterr().out
     assert "rb2: best-of-N score" in printed
