@@ -5,8 +5,8 @@ Every completion is tokenized as TRL's `KTOTrainer` tokenizes it and scored with
 reference is its base, adapter disabled), so each row carries what a reward β·(ℓ − ℓ_ref) and KTO's KL point
 need. Which reward and which metrics a model gets is decided later, from its objective
 (`evalkit.metrics.unpaired.suite_unpaired_metrics`). A run's finished rows are kept in its output directory's store,
-as its pairs' are, so a rerun scores only what changed. Unpaired scores are computed in this process: a served run
-(`scoring.backend: vllm`) refuses unpaired datasets.
+as its pairs' are, so a rerun scores only what changed. In a served run (`scoring.backend: vllm`) each completion and
+its KL partner are scored on the model's server, as a pair's two answers are.
 """
 
 from __future__ import annotations
@@ -16,17 +16,18 @@ import json
 from dataclasses import dataclass, replace
 
 from evalkit.checkpoints import LoadedModel, ServedCheckpoint
+from evalkit.config.specs import ScoringSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console
 from evalkit.data.unpaired import UnpairedExample
-from evalkit.errors import EvalkitError
+from evalkit.pipeline.served import ServedRun
 from evalkit.results.completions import CompletionScore
 from evalkit.results.schema import TokenizationAudit
 from evalkit.scoring.batching import from_main
 from evalkit.scoring.cache import CompletionStore
-from evalkit.scoring.dataset import pad_token_id
+from evalkit.scoring.dataset import TokenizedSet, model_logps, pad_token_id
 from evalkit.scoring.score import ModelLogps
-from evalkit.scoring.unpaired import TokenizedCompletions, completion_logps, completion_scores, tokenize_completions
+from evalkit.scoring.unpaired import TokenizedCompletions, completion_scores, tokenize_completions
 
 Checkpoint = LoadedModel | ServedCheckpoint
 
@@ -47,16 +48,12 @@ def score_completions(
     reference: Checkpoint | None,
     reference_cache: dict[str, ModelLogps],
     store: CompletionStore | None = None,
+    served: ServedRun | None = None,
 ) -> ScoredCompletions:
     """`policy`'s log-probs of every completion of `dataset` and its KL partner, and the reference's on the same
     tokens (none for the reference itself: its rewards are zero by definition). The reference's passes are kept in
     `reference_cache` by the exact tokens, so models sharing a tokenizer cost one reference pass in all; the rows,
     in `store` under a key of both models' fingerprints, the exact tokens, ids and labels, and the compute dtype."""
-    if not isinstance(policy, LoadedModel) or isinstance(reference, ServedCheckpoint):
-        raise EvalkitError(
-            f"datasets.{dataset}: unpaired data is scored in this process; set scoring.backend: hf "
-            "or score this dataset in a suite of its own"
-        )
     settings = suite.scoring
     tokens = tokenize_completions(examples, policy.tokenizer, policy.rendering, settings.max_length)
     label = f"{policy.spec.name} on {dataset}"
@@ -64,6 +61,8 @@ def score_completions(
     against = reference.info.fingerprint if reference is not None and reference is not policy else "none"
     rows_of = [[e.id, e.subset, e.label] for e in examples]
     identity = f"completions|{policy.info.fingerprint}|{against}|{key}|{json.dumps(rows_of)}|{settings.dtype}"
+    if served is not None:  # the engine's numbers are its own; never mixed with this process's
+        identity += f"|served:{settings.backend}"
     store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     # The main process looks, so that every process takes the same branch (their collectives stay paired).
     stored = from_main(lambda: store.load(store_key)) if store is not None else None
@@ -72,18 +71,18 @@ def score_completions(
         rows, audit = stored
         renamed = [replace(r, model=policy.spec.name) for r in rows]
         return ScoredCompletions(renamed, audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}))
+    # Each completion and its KL partner are scored as a pair's two answers, in process or on the model's server.
+    pairs = TokenizedSet(len(tokens.partnered), tokens.partnered, [], 0, 0)
     pad = pad_token_id(policy.tokenizer)
-    own = completion_logps(policy.model, tokens, pad, settings, label)
+    own = _logps(policy, pairs, pad, settings, label, served)
     ref: ModelLogps | None = None
     if reference is not None and reference is not policy:
         if key not in reference_cache:
-            if policy.shares_reference:
+            if isinstance(policy, LoadedModel) and policy.shares_reference:
                 with policy.as_reference() as model:
-                    reference_cache[key] = completion_logps(model, tokens, pad, settings, f"reference for {label}")
+                    reference_cache[key] = model_logps(model, pairs, pad, settings, f"reference for {label}")
             else:
-                reference_cache[key] = completion_logps(
-                    reference.model, tokens, pad, settings, f"reference for {label}"
-                )
+                reference_cache[key] = _logps(reference, pairs, pad, settings, f"reference for {label}", served)
         ref = reference_cache[key]
     rows = completion_scores(policy.spec.name, tokens, own, ref)
     audit = TokenizationAudit(
@@ -98,6 +97,15 @@ def score_completions(
     if store is not None:
         store.save(store_key, rows, audit)
     return ScoredCompletions(rows, audit)
+
+
+def _logps(
+    model: Checkpoint, pairs: TokenizedSet, pad: int, settings: ScoringSpec, label: str, served: ServedRun | None
+) -> ModelLogps:
+    if isinstance(model, ServedCheckpoint):
+        assert served is not None, "a served checkpoint belongs to a served run"
+        return served.logps(model, pairs, label)
+    return model_logps(model.model, pairs, pad, settings, label)
 
 
 def _tokens_key(tokens: TokenizedCompletions, max_length: int) -> str:

@@ -91,11 +91,6 @@ def score_suite(
     and all of them get every score back (see `evalkit.scoring.batching`).
     """
     start_processes()
-    if suite.scoring.backend == "vllm" and unpaired:
-        raise EvalkitError(
-            f"datasets.{next(iter(unpaired))}: unpaired data is scored in this process, not on a server; "
-            "set scoring.backend: hf or score it in a suite of its own"
-        )
     served = ServedRun(suite) if suite.scoring.backend == "vllm" else None
     try:
         return _score_models(suite, datasets, store, capabilities, served, unpaired or {})
@@ -140,7 +135,7 @@ def _score_models(
                 modes += [result.mode] if result.mode is not None else []
             for name, examples in ({} if classifier else unpaired).items():  # a classifier has no log-ratio
                 kept = store.completions if store is not None else None
-                completions = score_completions(suite, name, examples, loaded, reference, reference_cache, kept)
+                completions = score_completions(suite, name, examples, loaded, reference, reference_cache, kept, served)
                 scored.completions[name].extend(completions.rows)
                 scored.audits.append(completions.audit)
             if served is not None and isinstance(loaded, ServedCheckpoint):
@@ -415,8 +410,6 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
     suite = suite.model_copy(update={"datasets": [o.spec for o in own]})
     datasets = {o.spec.name: o.pairs for o in own if not o.examples}
     unpaired = {o.spec.name: o.examples for o in own if o.examples}
-    if unpaired and suite.scoring.backend == "vllm":
-        raise EvalkitError("--endpoint: labelled completions are scored in this process, not on a server")
     scored = score_suite(suite, datasets, unpaired=unpaired)
     policy, beta, statistics = suite.models[0].name, suite.scoring.beta, suite.statistics
     objectives = scored_objectives(scored.models)

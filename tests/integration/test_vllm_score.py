@@ -131,6 +131,34 @@ def test_scores_through_two_servers_equal_those_in_process_on_every_layout(
     assert f"reference scored on vllm 0.32.0 at {servers.reference.base_url}" in out
 
 
+def test_labelled_completions_through_two_servers_equal_those_in_process(
+    scoring_servers: ScoringServers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KTO-style rows (each completion with its KL partner, the same prompt with another row's completion) scored on
+    the policy's and the reference's servers: every row's log-probs within fp32 rounding of those in process."""
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "feedback.jsonl"
+    rows = [
+        {"id": f"{i}-{label}", "prompt": p.prompt, "completion": answer, "label": label}
+        for i, p in enumerate(generate_pairs(3, seed=5)[:6])
+        for answer, label in ((p.chosen, True), (p.rejected, False))
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    servers = scoring_servers
+    models = ["--model", servers.policy.name, "--ref", servers.reference.name, "--data", str(data)]
+    here, served = tmp_path / "here.jsonl", tmp_path / "served.jsonl"
+    assert main(["score", *models, "--out", str(here), "--no-reference-cache"]) == 0
+    argv = ["score", *models, "--out", str(served)]
+    assert main([*argv, "--endpoint", servers.policy.base_url, "--ref-endpoint", servers.reference.base_url]) == 0
+    expected, found = read(here), read(served)
+    assert [r["id"] for r in found] == [r["id"] for r in expected] and len(found) == 12
+    for a, b in zip(expected, found, strict=True):
+        assert (a["n_tokens"], a["kl_n_tokens"], a["label"]) == (b["n_tokens"], b["kl_n_tokens"], b["label"])
+        for key in ("logp", "kl_logp", "ref_logp", "ref_kl_logp"):
+            assert b[key] == pytest.approx(a[key], abs=FP32_TOLERANCE), key
+    assert max(abs(r["ref_logp"] - r["logp"]) for r in found) > 0.1  # two models, two servers
+
+
 def test_the_parity_check_reports_per_token_and_per_sequence_differences(
     scoring_servers: ScoringServers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,4 +1,3 @@
-import json
 import shutil
 from pathlib import Path
 
@@ -194,21 +193,3 @@ def test_score_names_its_dataset_after_a_file_name_with_spaces_as_a_plain_name()
     assert plain_name("my pairs", "data", "_") == "my_pairs"
     assert plain_name("données v2", "data", "_") == "donn_es_v2"
     assert plain_name("...", "data", "_") == "data" and plain_name("a" * 80, "data", "_") == "a" * 64
-
-
-def test_score_refuses_labelled_completions_on_a_server_before_any_model_loads(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))  # looked at, never loaded
-    data = tmp_path / "feedback.jsonl"
-    rows = [{"prompt": "2+2=", "completion": c, "label": c == "4"} for c in ("4", "5")]
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    argv = ["score", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "o.jsonl")]
-    assert main([*argv, "--endpoint", "http://127.0.0.1:9/v1"]) == 2
-    # (`datasets` may draw its progress bar first here: in this process it was imported before evalkit silenced it)
-    assert error_lines(capsys)[-1] == (
-        "evalkit: error: --endpoint: labelled completions are scored in this process, not on a server"
-    )
-    assert not (tmp_path / "o.jsonl").exists()
