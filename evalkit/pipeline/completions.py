@@ -18,13 +18,11 @@ from dataclasses import dataclass, replace
 from evalkit.checkpoints import LoadedModel, ServedCheckpoint
 from evalkit.config.specs import ScoringSpec
 from evalkit.config.suite import Suite
-from evalkit.console import console
 from evalkit.data.unpaired import UnpairedExample
 from evalkit.pipeline.served import ServedRun
 from evalkit.results.completions import CompletionScore
 from evalkit.results.schema import TokenizationAudit
-from evalkit.scoring.batching import from_main
-from evalkit.scoring.cache import CompletionStore
+from evalkit.scoring.cache import CompletionStore, reused, store_key
 from evalkit.scoring.dataset import TokenizedSet, model_logps, pad_token_id
 from evalkit.scoring.score import ModelLogps
 from evalkit.scoring.unpaired import TokenizedCompletions, completion_scores, tokenize_completions
@@ -61,13 +59,9 @@ def score_completions(
     against = reference.info.fingerprint if reference is not None and reference is not policy else "none"
     rows_of = [[e.id, e.subset, e.label] for e in examples]
     identity = f"completions|{policy.info.fingerprint}|{against}|{key}|{json.dumps(rows_of)}|{settings.dtype}"
-    if served is not None:  # the engine's numbers are its own; never mixed with this process's
-        identity += f"|served:{settings.backend}"
-    store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    # The main process looks, so that every process takes the same branch (their collectives stay paired).
-    stored = from_main(lambda: store.load(store_key)) if store is not None else None
+    kept = store_key(identity, settings.backend if served is not None else None)
+    stored = reused(store.load if store is not None else None, kept, label)
     if stored is not None:
-        console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
         rows, audit = stored
         renamed = [replace(r, model=policy.spec.name) for r in rows]
         return ScoredCompletions(renamed, audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}))
@@ -95,7 +89,7 @@ def score_completions(
         prompt_not_prefix=tokens.prompt_not_prefix,
     )
     if store is not None:
-        store.save(store_key, rows, audit)
+        store.save(kept, rows, audit)
     return ScoredCompletions(rows, audit)
 
 

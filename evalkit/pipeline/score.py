@@ -51,7 +51,7 @@ from evalkit.results.generation import Drift, GenerationResult
 from evalkit.results.pairs import PairScore, pair_records
 from evalkit.results.schema import ModelInfo, ObjectiveInfo, ScoringMode, TokenizationAudit
 from evalkit.scoring.batching import from_main, start_processes
-from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key
+from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key, reused, store_key
 from evalkit.scoring.classifier import reward_model_dataset
 from evalkit.scoring.dataset import ScoredDataset, TokenizedSet, model_logps, pad_token_id, scored_dataset, tokenize_set
 from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair
@@ -255,13 +255,9 @@ def score_dataset(
     with_prompt = not classifier and reads_prompt(objective)
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}" + ("|logit" if classifier else "")
     identity += "|prompt" if with_prompt else ""
-    if served is not None:  # the engine's numbers are its own; never mixed with this process's
-        identity += f"|served:{settings.backend}"
-    store_key = hashlib.sha256(identity.encode()).hexdigest()[:32]
-    # The main process looks, so that every process takes the same branch (their collectives stay paired).
-    stored = from_main(lambda: store.load(store_key)) if store is not None else None
+    kept = store_key(identity, settings.backend if served is not None else None)
+    stored = reused(store.load if store is not None else None, kept, label)
     if stored is not None:
-        console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
         if reference is policy:
             reference_cache[key] = ModelLogps([_logps(r) for r in stored.rows], stored.mode)
         return ScoredDataset(
@@ -277,7 +273,7 @@ def score_dataset(
             dataset, policy.spec.name, policy.model, policy.tokenizer, tokens, settings, label
         )
         if store is not None and is_main_process():
-            store.save(store_key, scored)
+            store.save(kept, scored)
         return scored
     ref: ModelLogps | None = None
     if reference is policy:
@@ -304,7 +300,7 @@ def score_dataset(
     # The mode as recorded when the scores were computed, in this run or the one that filled the cache.
     scored = scored_dataset(dataset, policy.spec.name, tokens, own, ref)
     if store is not None and is_main_process():
-        store.save(store_key, scored)
+        store.save(kept, scored)
     return scored
 
 

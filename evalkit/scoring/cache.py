@@ -16,19 +16,24 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import transformers
 
 from evalkit.checkpoints import LoadedModel
-from evalkit.console import is_main_process
+from evalkit.console import console, is_main_process
 from evalkit.results.completions import CompletionScore
 from evalkit.results.files import JsonStore
 from evalkit.results.pairs import PairScore, row_record
 from evalkit.results.schema import ScoringMode, TokenizationAudit
+from evalkit.scoring.batching import from_main
 from evalkit.scoring.dataset import ScoredDataset
 from evalkit.scoring.score import CompletionLogps, ModelLogps
+
+T = TypeVar("T")
 
 FORMAT = 3
 """3: with the log-probs of the tokens LD-DPO shares between a pair's answers; 2: each pair's log-probs stored by
@@ -76,6 +81,23 @@ class ReferenceCache:
         rows = [dataclasses.asdict(s) for s in scores.logps]
         mode = scores.mode.model_dump(mode="json") if scores.mode is not None else None
         self.files.save(key, {"format": FORMAT, "pairs": rows, "mode": mode})
+
+
+def store_key(identity: str, served_by: str | None) -> str:
+    """The store key of scores whose inputs `identity` names; `served_by` (a server backend) keeps an engine's
+    numbers apart from this process's, which they never replace."""
+    if served_by is not None:
+        identity += f"|served:{served_by}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def reused(load: Callable[[str], T | None] | None, key: str, label: str) -> T | None:
+    """What an earlier run stored under `key` (None when nothing, or no store), said on the console. The main
+    process looks and tells the others, so that every process takes the same branch (their collectives stay paired)."""
+    stored = from_main(lambda: load(key)) if load is not None else None
+    if stored is not None:
+        console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
+    return stored
 
 
 class ScoreStore:
