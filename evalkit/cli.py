@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--out", type=Path, help="output directory (default: the trained model's path in the suite)")
 
-    score = commands.add_parser("score", help="score one model (and a reference) on one dataset, pair by pair")
+    score = commands.add_parser(
+        "score", help="score one model (and a reference) on one dataset, pair by pair or completion by completion"
+    )
     score.add_argument("--model", required=True, help="model or adapter directory, or hub id")
     score.add_argument(
         "--data",
@@ -414,6 +416,8 @@ def _score(args: argparse.Namespace) -> int:
         models[0]["method"] = args.method
     if args.ref and args.reward_model:
         raise EvalkitError("--ref: a reward model (--reward-model) is scored by its logit and has no reference")
+    if args.method is not None and args.reward_model:
+        raise EvalkitError("--method: a reward model (--reward-model) is scored by its logit, not by an objective")
     if args.ref:
         models.append({"name": "reference", "path": args.ref, **trust})
     # The user never wrote this name (it is the data's file name): made plain rather than refused.
@@ -459,10 +463,12 @@ def _score(args: argparse.Namespace) -> int:
 
 SCORE_FLAGS = {
     "models.0.method": "--method",
+    "models.0.base": "--base",
     "models.0.path": "--model",
     "models.0": "--model",
     "models.1.path": "--ref",
     "models.1": "--ref",
+    "models.policy.base": "--base",
     "models.policy.path": "--model",
     "models.policy": "--model",
     "models.reference.path": "--ref",
@@ -476,6 +482,9 @@ SCORE_FLAGS = {
     "rendering.chat_template_kwargs": "--chat-template-kwargs",
     "rendering.date": "--template-date",
     "scoring.endpoint.concurrency": "--concurrency",
+    "scoring.endpoint.base_urls.reference": "--ref-endpoint",
+    "scoring.endpoint.api_key_env": "--api-key-env",
+    "scoring.endpoint.base_url": "--endpoint",
     "scoring.endpoint": "--endpoint",
     "scoring.parity": "--parity",
     "scoring.beta": "--beta",

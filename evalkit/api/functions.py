@@ -25,14 +25,14 @@ from pydantic import BaseModel
 
 from evalkit.api.evaluation import Evaluation, read_results
 from evalkit.config.objectives import (
-    OBJECTIVE,
     Objective,
     needs_reference,
     reads_prompt,
     tokenization_of,
     with_beta,
 )
-from evalkit.config.specs import ColumnMap, DataFormat, DatasetSpec, ScoringSpec
+from evalkit.config.recorded import recorded_objective
+from evalkit.config.specs import ColumnMap, DataFormat, DatasetSpec, ModelSpec, ScoringSpec
 from evalkit.data.pairs import PreferencePair, load_pairs, pairs_from_rows
 from evalkit.data.rendering import Rendering
 from evalkit.errors import EvalkitError
@@ -138,7 +138,7 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
     statistics: Statistics | None = None,
     chat_template_kwargs: Mapping[str, Any] | None = None,
     template_date: datetime.date | None = None,
-    method: Objective | Mapping[str, Any] | None = None,
+    method: Objective | Mapping[str, Any] | str | None = None,
     reward_model: bool = False,
 ) -> Evaluation:
     """Score `model` on `pairs`: per-pair log-probs, and metrics with intervals, as `evalkit bench` computes them.
@@ -172,6 +172,9 @@ def score(  # noqa: PLR0913 (the keyword options of a notebook call, each with a
         raise EvalkitError("ref: a reward model is scored by its own logit and has no reference; leave out ref")
     if classifier and objective is not None:
         raise EvalkitError("method: a reward model is scored by its own logit, not by an objective; leave out method")
+    if objective is None and isinstance(model, (str, Path)) and not classifier:
+        recorded = recorded_objective(str(model))  # as `evalkit bench` reads it from evalkit's training record
+        objective = with_beta(recorded, settings.beta) if recorded is not None else None
     policy = _scorable(model, name, tokenizer, options, template_date, classifier)
     if classifier:
         tokens = tokenize_set(pair_list, policy.tokenizer, policy.rendering, settings.max_length)
@@ -339,7 +342,6 @@ def _scorable(
     `classifier`: as a reward model, recorded as one."""
     from evalkit.api import inprocess
     from evalkit.checkpoints import load_model, say_pinned
-    from evalkit.config.specs import ModelSpec
     from evalkit.data.rendering import DEFAULT_DATE, rendering_for
 
     if isinstance(model, (str, Path)):
@@ -378,18 +380,26 @@ def scoring_settings(scoring: ScoringSpec | None, **updates: Any) -> ScoringSpec
         raise EvalkitError(f"scoring.{'.'.join(map(str, error['loc']))}: {error['msg']}") from None
 
 
-def objective_setting(method: Objective | Mapping[str, Any] | None, beta: float) -> Objective | None:
-    """`method` checked as a suite's `method` key is, with a DPO β left unset filled in by `beta`."""
+def objective_setting(method: Objective | Mapping[str, Any] | str | None, beta: float) -> Objective | None:
+    """`method` checked as a suite's `method` key is (a name alone: its TRL defaults), with a DPO β left unset filled
+    in by `beta`; a bad one is a one-line error in the suite's words."""
     from pydantic import ValidationError
+
+    from evalkit.config.messages import every_problem
 
     if method is None:
         return None
+    given = {"name": method} if isinstance(method, str) else method
+    if not isinstance(given, BaseModel | Mapping):
+        raise EvalkitError(f"method: got a {type(method).__name__}; expected a name, a mapping or an objective")
+    raw = given.model_dump() if isinstance(given, BaseModel) else dict(given)
     try:
-        objective = OBJECTIVE.validate_python(method if isinstance(method, BaseModel) else dict(method))
+        spec = ModelSpec.model_validate({"name": "model", "path": "<in memory>", "method": raw})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        raise EvalkitError(f"method{''.join(f'.{part}' for part in error['loc'])}: {error['msg']}") from None
-    return with_beta(objective, beta)
+        first = every_problem("evalkit.score", exc, ModelSpec, {"method": raw}).splitlines()[0]
+        raise EvalkitError(first.removeprefix("evalkit.score: ")) from None
+    assert spec.method is not None
+    return with_beta(spec.method, beta)
 
 
 def _own_tokenizer(model: Any, name: str) -> PreTrainedTokenizerBase:

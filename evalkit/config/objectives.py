@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from evalkit.config.base import Spec
-from evalkit.results.schema import ObjectiveInfo, Tokenization
+from evalkit.results.schema import ObjectiveInfo, RunResult, Tokenization
 
 DpoLossType = Literal[
     "sigmoid",
@@ -320,7 +320,7 @@ def objective_info(objective: Objective) -> ObjectiveInfo:
 
 
 OBJECTIVE: TypeAdapter[Objective] = TypeAdapter(Objective)
-"""Checks an objective given as a mapping (the suite's `method`, read back from results, or from Python)."""
+"""Checks an objective read back as a mapping (from results.json, or from a training record)."""
 
 
 def objective_from(info: ObjectiveInfo | None) -> Objective | None:
@@ -332,3 +332,10 @@ def objective_from(info: ObjectiveInfo | None) -> Objective | None:
         return OBJECTIVE.validate_python(info.settings)
     except ValidationError:
         return None
+
+
+def objective_in(result: RunResult, model: str) -> Objective | None:
+    """The objective `model` was scored with in `result` (to recompute its metrics from its per-pair or
+    per-completion rows); None for a model the run does not hold, or holds without one."""
+    info = next((m for m in result.models if m.name == model), None)
+    return objective_from(info.objective) if info is not None else None

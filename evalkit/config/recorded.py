@@ -7,9 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import TypeAdapter
-
-from evalkit.config.objectives import Objective
+from evalkit.config.objectives import OBJECTIVE, Objective
 
 TRAIN_RECORD = "evalkit_train.json"
 """What `evalkit train` writes beside the model it trains: its settings, the objective, the pinned date."""
@@ -28,7 +26,7 @@ def recorded_objective(path: str) -> Objective | None:
             continue
         try:
             method = json.loads(record.read_text(encoding="utf-8")).get("method")
-            return TypeAdapter(Objective).validate_python(method) if method is not None else None
+            return OBJECTIVE.validate_python(method) if method is not None else None
         except (ValueError, AttributeError):  # pydantic's ValidationError is a ValueError
             return None
     return None

@@ -72,12 +72,14 @@ def load_unpaired(spec: DatasetSpec) -> list[UnpairedExample]:
 
 @dataclass(frozen=True)
 class OwnData:
-    """What `evalkit score` read from its dataset: pairs, or labelled completions (then `pairs` is empty), with the
-    spec that read them, which names the data's own id and subset columns."""
+    """What `evalkit score` read from its dataset: pairs, or labelled completions, with the spec that read them, which
+    names the data's own id and subset columns."""
 
     spec: DatasetSpec
     pairs: list[PreferencePair] = field(default_factory=list)
     examples: list[UnpairedExample] = field(default_factory=list)
+    unpaired: bool = False
+    """Read as labelled completions (`format: unpaired`, or told by its columns): `examples` hold them."""
 
 
 def load_own(spec: DatasetSpec) -> OwnData:
@@ -88,7 +90,7 @@ def load_own(spec: DatasetSpec) -> OwnData:
     found = list(table.column_names)
     spec = with_own_columns(spec, found)
     if is_unpaired(spec, found):
-        return OwnData(spec, examples=_unpaired_of(table, spec, found))
+        return OwnData(spec, examples=_unpaired_of(table, spec, found), unpaired=True)
     check_columns(spec, found, describe_source(spec))
     return OwnData(spec, pairs=pairs_from_rows(selected_rows(table, spec), spec, describe_source(spec)))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from evalkit.capabilities.scores import primary_metric
-from evalkit.config.objectives import Objective, objective_from
+from evalkit.config.objectives import objective_in
 from evalkit.config.rules import (
     AbsoluteRule,
     BeatsBaselineRule,
@@ -41,7 +41,7 @@ from evalkit.metrics import hypotheses, stats
 from evalkit.metrics.baselines import baseline_tests, weakest_win
 from evalkit.metrics.hypotheses import describe_test
 from evalkit.metrics.paired import compare_models
-from evalkit.metrics.unpaired import compare_unpaired
+from evalkit.metrics.unpaired import compare_with_earlier_run
 from evalkit.report.verdicts import interval
 from evalkit.results.completions import CompletionScore, read_completion_scores
 from evalkit.results.estimates import Comparison, Metric
@@ -144,13 +144,15 @@ def _non_inferiority(rule: NonInferiorityRule, run: Run, where: str) -> Judged:
     baseline_name = f"{baseline_model} (baseline)"
     before_dataset = dataset_counterpart(dataset, result, baseline) or dataset
     statistics = result.effective_statistics
-    recorded = {baseline_name: _objective(baseline, baseline_model), rule.model: _objective(result, rule.model)}
+    recorded = {baseline_name: objective_in(baseline, baseline_model), rule.model: objective_in(result, rule.model)}
     objectives = {name: objective for name, objective in recorded.items() if objective is not None}
     if _holds_completions(result, dataset):  # labelled completions: the two AUCs on the completions both scored
         current_rows = _completion_rows(result, results_dir, dataset, rule.model, where)
         earlier = _completion_rows(baseline, baseline_dir, before_dataset, baseline_model, where + " in the baseline")
-        both = [replace(row, model=baseline_name) for row in earlier] + current_rows
-        comparisons = compare_unpaired(dataset, both, objectives, result.scoring.beta, statistics)
+        both_objectives = recorded[baseline_name], recorded[rule.model]
+        comparisons = compare_with_earlier_run(
+            dataset, current_rows, earlier, baseline_name, both_objectives, result.scoring.beta, statistics
+        )
     else:
         current = _pair_rows(result, results_dir, dataset, rule.model, where)
         before = _pair_rows(baseline, baseline_dir, before_dataset, baseline_model, where + " in the baseline")
@@ -412,13 +414,6 @@ def win_rate_sampling(record: PairwiseWinRate, on: str, at_least: float) -> tupl
         return sampling, float(np.log(at_least / (1 - at_least)))
     assert record.win_rate is not None
     return stats.Sampling("wilson", record.win_rate, record.n, n_effective=record.n_effective), at_least
-
-
-def _objective(result: RunResult, model: str) -> Objective | None:
-    """The objective `model` was scored with in `result`, so that a comparison recomputed from per-pair rows has
-    its metrics too."""
-    info = next((m for m in result.models if m.name == model), None)
-    return objective_from(info.objective) if info is not None else None
 
 
 def _find_comparison(

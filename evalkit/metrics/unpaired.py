@@ -31,6 +31,7 @@ batch of one completion. Its `kl` and loss are per batch; they equal these with 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -128,6 +129,28 @@ def compare_unpaired(
                     where = (dataset, subset, model, baseline)
                     out.append(_auc_comparison(where, ours, theirs, label, statistics.confidence_level))
     return out
+
+
+def compare_with_earlier_run(
+    dataset: str,
+    rows: Sequence[CompletionScore],
+    earlier_rows: Sequence[CompletionScore],
+    earlier_name: str,
+    objectives: tuple[Objective | None, Objective | None],
+    beta: float,
+    statistics: Statistics = DEFAULT_STATISTICS,
+) -> list[Comparison]:
+    """One model's `objective/auc` (its `rows` in this run) against a model's in an earlier run (`earlier_rows`), on
+    the completions both scored, over all rows and per subset, as `compare_unpaired` compares two models of one run:
+    `baseline` is `earlier_name`, under which the earlier rows are told apart from this run's (whatever the two
+    models' own names). `objectives`: the earlier model's, this one's, each as its run recorded it."""
+    names = {r.model for r in rows}
+    assert len(names) == 1 and earlier_name not in names, "one model of this run, and a name of its own for the other"
+    (model,) = names
+    both = [*(dataclasses.replace(r, model=earlier_name) for r in earlier_rows), *rows]
+    recorded = {earlier_name: objectives[0], model: objectives[1]}
+    known = {name: objective for name, objective in recorded.items() if objective is not None}
+    return [c for c in compare_unpaired(dataset, both, known, beta, statistics) if c.baseline == earlier_name]
 
 
 def _auc_comparison(

@@ -56,17 +56,19 @@ def score_completions(
     tokens = tokenize_completions(examples, policy.tokenizer, policy.rendering, settings.max_length)
     label = f"{policy.spec.name} on {dataset}"
     key = _tokens_key(tokens, settings.max_length)
-    against = reference.info.fingerprint if reference is not None and reference is not policy else "none"
+    against = reference if reference is not None and reference is not policy else None
+    references = against.info.fingerprint if against is not None else "none"
     rows_of = [[e.id, e.subset, e.label] for e in examples]
-    identity = f"completions|{policy.info.fingerprint}|{against}|{key}|{json.dumps(rows_of)}|{settings.dtype}"
-    kept = store_key(identity, settings.backend if served is not None else None)
+    identity = f"completions|{policy.info.fingerprint}|{references}|{key}|{json.dumps(rows_of)}|{settings.dtype}"
+    computed_with = [policy, *([against] if against is not None else [])]
+    kept = store_key(identity, computed_with, settings.backend if served is not None else None)
     stored = reused(store.load if store is not None else None, kept, label)
     if stored is not None:
         rows, audit = stored
         renamed = [replace(r, model=policy.spec.name) for r in rows]
         return ScoredCompletions(renamed, audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}))
     # Each completion and its KL partner are scored as a pair's two answers, in process or on the model's server.
-    pairs = TokenizedSet(len(tokens.partnered), tokens.partnered, [], 0, 0)
+    pairs = tokens.as_pairs()
     pad = pad_token_id(policy.tokenizer)
     own = _logps(policy, pairs, pad, settings, label, served)
     ref: ModelLogps | None = None
@@ -88,7 +90,7 @@ def score_completions(
         prompt_too_long=tokens.too_long,
         prompt_not_prefix=tokens.prompt_not_prefix,
     )
-    if store is not None:
+    if store is not None and kept is not None:
         store.save(kept, rows, audit)
     return ScoredCompletions(rows, audit)
 

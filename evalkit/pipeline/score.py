@@ -92,6 +92,8 @@ def score_suite(
     """
     start_processes()
     served = ServedRun(suite) if suite.scoring.backend == "vllm" else None
+    if served is not None and suite.scoring.parity is not None and not datasets:
+        console.print("[yellow]scoring.parity: the run has no dataset of pairs to sample; no parity check[/yellow]")
     try:
         return _score_models(suite, datasets, store, capabilities, served, unpaired or {})
     finally:
@@ -248,14 +250,14 @@ def score_dataset(
         )
     label = f"{policy.spec.name} on {dataset}"
     key = _tokens_key(tokens.scorable, settings.max_length, policy.rendering)
-    references = (
-        reference.info.fingerprint if reference is not None and reference is not policy and not classifier else "none"
-    )
+    against = reference if reference is not None and reference is not policy and not classifier else None
+    references = against.info.fingerprint if against is not None else "none"
     ids = hashlib.sha256(json.dumps([t.id for t in tokens.scorable]).encode()).hexdigest()
     with_prompt = not classifier and reads_prompt(objective)
     identity = f"{policy.info.fingerprint}|{references}|{key}|{ids}|{settings.dtype}" + ("|logit" if classifier else "")
     identity += "|prompt" if with_prompt else ""
-    kept = store_key(identity, settings.backend if served is not None else None)
+    computed_with = [policy, *([against] if against is not None else [])]
+    kept = store_key(identity, computed_with, settings.backend if served is not None else None)
     stored = reused(store.load if store is not None else None, kept, label)
     if stored is not None:
         if reference is policy:
@@ -272,7 +274,7 @@ def score_dataset(
         scored = reward_model_dataset(
             dataset, policy.spec.name, policy.model, policy.tokenizer, tokens, settings, label
         )
-        if store is not None and is_main_process():
+        if store is not None and kept is not None and is_main_process():
             store.save(kept, scored)
         return scored
     ref: ModelLogps | None = None
@@ -299,7 +301,7 @@ def score_dataset(
             )
     # The mode as recorded when the scores were computed, in this run or the one that filled the cache.
     scored = scored_dataset(dataset, policy.spec.name, tokens, own, ref)
-    if store is not None and is_main_process():
+    if store is not None and kept is not None and is_main_process():
         store.save(kept, scored)
     return scored
 
@@ -404,8 +406,12 @@ def run_score(suite: Suite, out: Path) -> list[dict[str, object]]:
         raise EvalkitError(f"--out: {out} is the data being scored (--data); write the scores to another file")
     own = [load_own(d) for d in suite.datasets]  # every row checked before a model loads
     suite = suite.model_copy(update={"datasets": [o.spec for o in own]})
-    datasets = {o.spec.name: o.pairs for o in own if not o.examples}
-    unpaired = {o.spec.name: o.examples for o in own if o.examples}
+    datasets = {o.spec.name: o.pairs for o in own if not o.unpaired}
+    unpaired = {o.spec.name: o.examples for o in own if o.unpaired}
+    if unpaired and suite.models[0].kind == "reward_model":
+        raise EvalkitError("--reward-model: a reward model scores pairs; labelled completions have no pair to score")
+    if unpaired and suite.scoring.parity is not None:
+        raise EvalkitError("--parity: the parity check samples pairs; this data holds labelled completions")
     scored = score_suite(suite, datasets, unpaired=unpaired)
     policy, beta, statistics = suite.models[0].name, suite.scoring.beta, suite.statistics
     objectives = scored_objectives(scored.models)

@@ -27,7 +27,7 @@ from pathlib import Path
 from markupsafe import Markup
 from rich.table import Table as RichTable
 
-from evalkit.config.objectives import objective_from
+from evalkit.config.objectives import objective_in
 from evalkit.console import plain
 from evalkit.errors import EvalkitError
 from evalkit.metrics import names
@@ -52,7 +52,7 @@ from evalkit.results.estimates import Comparison, Metric, Statistics
 from evalkit.results.files import claim_output, read_results, write_texts
 from evalkit.results.matching import Counterpart, counterparts, dataset_counterpart
 from evalkit.results.pairs import PairScore
-from evalkit.results.schema import ModelInfo, RunResult
+from evalkit.results.schema import RunResult
 
 HEADLINE = COLUMNS
 UNPAIRED_HEADLINE = ("objective/auc", "trl/rewards/chosen", "trl/rewards/rejected", "trl/kl")
@@ -248,31 +248,26 @@ def _paired_auc(
 ) -> list[Comparison]:
     """Each candidate model's reward AUC against its counterpart's in the baseline run, on the completion ids both
     scored (MOVER, as between two models of one run), each with the reward of its own recorded objective."""
-    from evalkit.metrics.unpaired import compare_unpaired
+    from evalkit.metrics.unpaired import compare_with_earlier_run
 
     out = []
     for model in dict.fromkeys(r.model for r in after):
         was = matched.get(model)
         if was is None:
             continue
-        earlier = f"{was} (baseline run)"  # a name of its own, so that the two runs' rows stay apart
-        rows = [replace(r, model=earlier) for r in before if r.model == was] + [r for r in after if r.model == model]
-        objectives = {
-            name: objective
-            for name, info in ((earlier, _model(baseline, was)), (model, _model(candidate, model)))
-            if info is not None and (objective := objective_from(info.objective)) is not None
-        }
-        beta = candidate.scoring.beta  # a model with no objective of its own: the AUC does not change with β
-        out += [
-            c.model_copy(update={"baseline": was})
-            for c in compare_unpaired(dataset, rows, objectives, beta, candidate.effective_statistics)
-            if c.subset == ALL_SUBSETS and c.model == model and c.baseline == earlier
-        ]
+        earlier = [r for r in before if r.model == was]
+        objectives = objective_in(baseline, was), objective_in(candidate, model)
+        compared = compare_with_earlier_run(
+            dataset,
+            [r for r in after if r.model == model],
+            earlier,
+            f"{was} (baseline run)",
+            objectives,
+            candidate.scoring.beta,  # a model with no objective of its own: the AUC does not change with β
+            candidate.effective_statistics,
+        )
+        out += [c.model_copy(update={"baseline": was}) for c in compared if c.subset == ALL_SUBSETS]
     return out
-
-
-def _model(result: RunResult, name: str) -> ModelInfo | None:
-    return next((m for m in result.models if m.name == name), None)
 
 
 def headline_keys(comparison: RunComparison) -> dict[str, Sequence[str]]:

@@ -16,14 +16,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import torch
 import transformers
 
-from evalkit.checkpoints import LoadedModel
+from evalkit.checkpoints import LoadedModel, ServedCheckpoint
 from evalkit.console import console, is_main_process
 from evalkit.results.completions import CompletionScore
 from evalkit.results.files import JsonStore
@@ -83,18 +83,25 @@ class ReferenceCache:
         self.files.save(key, {"format": FORMAT, "pairs": rows, "mode": mode})
 
 
-def store_key(identity: str, served_by: str | None) -> str:
-    """The store key of scores whose inputs `identity` names; `served_by` (a server backend) keeps an engine's
-    numbers apart from this process's, which they never replace."""
+def store_key(identity: str, models: Sequence[LoadedModel | ServedCheckpoint], served_by: str | None) -> str | None:
+    """The store key of scores whose inputs `identity` names, computed with `models` (the policy, and the reference
+    its rows hold): their weights dtypes count (float32, the default, is left out, so that earlier keys still hit),
+    and `served_by` (a server backend) keeps an engine's numbers apart from this process's. None where a model's
+    files are not pinned (a hub id without a known commit): such scores are never kept."""
+    if not all(m.pinned for m in models):
+        return None
+    weights = [m.spec.dtype for m in models]
+    if any(w != "float32" for w in weights):
+        identity += f"|weights:{','.join(weights)}"
     if served_by is not None:
         identity += f"|served:{served_by}"
     return hashlib.sha256(identity.encode()).hexdigest()[:32]
 
 
-def reused(load: Callable[[str], T | None] | None, key: str, label: str) -> T | None:
-    """What an earlier run stored under `key` (None when nothing, or no store), said on the console. The main
+def reused(load: Callable[[str], T | None] | None, key: str | None, label: str) -> T | None:
+    """What an earlier run stored under `key` (None when nothing, no store or no key), said on the console. The main
     process looks and tells the others, so that every process takes the same branch (their collectives stay paired)."""
-    stored = from_main(lambda: load(key)) if load is not None else None
+    stored = from_main(lambda: load(key)) if load is not None and key is not None else None
     if stored is not None:
         console.print(f"[dim]reusing the scores of {label} from an earlier run[/dim]")
     return stored

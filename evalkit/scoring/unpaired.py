@@ -64,6 +64,11 @@ class TokenizedCompletions:
     """Ids of rows whose prompt alone fills `max_length`: dropped, as TRL drops them."""
     prompt_not_prefix: int
 
+    def as_pairs(self) -> TokenizedSet:
+        """The rows as the pairs they are scored as: each completion a pair's first answer, its KL partner's the
+        second, so prompts run once (in process) and every path that scores pairs scores them (a server too)."""
+        return TokenizedSet(len(self.partnered), self.partnered, [], 0, 0)
+
 
 def tokenize_completion(
     example: UnpairedExample, tokenizer: PreTrainedTokenizerBase, rendering: Rendering = PLAIN
@@ -121,8 +126,7 @@ def completion_logps(
     model: PreTrainedModel, tokens: TokenizedCompletions, pad_token_id: int, settings: ScoringSpec, label: str
 ) -> ModelLogps:
     """`model`'s summed log-probs of each scorable completion (`chosen`) and of its KL partner (`rejected`)."""
-    pairs = TokenizedSet(len(tokens.partnered), tokens.partnered, [], 0, 0)
-    return model_logps(model, pairs, pad_token_id, settings, label)
+    return model_logps(model, tokens.as_pairs(), pad_token_id, settings, label)
 
 
 def completion_scores(

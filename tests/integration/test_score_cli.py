@@ -236,6 +236,11 @@ def test_score_labelled_completions_writes_one_row_each_and_the_reward_auc(
     assert float(cells["objective/auc"]) == pytest.approx(auc, abs=5e-4)
     assert {"trl/kl", "objective/loss", "trl/rewards/chosen"} <= set(cells)
     assert "wrote 23 completions" in shown
+    # A classifier has no log-ratio to score labelled completions by: one line, nothing written.
+    rm = ["score", "--model", str(checkpoints["adapter"]), "--reward-model", "--data", str(feedback)]
+    assert main([*rm, "--out", str(tmp_path / "rm.jsonl")]) == 2
+    assert "--reward-model: a reward model scores pairs; labelled completions have no pair" in capsys.readouterr().err
+    assert not (tmp_path / "rm.jsonl").exists()
 
     unpaired = tmp_path / "unpaired.jsonl"
     assert main([*argv, "--data", str(checkpoints["data"]), "--format", "unpaired", "--out", str(unpaired)]) == 0

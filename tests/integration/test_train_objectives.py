@@ -105,6 +105,11 @@ def test_each_trainer_trains_and_records_its_objective(
     trained = spec(method).method
     assert trained is not None
     assert recorded_objective(str(output)) == with_beta(trained, 0.1)  # a DPO β left unset is DPOConfig's 0.1
+    # evalkit.score on the directory reads the record too, as `evalkit bench` does.
+    import evalkit
+
+    again = evalkit.score(str(output), PAIRS[8:], name="trained").result.models[-1]
+    assert again.objective is not None and again.objective.settings == with_beta(trained, 0.1).model_dump(mode="json")
     adapter = json.loads((output / "adapter_config.json").read_text())
     assert adapter["r"] == 4
     weights = {k: v for k, v in _adapter_weights(output).items() if "lora_B" in k}

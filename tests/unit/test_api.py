@@ -274,12 +274,14 @@ def test_bad_inputs_are_one_line_errors(aligned: LlamaForCausalLM, tiny_tokenize
 
 def test_a_bad_method_is_one_line_error(aligned: LlamaForCausalLM, tiny_tokenizer: PreTrainedTokenizerFast) -> None:
     pairs = [{"prompt": "a", "chosen": "b", "rejected": "c"}]
-    cases = {
-        "method.simpo.gamma: Input should be a valid number": {"name": "simpo", "gamma": "high"},
-        "method: Input tag 'dop' found using 'name' does not match any of the expected tags": {"name": "dop"},
-        "method.dpo.loss_type": {"name": "dpo", "loss_type": "sigmoid_typo"},
+    cases: dict[str, object] = {
+        "method.gamma: Input should be a valid number": {"name": "simpo", "gamma": "high"},
+        "method.name: unknown name 'dop' \\(did you mean 'dpo'\\?\\)": {"name": "dop"},
+        "method.name: unknown name 'simpx' \\(did you mean 'simpo'\\?\\)": "simpx",  # a name alone, as the CLI's
+        "method.loss_type.0: unknown value 'sigmoid_typo'": {"name": "dpo", "loss_type": "sigmoid_typo"},
+        "method: got a int; expected a name, a mapping or an objective": 3,
         # A plain model scored alone has no reference for DPO's or KTO's rewards: said before any scoring.
-        "method: 'kto' compares the model with a reference; pass ref=": {"name": "kto"},
+        "method: 'kto' compares the model with a reference; pass ref=": "kto",
     }
     for message, method in cases.items():
         with pytest.raises(evalkit.EvalkitError, match=message) as error:

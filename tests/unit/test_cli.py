@@ -137,6 +137,12 @@ def test_score_names_a_bad_value_by_its_flag(capsys: pytest.CaptureFixture[str])
     ]
     assert main([*argv, "--method", '{"name": "simpo"']) == 2
     assert "argument --method: not JSON" in error_lines(capsys)[0]
+    assert main([*argv, "--endpoint", "ftp://x"]) == 2
+    assert error_lines(capsys)[0].startswith("evalkit: error: --endpoint: expected an http:// or https:// address")
+    assert main([*argv, "--reward-model", "--method", "simpo"]) == 2
+    assert error_lines(capsys) == [
+        "evalkit: error: --method: a reward model (--reward-model) is scored by its logit, not by an objective"
+    ]
 
 
 class PanicException(BaseException):

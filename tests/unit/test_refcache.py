@@ -45,3 +45,25 @@ def test_saved_logps_load_back_exactly_with_their_mode_and_a_damaged_file_misses
     assert cache.load("k") == ModelLogps(logps, mode)  # with how the passes that computed them ran
     (tmp_path / "cache" / "k.json").write_text("{not json")
     assert cache.load("k") is None
+
+
+def test_the_score_store_key_counts_weights_dtypes_and_server_and_skips_unpinned_models() -> None:
+    """float32 weights (the default) add nothing, so a key from before weights counted still hits; bfloat16 weights
+    of either model, or a server, make another key; a model whose files are not pinned is never stored."""
+    import hashlib
+
+    from evalkit.scoring.cache import store_key
+
+    def model(dtype: str = "float32", pinned: bool = True) -> Any:
+        return SimpleNamespace(pinned=pinned, spec=SimpleNamespace(dtype=dtype))
+
+    identity = "policy|reference|tokens|ids|float32"
+    plain = store_key(identity, [model(), model()], None)
+    assert plain == hashlib.sha256(identity.encode()).hexdigest()[:32]
+    others = {
+        store_key(identity, [model("bfloat16"), model()], None),
+        store_key(identity, [model(), model("bfloat16")], None),
+        store_key(identity, [model(), model()], "vllm"),
+    }
+    assert len(others) == 3 and plain not in others
+    assert store_key(identity, [model(), model(pinned=False)], None) is None
