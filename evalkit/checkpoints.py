@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeAlias, cast
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -163,6 +163,10 @@ class ServedCheckpoint:
     rendering: Rendering = PLAIN
     shares_reference: bool = False
     """Never: a served adapter's reference is the reference the suite names, served on its own."""
+
+
+Checkpoint: TypeAlias = LoadedModel | ServedCheckpoint
+"""A model of a suite run: loaded in this process, or held by a server."""
 
 
 def load_served_checkpoint(

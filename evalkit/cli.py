@@ -449,14 +449,11 @@ def _score(args: argparse.Namespace) -> int:
             },
             source="evalkit score",
         )
-    except EvalkitError as exc:
-        raise EvalkitError(_as_flags(str(exc))) from None
-    quiet_libraries()
-    from evalkit.pipeline.score import run_score  # imports torch; `report` must not
+        quiet_libraries()
+        from evalkit.pipeline.score import run_score  # imports torch; `report` must not
 
-    try:
         run_score(suite, args.out)
-    except EvalkitError as exc:  # the checks of the models' paths name them by the suite's keys too
+    except EvalkitError as exc:  # the suite's checks and the models' path checks name the keys built from the flags
         raise EvalkitError(_as_flags(str(exc))) from None
     return EXIT_OK
 

@@ -15,19 +15,15 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 
-from evalkit.checkpoints import LoadedModel, ServedCheckpoint
-from evalkit.config.specs import ScoringSpec
+from evalkit.checkpoints import Checkpoint
 from evalkit.config.suite import Suite
 from evalkit.data.unpaired import UnpairedExample
-from evalkit.pipeline.served import ServedRun
+from evalkit.pipeline.served import ServedRun, checkpoint_logps, reference_logps
 from evalkit.results.completions import CompletionScore
 from evalkit.results.schema import TokenizationAudit
 from evalkit.scoring.cache import CompletionStore, reused, store_key
-from evalkit.scoring.dataset import TokenizedSet, model_logps, pad_token_id
 from evalkit.scoring.score import ModelLogps
 from evalkit.scoring.unpaired import TokenizedCompletions, completion_scores, tokenize_completions
-
-Checkpoint = LoadedModel | ServedCheckpoint
 
 
 @dataclass(frozen=True)
@@ -69,16 +65,11 @@ def score_completions(
         return ScoredCompletions(renamed, audit.model_copy(update={"model": policy.spec.name, "dataset": dataset}))
     # Each completion and its KL partner are scored as a pair's two answers, in process or on the model's server.
     pairs = tokens.as_pairs()
-    pad = pad_token_id(policy.tokenizer)
-    own = _logps(policy, pairs, pad, settings, label, served)
+    own = checkpoint_logps(policy, pairs, settings, label, served)
     ref: ModelLogps | None = None
-    if reference is not None and reference is not policy:
+    if against is not None:
         if key not in reference_cache:
-            if isinstance(policy, LoadedModel) and policy.shares_reference:
-                with policy.as_reference() as model:
-                    reference_cache[key] = model_logps(model, pairs, pad, settings, f"reference for {label}")
-            else:
-                reference_cache[key] = _logps(reference, pairs, pad, settings, f"reference for {label}", served)
+            reference_cache[key] = reference_logps(policy, against, pairs, settings, label, served)
         ref = reference_cache[key]
     rows = completion_scores(policy.spec.name, tokens, own, ref)
     audit = TokenizationAudit(
@@ -93,15 +84,6 @@ def score_completions(
     if store is not None and kept is not None:
         store.save(kept, rows, audit)
     return ScoredCompletions(rows, audit)
-
-
-def _logps(
-    model: Checkpoint, pairs: TokenizedSet, pad: int, settings: ScoringSpec, label: str, served: ServedRun | None
-) -> ModelLogps:
-    if isinstance(model, ServedCheckpoint):
-        assert served is not None, "a served checkpoint belongs to a served run"
-        return served.logps(model, pairs, label)
-    return model_logps(model.model, pairs, pad, settings, label)
 
 
 def _tokens_key(tokens: TokenizedCompletions, max_length: int) -> str:

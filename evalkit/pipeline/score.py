@@ -16,6 +16,7 @@ from rich.table import Table
 from evalkit.capabilities.harness import CapabilityRunner
 from evalkit.capabilities.runs import TaskRun
 from evalkit.checkpoints import (
+    Checkpoint,
     LoadedModel,
     ServedCheckpoint,
     load_model,
@@ -40,7 +41,7 @@ from evalkit.metrics.paired import compare_models
 from evalkit.metrics.unpaired import reward_beta, suite_unpaired_metrics
 from evalkit.pipeline.checks import check_inputs
 from evalkit.pipeline.completions import score_completions
-from evalkit.pipeline.served import ServedRun
+from evalkit.pipeline.served import ServedRun, checkpoint_logps, reference_logps
 from evalkit.report.formats import MISSING, format_delta, format_estimate
 from evalkit.report.served import served_lines
 from evalkit.report.views import AUDIT_COUNTS, audit_counts
@@ -53,11 +54,10 @@ from evalkit.results.schema import ModelInfo, ObjectiveInfo, ScoringMode, Tokeni
 from evalkit.scoring.batching import from_main, start_processes
 from evalkit.scoring.cache import ReferenceCache, ScoreStore, reference_key, reused, store_key
 from evalkit.scoring.classifier import reward_model_dataset
-from evalkit.scoring.dataset import ScoredDataset, TokenizedSet, model_logps, pad_token_id, scored_dataset, tokenize_set
+from evalkit.scoring.dataset import ScoredDataset, scored_dataset, tokenize_set
 from evalkit.scoring.score import CompletionLogps, ModelLogps, TokenizedPair
 from evalkit.trainers import resolved_objective
 
-Checkpoint = LoadedModel | ServedCheckpoint
 """A model in this process, or one a server holds (`scoring.backend: vllm`: only its tokenizer here)."""
 
 
@@ -284,12 +284,12 @@ def score_dataset(
             reference,
             key,
             reference_cache,
-            lambda: _model_logps(policy, tokens, suite, label, served, with_prompt),
+            lambda: checkpoint_logps(policy, tokens, settings, label, served, with_prompt),
         )
         if with_prompt and own.logps and own.logps[0].prompt is None:  # the reference's cached passes had no prompt
-            own = _model_logps(policy, tokens, suite, label, served, with_prompt)
+            own = checkpoint_logps(policy, tokens, settings, label, served, with_prompt)
     else:
-        own = _model_logps(policy, tokens, suite, label, served, with_prompt)
+        own = checkpoint_logps(policy, tokens, settings, label, served, with_prompt)
         if reference is not None:
             # The reference is scored on the policy's own tokens, so both log-probs cover the same text.
             ref = _cached_reference(
@@ -297,7 +297,7 @@ def score_dataset(
                 reference,
                 key,
                 reference_cache,
-                lambda: _reference_logps(policy, reference, tokens, suite, label, served),
+                lambda: reference_logps(policy, reference, tokens, settings, label, served),
             )
     # The mode as recorded when the scores were computed, in this run or the one that filled the cache.
     scored = scored_dataset(dataset, policy.spec.name, tokens, own, ref)
@@ -348,37 +348,6 @@ def _cached_reference(
             disk.save(disk_key, scores)
     in_memory[tokens_key] = scores
     return scores
-
-
-def _model_logps(
-    model: Checkpoint,
-    tokens: TokenizedSet,
-    suite: Suite,
-    label: str,
-    served: ServedRun | None,
-    with_prompt: bool = False,
-) -> ModelLogps:
-    if isinstance(model, ServedCheckpoint):
-        assert served is not None, "a served checkpoint belongs to a served run"
-        return served.logps(model, tokens, label, with_prompt)
-    return model_logps(model.model, tokens, pad_token_id(model.tokenizer), suite.scoring, label, with_prompt)
-
-
-def _reference_logps(
-    policy: Checkpoint,
-    reference: Checkpoint,
-    tokens: TokenizedSet,
-    suite: Suite,
-    label: str,
-    served: ServedRun | None,
-) -> ModelLogps:
-    pad = pad_token_id(policy.tokenizer)
-    if isinstance(reference, ServedCheckpoint):  # the policy's tokens, on the reference's own server
-        return _model_logps(reference, tokens, suite, f"reference for {label}", served)
-    if isinstance(policy, LoadedModel) and policy.shares_reference:
-        with policy.as_reference() as model:
-            return model_logps(model, tokens, pad, suite.scoring, f"reference for {label} (adapter disabled)")
-    return model_logps(reference.model, tokens, pad, suite.scoring, f"reference for {label}")
 
 
 def _tokens_key(pairs: list[TokenizedPair], max_length: int, rendering: Rendering) -> str:

@@ -1,17 +1,18 @@
 """The models of a suite scored on servers (`scoring.backend: vllm`): one probed client per model, opened before
-any pair is scored, the parity check against this process, and what results.json records of each server."""
+any pair is scored, the parity check against this process, and what results.json records of each server; and the
+passes of any checkpoint of a run (`checkpoint_logps`, `reference_logps`), on its server or in this process."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evalkit.checkpoints import LoadedModel, ServedCheckpoint, load_model, release
-from evalkit.config.specs import ModelSpec
+from evalkit.checkpoints import Checkpoint, LoadedModel, ServedCheckpoint, load_model, release
+from evalkit.config.specs import ModelSpec, ScoringSpec
 from evalkit.config.suite import Suite
 from evalkit.console import console, plain
 from evalkit.data.pairs import PreferencePair
 from evalkit.results.schema import ModelInfo, ParityResult
-from evalkit.scoring.dataset import TokenizedSet, tokenize_set
+from evalkit.scoring.dataset import TokenizedSet, model_logps, pad_token_id, tokenize_set
 from evalkit.scoring.score import ModelLogps
 from evalkit.scoring.served import (
     ScoringServer,
@@ -88,3 +89,37 @@ def _load_here(suite: Suite, spec: ModelSpec) -> LoadedModel:
     """The model in this process for the parity check, in its own dtype (an adapter: merged onto its base here)."""
     options = suite.template_options(spec)
     return load_model(spec, template_options=options, template_date=suite.rendering.date)
+
+
+def checkpoint_logps(
+    model: Checkpoint,
+    tokens: TokenizedSet,
+    settings: ScoringSpec,
+    label: str,
+    served: ServedRun | None,
+    with_prompt: bool = False,
+) -> ModelLogps:
+    """`model`'s log-probs of `tokens`: on its server in a served run, else in this process."""
+    if isinstance(model, ServedCheckpoint):
+        assert served is not None, "a served checkpoint belongs to a served run"
+        return served.logps(model, tokens, label, with_prompt)
+    return model_logps(model.model, tokens, pad_token_id(model.tokenizer), settings, label, with_prompt)
+
+
+def reference_logps(
+    policy: Checkpoint,
+    reference: Checkpoint,
+    tokens: TokenizedSet,
+    settings: ScoringSpec,
+    label: str,
+    served: ServedRun | None,
+) -> ModelLogps:
+    """The reference's log-probs of the policy's `tokens`: on the reference's own server, as the policy with its
+    adapter disabled (an adapter whose base is the reference), or in this process."""
+    pad = pad_token_id(policy.tokenizer)
+    if isinstance(reference, ServedCheckpoint):  # the policy's tokens, on the reference's own server
+        return checkpoint_logps(reference, tokens, settings, f"reference for {label}", served)
+    if isinstance(policy, LoadedModel) and policy.shares_reference:
+        with policy.as_reference() as model:
+            return model_logps(model, tokens, pad, settings, f"reference for {label} (adapter disabled)")
+    return model_logps(reference.model, tokens, pad, settings, f"reference for {label}")

@@ -380,11 +380,8 @@ def render_comparison_markdown(comparison: RunComparison) -> str:
 def render_comparison_html(comparison: RunComparison) -> str:
     """The comparison as one self-contained HTML page, styled like the report."""
     headline = [(title, _coloured(grid_of(table))) for title, table in headline_tables(comparison)]
-    shown = headline_keys(comparison)
-    others = {
-        dataset: [m for m in dict.fromkeys(d.candidate.metric for d in comparison.deltas) if m not in keys]
-        for dataset, keys in shown.items()
-    }
+    every = list(dict.fromkeys(d.candidate.metric for d in comparison.deltas))
+    others = {dataset: [m for m in every if m not in keys] for dataset, keys in headline_keys(comparison).items()}
     paired = paired_table(comparison)
     return render(
         "html",
